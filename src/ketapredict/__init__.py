@@ -1,0 +1,50 @@
+"""ketapredict: how will a patient with depression fare on ketamine or esketamine?
+
+Predicts, for one patient and one dose schedule, the chance of antidepressant response (and
+remission) and of cognitive adverse effects (and acute dissociation), with calibrated
+gradient-boosted models, their explanations and their uncertainty.
+
+The public names are listed in ``__all__``. Heavy dependencies (scikit-learn, XGBoost,
+MLflow, SHAP, matplotlib) load only when a name that needs them is first used, so
+``import ketapredict`` stays fast.
+"""
+
+from importlib import import_module
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("ketapredict")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+# public name -> module that defines it
+_PUBLIC = {
+    "ValidationError": "exceptions",
+    "Problem": "exceptions",
+    "Patient": "schema",
+    "columns": "schema",
+    "validate": "schema",
+    "validate_patient": "schema",
+    "Regimen": "regimen",
+    "exposure": "regimen",
+    "Population": "simulate",
+    "published_trials": "simulate",
+    "simulate_arm": "simulate",
+    "simulate_cohort": "simulate",
+    "simulate_trial": "simulate",
+    "calibration_report": "calibration",
+}
+
+__all__ = ["__version__", *_PUBLIC]
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        value = getattr(import_module(f".{_PUBLIC[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ketapredict' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

@@ -1,0 +1,177 @@
+"""The ``ketapredict`` command line.
+
+Each command is a thin layer over a public function; the work happens in the library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["main"]
+
+_VIRTUAL = (
+    "Virtual cohort: simulated patients calibrated to published ketamine trials "
+    "(`ketapredict calibrate`), not real patient data."
+)
+
+
+def _print_table(frame: pd.DataFrame, **kwargs) -> None:
+    with pd.option_context(
+        "display.width",
+        200,
+        "display.max_columns",
+        50,
+        "display.max_colwidth",
+        60,
+        "display.max_rows",
+        500,
+    ):
+        print(frame.to_string(**kwargs))
+
+
+def cohort_summary(cohort: pd.DataFrame) -> pd.DataFrame:
+    """One line per trial: patients, arms, endpoint and outcome rates.
+
+    Examples
+    --------
+    >>> from ketapredict import simulate_cohort
+    >>> from ketapredict.cli import cohort_summary
+    >>> summary = cohort_summary(simulate_cohort(n=1000, seed=0))
+    >>> list(summary.columns)[:3]
+    ['patients', 'arms', 'endpoint_day']
+    """
+    grouped = cohort.groupby("trial_id", observed=True)
+    summary = pd.DataFrame(
+        {
+            "patients": grouped.size(),
+            "arms": grouped["arm"].nunique(),
+            "endpoint_day": grouped["endpoint_day"].first(),
+            "response": grouped["response"].mean(),
+            "remission": grouped["remission"].mean(),
+            "cognitive_decline": grouped["cognitive_decline"].mean(),
+            "dissociation": grouped["dissociation"].mean(),
+        }
+    )
+    total = pd.DataFrame(
+        {
+            "patients": [len(cohort)],
+            "arms": [cohort.groupby(["trial_id", "arm"], observed=True).ngroups],
+            "endpoint_day": [float("nan")],
+            **{
+                c: [cohort[c].mean()]
+                for c in ("response", "remission", "cognitive_decline", "dissociation")
+            },
+        },
+        index=["all trials"],
+    )
+    return pd.concat([summary, total]).round(3)
+
+
+def _write(frame: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    elif path.suffix == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        raise SystemExit(
+            f"ketapredict: cannot write {str(path)!r}: expected a .parquet or .csv "
+            f"file name, got suffix {path.suffix!r}."
+        )
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from .simulate import simulate_cohort
+
+    cohort = simulate_cohort(n=args.n, seed=args.seed)
+    _write(cohort, args.out)
+    print(_VIRTUAL)
+    print(
+        f"Simulated {len(cohort):,} patient courses from "
+        f"{cohort['trial_id'].nunique()} trial designs (seed {args.seed}); "
+        f"wrote {args.out}.\n"
+    )
+    _print_table(cohort_summary(cohort))
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from .calibration import calibration_report
+
+    report = calibration_report(seed=args.seed, n_per_arm=args.n_per_arm)
+    shown = report[["id", "published", "simulated", "difference", "check", "passed"]]
+    print(
+        f"Virtual cohort against published trials ({args.n_per_arm:,} patients per arm, "
+        f"seed {args.seed}).\n"
+    )
+    _print_table(shown.round(3), index=False)
+    print("\nNot simulated:")
+    for row in report.attrs["not_expressed"]:
+        print(f"  {row['id']} ({row['source']}): {row['statement']} -- {row['not_expressed']}")
+    failed = report.loc[~report["passed"], "id"].tolist()
+    print(
+        f"\n{report['passed'].sum()} of {len(report)} targets reproduced."
+        + (f" Missed: {', '.join(failed)}." if failed else "")
+    )
+    return 1 if failed else 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="ketapredict",
+        description="Predict response and cognitive adverse effects of ketamine treatment.",
+    )
+    parser.add_argument("--version", action="version", version=f"ketapredict {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    simulate = commands.add_parser(
+        "simulate",
+        help="simulate the pooled virtual cohort and summarise it",
+        description="Simulate the pooled virtual cohort (every published trial design), write "
+        "it to a file and print a summary per trial.",
+    )
+    simulate.add_argument("--n", type=int, default=5000, help="patients (default 5000)")
+    simulate.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    simulate.add_argument(
+        "--out",
+        type=Path,
+        default=Path("cohort.parquet"),
+        help="output file, .parquet or .csv (default cohort.parquet)",
+    )
+    simulate.set_defaults(run=_simulate)
+
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="compare the virtual cohort with published trial results",
+        description="Simulate every published target of CALIBRATION.md and print published "
+        "and simulated values side by side. Exits 1 if a target is missed.",
+    )
+    calibrate.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    calibrate.add_argument(
+        "--n-per-arm", type=int, default=20_000, help="patients per simulated arm (default 20000)"
+    )
+    calibrate.set_defaults(run=_calibrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``ketapredict`` command line; returns the exit code."""
+    args = _parser().parse_args(argv)
+    from .exceptions import ValidationError
+
+    try:
+        return args.run(args)
+    except ValidationError as error:
+        print(f"ketapredict: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

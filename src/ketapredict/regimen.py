@@ -1,0 +1,334 @@
+"""Dose schedules and the exposure they produce.
+
+A :class:`Regimen` is what a clinician prescribes: drug, route, dose, infusion time and how
+often, for how long. :func:`exposure` turns regimens (one, or a whole table of them) into the
+quantities that drive effect and harm:
+
+- systemic dose: the dose in mg/kg times the route's bioavailability;
+- racemic-IV-equivalent dose: the systemic dose times the enantiomer's NMDA potency relative
+  to racemic ketamine (0 for comparators);
+- peak-exposure proxy: the equivalent dose over the time it enters the blood (the infusion
+  time for IV, the time to peak for other routes), in mg/kg per hour;
+- weekly and cumulative exposure, and the course length.
+
+The simulator and the feature encoders both call :func:`exposure`: one pharmacology, not two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .schema import COMPARATORS, KETAMINES, record_model, validate_record
+
+__all__ = [
+    "BIOAVAILABILITY",
+    "EXPOSURE_COLUMNS",
+    "POTENCY",
+    "REFERENCE_WEIGHT_KG",
+    "Regimen",
+    "exposure",
+]
+
+# Fraction of a dose reaching the systemic circulation, by route.
+BIOAVAILABILITY = {
+    "iv": 1.00,  # by definition
+    "im": 0.93,  # Clements 1982 (J Pharm Sci 71:539); seed review 002 (B6)
+    # Esketamine nasal spray 48% (Spravato prescribing information, 2019); racemic ~45%
+    # (Yanagihara 2003); "45-50%" in seed review 002 (B6).
+    "intranasal": 0.48,
+    "sublingual": 0.28,  # ~30% (Yanagihara 2003); "25-30%" in seed review 002 (B6)
+    "oral": 0.17,  # 17% (Clements 1982); "15-20%" in seed review 002 (B6)
+    # No subcutaneous figure in these sources. Assumed equal to IM: both are parenteral
+    # depots, and Loo 2016 gave SC and IM ketamine at the IV mg/kg doses.
+    "sc": 0.93,
+}
+
+# NMDA-receptor potency relative to racemic ketamine. S-ketamine has ~4x the affinity of
+# R-ketamine, and esketamine at half the racemic dose gives the same effect (seed review 002,
+# its refs 17-18; CALIBRATION.md B5): esketamine 2.0, so arketamine 2.0 / 4 = 0.5.
+# Comparators have no NMDA action.
+POTENCY = {
+    "ketamine": 1.0,
+    "esketamine": 2.0,
+    "arketamine": 0.5,
+    "saline": 0.0,
+    "midazolam": 0.0,
+    "placebo": 0.0,
+}
+
+# Minutes over which a non-IV dose enters the blood, for the peak-exposure proxy (IV uses the
+# infusion time). Intranasal: time to peak 20-40 min (Spravato prescribing information,
+# 2019). The others are assumptions that keep the ordering of the seed review (B6): an IM
+# depot is absorbed fastest, oral slowest (first-pass metabolism). The proxy only needs this
+# ordering, not exact times.
+ABSORPTION_MINUTES = {"im": 15.0, "sc": 30.0, "intranasal": 30.0, "sublingual": 45.0, "oral": 60.0}
+
+# Fixed doses in mg are converted with the patient's weight; without one, with the weight of
+# the adults fixed doses were studied in ("about 75-80 kg", CALIBRATION.md conventions).
+REFERENCE_WEIGHT_KG = 77.5
+
+EXPOSURE_COLUMNS = (
+    "dose_mg_per_kg",
+    "systemic_dose_mg_per_kg",
+    "racemic_iv_equivalent_mg_per_kg",
+    "peak_exposure_mg_per_kg_per_h",
+    "weekly_exposure_mg_per_kg",
+    "cumulative_exposure_mg_per_kg",
+    "course_weeks",
+    "active_drug",
+    "comparator",
+)
+
+_FIELDS = (
+    "drug",
+    "route",
+    "dose",
+    "dose_unit",
+    "infusion_minutes",
+    "sessions_per_week",
+    "n_sessions",
+    "new_oral_antidepressant",
+)
+_RegimenRecord = record_model("RegimenRecord", _FIELDS, "The fields of a Regimen.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Regimen:
+    """A ketamine (or comparator) dose schedule.
+
+    Parameters
+    ----------
+    drug : {"ketamine", "esketamine", "arketamine", "saline", "midazolam", "placebo"}
+        ``"ketamine"`` is racemic ketamine. Saline and placebo are inert comparators (dose 0):
+        saline is injected, placebo is given by a non-injected route.
+    route : {"iv", "intranasal", "im", "sc", "oral", "sublingual"}
+    dose : float
+        Dose per session, in ``dose_unit``.
+    dose_unit : {"mg/kg", "mg"}, default="mg/kg"
+        Fixed doses (mg) are converted with the patient's weight.
+    infusion_minutes : float, optional
+        Required for IV, not allowed for other routes.
+    sessions_per_week : float, default=1
+        Dosing frequency; sessions are evenly spaced.
+    n_sessions : int, default=1
+        Sessions in the course.
+    new_oral_antidepressant : bool, default=False
+        Whether an oral antidepressant is started with the course.
+
+    Raises
+    ------
+    ValidationError
+        For an impossible regimen, naming every field at fault.
+
+    See Also
+    --------
+    exposure : the derived exposure quantities for a table of regimens.
+
+    Examples
+    --------
+    >>> from ketapredict import Regimen
+    >>> twice_weekly = Regimen(drug="ketamine", route="iv", dose=0.5, dose_unit="mg/kg",
+    ...                        infusion_minutes=40, sessions_per_week=2, n_sessions=8)
+    >>> twice_weekly.peak_exposure()
+    0.75
+    >>> twice_weekly.cumulative_exposure()
+    4.0
+    >>> spray = Regimen(drug="esketamine", route="intranasal", dose=84, dose_unit="mg",
+    ...                 sessions_per_week=2, n_sessions=8)
+    >>> round(spray.racemic_iv_equivalent(weight_kg=84), 2)
+    0.96
+    >>> print(spray)
+    esketamine 84 mg intranasal, 2/week x 8
+    """
+
+    drug: str
+    route: str
+    dose: float
+    dose_unit: str = "mg/kg"
+    infusion_minutes: float | None = None
+    sessions_per_week: float = 1.0
+    n_sessions: int = 1
+    new_oral_antidepressant: bool = False
+
+    def __post_init__(self) -> None:
+        clean = validate_record(_RegimenRecord, asdict(self), "regimen")
+        for name in ("sessions_per_week", "n_sessions", "new_oral_antidepressant"):
+            if clean[name] is None:
+                clean[name] = {
+                    "sessions_per_week": 1.0,
+                    "n_sessions": 1,
+                    "new_oral_antidepressant": False,
+                }[name]
+        for name, value in clean.items():
+            object.__setattr__(self, name, value)
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any] | pd.Series) -> Regimen:
+        """Build a regimen from a mapping or table row holding the regimen columns.
+
+        Other keys (baseline columns, outcomes) are ignored, and missing values (None, NaN)
+        take the defaults.
+
+        Examples
+        --------
+        >>> Regimen.from_record({"drug": "ketamine", "route": "IV", "dose": 0.5,
+        ...                      "infusion_minutes": 40, "age": 50}).route
+        'iv'
+        """
+        items = record.to_dict() if isinstance(record, pd.Series) else dict(record)
+        fields = {k: items[k] for k in _FIELDS if k in items and not _missing(items[k])}
+        return cls(**fields)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The regimen as the contract's regimen columns."""
+        return asdict(self)
+
+    # -- schedule ---------------------------------------------------------------------------
+    @property
+    def active(self) -> bool:
+        """Whether the drug acts on the NMDA receptor (not a comparator)."""
+        return self.drug in KETAMINES
+
+    def session_days(self) -> np.ndarray:
+        """Days after the first session at which each session is given (first at day 0)."""
+        return np.arange(self.n_sessions) * 7.0 / self.sessions_per_week
+
+    @property
+    def course_weeks(self) -> float:
+        """Weeks from the first to the last session (0 for a single session)."""
+        return (self.n_sessions - 1) / self.sessions_per_week
+
+    @property
+    def endpoint_day(self) -> float:
+        """The default assessment day: 24 h after the last session."""
+        return 7.0 * self.course_weeks + 1.0
+
+    # -- exposure ---------------------------------------------------------------------------
+    def exposure(self, weight_kg: float | None = None) -> dict[str, Any]:
+        """The exposure quantities of :func:`exposure` for this regimen.
+
+        Parameters
+        ----------
+        weight_kg : float, optional
+            Converts fixed mg doses; defaults to :data:`REFERENCE_WEIGHT_KG`.
+        """
+        table = exposure({**self.to_dict(), "weight_kg": weight_kg})
+        return {k: v[0] for k, v in table.items()}
+
+    def racemic_iv_equivalent(self, weight_kg: float | None = None) -> float:
+        """Racemic-IV-equivalent dose per session, mg/kg."""
+        return float(self.exposure(weight_kg)["racemic_iv_equivalent_mg_per_kg"])
+
+    def peak_exposure(self, weight_kg: float | None = None) -> float:
+        """Peak-exposure proxy, racemic-IV-equivalent mg/kg per hour."""
+        return float(self.exposure(weight_kg)["peak_exposure_mg_per_kg_per_h"])
+
+    def cumulative_exposure(self, weight_kg: float | None = None) -> float:
+        """Racemic-IV-equivalent mg/kg over the whole course."""
+        return float(self.exposure(weight_kg)["cumulative_exposure_mg_per_kg"])
+
+    def __str__(self) -> str:
+        route = self.route.upper() if self.route in ("iv", "im", "sc") else self.route
+        text = f"{self.drug} {self.dose:g} {self.dose_unit} {route}"
+        if self.infusion_minutes is not None:
+            text += f" over {self.infusion_minutes:g} min"
+        if self.n_sessions > 1:
+            text += f", {self.sessions_per_week:g}/week x {self.n_sessions}"
+        if self.new_oral_antidepressant:
+            text += " + new oral antidepressant"
+        return text
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def exposure(regimens: pd.DataFrame | Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Exposure quantities for a table of regimens (already validated).
+
+    Parameters
+    ----------
+    regimens : DataFrame or mapping of column to array-like
+        The contract's regimen columns; ``weight_kg`` converts fixed mg doses (missing
+        weights use :data:`REFERENCE_WEIGHT_KG`).
+
+    Returns
+    -------
+    dict of str to ndarray
+        One array per name in :data:`EXPOSURE_COLUMNS`:
+
+        - ``dose_mg_per_kg``: nominal dose per session per kg of body weight;
+        - ``systemic_dose_mg_per_kg``: times the route's bioavailability;
+        - ``racemic_iv_equivalent_mg_per_kg``: times the drug's potency (0 for comparators);
+        - ``peak_exposure_mg_per_kg_per_h``: equivalent dose over its input time in hours;
+        - ``weekly_exposure_mg_per_kg``: equivalent dose times sessions in a week of course;
+        - ``cumulative_exposure_mg_per_kg``: equivalent dose times the number of sessions;
+        - ``course_weeks``: first to last session;
+        - ``active_drug``: the drug acts on the NMDA receptor;
+        - ``comparator``: ``"saline"``, ``"midazolam"``, ``"placebo"`` or ``"none"``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from ketapredict.regimen import exposure
+    >>> arms = pd.DataFrame({"drug": ["ketamine", "esketamine"], "route": ["iv", "iv"],
+    ...                      "dose": [0.5, 0.25], "dose_unit": ["mg/kg", "mg/kg"],
+    ...                      "infusion_minutes": [40, 40], "sessions_per_week": [2, 2],
+    ...                      "n_sessions": [8, 8]})
+    >>> exposure(arms)["racemic_iv_equivalent_mg_per_kg"]
+    array([0.5, 0.5])
+    """
+    get = regimens.__getitem__
+    n = len(regimens) if isinstance(regimens, pd.DataFrame) else np.size(get("drug"))
+
+    def array(name: str, default: Any, dtype: Any = float) -> np.ndarray:
+        present = name in regimens
+        if not present:
+            return np.full(n, default, dtype=dtype)
+        values = get(name)
+        if isinstance(values, pd.Series):
+            values = (
+                values.to_numpy(dtype=float, na_value=np.nan)
+                if dtype is float
+                else values.to_numpy(dtype=object)
+            )
+        values = np.atleast_1d(np.asarray(values, dtype=dtype if dtype is float else object))
+        if dtype is float:
+            values = values.astype(float)
+            return np.where(np.isnan(values), default, values) if default is not None else values
+        return values
+
+    drug = array("drug", None, object)
+    route = array("route", None, object)
+    unit = array("dose_unit", "mg/kg", object)
+    dose = array("dose", None)
+    weight = array("weight_kg", REFERENCE_WEIGHT_KG)
+    per_week = array("sessions_per_week", 1.0)
+    sessions = array("n_sessions", 1.0)
+    minutes = array("infusion_minutes", np.nan)
+
+    per_kg = np.where(unit == "mg", dose / weight, dose)
+    systemic = per_kg * _lookup(BIOAVAILABILITY, route)
+    equivalent = systemic * _lookup(POTENCY, drug)
+    input_minutes = np.where(route == "iv", minutes, _lookup(ABSORPTION_MINUTES, route, 60.0))
+    comparator = np.where(np.isin(drug, COMPARATORS), drug, "none").astype(object)
+    return {
+        "dose_mg_per_kg": per_kg,
+        "systemic_dose_mg_per_kg": systemic,
+        "racemic_iv_equivalent_mg_per_kg": equivalent,
+        "peak_exposure_mg_per_kg_per_h": equivalent / (input_minutes / 60.0),
+        "weekly_exposure_mg_per_kg": equivalent * np.minimum(per_week, sessions),
+        "cumulative_exposure_mg_per_kg": equivalent * sessions,
+        "course_weeks": (sessions - 1.0) / per_week,
+        "active_drug": np.isin(drug, KETAMINES),
+        "comparator": comparator,
+    }
+
+
+def _lookup(table: Mapping[str, float], keys: np.ndarray, default: float = np.nan) -> np.ndarray:
+    return np.array([table.get(k, default) for k in keys], dtype=float)

@@ -1,0 +1,971 @@
+"""The data contract: every column of a patient table, declared once.
+
+One row of a patient table is one patient's treatment course. Each column has a *role*:
+
+========== ==================================================================================
+role       rule
+========== ==================================================================================
+identifier never a feature, never logged, never in a report (``patient_id``)
+group      used only to group rows for validation (``trial_id``, ``site_id``, ``arm``)
+baseline   known before treatment; may be missing (NaN) unless required
+regimen    the dose schedule being considered
+outcome    what happened; never a feature
+truth      a simulated patient's true outcome probability; never a feature
+========== ==================================================================================
+
+Visit scores form *families*: ``madrs_d7`` is the MADRS total 7 days after the first session,
+``madrs_h4`` after 4 hours, ``madrs_m40`` after 40 minutes; ``hamd17_*`` and ``ssi_*`` work
+the same way.
+
+From this single declaration come the table validator (:func:`validate`), the single-patient
+pydantic model (:class:`Patient`, :func:`validate_patient`), the role split used by the
+feature encoders (:func:`columns`), and the cross-column rules shared with
+:class:`ketapredict.Regimen`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import pandas as pd
+import pydantic
+from pydantic_core import PydanticCustomError
+
+from .exceptions import Problem, ValidationError
+
+__all__ = [
+    "ROLES",
+    "Column",
+    "Patient",
+    "column",
+    "columns",
+    "validate",
+    "validate_patient",
+    "visit_days",
+    "visit_label",
+]
+
+ROLES = ("identifier", "group", "baseline", "regimen", "outcome", "truth")
+
+Role = Literal["identifier", "group", "baseline", "regimen", "outcome", "truth"]
+Kind = Literal["float", "int", "bool", "category", "string"]
+
+# Drugs that act on the NMDA receptor, and the comparators trials use against them.
+KETAMINES = ("ketamine", "esketamine", "arketamine")
+COMPARATORS = ("saline", "midazolam", "placebo")
+INERT_COMPARATORS = ("saline", "placebo")
+INJECTED_ROUTES = ("iv", "im", "sc")
+
+
+@dataclass(frozen=True)
+class Column:
+    """The declaration of one column (or one family of visit columns).
+
+    Parameters
+    ----------
+    name : str
+        Column name; for a family, a template such as ``"madrs_{visit}"``.
+    role : {"identifier", "group", "baseline", "regimen", "outcome", "truth"}
+        How the column may be used.
+    kind : {"float", "int", "bool", "category", "string"}
+        Logical type. Validated tables store float as ``float64``, int as ``Int64``, bool as
+        ``boolean``, category as ``category`` with the declared categories, string as ``str``.
+    description : str
+        What the column holds, in clinical words.
+    unit : str, optional
+        Unit or scale, shown in error messages.
+    low, high : float, optional
+        Inclusive allowed range.
+    categories : tuple of str
+        Allowed values of a category column, in canonical spelling.
+    required : bool
+        Whether a patient table must have the column with no missing value.
+    """
+
+    name: str
+    role: Role
+    kind: Kind
+    description: str
+    unit: str | None = None
+    low: float | None = None
+    high: float | None = None
+    categories: tuple[str, ...] = ()
+    required: bool = False
+
+    @property
+    def is_family(self) -> bool:
+        """Whether this declares a family of visit columns."""
+        return "{visit}" in self.name
+
+    def allowed(self) -> str:
+        """What the column accepts, e.g. ``"0-60 (MADRS total score)"``."""
+        if self.kind == "category":
+            text = "one of " + ", ".join(repr(c) for c in self.categories)
+        elif self.kind == "bool":
+            text = "true or false"
+        elif self.kind == "string":
+            text = "text"
+        else:
+            text = f"{_fmt(self.low)}-{_fmt(self.high)}"
+            if self.kind == "int":
+                text = f"a whole number in {text}"
+        return f"{text} ({self.unit})" if self.unit else text
+
+    def _normaliser(self) -> dict[str, str]:
+        return {c.casefold(): c for c in self.categories}
+
+
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return "?"
+    return f"{x:g}"
+
+
+# --------------------------------------------------------------------------------------------
+# The declaration. Add a column here and every validator, model and feature split sees it.
+# Ranges are the instruments' own ranges; clinical limits carry their source.
+# --------------------------------------------------------------------------------------------
+_MADRS = "MADRS total score"
+_CONTRACT: tuple[Column, ...] = (
+    # identifier
+    Column("patient_id", "identifier", "string", "patient identifier; never leaves the table"),
+    # group
+    Column("trial_id", "group", "string", "trial or data source the course comes from"),
+    Column("site_id", "group", "string", "recruiting site within the trial"),
+    Column("arm", "group", "string", "randomised arm label within the trial"),
+    # baseline
+    Column("age", "baseline", "float", "age at baseline", "years", 12, 100, required=True),
+    Column("sex", "baseline", "category", "sex", categories=("female", "male"), required=True),
+    Column("bmi", "baseline", "float", "body-mass index", "kg/m^2", 12, 80),
+    Column("weight_kg", "baseline", "float", "body weight", "kg", 25, 300),
+    Column(
+        "diagnosis",
+        "baseline",
+        "category",
+        "index diagnosis: major depressive disorder, treatment-resistant depression (at least "
+        "two failed adequate antidepressant trials) or bipolar depression",
+        categories=("MDD", "TRD", "bipolar"),
+        required=True,
+    ),
+    Column(
+        "n_failed_treatments",
+        "baseline",
+        "int",
+        "adequate antidepressant trials failed in the current episode",
+        "count",
+        0,
+        30,
+    ),
+    Column(
+        "episode_months", "baseline", "float", "length of the current episode", "months", 0, 600
+    ),
+    Column("anxious_distress", "baseline", "bool", "anxious depression (DSM-5 specifier)"),
+    Column("prior_suicide_attempt", "baseline", "bool", "lifetime suicide attempt"),
+    Column(
+        "family_history_aud", "baseline", "bool", "first-degree relative with alcohol use disorder"
+    ),
+    Column(
+        "madrs_baseline", "baseline", "float", "MADRS at baseline", _MADRS, 0, 60, required=True
+    ),
+    Column("hamd17_baseline", "baseline", "float", "HAMD-17 at baseline", "HAMD-17 total", 0, 52),
+    Column("ssi_baseline", "baseline", "float", "Scale for Suicidal Ideation", "SSI total", 0, 38),
+    Column(
+        "processing_speed_z",
+        "baseline",
+        "float",
+        "processing speed against norms",
+        "z-score",
+        -6,
+        6,
+    ),
+    Column(
+        "working_memory_z", "baseline", "float", "working memory against norms", "z-score", -6, 6
+    ),
+    Column(
+        "verbal_memory_z", "baseline", "float", "verbal memory against norms", "z-score", -6, 6
+    ),
+    # regimen
+    Column(
+        "drug",
+        "regimen",
+        "category",
+        "drug given: racemic ketamine, its enantiomers, or a comparator",
+        categories=(*KETAMINES, *COMPARATORS),
+        required=True,
+    ),
+    Column(
+        "route",
+        "regimen",
+        "category",
+        "route of administration",
+        categories=("iv", "intranasal", "im", "sc", "oral", "sublingual"),
+        required=True,
+    ),
+    Column(
+        "dose",
+        "regimen",
+        "float",
+        "dose per session",
+        "mg/kg or mg, per dose_unit",
+        0,
+        1000,
+        required=True,
+    ),
+    Column(
+        "dose_unit",
+        "regimen",
+        "category",
+        "unit of the dose",
+        categories=("mg/kg", "mg"),
+        required=True,
+    ),
+    Column("infusion_minutes", "regimen", "float", "length of an IV infusion", "minutes", 1, 240),
+    Column(
+        "sessions_per_week",
+        "regimen",
+        "float",
+        "dosing frequency",
+        "sessions/week",
+        0.25,
+        7,
+        required=True,
+    ),
+    Column(
+        "n_sessions", "regimen", "int", "sessions in the course", "count", 1, 104, required=True
+    ),
+    Column(
+        "new_oral_antidepressant",
+        "regimen",
+        "bool",
+        "an oral antidepressant newly started with the course",
+    ),
+    Column(
+        "endpoint_day",
+        "regimen",
+        "float",
+        "when response and remission are assessed",
+        "days after the first session",
+        0,
+        365,
+    ),
+    # outcome: visit families
+    Column("madrs_{visit}", "outcome", "float", "MADRS at the visit", _MADRS, 0, 60),
+    Column("hamd17_{visit}", "outcome", "float", "HAMD-17 at the visit", "HAMD-17 total", 0, 52),
+    Column("ssi_{visit}", "outcome", "float", "SSI at the visit", "SSI total", 0, 38),
+    # outcome: per course
+    Column("response", "outcome", "bool", "MADRS fell by at least 50% at the endpoint"),
+    Column("remission", "outcome", "bool", "MADRS at most 10 at the endpoint"),
+    Column(
+        "cognition_change",
+        "outcome",
+        "float",
+        "composite cognition at the endpoint minus baseline",
+        "SD units",
+        -10,
+        10,
+    ),
+    Column("cognitive_decline", "outcome", "bool", "cognition_change of -0.5 SD or worse"),
+    Column(
+        "cadss_peak",
+        "outcome",
+        "float",
+        "peak dissociation in the first session (CADSS, 23 items scored 0-4)",
+        "CADSS total",
+        0,
+        92,
+    ),
+    Column(
+        "cadss_last",
+        "outcome",
+        "float",
+        "peak dissociation in the last session given",
+        "CADSS total",
+        0,
+        92,
+    ),
+    Column(
+        "dissociation",
+        "outcome",
+        "bool",
+        "clinically relevant dissociation (CADSS > 4) in the first session",
+    ),
+    # truth (simulated data only)
+    Column("p_response", "truth", "float", "true probability of response", "probability", 0, 1),
+    Column("p_remission", "truth", "float", "true probability of remission", "probability", 0, 1),
+    Column(
+        "p_cognitive_decline",
+        "truth",
+        "float",
+        "true probability of cognitive decline",
+        "probability",
+        0,
+        1,
+    ),
+    Column(
+        "p_dissociation", "truth", "float", "true probability of dissociation", "probability", 0, 1
+    ),
+)
+
+_BY_NAME = {c.name: c for c in _CONTRACT if not c.is_family}
+_FAMILIES = {c.name.split("_{")[0]: c for c in _CONTRACT if c.is_family}
+_VISIT = re.compile(r"^(?P<scale>" + "|".join(_FAMILIES) + r")_(?P<unit>[dhm])(?P<n>\d+)$")
+_UNIT_DAYS = {"d": 1.0, "h": 1 / 24, "m": 1 / 1440}
+
+
+def visit_label(days: float) -> str:
+    """The suffix naming a visit ``days`` after the first session.
+
+    Whole days give ``d<n>``, else whole hours ``h<n>``, else whole minutes ``m<n>``.
+
+    Parameters
+    ----------
+    days : float
+        Time since the first session, in days; must be positive.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError
+        If ``days`` is not positive or not a whole number of minutes.
+
+    Examples
+    --------
+    >>> visit_label(7), visit_label(4 / 24), visit_label(40 / 1440)
+    ('d7', 'h4', 'm40')
+    """
+    if not (isinstance(days, int | float) and math.isfinite(days) and days > 0):
+        raise ValueError(f"A visit time must be a positive number of days; got {days!r}.")
+    for unit in ("d", "h", "m"):
+        n = days / _UNIT_DAYS[unit]
+        if abs(n - round(n)) < 1e-6:
+            return f"{unit}{round(n)}"
+    raise ValueError(f"A visit time must be a whole number of minutes; got {days!r} days.")
+
+
+def visit_days(name: str) -> float:
+    """Days after the first session of a visit column such as ``"madrs_h4"``.
+
+    Parameters
+    ----------
+    name : str
+        A visit column name, or just its suffix (``"d7"``).
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> visit_days("madrs_d7"), visit_days("h12")
+    (7.0, 0.5)
+    """
+    suffix = name.rsplit("_", 1)[-1]
+    match = re.fullmatch(r"([dhm])(\d+)", suffix)
+    if match is None:
+        raise ValueError(f"{name!r} does not name a visit; expected e.g. 'madrs_d7' or 'h4'.")
+    return int(match.group(2)) * _UNIT_DAYS[match.group(1)]
+
+
+def column(name: str) -> Column:
+    """The declaration of a column, visit columns included.
+
+    Parameters
+    ----------
+    name : str
+        A column name, visit columns such as ``"madrs_d7"`` included.
+
+    Returns
+    -------
+    Column
+
+    Raises
+    ------
+    KeyError
+        If the contract has no such column.
+
+    Examples
+    --------
+    >>> column("madrs_baseline").allowed()
+    '0-60 (MADRS total score)'
+    >>> column("madrs_d7").role
+    'outcome'
+    """
+    if name in _BY_NAME:
+        return _BY_NAME[name]
+    match = _VISIT.match(name)
+    if match:
+        return _FAMILIES[match.group("scale")]
+    close = difflib.get_close_matches(name, list(_BY_NAME), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise KeyError(f"The data contract has no column {name!r}.{hint}")
+
+
+def columns(role: str | None = None, frame: pd.DataFrame | None = None) -> list[str]:
+    """Names of the contract's columns, optionally of one role.
+
+    Parameters
+    ----------
+    role : {"identifier", "group", "baseline", "regimen", "outcome", "truth"}, optional
+        Keep only columns with this role; all columns when None.
+    frame : DataFrame, optional
+        When given, list the columns of ``frame`` (visit columns such as ``madrs_d7``
+        included) instead of the declared ones. Without a frame, visit families are left out
+        because their names depend on the visit days.
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> columns("truth")
+    ['p_response', 'p_remission', 'p_cognitive_decline', 'p_dissociation']
+    """
+    if role is not None and role not in ROLES:
+        raise ValueError(f"Got role={role!r}, but expected one of {', '.join(map(repr, ROLES))}.")
+    names = list(_BY_NAME) if frame is None else [c for c in frame.columns if _known(c)]
+    return [n for n in names if role is None or column(n).role == role]
+
+
+def _known(name: object) -> bool:
+    return isinstance(name, str) and (name in _BY_NAME or _VISIT.match(name) is not None)
+
+
+# --------------------------------------------------------------------------------------------
+# Cross-column rules, shared by the table validator and by Regimen.
+# --------------------------------------------------------------------------------------------
+# Highest dose per session accepted, per unit. Ketamine: IV anaesthetic induction is
+# 1-4.5 mg/kg (Ketalar prescribing information); antidepressant doses are 0.1-1 mg/kg IV
+# (Fava 2020) and fixed intranasal esketamine doses 28-84 mg (Spravato prescribing
+# information, 2019). Midazolam as an active placebo is 0.02-0.045 mg/kg IV (Grunebaum
+# 2018; Fava 2020); 0.1 mg/kg is already a sedating dose.
+MAX_DOSE = {
+    "ketamine": {"mg/kg": 5.0, "mg": 500.0},
+    "midazolam": {"mg/kg": 0.1, "mg": 10.0},
+}
+_MAX_DOSE_REASON = {
+    "ketamine": "IV anaesthetic induction is 1-4.5 mg/kg; antidepressant doses are 0.1-1 mg/kg "
+    "IV or 28-84 mg intranasal",
+    "midazolam": "active-placebo doses are 0.02-0.045 mg/kg IV",
+}
+
+
+def _present(x: np.ndarray) -> np.ndarray:
+    return ~pd.isna(x)
+
+
+def _eq(x: np.ndarray, value: str) -> np.ndarray:
+    return np.asarray(x == value, dtype=bool) & _present(x)
+
+
+def _in(x: np.ndarray, values: Sequence[str]) -> np.ndarray:
+    return np.isin(x.astype(object), list(values)) & _present(x)
+
+
+Rule = Callable[
+    [Mapping[str, np.ndarray]], Iterator[tuple[np.ndarray, str, Callable[[int], tuple]]]
+]
+
+
+def _regimen_rules(v: Mapping[str, np.ndarray]) -> Iterator[tuple]:
+    """Yield ``(mask, column, render)``; ``render(i)`` gives ``(value, message)`` for row i."""
+    drug, route, dose, unit = v["drug"], v["route"], v["dose"], v["dose_unit"]
+    inert = _in(drug, INERT_COMPARATORS)
+    yield (
+        inert & (dose != 0) & _present(dose),
+        "dose",
+        lambda i: (
+            dose[i],
+            f"dose={dose[i]:g} but drug={drug[i]!r} is an inert comparator; its dose must be 0",
+        ),
+    )
+    active = _in(drug, (*KETAMINES, "midazolam"))
+    yield (
+        active & (dose == 0),
+        "dose",
+        lambda i: (dose[i], f"dose=0 but drug={drug[i]!r} needs a positive dose"),
+    )
+    for family, drugs in (("ketamine", KETAMINES), ("midazolam", ("midazolam",))):
+        for unit_name, limit in MAX_DOSE[family].items():
+            over = _in(drug, drugs) & _eq(unit, unit_name) & (dose > limit)
+            yield (
+                over,
+                "dose",
+                lambda i, limit=limit, family=family: (
+                    dose[i],
+                    f"dose={dose[i]:g} {unit[i]} is above {limit:g} {unit[i]}, the highest dose "
+                    f"allowed for {drug[i]} ({_MAX_DOSE_REASON[family]})",
+                ),
+            )
+    if "infusion_minutes" in v:
+        minutes = v["infusion_minutes"]
+        yield (
+            _eq(route, "iv") & ~_present(minutes),
+            "infusion_minutes",
+            lambda i: (
+                None,
+                "infusion_minutes is missing; route='iv' needs an infusion time in minutes "
+                f"({column('infusion_minutes').allowed().split(' (')[0]})",
+            ),
+        )
+        yield (
+            _present(route) & ~_eq(route, "iv") & _present(minutes),
+            "infusion_minutes",
+            lambda i: (
+                minutes[i],
+                f"infusion_minutes={minutes[i]:g} but route={route[i]!r} is not an infusion; "
+                "leave infusion_minutes empty",
+            ),
+        )
+    else:
+        yield (
+            _eq(route, "iv"),
+            "infusion_minutes",
+            lambda i: (None, "infusion_minutes is missing; route='iv' needs an infusion time"),
+        )
+    yield (
+        _eq(drug, "saline") & _present(route) & ~_in(route, INJECTED_ROUTES),
+        "route",
+        lambda i: (
+            route[i],
+            f"route={route[i]!r} but drug='saline' is an injected comparator "
+            f"({', '.join(INJECTED_ROUTES)}); use drug='placebo' for an inert {route[i]} "
+            "comparator",
+        ),
+    )
+    yield (
+        _eq(drug, "placebo") & _in(route, INJECTED_ROUTES),
+        "route",
+        lambda i: (
+            route[i],
+            f"route={route[i]!r} but an injected inert comparator is drug='saline', not 'placebo'",
+        ),
+    )
+
+
+def _baseline_rules(v: Mapping[str, np.ndarray]) -> Iterator[tuple]:
+    diagnosis, failed = v["diagnosis"], v["n_failed_treatments"]
+    # Treatment-resistant depression: at least two failed adequate antidepressant trials
+    # (CALIBRATION.md conventions; Cheng 2021).
+    yield (
+        _eq(diagnosis, "TRD") & _present(failed) & (np.nan_to_num(failed, nan=99) < 2),
+        "n_failed_treatments",
+        lambda i: (
+            failed[i],
+            f"n_failed_treatments={failed[i]:g} but diagnosis='TRD' means at least 2 failed "
+            "adequate antidepressant trials",
+        ),
+    )
+
+
+_RULES: tuple[tuple[tuple[str, ...], Rule], ...] = (
+    (("drug", "route", "dose", "dose_unit"), _regimen_rules),
+    (("diagnosis", "n_failed_treatments"), _baseline_rules),
+)
+
+
+def check_rules(values: Mapping[str, np.ndarray], rows: Sequence | None = None) -> list[Problem]:
+    """Apply the contract's cross-column rules to columns given as arrays.
+
+    Rules whose columns are absent are skipped. ``rows`` labels the problems (None for one
+    record). Used by :func:`validate` and by :class:`ketapredict.Regimen`.
+    """
+    problems: list[Problem] = []
+    for needed, rule in _RULES:
+        if not all(name in values for name in needed):
+            continue
+        for mask, name, render in rule(values):
+            for i in np.flatnonzero(mask):
+                value, message = render(i)
+                problems.append(Problem(name, value, message, None if rows is None else rows[i]))
+    return problems
+
+
+# --------------------------------------------------------------------------------------------
+# Table validation
+# --------------------------------------------------------------------------------------------
+_TRUE = {"true", "yes", "y", "1", "t"}
+_FALSE = {"false", "no", "n", "0", "f"}
+_SCALARS = (str, bool, int, float, np.bool_, np.integer, np.floating)
+
+
+def _is_missing(x: Any) -> bool:
+    return x is None or (isinstance(x, float | np.floating) and math.isnan(x))
+
+
+def _as_text(x: Any) -> str | None:
+    """Identifiers and labels: text, or a whole number (CSV readers make ``7`` into ``7.0``)."""
+    if isinstance(x, str):
+        return x
+    if isinstance(x, int | np.integer) and not isinstance(x, bool | np.bool_):
+        return str(int(x))
+    if isinstance(x, float | np.floating) and math.isfinite(x) and x == round(x):
+        return str(int(x))
+    return None
+
+
+def _coerce(series: pd.Series, col: Column) -> tuple[pd.Series, list[Problem]]:
+    """Coerce one column to its contract dtype; report every cell that cannot be."""
+    name = series.name
+    problems: list[Problem] = []
+
+    def flag(mask: np.ndarray, message: Callable[[Any], str]) -> None:
+        for label, value in zip(
+            series.index[mask], series.to_numpy(dtype=object)[mask], strict=True
+        ):
+            problems.append(Problem(name, value, message(value), label))
+
+    missing = series.isna().to_numpy()
+    if col.kind in ("float", "int"):
+        if pd.api.types.is_bool_dtype(series.dtype):
+            numbers = pd.Series(np.nan, index=series.index)
+            not_number = ~missing
+        elif pd.api.types.is_numeric_dtype(series.dtype):
+            numbers = series.astype("float64")
+            not_number = np.zeros(len(series), dtype=bool)
+        else:
+            objects = series.astype(object)
+            # booleans and containers are not numbers, whatever to_numeric would make of them
+            usable = objects.map(
+                lambda x: isinstance(x, _SCALARS) and not isinstance(x, bool | np.bool_)
+            ).to_numpy(dtype=bool)
+            numbers = pd.to_numeric(objects.where(usable, None), errors="coerce").astype("float64")
+            not_number = ~missing & numbers.isna().to_numpy()
+        flag(not_number, lambda x: f"{name}={x!r} is not a number; expected {col.allowed()}")
+        values = numbers.to_numpy()
+        with np.errstate(invalid="ignore"):
+            infinite = np.isinf(values)
+            outside = ~infinite & ((values < col.low) | (values > col.high))
+            fractional = (
+                ~infinite & ~np.isnan(values) & (values != np.round(values))
+                if col.kind == "int"
+                else np.zeros(len(values), dtype=bool)
+            )
+        flag(infinite, lambda x: f"{name}={x!r} is not finite; expected {col.allowed()}")
+        flag(outside, lambda x: f"{name}={x!r} is outside {col.allowed()}")
+        flag(fractional, lambda x: f"{name}={x!r} is not {col.allowed()}")
+        out = numbers.astype("Int64") if col.kind == "int" and not problems else numbers
+    elif col.kind == "bool":
+        objects = series.astype(object)
+
+        def to_bool(x: Any) -> Any:
+            if isinstance(x, bool | np.bool_):
+                return bool(x)
+            if isinstance(x, int | float | np.integer | np.floating) and x in (0, 1):
+                return bool(x)
+            if isinstance(x, str) and x.strip().casefold() in _TRUE | _FALSE:
+                return x.strip().casefold() in _TRUE
+            return None
+
+        converted = objects.map(lambda x: None if _is_missing(x) else to_bool(x))
+        bad = ~missing & converted.isna().to_numpy()
+        flag(bad, lambda x: f"{name}={x!r} is not {col.allowed()}")
+        out = converted.astype("boolean") if not bad.any() else converted
+    elif col.kind == "category":
+        lookup = col._normaliser()
+        objects = series.astype(object)
+        converted = objects.map(
+            lambda x: lookup.get(x.strip().casefold()) if isinstance(x, str) else None
+        )
+        bad = ~missing & converted.isna().to_numpy()
+        flag(bad, lambda x: f"{name}={x!r} is not {col.allowed()}")
+        out = converted.astype(pd.CategoricalDtype(list(col.categories)))
+    else:
+        objects = series.astype(object)
+        converted = objects.map(lambda x: None if _is_missing(x) else _as_text(x))
+        bad = ~missing & converted.isna().to_numpy()
+        flag(bad, lambda x: f"{name}={x!r} is not text or a whole number")
+        out = converted.astype("str")
+    if col.required:
+        flag(missing, lambda x: f"{name} is missing; it is required ({col.allowed()})")
+    return out, problems
+
+
+def validate(df: pd.DataFrame, *, what: str = "patient table") -> pd.DataFrame:
+    """Check a patient table against the data contract and return a coerced copy.
+
+    Numbers, booleans and categories are coerced to the contract's dtypes; category spelling
+    is case-normalised (``"iv"``, ``"IV"`` and ``" Iv "`` all become ``"iv"``). Nothing else
+    changes: no row or column is dropped, no value is clipped or filled.
+
+    Parameters
+    ----------
+    df : DataFrame
+        One row per patient treatment course.
+    what : str, default="patient table"
+        How the table is named in error messages.
+
+    Returns
+    -------
+    DataFrame
+        A new frame with the same index and columns, in contract dtypes.
+
+    Raises
+    ------
+    ValidationError
+        Listing every problem at once: missing required columns, unknown columns, and each
+        bad cell with its row, column, value and what is allowed.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import ketapredict
+    >>> table = pd.DataFrame({"age": [41, 52], "sex": ["F", "male"],
+    ...                       "diagnosis": ["trd", "MDD"], "madrs_baseline": [34, 75]})
+    >>> ketapredict.validate(table)
+    Traceback (most recent call last):
+    ...
+    ketapredict.exceptions.ValidationError: 2 problems in the patient table:
+      row 0: sex='F' is not one of 'female', 'male'
+      row 1: madrs_baseline=75 is outside 0-60 (MADRS total score)
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"validate expects a pandas DataFrame; got {type(df).__name__}.")
+    problems: list[Problem] = []
+    duplicated = df.columns[df.columns.duplicated()].unique()
+    for name in duplicated:
+        problems.append(Problem(name, None, f"column {name!r} appears more than once"))
+    for name in df.columns:
+        if not _known(name):
+            close = difflib.get_close_matches(str(name), list(_BY_NAME), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(
+                Problem(
+                    name,
+                    None,
+                    f"unknown column {name!r}{hint}; the data contract does not declare it",
+                )
+            )
+    for name, col in _BY_NAME.items():
+        if col.required and name not in df.columns:
+            problems.append(
+                Problem(name, None, f"required column {name!r} is missing ({col.description})")
+            )
+    if len(duplicated):
+        raise ValidationError(problems, what)
+
+    out = {}
+    for name in df.columns:
+        if _known(name):
+            out[name], found = _coerce(df[name], column(name))
+            problems.extend(found)
+        else:
+            out[name] = df[name]
+    arrays = {
+        name: (
+            s.to_numpy(dtype=float, na_value=np.nan)
+            if column(name).kind in ("float", "int")
+            else s.to_numpy(dtype=object)
+        )
+        for name, s in out.items()
+        if _known(name) and column(name).kind in ("float", "int", "category")
+    }
+    problems.extend(check_rules(arrays, rows=df.index))
+    if problems:
+        raise ValidationError(problems, what)
+    return pd.DataFrame(out, index=df.index)
+
+
+# --------------------------------------------------------------------------------------------
+# One patient: a pydantic model generated from the same declaration.
+# --------------------------------------------------------------------------------------------
+def _scalar_check(col: Column) -> Callable[[Any], Any]:
+    """A pydantic before-validator applying the contract to one value of ``col``."""
+
+    def check(value: Any) -> Any:
+        if _is_missing(value):
+            if col.required:
+                raise PydanticCustomError(
+                    "contract", f"{col.name} is missing; it is required ({col.allowed()})"
+                )
+            return None
+        if col.kind in ("float", "int"):
+            if isinstance(value, bool | np.bool_) or not isinstance(
+                value, int | float | str | np.integer | np.floating
+            ):
+                raise PydanticCustomError(
+                    "contract", f"{col.name}={value!r} is not a number; expected {col.allowed()}"
+                )
+            try:
+                number = float(value)
+            except ValueError:
+                raise PydanticCustomError(
+                    "contract", f"{col.name}={value!r} is not a number; expected {col.allowed()}"
+                ) from None
+            if math.isnan(number):  # "nan" as text
+                return check(number)
+            if math.isinf(number):
+                raise PydanticCustomError(
+                    "contract", f"{col.name}={value!r} is not finite; expected {col.allowed()}"
+                )
+            if not col.low <= number <= col.high:
+                raise PydanticCustomError(
+                    "contract", f"{col.name}={value!r} is outside {col.allowed()}"
+                )
+            if col.kind == "int":
+                if number != round(number):
+                    raise PydanticCustomError(
+                        "contract", f"{col.name}={value!r} is not {col.allowed()}"
+                    )
+                return round(number)
+            return number
+        if col.kind == "bool":
+            if isinstance(value, bool | np.bool_):
+                return bool(value)
+            if isinstance(value, int | float | np.integer | np.floating) and value in (0, 1):
+                return bool(value)
+            if isinstance(value, str) and value.strip().casefold() in _TRUE | _FALSE:
+                return value.strip().casefold() in _TRUE
+            raise PydanticCustomError("contract", f"{col.name}={value!r} is not {col.allowed()}")
+        if col.kind == "category":
+            canonical = (
+                col._normaliser().get(value.strip().casefold()) if isinstance(value, str) else None
+            )
+            if canonical is None:
+                raise PydanticCustomError(
+                    "contract", f"{col.name}={value!r} is not {col.allowed()}"
+                )
+            return canonical
+        text = _as_text(value)
+        if text is None:
+            raise PydanticCustomError(
+                "contract", f"{col.name}={value!r} is not text or a whole number"
+            )
+        return text
+
+    return check
+
+
+def _field(col: Column) -> tuple[Any, Any]:
+    python_type: Any = {"float": float, "int": int, "bool": bool, "string": str}.get(col.kind)
+    if col.kind == "category":
+        python_type = Literal[col.categories]
+    annotated = Annotated[python_type | None, pydantic.BeforeValidator(_scalar_check(col))]
+    extra = {"unit": col.unit} if col.unit else {}
+    field = pydantic.Field(
+        default=... if col.required else None,
+        description=col.description + (f" [{col.unit}]" if col.unit else ""),
+        ge=col.low if col.kind in ("float", "int") else None,
+        le=col.high if col.kind in ("float", "int") else None,
+        json_schema_extra=extra or None,
+    )
+    return annotated, field
+
+
+def record_model(name: str, fields: Sequence[str], doc: str) -> type[pydantic.BaseModel]:
+    """A frozen pydantic model with one field per contract column in ``fields``."""
+    return pydantic.create_model(
+        name,
+        __config__=pydantic.ConfigDict(extra="forbid", frozen=True),
+        __doc__=doc,
+        **{f: _field(column(f)) for f in fields},
+    )
+
+
+def validate_record(model: type[pydantic.BaseModel], record: Any, what: str) -> dict[str, Any]:
+    """Validate one record with ``model`` and the contract's cross-column rules.
+
+    Raises :class:`ValidationError` listing every problem; returns the coerced fields.
+    """
+    if isinstance(record, pd.Series):
+        record = record.to_dict()
+    if not isinstance(record, Mapping):
+        raise ValidationError(
+            [
+                Problem(
+                    None,
+                    record,
+                    f"a {what} must be a mapping of field to value; got {type(record).__name__}",
+                )
+            ],
+            what,
+        )
+    try:
+        fields = model.model_validate(dict(record)).model_dump()
+    except pydantic.ValidationError as error:
+        raise ValidationError([_problem(e, model) for e in error.errors()], what) from None
+    arrays = {
+        k: np.array([np.nan if v is None else v], dtype=float)
+        if column(k).kind in ("float", "int")
+        else np.array([v], dtype=object)
+        for k, v in fields.items()
+    }
+    problems = check_rules(arrays)
+    if problems:
+        raise ValidationError(problems, what)
+    return fields
+
+
+Patient = record_model(
+    "Patient",
+    [c.name for c in _CONTRACT if c.role in ("identifier", "baseline")],
+    "One patient's baseline record, generated from the data contract.\n\n"
+    "Fields are the contract's identifier and baseline columns; each carries its unit and "
+    "range in ``Patient.model_json_schema()``. Use :func:`validate_patient` to get a "
+    ":class:`ketapredict.ValidationError` rather than pydantic's own error.",
+)
+
+
+def validate_patient(record: Mapping[str, Any] | pd.Series) -> dict[str, Any]:
+    """Check one patient's baseline record against the data contract.
+
+    Parameters
+    ----------
+    record : mapping or Series
+        Baseline fields (and optionally ``patient_id``). Missing optional fields, None and NaN
+        all mean "not known".
+
+    Returns
+    -------
+    dict
+        The coerced record with every baseline field, unknown ones as None.
+
+    Raises
+    ------
+    ValidationError
+        Naming each bad field, its value and what is allowed, and each unknown field.
+
+    Examples
+    --------
+    >>> from ketapredict import validate_patient
+    >>> validate_patient({"age": 45, "sex": "Female", "diagnosis": "trd",
+    ...                   "madrs_baseline": 33})["diagnosis"]
+    'TRD'
+    >>> validate_patient({"age": 45, "sex": "female", "diagnosis": "TRD",
+    ...                   "madrs_baseline": 75})
+    Traceback (most recent call last):
+    ...
+    ketapredict.exceptions.ValidationError: 1 problem in the patient:
+      madrs_baseline=75 is outside 0-60 (MADRS total score)
+    """
+    return validate_record(Patient, record, "patient")
+
+
+def _problem(error: Mapping[str, Any], model: type[pydantic.BaseModel]) -> Problem:
+    name = str(error["loc"][0]) if error["loc"] else None
+    value = error.get("input")
+    if error["type"] == "contract":
+        return Problem(name, value, error["msg"])
+    if error["type"] == "missing":
+        return Problem(name, None, f"{name} is missing; it is required ({column(name).allowed()})")
+    if error["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(name, list(model.model_fields), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return Problem(
+            name,
+            value,
+            f"unknown field {name!r}{hint}; expected one of {', '.join(model.model_fields)}",
+        )
+    if name is None:
+        return Problem(None, value, error["msg"])
+    # Field names are strings; anything else (a non-string key) lands here too.
+    return Problem(name, value, f"{name}={value!r}: {error['msg']}")

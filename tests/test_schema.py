@@ -1,0 +1,276 @@
+import math
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import ketapredict
+from ketapredict import ValidationError, columns, validate, validate_patient
+from ketapredict.schema import Patient, column, visit_days, visit_label
+
+
+def good_table(n=3):
+    return pd.DataFrame(
+        {
+            "patient_id": [f"p{i}" for i in range(n)],
+            "age": [45.0] * n,
+            "sex": ["female"] * n,
+            "diagnosis": ["TRD"] * n,
+            "n_failed_treatments": [3] * n,
+            "madrs_baseline": [33.0] * n,
+            "drug": ["ketamine"] * n,
+            "route": ["iv"] * n,
+            "dose": [0.5] * n,
+            "dose_unit": ["mg/kg"] * n,
+            "infusion_minutes": [40.0] * n,
+            "sessions_per_week": [2.0] * n,
+            "n_sessions": [8] * n,
+        }
+    )
+
+
+def test_validate_returns_coerced_copy_and_leaves_input_alone():
+    table = good_table()
+    table["sex"] = ["Female", " MALE ", "female"]
+    table["route"] = ["IV", "iv", "Iv"]
+    table["anxious_distress"] = ["yes", "no", None]
+    before = table.copy()
+    out = validate(table)
+    pd.testing.assert_frame_equal(table, before)
+    assert out["sex"].tolist() == ["female", "male", "female"]
+    assert out["route"].tolist() == ["iv", "iv", "iv"]
+    assert out["anxious_distress"].dtype == "boolean"
+    assert out["anxious_distress"].isna().tolist() == [False, False, True]
+    assert out["n_sessions"].dtype == "Int64"
+    assert isinstance(out["diagnosis"].dtype, pd.CategoricalDtype)
+    assert list(out.columns) == list(table.columns)
+    assert out.index.equals(table.index)
+
+
+def test_a_dozen_faults_are_reported_in_one_error():
+    table = good_table(12).astype(object)  # as read from a CSV with typos
+    table.index = range(100, 112)
+    table.loc[100, "madrs_baseline"] = 75
+    table.loc[101, "age"] = "forty"
+    table.loc[102, "sex"] = "F"
+    table.loc[103, "diagnosis"] = "dysthymia"
+    table.loc[104, "n_failed_treatments"] = 2.5
+    table.loc[105, "dose"] = 84
+    table.loc[106, "route"] = "oral"  # oral with an infusion time
+    table.loc[107, "infusion_minutes"] = np.nan  # IV without one
+    table.loc[108, "dose"] = -1
+    table.loc[109, "drug"] = "saline"  # saline with a dose
+    table.loc[110, "n_failed_treatments"] = 1  # TRD needs 2
+    table.loc[111, "madrs_baseline"] = np.nan  # required
+    table["hamd_baseline"] = 20  # unknown, close to hamd17_baseline
+    table = table.drop(columns="sessions_per_week")  # required column missing
+
+    with pytest.raises(ValidationError) as caught:
+        validate(table)
+    message = str(caught.value)
+    expected = [
+        "unknown column 'hamd_baseline' (did you mean 'hamd17_baseline'?)",
+        "required column 'sessions_per_week' is missing",
+        "row 100: madrs_baseline=75 is outside 0-60 (MADRS total score)",
+        "row 101: age='forty' is not a number; expected 12-100 (years)",
+        "row 102: sex='F' is not one of 'female', 'male'",
+        "row 103: diagnosis='dysthymia' is not one of 'MDD', 'TRD', 'bipolar'",
+        "row 104: n_failed_treatments=2.5 is not a whole number in 0-30 (count)",
+        "row 105: dose=84 mg/kg is above 5 mg/kg, the highest dose allowed for ketamine",
+        "row 106: infusion_minutes=40 but route='oral' is not an infusion",
+        "row 107: infusion_minutes is missing; route='iv' needs an infusion time",
+        "row 108: dose=-1 is outside 0-1000 (mg/kg or mg, per dose_unit)",
+        "row 109: dose=0.5 but drug='saline' is an inert comparator; its dose must be 0",
+        "row 110: n_failed_treatments=1 but diagnosis='TRD' means at least 2 failed",
+        "row 111: madrs_baseline is missing; it is required",
+    ]
+    for text in expected:
+        assert text in message, text
+    assert len(caught.value.problems) == len(expected)
+    assert message.startswith(f"{len(expected)} problems in the patient table:")
+
+
+def test_problems_carry_row_column_and_value():
+    table = good_table()
+    table.loc[1, "madrs_baseline"] = 61
+    with pytest.raises(ValidationError) as caught:
+        validate(table)
+    (problem,) = caught.value.problems
+    assert (problem.row, problem.column, problem.value) == (1, "madrs_baseline", 61)
+    assert isinstance(caught.value, ValueError)
+
+
+def test_very_many_problems_are_all_kept_but_the_message_is_bounded():
+    table = good_table(500)
+    table["madrs_baseline"] = 99
+    with pytest.raises(ValidationError) as caught:
+        validate(table)
+    assert len(caught.value.problems) == 500
+    assert "... and 460 more" in str(caught.value)
+    assert len(str(caught.value).splitlines()) < 50
+
+
+def test_visit_columns_are_part_of_the_contract():
+    table = good_table()
+    table["madrs_d7"] = [10, 20, 61]
+    table["ssi_h4"] = [1, 2, 3]
+    with pytest.raises(ValidationError, match=re.escape("row 2: madrs_d7=61 is outside 0-60")):
+        validate(table)
+    assert columns("outcome", frame=table) == ["madrs_d7", "ssi_h4"]
+
+
+def test_columns_by_role():
+    assert "patient_id" in columns("identifier")
+    assert columns("group") == ["trial_id", "site_id", "arm"]
+    baseline = columns("baseline")
+    assert {"age", "madrs_baseline", "processing_speed_z"} <= set(baseline)
+    assert not set(baseline) & set(columns("regimen"))
+    assert "response" in columns("outcome")
+    with pytest.raises(ValueError, match=re.escape("Got role='features'")):
+        columns("features")
+
+
+def test_column_lookup():
+    assert column("madrs_h4").role == "outcome"
+    with pytest.raises(KeyError, match="Did you mean 'madrs_baseline'"):
+        column("madrs_basline")
+
+
+@pytest.mark.parametrize(
+    ("days", "label"), [(1, "d1"), (28, "d28"), (4 / 24, "h4"), (110 / 1440, "m110"), (1.5, "h36")]
+)
+def test_visit_names_round_trip(days, label):
+    assert visit_label(days) == label
+    assert math.isclose(visit_days(f"madrs_{label}"), days)
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("nan"), 0.1 / 1440])
+def test_visit_label_refuses_impossible_times(bad):
+    with pytest.raises(ValueError, match="visit time"):
+        visit_label(bad)
+
+
+def test_validate_patient_coerces_and_fills_unknowns():
+    record = validate_patient(
+        {
+            "age": "45",
+            "sex": "Female",
+            "diagnosis": "trd",
+            "madrs_baseline": 33,
+            "anxious_distress": "yes",
+            "bmi": float("nan"),
+        }
+    )
+    assert record["age"] == 45.0
+    assert record["diagnosis"] == "TRD"
+    assert record["anxious_distress"] is True
+    assert record["bmi"] is None
+    assert record["processing_speed_z"] is None
+
+
+def test_validate_patient_reports_every_field():
+    with pytest.raises(ValidationError) as caught:
+        validate_patient(
+            {
+                "age": 200,
+                "sex": "female",
+                "diagnosis": "TRD",
+                "bmi": "heavy",
+                "n_failed_treatments": 1,
+                "madrs_basline": 30,
+            }
+        )
+    message = str(caught.value)
+    assert "age=200 is outside 12-100 (years)" in message
+    assert "bmi='heavy' is not a number" in message
+    assert "madrs_baseline is missing; it is required" in message
+    assert "unknown field 'madrs_basline' (did you mean 'madrs_baseline'?)" in message
+    # the cross-field rule runs only when the fields themselves are valid
+    with pytest.raises(ValidationError, match="means at least 2 failed"):
+        validate_patient(
+            {
+                "age": 50,
+                "sex": "male",
+                "diagnosis": "TRD",
+                "madrs_baseline": 30,
+                "n_failed_treatments": 1,
+            }
+        )
+
+
+def test_patient_model_publishes_units_and_ranges():
+    schema = Patient.model_json_schema()["properties"]["madrs_baseline"]
+    assert "MADRS total score" in schema["description"]
+    assert "madrs_baseline" in Patient.model_json_schema()["required"]
+
+
+# -- property tests ------------------------------------------------------------------------
+anything = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-1000, 1000),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    st.sampled_from(
+        ["TRD", "mdd", "Bipolar", "female", "MALE", "yes", "no", "1", "0", "45", "nan", "iv"]
+    ),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=1),
+)
+field_names = st.sampled_from([*Patient.model_fields, "unknown_field", "drug", "response"])
+patients = st.dictionaries(field_names, anything, max_size=12)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(patients)
+def test_random_patients_validate_or_raise_validation_error(record):
+    try:
+        clean, problems = validate_patient(record), []
+    except ValidationError as error:
+        clean, problems = {}, error.problems
+    assert bool(clean) != bool(problems)
+    for name, value in clean.items():
+        col = column(name)
+        if value is None:
+            assert not col.required
+        elif col.kind in ("float", "int"):
+            assert math.isfinite(value)
+            assert col.low <= value <= col.high
+        elif col.kind == "category":
+            assert value in col.categories
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(list(Patient.model_fields)), anything, max_size=10))
+def test_table_and_patient_validation_agree(record):
+    """One record is accepted by validate_patient exactly when its one-row table is."""
+    base = {"age": 45, "sex": "female", "diagnosis": "MDD", "madrs_baseline": 30}
+    record = {**base, **record}
+    try:
+        validate_patient(record)
+        single_ok = True
+    except ValidationError:
+        single_ok = False
+    regimen = (
+        good_table(1)
+        .drop(columns=[*Patient.model_fields, "n_failed_treatments"], errors="ignore")
+        .iloc[0]
+        .to_dict()
+    )
+    table = pd.DataFrame(
+        {k: pd.Series([v], dtype=object) for k, v in {**record, **regimen}.items()}
+    )
+    try:
+        validate(table)
+        table_ok = True
+    except ValidationError:
+        table_ok = False
+    assert single_ok == table_ok
+
+
+def test_validation_error_is_exported_once():
+    assert ketapredict.ValidationError is ValidationError
+    assert issubclass(ValidationError, ValueError)
