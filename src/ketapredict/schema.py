@@ -719,14 +719,22 @@ def validate(df: pd.DataFrame, *, what: str = "patient table") -> pd.DataFrame:
     --------
     >>> import pandas as pd
     >>> import ketapredict
-    >>> table = pd.DataFrame({"age": [41, 52], "sex": ["F", "male"],
-    ...                       "diagnosis": ["trd", "MDD"], "madrs_baseline": [34, 75]})
+    >>> table = pd.DataFrame({
+    ...     "age": [41, 52], "sex": ["F", "male"], "diagnosis": ["trd", "MDD"],
+    ...     "madrs_baseline": [34, 75], "drug": "ketamine", "route": "IV", "dose": 0.5,
+    ...     "dose_unit": "mg/kg", "infusion_minutes": 40, "sessions_per_week": 2,
+    ...     "n_sessions": 8})
     >>> ketapredict.validate(table)
     Traceback (most recent call last):
     ...
     ketapredict.exceptions.ValidationError: 2 problems in the patient table:
       row 0: sex='F' is not one of 'female', 'male'
       row 1: madrs_baseline=75 is outside 0-60 (MADRS total score)
+    >>> table.loc[0, "sex"], table.loc[1, "madrs_baseline"] = "female", 35
+    >>> ketapredict.validate(table)[["sex", "diagnosis", "route"]]
+          sex diagnosis route
+    0  female       TRD    iv
+    1    male       MDD    iv
     """
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"validate expects a pandas DataFrame; got {type(df).__name__}.")

@@ -300,8 +300,12 @@ class _Effects:
     # dissociation's: patients notice ketamine short of clinically relevant dissociation
     # (assumed; checked by A7)
     perceptible_ed50: float = 0.25
-    # slow placebo response growing over multi-week trials (B9). Calibrated: A2-A3 saline.
+    # slow nonspecific response growing over multi-week trials (B9): its mean, and its SD
+    # between patients, which makes placebo arms spread out as weeks pass (some patients
+    # respond, some worsen; Singh 2016a's saline arms had SDs of 5.7-10.2 MADRS points at
+    # day 15). Calibrated: A2-A3 saline, B9.
     late: float = 0.09
+    late_sd: float = 0.45
     late_days: float = 35.0
     # SD of the individual multiplier of the nonspecific course. Calibrated: A1, A6.
     placebo_sd: float = 0.35
@@ -512,7 +516,7 @@ def _simulate_courses(
     new_ad = _flag(regimens["new_oral_antidepressant"]).astype(bool)
 
     # individual latent terms, all standard normal
-    z_drug, z_cadss, z_placebo, z_ad = rng.standard_normal((4, n))
+    z_drug, z_cadss, z_placebo, z_late, z_ad = rng.standard_normal((5, n))
     carrier = rng.random(n) < fx.susceptible
 
     base_mean, cog_weights = _drug_mean(b, fx)
@@ -554,7 +558,7 @@ def _simulate_courses(
             lift = (1 - np.exp(-tau / fx.early_days)) * np.exp(-after_plateau / fx.expectancy_days)
             expectancy = np.maximum(expectancy, np.where(on, lift, 0.0))
             given += on
-        a = early * expectancy + fx.late * (1 - math.exp(-t / fx.late_days))
+        a = early * expectancy
         ad = np.where(
             new_ad,
             fx.antidepressant
@@ -563,32 +567,44 @@ def _simulate_courses(
         )
         return a, ad, strongest, given
 
-    placebo_mult = 1 + fx.placebo_sd * z_placebo
-    ad_mult = 1 + fx.antidepressant_sd * z_ad
+    def improvement(t: float):
+        """Improvement at ``t`` (fraction of baseline MADRS): each patient's, its mean and
+        variance given the observed columns, and the sessions given before ``t``.
+
+        It is a sum of independent Gaussian terms, coefficient x (mean + SD x draw):
+        expectancy, late nonspecific response, new antidepressant, drug.
+        """
+        a, ad, g, given = courses(t)
+        late = 1 - math.exp(-t / fx.late_days)
+        terms = [
+            (a, 1.0, fx.placebo_sd, z_placebo),
+            (late, fx.late, fx.late_sd, z_late),
+            (ad, 1.0, fx.antidepressant_sd, z_ad),
+        ]
+        value = sum(c * (m + sd * z) for c, m, sd, z in terms) + g * sensitivity
+        mean = sum(c * m for c, m, _, _ in terms) + g * drug_mean
+        var = sum((c * sd) ** 2 for c, _, sd, _ in terms) + g**2 * (drug_sd**2 + cog_var)
+        return value, mean, var, given
+
     madrs0 = b["madrs_baseline"]
     out: dict[str, np.ndarray] = {}
     for t in visits:
-        a, ad, g, _ = courses(t)
-        improvement = placebo_mult * a + ad_mult * ad + sensitivity * g
+        value, _, _, _ = improvement(t)
         suffix = visit_label(t)
-        out[f"madrs_{suffix}"] = _score(madrs0 * (1 - improvement), fx.madrs_noise, 60, rng)
+        out[f"madrs_{suffix}"] = _score(madrs0 * (1 - value), fx.madrs_noise, 60, rng)
         out[f"hamd17_{suffix}"] = _score(
-            b["hamd17_baseline"] * (1 - fx.hamd_factor * improvement), fx.hamd_noise, 52, rng
+            b["hamd17_baseline"] * (1 - fx.hamd_factor * value), fx.hamd_noise, 52, rng
         )
         out[f"ssi_{suffix}"] = _score(
-            b["ssi_baseline"] * (1 - fx.ssi_factor * improvement), fx.ssi_noise, 38, rng
+            b["ssi_baseline"] * (1 - fx.ssi_factor * value), fx.ssi_noise, 38, rng
         )
 
     # endpoint: the last visit
     t_end = visits[-1]
-    a, ad, g, given = courses(t_end)
+    value, mean_imp, var_imp, given = improvement(t_end)
     last = out[f"madrs_{visit_label(t_end)}"]
     out["response"] = last <= madrs0 / 2
     out["remission"] = last <= 10
-    mean_imp = a + ad + drug_mean * g
-    var_imp = (
-        (fx.placebo_sd * a) ** 2 + (fx.antidepressant_sd * ad) ** 2 + (drug_sd**2 + cog_var) * g**2
-    )
     mu = madrs0 * (1 - mean_imp)
     sd = np.sqrt(madrs0**2 * var_imp + fx.madrs_noise**2)
     # scores are whole numbers: MADRS <= c  <=>  unrounded score < floor(c) + 0.5
@@ -620,20 +636,19 @@ def _simulate_courses(
         x["racemic_iv_equivalent_mg_per_kg"] > 0
     ) + fx.cumulative_harm * cum / (cum + fx.cumulative_half)
     harm = harm * np.maximum(1 + fx.baseline_harm * (composite - _COGNITION_REF), 0)
-    improvement_latent = placebo_mult * a + ad_mult * ad + sensitivity * g
-    no_harm = (
-        fx.practice + fx.regression * (composite - _COGNITION_REF) + fx.mood * improvement_latent
+    baseline_terms = fx.practice + fx.regression * (composite - _COGNITION_REF)
+    change = (
+        baseline_terms
+        + fx.mood * value
+        - carrier * harm
+        + fx.cognition_noise * rng.standard_normal(n)
     )
-    change = no_harm - carrier * harm + fx.cognition_noise * rng.standard_normal(n)
     out["cognition_change"] = np.where(tested, change, np.nan)
     decline = change <= -0.5
     out["cognitive_decline"] = np.where(tested, decline, None)
-    mu_0 = fx.practice + fx.regression * (composite - _COGNITION_REF) + fx.mood * mean_imp
-    sd_0 = np.sqrt(
-        fx.mood**2
-        * ((fx.placebo_sd * a) ** 2 + (fx.antidepressant_sd * ad) ** 2 + drug_sd**2 * g**2)
-        + fx.cognition_noise**2
-    )
+    # untested patients have no cognitive outcome, so var_imp here has no hidden cognition
+    mu_0 = baseline_terms + fx.mood * mean_imp
+    sd_0 = np.sqrt(fx.mood**2 * var_imp + fx.cognition_noise**2)
     p = fx.susceptible * ndtr((-0.5 - mu_0 + harm) / sd_0) + (1 - fx.susceptible) * ndtr(
         (-0.5 - mu_0) / sd_0
     )
@@ -714,11 +729,7 @@ def _frame(
         **outcomes,
     }
     order = [*groups, *[k for k in b if not k.startswith("_")], *regimens, "endpoint_day"]
-    visit_cols = [k for k in outcomes if k.split("_")[0] in ("madrs", "hamd17", "ssi")]
-    order += sorted(
-        visit_cols,
-        key=lambda k: (k.split("_")[0] != "madrs", k.split("_")[0] != "hamd17", visit_days(k)),
-    )
+    order += _visit_order(k for k in outcomes if _is_visit(k))
     order += [
         "response",
         "remission",
@@ -966,19 +977,24 @@ def simulate_cohort(n: int = 5000, seed: int = 0) -> pd.DataFrame:
         for d, s in zip(designs, seeds, strict=True)
     ]
     cohort = pd.concat(frames, ignore_index=True)
-    # every trial has its own visits: bring its visit columns to the front of the others
-    visit_cols = [
-        c
-        for c in cohort.columns
-        if c.split("_")[0] in ("madrs", "hamd17", "ssi") and c[-1].isdigit()
-    ]
-    ordered = sorted(
-        visit_cols,
-        key=lambda k: (k.split("_")[0] != "madrs", k.split("_")[0] != "hamd17", visit_days(k)),
-    )
-    rest = [c for c in cohort.columns if c not in visit_cols]
+    # each trial has its own visits: keep those some trial recorded, in one order
+    visits = _visit_order(c for c in cohort.columns if _is_visit(c) and cohort[c].notna().any())
+    rest = [c for c in cohort.columns if not _is_visit(c)]
     at = rest.index("endpoint_day") + 1
-    return cohort[rest[:at] + ordered + rest[at:]]
+    return cohort[rest[:at] + visits + rest[at:]]
+
+
+_SCALES = ("madrs", "hamd17", "ssi")
+
+
+def _is_visit(name: str) -> bool:
+    scale, _, when = name.partition("_")
+    return scale in _SCALES and when[:1] in ("d", "h", "m") and when[1:].isdigit()
+
+
+def _visit_order(names) -> list[str]:
+    """Visit columns by scale (MADRS, HAMD-17, SSI), then by time."""
+    return sorted(names, key=lambda k: (_SCALES.index(k.split("_")[0]), visit_days(k)))
 
 
 def _replace_effects(**changes: Any) -> _Effects:

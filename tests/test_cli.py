@@ -1,0 +1,52 @@
+import re
+import shutil
+import subprocess
+
+import pandas as pd
+import pytest
+
+from ketapredict import published_trials, validate
+from ketapredict.cli import main
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_simulate_writes_a_valid_cohort_and_summarises_it(tmp_path, capsys, suffix):
+    out = tmp_path / "sub" / f"cohort{suffix}"
+    assert main(["simulate", "--n", "600", "--seed", "3", "--out", str(out)]) == 0
+    written = pd.read_parquet(out) if suffix == ".parquet" else pd.read_csv(out)
+    validate(written)
+    arms = sum(len(d.arms) for d in published_trials().values() if d.in_cohort)
+    assert len(written) == 600 // arms * arms  # the same number of patients in every arm
+    printed = capsys.readouterr().out
+    assert "Virtual cohort: simulated patients" in printed
+    assert "all trials" in printed
+    for name, design in published_trials().items():
+        if design.in_cohort:
+            assert name in printed
+
+
+def test_simulate_refuses_an_unknown_file_type(tmp_path):
+    with pytest.raises(SystemExit, match=re.escape("expected a .parquet or .csv file name")):
+        main(["simulate", "--n", "100", "--out", str(tmp_path / "cohort.xlsx")])
+
+
+def test_calibrate_prints_every_target_and_exits_by_the_result(capsys):
+    code = main(["calibrate", "--n-per-arm", "3000"])
+    printed = capsys.readouterr().out
+    for target in ("A1.response_d1", "B7.frequency_lasting_deficit", "C.bmi_d1", "D.oracle_auc"):
+        assert target in printed
+    assert "Not simulated:" in printed
+    assert "A8.other_adverse_events" in printed
+    assert code == (1 if "Missed:" in printed else 0)
+
+
+def test_bad_arguments_give_a_clear_error(capsys):
+    assert main(["simulate", "--n", "0", "--out", "unused.csv"]) == 2
+    assert "n=0 is not a positive whole number" in capsys.readouterr().err
+
+
+def test_console_script_is_installed():
+    executable = shutil.which("ketapredict")
+    assert executable, "the ketapredict command is not on PATH; install the package"
+    out = subprocess.run([executable, "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("ketapredict ")

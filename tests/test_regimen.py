@@ -1,0 +1,222 @@
+import dataclasses
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ketapredict import Regimen, ValidationError, exposure
+from ketapredict.regimen import BIOAVAILABILITY, EXPOSURE_COLUMNS, REFERENCE_WEIGHT_KG
+
+IV = {"route": "iv", "dose_unit": "mg/kg", "infusion_minutes": 40}
+
+
+def test_iv_ketamine_exposure():
+    course = Regimen(drug="ketamine", dose=0.5, sessions_per_week=2, n_sessions=8, **IV)
+    x = course.exposure()
+    assert x["systemic_dose_mg_per_kg"] == 0.5
+    assert x["racemic_iv_equivalent_mg_per_kg"] == 0.5
+    assert x["peak_exposure_mg_per_kg_per_h"] == pytest.approx(0.75)  # 0.5 mg/kg over 2/3 h
+    assert x["weekly_exposure_mg_per_kg"] == 1.0
+    assert x["cumulative_exposure_mg_per_kg"] == 4.0
+    assert x["course_weeks"] == 3.5
+    assert x["active_drug"]
+    assert x["comparator"] == "none"
+    assert course.endpoint_day == 25.5
+    np.testing.assert_allclose(course.session_days(), np.arange(8) * 3.5)
+
+
+def test_esketamine_at_half_dose_matches_racemic():
+    racemic = Regimen(drug="ketamine", dose=0.5, **IV)
+    esketamine = Regimen(drug="esketamine", dose=0.25, **IV)
+    assert esketamine.racemic_iv_equivalent() == racemic.racemic_iv_equivalent()
+
+
+def test_fixed_intranasal_dose_uses_weight_and_bioavailability():
+    spray = Regimen(drug="esketamine", route="intranasal", dose=84, dose_unit="mg")
+    light = spray.racemic_iv_equivalent(weight_kg=60)
+    heavy = spray.racemic_iv_equivalent(weight_kg=120)
+    assert light == pytest.approx(84 / 60 * BIOAVAILABILITY["intranasal"] * 2.0)
+    assert light == pytest.approx(2 * heavy)
+    # without a weight, the reference adult weight of fixed-dose trials
+    assert spray.racemic_iv_equivalent() == pytest.approx(
+        84 / REFERENCE_WEIGHT_KG * BIOAVAILABILITY["intranasal"] * 2.0
+    )
+
+
+def test_routes_order_by_bioavailability():
+    routes = ["iv", "im", "intranasal", "sublingual", "oral"]
+    table = pd.DataFrame(
+        {
+            "drug": "ketamine",
+            "route": routes,
+            "dose": 0.5,
+            "dose_unit": "mg/kg",
+            "infusion_minutes": [40, *[np.nan] * 4],
+        }
+    )
+    systemic = exposure(table)["systemic_dose_mg_per_kg"]
+    assert np.all(np.diff(systemic) < 0)
+
+
+def test_comparators_have_no_exposure():
+    saline = Regimen(drug="saline", dose=0, sessions_per_week=2, n_sessions=4, **IV)
+    midazolam = Regimen(drug="midazolam", dose=0.045, **IV)
+    placebo = Regimen(
+        drug="placebo",
+        route="intranasal",
+        dose=0,
+        dose_unit="mg",
+        sessions_per_week=2,
+        n_sessions=8,
+    )
+    for comparator in (saline, midazolam, placebo):
+        x = comparator.exposure()
+        assert x["racemic_iv_equivalent_mg_per_kg"] == 0
+        assert x["cumulative_exposure_mg_per_kg"] == 0
+        assert not x["active_drug"]
+        assert x["comparator"] == comparator.drug
+    assert placebo.course_weeks == 3.5
+
+
+def test_exposure_of_a_table_matches_single_regimens():
+    regimens = [
+        Regimen(drug="ketamine", dose=0.5, **IV),
+        Regimen(
+            drug="esketamine",
+            route="intranasal",
+            dose=56,
+            dose_unit="mg",
+            sessions_per_week=2,
+            n_sessions=8,
+        ),
+        Regimen(drug="ketamine", route="oral", dose=1.0, sessions_per_week=3, n_sessions=9),
+    ]
+    table = pd.DataFrame([r.to_dict() for r in regimens])
+    table["weight_kg"] = [70.0, np.nan, 90.0]
+    columns = exposure(table)
+    assert set(columns) == set(EXPOSURE_COLUMNS)
+    for i, regimen in enumerate(regimens):
+        weight = table["weight_kg"][i]
+        single = regimen.exposure(None if np.isnan(weight) else weight)
+        for name in EXPOSURE_COLUMNS:
+            assert columns[name][i] == single[name], name
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            {"drug": "ketamine", "route": "oral", "dose": 1.0, "infusion_minutes": 40},
+            "infusion_minutes=40 but route='oral' is not an infusion",
+        ),
+        (
+            {"drug": "ketamine", "route": "iv", "dose": 0.5},
+            "infusion_minutes is missing; route='iv' needs an infusion time in minutes (1-240)",
+        ),
+        (
+            {"drug": "ketamine", "route": "iv", "dose": -0.5, "infusion_minutes": 40},
+            "dose=-0.5 is outside 0-1000 (mg/kg or mg, per dose_unit)",
+        ),
+        (
+            {"drug": "esketamine", "route": "intranasal", "dose": 84, "dose_unit": "mg/kg"},
+            "dose=84 mg/kg is above 5 mg/kg, the highest dose allowed for esketamine",
+        ),
+        (
+            {"drug": "saline", "route": "iv", "dose": 0.5, "infusion_minutes": 40},
+            "dose=0.5 but drug='saline' is an inert comparator; its dose must be 0",
+        ),
+        (
+            {"drug": "ketamine", "route": "iv", "dose": 0, "infusion_minutes": 40},
+            "dose=0 but drug='ketamine' needs a positive dose",
+        ),
+        (
+            {"drug": "placebo", "route": "iv", "dose": 0, "infusion_minutes": 40},
+            "route='iv' but an injected inert comparator is drug='saline', not 'placebo'",
+        ),
+        (
+            {"drug": "saline", "route": "oral", "dose": 0},
+            "use drug='placebo' for an inert oral comparator",
+        ),
+        (
+            {"drug": "midazolam", "route": "iv", "dose": 2, "infusion_minutes": 40},
+            "dose=2 mg/kg is above 0.1 mg/kg, the highest dose allowed for midazolam",
+        ),
+        (
+            {
+                "drug": "ketamine",
+                "route": "iv",
+                "dose": 0.5,
+                "infusion_minutes": 40,
+                "n_sessions": 2.5,
+            },
+            "n_sessions=2.5 is not a whole number in 1-104 (count)",
+        ),
+        (
+            {
+                "drug": "ketamine",
+                "route": "iv",
+                "dose": 0.5,
+                "infusion_minutes": 40,
+                "sessions_per_week": 10,
+            },
+            "sessions_per_week=10 is outside 0.25-7 (sessions/week)",
+        ),
+        (
+            {"drug": "ketamine", "route": "rectal", "dose": 0.5},
+            "route='rectal' is not one of 'iv', 'intranasal', 'im', 'sc', 'oral', 'sublingual'",
+        ),
+        ({"drug": "LSD", "route": "oral", "dose": 0.5}, "drug='LSD' is not one of"),
+    ],
+)
+def test_impossible_regimens_are_refused(arguments, message):
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        Regimen(**arguments)
+
+
+def test_every_problem_of_a_regimen_is_reported():
+    with pytest.raises(ValidationError) as caught:
+        Regimen(drug="ketamine", route="teleport", dose="lots", n_sessions=0)
+    fields = {p.column for p in caught.value.problems}
+    assert fields == {"route", "dose", "n_sessions"}
+
+
+def test_categories_are_case_normalised_and_regimens_are_frozen():
+    regimen = Regimen(
+        drug="Ketamine", route="IV", dose=0.5, dose_unit="MG/KG", infusion_minutes=40
+    )
+    assert (regimen.drug, regimen.route, regimen.dose_unit) == ("ketamine", "iv", "mg/kg")
+    assert regimen == Regimen(drug="ketamine", dose=0.5, **IV)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        regimen.dose = 1.0
+
+
+def test_from_record_ignores_other_columns_and_missing_values():
+    row = pd.Series(
+        {
+            "drug": "ketamine",
+            "route": "iv",
+            "dose": 0.5,
+            "dose_unit": "mg/kg",
+            "infusion_minutes": 40.0,
+            "sessions_per_week": np.nan,
+            "n_sessions": 1,
+            "age": 50,
+            "response": True,
+        }
+    )
+    assert Regimen.from_record(row) == Regimen(drug="ketamine", dose=0.5, **IV)
+
+
+def test_readable_description():
+    course = Regimen(
+        drug="ketamine",
+        dose=0.5,
+        sessions_per_week=2,
+        n_sessions=8,
+        new_oral_antidepressant=True,
+        **IV,
+    )
+    assert str(course) == (
+        "ketamine 0.5 mg/kg IV over 40 min, 2/week x 8 + new oral antidepressant"
+    )
