@@ -353,8 +353,8 @@ class _Effects:
     frequency_harm: float = 1.1
     frequency_midpoint: float = 4.0
     frequency_scale: float = 0.5
-    cumulative_harm: float = 0.5
-    cumulative_half: float = 6.0
+    cumulative_harm: float = 0.9
+    cumulative_half: float = 5.0
     baseline_harm: float = 0.35
 
 
