@@ -598,8 +598,15 @@ _FALSE = {"false", "no", "n", "0", "f"}
 _SCALARS = (str, bool, int, float, np.bool_, np.integer, np.floating)
 
 
-def _is_missing(x: Any) -> bool:
-    return x is None or (isinstance(x, float | np.floating) and math.isnan(x))
+# Text that means "not known" in a number, yes/no or category field (pandas reads the same
+# tokens from CSV files as missing). Identifiers and labels keep such text as it is.
+_MISSING_TEXT = frozenset({"", "na", "nan", "n/a", "null", "none"})
+
+
+def _is_missing(x: Any, text: bool = True) -> bool:
+    if x is None or x is pd.NA or (isinstance(x, float | np.floating) and math.isnan(x)):
+        return True
+    return text and isinstance(x, str) and x.strip().casefold() in _MISSING_TEXT
 
 
 def _as_text(x: Any) -> str | None:
@@ -624,7 +631,10 @@ def _coerce(series: pd.Series, col: Column) -> tuple[pd.Series, list[Problem]]:
         ):
             problems.append(Problem(name, value, message(value), label))
 
-    missing = series.isna().to_numpy()
+    if col.kind == "string" or pd.api.types.is_numeric_dtype(series.dtype):
+        missing = series.isna().to_numpy()
+    else:
+        missing = series.astype(object).map(_is_missing).to_numpy(dtype=bool)
     if col.kind in ("float", "int"):
         if pd.api.types.is_bool_dtype(series.dtype):
             numbers = pd.Series(np.nan, index=series.index)
@@ -681,7 +691,7 @@ def _coerce(series: pd.Series, col: Column) -> tuple[pd.Series, list[Problem]]:
         out = converted.astype(pd.CategoricalDtype(list(col.categories)))
     else:
         objects = series.astype(object)
-        converted = objects.map(lambda x: None if _is_missing(x) else _as_text(x))
+        converted = objects.map(lambda x: None if _is_missing(x, text=False) else _as_text(x))
         bad = ~missing & converted.isna().to_numpy()
         flag(bad, lambda x: f"{name}={x!r} is not text or a whole number")
         out = converted.astype("str")
@@ -790,7 +800,7 @@ def _scalar_check(col: Column) -> Callable[[Any], Any]:
     """A pydantic before-validator applying the contract to one value of ``col``."""
 
     def check(value: Any) -> Any:
-        if _is_missing(value):
+        if _is_missing(value, text=col.kind != "string"):
             if col.required:
                 raise PydanticCustomError(
                     "contract", f"{col.name} is missing; it is required ({col.allowed()})"
