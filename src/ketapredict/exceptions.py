@@ -29,6 +29,17 @@ class Problem:
         What is wrong and what is allowed, without the row prefix.
     row : object, optional
         The index label of the offending row in a table, or None for a single record.
+
+    Examples
+    --------
+    >>> import ketapredict
+    >>> try:
+    ...     ketapredict.validate_patient({"age": 45, "sex": "female", "diagnosis": "TRD",
+    ...                                   "madrs_baseline": 61})
+    ... except ketapredict.ValidationError as error:
+    ...     problem = error.problems[0]
+    >>> problem.column, problem.value
+    ('madrs_baseline', 61)
     """
 
     column: str | None

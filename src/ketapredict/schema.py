@@ -926,10 +926,22 @@ def validate_record(model: type[pydantic.BaseModel], record: Any, what: str) -> 
 Patient = record_model(
     "Patient",
     [c.name for c in _CONTRACT if c.role in ("identifier", "baseline")],
-    "One patient's baseline record, generated from the data contract.\n\n"
-    "Fields are the contract's identifier and baseline columns; each carries its unit and "
-    "range in ``Patient.model_json_schema()``. Use :func:`validate_patient` to get a "
-    ":class:`ketapredict.ValidationError` rather than pydantic's own error.",
+    """One patient's baseline record, generated from the data contract.
+
+    Fields are the contract's identifier and baseline columns; each carries its unit and
+    range in ``Patient.model_json_schema()`` (for EHR integrations). Use
+    :func:`validate_patient` to get a :class:`ketapredict.ValidationError` rather than
+    pydantic's own error.
+
+    Examples
+    --------
+    >>> from ketapredict import Patient
+    >>> patient = Patient(age=52, sex="Male", diagnosis="trd", madrs_baseline=36)
+    >>> patient.diagnosis, patient.bmi
+    ('TRD', None)
+    >>> Patient.model_json_schema()["properties"]["madrs_baseline"]["description"]
+    'MADRS at baseline [MADRS total score]'
+    """,
 )
 
 
