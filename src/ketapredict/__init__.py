@@ -22,6 +22,7 @@ _PUBLIC = {
     "ValidationError": "exceptions",
     "Problem": "exceptions",
     "Patient": "schema",
+    "check_outcome": "schema",
     "columns": "schema",
     "validate": "schema",
     "validate_patient": "schema",
@@ -33,6 +34,11 @@ _PUBLIC = {
     "simulate_cohort": "simulate",
     "simulate_trial": "simulate",
     "calibration_report": "calibration",
+    "FeatureEncoder": "features",
+    "load_feature_set": "features",
+    "OutcomeModel": "models",
+    "cross_validate": "evaluate",
+    "score_predictions": "evaluate",
 }
 
 __all__ = ["__version__", *_PUBLIC]

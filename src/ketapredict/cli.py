@@ -121,6 +121,54 @@ def _calibrate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def metrics_table(result) -> str:
+    """The metrics of an experiment as text, one block per outcome."""
+    blocks = []
+    for outcome, validation in result.results.items():
+        m = validation.metrics
+        folds = validation.fold_metrics.groupby("model")["auc"]
+        n_folds = validation.fold_metrics["fold"].nunique()
+        header = (
+            f"{outcome}: {int(m['n'].iloc[0]):,} courses, {int(m['events'].iloc[0]):,} "
+            f"events; {validation.scheme}, {n_folds} folds"
+        )
+        if validation.rows_left_out:
+            header += f" ({validation.rows_left_out:,} courses without the outcome left out)"
+        table = pd.DataFrame(
+            {
+                "AUC [95% CI]": [
+                    f"{r.auc:.3f} [{r.auc_low:.3f}, {r.auc_high:.3f}]" for r in m.itertuples()
+                ],
+                "PR AUC": m["pr_auc"].map("{:.3f}".format),
+                "Brier": m["brier"].map("{:.4f}".format),
+                "ECE": m["ece"].map("{:.4f}".format),
+                "cal. intercept": m["calibration_intercept"].map("{:+.3f}".format),
+                "cal. slope": m["calibration_slope"].map("{:.3f}".format),
+                "fold AUC mean (sd)": [
+                    f"{folds.mean()[k]:.3f} ({folds.std()[k]:.3f})" for k in m.index
+                ],
+            },
+            index=m.index,
+        )
+        blocks.append(header + "\n" + table.to_string())
+    return "\n\n".join(blocks)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .experiment import load_experiment, run_experiment
+
+    experiment = load_experiment(args.experiment)
+    result = run_experiment(experiment, progress=not args.quiet)
+    if result.data_kind == "simulated":
+        print(_VIRTUAL)
+    print(
+        f"Experiment {experiment.name!r} ({experiment.path}): {result.n_rows:,} courses, "
+        f"{result.seconds:.1f} s.\n"
+    )
+    print(metrics_table(result))
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -158,6 +206,17 @@ def _parser() -> argparse.ArgumentParser:
         "--n-per-arm", type=int, default=20_000, help="patients per simulated arm (default 20000)"
     )
     calibrate.set_defaults(run=_calibrate)
+
+    train = commands.add_parser(
+        "train",
+        help="run an experiment file: train and validate its outcome models",
+        description="Train and validate the outcome models an experiment file describes, "
+        "against peer models and (on simulated data) the oracle; print the "
+        "metrics.",
+    )
+    train.add_argument("experiment", help="experiment file, e.g. experiments/baseline.toml")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(run=_train)
     return parser
 
 

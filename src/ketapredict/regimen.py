@@ -80,6 +80,9 @@ EXPOSURE_COLUMNS = (
     "weekly_exposure_mg_per_kg",
     "cumulative_exposure_mg_per_kg",
     "course_weeks",
+    "endpoint_day",
+    "sessions_by_endpoint",
+    "days_after_last_session",
     "active_drug",
     "comparator",
 )
@@ -206,7 +209,7 @@ class Regimen:
     @property
     def endpoint_day(self) -> float:
         """The default assessment day: 24 h after the last session."""
-        return 7.0 * self.course_weeks + 1.0
+        return float(self.exposure()["endpoint_day"])
 
     # -- exposure ---------------------------------------------------------------------------
     def exposure(self, weight_kg: float | None = None) -> dict[str, Any]:
@@ -255,7 +258,8 @@ def exposure(regimens: pd.DataFrame | Mapping[str, Any]) -> dict[str, np.ndarray
     ----------
     regimens : DataFrame or mapping of column to array-like
         The contract's regimen columns; ``weight_kg`` converts fixed mg doses (missing
-        weights use :data:`REFERENCE_WEIGHT_KG`).
+        weights use :data:`REFERENCE_WEIGHT_KG`); ``endpoint_day``, when present, is the day
+        outcomes are assessed (missing: 24 h after the last session).
 
     Returns
     -------
@@ -269,6 +273,9 @@ def exposure(regimens: pd.DataFrame | Mapping[str, Any]) -> dict[str, np.ndarray
         - ``weekly_exposure_mg_per_kg``: equivalent dose times sessions in a week of course;
         - ``cumulative_exposure_mg_per_kg``: equivalent dose times the number of sessions;
         - ``course_weeks``: first to last session;
+        - ``endpoint_day``: the assessment day (default 24 h after the last session);
+        - ``sessions_by_endpoint``: sessions given before the assessment;
+        - ``days_after_last_session``: from the last of those sessions to the assessment;
         - ``active_drug``: the drug acts on the NMDA receptor;
         - ``comparator``: ``"saline"``, ``"midazolam"``, ``"placebo"`` or ``"none"``.
 
@@ -311,6 +318,11 @@ def exposure(regimens: pd.DataFrame | Mapping[str, Any]) -> dict[str, np.ndarray
     per_week = array("sessions_per_week", 1.0)
     sessions = array("n_sessions", 1.0)
     minutes = array("infusion_minutes", np.nan)
+    spacing = 7.0 / per_week
+    endpoint = array("endpoint_day", np.nan)
+    endpoint = np.where(np.isnan(endpoint), (sessions - 1.0) * spacing + 1.0, endpoint)
+    # sessions on days 0, spacing, 2 spacing, ...; a visit sees those strictly before it
+    given = np.clip(np.ceil(endpoint / spacing - 1e-9), 1.0, sessions)
 
     per_kg = np.where(unit == "mg", dose / weight, dose)
     systemic = per_kg * _lookup(BIOAVAILABILITY, route)
@@ -325,10 +337,13 @@ def exposure(regimens: pd.DataFrame | Mapping[str, Any]) -> dict[str, np.ndarray
         "weekly_exposure_mg_per_kg": equivalent * np.minimum(per_week, sessions),
         "cumulative_exposure_mg_per_kg": equivalent * sessions,
         "course_weeks": (sessions - 1.0) / per_week,
+        "endpoint_day": endpoint,
+        "sessions_by_endpoint": given,
+        "days_after_last_session": endpoint - (given - 1.0) * spacing,
         "active_drug": np.isin(drug, KETAMINES),
         "comparator": comparator,
     }
 
 
 def _lookup(table: Mapping[str, float], keys: np.ndarray, default: float = np.nan) -> np.ndarray:
-    return np.array([table.get(k, default) for k in keys], dtype=float)
+    return pd.Series(keys, dtype=object).map(table).fillna(default).to_numpy(dtype=float)

@@ -43,6 +43,7 @@ __all__ = [
     "ROLES",
     "Column",
     "Patient",
+    "check_outcome",
     "column",
     "columns",
     "validate",
@@ -86,6 +87,8 @@ class Column:
         Allowed values of a category column, in canonical spelling.
     required : bool
         Whether a patient table must have the column with no missing value.
+    label : str, optional
+        Short name in clinical words for reports; defaults to the name without underscores.
     """
 
     name: str
@@ -97,6 +100,12 @@ class Column:
     high: float | None = None
     categories: tuple[str, ...] = ()
     required: bool = False
+    label: str | None = None
+
+    @property
+    def clinical_label(self) -> str:
+        """A short name in clinical words, for reports ("baseline MADRS")."""
+        return self.label or self.name.replace("_", " ")
 
     @property
     def is_family(self) -> bool:
@@ -140,10 +149,20 @@ _CONTRACT: tuple[Column, ...] = (
     Column("site_id", "group", "string", "recruiting site within the trial"),
     Column("arm", "group", "string", "randomised arm label within the trial"),
     # baseline
-    Column("age", "baseline", "float", "age at baseline", "years", 12, 100, required=True),
-    Column("sex", "baseline", "category", "sex", categories=("female", "male"), required=True),
-    Column("bmi", "baseline", "float", "body-mass index", "kg/m^2", 12, 80),
-    Column("weight_kg", "baseline", "float", "body weight", "kg", 25, 300),
+    Column(
+        "age", "baseline", "float", "age at baseline", "years", 12, 100, required=True, label="age"
+    ),
+    Column(
+        "sex",
+        "baseline",
+        "category",
+        "sex",
+        categories=("female", "male"),
+        required=True,
+        label="sex",
+    ),
+    Column("bmi", "baseline", "float", "body-mass index", "kg/m^2", 12, 80, label="BMI"),
+    Column("weight_kg", "baseline", "float", "body weight", "kg", 25, 300, label="body weight"),
     Column(
         "diagnosis",
         "baseline",
@@ -152,6 +171,7 @@ _CONTRACT: tuple[Column, ...] = (
         "two failed adequate antidepressant trials) or bipolar depression",
         categories=("MDD", "TRD", "bipolar"),
         required=True,
+        label="diagnosis",
     ),
     Column(
         "n_failed_treatments",
@@ -161,20 +181,70 @@ _CONTRACT: tuple[Column, ...] = (
         "count",
         0,
         30,
+        label="failed antidepressant trials",
     ),
     Column(
-        "episode_months", "baseline", "float", "length of the current episode", "months", 0, 600
+        "episode_months",
+        "baseline",
+        "float",
+        "length of the current episode",
+        "months",
+        0,
+        600,
+        label="episode length",
     ),
-    Column("anxious_distress", "baseline", "bool", "anxious depression (DSM-5 specifier)"),
-    Column("prior_suicide_attempt", "baseline", "bool", "lifetime suicide attempt"),
     Column(
-        "family_history_aud", "baseline", "bool", "first-degree relative with alcohol use disorder"
+        "anxious_distress",
+        "baseline",
+        "bool",
+        "anxious depression (DSM-5 specifier)",
+        label="anxious depression",
     ),
     Column(
-        "madrs_baseline", "baseline", "float", "MADRS at baseline", _MADRS, 0, 60, required=True
+        "prior_suicide_attempt",
+        "baseline",
+        "bool",
+        "lifetime suicide attempt",
+        label="past suicide attempt",
     ),
-    Column("hamd17_baseline", "baseline", "float", "HAMD-17 at baseline", "HAMD-17 total", 0, 52),
-    Column("ssi_baseline", "baseline", "float", "Scale for Suicidal Ideation", "SSI total", 0, 38),
+    Column(
+        "family_history_aud",
+        "baseline",
+        "bool",
+        "first-degree relative with alcohol use disorder",
+        label="family history of alcohol use disorder",
+    ),
+    Column(
+        "madrs_baseline",
+        "baseline",
+        "float",
+        "MADRS at baseline",
+        _MADRS,
+        0,
+        60,
+        required=True,
+        label="baseline MADRS",
+    ),
+    Column(
+        "hamd17_baseline",
+        "baseline",
+        "float",
+        "HAMD-17 at baseline",
+        "HAMD-17 total",
+        0,
+        52,
+        label="baseline HAMD-17",
+    ),
+    Column(
+        "ssi_baseline",
+        "baseline",
+        "float",
+        "Scale for Suicidal Ideation",
+        "SSI total",
+        0,
+        38,
+        label="baseline suicidal ideation (SSI)",
+    ),
     Column(
         "processing_speed_z",
         "baseline",
@@ -183,12 +253,27 @@ _CONTRACT: tuple[Column, ...] = (
         "z-score",
         -6,
         6,
+        label="processing speed",
     ),
     Column(
-        "working_memory_z", "baseline", "float", "working memory against norms", "z-score", -6, 6
+        "working_memory_z",
+        "baseline",
+        "float",
+        "working memory against norms",
+        "z-score",
+        -6,
+        6,
+        label="working memory",
     ),
     Column(
-        "verbal_memory_z", "baseline", "float", "verbal memory against norms", "z-score", -6, 6
+        "verbal_memory_z",
+        "baseline",
+        "float",
+        "verbal memory against norms",
+        "z-score",
+        -6,
+        6,
+        label="verbal memory",
     ),
     # regimen
     Column(
@@ -198,6 +283,7 @@ _CONTRACT: tuple[Column, ...] = (
         "drug given: racemic ketamine, its enantiomers, or a comparator",
         categories=(*KETAMINES, *COMPARATORS),
         required=True,
+        label="drug",
     ),
     Column(
         "route",
@@ -206,6 +292,7 @@ _CONTRACT: tuple[Column, ...] = (
         "route of administration",
         categories=("iv", "intranasal", "im", "sc", "oral", "sublingual"),
         required=True,
+        label="route",
     ),
     Column(
         "dose",
@@ -216,6 +303,7 @@ _CONTRACT: tuple[Column, ...] = (
         0,
         1000,
         required=True,
+        label="dose",
     ),
     Column(
         "dose_unit",
@@ -224,8 +312,18 @@ _CONTRACT: tuple[Column, ...] = (
         "unit of the dose",
         categories=("mg/kg", "mg"),
         required=True,
+        label="dose unit",
     ),
-    Column("infusion_minutes", "regimen", "float", "length of an IV infusion", "minutes", 1, 240),
+    Column(
+        "infusion_minutes",
+        "regimen",
+        "float",
+        "length of an IV infusion",
+        "minutes",
+        1,
+        240,
+        label="infusion time",
+    ),
     Column(
         "sessions_per_week",
         "regimen",
@@ -235,15 +333,25 @@ _CONTRACT: tuple[Column, ...] = (
         0.25,
         7,
         required=True,
+        label="sessions per week",
     ),
     Column(
-        "n_sessions", "regimen", "int", "sessions in the course", "count", 1, 104, required=True
+        "n_sessions",
+        "regimen",
+        "int",
+        "sessions in the course",
+        "count",
+        1,
+        104,
+        required=True,
+        label="number of sessions",
     ),
     Column(
         "new_oral_antidepressant",
         "regimen",
         "bool",
         "an oral antidepressant newly started with the course",
+        label="new oral antidepressant",
     ),
     Column(
         "endpoint_day",
@@ -253,6 +361,7 @@ _CONTRACT: tuple[Column, ...] = (
         "days after the first session",
         0,
         365,
+        label="assessment day",
     ),
     # outcome: visit families
     Column("madrs_{visit}", "outcome", "float", "MADRS at the visit", _MADRS, 0, 60),
@@ -999,3 +1108,93 @@ def _problem(error: Mapping[str, Any], model: type[pydantic.BaseModel]) -> Probl
         return Problem(None, value, error["msg"])
     # Field names are strings; anything else (a non-string key) lands here too.
     return Problem(name, value, f"{name}={value!r}: {error['msg']}")
+
+
+def check_outcome(
+    y: Any, name: str = "outcome", *, min_per_class: int = 1, return_classes: bool = False
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Check a binary outcome and return it as a 0/1 integer array.
+
+    Parameters
+    ----------
+    y : array-like
+        Booleans or 0/1 (also a nullable pandas column), or any two labels (the larger is
+        the event, as in scikit-learn).
+    name : str, default="outcome"
+        How the outcome is named in the error.
+    min_per_class : int, default=1
+        The fewest events (and non-events) the caller can work with.
+    return_classes : bool, default=False
+        Also return the two labels, non-event first.
+
+    Returns
+    -------
+    codes : ndarray of int
+        1 for the event, 0 otherwise.
+    classes : ndarray
+        Only with ``return_classes=True``.
+
+    Raises
+    ------
+    ValidationError
+        If values are missing, the outcome is continuous or has more than two classes, or a
+        class has fewer than ``min_per_class`` members; the message gives the counts.
+
+    Examples
+    --------
+    >>> check_outcome([True, False, True], "response")
+    array([1, 0, 1])
+    >>> check_outcome([0, 0, 1], "cognitive_decline", min_per_class=2)
+    Traceback (most recent call last):
+    ...
+    ketapredict.exceptions.ValidationError: 1 problem in the outcome:
+      cognitive_decline has 1 event and 2 non-events (class counts); at least 2 of each are needed
+    """
+    from sklearn.utils.multiclass import type_of_target
+
+    values = pd.Series(np.asarray(y, dtype=object).ravel())
+    missing = values.map(_is_missing).to_numpy(dtype=bool)
+    if missing.any():
+        raise ValidationError(
+            [
+                Problem(
+                    name,
+                    None,
+                    f"{name} is missing in {missing.sum()} of "
+                    f"{len(values)} rows; drop those rows first",
+                )
+            ],
+            "outcome",
+        )
+    labels = np.asarray(values.tolist())  # numpy infers bool, int, float or str
+    kind = type_of_target(labels)
+    if kind not in ("binary", "unknown") and labels.dtype != bool:
+        if kind.startswith("continuous"):
+            message = f"Unknown label type: {kind}; {name} must be binary, not continuous"
+        else:
+            message = (
+                f"Only binary classification is supported. The type of {name} is "
+                f"{kind}: {len(np.unique(labels))} classes"
+            )
+        raise ValidationError([Problem(name, None, message)], "outcome")
+    classes = np.unique(labels)
+    if labels.dtype == bool or set(classes.tolist()) <= {0, 1}:
+        classes = np.array([False, True]) if labels.dtype == bool else np.array([0, 1])
+    codes = (labels == classes[-1]).astype(int)
+    events, non_events = int(codes.sum()), int(len(codes) - codes.sum())
+    needed = max(min_per_class, 1)
+    if min(events, non_events) < needed:
+        only = " (only one class)" if min(events, non_events) == 0 else " (class counts)"
+        raise ValidationError(
+            [
+                Problem(
+                    name,
+                    None,
+                    f"{name} has {events} event{'s' if events != 1 else ''} and {non_events} "
+                    f"non-event{'s' if non_events != 1 else ''}{only}; at least {needed} of each "
+                    "are needed",
+                )
+            ],
+            "outcome",
+        )
+    return (codes, classes) if return_classes else codes

@@ -1,0 +1,1 @@
+"""Experiment definitions (TOML), installed as ketapredict.experiment_files."""

@@ -1,0 +1,1 @@
+"""Feature-set definitions (TOML), installed as ketapredict.feature_sets."""

@@ -1,0 +1,329 @@
+"""Declarative experiments: a TOML file says what to train and how to validate it.
+
+An experiment file (``experiments/<name>.toml``)::
+
+    description = "..."
+    [data]                    # the simulated cohort, or a CSV/Parquet patient table
+    source = "simulated"      # or a path, e.g. "data/trial.parquet"
+    n = 5000
+    seed = 0
+    [features]
+    set = "core"              # a name in features/ or a .toml path
+    [outcomes]
+    names = ["response", "cognitive_decline"]
+    [model]                   # OutcomeModel parameters (defaults when absent)
+    max_depth = 3
+    [validation]
+    scheme = "leave_one_trial_out"   # or stratified_kfold, grouped_kfold
+    n_splits = 5
+    bootstraps = 1000
+    seed = 0
+    peers = true
+    [tuning]                  # optional: nested cross-validation over this grid
+    max_depth = [2, 3]
+
+:func:`load_experiment` checks everything (unknown keys, the feature set, model
+parameters) before any data is read; :func:`run_experiment` validates each outcome.
+"""
+
+from __future__ import annotations
+
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+import pydantic
+
+from .evaluate import SCHEMES, ValidationResult, check_design, cross_validate
+from .exceptions import Problem, ValidationError
+from .features import load_feature_set
+from .models import OutcomeModel
+from .schema import validate
+
+__all__ = ["Experiment", "ExperimentResult", "load_experiment", "run_experiment"]
+
+
+class _Strict(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+
+class _Data(_Strict):
+    source: str = "simulated"
+    n: pydantic.PositiveInt = 5000
+    seed: pydantic.NonNegativeInt = 0
+
+
+class _Features(_Strict):
+    set: str = "core"
+
+
+class _Outcomes(_Strict):
+    names: list[str] = pydantic.Field(default_factory=lambda: ["response"], min_length=1)
+
+
+class _Validation(_Strict):
+    scheme: Literal[SCHEMES] = "leave_one_trial_out"  # type: ignore[valid-type]
+    n_splits: int = pydantic.Field(default=5, ge=2, le=20)
+    bootstraps: int = pydantic.Field(default=1000, ge=0, le=10_000)
+    seed: pydantic.NonNegativeInt = 0
+    peers: bool = True
+
+
+class _Spec(_Strict):
+    description: str = ""
+    data: _Data = _Data()
+    features: _Features = _Features()
+    outcomes: _Outcomes = _Outcomes()
+    model: dict[str, Any] = pydantic.Field(default_factory=dict)
+    validation: _Validation = _Validation()
+    tuning: dict[str, list[Any]] = pydantic.Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A loaded, checked experiment file.
+
+    Attributes
+    ----------
+    name : str
+        The file name without ``.toml``; MLflow runs are filed under it.
+    path : Path
+    text : str
+        The file as written (logged with every run).
+    spec : pydantic model
+        ``data``, ``features``, ``outcomes``, ``model``, ``validation``, ``tuning``.
+    """
+
+    name: str
+    path: Path
+    text: str
+    spec: _Spec
+
+    def model(self, outcome: str) -> OutcomeModel:
+        """The OutcomeModel this experiment trains for ``outcome``."""
+        return OutcomeModel(outcome=outcome, features=self.spec.features.set, **self.spec.model)
+
+    def load_data(self) -> pd.DataFrame:
+        """The experiment's patient table: simulated, or read from a file and validated."""
+        data = self.spec.data
+        if data.source == "simulated":
+            from .simulate import simulate_cohort
+
+            return simulate_cohort(n=data.n, seed=data.seed)
+        path = Path(data.source)
+        if not path.is_absolute() and (self.path.parent / path).exists():
+            path = self.path.parent / path
+        if not path.is_file():
+            raise ValidationError(
+                [
+                    Problem(
+                        "data.source",
+                        data.source,
+                        f"{self.path}: data.source={data.source!r}: no such file",
+                    )
+                ],
+                "experiment",
+            )
+        table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        return validate(table, what=f"patient table {path}")
+
+    def parameters(self) -> dict[str, Any]:
+        """Every setting, flattened (``model.max_depth``, ``validation.scheme``, ...)."""
+        flat: dict[str, Any] = {}
+        for section, values in self.spec.model_dump().items():
+            if isinstance(values, dict):
+                for key, value in values.items():
+                    flat[f"{section}.{key}"] = value
+            else:
+                flat[section] = values
+        return flat
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read and check an experiment file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.toml`` file, or the name of one in ``experiments/`` (``"baseline"``).
+
+    Returns
+    -------
+    Experiment
+
+    Raises
+    ------
+    ValidationError
+        Naming the file and key of every problem: unknown keys, bad values, a missing
+        feature set, unknown or invalid model parameters.
+
+    Examples
+    --------
+    >>> from ketapredict.experiment import load_experiment
+    >>> experiment = load_experiment("baseline")
+    >>> experiment.spec.outcomes.names
+    ['response', 'cognitive_decline']
+    """
+    path = _find(path)
+    text = path.read_text("utf-8")
+    where = str(path)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ValidationError(
+            [Problem(None, None, f"{where}: not valid TOML: {error}")], "experiment"
+        ) from None
+    try:
+        spec = _Spec.model_validate(raw)
+    except pydantic.ValidationError as error:
+        raise ValidationError([_problem(where, e) for e in error.errors()], "experiment") from None
+    problems: list[Problem] = []
+    try:
+        load_feature_set(spec.features.set)
+    except ValidationError as error:
+        problems += [
+            Problem(
+                "features.set",
+                spec.features.set,
+                f"{where}: features.set={spec.features.set!r}: {p.message}",
+            )
+            for p in error.problems
+        ]
+    valid = set(OutcomeModel().get_params()) - {"outcome", "features"}
+    for section, keys in (("model", spec.model), ("tuning", spec.tuning)):
+        for key in keys:
+            if key not in valid:
+                problems.append(
+                    Problem(
+                        f"{section}.{key}",
+                        keys[key],
+                        f"{where}: unknown "
+                        f"key {section}.{key}; OutcomeModel parameters are "
+                        f"{', '.join(sorted(valid))}",
+                    )
+                )
+    if not problems:
+        candidates = [spec.model] + [
+            {**spec.model, k: v} for k, values in spec.tuning.items() for v in values
+        ]
+        for params in candidates:
+            try:
+                OutcomeModel(**params)._validate_params()
+            except (ValueError, TypeError) as error:
+                problems.append(Problem("model", params, f"{where}: model: {error}"))
+                break
+    if problems:
+        raise ValidationError(problems, "experiment")
+    return Experiment(name=path.stem, path=path, text=text, spec=spec)
+
+
+def _find(path: str | Path) -> Path:
+    candidate = Path(path)
+    if candidate.is_file():
+        return candidate
+    if candidate.suffix != ".toml":
+        from importlib import resources
+
+        packaged = resources.files("ketapredict.experiment_files").joinpath(f"{path}.toml")
+        if packaged.is_file():
+            return Path(str(packaged))
+    raise ValidationError(
+        [Problem("experiment", str(path), f"experiment file {str(path)!r} does not exist")],
+        "experiment",
+    )
+
+
+def _problem(where: str, error: dict[str, Any]) -> Problem:
+    key = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return Problem(key, error.get("input"), f"{where}: unknown key {key!r}")
+    return Problem(
+        key, error.get("input"), f"{where}: {key}={error.get('input')!r}: {error['msg']}"
+    )
+
+
+@dataclass
+class ExperimentResult:
+    """The outcome of running an experiment.
+
+    Attributes
+    ----------
+    experiment : Experiment
+    results : dict of str to ValidationResult
+        By outcome.
+    data_kind : {"simulated", "real"}
+    n_rows : int
+    seconds : float
+        Wall time of data loading and validation of every outcome.
+    """
+
+    experiment: Experiment
+    results: dict[str, ValidationResult]
+    data_kind: str
+    n_rows: int
+    seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def table(self) -> pd.DataFrame:
+        """The metrics of every outcome and model, one row each."""
+        frames = []
+        for outcome, result in self.results.items():
+            metrics = result.metrics.copy()
+            folds = result.fold_metrics.groupby("model")["auc"]
+            metrics["fold_auc_mean"] = folds.mean()
+            metrics["fold_auc_sd"] = folds.std()
+            metrics.insert(0, "outcome", outcome)
+            frames.append(metrics.rename_axis("model").reset_index())
+        return pd.concat(frames, ignore_index=True)
+
+
+def run_experiment(experiment: Experiment, *, progress: bool = False) -> ExperimentResult:
+    """Validate every outcome of an experiment.
+
+    All outcomes are checked (present, enough events for the scheme) before any training.
+
+    Parameters
+    ----------
+    experiment : Experiment
+        From :func:`load_experiment`.
+    progress : bool, default=False
+        Show a progress bar over folds (on stderr).
+
+    Returns
+    -------
+    ExperimentResult
+    """
+    start = time.perf_counter()
+    data = experiment.load_data()
+    spec = experiment.spec.validation
+    problems = []
+    for outcome in experiment.spec.outcomes.names:
+        try:
+            check_design(data, outcome, spec.scheme, spec.n_splits)
+        except ValidationError as error:
+            problems += error.problems
+    if problems:
+        raise ValidationError(problems, f"data for experiment {experiment.name!r}")
+    results, timings = {}, {}
+    for outcome in experiment.spec.outcomes.names:
+        began = time.perf_counter()
+        results[outcome] = cross_validate(
+            experiment.model(outcome),
+            data,
+            outcome=outcome,
+            scheme=spec.scheme,
+            n_splits=spec.n_splits,
+            tuning=experiment.spec.tuning or None,
+            peers=spec.peers,
+            n_bootstraps=spec.bootstraps,
+            seed=spec.seed,
+            progress=f"{experiment.name}: {outcome}" if progress else False,
+        )
+        timings[outcome] = time.perf_counter() - began
+    kind = "simulated" if experiment.spec.data.source == "simulated" else "real"
+    return ExperimentResult(
+        experiment, results, kind, len(data), time.perf_counter() - start, timings
+    )

@@ -1,0 +1,432 @@
+"""Outcome models: feature encoder + gradient-boosted trees + probability calibration.
+
+:class:`OutcomeModel` predicts one outcome (response, remission, cognitive decline,
+dissociation). Fitting it:
+
+1. encodes the patient table with a feature set (:func:`ketapredict.load_feature_set`);
+2. cross-fits ``calibration_folds`` XGBoost models, each stopped early on an inner split of
+   its training folds, giving out-of-fold margins and the number of boosting rounds;
+3. trains the final XGBoost model on every row for the median number of rounds;
+4. fits a one-dimensional calibrator (Platt's sigmoid, or isotonic) on the out-of-fold
+   margins, so it never sees a margin the trees were trained on.
+
+The result is one booster and one monotone map from its margin to a probability: SHAP values
+on the margin are exact, and the whole model saves as JSON without pickle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from numbers import Integral, Real
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.isotonic import IsotonicRegression
+from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from .exceptions import Problem, ValidationError
+from .features import FeatureEncoder
+from .schema import check_outcome
+
+__all__ = ["MONOTONE", "OutcomeModel"]
+
+# Monotone constraints, only where the pharmacology is certain (feature -> +1: risk never
+# falls as the feature rises).
+MONOTONE: dict[str, dict[str, int]] = {
+    # Dissociation rises with dose and with how fast it enters the blood (Fava 2020, A7;
+    # route differences, seed review 002, B6).
+    "dissociation": {
+        "peak_exposure_mg_per_kg_per_h": 1,
+        "racemic_iv_equivalent_mg_per_kg": 1,
+    },
+    # Lasting cognitive deficits come with frequent use (seed review 002, B7) and grow with
+    # cumulative exposure (DESIGN.md).
+    "cognitive_decline": {
+        "weekly_exposure_mg_per_kg": 1,
+        "cumulative_exposure_mg_per_kg": 1,
+    },
+    # Response and remission get none: the dose-response flattens above 0.5 mg/kg (Fava
+    # 2020) and may turn at anaesthetic doses, and timing interacts with the course.
+}
+
+# The fewest events (and non-events) a fit accepts: two calibration folds need one of each
+# to hold out. With few events the model uses fewer folds and skips early stopping; whether
+# that many events make a useful model is for the validation scheme to judge
+# (ketapredict.evaluate checks it, with counts).
+MIN_EVENTS = 2
+# Early stopping needs an inner split that holds out some events: this many in the fold.
+_MIN_EVENTS_TO_STOP_EARLY = 10
+# min_child_weight="auto": a leaf must carry the Hessian weight of this many patients at the
+# outcome's base rate, k * ybar * (1 - ybar). A fixed weight does not fit outcomes of very
+# different frequency: 5 lets response (45%) split, but asks about 150 patients per leaf of
+# cognitive decline (3.5%), which then never splits (benchmarks/model_defaults.py).
+_LEAF_PATIENTS = 20
+# Calibrated log-odds are kept within +-9.2 (probabilities 1e-4 to 1 - 1e-4): no model of
+# these data can be certain.
+_MAX_LOG_ODDS = 9.21
+
+
+class OutcomeModel(ClassifierMixin, BaseEstimator):
+    """A calibrated gradient-boosted model of one outcome.
+
+    Parameters
+    ----------
+    outcome : str, default="response"
+        The outcome column: ``"response"``, ``"remission"``, ``"cognitive_decline"``,
+        ``"dissociation"`` or another binary column of the table. Selects the default
+        monotone constraints and is where ``fit`` finds ``y`` when none is given.
+    features : str, path-like or None, default="core"
+        Feature set (name in ``features/`` or ``.toml`` path). With None, ``X`` is used as
+        already-encoded numeric features (any array-like).
+    n_estimators : int, default=1000
+        Most boosting rounds; early stopping picks fewer.
+    learning_rate : float, default=0.05
+    max_depth : int, default=2
+        Shallow trees: clinical-size data support few interactions, and depth 2 (pairwise)
+        matched or beat depth 3 and 4 from 300 to 3,000 patients for both outcomes.
+    min_child_weight : float or "auto", default="auto"
+        Minimum Hessian weight in a leaf. ``"auto"`` is the weight of 20 patients at the
+        outcome's base rate, ``20 * ybar * (1 - ybar)``: about 5 for response, 0.7 for
+        cognitive decline; a fixed 5 left the rarer outcome unable to split below about
+        1,000 patients.
+    subsample, colsample_bytree : float, default=0.8
+    reg_lambda : float, default=5.0
+        L2 penalty on leaf weights.
+    reg_alpha : float, default=0.0
+    early_stopping_rounds : int, default=40
+        Rounds without improvement of the inner split's log-loss before stopping.
+    validation_fraction : float, default=0.2
+        Share of each training fold held out for early stopping.
+    calibration : {"sigmoid", "isotonic", "none"}, default="sigmoid"
+        Map from margin to probability, fitted on out-of-fold margins. Sigmoid (Platt) has
+        two parameters and suits hundreds of patients; isotonic needs thousands (it was
+        worse than sigmoid at every size tried).
+    calibration_folds : int, default=3
+    monotone : bool or dict, default=True
+        True applies :data:`MONOTONE` for ``outcome``; a dict gives feature -> +1/-1; False
+        applies none.
+    random_state : int, default=0
+    n_jobs : int or None, default=None
+        Threads for XGBoost (None: all cores).
+
+    Attributes
+    ----------
+    min_child_weight_ : float
+        The leaf weight used (``min_child_weight`` resolved).
+    encoder_ : FeatureEncoder or None
+        The fitted feature encoder (None when ``features=None``).
+    booster_ : xgboost.XGBClassifier
+        The final trees, trained on every row.
+    n_rounds_ : int
+        Boosting rounds of the final trees (median of the early-stopped folds).
+    calibrator_ : dict
+        ``{"method": "sigmoid", "a": ..., "b": ...}`` (p = 1 / (1 + exp(-(a m + b))) for
+        margin m), ``{"method": "isotonic", "margins": [...], "probabilities": [...]}`` or
+        ``{"method": "none"}``.
+    feature_names_ : ndarray of str
+        Encoded feature names, in booster order.
+    classes_ : ndarray
+        ``[0, 1]``.
+
+    Examples
+    --------
+    >>> from ketapredict import OutcomeModel, simulate_cohort
+    >>> cohort = simulate_cohort(n=2000, seed=0)
+    >>> model = OutcomeModel(outcome="response").fit(cohort)
+    >>> p = model.predict_proba(cohort)[:, 1]
+    >>> bool(((p > 0) & (p < 1)).all())
+    True
+    >>> model.calibrator_["method"]
+    'sigmoid'
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "outcome": [str],
+        "features": [str, Path, None],
+        "n_estimators": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, 1, closed="right")],
+        "max_depth": [Interval(Integral, 1, 12, closed="both")],
+        "min_child_weight": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
+        "subsample": [Interval(Real, 0, 1, closed="right")],
+        "colsample_bytree": [Interval(Real, 0, 1, closed="right")],
+        "reg_lambda": [Interval(Real, 0, None, closed="left")],
+        "reg_alpha": [Interval(Real, 0, None, closed="left")],
+        "early_stopping_rounds": [Interval(Integral, 1, None, closed="left")],
+        "validation_fraction": [Interval(Real, 0, 0.5, closed="neither")],
+        "calibration": [StrOptions({"sigmoid", "isotonic", "none"})],
+        "calibration_folds": [Interval(Integral, 2, 10, closed="both")],
+        "monotone": ["boolean", dict],
+        "random_state": ["random_state"],
+        "n_jobs": [Integral, None],
+    }
+
+    def __init__(
+        self,
+        outcome: str = "response",
+        features: str | Path | None = "core",
+        *,
+        n_estimators: int = 1000,
+        learning_rate: float = 0.05,
+        max_depth: int = 2,
+        min_child_weight: float | str = "auto",
+        subsample: float = 0.8,
+        colsample_bytree: float = 0.8,
+        reg_lambda: float = 5.0,
+        reg_alpha: float = 0.0,
+        early_stopping_rounds: int = 40,
+        validation_fraction: float = 0.2,
+        calibration: str = "sigmoid",
+        calibration_folds: int = 3,
+        monotone: bool | dict = True,
+        random_state: int | None = 0,
+        n_jobs: int | None = None,
+    ):
+        self.outcome = outcome
+        self.features = features
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.max_depth = max_depth
+        self.min_child_weight = min_child_weight
+        self.subsample = subsample
+        self.colsample_bytree = colsample_bytree
+        self.reg_lambda = reg_lambda
+        self.reg_alpha = reg_alpha
+        self.early_stopping_rounds = early_stopping_rounds
+        self.validation_fraction = validation_fraction
+        self.calibration = calibration
+        self.calibration_folds = calibration_folds
+        self.monotone = monotone
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        tags.input_tags.allow_nan = True
+        return tags
+
+    # -- fitting ----------------------------------------------------------------------------
+    def fit(self, X: Any, y: Any = None) -> OutcomeModel:
+        """Fit the encoder, the trees and the calibrator.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like
+            The patient table (all columns; the feature set picks its own), or encoded
+            features when ``features=None``.
+        y : array-like of bool or 0/1, optional
+            The outcome; by default ``X[outcome]``. Missing values are an error: drop those
+            rows first.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValidationError
+            If the outcome is missing, continuous or has more than two classes, or has fewer
+            than two events or non-events; or the table lacks columns the feature set needs.
+        """
+        self._validate_params()
+        Z = self._encode(X, fit=True)
+        if y is None:
+            if not isinstance(X, pd.DataFrame) or self.outcome not in X.columns:
+                raise ValidationError(
+                    [
+                        Problem(
+                            self.outcome,
+                            None,
+                            "OutcomeModel requires y to be passed, but the "
+                            f"target y is None and X has no {self.outcome!r} column",
+                        )
+                    ],
+                    "outcome",
+                )
+            y = X[self.outcome]
+        elif not isinstance(y, pd.Series):
+            y = column_or_1d(y, warn=True)
+        target, self.classes_ = check_outcome(
+            y, self.outcome, min_per_class=MIN_EVENTS, return_classes=True
+        )
+        if len(Z) != len(target):
+            raise ValueError(f"X has {len(Z)} rows but y has {len(target)}.")
+        rate = target.mean()
+        self.min_child_weight_ = (
+            _LEAF_PATIENTS * rate * (1 - rate)
+            if self.min_child_weight == "auto"
+            else float(self.min_child_weight)
+        )
+        rng = np.random.RandomState(
+            self.random_state if isinstance(self.random_state, int) else None
+        )
+        seed = int(rng.randint(2**31 - 1))
+
+        # as many calibration folds as there are events to hold out, at most the parameter
+        n_folds = min(self.calibration_folds, int(np.bincount(target).min()))
+        folds = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
+        out_of_fold = np.empty(len(target))
+        rounds = []
+        for train, held_out in folds.split(Z, target):
+            booster, n_rounds = self._early_stopped(Z.iloc[train], target[train], seed)
+            rounds.append(n_rounds)
+            out_of_fold[held_out] = booster.predict(Z.iloc[held_out], output_margin=True)
+        self.n_rounds_ = int(np.median(rounds))
+        self.booster_ = self._xgb(self.n_rounds_, seed).fit(Z, target)
+        self.calibrator_ = self._fit_calibrator(out_of_fold, target)
+        return self
+
+    def _encode(self, X: Any, fit: bool = False) -> pd.DataFrame:
+        if self.features is None:
+            array = validate_data(
+                self, X, reset=fit, ensure_all_finite="allow-nan", dtype=np.float64
+            )
+            if fit:
+                self.encoder_ = None
+                self.feature_names_ = np.array(
+                    [f"x{i}" for i in range(array.shape[1])], dtype=object
+                )
+            return pd.DataFrame(array, columns=self.feature_names_)
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(
+                f"OutcomeModel(features={self.features!r}) needs the patient table "
+                f"as a pandas DataFrame; got {type(X).__name__}. Use "
+                "features=None for already-encoded numeric features."
+            )
+        if fit:
+            self.encoder_ = FeatureEncoder(self.features).fit(X)
+            self.feature_names_ = self.encoder_.get_feature_names_out()
+            self.n_features_in_ = self.encoder_.n_features_in_
+            self.feature_names_in_ = self.encoder_.feature_names_in_
+        return self.encoder_.transform(X)
+
+    def _constraints(self) -> dict[str, int]:
+        if self.monotone is False or self.features is None:
+            return {}
+        table = MONOTONE.get(self.outcome, {}) if self.monotone is True else self.monotone
+        unknown = set(table) - set(self.feature_names_)
+        if self.monotone is not True and unknown:
+            raise ValidationError(
+                [
+                    Problem(
+                        "monotone",
+                        sorted(unknown),
+                        f"monotone names features the set does not produce: {sorted(unknown)}",
+                    )
+                ],
+                "model parameters",
+            )
+        return {k: v for k, v in table.items() if k in set(self.feature_names_)}
+
+    def _xgb(self, n_estimators: int, seed: int, early_stopping: bool = False):
+        from xgboost import XGBClassifier
+
+        return XGBClassifier(
+            n_estimators=n_estimators,
+            learning_rate=self.learning_rate,
+            max_depth=self.max_depth,
+            min_child_weight=self.min_child_weight_,
+            subsample=self.subsample,
+            colsample_bytree=self.colsample_bytree,
+            reg_lambda=self.reg_lambda,
+            reg_alpha=self.reg_alpha,
+            monotone_constraints=self._constraints() or None,
+            early_stopping_rounds=self.early_stopping_rounds if early_stopping else None,
+            objective="binary:logistic",
+            eval_metric="logloss",
+            tree_method="hist",
+            random_state=seed,
+            n_jobs=self.n_jobs,
+        )
+
+    def _early_stopped(self, Z: pd.DataFrame, y: np.ndarray, seed: int):
+        """Trees stopped early on an inner split, and their number of rounds."""
+        if np.bincount(y, minlength=2).min() < _MIN_EVENTS_TO_STOP_EARLY:
+            # too few events to hold some out: all rounds; the calibrator tempers them
+            return self._xgb(self.n_estimators, seed).fit(Z, y), self.n_estimators
+        fit_rows, stop_rows = train_test_split(
+            np.arange(len(y)), test_size=self.validation_fraction, stratify=y, random_state=seed
+        )
+        booster = self._xgb(self.n_estimators, seed, early_stopping=True)
+        booster.fit(
+            Z.iloc[fit_rows],
+            y[fit_rows],
+            eval_set=[(Z.iloc[stop_rows], y[stop_rows])],
+            verbose=False,
+        )
+        return booster, booster.best_iteration + 1
+
+    def _fit_calibrator(self, margin: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+        if self.calibration == "none":
+            return {"method": "none"}
+        if self.calibration == "sigmoid":
+            from sklearn.linear_model import LogisticRegression
+
+            platt = LogisticRegression(C=1e6).fit(margin.reshape(-1, 1), y)
+            return {
+                "method": "sigmoid",
+                "a": float(platt.coef_[0, 0]),
+                "b": float(platt.intercept_[0]),
+            }
+        isotonic = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
+        isotonic.fit(margin, y)
+        return {
+            "method": "isotonic",
+            "margins": isotonic.X_thresholds_.tolist(),
+            "probabilities": isotonic.y_thresholds_.tolist(),
+        }
+
+    # -- prediction -------------------------------------------------------------------------
+    def margin(self, X: Any) -> np.ndarray:
+        """The trees' raw margin (log-odds before calibration); SHAP values add up to it."""
+        check_is_fitted(self, "booster_")
+        return self.booster_.predict(self._encode(X), output_margin=True)
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Calibrated log-odds of the event, within +-9.2."""
+        return calibrated_log_odds(self.margin(X), self.calibrator_)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Calibrated probabilities, shape (n, 2): [no event, event].
+
+        Every probability lies between 1e-4 and 1 - 1e-4; none is NaN.
+        """
+        p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The event label where its calibrated probability is at least 0.5."""
+        check_is_fitted(self, "booster_")
+        return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
+
+    def importances(self) -> pd.Series:
+        """Total gain of each encoded feature in the final trees, largest first."""
+        check_is_fitted(self, "booster_")
+        gain = self.booster_.get_booster().get_score(importance_type="total_gain")
+        return pd.Series(
+            {f: gain.get(f, 0.0) for f in self.feature_names_}, name="total_gain"
+        ).sort_values(ascending=False)
+
+
+def calibrated_log_odds(margin: np.ndarray, calibrator: Mapping[str, Any]) -> np.ndarray:
+    """Apply a fitted calibrator (``OutcomeModel.calibrator_``) to tree margins.
+
+    Returns calibrated log-odds clipped to +-9.2, so probabilities stay within 1e-4 and
+    1 - 1e-4.
+    """
+    margin = np.asarray(margin, dtype=float)
+    method = calibrator["method"]
+    if method == "sigmoid":
+        log_odds = calibrator["a"] * margin + calibrator["b"]
+    elif method == "isotonic":
+        p = np.interp(margin, calibrator["margins"], calibrator["probabilities"])
+        with np.errstate(divide="ignore"):
+            log_odds = np.log(p) - np.log1p(-p)
+    else:
+        log_odds = margin
+    return np.clip(log_odds, -_MAX_LOG_ODDS, _MAX_LOG_ODDS)

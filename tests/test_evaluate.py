@@ -1,0 +1,183 @@
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from ketapredict import OutcomeModel, ValidationError, cross_validate
+from ketapredict.evaluate import (
+    _weighted_auc,
+    check_design,
+    expected_calibration_error,
+    net_benefit,
+    peer_models,
+    score_predictions,
+)
+
+RNG = np.random.default_rng(0)
+TRUE_P = RNG.beta(2, 3, 20_000)
+Y = (RNG.random(20_000) < TRUE_P).astype(int)
+
+
+def test_auc_and_pr_auc_match_scikit_learn_and_the_interval_covers_it():
+    p = np.round(TRUE_P, 2)  # ties
+    scores = score_predictions(Y, p, n_bootstraps=300)
+    assert scores["auc"] == pytest.approx(roc_auc_score(Y, p))
+    assert scores["pr_auc"] == pytest.approx(average_precision_score(Y, p))
+    assert scores["auc_low"] < scores["auc"] < scores["auc_high"]
+    assert scores["auc_high"] - scores["auc_low"] < 0.03
+    assert score_predictions(Y, p, n_bootstraps=300)["auc_low"] == scores["auc_low"]
+
+
+def test_weighted_auc_equals_the_plain_auc_with_unit_weights():
+    p = np.round(TRUE_P[:500], 1)
+    assert _weighted_auc(p, Y[:500].astype(float), np.ones((1, 500)))[0] == pytest.approx(
+        roc_auc_score(Y[:500], p)
+    )
+
+
+def test_calibration_metrics_on_calibrated_and_overconfident_predictions():
+    calibrated = score_predictions(Y, TRUE_P, n_bootstraps=0)
+    assert calibrated["ece"] < 0.015
+    assert abs(calibrated["calibration_intercept"]) < 0.05
+    assert calibrated["calibration_slope"] == pytest.approx(1, abs=0.08)
+    logit = np.log(TRUE_P / (1 - TRUE_P))
+    overconfident = 1 / (1 + np.exp(-2 * logit))
+    sharp = score_predictions(Y, overconfident, n_bootstraps=0)
+    assert sharp["calibration_slope"] == pytest.approx(0.5, abs=0.05)
+    assert sharp["ece"] > 0.05
+    shifted = score_predictions(Y, np.clip(TRUE_P + 0.1, 0, 1), n_bootstraps=0)
+    assert shifted["calibration_intercept"] < -0.3
+
+
+def test_expected_calibration_error_by_hand():
+    # two bins: [0.1, 0.1] with outcomes [0, 1] -> |0.5 - 0.1|; [0.9] with outcome [1]
+    assert expected_calibration_error([0, 1, 1], [0.1, 0.1, 0.9]) == pytest.approx(
+        (2 * 0.4 + 0.1) / 3
+    )
+
+
+def test_net_benefit_by_hand():
+    y = np.array([1, 1, 0, 0, 0])
+    p = np.array([0.9, 0.4, 0.6, 0.1, 0.2])
+    curve = net_benefit(y, p, thresholds=[0.5])
+    # at 0.5: TP = 1, FP = 1, odds 1 -> (1 - 1) / 5
+    assert curve.loc[0.5, "model"] == pytest.approx(0.0)
+    assert curve.loc[0.5, "treat_all"] == pytest.approx((2 - 3) / 5)
+    assert curve.loc[0.5, "treat_none"] == 0
+
+
+def test_probabilities_outside_the_unit_interval_are_refused():
+    with pytest.raises(ValueError, match="must lie in"):
+        score_predictions([0, 1], [0.2, 1.2])
+
+
+@pytest.fixture(scope="module")
+def loto(cohort):
+    return cross_validate(
+        OutcomeModel("response", n_estimators=120),
+        cohort,
+        scheme="leave_one_trial_out",
+        n_bootstraps=200,
+    )
+
+
+def test_leave_one_trial_out_holds_out_one_trial_per_fold(cohort, loto):
+    predictions = loto.predictions
+    trials = cohort["trial_id"].to_numpy()[predictions["row"]]
+    assert pd.Series(trials).groupby(predictions["fold"].to_numpy()).nunique().max() == 1
+    assert predictions["fold"].nunique() == cohort["trial_id"].nunique()
+    assert predictions[["p_OutcomeModel", "p_logistic_regression", "p_oracle"]].notna().all().all()
+
+
+def test_result_holds_model_peers_and_oracle(loto):
+    assert list(loto.metrics.index) == [
+        "OutcomeModel",
+        "logistic_regression",
+        "hist_gradient_boosting",
+        "xgboost_default",
+        "oracle",
+    ]
+    assert loto.metrics.loc["oracle", "auc"] > 0.75
+    assert loto.metrics.loc["OutcomeModel", "auc"] > 0.7
+    assert set(loto.fold_metrics["model"]) == set(loto.metrics.index)
+    assert {"treat_all", "treat_none", "OutcomeModel", "oracle"} <= set(loto.decision_curve)
+    assert set(loto.subgroups["variable"]) == {"sex", "age band", "diagnosis"}
+
+
+def test_predictions_carry_no_identifiers(loto):
+    assert not {"patient_id", "trial_id", "arm"} & set(loto.predictions.columns)
+
+
+def test_grouped_kfold_keeps_trials_together(cohort):
+    result = cross_validate(
+        OutcomeModel("dissociation", n_estimators=60),
+        cohort,
+        scheme="grouped_kfold",
+        n_splits=3,
+        peers=False,
+        n_bootstraps=0,
+    )
+    trials = cohort["trial_id"].to_numpy()[result.predictions["row"]]
+    assert pd.Series(result.predictions["fold"].to_numpy()).groupby(trials).nunique().max() == 1
+    assert list(result.metrics.index) == ["OutcomeModel", "oracle"]
+
+
+def test_rows_without_the_outcome_are_left_out_and_counted(cohort):
+    result = cross_validate(
+        OutcomeModel("cognitive_decline", n_estimators=60),
+        cohort,
+        scheme="stratified_kfold",
+        n_splits=3,
+        peers=False,
+        n_bootstraps=0,
+    )
+    assert result.rows_left_out == int(cohort["cognitive_decline"].isna().sum()) > 0
+    assert len(result.predictions) == int(cohort["cognitive_decline"].notna().sum())
+
+
+def test_nested_cross_validation_reports_the_chosen_parameters(cohort):
+    result = cross_validate(
+        OutcomeModel("response", n_estimators=60),
+        cohort,
+        scheme="stratified_kfold",
+        n_splits=3,
+        peers=False,
+        n_bootstraps=0,
+        tuning={"max_depth": [2, 3]},
+    )
+    chosen = result.extras["tuned_parameters"]
+    assert len(chosen) == 3
+    assert all(c["max_depth"] in (2, 3) for c in chosen)
+
+
+def test_design_problems_are_found_before_training(cohort):
+    with pytest.raises(
+        ValidationError,
+        match=re.escape("outcome column 'respons' is not in the data; outcomes present:"),
+    ):
+        check_design(cohort, "respons", "stratified_kfold")
+    single = cohort.assign(response=False)
+    with pytest.raises(ValidationError, match=re.escape("(only one class)")):
+        check_design(single, "response", "stratified_kfold")
+    rare = cohort.assign(response=False)
+    rare.loc[rare.index[:20], "response"] = True
+    trials = cohort["trial_id"].nunique()
+    with pytest.raises(
+        ValidationError,
+        match=re.escape(
+            f"response has 20 events and {len(cohort) - 20} non-events (class counts); at "
+            f"least {5 * trials} of each are needed: leave_one_trial_out over {trials} folds"
+        ),
+    ):
+        check_design(rare, "response", "leave_one_trial_out")
+    with pytest.raises(ValidationError, match="groups by trial_id"):
+        check_design(cohort.drop(columns="trial_id"), "response", "grouped_kfold")
+
+
+def test_peers_fit_the_raw_table(cohort):
+    y = cohort["response"].astype(int)
+    for name, peer in peer_models(cohort).items():
+        p = peer.fit(cohort, y).predict_proba(cohort)[:, 1]
+        assert np.isfinite(p).all(), name

@@ -1,0 +1,123 @@
+import re
+
+import pytest
+
+from ketapredict import ValidationError
+from ketapredict.cli import main
+from ketapredict.experiment import load_experiment, run_experiment
+
+SMALL = """
+description = "small"
+[data]
+source = "simulated"
+n = 1400
+seed = 3
+[features]
+set = "core"
+[outcomes]
+names = ["response", "dissociation"]
+[model]
+n_estimators = 80
+[validation]
+scheme = "stratified_kfold"
+n_splits = 3
+bootstraps = 100
+"""
+
+
+def write(tmp_path, text, name="experiment.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_shipped_experiments_load():
+    for name in ("baseline", "no_cognition", "tuned"):
+        experiment = load_experiment(f"experiments/{name}.toml")
+        assert experiment.name == name
+        assert experiment.text.strip()
+    baseline = load_experiment("baseline")
+    assert baseline.spec.validation.scheme == "leave_one_trial_out"
+    assert baseline.spec.outcomes.names == ["response", "cognitive_decline"]
+    assert load_experiment("no_cognition").spec.features.set == "no_cognition"
+
+
+def test_a_small_experiment_runs_end_to_end(tmp_path):
+    experiment = load_experiment(write(tmp_path, SMALL))
+    result = run_experiment(experiment)
+    assert set(result.results) == {"response", "dissociation"}
+    table = result.table()
+    assert set(table["outcome"]) == {"response", "dissociation"}
+    assert {"OutcomeModel", "logistic_regression", "oracle"} <= set(table["model"])
+    assert result.data_kind == "simulated"
+    assert experiment.parameters()["model.n_estimators"] == 80
+
+
+def test_train_command_prints_the_metrics_table(tmp_path, capsys):
+    path = write(tmp_path, SMALL.replace('"response", "dissociation"', '"response"'))
+    assert main(["train", str(path), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "Virtual cohort" in printed
+    assert "response: " in printed
+    for column in ("AUC [95% CI]", "PR AUC", "Brier", "ECE", "cal. slope"):
+        assert column in printed
+    for model in (
+        "OutcomeModel",
+        "logistic_regression",
+        "hist_gradient_boosting",
+        "xgboost_default",
+        "oracle",
+    ):
+        assert model in printed
+
+
+def test_experiment_from_a_csv_file(tmp_path, cohort):
+    cohort.drop(columns=[c for c in cohort.columns if c.startswith("p_")]).to_csv(
+        tmp_path / "trial.csv", index=False
+    )
+    text = SMALL.replace('source = "simulated"', 'source = "trial.csv"').replace(
+        '"response", "dissociation"', '"response"'
+    )
+    result = run_experiment(load_experiment(write(tmp_path, text)))
+    assert result.data_kind == "real"
+    assert "oracle" not in result.results["response"].metrics.index
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("[validation]", "[validation]\ncolour = 1"), "unknown key 'validation.colour'"),
+        (("[data]", "[daata]"), "unknown key 'daata'"),
+        (('set = "core"', 'set = "core2"'), "features.set='core2': no feature set named"),
+        (("n_estimators = 80", "n_estimator = 80"), "unknown key model.n_estimator"),
+        (("n_estimators = 80", "max_depth = 0"), "model: The 'max_depth' parameter"),
+        (('scheme = "stratified_kfold"', 'scheme = "random"'), "validation.scheme='random'"),
+        (("n = 1400", "n = -4"), "data.n=-4"),
+        (
+            ("n_estimators = 80", "n_estimators = 80\n[tuning]\ndepth = [2, 3]"),
+            "unknown key tuning.depth",
+        ),
+    ],
+)
+def test_bad_experiment_files_name_the_file_and_key(tmp_path, change, message):
+    path = write(tmp_path, SMALL.replace(*change))
+    with pytest.raises(ValidationError, match=re.escape(message)) as caught:
+        load_experiment(path)
+    assert str(path) in str(caught.value)
+
+
+def test_data_problems_are_reported_before_training(tmp_path):
+    text = SMALL.replace('"response", "dissociation"', '"response", "remision"')
+    experiment = load_experiment(write(tmp_path, text))
+    with pytest.raises(
+        ValidationError, match=re.escape("outcome column 'remision' is not in the data")
+    ):
+        run_experiment(experiment)
+    missing = SMALL.replace('source = "simulated"', 'source = "nowhere.parquet"')
+    with pytest.raises(ValidationError, match="no such file"):
+        run_experiment(load_experiment(write(tmp_path, missing)))
+
+
+def test_missing_experiment_file():
+    with pytest.raises(ValidationError, match="does not exist"):
+        load_experiment("experiments/nothing.toml")

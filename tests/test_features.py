@@ -1,0 +1,175 @@
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+
+from ketapredict import Regimen, ValidationError, load_feature_set
+from ketapredict.features import FeatureEncoder
+
+
+@pytest.fixture(scope="module")
+def encoded(cohort):
+    encoder = load_feature_set("core").fit(cohort)
+    return encoder, encoder.transform(cohort)
+
+
+def test_core_set_covers_the_five_groups(encoded):
+    encoder, table = encoded
+    groups = set(encoder.feature_map_["group"])
+    assert groups == {"severity", "cognition", "diagnosis", "dose_schedule", "demographics"}
+    assert list(table.columns) == list(encoder.get_feature_names_out())
+    assert all(pd.api.types.is_float_dtype(dtype) for dtype in table.dtypes)
+
+
+def test_every_feature_maps_back_to_a_clinical_predictor(encoded):
+    encoder, table = encoded
+    mapping = encoder.feature_map_
+    assert set(mapping.index) == set(table.columns)
+    assert mapping[["predictor", "label", "group", "group_label"]].notna().all().all()
+    assert encoder.predictor_of("diagnosis_bipolar") == "diagnosis"
+    assert encoder.predictor_of("cognition_composite") == "cognition"
+    assert encoder.predictor_of("madrs_band") == "madrs_baseline"
+    assert mapping.loc["cumulative_exposure_mg_per_kg", "group"] == "dose_schedule"
+    assert mapping.loc["madrs_baseline", "label"] == "baseline MADRS"
+
+
+def test_no_outcome_truth_or_identifier_reaches_the_features(encoded):
+    encoder, table = encoded
+    forbidden = {
+        "patient_id",
+        "trial_id",
+        "arm",
+        "response",
+        "remission",
+        "cognitive_decline",
+        "dissociation",
+        "p_response",
+        "cadss_peak",
+    }
+    assert not forbidden & set(table.columns)
+    assert not forbidden & set(encoder.feature_names_in_)
+
+
+def test_dose_schedule_features_follow_the_pharmacology(cohort, encoded):
+    _, table = encoded
+    spray = Regimen(
+        drug="esketamine",
+        route="intranasal",
+        dose=84,
+        dose_unit="mg",
+        sessions_per_week=2,
+        n_sessions=8,
+    )
+    rows = cohort["arm"] == "esketamine_84mg"
+    weights = cohort.loc[rows, "weight_kg"]
+    expected = [spray.racemic_iv_equivalent(w) for w in weights]
+    np.testing.assert_allclose(table.loc[rows, "racemic_iv_equivalent_mg_per_kg"], expected)
+    saline = cohort["drug"] == "saline"
+    assert (table.loc[saline, "comparator_saline"] == 1).all()
+    assert (table.loc[saline, "racemic_iv_equivalent_mg_per_kg"] == 0).all()
+    # sessions by the endpoint: Singh 2016 twice weekly, assessed on day 15 (4 sessions)
+    singh = cohort["arm"] == "ketamine_2_per_week"
+    assert (table.loc[singh, "sessions_by_endpoint"] == 4).all()
+    assert (table.loc[singh, "days_after_last_session"] == 4.5).all()
+
+
+def test_cognition_encoder_marks_missing_batteries(cohort, encoded):
+    _, table = encoded
+    untested = cohort["processing_speed_z"].isna()
+    assert untested.any()
+    assert (table.loc[untested, "cognition_missing"] == 1).all()
+    assert table.loc[untested, "cognition_composite"].isna().all()
+    composite = cohort.loc[
+        ~untested, ["processing_speed_z", "working_memory_z", "verbal_memory_z"]
+    ].mean(axis=1)
+    np.testing.assert_allclose(table.loc[~untested, "cognition_composite"], composite)
+    np.testing.assert_array_equal(table.loc[~untested, "cognitive_deficit"], composite <= -1)
+
+
+def test_severity_band_uses_published_cut_offs(tmp_path):
+    frame = pd.DataFrame({"madrs_baseline": [5, 7, 19, 20, 34, 35, np.nan]})
+    encoder = load_feature_set(
+        _write_set(
+            tmp_path,
+            '[groups.s]\nsteps = [{ encoder = "severity_band", columns = ["madrs_baseline"] }]',
+        )
+    )
+    band = encoder.fit(frame).transform(frame)["madrs_band"]
+    np.testing.assert_array_equal(band.to_numpy()[:6], [0, 1, 1, 2, 2, 3])
+    assert np.isnan(band.iloc[6])
+
+
+def test_optional_columns_absent_from_the_table_become_missing_features(cohort):
+    slim = cohort.drop(columns=["hamd17_baseline", "ssi_baseline", "bmi", "weight_kg"])
+    encoder = load_feature_set("core").fit(slim)
+    table = encoder.transform(slim)
+    assert table[["hamd17_baseline", "ssi_baseline", "bmi"]].isna().all().all()
+
+
+def test_required_columns_must_be_present(cohort):
+    with pytest.raises(ValidationError, match=re.escape("column 'madrs_baseline' is missing")):
+        load_feature_set("core").fit(cohort.drop(columns="madrs_baseline"))
+
+
+def test_variant_set_extends_core_without_cognition(cohort):
+    encoder = load_feature_set("no_cognition").fit(cohort)
+    assert "cognition" not in set(encoder.feature_map_["group"])
+    assert "processing_speed_z" not in encoder.get_feature_names_out()
+    core = load_feature_set("core").fit(cohort)
+    assert set(encoder.get_feature_names_out()) < set(core.get_feature_names_out())
+
+
+_SET = '[groups.g]\nsteps = [{{ encoder = "numeric", columns = ["{column}"] }}]'
+
+
+@pytest.mark.parametrize(
+    ("column", "role"),
+    [
+        ("response", "outcome"),
+        ("p_response", "truth"),
+        ("patient_id", "identifier"),
+        ("trial_id", "group"),
+        ("madrs_d7", "outcome"),
+    ],
+)
+def test_outcome_truth_identifier_or_group_columns_cannot_be_features(tmp_path, column, role):
+    path = _write_set(tmp_path, _SET.format(column=column))
+    with pytest.raises(
+        ValidationError, match=re.escape(f"{column!r} is a {role} column and cannot be a feature")
+    ):
+        load_feature_set(path)
+
+
+def test_bad_feature_sets_name_file_and_key(tmp_path):
+    path = _write_set(
+        tmp_path,
+        'colour = "blue"\n[groups.g]\nlabel = "x"\nsteps = [{ encoder = '
+        '"magic", columns = ["age"] }, { encoder = "numeric", columns = '
+        '["agee"] }]',
+    )
+    with pytest.raises(ValidationError) as caught:
+        load_feature_set(path)
+    message = str(caught.value)
+    assert f"{path}: unknown key 'colour'" in message
+    assert "groups.g.steps[0].encoder='magic' is not one of" in message
+    assert "Did you mean 'age'?" in message
+    with pytest.raises(ValidationError, match="no feature set named 'nonexistent'; available"):
+        load_feature_set("nonexistent")
+
+
+def test_encoder_is_a_scikit_learn_transformer(cohort):
+    encoder = FeatureEncoder("core")
+    assert clone(encoder).get_params() == {"feature_set": "core"}
+    table = encoder.fit_transform(cohort)
+    assert isinstance(table, pd.DataFrame)
+    assert table.index.equals(cohort.index)
+    with pytest.raises(TypeError, match="needs a patient table"):
+        FeatureEncoder().fit(cohort.to_numpy())
+
+
+def _write_set(tmp_path, text: str) -> str:
+    path = tmp_path / "set.toml"
+    path.write_text(text)
+    return str(path)

@@ -1,0 +1,167 @@
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from ketapredict import OutcomeModel, ValidationError, simulate_cohort
+from ketapredict.evaluate import expected_calibration_error
+from ketapredict.models import MONOTONE
+
+
+@pytest.fixture(scope="module")
+def train():
+    return simulate_cohort(n=2500, seed=21)
+
+
+@pytest.fixture(scope="module")
+def response_model(train):
+    return OutcomeModel("response").fit(train)
+
+
+# With features=None the model takes any numeric array, which is what scikit-learn's checks
+# feed it; with a feature set it needs the contract's DataFrame, which they cannot build.
+# Every check passes; check_array_api_input is skipped by scikit-learn unless
+# SCIPY_ARRAY_API is set.
+@parametrize_with_checks([OutcomeModel(features=None, n_estimators=30)])
+def test_scikit_learn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def test_fit_uses_the_whole_table_but_only_the_feature_set(train, response_model):
+    p = response_model.predict_proba(train)[:, 1]
+    scrambled = train.copy()
+    rng = np.random.default_rng(0)
+    for name in ("response", "remission", "p_response", "madrs_d1", "patient_id", "arm"):
+        scrambled[name] = rng.permutation(scrambled[name].to_numpy())
+    scrambled["notes"] = "anything"
+    np.testing.assert_array_equal(response_model.predict_proba(scrambled)[:, 1], p)
+    assert "p_response" not in response_model.feature_names_
+    assert set(response_model.feature_names_in_) <= set(train.columns)
+
+
+def test_probabilities_are_valid_even_with_missing_features(train, response_model):
+    sparse_table = train.copy()
+    for name in (
+        "hamd17_baseline",
+        "ssi_baseline",
+        "bmi",
+        "weight_kg",
+        "episode_months",
+        "processing_speed_z",
+        "working_memory_z",
+        "verbal_memory_z",
+        "n_failed_treatments",
+        "anxious_distress",
+    ):
+        sparse_table[name] = np.nan
+    p = response_model.predict_proba(sparse_table)
+    assert np.isfinite(p).all()
+    assert ((p > 0) & (p < 1)).all()
+    np.testing.assert_allclose(p.sum(axis=1), 1)
+
+
+def test_same_seed_same_model(train, response_model):
+    again = OutcomeModel("response").fit(train)
+    np.testing.assert_array_equal(again.predict_proba(train), response_model.predict_proba(train))
+    assert again.n_rounds_ == response_model.n_rounds_
+
+
+def test_clone_and_grid_search_work_on_the_patient_table(train):
+    model = OutcomeModel("response", n_estimators=60)
+    assert clone(model).get_params() == model.get_params()
+    search = GridSearchCV(model, {"max_depth": [2, 3]}, cv=3, scoring="roc_auc").fit(
+        train, train["response"]
+    )
+    assert search.best_params_["max_depth"] in (2, 3)
+    assert search.predict_proba(train).shape == (len(train), 2)
+
+
+def test_calibrated_on_new_patients(response_model):
+    test = simulate_cohort(n=10_000, seed=77)
+    p = response_model.predict_proba(test)[:, 1]
+    y = test["response"].astype(int)
+    assert expected_calibration_error(y, p) < 0.04
+    assert abs(p.mean() - y.mean()) < 0.02
+
+
+def test_monotone_constraints_hold_for_dissociation(train):
+    model = OutcomeModel("dissociation").fit(train)
+    encoded = model.encoder_.transform(train.iloc[:200])
+    for feature, sign in MONOTONE["dissociation"].items():
+        grid = np.linspace(0, encoded[feature].max() * 1.5, 25)
+        margins = []
+        for value in grid:
+            changed = encoded.assign(**{feature: value})
+            margins.append(model.booster_.predict(changed, output_margin=True))
+        steps = np.diff(np.array(margins), axis=0) * sign
+        assert (steps >= -1e-6).all(), feature
+
+
+def test_decision_function_and_margin(response_model, train):
+    margin = response_model.margin(train)
+    log_odds = response_model.decision_function(train)
+    p = response_model.predict_proba(train)[:, 1]
+    np.testing.assert_allclose(p, 1 / (1 + np.exp(-log_odds)))
+    assert np.corrcoef(margin, log_odds)[0, 1] > 0.999
+    assert response_model.predict(train).dtype == bool
+
+
+def test_importances_name_encoded_features(response_model):
+    gains = response_model.importances()
+    assert set(gains.index) == set(response_model.feature_names_)
+    assert gains.iloc[0] > 0
+
+
+@pytest.mark.parametrize(
+    ("y", "message"),
+    [
+        (
+            lambda t: t["response"].astype(object).where(t.index > 5, None),
+            "response is missing in 6 of",
+        ),
+        (lambda t: np.zeros(len(t)), "response has 0 events and"),
+        (lambda t: t["madrs_baseline"] / 60, "Unknown label type: continuous"),
+    ],
+)
+def test_bad_outcomes_are_refused(train, y, message):
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        OutcomeModel("response").fit(train, y(train))
+
+
+def test_outcome_is_taken_from_the_table_when_y_is_absent(train):
+    with pytest.raises(ValidationError, match=re.escape("X has no 'remision' column")):
+        OutcomeModel("remision").fit(train)
+
+
+def test_bad_parameters_are_refused(train):
+    with pytest.raises(ValueError, match="max_depth"):
+        OutcomeModel(max_depth=0).fit(train)
+    with pytest.raises(ValueError, match="calibration"):
+        OutcomeModel(calibration="platt").fit(train)
+    with pytest.raises(ValidationError, match="monotone names features the set does not"):
+        OutcomeModel(monotone={"shoe_size": 1}).fit(train)
+
+
+def test_feature_set_model_needs_a_table(train):
+    with pytest.raises(TypeError, match="needs the patient table as a pandas DataFrame"):
+        OutcomeModel().fit(train.to_numpy(), train["response"])
+
+
+def test_isotonic_and_uncalibrated_options(train):
+    for method in ("isotonic", "none"):
+        model = OutcomeModel("response", calibration=method, n_estimators=80).fit(train)
+        p = model.predict_proba(train)[:, 1]
+        assert ((p > 0) & (p < 1)).all()
+        assert model.calibrator_["method"] == method
+
+
+def test_few_events_still_fit_with_fewer_folds():
+    tiny = simulate_cohort(n=300, seed=5)
+    y = pd.Series(False, index=tiny.index)
+    y.iloc[[3, 50, 120]] = True
+    model = OutcomeModel("response", n_estimators=30).fit(tiny, y)
+    assert np.isfinite(model.predict_proba(tiny)).all()
