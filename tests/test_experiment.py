@@ -53,7 +53,9 @@ def test_a_small_experiment_runs_end_to_end(tmp_path):
     assert experiment.parameters()["model.n_estimators"] == 80
 
 
-def test_train_command_prints_the_metrics_table(tmp_path, capsys):
+def test_train_command_prints_the_metrics_table(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     path = write(tmp_path, SMALL.replace('"response", "dissociation"', '"response"'))
     assert main(["train", str(path), "--quiet"]) == 0
     printed = capsys.readouterr().out

@@ -29,7 +29,7 @@ def test_every_feature_maps_back_to_a_clinical_predictor(encoded):
     assert set(mapping.index) == set(table.columns)
     assert mapping[["predictor", "label", "group", "group_label"]].notna().all().all()
     assert encoder.predictor_of("diagnosis_bipolar") == "diagnosis"
-    assert encoder.predictor_of("cognition_composite") == "cognition"
+    assert encoder.predictor_of("cognition_composite") == "baseline cognition"
     assert encoder.predictor_of("madrs_band") == "madrs_baseline"
     assert mapping.loc["cumulative_exposure_mg_per_kg", "group"] == "dose_schedule"
     assert mapping.loc["madrs_baseline", "label"] == "baseline MADRS"

@@ -165,3 +165,77 @@ def test_few_events_still_fit_with_fewer_folds():
     y.iloc[[3, 50, 120]] = True
     model = OutcomeModel("response", n_estimators=30).fit(tiny, y)
     assert np.isfinite(model.predict_proba(tiny)).all()
+
+
+# -- RiskModel and its files -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def risk_model(train):
+    from ketapredict import RiskModel
+
+    return RiskModel.fit(
+        train,
+        ["response", "cognitive_decline"],
+        n_estimators=80,
+        provenance={"name": "test", "data_kind": "simulated"},
+    )
+
+
+def test_risk_model_round_trips_through_its_files(tmp_path, risk_model, train):
+    from ketapredict import RiskModel
+
+    saved = risk_model.save(tmp_path / "model")
+    assert sorted(p.name for p in saved.iterdir()) == [
+        "cognitive_decline.json",
+        "cognitive_decline.ubj",
+        "manifest.json",
+        "response.json",
+        "response.ubj",
+    ]
+    loaded = RiskModel.load(saved)
+    pd.testing.assert_frame_equal(loaded.predict_proba(train), risk_model.predict_proba(train))
+    assert loaded.provenance["name"] == "test"
+    assert loaded.provenance["n_patients"] == len(train)
+    assert loaded.models["response"].get_params() == risk_model.models["response"].get_params()
+
+
+def test_saved_files_are_not_pickles(tmp_path, risk_model):
+    saved = risk_model.save(tmp_path / "model")
+    for file in saved.iterdir():
+        head = file.read_bytes()[:2]
+        assert head[:1] != b"\x80", f"{file.name} looks like a pickle"
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (
+            lambda p: (p / "response.ubj").write_bytes((p / "response.ubj").read_bytes() + b"x"),
+            "response.ubj does not match its checksum",
+        ),
+        (lambda p: (p / "response.json").unlink(), "response.json is missing"),
+        (lambda p: (p / "manifest.json").unlink(), "manifest.json is missing"),
+        (
+            lambda p: (p / "manifest.json").write_text(
+                (p / "manifest.json")
+                .read_text()
+                .replace('"format_version": 1', '"format_version": 2')
+            ),
+            "format version 2 is not 1",
+        ),
+        (lambda p: (p / "manifest.json").write_text("{not json"), "not valid JSON"),
+    ],
+)
+def test_tampered_or_incompatible_models_are_refused(tmp_path, risk_model, damage, message):
+    from ketapredict import ModelFileError, RiskModel
+
+    saved = risk_model.save(tmp_path / "model")
+    damage(saved)
+    with pytest.raises(ModelFileError, match=re.escape(message)):
+        RiskModel.load(saved)
+
+
+def test_saving_refuses_to_mix_with_other_files(tmp_path, risk_model):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "other.txt").write_text("x")
+    with pytest.raises(FileExistsError, match="is not empty"):
+        risk_model.save(tmp_path / "model")

@@ -20,6 +20,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 # public name -> module that defines it
 _PUBLIC = {
     "ValidationError": "exceptions",
+    "ModelFileError": "exceptions",
     "Problem": "exceptions",
     "Patient": "schema",
     "check_outcome": "schema",
@@ -37,7 +38,10 @@ _PUBLIC = {
     "FeatureEncoder": "features",
     "load_feature_set": "features",
     "OutcomeModel": "models",
+    "RiskModel": "models",
     "cross_validate": "evaluate",
+    "Explanation": "explanation",
+    "explain": "explanation",
     "score_predictions": "evaluate",
 }
 

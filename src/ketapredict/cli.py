@@ -155,7 +155,10 @@ def metrics_table(result) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
+    import time
+
     from .experiment import load_experiment, run_experiment
+    from .tracking import TrackingError, log_experiment, ui_command
 
     experiment = load_experiment(args.experiment)
     result = run_experiment(experiment, progress=not args.quiet)
@@ -166,7 +169,79 @@ def _train(args: argparse.Namespace) -> int:
         f"{result.seconds:.1f} s.\n"
     )
     print(metrics_table(result))
+    began = time.perf_counter()
+    model = result.fit_model()
+    print(
+        f"\nFitted the final model of {', '.join(model.outcomes)} on all "
+        f"{result.n_rows:,} courses ({time.perf_counter() - began:.1f} s)."
+    )
+    saved = None
+    if args.save:
+        saved = model.save(args.save)
+        print(f"Saved the model to {saved}.")
+    if args.no_track:
+        return 0
+    try:
+        tracked = log_experiment(
+            result,
+            result.data,
+            model,
+            register=args.register,
+            learning_curves=result.learning_curves,
+        )
+    except TrackingError as error:
+        if saved is None:
+            saved = model.save(
+                Path("models") / f"{experiment.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+            )
+        print(
+            f"ketapredict: {error}\nThe trained model is saved at {saved} (load it with "
+            f"ketapredict.load_model({str(saved)!r}) or RiskModel.load).",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"Logged to MLflow ({tracked.tracking_uri}) in {tracked.seconds:.1f} s: experiment "
+        f"{experiment.name!r}, run {tracked.parent_run_id}; model {tracked.model_uri}."
+    )
+    if tracked.registered:
+        r = tracked.registered
+        print(
+            f"Registered {r['name']} version {r['version']} as {r['alias']} "
+            f"(primary AUC {r['primary_auc']:.3f}"
+            + (
+                f", champion's {r['champion_auc']:.3f})."
+                if r["champion_auc"] is not None
+                else ")."
+            )
+        )
+    print("Compare runs in the MLflow UI: " + _ui_hint(ui_command()))
     return 0
+
+
+def _ui_hint(command: list[str]) -> str:
+    from .tracking import DEFAULT_TRACKING_URI, tracking_uri
+
+    if tracking_uri() != DEFAULT_TRACKING_URI:
+        return f"open {tracking_uri()}" if tracking_uri().startswith("http") else "ketapredict ui"
+    return "ketapredict ui"
+
+
+def _ui(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from .tracking import tracking_uri, ui_command
+
+    uri = tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        print(f"Runs are on the tracking server {uri}; open it in a browser.")
+        return 0
+    command = ui_command(args.port)
+    print(f"MLflow UI for {uri} at http://127.0.0.1:{args.port} (Ctrl-C to stop)", flush=True)
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -216,7 +291,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("experiment", help="experiment file, e.g. experiments/baseline.toml")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--save", type=Path, help="also save the fitted model to this directory")
+    train.add_argument(
+        "--register",
+        metavar="NAME",
+        help="register the model in MLflow: alias champion if it beats the "
+        "current champion, else challenger",
+    )
+    train.add_argument(
+        "--no-track", action="store_true", help="do not log to MLflow (metrics are still printed)"
+    )
     train.set_defaults(run=_train)
+
+    ui = commands.add_parser(
+        "ui",
+        help="open the MLflow UI for ketapredict's runs (on 127.0.0.1)",
+        description="Serve the MLflow UI for the tracking store (MLFLOW_TRACKING_URI or "
+        "sqlite:///mlruns/mlflow.db) on 127.0.0.1.",
+    )
+    ui.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+    ui.set_defaults(run=_ui)
     return parser
 
 

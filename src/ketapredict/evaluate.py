@@ -31,6 +31,7 @@ __all__ = [
     "ValidationResult",
     "cross_validate",
     "expected_calibration_error",
+    "learning_curve",
     "net_benefit",
     "peer_models",
     "score_predictions",
@@ -694,3 +695,98 @@ def _grid_search(model: Any, grid: Mapping[str, Sequence[Any]], seed: int):
         scoring="neg_log_loss",
         refit=True,
     )
+
+
+def learning_curve(
+    model: Any,
+    data: pd.DataFrame,
+    sizes: Sequence[int],
+    *,
+    outcome: str | None = None,
+    repeats: int = 3,
+    test_fraction: float = 0.3,
+    peers: bool = True,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """AUC, Brier score and ECE by training size, on one held-out part of ``data``.
+
+    Parameters
+    ----------
+    model : OutcomeModel
+        Cloned for every training sample.
+    data : DataFrame
+        Rows without the outcome are left out.
+    sizes : sequence of int
+        Training sizes, each at most the training part (1 - ``test_fraction`` of the rows).
+    outcome : str, optional
+        Defaults to ``model.outcome``.
+    repeats : int, default=3
+        Training samples drawn per size.
+    test_fraction : float, default=0.3
+        Share of the rows held out to score every model.
+    peers : bool, default=True
+        Also train the peers on each sample.
+    seed : int, default=0
+        Seed of the split, the samples and the peers.
+
+    Returns
+    -------
+    DataFrame
+        One row per (size, repeat, model): ``n_train``, ``repeat``, ``model``, ``auc``,
+        ``brier``, ``ece``; the oracle when the data has the true probabilities.
+    """
+    from sklearn.model_selection import train_test_split
+
+    outcome = outcome or model.outcome
+    kept = data[data[outcome].notna()]
+    y = check_outcome(kept[outcome], outcome, min_per_class=2)
+    train, test = train_test_split(
+        np.arange(len(kept)), test_size=test_fraction, stratify=y, random_state=seed
+    )
+    too_big = [n for n in sizes if n > len(train)]
+    if too_big:
+        raise ValidationError(
+            [
+                Problem(
+                    "sizes",
+                    too_big,
+                    f"training sizes {too_big} exceed the {len(train)} training rows",
+                )
+            ],
+            "learning curve",
+        )
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n in sizes:
+        for repeat in range(repeats):
+            chosen = rng.choice(train, size=n, replace=False)
+            if len(np.unique(y[chosen])) < 2:
+                continue
+            candidates = {"OutcomeModel": model}
+            if peers:
+                candidates.update(peer_models(kept, seed))
+            for name, candidate in candidates.items():
+                fitted = clone(candidate).fit(kept.iloc[chosen], y[chosen])
+                p = fitted.predict_proba(kept.iloc[test])[:, 1]
+                scores = score_predictions(y[test], p, n_bootstraps=0)
+                rows.append(
+                    {
+                        "n_train": n,
+                        "repeat": repeat,
+                        "model": name,
+                        **{m: scores[m] for m in ("auc", "brier", "ece")},
+                    }
+                )
+    truth = f"p_{outcome}"
+    if truth in kept.columns and kept[truth].notna().all():
+        scores = score_predictions(y[test], kept[truth].to_numpy()[test], n_bootstraps=0)
+        for n in sizes:
+            rows.append(
+                {
+                    "n_train": n,
+                    "repeat": 0,
+                    "model": "oracle",
+                    **{m: scores[m] for m in ("auc", "brier", "ece")},
+                }
+            )
+    return pd.DataFrame(rows)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Problem", "ValidationError"]
+__all__ = ["ModelFileError", "Problem", "ValidationError"]
 
 # An error message lists at most this many problems; all of them stay on ``.problems``.
 _MAX_LISTED = 40
@@ -89,3 +89,19 @@ class ValidationError(ValueError):
         if n > _MAX_LISTED:
             lines.append(f"  ... and {n - _MAX_LISTED} more (see the error's .problems)")
         return "\n".join([head, *lines])
+
+
+class ModelFileError(ValueError):
+    """A saved model that cannot be trusted: missing, tampered with, or of another format.
+
+    The message names the file and what is wrong with it.
+
+    Examples
+    --------
+    >>> import ketapredict
+    >>> try:
+    ...     ketapredict.RiskModel.load("no/such/model")
+    ... except ketapredict.ModelFileError as error:
+    ...     print(error)
+    no ketapredict model at 'no/such/model': manifest.json is missing
+    """

@@ -19,6 +19,7 @@ An experiment file (``experiments/<name>.toml``)::
     bootstraps = 1000
     seed = 0
     peers = true
+    learning_curve = [250, 500, 1000]   # optional: training sizes for a learning curve
     [tuning]                  # optional: nested cross-validation over this grid
     max_depth = [2, 3]
 
@@ -70,6 +71,7 @@ class _Validation(_Strict):
     bootstraps: int = pydantic.Field(default=1000, ge=0, le=10_000)
     seed: pydantic.NonNegativeInt = 0
     peers: bool = True
+    learning_curve: list[pydantic.PositiveInt] = pydantic.Field(default_factory=list)
 
 
 class _Spec(_Strict):
@@ -254,6 +256,10 @@ class ExperimentResult:
     experiment : Experiment
     results : dict of str to ValidationResult
         By outcome.
+    data : DataFrame
+        The experiment's patient table.
+    learning_curves : dict of str to DataFrame
+        By outcome, when the experiment asks for one.
     data_kind : {"simulated", "real"}
     n_rows : int
     seconds : float
@@ -266,6 +272,47 @@ class ExperimentResult:
     n_rows: int
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
+    data: pd.DataFrame | None = field(default=None, repr=False)
+    learning_curves: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def fit_model(self):
+        """The RiskModel of this experiment's outcomes, fitted on all its data.
+
+        Its provenance records the experiment, the data kind, the date and the
+        cross-validated metrics; a model trained on simulated data says so.
+        """
+        from .models import RiskModel
+
+        spec = self.experiment.spec
+        metrics = {
+            outcome: {
+                k: round(float(v), 4)
+                for k, v in result.metrics.loc[
+                    "OutcomeModel", ["auc", "auc_low", "auc_high", "brier", "ece"]
+                ].items()
+            }
+            for outcome, result in self.results.items()
+        }
+        provenance = {
+            "name": self.experiment.name,
+            "data_kind": self.data_kind,
+            "trained": time.strftime("%Y-%m-%d"),
+            "validation": f"{spec.validation.scheme} ({len(self.results)} outcomes)",
+            "metrics": metrics,
+        }
+        if self.data_kind == "simulated":
+            provenance["notes"] = (
+                "Trained on ketapredict's virtual cohort (simulated "
+                "patients calibrated to published trials), not on real "
+                "patients. Not for clinical decisions."
+            )
+        return RiskModel.fit(
+            self.data,
+            list(self.results),
+            features=spec.features.set,
+            provenance=provenance,
+            **spec.model,
+        )
 
     def table(self) -> pd.DataFrame:
         """The metrics of every outcome and model, one row each."""
@@ -323,7 +370,20 @@ def run_experiment(experiment: Experiment, *, progress: bool = False) -> Experim
             progress=f"{experiment.name}: {outcome}" if progress else False,
         )
         timings[outcome] = time.perf_counter() - began
+    curves = {}
+    if spec.learning_curve:
+        from .evaluate import learning_curve
+
+        for outcome in experiment.spec.outcomes.names:
+            curves[outcome] = learning_curve(
+                experiment.model(outcome),
+                data,
+                spec.learning_curve,
+                outcome=outcome,
+                peers=spec.peers,
+                seed=spec.seed,
+            )
     kind = "simulated" if experiment.spec.data.source == "simulated" else "real"
     return ExperimentResult(
-        experiment, results, kind, len(data), time.perf_counter() - start, timings
+        experiment, results, kind, len(data), time.perf_counter() - start, timings, data, curves
     )

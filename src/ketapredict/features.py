@@ -139,9 +139,11 @@ _DEFICIT_Z = -1.0
 def _cognition_outputs(columns):
     return [
         *_same(columns),
-        _Output("cognition_composite", "cognition", "baseline cognition (composite)"),
-        _Output("cognitive_deficit", "cognition", "cognitive deficit (composite <= -1 SD)"),
-        _Output("cognition_missing", "cognition", "no baseline cognitive testing"),
+        _Output("cognition_composite", "baseline cognition", "baseline cognition (composite)"),
+        _Output(
+            "cognitive_deficit", "baseline cognition", "cognitive deficit (composite <= -1 SD)"
+        ),
+        _Output("cognition_missing", "baseline cognition", "no baseline cognitive testing"),
     ]
 
 
@@ -475,6 +477,20 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
             )
         self.feature_names_in_ = np.array(needed, dtype=object)
         self.n_features_in_ = len(needed)
+        self.feature_map_ = self._feature_map()
+        return self
+
+    @classmethod
+    def from_spec(cls, spec: FeatureSet, columns_in: Sequence[str]) -> FeatureEncoder:
+        """A fitted encoder rebuilt from a saved feature set (no file is read)."""
+        encoder = cls(spec.name)
+        encoder.spec_ = spec
+        encoder.feature_names_in_ = np.array(list(columns_in), dtype=object)
+        encoder.n_features_in_ = len(encoder.feature_names_in_)
+        encoder.feature_map_ = encoder._feature_map()
+        return encoder
+
+    def _feature_map(self) -> pd.DataFrame:
         rows = [
             {
                 "feature": out.name,
@@ -485,8 +501,7 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
             }
             for out, group in self.spec_.outputs()
         ]
-        self.feature_map_ = pd.DataFrame(rows).set_index("feature")
-        return self
+        return pd.DataFrame(rows).set_index("feature")
 
     def _sources(self) -> list[str]:
         columns = self.spec_.columns

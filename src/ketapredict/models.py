@@ -4,9 +4,11 @@
 dissociation). Fitting it:
 
 1. encodes the patient table with a feature set (:func:`ketapredict.load_feature_set`);
-2. cross-fits ``calibration_folds`` XGBoost models, each stopped early on an inner split of
-   its training folds, giving out-of-fold margins and the number of boosting rounds;
-3. trains the final XGBoost model on every row for the median number of rounds;
+2. cross-fits ``calibration_folds`` XGBoost models, each trained on the other folds and
+   watched on its own held-out fold; the number of boosting rounds is the one with the
+   lowest held-out log-loss averaged over folds (as ``xgboost.cv`` chooses it), and the
+   held-out margins at that round are the out-of-fold margins;
+3. trains the final XGBoost model on every row for that number of rounds;
 4. fits a one-dimensional calibrator (Platt's sigmoid, or isotonic) on the out-of-fold
    margins, so it never sees a margin the trees were trained on.
 
@@ -16,7 +18,8 @@ on the margin are exact, and the whole model saves as JSON without pickle.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,15 +28,15 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.isotonic import IsotonicRegression
-from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.model_selection import StratifiedKFold
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from .exceptions import Problem, ValidationError
+from .exceptions import ModelFileError, Problem, ValidationError
 from .features import FeatureEncoder
 from .schema import check_outcome
 
-__all__ = ["MONOTONE", "OutcomeModel"]
+__all__ = ["MONOTONE", "OUTCOMES", "OutcomeModel", "RiskModel"]
 
 # Monotone constraints, only where the pharmacology is certain (feature -> +1: risk never
 # falls as the feature rises).
@@ -54,13 +57,10 @@ MONOTONE: dict[str, dict[str, int]] = {
     # 2020) and may turn at anaesthetic doses, and timing interacts with the course.
 }
 
-# The fewest events (and non-events) a fit accepts: two calibration folds need one of each
-# to hold out. With few events the model uses fewer folds and skips early stopping; whether
-# that many events make a useful model is for the validation scheme to judge
-# (ketapredict.evaluate checks it, with counts).
+# The fewest events (and non-events) a fit accepts: two folds need one of each to hold out.
+# With few events the model uses fewer folds; whether that many events make a useful model
+# is for the validation scheme to judge (ketapredict.evaluate checks it, with counts).
 MIN_EVENTS = 2
-# Early stopping needs an inner split that holds out some events: this many in the fold.
-_MIN_EVENTS_TO_STOP_EARLY = 10
 # min_child_weight="auto": a leaf must carry the Hessian weight of this many patients at the
 # outcome's base rate, k * ybar * (1 - ybar). A fixed weight does not fit outcomes of very
 # different frequency: 5 lets response (45%) split, but asks about 150 patients per leaf of
@@ -99,9 +99,7 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         L2 penalty on leaf weights.
     reg_alpha : float, default=0.0
     early_stopping_rounds : int, default=40
-        Rounds without improvement of the inner split's log-loss before stopping.
-    validation_fraction : float, default=0.2
-        Share of each training fold held out for early stopping.
+        Rounds without improvement of a fold's held-out log-loss before it stops.
     calibration : {"sigmoid", "isotonic", "none"}, default="sigmoid"
         Map from margin to probability, fitted on out-of-fold margins. Sigmoid (Platt) has
         two parameters and suits hundreds of patients; isotonic needs thousands (it was
@@ -123,7 +121,7 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
     booster_ : xgboost.XGBClassifier
         The final trees, trained on every row.
     n_rounds_ : int
-        Boosting rounds of the final trees (median of the early-stopped folds).
+        Boosting rounds of the final trees: lowest mean held-out log-loss over the folds.
     calibrator_ : dict
         ``{"method": "sigmoid", "a": ..., "b": ...}`` (p = 1 / (1 + exp(-(a m + b))) for
         margin m), ``{"method": "isotonic", "margins": [...], "probabilities": [...]}`` or
@@ -157,7 +155,6 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         "reg_lambda": [Interval(Real, 0, None, closed="left")],
         "reg_alpha": [Interval(Real, 0, None, closed="left")],
         "early_stopping_rounds": [Interval(Integral, 1, None, closed="left")],
-        "validation_fraction": [Interval(Real, 0, 0.5, closed="neither")],
         "calibration": [StrOptions({"sigmoid", "isotonic", "none"})],
         "calibration_folds": [Interval(Integral, 2, 10, closed="both")],
         "monotone": ["boolean", dict],
@@ -179,7 +176,6 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         reg_lambda: float = 5.0,
         reg_alpha: float = 0.0,
         early_stopping_rounds: int = 40,
-        validation_fraction: float = 0.2,
         calibration: str = "sigmoid",
         calibration_folds: int = 3,
         monotone: bool | dict = True,
@@ -197,7 +193,6 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         self.reg_lambda = reg_lambda
         self.reg_alpha = reg_alpha
         self.early_stopping_rounds = early_stopping_rounds
-        self.validation_fraction = validation_fraction
         self.calibration = calibration
         self.calibration_folds = calibration_folds
         self.monotone = monotone
@@ -270,13 +265,24 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         # as many calibration folds as there are events to hold out, at most the parameter
         n_folds = min(self.calibration_folds, int(np.bincount(target).min()))
         folds = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
-        out_of_fold = np.empty(len(target))
-        rounds = []
+        curves, fold_boosters = [], []
         for train, held_out in folds.split(Z, target):
-            booster, n_rounds = self._early_stopped(Z.iloc[train], target[train], seed)
-            rounds.append(n_rounds)
-            out_of_fold[held_out] = booster.predict(Z.iloc[held_out], output_margin=True)
-        self.n_rounds_ = int(np.median(rounds))
+            booster = self._xgb(self.n_estimators, seed, early_stopping=True)
+            booster.fit(
+                Z.iloc[train],
+                target[train],
+                eval_set=[(Z.iloc[held_out], target[held_out])],
+                verbose=False,
+            )
+            curves.append(booster.evals_result()["validation_0"]["logloss"])
+            fold_boosters.append((booster, held_out))
+        length = min(len(curve) for curve in curves)
+        self.n_rounds_ = int(np.argmin(np.mean([c[:length] for c in curves], axis=0))) + 1
+        out_of_fold = np.empty(len(target))
+        for booster, held_out in fold_boosters:
+            out_of_fold[held_out] = booster.predict(
+                Z.iloc[held_out], output_margin=True, iteration_range=(0, self.n_rounds_)
+            )
         self.booster_ = self._xgb(self.n_rounds_, seed).fit(Z, target)
         self.calibrator_ = self._fit_calibrator(out_of_fold, target)
         return self
@@ -343,23 +349,6 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
             random_state=seed,
             n_jobs=self.n_jobs,
         )
-
-    def _early_stopped(self, Z: pd.DataFrame, y: np.ndarray, seed: int):
-        """Trees stopped early on an inner split, and their number of rounds."""
-        if np.bincount(y, minlength=2).min() < _MIN_EVENTS_TO_STOP_EARLY:
-            # too few events to hold some out: all rounds; the calibrator tempers them
-            return self._xgb(self.n_estimators, seed).fit(Z, y), self.n_estimators
-        fit_rows, stop_rows = train_test_split(
-            np.arange(len(y)), test_size=self.validation_fraction, stratify=y, random_state=seed
-        )
-        booster = self._xgb(self.n_estimators, seed, early_stopping=True)
-        booster.fit(
-            Z.iloc[fit_rows],
-            y[fit_rows],
-            eval_set=[(Z.iloc[stop_rows], y[stop_rows])],
-            verbose=False,
-        )
-        return booster, booster.best_iteration + 1
 
     def _fit_calibrator(self, margin: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         if self.calibration == "none":
@@ -430,3 +419,286 @@ def calibrated_log_odds(margin: np.ndarray, calibrator: Mapping[str, Any]) -> np
     else:
         log_odds = margin
     return np.clip(log_odds, -_MAX_LOG_ODDS, _MAX_LOG_ODDS)
+
+
+# --------------------------------------------------------------------------------------------
+# RiskModel: one OutcomeModel per outcome, saved without pickle
+# --------------------------------------------------------------------------------------------
+OUTCOMES = ("response", "remission", "cognitive_decline", "dissociation")
+FORMAT = "ketapredict-risk-model"
+# Bump on any change of the saved layout; loading refuses other versions.
+FORMAT_VERSION = 1
+
+
+class RiskModel:
+    """The risk of every outcome for a patient and a dose schedule: one OutcomeModel each.
+
+    Parameters
+    ----------
+    models : mapping of str to OutcomeModel
+        Fitted models by outcome.
+    provenance : mapping, optional
+        Where the model comes from: ``name``, ``data_kind`` ("simulated" or "real"),
+        ``trained`` (date), ``n_patients``, ``metrics``, ``notes``... Saved with the model
+        and shown in every report.
+
+    Attributes
+    ----------
+    outcomes : list of str
+    models : dict of str to OutcomeModel
+    provenance : dict
+
+    Examples
+    --------
+    >>> from ketapredict import RiskModel, simulate_cohort
+    >>> cohort = simulate_cohort(n=2000, seed=0)
+    >>> model = RiskModel.fit(cohort, outcomes=["response", "dissociation"])
+    >>> model.predict_proba(cohort.head(3)).columns.tolist()
+    ['response', 'dissociation']
+    """
+
+    def __init__(self, models: Mapping[str, OutcomeModel], provenance: Mapping | None = None):
+        if not models:
+            raise ValueError("A RiskModel needs at least one fitted OutcomeModel.")
+        for outcome, model in models.items():
+            check_is_fitted(model, "booster_")
+            if model.features is None:
+                raise ValueError(
+                    f"The {outcome!r} model was fitted without a feature set; a "
+                    "RiskModel scores patient tables."
+                )
+        self.models = dict(models)
+        self.provenance = dict(provenance or {})
+
+    @property
+    def outcomes(self) -> list[str]:
+        return list(self.models)
+
+    @classmethod
+    def fit(
+        cls,
+        data: pd.DataFrame,
+        outcomes: Sequence[str] = OUTCOMES,
+        *,
+        features: str | Path = "core",
+        provenance: Mapping | None = None,
+        **params: Any,
+    ) -> RiskModel:
+        """Fit one OutcomeModel per outcome on ``data``.
+
+        Rows without an outcome (e.g. untested cognition) are left out of that outcome's
+        model only.
+
+        Parameters
+        ----------
+        data : DataFrame
+            A validated patient table with the outcome columns.
+        outcomes : sequence of str
+            Outcome columns to model, by default the four of :data:`OUTCOMES`.
+        features : str or path-like, default="core"
+            Feature set shared by the models.
+        provenance : mapping, optional
+            Added to the model's provenance (``n_patients`` and ``feature_set`` are set).
+        **params
+            OutcomeModel parameters shared by all outcomes.
+
+        Returns
+        -------
+        RiskModel
+        """
+        models = {}
+        for outcome in outcomes:
+            if outcome not in data.columns:
+                raise ValidationError(
+                    [Problem(outcome, None, f"outcome column {outcome!r} is not in the data")],
+                    "data",
+                )
+            rows = data[data[outcome].notna()]
+            models[outcome] = OutcomeModel(outcome, features, **params).fit(rows)
+        record = {"n_patients": len(data), "feature_set": str(features), **(provenance or {})}
+        return cls(models, record)
+
+    def predict_proba(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The calibrated probability of each outcome, one column each."""
+        return pd.DataFrame(
+            {o: m.predict_proba(X)[:, 1] for o, m in self.models.items()}, index=X.index
+        )
+
+    # -- files ------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write the model as JSON and UBJSON files plus ``manifest.json`` with checksums.
+
+        Parameters
+        ----------
+        path : str or path-like
+            A new or empty directory.
+
+        Returns
+        -------
+        Path
+        """
+        import xgboost
+
+        from . import __version__
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        if any(path.iterdir()):
+            raise FileExistsError(f"{str(path)!r} is not empty; save a model to a new directory.")
+        files = {}
+        for outcome, model in self.models.items():
+            booster = f"{outcome}.ubj"
+            model.booster_.save_model(path / booster)
+            state = {
+                "outcome": outcome,
+                "params": {
+                    k: (str(v) if isinstance(v, Path) else v)
+                    for k, v in model.get_params().items()
+                },
+                "feature_set": _spec_to_dict(model.encoder_.spec_),
+                "feature_names": list(model.feature_names_),
+                "feature_names_in": list(model.feature_names_in_),
+                "classes": [v.item() if hasattr(v, "item") else v for v in model.classes_],
+                "n_rounds": model.n_rounds_,
+                "min_child_weight": model.min_child_weight_,
+                "calibrator": model.calibrator_,
+                "booster": booster,
+            }
+            (path / f"{outcome}.json").write_text(json.dumps(state, indent=1))
+            files[f"{outcome}.json"] = f"{outcome}.json"
+            files[booster] = booster
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "ketapredict_version": __version__,
+            "xgboost_version": xgboost.__version__,
+            "outcomes": self.outcomes,
+            "provenance": self.provenance,
+            "files": {name: _sha256(path / name) for name in sorted(files)},
+        }
+        (path / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> RiskModel:
+        """Read a saved model, verifying every file against the manifest's checksums.
+
+        Parameters
+        ----------
+        path : str or path-like
+            A directory written by :meth:`save`.
+
+        Returns
+        -------
+        RiskModel
+
+        Raises
+        ------
+        ModelFileError
+            If the manifest is missing or of another format or version, a file is missing,
+            or a file's checksum differs (the model was changed after saving).
+        """
+        path = Path(path)
+        manifest = _read_manifest(path)
+        models = {}
+        for outcome in manifest["outcomes"]:
+            state = json.loads((path / f"{outcome}.json").read_text())
+            models[outcome] = _restore(state, path)
+        return cls(models, manifest.get("provenance", {}))
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    where = f"ketapredict model at {str(path)!r}"
+    manifest_file = path / "manifest.json"
+    if not manifest_file.is_file():
+        raise ModelFileError(f"no {where}: manifest.json is missing")
+    try:
+        manifest = json.loads(manifest_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ModelFileError(f"{where}: manifest.json is not valid JSON ({error})") from None
+    if manifest.get("format") != FORMAT:
+        raise ModelFileError(
+            f"{where}: manifest format is {manifest.get('format')!r}, expected {FORMAT!r}"
+        )
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{where}: format version {manifest.get('format_version')!r} is "
+            f"not {FORMAT_VERSION}, the version this ketapredict reads; "
+            f"saved by ketapredict {manifest.get('ketapredict_version')}"
+        )
+    expected = manifest.get("files", {})
+    needed = {f"{o}.{ext}" for o in manifest.get("outcomes", []) for ext in ("json", "ubj")}
+    if not manifest.get("outcomes") or not needed <= set(expected):
+        raise ModelFileError(f"{where}: the manifest does not list every model file")
+    for name, digest in expected.items():
+        file = path / name
+        if not file.is_file():
+            raise ModelFileError(f"{where}: {name} is missing")
+        if _sha256(file) != digest:
+            raise ModelFileError(
+                f"{where}: {name} does not match its checksum in "
+                "manifest.json; the file was changed after the model was "
+                "saved, so it is refused"
+            )
+    return manifest
+
+
+def _spec_to_dict(spec) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "description": spec.description,
+        "source": spec.source,
+        "groups": [
+            {
+                "name": g.name,
+                "label": g.label,
+                "steps": [{"encoder": s.encoder, "columns": list(s.columns)} for s in g.steps],
+            }
+            for g in spec.groups
+        ],
+    }
+
+
+def _restore(state: Mapping[str, Any], path: Path) -> OutcomeModel:
+    from xgboost import XGBClassifier
+
+    from .features import FeatureEncoder, FeatureSet, _Group, _Step
+
+    model = OutcomeModel(**state["params"])
+    spec = state["feature_set"]
+    feature_set = FeatureSet(
+        name=spec["name"],
+        description=spec["description"],
+        source=spec["source"],
+        groups=tuple(
+            _Group(
+                g["name"],
+                g["label"],
+                tuple(_Step(s["encoder"], tuple(s["columns"])) for s in g["steps"]),
+            )
+            for g in spec["groups"]
+        ),
+    )
+    model.encoder_ = FeatureEncoder.from_spec(feature_set, state["feature_names_in"])
+    if list(model.encoder_.get_feature_names_out()) != state["feature_names"]:
+        raise ModelFileError(
+            f"{state['outcome']}.json: its feature set no longer produces the "
+            "features the trees were trained on"
+        )
+    booster = XGBClassifier()
+    booster.load_model(path / state["booster"])
+    model.booster_ = booster
+    model.feature_names_ = np.array(state["feature_names"], dtype=object)
+    model.feature_names_in_ = np.array(state["feature_names_in"], dtype=object)
+    model.n_features_in_ = len(state["feature_names_in"])
+    model.classes_ = np.array(state["classes"])
+    model.n_rounds_ = state["n_rounds"]
+    model.min_child_weight_ = state["min_child_weight"]
+    model.calibrator_ = state["calibrator"]
+    return model

@@ -1198,3 +1198,42 @@ def check_outcome(
             "outcome",
         )
     return (codes, classes) if return_classes else codes
+
+
+def example_course() -> dict[str, Any]:
+    """An invented patient and dose schedule, for examples and model signatures.
+
+    Not a real patient: every value is made up to sit inside the contract's ranges.
+
+    Examples
+    --------
+    >>> example_course()["diagnosis"]
+    'TRD'
+    """
+    return {
+        "age": 46.0,
+        "sex": "female",
+        "bmi": 29.5,
+        "weight_kg": 80.0,
+        "diagnosis": "TRD",
+        "n_failed_treatments": 3,
+        "episode_months": 26.0,
+        "anxious_distress": True,
+        "prior_suicide_attempt": False,
+        "family_history_aud": True,
+        "madrs_baseline": 34.0,
+        "hamd17_baseline": 25.0,
+        "ssi_baseline": 6.0,
+        "processing_speed_z": -0.9,
+        "working_memory_z": -0.6,
+        "verbal_memory_z": -0.4,
+        "drug": "ketamine",
+        "route": "iv",
+        "dose": 0.5,
+        "dose_unit": "mg/kg",
+        "infusion_minutes": 40.0,
+        "sessions_per_week": 2.0,
+        "n_sessions": 8,
+        "new_oral_antidepressant": False,
+        "endpoint_day": 25.5,
+    }

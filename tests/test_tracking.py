@@ -1,0 +1,413 @@
+"""MLflow tracking against real stores: SQLite files, the MLflow UI and server on loopback."""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ketapredict import RiskModel
+from ketapredict.cli import main
+from ketapredict.tracking import TrackingError, input_example, log_experiment, tracking_uri
+
+EXPERIMENT = """
+description = "tracking test"
+[data]
+source = "simulated"
+n = 1300
+seed = 2
+[features]
+set = "core"
+[outcomes]
+names = ["response", "dissociation"]
+[model]
+n_estimators = {n_estimators}
+[validation]
+scheme = "stratified_kfold"
+n_splits = 3
+bootstraps = 100
+{extra}
+"""
+
+
+def write_experiment(
+    folder: Path, name: str = "small", n_estimators: int = 60, extra: str = ""
+) -> Path:
+    path = folder / f"{name}.toml"
+    path.write_text(EXPERIMENT.format(n_estimators=n_estimators, extra=extra))
+    return path
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    """A fresh directory with the default local store (sqlite:///mlruns/mlflow.db)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """Two `ketapredict train` runs of the same experiment file with different parameters."""
+    folder = tmp_path_factory.mktemp("runs")
+    previous = os.getcwd()
+    saved_uri = os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.chdir(folder)
+    try:
+        path = write_experiment(folder, extra="learning_curve = [200, 400]")
+        assert main(["train", str(path), "--quiet"]) == 0
+        path.write_text(path.read_text().replace("n_estimators = 60", "n_estimators = 20"))
+        assert main(["train", str(path), "--quiet", "--register", "ketapredict-small"]) == 0
+        import mlflow
+
+        mlflow.set_tracking_uri("sqlite:///mlruns/mlflow.db")
+        runs = mlflow.search_runs(experiment_names=["small"])
+        yield folder, runs
+    finally:
+        os.chdir(previous)
+        if saved_uri is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = saved_uri
+
+
+def test_default_store_is_sqlite_under_mlruns(store):
+    assert tracking_uri() == "sqlite:///mlruns/mlflow.db"
+
+
+def test_both_runs_have_the_same_metric_names(two_runs):
+    folder, runs = two_runs
+    assert (folder / "mlruns" / "mlflow.db").is_file()
+    parents = runs[runs["tags.mlflow.parentRunId"].isna()]
+    children = runs[runs["tags.mlflow.parentRunId"].notna()]
+    assert len(parents) == 2
+    assert len(children) == 4
+    metric_columns = [c for c in runs.columns if c.startswith("metrics.")]
+    for group in (
+        parents,
+        *[children[children["tags.outcome"] == o] for o in ("response", "dissociation")],
+    ):
+        present = [{c for c in metric_columns if pd.notna(row[c])} for _, row in group.iterrows()]
+        assert present[0] == present[1]
+        assert present[0]
+    assert {"params.model.n_estimators"} <= set(runs.columns)
+    assert set(parents["params.model.n_estimators"]) == {"60", "20"}
+
+
+def test_a_run_logs_what_was_promised(two_runs):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    _, runs = two_runs
+    client = MlflowClient()
+    child = runs[runs["tags.outcome"] == "response"].iloc[-1]
+    run = client.get_run(child["run_id"])
+    metrics = run.data.metrics
+    for key in (
+        "auc",
+        "auc_low",
+        "auc_high",
+        "pr_auc",
+        "brier",
+        "ece",
+        "calibration_slope",
+        "fold_auc_mean",
+        "fold_auc_std",
+        "logistic_regression.auc",
+        "xgboost_default.brier",
+        "oracle.auc",
+    ):
+        assert key in metrics, key
+    history = client.get_metric_history(run.info.run_id, "fold_auc")
+    assert sorted(m.step for m in history) == [0, 1, 2]
+    tags = run.data.tags
+    assert tags["data_kind"] == "simulated"
+    assert re.fullmatch(r"[0-9a-f]{40}|unknown", tags["git_commit"])
+    assert tags["ketapredict_version"]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert {
+        "plots/roc.png",
+        "plots/calibration.png",
+        "plots/decision_curve.png",
+        "plots/shap_beeswarm.png",
+        "plots/shap_by_predictor.png",
+        "plots/learning_curve.png",
+    } <= artifacts
+    text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/experiment.toml")
+    assert "tracking test" in text
+    dataset = run.inputs.dataset_inputs[0].dataset
+    assert dataset.digest
+    assert dataset.source_type == "code"
+    assert "patient_id" not in dataset.schema
+    assert "madrs_baseline" in dataset.schema
+
+
+def test_no_identifier_or_patient_row_reaches_mlflow(two_runs):
+    folder, runs = two_runs
+    text = runs.astype(str).to_csv()
+    assert "patient_id" not in text
+    assert not re.search(r"\w+-\d{6}", text), "a simulated patient id was logged"
+    for file in (folder / "mlruns").rglob("*"):
+        if (
+            file.suffix in (".json", ".yaml", ".toml", ".txt", ".csv", ".MLmodel")
+            or file.name == "MLmodel"
+        ):
+            content = file.read_text(errors="ignore")
+            assert "patient_id" not in content, file
+            assert not re.search(r"small-\d{6}|zarate2006-\d{6}", content), file
+    assert not list((folder / "mlruns").rglob("*.pkl")), "a pickle was logged"
+
+
+def test_logged_model_loads_as_pyfunc_and_predicts_each_outcome(two_runs):
+    import mlflow
+
+    _, runs = two_runs
+    parent = runs[runs["tags.mlflow.parentRunId"].isna()].iloc[0]
+    model_uri = mlflow.search_logged_models(
+        experiment_ids=[parent["experiment_id"]], output_format="list"
+    )[0].model_uri
+    model = mlflow.pyfunc.load_model(model_uri)
+    risk_model = model.unwrap_python_model().model
+    assert isinstance(risk_model, RiskModel)
+    example = input_example(risk_model)
+    predictions = model.predict(example)
+    assert list(predictions.columns) == ["response", "dissociation"]
+    assert ((predictions > 0) & (predictions < 1)).all().all()
+    signature = model.metadata.get_input_schema().input_names()
+    assert "madrs_baseline" in signature
+    assert "patient_id" not in signature
+
+
+def test_registration_names_a_champion_and_a_challenger(two_runs):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    versions = client.search_model_versions("name='ketapredict-small'")
+    assert len(versions) == 1
+    assert str(client.get_model_version_by_alias("ketapredict-small", "champion").version) == "1"
+
+
+def test_register_keeps_the_better_model_as_champion(store):
+    from mlflow.tracking import MlflowClient
+
+    from ketapredict.experiment import load_experiment, run_experiment
+
+    experiment = load_experiment(write_experiment(store, "registry", n_estimators=60))
+    good = run_experiment(experiment)
+    first = log_experiment(good, good.data, good.fit_model(), register="registry-model")
+    assert first.registered["alias"] == "champion"
+    worse = run_experiment(experiment)
+    for result in worse.results.values():  # the same model, reported 0.2 AUC worse
+        result.metrics.loc["OutcomeModel", "auc"] -= 0.2
+    second = log_experiment(worse, worse.data, worse.fit_model(), register="registry-model")
+    assert second.registered["alias"] == "challenger"
+    client = MlflowClient()
+    assert str(client.get_model_version_by_alias("registry-model", "champion").version) == "1"
+    assert str(client.get_model_version_by_alias("registry-model", "challenger").version) == "2"
+
+
+def test_an_unreachable_server_does_not_lose_the_model(store, monkeypatch, capsys):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    path = write_experiment(store, "offline")
+    assert main(["train", str(path), "--quiet"]) == 1
+    error = capsys.readouterr().err
+    assert "is unreachable" in error
+    saved = re.search(r"The trained model is saved at (\S+) ", error).group(1)
+    model = RiskModel.load(store / saved)
+    assert model.outcomes == ["response", "dissociation"]
+
+
+def test_the_file_store_is_refused(store, monkeypatch):
+    from ketapredict.experiment import load_experiment, run_experiment
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "file:./mlruns")
+    result = run_experiment(load_experiment(write_experiment(store, "file_store")))
+    with pytest.raises(TrackingError, match="deprecated file store"):
+        log_experiment(result, result.data)
+
+
+def test_the_ui_serves_the_runs_over_http(two_runs):
+    folder, _ = two_runs
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ketapredict.cli", "ui", "--port", str(port)],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env={k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"},
+    )
+    try:
+        first_line = process.stdout.readline()
+        url = re.search(r"(http://127\.0\.0\.1:\d+)", first_line).group(1)
+        assert url == f"http://127.0.0.1:{port}"
+        wait_for(port)
+        found = post(f"{url}/api/2.0/mlflow/experiments/search", {"max_results": 10})
+        experiment = next(e for e in found["experiments"] if e["name"] == "small")
+        runs = post(
+            f"{url}/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment["experiment_id"]]}
+        )["runs"]
+        assert len(runs) == 6
+        names = [
+            {m["key"] for m in r["data"].get("metrics", [])}
+            for r in runs
+            if not any(t["key"] == "mlflow.parentRunId" for t in r["data"].get("tags", []))
+        ]
+        assert names[0] == names[1]
+        with urllib.request.urlopen(f"{url}/", timeout=10) as page:
+            assert page.status == 200
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+# -- real MLflow server and scoring server (slow) ----------------------------------------------
+@pytest.mark.slow
+def test_train_against_a_real_tracking_server(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path}/server.db",
+            "--artifacts-destination",
+            (tmp_path / "artifacts").as_uri(),
+            "--workers",
+            "1",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for(port, timeout=120)
+        uri = f"http://127.0.0.1:{port}"
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        monkeypatch.chdir(tmp_path)
+        assert main(["train", str(write_experiment(tmp_path, "served")), "--quiet"]) == 0
+        client = MlflowClient(tracking_uri=uri)
+        experiment = client.get_experiment_by_name("served")
+        runs = client.search_runs([experiment.experiment_id])
+        assert len(runs) == 3
+        child = next(r for r in runs if r.data.tags.get("outcome") == "response")
+        assert 0.5 < child.data.metrics["auc"] <= 1
+        paths = {a.path for a in client.list_artifacts(child.info.run_id, "plots")}
+        assert "plots/roc.png" in paths
+        assert not list(tmp_path.glob("mlruns")), "logged locally instead of to the server"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_a_logged_model_is_served_over_http(store):
+    import mlflow
+
+    from ketapredict.experiment import load_experiment, run_experiment
+
+    result = run_experiment(load_experiment(write_experiment(store, "serving")))
+    model = result.fit_model()
+    tracked = log_experiment(result, result.data, model)
+    port = free_port()
+    serving = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            tracked.model_uri,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--env-manager",
+            "local",
+        ],
+        cwd=store,
+        env={
+            **os.environ,
+            "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(),
+            # the scoring server starts the uvicorn script that sits beside this Python
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for(port, timeout=120)
+        patient = input_example(model).replace({np.nan: None}).to_dict(orient="split")
+        patient.pop("index", None)
+        answer = post(f"http://127.0.0.1:{port}/invocations", {"dataframe_split": patient})
+        predictions = pd.DataFrame(answer["predictions"])
+        assert list(predictions.columns) == ["response", "dissociation"]
+        assert predictions.iloc[0].between(0, 1).all()
+    finally:
+        os.killpg(serving.pid, signal.SIGTERM)
+        serving.wait(timeout=30)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"nothing answered on port {port} within {timeout} s")
+
+
+def post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.loads(answer.read())
+
+
+def test_the_store_follows_the_current_directory(tmp_path, monkeypatch):
+    """MLflow caches stores by URI; the relative default must not stick to its first folder."""
+    import mlflow
+
+    from ketapredict.experiment import load_experiment, run_experiment
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    result = run_experiment(
+        load_experiment(write_experiment(tmp_path, "where", extra="peers = false"))
+    )
+    for folder in ("first", "second"):
+        (tmp_path / folder).mkdir()
+        monkeypatch.chdir(tmp_path / folder)
+        log_experiment(result, result.data)
+    for folder in ("first", "second"):
+        mlflow.set_tracking_uri(f"sqlite:///{tmp_path / folder / 'mlruns' / 'mlflow.db'}")
+        runs = mlflow.search_runs(experiment_names=["where"])
+        assert len(runs) == 3, folder  # one parent, two outcomes
