@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 from sklearn.base import clone
 
 from .exceptions import Problem, ValidationError
@@ -50,29 +50,37 @@ THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.05), 2)
 # --------------------------------------------------------------------------------------------
 def _weighted_auc(p: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """ROC AUC for each row of ``weights`` (bootstrap replicates), ties counted half."""
-    values, group = np.unique(p, return_inverse=True)
-    indicator = sparse.csr_matrix(
-        (np.ones(len(p)), (np.arange(len(p)), group)), shape=(len(p), len(values))
-    )
-    positives = np.asarray((weights * y) @ indicator)
-    negatives = np.asarray((weights * (1 - y)) @ indicator)
-    below = np.cumsum(negatives, axis=1) - negatives
-    pairs = positives.sum(axis=1) * negatives.sum(axis=1)
+    order = np.argsort(p, kind="stable")
+    ranked = p[order]
+    # one column per distinct predicted value, so that tied pairs count half
+    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+    events = y[order].astype(weights.dtype)
+    ordered = weights[:, order]
+    positives = np.add.reduceat(ordered * events, starts, axis=1)
+    negatives = np.add.reduceat(ordered * (1 - events), starts, axis=1)
+    below = np.cumsum(negatives, axis=1, dtype=np.float64) - negatives
+    pairs = positives.sum(axis=1, dtype=np.float64) * negatives.sum(axis=1, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (positives * (below + 0.5 * negatives)).sum(axis=1) / pairs
+
+
+@lru_cache(maxsize=4)
+def _poisson_weights(n: int, n_bootstraps: int, seed: int) -> np.ndarray:
+    """Poisson(1) bootstrap weights, shared by every model scored on the same rows: the
+    models' intervals then come from the same resamples, and are drawn once."""
+    weights = np.random.default_rng(seed).poisson(1.0, size=(n_bootstraps, n))
+    weights = weights.astype(np.float32)
+    weights.flags.writeable = False
+    return weights
 
 
 def _auc_interval(p, y, n_bootstraps: int, seed: int) -> tuple[float, float]:
     """Percentile 95% interval of the AUC over Poisson-bootstrap replicates."""
     if n_bootstraps == 0:
         return np.nan, np.nan
-    rng = np.random.default_rng(seed)
-    aucs = []
-    for start in range(0, n_bootstraps, 200):
-        block = min(200, n_bootstraps - start)
-        weights = rng.poisson(1.0, size=(block, len(p))).astype(np.float32)
-        aucs.append(_weighted_auc(p, y, weights))
-    aucs = np.concatenate(aucs)
+    weights = _poisson_weights(len(p), n_bootstraps, seed)
+    blocks = range(0, n_bootstraps, 200)
+    aucs = np.concatenate([_weighted_auc(p, y, weights[i : i + 200]) for i in blocks])
     low, high = np.nanpercentile(aucs, [2.5, 97.5])
     return float(low), float(high)
 
