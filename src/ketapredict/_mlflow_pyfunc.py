@@ -13,7 +13,7 @@ from mlflow.pyfunc import PythonModel
 
 class RiskModelPyfunc(PythonModel):
     def load_context(self, context):
-        from ketapredict.models import RiskModel
+        from ketapredict.risk import RiskModel
 
         self.model = RiskModel.load(context.artifacts["risk_model"])
 

@@ -155,13 +155,32 @@ def metrics_table(result) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
+    code, _ = _train_and_log(
+        args.experiment,
+        quiet=args.quiet,
+        save=args.save,
+        register=args.register,
+        track=not args.no_track,
+    )
+    return code
+
+
+def _train_and_log(
+    experiment_file: str | Path,
+    *,
+    quiet: bool = False,
+    save: Path | None = None,
+    register: str | None = None,
+    track: bool = True,
+):
+    """Validate an experiment, fit its RiskModel and log both; (exit code, model)."""
     import time
 
     from .experiment import load_experiment, run_experiment
     from .tracking import TrackingError, log_experiment, ui_command
 
-    experiment = load_experiment(args.experiment)
-    result = run_experiment(experiment, progress=not args.quiet)
+    experiment = load_experiment(experiment_file)
+    result = run_experiment(experiment, progress=not quiet)
     if result.data_kind == "simulated":
         print(_VIRTUAL)
     print(
@@ -173,20 +192,21 @@ def _train(args: argparse.Namespace) -> int:
     model = result.fit_model()
     print(
         f"\nFitted the final model of {', '.join(model.outcomes)} on all "
-        f"{result.n_rows:,} courses ({time.perf_counter() - began:.1f} s)."
+        f"{result.n_rows:,} courses, with {model.provenance.get('replicates', 0)} bootstrap "
+        f"replicates each for the intervals ({time.perf_counter() - began:.1f} s)."
     )
     saved = None
-    if args.save:
-        saved = model.save(args.save)
+    if save:
+        saved = model.save(save)
         print(f"Saved the model to {saved}.")
-    if args.no_track:
-        return 0
+    if not track:
+        return 0, model
     try:
         tracked = log_experiment(
             result,
             result.data,
             model,
-            register=args.register,
+            register=register,
             learning_curves=result.learning_curves,
         )
     except TrackingError as error:
@@ -199,7 +219,7 @@ def _train(args: argparse.Namespace) -> int:
             f"ketapredict.load_model({str(saved)!r}) or RiskModel.load).",
             file=sys.stderr,
         )
-        return 1
+        return 1, model
     print(
         f"Logged to MLflow ({tracked.tracking_uri}) in {tracked.seconds:.1f} s: experiment "
         f"{experiment.name!r}, run {tracked.parent_run_id}; model {tracked.model_uri}."
@@ -216,6 +236,54 @@ def _train(args: argparse.Namespace) -> int:
             )
         )
     print("Compare runs in the MLflow UI: " + _ui_hint(ui_command()))
+    return 0, model
+
+
+def _quickstart(args: argparse.Namespace) -> int:
+    import time
+
+    from .regimen import Regimen
+    from .schema import columns, example_course
+    from .simulate import simulate_cohort
+
+    began = time.perf_counter()
+    print(
+        "ketapredict quickstart: the virtual cohort, the baseline experiment, MLflow, and a "
+        "risk report for one (invented) patient.\n"
+    )
+    print("1. The virtual cohort (5,000 simulated courses, seed 0), by trial:\n")
+    _print_table(cohort_summary(simulate_cohort(n=5000, seed=0)))
+    print("\n2. The baseline experiment: train, validate across trials, log to MLflow.\n")
+    code, model = _train_and_log("baseline", quiet=args.quiet)
+    if code != 0:
+        return code
+    patient = {k: v for k, v in example_course().items() if k in columns("baseline")}
+    course = Regimen(
+        drug="ketamine",
+        route="iv",
+        dose=0.5,
+        dose_unit="mg/kg",
+        infusion_minutes=40,
+        sessions_per_week=2,
+        n_sessions=8,
+    )
+    print(
+        "\n3. A risk report from the model just trained (an invented patient: 46-year-old "
+        "woman, TRD, MADRS 34):\n"
+    )
+    print(model.score(patient, course))
+    print(
+        "\n4. The standard grid of schedules for her, best response first (dominated: "
+        "another schedule has at least her response chance and at most her risk of "
+        "cognitive decline):\n"
+    )
+    table = model.compare_regimens(patient)
+    shown = table[["regimen", "response", "cognitive_decline", "dominated", "warnings"]]
+    _print_table(shown.head(10).set_index("regimen"), float_format="{:.2f}".format)
+    print(
+        f"\nDone in {time.perf_counter() - began:.0f} s. Open the runs in the MLflow UI "
+        "with:\n\n    ketapredict ui\n"
+    )
     return 0
 
 
@@ -302,6 +370,17 @@ def _parser() -> argparse.ArgumentParser:
         "--no-track", action="store_true", help="do not log to MLflow (metrics are still printed)"
     )
     train.set_defaults(run=_train)
+
+    quickstart = commands.add_parser(
+        "quickstart",
+        help="the whole package in one command: simulate, train, validate, log, report",
+        description="Simulate the virtual cohort, train and validate the baseline "
+        "experiment, log it to MLflow, and print its metrics, a risk report for an "
+        "invented patient with a comparison of dose schedules, and the command that opens "
+        "the MLflow UI.",
+    )
+    quickstart.add_argument("--quiet", action="store_true", help="no progress bars")
+    quickstart.set_defaults(run=_quickstart)
 
     ui = commands.add_parser(
         "ui",

@@ -281,7 +281,7 @@ class ExperimentResult:
         Its provenance records the experiment, the data kind, the date and the
         cross-validated metrics; a model trained on simulated data says so.
         """
-        from .models import RiskModel
+        from .risk import RiskModel
 
         spec = self.experiment.spec
         metrics = {

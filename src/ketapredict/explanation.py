@@ -157,7 +157,8 @@ def explain(model: Any, X: pd.DataFrame, outcome: str | None = None) -> Explanat
     """
     from xgboost import DMatrix
 
-    from .models import OutcomeModel, RiskModel
+    from .models import OutcomeModel
+    from .risk import RiskModel
 
     if isinstance(model, RiskModel):
         outcome = outcome or model.outcomes[0]

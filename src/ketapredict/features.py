@@ -1,30 +1,15 @@
-"""Feature sets: from the contract's clinical columns to model inputs.
-
-A feature set (``features/<name>.toml``) is a list of groups. Each group has a clinical
-label and one or more encoder steps, each naming its source columns::
-
-    [groups.severity]
-    label = "depression severity"
-    steps = [
-      { encoder = "numeric", columns = ["madrs_baseline", "hamd17_baseline"] },
-      { encoder = "severity_band", columns = ["madrs_baseline"] },
-    ]
-
-A set may start from another with ``extends = "core"`` and ``drop_groups = [...]``.
+"""Feature sets as scikit-learn transformers.
 
 :func:`load_feature_set` returns a :class:`FeatureEncoder`, a scikit-learn transformer with
 pandas output whose ``feature_map_`` maps every output column back to the clinical predictor
 and group it came from (``diagnosis_TRD`` -> predictor ``diagnosis``, group ``diagnosis``).
-Only baseline and regimen columns can be features: selecting an outcome, truth, identifier
-or group column is an error.
+The sets themselves and their encoders live in :mod:`ketapredict.encoding` (see there for
+the file format).
 """
 
 from __future__ import annotations
 
-import tomllib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from importlib import resources
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,378 +18,13 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from .encoding import FeatureSet, _parse, encode, feature_map, sources
 from .exceptions import Problem, ValidationError
-from .regimen import exposure
 from .schema import column
 
 __all__ = ["FeatureEncoder", "FeatureSet", "load_feature_set"]
 
-_ALLOWED_ROLES = ("baseline", "regimen")
 
-
-# --------------------------------------------------------------------------------------------
-# Encoders: each turns its source columns into named float columns, and says which clinical
-# predictor each output comes from: (name, predictor, label).
-# --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Output:
-    name: str
-    predictor: str
-    label: str
-
-
-Encoder = Callable[[pd.DataFrame, Sequence[str]], dict[str, np.ndarray]]
-_ENCODERS: dict[str, tuple[Encoder, Callable[[Sequence[str]], list[_Output]]]] = {}
-
-
-def _encoder(name: str, outputs: Callable[[Sequence[str]], list[_Output]]):
-    def register(function: Encoder) -> Encoder:
-        _ENCODERS[name] = (function, outputs)
-        return function
-
-    return register
-
-
-def _floats(frame: pd.DataFrame, name: str) -> np.ndarray:
-    """A column as floats (booleans as 0/1), NaN where missing or absent from the frame."""
-    if name not in frame.columns:
-        return np.full(len(frame), np.nan)
-    values = frame[name]
-    if isinstance(values.dtype, pd.CategoricalDtype) or values.dtype == object:
-        values = pd.to_numeric(values.astype(object), errors="coerce")
-    return values.astype("Float64").to_numpy(dtype=float, na_value=np.nan)
-
-
-def _labels(frame: pd.DataFrame, name: str) -> np.ndarray:
-    if name not in frame.columns:
-        return np.full(len(frame), None, dtype=object)
-    return frame[name].astype(object).to_numpy()
-
-
-def _same(columns: Sequence[str]) -> list[_Output]:
-    return [_Output(c, c, column(c).clinical_label) for c in columns]
-
-
-@_encoder("numeric", _same)
-def _numeric(frame, columns):
-    """Numbers as they are; missing stays NaN (the trees route it)."""
-    return {c: _floats(frame, c) for c in columns}
-
-
-@_encoder("flag", _same)
-def _flag(frame, columns):
-    """Yes/no columns as 1/0; missing stays NaN."""
-    return {c: _floats(frame, c) for c in columns}
-
-
-def _one_hot_outputs(columns):
-    return [
-        _Output(f"{c}_{category}", c, f"{column(c).clinical_label}: {category}")
-        for c in columns
-        for category in column(c).categories
-    ]
-
-
-@_encoder("one_hot", _one_hot_outputs)
-def _one_hot(frame, columns):
-    """One 1/0 column per contract category; a missing value is NaN in all of them."""
-    out = {}
-    for c in columns:
-        values = _labels(frame, c)
-        missing = pd.isna(values)
-        for category in column(c).categories:
-            out[f"{c}_{category}"] = np.where(missing, np.nan, (values == category) * 1.0)
-    return out
-
-
-# MADRS severity bands: 0-6 normal, 7-19 mild, 20-34 moderate, 35-60 severe (Snaith 1986).
-_MADRS_BANDS = (7, 20, 35)
-
-
-@_encoder(
-    "severity_band",
-    lambda columns: [_Output("madrs_band", "madrs_baseline", "MADRS severity band")],
-)
-def _severity_band(frame, columns):
-    """MADRS band, 0 normal to 3 severe (Snaith 1986 cut-offs)."""
-    madrs = _floats(frame, columns[0])
-    band = np.digitize(madrs, _MADRS_BANDS).astype(float)
-    return {"madrs_band": np.where(np.isnan(madrs), np.nan, band)}
-
-
-# A composite at least 1 SD below healthy norms marks a cognitive deficit.
-_DEFICIT_Z = -1.0
-
-
-def _cognition_outputs(columns):
-    return [
-        *_same(columns),
-        _Output("cognition_composite", "baseline cognition", "baseline cognition (composite)"),
-        _Output(
-            "cognitive_deficit", "baseline cognition", "cognitive deficit (composite <= -1 SD)"
-        ),
-        _Output("cognition_missing", "baseline cognition", "no baseline cognitive testing"),
-    ]
-
-
-@_encoder("cognition", _cognition_outputs)
-def _cognition(frame, columns):
-    """Domain z-scores, their mean, a deficit flag and a missing-battery indicator."""
-    domains = {c: _floats(frame, c) for c in columns}
-    stacked = np.column_stack(list(domains.values()))
-    tested = ~np.isnan(stacked).all(axis=1)
-    with np.errstate(invalid="ignore"):
-        composite = np.where(
-            tested, np.nanmean(np.where(tested[:, None], stacked, 0.0), axis=1), np.nan
-        )
-    return {
-        **domains,
-        "cognition_composite": composite,
-        "cognitive_deficit": np.where(tested, (composite <= _DEFICIT_Z) * 1.0, np.nan),
-        "cognition_missing": (~tested) * 1.0,
-    }
-
-
-_SCHEDULE = (
-    ("racemic_iv_equivalent_mg_per_kg", "dose", "dose (racemic IV equivalent)"),
-    ("peak_exposure_mg_per_kg_per_h", "peak exposure", "peak exposure (dose over infusion time)"),
-    ("weekly_exposure_mg_per_kg", "weekly exposure", "weekly exposure"),
-    ("cumulative_exposure_mg_per_kg", "cumulative exposure", "cumulative exposure"),
-    ("course_weeks", "course length", "course length"),
-    ("sessions_by_endpoint", "sessions given", "sessions given by the assessment"),
-    ("endpoint_day", "assessment timing", "assessment day"),
-    ("days_after_last_session", "assessment timing", "days from last session to assessment"),
-    ("active_drug", "active drug", "active drug (not a comparator)"),
-)
-_COMPARATORS = ("saline", "midazolam", "placebo")
-_ROUTES = column("route").categories
-
-
-def _schedule_outputs(columns):
-    return [
-        *[_Output(name, predictor, label) for name, predictor, label in _SCHEDULE],
-        *[_Output(f"comparator_{c}", "comparator", f"comparator: {c}") for c in _COMPARATORS],
-        *[_Output(f"route_{r}", "route", f"route: {r}") for r in _ROUTES],
-        _Output(
-            "new_oral_antidepressant",
-            "new oral antidepressant",
-            column("new_oral_antidepressant").clinical_label,
-        ),
-    ]
-
-
-@_encoder("dose_schedule", _schedule_outputs)
-def _dose_schedule(frame, columns):
-    """The pharmacology of ketapredict.regimen.exposure, and the comparator and route."""
-    regimens = {
-        c: (_floats(frame, c) if column(c).kind in ("float", "int") else _labels(frame, c))
-        for c in columns
-        if c in frame.columns
-    }
-    if "weight_kg" in frame.columns:
-        regimens["weight_kg"] = _floats(frame, "weight_kg")
-    x = exposure(regimens)
-    out = {name: np.asarray(x[name], dtype=float) for name, _, _ in _SCHEDULE}
-    for c in _COMPARATORS:
-        out[f"comparator_{c}"] = (x["comparator"] == c) * 1.0
-    route = _labels(frame, "route")
-    for r in _ROUTES:
-        out[f"route_{r}"] = (route == r) * 1.0
-    out["new_oral_antidepressant"] = _floats(frame, "new_oral_antidepressant")
-    return out
-
-
-# The dose-schedule encoder needs these columns whatever the set lists (weight converts
-# fixed doses; it is optional).
-_SCHEDULE_SOURCES = (
-    "drug",
-    "route",
-    "dose",
-    "dose_unit",
-    "infusion_minutes",
-    "sessions_per_week",
-    "n_sessions",
-    "new_oral_antidepressant",
-    "endpoint_day",
-)
-
-
-# --------------------------------------------------------------------------------------------
-# Feature-set specs
-# --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Step:
-    encoder: str
-    columns: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class _Group:
-    name: str
-    label: str
-    steps: tuple[_Step, ...]
-
-
-@dataclass(frozen=True)
-class FeatureSet:
-    """A parsed feature-set file.
-
-    Attributes
-    ----------
-    name : str
-    description : str
-    groups : tuple
-        Each with a ``name``, a clinical ``label`` and encoder ``steps``.
-    source : str
-        Where the set was read from.
-    """
-
-    name: str
-    description: str
-    groups: tuple[_Group, ...]
-    source: str
-
-    @property
-    def columns(self) -> list[str]:
-        """The contract columns the set reads, in order, each once."""
-        seen: dict[str, None] = {}
-        for group in self.groups:
-            for step in group.steps:
-                seen.update(dict.fromkeys(step.columns))
-        return list(seen)
-
-    def outputs(self) -> list[tuple[_Output, _Group]]:
-        found = []
-        for group in self.groups:
-            for step in group.steps:
-                found += [(out, group) for out in _ENCODERS[step.encoder][1](step.columns)]
-        return found
-
-
-def _read_spec(name_or_path: str | Path, seen: tuple[str, ...] = ()) -> tuple[dict, str]:
-    path = Path(name_or_path)
-    if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
-            raise ValidationError(
-                [
-                    Problem(
-                        "features",
-                        str(name_or_path),
-                        f"feature-set file {str(path)!r} does not exist",
-                    )
-                ],
-                "feature set",
-            )
-        return tomllib.loads(path.read_text("utf-8")), str(path)
-    files = resources.files("ketapredict.feature_sets")
-    found = files.joinpath(f"{name_or_path}.toml")
-    if not found.is_file():
-        available = sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".toml"))
-        raise ValidationError(
-            [
-                Problem(
-                    "features",
-                    name_or_path,
-                    f"no feature set named "
-                    f"{name_or_path!r}; available: {', '.join(available)} "
-                    "(or give a path to a .toml file)",
-                )
-            ],
-            "feature set",
-        )
-    return tomllib.loads(found.read_text("utf-8")), f"features/{name_or_path}.toml"
-
-
-def _parse(name_or_path: str | Path, seen: tuple[str, ...] = ()) -> FeatureSet:
-    spec, source = _read_spec(name_or_path)
-    problems: list[Problem] = []
-
-    def problem(key: str, value: Any, message: str) -> None:
-        problems.append(Problem(key, value, f"{source}: {message}"))
-
-    unknown = set(spec) - {"description", "groups", "extends", "drop_groups"}
-    for key in sorted(unknown):
-        problem(
-            key,
-            spec[key],
-            f"unknown key {key!r}; expected description, groups, extends, drop_groups",
-        )
-    groups: dict[str, _Group] = {}
-    if "extends" in spec:
-        parent = spec["extends"]
-        if parent in seen:
-            problem("extends", parent, f"extends {parent!r} makes a cycle")
-        else:
-            groups = {g.name: g for g in _parse(parent, (*seen, str(name_or_path))).groups}
-    for name in spec.get("drop_groups", []):
-        if groups.pop(name, None) is None:
-            problem(
-                "drop_groups",
-                name,
-                f"drop_groups names {name!r}, which is not a group of "
-                f"the extended set ({', '.join(groups) or 'none'})",
-            )
-    for name, body in spec.get("groups", {}).items():
-        extra = set(body) - {"label", "steps"}
-        for key in sorted(extra):
-            problem(
-                f"groups.{name}.{key}",
-                body[key],
-                f"unknown key groups.{name}.{key}; expected label and steps",
-            )
-        steps = []
-        for i, step in enumerate(body.get("steps", [])):
-            where = f"groups.{name}.steps[{i}]"
-            encoder = step.get("encoder")
-            if encoder not in _ENCODERS:
-                problem(
-                    f"{where}.encoder",
-                    encoder,
-                    f"{where}.encoder={encoder!r} is not one of {', '.join(map(repr, _ENCODERS))}",
-                )
-                continue
-            cols = tuple(step.get("columns", []))
-            if not cols:
-                problem(f"{where}.columns", cols, f"{where} lists no columns")
-            for c in cols:
-                try:
-                    role = column(c).role
-                except KeyError as error:
-                    problem(f"{where}.columns", c, str(error.args[0]))
-                    continue
-                if role not in _ALLOWED_ROLES:
-                    problem(
-                        f"{where}.columns",
-                        c,
-                        f"{c!r} is a {role} column and cannot be a "
-                        f"feature (features come from {' and '.join(_ALLOWED_ROLES)} "
-                        "columns)",
-                    )
-            if encoder == "severity_band" and cols != ("madrs_baseline",):
-                problem(f"{where}.columns", cols, "severity_band reads ['madrs_baseline'] only")
-            steps.append(_Step(encoder, cols))
-        if not steps and not problems:
-            problem(f"groups.{name}.steps", [], f"group {name!r} has no steps")
-        groups[name] = _Group(name, body.get("label", name), tuple(steps))
-    if not groups and not problems:
-        problem("groups", {}, "the feature set has no groups")
-    result = FeatureSet(
-        name=Path(str(name_or_path)).stem,
-        description=spec.get("description", ""),
-        groups=tuple(groups.values()),
-        source=source,
-    )
-    names = [out.name for out, _ in result.outputs()] if not problems else []
-    for duplicate in sorted({n for n in names if names.count(n) > 1}):
-        problem("groups", duplicate, f"feature {duplicate!r} is produced twice")
-    if problems:
-        raise ValidationError(problems, "feature set")
-    return result
-
-
-# --------------------------------------------------------------------------------------------
-# The transformer
-# --------------------------------------------------------------------------------------------
 class FeatureEncoder(TransformerMixin, BaseEstimator):
     """Encode a patient table with a feature set; a scikit-learn transformer.
 
@@ -461,7 +81,7 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
                 f"contract's columns; got {type(X).__name__}."
             )
         self.spec_ = _parse(self.feature_set)
-        needed = self._sources()
+        needed = sources(self.spec_)
         missing = [c for c in needed if column(c).required and c not in X.columns]
         if missing:
             raise ValidationError(
@@ -477,7 +97,7 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
             )
         self.feature_names_in_ = np.array(needed, dtype=object)
         self.n_features_in_ = len(needed)
-        self.feature_map_ = self._feature_map()
+        self.feature_map_ = feature_map(self.spec_)
         return self
 
     @classmethod
@@ -487,27 +107,8 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
         encoder.spec_ = spec
         encoder.feature_names_in_ = np.array(list(columns_in), dtype=object)
         encoder.n_features_in_ = len(encoder.feature_names_in_)
-        encoder.feature_map_ = encoder._feature_map()
+        encoder.feature_map_ = feature_map(spec)
         return encoder
-
-    def _feature_map(self) -> pd.DataFrame:
-        rows = [
-            {
-                "feature": out.name,
-                "predictor": out.predictor,
-                "label": out.label,
-                "group": group.name,
-                "group_label": group.label,
-            }
-            for out, group in self.spec_.outputs()
-        ]
-        return pd.DataFrame(rows).set_index("feature")
-
-    def _sources(self) -> list[str]:
-        columns = self.spec_.columns
-        if any(s.encoder == "dose_schedule" for g in self.spec_.groups for s in g.steps):
-            columns += [c for c in (*_SCHEDULE_SOURCES, "weight_kg") if c not in columns]
-        return columns
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         """Encode ``X``; optional columns it lacks become missing (NaN) features.
@@ -525,13 +126,7 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "feature_map_")
         if not isinstance(X, pd.DataFrame):
             raise TypeError(f"FeatureEncoder needs a pandas DataFrame; got {type(X).__name__}.")
-        encoded: dict[str, np.ndarray] = {}
-        for group in self.spec_.groups:
-            for step in group.steps:
-                encoded.update(_ENCODERS[step.encoder][0](X, step.columns))
-        return pd.DataFrame(
-            {name: encoded[name] for name in self.feature_map_.index}, index=X.index
-        )
+        return pd.DataFrame(encode(self.spec_, X), index=X.index)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Names of the encoded columns."""

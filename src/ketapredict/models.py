@@ -18,8 +18,6 @@ on the margin are exact, and the whole model saves as JSON without pickle.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any, ClassVar
@@ -32,11 +30,12 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from .exceptions import ModelFileError, Problem, ValidationError
+from .exceptions import Problem, ValidationError
 from .features import FeatureEncoder
 from .schema import check_outcome
+from .trees import calibrated_log_odds
 
-__all__ = ["MONOTONE", "OUTCOMES", "OutcomeModel", "RiskModel"]
+__all__ = ["MONOTONE", "OutcomeModel"]
 
 # Monotone constraints, only where the pharmacology is certain (feature -> +1: risk never
 # falls as the feature rises).
@@ -66,9 +65,6 @@ MIN_EVENTS = 2
 # different frequency: 5 lets response (45%) split, but asks about 150 patients per leaf of
 # cognitive decline (3.5%), which then never splits (benchmarks/model_defaults.py).
 _LEAF_PATIENTS = 20
-# Calibrated log-odds are kept within +-9.2 (probabilities 1e-4 to 1 - 1e-4): no model of
-# these data can be certain.
-_MAX_LOG_ODDS = 9.21
 
 
 class OutcomeModel(ClassifierMixin, BaseEstimator):
@@ -287,6 +283,61 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         self.calibrator_ = self._fit_calibrator(out_of_fold, target)
         return self
 
+    def replicates(
+        self, X: Any, y: Any = None, n_replicates: int = 20, random_state: int = 0
+    ) -> list[tuple[Any, dict[str, Any]]]:
+        """Bootstrap replicates of the fitted model, for the uncertainty of its estimates.
+
+        Each replicate trains this model's trees (same parameters and number of rounds) on
+        a bootstrap resample of the rows, and calibrates its margins on the rows the resample
+        left out (about 37%), so no replicate is calibrated on rows it was trained on. The
+        spread of the replicates' calibrated log-odds for a patient estimates how much the
+        estimate would move with another sample of the same size (Efron and Tibshirani 1993,
+        An Introduction to the Bootstrap, ch. 6).
+
+        Parameters
+        ----------
+        X : DataFrame
+            The data the model was fitted on.
+        y : array-like, optional
+            Its outcome; by default ``X[outcome]``.
+        n_replicates : int, default=20
+            Bootstrap replicates.
+        random_state : int, default=0
+            Seed of the resamples and the replicates' trees.
+
+        Returns
+        -------
+        list of (XGBClassifier, calibrator dict)
+        """
+        from joblib import Parallel, delayed
+
+        check_is_fitted(self, "booster_")
+        Z = self._encode(X)
+        if y is None:
+            y = X[self.outcome]
+        target = check_outcome(y, self.outcome, min_per_class=MIN_EVENTS)
+        rng = np.random.default_rng(random_state)
+        draws = [
+            (np.bincount(rng.integers(0, len(target), len(target)), minlength=len(target)), s)
+            for s in rng.integers(2**31 - 1, size=n_replicates)
+        ]
+
+        def one(counts: np.ndarray, seed: int) -> tuple[Any, dict[str, Any]]:
+            booster = self._xgb(self.n_rounds_, int(seed)).set_params(n_jobs=1)
+            booster.fit(Z, target, sample_weight=counts.astype(float))
+            left_out = counts == 0
+            if np.unique(target[left_out]).size < 2:
+                return booster, self.calibrator_
+            margin = booster.predict(Z.iloc[np.flatnonzero(left_out)], output_margin=True)
+            return booster, self._fit_calibrator(margin, target[left_out])
+
+        # threads: XGBoost releases the GIL while it trains, and nothing is copied
+        n_jobs = -1 if self.n_jobs is None else self.n_jobs
+        return Parallel(n_jobs=n_jobs, prefer="threads")(
+            delayed(one)(counts, seed) for counts, seed in draws
+        )
+
     def _encode(self, X: Any, fit: bool = False) -> pd.DataFrame:
         if self.features is None:
             array = validate_data(
@@ -400,305 +451,3 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         return pd.Series(
             {f: gain.get(f, 0.0) for f in self.feature_names_}, name="total_gain"
         ).sort_values(ascending=False)
-
-
-def calibrated_log_odds(margin: np.ndarray, calibrator: Mapping[str, Any]) -> np.ndarray:
-    """Apply a fitted calibrator (``OutcomeModel.calibrator_``) to tree margins.
-
-    Returns calibrated log-odds clipped to +-9.2, so probabilities stay within 1e-4 and
-    1 - 1e-4.
-    """
-    margin = np.asarray(margin, dtype=float)
-    method = calibrator["method"]
-    if method == "sigmoid":
-        log_odds = calibrator["a"] * margin + calibrator["b"]
-    elif method == "isotonic":
-        p = np.interp(margin, calibrator["margins"], calibrator["probabilities"])
-        with np.errstate(divide="ignore"):
-            log_odds = np.log(p) - np.log1p(-p)
-    else:
-        log_odds = margin
-    return np.clip(log_odds, -_MAX_LOG_ODDS, _MAX_LOG_ODDS)
-
-
-# --------------------------------------------------------------------------------------------
-# RiskModel: one OutcomeModel per outcome, saved without pickle
-# --------------------------------------------------------------------------------------------
-OUTCOMES = ("response", "remission", "cognitive_decline", "dissociation")
-FORMAT = "ketapredict-risk-model"
-# Bump on any change of the saved layout; loading refuses other versions.
-FORMAT_VERSION = 1
-
-
-class RiskModel:
-    """The risk of every outcome for a patient and a dose schedule: one OutcomeModel each.
-
-    Parameters
-    ----------
-    models : mapping of str to OutcomeModel
-        Fitted models by outcome.
-    provenance : mapping, optional
-        Where the model comes from: ``name``, ``data_kind`` ("simulated" or "real"),
-        ``trained`` (date), ``n_patients``, ``metrics``, ``notes``... Saved with the model
-        and shown in every report.
-
-    Attributes
-    ----------
-    outcomes : list of str
-    models : dict of str to OutcomeModel
-    provenance : dict
-
-    Examples
-    --------
-    >>> from ketapredict import RiskModel, simulate_cohort
-    >>> cohort = simulate_cohort(n=2000, seed=0)
-    >>> model = RiskModel.fit(cohort, outcomes=["response", "dissociation"])
-    >>> model.predict_proba(cohort.head(3)).columns.tolist()
-    ['response', 'dissociation']
-    """
-
-    def __init__(self, models: Mapping[str, OutcomeModel], provenance: Mapping | None = None):
-        if not models:
-            raise ValueError("A RiskModel needs at least one fitted OutcomeModel.")
-        for outcome, model in models.items():
-            check_is_fitted(model, "booster_")
-            if model.features is None:
-                raise ValueError(
-                    f"The {outcome!r} model was fitted without a feature set; a "
-                    "RiskModel scores patient tables."
-                )
-        self.models = dict(models)
-        self.provenance = dict(provenance or {})
-
-    @property
-    def outcomes(self) -> list[str]:
-        return list(self.models)
-
-    @classmethod
-    def fit(
-        cls,
-        data: pd.DataFrame,
-        outcomes: Sequence[str] = OUTCOMES,
-        *,
-        features: str | Path = "core",
-        provenance: Mapping | None = None,
-        **params: Any,
-    ) -> RiskModel:
-        """Fit one OutcomeModel per outcome on ``data``.
-
-        Rows without an outcome (e.g. untested cognition) are left out of that outcome's
-        model only.
-
-        Parameters
-        ----------
-        data : DataFrame
-            A validated patient table with the outcome columns.
-        outcomes : sequence of str
-            Outcome columns to model, by default the four of :data:`OUTCOMES`.
-        features : str or path-like, default="core"
-            Feature set shared by the models.
-        provenance : mapping, optional
-            Added to the model's provenance (``n_patients`` and ``feature_set`` are set).
-        **params
-            OutcomeModel parameters shared by all outcomes.
-
-        Returns
-        -------
-        RiskModel
-        """
-        models = {}
-        for outcome in outcomes:
-            if outcome not in data.columns:
-                raise ValidationError(
-                    [Problem(outcome, None, f"outcome column {outcome!r} is not in the data")],
-                    "data",
-                )
-            rows = data[data[outcome].notna()]
-            models[outcome] = OutcomeModel(outcome, features, **params).fit(rows)
-        record = {"n_patients": len(data), "feature_set": str(features), **(provenance or {})}
-        return cls(models, record)
-
-    def predict_proba(self, X: pd.DataFrame) -> pd.DataFrame:
-        """The calibrated probability of each outcome, one column each."""
-        return pd.DataFrame(
-            {o: m.predict_proba(X)[:, 1] for o, m in self.models.items()}, index=X.index
-        )
-
-    # -- files ------------------------------------------------------------------------------
-    def save(self, path: str | Path) -> Path:
-        """Write the model as JSON and UBJSON files plus ``manifest.json`` with checksums.
-
-        Parameters
-        ----------
-        path : str or path-like
-            A new or empty directory.
-
-        Returns
-        -------
-        Path
-        """
-        import xgboost
-
-        from . import __version__
-
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        if any(path.iterdir()):
-            raise FileExistsError(f"{str(path)!r} is not empty; save a model to a new directory.")
-        files = {}
-        for outcome, model in self.models.items():
-            booster = f"{outcome}.ubj"
-            model.booster_.save_model(path / booster)
-            state = {
-                "outcome": outcome,
-                "params": {
-                    k: (str(v) if isinstance(v, Path) else v)
-                    for k, v in model.get_params().items()
-                },
-                "feature_set": _spec_to_dict(model.encoder_.spec_),
-                "feature_names": list(model.feature_names_),
-                "feature_names_in": list(model.feature_names_in_),
-                "classes": [v.item() if hasattr(v, "item") else v for v in model.classes_],
-                "n_rounds": model.n_rounds_,
-                "min_child_weight": model.min_child_weight_,
-                "calibrator": model.calibrator_,
-                "booster": booster,
-            }
-            (path / f"{outcome}.json").write_text(json.dumps(state, indent=1))
-            files[f"{outcome}.json"] = f"{outcome}.json"
-            files[booster] = booster
-        manifest = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "ketapredict_version": __version__,
-            "xgboost_version": xgboost.__version__,
-            "outcomes": self.outcomes,
-            "provenance": self.provenance,
-            "files": {name: _sha256(path / name) for name in sorted(files)},
-        }
-        (path / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str))
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> RiskModel:
-        """Read a saved model, verifying every file against the manifest's checksums.
-
-        Parameters
-        ----------
-        path : str or path-like
-            A directory written by :meth:`save`.
-
-        Returns
-        -------
-        RiskModel
-
-        Raises
-        ------
-        ModelFileError
-            If the manifest is missing or of another format or version, a file is missing,
-            or a file's checksum differs (the model was changed after saving).
-        """
-        path = Path(path)
-        manifest = _read_manifest(path)
-        models = {}
-        for outcome in manifest["outcomes"]:
-            state = json.loads((path / f"{outcome}.json").read_text())
-            models[outcome] = _restore(state, path)
-        return cls(models, manifest.get("provenance", {}))
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _read_manifest(path: Path) -> dict[str, Any]:
-    where = f"ketapredict model at {str(path)!r}"
-    manifest_file = path / "manifest.json"
-    if not manifest_file.is_file():
-        raise ModelFileError(f"no {where}: manifest.json is missing")
-    try:
-        manifest = json.loads(manifest_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ModelFileError(f"{where}: manifest.json is not valid JSON ({error})") from None
-    if manifest.get("format") != FORMAT:
-        raise ModelFileError(
-            f"{where}: manifest format is {manifest.get('format')!r}, expected {FORMAT!r}"
-        )
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError(
-            f"{where}: format version {manifest.get('format_version')!r} is "
-            f"not {FORMAT_VERSION}, the version this ketapredict reads; "
-            f"saved by ketapredict {manifest.get('ketapredict_version')}"
-        )
-    expected = manifest.get("files", {})
-    needed = {f"{o}.{ext}" for o in manifest.get("outcomes", []) for ext in ("json", "ubj")}
-    if not manifest.get("outcomes") or not needed <= set(expected):
-        raise ModelFileError(f"{where}: the manifest does not list every model file")
-    for name, digest in expected.items():
-        file = path / name
-        if not file.is_file():
-            raise ModelFileError(f"{where}: {name} is missing")
-        if _sha256(file) != digest:
-            raise ModelFileError(
-                f"{where}: {name} does not match its checksum in "
-                "manifest.json; the file was changed after the model was "
-                "saved, so it is refused"
-            )
-    return manifest
-
-
-def _spec_to_dict(spec) -> dict[str, Any]:
-    return {
-        "name": spec.name,
-        "description": spec.description,
-        "source": spec.source,
-        "groups": [
-            {
-                "name": g.name,
-                "label": g.label,
-                "steps": [{"encoder": s.encoder, "columns": list(s.columns)} for s in g.steps],
-            }
-            for g in spec.groups
-        ],
-    }
-
-
-def _restore(state: Mapping[str, Any], path: Path) -> OutcomeModel:
-    from xgboost import XGBClassifier
-
-    from .features import FeatureEncoder, FeatureSet, _Group, _Step
-
-    model = OutcomeModel(**state["params"])
-    spec = state["feature_set"]
-    feature_set = FeatureSet(
-        name=spec["name"],
-        description=spec["description"],
-        source=spec["source"],
-        groups=tuple(
-            _Group(
-                g["name"],
-                g["label"],
-                tuple(_Step(s["encoder"], tuple(s["columns"])) for s in g["steps"]),
-            )
-            for g in spec["groups"]
-        ),
-    )
-    model.encoder_ = FeatureEncoder.from_spec(feature_set, state["feature_names_in"])
-    if list(model.encoder_.get_feature_names_out()) != state["feature_names"]:
-        raise ModelFileError(
-            f"{state['outcome']}.json: its feature set no longer produces the "
-            "features the trees were trained on"
-        )
-    booster = XGBClassifier()
-    booster.load_model(path / state["booster"])
-    model.booster_ = booster
-    model.feature_names_ = np.array(state["feature_names"], dtype=object)
-    model.feature_names_in_ = np.array(state["feature_names_in"], dtype=object)
-    model.n_features_in_ = len(state["feature_names_in"])
-    model.classes_ = np.array(state["classes"])
-    model.n_rounds_ = state["n_rounds"]
-    model.min_child_weight_ = state["min_child_weight"]
-    model.calibrator_ = state["calibrator"]
-    return model

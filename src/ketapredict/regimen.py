@@ -346,4 +346,7 @@ def exposure(regimens: pd.DataFrame | Mapping[str, Any]) -> dict[str, np.ndarray
 
 
 def _lookup(table: Mapping[str, float], keys: np.ndarray, default: float = np.nan) -> np.ndarray:
-    return pd.Series(keys, dtype=object).map(table).fillna(default).to_numpy(dtype=float)
+    keys = np.asarray(keys, dtype=object)
+    if len(keys) > 64:  # pandas maps long columns faster; short ones pay its overhead
+        return pd.Series(keys, dtype=object).map(table).fillna(default).to_numpy(dtype=float)
+    return np.array([table.get(k, default) if isinstance(k, str) else default for k in keys])

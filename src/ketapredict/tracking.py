@@ -500,6 +500,31 @@ def _log_model(risk_model) -> str:
     return info.model_uri
 
 
+def load_logged_model(uri: str):
+    """The RiskModel logged at an MLflow model URI (``models:/name@alias``, ``runs:/...``).
+
+    The model's files are downloaded from the store of :func:`tracking_uri` into a new
+    temporary directory and verified against their checksums like any saved model.
+    """
+    import mlflow
+
+    from .risk import RiskModel
+
+    with _store():
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=uri, dst_path=tempfile.mkdtemp(prefix="ketapredict-")
+            )
+        except Exception as error:
+            raise TrackingError(
+                f"could not read the model {uri!r} from {tracking_uri()}: "
+                f"{type(error).__name__}: {error}"
+            ) from error
+    folder = Path(local)
+    saved = folder / "artifacts" / "risk_model"
+    return RiskModel.load(saved if saved.is_dir() else folder)
+
+
 def _register(model_uri: str | None, name: str, primary_outcome: str) -> dict[str, Any]:
     """Register the model; alias champion if it beats the current champion, else challenger."""
     import mlflow

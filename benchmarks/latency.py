@@ -1,0 +1,111 @@
+"""How fast is the clinician path?
+
+    python benchmarks/latency.py
+
+Measures, with the demo model shipped in the package:
+
+- cold start: a new Python process imports ketapredict, loads the demo model and scores
+  its first patient (best and median of 5 processes);
+- one patient's report: p50 and p99 over 1,000 calls, without and with drivers;
+- a batch of 100,000 patients: probabilities of the four outcomes, and probabilities with
+  90% intervals;
+- the interval's coverage of the true probability on 20,000 new virtual patients (only a
+  simulation knows it).
+
+Targets (issue 5, 2 cores): cold start < 1.5 s; p50 < 2 ms without drivers and < 5 ms with;
+100,000 patients < 5 s.
+"""
+
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from ketapredict import Regimen, load_model, simulate_cohort
+from ketapredict.schema import columns, example_course
+
+COLD = """
+import time
+began = time.perf_counter()
+import ketapredict as kp
+model = kp.load_model()
+course = kp.Regimen(drug="ketamine", route="iv", dose=0.5, infusion_minutes=40,
+                    sessions_per_week=2, n_sessions=8)
+report = model.score({"age": 46, "sex": "female", "diagnosis": "TRD", "madrs_baseline": 34},
+                     course)
+print(time.perf_counter() - began)
+"""
+
+
+def cold_start(runs: int = 5) -> list[float]:
+    times = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        subprocess.run([sys.executable, "-c", COLD], check=True, capture_output=True)
+        times.append(time.perf_counter() - began)
+    return times
+
+
+def per_call(function, calls: int = 1000) -> np.ndarray:
+    function()
+    times = np.empty(calls)
+    for i in range(calls):
+        began = time.perf_counter()
+        function()
+        times[i] = time.perf_counter() - began
+    return times * 1e3
+
+
+def main() -> None:
+    cold = cold_start()
+    print(
+        f"cold start (process start, import, load demo model, first report): "
+        f"best {min(cold):.2f} s, median {statistics.median(cold):.2f} s"
+    )
+
+    model = load_model()
+    patient = {k: v for k, v in example_course().items() if k in columns("baseline")}
+    course = Regimen(
+        drug="ketamine",
+        route="iv",
+        dose=0.5,
+        infusion_minutes=40,
+        sessions_per_week=2,
+        n_sessions=8,
+    )
+    for drivers in (False, True):
+        ms = per_call(lambda d=drivers: model.score(patient, course, drivers=d))
+        print(
+            f"one report, drivers={drivers}: p50 {np.percentile(ms, 50):.2f} ms, "
+            f"p99 {np.percentile(ms, 99):.2f} ms"
+        )
+
+    batch = simulate_cohort(n=100_000, seed=1)
+    began = time.perf_counter()
+    probabilities = model.predict_proba(batch)
+    seconds = time.perf_counter() - began
+    assert probabilities.notna().all().all()
+    print(f"100,000 patients, probabilities of 4 outcomes: {seconds:.2f} s")
+    sample = batch.head(10_000)
+    began = time.perf_counter()
+    model.predict_interval(sample)
+    seconds = time.perf_counter() - began
+    print(
+        f"10,000 patients, probabilities with 90% intervals: {seconds:.2f} s "
+        f"(100,000: about {10 * seconds:.0f} s)"
+    )
+
+    test = simulate_cohort(n=20_000, seed=77)
+    intervals = model.predict_interval(test)
+    print("\ncoverage of the true probability by the 90% interval (20,000 new patients):")
+    for outcome, rows in intervals.groupby("outcome", sort=False):
+        truth = test[f"p_{outcome}"].to_numpy()
+        inside = (rows["low"].to_numpy() <= truth) & (truth <= rows["high"].to_numpy())
+        width = (rows["high"] - rows["low"]).mean()
+        print(f"  {outcome:<18} {inside.mean():.1%}   mean width {width:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,644 @@
+"""The clinician path: one patient, one dose schedule, a risk report in milliseconds.
+
+:func:`load_model` reads a saved :class:`~ketapredict.RiskModel` (a directory, an MLflow
+model URI, or the demo model shipped in the package); :meth:`RiskModel.score` turns a
+patient and a :class:`~ketapredict.Regimen` into a :class:`RiskReport`: for each outcome a
+calibrated probability, its 90% interval, a risk band and the five predictors that moved it
+most, in percentage points; warnings when the patient lies outside the training data; the
+fields that were missing; and where the model comes from.
+:meth:`RiskModel.compare_regimens` ranks dose schedules for one patient.
+
+This path imports numpy, pandas and pydantic only: no XGBoost, scikit-learn, MLflow or SHAP
+(tested in a fresh process), so a new process scores its first patient in about a second.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .encoding import Columns, feature_map, sources
+from .exceptions import Problem, ValidationError
+from .regimen import Regimen
+from .schema import _known, column, columns, validate_patient
+
+__all__ = [
+    "DriverEffect",
+    "OutcomeRisk",
+    "RiskReport",
+    "compare_regimens",
+    "load_model",
+    "regimen_grid",
+    "score",
+]
+
+# Risk bands are ketapredict's conventions for reading a probability, not clinical
+# thresholds from the literature. Benefits (response, remission): below 30% low, from 60%
+# high; single IV ketamine gave 71% response at 24 h in Zarate 2006 and placebo arms
+# 0-30%. Harms (cognitive decline, dissociation): below 5% low, from 20% high.
+BANDS: dict[str, tuple[float, float]] = {
+    "response": (0.30, 0.60),
+    "remission": (0.30, 0.60),
+    "cognitive_decline": (0.05, 0.20),
+    "dissociation": (0.05, 0.20),
+}
+OUTCOME_LABELS = {
+    "response": "response (MADRS -50%)",
+    "remission": "remission (MADRS <= 10)",
+    "cognitive_decline": "cognitive decline (>= 0.5 SD)",
+    "dissociation": "dissociation (first session)",
+}
+N_DRIVERS = 5
+_REGIMEN_FIELDS = ("drug", "route", "dose", "dose_unit", "infusion_minutes")
+_REGIMEN_FIELDS += ("sessions_per_week", "n_sessions", "new_oral_antidepressant")
+_NOT_INPUTS = ("outcome", "truth", "group")
+_DEMO = "demo_model"
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+def load_model(source: str | Path | None = None):
+    """Load a RiskModel for scoring.
+
+    Parameters
+    ----------
+    source : str, path-like or None
+        ``None``: the demo model shipped in the package, trained on the virtual cohort by
+        ``scripts/build_demo_model.py`` (not for clinical decisions; its reports say so).
+        A directory written by :meth:`RiskModel.save`. Or an MLflow model URI
+        (``models:/name@champion``, ``models:/name/1``, ``runs:/<id>/model``), read from the
+        tracking store of :func:`ketapredict.tracking.tracking_uri` (this imports MLflow).
+
+    Returns
+    -------
+    RiskModel
+
+    Raises
+    ------
+    ModelFileError
+        If the files are missing, changed since they were saved, or of another format.
+
+    Examples
+    --------
+    >>> from ketapredict import load_model
+    >>> model = load_model()
+    >>> model.outcomes
+    ['response', 'remission', 'cognitive_decline', 'dissociation']
+    >>> model.provenance["data_kind"]
+    'simulated'
+    """
+    from .risk import RiskModel
+
+    if source is None:
+        with resources.as_file(resources.files("ketapredict") / "data" / _DEMO) as path:
+            return RiskModel.load(path)
+    text = str(source)
+    if text.startswith(("models:/", "runs:/")):
+        from .tracking import load_logged_model
+
+        return load_logged_model(text)
+    return RiskModel.load(source)
+
+
+# --------------------------------------------------------------------------------------------
+# Reports
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DriverEffect:
+    """One predictor's push on a probability, in percentage points."""
+
+    predictor: str
+    label: str
+    value: str
+    points: float
+
+    def __str__(self) -> str:
+        return f"{self.points:+6.1f} pp  {self.label}: {self.value}"
+
+
+@dataclass(frozen=True)
+class OutcomeRisk:
+    """The risk of one outcome: probability, 90% interval, band and drivers."""
+
+    outcome: str
+    probability: float
+    low: float | None
+    high: float | None
+    band: str
+    average: float
+    drivers: tuple[DriverEffect, ...] = ()
+
+
+@dataclass(frozen=True)
+class RiskReport:
+    """What the model says of one patient on one dose schedule.
+
+    Attributes
+    ----------
+    regimen : str
+        The dose schedule, in words.
+    risks : dict of str to OutcomeRisk
+        By outcome: ``probability`` (calibrated), ``low`` and ``high`` (90% interval from
+        the bootstrap replicates; None if the model has none), ``band`` (low, moderate,
+        high; see :data:`BANDS`), ``average`` (the probability for the training data's
+        average patient, from which the drivers are measured) and ``drivers`` (the top 5
+        predictors, signed percentage points that add up, with the others, to
+        ``probability - average``).
+    warnings : list of str
+        Inputs outside the training data, one by one and jointly, and replaced fields.
+    missing : list of str
+        Fields the model reads that the patient record did not give (the model handles
+        them; the estimate is less specific).
+    provenance : dict
+        The model's name, version, training data kind, date, validation metrics and notes.
+    """
+
+    regimen: str
+    risks: dict[str, OutcomeRisk]
+    warnings: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, outcome: str) -> OutcomeRisk:
+        return self.risks[outcome]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-serialisable data."""
+        return json.loads(json.dumps(asdict(self), default=str))
+
+    def _notice(self) -> str | None:
+        return self.provenance.get("notes")
+
+    def __str__(self) -> str:
+        lines = [f"ketapredict risk report: {self.regimen}"]
+        source = self.provenance
+        lines.append(
+            f"Model {source.get('name', 'unnamed')!r} (ketapredict "
+            f"{source.get('ketapredict_version', '?')}), trained {source.get('trained', '?')} "
+            f"on {source.get('data_kind', 'unknown')} data."
+        )
+        if self._notice():
+            lines.append(f"NOTE: {self._notice()}")
+        lines.append("")
+        lines.append(f"{'outcome':<32}{'risk':>6}  {'90% interval':<15} band")
+        for risk in self.risks.values():
+            interval = f"[{risk.low:.0%}, {risk.high:.0%}]" if risk.low is not None else "(none)"
+            lines.append(
+                f"{OUTCOME_LABELS.get(risk.outcome, risk.outcome):<32}"
+                f"{risk.probability:>6.0%}  {interval:<15} {risk.band}"
+            )
+        for risk in self.risks.values():
+            if risk.drivers:
+                lines.append(
+                    f"\nWhy {risk.outcome}: from {risk.average:.0%} for the average patient"
+                )
+                lines += [f"  {driver}" for driver in risk.drivers]
+        if self.missing:
+            lines.append("\nMissing (handled by the model): " + ", ".join(self.missing))
+        if self.warnings:
+            lines.append("\nWarnings:")
+            lines += [f"  - {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        e = html.escape
+        rows = "".join(
+            f"<tr><td>{e(OUTCOME_LABELS.get(r.outcome, r.outcome))}</td>"
+            f"<td><b>{r.probability:.0%}</b></td>"
+            f"<td>{'' if r.low is None else f'{r.low:.0%} to {r.high:.0%}'}</td>"
+            f"<td>{e(r.band)}</td>"
+            f"<td>{'<br>'.join(e(str(d)) for d in r.drivers)}</td></tr>"
+            for r in self.risks.values()
+        )
+        notice = f"<p><b>Note:</b> {e(self._notice())}</p>" if self._notice() else ""
+        extras = "".join(
+            f"<p><b>{title}:</b> {e('; '.join(items))}</p>"
+            for title, items in (("Warnings", self.warnings), ("Missing", self.missing))
+            if items
+        )
+        return (
+            f"<div><p><b>ketapredict risk report</b>: {e(self.regimen)}</p>{notice}"
+            "<table><tr><th>outcome</th><th>risk</th><th>90% interval</th><th>band</th>"
+            f"<th>top drivers (percentage points)</th></tr>{rows}</table>{extras}"
+            f"<p><small>Model {e(str(self.provenance.get('name', '')))}, "
+            f"{e(str(self.provenance.get('data_kind', '')))} data, trained "
+            f"{e(str(self.provenance.get('trained', '')))}.</small></p></div>"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Scoring
+# --------------------------------------------------------------------------------------------
+def _band(outcome: str, p: float) -> str:
+    low, high = BANDS.get(outcome, (1 / 3, 2 / 3))
+    return "low" if p < low else ("moderate" if p < high else "high")
+
+
+def _regimen_of(record: Mapping[str, Any], regimen: Any, problems: list[Problem]):
+    """The Regimen to score, and the regimen fields to drop from the record."""
+    if isinstance(regimen, Regimen):
+        return regimen
+    if regimen is not None:
+        if not isinstance(regimen, Mapping):
+            problems.append(
+                Problem(
+                    "regimen",
+                    regimen,
+                    f"regimen must be a Regimen, a mapping of its fields or None; got "
+                    f"{type(regimen).__name__}",
+                )
+            )
+            return None
+        fields = dict(regimen)
+    else:
+        fields = {k: record[k] for k in _REGIMEN_FIELDS if k in record}
+        fields = {k: v for k, v in fields.items() if not _missing(v)}
+    unknown = [k for k in fields if k not in _REGIMEN_FIELDS]
+    for name in unknown:
+        problems.append(
+            Problem(
+                name,
+                fields[name],
+                f"unknown regimen field {name!r}; expected one of {', '.join(_REGIMEN_FIELDS)}",
+            )
+        )
+    absent = [k for k in ("drug", "route", "dose") if k not in fields]
+    if absent:
+        problems.append(
+            Problem(
+                absent[0],
+                None,
+                f"no dose schedule: the patient record has no {', '.join(absent)}; pass "
+                "regimen=Regimen(...) or give the regimen fields",
+            )
+        )
+    if unknown or absent:
+        return None
+    try:
+        return Regimen(**fields)
+    except ValidationError as error:
+        problems.extend(error.problems)
+        return None
+
+
+def _role(name: Any) -> str | None:
+    """The contract role of a field (visit columns included), None if unknown."""
+    return column(name).role if _known(name) else None
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def _prepare(model, patient: Mapping[str, Any], regimen: Any) -> tuple[Columns, dict, list, str]:
+    """Validate one patient and regimen; the encoder's columns, the record and warnings."""
+    if isinstance(patient, pd.Series):
+        patient = patient.to_dict()
+    if not isinstance(patient, Mapping):
+        raise ValidationError(
+            [
+                Problem(
+                    None,
+                    patient,
+                    f"a patient must be a dict, a pandas Series or a DataFrame; got "
+                    f"{type(patient).__name__}",
+                )
+            ],
+            "patient",
+        )
+    warnings: list[str] = []
+    regimen_columns = set(columns("regimen"))
+    baseline = {k: v for k, v in patient.items() if _role(k) not in (*_NOT_INPUTS, "regimen")}
+    if regimen is not None:
+        replaced = [k for k in patient if k in regimen_columns and not _missing(patient[k])]
+        if replaced:
+            warnings.append(
+                "the record's own regimen fields (" + ", ".join(replaced) + ") were "
+                "replaced by the regimen given"
+            )
+    problems: list[Problem] = []
+    try:
+        record = validate_patient(baseline)
+    except ValidationError as error:
+        problems.extend(error.problems)
+        record = {}
+    course = _regimen_of(patient, regimen, problems)
+    endpoint = None if regimen is not None else patient.get("endpoint_day")
+    if not _missing(endpoint):
+        spec = column("endpoint_day")
+        try:
+            endpoint = float(endpoint)
+            if not spec.low <= endpoint <= spec.high:
+                raise ValueError
+        except (TypeError, ValueError):
+            problems.append(
+                Problem(
+                    "endpoint_day",
+                    patient.get("endpoint_day"),
+                    f"endpoint_day={patient.get('endpoint_day')!r} is not {spec.allowed()}",
+                )
+            )
+    if problems:
+        raise ValidationError(problems, "patient")
+    values = {**record, **course.to_dict()}
+    if not _missing(endpoint):
+        values["endpoint_day"] = endpoint
+    arrays = Columns()
+    for name, value in values.items():
+        if name == "patient_id":
+            continue  # an identifier is never a model input, nor reported
+        kind = column(name).kind
+        if kind in ("float", "int", "bool"):
+            arrays[name] = np.array([np.nan if value is None else float(value)])
+        else:
+            arrays[name] = np.array([value], dtype=object)
+    return arrays, values, warnings, str(course)
+
+
+@dataclass(frozen=True)
+class _Words:
+    """An outcome's encoded features in clinical words, as plain lists (fast to read)."""
+
+    label: dict[str, str]  # feature -> label
+    predictor: dict[str, str]  # feature -> clinical predictor
+    predictors: list[str]
+    code: np.ndarray  # feature position -> predictor position
+    predictor_label: list[str]
+    first: list[int]  # predictor position -> its first feature's position
+
+
+def _words(state) -> _Words:
+    cached = state.__dict__.get("_words")
+    if cached is None:
+        fmap = feature_map(state.spec).reindex(state.feature_names)
+        predictors = list(dict.fromkeys(fmap["predictor"]))
+        position = {p: i for i, p in enumerate(predictors)}
+        code = np.array([position[p] for p in fmap["predictor"]])
+        cached = _Words(
+            label=dict(zip(fmap.index, fmap["label"], strict=True)),
+            predictor=dict(zip(fmap.index, fmap["predictor"], strict=True)),
+            predictors=predictors,
+            code=code,
+            predictor_label=[
+                column(p).clinical_label
+                if p in _COLUMN_NAMES
+                else fmap["label"].iloc[int(np.argmax(code == i))]
+                for i, p in enumerate(predictors)
+            ],
+            first=[int(np.argmax(code == i)) for i in range(len(predictors))],
+        )
+        state.__dict__["_words"] = cached
+    return cached
+
+
+def _ood_warnings(reference: Mapping[str, Any], names: Sequence[str], x: np.ndarray, words):
+    if not reference:
+        return []
+    where = {name: j for j, name in enumerate(names)}
+    warnings = []
+    continuous = reference["continuous"]
+    z = np.zeros(len(continuous))
+    for k, name in enumerate(continuous):
+        value = x[where[name]]
+        if np.isnan(value):
+            continue
+        low, high = reference["low"][k], reference["high"][k]
+        if not low <= value <= high:
+            warnings.append(
+                f"{words.label[name]} = {value:.3g} is outside the training range "
+                f"{low:.3g} to {high:.3g} (0.5th to 99.5th percentile)"
+            )
+        z[k] = (value - reference["mean"][k]) / reference["sd"][k]
+    seen = set(reference["seen_categories"])
+    for name in reference["binary"]:
+        if x[where[name]] == 1 and name not in seen and words.predictor[name] != name:
+            warnings.append(f"{words.label[name]} never occurs in the training data")
+    precision = reference.get("_precision")
+    if precision is None:
+        precision = reference["_precision"] = np.asarray(reference["precision"])
+    distance = float(np.sqrt(z @ precision @ z))
+    if distance > reference["joint_threshold"]:
+        warnings.append(
+            f"this combination of values is unusual for the training data (Mahalanobis "
+            f"distance {distance:.1f}, above the {reference['joint_threshold']:.1f} of 99% "
+            "of training patients): the estimate is an extrapolation"
+        )
+    return warnings
+
+
+def _value_text(predictor: str, values: Mapping[str, Any], derived: float) -> str:
+    if predictor in _COLUMN_NAMES and predictor in values:
+        value = values[predictor]
+        spec = column(predictor)
+        if value is None:
+            return "missing"
+        if spec.kind == "bool":
+            return "yes" if value else "no"
+        if predictor == "dose":
+            return f"{value:g} {values.get('dose_unit', '')}".strip()
+        shown = f"{value:g}" if isinstance(value, float | int) else str(value)
+        return f"{shown} {spec.unit}" if spec.unit and spec.kind == "float" else shown
+    return "missing" if np.isnan(derived) else f"{derived:.3g}"
+
+
+_COLUMN_NAMES = frozenset(c for role in ("baseline", "regimen") for c in columns(role))
+
+
+def _drivers(state, x: np.ndarray, values, n: int = N_DRIVERS):
+    """Top ``n`` predictors in percentage points, and the average patient's probability."""
+    from .trees import calibrated_log_odds
+
+    phi, base = state.trees.contributions(x[None, :], member=0)
+    phi = phi[0]
+    calibrator = state.calibrators[0]
+
+    def probability(margin: float) -> float:
+        return float(1 / (1 + np.exp(-calibrated_log_odds(np.array([margin]), calibrator)[0])))
+
+    margin = base + phi.sum()
+    p, p0 = probability(margin), probability(base)
+    total = phi.sum()
+    if abs(total) > 1e-6:
+        # the secant slope of a monotone map lies between 0 and its steepest slope, so the
+        # shares stay bounded; they add up exactly to p - p0
+        slope = (p - p0) / total
+    else:
+        slope = (probability(margin + 1e-4) - probability(margin - 1e-4)) / 2e-4
+    words = _words(state)
+    points = np.bincount(words.code, weights=100 * slope * phi, minlength=len(words.predictors))
+    effects = []
+    for i in np.argsort(-np.abs(points), kind="stable")[:n]:
+        predictor = words.predictors[i]
+        effects.append(
+            DriverEffect(
+                predictor=predictor,
+                label=words.predictor_label[i],
+                value=_value_text(predictor, values, x[words.first[i]]),
+                points=round(float(points[i]), 2),
+            )
+        )
+    return tuple(effects), p0
+
+
+def score(model, patient: Any, regimen: Any = None, *, drivers: bool = True):
+    """Score one patient (dict or Series) or each row of a DataFrame; see
+    :meth:`RiskModel.score`."""
+    if isinstance(patient, pd.DataFrame):
+        return [score(model, row, regimen, drivers=drivers) for _, row in patient.iterrows()]
+    arrays, values, warnings, described = _prepare(model, patient, regimen)
+    encoded = model._encoded(arrays)
+    intervals = model._intervals(encoded)
+    risks = {}
+    first = True
+    for outcome, state in model._outcomes.items():
+        x = encoded[outcome][0]
+        if first:
+            warnings += _ood_warnings(model.reference, state.feature_names, x, _words(state))
+            first = False
+        p, low, high = (float(v[0]) for v in intervals[outcome])
+        effects, average = _drivers(state, x, values) if drivers else ((), np.nan)
+        risks[outcome] = OutcomeRisk(
+            outcome=outcome,
+            probability=p,
+            low=low if state.z is not None else None,
+            high=high if state.z is not None else None,
+            band=_band(outcome, p),
+            average=float(average) if drivers else p,
+            drivers=effects,
+        )
+    read = set().union(*(sources(s.spec) for s in model._outcomes.values()))
+    missing = [
+        column(name).clinical_label
+        for name in sorted(read)
+        if name not in _REGIMEN_FIELDS and name != "endpoint_day" and values.get(name) is None
+    ]
+    if not model.has_intervals:
+        warnings.append("this model has no bootstrap replicates, so no intervals")
+    from . import __version__
+
+    provenance = {"ketapredict_version": __version__, **model.provenance}
+    return RiskReport(
+        regimen=described,
+        risks=risks,
+        warnings=warnings,
+        missing=missing,
+        provenance=provenance,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Comparing schedules
+# --------------------------------------------------------------------------------------------
+def regimen_grid(
+    doses: Mapping[str, Sequence[float]] | None = None,
+    sessions_per_week: Iterable[float] = (1, 2, 3),
+    weeks: float = 4,
+) -> list[Regimen]:
+    """The standard grid of schedules: dose x sessions per week x route.
+
+    Parameters
+    ----------
+    doses : mapping of route to doses, optional
+        By default racemic ketamine IV over 40 minutes at 0.2, 0.5 and 1.0 mg/kg (the doses
+        of Fava 2020), IM at 0.5 mg/kg (Loo 2016) and esketamine intranasal at 28, 56 and
+        84 mg (the licensed doses, Daly 2018; Popova 2019).
+    sessions_per_week : iterable of float, default=(1, 2, 3)
+        Frequencies (Singh 2016 compared two and three a week).
+    weeks : float, default=4
+        Course length; sessions are ``sessions_per_week * weeks``.
+
+    Returns
+    -------
+    list of Regimen
+
+    Examples
+    --------
+    >>> from ketapredict.clinic import regimen_grid
+    >>> grid = regimen_grid()
+    >>> len(grid)
+    21
+    >>> print(grid[0])
+    ketamine 0.2 mg/kg IV over 40 min, 1/week x 4
+    """
+    doses = doses or {"iv": (0.2, 0.5, 1.0), "im": (0.5,), "intranasal": (28, 56, 84)}
+    grid = []
+    for route, route_doses in doses.items():
+        for dose in route_doses:
+            for per_week in sessions_per_week:
+                n = max(1, round(per_week * weeks))
+                if route == "intranasal":
+                    grid.append(
+                        Regimen(
+                            drug="esketamine",
+                            route=route,
+                            dose=dose,
+                            dose_unit="mg",
+                            sessions_per_week=per_week,
+                            n_sessions=n,
+                        )
+                    )
+                else:
+                    grid.append(
+                        Regimen(
+                            drug="ketamine",
+                            route=route,
+                            dose=dose,
+                            dose_unit="mg/kg",
+                            infusion_minutes=40 if route == "iv" else None,
+                            sessions_per_week=per_week,
+                            n_sessions=n,
+                        )
+                    )
+    return grid
+
+
+def compare_regimens(model, patient: Any, regimens: Any = None) -> pd.DataFrame:
+    """See :meth:`RiskModel.compare_regimens`."""
+    if isinstance(patient, pd.DataFrame):
+        if len(patient) != 1:
+            raise ValidationError(
+                [
+                    Problem(
+                        None,
+                        len(patient),
+                        f"compare_regimens takes one patient; got a table of {len(patient)}",
+                    )
+                ],
+                "patient",
+            )
+        patient = patient.iloc[0]
+    if regimens is None:
+        regimens = regimen_grid()
+    if isinstance(regimens, Mapping) and not any(k in regimens for k in _REGIMEN_FIELDS):
+        named = list(regimens.items())
+    else:
+        named = [(None, r) for r in regimens]
+    rows = []
+    for name, regimen in named:
+        report = score(model, patient, regimen, drivers=False)
+        row: dict[str, Any] = {"regimen": name or report.regimen}
+        for outcome, risk in report.risks.items():
+            row[outcome] = risk.probability
+            row[f"{outcome}_low"] = risk.low
+            row[f"{outcome}_high"] = risk.high
+        row["warnings"] = len(report.warnings)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if {"response", "cognitive_decline"} <= set(table.columns):
+        benefit = table["response"].to_numpy()
+        harm = table["cognitive_decline"].to_numpy()
+        better = (benefit[:, None] >= benefit[None, :]) & (harm[:, None] <= harm[None, :])
+        strictly = (benefit[:, None] > benefit[None, :]) | (harm[:, None] < harm[None, :])
+        # row j is dominated when some regimen i is at least as good on both and better on one
+        table["dominated"] = (better & strictly).any(axis=0)
+    key = "response" if "response" in table.columns else model.outcomes[0]
+    return table.sort_values(key, ascending=False, ignore_index=True)

@@ -1,0 +1,412 @@
+"""Boosted trees as numpy arrays: margins and exact SHAP values without XGBoost.
+
+The clinician path scores one patient in about a millisecond and must start in a fresh
+process without importing XGBoost or scikit-learn (each takes over a second to import). A
+:class:`TreeEnsemble` holds the trees of several boosters ("members": the fitted model and
+its bootstrap replicates) as flat node arrays read from XGBoost's JSON model, evaluates all
+of them at once with vectorised traversal, and computes exact TreeSHAP values for a member.
+
+SHAP values use the leaf decomposition of TreeSHAP (Lundberg et al. 2020, Nature Machine
+Intelligence 2:56-67, "From local explanations to global understanding with explainable AI
+for trees"): with the path-dependent value function, each leaf contributes
+``value * prod_{j in S} p_j * prod_{j not in S} q_j``, where ``p_j`` says whether the patient
+follows the leaf's path at the splits on feature ``j`` and ``q_j`` is the share of the
+training cover that does. The Shapley value of such a product game has a closed form,
+summed over leaves; it equals XGBoost's ``pred_contribs`` (tested).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from math import factorial
+from typing import Any
+
+import numpy as np
+
+__all__ = ["TreeEnsemble", "calibrated_log_odds"]
+
+# Calibrated log-odds are kept within +-9.2 (probabilities 1e-4 to 1 - 1e-4): no model of
+# these data can be certain.
+MAX_LOG_ODDS = 9.21
+# Up to this many rows, decide every split of every tree once per row (fast for one
+# patient); more rows walk the trees in (rows x trees) blocks.
+_FEW_ROWS = 8
+# Row blocks for traversal: bounds the (rows x trees) working arrays to ~50 MB.
+_BLOCK_CELLS = 4_000_000
+
+
+def _float32_list(values: np.ndarray) -> list[float]:
+    return [float(str(v)) for v in np.asarray(values, dtype=np.float32)]
+
+
+def _logit(p: float) -> float:
+    return float(np.log(p) - np.log1p(-p))
+
+
+@dataclass(frozen=True)
+class TreeEnsemble:
+    """The trees of one or more boosters over the same encoded features.
+
+    Build it with :meth:`from_xgboost`; rebuild a saved one with :meth:`from_dict`.
+
+    Attributes
+    ----------
+    n_features : int
+    base_margins : ndarray of shape (n_members,)
+        Each member's margin before any tree (XGBoost's ``base_score`` as log-odds).
+    roots : ndarray of int
+        Root node of each tree; ``tree_member`` gives its member.
+    feature, threshold, left, right, default_left, value, cover : ndarray
+        One entry per node. A split sends ``x < threshold`` left and a missing value to
+        ``default_left``; a leaf has ``left == -1`` and its output in ``value``; ``cover``
+        is the training hessian sum (needed for SHAP values).
+    """
+
+    n_features: int
+    base_margins: np.ndarray
+    roots: np.ndarray
+    tree_member: np.ndarray
+    feature: np.ndarray
+    threshold: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    default_left: np.ndarray
+    value: np.ndarray
+    cover: np.ndarray
+    max_depth: int
+
+    @property
+    def n_members(self) -> int:
+        return len(self.base_margins)
+
+    # -- building ---------------------------------------------------------------------------
+    @classmethod
+    def from_xgboost(cls, boosters: Sequence[Any]) -> TreeEnsemble:
+        """Compile fitted XGBoost boosters (``Booster`` or ``XGBClassifier``) over the same
+        features, binary logistic objective. Member ``k`` is ``boosters[k]``."""
+        models = []
+        for booster in boosters:
+            raw = booster.get_booster() if hasattr(booster, "get_booster") else booster
+            models.append(json.loads(raw.save_raw("json")))
+        return cls.from_xgboost_json(models)
+
+    @classmethod
+    def from_xgboost_json(cls, models: Sequence[Mapping[str, Any]]) -> TreeEnsemble:
+        """Compile parsed XGBoost JSON models (``Booster.save_raw("json")``)."""
+        columns: dict[str, list] = {
+            k: [] for k in ("feature", "threshold", "left", "right", "default_left", "value")
+        }
+        columns["cover"] = []
+        roots, tree_member, base_margins = [], [], []
+        n_features = None
+        offset = 0
+        for member, model in enumerate(models):
+            learner = model["learner"]
+            objective = learner["objective"]["name"]
+            if objective != "binary:logistic":
+                raise ValueError(f"TreeEnsemble reads binary:logistic boosters; got {objective}")
+            params = learner["learner_model_param"]
+            base = float(str(params["base_score"]).strip("[]"))
+            base_margins.append(_logit(base))
+            n = int(params["num_feature"])
+            if n_features is not None and n != n_features:
+                raise ValueError("Every member of a TreeEnsemble needs the same features.")
+            n_features = n
+            for tree in learner["gradient_booster"]["model"]["trees"]:
+                left = np.asarray(tree["left_children"], dtype=np.int32)
+                leaf = left == -1
+                right = np.asarray(tree["right_children"], dtype=np.int32)
+                columns["feature"].append(np.where(leaf, 0, tree["split_indices"]))
+                columns["threshold"].append(np.asarray(tree["split_conditions"], np.float32))
+                columns["left"].append(np.where(leaf, -1, left + offset))
+                columns["right"].append(np.where(leaf, -1, right + offset))
+                columns["default_left"].append(np.asarray(tree["default_left"], dtype=bool))
+                split_conditions = np.asarray(tree["split_conditions"], dtype=np.float32)
+                columns["value"].append(np.where(leaf, split_conditions.astype(float), 0.0))
+                hessian = np.asarray(tree["sum_hessian"], dtype=np.float32)
+                columns["cover"].append(hessian.astype(float))
+                roots.append(offset)
+                tree_member.append(member)
+                offset += len(left)
+        arrays = {k: np.concatenate(v) if v else np.empty(0) for k, v in columns.items()}
+        ensemble = cls(
+            n_features=int(n_features or 0),
+            base_margins=np.asarray(base_margins, dtype=float),
+            roots=np.asarray(roots, dtype=np.int32),
+            tree_member=np.asarray(tree_member, dtype=np.int32),
+            feature=arrays["feature"].astype(np.int32),
+            threshold=arrays["threshold"].astype(np.float32),
+            left=arrays["left"].astype(np.int32),
+            right=arrays["right"].astype(np.int32),
+            default_left=arrays["default_left"].astype(bool),
+            value=arrays["value"].astype(float),
+            cover=arrays["cover"].astype(float),
+            max_depth=0,
+        )
+        object.__setattr__(ensemble, "max_depth", ensemble._depth())
+        return ensemble
+
+    @classmethod
+    def concatenate(cls, ensembles: Sequence[TreeEnsemble]) -> TreeEnsemble:
+        """One ensemble holding the members of several, in order (same features)."""
+        if len({e.n_features for e in ensembles}) != 1:
+            raise ValueError("Only ensembles over the same features can be concatenated.")
+        nodes = np.cumsum([0, *(len(e.left) for e in ensembles)])
+        members = np.cumsum([0, *(e.n_members for e in ensembles)])
+
+        def shifted(name: str, offsets: np.ndarray) -> np.ndarray:
+            parts = []
+            for e, offset in zip(ensembles, offsets, strict=False):
+                values = getattr(e, name)
+                parts.append(np.where(values == -1, -1, values + offset) if offset else values)
+            return np.concatenate(parts).astype(np.int32)
+
+        return cls(
+            n_features=ensembles[0].n_features,
+            base_margins=np.concatenate([e.base_margins for e in ensembles]),
+            roots=shifted("roots", nodes),
+            tree_member=np.concatenate(
+                [e.tree_member + m for e, m in zip(ensembles, members, strict=False)]
+            ).astype(np.int32),
+            feature=np.concatenate([e.feature for e in ensembles]),
+            threshold=np.concatenate([e.threshold for e in ensembles]),
+            left=shifted("left", nodes),
+            right=shifted("right", nodes),
+            default_left=np.concatenate([e.default_left for e in ensembles]),
+            value=np.concatenate([e.value for e in ensembles]),
+            cover=np.concatenate([e.cover for e in ensembles]),
+            max_depth=max(e.max_depth for e in ensembles),
+        )
+
+    def _depth(self) -> int:
+        # XGBoost numbers children after their parent, so one pass in order finds depths
+        depth_of = np.zeros(len(self.left), dtype=np.int32)
+        for node in np.flatnonzero(self.left != -1):
+            depth_of[self.left[node]] = depth_of[self.right[node]] = depth_of[node] + 1
+        return int(depth_of.max(initial=0))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain lists for a JSON file.
+
+        XGBoost stores thresholds, leaf values and covers as float32; they are written as
+        the shortest decimals that read back to the same float32.
+        """
+        return {
+            "n_features": self.n_features,
+            "max_depth": self.max_depth,
+            "base_margins": self.base_margins.tolist(),
+            "roots": self.roots.tolist(),
+            "tree_member": self.tree_member.tolist(),
+            "feature": self.feature.tolist(),
+            "threshold": _float32_list(self.threshold),
+            "left": self.left.tolist(),
+            "right": self.right.tolist(),
+            "default_left": self.default_left.astype(int).tolist(),
+            "value": _float32_list(self.value),
+            "cover": _float32_list(self.cover),
+        }
+
+    @classmethod
+    def from_dict(cls, state: Mapping[str, Any]) -> TreeEnsemble:
+        """Rebuild an ensemble written by :meth:`to_dict`."""
+        return cls(
+            n_features=int(state["n_features"]),
+            base_margins=np.asarray(state["base_margins"], dtype=float),
+            roots=np.asarray(state["roots"], dtype=np.int32),
+            tree_member=np.asarray(state["tree_member"], dtype=np.int32),
+            feature=np.asarray(state["feature"], dtype=np.int32),
+            threshold=np.asarray(state["threshold"], dtype=np.float32),
+            left=np.asarray(state["left"], dtype=np.int32),
+            right=np.asarray(state["right"], dtype=np.int32),
+            default_left=np.asarray(state["default_left"], dtype=bool),
+            value=np.asarray(state["value"], dtype=np.float32).astype(float),
+            cover=np.asarray(state["cover"], dtype=np.float32).astype(float),
+            max_depth=int(state["max_depth"]),
+        )
+
+    # -- prediction -------------------------------------------------------------------------
+    def margins(self, X: np.ndarray, members: int | None = None) -> np.ndarray:
+        """Members' margins (log-odds before calibration), shape (n_rows, n_members).
+
+        ``X`` is the encoded feature matrix; NaN is missing. Values are compared in float32,
+        as XGBoost does, so margins match XGBoost's to rounding. ``members=k`` evaluates
+        only the first ``k`` members.
+        """
+        k = self.n_members if members is None else min(members, self.n_members)
+        n_trees = int(np.searchsorted(self.tree_member, k))
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != self.n_features:
+            raise ValueError(
+                f"expected encoded features of shape (n, {self.n_features}); got {X.shape}"
+            )
+        roots, owner = self.roots[:n_trees], self.tree_member[:n_trees]
+        out = np.zeros((len(X), k))
+        # trees are stored member by member: sum each member's contiguous run
+        bounds = np.flatnonzero(np.r_[True, np.diff(owner) != 0]) if n_trees else []
+        if n_trees and len(X) <= _FEW_ROWS:
+            n_nodes = int(self.roots[n_trees]) if n_trees < len(self.roots) else len(self.left)
+            for i, row in enumerate(X):
+                per_tree = self.value[self._leaves_of_row(row, roots, n_nodes)]
+                out[i, owner[bounds]] = np.add.reduceat(per_tree, bounds)
+        elif n_trees:
+            step = max(1, _BLOCK_CELLS // n_trees)
+            for start in range(0, len(X), step):
+                block = X[start : start + step]
+                per_tree = self.value[self._leaves(block, roots)]
+                out[start : start + len(block), owner[bounds]] = np.add.reduceat(
+                    per_tree, bounds, axis=1
+                )
+        return out + self.base_margins[:k]
+
+    @property
+    def _children(self) -> tuple[np.ndarray, np.ndarray]:
+        """Left and right children with leaves pointing at themselves, so a traversal can
+        take a fixed number of steps without checking for leaves."""
+        cached = self.__dict__.get("_loops")
+        if cached is None:
+            nodes = np.arange(len(self.left), dtype=np.int32)
+            leaf = self.left == -1
+            cached = (np.where(leaf, nodes, self.left), np.where(leaf, nodes, self.right))
+            self.__dict__["_loops"] = cached
+        return cached
+
+    def _leaves_of_row(self, row: np.ndarray, roots: np.ndarray, n_nodes: int) -> np.ndarray:
+        # one row: decide every split once, then walk the trees
+        x = row[self.feature[:n_nodes]]
+        left = np.where(np.isnan(x), self.default_left[:n_nodes], x < self.threshold[:n_nodes])
+        to_left, to_right = self._children
+        node = roots
+        for _ in range(self.max_depth):
+            node = np.where(left[node], to_left[node], to_right[node])
+        return node
+
+    def _leaves(self, X: np.ndarray, roots: np.ndarray) -> np.ndarray:
+        rows = np.arange(len(X))[:, None]
+        to_left, to_right = self._children
+        node = np.broadcast_to(roots, (len(X), len(roots)))
+        for _ in range(self.max_depth):
+            x = X[rows, self.feature[node]]
+            go_left = np.where(np.isnan(x), self.default_left[node], x < self.threshold[node])
+            node = np.where(go_left, to_left[node], to_right[node])
+        return node
+
+    # -- SHAP values ------------------------------------------------------------------------
+    def contributions(self, X: np.ndarray, member: int = 0) -> tuple[np.ndarray, float]:
+        """Exact TreeSHAP values of one member, per encoded feature, and its base value.
+
+        Returns
+        -------
+        contributions : ndarray of shape (n_rows, n_features)
+        base_value : float
+            The member's expected margin; ``base_value + contributions.sum(axis=1)`` is its
+            margin for each row.
+        """
+        paths = self._paths(member)
+        X = np.asarray(X, dtype=np.float32)
+        nodes, goes_left = paths["nodes"], paths["goes_left"]  # (leaves, depth)
+        real = nodes >= 0
+        safe = np.where(real, nodes, 0)
+        x = X[:, self.feature[safe]]  # (rows, leaves, depth)
+        left = np.where(np.isnan(x), self.default_left[safe], x < self.threshold[safe])
+        follows = np.where(real, left == goes_left, True)
+        # p of each slot (distinct feature on the path): all its splits followed
+        slots = paths["slot"]  # (leaves, depth): slot of each path node
+        depth = nodes.shape[1]
+        p = np.ones((len(X), *nodes.shape))
+        for k in range(depth):
+            for s in range(depth):
+                hit = (slots[:, k] == s) & real[:, k]
+                p[:, :, s] = np.where(hit, p[:, :, s] * follows[:, :, k], p[:, :, s])
+        q = paths["q"]  # (leaves, depth), 1 for empty slots
+        weights = np.array(
+            [factorial(s) * factorial(depth - s - 1) / factorial(depth) for s in range(depth)]
+        )
+        phi = np.zeros((len(X), *nodes.shape))
+        for i in range(depth):
+            # coefficients of prod_{k != i} (q_k + p_k t), by power of t
+            coef = np.zeros((len(X), nodes.shape[0], depth))
+            coef[:, :, 0] = 1.0
+            for k in range(depth):
+                if k == i:
+                    continue
+                shifted = np.concatenate([np.zeros_like(coef[:, :, :1]), coef[:, :, :-1]], axis=2)
+                coef = coef * q[None, :, k, None] + shifted * p[:, :, k, None]
+            phi[:, :, i] = (p[:, :, i] - q[None, :, i]) * (coef @ weights)
+        phi *= paths["value"][None, :, None]
+        # sum each (leaf, slot) share into its feature
+        return phi.reshape(len(X), -1) @ paths["to_feature"], paths["base_value"]
+
+    def _paths(self, member: int) -> dict[str, np.ndarray]:
+        cache = self.__dict__.setdefault("_path_cache", {})
+        if member in cache:
+            return cache[member]
+        depth = max(1, self.max_depth)
+        nodes, goes_left, values, parents = [], [], [], []
+        for root in self.roots[self.tree_member == member]:
+            stack = [(int(root), [], [])]
+            while stack:
+                node, path, directions = stack.pop()
+                if self.left[node] == -1:
+                    pad = depth - len(path)
+                    nodes.append(path + [-1] * pad)
+                    goes_left.append(directions + [True] * pad)
+                    values.append(self.value[node])
+                    parents.append([*path[1:], node] + [-1] * pad)
+                    continue
+                stack.append((int(self.left[node]), [*path, node], [*directions, True]))
+                stack.append((int(self.right[node]), [*path, node], [*directions, False]))
+        nodes = np.asarray(nodes, dtype=np.int64).reshape(-1, depth)
+        goes_left = np.asarray(goes_left, dtype=bool).reshape(-1, depth)
+        children = np.asarray(parents, dtype=np.int64).reshape(-1, depth)
+        real = nodes >= 0
+        # merge splits on the same feature into one slot (TreeSHAP's path unwinding)
+        slot = np.full(nodes.shape, -1)
+        slot_feature = np.full(nodes.shape, -1)
+        q = np.ones(nodes.shape)
+        for row in range(len(nodes)):
+            seen: dict[int, int] = {}
+            for k in range(depth):
+                if not real[row, k]:
+                    continue
+                f = int(self.feature[nodes[row, k]])
+                s = seen.setdefault(f, len(seen))
+                slot[row, k] = s
+                slot_feature[row, s] = f
+                q[row, s] *= self.cover[children[row, k]] / self.cover[nodes[row, k]]
+        values = np.asarray(values, dtype=float)
+        base_value = float(self.base_margins[member] + (values * q.prod(axis=1)).sum())
+        to_feature = np.zeros((slot_feature.size, self.n_features))
+        flat = slot_feature.ravel()
+        to_feature[np.flatnonzero(flat >= 0), flat[flat >= 0]] = 1.0
+        cache[member] = {
+            "to_feature": to_feature,
+            "nodes": nodes,
+            "goes_left": goes_left,
+            "slot": slot,
+            "slot_feature": slot_feature,
+            "q": q,
+            "value": values,
+            "base_value": base_value,
+        }
+        return cache[member]
+
+
+def calibrated_log_odds(margin: np.ndarray, calibrator: Mapping[str, Any]) -> np.ndarray:
+    """Apply a fitted calibrator (``OutcomeModel.calibrator_``) to tree margins.
+
+    Returns calibrated log-odds clipped to +-9.2, so probabilities stay within 1e-4 and
+    1 - 1e-4.
+    """
+    margin = np.asarray(margin, dtype=float)
+    method = calibrator["method"]
+    if method == "sigmoid":
+        log_odds = calibrator["a"] * margin + calibrator["b"]
+    elif method == "isotonic":
+        p = np.interp(margin, calibrator["margins"], calibrator["probabilities"])
+        with np.errstate(divide="ignore"):
+            log_odds = np.log(p) - np.log1p(-p)
+    else:
+        log_odds = margin
+    return np.clip(log_odds, -MAX_LOG_ODDS, MAX_LOG_ODDS)

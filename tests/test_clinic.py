@@ -1,0 +1,243 @@
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ketapredict import Regimen, ValidationError, load_model, regimen_grid, simulate_cohort
+from ketapredict.schema import column, columns, example_course
+
+COURSE = Regimen(
+    drug="ketamine",
+    route="iv",
+    dose=0.5,
+    infusion_minutes=40,
+    sessions_per_week=2,
+    n_sessions=8,
+)
+PATIENT = {k: v for k, v in example_course().items() if k in columns("baseline")}
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model()
+
+
+def test_the_demo_model_says_what_it_is(model):
+    assert model.outcomes == ["response", "remission", "cognitive_decline", "dissociation"]
+    assert model.provenance["data_kind"] == "simulated"
+    assert "Not for clinical decisions" in model.provenance["notes"]
+    text = str(model.score(PATIENT, COURSE))
+    assert "virtual cohort" in text
+    assert "Not for clinical decisions" in text
+
+
+def test_a_report_has_every_outcome_with_interval_band_and_drivers(model):
+    report = model.score(PATIENT, COURSE)
+    assert list(report.risks) == model.outcomes
+    for risk in report.risks.values():
+        assert 0 < risk.low <= risk.probability <= risk.high < 1
+        assert risk.band in ("low", "moderate", "high")
+        assert len(risk.drivers) == 5
+        points = [abs(d.points) for d in risk.drivers]
+        assert points == sorted(points, reverse=True)
+    assert report.missing == []
+    assert report.regimen == str(COURSE)
+
+
+def test_drivers_add_up_to_the_distance_from_the_average_patient(model):
+    from ketapredict.clinic import _drivers, _prepare
+
+    report = model.score(PATIENT, COURSE)
+    for outcome, risk in report.risks.items():
+        # every predictor (not only the top 5) together: exactly p - average, in points
+        arrays, values, _, _ = _prepare(model, PATIENT, COURSE)
+        x = model._encoded(arrays)[outcome][0]
+        effects, average = _drivers(model._outcomes[outcome], x, values, n=1000)
+        assert sum(e.points for e in effects) == pytest.approx(
+            100 * (risk.probability - average), abs=0.05
+        )
+        assert average == pytest.approx(risk.average)
+        assert effects[:5] == risk.drivers
+
+
+def test_drivers_speak_clinical_words(model):
+    report = model.score(PATIENT, COURSE)
+    labels = {d.predictor: d for r in report.risks.values() for d in r.drivers}
+    assert labels, "no drivers"
+    for driver in labels.values():
+        assert "_" not in driver.label, driver.label
+    if "madrs_baseline" in labels:
+        assert labels["madrs_baseline"].value.startswith("34")
+
+
+def test_a_report_serialises_and_renders(model):
+    report = model.score({**PATIENT, "patient_id": "SECRET-123"}, COURSE)
+    data = report.to_dict()
+    assert json.loads(json.dumps(data)) == data
+    assert set(data["risks"]) == set(model.outcomes)
+    html = report._repr_html_()
+    assert html.startswith("<div>")
+    assert "<table>" in html
+    # an identifier never reaches a report
+    for text in (json.dumps(data), str(report), html):
+        assert "SECRET-123" not in text
+
+
+def test_missing_optional_fields_are_allowed_and_listed(model):
+    sparse = {"age": 50, "sex": "male", "diagnosis": "MDD", "madrs_baseline": 30}
+    report = model.score(sparse, COURSE)
+    for risk in report.risks.values():
+        assert 0 < risk.probability < 1
+        assert not math.isnan(risk.probability)
+    assert "processing speed (z)" in report.missing or any(
+        "processing" in m for m in report.missing
+    )
+    assert any("HAM-D" in m or "hamd" in m.lower() for m in report.missing)
+
+
+def test_patients_outside_the_training_data_are_warned_about(model):
+    usual = model.score(PATIENT, COURSE)
+    assert usual.warnings == []
+    odd = model.score(
+        {**PATIENT, "madrs_baseline": 60, "age": 89, "bmi": 55},
+        Regimen(drug="ketamine", route="iv", dose=3.0, infusion_minutes=5),
+    )
+    text = " ".join(odd.warnings)
+    assert "outside the training range" in text
+    assert "unusual" in text
+
+
+@pytest.mark.parametrize(
+    ("patient", "regimen", "fields"),
+    [
+        ({**PATIENT, "madrs_baseline": 75}, COURSE, ["madrs_baseline"]),
+        ({**PATIENT, "sex": "unknown", "age": -3}, COURSE, ["sex", "age"]),
+        ({**PATIENT, "madrs_basline": 30}, COURSE, ["madrs_basline"]),
+        (PATIENT, None, ["drug"]),
+        (PATIENT, {"drug": "ketamine", "route": "iv", "dose": 0.5, "colour": 1}, ["colour"]),
+        (
+            PATIENT,
+            {"drug": "ketamine", "route": "oral", "dose": 0.5, "infusion_minutes": 40},
+            ["infusion_minutes"],
+        ),
+        ("not a patient", COURSE, [None]),
+    ],
+)
+def test_bad_input_names_the_field_and_value(model, patient, regimen, fields):
+    with pytest.raises(ValidationError) as error:
+        model.score(patient, regimen)
+    named = [p.column for p in error.value.problems]
+    for field in fields:
+        assert field in named
+    assert str(error.value)
+
+
+def test_a_table_gives_one_report_per_row_and_its_own_regimens(model):
+    cohort = simulate_cohort(n=300, seed=5).head(4)
+    reports = model.score(cohort)
+    assert len(reports) == 4
+    assert reports[0].regimen == str(Regimen.from_record(cohort.iloc[0]))
+    # a regimen given replaces the rows' own, and the report says so
+    replaced = model.score(cohort.iloc[0], COURSE)
+    assert replaced.regimen == str(COURSE)
+    assert any("replaced by the regimen given" in w for w in replaced.warnings)
+
+
+def test_compare_regimens_sorts_and_marks_dominated_schedules(model):
+    table = model.compare_regimens(PATIENT)
+    assert len(table) == len(regimen_grid())
+    assert table["response"].is_monotonic_decreasing
+    for outcome in ("response", "cognitive_decline"):
+        assert (table[f"{outcome}_low"] <= table[outcome]).all()
+        assert (table[outcome] <= table[f"{outcome}_high"]).all()
+    efficient = table[~table["dominated"]]
+    assert 1 <= len(efficient) < len(table)
+    # no efficient schedule is beaten on both outcomes by any other
+    for _, row in efficient.iterrows():
+        beaten = (table["response"] >= row["response"]) & (
+            table["cognitive_decline"] <= row["cognitive_decline"]
+        )
+        better = (table["response"] > row["response"]) | (
+            table["cognitive_decline"] < row["cognitive_decline"]
+        )
+        assert not (beaten & better).any()
+    named = model.compare_regimens(
+        PATIENT, {"usual": COURSE, "weekly": {**COURSE.to_dict(), "sessions_per_week": 1}}
+    )
+    assert set(named["regimen"]) == {"usual", "weekly"}
+
+
+def test_the_clinician_path_imports_no_heavy_library():
+    code = (
+        "import sys\n"
+        "import ketapredict as kp\n"
+        "model = kp.load_model()\n"
+        "course = kp.Regimen(drug='esketamine', route='intranasal', dose=84, dose_unit='mg',\n"
+        "                    sessions_per_week=2, n_sessions=8)\n"
+        f"report = model.score({PATIENT!r}, course)\n"
+        "table = model.compare_regimens(\n"
+        "    {'age': 40, 'sex': 'male', 'diagnosis': 'MDD', 'madrs_baseline': 30}\n"
+        ")\n"
+        "print(sorted(m for m in ('mlflow', 'shap', 'xgboost', 'sklearn') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# -- thousands of generated patients: a report or a ValidationError, never NaN -----------------
+def _field_values(name):
+    spec = column(name)
+    wrong = st.sampled_from([None, "", "abc", -1e9, 1e9, float("nan"), True, [1]])
+    if spec.kind == "category":
+        right = st.sampled_from(list(spec.categories) + [c.upper() for c in spec.categories])
+    elif spec.kind == "bool":
+        right = st.booleans()
+    elif spec.kind in ("float", "int"):
+        right = st.floats(spec.low, spec.high, allow_nan=False)
+        if spec.kind == "int":
+            right = st.integers(int(spec.low), int(spec.high))
+    else:
+        right = st.text(max_size=5)
+    return st.one_of(right, right, right, wrong)
+
+
+PATIENTS = st.fixed_dictionaries(
+    {},
+    optional={name: _field_values(name) for name in columns("baseline")},
+)
+REGIMENS = st.fixed_dictionaries(
+    {
+        "drug": st.sampled_from(["ketamine", "esketamine", "saline", "placebo", "midazolam"]),
+        "route": st.sampled_from(["iv", "intranasal", "im", "oral"]),
+        "dose": st.one_of(st.floats(0, 2), st.floats(0, 120), st.just(-1.0)),
+        "dose_unit": st.sampled_from(["mg/kg", "mg"]),
+    },
+    optional={
+        "infusion_minutes": st.floats(1, 120),
+        "sessions_per_week": st.sampled_from([1, 2, 3]),
+        "n_sessions": st.integers(1, 12),
+    },
+)
+
+
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(patient=PATIENTS, regimen=REGIMENS)
+def test_any_patient_gets_a_sound_report_or_a_validation_error(model, patient, regimen):
+    try:
+        report = model.score(patient, regimen, drivers=False)
+    except ValidationError as error:
+        problems = error.problems
+        assert problems, "a ValidationError names its problems"
+        return
+    for risk in report.risks.values():
+        values = np.array([risk.probability, risk.low, risk.high])
+        assert np.isfinite(values).all()
+        assert ((values > 0) & (values < 1)).all()
+        assert risk.low <= risk.probability <= risk.high
+    assert isinstance(pd.Series(report.to_dict()), pd.Series)

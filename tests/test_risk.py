@@ -1,0 +1,169 @@
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ketapredict import simulate_cohort
+
+
+@pytest.fixture(scope="module")
+def train():
+    return simulate_cohort(n=2500, seed=21)
+
+
+# -- RiskModel and its files -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def risk_model(train):
+    from ketapredict import RiskModel
+
+    return RiskModel.fit(
+        train,
+        ["response", "cognitive_decline"],
+        n_estimators=80,
+        replicates=4,
+        provenance={"name": "test", "data_kind": "simulated"},
+    )
+
+
+def test_risk_model_round_trips_through_its_files(tmp_path, risk_model, train):
+    from ketapredict import RiskModel
+
+    saved = risk_model.save(tmp_path / "model")
+    assert sorted(p.name for p in saved.iterdir()) == [
+        "cognitive_decline.json",
+        "cognitive_decline.trees.json",
+        "cognitive_decline.ubj",
+        "manifest.json",
+        "response.json",
+        "response.trees.json",
+        "response.ubj",
+    ]
+    loaded = RiskModel.load(saved)
+    pd.testing.assert_frame_equal(loaded.predict_proba(train), risk_model.predict_proba(train))
+    pd.testing.assert_frame_equal(
+        loaded.predict_interval(train.head(50)), risk_model.predict_interval(train.head(50))
+    )
+    assert loaded.provenance["name"] == "test"
+    assert loaded.provenance["n_patients"] == len(train)
+    assert loaded.models["response"].get_params() == risk_model.models["response"].get_params()
+
+
+def test_saved_files_are_not_pickles(tmp_path, risk_model):
+    saved = risk_model.save(tmp_path / "model")
+    for file in saved.iterdir():
+        head = file.read_bytes()[:2]
+        assert head[:1] != b"\x80", f"{file.name} looks like a pickle"
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (
+            lambda p: (p / "response.ubj").write_bytes((p / "response.ubj").read_bytes() + b"x"),
+            "response.ubj does not match its checksum",
+        ),
+        (lambda p: (p / "response.json").unlink(), "response.json is missing"),
+        (
+            lambda p: (p / "response.trees.json").write_text(
+                (p / "response.trees.json").read_text().replace("[", "[0,", 1)
+            ),
+            "response.trees.json does not match its checksum",
+        ),
+        (lambda p: (p / "manifest.json").unlink(), "manifest.json is missing"),
+        (
+            lambda p: (p / "manifest.json").write_text(
+                (p / "manifest.json")
+                .read_text()
+                .replace('"format_version": 2', '"format_version": 1')
+            ),
+            "format version 1 is not 2",
+        ),
+        (lambda p: (p / "manifest.json").write_text("{not json"), "not valid JSON"),
+    ],
+)
+def test_tampered_or_incompatible_models_are_refused(tmp_path, risk_model, damage, message):
+    from ketapredict import ModelFileError, RiskModel
+
+    saved = risk_model.save(tmp_path / "model")
+    damage(saved)
+    with pytest.raises(ModelFileError, match=re.escape(message)):
+        RiskModel.load(saved)
+
+
+def test_saving_refuses_to_mix_with_other_files(tmp_path, risk_model):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "other.txt").write_text("x")
+    with pytest.raises(FileExistsError, match="is not empty"):
+        risk_model.save(tmp_path / "model")
+
+
+def test_probabilities_are_the_outcome_models(risk_model, train):
+    # the compiled trees score exactly as the OutcomeModels (XGBoost) do
+    proba = risk_model.predict_proba(train)
+    for outcome, model in risk_model.models.items():
+        np.testing.assert_allclose(proba[outcome], model.predict_proba(train)[:, 1], atol=1e-6)
+
+
+def test_intervals_hold_the_estimate_and_widen_away_from_the_data(risk_model, train):
+    intervals = risk_model.predict_interval(train)
+    assert intervals.shape[0] == 2 * len(train)
+    assert (
+        (intervals["low"] <= intervals["probability"])
+        & (intervals["probability"] <= intervals["high"])
+    ).all()
+    assert ((intervals["low"] > 0) & (intervals["high"] < 1)).all()
+    assert (intervals["high"] - intervals["low"]).gt(0).mean() > 0.99
+    # a dose far beyond the training data is less certain than the usual 0.5 mg/kg
+    usual = train[(train["drug"] == "ketamine") & (train["route"] == "iv")].head(200).copy()
+    extreme = usual.assign(dose=4.0, infusion_minutes=5.0)
+    width = {
+        name: risk_model.predict_interval(frame)
+        .query("outcome == 'response'")
+        .eval("high - low")
+        .mean()
+        for name, frame in (("usual", usual), ("extreme", extreme))
+    }
+    assert width["extreme"] > width["usual"]
+
+
+def test_replicates_are_calibrated_on_rows_they_did_not_train_on(train):
+    from ketapredict import OutcomeModel
+
+    model = OutcomeModel("response", n_estimators=60).fit(train)
+    replicates = model.replicates(train, n_replicates=3, random_state=1)
+    assert len(replicates) == 3
+    slopes = [calibrator["a"] for _, calibrator in replicates]
+    assert len(set(slopes)) == 3  # each its own calibration
+    again = model.replicates(train, n_replicates=3, random_state=1)
+    assert [c["a"] for _, c in again] == slopes  # seeded
+
+
+def test_a_model_without_replicates_has_no_intervals(train):
+    from ketapredict import RiskModel
+
+    model = RiskModel.fit(train, ["dissociation"], n_estimators=40, replicates=0)
+    assert not model.has_intervals
+    intervals = model.predict_interval(train.head(5))
+    assert (intervals["low"] == intervals["high"]).all()
+
+
+def test_loading_and_scoring_import_neither_xgboost_nor_sklearn(tmp_path, risk_model, train):
+    saved = risk_model.save(tmp_path / "model")
+    patient = train.iloc[0][["age", "sex", "diagnosis", "madrs_baseline"]].to_dict()
+    code = (
+        "import sys\n"
+        "from ketapredict import RiskModel, Regimen\n"
+        f"model = RiskModel.load({str(saved)!r})\n"
+        "course = Regimen(drug='ketamine', route='iv', dose=0.5, infusion_minutes=40)\n"
+        f"report = model.score({patient!r}, course)\n"
+        "heavy = [m for m in ('xgboost', 'sklearn', 'mlflow', 'shap', 'scipy')\n"
+        "         if m in sys.modules]\n"
+        "print(heavy, report['response'].probability)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    heavy, probability = out.stdout.rsplit("]", 1)
+    assert heavy == "["
+    assert 0 < float(probability) < 1

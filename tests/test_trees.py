@@ -1,0 +1,54 @@
+import json
+
+import numpy as np
+import pytest
+import xgboost as xgb
+
+from ketapredict.trees import TreeEnsemble, calibrated_log_odds
+
+
+def _data(seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(2000, 6))
+    X[rng.random(X.shape) < 0.1] = np.nan  # missing values take each split's default way
+    logit = np.nan_to_num(X[:, 0] + X[:, 1] * X[:, 2])
+    y = (rng.random(2000) < 1 / (1 + np.exp(-logit))).astype(int)
+    return X, y
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 5])
+def test_margins_and_shap_values_match_xgboost(depth):
+    X, y = _data()
+    boosters = [
+        xgb.XGBClassifier(n_estimators=60, max_depth=depth, subsample=0.8, random_state=s).fit(
+            X, y
+        )
+        for s in range(3)
+    ]
+    # through the JSON file format, as a saved model is read
+    ensemble = TreeEnsemble.from_dict(
+        json.loads(json.dumps(TreeEnsemble.from_xgboost(boosters).to_dict()))
+    )
+    assert ensemble.max_depth == depth
+    expected = np.column_stack([b.predict(X, output_margin=True) for b in boosters])
+    np.testing.assert_allclose(ensemble.margins(X), expected, atol=1e-5)
+    np.testing.assert_allclose(ensemble.margins(X, members=1), expected[:, :1], atol=1e-5)
+
+    shap, base = ensemble.contributions(X[:300], member=2)
+    reference = boosters[2].get_booster().predict(xgb.DMatrix(X[:300]), pred_contribs=True)
+    np.testing.assert_allclose(shap, reference[:, :-1], atol=1e-5)
+    assert base == pytest.approx(reference[0, -1], abs=1e-5)
+    np.testing.assert_allclose(base + shap.sum(axis=1), expected[:300, 2], atol=1e-5)
+
+
+def test_features_shape_is_checked():
+    X, y = _data()
+    ensemble = TreeEnsemble.from_xgboost([xgb.XGBClassifier(n_estimators=5).fit(X, y)])
+    with pytest.raises(ValueError, match=r"shape \(n, 6\)"):
+        ensemble.margins(X[:, :4])
+
+
+def test_calibrated_log_odds_stay_bounded():
+    calibrator = {"method": "sigmoid", "a": 50.0, "b": 0.0}
+    log_odds = calibrated_log_odds(np.array([-10.0, 0.0, 10.0]), calibrator)
+    assert log_odds.tolist() == [-9.21, 0.0, 9.21]
