@@ -33,6 +33,14 @@ def test_margins_and_shap_values_match_xgboost(depth):
     expected = np.column_stack([b.predict(X, output_margin=True) for b in boosters])
     np.testing.assert_allclose(ensemble.margins(X), expected, atol=1e-5)
     np.testing.assert_allclose(ensemble.margins(X, members=1), expected[:, :1], atol=1e-5)
+    # one patient at a time (the clinician path), with and without missing values
+    complete = np.flatnonzero(~np.isnan(X).any(axis=1))[:3]
+    gappy = np.flatnonzero(np.isnan(X).any(axis=1))[:3]
+    for rows in (complete, gappy):
+        for i in rows:
+            np.testing.assert_allclose(
+                ensemble.margins(X[i : i + 1]), expected[i : i + 1], atol=1e-5
+            )
 
     shap, base = ensemble.contributions(X[:300], member=2)
     reference = boosters[2].get_booster().predict(xgb.DMatrix(X[:300]), pred_contribs=True)

