@@ -216,8 +216,9 @@ class RiskModel:
             "feature_set": str(features),
             "replicates": replicates,
             "intervals": (
-                f"90% intervals from {replicates} bootstrap replicates per outcome "
-                "(logit scale, Student t)"
+                f"90% intervals from {replicates} bootstrap replicates per outcome (logit "
+                "scale, Student t): how much the estimate would move with another training "
+                "sample of this size; they leave out the model's own bias"
                 if replicates
                 else "none"
             ),
