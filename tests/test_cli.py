@@ -50,3 +50,21 @@ def test_console_script_is_installed():
     assert executable, "the ketapredict command is not on PATH; install the package"
     out = subprocess.run([executable, "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("ketapredict ")
+
+
+@pytest.mark.slow
+def test_quickstart_runs_the_whole_package(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["quickstart", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    for expected in (
+        "OutcomeModel",
+        "oracle",
+        "ketapredict risk report",
+        "dominated",
+        "ketapredict ui",
+        "Not for clinical decisions",
+    ):
+        assert expected in out
+    assert (tmp_path / "mlruns" / "mlflow.db").is_file()

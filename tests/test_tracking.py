@@ -194,6 +194,18 @@ def test_registration_names_a_champion_and_a_challenger(two_runs):
     assert str(client.get_model_version_by_alias("ketapredict-small", "champion").version) == "1"
 
 
+def test_a_registered_model_loads_for_the_clinic(two_runs):
+    from ketapredict import load_model
+    from ketapredict.schema import columns, example_course
+
+    model = load_model("models:/ketapredict-small@champion")
+    assert model.provenance["name"] == "small"
+    patient = {k: v for k, v in example_course().items() if k in columns("baseline")}
+    report = model.score(patient, {"drug": "ketamine", "route": "im", "dose": 0.5})
+    assert set(report.risks) == set(model.outcomes)
+    assert all(0 < r.probability < 1 for r in report.risks.values())
+
+
 def test_register_keeps_the_better_model_as_champion(store):
     from mlflow.tracking import MlflowClient
 
