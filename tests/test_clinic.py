@@ -113,6 +113,28 @@ def test_patients_outside_the_training_data_are_warned_about(model):
     assert "unusual" in text
 
 
+def test_missing_values_are_not_unusual_but_their_weight_is_flagged(model):
+    sparse = {"age": 46, "sex": "female", "diagnosis": "TRD", "madrs_baseline": 34}
+    report = model.score(sparse, COURSE)
+    assert not any("unusual" in w for w in report.warnings)
+    moved = [d for r in report.risks.values() for d in r.drivers if d.value == "missing"]
+    flagged = [d for d in moved if abs(d.points) >= 2]
+    for driver in flagged:
+        assert any(w.startswith(f"{driver.label} is missing") for w in report.warnings)
+
+
+def test_joint_distance_uses_only_the_values_given():
+    from ketapredict.risk import joint_distance
+
+    covariance = np.array([[1.0, 0.9], [0.9, 1.0]])
+    both = joint_distance(np.array([[2.0, -2.0]]), covariance)[0]
+    one = joint_distance(np.array([[2.0, np.nan]]), covariance)[0]
+    assert one == pytest.approx(2.0)
+    assert both > 8  # opposite signs of two correlated features: unusual
+    rows = joint_distance(np.array([[2.0, -2.0], [2.0, np.nan], [np.nan, np.nan]]), covariance)
+    np.testing.assert_allclose(rows, [both, one, 0.0])
+
+
 @pytest.mark.parametrize(
     ("patient", "regimen", "fields"),
     [

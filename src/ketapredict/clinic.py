@@ -28,6 +28,7 @@ import pandas as pd
 from .encoding import Columns, feature_map, sources
 from .exceptions import Problem, ValidationError
 from .regimen import Regimen
+from .risk import joint_distance
 from .schema import _known, column, columns, validate_patient
 
 __all__ = [
@@ -57,6 +58,8 @@ OUTCOME_LABELS = {
     "dissociation": "dissociation (first session)",
 }
 N_DRIVERS = 5
+# A missing field that moves a probability by this many points gets a warning.
+_MISSING_POINTS = 2.0
 _REGIMEN_FIELDS = ("drug", "route", "dose", "dose_unit", "infusion_minutes")
 _REGIMEN_FIELDS += ("sessions_per_week", "n_sessions", "new_oral_antidepressant")
 _NOT_INPUTS = ("outcome", "truth", "group")
@@ -406,7 +409,7 @@ def _ood_warnings(reference: Mapping[str, Any], names: Sequence[str], x: np.ndar
     where = {name: j for j, name in enumerate(names)}
     warnings = []
     continuous = reference["continuous"]
-    z = np.zeros(len(continuous))
+    z = np.full(len(continuous), np.nan)
     for k, name in enumerate(continuous):
         value = x[where[name]]
         if np.isnan(value):
@@ -422,10 +425,14 @@ def _ood_warnings(reference: Mapping[str, Any], names: Sequence[str], x: np.ndar
     for name in reference["binary"]:
         if x[where[name]] == 1 and name not in seen and words.predictor[name] != name:
             warnings.append(f"{words.label[name]} never occurs in the training data")
-    precision = reference.get("_precision")
-    if precision is None:
-        precision = reference["_precision"] = np.asarray(reference["precision"])
-    distance = float(np.sqrt(z @ precision @ z))
+    covariance = reference.get("_covariance")
+    if covariance is None:
+        covariance = reference["_covariance"] = np.asarray(reference["covariance"])
+        reference["_precision"] = np.linalg.inv(covariance)
+    if np.isnan(z).any():
+        distance = float(joint_distance(z, covariance)[0])
+    else:  # every value given: the inverse is computed once
+        distance = float(np.sqrt(z @ reference["_precision"] @ z))
     if distance > reference["joint_threshold"]:
         warnings.append(
             f"this combination of values is unusual for the training data (Mahalanobis "
@@ -506,6 +513,14 @@ def score(model, patient: Any, regimen: Any = None, *, drivers: bool = True):
             first = False
         p, low, high = (float(v[0]) for v in intervals[outcome])
         effects, average = _drivers(state, x, values) if drivers else ((), np.nan)
+        for effect in effects:
+            if effect.value == "missing" and abs(effect.points) >= _MISSING_POINTS:
+                warnings.append(
+                    f"{effect.label} is missing, and that moved {outcome} by "
+                    f"{effect.points:+.1f} points: the model learnt it from patients "
+                    "without the value (in the virtual cohort, whole trials); give it for "
+                    "a sounder estimate"
+                )
         risks[outcome] = OutcomeRisk(
             outcome=outcome,
             probability=p,
@@ -515,12 +530,11 @@ def score(model, patient: Any, regimen: Any = None, *, drivers: bool = True):
             average=float(average) if drivers else p,
             drivers=effects,
         )
-    read = set().union(*(sources(s.spec) for s in model._outcomes.values()))
-    missing = [
-        column(name).clinical_label
-        for name in sorted(read)
-        if name not in _REGIMEN_FIELDS and name != "endpoint_day" and values.get(name) is None
-    ]
+    read = model.__dict__.get("_read")
+    if read is None:  # the baseline fields the models read, once per model
+        read = set().union(*(sources(s.spec) for s in model._outcomes.values()))
+        read = model.__dict__["_read"] = sorted(read - {*_REGIMEN_FIELDS, "endpoint_day"})
+    missing = [column(name).clinical_label for name in read if values.get(name) is None]
     if not model.has_intervals:
         warnings.append("this model has no bootstrap replicates, so no intervals")
     from . import __version__

@@ -189,7 +189,7 @@ class Regimen:
 
     def to_dict(self) -> dict[str, Any]:
         """The regimen as the contract's regimen columns."""
-        return asdict(self)
+        return {name: getattr(self, name) for name in _FIELDS}
 
     # -- schedule ---------------------------------------------------------------------------
     @property

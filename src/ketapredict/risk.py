@@ -240,10 +240,11 @@ class RiskModel:
             mean = np.nanmean(X[:, continuous], axis=0)
             sd = np.nanstd(X[:, continuous], axis=0)
         sd = np.where(sd > 0, sd, 1.0)
-        z = np.nan_to_num((X[:, continuous] - mean) / sd)  # missing sits at the mean
-        covariance = np.cov(z, rowvar=False) + 1e-3 * np.eye(len(continuous))
-        precision = np.linalg.inv(covariance)
-        distance = np.sqrt(np.einsum("ij,jk,ik->i", z, precision, z))
+        z = (X[:, continuous] - mean) / sd
+        # covariance with missing values at the mean (slightly shrunk where values are
+        # often missing); distances use only the features a patient has
+        covariance = np.cov(np.nan_to_num(z), rowvar=False) + 1e-3 * np.eye(len(continuous))
+        distance = joint_distance(z, covariance)
         return {
             "features": names,
             "continuous": [names[j] for j in continuous],
@@ -251,7 +252,7 @@ class RiskModel:
             "high": high.tolist(),
             "mean": mean.tolist(),
             "sd": sd.tolist(),
-            "precision": precision.tolist(),
+            "covariance": covariance.tolist(),
             "joint_threshold": float(np.percentile(distance, _JOINT_QUANTILE)),
             "seen_categories": [
                 names[j] for j in range(X.shape[1]) if binary[j] and np.nanmax(X[:, j]) == 1
@@ -367,7 +368,9 @@ class RiskModel:
             if state.z is None:
                 low = high = centre
             else:
-                half = state.z * log_odds[:, 1:].std(axis=1, ddof=1)
+                spread = log_odds[:, 1:] - log_odds[:, 1:].mean(axis=1, keepdims=True)
+                sd = np.sqrt((spread**2).sum(axis=1) / (log_odds.shape[1] - 2))
+                half = state.z * sd
                 low = np.clip(centre - half, -MAX_LOG_ODDS, MAX_LOG_ODDS)
                 high = np.clip(centre + half, -MAX_LOG_ODDS, MAX_LOG_ODDS)
             out[outcome] = tuple(1.0 / (1.0 + np.exp(-v)) for v in (centre, low, high))
@@ -575,6 +578,32 @@ class RiskModel:
         risk.provenance = manifest.get("provenance", {})
         risk.reference = manifest.get("reference", {})
         return risk
+
+
+def joint_distance(z: np.ndarray, covariance: np.ndarray) -> np.ndarray:
+    """Mahalanobis distance of standardised rows over their observed features only.
+
+    A missing value is not evidence of an unusual patient, so each row is measured in the
+    marginal distribution of the features it has (one inverse per missingness pattern).
+    """
+    z = np.atleast_2d(z)
+    observed = ~np.isnan(z)
+    if len(z) == 1:  # one patient: no grouping by pattern
+        seen = np.flatnonzero(observed[0])
+        if not len(seen):
+            return np.zeros(1)
+        zz = z[0, seen]
+        return np.array([np.sqrt(zz @ np.linalg.solve(covariance[np.ix_(seen, seen)], zz))])
+    out = np.zeros(len(z))
+    patterns, which = np.unique(observed, axis=0, return_inverse=True)
+    for k, pattern in enumerate(patterns):
+        rows = np.flatnonzero(which.ravel() == k)
+        if not pattern.any():
+            continue
+        precision = np.linalg.inv(covariance[np.ix_(pattern, pattern)])
+        zz = z[np.ix_(rows, np.flatnonzero(pattern))]
+        out[rows] = np.sqrt(np.einsum("ij,jk,ik->i", zz, precision, zz))
+    return out
 
 
 def _sha256(path: Path) -> str:
