@@ -193,6 +193,10 @@ def test_compare_regimens_sorts_and_marks_dominated_schedules(model):
         PATIENT, {"usual": COURSE, "weekly": {**COURSE.to_dict(), "sessions_per_week": 1}}
     )
     assert set(named["regimen"]) == {"usual", "weekly"}
+    assert len(model.compare_regimens(PATIENT, COURSE)) == 1
+    assert len(model.compare_regimens(PATIENT, COURSE.to_dict())) == 1
+    with pytest.raises(ValidationError, match="at least one regimen"):
+        model.compare_regimens(PATIENT, [])
 
 
 def test_the_clinician_path_imports_no_heavy_library():

@@ -82,6 +82,12 @@ def test_saved_files_are_not_pickles(tmp_path, risk_model):
             "format version 1 is not 2",
         ),
         (lambda p: (p / "manifest.json").write_text("{not json"), "not valid JSON"),
+        (
+            lambda p: (p / "manifest.json").write_text(
+                (p / "manifest.json").read_text().replace('"simulated"', '"real"')
+            ),
+            "manifest.json was changed after the model was saved",
+        ),
     ],
 )
 def test_tampered_or_incompatible_models_are_refused(tmp_path, risk_model, damage, message):
@@ -167,3 +173,30 @@ def test_loading_and_scoring_import_neither_xgboost_nor_sklearn(tmp_path, risk_m
     heavy, probability = out.stdout.rsplit("]", 1)
     assert heavy == "["
     assert 0 < float(probability) < 1
+
+
+def test_tables_are_validated_before_scoring(risk_model, train):
+    from ketapredict import ValidationError
+
+    shouting = train.head(20).copy()
+    shouting["route"] = shouting["route"].astype(str).str.upper()
+    shouting["sex"] = shouting["sex"].astype(str).str.title()
+    pd.testing.assert_frame_equal(
+        risk_model.predict_proba(shouting), risk_model.predict_proba(train.head(20))
+    )
+    broken = train.head(20).copy()
+    broken["madrs_baseline"] = broken["madrs_baseline"].astype(float)
+    broken.loc[broken.index[3], "madrs_baseline"] = 75.0
+    with pytest.raises(ValidationError, match="madrs_baseline=75"):
+        risk_model.predict_interval(broken)
+
+
+def test_a_model_that_has_scored_saves_and_loads_cleanly(tmp_path, risk_model, train):
+    from ketapredict import RiskModel
+
+    patient = train.iloc[0]
+    before = risk_model.score(patient)
+    loaded = RiskModel.load(risk_model.save(tmp_path / "model"))
+    after = loaded.score(patient)
+    assert after["response"].probability == pytest.approx(before["response"].probability)
+    assert after.warnings == before.warnings

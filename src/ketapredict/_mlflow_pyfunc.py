@@ -23,7 +23,7 @@ class RiskModelPyfunc(PythonModel):
         from ketapredict.schema import validate
 
         table = validate(pd.DataFrame(model_input), what="model input")
-        return self.model.predict_proba(table)
+        return self.model.predict_proba(table, validated=True)
 
 
 mlflow.models.set_model(RiskModelPyfunc())

@@ -275,7 +275,8 @@ def _quickstart(args: argparse.Namespace) -> int:
     print(
         "\n4. The standard grid of schedules for her, best response first (dominated: "
         "another schedule has at least her response chance and at most her risk of "
-        "cognitive decline):\n"
+        "cognitive decline, on the point estimates; check the intervals before reading a "
+        "small difference):\n"
     )
     table = model.compare_regimens(patient)
     shown = table[["regimen", "response", "cognitive_decline", "dominated", "warnings"]]

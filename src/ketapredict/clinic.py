@@ -27,7 +27,7 @@ import pandas as pd
 
 from .encoding import Columns, feature_map, sources
 from .exceptions import Problem, ValidationError
-from .regimen import Regimen
+from .regimen import REFERENCE_WEIGHT_KG, Regimen
 from .risk import joint_distance
 from .schema import _known, column, columns, validate_patient
 
@@ -152,10 +152,10 @@ class RiskReport:
     risks : dict of str to OutcomeRisk
         By outcome: ``probability`` (calibrated), ``low`` and ``high`` (90% interval from
         the bootstrap replicates; None if the model has none), ``band`` (low, moderate,
-        high; see :data:`BANDS`), ``average`` (the probability for the training data's
-        average patient, from which the drivers are measured) and ``drivers`` (the top 5
-        predictors, signed percentage points that add up, with the others, to
-        ``probability - average``).
+        high; see :data:`BANDS`), ``average`` (the model's average risk: the probability
+        at its expected margin over the training data, from which the drivers are
+        measured) and ``drivers`` (the top 5 predictors, signed percentage points that
+        add up, with the others, to ``probability - average``).
     warnings : list of str
         Inputs outside the training data, one by one and jointly, and replaced fields.
     missing : list of str
@@ -202,7 +202,8 @@ class RiskReport:
         for risk in self.risks.values():
             if risk.drivers:
                 lines.append(
-                    f"\nWhy {risk.outcome}: from {risk.average:.0%} for the average patient"
+                    f"\nWhat moved {risk.outcome}: from the model's average risk, "
+                    f"{risk.average:.0%}"
                 )
                 lines += [f"  {driver}" for driver in risk.drivers]
         if self.missing:
@@ -371,6 +372,7 @@ def _prepare(model, patient: Mapping[str, Any], regimen: Any) -> tuple[Columns, 
 class _Words:
     """An outcome's encoded features in clinical words, as plain lists (fast to read)."""
 
+    names: list[str]  # features in model order
     label: dict[str, str]  # feature -> label
     predictor: dict[str, str]  # feature -> clinical predictor
     predictors: list[str]
@@ -387,6 +389,7 @@ def _words(state) -> _Words:
         position = {p: i for i, p in enumerate(predictors)}
         code = np.array([position[p] for p in fmap["predictor"]])
         cached = _Words(
+            names=list(fmap.index),
             label=dict(zip(fmap.index, fmap["label"], strict=True)),
             predictor=dict(zip(fmap.index, fmap["predictor"], strict=True)),
             predictors=predictors,
@@ -425,14 +428,11 @@ def _ood_warnings(reference: Mapping[str, Any], names: Sequence[str], x: np.ndar
     for name in reference["binary"]:
         if x[where[name]] == 1 and name not in seen and words.predictor[name] != name:
             warnings.append(f"{words.label[name]} never occurs in the training data")
-    covariance = reference.get("_covariance")
-    if covariance is None:
-        covariance = reference["_covariance"] = np.asarray(reference["covariance"])
-        reference["_precision"] = np.linalg.inv(covariance)
+    covariance, precision = _inverse(reference)
     if np.isnan(z).any():
         distance = float(joint_distance(z, covariance)[0])
     else:  # every value given: the inverse is computed once
-        distance = float(np.sqrt(z @ reference["_precision"] @ z))
+        distance = float(np.sqrt(z @ precision @ z))
     if distance > reference["joint_threshold"]:
         warnings.append(
             f"this combination of values is unusual for the training data (Mahalanobis "
@@ -442,26 +442,61 @@ def _ood_warnings(reference: Mapping[str, Any], names: Sequence[str], x: np.ndar
     return warnings
 
 
-def _value_text(predictor: str, values: Mapping[str, Any], derived: float) -> str:
-    if predictor in _COLUMN_NAMES and predictor in values:
-        value = values[predictor]
-        spec = column(predictor)
+_INVERSES: dict[int, tuple[Mapping, np.ndarray, np.ndarray]] = {}
+
+
+def _inverse(reference: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The reference covariance and its inverse, computed once per model (kept here, not
+    in the model's reference, which is saved as it was fitted)."""
+    known = _INVERSES.get(id(reference))
+    if known is None or known[0] is not reference:
+        covariance = np.asarray(reference["covariance"])
+        known = _INVERSES[id(reference)] = (reference, covariance, np.linalg.inv(covariance))
+    return known[1], known[2]
+
+
+def _value_text(predictor: str, values: Mapping[str, Any], x: np.ndarray, words) -> str:
+    name = predictor.replace(" ", "_")
+    if name in _COLUMN_NAMES and name in values:
+        value = values[name]
+        spec = column(name)
         if value is None:
             return "missing"
         if spec.kind == "bool":
             return "yes" if value else "no"
-        if predictor == "dose":
+        if name == "dose":
             return f"{value:g} {values.get('dose_unit', '')}".strip()
         shown = f"{value:g}" if isinstance(value, float | int) else str(value)
-        return f"{shown} {spec.unit}" if spec.unit and spec.kind == "float" else shown
-    return "missing" if np.isnan(derived) else f"{derived:.3g}"
+        # units that are names of scales ("MADRS total score") would read as a label
+        unit = spec.unit if spec.unit and "score" not in spec.unit else None
+        return f"{shown} {unit}" if unit and spec.kind == "float" else shown
+    positions = [j for j, code in enumerate(words.code) if words.predictors[code] == predictor]
+    if len(positions) > 1 and all(x[j] in (0.0, 1.0) for j in positions):
+        # one-hot columns (comparator, route): name the one that is set
+        chosen = [words.label[words.names[j]].split(": ", 1)[-1] for j in positions if x[j] == 1]
+        return chosen[0] if chosen else "none"
+    value = x[positions[0]]
+    unit = _DERIVED_UNITS.get(words.names[positions[0]], "")
+    return "missing" if np.isnan(value) else f"{value:.3g} {unit}".strip()
+
+
+# Units of the dose-schedule features (ketapredict.regimen.exposure).
+_DERIVED_UNITS = {
+    "racemic_iv_equivalent_mg_per_kg": "mg/kg (racemic IV equivalent)",
+    "peak_exposure_mg_per_kg_per_h": "mg/kg/h",
+    "weekly_exposure_mg_per_kg": "mg/kg per week",
+    "cumulative_exposure_mg_per_kg": "mg/kg",
+    "course_weeks": "weeks",
+    "endpoint_day": "days",
+    "days_after_last_session": "days",
+}
 
 
 _COLUMN_NAMES = frozenset(c for role in ("baseline", "regimen") for c in columns(role))
 
 
 def _drivers(state, x: np.ndarray, values, n: int = N_DRIVERS):
-    """Top ``n`` predictors in percentage points, and the average patient's probability."""
+    """Top ``n`` predictors in percentage points, and the model's average risk."""
     from .trees import calibrated_log_odds
 
     phi, base = state.trees.contributions(x[None, :], member=0)
@@ -489,7 +524,7 @@ def _drivers(state, x: np.ndarray, values, n: int = N_DRIVERS):
             DriverEffect(
                 predictor=predictor,
                 label=words.predictor_label[i],
-                value=_value_text(predictor, values, x[words.first[i]]),
+                value=_value_text(predictor, values, x, words),
                 points=round(float(points[i]), 2),
             )
         )
@@ -515,11 +550,15 @@ def score(model, patient: Any, regimen: Any = None, *, drivers: bool = True):
         effects, average = _drivers(state, x, values) if drivers else ((), np.nan)
         for effect in effects:
             if effect.value == "missing" and abs(effect.points) >= _MISSING_POINTS:
+                where = (
+                    " (in the virtual cohort, whole trials)"
+                    if model.provenance.get("data_kind") == "simulated"
+                    else ""
+                )
                 warnings.append(
                     f"{effect.label} is missing, and that moved {outcome} by "
                     f"{effect.points:+.1f} points: the model learnt it from patients "
-                    "without the value (in the virtual cohort, whole trials); give it for "
-                    "a sounder estimate"
+                    f"without the value{where}; give it for a sounder estimate"
                 )
         risks[outcome] = OutcomeRisk(
             outcome=outcome,
@@ -529,6 +568,11 @@ def score(model, patient: Any, regimen: Any = None, *, drivers: bool = True):
             band=_band(outcome, p),
             average=float(average) if drivers else p,
             drivers=effects,
+        )
+    if values.get("dose_unit") == "mg" and values.get("weight_kg") is None and values["dose"]:
+        warnings.append(
+            f"the {values['dose']:g} mg dose was converted to mg/kg at the reference weight "
+            f"of {REFERENCE_WEIGHT_KG:g} kg; give the patient's weight for a sounder estimate"
         )
     read = model.__dict__.get("_read")
     if read is None:  # the baseline fields the models read, once per model
@@ -632,10 +676,19 @@ def compare_regimens(model, patient: Any, regimens: Any = None) -> pd.DataFrame:
         patient = patient.iloc[0]
     if regimens is None:
         regimens = regimen_grid()
-    if isinstance(regimens, Mapping) and not any(k in regimens for k in _REGIMEN_FIELDS):
+    if isinstance(regimens, Regimen) or (
+        isinstance(regimens, Mapping) and any(k in regimens for k in _REGIMEN_FIELDS)
+    ):
+        regimens = [regimens]  # one regimen
+    if isinstance(regimens, Mapping):
         named = list(regimens.items())
     else:
         named = [(None, r) for r in regimens]
+    if not named:
+        raise ValidationError(
+            [Problem("regimens", regimens, "compare_regimens needs at least one regimen")],
+            "regimens",
+        )
     rows = []
     for name, regimen in named:
         report = score(model, patient, regimen, drivers=False)

@@ -224,7 +224,8 @@ def _dose_schedule(frame, columns):
     route = _labels(frame, "route")
     for r in _ROUTES:
         out[f"route_{r}"] = (route == r) * 1.0
-    out["new_oral_antidepressant"] = _floats(frame, "new_oral_antidepressant")
+    # not given means none was started, as for Regimen (the contract's default)
+    out["new_oral_antidepressant"] = np.nan_to_num(_floats(frame, "new_oral_antidepressant"))
     return out
 
 

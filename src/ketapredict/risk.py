@@ -311,11 +311,36 @@ class RiskModel:
             [calibrated_log_odds(margins[:, j], state.calibrators[j]) for j in range(k)]
         )
 
-    def predict_proba(self, X: pd.DataFrame | Columns) -> pd.DataFrame:
+    def _table(self, X: Any, validated: bool) -> Any:
+        if isinstance(X, Columns) or validated:
+            return X
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(f"expected a patient table (DataFrame); got {type(X).__name__}")
+        # spellings are normalised ("IV" -> "iv") and every bad cell is reported at once;
+        # columns the contract does not know are no model's input and are left out
+        from .schema import _known, validate
+
+        return validate(X[[c for c in X.columns if _known(c)]], what="patient table")
+
+    def predict_proba(self, X: pd.DataFrame, *, validated: bool = False) -> pd.DataFrame:
         """The calibrated probability of each outcome, one column each.
 
         Every probability lies between 1e-4 and 1 - 1e-4; none is NaN.
+
+        Parameters
+        ----------
+        X : DataFrame
+            Patients (baseline and regimen columns; others are ignored).
+        validated : bool, default=False
+            Whether ``X`` already went through :func:`ketapredict.validate` (skips doing it
+            again, which takes most of the time for large tables).
+
+        Raises
+        ------
+        ValidationError
+            Naming every bad cell, unless ``validated``.
         """
+        X = self._table(X, validated)
         encoded = self._encoded(X)
         probabilities = {}
         for outcome, state in self._outcomes.items():
@@ -324,28 +349,33 @@ class RiskModel:
         index = X.index if isinstance(X, pd.DataFrame) else None
         return pd.DataFrame(probabilities, index=index)
 
-    def predict_interval(self, X: pd.DataFrame | Columns) -> pd.DataFrame:
+    def predict_interval(self, X: pd.DataFrame, *, validated: bool = False) -> pd.DataFrame:
         """Probabilities with 90% intervals, one row per (patient, outcome).
 
         The interval is ``sigmoid(l +- t * s)``: ``l`` the model's calibrated log-odds,
         ``s`` the standard deviation of the bootstrap replicates' calibrated log-odds and
         ``t`` Student's 95th percentile on B - 1 degrees of freedom. It lies in (0, 1) and
-        always holds the estimate.
+        always holds the estimate. It shows the estimate's sampling uncertainty, not the
+        model's bias.
+
+        Parameters
+        ----------
+        X : DataFrame
+            Patients, as for :meth:`predict_proba`.
+        validated : bool, default=False
+            Whether ``X`` already went through :func:`ketapredict.validate`.
 
         Returns
         -------
         DataFrame
-            Columns ``row``, ``outcome``, ``probability``, ``low``, ``high``.
+            Columns ``row`` (the index label of ``X``), ``outcome``, ``probability``,
+            ``low``, ``high``.
         """
+        X = self._table(X, validated)
+        rows = X.index.to_numpy() if isinstance(X, pd.DataFrame) else np.arange(len(X))
         frames = [
             pd.DataFrame(
-                {
-                    "row": np.arange(len(p)),
-                    "outcome": outcome,
-                    "probability": p,
-                    "low": lo,
-                    "high": hi,
-                }
+                {"row": rows, "outcome": outcome, "probability": p, "low": lo, "high": hi}
             )
             for outcome, (p, lo, hi) in self._intervals(self._encoded(X)).items()
         ]
@@ -439,7 +469,10 @@ class RiskModel:
             outcome's probability with ``_low`` and ``_high`` (90% interval);
             ``warnings`` (how many the report gave, e.g. outside the training data); and
             ``dominated``, true when another regimen has at least the response probability
-            and at most the cognitive-decline probability, and is better on one.
+            and at most the cognitive-decline probability, and is better on one. Dominance
+            reads the point estimates of those two outcomes only: where intervals overlap
+            the difference may not be real, and remission and dissociation are in the table
+            to weigh too.
 
         Examples
         --------
@@ -518,9 +551,12 @@ class RiskModel:
             "saved": time.strftime("%Y-%m-%d"),
             "outcomes": self.outcomes,
             "provenance": self.provenance,
-            "reference": self.reference,
+            "reference": {k: v for k, v in self.reference.items() if not k.startswith("_")},
             "files": {name: _sha256(path / name) for name in sorted(files)},
         }
+        # the provenance (what the model is, and that it is not for clinical decisions) and
+        # the reference are checked on loading like the files
+        manifest["content_sha256"] = _content_digest(manifest)
         (path / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str))
         return path
 
@@ -606,6 +642,14 @@ def joint_distance(z: np.ndarray, covariance: np.ndarray) -> np.ndarray:
     return out
 
 
+def _content_digest(manifest: Mapping[str, Any]) -> str:
+    import hashlib
+
+    content = {k: manifest.get(k) for k in ("outcomes", "provenance", "reference", "files")}
+    text = json.dumps(content, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _sha256(path: Path) -> str:
     import hashlib
 
@@ -630,6 +674,11 @@ def _read_manifest(path: Path) -> dict[str, Any]:
             f"{where}: format version {manifest.get('format_version')!r} is "
             f"not {FORMAT_VERSION}, the version this ketapredict reads; "
             f"saved by ketapredict {manifest.get('ketapredict_version')}"
+        )
+    if manifest.get("content_sha256") != _content_digest(manifest):
+        raise ModelFileError(
+            f"{where}: manifest.json was changed after the model was saved (its provenance, "
+            "reference or file list no longer match their checksum), so it is refused"
         )
     expected = manifest.get("files", {})
     kinds = (".json", ".ubj", ".trees.json")
