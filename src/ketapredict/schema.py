@@ -729,6 +729,24 @@ def _as_text(x: Any) -> str | None:
     return None
 
 
+def _map_each(objects: pd.Series, function: Callable[[Any], Any]) -> pd.Series:
+    """``objects.map(function)``, calling ``function`` once per distinct value: a column of
+    100,000 patients holds a handful of categories. Values that cannot be hashed (lists)
+    are mapped one by one."""
+    try:
+        distinct = pd.unique(objects.to_numpy(dtype=object))
+        table = {value: function(value) for value in distinct}
+    except TypeError:
+        return objects.map(function)
+    # NaN keys do not find themselves in a dict lookup; map the missing ones apart
+    nan_value = next((table[v] for v in distinct if v is not v), None)
+    out = objects.map(table)
+    absent = objects.map(lambda x: x is not x) if any(v is not v for v in distinct) else None
+    if absent is not None and absent.any():
+        out = out.where(~absent, nan_value)
+    return out.astype(object)
+
+
 def _coerce(series: pd.Series, col: Column) -> tuple[pd.Series, list[Problem]]:
     """Coerce one column to its contract dtype; report every cell that cannot be."""
     name = series.name
@@ -743,7 +761,7 @@ def _coerce(series: pd.Series, col: Column) -> tuple[pd.Series, list[Problem]]:
     if col.kind == "string" or pd.api.types.is_numeric_dtype(series.dtype):
         missing = series.isna().to_numpy()
     else:
-        missing = series.astype(object).map(_is_missing).to_numpy(dtype=bool)
+        missing = _map_each(series.astype(object), _is_missing).to_numpy(dtype=bool)
     if col.kind in ("float", "int"):
         if pd.api.types.is_bool_dtype(series.dtype):
             numbers = pd.Series(np.nan, index=series.index)
@@ -785,15 +803,15 @@ def _coerce(series: pd.Series, col: Column) -> tuple[pd.Series, list[Problem]]:
                 return x.strip().casefold() in _TRUE
             return None
 
-        converted = objects.map(lambda x: None if _is_missing(x) else to_bool(x))
+        converted = _map_each(objects, lambda x: None if _is_missing(x) else to_bool(x))
         bad = ~missing & converted.isna().to_numpy()
         flag(bad, lambda x: f"{name}={x!r} is not {col.allowed()}")
         out = converted.astype("boolean") if not bad.any() else converted
     elif col.kind == "category":
         lookup = col._normaliser()
         objects = series.astype(object)
-        converted = objects.map(
-            lambda x: lookup.get(x.strip().casefold()) if isinstance(x, str) else None
+        converted = _map_each(
+            objects, lambda x: lookup.get(x.strip().casefold()) if isinstance(x, str) else None
         )
         bad = ~missing & converted.isna().to_numpy()
         flag(bad, lambda x: f"{name}={x!r} is not {col.allowed()}")
