@@ -68,6 +68,14 @@ class _Outcome:
     model: Any = None  # the OutcomeModel, restored on demand
 
 
+def _encoding_key(state: _Outcome) -> str:
+    """Equal for outcomes whose features are encoded alike (computed once per outcome)."""
+    key = state.__dict__.get("_key")
+    if key is None:
+        key = state.__dict__["_key"] = json.dumps([spec_to_dict(state.spec), state.feature_names])
+    return key
+
+
 class RiskModel:
     """The risk of every outcome for a patient and a dose schedule.
 
@@ -270,11 +278,7 @@ class RiskModel:
         done: dict[str, np.ndarray] = {}
         out = {}
         for outcome, state in self._outcomes.items():
-            key = state.__dict__.get("_key")
-            if key is None:
-                key = state.__dict__["_key"] = json.dumps(
-                    [spec_to_dict(state.spec), state.feature_names]
-                )
+            key = _encoding_key(state)
             if key not in done:
                 done[key] = self._matrix(state, frame)
             out[outcome] = done[key]
@@ -285,13 +289,13 @@ class RiskModel:
         patient's trees are all walked at once; and where each outcome's members start."""
         if "_stack" not in self.__dict__:
             states = list(self._outcomes.values())
-            shared = len({s.__dict__.get("_key") for s in states}) == 1
+            shared = len({_encoding_key(s) for s in states}) == 1
             self._stack = (
                 (
                     TreeEnsemble.concatenate([s.trees for s in states]),
                     np.cumsum([0, *(s.trees.n_members for s in states)]).tolist(),
                 )
-                if shared and None not in {s.__dict__.get("_key") for s in states}
+                if shared
                 else None
             )
         return self._stack
