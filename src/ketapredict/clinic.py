@@ -27,7 +27,7 @@ import pandas as pd
 
 from .encoding import Columns, feature_map, sources
 from .exceptions import Problem, ValidationError
-from .regimen import REFERENCE_WEIGHT_KG, Regimen
+from .regimen import REFERENCE_WEIGHT_KG, REGIMEN_FIELDS, Regimen
 from .risk import joint_distance
 from .schema import _known, column, columns, validate_patient
 
@@ -60,8 +60,6 @@ OUTCOME_LABELS = {
 N_DRIVERS = 5
 # A missing field that moves a probability by this many points gets a warning.
 _MISSING_POINTS = 2.0
-_REGIMEN_FIELDS = ("drug", "route", "dose", "dose_unit", "infusion_minutes")
-_REGIMEN_FIELDS += ("sessions_per_week", "n_sessions", "new_oral_antidepressant")
 _NOT_INPUTS = ("outcome", "truth", "group")
 _DEMO = "demo_model"
 
@@ -264,15 +262,15 @@ def _regimen_of(record: Mapping[str, Any], regimen: Any, problems: list[Problem]
             return None
         fields = dict(regimen)
     else:
-        fields = {k: record[k] for k in _REGIMEN_FIELDS if k in record}
+        fields = {k: record[k] for k in REGIMEN_FIELDS if k in record}
         fields = {k: v for k, v in fields.items() if not _missing(v)}
-    unknown = [k for k in fields if k not in _REGIMEN_FIELDS]
+    unknown = [k for k in fields if k not in REGIMEN_FIELDS]
     for name in unknown:
         problems.append(
             Problem(
                 name,
                 fields[name],
-                f"unknown regimen field {name!r}; expected one of {', '.join(_REGIMEN_FIELDS)}",
+                f"unknown regimen field {name!r}; expected one of {', '.join(REGIMEN_FIELDS)}",
             )
         )
     absent = [k for k in ("drug", "route", "dose") if k not in fields]
@@ -378,7 +376,6 @@ class _Words:
     predictors: list[str]
     code: np.ndarray  # feature position -> predictor position
     predictor_label: list[str]
-    first: list[int]  # predictor position -> its first feature's position
 
 
 def _words(state) -> _Words:
@@ -400,7 +397,6 @@ def _words(state) -> _Words:
                 else fmap["label"].iloc[int(np.argmax(code == i))]
                 for i, p in enumerate(predictors)
             ],
-            first=[int(np.argmax(code == i)) for i in range(len(predictors))],
         )
         state.__dict__["_words"] = cached
     return cached
@@ -577,7 +573,7 @@ def score(model, patient: Any, regimen: Any = None, *, drivers: bool = True):
     read = model.__dict__.get("_read")
     if read is None:  # the baseline fields the models read, once per model
         read = set().union(*(sources(s.spec) for s in model._outcomes.values()))
-        read = model.__dict__["_read"] = sorted(read - {*_REGIMEN_FIELDS, "endpoint_day"})
+        read = model.__dict__["_read"] = sorted(read - {*REGIMEN_FIELDS, "endpoint_day"})
     missing = [column(name).clinical_label for name in read if values.get(name) is None]
     if not model.has_intervals:
         warnings.append("this model has no bootstrap replicates, so no intervals")
@@ -677,7 +673,7 @@ def compare_regimens(model, patient: Any, regimens: Any = None) -> pd.DataFrame:
     if regimens is None:
         regimens = regimen_grid()
     if isinstance(regimens, Regimen) or (
-        isinstance(regimens, Mapping) and any(k in regimens for k in _REGIMEN_FIELDS)
+        isinstance(regimens, Mapping) and any(k in regimens for k in REGIMEN_FIELDS)
     ):
         regimens = [regimens]  # one regimen
     if isinstance(regimens, Mapping):

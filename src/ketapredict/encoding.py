@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import Problem, ValidationError
-from .regimen import exposure
+from .regimen import REGIMEN_FIELDS, exposure
 from .schema import column
 
 __all__ = [
@@ -231,17 +231,7 @@ def _dose_schedule(frame, columns):
 
 # The dose-schedule encoder needs these columns whatever the set lists (weight converts
 # fixed doses; it is optional).
-_SCHEDULE_SOURCES = (
-    "drug",
-    "route",
-    "dose",
-    "dose_unit",
-    "infusion_minutes",
-    "sessions_per_week",
-    "n_sessions",
-    "new_oral_antidepressant",
-    "endpoint_day",
-)
+_SCHEDULE_SOURCES = (*REGIMEN_FIELDS, "endpoint_day")
 
 
 # --------------------------------------------------------------------------------------------

@@ -87,7 +87,8 @@ EXPOSURE_COLUMNS = (
     "comparator",
 )
 
-_FIELDS = (
+# The contract's regimen columns a Regimen holds (endpoint_day is derived from them).
+REGIMEN_FIELDS = (
     "drug",
     "route",
     "dose",
@@ -97,7 +98,7 @@ _FIELDS = (
     "n_sessions",
     "new_oral_antidepressant",
 )
-_RegimenRecord = record_model("RegimenRecord", _FIELDS, "The fields of a Regimen.")
+_RegimenRecord = record_model("RegimenRecord", REGIMEN_FIELDS, "The fields of a Regimen.")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -184,12 +185,12 @@ class Regimen:
         'iv'
         """
         items = record.to_dict() if isinstance(record, pd.Series) else dict(record)
-        fields = {k: items[k] for k in _FIELDS if k in items and not _missing(items[k])}
+        fields = {k: items[k] for k in REGIMEN_FIELDS if k in items and not _missing(items[k])}
         return cls(**fields)
 
     def to_dict(self) -> dict[str, Any]:
         """The regimen as the contract's regimen columns."""
-        return {name: getattr(self, name) for name in _FIELDS}
+        return {name: getattr(self, name) for name in REGIMEN_FIELDS}
 
     # -- schedule ---------------------------------------------------------------------------
     @property

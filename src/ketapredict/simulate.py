@@ -41,7 +41,7 @@ import pandas as pd
 from scipy.special import ndtr
 
 from .exceptions import Problem, ValidationError
-from .regimen import Regimen, exposure
+from .regimen import REGIMEN_FIELDS, Regimen, exposure
 from .schema import column, visit_days, visit_label
 
 __all__ = [
@@ -665,16 +665,6 @@ def _score(value: np.ndarray, noise: float, high: float, rng: np.random.Generato
 # --------------------------------------------------------------------------------------------
 # Public API
 # --------------------------------------------------------------------------------------------
-_REGIMEN_COLUMNS = (
-    "drug",
-    "route",
-    "dose",
-    "dose_unit",
-    "infusion_minutes",
-    "sessions_per_week",
-    "n_sessions",
-    "new_oral_antidepressant",
-)
 
 
 def _check_visits(visit_days_: Sequence[float]) -> tuple[float, ...]:
@@ -763,7 +753,7 @@ def _frame(
 def _regimen_arrays(regimens: Sequence[Regimen], which: np.ndarray) -> dict[str, np.ndarray]:
     """Per-patient regimen columns from a list of regimens and each patient's index into it."""
     out = {}
-    for name in _REGIMEN_COLUMNS:
+    for name in REGIMEN_FIELDS:
         values = np.array([getattr(r, name) for r in regimens], dtype=object)[which]
         if name in ("dose", "infusion_minutes", "sessions_per_week", "n_sessions"):
             values = np.array([np.nan if v is None else v for v in values], dtype=float)
