@@ -7,7 +7,7 @@ Prints the best and median of several repeats for the pooled cohort and for one 
 import statistics
 import time
 
-from ketapredict import Population, Regimen, simulate_arm, simulate_cohort
+from ketapredict import Population, Regimen, simulate_arm, simulate_cohort, simulate_crossover
 
 
 def timed(function, repeats: int = 5) -> tuple[float, float]:
@@ -30,10 +30,14 @@ def main() -> None:
         sessions_per_week=2,
         n_sessions=8,
     )
+    saline = Regimen(drug="saline", route="iv", dose=0, dose_unit="mg/kg", infusion_minutes=40)
     cases = {
         "simulate_cohort(n=100_000)": lambda seed: simulate_cohort(n=100_000, seed=seed),
         "simulate_arm(n=100_000), 8 sessions, 4 visits": lambda seed: simulate_arm(
             Population(), course, n=100_000, seed=seed
+        ),
+        "simulate_crossover(n=50_000), 2 periods": lambda seed: simulate_crossover(
+            Population(), [course, saline], n=50_000, seed=seed
         ),
     }
     print(f"{'case':48s} {'best s':>8s} {'median s':>9s}")

@@ -69,10 +69,11 @@ def test_dose_schedule_features_follow_the_pharmacology(cohort, encoded):
     saline = cohort["drug"] == "saline"
     assert (table.loc[saline, "comparator_saline"] == 1).all()
     assert (table.loc[saline, "racemic_iv_equivalent_mg_per_kg"] == 0).all()
-    # sessions by the endpoint: Singh 2016 twice weekly, assessed on day 15 (4 sessions)
+    # sessions by the endpoint: Singh 2016 twice weekly for 4 weeks, assessed on day 15
+    # (sessions on days 0, 3.5, 7, 10.5 and 14)
     singh = cohort["arm"] == "ketamine_2_per_week"
-    assert (table.loc[singh, "sessions_by_endpoint"] == 4).all()
-    assert (table.loc[singh, "days_after_last_session"] == 4.5).all()
+    assert (table.loc[singh, "sessions_by_endpoint"] == 5).all()
+    assert (table.loc[singh, "days_after_last_session"] == 1).all()
 
 
 def test_cognition_encoder_marks_missing_batteries(cohort, encoded):

@@ -124,7 +124,7 @@ def test_visit_columns_are_part_of_the_contract():
 
 def test_columns_by_role():
     assert "patient_id" in columns("identifier")
-    assert columns("group") == ["trial_id", "site_id", "arm"]
+    assert columns("group") == ["trial_id", "site_id", "arm", "period"]
     baseline = columns("baseline")
     assert {"age", "madrs_baseline", "processing_speed_z"} <= set(baseline)
     assert not set(baseline) & set(columns("regimen"))

@@ -35,20 +35,22 @@ def _print_table(frame: pd.DataFrame, **kwargs) -> None:
 
 
 def cohort_summary(cohort: pd.DataFrame) -> pd.DataFrame:
-    """One line per trial: patients, arms, endpoint and outcome rates.
+    """One line per trial: courses (a crossover patient gives two), patients, arms, endpoint
+    and outcome rates.
 
     Examples
     --------
     >>> from ketapredict import simulate_cohort
     >>> from ketapredict.cli import cohort_summary
     >>> summary = cohort_summary(simulate_cohort(n=1000, seed=0))
-    >>> list(summary.columns)[:3]
-    ['patients', 'arms', 'endpoint_day']
+    >>> list(summary.columns)[:4]
+    ['courses', 'patients', 'arms', 'endpoint_day']
     """
     grouped = cohort.groupby("trial_id", observed=True)
     summary = pd.DataFrame(
         {
-            "patients": grouped.size(),
+            "courses": grouped.size(),
+            "patients": grouped["patient_id"].nunique(),
             "arms": grouped["arm"].nunique(),
             "endpoint_day": grouped["endpoint_day"].first(),
             "response": grouped["response"].mean(),
@@ -59,7 +61,8 @@ def cohort_summary(cohort: pd.DataFrame) -> pd.DataFrame:
     )
     total = pd.DataFrame(
         {
-            "patients": [len(cohort)],
+            "courses": [len(cohort)],
+            "patients": [cohort["patient_id"].nunique()],
             "arms": [cohort.groupby(["trial_id", "arm"], observed=True).ngroups],
             "endpoint_day": [float("nan")],
             **{
@@ -86,7 +89,7 @@ def _write(frame: pd.DataFrame, path: Path) -> None:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from .simulate import simulate_cohort
+    from .cohort.simulate import simulate_cohort
 
     cohort = simulate_cohort(n=args.n, seed=args.seed)
     _write(cohort, args.out)
@@ -101,21 +104,37 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from .calibration import calibration_report
+    from .cohort.calibration import calibration_report
 
     report = calibration_report(seed=args.seed, n_per_arm=args.n_per_arm)
-    shown = report[["id", "published", "simulated", "difference", "check", "passed"]]
     print(
-        f"Virtual cohort against published trials ({args.n_per_arm:,} patients per arm, "
-        f"seed {args.seed}).\n"
+        f"Virtual cohort against published evidence ({args.n_per_arm:,} patients per "
+        f"simulated arm, a typical trial, seed {args.seed}). Tolerances follow each "
+        "result's sample size (CALIBRATION.md).\n"
     )
-    _print_table(shown.round(3), index=False)
-    print("\nNot simulated:")
+    titles = {
+        "fit": "Fit targets: scripts/fit_cohort.py fitted the parameters to these.",
+        "validation": "Validation targets: never used by the fit.",
+    }
+    for role, title in titles.items():
+        rows = report[report["role"] == role]
+        print(f"{title} {int(rows['passed'].sum())} of {len(rows)} reproduced.\n")
+        shown = rows[["id", "published", "simulated", "tolerance", "passed"]].copy()
+        shown["check"] = [f"{r.check.split(' (')[0]}" for r in rows.itertuples()]
+        _print_table(shown.round(3), index=False)
+        print()
+    by_arm = report.attrs.get("oracle_auc_by_arm", {})
+    if by_arm:
+        print("Oracle AUC of response within each active arm of the pooled cohort:")
+        for arm, auc in by_arm.items():
+            print(f"  {arm:40s} {auc:.3f}")
+        print()
+    print("Not simulated:")
     for row in report.attrs["not_expressed"]:
         print(f"  {row['id']} ({row['source']}): {row['statement']} -- {row['not_expressed']}")
     failed = report.loc[~report["passed"], "id"].tolist()
     print(
-        f"\n{report['passed'].sum()} of {len(report)} targets reproduced."
+        f"\n{int(report['passed'].sum())} of {len(report)} targets reproduced."
         + (f" Missed: {', '.join(failed)}." if failed else "")
     )
     return 1 if failed else 0
@@ -242,9 +261,9 @@ def _train_and_log(
 def _quickstart(args: argparse.Namespace) -> int:
     import time
 
+    from .cohort.simulate import simulate_cohort
     from .regimen import Regimen
     from .schema import columns, example_course
-    from .simulate import simulate_cohort
 
     began = time.perf_counter()
     print(
@@ -341,9 +360,10 @@ def _parser() -> argparse.ArgumentParser:
 
     calibrate = commands.add_parser(
         "calibrate",
-        help="compare the virtual cohort with published trial results",
+        help="compare the virtual cohort with published evidence (fit and validation)",
         description="Simulate every published target of CALIBRATION.md and print published "
-        "and simulated values side by side. Exits 1 if a target is missed.",
+        "and simulated values side by side, fit and validation targets apart, with the "
+        "oracle AUC of each active arm. Exits 1 if a target is missed.",
     )
     calibrate.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     calibrate.add_argument(

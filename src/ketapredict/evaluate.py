@@ -402,6 +402,11 @@ def peer_models(frame: pd.DataFrame, seed: int = 0) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 # Validation schemes
 # --------------------------------------------------------------------------------------------
+def _repeated_patients(frame: pd.DataFrame) -> bool:
+    """Whether some patient has several rows (the periods of a crossover)."""
+    return "patient_id" in frame.columns and bool(frame["patient_id"].duplicated().any())
+
+
 def _splitter(scheme: str, n_splits: int, seed: int):
     from sklearn.model_selection import LeaveOneGroupOut, StratifiedGroupKFold, StratifiedKFold
 
@@ -553,7 +558,8 @@ def cross_validate(
         Defaults to ``model.outcome``.
     scheme : {"stratified_kfold", "grouped_kfold", "leave_one_trial_out"}
         Leave-one-trial-out validates across trials, as Chekroud 2016 did for
-        antidepressants; grouped k-fold keeps each trial in one fold.
+        antidepressants; grouped k-fold keeps each trial in one fold. Stratified k-fold
+        keeps a patient's rows (the periods of a crossover) in one fold.
     n_splits : int, default=5
         Folds for the k-fold schemes.
     tuning : mapping of parameter to values, optional
@@ -595,6 +601,10 @@ def cross_validate(
     splitter = _splitter(scheme, n_splits, seed)
     grouped = scheme in ("grouped_kfold", "leave_one_trial_out")
     groups = kept["trial_id"].astype(str).to_numpy() if grouped else None
+    if not grouped and _repeated_patients(kept):
+        # a crossover patient has a row per period: keep both in one fold
+        splitter = _splitter("grouped_kfold", n_splits, seed)
+        groups = kept["patient_id"].astype(str).to_numpy()
     splits = list(splitter.split(kept, y, groups))
     candidates: dict[str, Any] = {"OutcomeModel": model}
     if peers:

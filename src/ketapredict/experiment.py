@@ -112,7 +112,7 @@ class Experiment:
         """The experiment's patient table: simulated, or read from a file and validated."""
         data = self.spec.data
         if data.source == "simulated":
-            from .simulate import simulate_cohort
+            from .cohort.simulate import simulate_cohort
 
             return simulate_cohort(n=data.n, seed=data.seed)
         path = Path(data.source)

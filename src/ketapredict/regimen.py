@@ -11,7 +11,10 @@ quantities that drive effect and harm:
   time for IV, the time to peak for other routes), in mg/kg per hour;
 - weekly and cumulative exposure, and the course length.
 
-The simulator and the feature encoders both call :func:`exposure`: one pharmacology, not two.
+These are published point values: the feature encoders use them as they are. The virtual
+cohort starts from them too, but each simulated patient's true exposure varies around them
+(bioavailability, potency and clearance differ between patients), so a model reading these
+features does not read the simulator's own pharmacology (``cohort/model.py``).
 """
 
 from __future__ import annotations

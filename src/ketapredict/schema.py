@@ -6,7 +6,8 @@ One row of a patient table is one patient's treatment course. Each column has a 
 role       rule
 ========== ==================================================================================
 identifier never a feature, never logged, never in a report (``patient_id``)
-group      used only to group rows for validation (``trial_id``, ``site_id``, ``arm``)
+group      used only to group rows for validation (``trial_id``, ``site_id``, ``arm``,
+           ``period``)
 baseline   known before treatment; may be missing (NaN) unless required
 regimen    the dose schedule being considered
 outcome    what happened; never a feature
@@ -148,6 +149,15 @@ _CONTRACT: tuple[Column, ...] = (
     Column("trial_id", "group", "string", "trial or data source the course comes from"),
     Column("site_id", "group", "string", "recruiting site within the trial"),
     Column("arm", "group", "string", "randomised arm label within the trial"),
+    Column(
+        "period",
+        "group",
+        "int",
+        "period of a crossover trial (1 in a parallel-arm trial)",
+        "period",
+        1,
+        10,
+    ),
     # baseline
     Column(
         "age", "baseline", "float", "age at baseline", "years", 12, 100, required=True, label="age"
@@ -404,20 +414,19 @@ _CONTRACT: tuple[Column, ...] = (
         "bool",
         "clinically relevant dissociation (CADSS > 4) in the first session",
     ),
-    # truth (simulated data only)
-    Column("p_response", "truth", "float", "true probability of response", "probability", 0, 1),
-    Column("p_remission", "truth", "float", "true probability of remission", "probability", 0, 1),
-    Column(
-        "p_cognitive_decline",
-        "truth",
-        "float",
-        "true probability of cognitive decline",
-        "probability",
-        0,
-        1,
-    ),
-    Column(
-        "p_dissociation", "truth", "float", "true probability of dissociation", "probability", 0, 1
+    # truth (simulated data only): given the trial's random effects, and for a new trial
+    *(
+        Column(
+            f"p_{outcome}{suffix}",
+            "truth",
+            "float",
+            f"true probability of {outcome.replace('_', ' ')}{words}",
+            "probability",
+            0,
+            1,
+        )
+        for suffix, words in (("", ""), ("_marginal", " in a new trial"))
+        for outcome in ("response", "remission", "cognitive_decline", "dissociation")
     ),
 )
 
@@ -536,8 +545,10 @@ def columns(role: str | None = None, frame: pd.DataFrame | None = None) -> list[
 
     Examples
     --------
-    >>> columns("truth")
+    >>> columns("truth")[:4]
     ['p_response', 'p_remission', 'p_cognitive_decline', 'p_dissociation']
+    >>> columns("truth")[4]
+    'p_response_marginal'
     """
     if role is not None and role not in ROLES:
         raise ValueError(f"Got role={role!r}, but expected one of {', '.join(map(repr, ROLES))}.")

@@ -1,0 +1,666 @@
+"""The generative model of the virtual cohort: a patient's course, and its exact probabilities.
+
+Scores live on the log-odds of their range: for MADRS (0-60), ``l(M) = logit((M + 0.5) / 61)``,
+and a score is recovered as ``round(61 * expit(l) - 0.5)``, always a whole number in 0-60.
+At a visit ``t`` days after the first session, a patient's MADRS is ``l(baseline) + delta(t)``
+with (negative is better)::
+
+    delta(t) = - nu(t) * (1 + sum_p gamma_p x_p + tau_ns z_trial1)          nonspecific
+               - G(t)  * (drug_max + sum_p beta_p w_p(t) x_p + tau_drug z_trial2
+                          + drug_sd z_drug)                                  specific drug
+               + nonspecific_sd * sqrt(r(t)) z_patient + drift(t)            patient spread
+               - antidepressant(t) * antidepressant_sd * z_ad
+               + visit_noise * e(t)                                           fluctuation
+
+- ``nu(t)``: expectancy from the sessions given (renewed by each, larger for a treatment the
+  patient perceives), growth with weeks in the trial, and a newly started oral
+  antidepressant's increment;
+- ``G(t) = Emax(true exposure) * kernel(t) * buildup``: the drug's course, rising within
+  hours, peaking near 24 h and decaying over about a week, the strongest session so far
+  setting the level, later sessions lasting longer and repeated sessions building it up;
+- ``x_p``: the predictors (standardised baseline covariates), ``w_p(t)`` their time profile
+  (early-acting, late-acting or throughout); trial random effects ``z_trial``; patient
+  latent terms ``z_patient`` and ``z_drug`` (correlated: the drug helps least those who
+  improve most without it, so effects do not simply add), ``z_ad`` and a Brownian
+  ``drift``, all shared by a patient's crossover periods but the drift; ``e(t)``
+  independent at each visit.
+
+Effects thus combine multiplicatively on the odds of the remaining symptoms. A patient's true
+exposure is the published pharmacology (:func:`ketapredict.exposure`) times a log-normal
+factor, discretised at 7 Gauss-Hermite nodes: the simulator draws the node, and the true
+probabilities sum over them. Given the node, the recorded covariates and the binary fields
+that are missing, ``delta`` is Gaussian (missing continuous covariates act linearly and are
+Gaussian given the recorded ones: :mod:`.population`), so every true probability is an exact
+finite mixture of normal CDFs, rounding of scores included.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.polynomial.hermite_e import hermegauss
+from scipy.special import ndtr
+
+from ..regimen import exposure
+from ..schema import KETAMINES
+from .parameters import Parameters
+from .population import BINARY_FIELDS, COGNITION
+
+__all__ = [
+    "Course",
+    "Profile",
+    "components",
+    "course",
+    "latent_draws",
+    "predictors",
+    "profile",
+    "scale_logit",
+    "score",
+    "simulate_visits",
+    "true_probabilities",
+]
+
+# A patient's true exposure factor: log-normal, mean 1, discretised at 7 nodes.
+NODES, _W = hermegauss(7)
+NODE_WEIGHTS = _W / _W.sum()
+
+SCALE_MAX = {"madrs": 60, "hamd17": 52, "ssi": 38}
+# Response: MADRS at most half of baseline; remission: MADRS at most 10 (CALIBRATION.md).
+REMISSION_MAX = 10
+# Clinically relevant dissociation: CADSS above 4; cognitive decline: -0.5 SD or worse.
+DISSOCIATION_ABOVE = 4
+DECLINE_AT = -0.5
+
+_ROUTE_SD = {
+    "iv": "exposure_sd_iv",
+    "im": "exposure_sd_injected",
+    "sc": "exposure_sd_injected",
+    "intranasal": "exposure_sd_intranasal",
+    "oral": "exposure_sd_oral",
+    "sublingual": "exposure_sd_oral",
+}
+
+# Predictors: how each standardised covariate acts. (nonspecific coefficient, drug
+# coefficient, time profile of the drug coefficient); the coefficients are parameter names.
+_PREDICTORS = {
+    "failed": ("ns_failed_treatments", "drug_failed_treatments", "full"),
+    "episode": ("ns_episode", "drug_episode", "full"),
+    "age": ("ns_age", "drug_age", "full"),
+    "severity": ("ns_severity", "drug_severity", "full"),
+    "bmi": (None, "drug_bmi", "early"),
+    "family_history_aud": (None, "drug_family_history_aud", "full"),
+    "prior_suicide_attempt": (None, "drug_suicide_attempt", "late"),
+    "anxious_distress": (None, "drug_anxious", "full"),
+    "processing_speed": (None, "drug_processing_speed", "full"),
+    "working_memory": (None, "drug_working_memory", "full"),
+}
+_COGNITIVE = ("processing_speed", "working_memory")
+# Reference patient of drug_max: log BMI 28 (scaled by 0.2), episode 24 months, cognition -0.5.
+_LOG_BMI_REF, _LOG_BMI_SCALE = math.log(28.0), 0.2
+_LOG_EPISODE_REF = math.log(24.0)
+_COGNITION_REF = -0.5
+
+
+def scale_logit(score_: np.ndarray, scale: str = "madrs") -> np.ndarray:
+    """A score on the model's log-odds scale: ``logit((score + 0.5) / (max + 1))``."""
+    top = SCALE_MAX[scale] + 1
+    fraction = (np.asarray(score_, dtype=float) + 0.5) / top
+    return np.log(fraction / (1 - fraction))
+
+
+def score(latent: np.ndarray, scale: str = "madrs") -> np.ndarray:
+    """A whole-number score from the log-odds scale (the inverse of :func:`scale_logit`)."""
+    top = SCALE_MAX[scale] + 1
+    return np.round(top / (1 + np.exp(-latent)) - 0.5)
+
+
+def at_most(threshold: np.ndarray | float, scale: str = "madrs") -> np.ndarray:
+    """The log-odds below which a score is at most ``threshold``: ``P(M <= c) = P(l < this)``."""
+    top = SCALE_MAX[scale] + 1
+    fraction = (np.asarray(threshold, dtype=float) + 1) / top
+    with np.errstate(divide="ignore"):
+        return np.log(fraction / (1 - fraction))
+
+
+def _hill(x, half, hill):
+    x = np.maximum(x, 0.0)
+    return x**hill / (x**hill + half**hill)
+
+
+def _logistic(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+# --------------------------------------------------------------------------------------------
+# The regimen side
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Course:
+    """The treatment side of each patient's course: schedule and nominal exposure."""
+
+    sessions_per_week: np.ndarray
+    n_sessions: np.ndarray
+    equivalent: np.ndarray  # nominal racemic-IV-equivalent dose per session, mg/kg
+    peak: np.ndarray  # nominal peak-exposure proxy, mg/kg/h
+    exposure_sd: np.ndarray  # SD of the log true exposure factor
+    active: np.ndarray
+    perceived: np.ndarray  # a comparator the patient perceives (midazolam)
+    new_antidepressant: np.ndarray
+
+    @property
+    def spacing(self) -> np.ndarray:
+        return 7.0 / self.sessions_per_week
+
+    def take(self, rows: np.ndarray) -> Course:
+        """The courses of some patients."""
+        return Course(**{k: v[rows] for k, v in vars(self).items()})
+
+    def factor(self, node: np.ndarray | float) -> np.ndarray:
+        """The true exposure factor at a node (mean 1 over nodes, by route)."""
+        sd = self.exposure_sd
+        return np.exp(sd * node - sd**2 / 2)
+
+
+def course(
+    regimens: Mapping[str, np.ndarray], weight_kg: np.ndarray, params: Parameters
+) -> Course:
+    """The :class:`Course` of patients on ``regimens`` (contract regimen columns)."""
+    x = exposure({**regimens, "weight_kg": weight_kg})
+    route = np.asarray(regimens["route"], dtype=object)
+    sd = np.zeros(len(route))
+    for name, parameter in _ROUTE_SD.items():
+        sd[route == name] = getattr(params, parameter)
+    drug = np.asarray(regimens["drug"], dtype=object)
+    new_ad = np.asarray(regimens["new_oral_antidepressant"], dtype=object) == True  # noqa: E712
+    return Course(
+        sessions_per_week=np.asarray(regimens["sessions_per_week"], dtype=float),
+        n_sessions=np.asarray(regimens["n_sessions"], dtype=float),
+        equivalent=x["racemic_iv_equivalent_mg_per_kg"],
+        peak=np.nan_to_num(x["peak_exposure_mg_per_kg_per_h"]),
+        exposure_sd=sd,
+        active=np.isin(drug, KETAMINES),
+        perceived=drug == "midazolam",
+        new_antidepressant=new_ad.astype(bool),
+    )
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Deterministic time profiles of a course at one visit (one value per patient)."""
+
+    t: float
+    kernel: np.ndarray  # drug course, without Emax: strongest session so far x buildup
+    expectancy: np.ndarray  # the sessions' expectancy, 0-1
+    growth: float  # nonspecific growth with time in the trial
+    antidepressant: np.ndarray
+    given: np.ndarray  # sessions given before t
+    early: np.ndarray  # weight of early-acting predictors
+    spread: float  # ramp of the patient's nonspecific spread, 0-1
+    drift: float  # variance ramp of the Brownian drift, 0-1
+
+    def take(self, rows: np.ndarray) -> Profile:
+        """The profiles of some patients."""
+        return Profile(
+            **{k: v[rows] if isinstance(v, np.ndarray) else v for k, v in vars(self).items()}
+        )
+
+
+def profile(c: Course, t: float, p: Parameters) -> Profile:
+    """The time profiles at ``t`` days after the first session.
+
+    A visit sees the sessions given strictly before it. Each session's drug kernel rises with
+    time constant ``onset_days``, holds until ``peak_days`` and then decays (Weibull, scale
+    ``decay_days`` lengthened by ``consolidation`` per earlier session); the strongest kernel
+    sets the level, times the buildup of repeated sessions.
+    """
+    n = len(c.n_sessions)
+    spacing = c.spacing
+    kernel = np.zeros(n)
+    expectancy = np.zeros(n)
+    given = np.zeros(n)
+    last = np.zeros(n)
+    most = int(min(c.n_sessions.max(), math.ceil(t / spacing.min()) + 1))
+    for k in range(most):
+        start = k * spacing
+        on = (k < c.n_sessions) & (start < t)
+        if not on.any():
+            break
+        tau = np.where(on, t - start, 0.0)
+        after = np.maximum(tau - p.peak_days, 0.0)
+        scale = p.decay_days * (1 + p.consolidation * k)
+        session = (1 - np.exp(-tau / p.onset_days)) * np.exp(-((after / scale) ** p.decay_shape))
+        kernel = np.where(on, np.maximum(kernel, session), kernel)
+        lift = (1 - np.exp(-tau / p.expectancy_onset_days)) * np.exp(
+            -after / p.expectancy_fade_days
+        )
+        expectancy = np.where(on, np.maximum(expectancy, lift), expectancy)
+        given += on
+        last = np.where(on, start, last)
+    kernel = kernel * (1 + p.buildup * (1 - np.exp(-np.maximum(given - 1, 0) / 3.0)))
+    start_ad = _logistic(-p.antidepressant_midpoint_days / p.antidepressant_scale_days)
+    ad = (
+        _logistic((t - p.antidepressant_midpoint_days) / p.antidepressant_scale_days) - start_ad
+    ) / (1 - start_ad)
+    return Profile(
+        t=t,
+        kernel=kernel,
+        expectancy=expectancy,
+        growth=p.growth * (1 - math.exp(-t / p.growth_days)),
+        antidepressant=np.where(c.new_antidepressant, p.antidepressant * ad, 0.0),
+        given=given,
+        early=np.exp(-(((t - last) / p.early_days) ** 2)),
+        spread=1 - math.exp(-t / p.expectancy_onset_days),
+        drift=1 - math.exp(-t / p.growth_days),
+    )
+
+
+def _levels(c: Course, prof: Profile, factor: np.ndarray, p: Parameters):
+    """Nonspecific level nu, drug level G and dissociation exposure H at a true exposure."""
+    true_peak = c.peak * factor
+    perceptible = np.where(
+        c.perceived, 1.0, np.where(c.active, _hill(true_peak, p.perceptible_ed50, 2.0), 0.0)
+    )
+    expect = p.expectancy_inert + (p.expectancy_perceived - p.expectancy_inert) * perceptible
+    nu = expect * prof.expectancy + prof.growth + prof.antidepressant
+    emax = np.where(c.active, _hill(c.equivalent * factor, p.ed50, p.hill), 0.0)
+    return nu, emax * prof.kernel
+
+
+# --------------------------------------------------------------------------------------------
+# Predictors
+# --------------------------------------------------------------------------------------------
+def predictors(baseline: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Standardised predictors from baseline columns; NaN where a value is missing."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {
+            "failed": (np.minimum(baseline["n_failed_treatments"], 10) - 3) / 2,
+            "episode": np.log(baseline["episode_months"]) - _LOG_EPISODE_REF,
+            "age": (baseline["age"] - 45) / 12,
+            "severity": (baseline["madrs_baseline"] - 33) / 6,
+            "bmi": (np.log(baseline["bmi"]) - _LOG_BMI_REF) / _LOG_BMI_SCALE,
+            "family_history_aud": np.asarray(baseline["family_history_aud"], dtype=float),
+            "prior_suicide_attempt": np.asarray(baseline["prior_suicide_attempt"], dtype=float),
+            "anxious_distress": np.asarray(baseline["anxious_distress"], dtype=float),
+            "processing_speed": baseline["processing_speed_z"] - _COGNITION_REF,
+            "working_memory": baseline["working_memory_z"] - _COGNITION_REF,
+            "cognition": np.mean([baseline[c] for c in COGNITION], axis=0) - _COGNITION_REF,
+        }
+
+
+@dataclass(frozen=True)
+class _Hidden:
+    """Missing continuous predictors: conditional means filled in, and their variances."""
+
+    x: dict[str, np.ndarray]  # predictors with conditional means where missing
+    var: dict[str, np.ndarray]  # conditional variance (0 where recorded)
+    cognition: np.ndarray  # rows whose cognition is missing
+    cognition_cov: np.ndarray  # covariance of (processing speed, working memory)
+
+
+def _fill(x: Mapping[str, np.ndarray], priors: Mapping | None) -> _Hidden:
+    x = dict(x)
+    n = len(x["age"])
+    var = {}
+    cognition = np.isnan(x["processing_speed"])
+    if priors is None:  # every value recorded
+        return _Hidden(x, {}, np.zeros(n, bool), np.zeros((2, 2)))
+    for name, prior, shift, scale in (
+        ("episode", "log_episode", _LOG_EPISODE_REF, 1.0),
+        ("bmi", "log_bmi", _LOG_BMI_REF, _LOG_BMI_SCALE),
+    ):
+        mean, v = priors[prior]
+        missing = np.isnan(x[name])
+        x[name] = np.where(missing, (mean - shift) / scale, x[name])
+        var[name] = np.where(missing, v / scale**2, 0.0)
+    mean, cov = priors["cognition"]
+    for k, name in enumerate(_COGNITIVE):
+        x[name] = np.where(cognition, mean[:, k] - _COGNITION_REF, x[name])
+    return _Hidden(x, var, cognition, cov[:2, :2])
+
+
+@dataclass(frozen=True)
+class Component:
+    """One term of a patient's Gaussian mixture for ``delta`` at a visit."""
+
+    weight: np.ndarray
+    mean: np.ndarray  # in a typical trial (trial effects at zero)
+    var: np.ndarray  # given the trial
+    trial_shift: np.ndarray  # mean shift per unit trial effect: (nonspecific, drug)
+    trial_var: np.ndarray  # extra variance when the trial effects are unknown
+    noise_var: float  # the visit fluctuation's share of ``var``
+    factor: np.ndarray
+    nu: np.ndarray
+    drug: np.ndarray
+    binary: dict[str, float]
+
+
+def components(
+    c: Course,
+    x: Mapping[str, np.ndarray],
+    prof: Profile,
+    p: Parameters,
+    priors: Mapping | None = None,
+    nodes: np.ndarray | None = None,
+) -> Iterator[Component]:
+    """The mixture components of ``delta`` at the profile's visit, given recorded ``x``.
+
+    Parameters
+    ----------
+    c : Course
+        The patients' courses.
+    x : dict of arrays
+        :func:`predictors`, NaN where missing.
+    prof : Profile
+        The courses' time profiles at the visit.
+    p : Parameters
+        The model's parameters.
+    priors : dict, optional
+        :func:`population.hidden_priors`; required when some value is missing.
+    nodes : array of int, optional
+        Each patient's own exposure node (a simulated patient's): one component per binary
+        combination then. Default: every node, weighted.
+    """
+    hidden = _fill(x, priors)
+    binary = [f for f in BINARY_FIELDS if np.isnan(hidden.x[f]).any()]
+    if binary and priors is None:
+        raise ValueError(f"missing {binary} without priors")
+    node_list = (
+        [(None, NODES[nodes], 1.0)]
+        if nodes is not None
+        else zip(range(len(NODES)), NODES, NODE_WEIGHTS, strict=True)
+    )
+    base_var = (
+        p.nonspecific_sd**2 * prof.spread
+        + p.drift_sd**2 * prof.drift
+        + (p.antidepressant_sd * prof.antidepressant) ** 2
+        + p.visit_noise**2
+    )
+    for _, node, node_weight in node_list:
+        factor = c.factor(node)
+        nu, drug = _levels(c, prof, factor, p)
+        ns_scale = np.ones_like(nu)
+        drug_mean = np.full_like(nu, p.drug_max)
+        # the drug term -G sd z_drug with z_drug = rho z_patient + ...: covariance with the
+        # patient's nonspecific term sd_ns sqrt(r) z_patient is -G sd rho sd_ns sqrt(r)
+        var = (
+            base_var
+            + drug**2 * p.drug_sd**2
+            - 2 * drug * p.drug_sd * p.drug_nonspecific_correlation
+            * p.nonspecific_sd * math.sqrt(prof.spread)
+        )  # fmt: skip
+        for name, (ns_coef, drug_coef, shape) in _PREDICTORS.items():
+            if name in binary:
+                continue
+            weight = {"full": 1.0, "early": prof.early, "late": 1 - prof.early}[shape]
+            gamma = getattr(p, ns_coef) if ns_coef else 0.0
+            beta = getattr(p, drug_coef) * weight
+            value = np.nan_to_num(hidden.x[name]) if name in BINARY_FIELDS else hidden.x[name]
+            if name in _COGNITIVE:
+                value = np.where(np.isnan(value), 0.0, value)  # rows without priors: unused
+            ns_scale = ns_scale + gamma * value
+            drug_mean = drug_mean + beta * value
+            if name in hidden.var:
+                coefficient = nu * gamma + drug * beta
+                var = var + coefficient**2 * hidden.var[name]
+        if hidden.cognition.any():
+            weights = np.array([getattr(p, _PREDICTORS[k][1]) for k in _COGNITIVE])
+            var = var + np.where(
+                hidden.cognition, drug**2 * (weights @ hidden.cognition_cov @ weights), 0.0
+            )
+        trial_shift = np.stack([-nu * p.tau_nonspecific, -drug * p.tau_drug])
+        trial_var = (nu * p.tau_nonspecific) ** 2 + (drug * p.tau_drug) ** 2
+        for values in itertools.product((0.0, 1.0), repeat=len(binary)):
+            weight = np.full(len(nu), node_weight)
+            mean_drug = drug_mean
+            for name, value in zip(binary, values, strict=True):
+                recorded = hidden.x[name]
+                prob = priors[name][0]
+                chance = np.where(
+                    np.isnan(recorded), prob if value else 1 - prob, recorded == value
+                )
+                weight = weight * chance
+                shape = _PREDICTORS[name][2]
+                w = {"full": 1.0, "early": prof.early, "late": 1 - prof.early}[shape]
+                beta = getattr(p, _PREDICTORS[name][1]) * w
+                mean_drug = mean_drug + beta * np.where(np.isnan(recorded), value, recorded)
+            yield Component(
+                weight=weight,
+                mean=-nu * ns_scale - drug * mean_drug,
+                var=var,
+                trial_shift=trial_shift,
+                trial_var=trial_var,
+                noise_var=p.visit_noise**2,
+                factor=factor,
+                nu=nu,
+                drug=drug,
+                binary=dict(zip(binary, values, strict=True)),
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# True probabilities
+# --------------------------------------------------------------------------------------------
+def _cognitive_harm(c: Course, prof: Profile, factor, composite, p: Parameters) -> np.ndarray:
+    """Harm to cognition in a susceptible patient (SD units; CALIBRATION.md G)."""
+    per_week = c.sessions_per_week
+    frequency = np.where(c.active & (prof.given >= 2), per_week**2 / (per_week**2 + 4.0**2), 0.0)
+    cumulative = c.equivalent * factor * prof.given
+    harm = p.frequency_harm * frequency + p.cumulative_harm * cumulative / (
+        cumulative + p.cumulative_half
+    )
+    return harm * np.maximum(1 + p.baseline_harm * composite, 0.0)
+
+
+def _dissociation_exposure(c: Course, factor, p: Parameters) -> np.ndarray:
+    return np.where(c.active, _hill(c.peak * factor, p.cadss_ed50, 2.0), 0.0)
+
+
+def true_probabilities(
+    c: Course,
+    x: Mapping[str, np.ndarray],
+    madrs0: np.ndarray,
+    prof: Profile,
+    p: Parameters,
+    priors: Mapping | None,
+    trial: tuple[float, float] = (0.0, 0.0),
+) -> dict[str, np.ndarray]:
+    """Each patient's true probability of every outcome at the profile's visit.
+
+    ``p_*`` are given the trial's random effects ``trial``; ``p_*_marginal`` for a new trial
+    (random effects integrated out). Cognitive decline is NaN for a patient without a
+    baseline battery (no cognitive outcome).
+    """
+    n = len(madrs0)
+    out = {
+        f"p_{name}{suffix}": np.zeros(n)
+        for name in ("response", "remission", "cognitive_decline", "dissociation")
+        for suffix in ("", "_marginal")
+    }
+    # Rows that need fewer components are computed apart: comparators do not depend on the
+    # exposure node, and only rows with a missing binary field sum over its values.
+    hidden_binary = np.zeros(n, dtype=bool)
+    for name in BINARY_FIELDS:
+        hidden_binary |= np.isnan(np.asarray(x[name], dtype=float))
+    for active in (False, True):
+        for hidden in (False, True):
+            rows = np.flatnonzero((c.active == active) & (hidden_binary == hidden))
+            if not len(rows):
+                continue
+            part = _probabilities(
+                c.take(rows),
+                {k: np.asarray(v)[rows] for k, v in x.items()},
+                np.asarray(madrs0, dtype=float)[rows],
+                prof.take(rows),
+                p,
+                None if priors is None else _take_priors(priors, rows),
+                trial,
+                all_nodes=active,
+            )
+            for name, values in part.items():
+                out[name][rows] = values
+    for name, values in out.items():
+        out[name] = np.clip(values, 0.0, 1.0)
+    tested = ~np.isnan(np.asarray(x["cognition"], dtype=float))
+    for suffix in ("", "_marginal"):
+        name = f"p_cognitive_decline{suffix}"
+        out[name] = np.where(tested, out[name], np.nan)
+    return out
+
+
+def _take_priors(priors: Mapping, rows: np.ndarray) -> dict:
+    taken = {}
+    for name, (first, second) in priors.items():
+        if name == "cognition":
+            taken[name] = (first[rows], second)  # the covariance is shared
+        else:
+            taken[name] = (first[rows], second[rows])
+    return taken
+
+
+def _probabilities(c, x, madrs0, prof, p, priors, trial, *, all_nodes: bool) -> dict:
+    base = scale_logit(madrs0)
+    response_at = at_most(np.floor(madrs0 / 2)) - base
+    remission_at = at_most(REMISSION_MAX) - base
+    composite = np.nan_to_num(x["cognition"])
+    cognition_base = p.practice + p.regression * composite
+    n = len(base)
+    out = {}
+    nodes = None if all_nodes else np.full(n, len(NODES) // 2)
+    for comp in components(c, x, prof, p, priors, nodes=nodes):
+        shift = comp.trial_shift[0] * trial[0] + comp.trial_shift[1] * trial[1]
+        # cognition: practice, regression, mood (the latent change without the visit's
+        # fluctuation), harm in the susceptible
+        harm = _cognitive_harm(c, prof, comp.factor, composite, p)
+        for suffix, mean, var in (
+            ("", comp.mean + shift, comp.var),
+            ("_marginal", comp.mean, comp.var + comp.trial_var),
+        ):
+            sd = np.sqrt(var)
+            mu = cognition_base - p.mood * mean
+            sd_c = np.sqrt(p.mood**2 * (var - comp.noise_var) + p.cognition_noise**2)
+            terms = {
+                "response": ndtr((response_at - mean) / sd),
+                "remission": ndtr((remission_at - mean) / sd),
+                "cognitive_decline": (1 - p.susceptible) * ndtr((DECLINE_AT - mu) / sd_c)
+                + p.susceptible * ndtr((DECLINE_AT - mu + harm) / sd_c),
+            }
+            for name, value in terms.items():
+                key = f"p_{name}{suffix}"
+                out[key] = out.get(key, 0.0) + comp.weight * value
+    # dissociation depends on the exposure node only (no trial effect)
+    dissociation = np.zeros(n)
+    for node, weight in zip(NODES, NODE_WEIGHTS, strict=True) if all_nodes else [(0.0, 1.0)]:
+        h = _dissociation_exposure(c, c.factor(node), p)
+        mean = p.cadss_baseline + p.cadss_max * h
+        sd = np.sqrt(p.cadss_noise**2 + (p.cadss_sd * h) ** 2)
+        dissociation += weight * ndtr((mean - (DISSOCIATION_ABOVE + 0.5)) / sd)
+    out["p_dissociation"] = dissociation
+    out["p_dissociation_marginal"] = dissociation
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Simulation
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Latent:
+    """A patient's own latent terms, shared by the periods of a crossover."""
+
+    node: np.ndarray  # exposure node index
+    patient: np.ndarray  # nonspecific propensity
+    antidepressant: np.ndarray  # response to a new oral antidepressant
+    drug: np.ndarray  # drug sensitivity
+    dissociation: np.ndarray  # dissociation susceptibility (its own part)
+    susceptible: np.ndarray  # cognitive harm
+
+
+def latent_draws(n: int, p: Parameters, rng: np.random.Generator) -> Latent:
+    """Draw ``n`` patients' latent terms."""
+    node = rng.choice(len(NODES), size=n, p=NODE_WEIGHTS)
+    patient, antidepressant, own, dissociation = rng.standard_normal((4, n))
+    rho = p.drug_nonspecific_correlation
+    drug = rho * patient + math.sqrt(1 - rho**2) * own
+    return Latent(node, patient, antidepressant, drug, dissociation, rng.random(n) < p.susceptible)
+
+
+def simulate_visits(
+    c: Course,
+    full: Mapping[str, np.ndarray],
+    visits: tuple[float, ...],
+    p: Parameters,
+    rng: np.random.Generator,
+    latent: Latent,
+    trial: tuple[float, float] = (0.0, 0.0),
+) -> dict[str, np.ndarray]:
+    """Scores at each visit and the endpoint outcomes (the last visit), from full covariates.
+
+    Returns the visit columns (``madrs_<visit>``, ``hamd17_*``, ``ssi_*``), ``response``,
+    ``remission``, ``cognition_change`` and ``cognitive_decline`` (before masking: the
+    caller blanks them for patients without a battery), ``cadss_peak``, ``cadss_last`` and
+    ``dissociation``.
+    """
+    from ..schema import visit_label
+
+    n = len(full["age"])
+    x = predictors(full)
+    base = {scale: scale_logit(full[f"{scale}_baseline"], scale) for scale in SCALE_MAX}
+    drift = np.zeros(n)
+    drift_ramp = 0.0
+    out: dict[str, np.ndarray] = {}
+    for t in visits:
+        prof = profile(c, t, p)
+        (comp,) = components(c, x, prof, p, nodes=latent.node)
+        shift = comp.trial_shift[0] * trial[0] + comp.trial_shift[1] * trial[1]
+        drift = drift + p.drift_sd * math.sqrt(max(prof.drift - drift_ramp, 0.0)) * (
+            rng.standard_normal(n)
+        )
+        drift_ramp = prof.drift
+        mood = (
+            comp.mean
+            + shift
+            + p.nonspecific_sd * math.sqrt(prof.spread) * latent.patient
+            - p.antidepressant_sd * prof.antidepressant * latent.antidepressant
+            - comp.drug * p.drug_sd * latent.drug
+            + drift
+        )
+        noise = p.visit_noise * rng.standard_normal((3, n))
+        label = visit_label(t)
+        out[f"madrs_{label}"] = score(base["madrs"] + mood + noise[0], "madrs")
+        out[f"hamd17_{label}"] = score(base["hamd17"] + p.hamd_factor * mood + noise[1], "hamd17")
+        out[f"ssi_{label}"] = score(base["ssi"] + p.ssi_factor * mood + noise[2], "ssi")
+
+    last = out[f"madrs_{visit_label(visits[-1])}"]
+    madrs0 = full["madrs_baseline"]
+    out["response"] = last <= madrs0 / 2
+    out["remission"] = last <= REMISSION_MAX
+
+    composite = x["cognition"]
+    harm = _cognitive_harm(c, prof, comp.factor, composite, p)
+    change = (
+        p.practice
+        + p.regression * composite
+        - p.mood * mood
+        - latent.susceptible * harm
+        + p.cognition_noise * rng.standard_normal(n)
+    )
+    out["cognition_change"] = change
+    out["cognitive_decline"] = change <= DECLINE_AT
+
+    h = _dissociation_exposure(c, comp.factor, p)
+    rho = p.cadss_drug_correlation
+    susceptibility = p.cadss_max + p.cadss_sd * (
+        rho * latent.drug + math.sqrt(1 - rho**2) * latent.dissociation
+    )
+    tolerance = 1 / (1 + p.cadss_tolerance * (np.maximum(prof.given, 1) - 1))
+    noise = p.cadss_noise * rng.standard_normal((2, n))
+    first = p.cadss_baseline + susceptibility * h + noise[0]
+    out["cadss_peak"] = np.clip(np.round(first), 0, 92)
+    out["cadss_last"] = np.clip(
+        np.round(p.cadss_baseline + susceptibility * h * tolerance + noise[1]), 0, 92
+    )
+    out["dissociation"] = out["cadss_peak"] > DISSOCIATION_ABOVE
+    return out

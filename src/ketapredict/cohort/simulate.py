@@ -1,0 +1,812 @@
+"""Simulated trials: parallel arms, crossovers, and the pooled virtual cohort.
+
+Real ketamine trial data is private, so ketapredict learns and is tested on virtual patients
+whose behaviour reproduces published trials (``ketapredict calibrate`` shows how well) and
+whose true outcome probabilities are known, so that every model can be measured against the
+best possible score (the *oracle*). The generative model is described in
+:mod:`ketapredict.cohort.model`; its parameters, each with its source, in
+``cohort/parameters.toml``.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..exceptions import Problem, ValidationError
+from ..regimen import REGIMEN_FIELDS, Regimen
+from ..schema import column, visit_days, visit_label
+from .model import (
+    course,
+    latent_draws,
+    predictors,
+    profile,
+    scale_logit,
+    score,
+    simulate_visits,
+    true_probabilities,
+)
+from .parameters import Parameters, load_parameters
+from .population import COGNITION, Population, draw_baseline, hidden_priors, mask
+
+__all__ = [
+    "TrialDesign",
+    "TrialEffect",
+    "published_trials",
+    "simulate_arm",
+    "simulate_cohort",
+    "simulate_crossover",
+    "simulate_trial",
+]
+
+_OUTCOMES = (
+    "response",
+    "remission",
+    "cognition_change",
+    "cognitive_decline",
+    "cadss_peak",
+    "cadss_last",
+    "dissociation",
+)
+_TRUTH = tuple(
+    f"p_{name}{suffix}"
+    for suffix in ("", "_marginal")
+    for name in ("response", "remission", "cognitive_decline", "dissociation")
+)
+
+
+@dataclass(frozen=True)
+class TrialEffect:
+    """A trial's random effects, in standard-normal units.
+
+    Trials differ beyond sampling noise (CALIBRATION.md E): each has its own shift of the
+    nonspecific improvement and of the drug effect. Zero is the *typical* trial, which a
+    meta-analytic pool resembles; :meth:`draw` gives a random trial.
+
+    Parameters
+    ----------
+    nonspecific : float, default=0
+        The nonspecific improvement is multiplied by ``1 + tau_nonspecific * nonspecific``.
+    drug : float, default=0
+        The maximal drug effect is shifted by ``tau_drug * drug`` (log-odds of MADRS).
+
+    Examples
+    --------
+    >>> from ketapredict import TrialEffect
+    >>> TrialEffect(drug=-1.0)  # a trial whose drug effect is one SD below the typical
+    TrialEffect(nonspecific=0.0, drug=-1.0)
+    """
+
+    nonspecific: float = 0.0
+    drug: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("nonspecific", "drug"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float | np.integer | np.floating)
+                or not math.isfinite(value)
+                or abs(value) > 10
+            ):
+                raise ValidationError(
+                    [
+                        Problem(
+                            name,
+                            value,
+                            f"TrialEffect {name}={value!r} is not a number in -10 to 10 "
+                            "(standard-normal units)",
+                        )
+                    ],
+                    "simulation",
+                )
+            object.__setattr__(self, name, float(value))
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator) -> TrialEffect:
+        """A random trial's effects."""
+        nonspecific, drug = rng.standard_normal(2)
+        return cls(float(nonspecific), float(drug))
+
+    def as_tuple(self) -> tuple[float, float]:
+        return (self.nonspecific, self.drug)
+
+
+def _trial_effect(value: Any, rng: np.random.Generator) -> TrialEffect:
+    if value is None:
+        return TrialEffect()
+    if isinstance(value, str) and value == "random":
+        return TrialEffect.draw(rng)
+    if isinstance(value, TrialEffect):
+        return value
+    raise ValidationError(
+        [
+            Problem(
+                "trial_effect",
+                value,
+                f"trial_effect={value!r} is not None (a typical trial), 'random' or a TrialEffect",
+            )
+        ],
+        "simulation",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Checks
+# --------------------------------------------------------------------------------------------
+def _check_visits(visit_days_: Sequence[float]) -> tuple[float, ...]:
+    try:
+        visits = tuple(float(v) for v in visit_days_)
+        labels = [visit_label(v) for v in visits]
+    except (TypeError, ValueError) as error:
+        raise ValidationError(
+            [
+                Problem(
+                    "visit_days",
+                    visit_days_,
+                    f"visit_days={visit_days_!r} is not a sequence of positive days: {error}",
+                )
+            ],
+            "simulation",
+        ) from None
+    if not visits or list(visits) != sorted(set(visits)) or len(set(labels)) != len(labels):
+        raise ValidationError(
+            [
+                Problem(
+                    "visit_days",
+                    visit_days_,
+                    f"visit_days={visit_days_!r} must be distinct and increasing, at least one",
+                )
+            ],
+            "simulation",
+        )
+    return visits
+
+
+def _check_count(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        what = "a positive whole number" if minimum == 1 else f"a whole number >= {minimum}"
+        raise ValidationError(
+            [Problem(name, value, f"{name}={value!r} is not {what}")], "simulation"
+        )
+    return int(value)
+
+
+def _check_population(population: Any) -> None:
+    if not isinstance(population, Population):
+        raise TypeError(f"population must be a Population; got {type(population).__name__}.")
+
+
+def _arms(arms: Mapping[str, Regimen] | Sequence[Regimen]) -> tuple[list[str], list[Regimen]]:
+    if isinstance(arms, Mapping):
+        labels, regimens = [str(k) for k in arms], list(arms.values())
+    else:
+        regimens = list(arms)
+        labels = [str(r) for r in regimens]
+    if not regimens or not all(isinstance(r, Regimen) for r in regimens):
+        raise TypeError("arms must be a non-empty mapping or sequence of Regimen.")
+    if len(set(labels)) != len(labels):
+        raise ValidationError(
+            [Problem("arms", labels, f"arm labels must be distinct; got {labels!r}")], "simulation"
+        )
+    return labels, regimens
+
+
+# --------------------------------------------------------------------------------------------
+# Building blocks
+# --------------------------------------------------------------------------------------------
+def _regimen_arrays(regimens: Sequence[Regimen], which: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-patient regimen columns from a list of regimens and each patient's index into it."""
+    out = {}
+    for name in REGIMEN_FIELDS:
+        values = np.array([getattr(r, name) for r in regimens], dtype=object)[which]
+        if name in ("dose", "infusion_minutes", "sessions_per_week", "n_sessions"):
+            values = np.array([np.nan if v is None else v for v in values], dtype=float)
+        out[name] = values
+    return out
+
+
+def _course_rows(
+    population: Population,
+    full: dict[str, np.ndarray],
+    observed: dict[str, np.ndarray],
+    regimens: dict[str, np.ndarray],
+    visits: tuple[float, ...],
+    latent,
+    effect: TrialEffect,
+    params: Parameters,
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
+    """One course per patient: regimen, visits, outcomes, and true probabilities."""
+    c = course(regimens, full["weight_kg"], params)
+    outcomes = simulate_visits(c, full, visits, params, rng, latent, effect.as_tuple())
+    priors = hidden_priors(population, observed, params)
+    truth = true_probabilities(
+        c,
+        predictors(observed),
+        full["madrs_baseline"],
+        profile(c, visits[-1], params),
+        params,
+        priors,
+        effect.as_tuple(),
+    )
+    # what the record lacks: no cognitive outcome without a baseline battery, no visits of a
+    # scale without its baseline
+    untested = np.isnan(observed[COGNITION[0]])
+    outcomes["cognition_change"] = np.where(untested, np.nan, outcomes["cognition_change"])
+    outcomes["cognitive_decline"] = np.where(
+        untested, None, outcomes["cognitive_decline"].astype(object)
+    )
+    for scale in ("hamd17", "ssi"):
+        unrated = np.isnan(observed[f"{scale}_baseline"])
+        for name in list(outcomes):
+            if name.startswith(f"{scale}_"):
+                outcomes[name] = np.where(unrated, np.nan, outcomes[name])
+    return {
+        **regimens,
+        "endpoint_day": np.full(len(c.n_sessions), visits[-1]),
+        **outcomes,
+        **truth,
+    }
+
+
+def _simulate_parallel(
+    population: Population,
+    labels: list[str],
+    regimens: list[Regimen],
+    sizes: list[int],
+    rng: np.random.Generator,
+    visits: tuple[float, ...],
+    trial_id: str,
+    effect: TrialEffect,
+    params: Parameters,
+) -> pd.DataFrame:
+    n = sum(sizes)
+    full = draw_baseline(population, n, rng)
+    which = rng.permutation(np.repeat(np.arange(len(regimens)), sizes))
+    latent = latent_draws(n, params, rng)
+    observed = mask(population, full, params, rng)
+    rows = _course_rows(
+        population,
+        full,
+        observed,
+        _regimen_arrays(regimens, which),
+        visits,
+        latent,
+        effect,
+        params,
+        rng,
+    )
+    groups = {
+        "patient_id": _patient_ids(trial_id, n),
+        "trial_id": np.full(n, trial_id, dtype=object),
+        "arm": np.array(labels, dtype=object)[which],
+        "period": np.ones(n),
+    }
+    return _frame(groups, observed, rows)
+
+
+def _patient_ids(trial_id: str, n: int) -> np.ndarray:
+    return np.char.add(f"{trial_id}-", np.char.zfill(np.arange(n).astype(str), 6)).astype(object)
+
+
+def _rerated(
+    full: dict[str, np.ndarray],
+    gap_days: float,
+    params: Parameters,
+    rng: np.random.Generator | None = None,
+    *,
+    shift: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """The baseline scores re-rated before a crossover's second period.
+
+    Each scale moves by two ratings' fluctuation and the patient's drift over ``gap_days``
+    (``shift``: standard-normal draws, else drawn from ``rng``); the drug and expectancy of
+    the first period are assumed gone by then (no carryover).
+    """
+    n = len(full["age"])
+    drift = params.drift_sd**2 * (1 - math.exp(-gap_days / params.growth_days))
+    sd = math.sqrt(2 * params.visit_noise**2 + drift)
+    shift = sd * (rng.standard_normal(n) if shift is None else shift)
+    rerated = dict(full)
+    for scale, factor in (
+        ("madrs", 1.0),
+        ("hamd17", params.hamd_factor),
+        ("ssi", params.ssi_factor),
+    ):
+        name = f"{scale}_baseline"
+        rerated[name] = score(scale_logit(full[name], scale) + factor * shift, scale)
+    return rerated
+
+
+def _simulate_crossover(
+    population: Population,
+    labels: list[str],
+    regimens: list[Regimen],
+    n_patients: int,
+    rng: np.random.Generator,
+    visits: tuple[float, ...],
+    washout_days: float,
+    trial_id: str,
+    effect: TrialEffect,
+    params: Parameters,
+    rows_wanted: int | None = None,
+) -> pd.DataFrame:
+    full = draw_baseline(population, n_patients, rng)
+    first = rng.permutation(np.arange(n_patients) % 2)  # half start with each arm
+    latent = latent_draws(n_patients, params, rng)
+    observed = mask(population, full, params, rng)
+    periods = []
+    for period, which in ((1, first), (2, 1 - first)):
+        if period == 1:
+            full_p, observed_p = full, observed
+        else:
+            full_p = _rerated(full, visits[-1] + washout_days, params, rng)
+            observed_p = dict(observed)
+            for name in ("madrs_baseline", "hamd17_baseline", "ssi_baseline"):
+                observed_p[name] = np.where(np.isnan(observed[name]), np.nan, full_p[name])
+        rows = _course_rows(
+            population,
+            full_p,
+            observed_p,
+            _regimen_arrays(regimens, which),
+            visits,
+            latent,
+            effect,
+            params,
+            rng,
+        )
+        groups = {
+            "patient_id": _patient_ids(trial_id, n_patients),
+            "trial_id": np.full(n_patients, trial_id, dtype=object),
+            "arm": np.array(labels, dtype=object)[which],
+            "period": np.full(n_patients, float(period)),
+        }
+        periods.append(_frame(groups, observed_p, rows))
+    frame = pd.concat(periods, ignore_index=True)
+    order = np.lexsort((frame["period"].to_numpy(dtype=float), np.tile(np.arange(n_patients), 2)))
+    frame = frame.iloc[order].reset_index(drop=True)
+    if rows_wanted is not None and rows_wanted < len(frame):
+        # an odd share of rows: the last patient (in random order) left after period 1
+        leaver = rng.integers(n_patients)
+        drop = frame.index[
+            (frame["patient_id"] == f"{trial_id}-{leaver:06d}") & (frame["period"] == 2)
+        ]
+        frame = frame.drop(index=drop).reset_index(drop=True)
+    return frame
+
+
+def _frame(
+    groups: Mapping[str, np.ndarray],
+    baseline: Mapping[str, np.ndarray],
+    rows: Mapping[str, np.ndarray],
+) -> pd.DataFrame:
+    """Assemble a contract-typed frame: groups, baseline, regimen, visits, outcomes, truth."""
+    data = {**groups, **baseline, **rows}
+    visits = _visit_order(k for k in rows if _is_visit(k))
+    order = [
+        *groups,
+        *baseline,
+        *REGIMEN_FIELDS,
+        "endpoint_day",
+        *visits,
+        *_OUTCOMES,
+        *_TRUTH,
+    ]
+    frame = {}
+    for name in order:
+        col = column(name)
+        values = data[name]
+        if col.kind == "category":
+            frame[name] = pd.Categorical(values, categories=col.categories)
+        elif col.kind == "bool":
+            values = np.asarray(values, dtype=object)
+            missing = pd.isna(values)
+            frame[name] = pd.arrays.BooleanArray(
+                np.where(missing, False, values).astype(bool), missing
+            )
+        elif col.kind == "int":
+            frame[name] = pd.array(np.asarray(values, dtype=float), dtype="Int64")
+        elif col.kind == "string":
+            frame[name] = pd.array(values, dtype="str")
+        else:
+            frame[name] = np.asarray(values, dtype=float)
+    return pd.DataFrame(frame)
+
+
+_SCALES = ("madrs", "hamd17", "ssi")
+
+
+def _is_visit(name: str) -> bool:
+    scale, _, when = name.partition("_")
+    return scale in _SCALES and when[:1] in ("d", "h", "m") and when[1:].isdigit()
+
+
+def _visit_order(names) -> list[str]:
+    """Visit columns by scale (MADRS, HAMD-17, SSI), then by time."""
+    return sorted(names, key=lambda k: (_SCALES.index(k.split("_")[0]), visit_days(k)))
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------
+def simulate_trial(
+    population: Population,
+    arms: Mapping[str, Regimen] | Sequence[Regimen],
+    n_per_arm: int,
+    seed: int | np.random.SeedSequence = 0,
+    *,
+    visit_days: Sequence[float] = (1, 7, 14, 28),
+    trial_id: str = "trial",
+    trial_effect: TrialEffect | str | None = None,
+) -> pd.DataFrame:
+    """Simulate a randomised parallel-arm trial: one population, several arms.
+
+    Parameters
+    ----------
+    population : Population
+        Who is recruited.
+    arms : mapping of label to Regimen, or sequence of Regimen
+        The treatment arms; a sequence is labelled by each regimen's description.
+    n_per_arm : int
+        Patients per arm.
+    seed : int or numpy.random.SeedSequence, default=0
+        The same seed gives an identical frame.
+    visit_days : sequence of float, default=(1, 7, 14, 28)
+        Visit times in days after the first session (fractions allowed: ``4 / 24`` is a
+        4-hour visit, named ``h4``). A visit sees the sessions given before it. Response and
+        remission are assessed at the last one (``endpoint_day``).
+    trial_id : str, default="trial"
+        Written to ``trial_id`` and used as the prefix of ``patient_id``.
+    trial_effect : None, "random" or TrialEffect, default=None
+        The trial's random effects: None simulates a *typical* trial (effects at zero),
+        ``"random"`` draws them from ``seed``.
+
+    Returns
+    -------
+    DataFrame
+        One row per patient, in contract dtypes: ``patient_id``, ``trial_id``, ``arm``,
+        ``period`` (1), baseline columns as recorded (some missing), regimen columns,
+        ``endpoint_day``, ``madrs_*``, ``hamd17_*`` and ``ssi_*`` at each visit, the
+        outcomes, and the true probabilities: ``p_*`` given this trial's effects and
+        ``p_*_marginal`` for a new trial (effects unknown), each given the recorded columns.
+
+    Examples
+    --------
+    >>> from ketapredict import Population, Regimen, simulate_trial
+    >>> iv = dict(route="iv", dose_unit="mg/kg", infusion_minutes=40)
+    >>> trial = simulate_trial(Population(diagnosis="TRD"),
+    ...                        {"ketamine": Regimen(drug="ketamine", dose=0.5, **iv),
+    ...                         "saline": Regimen(drug="saline", dose=0, **iv)},
+    ...                        n_per_arm=4000, seed=1, visit_days=(1,))
+    >>> rates = trial.groupby("arm")["response"].mean()
+    >>> bool(0.35 < rates["ketamine"] < 0.65 and 0.03 < rates["saline"] < 0.2)
+    True
+    """
+    _check_population(population)
+    labels, regimens = _arms(arms)
+    n_per_arm = _check_count("n_per_arm", n_per_arm)
+    visits = _check_visits(visit_days)
+    rng = np.random.default_rng(seed)
+    effect = _trial_effect(trial_effect, rng)
+    return _simulate_parallel(
+        population,
+        labels,
+        regimens,
+        [n_per_arm] * len(regimens),
+        rng,
+        visits,
+        str(trial_id),
+        effect,
+        load_parameters(),
+    )
+
+
+def simulate_arm(
+    population: Population,
+    regimen: Regimen,
+    n: int,
+    seed: int | np.random.SeedSequence = 0,
+    *,
+    visit_days: Sequence[float] = (1, 7, 14, 28),
+    trial_effect: TrialEffect | str | None = None,
+) -> pd.DataFrame:
+    """Simulate ``n`` patients from ``population`` treated with ``regimen``.
+
+    Parameters
+    ----------
+    population : Population
+        Who is treated.
+    regimen : Regimen
+        The dose schedule every patient receives.
+    n : int
+        Number of patients.
+    seed : int or numpy.random.SeedSequence, default=0
+        The same seed gives an identical frame.
+    visit_days : sequence of float, default=(1, 7, 14, 28)
+        Visit times in days after the first session; a visit between sessions sees the
+        sessions given so far. Response and remission are assessed at the last visit.
+    trial_effect : None, "random" or TrialEffect, default=None
+        As in :func:`simulate_trial`: None is a typical trial.
+
+    Returns
+    -------
+    DataFrame
+        As :func:`simulate_trial`, with one arm.
+
+    Examples
+    --------
+    >>> from ketapredict import Population, Regimen, simulate_arm
+    >>> course = Regimen(drug="ketamine", route="iv", dose=0.5, dose_unit="mg/kg",
+    ...                  infusion_minutes=40, sessions_per_week=2, n_sessions=8)
+    >>> arm = simulate_arm(Population(diagnosis="TRD", madrs_mean=35), course, n=5000,
+    ...                    seed=0, visit_days=(1, 8, 15))
+    >>> change = arm["madrs_d15"] - arm["madrs_baseline"]
+    >>> bool(-24 < change.mean() < -12 and 8 < change.std() < 15)
+    True
+    >>> bool(abs(arm["response"].mean() - arm["p_response"].mean()) < 0.03)
+    True
+    """
+    if not isinstance(regimen, Regimen):
+        raise TypeError(f"regimen must be a Regimen; got {type(regimen).__name__}.")
+    return simulate_trial(
+        population,
+        {str(regimen): regimen},
+        n,
+        seed,
+        visit_days=visit_days,
+        trial_id="arm",
+        trial_effect=trial_effect,
+    )
+
+
+def simulate_crossover(
+    population: Population,
+    regimens: Mapping[str, Regimen] | Sequence[Regimen],
+    n: int,
+    seed: int | np.random.SeedSequence = 0,
+    *,
+    washout_days: float = 7.0,
+    visit_days: Sequence[float] = (1, 7),
+    trial_id: str = "crossover",
+    trial_effect: TrialEffect | str | None = None,
+) -> pd.DataFrame:
+    """Simulate a two-period crossover: every patient gets both regimens, in random order.
+
+    A patient's own latent terms (nonspecific propensity, drug sensitivity, true exposure,
+    dissociation and cognitive susceptibility) are the same in both periods. The second
+    period starts ``washout_days`` after the first period's last visit, from baseline scores
+    rated again (they move by the rating's fluctuation and the patient's drift over the gap);
+    the first period's drug and expectancy are assumed gone by then, which is what the
+    washout is for.
+
+    Parameters
+    ----------
+    population : Population
+        Who is recruited.
+    regimens : two Regimen, or a mapping of two labels to Regimen
+        The two arms; a sequence is labelled by each regimen's description.
+    n : int
+        Patients (each gives two rows).
+    seed : int or numpy.random.SeedSequence, default=0
+        The same seed gives an identical frame.
+    washout_days : float, default=7
+        Days from the first period's last visit to the second period's first session.
+    visit_days : sequence of float, default=(1, 7)
+        Visits in each period, in days after its session.
+    trial_id : str, default="crossover"
+        Written to ``trial_id`` and used as the prefix of ``patient_id``.
+    trial_effect : None, "random" or TrialEffect, default=None
+        As in :func:`simulate_trial`.
+
+    Returns
+    -------
+    DataFrame
+        One row per patient-period (``period`` 1 or 2, ``arm`` the period's regimen), in the
+        columns of :func:`simulate_trial`; rows of one patient share ``patient_id``.
+
+    Examples
+    --------
+    >>> from ketapredict import Population, Regimen, simulate_crossover
+    >>> iv = dict(route="iv", dose_unit="mg/kg", infusion_minutes=40)
+    >>> trial = simulate_crossover(Population(), {"ketamine": Regimen(drug="ketamine",
+    ...                            dose=0.5, **iv), "saline": Regimen(drug="saline", dose=0,
+    ...                            **iv)}, n=100, seed=0, washout_days=7)
+    >>> trial.groupby("period").size().tolist()
+    [100, 100]
+    >>> bool((trial.groupby("patient_id")["arm"].nunique() == 2).all())
+    True
+    """
+    _check_population(population)
+    labels, regimens_ = _arms(regimens)
+    if len(regimens_) != 2:
+        raise ValidationError(
+            [
+                Problem(
+                    "regimens",
+                    labels,
+                    f"a crossover compares two regimens; got {len(regimens_)}: {labels!r}",
+                )
+            ],
+            "simulation",
+        )
+    n = _check_count("n", n)
+    visits = _check_visits(visit_days)
+    if (
+        isinstance(washout_days, bool)
+        or not isinstance(washout_days, int | float | np.integer | np.floating)
+        or not (0 <= washout_days <= 365)
+    ):
+        raise ValidationError(
+            [
+                Problem(
+                    "washout_days",
+                    washout_days,
+                    f"washout_days={washout_days!r} is not a number of days in 0-365",
+                )
+            ],
+            "simulation",
+        )
+    rng = np.random.default_rng(seed)
+    effect = _trial_effect(trial_effect, rng)
+    return _simulate_crossover(
+        population,
+        labels,
+        regimens_,
+        n,
+        rng,
+        visits,
+        float(washout_days),
+        str(trial_id),
+        effect,
+        load_parameters(),
+    )
+
+
+@dataclass(frozen=True)
+class TrialDesign:
+    """A published trial design from ``cohort/trials.toml``."""
+
+    name: str
+    citation: str
+    design: str
+    population: Population
+    arms: dict[str, Regimen]
+    visit_days: tuple[float, ...]
+    crossover: bool = False
+    washout_days: float = 0.0
+    in_cohort: bool = True
+    hypothetical: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@cache
+def published_trials() -> dict[str, TrialDesign]:
+    """The trial designs the virtual cohort is modelled on, keyed by name.
+
+    Returns
+    -------
+    dict of str to TrialDesign
+
+    Examples
+    --------
+    >>> from ketapredict import published_trials
+    >>> print(published_trials()["singh2016_ajp"].arms["ketamine_2_per_week"])
+    ketamine 0.5 mg/kg IV over 40 min, 2/week x 8
+    >>> published_trials()["zarate2006"].crossover
+    True
+    """
+    text = resources.files("ketapredict.cohort").joinpath("trials.toml").read_text("utf-8")
+    designs = {}
+    for name, spec in tomllib.loads(text).items():
+        designs[name] = TrialDesign(
+            name=name,
+            citation=spec["citation"],
+            design=spec["design"],
+            population=Population(**spec["population"]),
+            arms={label: Regimen(**arm) for label, arm in spec["arms"].items()},
+            visit_days=tuple(spec["visit_days"]),
+            crossover=spec.get("crossover", False),
+            washout_days=float(spec.get("washout_days", 0.0)),
+            in_cohort=spec.get("in_cohort", True),
+            hypothetical=spec.get("hypothetical", False),
+        )
+    return designs
+
+
+def simulate_cohort(n: int = 5000, seed: int = 0) -> pd.DataFrame:
+    """A pooled virtual cohort of exactly ``n`` patient courses from every published design.
+
+    Every arm of every design in :func:`published_trials` gets the same number of rows (up to
+    one more for the first arms when ``n`` does not divide evenly), from its trial's
+    population, with the trial's visit days; response is assessed at the trial's last visit
+    (``endpoint_day``). Each trial draws its own random effects. Crossover designs give each
+    patient a row per period (``period`` 1 and 2, same ``patient_id``); with an odd share of
+    rows, one patient left after the first period.
+
+    Parameters
+    ----------
+    n : int, default=5000
+        Total rows (patient courses).
+    seed : int, default=0
+        The same seed gives an identical frame.
+
+    Returns
+    -------
+    DataFrame
+        As :func:`simulate_trial`. Visit columns a trial did not have are missing (NaN).
+
+    Examples
+    --------
+    >>> from ketapredict import simulate_cohort
+    >>> cohort = simulate_cohort(n=3001, seed=0)
+    >>> len(cohort), cohort["trial_id"].nunique() >= 10
+    (3001, True)
+    """
+    n = _check_count("n", n)
+    if n > 10_000_000:
+        raise ValidationError(
+            [Problem("n", n, f"n={n!r} is more than 10,000,000 patient courses")], "simulation"
+        )
+    return _simulate_cohort(n, seed, load_parameters())
+
+
+def _simulate_cohort(n: int, seed: int, params: Parameters) -> pd.DataFrame:
+    designs = [d for d in published_trials().values() if d.in_cohort]
+    slots = [(d.name, label) for d in designs for label in d.arms]
+    share, extra = divmod(n, len(slots))
+    rows = {slot: share + (k < extra) for k, slot in enumerate(slots)}
+    seeds = np.random.SeedSequence(seed).spawn(len(designs))
+    frames = []
+    for design, seed_ in zip(designs, seeds, strict=True):
+        sizes = [rows[(design.name, label)] for label in design.arms]
+        if sum(sizes) == 0:
+            continue
+        rng = np.random.default_rng(seed_)
+        effect = TrialEffect.draw(rng)
+        labels, regimens = list(design.arms), list(design.arms.values())
+        if design.crossover:
+            wanted = sum(sizes)
+            frames.append(
+                _simulate_crossover(
+                    design.population,
+                    labels,
+                    regimens,
+                    math.ceil(wanted / 2),
+                    rng,
+                    design.visit_days,
+                    design.washout_days,
+                    design.name,
+                    effect,
+                    params,
+                    rows_wanted=wanted,
+                )
+            )
+        else:
+            frames.append(
+                _simulate_parallel(
+                    design.population,
+                    labels,
+                    regimens,
+                    sizes,
+                    rng,
+                    design.visit_days,
+                    design.name,
+                    effect,
+                    params,
+                )
+            )
+    cohort = pd.concat(frames, ignore_index=True)
+    # each trial has its own visits: keep those some trial recorded, in one order
+    visits = _visit_order(c for c in cohort.columns if _is_visit(c) and cohort[c].notna().any())
+    rest = [c for c in cohort.columns if not _is_visit(c)]
+    at = rest.index("endpoint_day") + 1
+    return cohort[rest[:at] + visits + rest[at:]]
