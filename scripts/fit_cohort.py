@@ -27,6 +27,13 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=2000, help="virtual patients per arm")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-evaluations", type=int, default=1500)
+    parser.add_argument(
+        "--margin",
+        type=float,
+        default=0.0,
+        help="penalise residuals beyond this many SE steeply (default 0: plain least "
+        "squares; see ketapredict.cohort.fit.fit)",
+    )
     args = parser.parse_args()
 
     began = time.perf_counter()
@@ -41,6 +48,7 @@ def main() -> int:
         n=args.n,
         seed=args.seed,
         max_evaluations=args.max_evaluations,
+        margin=args.margin or None,
         progress=lambda line: print("  " + line, flush=True),
     )
     print(
@@ -57,7 +65,11 @@ def main() -> int:
         published = targets[target_id].published if target_id in targets else float("nan")
         print(f"{target_id:28s} {published:10.3f} {residual:14.2f}")
     if args.write:
-        write_fitted(result.values, summary(result, n=args.n, seed=args.seed), PARAMETERS)
+        write_fitted(
+            result.values,
+            summary(result, n=args.n, seed=args.seed, margin=args.margin or None),
+            PARAMETERS,
+        )
         print(f"\nWrote the fitted values to {PARAMETERS}.")
     return 0
 

@@ -99,8 +99,9 @@ def test_result_holds_model_peers_and_oracle(loto):
         "xgboost_default",
         "oracle",
     ]
-    assert loto.metrics.loc["oracle", "auc"] > 0.75
-    assert loto.metrics.loc["OutcomeModel", "auc"] > 0.7
+    # the pooled cross-trial AUC: the model learns, and stays below what the truth allows
+    assert loto.metrics.loc["oracle", "auc"] > 0.7
+    assert 0.6 < loto.metrics.loc["OutcomeModel", "auc"] < loto.metrics.loc["oracle", "auc"]
     assert set(loto.fold_metrics["model"]) == set(loto.metrics.index)
     assert {"treat_all", "treat_none", "OutcomeModel", "oracle"} <= set(loto.decision_curve)
     assert set(loto.subgroups["variable"]) == {"sex", "age band", "diagnosis"}

@@ -177,6 +177,9 @@ def _standard(lab: _Lab, target: Target) -> float:
         return _beta(arm, day, spec["predictor"])
     if statistic == "dissociation":
         return float(arm["dissociation"].astype(float).mean())
+    if statistic == "dissociation_correlation":
+        relative = _madrs(arm, day) / arm["madrs_baseline"]
+        return float(np.corrcoef(arm["cadss_peak"], relative)[0, 1])
     if statistic == "variance_explained":
         columns = {
             name: arm[name].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
@@ -415,21 +418,6 @@ def _(lab):
     arm = _ketamine_d1(lab)
     anxious = arm["anxious_distress"]
     return _contrast(_responding(arm, 1), anxious.eq(True), anxious.eq(False))
-
-
-def _dissociation_correlation(arm: pd.DataFrame, day: float) -> float:
-    relative = _madrs(arm, day) / arm["madrs_baseline"]
-    return float(np.corrcoef(arm["cadss_peak"], relative)[0, 1])
-
-
-@_custom("F.dissociation_iv", "single_iv", (1,))
-def _(lab):
-    return _dissociation_correlation(_ketamine_d1(lab), 1)
-
-
-@_custom("F.dissociation_esketamine", "popova2019", (28,))
-def _(lab):
-    return _dissociation_correlation(_esketamine(lab), 28)
 
 
 @_custom("F.oracle_auc")

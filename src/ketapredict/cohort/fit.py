@@ -31,6 +31,7 @@ from .model import (
     NODES,
     SCALE_MAX,
     _cognitive_harm,
+    _dissociation_exposure,
     at_most,
     components,
     course,
@@ -123,15 +124,23 @@ class _Arm:
         self, day, p, trial=(0.0, 0.0), scale: str = "madrs"
     ) -> tuple[np.ndarray, np.ndarray]:
         """Each patient's E[M] and E[M^2] of a scale at ``day`` (rounding included)."""
-        w, mean, sd, _ = self.mixture(day, p, trial, scale)
+        w, first, second, *_ = self.node_moments(day, p, trial, scale)
+        return w @ first, w @ second
+
+    def node_moments(self, day, p, trial=(0.0, 0.0), scale: str = "madrs"):
+        """Per exposure node: weights (k,), E[M], E[M^2], and E[dM/d delta] (k, n), and the
+        mixture's components."""
+        w, mean, sd, extra = self.mixture(day, p, trial, scale)
         thresholds = np.arange(SCALE_MAX[scale])  # P(M > c), c = 0..max-1
         base = scale_logit(self.full[f"{scale}_baseline"], scale)
         edges = at_most(thresholds, scale)[:, None, None] - base[None, None, :]
-        above = 1 - ndtr((edges - mean[None]) / sd[None])  # (c, k, n)
-        above = np.einsum("k,ckn->cn", w, above)
+        z = (edges - mean[None]) / sd[None]  # (c, k, n)
+        above = 1 - ndtr(z)
         first = above.sum(axis=0)
-        second = ((2 * thresholds + 1)[:, None] * above).sum(axis=0)
-        return first, second
+        second = ((2 * thresholds + 1)[:, None, None] * above).sum(axis=0)
+        # E[M] = sum_c P(M > c), so its derivative in the mean of delta is sum_c phi(z_c) / sd
+        slope = (np.exp(-(z**2) / 2) / math.sqrt(2 * math.pi)).sum(axis=0) / sd
+        return w, first, second, slope, extra
 
 
 @dataclass
@@ -207,6 +216,37 @@ def _(lab, target, p):
     scale = target.spec["scale"]
     first, _ = arm.moments(target.spec["day"], p, scale=scale)
     return float(1 - first.mean() / arm.full[f"{scale}_baseline"].mean())
+
+
+@_exact("dissociation_correlation")
+def _(lab, target, p):
+    """Correlation of first-session dissociation with MADRS at the visit over baseline.
+
+    Given a patient and an exposure node, CADSS and delta are jointly Gaussian (they share
+    the dissociation susceptibility through unblinding), so by Stein's lemma
+    Cov(CADSS, M) = Cov(CADSS, delta) E[dM/d delta]; the rest is the mixture over patients
+    and nodes. CADSS is taken unrounded (rounding to whole points moves r by under 0.01).
+    """
+    arm = lab.arm(target, p)
+    w, first, second, slope, extra = arm.node_moments(target.spec["day"], p)
+    m0 = arm.madrs0
+    cadss_mean, cadss_var, within = [], [], []
+    for comp, c, _ in extra:
+        h = _dissociation_exposure(c, comp.factor, p)
+        cadss_mean.append(p.cadss_baseline + p.cadss_max * h)
+        cadss_var.append(p.cadss_noise**2 + (p.cadss_sd * h) ** 2)
+        within.append(-p.cadss_sd * h * comp.unblinding)  # Cov(CADSS, delta)
+    cadss_mean, cadss_var, within = map(np.array, (cadss_mean, cadss_var, within))
+    ratio_mean = first / m0
+    ratio_var = (second - first**2) / m0**2
+    weights = w[:, None] * np.full(first.shape, 1 / first.shape[1])
+    mean_c, mean_r = (weights * cadss_mean).sum(), (weights * ratio_mean).sum()
+    var_c = (weights * (cadss_var + (cadss_mean - mean_c) ** 2)).sum()
+    var_r = (weights * (ratio_var + (ratio_mean - mean_r) ** 2)).sum()
+    covariance = (
+        weights * (within * slope / m0 + (cadss_mean - mean_c) * (ratio_mean - mean_r))
+    ).sum()
+    return float(covariance / math.sqrt(var_c * var_r))
 
 
 @_exact("variance_explained")
@@ -337,6 +377,7 @@ def fit(
     n: int = 2000,
     seed: int = 0,
     max_evaluations: int = 1500,
+    margin: float | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> FitResult:
     """Fit the parameters marked ``fit`` to the fit targets (see the module docstring).
@@ -351,6 +392,13 @@ def fit(
         Seed of those patients.
     max_evaluations : int, default=1500
         Every evaluation counts, those of the finite-difference Jacobian too.
+    margin : float, optional
+        Residuals (in SE, tolerance / 2) beyond this are penalised steeply (30 per SE
+        beyond), to keep every fit target inside its tolerance where the model can. Default:
+        plain least squares. With ``margin=1.75`` every fit target passes, but four
+        validation targets fail (the SMD against saline, the drug's advantage at day 28,
+        the SD of change at 24-48 h, the share of patients worse than baseline): forcing
+        the fit targets in over-fits them, so the default is off.
     progress : callable, optional
         Called with a line of text after each evaluation that improves the objective.
 
@@ -367,7 +415,8 @@ def fit(
     high = np.array([free[k][1] for k in names])
     start = np.clip(np.array([params.values[k] for k in names]), low, high)
     lab = _Lab(n, seed)
-    ids = [t.id for t in fit_targets()] + [f"prior.{k}" for k in priors(params)]
+    targets = fit_targets()
+    ids = [t.id for t in targets] + [f"prior.{k}" for k in priors(params)]
     best = {"objective": math.inf, "theta": start}
     calls = {"n": 0}
 
@@ -382,10 +431,17 @@ def fit(
         r = residuals(trial, lab=lab)
         vector = np.array([r[i] for i in ids])
         objective = float(vector @ vector)
-        if objective < best["objective"]:
-            best.update(objective=objective, theta=theta.copy())
+        if margin is not None:
+            beyond = 30 * np.maximum(np.abs(vector[: len(targets)]) - margin, 0.0)
+            vector = np.concatenate([vector, beyond])
+        penalised = float(vector @ vector)
+        if penalised < best["objective"]:
+            best.update(objective=penalised, theta=theta.copy())
             if progress:
-                progress(f"evaluation {calls['n']}: objective {objective:.2f}")
+                line = f"evaluation {calls['n']}: objective {objective:.2f}"
+                if margin is not None:
+                    line += f", with the margin penalty {penalised:.2f}"
+                progress(line)
         return vector
 
     try:
@@ -422,13 +478,15 @@ def fit(
     )
 
 
-def summary(result: FitResult, *, n: int, seed: int) -> Mapping[str, object]:
+def summary(result: FitResult, *, n: int, seed: int, margin: float | None) -> Mapping[str, object]:
     """The ``[fit]`` table written into ``parameters.toml``."""
     return {
         "method": "simulated method of moments with exact expectations; scipy least_squares",
+        "margin": margin if margin is not None else "none",
         "seed": seed,
         "patients_per_arm": n,
-        "targets": len(result.residuals),
+        "targets": sum(not k.startswith("prior.") for k in result.residuals),
+        "priors": sum(k.startswith("prior.") for k in result.residuals),
         "parameters": len(result.values),
         "objective": round(result.objective, 3),
         "largest_residual": round(max(abs(v) for v in result.residuals.values()), 3),

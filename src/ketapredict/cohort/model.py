@@ -8,21 +8,22 @@ with (negative is better)::
     delta(t) = - nu(t) * (1 + sum_p gamma_p x_p + tau_ns z_trial1)          nonspecific
                - G(t)  * (drug_max + sum_p beta_p w_p(t) x_p + tau_drug z_trial2
                           + drug_sd z_drug)                                  specific drug
+               - unblinding(t) z_dissociation                               unblinding
                + nonspecific_sd * sqrt(r(t)) z_patient + drift(t)            patient spread
-               - antidepressant(t) * antidepressant_sd * z_ad
                + visit_noise * e(t)                                           fluctuation
 
 - ``nu(t)``: expectancy from the sessions given (renewed by each, larger for a treatment the
   patient perceives), growth with weeks in the trial, and a newly started oral
-  antidepressant's increment;
+  antidepressant's increment; a patient who dissociates more perceives the drug more, and
+  their expectancy moves with their dissociation susceptibility (``unblinding``);
 - ``G(t) = Emax(true exposure) * kernel(t) * buildup``: the drug's course, rising within
   hours, peaking near 24 h and decaying over about a week, the strongest session so far
   setting the level, later sessions lasting longer and repeated sessions building it up;
 - ``x_p``: the predictors (standardised baseline covariates), ``w_p(t)`` their time profile
   (early-acting, late-acting or throughout); trial random effects ``z_trial``; patient
   latent terms ``z_patient`` and ``z_drug`` (correlated: the drug helps least those who
-  improve most without it, so effects do not simply add), ``z_ad`` and a Brownian
-  ``drift``, all shared by a patient's crossover periods but the drift; ``e(t)``
+  improve most without it, so effects do not simply add), ``z_dissociation`` and a
+  Brownian ``drift``, all shared by a patient's crossover periods but the drift; ``e(t)``
   independent at each visit.
 
 Effects thus combine multiplicatively on the odds of the remaining symptoms. A patient's true
@@ -195,6 +196,7 @@ class Profile:
     t: float
     kernel: np.ndarray  # drug course, without Emax: strongest session so far x buildup
     expectancy: np.ndarray  # the sessions' expectancy, 0-1
+    felt: np.ndarray  # the same, each session weighted by how much of the drug is felt
     growth: float  # nonspecific growth with time in the trial
     antidepressant: np.ndarray
     given: np.ndarray  # sessions given before t
@@ -221,6 +223,7 @@ def profile(c: Course, t: float, p: Parameters) -> Profile:
     spacing = c.spacing
     kernel = np.zeros(n)
     expectancy = np.zeros(n)
+    felt = np.zeros(n)
     given = np.zeros(n)
     last = np.zeros(n)
     most = int(min(c.n_sessions.max(), math.ceil(t / spacing.min()) + 1))
@@ -238,6 +241,9 @@ def profile(c: Course, t: float, p: Parameters) -> Profile:
             -after / p.expectancy_fade_days
         )
         expectancy = np.where(on, np.maximum(expectancy, lift), expectancy)
+        # a session's dissociation, and so how much of the drug is felt, weakens with each
+        # earlier session as dissociation does (cadss_tolerance)
+        felt = np.where(on, np.maximum(felt, lift / (1 + p.cadss_tolerance * k)), felt)
         given += on
         last = np.where(on, start, last)
     kernel = kernel * (1 + p.buildup * (1 - np.exp(-np.maximum(given - 1, 0) / 3.0)))
@@ -249,6 +255,7 @@ def profile(c: Course, t: float, p: Parameters) -> Profile:
         t=t,
         kernel=kernel,
         expectancy=expectancy,
+        felt=felt,
         growth=p.growth * (1 - math.exp(-t / p.growth_days)),
         antidepressant=np.where(c.new_antidepressant, p.antidepressant * ad, 0.0),
         given=given,
@@ -259,15 +266,22 @@ def profile(c: Course, t: float, p: Parameters) -> Profile:
 
 
 def _levels(c: Course, prof: Profile, factor: np.ndarray, p: Parameters):
-    """Nonspecific level nu, drug level G and dissociation exposure H at a true exposure."""
+    """At a true exposure: the nonspecific level nu, the drug level G, and the unblinding
+    coefficient (how much a patient's expectancy moves per SD of their dissociation)."""
     true_peak = c.peak * factor
-    perceptible = np.where(
-        c.perceived, 1.0, np.where(c.active, _hill(true_peak, p.perceptible_ed50, 2.0), 0.0)
+    extra = p.expectancy_perceived - p.expectancy_inert
+    # a perceived comparator (midazolam) is felt fully; the drug as much as its true peak
+    # exposure makes it perceptible, less over repeated sessions (prof.felt)
+    perceived = np.where(
+        c.perceived,
+        prof.expectancy,
+        np.where(c.active, _hill(true_peak, p.perceptible_ed50, 2.0), 0.0) * prof.felt,
     )
-    expect = p.expectancy_inert + (p.expectancy_perceived - p.expectancy_inert) * perceptible
-    nu = expect * prof.expectancy + prof.growth + prof.antidepressant
+    nu = p.expectancy_inert * prof.expectancy + extra * perceived + prof.growth
+    nu = nu + prof.antidepressant
     emax = np.where(c.active, _hill(c.equivalent * factor, p.ed50, p.hill), 0.0)
-    return nu, emax * prof.kernel
+    unblinding = p.unblinding * extra * np.where(c.active, perceived, 0.0)
+    return nu, emax * prof.kernel, unblinding
 
 
 # --------------------------------------------------------------------------------------------
@@ -335,6 +349,7 @@ class Component:
     factor: np.ndarray
     nu: np.ndarray
     drug: np.ndarray
+    unblinding: np.ndarray  # coefficient of -z_dissociation in delta
     binary: dict[str, float]
 
 
@@ -373,21 +388,17 @@ def components(
         if nodes is not None
         else zip(range(len(NODES)), NODES, NODE_WEIGHTS, strict=True)
     )
-    base_var = (
-        p.nonspecific_sd**2 * prof.spread
-        + p.drift_sd**2 * prof.drift
-        + (p.antidepressant_sd * prof.antidepressant) ** 2
-        + p.visit_noise**2
-    )
+    base_var = p.nonspecific_sd**2 * prof.spread + p.drift_sd**2 * prof.drift + p.visit_noise**2
     for _, node, node_weight in node_list:
         factor = c.factor(node)
-        nu, drug = _levels(c, prof, factor, p)
+        nu, drug, unblinding = _levels(c, prof, factor, p)
         ns_scale = np.ones_like(nu)
         drug_mean = np.full_like(nu, p.drug_max)
         # the drug term -G sd z_drug with z_drug = rho z_patient + ...: covariance with the
         # patient's nonspecific term sd_ns sqrt(r) z_patient is -G sd rho sd_ns sqrt(r)
         var = (
             base_var
+            + unblinding**2
             + drug**2 * p.drug_sd**2
             - 2 * drug * p.drug_sd * p.drug_nonspecific_correlation
             * p.nonspecific_sd * math.sqrt(prof.spread)
@@ -437,6 +448,7 @@ def components(
                 factor=factor,
                 nu=nu,
                 drug=drug,
+                unblinding=unblinding,
                 binary=dict(zip(binary, values, strict=True)),
             )
 
@@ -572,7 +584,6 @@ class Latent:
 
     node: np.ndarray  # exposure node index
     patient: np.ndarray  # nonspecific propensity
-    antidepressant: np.ndarray  # response to a new oral antidepressant
     drug: np.ndarray  # drug sensitivity
     dissociation: np.ndarray  # dissociation susceptibility (its own part)
     susceptible: np.ndarray  # cognitive harm
@@ -581,10 +592,10 @@ class Latent:
 def latent_draws(n: int, p: Parameters, rng: np.random.Generator) -> Latent:
     """Draw ``n`` patients' latent terms."""
     node = rng.choice(len(NODES), size=n, p=NODE_WEIGHTS)
-    patient, antidepressant, own, dissociation = rng.standard_normal((4, n))
+    patient, own, dissociation = rng.standard_normal((3, n))
     rho = p.drug_nonspecific_correlation
     drug = rho * patient + math.sqrt(1 - rho**2) * own
-    return Latent(node, patient, antidepressant, drug, dissociation, rng.random(n) < p.susceptible)
+    return Latent(node, patient, drug, dissociation, rng.random(n) < p.susceptible)
 
 
 def simulate_visits(
@@ -623,8 +634,8 @@ def simulate_visits(
             comp.mean
             + shift
             + p.nonspecific_sd * math.sqrt(prof.spread) * latent.patient
-            - p.antidepressant_sd * prof.antidepressant * latent.antidepressant
             - comp.drug * p.drug_sd * latent.drug
+            - comp.unblinding * latent.dissociation
             + drift
         )
         noise = p.visit_noise * rng.standard_normal((3, n))
@@ -651,10 +662,7 @@ def simulate_visits(
     out["cognitive_decline"] = change <= DECLINE_AT
 
     h = _dissociation_exposure(c, comp.factor, p)
-    rho = p.cadss_drug_correlation
-    susceptibility = p.cadss_max + p.cadss_sd * (
-        rho * latent.drug + math.sqrt(1 - rho**2) * latent.dissociation
-    )
+    susceptibility = p.cadss_max + p.cadss_sd * latent.dissociation
     tolerance = 1 / (1 + p.cadss_tolerance * (np.maximum(prof.given, 1) - 1))
     noise = p.cadss_noise * rng.standard_normal((2, n))
     first = p.cadss_baseline + susceptibility * h + noise[0]

@@ -30,7 +30,8 @@ __all__ = ["Setting", "Target", "load_targets", "predictor_design", "setting"]
 # two pairs of same-design arms (n about 17 each) differ by 4.7 and 4.5 points where their
 # sampling SEs are 2.5 and 2.0, which gives sqrt((d^2 - se^2) / 2) = 2.8 for both (D1).
 # A standardised beta 0.05 and an SMD 0.3 (I^2 = 78% for severity, E1): assumed sizes.
-TAU = {"rate": 0.07, "mean": 2.0, "sd": 2.8, "beta": 0.05, "smd": 0.3}
+# A correlation 0.1 (assumed).
+TAU = {"rate": 0.07, "mean": 2.0, "sd": 2.8, "beta": 0.05, "smd": 0.3, "correlation": 0.1}
 _Z = 1.96  # two-sided 5% significance
 _OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 
@@ -66,7 +67,7 @@ class Target:
         """Whether ``simulated`` reproduces the target, and the rule in words."""
         if not math.isfinite(simulated):
             return False, "a finite value"
-        if self.kind in ("rate", "mean", "sd", "beta", "tau"):
+        if self.kind in ("rate", "mean", "sd", "beta", "tau", "correlation"):
             ok = abs(simulated - self.published) <= self.tolerance
             return ok, f"|difference| <= {self.tolerance:.3g} ({self.rule})"
         if self.kind == "significant":
@@ -100,6 +101,10 @@ def _tolerance(spec: dict[str, Any]) -> tuple[float, str]:
         return value, f"n={n}"
     if kind == "beta":
         value = 2 * math.sqrt(1 / n + TAU["beta"] ** 2 / trials)
+        return value, f"n={n}"
+    if kind == "correlation":
+        r = spec["published"]
+        value = 2 * math.sqrt((1 - r**2) ** 2 / (n - 1) + TAU["correlation"] ** 2 / trials)
         return value, f"n={n}"
     if kind == "tau":
         value = 2 * spec["published"] / math.sqrt(2 * n)
