@@ -24,8 +24,14 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import cross_val_score
 
-from ketapredict import Population, Regimen, columns, published_trials, simulate_cohort
-from ketapredict import simulate_trial
+from ketapredict import (
+    Population,
+    Regimen,
+    columns,
+    published_trials,
+    simulate_cohort,
+    simulate_trial,
+)
 
 IV = {"route": "iv", "dose_unit": "mg/kg", "infusion_minutes": 40}
 
@@ -66,9 +72,8 @@ def spreads() -> None:
         trial = simulate_trial(design.population, design.arms, 20_000, seed=102, visit_days=(day,))
         print(f"{name} at day {day}: SD of MADRS change by arm")
         for arm, rows in trial.groupby("arm", observed=True):
-            print(
-                f"  {arm:22s} {_change(rows, day).std():5.1f}  (mean {_change(rows, day).mean():6.1f})"
-            )
+            change = _change(rows, day)
+            print(f"  {arm:22s} {change.std():5.1f}  (mean {change.mean():6.1f})")
         if name == "popova2019":
             change = _change(trial, day)
             active = trial["drug"] == "esketamine"
