@@ -33,7 +33,8 @@ def test_calibrate_prints_every_target_and_exits_by_the_result(capsys):
     code = main(["calibrate", "--n-per-arm", "3000"])
     printed = capsys.readouterr().out
     assert "Fit targets: scripts/fit_cohort.py fitted the parameters to these." in printed
-    assert "Validation targets: never used by the fit." in printed
+    assert "Validation targets: never used by the fit, nor to set anything else." in printed
+    assert "Checks: never used by the fit" in printed
     for target in ("A1.response_d1", "G3.frequency_lasting_deficit", "F.bmi_d1", "F.oracle_auc"):
         assert target in printed
     assert "Oracle AUC of response within each active arm" in printed

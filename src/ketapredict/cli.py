@@ -114,7 +114,8 @@ def _calibrate(args: argparse.Namespace) -> int:
     )
     titles = {
         "fit": "Fit targets: scripts/fit_cohort.py fitted the parameters to these.",
-        "validation": "Validation targets: never used by the fit.",
+        "validation": "Validation targets: never used by the fit, nor to set anything else.",
+        "check": "Checks: never used by the fit, but they shaped a mechanism or a fixed value.",
     }
     for role, title in titles.items():
         rows = report[report["role"] == role]

@@ -32,7 +32,8 @@ factor, discretised at 7 Gauss-Hermite nodes: the simulator draws the node, and 
 probabilities sum over them. Given the node, the recorded covariates and the binary fields
 that are missing, ``delta`` is Gaussian (missing continuous covariates act linearly and are
 Gaussian given the recorded ones: :mod:`.population`), so every true probability is an exact
-finite mixture of normal CDFs, rounding of scores included.
+finite mixture of normal CDFs, rounding of scores included (but for the clip of covariates to
+the contract's ranges, about 2 patients in 10,000).
 """
 
 from __future__ import annotations
@@ -49,13 +50,17 @@ from scipy.special import ndtr
 from ..regimen import exposure
 from ..schema import KETAMINES
 from .parameters import Parameters
-from .population import BINARY_FIELDS, COGNITION
+from .population import BINARY_FIELDS, COGNITION, logistic, severity
 
 __all__ = [
+    "Component",
     "Course",
     "Profile",
+    "at_most",
+    "cognitive_harm",
     "components",
     "course",
+    "dissociation_exposure",
     "latent_draws",
     "predictors",
     "profile",
@@ -85,19 +90,30 @@ _ROUTE_SD = {
     "sublingual": "exposure_sd_oral",
 }
 
-# Predictors: how each standardised covariate acts. (nonspecific coefficient, drug
-# coefficient, time profile of the drug coefficient); the coefficients are parameter names.
+
+# Predictors: how each standardised covariate acts. ``ns`` and ``drug`` name the parameters
+# of its effect on the nonspecific term (relative) and on the drug term (log-odds); ``shape``
+# is the drug effect's time profile. A past suicide attempt takes away a fraction of the
+# drug's mean effect (it cannot turn the drug harmful), the others add to it.
+@dataclass(frozen=True)
+class _Predictor:
+    ns: str | None
+    drug: str
+    shape: str  # "full", "early" or "late"
+    fraction: bool = False
+
+
 _PREDICTORS = {
-    "failed": ("ns_failed_treatments", "drug_failed_treatments", "full"),
-    "episode": ("ns_episode", "drug_episode", "full"),
-    "age": ("ns_age", "drug_age", "full"),
-    "severity": ("ns_severity", "drug_severity", "full"),
-    "bmi": (None, "drug_bmi", "early"),
-    "family_history_aud": (None, "drug_family_history_aud", "full"),
-    "prior_suicide_attempt": (None, "drug_suicide_attempt", "late"),
-    "anxious_distress": (None, "drug_anxious", "full"),
-    "processing_speed": (None, "drug_processing_speed", "full"),
-    "working_memory": (None, "drug_working_memory", "full"),
+    "failed": _Predictor("ns_failed_treatments", "drug_failed_treatments", "full"),
+    "episode": _Predictor("ns_episode", "drug_episode", "full"),
+    "age": _Predictor("ns_age", "drug_age", "full"),
+    "severity": _Predictor("ns_severity", "drug_severity", "full"),
+    "bmi": _Predictor(None, "drug_bmi", "early"),
+    "family_history_aud": _Predictor(None, "drug_family_history_aud", "full"),
+    "prior_suicide_attempt": _Predictor(None, "drug_suicide_attempt", "late", fraction=True),
+    "anxious_distress": _Predictor(None, "drug_anxious", "full"),
+    "processing_speed": _Predictor(None, "drug_processing_speed", "full"),
+    "working_memory": _Predictor(None, "drug_working_memory", "full"),
 }
 _COGNITIVE = ("processing_speed", "working_memory")
 # Reference patient of drug_max: log BMI 28 (scaled by 0.2), episode 24 months, cognition -0.5.
@@ -130,10 +146,6 @@ def at_most(threshold: np.ndarray | float, scale: str = "madrs") -> np.ndarray:
 def _hill(x, half, hill):
     x = np.maximum(x, 0.0)
     return x**hill / (x**hill + half**hill)
-
-
-def _logistic(x):
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 # --------------------------------------------------------------------------------------------
@@ -193,7 +205,6 @@ def course(
 class Profile:
     """Deterministic time profiles of a course at one visit (one value per patient)."""
 
-    t: float
     kernel: np.ndarray  # drug course, without Emax: strongest session so far x buildup
     expectancy: np.ndarray  # the sessions' expectancy, 0-1
     felt: np.ndarray  # the same, each session weighted by how much of the drug is felt
@@ -246,13 +257,14 @@ def profile(c: Course, t: float, p: Parameters) -> Profile:
         felt = np.where(on, np.maximum(felt, lift / (1 + p.cadss_tolerance * k)), felt)
         given += on
         last = np.where(on, start, last)
-    kernel = kernel * (1 + p.buildup * (1 - np.exp(-np.maximum(given - 1, 0) / 3.0)))
-    start_ad = _logistic(-p.antidepressant_midpoint_days / p.antidepressant_scale_days)
+    kernel = kernel * (
+        1 + p.buildup * (1 - np.exp(-np.maximum(given - 1, 0) / p.buildup_sessions))
+    )
+    start_ad = logistic(-p.antidepressant_midpoint_days / p.antidepressant_scale_days)
     ad = (
-        _logistic((t - p.antidepressant_midpoint_days) / p.antidepressant_scale_days) - start_ad
+        logistic((t - p.antidepressant_midpoint_days) / p.antidepressant_scale_days) - start_ad
     ) / (1 - start_ad)
     return Profile(
-        t=t,
         kernel=kernel,
         expectancy=expectancy,
         felt=felt,
@@ -294,7 +306,7 @@ def predictors(baseline: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
             "failed": (np.minimum(baseline["n_failed_treatments"], 10) - 3) / 2,
             "episode": np.log(baseline["episode_months"]) - _LOG_EPISODE_REF,
             "age": (baseline["age"] - 45) / 12,
-            "severity": (baseline["madrs_baseline"] - 33) / 6,
+            "severity": severity(baseline["madrs_baseline"]),
             "bmi": (np.log(baseline["bmi"]) - _LOG_BMI_REF) / _LOG_BMI_SCALE,
             "family_history_aud": np.asarray(baseline["family_history_aud"], dtype=float),
             "prior_suicide_attempt": np.asarray(baseline["prior_suicide_attempt"], dtype=float),
@@ -346,11 +358,13 @@ class Component:
     trial_shift: np.ndarray  # mean shift per unit trial effect: (nonspecific, drug)
     trial_var: np.ndarray  # extra variance when the trial effects are unknown
     noise_var: float  # the visit fluctuation's share of ``var``
-    factor: np.ndarray
-    nu: np.ndarray
-    drug: np.ndarray
+    factor: np.ndarray  # the true exposure factor
+    drug: np.ndarray  # the drug level G
     unblinding: np.ndarray  # coefficient of -z_dissociation in delta
-    binary: dict[str, float]
+
+
+def _profile_weight(prof: Profile, shape: str) -> np.ndarray | float:
+    return {"full": 1.0, "early": prof.early, "late": 1 - prof.early}[shape]
 
 
 def components(
@@ -362,6 +376,9 @@ def components(
     nodes: np.ndarray | None = None,
 ) -> Iterator[Component]:
     """The mixture components of ``delta`` at the profile's visit, given recorded ``x``.
+
+    One component per exposure node and per combination of the values of the binary fields
+    that are missing (each weighted by its probability given what was recorded).
 
     Parameters
     ----------
@@ -376,26 +393,23 @@ def components(
     priors : dict, optional
         :func:`population.hidden_priors`; required when some value is missing.
     nodes : array of int, optional
-        Each patient's own exposure node (a simulated patient's): one component per binary
-        combination then. Default: every node, weighted.
+        Each patient's own exposure node (a simulated patient's). Default: every node,
+        weighted.
     """
     hidden = _fill(x, priors)
     binary = [f for f in BINARY_FIELDS if np.isnan(hidden.x[f]).any()]
     if binary and priors is None:
         raise ValueError(f"missing {binary} without priors")
     node_list = (
-        [(None, NODES[nodes], 1.0)]
-        if nodes is not None
-        else zip(range(len(NODES)), NODES, NODE_WEIGHTS, strict=True)
+        [(NODES[nodes], 1.0)] if nodes is not None else zip(NODES, NODE_WEIGHTS, strict=True)
     )
     base_var = p.nonspecific_sd**2 * prof.spread + p.drift_sd**2 * prof.drift + p.visit_noise**2
-    for _, node, node_weight in node_list:
+    n = len(c.n_sessions)
+    for node, node_weight in node_list:
         factor = c.factor(node)
         nu, drug, unblinding = _levels(c, prof, factor, p)
-        ns_scale = np.ones_like(nu)
-        drug_mean = np.full_like(nu, p.drug_max)
-        # the drug term -G sd z_drug with z_drug = rho z_patient + ...: covariance with the
-        # patient's nonspecific term sd_ns sqrt(r) z_patient is -G sd rho sd_ns sqrt(r)
+        # the drug term -G sd z_drug with z_drug = rho z_patient + ...: its covariance with
+        # the patient's nonspecific term sd_ns sqrt(r) z_patient is -G sd rho sd_ns sqrt(r)
         var = (
             base_var
             + unblinding**2
@@ -403,60 +417,58 @@ def components(
             - 2 * drug * p.drug_sd * p.drug_nonspecific_correlation
             * p.nonspecific_sd * math.sqrt(prof.spread)
         )  # fmt: skip
-        for name, (ns_coef, drug_coef, shape) in _PREDICTORS.items():
-            if name in binary:
-                continue
-            weight = {"full": 1.0, "early": prof.early, "late": 1 - prof.early}[shape]
-            gamma = getattr(p, ns_coef) if ns_coef else 0.0
-            beta = getattr(p, drug_coef) * weight
-            value = np.nan_to_num(hidden.x[name]) if name in BINARY_FIELDS else hidden.x[name]
-            if name in _COGNITIVE:
-                value = np.where(np.isnan(value), 0.0, value)  # rows without priors: unused
-            ns_scale = ns_scale + gamma * value
-            drug_mean = drug_mean + beta * value
-            if name in hidden.var:
-                coefficient = nu * gamma + drug * beta
-                var = var + coefficient**2 * hidden.var[name]
-        if hidden.cognition.any():
-            weights = np.array([getattr(p, _PREDICTORS[k][1]) for k in _COGNITIVE])
-            var = var + np.where(
-                hidden.cognition, drug**2 * (weights @ hidden.cognition_cov @ weights), 0.0
-            )
         trial_shift = np.stack([-nu * p.tau_nonspecific, -drug * p.tau_drug])
         trial_var = (nu * p.tau_nonspecific) ** 2 + (drug * p.tau_drug) ** 2
         for values in itertools.product((0.0, 1.0), repeat=len(binary)):
-            weight = np.full(len(nu), node_weight)
-            mean_drug = drug_mean
-            for name, value in zip(binary, values, strict=True):
+            weight = np.full(n, node_weight)
+            value = dict(hidden.x)
+            for name, v in zip(binary, values, strict=True):
                 recorded = hidden.x[name]
-                prob = priors[name][0]
-                chance = np.where(
-                    np.isnan(recorded), prob if value else 1 - prob, recorded == value
+                prob = priors[name]
+                weight = weight * np.where(
+                    np.isnan(recorded), prob if v else 1 - prob, recorded == v
                 )
-                weight = weight * chance
-                shape = _PREDICTORS[name][2]
-                w = {"full": 1.0, "early": prof.early, "late": 1 - prof.early}[shape]
-                beta = getattr(p, _PREDICTORS[name][1]) * w
-                mean_drug = mean_drug + beta * np.where(np.isnan(recorded), value, recorded)
+                value[name] = np.where(np.isnan(recorded), v, recorded)
+            ns_scale = np.ones(n)
+            additive = np.full(n, p.drug_max)
+            multiplier = np.ones(n)
+            slopes = {}  # d(drug mean)/d(predictor), for the hidden continuous ones
+            for name, spec in _PREDICTORS.items():
+                beta = getattr(p, spec.drug) * _profile_weight(prof, spec.shape)
+                v = np.nan_to_num(value[name])  # cognition of untested rows: prior mean
+                if spec.fraction:
+                    multiplier = multiplier + beta * v
+                    continue
+                if spec.ns:
+                    ns_scale = ns_scale + getattr(p, spec.ns) * v
+                additive = additive + beta * v
+                slopes[name] = beta
+            comp_var = var
+            for name, v_hidden in hidden.var.items():
+                gamma = getattr(p, _PREDICTORS[name].ns) if _PREDICTORS[name].ns else 0.0
+                coefficient = nu * gamma + drug * slopes[name] * multiplier
+                comp_var = comp_var + coefficient**2 * v_hidden
+            if hidden.cognition.any():
+                w = np.array([slopes[k] for k in _COGNITIVE])
+                cognitive = (drug * multiplier) ** 2 * (w @ hidden.cognition_cov @ w)
+                comp_var = comp_var + np.where(hidden.cognition, cognitive, 0.0)
             yield Component(
                 weight=weight,
-                mean=-nu * ns_scale - drug * mean_drug,
-                var=var,
+                mean=-nu * ns_scale - drug * additive * multiplier,
+                var=comp_var,
                 trial_shift=trial_shift,
                 trial_var=trial_var,
                 noise_var=p.visit_noise**2,
                 factor=factor,
-                nu=nu,
                 drug=drug,
                 unblinding=unblinding,
-                binary=dict(zip(binary, values, strict=True)),
             )
 
 
 # --------------------------------------------------------------------------------------------
 # True probabilities
 # --------------------------------------------------------------------------------------------
-def _cognitive_harm(c: Course, prof: Profile, factor, composite, p: Parameters) -> np.ndarray:
+def cognitive_harm(c: Course, prof: Profile, factor, composite, p: Parameters) -> np.ndarray:
     """Harm to cognition in a susceptible patient (SD units; CALIBRATION.md G)."""
     per_week = c.sessions_per_week
     frequency = np.where(c.active & (prof.given >= 2), per_week**2 / (per_week**2 + 4.0**2), 0.0)
@@ -467,7 +479,7 @@ def _cognitive_harm(c: Course, prof: Profile, factor, composite, p: Parameters) 
     return harm * np.maximum(1 + p.baseline_harm * composite, 0.0)
 
 
-def _dissociation_exposure(c: Course, factor, p: Parameters) -> np.ndarray:
+def dissociation_exposure(c: Course, factor, p: Parameters) -> np.ndarray:
     return np.where(c.active, _hill(c.peak * factor, p.cadss_ed50, 2.0), 0.0)
 
 
@@ -524,12 +536,13 @@ def true_probabilities(
 
 
 def _take_priors(priors: Mapping, rows: np.ndarray) -> dict:
-    taken = {}
-    for name, (first, second) in priors.items():
-        if name == "cognition":
-            taken[name] = (first[rows], second)  # the covariance is shared
-        else:
-            taken[name] = (first[rows], second[rows])
+    """The priors of some patients (the binary fields' probabilities are shared)."""
+    taken = dict(priors)
+    for name in ("log_bmi", "log_episode"):
+        mean, var = priors[name]
+        taken[name] = (mean[rows], var[rows])
+    mean, cov = priors["cognition"]
+    taken["cognition"] = (mean[rows], cov)
     return taken
 
 
@@ -546,7 +559,7 @@ def _probabilities(c, x, madrs0, prof, p, priors, trial, *, all_nodes: bool) -> 
         shift = comp.trial_shift[0] * trial[0] + comp.trial_shift[1] * trial[1]
         # cognition: practice, regression, mood (the latent change without the visit's
         # fluctuation), harm in the susceptible
-        harm = _cognitive_harm(c, prof, comp.factor, composite, p)
+        harm = cognitive_harm(c, prof, comp.factor, composite, p)
         for suffix, mean, var in (
             ("", comp.mean + shift, comp.var),
             ("_marginal", comp.mean, comp.var + comp.trial_var),
@@ -566,7 +579,7 @@ def _probabilities(c, x, madrs0, prof, p, priors, trial, *, all_nodes: bool) -> 
     # dissociation depends on the exposure node only (no trial effect)
     dissociation = np.zeros(n)
     for node, weight in zip(NODES, NODE_WEIGHTS, strict=True) if all_nodes else [(0.0, 1.0)]:
-        h = _dissociation_exposure(c, c.factor(node), p)
+        h = dissociation_exposure(c, c.factor(node), p)
         mean = p.cadss_baseline + p.cadss_max * h
         sd = np.sqrt(p.cadss_noise**2 + (p.cadss_sd * h) ** 2)
         dissociation += weight * ndtr((mean - (DISSOCIATION_ABOVE + 0.5)) / sd)
@@ -650,7 +663,7 @@ def simulate_visits(
     out["remission"] = last <= REMISSION_MAX
 
     composite = x["cognition"]
-    harm = _cognitive_harm(c, prof, comp.factor, composite, p)
+    harm = cognitive_harm(c, prof, comp.factor, composite, p)
     change = (
         p.practice
         + p.regression * composite
@@ -661,7 +674,7 @@ def simulate_visits(
     out["cognition_change"] = change
     out["cognitive_decline"] = change <= DECLINE_AT
 
-    h = _dissociation_exposure(c, comp.factor, p)
+    h = dissociation_exposure(c, comp.factor, p)
     susceptibility = p.cadss_max + p.cadss_sd * latent.dissociation
     tolerance = 1 / (1 + p.cadss_tolerance * (np.maximum(prof.given, 1) - 1))
     noise = p.cadss_noise * rng.standard_normal((2, n))

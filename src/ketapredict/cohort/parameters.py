@@ -41,6 +41,10 @@ class Parameters:
     fit: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     def __getattr__(self, name: str) -> float:
+        # only called for names that are not attributes; guard the dataclass's own fields so
+        # that copy and pickle, which probe a fresh object, do not recurse
+        if name.startswith("__") or name in ("values", "specs", "fit"):
+            raise AttributeError(name)
         try:
             return self.values[name]
         except KeyError:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -203,7 +203,7 @@ def _arms(arms: Mapping[str, Regimen] | Sequence[Regimen]) -> tuple[list[str], l
 # --------------------------------------------------------------------------------------------
 # Building blocks
 # --------------------------------------------------------------------------------------------
-def _regimen_arrays(regimens: Sequence[Regimen], which: np.ndarray) -> dict[str, np.ndarray]:
+def regimen_arrays(regimens: Sequence[Regimen], which: np.ndarray) -> dict[str, np.ndarray]:
     """Per-patient regimen columns from a list of regimens and each patient's index into it."""
     out = {}
     for name in REGIMEN_FIELDS:
@@ -278,7 +278,7 @@ def _simulate_parallel(
         population,
         full,
         observed,
-        _regimen_arrays(regimens, which),
+        regimen_arrays(regimens, which),
         visits,
         latent,
         effect,
@@ -298,7 +298,7 @@ def _patient_ids(trial_id: str, n: int) -> np.ndarray:
     return np.char.add(f"{trial_id}-", np.char.zfill(np.arange(n).astype(str), 6)).astype(object)
 
 
-def _rerated(
+def rerated_baseline(
     full: dict[str, np.ndarray],
     gap_days: float,
     params: Parameters,
@@ -349,7 +349,7 @@ def _simulate_crossover(
         if period == 1:
             full_p, observed_p = full, observed
         else:
-            full_p = _rerated(full, visits[-1] + washout_days, params, rng)
+            full_p = rerated_baseline(full, visits[-1] + washout_days, params, rng)
             observed_p = dict(observed)
             for name in ("madrs_baseline", "hamd17_baseline", "ssi_baseline"):
                 observed_p[name] = np.where(np.isnan(observed[name]), np.nan, full_p[name])
@@ -357,7 +357,7 @@ def _simulate_crossover(
             population,
             full_p,
             observed_p,
-            _regimen_arrays(regimens, which),
+            regimen_arrays(regimens, which),
             visits,
             latent,
             effect,
@@ -375,12 +375,10 @@ def _simulate_crossover(
     order = np.lexsort((frame["period"].to_numpy(dtype=float), np.tile(np.arange(n_patients), 2)))
     frame = frame.iloc[order].reset_index(drop=True)
     if rows_wanted is not None and rows_wanted < len(frame):
-        # an odd share of rows: the last patient (in random order) left after period 1
-        leaver = rng.integers(n_patients)
-        drop = frame.index[
-            (frame["patient_id"] == f"{trial_id}-{leaver:06d}") & (frame["period"] == 2)
-        ]
-        frame = frame.drop(index=drop).reset_index(drop=True)
+        # an odd share of rows: one patient (at random) left after period 1; rows are
+        # ordered patient by patient, period 1 then 2
+        leaver = int(rng.integers(n_patients))
+        frame = frame.drop(index=2 * leaver + 1).reset_index(drop=True)
     return frame
 
 
@@ -685,7 +683,6 @@ class TrialDesign:
     washout_days: float = 0.0
     in_cohort: bool = True
     hypothetical: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @cache
@@ -723,9 +720,11 @@ def published_trials() -> dict[str, TrialDesign]:
 
 
 def simulate_cohort(n: int = 5000, seed: int = 0) -> pd.DataFrame:
-    """A pooled virtual cohort of exactly ``n`` patient courses from every published design.
+    """A pooled virtual cohort of exactly ``n`` patient courses from every trial design.
 
-    Every arm of every design in :func:`published_trials` gets the same number of rows (up to
+    The designs are those of :func:`published_trials` (one, ``accelerated``, is hypothetical:
+    it spans the dosing frequencies no published trial covers). Every arm of every design
+    gets the same number of rows (up to
     one more for the first arms when ``n`` does not divide evenly), from its trial's
     population, with the trial's visit days; response is assessed at the trial's last visit
     (``endpoint_day``). Each trial draws its own random effects. Crossover designs give each

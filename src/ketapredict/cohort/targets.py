@@ -26,9 +26,11 @@ from .simulate import published_trials
 __all__ = ["Setting", "Target", "load_targets", "predictor_design", "setting"]
 
 # Between-trial spreads (CALIBRATION.md E, and its "How to fit" section): a response rate
-# about 0.07, a mean change about 2 MADRS points. An SD of change 2.8 points: Singh 2016's
-# two pairs of same-design arms (n about 17 each) differ by 4.7 and 4.5 points where their
-# sampling SEs are 2.5 and 2.0, which gives sqrt((d^2 - se^2) / 2) = 2.8 for both (D1).
+# about 0.07, a mean change about 2 MADRS points. An SD of change 2.8 points, assumed: no
+# source gives the spread of SDs between trials; within Singh 2016 (D1), the twice- and
+# three-times-weekly arms of the same drug (n about 17 each, expected to share an SD) differ
+# by 4.7 and 4.5 points where their sampling SEs are 2.5 and 2.0, which gives
+# sqrt((d^2 - se^2) / 2) = 2.8 for both.
 # A standardised beta 0.05 and an SMD 0.3 (I^2 = 78% for severity, E1): assumed sizes.
 # A correlation 0.1 (assumed).
 TAU = {"rate": 0.07, "mean": 2.0, "sd": 2.8, "beta": 0.05, "smd": 0.3, "correlation": 0.1}
@@ -41,7 +43,7 @@ class Target:
     """One published result, how it is simulated, and when a simulation reproduces it."""
 
     id: str
-    role: str  # "fit" or "validation"
+    role: str  # "fit", "validation" or "check" (see targets.toml)
     source: str
     statement: str
     kind: str
