@@ -263,6 +263,7 @@ def _quickstart(args: argparse.Namespace) -> int:
     import time
 
     from .cohort.simulate import simulate_cohort
+    from .experiment import load_experiment
     from .regimen import Regimen
     from .schema import columns, example_course
 
@@ -271,8 +272,9 @@ def _quickstart(args: argparse.Namespace) -> int:
         "ketapredict quickstart: the virtual cohort, the baseline experiment, MLflow, and a "
         "risk report for one (invented) patient.\n"
     )
-    print("1. The virtual cohort (5,000 simulated courses, seed 0), by trial:\n")
-    _print_table(cohort_summary(simulate_cohort(n=5000, seed=0)))
+    data = load_experiment("baseline").spec.data  # the cohort the experiment trains on
+    print(f"1. The virtual cohort ({data.n:,} simulated courses, seed {data.seed}), by trial:\n")
+    _print_table(cohort_summary(simulate_cohort(n=data.n, seed=data.seed)))
     print("\n2. The baseline experiment: train, validate across trials, log to MLflow.\n")
     code, model = _train_and_log("baseline", quiet=args.quiet)
     if code != 0:
