@@ -11,7 +11,7 @@ response and cognitive decline. Metrics: AUC, PR AUC, Brier score, ECE.
 Writes ``benchmarks/results/learning_curve.csv`` and ``learning_curve.png`` and prints the
 mean (sd over repeats) per outcome, size and model, then the issue's targets.
 
-Run: ``python benchmarks/learning_curve.py`` (about 10 minutes on 2 cores).
+Run: ``python benchmarks/learning_curve.py`` (about 2 minutes on 2 cores).
 """
 
 import time
