@@ -33,7 +33,11 @@ def main() -> int:
     model.save(TARGET)
     print(f"Saved the demo model to {TARGET} in {time.perf_counter() - began:.0f} s.")
     for outcome, metrics in model.provenance["metrics"].items():
-        print(f"  {outcome}: cross-trial AUC {metrics['auc']:.3f}, ECE {metrics['ece']:.3f}")
+        print(
+            f"  {outcome}: cross-trial AUC within arm among active-drug patients "
+            f"{metrics.get('within_arm_auc', float('nan')):.3f}, their ECE "
+            f"{metrics['active_ece']:.3f}; over all courses AUC {metrics['auc']:.3f}"
+        )
     return 0
 
 

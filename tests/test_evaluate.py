@@ -7,6 +7,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from ketapredict import OutcomeModel, ValidationError, cross_validate
 from ketapredict.evaluate import (
+    _grid_search,
     _weighted_auc,
     check_design,
     expected_calibration_error,
@@ -52,10 +53,75 @@ def test_calibration_metrics_on_calibrated_and_overconfident_predictions():
 
 
 def test_expected_calibration_error_by_hand():
-    # two bins: [0.1, 0.1] with outcomes [0, 1] -> |0.5 - 0.1|; [0.9] with outcome [1]
-    assert expected_calibration_error([0, 1, 1], [0.1, 0.1, 0.9]) == pytest.approx(
-        (2 * 0.4 + 0.1) / 3
-    )
+    # equal widths: [0.1, 0.1] with outcomes [0, 1] -> |0.5 - 0.1|; [0.9] with outcome [1]
+    y, p = [0, 1, 1], [0.1, 0.1, 0.9]
+    assert expected_calibration_error(y, p, strategy="uniform") == pytest.approx(0.9 / 3)
+    # equal counts, two bins: the same split; ten bins: one patient each
+    assert expected_calibration_error(y, p, n_bins=2) == pytest.approx(0.9 / 3)
+    assert expected_calibration_error(y, p) == pytest.approx((0.1 + 0.9 + 0.1) / 3)
+    with pytest.raises(ValueError, match="strategy"):
+        expected_calibration_error(y, p, strategy="width")
+
+
+def test_quantile_bins_see_miscalibration_of_a_rare_outcome():
+    """For a 3% outcome nearly everyone falls in the first equal-width bin, which averages
+    the errors away: a model that squeezes every risk towards the base rate (half the true
+    log-odds, the same mean) looks as calibrated as the truth with equal widths, and ten
+    times worse with equal counts."""
+    from scipy.optimize import brentq
+
+    rng = np.random.default_rng(1)
+    truth = rng.beta(0.6, 20, 50_000)
+    y = rng.random(50_000) < truth
+    logit = np.log(truth / (1 - truth))
+
+    def squeezed(shift):
+        return 1 / (1 + np.exp(-(0.5 * logit + shift)))
+
+    flat = squeezed(brentq(lambda c: squeezed(c).mean() - truth.mean(), -20, 20))
+    uniform = expected_calibration_error(y, flat, strategy="uniform")
+    assert uniform < 2 * expected_calibration_error(y, truth, strategy="uniform")
+    assert expected_calibration_error(y, flat) > 5 * expected_calibration_error(y, truth)
+
+
+def test_within_arm_auc_is_the_size_weighted_mean_of_each_arms_auc():
+    arm = np.repeat(["a", "b", "c", "tiny"], [8000, 6000, 5000, 1000])
+    y, p = Y.copy(), TRUE_P.copy()
+    y[arm == "tiny"] = 0
+    y[np.flatnonzero(arm == "tiny")[:4]] = 1  # 4 events: too few to take part
+    scores = score_predictions(y, p, arm=arm, n_bootstraps=0)
+    by_arm = [roc_auc_score(y[arm == a], p[arm == a]) for a in "abc"]
+    assert scores["within_arm_auc"] == pytest.approx(np.average(by_arm, weights=[8, 6, 5]))
+    assert scores["within_arm_arms"] == 3
+    assert scores["within_arm_n"] == 19_000
+
+
+def test_within_arm_metrics_leave_comparator_arms_out():
+    arm = np.repeat(["ketamine", "saline"], 10_000)
+    active = arm == "ketamine"
+    p = TRUE_P.copy()
+    p[~active] = 1 - p[~active]  # backwards among the comparator patients
+    scores = score_predictions(Y, p, arm=arm, active=active, n_bootstraps=0)
+    assert scores["within_arm_auc"] == pytest.approx(roc_auc_score(Y[active], p[active]))
+    assert scores["active_n"] == 10_000
+    assert abs(scores["active_calibration_intercept"]) < 0.1
+    assert scores["calibration_slope"] < 0.5  # over all rows the comparators spoil it
+
+
+def test_trial_clusters_widen_the_interval_when_trials_differ():
+    """Twenty trials, each with its own shift of the model's ranking: resampling trials sees
+    that spread, resampling patients does not."""
+    rng = np.random.default_rng(3)
+    trial = np.repeat(np.arange(20), 1000)
+    quality = rng.normal(0, 1.5, 20)[trial]  # how well the model ranks in each trial
+    p = 1 / (1 + np.exp(-(quality * (TRUE_P - 0.4) * 4)))
+    by_row = score_predictions(Y, p, arm=trial, n_bootstraps=300)
+    by_trial = score_predictions(Y, p, arm=trial, cluster=trial, n_bootstraps=300)
+    row_width = by_row["within_arm_auc_high"] - by_row["within_arm_auc_low"]
+    trial_width = by_trial["within_arm_auc_high"] - by_trial["within_arm_auc_low"]
+    assert trial_width > 3 * row_width
+    assert by_trial["within_arm_auc_low"] < by_trial["within_arm_auc"]
+    assert by_trial["within_arm_auc"] < by_trial["within_arm_auc_high"]
 
 
 def test_net_benefit_by_hand():
@@ -97,6 +163,9 @@ def test_result_holds_model_peers_and_oracle(loto):
         "logistic_regression",
         "hist_gradient_boosting",
         "xgboost_default",
+        "logistic_regression_encoded",
+        "hist_gradient_boosting_encoded",
+        "xgboost_default_encoded",
         "oracle",
     ]
     # the pooled cross-trial AUC: the model learns, and stays below what the truth allows
@@ -104,7 +173,29 @@ def test_result_holds_model_peers_and_oracle(loto):
     assert 0.6 < loto.metrics.loc["OutcomeModel", "auc"] < loto.metrics.loc["oracle", "auc"]
     assert set(loto.fold_metrics["model"]) == set(loto.metrics.index)
     assert {"treat_all", "treat_none", "OutcomeModel", "oracle"} <= set(loto.decision_curve)
-    assert set(loto.subgroups["variable"]) == {"sex", "age band", "diagnosis"}
+    assert set(loto.subgroups["variable"]) == {
+        "sex",
+        "age band",
+        "diagnosis",
+        "drug",
+        "route",
+        "trial",
+        "arm",
+        "active drug",
+    }
+
+
+def test_the_headline_is_within_arm_among_active_drug_patients(cohort, loto):
+    ours, oracle = loto.metrics.loc["OutcomeModel"], loto.metrics.loc["oracle"]
+    # knowing the arm is worth a lot over all rows and nothing within arm
+    assert oracle["within_arm_auc"] < oracle["auc"] - 0.02
+    assert 0.6 < oracle["within_arm_auc"] < 0.85
+    assert ours["within_arm_auc_low"] < ours["within_arm_auc"] < ours["within_arm_auc_high"]
+    assert ours["active_n"] == cohort["drug"].isin(["ketamine", "esketamine"]).sum()
+    assert ours["within_arm_arms"] >= 10
+    folds = loto.fold_metrics
+    assert set(folds["trial"]) == set(cohort["trial_id"].astype(str))
+    assert folds["within_arm_auc"].notna().sum() >= 5
 
 
 def test_predictions_carry_no_identifiers(loto):
@@ -151,6 +242,26 @@ def test_nested_cross_validation_reports_the_chosen_parameters(cohort):
     chosen = result.extras["tuned_parameters"]
     assert len(chosen) == 3
     assert all(c["max_depth"] in (2, 3) for c in chosen)
+
+
+def test_nested_tuning_is_grouped_when_the_outer_folds_are(cohort):
+    """Grouped outer folds get a grouped inner split: tuning never scores on a trial it
+    trained on."""
+    result = cross_validate(
+        OutcomeModel("response", n_estimators=40),
+        cohort,
+        scheme="grouped_kfold",
+        n_splits=3,
+        peers=False,
+        n_bootstraps=0,
+        tuning={"max_depth": [2, 3]},
+    )
+    assert len(result.extras["tuned_parameters"]) == 3
+    groups = cohort["trial_id"].astype(str).to_numpy()
+    search = _grid_search(OutcomeModel("response"), {"max_depth": [2]}, 0, groups)
+    y = cohort["response"].astype(int).to_numpy()
+    for train, test in search.cv.split(cohort, y, groups):
+        assert not set(groups[train]) & set(groups[test])
 
 
 def test_design_problems_are_found_before_training(cohort):

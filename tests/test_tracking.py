@@ -211,18 +211,44 @@ def test_register_keeps_the_better_model_as_champion(store):
 
     from ketapredict.experiment import load_experiment, run_experiment
 
-    experiment = load_experiment(write_experiment(store, "registry", n_estimators=60))
+    experiment = load_experiment(
+        write_experiment(store, "registry", n_estimators=60, extra="peers = false")
+    )
     good = run_experiment(experiment)
     first = log_experiment(good, good.data, good.fit_model(), register="registry-model")
     assert first.registered["alias"] == "champion"
+    assert np.isfinite(first.registered["primary_auc"])
     worse = run_experiment(experiment)
-    for result in worse.results.values():  # the same model, reported 0.2 AUC worse
-        result.metrics.loc["OutcomeModel", "auc"] -= 0.2
+    for result in worse.results.values():  # the same model, reported 0.2 AUC worse within arm
+        result.metrics.loc["OutcomeModel", "within_arm_auc"] -= 0.2
     second = log_experiment(worse, worse.data, worse.fit_model(), register="registry-model")
     assert second.registered["alias"] == "challenger"
+    assert second.registered["reason"] == "does not beat version 1"
     client = MlflowClient()
     assert str(client.get_model_version_by_alias("registry-model", "champion").version) == "1"
     assert str(client.get_model_version_by_alias("registry-model", "challenger").version) == "2"
+
+
+def test_champion_rule_compares_only_like_with_like(store):
+    """A run on other data, or validated another way, never takes the champion's place on
+    its AUC, however much higher it is."""
+    from ketapredict.experiment import load_experiment, run_experiment
+
+    path = write_experiment(store, "like", n_estimators=30, extra="peers = false")
+    first = run_experiment(load_experiment(path))
+    tracked = log_experiment(first, first.data, first.fit_model(), register="like-model")
+    assert tracked.registered["alias"] == "champion"
+    path.write_text(
+        path.read_text().replace('scheme = "stratified_kfold"', 'scheme = "grouped_kfold"')
+    )
+    other = run_experiment(load_experiment(path))
+    for result in other.results.values():
+        result.metrics.loc["OutcomeModel", "within_arm_auc"] += 0.2
+    second = log_experiment(other, other.data, other.fit_model(), register="like-model")
+    assert second.registered["alias"] == "challenger"
+    assert second.registered["reason"] == (
+        "not comparable with champion version 1: other validation scheme"
+    )
 
 
 def test_an_unreachable_server_does_not_lose_the_model(store, monkeypatch, capsys):

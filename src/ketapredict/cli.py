@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["main"]
@@ -141,36 +142,71 @@ def _calibrate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _interval(point: float, low: float, high: float) -> str:
+    if not np.isfinite(point):
+        return "n/a"
+    if not np.isfinite(low):
+        return f"{point:.3f}"
+    return f"{point:.3f} [{low:.3f}, {high:.3f}]"
+
+
 def metrics_table(result) -> str:
-    """The metrics of an experiment as text, one block per outcome."""
+    """The metrics of an experiment as text, one block per outcome.
+
+    First the clinician's question (among active-drug patients: AUC within arm, calibration),
+    then the same over all rows.
+    """
     blocks = []
     for outcome, validation in result.results.items():
         m = validation.metrics
-        folds = validation.fold_metrics.groupby("model")["auc"]
+        folds = validation.fold_metrics.groupby("model")["within_arm_auc"]
         n_folds = validation.fold_metrics["fold"].nunique()
+        first = m.iloc[0]
         header = (
-            f"{outcome}: {int(m['n'].iloc[0]):,} courses, {int(m['events'].iloc[0]):,} "
-            f"events; {validation.scheme}, {n_folds} folds"
+            f"{outcome}: {int(first['n']):,} courses, {int(first['events']):,} events; "
+            f"{validation.scheme}, {n_folds} folds"
         )
         if validation.rows_left_out:
             header += f" ({validation.rows_left_out:,} courses without the outcome left out)"
-        table = pd.DataFrame(
+        header += (
+            f"\n  among active-drug patients ({int(first['active_n']):,} courses, "
+            f"{int(first['active_events']):,} events): AUC within arm (n-weighted over "
+            f"{int(first['within_arm_arms'])} arms with at least 5 events and non-events), "
+            "calibration; 95% intervals resample trials, then patients"
+        )
+        active = pd.DataFrame(
             {
-                "AUC [95% CI]": [
-                    f"{r.auc:.3f} [{r.auc_low:.3f}, {r.auc_high:.3f}]" for r in m.itertuples()
+                "within-arm AUC [95% CI]": [
+                    _interval(r.within_arm_auc, r.within_arm_auc_low, r.within_arm_auc_high)
+                    for r in m.itertuples()
                 ],
-                "PR AUC": m["pr_auc"].map("{:.3f}".format),
-                "Brier": m["brier"].map("{:.4f}".format),
-                "ECE": m["ece"].map("{:.4f}".format),
-                "cal. intercept": m["calibration_intercept"].map("{:+.3f}".format),
-                "cal. slope": m["calibration_slope"].map("{:.3f}".format),
-                "fold AUC mean (sd)": [
+                "ECE": m["active_ece"].map("{:.4f}".format),
+                "cal. intercept": m["active_calibration_intercept"].map("{:+.3f}".format),
+                "cal. slope": m["active_calibration_slope"].map("{:.3f}".format),
+                "fold mean (sd)": [
                     f"{folds.mean()[k]:.3f} ({folds.std()[k]:.3f})" for k in m.index
                 ],
             },
             index=m.index,
         )
-        blocks.append(header + "\n" + table.to_string())
+        pooled = pd.DataFrame(
+            {
+                "AUC [95% CI]": [_interval(r.auc, r.auc_low, r.auc_high) for r in m.itertuples()],
+                "PR AUC": m["pr_auc"].map("{:.3f}".format),
+                "Brier": m["brier"].map("{:.4f}".format),
+                "ECE": m["ece"].map("{:.4f}".format),
+                "cal. intercept": m["calibration_intercept"].map("{:+.3f}".format),
+                "cal. slope": m["calibration_slope"].map("{:.3f}".format),
+            },
+            index=m.index,
+        )
+        blocks.append(
+            header
+            + "\n"
+            + active.to_string()
+            + "\n  all courses, every arm (also rewards knowing the arm):\n"
+            + pooled.to_string()
+        )
     return "\n\n".join(blocks)
 
 
@@ -247,8 +283,8 @@ def _train_and_log(
     if tracked.registered:
         r = tracked.registered
         print(
-            f"Registered {r['name']} version {r['version']} as {r['alias']} "
-            f"(primary AUC {r['primary_auc']:.3f}"
+            f"Registered {r['name']} version {r['version']} as {r['alias']} ({r['reason']}; "
+            f"within-arm AUC of the primary outcome {r['primary_auc']:.3f}"
             + (
                 f", champion's {r['champion_auc']:.3f})."
                 if r["champion_auc"] is not None

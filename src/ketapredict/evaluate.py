@@ -1,7 +1,10 @@
 """Honest validation: metrics, validation schemes, peers and the oracle.
 
-- :func:`score_predictions`: ROC AUC with a bootstrap 95% interval, PR AUC, Brier score,
-  expected calibration error, calibration intercept and slope.
+- :func:`score_predictions`: the clinician's question first. Discrimination *within arm
+  among active-drug patients* (the AUC among patients who got the same regimen, n-weighted
+  over arms) and calibration among active-drug patients (ECE over equal-count bins,
+  calibration intercept and slope); then the same over all rows, which also rewards knowing
+  the arm. Intervals resample trials, then patients within them, when trials are given.
 - :func:`net_benefit`: the decision curve.
 - :func:`cross_validate`: out-of-fold predictions of an :class:`~ketapredict.OutcomeModel`
   under stratified k-fold, grouped k-fold by trial or leave-one-trial-out (nested when a
@@ -24,11 +27,14 @@ import pandas as pd
 from sklearn.base import clone
 
 from .exceptions import Problem, ValidationError
-from .schema import check_outcome, column, columns
+from .regimen import REGIMEN_FIELDS
+from .schema import KETAMINES, check_outcome, column, columns
 
 __all__ = [
     "SCHEMES",
     "ValidationResult",
+    "active_drug",
+    "arm_labels",
     "cross_validate",
     "expected_calibration_error",
     "learning_curve",
@@ -43,6 +49,9 @@ SCHEMES = ("stratified_kfold", "grouped_kfold", "leave_one_trial_out")
 # noise and the folds' training sets run short of events.
 EVENTS_PER_FOLD = 5
 THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.05), 2)
+# An arm adds its AUC to the within-arm mean only with at least this many events and as many
+# non-events: with fewer, one patient moves the arm's AUC by a tenth or more.
+MIN_CLASS_PER_ARM = 5
 
 
 # --------------------------------------------------------------------------------------------
@@ -65,31 +74,44 @@ def _weighted_auc(p: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarr
 
 
 @lru_cache(maxsize=4)
-def _poisson_weights(n: int, n_bootstraps: int, seed: int) -> np.ndarray:
-    """Poisson(1) bootstrap weights, shared by every model scored on the same rows: the
-    models' intervals then come from the same resamples, and are drawn once."""
-    weights = np.random.default_rng(seed).poisson(1.0, size=(n_bootstraps, n))
-    weights = weights.astype(np.float32)
+def _bootstrap_weights(n: int, n_bootstraps: int, seed: int, clusters: bytes) -> np.ndarray:
+    """Bootstrap weights, one row per replicate, shared by every model scored on the same rows
+    (their intervals then come from the same resamples, drawn once).
+
+    Without clusters, Poisson(1) weights per row. With clusters (trials), a two-stage
+    bootstrap: draw the trials with replacement, then the patients within each drawn trial
+    (Davison & Hinkley 1997, section 3.8), so the interval holds the variation between trials
+    as well as within them.
+    """
+    rng = np.random.default_rng(seed)
+    weights = rng.poisson(1.0, size=(n_bootstraps, n)).astype(np.float32)
+    if clusters:
+        codes = np.frombuffer(clusters, dtype=np.int64)
+        k = int(codes.max()) + 1
+        drawn = rng.multinomial(k, np.full(k, 1.0 / k), size=n_bootstraps).astype(np.float32)
+        weights *= drawn[:, codes]
     weights.flags.writeable = False
     return weights
 
 
-def _auc_interval(p, y, n_bootstraps: int, seed: int) -> tuple[float, float]:
-    """Percentile 95% interval of the AUC over Poisson-bootstrap replicates."""
-    if n_bootstraps == 0:
+def _percentile_interval(values: np.ndarray) -> tuple[float, float]:
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
         return np.nan, np.nan
-    weights = _poisson_weights(len(p), n_bootstraps, seed)
-    blocks = range(0, n_bootstraps, 200)
-    aucs = np.concatenate([_weighted_auc(p, y, weights[i : i + 200]) for i in blocks])
-    low, high = np.nanpercentile(aucs, [2.5, 97.5])
+    low, high = np.percentile(values, [2.5, 97.5])
     return float(low), float(high)
 
 
-def expected_calibration_error(y: Any, p: Any, n_bins: int = 10) -> float:
-    """Expected calibration error over equal-width probability bins.
+def expected_calibration_error(
+    y: Any, p: Any, n_bins: int = 10, strategy: str = "quantile"
+) -> float:
+    """Expected calibration error: the size-weighted mean gap between observed and predicted.
 
-    The size-weighted mean of |observed rate - mean predicted probability| over ``n_bins``
-    bins of width 1/n_bins (Naeini 2015; Guo 2017).
+    The mean over bins of |observed rate - mean predicted probability|, weighted by the bins'
+    sizes (Naeini 2015). With ``strategy="quantile"`` the bins hold equal numbers of
+    patients, so a rare outcome's predictions are spread over every bin; with ``"uniform"``
+    they have equal widths (Guo 2017), which puts nearly every patient of a 3% outcome in
+    the first bin.
 
     Parameters
     ----------
@@ -98,7 +120,10 @@ def expected_calibration_error(y: Any, p: Any, n_bins: int = 10) -> float:
     p : array-like of float in [0, 1]
         Predicted probabilities.
     n_bins : int, default=10
-        Number of equal-width bins.
+        Number of bins.
+    strategy : {"quantile", "uniform"}, default="quantile"
+        Equal-count or equal-width bins (the names of
+        :func:`sklearn.calibration.calibration_curve`).
 
     Returns
     -------
@@ -111,10 +136,16 @@ def expected_calibration_error(y: Any, p: Any, n_bins: int = 10) -> float:
     """
     y = np.asarray(y, dtype=float)
     p = np.asarray(p, dtype=float)
-    which = np.minimum((p * n_bins).astype(int), n_bins - 1)
-    counts = np.bincount(which, minlength=n_bins)
+    if strategy == "uniform":
+        which = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    elif strategy == "quantile":
+        which = np.empty(len(p), dtype=int)
+        for b, rows in enumerate(np.array_split(np.argsort(p, kind="stable"), n_bins)):
+            which[rows] = b
+    else:
+        raise ValueError(f"strategy must be 'quantile' or 'uniform', got {strategy!r}")
     gaps = np.abs(np.bincount(which, weights=y - p, minlength=n_bins))
-    return float(gaps.sum() / counts.sum())
+    return float(gaps.sum() / len(p))
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -144,10 +175,91 @@ def _calibration_line(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
     return float(a), float(slope)
 
 
+def arm_labels(frame: pd.DataFrame) -> np.ndarray:
+    """Which regimen each row got: its trial and arm, or else its dose schedule.
+
+    Rows share a label when they are patients of the same arm of the same trial (columns
+    ``trial_id`` and ``arm``); without an ``arm`` column, when they share every regimen
+    field (and trial, if given).
+
+    Examples
+    --------
+    >>> from ketapredict import simulate_cohort
+    >>> arm_labels(simulate_cohort(n=200, seed=0))[0]
+    'zarate2006/saline'
+    """
+    keys = ["trial_id", "arm"] if "arm" in frame.columns else ["trial_id", *REGIMEN_FIELDS]
+    keys = [k for k in keys if k in frame.columns]
+    if not keys:
+        return np.full(len(frame), "all", dtype=object)
+    parts = [frame[k].astype(object).where(frame[k].notna(), "NA").astype(str) for k in keys]
+    label = parts[0]
+    for part in parts[1:]:
+        label = label + "/" + part
+    return label.to_numpy(dtype=object)
+
+
+def active_drug(frame: pd.DataFrame) -> np.ndarray:
+    """Whether each row's drug is ketamine or one of its enantiomers (not a comparator)."""
+    if "drug" not in frame.columns:
+        return np.ones(len(frame), dtype=bool)
+    return frame["drug"].astype(object).isin(KETAMINES).to_numpy()
+
+
+def _codes(labels: Any, n: int) -> np.ndarray:
+    if labels is None:
+        return np.zeros(n, dtype=np.int64)
+    return pd.factorize(np.asarray(labels, dtype=object))[0].astype(np.int64)
+
+
+def _within_arm_auc(
+    p: np.ndarray, y: np.ndarray, arms: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, int, int]:
+    """n-weighted mean over arms of the AUC within each arm, per row of ``weights``.
+
+    Only arms with ``MIN_CLASS_PER_ARM`` events and non-events take part. Returns the means
+    (NaN where no arm takes part), the number of arms and of rows that take part.
+    """
+    totals = np.zeros(len(weights))
+    sizes = np.zeros(len(weights))
+    n_arms = n_rows = 0
+    for arm in np.unique(arms):
+        inside = arms == arm
+        events = int(y[inside].sum())
+        if min(events, int(inside.sum()) - events) < MIN_CLASS_PER_ARM:
+            continue
+        n_arms += 1
+        n_rows += int(inside.sum())
+        w = weights[:, inside]
+        aucs = np.concatenate(
+            [_weighted_auc(p[inside], y[inside], w[i : i + 200]) for i in range(0, len(w), 200)]
+        )
+        size = w.sum(axis=1, dtype=np.float64)
+        ok = np.isfinite(aucs)
+        totals[ok] += aucs[ok] * size[ok]
+        sizes[ok] += size[ok]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return totals / sizes, n_arms, n_rows
+
+
 def score_predictions(
-    y: Any, p: Any, *, n_bootstraps: int = 1000, seed: int = 0
+    y: Any,
+    p: Any,
+    *,
+    arm: Any = None,
+    active: Any = None,
+    cluster: Any = None,
+    n_bootstraps: int = 1000,
+    seed: int = 0,
 ) -> dict[str, float]:
-    """Discrimination and calibration of predicted probabilities.
+    """Discrimination and calibration of predicted probabilities, the clinician's question
+    first.
+
+    A clinician ranks patients who would get the same regimen, and needs the risk to be right
+    for patients on an active drug. So the headline is the AUC *within arm among active-drug
+    patients* (the AUC among patients of one arm, averaged over arms weighted by their size)
+    and calibration among active-drug patients. The same metrics over all rows follow; they
+    also reward knowing which arm a patient was in.
 
     Parameters
     ----------
@@ -155,18 +267,30 @@ def score_predictions(
         Observed outcomes.
     p : array-like of float
         Predicted probabilities of the event.
+    arm : array-like, optional
+        The regimen each row got (see :func:`arm_labels`). Default: all rows are one arm.
+    active : array-like of bool, optional
+        Whether each row got an active drug (see :func:`active_drug`). Default: all rows.
+    cluster : array-like, optional
+        The trial of each row. Given, the intervals resample trials and then patients within
+        them; otherwise patients.
     n_bootstraps : int, default=1000
-        Replicates for the AUC interval (0: no interval).
+        Replicates for the AUC intervals (0: no interval).
     seed : int, default=0
         Seed of the bootstrap.
 
     Returns
     -------
     dict
-        ``n``, ``events``, ``auc``, ``auc_low``, ``auc_high`` (bootstrap 95% interval),
-        ``pr_auc`` (average precision), ``brier``, ``ece`` (10 equal-width bins),
-        ``calibration_intercept`` and ``calibration_slope``. Discrimination is NaN when only
-        one class is present.
+        Among active-drug patients: ``within_arm_auc`` with its 95% interval
+        ``within_arm_auc_low`` / ``within_arm_auc_high``, ``within_arm_arms`` and
+        ``within_arm_n`` (the arms and rows with at least ``MIN_CLASS_PER_ARM`` events and
+        non-events that take part), ``active_n``, ``active_events``, ``active_ece`` (10
+        equal-count bins), ``active_calibration_intercept`` and
+        ``active_calibration_slope``. Over all rows: ``n``, ``events``, ``auc`` with
+        ``auc_low`` / ``auc_high``, ``pr_auc`` (average precision), ``brier``, ``ece``,
+        ``calibration_intercept`` and ``calibration_slope``. A metric that cannot be
+        computed (one class only) is NaN.
 
     Examples
     --------
@@ -174,6 +298,16 @@ def score_predictions(
     >>> scores = score_predictions([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8], n_bootstraps=0)
     >>> scores["auc"], scores["brier"]
     (0.75, 0.158...)
+
+    A prediction that knows only each arm's response rate ranks no patient within an arm,
+    yet scores 0.75 over all rows:
+
+    >>> y = [0] * 5 + [1] * 15 + [0] * 15 + [1] * 5
+    >>> p = [0.7] * 20 + [0.2] * 20
+    >>> arm = ["a"] * 20 + ["b"] * 20
+    >>> scores = score_predictions(y, p, arm=arm, n_bootstraps=0)
+    >>> scores["within_arm_auc"], scores["auc"]
+    (0.5, 0.75)
     """
     from sklearn.metrics import average_precision_score, roc_auc_score
 
@@ -181,14 +315,51 @@ def score_predictions(
     p = np.asarray(p, dtype=float)
     if np.isnan(p).any() or (p < 0).any() or (p > 1).any():
         raise ValueError("Predicted probabilities must lie in [0, 1] with none missing.")
-    out = {
-        "n": len(y),
-        "events": int(y.sum()),
-        "brier": float(np.mean((p - y) ** 2)),
-        "ece": expected_calibration_error(y, p),
-    }
-    if 0 < y.sum() < len(y):
-        low, high = _auc_interval(p, y, n_bootstraps, seed)
+    n = len(y)
+    arms = _codes(arm, n)
+    is_active = np.ones(n, dtype=bool) if active is None else np.asarray(active, dtype=bool)
+    clusters = _codes(cluster, n).tobytes() if cluster is not None else b""
+    weights = (
+        _bootstrap_weights(n, n_bootstraps, seed, clusters)
+        if n_bootstraps
+        else np.ones((1, n), dtype=np.float32)
+    )
+
+    out: dict[str, float] = {}
+    # -- among active-drug patients, within arm
+    a = is_active
+    within, n_arms, n_rows = _within_arm_auc(p[a], y[a], arms[a], weights[:, a])
+    point, _, _ = _within_arm_auc(p[a], y[a], arms[a], np.ones((1, int(a.sum())), np.float32))
+    low, high = _percentile_interval(within) if n_bootstraps else (np.nan, np.nan)
+    ya, pa = y[a], p[a]
+    both = 0 < ya.sum() < len(ya)
+    intercept, slope = _calibration_line(ya, pa) if both else (np.nan, np.nan)
+    out.update(
+        within_arm_auc=float(point[0]),
+        within_arm_auc_low=low,
+        within_arm_auc_high=high,
+        within_arm_arms=n_arms,
+        within_arm_n=n_rows,
+        active_n=int(a.sum()),
+        active_events=int(ya.sum()),
+        active_ece=expected_calibration_error(ya, pa) if len(ya) else np.nan,
+        active_calibration_intercept=intercept,
+        active_calibration_slope=slope,
+    )
+    # -- over all rows
+    out.update(
+        n=n,
+        events=int(y.sum()),
+        brier=float(np.mean((p - y) ** 2)),
+        ece=expected_calibration_error(y, p),
+    )
+    if 0 < y.sum() < n:
+        if n_bootstraps:
+            blocks = range(0, n_bootstraps, 200)
+            aucs = np.concatenate([_weighted_auc(p, y, weights[i : i + 200]) for i in blocks])
+            low, high = _percentile_interval(aucs)
+        else:
+            low, high = np.nan, np.nan
         intercept, slope = _calibration_line(y, p)
         out.update(
             auc=float(roc_auc_score(y, p)),
@@ -263,12 +434,13 @@ def _age_band(age: pd.Series) -> pd.Series:
 def subgroup_metrics(
     frame: pd.DataFrame, y: Any, predictions: Mapping[str, Any], *, min_events: int = 5
 ) -> pd.DataFrame:
-    """Metrics within subgroups by sex, age band and diagnosis.
+    """Metrics within subgroups: by sex, age band, diagnosis, drug, route, trial, arm, and
+    active drug against comparator.
 
     Parameters
     ----------
     frame : DataFrame
-        The rows scored, with ``sex``, ``age`` and ``diagnosis``.
+        The rows scored; variables whose columns it lacks are skipped.
     y : array-like of 0/1
         Observed outcomes of those rows.
     predictions : mapping of name to array-like
@@ -280,14 +452,29 @@ def subgroup_metrics(
     -------
     DataFrame
         One row per (model, variable, level): ``n``, ``events``, ``observed`` (rate),
-        ``predicted`` (mean), ``auc``, ``brier``, ``ece``.
+        ``predicted`` (mean), ``within_arm_auc`` (among its active-drug rows, see
+        :func:`score_predictions`), ``auc``, ``brier``, ``ece``.
     """
     y = np.asarray(y, dtype=float)
+    index = frame.index
     variables = {
-        "sex": frame["sex"].astype(object),
-        "age band": _age_band(frame["age"]),
-        "diagnosis": frame["diagnosis"].astype(object),
+        name: frame[name].astype(object)
+        for name in ("sex", "diagnosis", "drug", "route")
+        if name in frame.columns
     }
+    if "age" in frame.columns:
+        variables["age band"] = _age_band(frame["age"])
+    if "trial_id" in frame.columns:
+        variables["trial"] = frame["trial_id"].astype(object)
+    variables["arm"] = pd.Series(arm_labels(frame), index=index)
+    if "drug" in frame.columns:
+        variables["active drug"] = pd.Series(
+            np.where(active_drug(frame), "active drug", "comparator"), index=index
+        )
+    from sklearn.metrics import roc_auc_score
+
+    arms = _codes(arm_labels(frame), len(frame))
+    active = active_drug(frame)
     rows = []
     for name, p in predictions.items():
         p = np.asarray(p, dtype=float)
@@ -296,8 +483,11 @@ def subgroup_metrics(
                 inside = (levels == level).to_numpy()
                 yi, pi = y[inside], p[inside]
                 events = int(yi.sum())
-                scores = score_predictions(yi, pi, n_bootstraps=0)
                 enough = min(events, len(yi) - events) >= min_events
+                a = inside & active
+                within, _, _ = _within_arm_auc(
+                    p[a], y[a], arms[a], np.ones((1, int(a.sum())), np.float32)
+                )
                 rows.append(
                     {
                         "model": name,
@@ -307,9 +497,10 @@ def subgroup_metrics(
                         "events": events,
                         "observed": float(yi.mean()),
                         "predicted": float(pi.mean()),
-                        "auc": scores["auc"] if enough else np.nan,
-                        "brier": scores["brier"],
-                        "ece": scores["ece"],
+                        "within_arm_auc": float(within[0]),
+                        "auc": float(roc_auc_score(yi, pi)) if enough else np.nan,
+                        "brier": float(np.mean((pi - yi) ** 2)),
+                        "ece": expected_calibration_error(yi, pi),
                     }
                 )
     return pd.DataFrame(rows)
@@ -362,29 +553,50 @@ def _as_text(x):
     return pd.DataFrame(x).astype(object).fillna("missing").astype(str).to_numpy()
 
 
-def peer_models(frame: pd.DataFrame, seed: int = 0) -> dict[str, Any]:
-    """What a data scientist would otherwise use, on the raw contract columns.
+def peer_models(
+    frame: pd.DataFrame, seed: int = 0, *, features: str | None = "core"
+) -> dict[str, Any]:
+    """What a data scientist would otherwise use: on the raw contract columns, and on
+    ketapredict's encoded features.
+
+    The two sets separate what the features add (raw against encoded, the same learner)
+    from what OutcomeModel adds (encoded peers against OutcomeModel, the same features).
 
     Parameters
     ----------
     frame : DataFrame
-        A patient table; its baseline and regimen columns are the peers' inputs.
+        A patient table; its baseline and regimen columns are the raw peers' inputs.
     seed : int, default=0
         Random state of the tree ensembles.
+    features : str, path-like or None, default="core"
+        The feature set of the encoded peers (OutcomeModel's); None: raw peers only.
 
     Returns
     -------
     dict of str to estimator
         ``logistic_regression`` (median imputation with missing indicators, standardised
         numbers, one-hot categories), ``hist_gradient_boosting`` and ``xgboost_default``
-        (imputation only; default settings), all unfitted scikit-learn pipelines.
+        (imputation only; default settings), all unfitted scikit-learn pipelines; and the
+        same three learners on the encoded features, named with ``_encoded``.
+
+    Examples
+    --------
+    >>> from ketapredict import simulate_cohort
+    >>> list(peer_models(simulate_cohort(n=200, seed=0)))  # doctest: +NORMALIZE_WHITESPACE
+    ['logistic_regression', 'hist_gradient_boosting', 'xgboost_default',
+     'logistic_regression_encoded', 'hist_gradient_boosting_encoded',
+     'xgboost_default_encoded']
     """
     from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
     from xgboost import XGBClassifier
 
-    return {
+    from .features import FeatureEncoder
+
+    peers = {
         "logistic_regression": make_pipeline(
             _RawColumns(frame, scale=True).transformer, LogisticRegression(max_iter=5000)
         ),
@@ -397,6 +609,22 @@ def peer_models(frame: pd.DataFrame, seed: int = 0) -> dict[str, Any]:
             XGBClassifier(random_state=seed, n_jobs=None),
         ),
     }
+    if features is not None:
+        peers.update(
+            logistic_regression_encoded=make_pipeline(
+                FeatureEncoder(features),
+                SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+                StandardScaler(),
+                LogisticRegression(max_iter=5000),
+            ),
+            hist_gradient_boosting_encoded=make_pipeline(
+                FeatureEncoder(features), HistGradientBoostingClassifier(random_state=seed)
+            ),
+            xgboost_default_encoded=make_pipeline(
+                FeatureEncoder(features), XGBClassifier(random_state=seed, n_jobs=None)
+            ),
+        )
+    return peers
 
 
 # --------------------------------------------------------------------------------------------
@@ -507,10 +735,12 @@ class ValidationResult:
     outcome, scheme : str
     metrics : DataFrame
         One row per model (``OutcomeModel``, the peers, ``oracle``), on the pooled
-        out-of-fold predictions (see :func:`score_predictions`).
+        out-of-fold predictions (see :func:`score_predictions`): within arm among
+        active-drug patients first, intervals resampling trials when the data has them.
     fold_metrics : DataFrame
-        One row per (model, fold): ``fold``, ``n``, ``events``, ``auc``, ``pr_auc``,
-        ``brier``, ``ece``; AUC is NaN in folds with one class.
+        One row per (model, fold): ``fold``, ``trial`` (the held-out trial, if one),
+        ``n``, ``events``, ``within_arm_auc``, ``active_ece``, ``auc``, ``pr_auc``,
+        ``brier``, ``ece``; an AUC is NaN in folds with too few events.
     decision_curve : DataFrame
         Net benefit by threshold, a column per model plus treat-all and treat-none.
     subgroups : DataFrame
@@ -564,7 +794,8 @@ def cross_validate(
         Folds for the k-fold schemes.
     tuning : mapping of parameter to values, optional
         Nested cross-validation: in every outer fold a grid search over these OutcomeModel
-        parameters (inner stratified 3-fold, log-loss) picks the model.
+        parameters (inner 3-fold, log-loss; grouped by trial, or by patient, whenever the
+        outer folds are) picks the model.
     peers : bool, default=True
         Also validate :func:`peer_models` on the same folds.
     n_bootstraps : int, default=1000
@@ -593,8 +824,12 @@ def cross_validate(
     >>> cohort = simulate_cohort(n=1500, seed=0)
     >>> result = cross_validate(OutcomeModel("response", n_estimators=100), cohort,
     ...                         scheme="stratified_kfold", n_splits=3, n_bootstraps=100)
-    >>> list(result.metrics.index)
-    ['OutcomeModel', 'logistic_regression', 'hist_gradient_boosting', 'xgboost_default', 'oracle']
+    >>> list(result.metrics.index)  # doctest: +NORMALIZE_WHITESPACE
+    ['OutcomeModel', 'logistic_regression', 'hist_gradient_boosting', 'xgboost_default',
+     'logistic_regression_encoded', 'hist_gradient_boosting_encoded',
+     'xgboost_default_encoded', 'oracle']
+    >>> round(float(result.metrics.loc["oracle", "within_arm_auc"]), 2) < 0.8
+    True
     """
     outcome = outcome or model.outcome
     kept, y, dropped = check_design(data, outcome, scheme, n_splits)
@@ -608,7 +843,7 @@ def cross_validate(
     splits = list(splitter.split(kept, y, groups))
     candidates: dict[str, Any] = {"OutcomeModel": model}
     if peers:
-        candidates.update(peer_models(kept, seed))
+        candidates.update(peer_models(kept, seed, features=getattr(model, "features", None)))
     oof = {name: np.full(len(y), np.nan) for name in candidates}
     fold_of = np.empty(len(y), dtype=int)
     for k, (_, test) in enumerate(splits):
@@ -620,8 +855,11 @@ def cross_validate(
         for name, candidate in candidates.items():
             estimator = _single_threaded(clone(candidate))
             if name == "OutcomeModel" and tuning:
-                estimator = _grid_search(estimator, tuning, seed)
-            estimator.fit(kept.iloc[train], y[train])
+                inner_groups = None if groups is None else groups[train]
+                estimator = _grid_search(estimator, tuning, seed, inner_groups)
+                estimator.fit(kept.iloc[train], y[train], groups=inner_groups)
+            else:
+                estimator.fit(kept.iloc[train], y[train])
             chosen = estimator.best_params_ if name == "OutcomeModel" and tuning else None
             found.append((name, estimator.predict_proba(kept.iloc[test])[:, 1], chosen))
         return found
@@ -648,9 +886,14 @@ def cross_validate(
     if truth in kept.columns and kept[truth].notna().all():
         oof["oracle"] = kept[truth].to_numpy(dtype=float)
 
+    design = {
+        "arm": arm_labels(kept),
+        "active": active_drug(kept),
+        "cluster": kept["trial_id"].astype(str).to_numpy() if "trial_id" in kept else None,
+    }
     metrics = pd.DataFrame(
         {
-            name: score_predictions(y, p, n_bootstraps=n_bootstraps, seed=seed)
+            name: score_predictions(y, p, **design, n_bootstraps=n_bootstraps, seed=seed)
             for name, p in oof.items()
         }
     ).T
@@ -658,12 +901,19 @@ def cross_validate(
     for name, p in oof.items():
         for k in range(len(splits)):
             inside = fold_of == k
-            scores = score_predictions(y[inside], p[inside], n_bootstraps=0)
+            scores = score_predictions(
+                y[inside],
+                p[inside],
+                arm=design["arm"][inside],
+                active=design["active"][inside],
+                n_bootstraps=0,
+            )
             fold_rows.append(
                 {
                     "model": name,
                     "fold": k,
-                    **{m: scores[m] for m in ("n", "events", "auc", "pr_auc", "brier", "ece")},
+                    "trial": _fold_trial(kept, inside),
+                    **{m: scores[m] for m in _FOLD_METRICS},
                 }
             )
     curve = pd.concat({name: net_benefit(y, p)["model"] for name, p in oof.items()}, axis=1)
@@ -690,6 +940,17 @@ def cross_validate(
     )
 
 
+_FOLD_METRICS = ("n", "events", "within_arm_auc", "active_ece", "auc", "pr_auc", "brier", "ece")
+
+
+def _fold_trial(kept: pd.DataFrame, inside: np.ndarray) -> str:
+    """The held-out trial of a fold, or an empty string when a fold mixes trials."""
+    if "trial_id" not in kept.columns:
+        return ""
+    trials = kept["trial_id"].to_numpy()[inside]
+    return str(trials[0]) if len(trials) and (trials == trials[0]).all() else ""
+
+
 def _single_threaded(estimator: Any) -> Any:
     """Limit an XGBoost-based estimator (or a pipeline ending in one) to one thread; joblib
     limits the others' native threads in its workers."""
@@ -703,13 +964,23 @@ def _single_threaded(estimator: Any) -> Any:
     return estimator
 
 
-def _grid_search(model: Any, grid: Mapping[str, Sequence[Any]], seed: int):
-    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+def _grid_search(
+    model: Any, grid: Mapping[str, Sequence[Any]], seed: int, groups: np.ndarray | None = None
+):
+    """The inner loop of nested cross-validation: grouped like the outer one (trials, or a
+    crossover patient's periods), so tuning never scores on a group it trained on."""
+    from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, StratifiedKFold
 
+    if groups is None:
+        inner = StratifiedKFold(3, shuffle=True, random_state=seed)
+    else:
+        inner = StratifiedGroupKFold(
+            min(3, len(np.unique(groups))), shuffle=True, random_state=seed
+        )
     return GridSearchCV(
         model,
         {k: list(v) for k, v in grid.items()},
-        cv=StratifiedKFold(3, shuffle=True, random_state=seed),
+        cv=inner,
         scoring="neg_log_loss",
         refit=True,
     )
@@ -750,8 +1021,10 @@ def learning_curve(
     Returns
     -------
     DataFrame
-        One row per (size, repeat, model): ``n_train``, ``repeat``, ``model``, ``auc``,
-        ``brier``, ``ece``; the oracle when the data has the true probabilities.
+        One row per (size, repeat, model): ``n_train``, ``repeat``, ``model``,
+        ``within_arm_auc``, ``active_ece``, ``active_calibration_slope`` (among active-drug
+        patients, see :func:`score_predictions`), ``auc``, ``brier``, ``ece``; the oracle
+        when the data has the true probabilities.
     """
     from sklearn.model_selection import train_test_split
 
@@ -774,6 +1047,8 @@ def learning_curve(
             "learning curve",
         )
     rng = np.random.default_rng(seed)
+    held_out = kept.iloc[test]
+    design = {"arm": arm_labels(held_out), "active": active_drug(held_out)}
     rows = []
     for n in sizes:
         for repeat in range(repeats):
@@ -782,29 +1057,41 @@ def learning_curve(
                 continue
             candidates = {"OutcomeModel": model}
             if peers:
-                candidates.update(peer_models(kept, seed))
+                candidates.update(
+                    peer_models(kept, seed, features=getattr(model, "features", None))
+                )
             for name, candidate in candidates.items():
                 fitted = clone(candidate).fit(kept.iloc[chosen], y[chosen])
                 p = fitted.predict_proba(kept.iloc[test])[:, 1]
-                scores = score_predictions(y[test], p, n_bootstraps=0)
+                scores = score_predictions(y[test], p, **design, n_bootstraps=0)
                 rows.append(
                     {
                         "n_train": n,
                         "repeat": repeat,
                         "model": name,
-                        **{m: scores[m] for m in ("auc", "brier", "ece")},
+                        **{m: scores[m] for m in _CURVE_METRICS},
                     }
                 )
     truth = f"p_{outcome}"
     if truth in kept.columns and kept[truth].notna().all():
-        scores = score_predictions(y[test], kept[truth].to_numpy()[test], n_bootstraps=0)
+        scores = score_predictions(y[test], kept[truth].to_numpy()[test], **design, n_bootstraps=0)
         for n in sizes:
             rows.append(
                 {
                     "n_train": n,
                     "repeat": 0,
                     "model": "oracle",
-                    **{m: scores[m] for m in ("auc", "brier", "ece")},
+                    **{m: scores[m] for m in _CURVE_METRICS},
                 }
             )
     return pd.DataFrame(rows)
+
+
+_CURVE_METRICS = (
+    "within_arm_auc",
+    "active_ece",
+    "active_calibration_slope",
+    "auc",
+    "brier",
+    "ece",
+)

@@ -29,6 +29,7 @@ parameters) before any data is read; :func:`run_experiment` validates each outco
 
 from __future__ import annotations
 
+import math
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -45,6 +46,21 @@ from .models import OutcomeModel
 from .schema import validate
 
 __all__ = ["Experiment", "ExperimentResult", "load_experiment", "run_experiment"]
+
+# The cross-validated metrics a model file's provenance keeps: the clinician's question
+# first (see ketapredict.evaluate.score_predictions), then the pooled ones.
+_PROVENANCE_METRICS = [
+    "within_arm_auc",
+    "within_arm_auc_low",
+    "within_arm_auc_high",
+    "active_ece",
+    "active_calibration_slope",
+    "auc",
+    "auc_low",
+    "auc_high",
+    "brier",
+    "ece",
+]
 
 
 class _Strict(pydantic.BaseModel):
@@ -287,9 +303,8 @@ class ExperimentResult:
         metrics = {
             outcome: {
                 k: round(float(v), 4)
-                for k, v in result.metrics.loc[
-                    "OutcomeModel", ["auc", "auc_low", "auc_high", "brier", "ece"]
-                ].items()
+                for k, v in result.metrics.loc["OutcomeModel", _PROVENANCE_METRICS].items()
+                if math.isfinite(v)  # a model file's JSON has no NaN
             }
             for outcome, result in self.results.items()
         }
@@ -319,9 +334,9 @@ class ExperimentResult:
         frames = []
         for outcome, result in self.results.items():
             metrics = result.metrics.copy()
-            folds = result.fold_metrics.groupby("model")["auc"]
-            metrics["fold_auc_mean"] = folds.mean()
-            metrics["fold_auc_sd"] = folds.std()
+            folds = result.fold_metrics.groupby("model")["within_arm_auc"]
+            metrics["fold_within_arm_auc_mean"] = folds.mean()
+            metrics["fold_within_arm_auc_sd"] = folds.std()
             metrics.insert(0, "outcome", outcome)
             frames.append(metrics.rename_axis("model").reset_index())
         return pd.concat(frames, ignore_index=True)

@@ -82,19 +82,7 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
             )
         self.spec_ = _parse(self.feature_set)
         needed = sources(self.spec_)
-        missing = [c for c in needed if column(c).required and c not in X.columns]
-        if missing:
-            raise ValidationError(
-                [
-                    Problem(
-                        c,
-                        None,
-                        f"column {c!r} is missing; feature set {self.spec_.name!r} needs it",
-                    )
-                    for c in missing
-                ],
-                "patient table",
-            )
+        self._check_columns(X, needed)
         self.feature_names_in_ = np.array(needed, dtype=object)
         self.n_features_in_ = len(needed)
         self.feature_map_ = feature_map(self.spec_)
@@ -126,7 +114,25 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "feature_map_")
         if not isinstance(X, pd.DataFrame):
             raise TypeError(f"FeatureEncoder needs a pandas DataFrame; got {type(X).__name__}.")
+        self._check_columns(X, self.feature_names_in_)
         return pd.DataFrame(encode(self.spec_, X), index=X.index)
+
+    def _check_columns(self, X: pd.DataFrame, needed: Sequence[str]) -> None:
+        """Every required contract column the set reads is in ``X`` (optional ones may be
+        absent: they become missing features)."""
+        missing = [c for c in needed if column(c).required and c not in X.columns]
+        if missing:
+            raise ValidationError(
+                [
+                    Problem(
+                        c,
+                        None,
+                        f"column {c!r} is missing; feature set {self.spec_.name!r} needs it",
+                    )
+                    for c in missing
+                ],
+                "patient table",
+            )
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Names of the encoded columns."""

@@ -27,8 +27,14 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.isotonic import IsotonicRegression
 from sklearn.model_selection import StratifiedKFold
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
 
 from .exceptions import Problem, ValidationError
 from .features import FeatureEncoder
@@ -104,7 +110,9 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
     monotone : bool or dict, default=True
         True applies :data:`MONOTONE` for ``outcome``; a dict gives feature -> +1/-1; False
         applies none.
-    random_state : int, default=0
+    random_state : int, numpy integer, RandomState or None, default=0
+        Seeds the folds and the trees. The same integer (or a fresh ``RandomState`` with
+        the same seed) gives the same model; None gives a new one each fit.
     n_jobs : int or None, default=None
         Threads for XGBoost (None: all cores).
 
@@ -175,7 +183,7 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         calibration: str = "sigmoid",
         calibration_folds: int = 3,
         monotone: bool | dict = True,
-        random_state: int | None = 0,
+        random_state: int | np.random.RandomState | None = 0,
         n_jobs: int | None = None,
     ):
         self.outcome = outcome
@@ -202,7 +210,7 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         return tags
 
     # -- fitting ----------------------------------------------------------------------------
-    def fit(self, X: Any, y: Any = None) -> OutcomeModel:
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> OutcomeModel:
         """Fit the encoder, the trees and the calibrator.
 
         Parameters
@@ -213,6 +221,10 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         y : array-like of bool or 0/1, optional
             The outcome; by default ``X[outcome]``. Missing values are an error: drop those
             rows first.
+        sample_weight : array-like of float, optional
+            Non-negative weight of each row, for the trees, their early stopping and the
+            calibrator (for example inverse sampling weights). ``"auto"`` leaf weights scale
+            with the mean weight, so a leaf still holds about 20 average patients.
 
         Returns
         -------
@@ -247,16 +259,15 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         )
         if len(Z) != len(target):
             raise ValueError(f"X has {len(Z)} rows but y has {len(target)}.")
-        rate = target.mean()
+        weight = _check_sample_weight(sample_weight, Z, dtype=np.float64, ensure_non_negative=True)
+        rate = np.average(target, weights=weight)
         self.min_child_weight_ = (
-            _LEAF_PATIENTS * rate * (1 - rate)
+            _LEAF_PATIENTS * rate * (1 - rate) * weight.mean()
             if self.min_child_weight == "auto"
             else float(self.min_child_weight)
         )
-        rng = np.random.RandomState(
-            self.random_state if isinstance(self.random_state, int) else None
-        )
-        seed = int(rng.randint(2**31 - 1))
+        # numpy integers and RandomState instances too (scikit-learn's convention)
+        seed = int(check_random_state(self.random_state).randint(2**31 - 1))
 
         # as many calibration folds as there are events to hold out, at most the parameter
         n_folds = min(self.calibration_folds, int(np.bincount(target).min()))
@@ -269,7 +280,9 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
             booster.fit(
                 array[train],
                 target[train],
+                sample_weight=weight[train],
                 eval_set=[(array[held_out], target[held_out])],
+                sample_weight_eval_set=[weight[held_out]],
                 verbose=False,
             )
             curves.append(booster.evals_result()["validation_0"]["logloss"])
@@ -281,8 +294,8 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
             out_of_fold[held_out] = booster.predict(
                 array[held_out], output_margin=True, iteration_range=(0, self.n_rounds_)
             )
-        self.booster_ = self._xgb(self.n_rounds_, seed).fit(Z, target)
-        self.calibrator_ = self._fit_calibrator(out_of_fold, target)
+        self.booster_ = self._xgb(self.n_rounds_, seed).fit(Z, target, sample_weight=weight)
+        self.calibrator_ = self._fit_calibrator(out_of_fold, target, weight)
         return self
 
     def replicates(
@@ -410,20 +423,22 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
             n_jobs=self.n_jobs,
         )
 
-    def _fit_calibrator(self, margin: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    def _fit_calibrator(
+        self, margin: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None
+    ) -> dict[str, Any]:
         if self.calibration == "none":
             return {"method": "none"}
         if self.calibration == "sigmoid":
             from sklearn.linear_model import LogisticRegression
 
-            platt = LogisticRegression(C=1e6).fit(margin.reshape(-1, 1), y)
+            platt = LogisticRegression(C=1e6).fit(margin.reshape(-1, 1), y, sample_weight=weight)
             return {
                 "method": "sigmoid",
                 "a": float(platt.coef_[0, 0]),
                 "b": float(platt.intercept_[0]),
             }
         isotonic = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
-        isotonic.fit(margin, y)
+        isotonic.fit(margin, y, sample_weight=weight)
         return {
             "method": "isotonic",
             "margins": isotonic.X_thresholds_.tolist(),

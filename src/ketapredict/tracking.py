@@ -203,6 +203,12 @@ def input_example(model) -> pd.DataFrame:
 
 
 _SUMMARY = (
+    "within_arm_auc",
+    "within_arm_auc_low",
+    "within_arm_auc_high",
+    "active_ece",
+    "active_calibration_intercept",
+    "active_calibration_slope",
     "auc",
     "auc_low",
     "auc_high",
@@ -233,12 +239,12 @@ def _log_validation(result) -> None:
             add(f"{prefix}{metric}", result.metrics.loc[name, metric])
     for name, group in result.fold_metrics.groupby("model", sort=False):
         prefix = "" if name == "OutcomeModel" else f"{name}."
-        for metric in ("auc", "pr_auc", "brier", "ece"):
+        for metric in ("within_arm_auc", "active_ece", "auc", "pr_auc", "brier", "ece"):
             series = group[metric].dropna()
             if len(series):
                 add(f"{prefix}fold_{metric}_mean", series.mean())
                 add(f"{prefix}fold_{metric}_std", series.std(ddof=1) if len(series) > 1 else 0)
-            if name == "OutcomeModel" and metric in ("auc", "brier", "ece"):
+            if name == "OutcomeModel" and metric in ("within_arm_auc", "auc", "brier", "ece"):
                 for row in group.itertuples():
                     add(f"fold_{metric}", getattr(row, metric), int(row.fold))
     mlflow.tracking.MlflowClient().log_batch(mlflow.active_run().info.run_id, metrics=batch)
@@ -323,12 +329,12 @@ def _figures(result, explanation=None, learning_curve: pd.DataFrame | None = Non
     if learning_curve is not None:
         fig, ax = plt.subplots(figsize=(5.5, 5))
         for name, group in learning_curve.groupby("model"):
-            mean = group.groupby("n_train")["auc"].mean()
+            mean = group.groupby("n_train")["within_arm_auc"].mean()
             ax.plot(mean.index, mean.values, marker="o", label=name)
         ax.set(
             xscale="log",
             xlabel="training patients",
-            ylabel="AUC",
+            ylabel="AUC within arm, active-drug patients",
             title=f"{result.outcome}: learning curve",
         )
         ax.legend(fontsize=7, loc="lower right")
@@ -406,6 +412,7 @@ def _log(result, data, risk_model, register, learning_curves, uri, start) -> Tra
             "data_kind": result.data_kind,
             "feature_set": experiment.spec.features.set,
             "validation_scheme": experiment.spec.validation.scheme,
+            "data_digest": dataset.digest,
         }
         children = {}
         with mlflow.start_run(
@@ -449,13 +456,13 @@ def _log(result, data, risk_model, register, learning_curves, uri, start) -> Tra
 
                         plt.close(figure)
                     children[outcome] = child.info.run_id
-                mlflow.log_metric(
-                    f"{outcome}.auc", float(validation.metrics.loc["OutcomeModel", "auc"])
-                )
-            mlflow.log_metric(
-                "primary.auc",
-                float(result.results[outcomes[0]].metrics.loc["OutcomeModel", "auc"]),
-            )
+                ours = validation.metrics.loc["OutcomeModel"]
+                for metric in ("within_arm_auc", "auc"):
+                    if np.isfinite(ours[metric]):
+                        mlflow.log_metric(f"{outcome}.{metric}", float(ours[metric]))
+            primary = result.results[outcomes[0]].metrics.loc["OutcomeModel", PRIMARY_METRIC]
+            if np.isfinite(primary):
+                mlflow.log_metric(f"primary.{PRIMARY_METRIC}", float(primary))
             model_uri = None
             if risk_model is not None:
                 model_uri = _log_model(risk_model)
@@ -525,8 +532,19 @@ def load_logged_model(uri: str):
     return RiskModel.load(saved if saved.is_dir() else folder)
 
 
+# The champion rule compares like with like: the same data, validation scheme and primary
+# outcome, judged on the clinician's question (AUC within arm among active-drug patients).
+PRIMARY_METRIC = "within_arm_auc"
+_COMPARABLE = {
+    "data_digest": "data",
+    "validation_scheme": "validation scheme",
+    "primary_outcome": "primary outcome",
+}
+
+
 def _register(model_uri: str | None, name: str, primary_outcome: str) -> dict[str, Any]:
-    """Register the model; alias champion if it beats the current champion, else challenger."""
+    """Register the model; alias it champion if it beats the current champion on a like-for-
+    like comparison, else challenger, saying why."""
     import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
@@ -535,19 +553,41 @@ def _register(model_uri: str | None, name: str, primary_outcome: str) -> dict[st
         raise TrackingError("--register needs a fitted model to register")
     client = MlflowClient()
     version = mlflow.register_model(model_uri, name)
-    run_id = mlflow.active_run().info.run_id
-    ours = client.get_run(run_id).data.metrics["primary.auc"]
+    ours_run = client.get_run(mlflow.active_run().info.run_id)
+    key = f"primary.{PRIMARY_METRIC}"
+    ours = ours_run.data.metrics.get(key, np.nan)
     try:
         champion = client.get_model_version_by_alias(name, "champion")
-        theirs = client.get_run(champion.run_id).data.metrics.get("primary.auc", -np.inf)
+        theirs_run = client.get_run(champion.run_id)
+        theirs = theirs_run.data.metrics.get(key, np.nan)
     except MlflowException:
-        champion, theirs = None, -np.inf
-    alias = "champion" if ours > theirs else "challenger"
+        champion, theirs_run, theirs = None, None, np.nan
+    if champion is None:
+        alias, reason = "champion", "no champion yet"
+    else:
+        differ = [
+            label
+            for tag, label in _COMPARABLE.items()
+            if ours_run.data.tags.get(tag) != theirs_run.data.tags.get(tag)
+        ]
+        if differ:
+            alias = "challenger"
+            reason = (
+                f"not comparable with champion version {champion.version}: other "
+                + ", ".join(differ)
+            )
+        elif not np.isfinite(ours) or not np.isfinite(theirs):
+            alias, reason = "challenger", "no within-arm AUC to compare"
+        elif ours > theirs:
+            alias, reason = "champion", f"beats version {champion.version}"
+        else:
+            alias, reason = "challenger", f"does not beat version {champion.version}"
     client.set_registered_model_alias(name, alias, version.version)
     return {
         "name": name,
         "version": version.version,
         "alias": alias,
+        "reason": reason,
         "primary_auc": ours,
         "champion_auc": None if champion is None else theirs,
     }

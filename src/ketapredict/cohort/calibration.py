@@ -200,11 +200,14 @@ def _standard(lab: _Lab, target: Target) -> float:
 
 def _between_trial_sd(lab: _Lab, target: Target) -> float:
     """SD across random trials of an arm's observed response rate or mean change, less the
-    patient-sampling part."""
+    patient-sampling part.
+
+    200 trials of 200 patients at the report's full size (20,000 per arm): the SD is then
+    known to about 5%. Smaller reports (tests) use fewer trials, down to 50 (about 10%)."""
     spec = target.spec
     day = spec["day"]
     means, sampling = [], []
-    trials, size = 200, 200
+    trials, size = min(200, max(50, lab.n // 100)), 200
     rng = np.random.default_rng([lab.seed, *map(ord, target.id)])
     for k in range(trials):
         effect = TrialEffect.draw(rng)
