@@ -56,14 +56,22 @@ def test_drivers_add_up_to_the_distance_from_the_average_patient(model):
     report = model.score(PATIENT, COURSE)
     for outcome, risk in report.risks.items():
         # every predictor (not only the top 5) together: exactly p - average, in points
-        arrays, values, _, _ = _prepare(model, PATIENT, COURSE)
+        arrays, values, *_ = _prepare(model, PATIENT, COURSE)
         x = model._encoded(arrays)[outcome][0]
-        effects, average = _drivers(model._outcomes[outcome], x, values, n=1000)
-        assert sum(e.points for e in effects) == pytest.approx(
+        state = model._outcomes[outcome]
+        every, none, average = _drivers(state, x, values, n=1000, everything=True)
+        assert none is None
+        assert sum(e.points for e in every) == pytest.approx(
+            100 * (risk.probability - average), abs=0.05
+        )
+        # the patient's own, with the schedule and horizon in one figure: the same total
+        own, schedule, _ = _drivers(state, x, values, n=1000)
+        assert sum(e.points for e in own) + schedule == pytest.approx(
             100 * (risk.probability - average), abs=0.05
         )
         assert average == pytest.approx(risk.average)
-        assert effects[:5] == risk.drivers
+        assert own[:5] == risk.drivers
+        assert schedule == risk.schedule_points
 
 
 def test_drivers_speak_clinical_words(model):
@@ -197,6 +205,65 @@ def test_compare_regimens_sorts_and_marks_dominated_schedules(model):
     assert len(model.compare_regimens(PATIENT, COURSE.to_dict())) == 1
     with pytest.raises(ValidationError, match="at least one regimen"):
         model.compare_regimens(PATIENT, [])
+
+
+def test_a_report_states_its_horizon(model):
+    stated = model.score(PATIENT, COURSE, horizon_day=28)
+    assert stated.horizon_day == 28
+    assert "Horizon: day 28 after the first session (as asked)" in str(stated)
+    assert "day 28" in stated._repr_html_()
+    assert stated.to_dict()["horizon_day"] == 28
+    default = model.score(PATIENT, COURSE)
+    assert default.horizon_day == pytest.approx(COURSE.endpoint_day)
+    assert "24 h after the last session; pass horizon_day to choose another" in default.horizon
+    early = model.score(PATIENT, COURSE, horizon_day=2)
+    assert early["response"].probability != stated["response"].probability
+    for bad in (-3, "soon", 10**400, float("nan")):
+        with pytest.raises(ValidationError, match="horizon_day"):
+            model.score(PATIENT, COURSE, horizon_day=bad)
+
+
+def test_a_records_own_assessment_day_is_its_horizon(model):
+    record = {**PATIENT, **COURSE.to_dict(), "endpoint_day": 14.0}
+    assert (
+        model.score(record).horizon == "day 14 after the first session (the record's "
+        "assessment day)"
+    )
+    assert model.score(record, horizon_day=3).horizon_day == 3
+
+
+def test_drivers_are_the_patients_reasons_unless_all_are_asked(model):
+    from ketapredict.encoding import feature_map
+
+    report = model.score(PATIENT, COURSE, horizon_day=28)
+    everything = model.score(PATIENT, COURSE, horizon_day=28, drivers="all")
+    for outcome, risk in report.risks.items():
+        fmap = feature_map(model._outcomes[outcome].spec)
+        schedule = set(fmap.loc[fmap["group"] == "dose_schedule", "predictor"])
+        assert schedule, "the feature set has a dose schedule"
+        assert not {d.predictor for d in risk.drivers} & schedule
+        assert risk.schedule_points is not None
+        assert f"{risk.schedule_points:+6.1f} pp  the dose schedule and the horizon" in str(report)
+        assert everything[outcome].schedule_points is None
+    listed = {d.predictor for r in everything.risks.values() for d in r.drivers}
+    assert listed & {"cumulative exposure", "dose", "assessment timing", "sessions given"}
+    with pytest.raises(ValidationError, match="drivers"):
+        model.score(PATIENT, COURSE, drivers="some")
+
+
+def test_compare_regimens_assesses_every_schedule_on_one_day(model):
+    single = Regimen(drug="ketamine", route="iv", dose=0.5, infusion_minutes=40)
+    assert single.endpoint_day == 1 < COURSE.endpoint_day
+    both = {"single": single, "course": COURSE}
+    table = model.compare_regimens(PATIENT, both)
+    assert (table["horizon_day"] == COURSE.endpoint_day).all()
+    assert table.attrs["horizon_day"] == COURSE.endpoint_day
+    single_row = table.set_index("regimen").loc["single"]
+    alone = model.score(PATIENT, single, horizon_day=COURSE.endpoint_day, drivers=False)
+    assert single_row["response"] == pytest.approx(alone["response"].probability)
+    assert single_row["response"] != model.score(PATIENT, single)["response"].probability
+    at_7 = model.compare_regimens(PATIENT, both, horizon_day=7)
+    assert (at_7["horizon_day"] == 7).all()
 
 
 def test_the_clinician_path_imports_no_heavy_library():

@@ -295,6 +295,11 @@ def _train_and_log(
     return 0, model
 
 
+# The quickstart's horizon: day 28, the end point of the 4-week esketamine trials (TRANSFORM-2,
+# Popova 2019) and of a 4-week IV course.
+HORIZON_DAY = 28
+
+
 def _quickstart(args: argparse.Namespace) -> int:
     import time
 
@@ -329,14 +334,14 @@ def _quickstart(args: argparse.Namespace) -> int:
         "\n3. A risk report from the model just trained (an invented patient: 46-year-old "
         "woman, TRD, MADRS 34):\n"
     )
-    print(model.score(patient, course))
+    print(model.score(patient, course, horizon_day=HORIZON_DAY))
+    table = model.compare_regimens(patient, horizon_day=HORIZON_DAY)
     print(
-        "\n4. The standard grid of schedules for her, best response first (dominated: "
-        "another schedule has at least her response chance and at most her risk of "
-        "cognitive decline, on the point estimates; check the intervals before reading a "
-        "small difference):\n"
+        f"\n4. The standard grid of schedules for her at day {HORIZON_DAY}, best response "
+        "first (dominated: another schedule has at least her response chance and at most "
+        "her risk of cognitive decline, on the point estimates; check the intervals before "
+        "reading a small difference):\n"
     )
-    table = model.compare_regimens(patient)
     shown = table[["regimen", "response", "cognitive_decline", "dominated", "warnings"]]
     _print_table(shown.head(10).set_index("regimen"), float_format="{:.2f}".format)
     print(

@@ -137,6 +137,7 @@ class OutcomeRisk:
     band: str
     average: float
     drivers: tuple[DriverEffect, ...] = ()
+    schedule_points: float | None = None
 
 
 @dataclass(frozen=True)
@@ -147,13 +148,20 @@ class RiskReport:
     ----------
     regimen : str
         The dose schedule, in words.
+    horizon_day : float
+        The day after the first session that every probability is for.
+    horizon : str
+        The same in words, with where it came from (asked, the record's assessment day, or
+        the schedule's end point when none was given).
     risks : dict of str to OutcomeRisk
         By outcome: ``probability`` (calibrated), ``low`` and ``high`` (90% interval from
         the bootstrap replicates; None if the model has none), ``band`` (low, moderate,
         high; see :data:`BANDS`), ``average`` (the model's average risk: the probability
         at its expected margin over the training data, from which the drivers are
-        measured) and ``drivers`` (the top 5 predictors, signed percentage points that
-        add up, with the others, to ``probability - average``).
+        measured), ``drivers`` (the top 5 of the patient's predictors, signed percentage
+        points that add up, with the others, to ``probability - average``) and
+        ``schedule_points`` (the dose schedule and the horizon together: what the clinician
+        chose, not a reason of the patient's; None when ``drivers="all"`` lists them).
     warnings : list of str
         Inputs outside the training data, one by one and jointly, and replaced fields.
     missing : list of str
@@ -165,6 +173,8 @@ class RiskReport:
 
     regimen: str
     risks: dict[str, OutcomeRisk]
+    horizon_day: float | None = None
+    horizon: str = ""
     warnings: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
@@ -180,7 +190,7 @@ class RiskReport:
         return self.provenance.get("notes")
 
     def __str__(self) -> str:
-        lines = [f"ketapredict risk report: {self.regimen}"]
+        lines = [f"ketapredict risk report: {self.regimen}", f"Horizon: {self.horizon}"]
         source = self.provenance
         lines.append(
             f"Model {source.get('name', 'unnamed')!r} (ketapredict "
@@ -204,6 +214,11 @@ class RiskReport:
                     f"{risk.average:.0%}"
                 )
                 lines += [f"  {driver}" for driver in risk.drivers]
+                if risk.schedule_points is not None:
+                    lines.append(
+                        f"  {risk.schedule_points:+6.1f} pp  the dose schedule and the horizon "
+                        "(chosen, not the patient's)"
+                    )
         if self.missing:
             lines.append("\nMissing (handled by the model): " + ", ".join(self.missing))
         if self.warnings:
@@ -228,7 +243,8 @@ class RiskReport:
             if items
         )
         return (
-            f"<div><p><b>ketapredict risk report</b>: {e(self.regimen)}</p>{notice}"
+            f"<div><p><b>ketapredict risk report</b>: {e(self.regimen)}<br>"
+            f"Horizon: {e(self.horizon)}</p>{notice}"
             "<table><tr><th>outcome</th><th>risk</th><th>90% interval</th><th>band</th>"
             f"<th>top drivers (percentage points)</th></tr>{rows}</table>{extras}"
             f"<p><small>Model {e(str(self.provenance.get('name', '')))}, "
@@ -301,8 +317,11 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and np.isnan(value))
 
 
-def _prepare(model, patient: Mapping[str, Any], regimen: Any) -> tuple[Columns, dict, list, str]:
-    """Validate one patient and regimen; the encoder's columns, the record and warnings."""
+def _prepare(
+    model, patient: Mapping[str, Any], regimen: Any, horizon_day: Any = None
+) -> tuple[Columns, dict, list, str, str]:
+    """Validate one patient, regimen and horizon; the encoder's columns, the record, warnings,
+    the regimen in words and the horizon in words."""
     if isinstance(patient, pd.Series):
         patient = patient.to_dict()
     if not isinstance(patient, Mapping):
@@ -334,26 +353,21 @@ def _prepare(model, patient: Mapping[str, Any], regimen: Any) -> tuple[Columns, 
         problems.extend(error.problems)
         record = {}
     course = _regimen_of(patient, regimen, problems)
-    endpoint = None if regimen is not None else patient.get("endpoint_day")
-    if not _missing(endpoint):
-        spec = column("endpoint_day")
-        try:
-            endpoint = float(endpoint)
-            if not spec.low <= endpoint <= spec.high:
-                raise ValueError
-        except (TypeError, ValueError):
-            problems.append(
-                Problem(
-                    "endpoint_day",
-                    patient.get("endpoint_day"),
-                    f"endpoint_day={patient.get('endpoint_day')!r} is not {spec.allowed()}",
-                )
-            )
+    if horizon_day is not None:  # asked for: NaN is a mistake, not "none"
+        endpoint, source = _day(horizon_day, "horizon_day", problems), "as asked"
+    else:
+        recorded = None if regimen is not None else patient.get("endpoint_day")
+        endpoint = None if _missing(recorded) else _day(recorded, "endpoint_day", problems)
+        source = "the record's assessment day"
     if problems:
         raise ValidationError(problems, "patient")
     values = {**record, **course.to_dict()}
-    if not _missing(endpoint):
-        values["endpoint_day"] = endpoint
+    if endpoint is None:
+        # no horizon given: the schedule's own end point, said in the report
+        endpoint = course.endpoint_day
+        source = "24 h after the last session; pass horizon_day to choose another"
+    values["endpoint_day"] = endpoint
+    horizon = f"day {endpoint:g} after the first session ({source})"
     arrays = Columns()
     for name, value in values.items():
         if name == "patient_id":
@@ -363,7 +377,20 @@ def _prepare(model, patient: Mapping[str, Any], regimen: Any) -> tuple[Columns, 
             arrays[name] = np.array([np.nan if value is None else float(value)])
         else:
             arrays[name] = np.array([value], dtype=object)
-    return arrays, values, warnings, str(course)
+    return arrays, values, warnings, str(course), horizon
+
+
+def _day(value: Any, name: str, problems: list[Problem]) -> float | None:
+    """A horizon in days after the first session, within the contract's range."""
+    spec = column("endpoint_day")
+    try:
+        day = float(value)
+        if not spec.low <= day <= spec.high:
+            raise ValueError
+    except (TypeError, ValueError, OverflowError):
+        problems.append(Problem(name, value, f"{name}={value!r} is not {spec.allowed()}"))
+        return None
+    return day
 
 
 @dataclass(frozen=True)
@@ -376,6 +403,7 @@ class _Words:
     predictors: list[str]
     code: np.ndarray  # feature position -> predictor position
     predictor_label: list[str]
+    given: np.ndarray  # by predictor: part of the schedule or horizon, not of the patient
 
 
 def _words(state) -> _Words:
@@ -397,6 +425,12 @@ def _words(state) -> _Words:
                 else fmap["label"].iloc[int(np.argmax(code == i))]
                 for i, p in enumerate(predictors)
             ],
+            given=np.array(
+                [
+                    fmap["group"].iloc[int(np.argmax(code == i))] in _GIVEN_GROUPS
+                    for i in range(len(predictors))
+                ]
+            ),
         )
         state.__dict__["_words"] = cached
     return cached
@@ -491,8 +525,14 @@ _DERIVED_UNITS = {
 _COLUMN_NAMES = frozenset(c for role in ("baseline", "regimen") for c in columns(role))
 
 
-def _drivers(state, x: np.ndarray, values, n: int = N_DRIVERS):
-    """Top ``n`` predictors in percentage points, and the model's average risk."""
+# Feature groups that describe what the clinician chose (the schedule and the horizon), not
+# the patient: by default they are summed into one line rather than listed as reasons.
+_GIVEN_GROUPS = frozenset({"dose_schedule"})
+
+
+def _drivers(state, x: np.ndarray, values, n: int = N_DRIVERS, everything: bool = False):
+    """Top ``n`` predictors in percentage points, the points of the schedule and horizon
+    together (None when they are listed), and the model's average risk."""
     from .trees import calibrated_log_odds
 
     phi, base = state.trees.contributions(x[None, :], member=0)
@@ -513,8 +553,12 @@ def _drivers(state, x: np.ndarray, values, n: int = N_DRIVERS):
         slope = (probability(margin + 1e-4) - probability(margin - 1e-4)) / 2e-4
     words = _words(state)
     points = np.bincount(words.code, weights=100 * slope * phi, minlength=len(words.predictors))
+    given = None if everything else round(float(points[words.given].sum()), 2)
+    ranked = np.argsort(-np.abs(points), kind="stable")
+    if not everything:
+        ranked = ranked[~words.given[ranked]]
     effects = []
-    for i in np.argsort(-np.abs(points), kind="stable")[:n]:
+    for i in ranked[:n]:
         predictor = words.predictors[i]
         effects.append(
             DriverEffect(
@@ -524,15 +568,30 @@ def _drivers(state, x: np.ndarray, values, n: int = N_DRIVERS):
                 points=round(float(points[i]), 2),
             )
         )
-    return tuple(effects), p0
+    return tuple(effects), given, p0
 
 
-def score(model, patient: Any, regimen: Any = None, *, drivers: bool = True):
+def score(
+    model,
+    patient: Any,
+    regimen: Any = None,
+    *,
+    horizon_day: Any = None,
+    drivers: bool | str = True,
+):
     """Score one patient (dict or Series) or each row of a DataFrame; see
     :meth:`RiskModel.score`."""
     if isinstance(patient, pd.DataFrame):
-        return [score(model, row, regimen, drivers=drivers) for _, row in patient.iterrows()]
-    arrays, values, warnings, described = _prepare(model, patient, regimen)
+        return [
+            score(model, row, regimen, horizon_day=horizon_day, drivers=drivers)
+            for _, row in patient.iterrows()
+        ]
+    if drivers not in (True, False, "all"):
+        raise ValidationError(
+            [Problem("drivers", drivers, f"drivers={drivers!r} is not True, False or 'all'")],
+            "arguments",
+        )
+    arrays, values, warnings, described, horizon = _prepare(model, patient, regimen, horizon_day)
     encoded = model._encoded(arrays)
     intervals = model._intervals(encoded)
     risks = {}
@@ -543,7 +602,11 @@ def score(model, patient: Any, regimen: Any = None, *, drivers: bool = True):
             warnings += _ood_warnings(model.reference, state.feature_names, x, _words(state))
             first = False
         p, low, high = (float(v[0]) for v in intervals[outcome])
-        effects, average = _drivers(state, x, values) if drivers else ((), np.nan)
+        effects, given, average = (
+            _drivers(state, x, values, everything=drivers == "all")
+            if drivers
+            else ((), None, np.nan)
+        )
         for effect in effects:
             if effect.value == "missing" and abs(effect.points) >= _MISSING_POINTS:
                 where = (
@@ -564,6 +627,7 @@ def score(model, patient: Any, regimen: Any = None, *, drivers: bool = True):
             band=_band(outcome, p),
             average=float(average) if drivers else p,
             drivers=effects,
+            schedule_points=given,
         )
     if values.get("dose_unit") == "mg" and values.get("weight_kg") is None and values["dose"]:
         warnings.append(
@@ -582,6 +646,8 @@ def score(model, patient: Any, regimen: Any = None, *, drivers: bool = True):
     provenance = {"ketapredict_version": __version__, **model.provenance}
     return RiskReport(
         regimen=described,
+        horizon_day=float(values["endpoint_day"]),
+        horizon=horizon,
         risks=risks,
         warnings=warnings,
         missing=missing,
@@ -655,7 +721,9 @@ def regimen_grid(
     return grid
 
 
-def compare_regimens(model, patient: Any, regimens: Any = None) -> pd.DataFrame:
+def compare_regimens(
+    model, patient: Any, regimens: Any = None, *, horizon_day: Any = None
+) -> pd.DataFrame:
     """See :meth:`RiskModel.compare_regimens`."""
     if isinstance(patient, pd.DataFrame):
         if len(patient) != 1:
@@ -685,17 +753,26 @@ def compare_regimens(model, patient: Any, regimens: Any = None) -> pd.DataFrame:
             [Problem("regimens", regimens, "compare_regimens needs at least one regimen")],
             "regimens",
         )
+    problems: list[Problem] = []
+    if horizon_day is None:
+        # one common day for all: the latest schedule's end point, so every course is over
+        courses = [_regimen_of({}, regimen, problems) for _, regimen in named]
+        if problems:
+            raise ValidationError(problems, "regimens")
+        horizon_day = max(course.endpoint_day for course in courses)
     rows = []
     for name, regimen in named:
-        report = score(model, patient, regimen, drivers=False)
+        report = score(model, patient, regimen, horizon_day=horizon_day, drivers=False)
         row: dict[str, Any] = {"regimen": name or report.regimen}
         for outcome, risk in report.risks.items():
             row[outcome] = risk.probability
             row[f"{outcome}_low"] = risk.low
             row[f"{outcome}_high"] = risk.high
         row["warnings"] = len(report.warnings)
+        row["horizon_day"] = report.horizon_day
         rows.append(row)
     table = pd.DataFrame(rows)
+    table.attrs["horizon_day"] = float(rows[0]["horizon_day"])
     if {"response", "cognitive_decline"} <= set(table.columns):
         benefit = table["response"].to_numpy()
         harm = table["cognitive_decline"].to_numpy()

@@ -410,8 +410,15 @@ class RiskModel:
             out[outcome] = tuple(1.0 / (1.0 + np.exp(-v)) for v in (centre, low, high))
         return out
 
-    def score(self, patient: Any, regimen: Any = None, *, drivers: bool = True):
-        """A risk report for a patient on a dose schedule.
+    def score(
+        self,
+        patient: Any,
+        regimen: Any = None,
+        *,
+        horizon_day: float | None = None,
+        drivers: bool | str = True,
+    ):
+        """A risk report for a patient on a dose schedule, at a stated day.
 
         Parameters
         ----------
@@ -423,8 +430,16 @@ class RiskModel:
         regimen : Regimen, dict or None
             The dose schedule; None takes it from the patient's fields. A given regimen
             replaces the patient's own regimen fields (the report says so).
-        drivers : bool, default=True
-            Compute the top 5 drivers of each outcome (exact SHAP values of the trees).
+        horizon_day : float, optional
+            The day after the first session the probabilities are for (day 1 is 24 h). Not
+            given: the record's ``endpoint_day`` if it has one and no regimen is given, else
+            the schedule's end point (24 h after its last session). The report states which
+            (``report.horizon``).
+        drivers : bool or "all", default=True
+            True: the top 5 of the patient's own predictors for each outcome (exact SHAP
+            values of the trees), and the dose schedule and horizon together in one figure
+            (``schedule_points``), since the clinician chose them. "all": the top 5 of every
+            predictor, schedule included. False: none (faster).
 
         Returns
         -------
@@ -443,7 +458,9 @@ class RiskModel:
         ...            "madrs_baseline": 34, "n_failed_treatments": 3}
         >>> course = Regimen(drug="ketamine", route="iv", dose=0.5, infusion_minutes=40,
         ...                  sessions_per_week=2, n_sessions=8)
-        >>> report = model.score(patient, course)
+        >>> report = model.score(patient, course, horizon_day=28)
+        >>> report.horizon
+        'day 28 after the first session (as asked)'
         >>> risk = report["response"]
         >>> bool(0 < risk.low <= risk.probability <= risk.high < 1)
         True
@@ -454,10 +471,13 @@ class RiskModel:
         """
         from .clinic import score
 
-        return score(self, patient, regimen, drivers=drivers)
+        return score(self, patient, regimen, horizon_day=horizon_day, drivers=drivers)
 
-    def compare_regimens(self, patient: Any, regimens: Any = None) -> pd.DataFrame:
-        """Rank dose schedules for one patient by response, marking dominated ones.
+    def compare_regimens(
+        self, patient: Any, regimens: Any = None, *, horizon_day: float | None = None
+    ) -> pd.DataFrame:
+        """Rank dose schedules for one patient by response at one common day, marking
+        dominated ones.
 
         Parameters
         ----------
@@ -465,6 +485,10 @@ class RiskModel:
             Baseline fields, as for :meth:`score`.
         regimens : sequence of Regimen or dict, or mapping of name to them, optional
             By default the standard grid of :func:`ketapredict.regimen_grid`.
+        horizon_day : float, optional
+            The day after the first session every schedule is assessed at. Not given: the
+            latest end point among the schedules (24 h after its last session), so that
+            every course is over and none is judged at its own, different day.
 
         Returns
         -------
@@ -476,7 +500,8 @@ class RiskModel:
             and at most the cognitive-decline probability, and is better on one. Dominance
             reads the point estimates of those two outcomes only: where intervals overlap
             the difference may not be real, and remission and dissociation are in the table
-            to weigh too.
+            to weigh too. ``horizon_day`` on every row (and in ``table.attrs``) says the
+            common day.
 
         Examples
         --------
@@ -486,10 +511,12 @@ class RiskModel:
         ...                                 "madrs_baseline": 34})
         >>> table[["regimen", "response", "cognitive_decline", "dominated"]].shape[0]
         21
+        >>> table.attrs["horizon_day"]
+        26.666666666666668
         """
         from .clinic import compare_regimens
 
-        return compare_regimens(self, patient, regimens)
+        return compare_regimens(self, patient, regimens, horizon_day=horizon_day)
 
     @property
     def has_intervals(self) -> bool:
