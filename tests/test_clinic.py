@@ -210,7 +210,7 @@ def test_compare_regimens_sorts_and_marks_dominated_schedules(model):
 def test_a_report_states_its_horizon(model):
     stated = model.score(PATIENT, COURSE, horizon_day=28)
     assert stated.horizon_day == 28
-    assert "Horizon: day 28 after the first session (as asked)" in str(stated)
+    assert "Horizon: day 28 after the first session (as given)" in str(stated)
     assert "day 28" in stated._repr_html_()
     assert stated.to_dict()["horizon_day"] == 28
     default = model.score(PATIENT, COURSE)
@@ -218,7 +218,7 @@ def test_a_report_states_its_horizon(model):
     assert "24 h after the last session; pass horizon_day to choose another" in default.horizon
     early = model.score(PATIENT, COURSE, horizon_day=2)
     assert early["response"].probability != stated["response"].probability
-    for bad in (-3, "soon", 10**400, float("nan")):
+    for bad in (-3, "soon", 10**400, float("nan"), True):
         with pytest.raises(ValidationError, match="horizon_day"):
             model.score(PATIENT, COURSE, horizon_day=bad)
 
@@ -239,16 +239,38 @@ def test_drivers_are_the_patients_reasons_unless_all_are_asked(model):
     everything = model.score(PATIENT, COURSE, horizon_day=28, drivers="all")
     for outcome, risk in report.risks.items():
         fmap = feature_map(model._outcomes[outcome].spec)
-        schedule = set(fmap.loc[fmap["group"] == "dose_schedule", "predictor"])
+        schedule = set(fmap.loc[fmap["encoder"] == "dose_schedule", "predictor"])
         assert schedule, "the feature set has a dose schedule"
         assert not {d.predictor for d in risk.drivers} & schedule
         assert risk.schedule_points is not None
-        assert f"{risk.schedule_points:+6.1f} pp  the dose schedule and the horizon" in str(report)
+        line = f"{risk.schedule_points:+6.1f} pp  the regimen and the horizon (chosen"
+        assert line in str(report)
+        html = report._repr_html_()
+        assert f"{risk.schedule_points:+.1f} pp  the regimen and the horizon" in html
         assert everything[outcome].schedule_points is None
     listed = {d.predictor for r in everything.risks.values() for d in r.drivers}
     assert listed & {"cumulative exposure", "dose", "assessment timing", "sessions given"}
     with pytest.raises(ValidationError, match="drivers"):
         model.score(PATIENT, COURSE, drivers="some")
+
+
+def test_the_regimen_is_told_apart_by_its_encoder_not_its_group_name(tmp_path):
+    """A user's feature set may call the dose-schedule group anything."""
+    from importlib import resources
+
+    from ketapredict.risk import RiskModel
+
+    text = (resources.files("ketapredict.feature_sets") / "core.toml").read_text("utf-8")
+    renamed = tmp_path / "renamed.toml"
+    renamed.write_text(text.replace("[groups.dose_schedule]", "[groups.treatment]"))
+    cohort = simulate_cohort(n=1500, seed=3)
+    model = RiskModel.fit(
+        cohort, ["response"], features=str(renamed), replicates=0, n_estimators=60
+    )
+    report = model.score(PATIENT, COURSE, horizon_day=28)
+    predictors = {d.predictor for d in report["response"].drivers}
+    assert not predictors & {"dose", "cumulative exposure", "assessment timing", "route"}
+    assert report["response"].schedule_points != 0
 
 
 def test_compare_regimens_assesses_every_schedule_on_one_day(model):

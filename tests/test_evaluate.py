@@ -56,9 +56,11 @@ def test_expected_calibration_error_by_hand():
     # equal widths: [0.1, 0.1] with outcomes [0, 1] -> |0.5 - 0.1|; [0.9] with outcome [1]
     y, p = [0, 1, 1], [0.1, 0.1, 0.9]
     assert expected_calibration_error(y, p, strategy="uniform") == pytest.approx(0.9 / 3)
-    # equal counts, two bins: the same split; ten bins: one patient each
+    # equal counts: tied predictions share a bin, so the same split however many bins
     assert expected_calibration_error(y, p, n_bins=2) == pytest.approx(0.9 / 3)
-    assert expected_calibration_error(y, p) == pytest.approx((0.1 + 0.9 + 0.1) / 3)
+    assert expected_calibration_error(y, p) == pytest.approx(0.9 / 3)
+    # and the row order does not matter: a constant, calibrated prediction has no error
+    assert expected_calibration_error([0] * 50 + [1] * 50, [0.5] * 100) == 0
     with pytest.raises(ValueError, match="strategy"):
         expected_calibration_error(y, p, strategy="width")
 
@@ -120,6 +122,16 @@ def test_trial_clusters_widen_the_interval_when_trials_differ():
     row_width = by_row["within_arm_auc_high"] - by_row["within_arm_auc_low"]
     trial_width = by_trial["within_arm_auc_high"] - by_trial["within_arm_auc_low"]
     assert trial_width > 3 * row_width
+    # each copy of a trial drawn twice resamples its patients anew: Poisson(2), not 2 x
+    # Poisson(1), whose values are even
+    from ketapredict.evaluate import _bootstrap_weights
+
+    codes = np.repeat(np.arange(20), 1000).astype(np.int64)
+    weights = _bootstrap_weights(20_000, 50, 0, codes.tobytes())
+    assert weights.mean() == pytest.approx(1, abs=0.05)
+    assert (weights % 2 == 1).any()
+    per_row = weights.var(axis=0).mean()  # Var of Poisson(multinomial count) = 1 + 0.95
+    assert per_row == pytest.approx(1.95, rel=0.1)
     assert by_trial["within_arm_auc_low"] < by_trial["within_arm_auc"]
     assert by_trial["within_arm_auc"] < by_trial["within_arm_auc_high"]
 
@@ -262,6 +274,18 @@ def test_nested_tuning_is_grouped_when_the_outer_folds_are(cohort):
     y = cohort["response"].astype(int).to_numpy()
     for train, test in search.cv.split(cohort, y, groups):
         assert not set(groups[train]) & set(groups[test])
+
+
+def test_nested_tuning_needs_three_groups_in_every_training_fold(cohort):
+    two_trials = cohort[cohort["trial_id"].isin(cohort["trial_id"].unique()[:2])]
+    with pytest.raises(ValidationError, match="only 1"):
+        cross_validate(
+            OutcomeModel("response", n_estimators=20),
+            two_trials,
+            scheme="leave_one_trial_out",
+            peers=False,
+            tuning={"max_depth": [2, 3]},
+        )
 
 
 def test_design_problems_are_found_before_training(cohort):

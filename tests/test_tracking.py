@@ -111,6 +111,13 @@ def test_a_run_logs_what_was_promised(two_runs):
     run = client.get_run(child["run_id"])
     metrics = run.data.metrics
     for key in (
+        "within_arm_auc",
+        "within_arm_auc_low",
+        "within_arm_auc_high",
+        "active_ece",
+        "active_calibration_slope",
+        "fold_within_arm_auc_mean",
+        "logistic_regression_encoded.within_arm_auc",
         "auc",
         "auc_low",
         "auc_high",
@@ -217,7 +224,7 @@ def test_register_keeps_the_better_model_as_champion(store):
     good = run_experiment(experiment)
     first = log_experiment(good, good.data, good.fit_model(), register="registry-model")
     assert first.registered["alias"] == "champion"
-    assert np.isfinite(first.registered["primary_auc"])
+    assert np.isfinite(first.registered["within_arm_auc"])
     worse = run_experiment(experiment)
     for result in worse.results.values():  # the same model, reported 0.2 AUC worse within arm
         result.metrics.loc["OutcomeModel", "within_arm_auc"] -= 0.2

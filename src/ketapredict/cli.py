@@ -284,10 +284,10 @@ def _train_and_log(
         r = tracked.registered
         print(
             f"Registered {r['name']} version {r['version']} as {r['alias']} ({r['reason']}; "
-            f"within-arm AUC of the primary outcome {r['primary_auc']:.3f}"
+            f"within-arm AUC of the primary outcome {r['within_arm_auc']:.3f}"
             + (
-                f", champion's {r['champion_auc']:.3f})."
-                if r["champion_auc"] is not None
+                f", champion's {r['champion_within_arm_auc']:.3f})."
+                if r["champion_within_arm_auc"] is not None
                 else ")."
             )
         )
@@ -337,13 +337,29 @@ def _quickstart(args: argparse.Namespace) -> int:
     print(model.score(patient, course, horizon_day=HORIZON_DAY))
     table = model.compare_regimens(patient, horizon_day=HORIZON_DAY)
     print(
-        f"\n4. The standard grid of schedules for her at day {HORIZON_DAY}, best response "
-        "first (dominated: another schedule has at least her response chance and at most "
-        "her risk of cognitive decline, on the point estimates; check the intervals before "
-        "reading a small difference):\n"
+        f"\n4. The standard grid of {len(table)} schedules for her, all at day {HORIZON_DAY}, "
+        "best response first, with 90% intervals. Dominated: another schedule has at least "
+        "her response chance and at most her risk of cognitive decline, on the point "
+        "estimates; where the intervals overlap, the difference may not be real. Warnings: "
+        "how many the schedule's report gives (for example, outside the training data).\n"
     )
-    shown = table[["regimen", "response", "cognitive_decline", "dominated", "warnings"]]
-    _print_table(shown.head(10).set_index("regimen"), float_format="{:.2f}".format)
+
+    def percent(outcome: str) -> list[str]:
+        return [
+            f"{r[outcome]:6.1%} [{r[outcome + '_low']:.1%}, {r[outcome + '_high']:.1%}]"
+            for _, r in table.iterrows()
+        ]
+
+    shown = pd.DataFrame(
+        {
+            "response": percent("response"),
+            "cognitive decline": percent("cognitive_decline"),
+            "dominated": table["dominated"].map({True: "yes", False: ""}).to_numpy(),
+            "warnings": table["warnings"].to_numpy(),
+        },
+        index=table["regimen"].to_numpy(),
+    )
+    _print_table(shown)
     print(
         f"\nDone in {time.perf_counter() - began:.0f} s. Open the runs in the MLflow UI "
         "with:\n\n    ketapredict ui\n"

@@ -160,8 +160,9 @@ class RiskReport:
         at its expected margin over the training data, from which the drivers are
         measured), ``drivers`` (the top 5 of the patient's predictors, signed percentage
         points that add up, with the others, to ``probability - average``) and
-        ``schedule_points`` (the dose schedule and the horizon together: what the clinician
-        chose, not a reason of the patient's; None when ``drivers="all"`` lists them).
+        ``schedule_points`` (the regimen, i.e. drug, route, dose, schedule and a new oral
+        antidepressant, and the horizon together: what the clinician chose, not a reason
+        of the patient's; None when ``drivers="all"`` lists them).
     warnings : list of str
         Inputs outside the training data, one by one and jointly, and replaced fields.
     missing : list of str
@@ -210,15 +211,16 @@ class RiskReport:
         for risk in self.risks.values():
             if risk.drivers:
                 lines.append(
-                    f"\nWhat moved {risk.outcome}: from the model's average risk, "
-                    f"{risk.average:.0%}"
+                    f"\nWhat moved {risk.outcome.replace('_', ' ')}: from the model's average "
+                    f"risk, {risk.average:.1%}, to {risk.probability:.1%}"
                 )
                 lines += [f"  {driver}" for driver in risk.drivers]
+                shown = sum(d.points for d in risk.drivers)
                 if risk.schedule_points is not None:
-                    lines.append(
-                        f"  {risk.schedule_points:+6.1f} pp  the dose schedule and the horizon "
-                        "(chosen, not the patient's)"
-                    )
+                    lines.append(f"  {risk.schedule_points:+6.1f} pp  {_CHOSEN}")
+                    shown += risk.schedule_points
+                rest = 100 * (risk.probability - risk.average) - shown
+                lines.append(f"  {rest:+6.1f} pp  the other predictors together")
         if self.missing:
             lines.append("\nMissing (handled by the model): " + ", ".join(self.missing))
         if self.warnings:
@@ -233,7 +235,13 @@ class RiskReport:
             f"<td><b>{r.probability:.0%}</b></td>"
             f"<td>{'' if r.low is None else f'{r.low:.0%} to {r.high:.0%}'}</td>"
             f"<td>{e(r.band)}</td>"
-            f"<td>{'<br>'.join(e(str(d)) for d in r.drivers)}</td></tr>"
+            f"<td>{'<br>'.join(e(str(d)) for d in r.drivers)}"
+            + (
+                ""
+                if r.schedule_points is None
+                else f"<br>{r.schedule_points:+.1f} pp  {e(_CHOSEN)}"
+            )
+            + "</td></tr>"
             for r in self.risks.values()
         )
         notice = f"<p><b>Note:</b> {e(self._notice())}</p>" if self._notice() else ""
@@ -354,7 +362,7 @@ def _prepare(
         record = {}
     course = _regimen_of(patient, regimen, problems)
     if horizon_day is not None:  # asked for: NaN is a mistake, not "none"
-        endpoint, source = _day(horizon_day, "horizon_day", problems), "as asked"
+        endpoint, source = _day(horizon_day, "horizon_day", problems), "as given"
     else:
         recorded = None if regimen is not None else patient.get("endpoint_day")
         endpoint = None if _missing(recorded) else _day(recorded, "endpoint_day", problems)
@@ -384,6 +392,8 @@ def _day(value: Any, name: str, problems: list[Problem]) -> float | None:
     """A horizon in days after the first session, within the contract's range."""
     spec = column("endpoint_day")
     try:
+        if isinstance(value, bool | np.bool_):
+            raise TypeError  # True is not day 1
         day = float(value)
         if not spec.low <= day <= spec.high:
             raise ValueError
@@ -427,7 +437,7 @@ def _words(state) -> _Words:
             ],
             given=np.array(
                 [
-                    fmap["group"].iloc[int(np.argmax(code == i))] in _GIVEN_GROUPS
+                    fmap["encoder"].iloc[int(np.argmax(code == i))] in _GIVEN_ENCODERS
                     for i in range(len(predictors))
                 ]
             ),
@@ -525,9 +535,14 @@ _DERIVED_UNITS = {
 _COLUMN_NAMES = frozenset(c for role in ("baseline", "regimen") for c in columns(role))
 
 
-# Feature groups that describe what the clinician chose (the schedule and the horizon), not
-# the patient: by default they are summed into one line rather than listed as reasons.
-_GIVEN_GROUPS = frozenset({"dose_schedule"})
+# Encoders whose features describe what the clinician chose (the regimen: drug, route, dose,
+# schedule, a new oral antidepressant; and the horizon), not the patient: by default their
+# share is one line of its own rather than reasons. By encoder, not by the feature set's
+# group name, which a user's set may choose freely.
+_GIVEN_ENCODERS = frozenset({"dose_schedule"})
+
+
+_CHOSEN = "the regimen and the horizon (chosen, not the patient's)"
 
 
 def _drivers(state, x: np.ndarray, values, n: int = N_DRIVERS, everything: bool = False):

@@ -469,7 +469,8 @@ class Columns(dict):
 
 
 def feature_map(spec: FeatureSet) -> pd.DataFrame:
-    """Indexed by output feature: ``predictor``, ``label``, ``group``, ``group_label``."""
+    """Indexed by output feature: ``predictor``, ``label``, ``group``, ``group_label`` and
+    ``encoder`` (the encoder that made it, whatever the set names its group)."""
     rows = [
         {
             "feature": out.name,
@@ -477,8 +478,11 @@ def feature_map(spec: FeatureSet) -> pd.DataFrame:
             "label": out.label,
             "group": group.name,
             "group_label": group.label,
+            "encoder": step.encoder,
         }
-        for out, group in spec.outputs()
+        for group in spec.groups  # the order of FeatureSet.outputs
+        for step in group.steps
+        for out in _ENCODERS[step.encoder][1](step.columns)
     ]
     return pd.DataFrame(rows).set_index("feature")
 

@@ -12,7 +12,7 @@
   simulated data, the oracle (the true probabilities).
 - :func:`peer_models`: logistic regression on standardised and one-hot raw columns,
   scikit-learn's ``HistGradientBoostingClassifier`` and ``XGBClassifier``, all with their
-  default settings.
+  default settings; and the same three on ketapredict's encoded features.
 """
 
 from __future__ import annotations
@@ -84,12 +84,15 @@ def _bootstrap_weights(n: int, n_bootstraps: int, seed: int, clusters: bytes) ->
     as well as within them.
     """
     rng = np.random.default_rng(seed)
-    weights = rng.poisson(1.0, size=(n_bootstraps, n)).astype(np.float32)
     if clusters:
         codes = np.frombuffer(clusters, dtype=np.int64)
         k = int(codes.max()) + 1
-        drawn = rng.multinomial(k, np.full(k, 1.0 / k), size=n_bootstraps).astype(np.float32)
-        weights *= drawn[:, codes]
+        drawn = rng.multinomial(k, np.full(k, 1.0 / k), size=n_bootstraps)
+        # a trial drawn c times: each copy resamples its patients anew, Poisson(1) each, so
+        # a patient's weight is their sum, Poisson(c)
+        weights = rng.poisson(drawn[:, codes]).astype(np.float32)
+    else:
+        weights = rng.poisson(1.0, size=(n_bootstraps, n)).astype(np.float32)
     weights.flags.writeable = False
     return weights
 
@@ -139,9 +142,9 @@ def expected_calibration_error(
     if strategy == "uniform":
         which = np.minimum((p * n_bins).astype(int), n_bins - 1)
     elif strategy == "quantile":
-        which = np.empty(len(p), dtype=int)
-        for b, rows in enumerate(np.array_split(np.argsort(p, kind="stable"), n_bins)):
-            which[rows] = b
+        # cut at the quantiles, so that tied predictions share a bin whatever the row order
+        edges = np.quantile(p, np.linspace(0, 1, n_bins + 1)[1:-1])
+        which = np.searchsorted(edges, p, side="left")
     else:
         raise ValueError(f"strategy must be 'quantile' or 'uniform', got {strategy!r}")
     gaps = np.abs(np.bincount(which, weights=y - p, minlength=n_bins))
@@ -207,9 +210,13 @@ def active_drug(frame: pd.DataFrame) -> np.ndarray:
 
 
 def _codes(labels: Any, n: int) -> np.ndarray:
+    """Integer codes of group labels; a missing label is a group of its own."""
     if labels is None:
         return np.zeros(n, dtype=np.int64)
-    return pd.factorize(np.asarray(labels, dtype=object))[0].astype(np.int64)
+    labels = np.asarray(labels, dtype=object)
+    if len(labels) != n:
+        raise ValueError(f"group labels have {len(labels)} rows, the predictions {n}")
+    return pd.factorize(labels, use_na_sentinel=False)[0].astype(np.int64)
 
 
 def _within_arm_auc(
@@ -740,7 +747,8 @@ class ValidationResult:
     fold_metrics : DataFrame
         One row per (model, fold): ``fold``, ``trial`` (the held-out trial, if one),
         ``n``, ``events``, ``within_arm_auc``, ``active_ece``, ``auc``, ``pr_auc``,
-        ``brier``, ``ece``; an AUC is NaN in folds with too few events.
+        ``brier``, ``ece``; ``within_arm_auc`` is NaN in folds with no arm of 5 events and
+        5 non-events, ``auc`` in folds with one class.
     decision_curve : DataFrame
         Net benefit by threshold, a column per model plus treat-all and treat-none.
     subgroups : DataFrame
@@ -841,6 +849,21 @@ def cross_validate(
         splitter = _splitter("grouped_kfold", n_splits, seed)
         groups = kept["patient_id"].astype(str).to_numpy()
     splits = list(splitter.split(kept, y, groups))
+    if tuning and groups is not None:
+        fewest = min(len(np.unique(groups[train])) for train, _ in splits)
+        if fewest < 3:
+            raise ValidationError(
+                [
+                    Problem(
+                        "tuning",
+                        dict(tuning),
+                        f"nested tuning with scheme={scheme!r} splits each training fold "
+                        f"into 3 groups, but one training fold holds only {fewest}; use more "
+                        "trials (or patients), fewer outer folds, or no tuning",
+                    )
+                ],
+                "validation",
+            )
     candidates: dict[str, Any] = {"OutcomeModel": model}
     if peers:
         candidates.update(peer_models(kept, seed, features=getattr(model, "features", None)))
@@ -974,9 +997,7 @@ def _grid_search(
     if groups is None:
         inner = StratifiedKFold(3, shuffle=True, random_state=seed)
     else:
-        inner = StratifiedGroupKFold(
-            min(3, len(np.unique(groups))), shuffle=True, random_state=seed
-        )
+        inner = StratifiedGroupKFold(3, shuffle=True, random_state=seed)
     return GridSearchCV(
         model,
         {k: list(v) for k, v in grid.items()},

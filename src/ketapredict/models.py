@@ -304,7 +304,8 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         """Bootstrap replicates of the fitted model, for the uncertainty of its estimates.
 
         Each replicate trains this model's trees (same parameters and number of rounds) on
-        a bootstrap resample of the rows, and calibrates its margins on the rows the resample
+        a bootstrap resample of the rows (unweighted: a ``sample_weight`` given to ``fit``
+        is not applied here), and calibrates its margins on the rows the resample
         left out (about 37%), so no replicate is calibrated on rows it was trained on. The
         spread of the replicates' calibrated log-odds for a patient estimates how much the
         estimate would move with another sample of the same size (Efron and Tibshirani 1993,

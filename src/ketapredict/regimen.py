@@ -212,8 +212,8 @@ class Regimen:
 
     @property
     def endpoint_day(self) -> float:
-        """The default assessment day: 24 h after the last session."""
-        return float(self.exposure()["endpoint_day"])
+        """The default assessment day: 24 h after the last session (as :func:`exposure`)."""
+        return self.course_weeks * 7.0 + 1.0
 
     # -- exposure ---------------------------------------------------------------------------
     def exposure(self, weight_kg: float | None = None) -> dict[str, Any]:

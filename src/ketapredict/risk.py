@@ -460,7 +460,7 @@ class RiskModel:
         ...                  sessions_per_week=2, n_sessions=8)
         >>> report = model.score(patient, course, horizon_day=28)
         >>> report.horizon
-        'day 28 after the first session (as asked)'
+        'day 28 after the first session (as given)'
         >>> risk = report["response"]
         >>> bool(0 < risk.low <= risk.probability <= risk.high < 1)
         True

@@ -466,7 +466,7 @@ def _log(result, data, risk_model, register, learning_curves, uri, start) -> Tra
             model_uri = None
             if risk_model is not None:
                 model_uri = _log_model(risk_model)
-            registered = _register(model_uri, register, outcomes[0]) if register else None
+            registered = _register(model_uri, register) if register else None
         return TrackedRun(
             uri,
             experiment_id,
@@ -542,7 +542,7 @@ _COMPARABLE = {
 }
 
 
-def _register(model_uri: str | None, name: str, primary_outcome: str) -> dict[str, Any]:
+def _register(model_uri: str | None, name: str) -> dict[str, Any]:
     """Register the model; alias it champion if it beats the current champion on a like-for-
     like comparison, else challenger, saying why."""
     import mlflow
@@ -588,8 +588,8 @@ def _register(model_uri: str | None, name: str, primary_outcome: str) -> dict[st
         "version": version.version,
         "alias": alias,
         "reason": reason,
-        "primary_auc": ours,
-        "champion_auc": None if champion is None else theirs,
+        "within_arm_auc": ours,
+        "champion_within_arm_auc": None if champion is None else theirs,
     }
 
 
