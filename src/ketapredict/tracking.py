@@ -14,6 +14,7 @@ RiskModel as an MLflow pyfunc from code (no pickle).
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import tempfile
@@ -81,13 +82,26 @@ def _store() -> Iterator[str]:
         _check_server(uri)
     previous = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
+    # MLflow's INFO lines (creating tables, validating the input example) and its
+    # "Downloading artifacts" bar (it reloads the model it just logged) are noise in our
+    # command line output; warnings and errors still show
+    logger = logging.getLogger("mlflow")
+    level = logger.level
+    bar = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    logger.setLevel(max(level, logging.WARNING))
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     try:
         yield uri
     finally:
-        if previous is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = previous
+        logger.setLevel(level)
+        for name, value in (
+            ("MLFLOW_TRACKING_URI", previous),
+            ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", bar),
+        ):
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _check_server(uri: str, timeout: float = 5.0) -> None:
