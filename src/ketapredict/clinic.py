@@ -139,6 +139,13 @@ class OutcomeRisk:
     drivers: tuple[DriverEffect, ...] = ()
     schedule_points: float | None = None
 
+    @property
+    def other_points(self) -> float:
+        """Points of the predictors not listed, so that the lines add up to
+        ``probability - average``."""
+        listed = sum(d.points for d in self.drivers) + (self.schedule_points or 0.0)
+        return 100 * (self.probability - self.average) - listed
+
 
 @dataclass(frozen=True)
 class RiskReport:
@@ -215,12 +222,9 @@ class RiskReport:
                     f"risk, {risk.average:.1%}, to {risk.probability:.1%}"
                 )
                 lines += [f"  {driver}" for driver in risk.drivers]
-                shown = sum(d.points for d in risk.drivers)
                 if risk.schedule_points is not None:
                     lines.append(f"  {risk.schedule_points:+6.1f} pp  {_CHOSEN}")
-                    shown += risk.schedule_points
-                rest = 100 * (risk.probability - risk.average) - shown
-                lines.append(f"  {rest:+6.1f} pp  the other predictors together")
+                lines.append(f"  {risk.other_points:+6.1f} pp  {_OTHERS}")
         if self.missing:
             lines.append("\nMissing (handled by the model): " + ", ".join(self.missing))
         if self.warnings:
@@ -241,6 +245,7 @@ class RiskReport:
                 if r.schedule_points is None
                 else f"<br>{r.schedule_points:+.1f} pp  {e(_CHOSEN)}"
             )
+            + (f"<br>{r.other_points:+.1f} pp  {e(_OTHERS)}" if r.drivers else "")
             + "</td></tr>"
             for r in self.risks.values()
         )
@@ -543,6 +548,7 @@ _GIVEN_ENCODERS = frozenset({"dose_schedule"})
 
 
 _CHOSEN = "the regimen and the horizon (chosen, not the patient's)"
+_OTHERS = "the other predictors together"
 
 
 def _drivers(state, x: np.ndarray, values, n: int = N_DRIVERS, everything: bool = False):

@@ -341,17 +341,32 @@ def _figures(result, explanation=None, learning_curve: pd.DataFrame | None = Non
         figures["shap_beeswarm.png"] = plot_beeswarm(explanation)
         figures["shap_by_predictor.png"] = plot_importance(explanation, "predictor")
     if learning_curve is not None:
-        fig, ax = plt.subplots(figsize=(5.5, 5))
-        for name, group in learning_curve.groupby("model"):
+        fig, ax = plt.subplots(figsize=(6.5, 5))
+        colours = {"logistic_regression": "C0", "hist_gradient_boosting": "C1"}
+        for name, group in learning_curve.groupby("model", sort=False):
             mean = group.groupby("n_train")["within_arm_auc"].mean()
-            ax.plot(mean.index, mean.values, marker="o", label=name)
+            if name == "OutcomeModel":
+                style = {"lw": 2.5, "color": "C3"}
+            elif name == "oracle":
+                style = {"lw": 1.5, "ls": "--", "color": "k"}
+            else:  # a learner keeps its colour; dotted on the encoded features
+                learner = name.removesuffix("_encoded")
+                style = {
+                    "lw": 1,
+                    "color": colours.get(learner, "C2"),
+                    "ls": ":" if name.endswith("_encoded") else "-",
+                }
+            ax.plot(mean.index, mean.values, marker="o", label=name, **style)
+        sizes = sorted(learning_curve["n_train"].unique())
+        ax.set_xscale("log")
+        ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
+        ax.minorticks_off()
         ax.set(
-            xscale="log",
-            xlabel="training patients",
+            xlabel="training courses",
             ylabel="AUC within arm, active-drug patients",
-            title=f"{result.outcome}: learning curve",
+            title=f"{result.outcome.replace('_', ' ')}: learning curve (held-out part)",
         )
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="best")
         figures["learning_curve.png"] = fig
     return figures
 

@@ -285,17 +285,19 @@ def _simulate_parallel(
         params,
         rng,
     )
-    groups = {
-        "patient_id": _patient_ids(trial_id, n),
+    return _frame(_groups(trial_id, labels, which, period=1), observed, rows)
+
+
+def _groups(trial_id: str, labels, which: np.ndarray, period: int) -> dict[str, np.ndarray]:
+    """The group columns of one trial's rows: patient, trial, arm and period."""
+    n = len(which)
+    ids = np.char.add(f"{trial_id}-", np.char.zfill(np.arange(n).astype(str), 6)).astype(object)
+    return {
+        "patient_id": ids,
         "trial_id": np.full(n, trial_id, dtype=object),
         "arm": np.array(labels, dtype=object)[which],
-        "period": np.ones(n),
+        "period": np.full(n, float(period)),
     }
-    return _frame(groups, observed, rows)
-
-
-def _patient_ids(trial_id: str, n: int) -> np.ndarray:
-    return np.char.add(f"{trial_id}-", np.char.zfill(np.arange(n).astype(str), 6)).astype(object)
 
 
 def rerated_baseline(
@@ -364,13 +366,7 @@ def _simulate_crossover(
             params,
             rng,
         )
-        groups = {
-            "patient_id": _patient_ids(trial_id, n_patients),
-            "trial_id": np.full(n_patients, trial_id, dtype=object),
-            "arm": np.array(labels, dtype=object)[which],
-            "period": np.full(n_patients, float(period)),
-        }
-        periods.append(_frame(groups, observed_p, rows))
+        periods.append(_frame(_groups(trial_id, labels, which, period), observed_p, rows))
     frame = pd.concat(periods, ignore_index=True)
     order = np.lexsort((frame["period"].to_numpy(dtype=float), np.tile(np.arange(n_patients), 2)))
     frame = frame.iloc[order].reset_index(drop=True)
