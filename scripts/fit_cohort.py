@@ -2,6 +2,8 @@
 
     python scripts/fit_cohort.py            # fit and print, change nothing
     python scripts/fit_cohort.py --write    # fit and write the values into parameters.toml
+    python scripts/fit_cohort.py --profile drug_sd=1.0,1.4,1.8
+                                            # refit the others with drug_sd held at each value
 
 Simulated method of moments with exact expectations on fixed virtual patients (seed 0,
 2,000 per arm): see ketapredict/cohort/fit.py. Only targets with role = "fit" are used; the
@@ -34,7 +36,14 @@ def main() -> int:
         help="penalise residuals beyond this many SE steeply (default 0: plain least "
         "squares; see ketapredict.cohort.fit.fit)",
     )
+    parser.add_argument(
+        "--profile",
+        metavar="NAME=V1,V2,...",
+        help="profile the objective along one fitted parameter (writes nothing)",
+    )
     args = parser.parse_args()
+    if args.profile:
+        return profile(args)
 
     began = time.perf_counter()
     params = load_parameters()
@@ -71,6 +80,39 @@ def main() -> int:
             PARAMETERS,
         )
         print(f"\nWrote the fitted values to {PARAMETERS}.")
+    return 0
+
+
+def profile(args) -> int:
+    """Refit every other parameter with one held at each value; print the objective."""
+    name, _, values = args.profile.partition("=")
+    params = load_parameters()
+    if name not in params.fitted():
+        print(f"--profile: {name!r} is not a fitted parameter; fitted: {list(params.fitted())}")
+        return 2
+    rows = []
+    for value in (float(v) for v in values.split(",")):
+        began = time.perf_counter()
+        result = fit(
+            params,
+            n=args.n,
+            seed=args.seed,
+            max_evaluations=args.max_evaluations,
+            fixed={name: value},
+        )
+        rows.append((value, result))
+        print(
+            f"{name} = {value:g}: objective {result.objective:.2f} "
+            f"({result.evaluations} evaluations, {time.perf_counter() - began:.0f} s)",
+            flush=True,
+        )
+    others = sorted({k for _, r in rows for k in r.values}, key=list(params.fitted()).index)
+    print(f"\n{name:>10s} {'objective':>9s}  " + " ".join(f"{k[:12]:>12s}" for k in others))
+    for value, r in rows:
+        print(
+            f"{value:10.3g} {r.objective:9.2f}  "
+            + " ".join(f"{r.values.get(k, float('nan')):12.4g}" for k in others)
+        )
     return 0
 
 
