@@ -6,6 +6,9 @@ scored on one independent cohort of 20,000 courses (seed 10000): OutcomeModel, t
 of ketapredict.evaluate on the raw columns and on the encoded features, and the oracle (the
 true probabilities). Outcomes: response and cognitive decline.
 
+"OutcomeModel_trees_only" is OutcomeModel without its linear component (``linear=False``),
+to show what that component adds; it is not a peer.
+
 The headline is the clinician's question (ketapredict.evaluate.score_predictions): the AUC
 within arm among active-drug patients (n-weighted over arms with at least 5 events and 5
 non-events in the test cohort), and calibration among active-drug patients (ECE over 10
@@ -66,6 +69,10 @@ def run(outcome: str, n: int, repeat: int, test: pd.DataFrame) -> list[dict]:
     y_test = test[outcome].astype(int).to_numpy()
     models = {
         "OutcomeModel": OutcomeModel(outcome, random_state=repeat, n_jobs=1),
+        # what the linear component adds: the same model, trees alone
+        "OutcomeModel_trees_only": OutcomeModel(
+            outcome, linear=False, random_state=repeat, n_jobs=1
+        ),
         **peer_models(train, seed=repeat),
     }
     base = {"outcome": outcome, "n_train": n, "repeat": repeat, "events_train": y_train.sum()}
@@ -105,6 +112,8 @@ def plot(results: pd.DataFrame, path: Path) -> None:
                 series = mean.loc[(outcome, model)][metric]
                 if model == "OutcomeModel":
                     style = {"lw": 2.5, "color": "C3"}
+                elif model == "OutcomeModel_trees_only":
+                    style = {"lw": 1.5, "color": "C3", "ls": "--"}
                 elif model == "oracle":
                     style = {"lw": 1.5, "ls": "--", "color": "k"}
                 else:  # a learner keeps its colour; dotted on the encoded features
@@ -167,7 +176,7 @@ def main() -> None:
         for n in SIZES[outcome]:
             block = mean.loc[(outcome, n)]
             ours, oracle = block.loc["OutcomeModel"], block.loc["oracle"]
-            peers = block.drop(["OutcomeModel", "oracle"])
+            peers = block.drop(["OutcomeModel", "OutcomeModel_trees_only", "oracle"])
             best = peers["within_arm_auc"].idxmax()
             beats = ours.within_arm_auc >= peers.loc[best, "within_arm_auc"]
             gap = oracle.within_arm_auc - ours.within_arm_auc

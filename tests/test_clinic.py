@@ -59,13 +59,14 @@ def test_drivers_add_up_to_the_distance_from_the_average_patient(model):
         arrays, values, *_ = _prepare(model, PATIENT, COURSE)
         x = model._encoded(arrays)[outcome][0]
         state = model._outcomes[outcome]
-        every, none, average = _drivers(state, x, values, n=1000, everything=True)
+        p = risk.probability
+        every, none, average = _drivers(state, x[None, :], x, values, p, n=1000, everything=True)
         assert none is None
         assert sum(e.points for e in every) == pytest.approx(
             100 * (risk.probability - average), abs=0.05
         )
         # the patient's own, with the schedule and horizon in one figure: the same total
-        own, schedule, _ = _drivers(state, x, values, n=1000)
+        own, schedule, _ = _drivers(state, x[None, :], x, values, p, n=1000)
         assert sum(e.points for e in own) + schedule == pytest.approx(
             100 * (risk.probability - average), abs=0.05
         )
@@ -121,14 +122,47 @@ def test_patients_outside_the_training_data_are_warned_about(model):
     assert "unusual" in text
 
 
-def test_missing_values_are_not_unusual_but_their_weight_is_flagged(model):
+def test_missing_values_are_not_unusual_and_never_a_driver(model):
     sparse = {"age": 46, "sex": "female", "diagnosis": "TRD", "madrs_baseline": 34}
-    report = model.score(sparse, COURSE)
+    report = model.score(sparse, COURSE, drivers="all")
     assert not any("unusual" in w for w in report.warnings)
-    moved = [d for r in report.risks.values() for d in r.drivers if d.value == "missing"]
-    flagged = [d for d in moved if abs(d.points) >= 2]
-    for driver in flagged:
-        assert any(w.startswith(f"{driver.label} is missing") for w in report.warnings)
+    for risk in report.risks.values():
+        assert risk.drivers
+        assert all(d.value != "missing" for d in risk.drivers)
+    assert "Not recorded (integrated over" in str(report)
+
+
+# The README's clinician example (README.md, "For clinicians").
+README_PATIENT = {
+    "age": 46,
+    "sex": "female",
+    "diagnosis": "TRD",
+    "madrs_baseline": 34,
+    "n_failed_treatments": 3,
+    "processing_speed_z": -0.9,
+}
+
+
+def test_the_readme_example_barely_moves_when_omitted_fields_are_filled(model):
+    omitted = model.score(README_PATIENT, COURSE, horizon_day=28)
+    assert omitted.horizon == "day 28 after the first session (as given)"
+    for risk in omitted.risks.values():
+        assert all(d.value != "missing" for d in risk.drivers)
+    # typical values of continuous fields: within 5 points
+    typical = model.score(
+        {**README_PATIENT, "bmi": 27, "hamd17_baseline": 24}, COURSE, horizon_day=28
+    )
+    for outcome in model.outcomes:
+        moved = abs(typical[outcome].probability - omitted[outcome].probability)
+        assert moved < 0.05, (outcome, moved)
+    # a yes/no field is integrated over both answers: the estimate lies between them
+    no, yes = (
+        model.score({**README_PATIENT, "family_history_aud": value}, COURSE, horizon_day=28)
+        for value in (False, True)
+    )
+    for outcome in model.outcomes:
+        low, high = sorted((no[outcome].probability, yes[outcome].probability))
+        assert low - 1e-9 <= omitted[outcome].probability <= high + 1e-9
 
 
 def test_joint_distance_uses_only_the_values_given():

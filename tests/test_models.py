@@ -223,3 +223,31 @@ def test_few_events_still_fit_with_fewer_folds():
     y.iloc[[3, 50, 120]] = True
     model = OutcomeModel("response", n_estimators=30).fit(tiny, y)
     assert np.isfinite(model.predict_proba(tiny)).all()
+
+
+def test_the_linear_component_and_the_trees_add_up_to_the_margin(train, response_model):
+    from ketapredict.models import _LINEAR_C
+    from ketapredict.trees import linear_margin
+
+    linear = response_model.linear_
+    assert linear["C"] in _LINEAR_C
+    assert linear["active"] == list(response_model.feature_names_).index("active_drug")
+    complete = train[train.drop(columns=["ssi_baseline"]).notna().all(axis=1)].head(50)
+    complete = complete.assign(ssi_baseline=10.0)
+    Z = response_model.encoder_.transform(complete).to_numpy(dtype=float)
+    trees = response_model.booster_.predict(Z, output_margin=True, base_margin=np.zeros(len(Z)))
+    np.testing.assert_allclose(
+        response_model.margin(complete), linear_margin(Z, linear) + trees, atol=1e-5
+    )
+    # interactions only for the patient's own features, never the schedule's
+    schedule = response_model.encoder_.feature_map_["encoder"] == "dose_schedule"
+    coef_active = pd.Series(linear["coef_active"], index=response_model.feature_names_)
+    assert (coef_active[schedule.reindex(coef_active.index).to_numpy()] == 0).all()
+
+
+def test_linear_false_gives_the_trees_alone(train):
+    model = OutcomeModel("response", linear=False, n_jobs=1).fit(train)
+    assert model.linear_ is None
+    assert model.n_rounds_ >= 1
+    p = model.predict_proba(train)[:, 1]
+    assert ((p > 0) & (p < 1)).all()

@@ -77,9 +77,9 @@ def test_saved_files_are_not_pickles(tmp_path, risk_model):
             lambda p: (p / "manifest.json").write_text(
                 (p / "manifest.json")
                 .read_text()
-                .replace('"format_version": 2', '"format_version": 1')
+                .replace('"format_version": 3', '"format_version": 2')
             ),
-            "format version 1 is not 2",
+            "format version 2 is not 3",
         ),
         (lambda p: (p / "manifest.json").write_text("{not json"), "not valid JSON"),
         (
@@ -122,16 +122,17 @@ def test_intervals_hold_the_estimate_and_widen_away_from_the_data(risk_model, tr
     ).all()
     assert ((intervals["low"] > 0) & (intervals["high"] < 1)).all()
     assert (intervals["high"] - intervals["low"]).gt(0).mean() > 0.99
-    # a dose far beyond the training data is less certain than the usual 0.5 mg/kg
+    # a dose far beyond the training data is less certain than the usual 0.5 mg/kg, on the
+    # log-odds scale the intervals are built on (in probability, one near 0 or 1 narrows)
     usual = train[(train["drug"] == "ketamine") & (train["route"] == "iv")].head(200).copy()
     extreme = usual.assign(dose=4.0, infusion_minutes=5.0)
-    width = {
-        name: risk_model.predict_interval(frame)
-        .query("outcome == 'response'")
-        .eval("high - low")
-        .mean()
-        for name, frame in (("usual", usual), ("extreme", extreme))
-    }
+
+    def log_odds_width(frame):
+        found = risk_model.predict_interval(frame).query("outcome == 'response'")
+        low, high = found["low"], found["high"]
+        return (np.log(high / (1 - high)) - np.log(low / (1 - low))).mean()
+
+    width = {"usual": log_odds_width(usual), "extreme": log_odds_width(extreme)}
     assert width["extreme"] > width["usual"]
 
 
@@ -141,10 +142,34 @@ def test_replicates_are_calibrated_on_rows_they_did_not_train_on(train):
     model = OutcomeModel("response", n_estimators=60).fit(train)
     replicates = model.replicates(train, n_replicates=3, random_state=1)
     assert len(replicates) == 3
-    slopes = [calibrator["a"] for _, calibrator in replicates]
+    slopes = [calibrator["a"] for _, calibrator, _ in replicates]
     assert len(set(slopes)) == 3  # each its own calibration
     again = model.replicates(train, n_replicates=3, random_state=1)
-    assert [c["a"] for _, c in again] == slopes  # seeded
+    assert [c["a"] for _, c, _ in again] == slopes  # seeded
+
+
+def test_intervals_calibrated_against_the_truth(tmp_path, train):
+    from ketapredict import RiskModel, load_model
+
+    # new patients whose true probabilities are another patient's: the model's errors are
+    # large, so the multiplier must grow well beyond Student's t, and the intervals with it
+    fresh = simulate_cohort(n=1500, seed=99)
+    fresh["p_response"] = fresh["p_response"].sample(frac=1.0, random_state=0).to_numpy()
+    model = RiskModel.fit(train, ["response"], n_estimators=40, replicates=4, interval_data=fresh)
+    state = model._outcomes["response"]
+    assert set(state.scale) == {"active", "comparator"}
+    assert min(state.scale.values()) > state.z
+    assert "1,500 new virtual courses" in model.provenance["intervals"]
+    calibrated = model.predict_interval(train.head(200))
+    state.scale, scale = None, state.scale
+    bootstrap = model.predict_interval(train.head(200))
+    state.scale = scale
+    assert (calibrated["high"] - calibrated["low"]).mean() > (
+        bootstrap["high"] - bootstrap["low"]
+    ).mean()
+    np.testing.assert_allclose(calibrated["probability"], bootstrap["probability"])
+    again = load_model(model.save(tmp_path / "calibrated"))
+    pd.testing.assert_frame_equal(again.predict_interval(train.head(200)), calibrated)
 
 
 def test_a_model_without_replicates_has_no_intervals(train):

@@ -60,3 +60,28 @@ def test_calibrated_log_odds_stay_bounded():
     calibrator = {"method": "sigmoid", "a": 50.0, "b": 0.0}
     log_odds = calibrated_log_odds(np.array([-10.0, 0.0, 10.0]), calibrator)
     assert log_odds.tolist() == [-9.21, 0.0, 9.21]
+
+
+def test_linear_terms_add_up_and_stay_flat_beyond_the_training_range():
+    from ketapredict.trees import linear_margin, linear_terms
+
+    linear = {
+        "low": [0.0, 0.0, 0.0],
+        "high": [10.0, 1.0, 1.0],
+        "center": [5.0, 0.5, 0.5],
+        "scale": [2.0, 0.5, 0.5],
+        "coef": [0.4, -0.2, 0.3],
+        "coef_active": [0.1, 0.0, 0.0],
+        "active": 2,
+        "intercept": -1.0,
+    }
+    X = np.array([[7.0, 1.0, 1.0], [7.0, 1.0, 0.0], [50.0, 1.0, 1.0], [np.nan, 0.0, 1.0]])
+    terms = linear_terms(X, linear)
+    # 7 is one SD above the centre: 0.4 alone, plus 0.1 on the active drug
+    assert terms[0, 0] == pytest.approx(0.5)
+    assert terms[1, 0] == pytest.approx(0.4)
+    # 50 is beyond the training range (10): as 10
+    assert terms[2, 0] == pytest.approx(2.5 * 0.5)
+    assert terms[3, 0] == 0.0  # missing: at the mean
+    np.testing.assert_allclose(linear_margin(X, linear), -1.0 + terms.sum(axis=1))
+    assert (linear_margin(X, None) == 0).all()

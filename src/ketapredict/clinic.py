@@ -58,8 +58,6 @@ OUTCOME_LABELS = {
     "dissociation": "dissociation (first session)",
 }
 N_DRIVERS = 5
-# A missing field that moves a probability by this many points gets a warning.
-_MISSING_POINTS = 2.0
 _NOT_INPUTS = ("outcome", "truth", "group")
 _DEMO = "demo_model"
 
@@ -173,8 +171,9 @@ class RiskReport:
     warnings : list of str
         Inputs outside the training data, one by one and jointly, and replaced fields.
     missing : list of str
-        Fields the model reads that the patient record did not give (the model handles
-        them; the estimate is less specific).
+        Fields the model reads that the patient record did not give. Each probability is
+        averaged over draws of them given the recorded fields (ketapredict.imputation), so
+        a missing field is never a driver; the estimate is less specific.
     provenance : dict
         The model's name, version, training data kind, date, validation metrics and notes.
     """
@@ -226,7 +225,10 @@ class RiskReport:
                     lines.append(f"  {risk.schedule_points:+6.1f} pp  {_CHOSEN}")
                 lines.append(f"  {risk.other_points:+6.1f} pp  {_OTHERS}")
         if self.missing:
-            lines.append("\nMissing (handled by the model): " + ", ".join(self.missing))
+            lines.append(
+                "\nNot recorded (integrated over their plausible values given the rest of "
+                "the record): " + ", ".join(self.missing)
+            )
         if self.warnings:
             lines.append("\nWarnings:")
             lines += [f"  - {w}" for w in self.warnings]
@@ -252,7 +254,10 @@ class RiskReport:
         notice = f"<p><b>Note:</b> {e(self._notice())}</p>" if self._notice() else ""
         extras = "".join(
             f"<p><b>{title}:</b> {e('; '.join(items))}</p>"
-            for title, items in (("Warnings", self.warnings), ("Missing", self.missing))
+            for title, items in (
+                ("Warnings", self.warnings),
+                ("Not recorded (integrated over their plausible values)", self.missing),
+            )
             if items
         )
         return (
@@ -551,20 +556,34 @@ _CHOSEN = "the regimen and the horizon (chosen, not the patient's)"
 _OTHERS = "the other predictors together"
 
 
-def _drivers(state, x: np.ndarray, values, n: int = N_DRIVERS, everything: bool = False):
+def _drivers(
+    state,
+    draws: np.ndarray,
+    x: np.ndarray,
+    values,
+    p: float,
+    n: int = N_DRIVERS,
+    everything: bool = False,
+):
     """Top ``n`` predictors in percentage points, the points of the schedule and horizon
-    together (None when they are listed), and the model's average risk."""
+    together (None when they are listed), and the model's average risk.
+
+    ``draws`` are the encoded rows the probability ``p`` averages over (one row, or one per
+    draw of the missing fields); ``x`` is the patient's own encoded row, missing values
+    included. SHAP values are averaged over the draws. A predictor the record lacks is never
+    a reason: its points join "the other predictors together".
+    """
     from .trees import calibrated_log_odds
 
-    phi, base = state.trees.contributions(x[None, :], member=0)
-    phi = phi[0]
+    phi, base = state.contributions(draws, member=0)
+    phi = phi.mean(axis=0)
     calibrator = state.calibrators[0]
 
     def probability(margin: float) -> float:
         return float(1 / (1 + np.exp(-calibrated_log_odds(np.array([margin]), calibrator)[0])))
 
     margin = base + phi.sum()
-    p, p0 = probability(margin), probability(base)
+    p0 = probability(base)
     total = phi.sum()
     if abs(total) > 1e-6:
         # the secant slope of a monotone map lies between 0 and its steepest slope, so the
@@ -579,16 +598,21 @@ def _drivers(state, x: np.ndarray, values, n: int = N_DRIVERS, everything: bool 
     if not everything:
         ranked = ranked[~words.given[ranked]]
     effects = []
-    for i in ranked[:n]:
+    for i in ranked:
         predictor = words.predictors[i]
+        value = _value_text(predictor, values, x, words)
+        if value == "missing":  # integrated out, not a reason
+            continue
         effects.append(
             DriverEffect(
                 predictor=predictor,
                 label=words.predictor_label[i],
-                value=_value_text(predictor, values, x, words),
+                value=value,
                 points=round(float(points[i]), 2),
             )
         )
+        if len(effects) == n:
+            break
     return tuple(effects), given, p0
 
 
@@ -613,33 +637,25 @@ def score(
             "arguments",
         )
     arrays, values, warnings, described, horizon = _prepare(model, patient, regimen, horizon_day)
-    encoded = model._encoded(arrays)
-    intervals = model._intervals(encoded)
+    # a missing optional field is integrated out: the patient is scored on draws of it given
+    # the recorded fields, and the probabilities are averaged (ketapredict.imputation)
+    filled, owner = model._expand(arrays)
+    encoded = model._encoded(filled)
+    own = model._encoded(arrays) if owner is not None else encoded
+    intervals = model._intervals(encoded, owner, 1)
     risks = {}
     first = True
     for outcome, state in model._outcomes.items():
-        x = encoded[outcome][0]
+        x = own[outcome][0]
         if first:
             warnings += _ood_warnings(model.reference, state.feature_names, x, _words(state))
             first = False
         p, low, high = (float(v[0]) for v in intervals[outcome])
         effects, given, average = (
-            _drivers(state, x, values, everything=drivers == "all")
+            _drivers(state, encoded[outcome], x, values, p, everything=drivers == "all")
             if drivers
             else ((), None, np.nan)
         )
-        for effect in effects:
-            if effect.value == "missing" and abs(effect.points) >= _MISSING_POINTS:
-                where = (
-                    " (in the virtual cohort, whole trials)"
-                    if model.provenance.get("data_kind") == "simulated"
-                    else ""
-                )
-                warnings.append(
-                    f"{effect.label} is missing, and that moved {outcome} by "
-                    f"{effect.points:+.1f} points: the model learnt it from patients "
-                    f"without the value{where}; give it for a sounder estimate"
-                )
         risks[outcome] = OutcomeRisk(
             outcome=outcome,
             probability=p,

@@ -157,13 +157,17 @@ def _cognition_outputs(columns):
         _Output(
             "cognitive_deficit", "baseline cognition", "cognitive deficit (composite <= -1 SD)"
         ),
-        _Output("cognition_missing", "baseline cognition", "no baseline cognitive testing"),
     ]
 
 
 @_encoder("cognition", _cognition_outputs)
 def _cognition(frame, columns):
-    """Domain z-scores, their mean, a deficit flag and a missing-battery indicator."""
+    """Domain z-scores, their mean and a deficit flag (NaN without a battery).
+
+    No missing-battery indicator: whether a patient was tested says which trial they came
+    from, not how they will fare; OutcomeModel integrates an untested battery out
+    (ketapredict.imputation).
+    """
     domains = {c: _floats(frame, c) for c in columns}
     stacked = np.column_stack(list(domains.values()))
     tested = ~np.isnan(stacked).all(axis=1)
@@ -175,7 +179,6 @@ def _cognition(frame, columns):
         **domains,
         "cognition_composite": composite,
         "cognitive_deficit": np.where(tested, (composite <= _DEFICIT_Z) * 1.0, np.nan),
-        "cognition_missing": (~tested) * 1.0,
     }
 
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 import pydantic
 
@@ -321,11 +322,20 @@ class ExperimentResult:
                 "patients calibrated to published trials), not on real "
                 "patients. Not for clinical decisions."
             )
+        # on the virtual cohort, a fresh cohort (new patients, new trials) calibrates the
+        # intervals against the true probabilities; real data have none
+        interval_data = None
+        if spec.data.source == "simulated":
+            from .cohort.simulate import simulate_cohort
+
+            seed = int(np.random.SeedSequence([spec.data.seed, 1]).generate_state(1)[0])
+            interval_data = simulate_cohort(n=spec.data.n, seed=seed)
         return RiskModel.fit(
             self.data,
             list(self.results),
             features=spec.features.set,
             provenance=provenance,
+            interval_data=interval_data,
             **spec.model,
         )
 

@@ -3,17 +3,30 @@
 :class:`OutcomeModel` predicts one outcome (response, remission, cognitive decline,
 dissociation). Fitting it:
 
-1. encodes the patient table with a feature set (:func:`ketapredict.load_feature_set`);
-2. cross-fits ``calibration_folds`` XGBoost models, each trained on the other folds and
-   watched on its own held-out fold; the number of boosting rounds is the one with the
-   lowest held-out log-loss averaged over folds (as ``xgboost.cv`` chooses it), and the
-   held-out margins at that round are the out-of-fold margins;
-3. trains the final XGBoost model on every row for that number of rounds;
-4. fits a one-dimensional calibrator (Platt's sigmoid, or isotonic) on the out-of-fold
+1. fills each missing optional baseline field with one draw from its distribution given
+   the patient's recorded fields (:class:`~ketapredict.imputation.BaselineImputer`), so the
+   trees never learn "missing" as a sign of the trial a patient came from; at prediction, a
+   patient with missing fields is scored on many such draws and the probabilities averaged
+   (the missing fields integrated out);
+2. encodes the patient table with a feature set (:func:`ketapredict.load_feature_set`);
+3. fits a linear component: a penalised logistic regression on the standardised features
+   and each patient feature's interaction with the active drug, its penalty chosen by
+   cross-validated log-loss (within an arm the true log-odds of the virtual cohort are
+   close to linear in the patient's predictors, which trees approximate with many small
+   steps: at 1,000 courses a linear model ranked patients within arm better than the trees
+   alone; benchmarks/learning_curve.py);
+4. cross-fits ``calibration_folds`` XGBoost models boosted from that linear margin, each
+   trained on the other folds and watched on its own held-out fold; the number of boosting
+   rounds is the one with the lowest held-out log-loss averaged over folds (as
+   ``xgboost.cv`` chooses it; 0 when the linear component alone is best), and the held-out
+   margins at that round are the out-of-fold margins;
+5. trains the final XGBoost model on every row for that number of rounds;
+6. fits a one-dimensional calibrator (Platt's sigmoid, or isotonic) on the out-of-fold
    margins, so it never sees a margin the trees were trained on.
 
-The result is one booster and one monotone map from its margin to a probability: SHAP values
-on the margin are exact, and the whole model saves as JSON without pickle.
+The result is a linear component, one booster and one monotone map from their margin to a
+probability: SHAP values on the margin are exact (the linear terms plus TreeSHAP of the
+trees), and the whole model saves as JSON without pickle.
 """
 
 from __future__ import annotations
@@ -36,12 +49,35 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from .encoding import sources
 from .exceptions import Problem, ValidationError
 from .features import FeatureEncoder
+from .imputation import BaselineImputer
 from .schema import check_outcome
-from .trees import calibrated_log_odds
+from .trees import calibrated_log_odds, linear_margin
 
 __all__ = ["MONOTONE", "OutcomeModel"]
+
+
+def _log_loss(y: np.ndarray, margin: np.ndarray, weight: np.ndarray) -> float:
+    """Weighted mean log-loss of margins (log-odds), as XGBoost's ``logloss``."""
+    p = np.clip(1.0 / (1.0 + np.exp(-margin)), 1e-15, 1 - 1e-15)
+    loss = -(y * np.log(p) + (1 - y) * np.log1p(-p))
+    return float(np.average(loss, weights=weight))
+
+
+def _feature_set(features: Any):
+    from .encoding import parse_feature_set
+
+    return parse_feature_set(features)
+
+
+def _optional_baseline(name: str) -> bool:
+    """A baseline field the contract lets be missing (the imputer's fields)."""
+    from .schema import column, columns
+
+    return name in columns("baseline") and not column(name).required
+
 
 # Monotone constraints, only where the pharmacology is certain (feature -> +1: risk never
 # falls as the feature rises).
@@ -71,6 +107,10 @@ MIN_EVENTS = 2
 # different frequency: 5 lets response (45%) split, but asks about 150 patients per leaf of
 # cognitive decline (3.5%), which then never splits (benchmarks/model_defaults.py).
 _LEAF_PATIENTS = 20
+# Penalties (inverse L2 strength on standardised features) the linear component chooses from
+# by cross-validated log-loss. Strong ones won at 1,000-10,000 courses of the virtual cohort
+# (C = 0.01 for cognitive decline, 0.01-0.03 for response): about 70 correlated features.
+_LINEAR_C = (0.003, 0.01, 0.03, 0.1, 0.3)
 
 
 class OutcomeModel(ClassifierMixin, BaseEstimator):
@@ -107,6 +147,9 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         two parameters and suits hundreds of patients; isotonic needs thousands (it was
         worse than sigmoid at every size tried).
     calibration_folds : int, default=3
+    linear : bool, default=True
+        Boost the trees from a penalised logistic regression on the encoded features and
+        their interactions with the active drug (``linear_``). False: trees alone.
     monotone : bool or dict, default=True
         True applies :data:`MONOTONE` for ``outcome``; a dict gives feature -> +1/-1; False
         applies none.
@@ -120,12 +163,21 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
     ----------
     min_child_weight_ : float
         The leaf weight used (``min_child_weight`` resolved).
+    imputer_ : BaselineImputer or None
+        The model of missing optional baseline fields given the recorded ones (None when
+        ``features=None``: encoded features keep their NaN, which the trees route).
     encoder_ : FeatureEncoder or None
         The fitted feature encoder (None when ``features=None``).
+    linear_ : dict or None
+        The linear component: ``center`` and ``scale`` (standardisation), ``coef``,
+        ``coef_active`` (interactions with the active drug, 0 for schedule features),
+        ``active`` (the position of ``active_drug``, or None), ``intercept`` and the chosen
+        penalty ``C``; None with ``linear=False``. See :func:`ketapredict.trees.linear_terms`.
     booster_ : xgboost.XGBClassifier
-        The final trees, trained on every row.
+        The final trees, trained on every row from the linear margin.
     n_rounds_ : int
-        Boosting rounds of the final trees: lowest mean held-out log-loss over the folds.
+        Boosting rounds of the final trees: lowest mean held-out log-loss over the folds
+        (0: the linear component alone; the booster then holds one tree of zeros).
     calibrator_ : dict
         ``{"method": "sigmoid", "a": ..., "b": ...}`` (p = 1 / (1 + exp(-(a m + b))) for
         margin m), ``{"method": "isotonic", "margins": [...], "probabilities": [...]}`` or
@@ -161,6 +213,7 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         "early_stopping_rounds": [Interval(Integral, 1, None, closed="left")],
         "calibration": [StrOptions({"sigmoid", "isotonic", "none"})],
         "calibration_folds": [Interval(Integral, 2, 10, closed="both")],
+        "linear": ["boolean"],
         "monotone": ["boolean", dict],
         "random_state": ["random_state"],
         "n_jobs": [Integral, None],
@@ -182,6 +235,7 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         early_stopping_rounds: int = 40,
         calibration: str = "sigmoid",
         calibration_folds: int = 3,
+        linear: bool = True,
         monotone: bool | dict = True,
         random_state: int | np.random.RandomState | None = 0,
         n_jobs: int | None = None,
@@ -199,6 +253,7 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         self.early_stopping_rounds = early_stopping_rounds
         self.calibration = calibration
         self.calibration_folds = calibration_folds
+        self.linear = linear
         self.monotone = monotone
         self.random_state = random_state
         self.n_jobs = n_jobs
@@ -237,7 +292,9 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
             than two events or non-events; or the table lacks columns the feature set needs.
         """
         self._validate_params()
-        Z = self._encode(X, fit=True)
+        # numpy integers and RandomState instances too (scikit-learn's convention)
+        seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+        Z = self._encode(self._fill(X, fit=True, seed=seed), fit=True)
         if y is None:
             if not isinstance(X, pd.DataFrame) or self.outcome not in X.columns:
                 raise ValidationError(
@@ -266,50 +323,70 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
             if self.min_child_weight == "auto"
             else float(self.min_child_weight)
         )
-        # numpy integers and RandomState instances too (scikit-learn's convention)
-        seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+        self._seed = seed
 
         # as many calibration folds as there are events to hold out, at most the parameter
         n_folds = min(self.calibration_folds, int(np.bincount(target).min()))
-        folds = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
-        curves, fold_boosters = [], []
+        folds = list(StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(Z, target))
         # the cross-fitted boosters take a float32 array: a fifth faster than a DataFrame
         array = Z.to_numpy(dtype=np.float32)
-        for train, held_out in folds.split(Z, target):
+        X = Z.to_numpy(dtype=float)
+        C = self._choose_penalty(X, target, weight, folds) if self.linear else None
+        curves, fold_boosters, first = [], [], []
+        for train, held_out in folds:
+            linear = self._fit_linear(X[train], target[train], weight[train], C)
+            base = linear_margin(X, linear) if linear is not None else None
             booster = self._xgb(self.n_estimators, seed, early_stopping=True)
             booster.fit(
                 array[train],
                 target[train],
                 sample_weight=weight[train],
+                base_margin=None if base is None else base[train],
                 eval_set=[(array[held_out], target[held_out])],
                 sample_weight_eval_set=[weight[held_out]],
+                base_margin_eval_set=None if base is None else [base[held_out]],
                 verbose=False,
             )
             curves.append(booster.evals_result()["validation_0"]["logloss"])
-            fold_boosters.append((booster, held_out))
-        length = min(len(curve) for curve in curves)
-        self.n_rounds_ = int(np.argmin(np.mean([c[:length] for c in curves], axis=0))) + 1
-        out_of_fold = np.empty(len(target))
-        for booster, held_out in fold_boosters:
-            out_of_fold[held_out] = booster.predict(
-                array[held_out], output_margin=True, iteration_range=(0, self.n_rounds_)
+            # round 0: the linear component alone (without one, never chosen)
+            first.append(
+                _log_loss(target[held_out], base[held_out], weight[held_out])
+                if base is not None
+                else np.inf
             )
-        self.booster_ = self._xgb(self.n_rounds_, seed).fit(Z, target, sample_weight=weight)
+            fold_boosters.append((booster, held_out, base))
+        length = min(len(curve) for curve in curves)
+        mean = np.mean([[f, *c[:length]] for f, c in zip(first, curves, strict=True)], axis=0)
+        self.n_rounds_ = int(np.argmin(mean))
+        out_of_fold = np.empty(len(target))
+        for booster, held_out, base in fold_boosters:
+            out_of_fold[held_out] = (
+                base[held_out]
+                if self.n_rounds_ == 0
+                else booster.predict(
+                    array[held_out],
+                    output_margin=True,
+                    base_margin=None if base is None else base[held_out],
+                    iteration_range=(0, self.n_rounds_),
+                )
+            )
+        self.linear_ = self._fit_linear(X, target, weight, C)
+        self.booster_ = self._final_booster(array, target, weight, seed, self.linear_)
         self.calibrator_ = self._fit_calibrator(out_of_fold, target, weight)
         return self
 
     def replicates(
         self, X: Any, y: Any = None, n_replicates: int = 20, random_state: int = 0
-    ) -> list[tuple[Any, dict[str, Any]]]:
+    ) -> list[tuple[Any, dict[str, Any], Any]]:
         """Bootstrap replicates of the fitted model, for the uncertainty of its estimates.
 
-        Each replicate trains this model's trees (same parameters and number of rounds) on
-        a bootstrap resample of the rows (unweighted: a ``sample_weight`` given to ``fit``
-        is not applied here), and calibrates its margins on the rows the resample
-        left out (about 37%), so no replicate is calibrated on rows it was trained on. The
-        spread of the replicates' calibrated log-odds for a patient estimates how much the
-        estimate would move with another sample of the same size (Efron and Tibshirani 1993,
-        An Introduction to the Bootstrap, ch. 6).
+        Each replicate trains this model's linear component (same penalty) and trees (same
+        parameters and number of rounds) on a bootstrap resample of the rows (unweighted: a
+        ``sample_weight`` given to ``fit`` is not applied here), and calibrates its margins
+        on the rows the resample left out (about 37%), so no replicate is calibrated on
+        rows it was trained on. The spread of the replicates' calibrated log-odds for a
+        patient estimates how much the estimate would move with another sample of the same
+        size (Efron and Tibshirani 1993, An Introduction to the Bootstrap, ch. 6).
 
         Parameters
         ----------
@@ -324,12 +401,13 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        list of (XGBClassifier, calibrator dict)
+        list of (XGBClassifier, calibrator dict, linear component dict or None)
         """
         from joblib import Parallel, delayed
 
         check_is_fitted(self, "booster_")
-        Z = self._encode(X)
+        # the same draws of the missing fields as the fitted model was trained on
+        Z = self._encode(self._fill(X, fit=False, seed=getattr(self, "_seed", 0)))
         if y is None:
             y = X[self.outcome]
         target = check_outcome(y, self.outcome, min_per_class=MIN_EVENTS)
@@ -341,20 +419,134 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
 
         array = Z.to_numpy(dtype=np.float32)
 
-        def one(counts: np.ndarray, seed: int) -> tuple[Any, dict[str, Any]]:
-            booster = self._xgb(self.n_rounds_, int(seed)).set_params(n_jobs=1)
-            booster.fit(array, target, sample_weight=counts.astype(float))
+        X = Z.to_numpy(dtype=float)
+        C = None if self.linear_ is None else self.linear_["C"]
+
+        def one(counts: np.ndarray, seed: int) -> tuple[Any, dict[str, Any], Any]:
+            weight = counts.astype(float)
+            linear = self._fit_linear(X[counts > 0], target[counts > 0], weight[counts > 0], C)
+            booster = self._final_booster(array, target, weight, int(seed), linear, n_jobs=1)
             left_out = counts == 0
             if np.unique(target[left_out]).size < 2:
-                return booster, self.calibrator_
-            margin = booster.predict(array[left_out], output_margin=True)
-            return booster, self._fit_calibrator(margin, target[left_out])
+                return booster, self.calibrator_, linear
+            margin = self._margin_of(booster, array[left_out], linear)
+            return booster, self._fit_calibrator(margin, target[left_out]), linear
 
         # threads: XGBoost releases the GIL while it trains, and nothing is copied
         n_jobs = -1 if self.n_jobs is None else self.n_jobs
         return Parallel(n_jobs=n_jobs, prefer="threads")(
             delayed(one)(counts, seed) for counts, seed in draws
         )
+
+    def _design_parts(self) -> tuple[np.ndarray, int | None]:
+        """Which features are the patient's (they get an active-drug interaction), and the
+        position of ``active_drug``."""
+        names = list(self.feature_names_)
+        if self.encoder_ is None or "active_drug" not in names:
+            return np.zeros(len(names), bool), None
+        encoders = self.encoder_.feature_map_["encoder"].reindex(names)
+        return (encoders != "dose_schedule").to_numpy(), names.index("active_drug")
+
+    def _fit_linear(
+        self, X: np.ndarray, y: np.ndarray, weight: np.ndarray, C: float | None
+    ) -> dict[str, Any] | None:
+        """A penalised logistic regression on standardised features and each patient
+        feature's interaction with the active drug (see ketapredict.trees.linear_terms)."""
+        if C is None:
+            return None
+        from sklearn.linear_model import LogisticRegression
+
+        patient, active = self._design_parts()
+        w = weight / weight.sum()
+        center = np.nansum(np.nan_to_num(X) * w[:, None], axis=0)
+        spread = np.sqrt(np.nansum((np.nan_to_num(X - center)) ** 2 * w[:, None], axis=0))
+        scale = np.where(spread > 1e-9, spread, 1.0)
+        z = np.nan_to_num((X - center) / scale)  # within the training range already
+        design = z if active is None else np.hstack([z, z[:, patient] * X[:, [active]]])
+        if np.unique(y).size < 2:
+            return None
+        fit = LogisticRegression(C=C, max_iter=2000).fit(design, y, sample_weight=weight)
+        coef = fit.coef_[0]
+        coef_active = np.zeros(len(center))
+        if active is not None:
+            coef_active[patient] = coef[len(center) :]
+        with np.errstate(all="ignore"):
+            seen = X[weight > 0]
+            low, high = np.nanmin(seen, axis=0), np.nanmax(seen, axis=0)
+        return {
+            "low": np.nan_to_num(low, nan=0.0).tolist(),
+            "high": np.nan_to_num(high, nan=0.0).tolist(),
+            "center": center.tolist(),
+            "scale": scale.tolist(),
+            "coef": coef[: len(center)].tolist(),
+            "coef_active": coef_active.tolist(),
+            "active": active,
+            "intercept": float(fit.intercept_[0]),
+            "C": float(C),
+        }
+
+    def _choose_penalty(self, X, y, weight, folds) -> float:
+        """The strongest penalty of :data:`_LINEAR_C` whose cross-validated log-loss is
+        within one standard error of the best (the one-standard-error rule; Hastie,
+        Tibshirani and Friedman 2009, The Elements of Statistical Learning, 2nd ed., sec.
+        7.10): with few events the best penalty is chosen by noise, toward a weaker one."""
+        losses = np.empty((len(_LINEAR_C), len(y)))
+        for k, C in enumerate(_LINEAR_C):
+            for train, held_out in folds:
+                linear = self._fit_linear(X[train], y[train], weight[train], C)
+                p = 1.0 / (1.0 + np.exp(-linear_margin(X[held_out], linear)))
+                p = np.clip(p, 1e-15, 1 - 1e-15)
+                losses[k, held_out] = -(y[held_out] * np.log(p) + (1 - y[held_out]) * np.log1p(-p))
+        w = weight / weight.sum()
+        mean = losses @ w
+        best = int(np.argmin(mean))
+        difference = losses - losses[best]
+        se = np.sqrt(((difference - (difference @ w)[:, None]) ** 2) @ w / max(len(y) - 1, 1))
+        within = np.flatnonzero(mean - mean[best] <= se)
+        return float(_LINEAR_C[int(within.min())])
+
+    def _final_booster(self, array, y, weight, seed, linear, n_jobs=None):
+        """Trees on every row for ``n_rounds_`` rounds, boosted from the linear margin (one
+        tree of zeros when ``n_rounds_`` is 0: the linear component alone)."""
+        booster = self._xgb(max(self.n_rounds_, 1), seed)
+        if self.n_rounds_ == 0:
+            booster.set_params(learning_rate=0.0)
+        if n_jobs is not None:
+            booster.set_params(n_jobs=n_jobs)
+        base = None if linear is None else linear_margin(array, linear)
+        return booster.fit(array, y, sample_weight=weight, base_margin=base)
+
+    @staticmethod
+    def _margin_of(booster, array: np.ndarray, linear) -> np.ndarray:
+        """The margin of a linear component plus trees."""
+        if linear is None:
+            return booster.predict(array, output_margin=True)
+        return booster.predict(array, output_margin=True, base_margin=linear_margin(array, linear))
+
+    def _fill(self, X: Any, fit: bool, seed: int) -> Any:
+        """The training table with one conditional draw per missing optional field."""
+        if self.features is None or not isinstance(X, pd.DataFrame):
+            if fit:
+                self.imputer_, self.imputer_n_ = None, 0
+            return X
+        if fit:
+            fields = [n for n in sources(_feature_set(self.features)) if _optional_baseline(n)]
+            self.imputer_ = BaselineImputer(fields).fit(X)
+            self.imputer_n_ = len(X)
+        return self.imputer_.draw_once(X, seed) if self.imputer_ is not None else X
+
+    def _expanded(self, X: Any) -> tuple[pd.DataFrame, np.ndarray | None]:
+        """Encoded features of every draw of the missing fields, and each draw's row."""
+        check_is_fitted(self, "booster_")
+        imputer = getattr(self, "imputer_", None)
+        if imputer is None or not isinstance(X, pd.DataFrame):
+            return self._encode(X), None
+        self._check_columns(X)
+        filled, owner = imputer.expand(X)
+        return self._encode(filled), owner
+
+    def _check_columns(self, X: pd.DataFrame) -> None:
+        self.encoder_.transform(X.head(0))
 
     def _encode(self, X: Any, fit: bool = False) -> pd.DataFrame:
         if self.features is None:
@@ -448,20 +640,35 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
 
     # -- prediction -------------------------------------------------------------------------
     def margin(self, X: Any) -> np.ndarray:
-        """The trees' raw margin (log-odds before calibration); SHAP values add up to it."""
-        check_is_fitted(self, "booster_")
-        return self.booster_.predict(self._encode(X), output_margin=True)
+        """The trees' raw margin (log-odds before calibration); SHAP values add up to it.
+
+        For a patient with missing fields, the mean margin over the draws of those fields.
+        """
+        Z, owner = self._expanded(X)
+        margin = self._margin_of(self.booster_, Z.to_numpy(dtype=float), self.linear_)
+        return margin if owner is None else BaselineImputer.average(margin, owner, len(X))
 
     def decision_function(self, X: Any) -> np.ndarray:
-        """Calibrated log-odds of the event, within +-9.2."""
-        return calibrated_log_odds(self.margin(X), self.calibrator_)
+        """Calibrated log-odds of the event, within +-9.2 (of the averaged probability for
+        a patient with missing fields)."""
+        p = self.predict_proba(X)[:, 1]
+        return np.log(p) - np.log1p(-p)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Calibrated probabilities, shape (n, 2): [no event, event].
 
-        Every probability lies between 1e-4 and 1 - 1e-4; none is NaN.
+        A patient with missing optional fields gets the mean probability over
+        ``imputer_.n_draws`` draws of them given the recorded fields. Every probability lies
+        between 1e-4 and 1 - 1e-4; none is NaN.
         """
-        p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+        Z, owner = self._expanded(X)
+        log_odds = calibrated_log_odds(
+            self._margin_of(self.booster_, Z.to_numpy(dtype=float), self.linear_),
+            self.calibrator_,
+        )
+        p = 1.0 / (1.0 + np.exp(-log_odds))
+        if owner is not None:
+            p = BaselineImputer.average(p, owner, len(X))
         return np.column_stack([1 - p, p])
 
     def predict(self, X: Any) -> np.ndarray:

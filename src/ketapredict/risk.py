@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +24,15 @@ import pandas as pd
 
 from .encoding import Columns, FeatureSet, encode, feature_map, spec_from_dict, spec_to_dict
 from .exceptions import ModelFileError, Problem, ValidationError
-from .trees import MAX_LOG_ODDS, TreeEnsemble, calibrated_log_odds
+from .imputation import BaselineImputer
+from .trees import MAX_LOG_ODDS, TreeEnsemble, calibrated_log_odds, linear_margin, linear_terms
 
 __all__ = ["OUTCOMES", "RiskModel"]
 
 OUTCOMES = ("response", "remission", "cognitive_decline", "dissociation")
 FORMAT = "ketapredict-risk-model"
 # Bump on any change of the saved layout; loading refuses other versions.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 # Bootstrap replicates per outcome: 20 estimate the spread of the log-odds to within about
 # 16% (relative standard error 1/sqrt(2(B-1))) at a cost of 20 tree sets per prediction.
 REPLICATES = 20
@@ -43,6 +44,15 @@ _T95 = {19: 1.729}
 # training patients' Mahalanobis distance.
 _RANGE = (0.5, 99.5)
 _JOINT_QUANTILE = 99.0
+# An interval's ends may reach far beyond the point estimate's clip (+-9.21, 1e-4): a true
+# risk of one in a million must be coverable (logit 23: about 1e-10).
+_INTERVAL_LOG_ODDS = 23.0
+# Rows whose out-of-fold error calibrates the interval multiplier (a random sample; the
+# 90% quantile of 3,000 is within about 1.5 percentage points of coverage).
+_SCALE_ROWS = 3000
+# The bootstrap SD a calibrated multiplier divides by is at least this (log-odds), so that
+# a patient whose replicates agree by chance does not get a zero-width interval.
+_MIN_SD = 0.05
 
 
 def _t95(df: int) -> float:
@@ -64,8 +74,27 @@ class _Outcome:
     trees: TreeEnsemble  # member 0: the fitted model; members 1..B: bootstrap replicates
     calibrators: list[dict[str, Any]]
     z: float | None  # interval multiplier, None without replicates
+    # multipliers calibrated against true probabilities ({"active": .., "comparator": ..})
+    scale: dict[str, float] | None = None
+    imputer: BaselineImputer | None = None  # missing optional fields, given the others
+    linear: list[dict[str, Any] | None] = field(default_factory=list)  # per member
     state: dict[str, Any] = field(default_factory=dict)  # saved OutcomeModel state
     model: Any = None  # the OutcomeModel, restored on demand
+
+    def linear_margins(self, X: np.ndarray, k: int) -> np.ndarray:
+        """The first ``k`` members' linear margins, shape (n, k) (zeros without them)."""
+        if not self.linear or self.linear[0] is None:
+            return np.zeros((len(X), k))
+        return np.column_stack([linear_margin(X, self.linear[j]) for j in range(k)])
+
+    def contributions(self, X: np.ndarray, member: int = 0) -> tuple[np.ndarray, float]:
+        """Exact SHAP values of a member's margin, shape (n, features), and its base
+        value: TreeSHAP of the trees plus the linear terms (ketapredict.trees)."""
+        phi, base = self.trees.contributions(X, member=member)
+        linear = self.linear[member] if self.linear else None
+        if linear is None:
+            return phi, base
+        return phi + linear_terms(X, linear), base + linear["intercept"]
 
 
 def _encoding_key(state: _Outcome) -> str:
@@ -141,14 +170,24 @@ class RiskModel:
                     "RiskModel scores patient tables."
                 )
             extra = list((replicates or {}).get(outcome, []))
+            linear = [
+                getattr(model, "linear_", None),
+                *(r[2] if len(r) > 2 else None for r in extra),
+            ]
+            trees = TreeEnsemble.from_xgboost([model.booster_, *(r[0] for r in extra)])
+            if linear[0] is not None:
+                # boosted from the linear margin: XGBoost ignores its base score then
+                trees = replace(trees, base_margins=np.zeros(trees.n_members))
             self._outcomes[outcome] = _Outcome(
                 outcome=outcome,
                 spec=model.encoder_.spec_,
                 feature_names=list(model.feature_names_),
                 feature_names_in=list(model.feature_names_in_),
-                trees=TreeEnsemble.from_xgboost([model.booster_, *(b for b, _ in extra)]),
-                calibrators=[model.calibrator_, *(c for _, c in extra)],
+                trees=trees,
+                linear=linear,
+                calibrators=[model.calibrator_, *(r[1] for r in extra)],
                 z=_t95(len(extra) - 1) if len(extra) >= 2 else None,
+                imputer=getattr(model, "imputer_", None),
                 model=model,
             )
         self.provenance = dict(provenance or {})
@@ -176,6 +215,7 @@ class RiskModel:
         provenance: Mapping | None = None,
         replicates: int = REPLICATES,
         random_state: int = 0,
+        interval_data: pd.DataFrame | None = None,
         **params: Any,
     ) -> RiskModel:
         """Fit one OutcomeModel per outcome on ``data``, with bootstrap replicates.
@@ -198,6 +238,16 @@ class RiskModel:
             Bootstrap replicates per outcome for the 90% intervals (0: no intervals).
         random_state : int, default=0
             Seed of the models and the bootstrap.
+        interval_data : DataFrame, optional
+            Patients the model never saw, with their true probabilities ``p_<outcome>``:
+            a fresh virtual cohort (new patients from new trials). They calibrate the
+            intervals: the multiplier of the bootstrap SD is the one that puts 90% of their
+            true probabilities inside (:meth:`_calibrate_intervals`), for active-drug and
+            comparator patients apart, so the intervals cover the model's bias and an
+            unknown trial too. Without them the intervals are the bootstrap's alone:
+            sampling uncertainty, not the model's bias (the provenance says which). Real
+            data have no true probabilities, so only a model of the virtual cohort can be
+            calibrated so.
         **params
             OutcomeModel parameters shared by all outcomes.
 
@@ -219,6 +269,12 @@ class RiskModel:
             models[outcome] = model.fit(rows)
             if replicates:
                 extra[outcome] = model.replicates(rows, n_replicates=replicates)
+        # the outcomes share the imputer of the model fitted on the most patients, so a
+        # missing field is integrated over one distribution, by each model and by the
+        # clinician path (RiskModel._expand)
+        shared = max(models.values(), key=lambda m: m.imputer_n_).imputer_
+        for fitted in models.values():
+            fitted.imputer_ = shared
         record = {
             "n_patients": len(data),
             "feature_set": str(features),
@@ -234,7 +290,82 @@ class RiskModel:
         }
         risk = cls(models, record, replicates=extra)
         risk.reference = risk._summarise(data)
+        calibrated = {}
+        for outcome in outcomes:
+            truth = f"p_{outcome}"
+            if interval_data is None or truth not in interval_data.columns:
+                continue
+            if risk._outcomes[outcome].z is None:
+                continue
+            calibrated[outcome] = risk._calibrate_intervals(outcome, interval_data, random_state)
+        if calibrated:
+            risk.provenance["intervals"] = (
+                f"90% intervals: the SD of {replicates} bootstrap replicates' log-odds times "
+                "a multiplier chosen so that 90% of the true probabilities of "
+                f"{len(interval_data):,} new virtual courses (new trials, never trained on) "
+                "lie inside; multipliers (active drug / comparator): "
+                + "; ".join(
+                    f"{o} {s['active']:.2f} / {s['comparator']:.2f}" for o, s in calibrated.items()
+                )
+            )
         return risk
+
+    def _calibrate_intervals(
+        self, outcome: str, data: pd.DataFrame, seed: int
+    ) -> dict[str, float]:
+        """Set an outcome's interval multipliers from errors against the true probabilities.
+
+        For up to 3,000 patients of ``data`` (never trained on), the error of the model's
+        log-odds against the true log-odds is divided by the patient's bootstrap SD; the
+        multiplier is the 90% quantile of that ratio, rounded up as split-conformal
+        quantiles are (Angelopoulos and Bates 2023, Foundations and Trends in Machine
+        Learning 16:494-591), among active-drug and among comparator patients apart, and
+        never below Student's t. The errors include the model's bias and the new trials'
+        unknown effects, which the bootstrap alone cannot see.
+        """
+        state = self._outcomes[outcome]
+        truth = pd.to_numeric(data[f"p_{outcome}"], errors="coerce").to_numpy(dtype=float)
+        usable = np.flatnonzero(np.isfinite(truth))
+        rng = np.random.default_rng(seed)
+        if len(usable) > _SCALE_ROWS:
+            usable = np.sort(rng.choice(usable, _SCALE_ROWS, replace=False))
+        centre, sd, active = self._spread(state, data.iloc[usable])
+        clip = 1e-12
+        error = centre - _logit(np.clip(truth[usable], clip, 1 - clip))
+        ratio = np.abs(error) / np.maximum(sd, _MIN_SD)
+        scale = {}
+        for name, group in (("active", active), ("comparator", ~active)):
+            r = np.sort(ratio[group])
+            if len(r) < 20:
+                scale[name] = state.z
+                continue
+            k = min(int(np.ceil(0.9 * (len(r) + 1))), len(r)) - 1
+            scale[name] = float(max(r[k], state.z))
+        state.scale = scale
+        return scale
+
+    def _spread(self, state: _Outcome, frame: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Centre and bootstrap SD of the calibrated log-odds, and the active-drug flag."""
+        filled, owner = self._expand(frame)
+        X = self._matrix(state, filled)
+        return self._centre_sd(state, X, owner, len(frame))
+
+    def _centre_sd(self, state, X, owner, n_rows, margins=None):
+        log_odds = self._log_odds(state, X, members=state.z is not None, margins=margins)
+        if owner is not None:
+            p = BaselineImputer.average(1.0 / (1.0 + np.exp(-log_odds)), owner, n_rows)
+            log_odds = np.log(p) - np.log1p(-p)
+        names = state.feature_names
+        active = X[:, names.index("active_drug")] == 1 if "active_drug" in names else None
+        if active is None:
+            active = np.ones(len(X), bool)
+        if owner is not None:
+            active = BaselineImputer.average(active * 1.0, owner, n_rows) > 0.5
+        if log_odds.shape[1] < 3:
+            return log_odds[:, 0], np.zeros(len(log_odds)), active
+        spread = log_odds[:, 1:] - log_odds[:, 1:].mean(axis=1, keepdims=True)
+        sd = np.sqrt((spread**2).sum(axis=1) / (log_odds.shape[1] - 2))
+        return log_odds[:, 0], sd, active
 
     def _summarise(self, data: pd.DataFrame) -> dict[str, Any]:
         """The training distribution of the encoded features, for OOD warnings."""
@@ -273,6 +404,22 @@ class RiskModel:
         encoded = encode(state.spec, frame)
         return np.column_stack([encoded[name] for name in state.feature_names]).astype(float)
 
+    def _expand(self, frame: Any) -> tuple[Any, np.ndarray | None]:
+        """Patients with missing optional fields as draws of those fields given the
+        recorded ones (:class:`~ketapredict.imputation.BaselineImputer`), and each draw's
+        patient; predictions are averaged over a patient's draws.
+
+        One imputer serves every outcome: the first outcome's, fitted on its training rows
+        (with the default outcomes, every patient with a response; the cognitive-decline
+        model saw only tested patients, but what is plausible for a field given the others
+        is a fact about patients, not outcomes).
+        """
+        imputer = next(iter(self._outcomes.values())).imputer
+        if imputer is None:
+            return frame, None
+        filled, owner = imputer.expand(frame)
+        return filled, (owner if len(owner) > len(frame) else None)
+
     def _encoded(self, frame: Any) -> dict[str, np.ndarray]:
         """Encoded features per outcome; outcomes sharing a feature set share the work."""
         done: dict[str, np.ndarray] = {}
@@ -307,6 +454,7 @@ class RiskModel:
         if margins is None:
             margins = state.trees.margins(X, members=None if members else 1)
         k = margins.shape[1]
+        margins = margins + state.linear_margins(X, k)
         if all(c["method"] == "sigmoid" for c in state.calibrators[:k]):
             a = np.array([c["a"] for c in state.calibrators[:k]])
             b = np.array([c["b"] for c in state.calibrators[:k]])
@@ -345,22 +493,29 @@ class RiskModel:
             Naming every bad cell, unless ``validated``.
         """
         X = self._table(X, validated)
-        encoded = self._encoded(X)
+        filled, owner = self._expand(X)
+        encoded = self._encoded(filled)
         probabilities = {}
         for outcome, state in self._outcomes.items():
             log_odds = self._log_odds(state, encoded[outcome], members=False)[:, 0]
-            probabilities[outcome] = 1.0 / (1.0 + np.exp(-log_odds))
+            p = 1.0 / (1.0 + np.exp(-log_odds))
+            probabilities[outcome] = (
+                p if owner is None else BaselineImputer.average(p, owner, len(X))
+            )
         index = X.index if isinstance(X, pd.DataFrame) else None
         return pd.DataFrame(probabilities, index=index)
 
     def predict_interval(self, X: pd.DataFrame, *, validated: bool = False) -> pd.DataFrame:
         """Probabilities with 90% intervals, one row per (patient, outcome).
 
-        The interval is ``sigmoid(l +- t * s)``: ``l`` the model's calibrated log-odds,
+        The interval is ``sigmoid(l +- m * s)``: ``l`` the model's calibrated log-odds,
         ``s`` the standard deviation of the bootstrap replicates' calibrated log-odds and
-        ``t`` Student's 95th percentile on B - 1 degrees of freedom. It lies in (0, 1) and
-        always holds the estimate. It shows the estimate's sampling uncertainty, not the
-        model's bias.
+        ``m`` a multiplier: calibrated against true probabilities when the model was fitted
+        with ``interval_data`` (a fresh virtual cohort; see :meth:`fit`: it then covers the
+        model's bias too, as measured there), else Student's 95th percentile on B - 1
+        degrees of freedom (the estimate's sampling uncertainty only). The provenance's
+        ``intervals`` says which. It lies in (0, 1), its ends within 1e-10 of 0 and 1 (a
+        tiny true risk stays coverable), and always holds the estimate.
 
         Parameters
         ----------
@@ -377,16 +532,26 @@ class RiskModel:
         """
         X = self._table(X, validated)
         rows = X.index.to_numpy() if isinstance(X, pd.DataFrame) else np.arange(len(X))
+        filled, owner = self._expand(X)
         frames = [
             pd.DataFrame(
                 {"row": rows, "outcome": outcome, "probability": p, "low": lo, "high": hi}
             )
-            for outcome, (p, lo, hi) in self._intervals(self._encoded(X)).items()
+            for outcome, (p, lo, hi) in self._intervals(
+                self._encoded(filled), owner, len(X)
+            ).items()
         ]
         return pd.concat(frames, ignore_index=True)
 
-    def _intervals(self, encoded: Mapping[str, np.ndarray]) -> dict[str, tuple]:
-        stacked = self._stacked() if len(next(iter(encoded.values()))) <= 8 else None
+    def _intervals(
+        self,
+        encoded: Mapping[str, np.ndarray],
+        owner: np.ndarray | None = None,
+        n_rows: int | None = None,
+    ) -> dict[str, tuple]:
+        """Probability, low and high per outcome; with ``owner``, rows are draws of
+        missing fields and each member's probability is averaged over a patient's draws."""
+        stacked = self._stacked() if len(next(iter(encoded.values()))) <= 64 else None
         if stacked is not None:
             ensemble, starts = stacked
             every = ensemble.margins(next(iter(encoded.values())))
@@ -395,18 +560,18 @@ class RiskModel:
             margins = every[:, starts[i] : starts[i + 1]] if stacked is not None else None
             if margins is not None and state.z is None:
                 margins = margins[:, :1]
-            log_odds = self._log_odds(
-                state, encoded[outcome], members=state.z is not None, margins=margins
-            )
-            centre = log_odds[:, 0]
+            n = len(encoded[outcome]) if owner is None else n_rows
+            centre, sd, active = self._centre_sd(state, encoded[outcome], owner, n, margins)
             if state.z is None:
                 low = high = centre
             else:
-                spread = log_odds[:, 1:] - log_odds[:, 1:].mean(axis=1, keepdims=True)
-                sd = np.sqrt((spread**2).sum(axis=1) / (log_odds.shape[1] - 2))
-                half = state.z * sd
-                low = np.clip(centre - half, -MAX_LOG_ODDS, MAX_LOG_ODDS)
-                high = np.clip(centre + half, -MAX_LOG_ODDS, MAX_LOG_ODDS)
+                if state.scale is None:
+                    half = state.z * sd
+                else:
+                    multiplier = np.where(active, state.scale["active"], state.scale["comparator"])
+                    half = multiplier * np.maximum(sd, _MIN_SD)
+                low = np.clip(centre - half, -_INTERVAL_LOG_ODDS, _INTERVAL_LOG_ODDS)
+                high = np.clip(centre + half, -_INTERVAL_LOG_ODDS, _INTERVAL_LOG_ODDS)
             out[outcome] = tuple(1.0 / (1.0 + np.exp(-v)) for v in (centre, low, high))
         return out
 
@@ -567,6 +732,9 @@ class RiskModel:
                 "calibrator": model.calibrator_,
                 "replicate_calibrators": state.calibrators[1:],
                 "interval_z": state.z,
+                "interval_scale": state.scale,
+                "imputer": None if state.imputer is None else state.imputer.to_dict(),
+                "linear": state.linear,
                 "booster": booster,
                 "trees": f"{outcome}.trees.json",
             }
@@ -636,6 +804,13 @@ class RiskModel:
                     trees=trees,
                     calibrators=[state["calibrator"], *state["replicate_calibrators"]],
                     z=state["interval_z"],
+                    scale=state.get("interval_scale"),
+                    linear=state.get("linear") or [],
+                    imputer=(
+                        None
+                        if state.get("imputer") is None
+                        else BaselineImputer.from_dict(state["imputer"])
+                    ),
                     state=state,
                 )
             except (KeyError, TypeError, ValueError) as error:
@@ -645,6 +820,10 @@ class RiskModel:
         risk.provenance = manifest.get("provenance", {})
         risk.reference = manifest.get("reference", {})
         return risk
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    return np.log(p) - np.log1p(-p)
 
 
 def joint_distance(z: np.ndarray, covariance: np.ndarray) -> np.ndarray:
@@ -750,4 +929,8 @@ def _restore(state: Mapping[str, Any], path: Path) -> Any:
     model.n_rounds_ = state["n_rounds"]
     model.min_child_weight_ = state["min_child_weight"]
     model.calibrator_ = state["calibrator"]
+    model.linear_ = (state.get("linear") or [None])[0]
+    model.imputer_ = (
+        None if state.get("imputer") is None else BaselineImputer.from_dict(state["imputer"])
+    )
     return model

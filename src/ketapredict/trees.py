@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TreeEnsemble", "calibrated_log_odds"]
+__all__ = ["TreeEnsemble", "calibrated_log_odds", "linear_margin", "linear_terms"]
 
 # Calibrated log-odds are kept within +-9.2 (probabilities 1e-4 to 1 - 1e-4): no model of
 # these data can be certain.
@@ -449,3 +449,34 @@ def calibrated_log_odds(margin: np.ndarray, calibrator: Mapping[str, Any]) -> np
     else:
         log_odds = margin
     return np.clip(log_odds, -MAX_LOG_ODDS, MAX_LOG_ODDS)
+
+
+def linear_terms(X: np.ndarray, linear: Mapping[str, Any]) -> np.ndarray:
+    """Each feature's term of a linear component (``OutcomeModel.linear_``), shape (n, f).
+
+    A feature's term is its standardised value times its coefficient, plus, for a patient
+    feature, its interaction with the active drug (``coef_active``) when the row is on one:
+    the interaction is the patient's, since the clinician chose the drug. A missing value
+    sits at the training mean (term 0); a value beyond the training range counts as its
+    nearest end (a line extrapolated to a dose never given would claim near certainty).
+    The terms add up, with ``intercept``, to the component's margin, so they are its exact
+    SHAP values against the training mean (interventional, features taken as
+    independent).
+    """
+    X = np.asarray(X, dtype=float)
+    if "low" in linear:  # beyond the training range a term stays flat, as trees do
+        X = np.clip(X, linear["low"], linear["high"])
+    z = np.nan_to_num((X - np.asarray(linear["center"])) / np.asarray(linear["scale"]))
+    coef = np.asarray(linear["coef"], dtype=float)
+    active = linear.get("active")
+    if active is None:
+        return z * coef
+    on = np.nan_to_num(X[:, active])[:, None]
+    return z * (coef + on * np.asarray(linear["coef_active"], dtype=float))
+
+
+def linear_margin(X: np.ndarray, linear: Mapping[str, Any] | None) -> np.ndarray:
+    """The margin of a linear component (0 without one)."""
+    if linear is None:
+        return np.zeros(len(X))
+    return linear["intercept"] + linear_terms(X, linear).sum(axis=1)
