@@ -168,10 +168,14 @@ def test_decision_function_and_margin(response_model, train):
     assert response_model.predict(train).dtype == bool
 
 
-def test_importances_name_encoded_features(response_model):
-    gains = response_model.importances()
-    assert set(gains.index) == set(response_model.feature_names_)
-    assert gains.iloc[0] > 0
+def test_importances_name_encoded_features(response_model, train):
+    found = response_model.importances(train.head(300))
+    assert set(found.index) == set(response_model.feature_names_)
+    assert found.iloc[0] > 0
+    assert found.index[0] != "cognition_missing"  # no such feature: missing is integrated
+    # the SHAP values add up to the margin, linear component and trees together
+    phi = response_model.contributions(train.head(50))
+    np.testing.assert_allclose(phi.sum(axis=1), response_model.margin(train.head(50)), atol=1e-4)
 
 
 @pytest.mark.parametrize(

@@ -155,11 +155,9 @@ def explain(model: Any, X: pd.DataFrame, outcome: str | None = None) -> Explanat
     >>> shap.importance().index[0] in shap.feature_map["predictor"].to_numpy()
     True
     """
-    from xgboost import DMatrix
 
     from .models import OutcomeModel
     from .risk import RiskModel
-    from .trees import linear_margin, linear_terms
 
     if isinstance(model, RiskModel):
         outcome = outcome or model.outcomes[0]
@@ -176,24 +174,8 @@ def explain(model: Any, X: pd.DataFrame, outcome: str | None = None) -> Explanat
         )
     encoded = model.encoder_.transform(X)
     # a patient with missing fields is explained as scored: SHAP values averaged over the
-    # draws of those fields (ketapredict.imputation); ``features`` keeps them missing
-    draws, owner = model._expanded(X)
-    values = draws.to_numpy(dtype=float)
-    linear = getattr(model, "linear_", None)
-    offset = linear_margin(values, linear) if linear is not None else None
-    contributions = (
-        model.booster_.get_booster()
-        .predict(DMatrix(draws, missing=np.nan, base_margin=offset), pred_contribs=True)
-        .astype(float)
-    )
-    if linear is not None:
-        # XGBoost puts the whole linear margin in the bias; give each feature its term
-        contributions[:, :-1] += linear_terms(values, linear)
-        contributions[:, -1] += linear["intercept"] - offset
-    if owner is not None:
-        from .imputation import BaselineImputer
-
-        contributions = BaselineImputer.average(contributions, owner, len(X))
+    # draws of those fields (OutcomeModel.contributions); ``features`` keeps them missing
+    contributions = model.contributions(X)
     shap_values = pd.DataFrame(contributions[:, :-1], columns=encoded.columns, index=X.index)
     base = float(contributions[0, -1]) if len(contributions) else float("nan")
     return Explanation(

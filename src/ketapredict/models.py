@@ -54,7 +54,7 @@ from .exceptions import Problem, ValidationError
 from .features import FeatureEncoder
 from .imputation import BaselineImputer
 from .schema import check_outcome
-from .trees import calibrated_log_odds, linear_margin
+from .trees import calibrated_log_odds, linear_margin, linear_terms
 
 __all__ = ["MONOTONE", "OutcomeModel"]
 
@@ -676,10 +676,33 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "booster_")
         return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
 
-    def importances(self) -> pd.Series:
-        """Total gain of each encoded feature in the final trees, largest first."""
+    def contributions(self, X: Any) -> np.ndarray:
+        """Exact SHAP values of the margin, shape (n, features + 1), the last column the
+        base value: TreeSHAP of the trees (XGBoost's ``pred_contribs``) plus the linear
+        component's terms (:func:`ketapredict.trees.linear_terms`). For a patient with
+        missing fields, the mean over the draws of those fields; each row adds up to
+        :meth:`margin`."""
+        from xgboost import DMatrix
+
+        draws, owner = self._expanded(X)
+        values = draws.to_numpy(dtype=float)
+        offset = linear_margin(values, self.linear_) if self.linear_ is not None else None
+        phi = (
+            self.booster_.get_booster()
+            .predict(DMatrix(draws, missing=np.nan, base_margin=offset), pred_contribs=True)
+            .astype(float)
+        )
+        if self.linear_ is not None:
+            # XGBoost puts the whole linear margin in the bias; give each feature its term
+            phi[:, :-1] += linear_terms(values, self.linear_)
+            phi[:, -1] += self.linear_["intercept"] - offset
+        return phi if owner is None else BaselineImputer.average(phi, owner, len(X))
+
+    def importances(self, X: Any) -> pd.Series:
+        """Each encoded feature's mean absolute SHAP value over ``X`` (log-odds), largest
+        first: the linear component and the trees together."""
         check_is_fitted(self, "booster_")
-        gain = self.booster_.get_booster().get_score(importance_type="total_gain")
+        phi = self.contributions(X)[:, :-1]
         return pd.Series(
-            {f: gain.get(f, 0.0) for f in self.feature_names_}, name="total_gain"
+            np.abs(phi).mean(axis=0), index=list(self.feature_names_), name="mean_abs_shap"
         ).sort_values(ascending=False)

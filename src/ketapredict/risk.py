@@ -25,7 +25,14 @@ import pandas as pd
 from .encoding import Columns, FeatureSet, encode, feature_map, spec_from_dict, spec_to_dict
 from .exceptions import ModelFileError, Problem, ValidationError
 from .imputation import BaselineImputer
-from .trees import MAX_LOG_ODDS, TreeEnsemble, calibrated_log_odds, linear_margin, linear_terms
+from .trees import (
+    MAX_LOG_ODDS,
+    TreeEnsemble,
+    calibrated_log_odds,
+    linear_margins,
+    linear_terms,
+    stack_linear,
+)
 
 __all__ = ["OUTCOMES", "RiskModel"]
 
@@ -85,7 +92,14 @@ class _Outcome:
         """The first ``k`` members' linear margins, shape (n, k) (zeros without them)."""
         if not self.linear or self.linear[0] is None:
             return np.zeros((len(X), k))
-        return np.column_stack([linear_margin(X, self.linear[j]) for j in range(k)])
+        stacked = self.__dict__.get("_stacked_linear")
+        if stacked is None:  # arrays once, not lists per call
+            stacked = self.__dict__["_stacked_linear"] = stack_linear(self.linear)
+        if k == len(self.linear):
+            return linear_margins(X, stacked)
+        return linear_margins(
+            X, {**stacked, **{n: v[:k] for n, v in stacked.items() if isinstance(v, np.ndarray)}}
+        )
 
     def contributions(self, X: np.ndarray, member: int = 0) -> tuple[np.ndarray, float]:
         """Exact SHAP values of a member's margin, shape (n, features), and its base

@@ -25,7 +25,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TreeEnsemble", "calibrated_log_odds", "linear_margin", "linear_terms"]
+__all__ = [
+    "TreeEnsemble",
+    "calibrated_log_odds",
+    "linear_margin",
+    "linear_margins",
+    "linear_terms",
+    "stack_linear",
+]
 
 # Calibrated log-odds are kept within +-9.2 (probabilities 1e-4 to 1 - 1e-4): no model of
 # these data can be certain.
@@ -480,3 +487,38 @@ def linear_margin(X: np.ndarray, linear: Mapping[str, Any] | None) -> np.ndarray
     if linear is None:
         return np.zeros(len(X))
     return linear["intercept"] + linear_terms(X, linear).sum(axis=1)
+
+
+def stack_linear(linears: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Several members' linear components (same features) as arrays, one row per member."""
+    keys = ("low", "high", "center", "scale", "coef", "coef_active")
+    out: dict[str, Any] = {k: np.array([m[k] for m in linears], dtype=float) for k in keys}
+    out["intercept"] = np.array([m["intercept"] for m in linears], dtype=float)
+    out["active"] = linears[0].get("active")
+    return out
+
+
+# Rows per block when every member's linear margin is computed at once: bounds the
+# (members x rows x features) working array to about 40 MB.
+_LINEAR_CELLS = 5_000_000
+
+
+def linear_margins(X: np.ndarray, stacked: Mapping[str, Any]) -> np.ndarray:
+    """Every member's linear margin, shape (n, members): :func:`linear_margin` at once."""
+    X = np.asarray(X, dtype=float)
+    k, f = stacked["coef"].shape
+    out = np.empty((len(X), k))
+    step = max(1, _LINEAR_CELLS // max(k * f, 1))
+    for start in range(0, len(X), step):
+        block = X[start : start + step]
+        z = (
+            np.clip(block[None], stacked["low"][:, None], stacked["high"][:, None])
+            - stacked["center"][:, None]
+        ) / stacked["scale"][:, None]
+        z[np.isnan(z)] = 0.0
+        margin = np.einsum("knf,kf->nk", z, stacked["coef"])
+        if stacked["active"] is not None:
+            on = np.nan_to_num(block[:, stacked["active"]])
+            margin += on[:, None] * np.einsum("knf,kf->nk", z, stacked["coef_active"])
+        out[start : start + step] = margin + stacked["intercept"]
+    return out
