@@ -390,3 +390,11 @@ def test_any_patient_gets_a_sound_report_or_a_validation_error(model, patient, r
         assert ((values > 0) & (values < 1)).all()
         assert risk.low <= risk.probability <= risk.high
     assert isinstance(pd.Series(report.to_dict()), pd.Series)
+
+
+def test_a_partly_recorded_battery_is_not_a_driver(model):
+    # verbal memory alone: the composite rests on two imputed domains
+    patient = {**README_PATIENT, "processing_speed_z": None, "verbal_memory_z": -0.4}
+    report = model.score(patient, COURSE, horizon_day=28, drivers="all")
+    for risk in report.risks.values():
+        assert all("cognition" not in d.predictor for d in risk.drivers), risk.drivers

@@ -91,3 +91,16 @@ def test_a_missing_field_is_integrated_not_read_as_a_trial(cohort):
     low, high = np.minimum(p[False], p[True]), np.maximum(p[False], p[True])
     # the average over "no" and "yes" lies between them, for every patient
     assert ((p[np.nan] >= low - 1e-9) & (p[np.nan] <= high + 1e-9)).all()
+
+
+def test_a_field_recorded_once_is_left_out_without_shifting_the_others(cohort):
+    table = cohort.copy()
+    table["bmi"] = np.nan
+    table.loc[table.index[0], "bmi"] = 27.0  # one value: no variance to draw from
+    imputer = BaselineImputer(["bmi", "hamd17_baseline"]).fit(table)
+    assert imputer.fields_ == ["hamd17_baseline"]
+    filled = imputer.draw_once(table, random_state=0)
+    hamd = filled["hamd17_baseline"].astype(float)
+    assert hamd.notna().all()
+    assert hamd.between(0, 52).all()  # HAMD-17 values, not another column's
+    assert filled["bmi"].isna().sum() == table["bmi"].isna().sum()

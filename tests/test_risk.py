@@ -225,3 +225,15 @@ def test_a_model_that_has_scored_saves_and_loads_cleanly(tmp_path, risk_model, t
     after = loaded.score(patient)
     assert after["response"].probability == pytest.approx(before["response"].probability)
     assert after.warnings == before.warnings
+
+
+def test_replicates_of_a_rare_outcome_keep_a_linear_component(train):
+    from ketapredict import RiskModel
+
+    rows = train.head(140).copy()
+    rows["response"] = False
+    rows.loc[rows.index[:2], "response"] = True  # two events: some resamples have none
+    model = RiskModel.fit(rows, ["response"], n_estimators=20, replicates=20)
+    assert all(linear is not None for linear in model._outcomes["response"].linear)
+    found = model.predict_interval(rows.head(20))
+    assert np.isfinite(found[["probability", "low", "high"]].to_numpy()).all()

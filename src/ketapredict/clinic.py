@@ -597,11 +597,16 @@ def _drivers(
     ranked = np.argsort(-np.abs(points), kind="stable")
     if not everything:
         ranked = ranked[~words.given[ranked]]
+    # a predictor that moves across the draws rests on a missing field (a composite of a
+    # partly recorded battery, say): integrated out too, not a reason
+    drawn = np.bincount(
+        words.code, weights=(np.ptp(np.nan_to_num(draws), axis=0) > 0) * 1.0, minlength=len(points)
+    )
     effects = []
     for i in ranked:
         predictor = words.predictors[i]
         value = _value_text(predictor, values, x, words)
-        if value == "missing":  # integrated out, not a reason
+        if value == "missing" or drawn[i] > 0:  # integrated out, not a reason
             continue
         effects.append(
             DriverEffect(

@@ -1,8 +1,10 @@
 """Which predictors drive a prediction: exact SHAP values, in clinical words.
 
-:func:`explain` computes SHAP values of an outcome model's trees with XGBoost's own TreeSHAP
-(``pred_contribs``): exact, and additive on the model's margin (log-odds before
-calibration): base value + the sum of a patient's contributions = the patient's margin.
+:func:`explain` computes SHAP values of an outcome model (``OutcomeModel.contributions``):
+its linear component's terms plus XGBoost's own TreeSHAP of its trees (``pred_contribs``),
+exact and additive on the model's margin (log-odds before calibration): base value + the
+sum of a patient's contributions = the patient's margin. A patient with missing fields gets
+the mean over the draws of those fields.
 Contributions of encoded columns are summed into the clinical predictor they came from
 (``diagnosis_TRD`` and ``diagnosis_MDD`` into ``diagnosis``) and into groups (the dose
 schedule), which SHAP's additivity allows.

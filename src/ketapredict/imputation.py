@@ -120,12 +120,13 @@ class BaselineImputer:
 
     def fit(self, frame: pd.DataFrame) -> BaselineImputer:
         """Estimate the joint normal from the training table."""
-        recorded = [f for f in self.fields if f in frame.columns and frame[f].notna().any()]
-        self._spec = [(f, None) for f in recorded] + self._conditioners()
-        X = self._matrix(frame, self._spec)
+        spec = [(f, None) for f in self.fields] + self._conditioners()
+        X = self._matrix(frame, spec)
+        # a variable needs two recorded values to have a variance; fields first, in order
         keep = [j for j in range(X.shape[1]) if np.isfinite(X[:, j]).sum() >= 2]
-        self._spec = [self._spec[j] for j in keep]
+        self._spec = [spec[j] for j in keep]
         X = X[:, keep]
+        recorded = [n for n, _ in self._spec[: sum(j < len(self.fields) for j in keep)]]
         mean = np.nanmean(X, axis=0)
         covariance = pd.DataFrame(X).cov(min_periods=2).to_numpy()
         sd = np.sqrt(np.clip(np.diag(covariance), 1e-12, None))

@@ -425,6 +425,9 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         def one(counts: np.ndarray, seed: int) -> tuple[Any, dict[str, Any], Any]:
             weight = counts.astype(float)
             linear = self._fit_linear(X[counts > 0], target[counts > 0], weight[counts > 0], C)
+            if linear is None and self.linear_ is not None:
+                # a resample with one class has no regression of its own: keep the model's
+                linear = self.linear_
             booster = self._final_booster(array, target, weight, int(seed), linear, n_jobs=1)
             left_out = counts == 0
             if np.unique(target[left_out]).size < 2:
@@ -457,9 +460,12 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         from sklearn.linear_model import LogisticRegression
 
         patient, active = self._design_parts()
-        w = weight / weight.sum()
-        center = np.nansum(np.nan_to_num(X) * w[:, None], axis=0)
-        spread = np.sqrt(np.nansum((np.nan_to_num(X - center)) ** 2 * w[:, None], axis=0))
+        # weighted mean and SD over the recorded values (a value still missing sits at the
+        # mean: term 0)
+        seen_weight = np.where(np.isnan(X), 0.0, weight[:, None])
+        total = np.maximum(seen_weight.sum(axis=0), 1e-12)
+        center = (np.nan_to_num(X) * seen_weight).sum(axis=0) / total
+        spread = np.sqrt((np.nan_to_num(X - center) ** 2 * seen_weight).sum(axis=0) / total)
         scale = np.where(spread > 1e-9, spread, 1.0)
         z = np.nan_to_num((X - center) / scale)  # within the training range already
         design = z if active is None else np.hstack([z, z[:, patient] * X[:, [active]]])
@@ -640,7 +646,8 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
 
     # -- prediction -------------------------------------------------------------------------
     def margin(self, X: Any) -> np.ndarray:
-        """The trees' raw margin (log-odds before calibration); SHAP values add up to it.
+        """The raw margin (log-odds before calibration) of the linear component and the
+        trees; :meth:`contributions` add up to it.
 
         For a patient with missing fields, the mean margin over the draws of those fields.
         """

@@ -316,8 +316,9 @@ class RiskModel:
             risk.provenance["intervals"] = (
                 f"90% intervals: the SD of {replicates} bootstrap replicates' log-odds times "
                 "a multiplier chosen so that 90% of the true probabilities of "
-                f"{len(interval_data):,} new virtual courses (new trials, never trained on) "
-                "lie inside; multipliers (active drug / comparator): "
+                f"{min(_SCALE_ROWS, len(interval_data)):,} of {len(interval_data):,} new "
+                "virtual courses (new trials, "
+                "never trained on) lie inside; multipliers (active drug / comparator): "
                 + "; ".join(
                     f"{o} {s['active']:.2f} / {s['comparator']:.2f}" for o, s in calibrated.items()
                 )
@@ -423,10 +424,11 @@ class RiskModel:
         recorded ones (:class:`~ketapredict.imputation.BaselineImputer`), and each draw's
         patient; predictions are averaged over a patient's draws.
 
-        One imputer serves every outcome: the first outcome's, fitted on its training rows
-        (with the default outcomes, every patient with a response; the cognitive-decline
-        model saw only tested patients, but what is plausible for a field given the others
-        is a fact about patients, not outcomes).
+        One imputer serves every outcome: the first outcome's. :meth:`fit` gives every
+        outcome the imputer of the model fitted on the most patients (with the default
+        outcomes, every patient with a response; the cognitive-decline model saw only tested
+        patients, but what is plausible for a field given the others is a fact about
+        patients, not outcomes).
         """
         imputer = next(iter(self._outcomes.values())).imputer
         if imputer is None:

@@ -49,6 +49,8 @@ def _float32_list(values: np.ndarray) -> list[float]:
 
 
 def _logit(p: float) -> float:
+    # a booster fitted on a resample without events has a base score of 0
+    p = min(max(p, 1e-12), 1 - 1e-12)
     return float(np.log(p) - np.log1p(-p))
 
 
@@ -471,14 +473,15 @@ def linear_terms(X: np.ndarray, linear: Mapping[str, Any]) -> np.ndarray:
     independent).
     """
     X = np.asarray(X, dtype=float)
+    active = linear.get("active")
+    # the row's own drug, whatever the training range of the flag
+    on = None if active is None else np.nan_to_num(X[:, active])[:, None]
     if "low" in linear:  # beyond the training range a term stays flat, as trees do
         X = np.clip(X, linear["low"], linear["high"])
     z = np.nan_to_num((X - np.asarray(linear["center"])) / np.asarray(linear["scale"]))
     coef = np.asarray(linear["coef"], dtype=float)
-    active = linear.get("active")
     if active is None:
         return z * coef
-    on = np.nan_to_num(X[:, active])[:, None]
     return z * (coef + on * np.asarray(linear["coef_active"], dtype=float))
 
 
