@@ -99,6 +99,51 @@ def test_tampered_or_incompatible_models_are_refused(tmp_path, risk_model, damag
         RiskModel.load(saved)
 
 
+def _resealed(path, outcome, change):
+    """Edit an outcome's JSON and recompute the manifest's checksums, as someone who can
+    write the directory could: the content checks must still refuse it."""
+    import json
+
+    from ketapredict.risk import _content_digest, _sha256
+
+    record = json.loads((path / f"{outcome}.json").read_text())
+    change(record)
+    (path / f"{outcome}.json").write_text(json.dumps(record))
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["files"] = {name: _sha256(path / name) for name in manifest["files"]}
+    manifest["content_sha256"] = _content_digest(manifest)
+    (path / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda r: r["linear"][0].update(coef=r["linear"][0]["coef"][:-1]), "linear coef"),
+        (lambda r: r["linear"][0].update(intercept=float("nan")), "linear intercept"),
+        (lambda r: r["linear"][0].update(active=10_000), "linear active"),
+        (lambda r: r["linear"].pop(), "linear components"),
+        (lambda r: r.update(interval_scale={"active": -1, "comparator": 2}), "interval_scale"),
+        (lambda r: r["imputer"].update(n_draws=10**9), "n_draws"),
+        (lambda r: r["imputer"]["spec"].append(["../etc", None]), "not in the contract"),
+        (
+            lambda r: r["imputer"].update(
+                covariance=[[-1.0] * len(row) for row in r["imputer"]["covariance"]]
+            ),
+            "not positive definite",
+        ),
+    ],
+)
+def test_malformed_model_parts_are_refused_even_with_fresh_checksums(
+    tmp_path, risk_model, change, message
+):
+    from ketapredict import ModelFileError, RiskModel
+
+    saved = risk_model.save(tmp_path / "model")
+    _resealed(saved, "response", change)
+    with pytest.raises(ModelFileError, match=re.escape(message)):
+        RiskModel.load(saved)
+
+
 def test_saving_refuses_to_mix_with_other_files(tmp_path, risk_model):
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "other.txt").write_text("x")

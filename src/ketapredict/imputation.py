@@ -271,13 +271,45 @@ class BaselineImputer:
 
     @classmethod
     def from_dict(cls, state: Mapping[str, Any]) -> BaselineImputer:
-        imputer = cls(state["fields"], int(state["n_draws"]))
-        imputer._spec = [(n, c) for n, c in state["spec"]]
-        imputer.fields_ = list(state["fields_"])
-        imputer.variables_ = [n if c is None else f"{n}={c}" for n, c in imputer._spec]
-        imputer.mean_ = np.asarray(state["mean"], dtype=float)
-        imputer.covariance_ = np.asarray(state["covariance"], dtype=float)
-        imputer.kinds_ = [column(f).kind for f in imputer.fields_]
+        """Rebuild a saved imputer, checking every part (a model file is untrusted).
+
+        Raises
+        ------
+        ValueError
+            If a name is not a baseline column of the contract, a shape does not match,
+            a number is not finite, the covariance is not positive definite, or
+            ``n_draws`` is not 1 to 1,024.
+        """
+        baseline = set(columns("baseline"))
+        n_draws = state["n_draws"]
+        if not isinstance(n_draws, int) or isinstance(n_draws, bool) or not 1 <= n_draws <= 1024:
+            raise ValueError(f"imputer n_draws {n_draws!r} is not an integer from 1 to 1,024")
+        spec = [(n, c) for n, c in state["spec"]]
+        fields = list(state["fields_"])
+        for name, category in spec:
+            if name not in baseline or (
+                category is not None and category not in column(name).categories
+            ):
+                raise ValueError(f"imputer variable {name!r}={category!r} is not in the contract")
+        if [(f, None) for f in fields] != spec[: len(fields)]:
+            raise ValueError("imputer fields_ do not lead its variables")
+        mean = np.asarray(state["mean"], dtype=float)
+        covariance = np.asarray(state["covariance"], dtype=float)
+        k = len(spec)
+        if mean.shape != (k,) or covariance.shape != (k, k):
+            raise ValueError(f"imputer mean {mean.shape} / covariance {covariance.shape} for {k}")
+        if not (np.isfinite(mean).all() and np.isfinite(covariance).all()):
+            raise ValueError("imputer mean or covariance is not finite")
+        if not np.allclose(covariance, covariance.T):
+            raise ValueError("imputer covariance is not symmetric")
+        np.linalg.cholesky(covariance)  # LinAlgError (a ValueError) if not positive definite
+        imputer = cls(list(state["fields"]), n_draws)
+        imputer._spec = spec
+        imputer.fields_ = fields
+        imputer.variables_ = [n if c is None else f"{n}={c}" for n, c in spec]
+        imputer.mean_ = mean
+        imputer.covariance_ = covariance
+        imputer.kinds_ = [column(f).kind for f in fields]
         return imputer
 
 

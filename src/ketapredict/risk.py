@@ -820,8 +820,10 @@ class RiskModel:
                     trees=trees,
                     calibrators=[state["calibrator"], *state["replicate_calibrators"]],
                     z=state["interval_z"],
-                    scale=state.get("interval_scale"),
-                    linear=state.get("linear") or [],
+                    scale=_checked_scale(state.get("interval_scale")),
+                    linear=_checked_linear(
+                        state.get("linear"), trees.n_members, len(state["feature_names"])
+                    ),
                     imputer=(
                         None
                         if state.get("imputer") is None
@@ -840,6 +842,48 @@ class RiskModel:
 
 def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
+
+
+_LINEAR_VECTORS = ("low", "high", "center", "scale", "coef", "coef_active")
+
+
+def _checked_linear(linear: Any, n_members: int, n_features: int) -> list:
+    """A saved model's linear components, one per member, checked (ValueError if not)."""
+    if linear is None or linear == []:
+        return []
+    if not isinstance(linear, list) or len(linear) != n_members:
+        raise ValueError(f"linear components: expected a list of {n_members}")
+    if all(member is None for member in linear):
+        return linear
+    for member in linear:
+        if not isinstance(member, dict):
+            raise ValueError("linear components: every member needs one")
+        for key in _LINEAR_VECTORS:
+            vector = np.asarray(member[key], dtype=float)
+            if vector.shape != (n_features,) or not np.isfinite(vector).all():
+                raise ValueError(f"linear {key}: expected {n_features} finite numbers")
+        if not (np.asarray(member["scale"], dtype=float) > 0).all():
+            raise ValueError("linear scale: every entry must be positive")
+        if not np.isfinite(float(member["intercept"])):
+            raise ValueError("linear intercept is not finite")
+        active = member.get("active")
+        if active is not None and (
+            not isinstance(active, int) or isinstance(active, bool) or not 0 <= active < n_features
+        ):
+            raise ValueError(f"linear active {active!r} is not a feature position")
+    return linear
+
+
+def _checked_scale(scale: Any) -> dict[str, float] | None:
+    """Saved interval multipliers, checked (ValueError if not)."""
+    if scale is None:
+        return None
+    if not isinstance(scale, dict) or set(scale) != {"active", "comparator"}:
+        raise ValueError("interval_scale: expected 'active' and 'comparator'")
+    for name, value in scale.items():
+        if not isinstance(value, int | float) or not 0 < value < 1e3:
+            raise ValueError(f"interval_scale {name} {value!r} is not a number in (0, 1000)")
+    return {k: float(v) for k, v in scale.items()}
 
 
 def joint_distance(z: np.ndarray, covariance: np.ndarray) -> np.ndarray:
