@@ -241,16 +241,21 @@ def test_rows_without_the_outcome_are_left_out_and_counted(cohort):
     assert len(result.predictions) == int(cohort["cognitive_decline"].notna().sum())
 
 
-def test_nested_cross_validation_reports_the_chosen_parameters(cohort):
-    result = cross_validate(
-        OutcomeModel("response", n_estimators=60),
+def _nested(cohort, scheme, n_estimators):
+    """Three outer folds of ``scheme``, tuning the depth inside each."""
+    return cross_validate(
+        OutcomeModel("response", n_estimators=n_estimators),
         cohort,
-        scheme="stratified_kfold",
+        scheme=scheme,
         n_splits=3,
         peers=False,
         n_bootstraps=0,
         tuning={"max_depth": [2, 3]},
     )
+
+
+def test_nested_cross_validation_reports_the_chosen_parameters(cohort):
+    result = _nested(cohort, "stratified_kfold", n_estimators=60)
     chosen = result.extras["tuned_parameters"]
     assert len(chosen) == 3
     assert all(c["max_depth"] in (2, 3) for c in chosen)
@@ -259,15 +264,7 @@ def test_nested_cross_validation_reports_the_chosen_parameters(cohort):
 def test_nested_tuning_is_grouped_when_the_outer_folds_are(cohort):
     """Grouped outer folds get a grouped inner split: tuning never scores on a trial it
     trained on."""
-    result = cross_validate(
-        OutcomeModel("response", n_estimators=40),
-        cohort,
-        scheme="grouped_kfold",
-        n_splits=3,
-        peers=False,
-        n_bootstraps=0,
-        tuning={"max_depth": [2, 3]},
-    )
+    result = _nested(cohort, "grouped_kfold", n_estimators=40)
     assert len(result.extras["tuned_parameters"]) == 3
     groups = cohort["trial_id"].astype(str).to_numpy()
     search = _grid_search(OutcomeModel("response"), {"max_depth": [2]}, 0, groups)

@@ -29,6 +29,7 @@ from sklearn.base import clone
 from .exceptions import Problem, ValidationError
 from .regimen import REGIMEN_FIELDS
 from .schema import KETAMINES, check_outcome, column, columns
+from .trees import logit
 
 __all__ = [
     "SCHEMES",
@@ -151,11 +152,6 @@ def expected_calibration_error(
     return float(gaps.sum() / len(p))
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return np.log(p) - np.log1p(-p)
-
-
 def _calibration_line(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
     """Calibration intercept (in the large, slope fixed at 1) and calibration slope.
 
@@ -165,7 +161,7 @@ def _calibration_line(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
     from scipy.special import expit
     from sklearn.linear_model import LogisticRegression
 
-    x = _logit(p)
+    x = logit(p, clip=1e-6)
     # intercept with logit(p) as an offset: Newton's method on one concave parameter
     a = 0.0
     for _ in range(100):

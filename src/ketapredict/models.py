@@ -49,34 +49,20 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from .encoding import sources
+from .encoding import parse_feature_set, sources
 from .exceptions import Problem, ValidationError
 from .features import FeatureEncoder
 from .imputation import BaselineImputer
-from .schema import check_outcome
-from .trees import calibrated_log_odds, linear_margin, linear_terms
+from .schema import check_outcome, column, columns
+from .trees import calibrated_log_odds, linear_margin, linear_terms, logit
 
 __all__ = ["MONOTONE", "OutcomeModel"]
 
 
-def _log_loss(y: np.ndarray, margin: np.ndarray, weight: np.ndarray) -> float:
-    """Weighted mean log-loss of margins (log-odds), as XGBoost's ``logloss``."""
+def _log_losses(y: np.ndarray, margin: np.ndarray) -> np.ndarray:
+    """Each row's log-loss of a margin (log-odds), clipped as XGBoost's ``logloss``."""
     p = np.clip(1.0 / (1.0 + np.exp(-margin)), 1e-15, 1 - 1e-15)
-    loss = -(y * np.log(p) + (1 - y) * np.log1p(-p))
-    return float(np.average(loss, weights=weight))
-
-
-def _feature_set(features: Any):
-    from .encoding import parse_feature_set
-
-    return parse_feature_set(features)
-
-
-def _optional_baseline(name: str) -> bool:
-    """A baseline field the contract lets be missing (the imputer's fields)."""
-    from .schema import column, columns
-
-    return name in columns("baseline") and not column(name).required
+    return -(y * np.log(p) + (1 - y) * np.log1p(-p))
 
 
 # Monotone constraints, only where the pharmacology is certain (feature -> +1: risk never
@@ -350,7 +336,7 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
             curves.append(booster.evals_result()["validation_0"]["logloss"])
             # round 0: the linear component alone (without one, never chosen)
             first.append(
-                _log_loss(target[held_out], base[held_out], weight[held_out])
+                np.average(_log_losses(target[held_out], base[held_out]), weights=weight[held_out])
                 if base is not None
                 else np.inf
             )
@@ -419,12 +405,13 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
 
         array = Z.to_numpy(dtype=np.float32)
 
-        X = Z.to_numpy(dtype=float)
+        values = Z.to_numpy(dtype=float)
         C = None if self.linear_ is None else self.linear_["C"]
 
         def one(counts: np.ndarray, seed: int) -> tuple[Any, dict[str, Any], Any]:
             weight = counts.astype(float)
-            linear = self._fit_linear(X[counts > 0], target[counts > 0], weight[counts > 0], C)
+            kept = counts > 0
+            linear = self._fit_linear(values[kept], target[kept], weight[kept], C)
             if linear is None and self.linear_ is not None:
                 # a resample with one class has no regression of its own: keep the model's
                 linear = self.linear_
@@ -500,9 +487,7 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         for k, C in enumerate(_LINEAR_C):
             for train, held_out in folds:
                 linear = self._fit_linear(X[train], y[train], weight[train], C)
-                p = 1.0 / (1.0 + np.exp(-linear_margin(X[held_out], linear)))
-                p = np.clip(p, 1e-15, 1 - 1e-15)
-                losses[k, held_out] = -(y[held_out] * np.log(p) + (1 - y[held_out]) * np.log1p(-p))
+                losses[k, held_out] = _log_losses(y[held_out], linear_margin(X[held_out], linear))
         w = weight / weight.sum()
         mean = losses @ w
         best = int(np.argmin(mean))
@@ -536,7 +521,11 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
                 self.imputer_, self.imputer_n_ = None, 0
             return X
         if fit:
-            fields = [n for n in sources(_feature_set(self.features)) if _optional_baseline(n)]
+            fields = [
+                name
+                for name in sources(parse_feature_set(self.features))
+                if name in columns("baseline") and not column(name).required
+            ]
             self.imputer_ = BaselineImputer(fields).fit(X)
             self.imputer_n_ = len(X)
         return self.imputer_.draw_once(X, seed) if self.imputer_ is not None else X
@@ -547,12 +536,9 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         imputer = getattr(self, "imputer_", None)
         if imputer is None or not isinstance(X, pd.DataFrame):
             return self._encode(X), None
-        self._check_columns(X)
+        self.encoder_.transform(X.head(0))  # a missing column: ValidationError, before drawing
         filled, owner = imputer.expand(X)
         return self._encode(filled), owner
-
-    def _check_columns(self, X: pd.DataFrame) -> None:
-        self.encoder_.transform(X.head(0))
 
     def _encode(self, X: Any, fit: bool = False) -> pd.DataFrame:
         if self.features is None:
@@ -659,7 +645,7 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         """Calibrated log-odds of the event, within +-9.2 (of the averaged probability for
         a patient with missing fields)."""
         p = self.predict_proba(X)[:, 1]
-        return np.log(p) - np.log1p(-p)
+        return logit(p)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Calibrated probabilities, shape (n, 2): [no event, event].

@@ -31,6 +31,7 @@ from .trees import (
     calibrated_log_odds,
     linear_margins,
     linear_terms,
+    logit,
     stack_linear,
 )
 
@@ -345,8 +346,7 @@ class RiskModel:
         if len(usable) > _SCALE_ROWS:
             usable = np.sort(rng.choice(usable, _SCALE_ROWS, replace=False))
         centre, sd, active = self._spread(state, data.iloc[usable])
-        clip = 1e-12
-        error = centre - _logit(np.clip(truth[usable], clip, 1 - clip))
+        error = centre - logit(truth[usable], clip=1e-12)
         ratio = np.abs(error) / np.maximum(sd, _MIN_SD)
         scale = {}
         for name, group in (("active", active), ("comparator", ~active)):
@@ -369,7 +369,7 @@ class RiskModel:
         log_odds = self._log_odds(state, X, members=state.z is not None, margins=margins)
         if owner is not None:
             p = BaselineImputer.average(1.0 / (1.0 + np.exp(-log_odds)), owner, n_rows)
-            log_odds = np.log(p) - np.log1p(-p)
+            log_odds = logit(p)
         names = state.feature_names
         active = X[:, names.index("active_drug")] == 1 if "active_drug" in names else None
         if active is None:
@@ -838,10 +838,6 @@ class RiskModel:
         risk.provenance = manifest.get("provenance", {})
         risk.reference = manifest.get("reference", {})
         return risk
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    return np.log(p) - np.log1p(-p)
 
 
 _LINEAR_VECTORS = ("low", "high", "center", "scale", "coef", "coef_active")

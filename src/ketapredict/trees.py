@@ -31,6 +31,7 @@ __all__ = [
     "linear_margin",
     "linear_margins",
     "linear_terms",
+    "logit",
     "stack_linear",
 ]
 
@@ -48,10 +49,12 @@ def _float32_list(values: np.ndarray) -> list[float]:
     return [float(str(v)) for v in np.asarray(values, dtype=np.float32)]
 
 
-def _logit(p: float) -> float:
-    # a booster fitted on a resample without events has a base score of 0
-    p = min(max(p, 1e-12), 1 - 1e-12)
-    return float(np.log(p) - np.log1p(-p))
+def logit(p: Any, clip: float = 0.0) -> np.ndarray:
+    """Log-odds of probabilities, first clipped to [clip, 1 - clip] when ``clip`` > 0."""
+    p = np.asarray(p, dtype=float)
+    if clip:
+        p = np.clip(p, clip, 1 - clip)
+    return np.log(p) - np.log1p(-p)
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,8 @@ class TreeEnsemble:
                 raise ValueError(f"TreeEnsemble reads binary:logistic boosters; got {objective}")
             params = learner["learner_model_param"]
             base = float(str(params["base_score"]).strip("[]"))
-            base_margins.append(_logit(base))
+            # a booster fitted on a resample without events has a base score of 0
+            base_margins.append(float(logit(base, clip=1e-12)))
             n = int(params["num_feature"])
             if n_features is not None and n != n_features:
                 raise ValueError("Every member of a TreeEnsemble needs the same features.")
@@ -454,7 +458,7 @@ def calibrated_log_odds(margin: np.ndarray, calibrator: Mapping[str, Any]) -> np
     elif method == "isotonic":
         p = np.interp(margin, calibrator["margins"], calibrator["probabilities"])
         with np.errstate(divide="ignore"):
-            log_odds = np.log(p) - np.log1p(-p)
+            log_odds = logit(p)
     else:
         log_odds = margin
     return np.clip(log_odds, -MAX_LOG_ODDS, MAX_LOG_ODDS)
