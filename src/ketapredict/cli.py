@@ -104,6 +104,17 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ingest(args: argparse.Namespace) -> int:
+    from .io import IngestSummary, read_study
+
+    table = read_study(args.mapping, path=args.data, adsl=args.adsl, efficacy=args.efficacy)
+    summary = IngestSummary(**table.attrs["ingest"])
+    _write(table, args.out)
+    print(summary)
+    print(f"Wrote {len(table)} patient courses to {args.out}.")
+    return 0
+
+
 def _calibrate(args: argparse.Namespace) -> int:
     from .cohort.calibration import calibration_report
 
@@ -430,6 +441,32 @@ def _parser() -> argparse.ArgumentParser:
         "--n-per-arm", type=int, default=20_000, help="patients per simulated arm (default 20000)"
     )
     calibrate.set_defaults(run=_calibrate)
+
+    ingest = commands.add_parser(
+        "ingest",
+        help="read a BIDS or CDISC ADaM study into a patient-course table",
+        description="Read the study a mapping file describes (BIDS participants and "
+        "phenotype files, or ADaM ADSL and an efficacy dataset as .xpt or Dataset-JSON), "
+        "check it against the data contract, write the patient-course table and print what "
+        "was read, kept and left out.",
+    )
+    ingest.add_argument("mapping", type=Path, help="mapping file (TOML)")
+    ingest.add_argument(
+        "--out",
+        type=Path,
+        default=Path("courses.parquet"),
+        help="output file, .parquet or .csv (default courses.parquet)",
+    )
+    ingest.add_argument(
+        "--data", type=Path, help="BIDS: the dataset root (default: the mapping's path)"
+    )
+    ingest.add_argument("--adsl", type=Path, help="ADaM: ADSL (default: the mapping's adsl)")
+    ingest.add_argument(
+        "--efficacy",
+        type=Path,
+        help="ADaM: the efficacy dataset (default: the mapping's efficacy)",
+    )
+    ingest.set_defaults(run=_ingest)
 
     train = commands.add_parser(
         "train",

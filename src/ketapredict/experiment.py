@@ -69,9 +69,36 @@ class _Strict(pydantic.BaseModel):
 
 
 class _Data(_Strict):
+    # "simulated" (the virtual cohort), or a CSV or Parquet patient table
     source: str = "simulated"
     n: pydantic.PositiveInt = 5000
     seed: pydantic.NonNegativeInt = 0
+    # a study read through a mapping file (ketapredict.io): format "bids" or "adam"
+    format: Literal["bids", "adam"] | None = None
+    mapping: str | None = None
+    path: str | None = None  # bids: the dataset root (default: the mapping's path)
+    adsl: str | None = None  # adam: the datasets (default: the mapping's adsl, efficacy)
+    efficacy: str | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _study(self) -> _Data:
+        if self.format is not None and self.mapping is None:
+            raise ValueError(f"format = {self.format!r} needs mapping = <mapping file>")
+        if self.format is None and self.mapping is not None:
+            raise ValueError('a mapping file needs format = "bids" or "adam"')
+        return self
+
+    @property
+    def simulated(self) -> bool:
+        return self.format is None and self.source == "simulated"
+
+    def describe(self) -> str:
+        """Where the data come from, in a few words (no path beyond a file name)."""
+        if self.simulated:
+            return f"ketapredict.simulate_cohort(n={self.n}, seed={self.seed})"
+        if self.format is not None:
+            return f"{self.format} study read with {Path(self.mapping).name}"
+        return Path(self.source).name
 
 
 class _Features(_Strict):
@@ -128,7 +155,19 @@ class Experiment:
     def load_data(self) -> pd.DataFrame:
         """The experiment's patient table: simulated, or read from a file and validated."""
         data = self.spec.data
-        if data.source == "simulated":
+        if data.format is not None:
+            from .io import read_study
+
+            def near(name: str | None) -> Path | None:  # relative to the experiment file
+                return None if name is None else self.path.parent / name
+
+            return read_study(
+                near(data.mapping),
+                path=near(data.path),
+                adsl=near(data.adsl),
+                efficacy=near(data.efficacy),
+            )
+        if data.simulated:
             from .cohort.simulate import simulate_cohort
 
             return simulate_cohort(n=data.n, seed=data.seed)
@@ -325,7 +364,7 @@ class ExperimentResult:
         # on the virtual cohort, a fresh cohort (new patients, new trials) calibrates the
         # intervals against the true probabilities; real data have none
         interval_data = None
-        if spec.data.source == "simulated":
+        if spec.data.simulated:
             from .cohort.simulate import simulate_cohort
 
             seed = int(np.random.SeedSequence([spec.data.seed, 1]).generate_state(1)[0])
@@ -408,7 +447,7 @@ def run_experiment(experiment: Experiment, *, progress: bool = False) -> Experim
                 peers=spec.peers,
                 seed=spec.seed,
             )
-    kind = "simulated" if experiment.spec.data.source == "simulated" else "real"
+    kind = "simulated" if experiment.spec.data.simulated else "real"
     return ExperimentResult(
         experiment, results, kind, len(data), time.perf_counter() - start, timings, data, curves
     )

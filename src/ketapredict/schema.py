@@ -63,6 +63,11 @@ KETAMINES = ("ketamine", "esketamine", "arketamine")
 COMPARATORS = ("saline", "midazolam", "placebo")
 INERT_COMPARATORS = ("saline", "placebo")
 INJECTED_ROUTES = ("iv", "im", "sc")
+# The mood outcomes, for the virtual cohort and for real trial data alike: response is a fall
+# of at least half of the baseline MADRS, remission a MADRS of at most 10 at the assessment
+# (the definitions of the pooled trials the cohort reproduces, CALIBRATION.md A1-A3).
+RESPONSE_FRACTION = 0.5
+REMISSION_MAX = 10
 
 
 @dataclass(frozen=True)

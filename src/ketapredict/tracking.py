@@ -156,12 +156,8 @@ def _dataset(data: pd.DataFrame, experiment) -> Any:
     spec = experiment.spec.data
     source = CodeDatasetSource(
         {
-            "kind": "simulated" if spec.source == "simulated" else "file",
-            "source": (
-                f"ketapredict.simulate_cohort(n={spec.n}, seed={spec.seed})"
-                if spec.source == "simulated"
-                else Path(spec.source).name
-            ),
+            "kind": "simulated" if spec.simulated else (spec.format or "file"),
+            "source": spec.describe(),
         }
     )
     return MetaDataset(

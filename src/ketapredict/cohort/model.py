@@ -48,7 +48,7 @@ from numpy.polynomial.hermite_e import hermegauss
 from scipy.special import ndtr
 
 from ..regimen import exposure
-from ..schema import KETAMINES
+from ..schema import KETAMINES, REMISSION_MAX, RESPONSE_FRACTION
 from .parameters import Parameters
 from .population import BINARY_FIELDS, COGNITION, logistic, severity
 
@@ -75,8 +75,6 @@ NODES, _W = hermegauss(7)
 NODE_WEIGHTS = _W / _W.sum()
 
 SCALE_MAX = {"madrs": 60, "hamd17": 52, "ssi": 38}
-# Response: MADRS at most half of baseline; remission: MADRS at most 10 (CALIBRATION.md).
-REMISSION_MAX = 10
 # Clinically relevant dissociation: CADSS above 4; cognitive decline: -0.5 SD or worse.
 DISSOCIATION_ABOVE = 4
 DECLINE_AT = -0.5
@@ -659,7 +657,7 @@ def simulate_visits(
 
     last = out[f"madrs_{visit_label(visits[-1])}"]
     madrs0 = full["madrs_baseline"]
-    out["response"] = last <= madrs0 / 2
+    out["response"] = last <= madrs0 * RESPONSE_FRACTION
     out["remission"] = last <= REMISSION_MAX
 
     composite = x["cognition"]

@@ -1,0 +1,245 @@
+"""CDISC ADaM datasets: ADSL and a basic data structure (BDS) dataset to patient courses.
+
+ADaM exchanges a subject-level dataset (ADSL: one record per subject, ``USUBJID``,
+demographics and each period's treatment ``TRTxxA``) and long "basic data structure"
+datasets such as ADQS (questionnaires): one record per subject, parameter (``PARAMCD``) and
+analysis visit (``AVISIT`` / ``AVISITN``), with the value in ``AVAL``, the period in
+``APERIOD`` and analysis flags such as ``ANL01FL`` (CDISC ADaM Implementation Guide v1.3).
+Files come as SAS V5 transport (``.xpt``, the format submissions use; read with pyreadstat)
+or CDISC Dataset-JSON (``.json``, versions 1.0 and 1.1).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from ..exceptions import Problem, ValidationError
+from .courses import _text, assemble
+from .mapping import StudyMapping, load_mapping
+
+__all__ = ["read_adam", "read_dataset"]
+
+# Dataset-JSON files over this size are refused: an ADSL or ADQS of a trial is far smaller,
+# and json.loads holds the whole file in memory several times over.
+_MAX_JSON_BYTES = 512 * 2**20
+
+
+def _bad(path: Path, message: str) -> ValidationError:
+    return ValidationError([Problem(None, path.name, f"{path.name}: {message}")], "ADaM dataset")
+
+
+def _dataset_json(path: Path) -> pd.DataFrame:
+    """A Dataset-JSON file (1.1: ``columns`` and ``rows``; 1.0: ``clinicalData`` or
+    ``referenceData`` with one ``itemGroupData`` entry of ``items`` and ``itemData``)."""
+    if path.stat().st_size > _MAX_JSON_BYTES:
+        raise _bad(path, f"larger than {_MAX_JSON_BYTES // 2**20} MiB")
+    try:
+        document = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise _bad(path, f"not a JSON document ({type(error).__name__}: {error})") from None
+    if not isinstance(document, dict):
+        raise _bad(path, "a Dataset-JSON file is a JSON object")
+    version = str(document.get("datasetJSONVersion", ""))
+    if version.startswith("1.1"):
+        columns, rows = document.get("columns"), document.get("rows")
+        names_key = "name"
+    elif version.startswith("1.0"):
+        data = document.get("clinicalData") or document.get("referenceData")
+        groups = data.get("itemGroupData") if isinstance(data, dict) else None
+        if not isinstance(groups, dict) or len(groups) != 1:
+            raise _bad(path, "Dataset-JSON 1.0 needs exactly one itemGroupData entry")
+        group = next(iter(groups.values()))
+        if not isinstance(group, dict):
+            raise _bad(path, "its itemGroupData entry is not an object")
+        columns, rows = group.get("items"), group.get("itemData")
+        names_key = "name"
+    else:
+        raise _bad(path, f"datasetJSONVersion {version!r} is not 1.0 or 1.1")
+    if not isinstance(columns, list) or not all(
+        isinstance(c, dict) and isinstance(c.get(names_key), str) for c in columns
+    ):
+        raise _bad(path, "its columns are not a list of objects with a name")
+    if not isinstance(rows, list) or not all(
+        isinstance(r, list) and len(r) == len(columns) for r in rows
+    ):
+        raise _bad(path, f"its rows are not lists of {len(columns)} values")
+    if any(isinstance(v, dict | list) for r in rows for v in r):
+        raise _bad(path, "a value is an object or a list; Dataset-JSON values are scalars")
+    names = [c[names_key] for c in columns]
+    if len(set(names)) != len(names):
+        raise _bad(path, "a column name appears twice")
+    frame = pd.DataFrame(rows, columns=names, dtype=object)
+    return frame.drop(columns=["ITEMGROUPDATASEQ"], errors="ignore")  # 1.0's row counter
+
+
+def read_dataset(path: str | Path) -> pd.DataFrame:
+    """One ADaM dataset from SAS transport (``.xpt``) or Dataset-JSON (``.json``).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.xpt`` or ``.json`` file.
+
+    Returns
+    -------
+    DataFrame
+        The records as they are (numbers as floats, text as text).
+
+    Raises
+    ------
+    ValidationError
+        If the file is missing, of another format, or malformed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise _bad(path, "no such file")
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        return _dataset_json(path)
+    if suffix == ".xpt":
+        import pyreadstat
+
+        try:
+            frame, _ = pyreadstat.read_xport(str(path))
+        except Exception as error:  # pyreadstat raises its own ReadstatError and others
+            raise _bad(path, f"not a readable SAS transport file ({error})") from None
+        return frame
+    raise _bad(
+        path, f"expected a .xpt (SAS transport) or .json (Dataset-JSON) file, not {suffix!r}"
+    )
+
+
+def read_adam(
+    adsl: str | Path | None,
+    efficacy: str | Path | None,
+    mapping: str | Path | StudyMapping,
+) -> pd.DataFrame:
+    """Read ADaM ADSL and an efficacy or questionnaire dataset into patient courses.
+
+    The same table as :func:`ketapredict.read_bids` gives for the same study: one row per
+    subject and period, response and remission derived at each arm's endpoint.
+
+    Parameters
+    ----------
+    adsl, efficacy : str, path-like or None
+        The subject-level dataset and the BDS dataset holding the scores (e.g. ADQS), as
+        ``.xpt`` or Dataset-JSON ``.json``. None: the mapping's ``adsl`` / ``efficacy``.
+    mapping : str, path-like or StudyMapping
+        A mapping file with ``format = "adam"`` (see :func:`ketapredict.io.load_mapping`):
+        ``[scores]`` give the ``PARAMCD`` of each scale, ``[visits]`` the visit variable and
+        what each of its values is, ``[periods]`` the ADSL treatment variables of each
+        period.
+
+    Returns
+    -------
+    DataFrame
+        Validated against the data contract, with the summary in ``table.attrs["ingest"]``.
+
+    Raises
+    ------
+    ValidationError
+        Listing every problem at once.
+
+    Examples
+    --------
+    >>> import ketapredict
+    >>> from ketapredict.io import example_study
+    >>> folder = example_study("adam")
+    >>> table = ketapredict.read_adam(folder / "adsl.xpt", folder / "adqs.xpt",
+    ...                               folder / "mapping.toml")
+    >>> len(table), sorted(table["arm"].unique())
+    (50, ['ketamine', 'saline'])
+    """
+    if not isinstance(mapping, StudyMapping):
+        mapping = load_mapping(mapping)
+    if mapping.format != "adam":
+        raise ValidationError(
+            [Problem("format", mapping.format, "read_adam needs a mapping with format = 'adam'")],
+            "mapping file",
+        )
+    paths = {}
+    for name, given in (("adsl", adsl), ("efficacy", efficacy)):
+        path = Path(given) if given is not None else mapping.resolve(getattr(mapping, name))
+        if path is None:
+            raise ValidationError(
+                [Problem(name, None, f"no {name} dataset: pass it, or set {name} in the mapping")],
+                "ADaM study",
+            )
+        paths[name] = path
+    subjects_raw = read_dataset(paths["adsl"])
+    records_raw = read_dataset(paths["efficacy"])
+    names = mapping.adam
+    what = f"ADaM study {paths['adsl'].name} + {paths['efficacy'].name}"
+    problems = []
+    needed = [names.subject, names.parameter, names.value, mapping.visits.variable, *names.flags]
+    for variable in needed:
+        if variable not in records_raw.columns:
+            problems.append(
+                Problem(variable, None, f"{paths['efficacy'].name} has no {variable} variable")
+            )
+    if names.subject not in subjects_raw.columns:
+        problems.append(
+            Problem(names.subject, None, f"{paths['adsl'].name} has no {names.subject} variable")
+        )
+    if problems:
+        raise ValidationError(problems, what)
+
+    subjects = subjects_raw.rename(columns={names.subject: "subject"}).astype(object)
+    subjects["subject"] = subjects["subject"].map(_text)
+    subjects["where"] = [f"{paths['adsl'].name} record {i}" for i in range(1, len(subjects) + 1)]
+
+    records = records_raw.astype(object)
+    records["where"] = [f"{paths['efficacy'].name} record {i}" for i in range(1, len(records) + 1)]
+    for flag in names.flags:
+        records = records[records[flag].map(_text) == "Y"]
+    parameter = records[names.parameter].map(_text)
+    scale_of = {code: scale for scale, code in mapping.scores.items()}
+    absent = [code for code in scale_of if not (parameter == code).any()]
+    if absent:
+        raise ValidationError(
+            [
+                Problem(
+                    f"scores.{scale_of[code]}",
+                    code,
+                    f"{paths['efficacy'].name} has no records with {names.parameter}={code!r}",
+                )
+                for code in absent
+            ],
+            what,
+        )
+    records = records[parameter.isin(scale_of)]
+    period = (
+        records[names.period]
+        if names.period is not None and names.period in records.columns
+        else pd.Series(None, index=records.index, dtype=object)
+    )
+    long = pd.DataFrame(
+        {
+            "subject": records[names.subject].map(_text),
+            "label": records[mapping.visits.variable].map(_text),
+            "scale": records[names.parameter].map(_text).map(scale_of),
+            "value": records[names.value],
+            "period": period.map(_text),
+            "where": records["where"],
+        }
+    )
+    return assemble(
+        mapping,
+        subjects,
+        long,
+        trial_id=mapping.trial_id or _study_id(subjects_raw, paths["adsl"]),
+        source=f"{paths['adsl']} + {paths['efficacy'].name}",
+        subject_file=paths["adsl"].name,
+        record_files=paths["efficacy"].name,
+    )
+
+
+def _study_id(adsl: pd.DataFrame, path: Path) -> str:
+    if "STUDYID" in adsl.columns:
+        ids = {t for t in adsl["STUDYID"].map(_text) if t}
+        if len(ids) == 1:
+            return ids.pop()[:100]
+    return path.stem

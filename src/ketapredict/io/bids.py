@@ -1,0 +1,196 @@
+"""BIDS datasets: ``participants.tsv`` and ``phenotype/*.tsv`` to patient courses.
+
+BIDS keeps one row per participant in ``participants.tsv`` (with a ``participant_id`` such
+as ``sub-01`` and a JSON sidecar describing the columns) and questionnaire and clinical
+scores in ``phenotype/<measure>.tsv``, one row per participant and session (a
+``session_id`` column such as ``ses-b0``). Files are tab-separated UTF-8 text, with ``n/a``
+for a missing value (BIDS specification, "Tabular files" and "Phenotypic and assessment
+data").
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from ..exceptions import Problem, ValidationError
+from .courses import assemble
+from .mapping import StudyMapping, load_mapping
+
+__all__ = ["read_bids"]
+
+
+def _read_tsv(path: Path, root: Path, required: tuple[str, ...]) -> pd.DataFrame:
+    """A BIDS TSV file as text cells, with ``where`` (file and line) for messages."""
+    name = path.relative_to(root).as_posix()
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ValidationError(
+            [
+                Problem(
+                    None, name, f"{name} is not UTF-8 text ({error.reason} at byte {error.start})"
+                )
+            ],
+            f"BIDS dataset at {str(root)!r}",
+        ) from None
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise ValidationError(
+            [Problem(None, name, f"{name} is empty; BIDS tabular files start with a header row")],
+            f"BIDS dataset at {str(root)!r}",
+        )
+    header = lines[0].split("\t")
+    problems = [
+        Problem(c, None, f"{name} has no {c!r} column (its header: {', '.join(header)})")
+        for c in required
+        if c not in header
+    ]
+    if len(set(header)) != len(header):
+        problems.append(Problem(None, name, f"{name} repeats a column name in its header"))
+    cells = [line.split("\t") for line in lines[1:]]
+    for number, row in enumerate(cells, start=2):
+        if len(row) != len(header):
+            problems.append(
+                Problem(
+                    None,
+                    name,
+                    f"{name} line {number} has {len(row)} cells; the header has {len(header)}",
+                )
+            )
+    if problems:
+        raise ValidationError(problems, f"BIDS dataset at {str(root)!r}")
+    frame = pd.DataFrame(cells, columns=header, dtype=object)
+    frame["where"] = [f"{name} line {n}" for n in range(2, len(cells) + 2)]
+    return frame
+
+
+def _trial_id(mapping: StudyMapping, root: Path) -> str:
+    if mapping.trial_id:
+        return mapping.trial_id
+    description = root / "dataset_description.json"
+    if description.is_file():
+        try:
+            name = json.loads(description.read_text(encoding="utf-8")).get("Name")
+        except (ValueError, AttributeError, UnicodeDecodeError):
+            name = None
+        if isinstance(name, str) and name.strip():
+            return name.strip()[:100]
+    return root.resolve().name
+
+
+def read_bids(path: str | Path | None, mapping: str | Path | StudyMapping) -> pd.DataFrame:
+    """Read a BIDS dataset's participants and phenotype files into patient courses.
+
+    One row per participant and period (arm): the mapped baseline columns, the baseline
+    scores, each follow-up score as a visit column (``madrs_d2``...), the arm's regimen and
+    ``endpoint_day``, and ``response`` and ``remission`` derived at that day exactly as in the
+    virtual cohort (missing when the MADRS of that day is: never carried forward). Crossover
+    courses carry their ``period``.
+
+    Parameters
+    ----------
+    path : str, path-like or None
+        The dataset's root (holding ``participants.tsv`` and ``phenotype/``). None: the
+        mapping's ``path``, else the mapping file's directory.
+    mapping : str, path-like or StudyMapping
+        A mapping file (``format = "bids"``, see :func:`ketapredict.io.load_mapping`).
+
+    Returns
+    -------
+    DataFrame
+        A table validated against the data contract; ``table.attrs["ingest"]`` holds the
+        summary (participants, who was left out and why, courses per arm, visits available).
+
+    Raises
+    ------
+    ValidationError
+        Listing every problem at once: unknown sessions, arm codes or values, duplicate
+        participant-sessions, participants without a baseline or without phenotype rows,
+        scores that are not numbers, and any value outside the contract.
+
+    Examples
+    --------
+    >>> import ketapredict
+    >>> from ketapredict.io import example_study
+    >>> table = ketapredict.read_bids(None, example_study("bids") / "mapping.toml")
+    >>> table[["arm", "period"]].value_counts().sort_index().tolist()
+    [13, 12, 12, 13]
+    >>> table.attrs["ingest"]["dropped"]
+    {'group = HV, not mapped': 2}
+    """
+    if not isinstance(mapping, StudyMapping):
+        mapping = load_mapping(mapping)
+    if mapping.format != "bids":
+        raise ValidationError(
+            [Problem("format", mapping.format, "read_bids needs a mapping with format = 'bids'")],
+            "mapping file",
+        )
+    root = Path(path) if path is not None else mapping.resolve(mapping.path or ".")
+    what = f"BIDS dataset at {str(root)!r}"
+    participants_file = root / "participants.tsv"
+    if not participants_file.is_file():
+        raise ValidationError(
+            [Problem(None, str(root), f"no participants.tsv in {str(root)!r}")], what
+        )
+    subjects = _read_tsv(participants_file, root, ("participant_id",))
+    subjects = subjects.rename(columns={"participant_id": "subject"})
+
+    phenotype = sorted((root / "phenotype").glob("*.tsv"))
+    problems = []
+    if not phenotype:
+        problems.append(Problem(None, str(root), f"no phenotype/*.tsv files in {str(root)!r}"))
+    records, found = [], set()
+    for file in phenotype:
+        table = _read_tsv(file, root, ())
+        scales = {s: c for s, c in mapping.scores.items() if c in table.columns}
+        if not scales:
+            continue
+        for c in ("participant_id", "session_id"):
+            if c not in table.columns:
+                problems.append(
+                    Problem(
+                        c,
+                        None,
+                        f"{file.relative_to(root).as_posix()} holds scores but no {c!r} column",
+                    )
+                )
+        if "session_id" not in table.columns or "participant_id" not in table.columns:
+            continue
+        for scale, source in scales.items():
+            found.add(scale)
+            records.append(
+                pd.DataFrame(
+                    {
+                        "subject": table["participant_id"],
+                        "label": table["session_id"].str.strip(),
+                        "scale": scale,
+                        "value": table[source],
+                        "period": None,
+                        "where": table["where"],
+                    }
+                )
+            )
+    for scale, source in mapping.scores.items():
+        if scale not in found and phenotype:
+            problems.append(
+                Problem(
+                    f"scores.{scale}",
+                    source,
+                    f"no phenotype file has a {source!r} column (scores.{scale})",
+                )
+            )
+    if problems:
+        raise ValidationError(problems, what)
+    records = pd.concat(records, ignore_index=True)
+    return assemble(
+        mapping,
+        subjects,
+        records,
+        trial_id=_trial_id(mapping, root),
+        source=str(root),
+        subject_file="participants.tsv",
+        record_files="phenotype/",
+    )

@@ -1,0 +1,550 @@
+"""From a study's subjects and score records to the contract's patient courses.
+
+Both readers (BIDS and ADaM) bring their files to the same two long tables, and this module
+does the rest, the same way for both: participants kept or dropped (and counted), source
+values mapped, each score record placed in its course (a participant's period and arm) at
+its day, the baseline found, response and remission derived as in the virtual cohort, and
+the result validated against the data contract. Every problem is collected and raised as one
+:class:`~ketapredict.ValidationError`.
+
+The two long tables:
+
+- ``subjects``: one row per participant, ``subject`` (the identifier), ``where`` (file and
+  line, for messages) and the source's subject-level columns as text.
+- ``records``: one row per score value, ``subject``, ``label`` (session or visit),
+  ``scale`` (contract scale), ``value`` (text), ``period`` (the record's own period, ADaM
+  only, else missing) and ``where``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..exceptions import Problem, ValidationError
+from ..schema import (
+    REMISSION_MAX,
+    RESPONSE_FRACTION,
+    _is_missing,
+    columns,
+    validate,
+    visit_days,
+    visit_label,
+)
+from .mapping import StudyMapping, ValueMap
+
+__all__ = ["IngestSummary", "assemble"]
+
+
+@dataclass
+class IngestSummary:
+    """What a reader read, kept and dropped; ``str()`` gives the printed summary.
+
+    Attributes
+    ----------
+    source : str
+        The files read.
+    subject_file : str
+        The subject-level file (``participants.tsv``, ADSL).
+    participants : int
+        Participants in the subject-level file.
+    patients : int
+        Participants kept (with at least one course).
+    dropped : dict of str to int
+        Participants (or courses) left out, by reason; nothing is left out uncounted.
+    courses : dict of str to int
+        Courses per arm.
+    visits : dict of str to int
+        Courses with a value, per visit column.
+    endpoints : dict of str to float
+        The assessment day of each arm's response and remission.
+    unassessed : dict of str to int
+        Courses without response (no MADRS at the endpoint), per arm.
+    skipped_records : int
+        Score records of sessions the mapping skips.
+    """
+
+    source: str
+    subject_file: str = ""
+    participants: int = 0
+    patients: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    courses: dict[str, int] = field(default_factory=dict)
+    visits: dict[str, int] = field(default_factory=dict)
+    endpoints: dict[str, float] = field(default_factory=dict)
+    unassessed: dict[str, int] = field(default_factory=dict)
+    skipped_records: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    def __str__(self) -> str:
+        kept = sum(self.courses.values())
+        lines = [
+            f"Read {self.source}",
+            f"  {self.participants} participants in {self.subject_file}; {self.patients} kept, "
+            f"with {kept} course{'s' if kept != 1 else ''}",
+        ]
+        for reason, n in self.dropped.items():
+            lines.append(f"  left out: {n} ({reason})")
+        lines.append("  courses per arm:")
+        for arm, n in self.courses.items():
+            day = self.endpoints.get(arm)
+            missing = self.unassessed.get(arm, 0)
+            lines.append(
+                f"    {arm}: {n} (response assessed at day {day:g}"
+                + (f"; {missing} without a MADRS then" if missing else "")
+                + ")"
+            )
+        lines.append("  visits available (courses with a value):")
+        width = max((len(v) for v in self.visits), default=0)
+        for name, n in self.visits.items():
+            lines.append(f"    {name:<{width}}  {n}")
+        if self.skipped_records:
+            lines.append(f"  score records of skipped sessions: {self.skipped_records}")
+        return "\n".join(lines)
+
+
+def _text(value: Any) -> str | None:
+    """A source cell as stripped text, or None when missing (BIDS writes ``n/a``)."""
+    if _is_missing(value):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # 1.0 read from XPT is the code "1"
+    return str(value).strip()
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool):
+        number = float(value)
+        return None if np.isnan(number) else number
+    text = _text(value)
+    if text is None:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError(text) from None
+    if not np.isfinite(number):
+        raise ValueError(text)
+    return number
+
+
+def _mapped(
+    spec: str | ValueMap, row: pd.Series, name: str, where: str, problems: list[Problem]
+) -> Any:
+    """The contract value of ``name`` for one subject row (None when missing)."""
+    source = spec if isinstance(spec, str) else spec.column
+    value = _text(row.get(source))
+    if value is None or isinstance(spec, str) or spec.translate is None:
+        return value
+    if value in spec.translate:
+        return spec.translate[value]
+    problems.append(
+        Problem(
+            name,
+            value,
+            f"{where}: {source}={value!r} is not in the mapping's values for {name} "
+            f"({', '.join(map(repr, spec.translate))})",
+        )
+    )
+    return None
+
+
+def _missing_columns(
+    mapping: StudyMapping, subjects: pd.DataFrame, what: str, problems: list[Problem]
+) -> bool:
+    needed = [("diagnosis", mapping.diagnosis)] if not isinstance(mapping.diagnosis, str) else []
+    needed += list(mapping.columns.items())
+    sources = [(name, s if isinstance(s, str) else s.column) for name, s in needed]
+    sources += (
+        [(f"periods.columns[{i}]", c) for i, c in enumerate(mapping.periods.columns)]
+        if (mapping.periods)
+        else []
+    )
+    sources += [(f"keep.{c}", c) for c in mapping.keep]
+    absent = [(name, c) for name, c in sources if c not in subjects.columns]
+    for name, c in absent:
+        problems.append(
+            Problem(
+                name,
+                c,
+                f"{what} has no column {c!r} (mapped to {name}); its columns are "
+                + ", ".join(map(repr, subjects.columns.drop(["subject", "where"]))),
+            )
+        )
+    return bool(absent)
+
+
+def _course_key(
+    subject: str,
+    session,
+    record_period: Any,
+    arms_of: dict[str, dict[int, str]],
+    where: str,
+    problems: list[Problem],
+) -> int | None:
+    """The period of the course a record belongs to; 0 for a baseline shared by all of
+    the participant's courses; None (with a problem) when it cannot be told."""
+    periods = arms_of[subject]
+    period = session.period
+    if record_period is not None:
+        if period is not None and period != record_period:
+            problems.append(
+                Problem(
+                    "period",
+                    record_period,
+                    f"{where}: the record's period {record_period} is not the visit's "
+                    f"mapped period {period}",
+                )
+            )
+            return None
+        period = record_period
+    if period is not None:
+        if period not in periods:
+            problems.append(
+                Problem(
+                    "period",
+                    period,
+                    f"{where}: {subject} has no period {period} (its periods: "
+                    f"{sorted(periods) or 'none'})",
+                )
+            )
+            return None
+        if session.arm is not None and periods[period] != session.arm:
+            problems.append(
+                Problem(
+                    "arm",
+                    session.arm,
+                    f"{where}: the session is mapped to arm {session.arm!r}, but {subject} "
+                    f"had {periods[period]!r} in period {period}",
+                )
+            )
+            return None
+        return period
+    if session.arm is not None:
+        matches = [k for k, arm in periods.items() if arm == session.arm]
+        if len(matches) == 1:
+            return matches[0]
+        problems.append(
+            Problem(
+                "arm",
+                session.arm,
+                f"{where}: {subject} "
+                + (
+                    f"had arm {session.arm!r} in {len(matches)} periods, so the session's "
+                    "period cannot be told"
+                    if matches
+                    else f"never had arm {session.arm!r} (its arms: "
+                    f"{', '.join(periods.values()) or 'none'})"
+                ),
+            )
+        )
+        return None
+    if session.baseline:
+        return 0
+    if len(periods) == 1:
+        return next(iter(periods))
+    problems.append(
+        Problem(
+            "period",
+            None,
+            f"{where}: {subject} has {len(periods)} periods and the session names neither its "
+            "arm nor its period",
+        )
+    )
+    return None
+
+
+def _endpoints(mapping: StudyMapping) -> dict[str, float]:
+    """Each arm's assessment day: its own ``endpoint_day``, else its last mapped day."""
+    days: dict[str, list[float]] = defaultdict(list)
+    for session in mapping.entries.values():
+        if session.day is not None:
+            for arm in [session.arm] if session.arm else list(mapping.arms):
+                days[arm].append(session.day)
+    return {
+        arm: spec.endpoint_day if spec.endpoint_day is not None else max(days.get(arm, [np.nan]))
+        for arm, spec in mapping.arms.items()
+    }
+
+
+def assemble(
+    mapping: StudyMapping,
+    subjects: pd.DataFrame,
+    records: pd.DataFrame,
+    *,
+    trial_id: str,
+    source: str,
+    subject_file: str,
+    record_files: str,
+) -> pd.DataFrame:
+    """Build and validate the patient-course table (see the module docstring).
+
+    Returns the table with the :class:`IngestSummary` in ``table.attrs["ingest"]`` (as a
+    dict). Raises one :class:`~ketapredict.ValidationError` listing every problem.
+    """
+    what = f"study at {source}"
+    problems: list[Problem] = []
+    summary = IngestSummary(source=source, subject_file=subject_file, participants=len(subjects))
+    dropped: Counter = Counter()
+    if _missing_columns(mapping, subjects, subject_file, problems):
+        raise ValidationError(problems, what)
+
+    # -- participants -----------------------------------------------------------------------
+    duplicated = subjects["subject"].duplicated(keep=False)
+    for subject, rows in subjects[duplicated].groupby("subject")["where"]:
+        problems.append(
+            Problem(
+                "participant_id",
+                subject,
+                f"{subject} appears {len(rows)} times in {subject_file} ({', '.join(rows)})",
+            )
+        )
+    people: dict[str, dict[str, Any]] = {}
+    arms_of: dict[str, dict[int, str]] = {}
+    for _, row in subjects[~duplicated].iterrows():
+        subject, where = row["subject"], row["where"]
+        if subject is None:
+            problems.append(Problem("participant_id", None, f"{where}: no participant id"))
+            continue
+        for col, allowed in mapping.keep.items():
+            if _text(row[col]) not in allowed:
+                dropped[f"{col} not one of {', '.join(allowed)}"] += 1
+                break
+        else:
+            if isinstance(mapping.diagnosis, str):
+                diagnosis = mapping.diagnosis
+            else:
+                group = _text(row[mapping.diagnosis.column])
+                values = mapping.diagnosis.translate or {}
+                diagnosis = values.get(group) if values else group
+                if diagnosis is None:
+                    dropped[f"{mapping.diagnosis.column} = {group or 'n/a'}, not mapped"] += 1
+                    continue
+            record = {"diagnosis": diagnosis}
+            for name, spec in mapping.columns.items():
+                record[name] = _mapped(spec, row, name, where, problems)
+            people[subject] = record
+            arms_of[subject] = _periods(mapping, row, where, dropped, problems)
+
+    # -- score records ----------------------------------------------------------------------
+    entries = mapping.entries
+    values: dict[tuple, tuple[float | None, str]] = {}
+    no_subject: Counter = Counter()
+    with_records = set(records["subject"])
+    for rec in records.itertuples(index=False):
+        subject, label, where = rec.subject, rec.label, rec.where
+        if subject not in people:
+            if subject in set(subjects["subject"]):
+                continue  # a participant left out above (counted there)
+            no_subject[subject] += 1
+            if no_subject[subject] == 1:
+                problems.append(
+                    Problem(
+                        "participant_id",
+                        subject,
+                        f"{where}: {subject} is not in {subject_file}",
+                    )
+                )
+            continue
+        session = entries.get(label)
+        if session is None:
+            problems.append(
+                Problem(
+                    "session",
+                    label,
+                    f"{where}: session {label!r} is not in the mapping (it names "
+                    + ", ".join(map(repr, entries))
+                    + "; add it, with skip = true if the courses do not use it)",
+                )
+            )
+            continue
+        if session.skip:
+            summary.skipped_records += 1
+            continue
+        if not arms_of[subject]:
+            continue  # started no period (counted above)
+        record_period = None
+        if not _is_missing(rec.period):
+            try:
+                record_period = float(rec.period)
+            except (TypeError, ValueError):
+                record_period = None
+            if record_period is None or not record_period.is_integer():
+                problems.append(
+                    Problem(
+                        "period", rec.period, f"{where}: period {rec.period!r} is not a number"
+                    )
+                )
+                continue
+            record_period = int(record_period)
+        period = _course_key(subject, session, record_period, arms_of, where, problems)
+        if period is None:
+            continue
+        try:
+            value = _number(rec.value)
+        except ValueError as error:
+            problems.append(
+                Problem(
+                    rec.scale,
+                    str(error),
+                    f"{where}: {rec.scale} score {str(error)!r} is not a number",
+                )
+            )
+            continue
+        key = (subject, period, "baseline" if session.baseline else session.day, rec.scale)
+        if key in values:
+            first = values[key][1]
+            problems.append(
+                Problem(
+                    rec.scale,
+                    label,
+                    f"{where}: a second {rec.scale} value for {subject} at "
+                    f"{'baseline' if session.baseline else f'day {session.day:g}'}"
+                    + (f" of period {period}" if period else "")
+                    + f" (the first: {first})",
+                )
+            )
+            continue
+        values[key] = (value, where)
+
+    # -- courses ----------------------------------------------------------------------------
+    endpoints = _endpoints(mapping)
+    rows = []
+    for subject, record in people.items():
+        for period, arm in sorted(arms_of[subject].items()):
+            course = {
+                "patient_id": subject,
+                "trial_id": trial_id,
+                "arm": arm,
+                "period": period,
+                **record,
+                **mapping.arms[arm].regimen().to_dict(),
+                "endpoint_day": endpoints[arm],
+            }
+            for scale in mapping.scores:
+                own = values.get((subject, period, "baseline", scale))
+                shared = values.get((subject, 0, "baseline", scale))
+                course[f"{scale}_baseline"] = (own or shared or (None,))[0]
+            if course["madrs_baseline"] is None:
+                if mapping.incomplete == "drop":
+                    dropped["courses without a baseline MADRS"] += 1
+                    continue
+                if subject not in with_records:
+                    if period == min(arms_of[subject]):  # once per participant
+                        problems.append(
+                            Problem(
+                                "participant_id",
+                                subject,
+                                f"{subject} is in {subject_file} but has no rows in "
+                                f"{record_files}",
+                            )
+                        )
+                    continue
+                problems.append(
+                    Problem(
+                        "madrs_baseline",
+                        None,
+                        f"{subject}"
+                        + (f" period {period}" if len(arms_of[subject]) > 1 else "")
+                        + f' ({arm}): no baseline MADRS (set incomplete = "drop" to leave '
+                        "such courses out, counted)",
+                    )
+                )
+                continue
+            for (who, k, day, scale), (value, _) in values.items():
+                if who == subject and k == period and day != "baseline":
+                    course[f"{scale}_{visit_label(day)}"] = value
+            rows.append(course)
+    if problems:
+        raise ValidationError(problems, what)
+
+    table = pd.DataFrame(rows)
+    # visit columns in day order, per scale, after the course columns
+    visit_columns = sorted(
+        (c for c in table.columns if c.split("_")[0] in mapping.scores and "_baseline" not in c),
+        key=lambda c: (list(mapping.scores).index(c.split("_")[0]), visit_days(c)),
+    )
+    declared = [c for c in columns() if c in table.columns]  # the contract's order
+    table = table[declared + visit_columns]
+    table = _derive(table, mapping)
+    table.index = [
+        f"{p} period {k}" if n > 1 else p
+        for p, k, n in zip(
+            table["patient_id"],
+            table["period"],
+            table.groupby("patient_id")["period"].transform("size"),
+            strict=True,
+        )
+    ]
+    table = validate(table, what=what).reset_index(drop=True)
+
+    summary.dropped = dict(dropped)
+    summary.patients = int(table["patient_id"].nunique())
+    summary.courses = table["arm"].value_counts().reindex(list(mapping.arms)).dropna()
+    summary.courses = {k: int(v) for k, v in summary.courses.items()}
+    summary.endpoints = {a: endpoints[a] for a in summary.courses}
+    summary.unassessed = {
+        arm: int(group["response"].isna().sum()) for arm, group in table.groupby("arm")
+    }
+    summary.visits = {
+        c: int(table[c].notna().sum())
+        for c in table.columns
+        if c.endswith("_baseline") or c in visit_columns
+    }
+    table.attrs["ingest"] = summary.to_dict()
+    return table
+
+
+def _periods(
+    mapping: StudyMapping,
+    row: pd.Series,
+    where: str,
+    dropped: Counter,
+    problems: list[Problem],
+) -> dict[int, str]:
+    """A participant's arm in each period it started."""
+    if mapping.periods is None:
+        return {1: next(iter(mapping.arms))}
+    arms = {}
+    for k, col in enumerate(mapping.periods.columns, start=1):
+        code = _text(row[col])
+        if code is None:
+            dropped[f"period {k} not started ({col} empty)"] += 1
+            continue
+        if code not in mapping.periods.codes:
+            problems.append(
+                Problem(
+                    col,
+                    code,
+                    f"{where}: {col}={code!r} is not an arm code of the mapping "
+                    f"({', '.join(map(repr, mapping.periods.codes))})",
+                )
+            )
+            continue
+        arms[k] = mapping.periods.codes[code]
+    return arms
+
+
+def _derive(table: pd.DataFrame, mapping: StudyMapping) -> pd.DataFrame:
+    """Response and remission at each course's endpoint, as the virtual cohort defines
+    them (:data:`ketapredict.schema.RESPONSE_FRACTION`, ``REMISSION_MAX``); missing when
+    the MADRS of that day is (never carried forward)."""
+    endpoint = np.full(len(table), np.nan)
+    for i, day in enumerate(table["endpoint_day"]):
+        name = f"madrs_{visit_label(float(day))}" if np.isfinite(day) else None
+        if name in table.columns and not _is_missing(table[name].iloc[i]):
+            endpoint[i] = float(table[name].iloc[i])
+    baseline = table["madrs_baseline"].astype(float).to_numpy()
+    known = ~np.isnan(endpoint)
+    response = np.where(known, endpoint <= baseline * RESPONSE_FRACTION, None)
+    remission = np.where(known, endpoint <= REMISSION_MAX, None)
+    return table.assign(
+        response=pd.array(response, dtype="boolean"),
+        remission=pd.array(remission, dtype="boolean"),
+    )
