@@ -1,0 +1,372 @@
+"""Reading real-format studies: mapping files, BIDS, ADaM (SAS transport, Dataset-JSON)."""
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import ketapredict
+from ketapredict import ValidationError
+from ketapredict.cli import main
+from ketapredict.io import example_study, load_mapping, read_adam, read_bids, read_dataset
+from ketapredict.io.examples import adam_datasets, crossover_study, write_adam, write_bids
+
+# The issue's example mapping, exactly as written.
+EXAMPLE_MAPPING = """\
+format = "bids"
+diagnosis = { column = "group", values = { MDD = "MDD", BP = "bipolar" } }  # other groups dropped
+[columns]                       # contract column = source column, or a table with a value map
+age = "age"
+bmi = "BMI"
+sex = { column = "sex", values = { M = "male", F = "female" } }
+[scores]                        # contract scale = phenotype column
+madrs = "MADRS_Total"
+hamd17 = "HAM17_Total"
+[sessions]
+"ses-b0" = { baseline = true }
+"ses-d2" = { arm = "ketamine", day = 2 }
+"ses-d10" = { arm = "ketamine", day = 10 }
+"ses-p2" = { arm = "saline", day = 2 }
+"ses-p10" = { arm = "saline", day = 10 }
+[periods]                       # which participants.tsv column holds each period's arm code
+columns = ["infusion_1", "infusion_2"]
+codes = { d = "ketamine", p = "saline" }
+[arms.ketamine]
+drug = "ketamine"
+route = "iv"
+dose = 0.5
+dose_unit = "mg/kg"
+infusion_minutes = 40
+sessions_per_week = 1
+n_sessions = 1
+[arms.saline]
+drug = "saline"
+route = "iv"
+dose = 0
+dose_unit = "mg/kg"
+infusion_minutes = 40
+sessions_per_week = 1
+n_sessions = 1
+"""
+
+PARTICIPANTS = """\
+participant_id\tage\tsex\tgroup\tBMI\tinfusion_1\tinfusion_2
+sub-01\t40\tF\tMDD\t24.5\td\tp
+sub-02\t51\tM\tBP\tn/a\tp\td
+sub-03\t35\tF\tHV\t22.0\tn/a\tn/a
+"""
+
+MADRS = """\
+participant_id\tsession_id\tMADRS_Total
+sub-01\tses-b0\t30
+sub-01\tses-d2\t14
+sub-01\tses-d10\t16
+sub-01\tses-p2\t28
+sub-01\tses-p10\tn/a
+sub-02\tses-b0\t36
+sub-02\tses-p2\t30
+sub-02\tses-p10\t33
+sub-02\tses-d2\t12
+sub-02\tses-d10\t9
+sub-03\tses-b0\t3
+"""
+
+HAMD = """\
+participant_id\tsession_id\tHAM17_Total
+sub-01\tses-b0\t22
+sub-01\tses-d10\t11
+sub-02\tses-b0\t25
+"""
+
+
+def _bids(root, participants=PARTICIPANTS, madrs=MADRS, hamd=HAMD):
+    (root / "phenotype").mkdir(parents=True)
+    (root / "participants.tsv").write_text(participants)
+    (root / "participants.json").write_text(json.dumps({"sex": {"Levels": {"M": "male"}}}))
+    (root / "phenotype" / "madrs.tsv").write_text(madrs)
+    (root / "phenotype" / "hamd.tsv").write_text(hamd)
+    (root / "dataset_description.json").write_text(json.dumps({"Name": "tiny crossover"}))
+    (root / "mapping.toml").write_text(EXAMPLE_MAPPING)
+    return root
+
+
+def test_the_example_mapping_reads_a_crossover_into_the_courses_computed_by_hand(tmp_path):
+    root = _bids(tmp_path / "study")
+    table = read_bids(root, root / "mapping.toml")
+    got = table.set_index(["patient_id", "period"])
+    # sub-03 is a healthy volunteer: dropped by the diagnosis map, and counted
+    assert got.index.tolist() == [("sub-01", 1), ("sub-01", 2), ("sub-02", 1), ("sub-02", 2)]
+    assert table.attrs["ingest"]["dropped"] == {"group = HV, not mapped": 1}
+    assert got["arm"].tolist() == ["ketamine", "saline", "saline", "ketamine"]
+    assert got["drug"].tolist() == ["ketamine", "saline", "saline", "ketamine"]
+    assert got["dose"].tolist() == [0.5, 0.0, 0.0, 0.5]
+    # the one baseline session serves both periods
+    assert got["madrs_baseline"].tolist() == [30, 30, 36, 36]
+    assert got["hamd17_baseline"].tolist() == [22, 22, 25, 25]
+    assert got["madrs_d2"].tolist() == [14, 28, 30, 12]
+    assert got["madrs_d10"].fillna(-1).tolist() == [16, -1, 33, 9]
+    assert got["hamd17_d10"].fillna(-1).tolist() == [11, -1, -1, -1]
+    assert (got["endpoint_day"] == 10).all()
+    # response: day-10 MADRS at most half the baseline; remission: at most 10; a missing
+    # day-10 MADRS stays missing (never carried forward)
+    assert got["response"].tolist() == [False, pd.NA, False, True]
+    assert got["remission"].tolist() == [False, pd.NA, False, True]
+    assert got["sex"].tolist() == ["female", "female", "male", "male"]
+    assert got["diagnosis"].tolist() == ["MDD", "MDD", "bipolar", "bipolar"]
+    assert np.isnan(got.loc[("sub-02", 1), "bmi"])
+    assert (got["trial_id"] == "tiny crossover").all()
+    # the table is the contract's: validating it again changes nothing
+    pd.testing.assert_frame_equal(ketapredict.validate(table), table)
+
+
+def test_malformed_bids_gives_one_error_listing_every_problem(tmp_path):
+    participants = PARTICIPANTS + "sub-04\t60\tF\tMDD\t30\td\tp\nsub-05\t33\tX\tMDD\t25\td\tz\n"
+    participants += "sub-06\t45\tM\tMDD\t27\td\tp\n"
+    madrs = MADRS + (
+        "sub-01\tses-d2\t15\n"  # duplicate participant-session
+        "sub-01\tses-x1\t20\n"  # a session the mapping does not name
+        "sub-04\tses-d2\t20\n"  # sub-04 has no baseline
+        "sub-05\tses-b0\t31\n"
+        "sub-07\tses-b0\t31\n"  # not in participants.tsv
+        "sub-02\tses-d2\tmany\n"  # not a number
+    )
+    root = _bids(tmp_path / "study", participants, madrs)  # sub-06: no phenotype rows
+    with pytest.raises(ValidationError) as caught:
+        read_bids(root, root / "mapping.toml")
+    text = str(caught.value)
+    for expected in (
+        "second madrs value for sub-01 at day 2 of period 1",
+        "session 'ses-x1' is not in the mapping",
+        "sub-04 period 1 (ketamine): no baseline MADRS",
+        "sub-04 period 2 (saline): no baseline MADRS",
+        "sex='X' is not in the mapping's values for sex",
+        "infusion_2='z' is not an arm code of the mapping",
+        "sub-07 is not in participants.tsv",
+        "madrs score 'many' is not a number",
+        "sub-06 is in participants.tsv but has no rows in phenotype/",
+    ):
+        assert expected in text, expected
+    assert text.startswith("9 problems in the study at")
+    # every problem names where it is
+    assert "phenotype/madrs.tsv line 13" in text
+
+
+def test_incomplete_courses_can_be_dropped_and_are_counted(tmp_path):
+    participants = PARTICIPANTS + "sub-04\t60\tF\tMDD\t30\td\tn/a\n"
+    madrs = MADRS + "sub-04\tses-d2\t20\n"
+    root = _bids(tmp_path / "study", participants, madrs)
+    mapping = EXAMPLE_MAPPING.replace(
+        'format = "bids"\n', 'format = "bids"\nincomplete = "drop"\n'
+    )
+    (root / "mapping.toml").write_text(mapping)
+    table = read_bids(root, root / "mapping.toml")
+    assert "sub-04" not in set(table["patient_id"])
+    assert table.attrs["ingest"]["dropped"] == {
+        "group = HV, not mapped": 1,
+        "period 2 not started (infusion_2 empty)": 1,
+        "courses without a baseline MADRS": 1,
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"format": "csv"}, "format='csv': Input should be 'bids' or 'adam'"),
+        ({"columns": {"weight": "w"}}, "columns.weight='weight': not a baseline column"),
+        ({"scores": {"hamd17": "H"}}, "the MADRS is required (scores.madrs)"),
+        ({"periods": None}, "the mapping has 2 arms, so it must say which arm each"),
+        (
+            {"sessions": {"ses-b0": {"baseline": True, "arm": "iv"}, "ses-d1": {"day": 1}}},
+            "sessions.ses-b0.arm='iv': no such arm",
+        ),
+        (
+            {
+                "arms": {
+                    "ketamine": {
+                        "drug": "ketamine",
+                        "route": "iv",
+                        "dose": 9,
+                        "infusion_minutes": 40,
+                    },
+                    "saline": {"drug": "saline", "route": "iv", "dose": 0, "infusion_minutes": 40},
+                }
+            },
+            "arms.ketamine: dose=9 mg/kg is above",
+        ),
+        ({"sessions": {"ses-b0": {"baseline": True, "day": 3}}}, "give exactly one of"),
+        ({"extra": 1}, "extra: unknown key"),
+    ],
+)
+def test_mapping_mistakes_are_named(change, message):
+    import tomllib
+
+    data = {**tomllib.loads(EXAMPLE_MAPPING), **change}
+    data = {k: v for k, v in data.items() if v is not None}
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        load_mapping(data)
+
+
+def test_a_mapping_file_that_is_not_toml_or_not_utf8_is_a_validation_error(tmp_path):
+    (tmp_path / "bad.toml").write_text("format = ")
+    with pytest.raises(ValidationError, match="not valid TOML"):
+        load_mapping(tmp_path / "bad.toml")
+    (tmp_path / "latin.toml").write_bytes('format = "bids" # é'.encode("latin-1"))
+    with pytest.raises(ValidationError, match="not UTF-8"):
+        load_mapping(tmp_path / "latin.toml")
+
+
+@pytest.fixture(scope="module")
+def study():
+    return crossover_study(n_mdd=5, n_bipolar=4, seed=3)
+
+
+def _same(a, b):
+    """Equal tables, but for the identifiers' spelling (sub-01 vs STUDY-01)."""
+    a, b = a.copy(), b.copy()
+    a["patient_id"] = a["patient_id"].str[-2:]
+    b["patient_id"] = b["patient_id"].str[-2:]
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_adam_transport_and_dataset_json_read_into_the_bids_table(tmp_path, study):
+    bids = write_bids(study, tmp_path / "bids")
+    adam = write_adam(study, tmp_path / "adam")
+    shipped = example_study("adam") / "mapping.toml"
+    from_bids = read_bids(bids, example_study("bids") / "mapping.toml")
+    from_xpt = read_adam(adam / "adsl.xpt", adam / "adqs.xpt", shipped)
+    from_json = read_adam(adam / "adsl.json", adam / "adqs.json", shipped)
+    assert len(from_bids) == 2 * study["patient_id"].nunique()
+    _same(from_bids, from_xpt)
+    _same(from_xpt, from_json)
+    # and the courses are the simulated ones: same baseline MADRS of period 1, same visits
+    first = study[study["period"] == 1].reset_index(drop=True)
+    got = from_xpt[from_xpt["period"] == 1].reset_index(drop=True)
+    np.testing.assert_array_equal(got["madrs_d10"], first["madrs_d10"])
+    np.testing.assert_array_equal(got["madrs_baseline"], first["madrs_baseline"])
+    assert got["response"].astype(bool).tolist() == first["response"].astype(bool).tolist()
+
+
+def test_dataset_json_1_0_reads_like_1_1(tmp_path, study):
+    adam = write_adam(study, tmp_path / "adam", formats=("json",))
+    new = json.loads((adam / "adqs.json").read_text())
+    old = {
+        "datasetJSONVersion": "1.0.0",
+        "clinicalData": {
+            "itemGroupData": {
+                "IG.ADQS": {
+                    "records": new["records"],
+                    "name": "ADQS",
+                    "items": [{"OID": "ITEMGROUPDATASEQ", "name": "ITEMGROUPDATASEQ"}]
+                    + [{"OID": c["itemOID"], "name": c["name"]} for c in new["columns"]],
+                    "itemData": [[i, *row] for i, row in enumerate(new["rows"], start=1)],
+                }
+            }
+        },
+    }
+    (adam / "adqs10.json").write_text(json.dumps(old))
+    pd.testing.assert_frame_equal(
+        read_dataset(adam / "adqs10.json"), read_dataset(adam / "adqs.json")
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[]", "a Dataset-JSON file is a JSON object"),
+        ('{"datasetJSONVersion": "2.0"}', "is not 1.0 or 1.1"),
+        (
+            '{"datasetJSONVersion": "1.1.0", "columns": [{"name": "A"}], "rows": [[1, 2]]}',
+            "its rows are not lists of 1 values",
+        ),
+        (
+            '{"datasetJSONVersion": "1.1.0", "columns": [{"name": "A"}], "rows": [[{"x": 1}]]}',
+            "Dataset-JSON values are scalars",
+        ),
+        ("[" * 100_000, "not a JSON document"),
+    ],
+)
+def test_malformed_dataset_json_is_a_validation_error(tmp_path, content, message):
+    (tmp_path / "adsl.json").write_text(content)
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        read_dataset(tmp_path / "adsl.json")
+
+
+def test_a_file_that_is_not_transport_is_a_validation_error(tmp_path):
+    (tmp_path / "adsl.xpt").write_text("not a SAS file")
+    with pytest.raises(ValidationError, match="not a readable SAS transport file"):
+        read_dataset(tmp_path / "adsl.xpt")
+    (tmp_path / "adsl.csv").write_text("USUBJID\n01\n")
+    with pytest.raises(ValidationError, match=re.escape("expected a .xpt")):
+        read_dataset(tmp_path / "adsl.csv")
+
+
+def test_malformed_adam_lists_every_problem(tmp_path, study):
+    adsl, adqs = adam_datasets(study)
+    adsl.loc[0, "TRT02A"] = "PLACEBO"  # an unknown treatment code
+    adqs = adqs[
+        ~(
+            (adqs["USUBJID"] == adsl.loc[1, "USUBJID"])
+            & (adqs["AVISIT"] == "BASELINE")
+            & (adqs["PARAMCD"] == "MADRSTOT")
+        )
+    ]  # no baseline MADRS
+    extra = adqs.iloc[[5]].assign(AVISIT="DAY 99")  # an unmapped visit
+    flagged_out = adqs.iloc[[6]].assign(AVISIT="DAY 77", ANL01FL="")  # not analysed: ignored
+    adqs = pd.concat([adqs, extra, flagged_out], ignore_index=True)
+    folder = tmp_path / "adam"
+    folder.mkdir()
+    import pyreadstat
+
+    pyreadstat.write_xport(adsl, str(folder / "adsl.xpt"), file_format_version=5)
+    pyreadstat.write_xport(adqs, str(folder / "adqs.xpt"), file_format_version=5)
+    with pytest.raises(ValidationError) as caught:
+        read_adam(folder / "adsl.xpt", folder / "adqs.xpt", example_study("adam") / "mapping.toml")
+    text = str(caught.value)
+    assert "TRT02A='PLACEBO' is not an arm code of the mapping" in text
+    assert "no baseline MADRS" in text
+    assert "session 'DAY 99' is not in the mapping" in text
+    assert "DAY 77" not in text
+
+
+def test_experiments_read_studies_through_a_mapping(tmp_path):
+    from ketapredict.experiment import load_experiment
+
+    folder = tmp_path / "study"
+    shutil.copytree(example_study("adam"), folder)
+    (tmp_path / "real.toml").write_text(
+        '[data]\nformat = "adam"\nmapping = "study/mapping.toml"\n'
+        '[outcomes]\nnames = ["response"]\n'
+    )
+    experiment = load_experiment(tmp_path / "real.toml")
+    assert len(experiment.load_data()) == 50
+    assert not experiment.spec.data.simulated
+    (tmp_path / "bad.toml").write_text('[data]\nformat = "adam"\n')
+    with pytest.raises(ValidationError, match="needs mapping"):
+        load_experiment(tmp_path / "bad.toml")
+
+
+def test_ingest_writes_the_table_and_prints_what_it_kept(tmp_path, capsys):
+    out = tmp_path / "courses.parquet"
+    assert main(["ingest", str(example_study("bids") / "mapping.toml"), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "27 participants in participants.tsv; 25 kept, with 50 courses" in printed
+    assert "left out: 2 (group = HV, not mapped)" in printed
+    assert "ketamine: 25 (response assessed at day 10)" in printed
+    assert re.search(r"madrs_d10\s+50", printed)
+    table = pd.read_parquet(out)
+    assert len(table) == 50
+    pd.testing.assert_frame_equal(
+        ketapredict.validate(table).reset_index(drop=True),
+        read_bids(None, example_study("bids") / "mapping.toml"),
+    )
+
+
+def test_ingest_reports_a_mistake_without_a_traceback(tmp_path, capsys):
+    (tmp_path / "mapping.toml").write_text('format = "bids"\n')
+    assert main(["ingest", str(tmp_path / "mapping.toml")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ketapredict: ") and "Traceback" not in err
+    assert "diagnosis is required" in err
