@@ -77,9 +77,9 @@ def test_saved_files_are_not_pickles(tmp_path, risk_model):
             lambda p: (p / "manifest.json").write_text(
                 (p / "manifest.json")
                 .read_text()
-                .replace('"format_version": 3', '"format_version": 2')
+                .replace('"format_version": 4', '"format_version": 3')
             ),
-            "format version 2 is not 3",
+            "format version 3 is not 4",
         ),
         (lambda p: (p / "manifest.json").write_text("{not json"), "not valid JSON"),
         (

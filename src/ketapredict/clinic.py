@@ -574,13 +574,15 @@ def _drivers(
     a reason: its points join "the other predictors together".
     """
     from .trees import calibrated_log_odds
+    from .updating import apply_update
 
     phi, base = state.contributions(draws, member=0)
     phi = phi.mean(axis=0)
     calibrator = state.calibrators[0]
 
     def probability(margin: float) -> float:
-        return float(1 / (1 + np.exp(-calibrated_log_odds(np.array([margin]), calibrator)[0])))
+        log_odds = apply_update(calibrated_log_odds(np.array([margin]), calibrator), state.update)
+        return float(1 / (1 + np.exp(-log_odds[0])))
 
     margin = base + phi.sum()
     p0 = probability(base)

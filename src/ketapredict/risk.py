@@ -12,6 +12,7 @@ pickled, and loading refuses a changed or incompatible file.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -34,13 +35,14 @@ from .trees import (
     logit,
     stack_linear,
 )
+from .updating import apply_update, update_variance
 
 __all__ = ["OUTCOMES", "RiskModel"]
 
 OUTCOMES = ("response", "remission", "cognitive_decline", "dissociation")
 FORMAT = "ketapredict-risk-model"
 # Bump on any change of the saved layout; loading refuses other versions.
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 # Bootstrap replicates per outcome: 20 estimate the spread of the log-odds to within about
 # 16% (relative standard error 1/sqrt(2(B-1))) at a cost of 20 tree sets per prediction.
 REPLICATES = 20
@@ -86,6 +88,9 @@ class _Outcome:
     scale: dict[str, float] | None = None
     imputer: BaselineImputer | None = None  # missing optional fields, given the others
     linear: list[dict[str, Any] | None] = field(default_factory=list)  # per member
+    # an update to a new population (RiskModel.recalibrate): intercept and slope on the
+    # calibrated log-odds, with their covariance; None: as trained
+    update: dict[str, Any] | None = None
     state: dict[str, Any] = field(default_factory=dict)  # saved OutcomeModel state
     model: Any = None  # the OutcomeModel, restored on demand
 
@@ -370,6 +375,7 @@ class RiskModel:
         if owner is not None:
             p = BaselineImputer.average(1.0 / (1.0 + np.exp(-log_odds)), owner, n_rows)
             log_odds = logit(p)
+        log_odds = apply_update(log_odds, state.update, MAX_LOG_ODDS)
         names = state.feature_names
         active = X[:, names.index("active_drug")] == 1 if "active_drug" in names else None
         if active is None:
@@ -514,10 +520,11 @@ class RiskModel:
         probabilities = {}
         for outcome, state in self._outcomes.items():
             log_odds = self._log_odds(state, encoded[outcome], members=False)[:, 0]
-            p = 1.0 / (1.0 + np.exp(-log_odds))
-            probabilities[outcome] = (
-                p if owner is None else BaselineImputer.average(p, owner, len(X))
-            )
+            if owner is not None:  # averaged over the draws of missing fields
+                p = BaselineImputer.average(1.0 / (1.0 + np.exp(-log_odds)), owner, len(X))
+                log_odds = logit(p)
+            log_odds = apply_update(log_odds, state.update, MAX_LOG_ODDS)
+            probabilities[outcome] = 1.0 / (1.0 + np.exp(-log_odds))
         index = X.index if isinstance(X, pd.DataFrame) else None
         return pd.DataFrame(probabilities, index=index)
 
@@ -586,6 +593,9 @@ class RiskModel:
                 else:
                     multiplier = np.where(active, state.scale["active"], state.scale["comparator"])
                     half = multiplier * np.maximum(sd, _MIN_SD)
+                if state.update is not None:
+                    # the recalibration's own estimation error, at the normal 90% point
+                    half = np.sqrt(half**2 + 1.645**2 * update_variance(centre, state.update))
                 low = np.clip(centre - half, -_INTERVAL_LOG_ODDS, _INTERVAL_LOG_ODDS)
                 high = np.clip(centre + half, -_INTERVAL_LOG_ODDS, _INTERVAL_LOG_ODDS)
             out[outcome] = tuple(1.0 / (1.0 + np.exp(-v)) for v in (centre, low, high))
@@ -699,6 +709,131 @@ class RiskModel:
 
         return compare_regimens(self, patient, regimens, horizon_day=horizon_day)
 
+    def recalibrate(
+        self,
+        data: pd.DataFrame,
+        method: str = "closed_test",
+        *,
+        outcomes: Sequence[str] | None = None,
+        alpha: float = 0.05,
+    ) -> RiskModel:
+        """A copy of the model updated to a new population's outcome rates.
+
+        The standard hierarchy of model updating, on each outcome's calibrated log-odds
+        ``l``: keep the model; update its intercept (``a + l``: recalibration in the large,
+        when the new population's rate differs); or its intercept and slope (``a + b l``,
+        when its predictions are also too extreme or too flat there). ``"closed_test"``
+        chooses by likelihood-ratio tests at ``alpha`` (Vergouwe et al. 2017, Statistics in
+        Medicine 36:4529-4539; :func:`ketapredict.updating.choose_update`), so a small study
+        changes the model only as far as it has evidence to. The trees are not refitted.
+
+        The 90% intervals widen by the update's own estimation error. The provenance records
+        the method, each outcome's update and tests, and the data's digest (never a row).
+
+        Recalibration is not enough when the new population differs in *how* predictors
+        act (a predictor that matters there and not in training, a regimen never trained
+        on): the ranking of patients (AUC) is unchanged by it. Then refit on the new data, or
+        pool them with the training data.
+
+        Parameters
+        ----------
+        data : DataFrame
+            Patients of the new population with their observed outcomes (e.g. from
+            :func:`ketapredict.read_bids`); rows without an outcome are left out of that
+            outcome's update.
+        method : {"closed_test", "intercept", "intercept_slope"}, default="closed_test"
+            Which update: chosen by the closed test, or the one named whatever the tests say.
+        outcomes : sequence of str, optional
+            Outcomes to update; by default every outcome of the model that ``data`` records.
+        alpha : float, default=0.05
+            Level of the closed test's likelihood-ratio tests.
+
+        Returns
+        -------
+        RiskModel
+            A new model; this one is unchanged. Save and load it like any other.
+
+        Raises
+        ------
+        ValidationError
+            If ``data`` breaks the contract, records none of the outcomes, or an outcome has
+            no event or no non-event.
+
+        Examples
+        --------
+        >>> from ketapredict import Population, Regimen, RiskModel, TrialEffect
+        >>> from ketapredict import simulate_cohort, simulate_trial
+        >>> model = RiskModel.fit(simulate_cohort(n=2000, seed=0), outcomes=["response"],
+        ...                       replicates=0)
+        >>> arms = [Regimen(drug="ketamine", route="iv", dose=0.5, infusion_minutes=40)]
+        >>> local = simulate_trial(Population(), arms, n_per_arm=400, seed=1, visit_days=[1],
+        ...                        trial_effect=TrialEffect(nonspecific=1, drug=1))
+        >>> predicted = model.predict_proba(local)["response"].mean()
+        >>> round(float(local["response"].mean()), 3), round(float(predicted), 3)
+        (0.535, 0.344)
+        >>> updated = model.recalibrate(local)
+        >>> updated.provenance["recalibration"]["outcomes"]["response"]["method"]
+        'intercept_slope'
+        >>> round(float(updated.predict_proba(local)["response"].mean()), 3)
+        0.535
+        """
+        from .schema import _known, check_outcome, table_digest
+        from .updating import METHODS, choose_update
+
+        if method not in METHODS:
+            raise ValueError(f"Got method={method!r}, but expected one of {', '.join(METHODS)}.")
+        if not isinstance(data, pd.DataFrame):
+            raise TypeError(f"expected a patient table (DataFrame); got {type(data).__name__}")
+        table = self._table(data[[c for c in data.columns if _known(c)]], validated=False)
+        wanted = (
+            list(outcomes)
+            if outcomes is not None
+            else [o for o in self.outcomes if o in table.columns and table[o].notna().any()]
+        )
+        problems = [
+            Problem(o, None, f"{o!r} is not an outcome of this model ({', '.join(self.outcomes)})")
+            for o in wanted
+            if o not in self._outcomes
+        ] + [
+            Problem(o, None, f"the data have no {o!r} values to recalibrate with")
+            for o in wanted
+            if o in self._outcomes and (o not in table.columns or table[o].isna().all())
+        ]
+        if not wanted:
+            problems.append(
+                Problem(None, None, f"the data record none of the outcomes {self.outcomes}")
+            )
+        if problems:
+            raise ValidationError(problems, "recalibration data")
+        updated = copy.copy(self)
+        updated._outcomes = dict(self._outcomes)
+        updated.__dict__.pop("_stack", None)
+        record = {}
+        for outcome in wanted:
+            rows = table[table[outcome].notna()]
+            y = check_outcome(rows[outcome], outcome)
+            current = self.predict_proba(rows, validated=True)[outcome].to_numpy()
+            update = choose_update(y, logit(current), method, alpha)
+            previous = self._outcomes[outcome].update
+            if previous is not None and previous["method"] != "none":
+                update = _compose(previous, update)
+            updated._outcomes[outcome] = replace(self._outcomes[outcome], update=update)
+            record[outcome] = {
+                k: update[k] for k in ("method", "intercept", "slope", "n", "events", "p_values")
+            }
+        updated.provenance = {
+            **self.provenance,
+            "recalibration": {
+                "method": method,
+                "alpha": alpha,
+                "data_sha256": table_digest(table),
+                "n_patients": len(table),
+                "date": time.strftime("%Y-%m-%d"),
+                "outcomes": record,
+            },
+        }
+        return updated
+
     @property
     def has_intervals(self) -> bool:
         return all(s.z is not None for s in self._outcomes.values())
@@ -751,6 +886,7 @@ class RiskModel:
                 "interval_scale": state.scale,
                 "imputer": None if state.imputer is None else state.imputer.to_dict(),
                 "linear": state.linear,
+                "recalibration": state.update,
                 "booster": booster,
                 "trees": f"{outcome}.trees.json",
             }
@@ -829,6 +965,7 @@ class RiskModel:
                         if state.get("imputer") is None
                         else BaselineImputer.from_dict(state["imputer"])
                     ),
+                    update=_checked_update(state.get("recalibration")),
                     state=state,
                 )
             except (KeyError, TypeError, ValueError) as error:
@@ -868,6 +1005,57 @@ def _checked_linear(linear: Any, n_members: int, n_features: int) -> list:
         ):
             raise ValueError(f"linear active {active!r} is not a feature position")
     return linear
+
+
+def _compose(first: Mapping[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """One update doing ``first`` then ``second``: a2 + b2 (a1 + b1 l). The covariance is
+    the second's, mapped back to the original log-odds (the first is taken as fixed)."""
+    a1, b1 = first["intercept"], first["slope"]
+    a2, b2 = second["intercept"], second["slope"]
+    (vaa, vab), (_, vbb) = second["covariance"]
+    # (a, b) = (a2 + b2 a1, b2 b1) is linear in (a2, b2) with Jacobian [[1, a1], [0, b1]]
+    jacobian = np.array([[1.0, a1], [0.0, b1]])
+    covariance = jacobian @ np.array([[vaa, vab], [vab, vbb]]) @ jacobian.T
+    method = (
+        "intercept_slope"
+        if "slope" in (first["method"] + second["method"])
+        else ("intercept" if "intercept" in (first["method"], second["method"]) else "none")
+    )
+    return {
+        **second,
+        "method": method,
+        "intercept": float(a2 + b2 * a1),
+        "slope": float(b2 * b1),
+        "covariance": covariance.tolist(),
+    }
+
+
+def _checked_update(update: Any) -> dict[str, Any] | None:
+    """A saved recalibration, checked: a known method, finite coefficients, a 2x2
+    covariance with non-negative variances."""
+    if update is None:
+        return None
+    if not isinstance(update, dict) or update.get("method") not in (
+        "none",
+        "intercept",
+        "intercept_slope",
+    ):
+        raise ValueError(f"recalibration is not a known update: {str(update)[:80]}")
+    numbers = [update.get("intercept"), update.get("slope")]
+    covariance = update.get("covariance")
+    if not (isinstance(covariance, list) and len(covariance) == 2):
+        raise ValueError("recalibration covariance is not 2 x 2")
+    for row in covariance:
+        if not (isinstance(row, list) and len(row) == 2):
+            raise ValueError("recalibration covariance is not 2 x 2")
+        numbers += row
+    if not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v) for v in numbers
+    ):
+        raise ValueError("recalibration coefficients are not finite numbers")
+    if covariance[0][0] < 0 or covariance[1][1] < 0:
+        raise ValueError("recalibration variances are negative")
+    return update
 
 
 def _checked_scale(scale: Any) -> dict[str, float] | None:

@@ -146,13 +146,10 @@ def _dataset(data: pd.DataFrame, experiment) -> Any:
     from mlflow.data.code_dataset_source import CodeDatasetSource
     from mlflow.data.meta_dataset import MetaDataset
 
-    from .schema import columns
+    from .schema import columns, table_digest
 
     kept = data.drop(columns=columns("identifier", frame=data))
-    hashed = pd.util.hash_pandas_object(kept.astype(str), index=False).to_numpy()
-    import hashlib
-
-    digest = hashlib.sha256(hashed.tobytes()).hexdigest()[:16]
+    digest = table_digest(data)
     spec = experiment.spec.data
     source = CodeDatasetSource(
         {
