@@ -49,6 +49,8 @@ _PUBLIC = {
     "load_model": "clinic",
     "regimen_grid": "clinic",
     "cross_validate": "evaluate",
+    "ExternalValidation": "external",
+    "evaluate_model": "external",
     "Explanation": "explanation",
     "explain": "explanation",
     "score_predictions": "evaluate",

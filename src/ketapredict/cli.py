@@ -115,6 +115,54 @@ def _ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_data(path: Path) -> tuple[pd.DataFrame, str]:
+    """A study from a mapping file (.toml) or a patient table (.csv, .parquet)."""
+    from .exceptions import Problem, ValidationError
+    from .schema import validate
+
+    if path.suffix == ".toml":
+        from .io import read_study
+
+        return read_study(path), path.name
+    if path.suffix not in (".csv", ".parquet"):
+        raise ValidationError(
+            [
+                Problem(
+                    None,
+                    str(path),
+                    f"{str(path)!r}: expected a mapping file (.toml) or a "
+                    "patient table (.csv, .parquet)",
+                )
+            ],
+            "data",
+        )
+    if not path.is_file():
+        raise ValidationError([Problem(None, str(path), f"{str(path)!r}: no such file")], "data")
+    table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    return validate(table, what=f"patient table {path.name}"), path.name
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .clinic import load_model
+    from .external import evaluate_model
+
+    model = load_model(None if args.model == "demo" else args.model)
+    data, name = _read_data(args.data)
+    result = evaluate_model(model, data, source=name)
+    print(result, flush=True)
+    if args.no_track:
+        return 0
+    from .tracking import TrackingError, log_evaluation, tracking_uri
+
+    try:
+        run_id = log_evaluation(result, model, "demo" if args.model == "demo" else args.model)
+    except TrackingError as error:
+        print(f"ketapredict: not logged to MLflow: {error}", file=sys.stderr)
+        return 1
+    print(f"\nLogged MLflow run {run_id} (experiment external-validation) to {tracking_uri()}.")
+    return 0
+
+
 def _calibrate(args: argparse.Namespace) -> int:
     from .cohort.calibration import calibration_report
 
@@ -467,6 +515,25 @@ def _parser() -> argparse.ArgumentParser:
         help="ADaM: the efficacy dataset (default: the mapping's efficacy)",
     )
     ingest.set_defaults(run=_ingest)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="validate a saved model on a study it never saw (external validation)",
+        description="Score a study with a saved model and report, per outcome and arm, "
+        "observed against predicted risk, calibration intercept and slope, AUC with "
+        "small-sample intervals, Brier score and patients outside the training data, with "
+        "small-sample warnings; log the evaluation to MLflow.",
+    )
+    evaluate.add_argument(
+        "model", help="model directory, MLflow URI (models:/name@champion) or 'demo'"
+    )
+    evaluate.add_argument(
+        "data",
+        type=Path,
+        help="mapping file (.toml) of a study, or a patient table (.csv, .parquet)",
+    )
+    evaluate.add_argument("--no-track", action="store_true", help="do not log to MLflow")
+    evaluate.set_defaults(run=_evaluate)
 
     train = commands.add_parser(
         "train",

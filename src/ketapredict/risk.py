@@ -834,6 +834,44 @@ class RiskModel:
         }
         return updated
 
+    def outside_training(self, X: pd.DataFrame, *, validated: bool = False) -> np.ndarray:
+        """Whether each patient lies outside the training distribution.
+
+        Outside means, as in the reports' warnings: a continuous feature beyond the
+        training data's 0.5-99.5% range, a category the training data never had, or a
+        combination of values more unusual (Mahalanobis distance over the recorded features)
+        than 99% of training patients. A missing value is never a reason.
+
+        Parameters
+        ----------
+        X : DataFrame
+            Patients, as for :meth:`predict_proba`.
+        validated : bool, default=False
+            Whether ``X`` already went through :func:`ketapredict.validate`.
+
+        Returns
+        -------
+        ndarray of bool
+        """
+        X = self._table(X, validated)
+        reference = self.reference
+        if not reference:
+            return np.zeros(len(X), dtype=bool)
+        first = next(iter(self._outcomes.values()))
+        matrix = self._matrix(first, X)
+        where = {name: j for j, name in enumerate(first.feature_names)}
+        continuous = matrix[:, [where[name] for name in reference["continuous"]]]
+        low, high = np.asarray(reference["low"]), np.asarray(reference["high"])
+        with np.errstate(invalid="ignore"):
+            outside = ((continuous < low) | (continuous > high)).any(axis=1)
+        seen = set(reference["seen_categories"])
+        unseen = [where[n] for n in reference["binary"] if n not in seen and n in where]
+        if unseen:
+            outside |= (matrix[:, unseen] == 1).any(axis=1)
+        z = (continuous - np.asarray(reference["mean"])) / np.asarray(reference["sd"])
+        distance = joint_distance(z, np.asarray(reference["covariance"]))
+        return outside | (distance > reference["joint_threshold"])
+
     @property
     def has_intervals(self) -> bool:
         return all(s.z is not None for s in self._outcomes.values())
@@ -974,6 +1012,7 @@ class RiskModel:
                 raise ModelFileError(f"{where}: unreadable ({error!r})") from None
         risk.provenance = manifest.get("provenance", {})
         risk.reference = manifest.get("reference", {})
+        risk.content_sha256 = manifest["content_sha256"]  # verified above: names this model
         return risk
 
 

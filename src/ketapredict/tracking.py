@@ -28,7 +28,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["DEFAULT_TRACKING_URI", "TrackingError", "log_experiment", "tracking_uri"]
+__all__ = [
+    "DEFAULT_TRACKING_URI",
+    "TrackingError",
+    "log_evaluation",
+    "log_experiment",
+    "tracking_uri",
+]
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 # MLflow's usage telemetry would send events off the machine: a clinical tool does not.
@@ -527,6 +533,56 @@ def _log_model(risk_model) -> str:
             pip_requirements=[f"ketapredict=={__version__}"],
         )
     return info.model_uri
+
+
+def log_evaluation(result, model, model_source: str) -> str:
+    """Log an external validation (:func:`ketapredict.evaluate_model`) as an MLflow run.
+
+    The run sits in the experiment ``external-validation``, is named after the model and
+    the data, and is linked to the model by tags: ``model_source`` (the MLflow URI, or the
+    model directory's name) and ``model_sha256`` (the saved model's content checksum). It
+    logs every figure of the report as a metric (``response/ketamine/auc``...), the data's
+    digest, and the report and its table (aggregates only, never a patient row).
+
+    Returns
+    -------
+    str
+        The run's id.
+    """
+    import mlflow
+
+    from . import __version__
+
+    source = model_source
+    if not source.startswith(("models:/", "runs:/")):
+        source = Path(source).name or source  # a directory's name, not this machine's path
+    with _store():
+        experiment_id = _experiment_id("external-validation")
+        name = f"{model.provenance.get('name', 'model')} on {result.source or result.data_digest}"
+        with mlflow.start_run(experiment_id=experiment_id, run_name=name[:200]) as run:
+            mlflow.set_tags(
+                {
+                    "model_source": source,
+                    "model_sha256": getattr(model, "content_sha256", "unsaved"),
+                    "model_data_kind": model.provenance.get("data_kind", "unknown"),
+                    "data_digest": result.data_digest,
+                    "ketapredict_version": __version__,
+                    "git_commit": git_commit(),
+                    "mlflow.note.content": (
+                        f"External validation of {result.model} on {result.n_courses} courses."
+                    ),
+                }
+            )
+            mlflow.log_params(
+                {
+                    "n_courses": result.n_courses,
+                    "outcomes": ",".join(pd.unique(result.table["outcome"])),
+                }
+            )
+            mlflow.log_metrics(result.metrics)
+            mlflow.log_text(str(result), "external_validation.txt")
+            mlflow.log_table(result.table, "external_validation.json")
+            return run.info.run_id
 
 
 def load_logged_model(uri: str):

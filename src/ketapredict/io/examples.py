@@ -20,7 +20,8 @@ from ..regimen import Regimen
 
 __all__ = ["crossover_study", "example_study", "write_adam", "write_bids"]
 
-VISIT_DAYS = (2, 10)
+# Follow-ups at 24 h and a week, as the single-infusion crossovers assessed (Zarate 2006)
+VISIT_DAYS = (1, 7)
 STUDY = "KETX-CROSSOVER"
 _IV = {"route": "iv", "dose_unit": "mg/kg", "infusion_minutes": 40}
 _GROUP = {"MDD": "MDD", "bipolar": "BP"}
@@ -112,8 +113,8 @@ def write_bids(study: pd.DataFrame, root: str | Path, *, healthy: int = 2) -> Pa
 
     ``participants.tsv`` (with its JSON sidecar), ``dataset_description.json`` and
     ``phenotype/madrs.tsv`` and ``phenotype/hamd.tsv`` (one row per participant and session:
-    ``ses-b0`` the baseline of period 1, ``ses-d2`` / ``ses-d10`` after ketamine, ``ses-p2``
-    / ``ses-p10`` after saline). ``healthy`` volunteers (group ``HV``) are added with a
+    ``ses-b0`` the baseline of period 1, ``ses-d1`` / ``ses-d7`` after ketamine, ``ses-p1``
+    / ``ses-p7`` after saline). ``healthy`` volunteers (group ``HV``) are added with a
     baseline session only.
 
     Returns
@@ -353,7 +354,7 @@ def write_adam(
     """Write a crossover study as ADaM ADSL and ADQS, as SAS transport and Dataset-JSON.
 
     ADQS has one baseline record per parameter (``AVISIT = "BASELINE"``, no period) and one
-    record per period and follow-up day (``AVISIT = "DAY 2"``..., ``APERIOD`` 1 or 2).
+    record per period and follow-up day (``AVISIT = "DAY 1"``..., ``APERIOD`` 1 or 2).
 
     Returns
     -------
