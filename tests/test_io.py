@@ -368,5 +368,6 @@ def test_ingest_reports_a_mistake_without_a_traceback(tmp_path, capsys):
     (tmp_path / "mapping.toml").write_text('format = "bids"\n')
     assert main(["ingest", str(tmp_path / "mapping.toml")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("ketapredict: ") and "Traceback" not in err
+    assert err.startswith("ketapredict: ")
+    assert "Traceback" not in err
     assert "diagnosis is required" in err

@@ -581,7 +581,7 @@ def log_evaluation(result, model, model_source: str) -> str:
             )
             mlflow.log_metrics(result.metrics)
             mlflow.log_text(str(result), "external_validation.txt")
-            mlflow.log_table(result.table, "external_validation.json")
+            mlflow.log_text(result.table.to_csv(index=False), "external_validation.csv")
             return run.info.run_id
 
 

@@ -1,0 +1,208 @@
+"""External validation and recalibration to a local population."""
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import ketapredict
+from ketapredict import (
+    ModelFileError,
+    Population,
+    Regimen,
+    RiskModel,
+    TrialEffect,
+    ValidationError,
+    simulate_cohort,
+    simulate_trial,
+)
+from ketapredict.cli import main
+from ketapredict.external import auc_interval, evaluate_model
+from ketapredict.io import example_study, read_study
+from ketapredict.updating import choose_update, fit_line
+
+IV = {"route": "iv", "infusion_minutes": 40}
+ARMS = {
+    "ketamine": Regimen(drug="ketamine", dose=0.5, **IV),
+    "saline": Regimen(drug="saline", dose=0, **IV),
+}
+# a population unlike the training cohort: milder, less resistant depression, in a trial
+# whose patients improve less with or without the drug
+LOCAL = Population(diagnosis="MDD", madrs_mean=28)
+LOCAL_TRIAL = TrialEffect(nonspecific=-1.5, drug=-1.0)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return RiskModel.fit(simulate_cohort(n=3000, seed=0), outcomes=["response"], replicates=5)
+
+
+def _local(n_per_arm, seed):
+    return simulate_trial(
+        LOCAL, ARMS, n_per_arm=n_per_arm, seed=seed, visit_days=(1,), trial_effect=LOCAL_TRIAL
+    )
+
+
+def test_recalibration_brings_a_new_population_into_calibration_in_the_large(model, tmp_path):
+    local, held_out = _local(2500, seed=11), _local(5000, seed=12)
+    observed = held_out["response"].mean()
+    before = model.predict_proba(held_out)["response"].mean()
+    assert abs(before - observed) > 0.1  # the new population's rate differs
+    updated = model.recalibrate(local)
+    after = updated.predict_proba(held_out)["response"].mean()
+    assert abs(after - observed) < 0.02, (observed, before, after)
+    record = updated.provenance["recalibration"]
+    assert record["outcomes"]["response"]["method"] in ("intercept", "intercept_slope")
+    assert len(record["data_sha256"]) == 16
+    assert record["n_patients"] == len(local)
+    assert "patient_id" not in json.dumps(record)
+    # the original model is unchanged
+    assert model.predict_proba(held_out)["response"].mean() == before
+    # it saves and loads like any model, without pickle, to the same predictions
+    updated.save(tmp_path / "local")
+    loaded = RiskModel.load(tmp_path / "local")
+    pd.testing.assert_frame_equal(
+        loaded.predict_interval(held_out.head(50)), updated.predict_interval(held_out.head(50))
+    )
+    assert loaded.provenance["recalibration"] == json.loads(json.dumps(record))
+
+
+def test_recalibrated_intervals_hold_the_estimate_and_widen_with_the_update_error(model):
+    small = _local(30, seed=13)
+    updated = model.recalibrate(small, "intercept")
+    patients = _local(20, seed=14)
+    before = model.predict_interval(patients)
+    after = updated.predict_interval(patients)
+    assert ((after["low"] <= after["probability"]) & (after["probability"] <= after["high"])).all()
+    logit = lambda p: np.log(p) - np.log1p(-p)  # noqa: E731
+    width_before = logit(before["high"]) - logit(before["low"])
+    width_after = logit(after["high"]) - logit(after["low"])
+    assert (width_after > width_before + 1e-9).all()
+
+
+def test_recalibrating_twice_composes_the_updates(model):
+    first = model.recalibrate(_local(1000, seed=15), "intercept_slope")
+    second = first.recalibrate(_local(1000, seed=16), "intercept_slope")
+    update = second._outcomes["response"].update
+    assert update["method"] == "intercept_slope"
+    patients = _local(10, seed=17)
+    # one update on the original log-odds does both
+    p0 = model.predict_proba(patients)["response"].to_numpy()
+    log_odds = np.clip(
+        update["intercept"] + update["slope"] * (np.log(p0) - np.log1p(-p0)), -9.21, 9.21
+    )
+    np.testing.assert_allclose(
+        second.predict_proba(patients)["response"], 1 / (1 + np.exp(-log_odds)), rtol=1e-9
+    )
+
+
+def test_the_closed_test_keeps_a_calibrated_model_and_updates_a_shifted_one():
+    rng = np.random.default_rng(5)
+    log_odds = rng.normal(-0.5, 1.0, size=300)
+    calibrated = rng.random(300) < 1 / (1 + np.exp(-log_odds))
+    assert choose_update(calibrated, log_odds)["method"] == "none"
+    shifted = rng.random(300) < 1 / (1 + np.exp(-(log_odds + 1.2)))
+    assert choose_update(shifted, log_odds)["method"] == "intercept"
+    flat = rng.random(300) < 1 / (1 + np.exp(-(0.2 * log_odds)))  # predictions too extreme
+    assert choose_update(flat, log_odds)["method"] == "intercept_slope"
+
+
+def test_a_separating_outcome_is_never_fitted():
+    log_odds = np.linspace(-2, 2, 20)
+    y = log_odds > 0  # perfect separation: the slope runs off to infinity
+    assert not fit_line(y, log_odds).converged
+    update = choose_update(y, log_odds, "intercept_slope")
+    assert update["method"] == "intercept"
+    assert np.isfinite(update["intercept"])
+
+
+def test_recalibration_refuses_data_without_outcomes_or_with_one_class(model):
+    patients = _local(20, seed=18)
+    with pytest.raises(ValidationError, match="record none of the outcomes"):
+        model.recalibrate(patients.drop(columns=["response"]))
+    with pytest.raises(ValidationError, match=r"only one class"):
+        model.recalibrate(patients.assign(response=True))
+    with pytest.raises(ValueError, match="method='platt'"):
+        model.recalibrate(patients, "platt")
+
+
+def test_a_tampered_recalibration_is_refused(model, tmp_path):
+    updated = model.recalibrate(_local(500, seed=19), "intercept")
+    updated.save(tmp_path / "m")
+    path = tmp_path / "m" / "response.json"
+    state = json.loads(path.read_text())
+    state["recalibration"]["intercept"] = float("nan")
+    path.write_text(json.dumps(state))
+    with pytest.raises(ModelFileError):
+        RiskModel.load(tmp_path / "m")
+
+
+@pytest.mark.parametrize(("events", "non_events"), [(3, 22), (10, 15), (40, 60)])
+def test_the_auc_interval_stays_in_range_and_narrows_with_more_patients(events, non_events):
+    for auc in (0.0, 0.3, 0.5, 0.8, 1.0):
+        low, high = auc_interval(auc, events, non_events)
+        assert 0.0 <= low <= auc <= high <= 1.0
+    wide = np.subtract(*auc_interval(0.7, events, non_events)[::-1])
+    narrow = np.subtract(*auc_interval(0.7, events * 4, non_events * 4)[::-1])
+    assert narrow < wide
+
+
+def test_the_auc_interval_covers_about_95_percent():
+    rng = np.random.default_rng(0)
+    covered = 0
+    for _ in range(400):
+        y = np.r_[np.ones(10), np.zeros(15)].astype(int)
+        score = rng.normal(size=25) + 1.0 * y  # true AUC: P(N(1, 2) > 0) = 0.760
+        p = 1 / (1 + np.exp(-score))
+        from ketapredict.external import _auc
+
+        low, high = auc_interval(_auc(y, p), 10, 15)
+        covered += low <= 0.7602 <= high
+    assert 0.90 <= covered / 400 <= 0.99
+
+
+def test_external_validation_reports_each_arm_with_small_sample_warnings():
+    study = read_study(example_study("bids") / "mapping.toml")
+    result = evaluate_model(ketapredict.load_model(), study, source="example")
+    table = result.table.set_index(["outcome", "group"])
+    assert table.loc[("response", "ketamine"), "n"] == 25
+    ketamine = study[study["arm"] == "ketamine"]
+    assert table.loc[("response", "ketamine"), "observed"] == ketamine["response"].mean()
+    assert table.loc[("response", "all"), "events"] == study["response"].sum()
+    assert (table["brier"].between(0, 1)).all()
+    assert (table["auc_low"].dropna() <= table["auc"].dropna()).all()
+    text = str(result)
+    assert "precise external validation needs at least 100 of each" in text
+    assert "not for clinical decisions" in text
+    assert "response  (assessed at day 7 in ketamine, saline)" in text
+    assert set(result.metrics) >= {"response/ketamine/auc", "response/all/brier"}
+    assert "sub-01" not in text
+
+
+def test_evaluate_command_prints_the_report_and_logs_a_linked_run(tmp_path, monkeypatch, capsys):
+    import mlflow
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    mapping = example_study("adam") / "mapping.toml"
+    assert main(["evaluate", "demo", str(mapping)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("External validation of ketapredict demo model")
+    assert "Warnings:" in out
+    run_id = re.search(r"Logged MLflow run (\w+)", out).group(1)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    run = mlflow.get_run(run_id)
+    model = ketapredict.load_model()
+    assert run.data.tags["model_source"] == "demo"
+    assert run.data.tags["model_sha256"] == model.content_sha256
+    assert run.data.metrics["response/all/observed"] == pytest.approx(0.3)
+    assert "patient_id" not in json.dumps(run.data.params)
+
+
+def test_evaluate_command_names_a_bad_data_file(tmp_path, capsys):
+    (tmp_path / "table.xlsx").write_text("x")
+    assert main(["evaluate", "demo", str(tmp_path / "table.xlsx"), "--no-track"]) == 2
+    err = capsys.readouterr().err
+    assert "expected a mapping file (.toml) or a patient table" in err
