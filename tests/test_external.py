@@ -206,3 +206,20 @@ def test_evaluate_command_names_a_bad_data_file(tmp_path, capsys):
     assert main(["evaluate", "demo", str(tmp_path / "table.xlsx"), "--no-track"]) == 2
     err = capsys.readouterr().err
     assert "expected a mapping file (.toml) or a patient table" in err
+
+
+def test_recalibrate_command_saves_an_updated_model(tmp_path, capsys):
+    out = tmp_path / "local"
+    mapping = example_study("bids") / "mapping.toml"
+    assert (
+        main(["recalibrate", "demo", str(mapping), "--out", str(out), "--method", "intercept"])
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "response: intercept updated" in printed
+    assert "observed 30.0%" in printed
+    loaded = RiskModel.load(out)
+    assert loaded.provenance["recalibration"]["method"] == "intercept"
+    study = read_study(mapping)
+    predicted = loaded.predict_proba(study)["response"].mean()
+    assert predicted == pytest.approx(study["response"].mean(), abs=1e-6)

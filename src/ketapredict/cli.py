@@ -123,7 +123,7 @@ def _read_data(path: Path) -> tuple[pd.DataFrame, str]:
     if path.suffix == ".toml":
         from .io import read_study
 
-        return read_study(path), path.name
+        return read_study(path), f"{path.parent.name}/{path.name}"
     if path.suffix not in (".csv", ".parquet"):
         raise ValidationError(
             [
@@ -160,6 +160,50 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"ketapredict: not logged to MLflow: {error}", file=sys.stderr)
         return 1
     print(f"\nLogged MLflow run {run_id} (experiment external-validation) to {tracking_uri()}.")
+    return 0
+
+
+_UPDATES = {
+    "none": "kept as it was",
+    "intercept": "intercept updated",
+    "intercept_slope": "intercept and slope updated",
+}
+
+
+def _recalibrate(args: argparse.Namespace) -> int:
+    from .clinic import load_model
+
+    model = load_model(None if args.model == "demo" else args.model)
+    data, name = _read_data(args.data)
+    if args.out.exists() and any(args.out.iterdir()):
+        raise SystemExit(f"ketapredict: {str(args.out)!r} is not empty; give a new directory.")
+    updated = model.recalibrate(data, args.method)
+    record = updated.provenance["recalibration"]
+    print(
+        f"Recalibrated {model.provenance.get('name', 'the model')} to {name} "
+        f"({record['n_patients']} courses, data digest {record['data_sha256']}), "
+        f"method {args.method}:"
+    )
+    before = model.predict_proba(data)
+    after = updated.predict_proba(data)
+    for outcome, update in record["outcomes"].items():
+        observed = data[outcome].dropna().astype(float).mean()
+        has = data[outcome].notna()
+        tests = ", ".join(
+            f"{k.replace('_', ' ')} p={v:.3g}"
+            for k, v in update["p_values"].items()
+            if v is not None
+        )
+        print(
+            f"  {outcome}: {_UPDATES[update['method']]} (intercept "
+            f"{update['intercept']:+.2f}, slope "
+            f"{update['slope']:.2f}; {update['events']} events in {update['n']}; {tests})\n"
+            f"    observed {observed:.1%}; mean predicted {before.loc[has, outcome].mean():.1%} "
+            f"before, {after.loc[has, outcome].mean():.1%} after (on the same courses: judge "
+            "it on patients it was not fitted to)"
+        )
+    updated.save(args.out)
+    print(f"Saved the recalibrated model to {args.out}.")
     return 0
 
 
@@ -534,6 +578,32 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--no-track", action="store_true", help="do not log to MLflow")
     evaluate.set_defaults(run=_evaluate)
+
+    recalibrate = commands.add_parser(
+        "recalibrate",
+        help="update a saved model to a local population (intercept, slope, closed test)",
+        description="Update a model's calibration to a study of the local population "
+        "(calibration in the large, or intercept and slope, chosen by a closed testing "
+        "procedure) and save the updated model; the trees are not refitted.",
+    )
+    recalibrate.add_argument(
+        "model", help="model directory, MLflow URI (models:/name@champion) or 'demo'"
+    )
+    recalibrate.add_argument(
+        "data",
+        type=Path,
+        help="mapping file (.toml) of a study, or a patient table (.csv, .parquet)",
+    )
+    recalibrate.add_argument(
+        "--out", type=Path, required=True, help="new directory for the updated model"
+    )
+    recalibrate.add_argument(
+        "--method",
+        choices=("closed_test", "intercept", "intercept_slope"),
+        default="closed_test",
+        help="the update (default closed_test: chosen by likelihood-ratio tests)",
+    )
+    recalibrate.set_defaults(run=_recalibrate)
 
     train = commands.add_parser(
         "train",
