@@ -244,7 +244,7 @@ def test_adam_transport_and_dataset_json_read_into_the_bids_table(tmp_path, stud
     # and the courses are the simulated ones: same baseline MADRS of period 1, same visits
     first = study[study["period"] == 1].reset_index(drop=True)
     got = from_xpt[from_xpt["period"] == 1].reset_index(drop=True)
-    np.testing.assert_array_equal(got["madrs_d10"], first["madrs_d10"])
+    np.testing.assert_array_equal(got["madrs_d7"], first["madrs_d7"])
     np.testing.assert_array_equal(got["madrs_baseline"], first["madrs_baseline"])
     assert got["response"].astype(bool).tolist() == first["response"].astype(bool).tolist()
 
@@ -329,6 +329,17 @@ def test_malformed_adam_lists_every_problem(tmp_path, study):
     assert "no baseline MADRS" in text
     assert "session 'DAY 99' is not in the mapping" in text
     assert "DAY 77" not in text
+    # the same without the unmapped visit: the record the flag leaves out is counted
+    adqs = adqs[adqs["AVISIT"] != "DAY 99"]
+    adsl.loc[0, "TRT02A"] = adsl.loc[1, "TRT02A"]
+    pyreadstat.write_xport(adsl, str(folder / "adsl.xpt"), file_format_version=5)
+    pyreadstat.write_xport(adqs, str(folder / "adqs.xpt"), file_format_version=5)
+    mapping = (example_study("adam") / "mapping.toml").read_text()
+    (folder / "mapping.toml").write_text(
+        mapping.replace('format = "adam"', 'format = "adam"\nincomplete = "drop"')
+    )
+    table = read_adam(folder / "adsl.xpt", folder / "adqs.xpt", folder / "mapping.toml")
+    assert table.attrs["ingest"]["ignored_records"] == {"ANL01FL not Y": 1}
 
 
 def test_experiments_read_studies_through_a_mapping(tmp_path):
@@ -354,8 +365,8 @@ def test_ingest_writes_the_table_and_prints_what_it_kept(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "27 participants in participants.tsv; 25 kept, with 50 courses" in printed
     assert "left out: 2 (group = HV, not mapped)" in printed
-    assert "ketamine: 25 (response assessed at day 10)" in printed
-    assert re.search(r"madrs_d10\s+50", printed)
+    assert "ketamine: 25 (response assessed at day 7)" in printed
+    assert re.search(r"madrs_d7\s+50", printed)
     table = pd.read_parquet(out)
     assert len(table) == 50
     pd.testing.assert_frame_equal(

@@ -193,8 +193,12 @@ def read_adam(
 
     records = records_raw.astype(object)
     records["where"] = [f"{paths['efficacy'].name} record {i}" for i in range(1, len(records) + 1)]
+    ignored = {}
     for flag in names.flags:
-        records = records[records[flag].map(_text) == "Y"]
+        flagged = records[flag].map(_text) == "Y"
+        if (~flagged).any():
+            ignored[f"{flag} not Y"] = int((~flagged).sum())
+        records = records[flagged]
     parameter = records[names.parameter].map(_text)
     scale_of = {code: scale for scale, code in mapping.scores.items()}
     absent = [code for code in scale_of if not (parameter == code).any()]
@@ -234,6 +238,7 @@ def read_adam(
         source=f"{paths['adsl']} + {paths['efficacy'].name}",
         subject_file=paths["adsl"].name,
         record_files=paths["efficacy"].name,
+        ignored=ignored,
     )
 
 

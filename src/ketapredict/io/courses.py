@@ -64,8 +64,9 @@ class IngestSummary:
         The assessment day of each arm's response and remission.
     unassessed : dict of str to int
         Courses without response (no MADRS at the endpoint), per arm.
-    skipped_records : int
-        Score records of sessions the mapping skips.
+    ignored_records : dict of str to int
+        Score records not used, by reason (a session the mapping skips, an analysis flag
+        not set).
     """
 
     source: str
@@ -77,7 +78,7 @@ class IngestSummary:
     visits: dict[str, int] = field(default_factory=dict)
     endpoints: dict[str, float] = field(default_factory=dict)
     unassessed: dict[str, int] = field(default_factory=dict)
-    skipped_records: int = 0
+    ignored_records: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -104,8 +105,8 @@ class IngestSummary:
         width = max((len(v) for v in self.visits), default=0)
         for name, n in self.visits.items():
             lines.append(f"    {name:<{width}}  {n}")
-        if self.skipped_records:
-            lines.append(f"  score records of skipped sessions: {self.skipped_records}")
+        for reason, n in self.ignored_records.items():
+            lines.append(f"  score records not used: {n} ({reason})")
         return "\n".join(lines)
 
 
@@ -282,16 +283,19 @@ def assemble(
     source: str,
     subject_file: str,
     record_files: str,
+    ignored: dict[str, int] | None = None,
 ) -> pd.DataFrame:
     """Build and validate the patient-course table (see the module docstring).
 
     Returns the table with the :class:`IngestSummary` in ``table.attrs["ingest"]`` (as a
-    dict). Raises one :class:`~ketapredict.ValidationError` listing every problem.
+    dict); ``ignored`` counts score records the reader left out, by reason. Raises one
+    :class:`~ketapredict.ValidationError` listing every problem.
     """
     what = f"study at {source}"
     problems: list[Problem] = []
     summary = IngestSummary(source=source, subject_file=subject_file, participants=len(subjects))
     dropped: Counter = Counter()
+    unused: Counter = Counter(ignored or {})
     if _missing_columns(mapping, subjects, subject_file, problems):
         raise ValidationError(problems, what)
 
@@ -365,7 +369,7 @@ def assemble(
             )
             continue
         if session.skip:
-            summary.skipped_records += 1
+            unused[f"session {label} skipped by the mapping"] += 1
             continue
         if not arms_of[subject]:
             continue  # started no period (counted above)
@@ -485,6 +489,7 @@ def assemble(
     table = validate(table, what=what).reset_index(drop=True)
 
     summary.dropped = dict(dropped)
+    summary.ignored_records = dict(unused)
     summary.patients = int(table["patient_id"].nunique())
     summary.courses = table["arm"].value_counts().reindex(list(mapping.arms)).dropna()
     summary.courses = {k: int(v) for k, v in summary.courses.items()}
