@@ -51,7 +51,7 @@ def auc_interval(auc: float, events: int, non_events: int) -> tuple[float, float
     >>> from ketapredict.external import auc_interval
     >>> low, high = auc_interval(0.75, 10, 15)
     >>> round(low, 2), round(high, 2)
-    (0.53, 0.89)
+    (0.51, 0.89)
     >>> auc_interval(1.0, 5, 5)[1]
     1.0
     """
