@@ -223,3 +223,32 @@ def test_recalibrate_command_saves_an_updated_model(tmp_path, capsys):
     study = read_study(mapping)
     predicted = loaded.predict_proba(study)["response"].mean()
     assert predicted == pytest.approx(study["response"].mean(), abs=1e-6)
+
+
+def test_a_declined_second_update_keeps_the_first_and_its_record():
+    study = read_study(example_study("bids") / "mapping.toml")
+    demo = ketapredict.load_model()
+    first = demo.recalibrate(study, "intercept_slope", outcomes=["response"])
+    second = first.recalibrate(study, outcomes=["response"])  # nothing left to correct
+    assert second.provenance["recalibration"]["outcomes"]["response"]["method"] != "none"
+    pd.testing.assert_frame_equal(
+        second.predict_interval(study.head(3)), first.predict_interval(study.head(3))
+    )
+    third = first.recalibrate(study, "intercept", outcomes=["remission"])
+    record = third.provenance["recalibration"]
+    assert set(record["outcomes"]) == {"response", "remission"}
+    assert record["earlier"][0]["outcomes"]["response"]["method"] == "intercept_slope"
+
+
+def test_an_outcome_with_one_class_is_still_evaluated():
+    study = read_study(example_study("bids") / "mapping.toml").assign(remission=False)
+    table = evaluate_model(ketapredict.load_model(), study).table.set_index(["outcome", "group"])
+    assert table.loc[("remission", "all"), "events"] == 0
+    assert np.isnan(table.loc[("remission", "all"), "auc"])
+    assert table.loc[("response", "all"), "auc"] > 0
+
+
+def test_an_empty_table_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "empty.csv").write_text("")
+    assert main(["evaluate", "demo", str(tmp_path / "empty.csv"), "--no-track"]) == 2
+    assert "empty.csv cannot be read as csv" in capsys.readouterr().err

@@ -382,3 +382,39 @@ def test_ingest_reports_a_mistake_without_a_traceback(tmp_path, capsys):
     assert err.startswith("ketapredict: ")
     assert "Traceback" not in err
     assert "diagnosis is required" in err
+
+
+def test_dropouts_missing_rows_are_counted_and_a_subject_column_is_just_a_column(tmp_path):
+    participants = PARTICIPANTS.replace("participant_id\t", "participant_id\tsubject\t", 1)
+    participants = "\n".join(
+        line if i == 0 else line.replace("\t", "\tx\t", 1)
+        for i, line in enumerate(participants.splitlines())
+    )
+    participants += "\nsub-04\tx\t60\tF\tMDD\t30\td\tn/a\n"
+    madrs = MADRS + "sub-04\tses-b0\t30\nsub-04\tses-d10\t12\nsub-04\tses-p10\tn/a\n"
+    root = _bids(tmp_path / "study", participants, madrs)
+    table = read_bids(root, root / "mapping.toml")
+    summary = table.attrs["ingest"]
+    assert summary["ignored_records"] == {
+        "missing values of periods the participant did not start": 1
+    }
+    assert summary["dropped"]["period 2 not started (infusion_2 empty)"] == 1
+    assert table.loc[table["patient_id"] == "sub-04", "response"].tolist() == [True]
+
+
+@pytest.mark.parametrize(
+    ("sessions", "message"),
+    [
+        ({"ses-b0": {"baseline": True}, "ses-4h": {"day": 0.1667}}, "not a whole number of"),
+        (
+            {"ses-b0": {"baseline": True}, "ses-a": {"day": 1}, "ses-b": {"day": 1.0}},
+            "'ses-a' is the same visit (d1) of arm 'ketamine'",
+        ),
+    ],
+)
+def test_sessions_must_name_distinct_visits_in_whole_minutes(sessions, message):
+    import tomllib
+
+    data = {**tomllib.loads(EXAMPLE_MAPPING), "sessions": sessions}
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        load_mapping(data)

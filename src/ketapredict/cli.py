@@ -138,7 +138,11 @@ def _read_data(path: Path) -> tuple[pd.DataFrame, str]:
         )
     if not path.is_file():
         raise ValidationError([Problem(None, str(path), f"{str(path)!r}: no such file")], "data")
-    table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    try:
+        table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except (ValueError, OSError, UnicodeDecodeError) as error:  # pandas' parser errors too
+        message = f"{path.name} cannot be read as {path.suffix[1:]}: {str(error)[:200]}"
+        raise ValidationError([Problem(None, path.name, message)], "data") from None
     return validate(table, what=f"patient table {path.name}"), path.name
 
 
@@ -175,8 +179,8 @@ def _recalibrate(args: argparse.Namespace) -> int:
 
     model = load_model(None if args.model == "demo" else args.model)
     data, name = _read_data(args.data)
-    if args.out.exists() and any(args.out.iterdir()):
-        raise SystemExit(f"ketapredict: {str(args.out)!r} is not empty; give a new directory.")
+    if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
+        raise SystemExit(f"ketapredict: {str(args.out)!r} exists; give a new directory.")
     updated = model.recalibrate(data, args.method)
     record = updated.provenance["recalibration"]
     print(

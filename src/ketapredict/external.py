@@ -246,7 +246,7 @@ def evaluate_model(
     response  (assessed at day 7 in ketamine, saline)
     ...
     """
-    from .schema import _known, check_outcome, validate
+    from .schema import _known, validate
 
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"expected a patient table (DataFrame); got {type(data).__name__}")
@@ -281,7 +281,7 @@ def evaluate_model(
         if not has.any():
             warnings.append(f"{outcome}: the data have no values; not evaluated")
             continue
-        y = check_outcome(table.loc[has, outcome], outcome).astype(float)
+        y = table.loc[has, outcome].astype(float).to_numpy()  # validated: booleans
         p = probabilities.loc[has, outcome].to_numpy(dtype=float)
         names = sorted(pd.unique(arm[has]))
         groups = [(name, (arm[has] == name).to_numpy()) for name in names]
@@ -325,6 +325,13 @@ def evaluate_model(
             "distribution (a value beyond its 0.5-99.5% range, a category never seen, or an "
             "unusual combination): their predictions are extrapolations"
         )
+    if "patient_id" in table.columns and table["patient_id"].notna().any():
+        repeated = int((table["patient_id"].value_counts() > 1).sum())
+        if repeated:
+            warnings.append(
+                f"{repeated} patients give more than one course (crossover periods): rows "
+                "pooling arms count them as independent, so their intervals are too narrow"
+            )
     provenance = getattr(model, "provenance", {})
     if provenance.get("data_kind") == "simulated":
         warnings.append(

@@ -816,22 +816,27 @@ class RiskModel:
             update = choose_update(y, logit(current), method, alpha)
             previous = self._outcomes[outcome].update
             if previous is not None and previous["method"] != "none":
-                update = _compose(previous, update)
+                update = _compose(previous, update)  # one update from the original log-odds
             updated._outcomes[outcome] = replace(self._outcomes[outcome], update=update)
             record[outcome] = {
                 k: update[k] for k in ("method", "intercept", "slope", "n", "events", "p_values")
             }
-        updated.provenance = {
-            **self.provenance,
-            "recalibration": {
-                "method": method,
-                "alpha": alpha,
-                "data_sha256": table_digest(table),
-                "n_patients": len(table),
-                "date": time.strftime("%Y-%m-%d"),
-                "outcomes": record,
-            },
+        entry = {
+            "method": method,
+            "alpha": alpha,
+            "data_sha256": table_digest(table),
+            "n_patients": len(table),
+            "date": time.strftime("%Y-%m-%d"),
+            "outcomes": record,
         }
+        earlier = self.provenance.get("recalibration")
+        if earlier:  # outcomes updated before and not now keep their record; the history too
+            entry["outcomes"] = {**earlier["outcomes"], **record}
+            entry["earlier"] = [
+                *earlier.get("earlier", []),
+                {k: v for k, v in earlier.items() if k != "earlier"},
+            ]
+        updated.provenance = {**self.provenance, "recalibration": entry}
         return updated
 
     def outside_training(self, X: pd.DataFrame, *, validated: bool = False) -> np.ndarray:
@@ -1047,14 +1052,22 @@ def _checked_linear(linear: Any, n_members: int, n_features: int) -> list:
 
 
 def _compose(first: Mapping[str, Any], second: dict[str, Any]) -> dict[str, Any]:
-    """One update doing ``first`` then ``second``: a2 + b2 (a1 + b1 l). The covariance is
-    the second's, mapped back to the original log-odds (the first is taken as fixed)."""
+    """One update doing ``first`` then ``second``: a2 + b2 (a1 + b1 l).
+
+    Its covariance carries both estimates' errors (delta method, the two samples
+    independent): the Jacobian of (a, b) = (a2 + b2 a1, b2 b1) in (a2, b2) is
+    [[1, a1], [0, b1]], in (a1, b1) it is b2 times the identity. A second update the closed
+    test declines leaves the first as it was.
+    """
+    if second["method"] == "none":
+        return {**first, "p_values": second["p_values"], "n": second["n"],
+                "events": second["events"]}  # fmt: skip
     a1, b1 = first["intercept"], first["slope"]
     a2, b2 = second["intercept"], second["slope"]
-    (vaa, vab), (_, vbb) = second["covariance"]
-    # (a, b) = (a2 + b2 a1, b2 b1) is linear in (a2, b2) with Jacobian [[1, a1], [0, b1]]
     jacobian = np.array([[1.0, a1], [0.0, b1]])
-    covariance = jacobian @ np.array([[vaa, vab], [vab, vbb]]) @ jacobian.T
+    covariance = jacobian @ np.asarray(second["covariance"]) @ jacobian.T + b2**2 * np.asarray(
+        first["covariance"]
+    )
     method = (
         "intercept_slope"
         if "slope" in (first["method"] + second["method"])

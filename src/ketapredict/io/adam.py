@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..exceptions import Problem, ValidationError
-from .courses import _text, assemble
+from .courses import SUBJECT, WHERE, _text, assemble
 from .mapping import StudyMapping, load_mapping
 
 __all__ = ["read_adam", "read_dataset"]
@@ -187,18 +187,20 @@ def read_adam(
     if problems:
         raise ValidationError(problems, what)
 
-    subjects = subjects_raw.rename(columns={names.subject: "subject"}).astype(object)
-    subjects["subject"] = subjects["subject"].map(_text)
-    subjects["where"] = [f"{paths['adsl'].name} record {i}" for i in range(1, len(subjects) + 1)]
+    for frame, file in ((subjects_raw, paths["adsl"]), (records_raw, paths["efficacy"])):
+        for reserved in (SUBJECT, WHERE):
+            if reserved in frame.columns:
+                problems.append(
+                    Problem(reserved, None, f"{file.name}: variable {reserved!r} is reserved")
+                )
+    if problems:
+        raise ValidationError(problems, what)
+    subjects = subjects_raw.rename(columns={names.subject: SUBJECT}).astype(object)
+    subjects[SUBJECT] = subjects[SUBJECT].map(_text)
+    subjects[WHERE] = [f"{paths['adsl'].name} record {i}" for i in range(1, len(subjects) + 1)]
 
     records = records_raw.astype(object)
-    records["where"] = [f"{paths['efficacy'].name} record {i}" for i in range(1, len(records) + 1)]
-    ignored = {}
-    for flag in names.flags:
-        flagged = records[flag].map(_text) == "Y"
-        if (~flagged).any():
-            ignored[f"{flag} not Y"] = int((~flagged).sum())
-        records = records[flagged]
+    records[WHERE] = [f"{paths['efficacy'].name} record {i}" for i in range(1, len(records) + 1)]
     parameter = records[names.parameter].map(_text)
     scale_of = {code: scale for scale, code in mapping.scores.items()}
     absent = [code for code in scale_of if not (parameter == code).any()]
@@ -214,7 +216,13 @@ def read_adam(
             ],
             what,
         )
-    records = records[parameter.isin(scale_of)]
+    records = records[parameter.isin(scale_of)]  # the mapped scales' records only
+    ignored = {}
+    for flag in names.flags:
+        flagged = records[flag].map(_text) == "Y"
+        if (~flagged).any():
+            ignored[f"{flag} not Y"] = int((~flagged).sum())
+        records = records[flagged]
     period = (
         records[names.period]
         if names.period is not None and names.period in records.columns
@@ -227,7 +235,7 @@ def read_adam(
             "scale": records[names.parameter].map(_text).map(scale_of),
             "value": records[names.value],
             "period": period.map(_text),
-            "where": records["where"],
+            "where": records[WHERE],
         }
     )
     return assemble(

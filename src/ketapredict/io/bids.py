@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..exceptions import Problem, ValidationError
-from .courses import assemble
+from .courses import SUBJECT, WHERE, assemble
 from .mapping import StudyMapping, load_mapping
 
 __all__ = ["read_bids"]
@@ -50,6 +50,9 @@ def _read_tsv(path: Path, root: Path, required: tuple[str, ...]) -> pd.DataFrame
     ]
     if len(set(header)) != len(header):
         problems.append(Problem(None, name, f"{name} repeats a column name in its header"))
+    for reserved in (SUBJECT, WHERE):
+        if reserved in header:
+            problems.append(Problem(reserved, name, f"{name}: column {reserved!r} is reserved"))
     cells = [line.split("\t") for line in lines[1:]]
     for number, row in enumerate(cells, start=2):
         if len(row) != len(header):
@@ -63,7 +66,7 @@ def _read_tsv(path: Path, root: Path, required: tuple[str, ...]) -> pd.DataFrame
     if problems:
         raise ValidationError(problems, f"BIDS dataset at {str(root)!r}")
     frame = pd.DataFrame(cells, columns=header, dtype=object)
-    frame["where"] = [f"{name} line {n}" for n in range(2, len(cells) + 2)]
+    frame[WHERE] = [f"{name} line {n}" for n in range(2, len(cells) + 2)]
     return frame
 
 
@@ -136,7 +139,7 @@ def read_bids(path: str | Path | None, mapping: str | Path | StudyMapping) -> pd
             [Problem(None, str(root), f"no participants.tsv in {str(root)!r}")], what
         )
     subjects = _read_tsv(participants_file, root, ("participant_id",))
-    subjects = subjects.rename(columns={"participant_id": "subject"})
+    subjects = subjects.rename(columns={"participant_id": SUBJECT})
 
     phenotype = sorted((root / "phenotype").glob("*.tsv"))
     problems = []
@@ -169,7 +172,7 @@ def read_bids(path: str | Path | None, mapping: str | Path | StudyMapping) -> pd
                         "scale": scale,
                         "value": table[source],
                         "period": None,
-                        "where": table["where"],
+                        "where": table[WHERE],
                     }
                 )
             )

@@ -9,8 +9,8 @@ the result validated against the data contract. Every problem is collected and r
 
 The two long tables:
 
-- ``subjects``: one row per participant, ``subject`` (the identifier), ``where`` (file and
-  line, for messages) and the source's subject-level columns as text.
+- ``subjects``: one row per participant, :data:`SUBJECT` (the identifier), :data:`WHERE`
+  (file and line, for messages) and the source's subject-level columns as text.
 - ``records``: one row per score value, ``subject``, ``label`` (session or visit),
   ``scale`` (contract scale), ``value`` (text), ``period`` (the record's own period, ADaM
   only, else missing) and ``where``.
@@ -37,7 +37,11 @@ from ..schema import (
 )
 from .mapping import StudyMapping, ValueMap
 
-__all__ = ["IngestSummary", "assemble"]
+__all__ = ["SUBJECT", "WHERE", "IngestSummary", "assemble"]
+
+# The subject table's own columns, named so no source column can clash with them.
+SUBJECT = "__subject__"
+WHERE = "__where__"
 
 
 @dataclass
@@ -175,7 +179,7 @@ def _missing_columns(
                 name,
                 c,
                 f"{what} has no column {c!r} (mapped to {name}); its columns are "
-                + ", ".join(map(repr, subjects.columns.drop(["subject", "where"]))),
+                + ", ".join(map(repr, subjects.columns.drop([SUBJECT, WHERE]))),
             )
         )
     return bool(absent)
@@ -261,6 +265,18 @@ def _course_key(
     return None
 
 
+def _not_started(session, record_period: Any, periods: dict[int, str]) -> bool:
+    """Whether a record belongs to a period or arm the participant never started."""
+    if not _is_missing(record_period):
+        try:
+            return int(float(record_period)) not in periods
+        except (TypeError, ValueError):
+            return False
+    if session.period is not None:
+        return session.period not in periods
+    return session.arm is not None and session.arm not in periods.values()
+
+
 def _endpoints(mapping: StudyMapping) -> dict[str, float]:
     """Each arm's assessment day: its own ``endpoint_day``, else its last mapped day."""
     days: dict[str, list[float]] = defaultdict(list)
@@ -300,8 +316,12 @@ def assemble(
         raise ValidationError(problems, what)
 
     # -- participants -----------------------------------------------------------------------
-    duplicated = subjects["subject"].duplicated(keep=False)
-    for subject, rows in subjects[duplicated].groupby("subject")["where"]:
+    no_id = subjects[SUBJECT].map(_is_missing).to_numpy(dtype=bool)
+    for where in subjects.loc[no_id, WHERE]:
+        problems.append(Problem("participant_id", None, f"{where}: no participant id"))
+    subjects = subjects[~no_id]
+    duplicated = subjects[SUBJECT].duplicated(keep=False)
+    for subject, rows in subjects[duplicated].groupby(SUBJECT)[WHERE]:
         problems.append(
             Problem(
                 "participant_id",
@@ -312,10 +332,7 @@ def assemble(
     people: dict[str, dict[str, Any]] = {}
     arms_of: dict[str, dict[int, str]] = {}
     for _, row in subjects[~duplicated].iterrows():
-        subject, where = row["subject"], row["where"]
-        if subject is None:
-            problems.append(Problem("participant_id", None, f"{where}: no participant id"))
-            continue
+        subject, where = row[SUBJECT], row[WHERE]
         for col, allowed in mapping.keep.items():
             if _text(row[col]) not in allowed:
                 dropped[f"{col} not one of {', '.join(allowed)}"] += 1
@@ -341,10 +358,11 @@ def assemble(
     values: dict[tuple, tuple[float | None, str]] = {}
     no_subject: Counter = Counter()
     with_records = set(records["subject"])
+    listed = set(subjects[SUBJECT])
     for rec in records.itertuples(index=False):
         subject, label, where = rec.subject, rec.label, rec.where
         if subject not in people:
-            if subject in set(subjects["subject"]):
+            if subject in listed:
                 continue  # a participant left out above (counted there)
             no_subject[subject] += 1
             if no_subject[subject] == 1:
@@ -373,6 +391,9 @@ def assemble(
             continue
         if not arms_of[subject]:
             continue  # started no period (counted above)
+        if _is_missing(rec.value) and _not_started(session, rec.period, arms_of[subject]):
+            unused["missing values of periods the participant did not start"] += 1
+            continue
         record_period = None
         if not _is_missing(rec.period):
             try:

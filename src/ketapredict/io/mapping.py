@@ -25,7 +25,7 @@ import pydantic
 
 from ..exceptions import Problem, ValidationError
 from ..regimen import REGIMEN_FIELDS, Regimen
-from ..schema import column, columns
+from ..schema import column, columns, visit_label
 
 __all__ = ["Arm", "Session", "StudyMapping", "ValueMap", "load_mapping"]
 
@@ -81,7 +81,17 @@ class Session(_Strict):
                 "give exactly one of baseline = true, day = <days after the first session> "
                 "or skip = true"
             )
+        _whole_minutes(self.day)
         return self
+
+
+def _whole_minutes(day: float | None) -> None:
+    """Visit columns are named by whole days, hours or minutes (``madrs_h4``)."""
+    if day is not None and abs(day * 1440 - round(day * 1440)) > 1e-6:
+        raise ValueError(
+            f"day = {day!r} is not a whole number of minutes; give e.g. {round(day * 24, 3)} "
+            "hours as a fraction of a day that is (4 h = 0.16666666666666666)"
+        )
 
 
 class Arm(_Strict):
@@ -97,6 +107,11 @@ class Arm(_Strict):
     n_sessions: int = 1
     new_oral_antidepressant: bool = False
     endpoint_day: float | None = pydantic.Field(default=None, gt=0, le=365)
+
+    @pydantic.model_validator(mode="after")
+    def _minutes(self) -> Arm:
+        _whole_minutes(self.endpoint_day)
+        return self
 
     def regimen(self) -> Regimen:
         return Regimen(**{name: getattr(self, name) for name in REGIMEN_FIELDS})
@@ -209,6 +224,19 @@ def _check(mapping: StudyMapping) -> list[Problem]:
     if not any(s.day is not None for s in entries.values()):
         add(entries_name, list(entries), "no session is a follow-up (day = ...)")
     arms = set(mapping.arms)
+    visits: dict[tuple, str] = {}
+    for label, session in entries.items():
+        if session.day is None:
+            continue
+        for arm in [session.arm] if session.arm else sorted(arms):
+            key = (arm, session.period, visit_label(session.day))
+            if key in visits:
+                add(
+                    f"{entries_name}.{label}.day",
+                    session.day,
+                    f"{visits[key]!r} is the same visit ({key[2]}) of arm {arm!r}",
+                )
+            visits[key] = label
     for label, session in entries.items():
         if session.arm is not None and session.arm not in arms:
             add(
