@@ -198,6 +198,10 @@ def test_incomplete_courses_can_be_dropped_and_are_counted(tmp_path):
         ),
         ({"sessions": {"ses-b0": {"baseline": True, "day": 3}}}, "give exactly one of"),
         ({"extra": 1}, "extra: unknown key"),
+        (
+            {"arms": {"ketamine": {"drug": "ketamine", "route": "iv", "dosee": 0.5}}},
+            "arms.ketamine: unknown key 'dosee'",
+        ),
     ],
 )
 def test_mapping_mistakes_are_named(change, message):
@@ -405,7 +409,10 @@ def test_dropouts_missing_rows_are_counted_and_a_subject_column_is_just_a_column
 @pytest.mark.parametrize(
     ("sessions", "message"),
     [
-        ({"ses-b0": {"baseline": True}, "ses-4h": {"day": 0.1667}}, "not a whole number of"),
+        (
+            {"ses-b0": {"baseline": True}, "ses-4h": {"day": 0.1667}},
+            "must be a whole number of minutes",
+        ),
         (
             {"ses-b0": {"baseline": True}, "ses-a": {"day": 1}, "ses-b": {"day": 1.0}},
             "'ses-a' is the same visit (d1) of arm 'ketamine'",

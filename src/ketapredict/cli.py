@@ -499,6 +499,18 @@ def _ui(args: argparse.Namespace) -> int:
         return 0
 
 
+def _model_and_data(command: argparse.ArgumentParser) -> None:
+    """The MODEL and DATA arguments of the commands that apply a model to a study."""
+    command.add_argument(
+        "model", help="model directory, MLflow URI (models:/name@champion) or 'demo'"
+    )
+    command.add_argument(
+        "data",
+        type=Path,
+        help="mapping file (.toml) of a study, or a patient table (.csv, .parquet)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -572,14 +584,7 @@ def _parser() -> argparse.ArgumentParser:
         "small-sample intervals, Brier score and patients outside the training data, with "
         "small-sample warnings; log the evaluation to MLflow.",
     )
-    evaluate.add_argument(
-        "model", help="model directory, MLflow URI (models:/name@champion) or 'demo'"
-    )
-    evaluate.add_argument(
-        "data",
-        type=Path,
-        help="mapping file (.toml) of a study, or a patient table (.csv, .parquet)",
-    )
+    _model_and_data(evaluate)
     evaluate.add_argument("--no-track", action="store_true", help="do not log to MLflow")
     evaluate.set_defaults(run=_evaluate)
 
@@ -590,14 +595,7 @@ def _parser() -> argparse.ArgumentParser:
         "(calibration in the large, or intercept and slope, chosen by a closed testing "
         "procedure) and save the updated model; the trees are not refitted.",
     )
-    recalibrate.add_argument(
-        "model", help="model directory, MLflow URI (models:/name@champion) or 'demo'"
-    )
-    recalibrate.add_argument(
-        "data",
-        type=Path,
-        help="mapping file (.toml) of a study, or a patient table (.csv, .parquet)",
-    )
+    _model_and_data(recalibrate)
     recalibrate.add_argument(
         "--out", type=Path, required=True, help="new directory for the updated model"
     )

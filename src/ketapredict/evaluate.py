@@ -158,18 +158,12 @@ def _calibration_line(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
     Both from logistic recalibration of the outcome on logit(p) (Cox 1958; Van Calster
     2019); the ideal values are 0 and 1.
     """
-    from scipy.special import expit
     from sklearn.linear_model import LogisticRegression
 
+    from .updating import fit_intercept
+
     x = logit(p, clip=1e-6)
-    # intercept with logit(p) as an offset: Newton's method on one concave parameter
-    a = 0.0
-    for _ in range(100):
-        q = expit(a + x)
-        step = (y - q).sum() / max((q * (1 - q)).sum(), 1e-12)
-        a += float(np.clip(step, -5, 5))
-        if abs(step) < 1e-10:
-            break
+    a = fit_intercept(y, x).intercept  # logit(p) as an offset
     slope = LogisticRegression(C=np.inf, max_iter=1000).fit(x.reshape(-1, 1), y).coef_[0, 0]
     return float(a), float(slope)
 

@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .exceptions import Problem, ValidationError
 from .schema import KETAMINES, table_digest
 from .updating import fit_intercept, fit_line
 
@@ -246,27 +245,7 @@ def evaluate_model(
     response  (assessed at day 7 in ketamine, saline)
     ...
     """
-    from .schema import _known, validate
-
-    if not isinstance(data, pd.DataFrame):
-        raise TypeError(f"expected a patient table (DataFrame); got {type(data).__name__}")
-    table = validate(data[[c for c in data.columns if _known(c)]], what="validation data")
-    wanted = (
-        outcomes
-        if outcomes is not None
-        else [o for o in model.outcomes if o in table.columns and table[o].notna().any()]
-    )
-    problems = [
-        Problem(o, None, f"{o!r} is not an outcome of the model ({', '.join(model.outcomes)})")
-        for o in wanted
-        if o not in model.outcomes
-    ]
-    if not wanted:
-        problems.append(
-            Problem(None, None, f"the data record none of the model's outcomes {model.outcomes}")
-        )
-    if problems:
-        raise ValidationError(problems, "validation data")
+    table, wanted = model._observed(data, outcomes, "validation data")
     probabilities = model.predict_proba(table, validated=True)
     outside = model.outside_training(table, validated=True)
     arm = (
@@ -277,10 +256,7 @@ def evaluate_model(
     active = table["drug"].astype(object).isin(KETAMINES).to_numpy()
     rows, warnings = [], []
     for outcome in wanted:
-        has = table[outcome].notna().to_numpy() if outcome in table.columns else np.zeros(0, bool)
-        if not has.any():
-            warnings.append(f"{outcome}: the data have no values; not evaluated")
-            continue
+        has = table[outcome].notna().to_numpy()
         y = table.loc[has, outcome].astype(float).to_numpy()  # validated: booleans
         p = probabilities.loc[has, outcome].to_numpy(dtype=float)
         names = sorted(pd.unique(arm[has]))

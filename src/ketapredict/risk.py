@@ -777,34 +777,12 @@ class RiskModel:
         >>> round(float(updated.predict_proba(local)["response"].mean()), 3)
         0.535
         """
-        from .schema import _known, check_outcome, table_digest
+        from .schema import check_outcome, table_digest
         from .updating import METHODS, choose_update
 
         if method not in METHODS:
             raise ValueError(f"Got method={method!r}, but expected one of {', '.join(METHODS)}.")
-        if not isinstance(data, pd.DataFrame):
-            raise TypeError(f"expected a patient table (DataFrame); got {type(data).__name__}")
-        table = self._table(data[[c for c in data.columns if _known(c)]], validated=False)
-        wanted = (
-            list(outcomes)
-            if outcomes is not None
-            else [o for o in self.outcomes if o in table.columns and table[o].notna().any()]
-        )
-        problems = [
-            Problem(o, None, f"{o!r} is not an outcome of this model ({', '.join(self.outcomes)})")
-            for o in wanted
-            if o not in self._outcomes
-        ] + [
-            Problem(o, None, f"the data have no {o!r} values to recalibrate with")
-            for o in wanted
-            if o in self._outcomes and (o not in table.columns or table[o].isna().all())
-        ]
-        if not wanted:
-            problems.append(
-                Problem(None, None, f"the data record none of the outcomes {self.outcomes}")
-            )
-        if problems:
-            raise ValidationError(problems, "recalibration data")
+        table, wanted = self._observed(data, outcomes, "recalibration data")
         updated = copy.copy(self)
         updated._outcomes = dict(self._outcomes)
         updated.__dict__.pop("_stack", None)
@@ -838,6 +816,34 @@ class RiskModel:
             ]
         updated.provenance = {**self.provenance, "recalibration": entry}
         return updated
+
+    def _observed(
+        self, data: pd.DataFrame, outcomes: Sequence[str] | None, what: str
+    ) -> tuple[pd.DataFrame, list[str]]:
+        """The validated table (contract columns only) and the model's outcomes it records
+        (``outcomes``, checked, or all that have a value): for recalibration and external
+        validation."""
+        from .schema import _known
+
+        if not isinstance(data, pd.DataFrame):
+            raise TypeError(f"expected a patient table (DataFrame); got {type(data).__name__}")
+        table = self._table(data[[c for c in data.columns if _known(c)]], validated=False)
+        recorded = [o for o in self.outcomes if o in table.columns and table[o].notna().any()]
+        wanted = list(outcomes) if outcomes is not None else recorded
+        problems = [
+            Problem(o, None, f"{o!r} is not an outcome of this model ({', '.join(self.outcomes)})")
+            if o not in self._outcomes
+            else Problem(o, None, f"the data have no {o!r} values")
+            for o in wanted
+            if o not in recorded
+        ]
+        if not wanted:
+            problems.append(
+                Problem(None, None, f"the data record none of the outcomes {self.outcomes}")
+            )
+        if problems:
+            raise ValidationError(problems, what)
+        return table, wanted
 
     def outside_training(self, X: pd.DataFrame, *, validated: bool = False) -> np.ndarray:
         """Whether each patient lies outside the training distribution.

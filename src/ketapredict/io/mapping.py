@@ -87,25 +87,16 @@ class Session(_Strict):
 
 def _whole_minutes(day: float | None) -> None:
     """Visit columns are named by whole days, hours or minutes (``madrs_h4``)."""
-    if day is not None and abs(day * 1440 - round(day * 1440)) > 1e-6:
-        raise ValueError(
-            f"day = {day!r} is not a whole number of minutes; give e.g. {round(day * 24, 3)} "
-            "hours as a fraction of a day that is (4 h = 0.16666666666666666)"
-        )
+    if day is not None:
+        visit_label(day)  # raises ValueError, which pydantic reports with the key
 
 
 class Arm(_Strict):
-    """One arm's dose schedule (the fields of :class:`~ketapredict.Regimen`), and optionally
-    the day its response and remission are assessed (by default its last mapped follow-up)."""
+    """One arm: the keyword arguments of :class:`~ketapredict.Regimen` (checked by it, with
+    its defaults), and optionally ``endpoint_day``, the day its response and remission are
+    assessed (by default its last mapped follow-up)."""
 
-    drug: str
-    route: str
-    dose: float
-    dose_unit: str = "mg/kg"
-    infusion_minutes: float | None = None
-    sessions_per_week: float = 1.0
-    n_sessions: int = 1
-    new_oral_antidepressant: bool = False
+    model_config = pydantic.ConfigDict(extra="allow", frozen=True)
     endpoint_day: float | None = pydantic.Field(default=None, gt=0, le=365)
 
     @pydantic.model_validator(mode="after")
@@ -114,7 +105,21 @@ class Arm(_Strict):
         return self
 
     def regimen(self) -> Regimen:
-        return Regimen(**{name: getattr(self, name) for name in REGIMEN_FIELDS})
+        fields = dict(self.model_extra or {})
+        unknown = sorted(set(fields) - set(REGIMEN_FIELDS))
+        if unknown:
+            raise ValidationError(
+                [
+                    Problem(
+                        k,
+                        fields[k],
+                        f"unknown key {k!r}; a Regimen has {', '.join(REGIMEN_FIELDS)}",
+                    )
+                    for k in unknown
+                ],
+                "regimen",
+            )
+        return Regimen(**fields)
 
 
 class Periods(_Strict):
