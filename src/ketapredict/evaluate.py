@@ -143,13 +143,72 @@ def expected_calibration_error(
     if strategy == "uniform":
         which = np.minimum((p * n_bins).astype(int), n_bins - 1)
     elif strategy == "quantile":
-        # cut at the quantiles, so that tied predictions share a bin whatever the row order
-        edges = np.quantile(p, np.linspace(0, 1, n_bins + 1)[1:-1])
-        which = np.searchsorted(edges, p, side="left")
+        which = _quantile_bins(p, n_bins)
     else:
         raise ValueError(f"strategy must be 'quantile' or 'uniform', got {strategy!r}")
     gaps = np.abs(np.bincount(which, weights=y - p, minlength=n_bins))
     return float(gaps.sum() / len(p))
+
+
+def _quantile_bins(p: np.ndarray, n_bins: int) -> np.ndarray:
+    """Each prediction's bin of (about) equal counts; cut at the quantiles, so that tied
+    predictions share a bin whatever the row order."""
+    edges = np.quantile(p, np.linspace(0, 1, n_bins + 1)[1:-1])
+    return np.searchsorted(edges, p, side="left")
+
+
+def calibration_bins(y: Any, p: Any, n_bins: int = 10) -> pd.DataFrame:
+    """The calibration table: predictions in bins of equal counts, each bin's mean
+    prediction against its observed rate with a 95% Wilson interval.
+
+    Equal-count bins spread a rare outcome's predictions over every bin (equal-width bins
+    put nearly every patient of a 3% outcome in the first); the bins of
+    :func:`expected_calibration_error`.
+
+    Parameters
+    ----------
+    y : array-like of 0/1
+        Observed outcomes.
+    p : array-like of float in [0, 1]
+        Predicted probabilities.
+    n_bins : int, default=10
+        Number of bins; fewer when ties leave some empty.
+
+    Returns
+    -------
+    DataFrame
+        One row per non-empty bin: ``bin``, ``n``, ``events``, ``predicted_low`` and
+        ``predicted_high`` (the range of predictions), ``mean_predicted``, ``observed``,
+        ``observed_low``, ``observed_high``.
+
+    Examples
+    --------
+    >>> from ketapredict.evaluate import calibration_bins
+    >>> table = calibration_bins([0, 0, 1, 1], [0.1, 0.2, 0.7, 0.9], n_bins=2)
+    >>> table[["n", "events", "mean_predicted", "observed"]].to_numpy().tolist()
+    [[2.0, 0.0, 0.15, 0.0], [2.0, 2.0, 0.8, 1.0]]
+    """
+    y = np.asarray(y, dtype=float)
+    p = np.asarray(p, dtype=float)
+    which = _quantile_bins(p, n_bins)
+    n = np.bincount(which, minlength=n_bins).astype(float)
+    events = np.bincount(which, weights=y, minlength=n_bins)
+    kept = n > 0
+    n, events = n[kept], events[kept]
+    rate = events / n
+    # Wilson's score interval (Wilson 1927): inside [0, 1] even for 0 or n events
+    z = 1.959963984540054
+    centre = (rate + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z * np.sqrt(rate * (1 - rate) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
+    frame = pd.DataFrame({"bin": np.flatnonzero(kept), "n": n, "events": events})
+    grouped = pd.Series(p).groupby(which)
+    frame["predicted_low"] = grouped.min().to_numpy()
+    frame["predicted_high"] = grouped.max().to_numpy()
+    frame["mean_predicted"] = grouped.mean().to_numpy()
+    frame["observed"] = rate
+    frame["observed_low"] = np.clip(centre - half, 0, 1)
+    frame["observed_high"] = np.clip(centre + half, 0, 1)
+    return frame
 
 
 def _calibration_line(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
