@@ -1,256 +1,567 @@
-"""Which predictors drive a prediction: exact SHAP values, in clinical words.
+"""Which predictors drive a prediction: exact SHAP values as ``shap.Explanation`` objects.
 
-:func:`explain` computes SHAP values of an outcome model (``OutcomeModel.contributions``):
-its linear component's terms plus XGBoost's own TreeSHAP of its trees (``pred_contribs``),
-exact and additive on the model's margin (log-odds before calibration): base value + the
-sum of a patient's contributions = the patient's margin. A patient with missing fields gets
-the mean over the draws of those fields.
-Contributions of encoded columns are summed into the clinical predictor they came from
-(``diagnosis_TRD`` and ``diagnosis_MDD`` into ``diagnosis``) and into groups (the dose
-schedule), which SHAP's additivity allows.
+:func:`explain` returns a :class:`shap.Explanation`, so shap's own plots and operations work
+on it (``shap.plots.waterfall(e[0])``, ``beeswarm``, ``bar``, ``force``, ``e.abs.mean(0)``).
+The values are those of ``OutcomeModel.contributions``: the linear component's terms plus
+XGBoost's TreeSHAP of the trees (``pred_contribs``, the algorithm of Lundberg et al. 2020,
+Nature Machine Intelligence 2:56-67), exact and additive. A patient with missing fields
+gets the mean over the draws of those fields, as the model scores them.
 
-XGBoost implements the TreeSHAP algorithm of the SHAP authors (Lundberg 2020) for its own
-trees, so no other SHAP library is needed; the plots are plain matplotlib.
+Two scales:
+
+- ``"log-odds"`` (default): SHAP values of the margin, the model's log-odds before
+  calibration. ``base_values + values.sum(axis=1)`` is each patient's margin.
+- ``"probability"``: percentage points of the calibrated risk, as the clinician report gives
+  them: a patient's log-odds contributions scaled by one positive factor (the secant of
+  the calibration from the base margin to the patient's margin), so that they add up from
+  the risk at the base margin (``base_values``, %) to the patient's calibrated risk (%);
+  for a patient with missing fields, the mean of such values over the draws. Percentage
+  points depend on the patient's baseline risk; compare patients on log-odds.
+
+Two levels: one column per encoded feature (``level="feature"``, the trees' own
+inputs: ``diagnosis: TRD``), or per clinical predictor (``level="predictor"``: the encoded
+columns of one predictor summed, which additivity allows: ``diagnosis``). Feature names
+are clinical labels; no patient identifier is kept.
+
+shap itself is imported only by these functions (it takes seconds to import); the
+clinician path never imports this module.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["Explanation", "explain"]
+if TYPE_CHECKING:  # imported lazily: shap and matplotlib take seconds to import
+    import shap
+    from matplotlib.figure import Figure
+
+__all__ = ["explain", "importance", "shap_figures", "top_drivers"]
+
+_LEVELS = ("feature", "predictor")
+_SCALES = ("log-odds", "probability")
+# Closer than this, a secant is 0/0: the slope at the point is used instead.
+_FLAT = 1e-6
+# Rows of the SHAP figures: the 14 largest and the sum of the others (shap's own default).
+_MAX_DISPLAY = 15
+
+
+def _scale_words(outcome: str, scale: str) -> str:
+    if scale == "log-odds":
+        return f"{outcome}: log-odds (margin before calibration)"
+    return f"{outcome}: calibrated risk (%)"
+
+
+def _secant(f, x: np.ndarray, x0: np.ndarray, step: float) -> np.ndarray:
+    """Slope of a monotone map ``f`` from ``x0`` to ``x``: the secant, or the derivative
+    at ``x`` where the two are too close to divide. The secant of a monotone map lies
+    between 0 and its steepest slope, so scaled values stay bounded and keep their signs."""
+    x, x0 = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(x0, dtype=float))
+    slope = np.empty(len(x))
+    flat = np.abs(x - x0) <= _FLAT
+    slope[~flat] = (f(x[~flat]) - f(x0[~flat])) / (x[~flat] - x0[~flat])
+    slope[flat] = (f(x[flat] + step) - f(x[flat] - step)) / (2 * step)
+    return slope
 
 
 @dataclass
-class Explanation:
-    """SHAP values of one outcome model for some patients.
-
-    Attributes
-    ----------
-    outcome : str
-    contributions : DataFrame
-        SHAP values: one column per encoded feature, one row per patient (log-odds).
-    base_value : float
-        The margin with no information (the trees' expected output).
-    margin : ndarray
-        Each patient's margin: ``base_value + contributions.sum(axis=1)``.
-    features : DataFrame
-        The encoded feature values (for plots).
-    feature_map : DataFrame
-        Feature -> ``predictor``, ``label``, ``group``, ``group_label``.
-    """
+class _Parts:
+    """What every level and scale of one explanation is built from (computed once)."""
 
     outcome: str
-    contributions: pd.DataFrame
-    base_value: float
-    margin: np.ndarray
-    features: pd.DataFrame
-    feature_map: pd.DataFrame
+    model: Any  # the OutcomeModel
+    phi: np.ndarray  # (draws, features): log-odds SHAP values of each draw
+    base: np.ndarray  # (draws,): base value (the same for every draw)
+    owner: np.ndarray | None  # each draw's patient (None: one draw each)
+    encoded: np.ndarray  # (patients, features): encoded values, NaN where missing
+    feature_map: pd.DataFrame  # in booster order
+    calibrator: dict  # margin -> calibrated log-odds
+    update: dict | None  # a RiskModel's recalibration to a new population
 
-    def by_predictor(self) -> pd.DataFrame:
-        """Contributions summed by clinical predictor (columns: predictor names)."""
-        return self.contributions.T.groupby(self.feature_map["predictor"], sort=False).sum().T
+    def mean(self, values: np.ndarray) -> np.ndarray:
+        """Each patient's mean over their draws."""
+        from .imputation import BaselineImputer
 
-    def by_group(self) -> pd.DataFrame:
-        """Contributions summed by feature group (columns: group labels)."""
-        return self.contributions.T.groupby(self.feature_map["group_label"], sort=False).sum().T
+        if self.owner is None:
+            return values
+        return BaselineImputer.average(values, self.owner, len(self.encoded))
 
-    def importance(self, level: str = "predictor") -> pd.DataFrame:
-        """Global importance: mean absolute contribution, largest first.
+    def calibrated(self, margin: np.ndarray) -> np.ndarray:
+        """The calibrated risk (0-1) of margins, before any recalibration."""
+        from .trees import calibrated_log_odds
 
-        Parameters
-        ----------
-        level : {"predictor", "group", "feature"}, default="predictor"
-            Sum contributions by clinical predictor, by group, or show encoded features.
+        return 1.0 / (1.0 + np.exp(-calibrated_log_odds(margin, self.calibrator)))
 
-        Returns
-        -------
-        DataFrame
-            ``mean_abs_shap`` and ``share`` (of the total), and a clinical ``label``.
-        """
-        table = {
-            "predictor": self.by_predictor,
-            "group": self.by_group,
-            "feature": lambda: self.contributions,
-        }[level]()
-        mean_abs = table.abs().mean().sort_values(ascending=False)
-        out = pd.DataFrame({"mean_abs_shap": mean_abs, "share": mean_abs / mean_abs.sum()})
-        if level == "predictor":
-            out["label"] = self._predictor_labels().reindex(out.index)
-        elif level == "feature":
-            out["label"] = self.feature_map["label"].reindex(out.index)
-        else:
-            out["label"] = out.index
-        return out
+    def updated(self, risk: np.ndarray) -> np.ndarray:
+        """A calibrated risk after the RiskModel's recalibration (unchanged without one),
+        as ``RiskModel.predict_proba`` applies it: to the risk averaged over the draws."""
+        from .trees import MAX_LOG_ODDS, logit
+        from .updating import apply_update
 
-    def top_drivers(self, row: int = 0, k: int = 5) -> pd.DataFrame:
-        """The ``k`` predictors with the largest contributions for one patient.
-
-        Parameters
-        ----------
-        row : int, default=0
-            Position of the patient in the explained table.
-        k : int, default=5
-            How many predictors.
-
-        Returns
-        -------
-        DataFrame
-            ``predictor``, ``label``, ``contribution`` (log-odds; positive raises the
-            risk), ordered by absolute contribution.
-        """
-        contributions = self.by_predictor().iloc[row]
-        order = contributions.abs().sort_values(ascending=False).index[:k]
-        labels = self._predictor_labels()
-        return pd.DataFrame(
-            {
-                "predictor": order,
-                "label": labels.reindex(order).to_numpy(),
-                "contribution": contributions[order].to_numpy(),
-            }
-        )
-
-    def _predictor_labels(self) -> pd.Series:
-        """One clinical label per predictor: the column's label, or the group's for
-        predictors built from several columns."""
-        from .schema import column
-
-        labels = {}
-        for predictor in self.feature_map["predictor"].unique():
-            try:
-                labels[predictor] = column(predictor).clinical_label
-            except KeyError:
-                labels[predictor] = predictor
-        return pd.Series(labels)
+        if self.update is None:
+            return np.asarray(risk, dtype=float)
+        log_odds = apply_update(logit(risk, clip=1e-12), self.update, MAX_LOG_ODDS)
+        return 1.0 / (1.0 + np.exp(-log_odds))
 
 
-def explain(model: Any, X: pd.DataFrame, outcome: str | None = None) -> Explanation:
-    """Exact SHAP values of a fitted model's trees for the patients in ``X``.
-
-    Parameters
-    ----------
-    model : OutcomeModel or RiskModel
-        For a RiskModel, ``outcome`` picks the outcome (default: its first).
-    X : DataFrame
-        Patients (a validated patient table).
-    outcome : str, optional
-        For a RiskModel, the outcome to explain.
-
-    Returns
-    -------
-    Explanation
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from ketapredict import OutcomeModel, explain, simulate_cohort
-    >>> cohort = simulate_cohort(n=2000, seed=0)
-    >>> model = OutcomeModel("response").fit(cohort)
-    >>> shap = explain(model, cohort.head(50))
-    >>> total = shap.base_value + shap.contributions.sum(axis=1)
-    >>> bool(np.allclose(total, model.margin(cohort.head(50)), atol=1e-4))
-    True
-    >>> shap.importance().index[0] in shap.feature_map["predictor"].to_numpy()
-    True
-    """
+def _parts(model: Any, X: pd.DataFrame, outcome: str | None) -> _Parts:
+    from sklearn.utils.validation import check_is_fitted
 
     from .models import OutcomeModel
     from .risk import RiskModel
 
+    risk = None
     if isinstance(model, RiskModel):
         outcome = outcome or model.outcomes[0]
-        if outcome not in model.models:
+        if outcome not in model.outcomes:
             raise KeyError(f"The model has no {outcome!r} outcome; it has {model.outcomes}.")
-        model = model.models[outcome]
+        risk, model = model, model.models[outcome]
     if not isinstance(model, OutcomeModel):
         raise TypeError(f"explain needs an OutcomeModel or RiskModel; got {type(model).__name__}.")
+    if outcome is not None and risk is None and outcome != model.outcome:
+        raise ValueError(f"The model predicts {model.outcome!r}; got outcome={outcome!r}.")
     check_is_fitted(model, "booster_")
     if model.encoder_ is None:
         raise ValueError(
             "explain needs a model with a feature set (features=None has no "
             "clinical predictors to explain)."
         )
-    encoded = model.encoder_.transform(X)
-    # a patient with missing fields is explained as scored: SHAP values averaged over the
-    # draws of those fields (OutcomeModel.contributions); ``features`` keeps them missing
-    contributions = model.contributions(X)
-    shap_values = pd.DataFrame(contributions[:, :-1], columns=encoded.columns, index=X.index)
-    base = float(contributions[0, -1]) if len(contributions) else float("nan")
-    return Explanation(
+    if not isinstance(X, pd.DataFrame) or len(X) == 0:
+        got = f"{len(X)} rows" if isinstance(X, pd.DataFrame) else type(X).__name__
+        raise ValueError(f"explain needs a patient table with at least one row; got {got}.")
+    names = list(model.feature_names_)
+    encoded = model.encoder_.transform(X)[names]  # a missing column: ValidationError
+    # the draws of missing fields the model scores (a RiskModel: its first outcome's, as
+    # RiskModel.predict_proba draws them); each draw is complete, so its SHAP values are
+    # exact for it
+    imputer = getattr(risk.models[risk.outcomes[0]] if risk else model, "imputer_", None)
+    filled, owner = (X, None) if imputer is None else imputer.expand(X)
+    contributions = model.contributions(filled)
+    if risk is None:
+        calibrator, update = model.calibrator_, None
+    else:  # the RiskModel's calibrator and its recalibration, as it scores
+        state = risk._outcomes[outcome]
+        calibrator, update = state.calibrators[0], state.update
+    return _Parts(
         outcome=outcome or model.outcome,
-        contributions=shap_values,
-        base_value=base,
-        margin=contributions.sum(axis=1),
-        features=encoded,
-        feature_map=model.encoder_.feature_map_,
+        model=model,
+        phi=contributions[:, :-1],
+        base=contributions[:, -1],
+        owner=owner if owner is not None and len(owner) > len(X) else None,
+        encoded=encoded.to_numpy(dtype=float),
+        feature_map=model.encoder_.feature_map_.reindex(names),
+        calibrator=calibrator,
+        update=update,
     )
 
 
-def plot_beeswarm(explanation: Explanation, max_display: int = 15):
-    """A SHAP beeswarm plot: each dot a patient, placed by its contribution to one encoded
-    feature, coloured by that feature's value (low blue, high red; grey when missing).
-    Returns the matplotlib figure."""
-    import matplotlib
+def _on_scale(parts: _Parts, scale: str) -> tuple[np.ndarray, np.ndarray]:
+    """Each patient's per-feature values and base value on ``scale``."""
+    if scale == "log-odds":
+        return parts.mean(parts.phi), parts.mean(parts.base)
+    # each draw's log-odds values scaled by the secant of the calibration from the base
+    # margin to the draw's margin, so they add up to the draw's risk minus the base risk;
+    # their mean over draws adds up to the patient's risk (the mean over draws) minus it
+    margin = parts.base + parts.phi.sum(axis=1)
+    slope = _secant(parts.calibrated, margin, parts.base, 1e-4)
+    points = parts.mean(slope[:, None] * parts.phi)
+    # then a RiskModel's recalibration, a monotone map of the averaged risk
+    base_risk = parts.calibrated(parts.base[:1])
+    risk = base_risk + points.sum(axis=1)
+    factor = _secant(parts.updated, risk, base_risk, 1e-6)
+    return 100 * factor[:, None] * points, np.full(len(points), 100 * parts.updated(base_risk)[0])
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    values = explanation.contributions
-    order = values.abs().mean().sort_values(ascending=False).index[:max_display][::-1]
-    labels = explanation.feature_map["label"].reindex(order)
-    figure, ax = plt.subplots(figsize=(8, 0.38 * len(order) + 1.5))
-    for row, feature in enumerate(order):
-        shap = values[feature].to_numpy()
-        raw = explanation.features[feature].to_numpy(dtype=float)
-        # colour by the rank of the feature's value, so skewed features still spread
-        ranks = pd.Series(raw).rank(pct=True).to_numpy()
-        # swarm: dots in the same narrow band of SHAP values are stacked up and down
-        bands = np.round((shap - shap.min()) / (np.ptp(shap) + 1e-12) * 60)
-        offsets = np.zeros(len(shap))
-        for band in np.unique(bands):
-            members = np.flatnonzero(bands == band)
-            steps = np.arange(len(members))
-            offsets[members] = ((steps + 1) // 2) * np.where(steps % 2, 1, -1)
-        spread = np.abs(offsets).max() or 1
-        y = row + 0.4 * offsets / spread
-        missing = np.isnan(ranks)
-        ax.scatter(shap[missing], y[missing], s=6, color="lightgrey", linewidths=0)
-        dots = ax.scatter(
-            shap[~missing],
-            y[~missing],
-            s=6,
-            c=ranks[~missing],
-            cmap="coolwarm",
-            vmin=0,
-            vmax=1,
-            linewidths=0,
+def _number(value: float) -> str:
+    """A value as a label shows it: 88.35, 0.4, 1200, 0.035."""
+    return f"{round(value, 2):g}" if abs(value) >= 0.1 or value == 0 else f"{value:.2g}"
+
+
+def _display(values: np.ndarray, unit: str = "") -> np.ndarray:
+    """Encoded values as text for shap's labels ("missing" rather than "nan")."""
+    out = np.empty(values.shape, dtype=object)
+    for index, value in np.ndenumerate(values):
+        out[index] = "missing" if np.isnan(value) else f"{_number(value)} {unit}".strip()
+    return out
+
+
+def _column_text(X: pd.DataFrame, name: str) -> np.ndarray:
+    """A contract column's raw values as a clinician reads them."""
+    from .schema import column
+
+    spec = column(name)
+    values = X[name].astype(object).to_numpy()
+    units = X["dose_unit"].astype(object).to_numpy() if "dose_unit" in X.columns else None
+    out = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):
+        if pd.isna(value):
+            out[i] = "missing"
+        elif spec.kind == "bool":
+            out[i] = "yes" if value else "no"
+        elif spec.kind in ("float", "int"):
+            unit = "" if units is None or name != "dose" or pd.isna(units[i]) else units[i]
+            out[i] = f"{_number(float(value))} {unit}".strip()
+        else:
+            out[i] = str(value)
+    return out
+
+
+def _by_predictor(
+    parts: _Parts, X: pd.DataFrame, values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Values summed by clinical predictor, with each predictor's data, text and label.
+
+    The data are numeric, for shap's colours: the value of the encoded column named like
+    the predictor (numeric and yes/no columns: the patient's own value, 0/1 for no/yes);
+    for a category spread over 0/1 columns (``diagnosis_TRD``...), the category's position
+    among them (it tells categories apart; its order means nothing), NaN when missing or
+    none; otherwise the predictor's first encoded column (``dose``: the racemic IV
+    equivalent in mg/kg). The text is the patient's raw value where the predictor is one
+    contract column (``56 mg``, ``TRD``, ``yes``).
+    """
+    from .clinic import _DERIVED_UNITS as units  # the units the clinician report shows
+    from .schema import column, columns
+
+    fmap = parts.feature_map
+    names = list(fmap.index)
+    predictor_of = fmap["predictor"].to_numpy()
+    predictors = list(dict.fromkeys(predictor_of))
+    contract = set(columns("baseline")) | set(columns("regimen"))
+    n = len(values)
+    summed = np.empty((n, len(predictors)))
+    data = np.full((n, len(predictors)), np.nan)
+    text = np.empty((n, len(predictors)), dtype=object)
+    labels = []
+    for k, predictor in enumerate(predictors):
+        members = np.flatnonzero(predictor_of == predictor)
+        summed[:, k] = values[:, members].sum(axis=1)
+        own = [j for j in members if names[j] == predictor]
+        one_hot = len(members) > 1 and all(names[j].startswith(f"{predictor}_") for j in members)
+        if own:
+            data[:, k] = parts.encoded[:, own[0]]
+        elif one_hot:
+            block = parts.encoded[:, members]
+            chosen = (block == 1).any(axis=1)
+            data[chosen, k] = np.argmax(block[chosen] == 1, axis=1)
+        else:
+            data[:, k] = parts.encoded[:, members[0]]
+        if predictor in contract and predictor in X.columns:
+            text[:, k] = _column_text(X, predictor)
+        elif one_hot:
+            # the category whose column is set ("comparator: saline" -> "saline")
+            categories = [fmap["label"].iloc[j].split(": ", 1)[-1] for j in members]
+            text[:, k] = [
+                "missing"
+                if np.isnan(row).all()
+                else (categories[int(np.argmax(row == 1))] if (row == 1).any() else "none")
+                for row in parts.encoded[:, members]
+            ]
+        else:
+            text[:, k] = _display(parts.encoded[:, members[0]], units.get(names[members[0]], ""))
+        if predictor in contract:
+            labels.append(column(predictor).clinical_label)
+        elif one_hot:  # "comparator: saline" -> "comparator"
+            labels.append(fmap["label"].iloc[members[0]].split(": ", 1)[0])
+        else:
+            labels.append(fmap["label"].iloc[members[0]])
+    return summed, data, text, labels
+
+
+def _explanation(parts: _Parts, X: pd.DataFrame, level: str, scale: str) -> shap.Explanation:
+    import shap
+
+    values, base = _on_scale(parts, scale)
+    if level == "feature":
+        data, text = parts.encoded, _display(parts.encoded)
+        labels = list(parts.feature_map["label"])
+    else:
+        values, data, text, labels = _by_predictor(parts, X, values)
+    # no instance names: the table's index may hold patient identifiers
+    return shap.Explanation(
+        values=values,
+        base_values=base,
+        data=data,
+        display_data=text,
+        feature_names=labels,
+        output_names=_scale_words(parts.outcome, scale),
+    )
+
+
+def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(
+            f"Got {name}={value!r}, but expected one of {', '.join(map(repr, allowed))}."
         )
-    ax.axvline(0, color="grey", lw=0.6)
-    ax.set_yticks(range(len(order)), labels)
-    ax.set_xlabel("SHAP value (contribution to the log-odds)")
-    ax.set_title(f"{explanation.outcome}: SHAP values by encoded feature")
-    bar = figure.colorbar(dots, ax=ax, fraction=0.03, pad=0.02)
-    bar.set_ticks([0, 1], labels=["low", "high"])
-    bar.set_label("feature value")
-    figure.tight_layout()
-    return figure
 
 
-def plot_importance(explanation: Explanation, level: str = "predictor", max_display: int = 15):
-    """A bar chart of global importance by clinical predictor; returns the figure."""
-    import matplotlib
+def explain(
+    model: Any,
+    X: pd.DataFrame,
+    outcome: str | None = None,
+    *,
+    level: str = "feature",
+    scale: str = "log-odds",
+) -> shap.Explanation:
+    """Exact SHAP values of a fitted model for the patients in ``X``, as a shap Explanation.
 
-    matplotlib.use("Agg")
+    Parameters
+    ----------
+    model : OutcomeModel or RiskModel
+        A model with a feature set. For a RiskModel, ``outcome`` picks the outcome.
+    X : DataFrame
+        Patients (a validated patient table), at least one.
+    outcome : str, optional
+        For a RiskModel, the outcome to explain (default: its first). For an
+        OutcomeModel, its own outcome if given.
+    level : {"feature", "predictor"}, default="feature"
+        One column per encoded feature (what the trees split on: ``diagnosis: TRD``), or
+        per clinical predictor (the encoded columns of one predictor summed:
+        ``diagnosis``).
+    scale : {"log-odds", "probability"}, default="log-odds"
+        ``"log-odds"``: SHAP values of the margin (log-odds before calibration), and
+        ``base_values + values.sum(1)`` is each patient's margin. ``"probability"``:
+        percentage points of the calibrated risk (with a RiskModel's recalibration),
+        ``base_values`` the risk (%) at the base margin and ``base_values + values.sum(1)``
+        each patient's risk (%), as in the clinician report.
+
+    Returns
+    -------
+    shap.Explanation
+        ``values`` (patients x columns), ``base_values`` (one per patient, all equal),
+        ``data`` (numeric, for shap's colours: encoded values, NaN where missing; by
+        predictor, the patient's value of a numeric or yes/no predictor as 0/1 and a
+        category's position), ``display_data`` (the values as text, "missing" where
+        missing), ``feature_names`` (clinical labels) and ``output_names`` (the outcome
+        and the scale, e.g. ``"response: log-odds (margin before calibration)"``). No
+        patient identifier is kept.
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is neither an OutcomeModel nor a RiskModel.
+    KeyError
+        If a RiskModel has no such outcome.
+    ValueError
+        If ``level`` or ``scale`` is not one of the above, the model has no feature set,
+        or ``X`` has no rows.
+
+    See Also
+    --------
+    importance : mean absolute SHAP value of each column, largest first.
+    top_drivers : the largest contributions for one patient.
+    shap_figures : beeswarm, bar chart and waterfall, as logged with a run.
+
+    Examples
+    --------
+    >>> import numpy as np, shap
+    >>> from ketapredict import explain, load_model, simulate_cohort
+    >>> model = load_model()  # the demo RiskModel
+    >>> patients = simulate_cohort(n=50, seed=0)
+    >>> e = explain(model, patients, "response")
+    >>> e.shape
+    (50, 41)
+    >>> e.output_names
+    'response: log-odds (margin before calibration)'
+    >>> total = e.base_values + e.values.sum(axis=1)
+    >>> bool(np.allclose(total, model.models["response"].margin(patients), atol=1e-4))
+    True
+    >>> ax = shap.plots.waterfall(e[0], show=False)
+
+    By clinical predictor, in percentage points of the calibrated risk:
+
+    >>> by_predictor = explain(model, patients, "response", level="predictor",
+    ...                        scale="probability")
+    >>> "diagnosis" in by_predictor.feature_names
+    True
+    >>> risk = by_predictor.base_values + by_predictor.values.sum(axis=1)
+    >>> bool(np.allclose(risk, 100 * model.predict_proba(patients)["response"], atol=1e-4))
+    True
+    """
+    _check_choice("level", level, _LEVELS)
+    _check_choice("scale", scale, _SCALES)
+    return _explanation(_parts(model, X, outcome), X, level, scale)
+
+
+def importance(explanation: shap.Explanation) -> pd.DataFrame:
+    """Global importance: each column's mean absolute SHAP value, largest first.
+
+    The same numbers as shap's ``explanation.abs.mean(0)``, as a table.
+
+    Parameters
+    ----------
+    explanation : shap.Explanation
+        Several patients (two dimensions), e.g. from :func:`explain`.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by feature name: ``mean_abs_shap`` (on the explanation's scale) and
+        ``share`` of their total.
+
+    Examples
+    --------
+    >>> import numpy as np, shap
+    >>> from ketapredict.explanation import importance
+    >>> e = shap.Explanation(np.array([[0.2, -1.0], [-0.4, 0.8]]), base_values=np.zeros(2),
+    ...                      feature_names=["age", "diagnosis"])
+    >>> importance(e)
+               mean_abs_shap  share
+    feature
+    diagnosis            0.9   0.75
+    age                  0.3   0.25
+    """
+    values = np.asarray(explanation.values, dtype=float)
+    if values.ndim != 2:
+        raise ValueError(
+            f"importance needs an explanation of several patients (2 dimensions); got "
+            f"shape {values.shape}."
+        )
+    mean = np.abs(values).mean(axis=0)
+    total = mean.sum()
+    table = pd.DataFrame(
+        {"mean_abs_shap": mean, "share": mean / total if total > 0 else np.zeros_like(mean)},
+        index=pd.Index(list(explanation.feature_names), name="feature"),
+    )
+    return table.sort_values("mean_abs_shap", ascending=False, kind="stable")
+
+
+def top_drivers(explanation: shap.Explanation, k: int = 5) -> pd.DataFrame:
+    """The ``k`` largest contributions for one patient, largest absolute first.
+
+    Parameters
+    ----------
+    explanation : shap.Explanation
+        One patient (one dimension), e.g. ``explain(model, X, level="predictor")[3]``.
+    k : int, default=5
+        How many.
+
+    Returns
+    -------
+    DataFrame
+        ``feature`` (clinical label), ``value`` (the patient's value as text) and
+        ``contribution`` (on the explanation's scale; positive raises the risk).
+
+    Examples
+    --------
+    >>> import numpy as np, shap
+    >>> from ketapredict.explanation import top_drivers
+    >>> e = shap.Explanation(np.array([0.2, -1.0, 0.05]), base_values=-0.3,
+    ...                      data=np.array([61.0, 1.0, 0.0]),
+    ...                      feature_names=["age", "diagnosis: TRD", "sex: male"])
+    >>> top_drivers(e, k=2)
+              feature value  contribution
+    0  diagnosis: TRD     1          -1.0
+    1             age    61           0.2
+    """
+    values = np.asarray(explanation.values, dtype=float)
+    if values.ndim != 1:
+        raise ValueError(
+            f"top_drivers needs one patient's explanation (1 dimension), e.g. "
+            f"explanation[0]; got shape {values.shape}."
+        )
+    shown = explanation.display_data
+    if shown is None:
+        shown = _display(np.asarray(explanation.data, dtype=float))
+    order = np.argsort(-np.abs(values), kind="stable")[:k]
+    names = list(explanation.feature_names)
+    return pd.DataFrame(
+        {
+            "feature": [names[j] for j in order],
+            "value": [str(shown[j]) for j in order],
+            "contribution": values[order],
+        }
+    )
+
+
+def shap_figures(
+    model: Any, X: pd.DataFrame, outcome: str | None = None, *, title: str
+) -> dict[str, Figure]:
+    """The SHAP figures logged with a run, drawn by shap's own plots.
+
+    - ``shap_beeswarm.png``: each patient's SHAP value of each encoded feature (log-odds),
+      coloured by the feature's value (grey where missing);
+    - ``shap_bar_by_predictor.png``: mean absolute SHAP value by clinical predictor
+      (log-odds);
+    - ``shap_waterfall_example.png``: one typical patient, the one whose predicted risk
+      is closest to the median of ``X``, by clinical predictor in percentage points of
+      the calibrated risk. It shows the patient's predictor values, never an identifier.
+
+    Parameters
+    ----------
+    model : OutcomeModel or RiskModel
+        A model with a feature set, as for :func:`explain`.
+    X : DataFrame
+        Patients to explain (a sample of a few hundred is plenty).
+    outcome : str, optional
+        For a RiskModel, the outcome (default: its first).
+    title : str
+        Names the outcome, experiment and feature set; heads every figure.
+
+    Returns
+    -------
+    dict of str to matplotlib.figure.Figure
+        By file name. The caller closes them (``matplotlib.pyplot.close(figure)``).
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> from ketapredict import load_model, simulate_cohort
+    >>> from ketapredict.explanation import shap_figures
+    >>> patients = simulate_cohort(n=100, seed=1)
+    >>> figures = shap_figures(load_model(), patients, "dissociation",
+    ...                        title="dissociation, demo model, core features")
+    >>> sorted(figures)
+    ['shap_bar_by_predictor.png', 'shap_beeswarm.png', 'shap_waterfall_example.png']
+    >>> for figure in figures.values():
+    ...     plt.close(figure)
+    """
     import matplotlib.pyplot as plt
+    import shap
 
-    table = explanation.importance(level).head(max_display).iloc[::-1]
-    figure, ax = plt.subplots(figsize=(7, 0.35 * len(table) + 1.2))
-    ax.barh(table["label"], table["mean_abs_shap"], color="C3")
-    ax.set_xlabel("mean |SHAP value| (log-odds)")
-    ax.set_title(f"{explanation.outcome}: importance by clinical {level}")
-    figure.tight_layout()
-    return figure
+    parts = _parts(model, X, outcome)
+    features = _explanation(parts, X, "feature", "log-odds")
+    predictors = _explanation(parts, X, "predictor", "log-odds")
+    risk = _explanation(parts, X, "predictor", "probability")
+    # the typical patient: predicted risk closest to the median (the first such row)
+    predicted = risk.base_values + np.asarray(risk.values).sum(axis=1)
+    example = int(np.argmin(np.abs(predicted - np.median(predicted))))
+
+    figures = {}
+    with plt.rc_context({"font.size": 11, "figure.dpi": 110}):
+        figure, ax = plt.subplots(figsize=(9, 0.4 * _MAX_DISPLAY + 2))
+        shap.plots.beeswarm(features, max_display=_MAX_DISPLAY, show=False, ax=ax, plot_size=None)
+        ax.set_xlabel("SHAP value (log-odds, before calibration)", fontsize=12)
+        ax.set_title(f"{title}\nSHAP values by encoded feature", fontsize=12)
+        figure.tight_layout()
+        figures["shap_beeswarm.png"] = figure
+
+        figure, ax = plt.subplots(figsize=(9, 0.4 * _MAX_DISPLAY + 2))
+        shap.plots.bar(predictors, max_display=_MAX_DISPLAY, show=False, ax=ax)
+        ax.set_xlabel("mean |SHAP value| (log-odds, before calibration)", fontsize=12)
+        ax.set_title(f"{title}\nImportance by clinical predictor", fontsize=12)
+        figure.tight_layout()
+        figures["shap_bar_by_predictor.png"] = figure
+
+        figure = plt.figure()
+        shap.plots.waterfall(risk[example], max_display=12, show=False)
+        # wider than the others: the labels carry values and units, the bars need room
+        figure.set_size_inches(11, figure.get_size_inches()[1] + 1.2)
+        # and room left of the leftmost bar for its number (shap writes a short bar's
+        # number beside it, over the labels otherwise); the twin axes that carry
+        # E[f(X)] and f(x) keep the same limits, so their marks stay in place
+        for ax in figure.axes:
+            low, high = ax.get_xlim()
+            ax.set_xlim(low - 0.1 * (high - low), high)
+        figure.suptitle(
+            f"{title}\nA typical patient (predicted risk closest to the median): "
+            "percentage points of the calibrated risk",
+            fontsize=12,
+        )
+        # room on the right for shap's "E[f(X)] = ..." and "f(x) = ..." labels, which
+        # tight_layout does not see (they sit on twin axes at the ends of the bars)
+        figure.tight_layout(rect=(0, 0, 0.92, 1))
+        figures["shap_waterfall_example.png"] = figure
+    return figures
