@@ -1,7 +1,9 @@
 import json
 import math
+import re
 import subprocess
 import sys
+from html.parser import HTMLParser
 
 import numpy as np
 import pandas as pd
@@ -91,8 +93,9 @@ def test_a_report_serialises_and_renders(model):
     assert json.loads(json.dumps(data)) == data
     assert set(data["risks"]) == set(model.outcomes)
     html = report._repr_html_()
-    assert html.startswith("<div>")
-    assert "<table>" in html
+    assert html.startswith("<div")
+    assert html.endswith("</div>")
+    assert "<table" in html
     # an identifier never reaches a report
     for text in (json.dumps(data), str(report), html):
         assert "SECRET-123" not in text
@@ -213,24 +216,12 @@ def test_a_table_gives_one_report_per_row_and_its_own_regimens(model):
     assert any("replaced by the regimen given" in w for w in replaced.warnings)
 
 
-def test_compare_regimens_sorts_and_marks_dominated_schedules(model):
-    table = model.compare_regimens(PATIENT)
-    assert len(table) == len(regimen_grid())
-    assert table["response"].is_monotonic_decreasing
+def test_compare_regimens_takes_named_single_and_no_regimens(model):
+    comparison = model.compare_regimens(PATIENT)
+    assert len(comparison) == len(regimen_grid())
     for outcome in ("response", "cognitive_decline"):
-        assert (table[f"{outcome}_low"] <= table[outcome]).all()
-        assert (table[outcome] <= table[f"{outcome}_high"]).all()
-    efficient = table[~table["dominated"]]
-    assert 1 <= len(efficient) < len(table)
-    # no efficient schedule is beaten on both outcomes by any other
-    for _, row in efficient.iterrows():
-        beaten = (table["response"] >= row["response"]) & (
-            table["cognitive_decline"] <= row["cognitive_decline"]
-        )
-        better = (table["response"] > row["response"]) | (
-            table["cognitive_decline"] < row["cognitive_decline"]
-        )
-        assert not (beaten & better).any()
+        assert (comparison[f"{outcome}_low"] <= comparison[outcome]).all()
+        assert (comparison[outcome] <= comparison[f"{outcome}_high"]).all()
     named = model.compare_regimens(
         PATIENT, {"usual": COURSE, "weekly": {**COURSE.to_dict(), "sessions_per_week": 1}}
     )
@@ -280,7 +271,12 @@ def test_drivers_are_the_patients_reasons_unless_all_are_asked(model):
         line = f"{risk.schedule_points:+6.1f} pp  the regimen and the horizon (chosen"
         assert line in str(report)
         html = report._repr_html_()
-        assert f"{risk.schedule_points:+.1f} pp  the regimen and the horizon" in html
+        points = f"{risk.schedule_points:+.1f}".replace("-", "\u2212")
+        assert re.search(
+            rf"the regimen and the horizon \(chosen, not the patient&#x27;s\)</td><td[^>]*>"
+            rf"{re.escape(points)}</td>",
+            html,
+        ), outcome
         assert everything[outcome].schedule_points is None
     listed = {d.predictor for r in everything.risks.values() for d in r.drivers}
     assert listed & {"cumulative exposure", "dose", "assessment timing", "sessions given"}
@@ -313,13 +309,17 @@ def test_compare_regimens_assesses_every_schedule_on_one_day(model):
     both = {"single": single, "course": COURSE}
     table = model.compare_regimens(PATIENT, both)
     assert (table["horizon_day"] == COURSE.endpoint_day).all()
-    assert table.attrs["horizon_day"] == COURSE.endpoint_day
-    single_row = table.set_index("regimen").loc["single"]
+    assert table.horizon_day == COURSE.endpoint_day
+    assert table.horizon.startswith(f"day {COURSE.endpoint_day:.1f}".removesuffix(".0"))
+    assert "longest schedule" in table.horizon
+    single_row = table.table.set_index("regimen").loc["single"]
     alone = model.score(PATIENT, single, horizon_day=COURSE.endpoint_day, drivers=False)
     assert single_row["response"] == pytest.approx(alone["response"].probability)
     assert single_row["response"] != model.score(PATIENT, single)["response"].probability
     at_7 = model.compare_regimens(PATIENT, both, horizon_day=7)
     assert (at_7["horizon_day"] == 7).all()
+    assert at_7.horizon == "day 7 after the first session (as given)"
+    assert "all judged at day 7 after the first session (as given)" in str(at_7)
 
 
 def test_the_clinician_path_imports_no_heavy_library():
@@ -333,10 +333,13 @@ def test_the_clinician_path_imports_no_heavy_library():
         "table = model.compare_regimens(\n"
         "    {'age': 40, 'sex': 'male', 'diagnosis': 'MDD', 'madrs_baseline': 30}\n"
         ")\n"
-        "print(sorted(m for m in ('mlflow', 'shap', 'xgboost', 'sklearn') if m in sys.modules))\n"
+        "print(table)\n"
+        "heavy = ('mlflow', 'shap', 'xgboost', 'sklearn', 'matplotlib')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert "dose schedules for one patient, all judged at day" in out.stdout
 
 
 # -- thousands of generated patients: a report or a ValidationError, never NaN -----------------
@@ -398,3 +401,271 @@ def test_a_partly_recorded_battery_is_not_a_driver(model):
     report = model.score(patient, COURSE, horizon_day=28, drivers="all")
     for risk in report.risks.values():
         assert all("cognition" not in d.predictor for d in risk.drivers), risk.drivers
+
+
+# -- what the clinician sees: reports and comparisons ------------------------------------------
+ODD = {**PATIENT, "madrs_baseline": 60, "age": 89, "bmi": 55}
+ODD_COURSE = Regimen(drug="ketamine", route="iv", dose=3.0, infusion_minutes=5)
+
+
+class _Sections(HTMLParser):
+    """List items, by the ``data-outcome`` of the innermost section around them; and the
+    band badges' styles and words, by outcome section."""
+
+    def __init__(self):
+        super().__init__()
+        self.stack, self.items, self.badges = [], {}, {}
+        self._text = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "section":
+            self.stack.append(attrs.get("data-outcome"))
+        elif tag == "li" or (tag == "span" and "kp-band" in (attrs.get("class") or "")):
+            self._text = [tag, attrs.get("style"), ""]
+
+    def handle_endtag(self, tag):
+        if tag == "section":
+            self.stack.pop()
+        elif self._text is not None and tag == self._text[0]:
+            where = self.stack[-1] if self.stack else None
+            if tag == "li":
+                self.items.setdefault(where, []).append(self._text[2])
+            else:
+                self.badges.setdefault(where, (self._text[1], self._text[2]))
+            self._text = None
+
+    def handle_data(self, data):
+        if self._text is not None:
+            self._text[2] += data
+
+
+def _sections(html):
+    parser = _Sections()
+    parser.feed(html)
+    assert parser.stack == [], "every section is closed"
+    return parser
+
+
+def test_the_html_report_lists_each_warning_under_its_outcome(model):
+    for report in (
+        model.score(ODD, ODD_COURSE),
+        model.score(README_PATIENT, COURSE, horizon_day=28),
+    ):
+        parsed = _sections(report._repr_html_())
+        assert parsed.items.get("all", []) == report.warnings
+        for outcome, risk in report.risks.items():
+            assert parsed.items.get(outcome, []) == list(risk.warnings), outcome
+        assert not set(parsed.items) - {"all", *report.risks}
+    # both kinds are there, so the test could fail: the odd patient's inputs are outside the
+    # training data (every outcome); its response interval spans the bands (one outcome)
+    odd = model.score(ODD, ODD_COURSE)
+    assert any("outside the training range" in w for w in odd.warnings)
+    assert any("from the low band into the high band" in w for w in odd["response"].warnings)
+    assert not any("band" in w for w in odd.warnings)
+    assert odd.all_warnings[: len(odd.warnings)] == odd.warnings
+    assert "response: its 90% interval reaches from the low band" in " ".join(odd.all_warnings)
+    # the text report puts them in the same places
+    text = str(odd)
+    general = text.index("Warnings (every outcome):")
+    assert all(text.index(w) > general for w in odd.warnings)
+    own = text.index("Warnings for response:")
+    assert text.index(odd["response"].warnings[0], own) > own
+
+
+def test_fields_not_recorded_that_could_change_a_band_are_a_warning(model):
+    from ketapredict.clinic import MISSING_SPREAD, _band
+
+    sparse = model.score(README_PATIENT, COURSE, horizon_day=28)
+    warned = [o for o, r in sparse.risks.items() if any("not recorded" in w for w in r.warnings)]
+    assert warned, "ten fields missing move at least one outcome across a band"
+    for outcome, risk in sparse.risks.items():
+        low, high = risk.unrecorded
+        assert 0 < low <= risk.probability <= high < 1
+        crosses = _band(outcome, low) != _band(outcome, high) and high - low >= MISSING_SPREAD
+        assert crosses == (outcome in warned), outcome
+    # the ranges are in the report beside the fields not recorded
+    ranges = str(sparse).split("Over their plausible values: ")[1]
+    response = sparse["response"].unrecorded
+    assert f"response {response[0]:.0%} to {response[1]:.0%}" in ranges
+    complete = model.score(PATIENT, COURSE, horizon_day=28)
+    assert complete.missing == []
+    assert all(r.unrecorded is None for r in complete.risks.values())
+    assert not any("not recorded" in w for w in complete.all_warnings)
+    assert "Over their plausible values" not in str(complete)
+    assert not any("not recorded" in w for w in sparse.warnings)  # each outcome's own
+
+
+def test_the_band_colour_says_whether_a_high_risk_is_good_or_bad():
+    from ketapredict.clinic import DriverEffect, OutcomeRisk, RiskReport
+
+    def risk(outcome, p):
+        age = DriverEffect("age", "age", "46 years", 2.0)
+        return OutcomeRisk(outcome, p, p - 0.05, p + 0.05, "high", 0.3, drivers=(age,))
+
+    report = RiskReport(
+        regimen="a schedule",
+        risks={
+            "response": risk("response", 0.8),
+            "cognitive_decline": risk("cognitive_decline", 0.3),
+        },
+        provenance={"data_kind": "simulated"},
+    )
+    assert report["response"].reading == "favourable"
+    assert report["cognitive_decline"].reading == "unfavourable"
+    badges = _sections(report._repr_html_()).badges
+    (good_style, good_words), (bad_style, bad_words) = (
+        badges["response"],
+        badges["cognitive_decline"],
+    )
+    assert good_style != bad_style, "the same colour for a good and a bad high band"
+    # said in words too, not only by colour
+    assert good_words == "high: favourable"
+    assert bad_words == "high: unfavourable"
+    assert "high: favourable" in str(report)
+    assert "high: unfavourable" in str(report)
+    assert report.to_dict()["risks"]["cognitive_decline"]["reading"] == "unfavourable"
+    # a model of simulated data says it is not for clinical decisions even without notes
+    assert "Not for clinical decisions" in report._repr_html_()
+    assert "Not for clinical decisions" in str(report)
+
+
+def test_the_notice_of_the_demo_model_leads_every_output(model):
+    report = model.score(PATIENT, COURSE)
+    comparison = model.compare_regimens(PATIENT, horizon_day=28)
+    for text in (str(report), report._repr_html_(), str(comparison), comparison._repr_html_()):
+        notice = text.index("Not for clinical decisions")
+        assert notice < text.index("cognitive decline"), "the notice comes before the figures"
+
+
+# Two schedules of the demo model for PATIENT at day 28: esketamine 84 mg weekly has the better
+# point estimates of both response and cognitive decline than 56 mg weekly, but their 90%
+# intervals overlap on both; IV ketamine 1 mg/kg three times a week has a cognitive-decline
+# interval wholly above 84 mg weekly's.
+STRONG = Regimen(drug="esketamine", route="intranasal", dose=84, dose_unit="mg",
+                 sessions_per_week=1, n_sessions=4)  # fmt: skip
+WEAKER = Regimen(drug="esketamine", route="intranasal", dose=56, dose_unit="mg",
+                 sessions_per_week=1, n_sessions=4)  # fmt: skip
+HARSH = Regimen(drug="ketamine", route="iv", dose=1.0, infusion_minutes=40,
+                sessions_per_week=3, n_sessions=12)  # fmt: skip
+
+
+def test_dominance_is_not_claimed_within_overlapping_intervals(model):
+    both = model.compare_regimens(PATIENT, {"84 mg": STRONG, "56 mg": WEAKER}, horizon_day=28)
+    rows = both.table.set_index("regimen")
+    strong, weaker = rows.loc["84 mg"], rows.loc["56 mg"]
+    # better on both point estimates: the old rule called 56 mg dominated
+    assert strong["response"] > weaker["response"]
+    assert strong["cognitive_decline"] < weaker["cognitive_decline"]
+    # ... but within the uncertainty on both
+    assert strong["response_low"] < weaker["response_high"]
+    assert strong["cognitive_decline_high"] > weaker["cognitive_decline_low"]
+    assert not both.table["dominated"].any()
+    assert both.front == ["84 mg", "56 mg"]
+    # an interval wholly on the better side, and no worse on the other: dominated
+    three = model.compare_regimens(
+        PATIENT, {"84 mg": STRONG, "56 mg": WEAKER, "harsh": HARSH}, horizon_day=28
+    )
+    rows = three.table.set_index("regimen")
+    assert rows.loc["harsh", "cognitive_decline_low"] > rows.loc["84 mg", "cognitive_decline_high"]
+    assert rows.loc["harsh", "dominated"]
+    assert "84 mg" in rows.loc["harsh", "dominated_by"]
+    assert three.front == ["84 mg", "56 mg"]
+    assert three.table["regimen"].iloc[-1] == "harsh"  # the front first
+
+
+def test_without_intervals_dominance_needs_two_points():
+    from ketapredict.clinic import MIN_DIFFERENCE, _dominance
+
+    assert MIN_DIFFERENCE == 0.02
+    table = pd.DataFrame(
+        {
+            "regimen": ["a", "b", "c"],
+            "response": [0.600, 0.597, 0.570],
+            "cognitive_decline": [0.050, 0.051, 0.050],
+        }
+    )
+    beaten = _dominance(table, "response", "cognitive_decline")
+    # a beats b by 0.3 points only: no; a beats c by 3 points at equal harm: yes
+    assert beaten == [[], [], [0]]
+
+
+def _printed_rows(text):
+    return [line for line in text.splitlines() if re.match(r"^\s*\d+  \S", line)]
+
+
+def test_a_printed_comparison_is_rounded_percent_in_the_stated_order(model):
+    comparison = model.compare_regimens(PATIENT, horizon_day=28)
+    text = str(comparison)
+    assert repr(comparison) == text
+    assert "Sorted: the front first (the schedules no other dominates), then by response, " in (
+        " ".join(text.split())
+    )
+    assert "all judged at day 28 after the first session (as given)" in text
+    rows = _printed_rows(text)
+    assert len(rows) == len(comparison)
+    percent = r"(<0\.1|\d\.\d|\d\d|>99)"
+    cell = re.compile(rf"{percent}% \[{percent}-{percent}\]")
+    for k, (line, name) in enumerate(zip(rows, comparison["regimen"], strict=True)):
+        assert line.split("  ", 2)[1].strip() == name or name in line
+        assert int(line.split()[0]) == k + 1
+        assert len(cell.findall(line)) == len(comparison.outcomes), line
+        assert not re.search(r"\d\.\d\d", line), f"more than one decimal: {line}"
+    # the stated order: the front first, then response highest first within each part
+    table = comparison.table
+    assert table["dominated"].is_monotonic_increasing
+    for _, part in table.groupby("dominated"):
+        assert part["response"].is_monotonic_decreasing
+    assert 1 <= (~table["dominated"]).sum() < len(table)
+    # the most harmful schedule is not listed first
+    assert table["cognitive_decline"].idxmax() != 0
+
+
+def test_each_warning_of_a_comparison_can_be_read_once(model):
+    comparison = model.compare_regimens(ODD, horizon_day=28)
+    flat = " ".join(str(comparison).split())
+    texts = {w for ws in comparison["warnings"] for w in ws}
+    assert texts, "the odd patient has warnings"
+    for warning in texts:
+        assert isinstance(warning, str)
+        assert flat.count(" ".join(warning.split())) == 1, warning
+    common = [w for w in texts if all(w in ws for ws in comparison["warnings"])]
+    assert any("age = 89 is outside the training range" in w for w in common)
+    assert "Warnings for every schedule:" in str(comparison)
+    # the others are footnotes, marked in their rows
+    html = comparison._repr_html_()
+    parsed = _sections(html)
+    assert sorted(parsed.items["all"]) == sorted(common)
+    footnotes = parsed.items.get(None, [])
+    assert len(footnotes) == len(texts) - len(common)
+    frame = comparison.to_frame()
+    frame.loc[0, "regimen"] = "changed"
+    assert comparison["regimen"].iloc[0] != "changed", "to_frame() is a copy"
+
+
+def test_the_comparison_plot_marks_the_front(model, tmp_path):
+    from matplotlib.figure import Figure
+
+    comparison = model.compare_regimens(PATIENT, horizon_day=28)
+    fig = comparison.plot()
+    assert isinstance(fig, Figure)
+    (ax,) = fig.axes
+    lines = {line.get_gid(): line for line in ax.lines if line.get_gid()}
+    front = ~comparison.table["dominated"].to_numpy()
+    np.testing.assert_allclose(
+        lines["front"].get_xdata(), 100 * comparison["cognitive_decline"][front]
+    )
+    np.testing.assert_allclose(lines["front"].get_ydata(), 100 * comparison["response"][front])
+    assert len(lines["dominated"].get_xdata()) == (~front).sum()
+    assert lines["front"].get_color() != lines["dominated"].get_color()
+    names = {t.get_gid(): t.get_text() for t in ax.texts if t.get_gid()}
+    for k, name in enumerate(comparison["regimen"]):
+        listed = f"{k + 1:>2}  {name}"
+        assert listed in names["front names" if front[k] else "dominated names"]
+    assert "front" in ax.get_legend().get_texts()[-1].get_text()
+    assert "cognitive decline" in ax.get_xlabel()
+    assert "response" in ax.get_ylabel()
+    # 90% intervals in both directions: one bar per schedule on each axis
+    assert sum(len(c.get_segments()) for c in ax.collections) == 2 * len(comparison)
+    fig.savefig(tmp_path / "comparison.png", dpi=40)  # it draws; small to stay fast
+    assert (tmp_path / "comparison.png").stat().st_size > 5_000

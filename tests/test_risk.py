@@ -37,11 +37,14 @@ def test_risk_model_round_trips_through_its_files(tmp_path, risk_model, train):
         "cognitive_decline.trees.json",
         "cognitive_decline.ubj",
         "manifest.json",
+        "model_card.md",
         "response.json",
         "response.trees.json",
         "response.ubj",
     ]
     loaded = RiskModel.load(saved)
+    assert loaded.card == risk_model.model_card()
+    assert loaded.card.startswith("# Model card: test")
     pd.testing.assert_frame_equal(loaded.predict_proba(train), risk_model.predict_proba(train))
     pd.testing.assert_frame_equal(
         loaded.predict_interval(train.head(50)), risk_model.predict_interval(train.head(50))
@@ -49,6 +52,30 @@ def test_risk_model_round_trips_through_its_files(tmp_path, risk_model, train):
     assert loaded.provenance["name"] == "test"
     assert loaded.provenance["n_patients"] == len(train)
     assert loaded.models["response"].get_params() == risk_model.models["response"].get_params()
+
+
+def test_the_model_card_is_checked_and_follows_recalibration(tmp_path, risk_model, train):
+    from ketapredict import ModelFileError, RiskModel
+
+    saved = risk_model.save(tmp_path / "model")
+    card = (saved / "model_card.md").read_text()
+    for heading in (
+        "Intended use",
+        "Data",
+        "Outcomes and horizon",
+        "Predictors",
+        "Missing data",
+        "Validation",
+        "Limitations",
+    ):
+        assert f"## {heading}" in card, heading
+    assert "Not for clinical decisions" in card
+    updated = risk_model.recalibrate(train.head(400), "intercept", outcomes=["response"])
+    assert "## Recalibration" in updated.model_card()
+    assert updated.model_card().count("## Recalibration") == 1
+    (saved / "model_card.md").write_text(card.replace("Not for clinical", "Fine for clinical"))
+    with pytest.raises(ModelFileError, match="model_card.md does not match its checksum"):
+        RiskModel.load(saved)
 
 
 def test_saved_files_are_not_pickles(tmp_path, risk_model):

@@ -46,12 +46,12 @@ _PUBLIC = {
     "OutcomeModel": "models",
     "RiskModel": "risk",
     "RiskReport": "clinic",
+    "RegimenComparison": "clinic",
     "load_model": "clinic",
     "regimen_grid": "clinic",
     "cross_validate": "evaluate",
     "ExternalValidation": "external",
     "evaluate_model": "external",
-    "Explanation": "explanation",
     "explain": "explanation",
     "score_predictions": "evaluate",
 }

@@ -6,7 +6,8 @@ patient and a :class:`~ketapredict.Regimen` into a :class:`RiskReport`: for each
 calibrated probability, its 90% interval, a risk band and the five predictors that moved it
 most, in percentage points; warnings when the patient lies outside the training data; the
 fields that were missing; and where the model comes from.
-:meth:`RiskModel.compare_regimens` ranks dose schedules for one patient.
+:meth:`RiskModel.compare_regimens` compares dose schedules for one patient at one day and
+returns a :class:`RegimenComparison` (a table, its printout, its HTML and a plot).
 
 This path imports numpy, pandas and pydantic only: no XGBoost, scikit-learn, MLflow or SHAP
 (tested in a fresh process), so a new process scores its first patient in about a second.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import html
 import json
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -34,6 +36,7 @@ from .schema import _known, column, columns, validate_patient
 __all__ = [
     "DriverEffect",
     "OutcomeRisk",
+    "RegimenComparison",
     "RiskReport",
     "compare_regimens",
     "load_model",
@@ -51,6 +54,10 @@ BANDS: dict[str, tuple[float, float]] = {
     "cognitive_decline": (0.05, 0.20),
     "dissociation": (0.05, 0.20),
 }
+# Which way is good: a high chance of a benefit is favourable, a high risk of a harm is not.
+# The band's colour and words say so; dominance among schedules weighs the first of each.
+BENEFITS = ("response", "remission")
+HARMS = ("cognitive_decline", "dissociation")
 OUTCOME_LABELS = {
     "response": "response (MADRS -50%)",
     "remission": "remission (MADRS <= 10)",
@@ -126,7 +133,14 @@ class DriverEffect:
 
 @dataclass(frozen=True)
 class OutcomeRisk:
-    """The risk of one outcome: probability, 90% interval, band and drivers."""
+    """The risk of one outcome: probability, 90% interval, band, drivers and warnings.
+
+    ``warnings`` are the ones that concern this outcome alone (its interval reaches from
+    the low band to the high band; the fields not recorded could move it across a band);
+    those that concern every outcome are in :attr:`RiskReport.warnings`. ``unrecorded`` is
+    the lowest and highest probability over the plausible values of the fields the record
+    did not give (None when it gave them all).
+    """
 
     outcome: str
     probability: float
@@ -136,6 +150,37 @@ class OutcomeRisk:
     average: float
     drivers: tuple[DriverEffect, ...] = ()
     schedule_points: float | None = None
+    warnings: tuple[str, ...] = ()
+    unrecorded: tuple[float, float] | None = None
+
+    @property
+    def label(self) -> str:
+        """The outcome in clinical words, with its definition."""
+        return OUTCOME_LABELS.get(self.outcome, self.outcome.replace("_", " "))
+
+    @property
+    def reading(self) -> str | None:
+        """What the band means for the patient: "favourable", "intermediate" or
+        "unfavourable" (a high chance of a benefit is favourable, a high risk of a harm is
+        not); None for an outcome of unknown direction."""
+        if self.outcome not in BENEFITS and self.outcome not in HARMS:
+            return None
+        if self.band == "moderate":
+            return "intermediate"
+        good = (self.band == "high") == (self.outcome in BENEFITS)
+        return "favourable" if good else "unfavourable"
+
+    @property
+    def band_text(self) -> str:
+        """The band and its reading in words, e.g. "high: favourable"."""
+        return self.band if self.reading is None else f"{self.band}: {self.reading}"
+
+    @property
+    def interval_text(self) -> str:
+        """The 90% interval in words, e.g. "71% to 95%"."""
+        if self.low is None or self.high is None:
+            return "(none)"
+        return f"{_percent(self.low)} to {_percent(self.high)}"
 
     @property
     def other_points(self) -> float:
@@ -149,6 +194,11 @@ class OutcomeRisk:
 class RiskReport:
     """What the model says of one patient on one dose schedule.
 
+    ``str(report)`` is a plain-text report; in a notebook the report shows as HTML: each
+    outcome's probability, interval and band (coloured and said in words: favourable,
+    intermediate or unfavourable), its drivers as a table, and warnings as lists, those
+    of each outcome with it.
+
     Attributes
     ----------
     regimen : str
@@ -161,15 +211,19 @@ class RiskReport:
     risks : dict of str to OutcomeRisk
         By outcome: ``probability`` (calibrated), ``low`` and ``high`` (90% interval from
         the bootstrap replicates; None if the model has none), ``band`` (low, moderate,
-        high; see :data:`BANDS`), ``average`` (the model's average risk: the probability
-        at its expected margin over the training data, from which the drivers are
-        measured), ``drivers`` (the top 5 of the patient's predictors, signed percentage
-        points that add up, with the others, to ``probability - average``) and
-        ``schedule_points`` (the regimen, i.e. drug, route, dose, schedule and a new oral
-        antidepressant, and the horizon together: what the clinician chose, not a reason
-        of the patient's; None when ``drivers="all"`` lists them).
+        high; see :data:`BANDS`) and its ``reading`` (favourable, intermediate,
+        unfavourable), ``average`` (the model's average risk: the probability at its
+        expected margin over the training data, from which the drivers are measured),
+        ``drivers`` (the top 5 of the patient's predictors, signed percentage points that
+        add up, with the others, to ``probability - average``), ``schedule_points`` (the
+        regimen, i.e. drug, route, dose, schedule and a new oral antidepressant, and the
+        horizon together: what the clinician chose, not a reason of the patient's; None
+        when ``drivers="all"`` lists them), ``warnings`` (those of this outcome alone) and
+        ``unrecorded`` (the range of the probability over the fields not recorded).
     warnings : list of str
-        Inputs outside the training data, one by one and jointly, and replaced fields.
+        Warnings that concern every outcome: inputs outside the training data, one by one
+        and jointly; replaced fields; a dose converted at a reference weight. Each
+        outcome's own are in ``risks[outcome].warnings``; :attr:`all_warnings` has both.
     missing : list of str
         Fields the model reads that the patient record did not give. Each probability is
         averaged over draws of them given the recorded fields (ketapredict.imputation), so
@@ -189,31 +243,50 @@ class RiskReport:
     def __getitem__(self, outcome: str) -> OutcomeRisk:
         return self.risks[outcome]
 
+    @property
+    def all_warnings(self) -> list[str]:
+        """Every warning: those of every outcome, then each outcome's own, prefixed with
+        the outcome ("cognitive decline: ...")."""
+        return self.warnings + [
+            f"{risk.outcome.replace('_', ' ')}: {w}"
+            for risk in self.risks.values()
+            for w in risk.warnings
+        ]
+
     def to_dict(self) -> dict[str, Any]:
-        """The report as JSON-serialisable data."""
-        return json.loads(json.dumps(asdict(self), default=str))
+        """The report as JSON-serialisable data (each risk with its ``reading``)."""
+        data = json.loads(json.dumps(asdict(self), default=str))
+        for outcome, risk in self.risks.items():
+            data["risks"][outcome]["reading"] = risk.reading
+        return data
 
     def _notice(self) -> str | None:
-        return self.provenance.get("notes")
+        return _notice(self.provenance)
+
+    def _model_line(self) -> str:
+        return _model_line(self.provenance)
 
     def __str__(self) -> str:
         lines = [f"ketapredict risk report: {self.regimen}", f"Horizon: {self.horizon}"]
-        source = self.provenance
-        lines.append(
-            f"Model {source.get('name', 'unnamed')!r} (ketapredict "
-            f"{source.get('ketapredict_version', '?')}), trained {source.get('trained', '?')} "
-            f"on {source.get('data_kind', 'unknown')} data."
-        )
+        lines.append(self._model_line())
         if self._notice():
             lines.append(f"NOTE: {self._notice()}")
+        if self.warnings:
+            lines.append("\nWarnings (every outcome):")
+            lines += [f"  - {w}" for w in self.warnings]
+        width = max(len(r.label) for r in self.risks.values()) + 2
         lines.append("")
-        lines.append(f"{'outcome':<32}{'risk':>6}  {'90% interval':<15} band")
+        lines.append(f"{'outcome':<{width}}{'probability':>11}  {'90% interval':<15} band")
         for risk in self.risks.values():
-            interval = f"[{risk.low:.0%}, {risk.high:.0%}]" if risk.low is not None else "(none)"
+            mark = f"  ({len(risk.warnings)} warning{'s' * (len(risk.warnings) > 1)})"
             lines.append(
-                f"{OUTCOME_LABELS.get(risk.outcome, risk.outcome):<32}"
-                f"{risk.probability:>6.0%}  {interval:<15} {risk.band}"
+                f"{risk.label:<{width}}{_percent(risk.probability):>11}  "
+                f"{risk.interval_text:<15} {risk.band_text}{mark if risk.warnings else ''}"
             )
+        lines.append(
+            "Bands: a high chance of response or remission is favourable; a high risk of\n"
+            "cognitive decline or dissociation is unfavourable."
+        )
         for risk in self.risks.values():
             if risk.drivers:
                 lines.append(
@@ -224,51 +297,212 @@ class RiskReport:
                 if risk.schedule_points is not None:
                     lines.append(f"  {risk.schedule_points:+6.1f} pp  {_CHOSEN}")
                 lines.append(f"  {risk.other_points:+6.1f} pp  {_OTHERS}")
+            elif risk.warnings:
+                lines.append(f"\n{risk.label}:")
+            if risk.warnings:
+                lines.append(f"  Warnings for {risk.outcome.replace('_', ' ')}:")
+                lines += [f"    - {w}" for w in risk.warnings]
         if self.missing:
             lines.append(
                 "\nNot recorded (integrated over their plausible values given the rest of "
                 "the record): " + ", ".join(self.missing)
             )
-        if self.warnings:
-            lines.append("\nWarnings:")
-            lines += [f"  - {w}" for w in self.warnings]
+            if self._ranges():
+                lines.append("Over their plausible values: " + self._ranges())
         return "\n".join(lines)
+
+    def _ranges(self) -> str:
+        return "; ".join(
+            f"{risk.outcome.replace('_', ' ')} {_percent(risk.unrecorded[0])} to "
+            f"{_percent(risk.unrecorded[1])}"
+            for risk in self.risks.values()
+            if risk.unrecorded is not None
+        )
 
     def _repr_html_(self) -> str:
         e = html.escape
-        rows = "".join(
-            f"<tr><td>{e(OUTCOME_LABELS.get(r.outcome, r.outcome))}</td>"
-            f"<td><b>{r.probability:.0%}</b></td>"
-            f"<td>{'' if r.low is None else f'{r.low:.0%} to {r.high:.0%}'}</td>"
-            f"<td>{e(r.band)}</td>"
-            f"<td>{'<br>'.join(e(str(d)) for d in r.drivers)}"
-            + (
-                ""
-                if r.schedule_points is None
-                else f"<br>{r.schedule_points:+.1f} pp  {e(_CHOSEN)}"
+        parts = [
+            f'<div class="ketapredict-report" style="{_FONT}">',
+            '<div style="font-size:1.15em;font-weight:600">ketapredict risk report</div>',
+            f"<div>Dose schedule: <b>{e(self.regimen)}</b></div>",
+            f"<div>Horizon: {e(self.horizon)}</div>",
+        ]
+        if self._notice():
+            parts.append(_notice_html(self._notice()))
+        if self.warnings:
+            parts.append(_warnings_html("all", "Warnings (every outcome)", self.warnings))
+        rows = []
+        for r in self.risks.values():
+            note = (
+                f"{len(r.warnings)} warning{'s' * (len(r.warnings) > 1)}, below"
+                if r.warnings
+                else ""
             )
-            + (f"<br>{r.other_points:+.1f} pp  {e(_OTHERS)}" if r.drivers else "")
-            + "</td></tr>"
-            for r in self.risks.values()
-        )
-        notice = f"<p><b>Note:</b> {e(self._notice())}</p>" if self._notice() else ""
-        extras = "".join(
-            f"<p><b>{title}:</b> {e('; '.join(items))}</p>"
-            for title, items in (
-                ("Warnings", self.warnings),
-                ("Not recorded (integrated over their plausible values)", self.missing),
+            rows.append(
+                "<tr>"
+                f'<td style="{_CELL}">{e(r.label)}</td>'
+                f'<td style="{_NUM};font-weight:600">{e(_percent(r.probability))}</td>'
+                f'<td style="{_NUM}">{e(r.interval_text)}</td>'
+                f'<td style="{_CELL}">{_badge(r)}</td>'
+                f'<td style="{_CELL};font-size:.85em">{note}</td>'
+                "</tr>"
             )
-            if items
+        parts.append(
+            f'<table style="{_TABLE}"><thead><tr>'
+            f'<th style="{_HEAD}">outcome</th>'
+            f'<th style="{_HEAD};text-align:right">probability</th>'
+            f'<th style="{_HEAD};text-align:right">90% interval</th>'
+            f'<th style="{_HEAD}">band</th><th style="{_HEAD}"></th>'
+            f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            f'<div style="font-size:.85em;margin:.2em 0 .6em">Band colours: green '
+            "favourable, amber intermediate, red unfavourable. A high chance of response "
+            "or remission is favourable; a high risk of cognitive decline or dissociation "
+            "is unfavourable.</div>"
         )
-        return (
-            f"<div><p><b>ketapredict risk report</b>: {e(self.regimen)}<br>"
-            f"Horizon: {e(self.horizon)}</p>{notice}"
-            "<table><tr><th>outcome</th><th>risk</th><th>90% interval</th><th>band</th>"
-            f"<th>top drivers (percentage points)</th></tr>{rows}</table>{extras}"
-            f"<p><small>Model {e(str(self.provenance.get('name', '')))}, "
-            f"{e(str(self.provenance.get('data_kind', '')))} data, trained "
-            f"{e(str(self.provenance.get('trained', '')))}.</small></p></div>"
+        cards = [_outcome_html(r) for r in self.risks.values() if r.drivers or r.warnings]
+        if cards:
+            parts.append(
+                # side by side where the page is wide enough, one under another where not
+                f'<div style="display:flex;flex-wrap:wrap;gap:.8em">{"".join(cards)}</div>'
+            )
+        if self.missing:
+            ranges = f"<br>Over their plausible values: {e(self._ranges())}" * bool(self._ranges())
+            parts.append(
+                '<p style="margin:.6em 0">Not recorded (integrated over their plausible '
+                f"values given the rest of the record): {e(', '.join(self.missing))}{ranges}</p>"
+            )
+        parts.append(f'<div style="font-size:.8em;opacity:.8">{e(self._model_line())}</div>')
+        parts.append("</div>")
+        return "".join(parts)
+
+
+# -- shared by the reports and the comparison of schedules -------------------------------------
+def _percent(p: float, unit: str = "%") -> str:
+    """A probability as a percentage, rounded to what it can say: one decimal below 10%,
+    whole points above, and never 0% or 100% for an estimate that is neither."""
+    v = 100 * float(p)
+    if v < 0.05:
+        return f"<0.1{unit}"
+    if round(v, 1) < 10:
+        return f"{v:.1f}{unit}"
+    if round(v) <= 99:
+        return f"{v:.0f}{unit}"
+    return f">99{unit}"
+
+
+def _model_line(source: Mapping[str, Any]) -> str:
+    return (
+        f"Model {source.get('name', 'unnamed')!r} (ketapredict "
+        f"{source.get('ketapredict_version', '?')}), trained {source.get('trained', '?')} "
+        f"on {source.get('data_kind', 'unknown')} data."
+    )
+
+
+def _notice(provenance: Mapping[str, Any]) -> str | None:
+    """The model's own notice; a model of simulated data says so even without one."""
+    if provenance.get("notes"):
+        return str(provenance["notes"])
+    if provenance.get("data_kind") == "simulated":
+        return "Trained on simulated patients, not on real ones. Not for clinical decisions."
+    return None
+
+
+# Inline styles, not a <style> block: notebook front ends and viewers that strip style
+# sheets keep them, and they cannot leak into the rest of the page. Colours are the
+# Okabe-Ito bluish green, orange and vermillion (Okabe and Ito 2008), told apart with the
+# common colour-vision deficiencies, and every colour is said in words too.
+_FONT = "font-family:system-ui,-apple-system,'Segoe UI',sans-serif;line-height:1.4;max-width:60em"
+_TABLE = "border-collapse:collapse;margin:.4em 0"
+_HEAD = "padding:3px 8px;text-align:left;border-bottom:1px solid #8888;font-weight:600"
+_CELL = "padding:2px 8px;text-align:left;vertical-align:top"
+_NOWRAP = ";white-space:nowrap"
+_NUM = (
+    "padding:2px 8px;text-align:right;vertical-align:top;white-space:nowrap;"
+    "font-variant-numeric:tabular-nums"
+)
+# reading -> (background, text, border)
+_COLOURS = {
+    "favourable": ("#d4efe4", "#0b5640", "#009e73"),
+    "intermediate": ("#fcefd2", "#6a4700", "#e69f00"),
+    "unfavourable": ("#fbe0d1", "#8a2d00", "#d55e00"),
+    None: ("#ececec", "#333333", "#999999"),
+}
+
+
+def _badge(risk: OutcomeRisk) -> str:
+    background, text, border = _COLOURS[risk.reading]
+    return (
+        f'<span class="kp-band kp-{risk.reading or "neutral"}" style="background:'
+        f"{background};color:{text};border:1px solid {border};border-radius:3px;"
+        f'padding:0 .45em;white-space:nowrap">{html.escape(risk.band_text)}</span>'
+    )
+
+
+def _notice_html(text: str) -> str:
+    return (
+        '<div role="note" style="border-left:5px solid #d55e00;background:#fbe0d1;'
+        'color:#5a1d00;padding:.45em .8em;margin:.5em 0;font-weight:600">'
+        f"{html.escape(text)}</div>"
+    )
+
+
+def _warnings_html(outcome: str, title: str, warnings: Sequence[str]) -> str:
+    items = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
+    return (
+        f'<section class="kp-warnings" data-outcome="{html.escape(outcome)}" '
+        'style="border-left:5px solid #e69f00;background:#fcefd2;color:#3d2900;'
+        'padding:.35em .8em;margin:.5em 0">'
+        f'<div style="font-weight:600">{html.escape(title)}</div>'
+        f'<ul style="margin:.2em 0;padding-left:1.3em">{items}</ul></section>'
+    )
+
+
+def _points(value: float) -> str:
+    """Signed percentage points with a true minus sign, as wide as the plus."""
+    return f"{value:+.1f}".replace("-", "\u2212")
+
+
+def _outcome_html(risk: OutcomeRisk) -> str:
+    e = html.escape
+    parts = [
+        f'<section class="kp-outcome" data-outcome="{e(risk.outcome)}" '
+        'style="flex:1 1 24em;border:1px solid #8886;border-radius:4px;padding:.4em .7em">',
+        f"<div><b>{e(risk.label)}: {e(_percent(risk.probability))}</b>"
+        f"{'' if risk.low is None else f' ({e(risk.interval_text)})'} {_badge(risk)}</div>",
+    ]
+    if risk.drivers:
+        rows = [
+            f'<tr><td style="{_CELL}">{e(d.label)}</td><td style="{_CELL}">{e(d.value)}</td>'
+            f'<td style="{_NUM}">{_points(d.points)}</td></tr>'
+            for d in risk.drivers
+        ]
+        italic = f"{_CELL};font-style:italic"
+        if risk.schedule_points is not None:
+            rows.append(
+                f'<tr><td style="{italic}" colspan="2">{e(_CHOSEN)}</td>'
+                f'<td style="{_NUM}">{_points(risk.schedule_points)}</td></tr>'
+            )
+        rows.append(
+            f'<tr><td style="{italic}" colspan="2">{e(_OTHERS)}</td>'
+            f'<td style="{_NUM}">{_points(risk.other_points)}</td></tr>'
         )
+        total = 100 * (risk.probability - risk.average)
+        rows.append(
+            f'<tr style="border-top:1px solid #8888"><td style="{_CELL}" colspan="2">from '
+            f"the model's average, {risk.average:.1%}, to {risk.probability:.1%}</td>"
+            f'<td style="{_NUM};font-weight:600">{_points(total)}</td></tr>'
+        )
+        parts.append(
+            f'<table style="{_TABLE};width:100%"><thead><tr>'
+            f'<th style="{_HEAD}">what moved it</th><th style="{_HEAD}">this patient</th>'
+            f'<th style="{_HEAD};text-align:right">points</th></tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table>"
+        )
+    if risk.warnings:
+        title = f"Warnings for {risk.outcome.replace('_', ' ')}"
+        parts.append(_warnings_html(risk.outcome, title, risk.warnings))
+    parts.append("</section>")
+    return "".join(parts)
 
 
 # --------------------------------------------------------------------------------------------
@@ -385,7 +619,7 @@ def _prepare(
         endpoint = course.endpoint_day
         source = "24 h after the last session; pass horizon_day to choose another"
     values["endpoint_day"] = endpoint
-    horizon = f"day {endpoint:g} after the first session ({source})"
+    horizon = f"day {_day_text(endpoint)} after the first session ({source})"
     arrays = Columns()
     for name, value in values.items():
         if name == "patient_id":
@@ -396,6 +630,11 @@ def _prepare(
         else:
             arrays[name] = np.array([value], dtype=object)
     return arrays, values, warnings, str(course), horizon
+
+
+def _day_text(day: float) -> str:
+    """A day to one decimal (a tenth of a day is under 3 hours), without a trailing .0."""
+    return f"{day:.1f}".removesuffix(".0")
 
 
 def _day(value: Any, name: str, problems: list[Problem]) -> float | None:
@@ -623,6 +862,31 @@ def _drivers(
     return tuple(effects), given, p0
 
 
+# The fields not recorded "matter" for an outcome when their plausible values put it in
+# different bands, by at least this much (probability), so that a hair across a band's edge
+# does not count: ketapredict's convention.
+MISSING_SPREAD = 0.05
+_UNRECORDED = (
+    "the fields not recorded could move it into another band: recording them would settle it"
+)
+
+
+def _unrecorded_range(model, state, draws: np.ndarray) -> tuple[float, float]:
+    """The lowest and highest probability over the draws of the fields not recorded.
+
+    ``draws`` are the patient's encoded rows, one per draw of the missing fields; each
+    draw's probability (the fitted model's, before averaging) shows how far they reach.
+    """
+    from .trees import MAX_LOG_ODDS
+    from .updating import apply_update
+
+    log_odds = apply_update(
+        model._log_odds(state, draws, members=False), state.update, MAX_LOG_ODDS
+    )
+    p = 1.0 / (1.0 + np.exp(-log_odds[:, 0]))
+    return float(p.min()), float(p.max())
+
+
 def score(
     model,
     patient: Any,
@@ -650,6 +914,14 @@ def score(
     encoded = model._encoded(filled)
     own = model._encoded(arrays) if owner is not None else encoded
     intervals = model._intervals(encoded, owner, 1)
+    read = model.__dict__.get("_read")
+    if read is None:  # the baseline fields the models read, once per model
+        read = set().union(*(sources(s.spec) for s in model._outcomes.values()))
+        read = model.__dict__["_read"] = sorted(read - {*REGIMEN_FIELDS, "endpoint_day"})
+    missing = [column(name).clinical_label for name in read if values.get(name) is None]
+    some_lack_intervals = not model.has_intervals and any(
+        s.z is not None for s in model._outcomes.values()
+    )
     risks = {}
     first = True
     for outcome, state in model._outcomes.items():
@@ -663,6 +935,28 @@ def score(
             if drivers
             else ((), None, np.nan)
         )
+        own_warnings = []
+        if state.z is None:
+            if some_lack_intervals:
+                own_warnings.append(
+                    "this outcome's model has no bootstrap replicates, so no interval"
+                )
+        elif _band(outcome, low) == "low" and _band(outcome, high) == "high":
+            # the interval itself is shown beside the warning, so the text is the same for
+            # every schedule of a comparison, and listed there once
+            own_warnings.append(
+                "its 90% interval reaches from the low band into the high band, so the band "
+                "is uncertain"
+            )
+        unrecorded = None
+        if owner is not None:
+            unrecorded = _unrecorded_range(model, state, encoded[outcome])
+            lowest, highest = unrecorded
+            if (
+                _band(outcome, lowest) != _band(outcome, highest)
+                and highest - lowest >= MISSING_SPREAD
+            ):
+                own_warnings.append(_UNRECORDED)
         risks[outcome] = OutcomeRisk(
             outcome=outcome,
             probability=p,
@@ -672,18 +966,16 @@ def score(
             average=float(average) if drivers else p,
             drivers=effects,
             schedule_points=given,
+            warnings=tuple(own_warnings),
+            unrecorded=unrecorded,
         )
     if values.get("dose_unit") == "mg" and values.get("weight_kg") is None and values["dose"]:
         warnings.append(
-            f"the {values['dose']:g} mg dose was converted to mg/kg at the reference weight "
-            f"of {REFERENCE_WEIGHT_KG:g} kg; give the patient's weight for a sounder estimate"
+            # the dose itself is in the schedule's name: one text for every dose in mg
+            f"the dose in mg was converted to mg/kg at the reference weight of "
+            f"{REFERENCE_WEIGHT_KG:g} kg; give the patient's weight for a sounder estimate"
         )
-    read = model.__dict__.get("_read")
-    if read is None:  # the baseline fields the models read, once per model
-        read = set().union(*(sources(s.spec) for s in model._outcomes.values()))
-        read = model.__dict__["_read"] = sorted(read - {*REGIMEN_FIELDS, "endpoint_day"})
-    missing = [column(name).clinical_label for name in read if values.get(name) is None]
-    if not model.has_intervals:
+    if not any(s.z is not None for s in model._outcomes.values()):
         warnings.append("this model has no bootstrap replicates, so no intervals")
     from . import __version__
 
@@ -767,7 +1059,7 @@ def regimen_grid(
 
 def compare_regimens(
     model, patient: Any, regimens: Any = None, *, horizon_day: Any = None
-) -> pd.DataFrame:
+) -> RegimenComparison:
     """See :meth:`RiskModel.compare_regimens`."""
     if isinstance(patient, pd.DataFrame):
         if len(patient) != 1:
@@ -798,31 +1090,457 @@ def compare_regimens(
             "regimens",
         )
     problems: list[Problem] = []
-    if horizon_day is None:
+    chosen = horizon_day is None
+    if chosen:
         # one common day for all: the latest schedule's end point, so every course is over
         courses = [_regimen_of({}, regimen, problems) for _, regimen in named]
         if problems:
             raise ValidationError(problems, "regimens")
         horizon_day = max(course.endpoint_day for course in courses)
     rows = []
+    report = None
     for name, regimen in named:
         report = score(model, patient, regimen, horizon_day=horizon_day, drivers=False)
         row: dict[str, Any] = {"regimen": name or report.regimen}
         for outcome, risk in report.risks.items():
             row[outcome] = risk.probability
-            row[f"{outcome}_low"] = risk.low
-            row[f"{outcome}_high"] = risk.high
-        row["warnings"] = len(report.warnings)
+            if risk.low is not None:
+                row[f"{outcome}_low"] = risk.low
+                row[f"{outcome}_high"] = risk.high
+        row["warnings"] = report.all_warnings
         row["horizon_day"] = report.horizon_day
         rows.append(row)
     table = pd.DataFrame(rows)
-    table.attrs["horizon_day"] = float(rows[0]["horizon_day"])
-    if {"response", "cognitive_decline"} <= set(table.columns):
-        benefit = table["response"].to_numpy()
-        harm = table["cognitive_decline"].to_numpy()
-        better = (benefit[:, None] >= benefit[None, :]) & (harm[:, None] <= harm[None, :])
-        strictly = (benefit[:, None] > benefit[None, :]) | (harm[:, None] < harm[None, :])
-        # row j is dominated when some regimen i is at least as good on both and better on one
-        table["dominated"] = (better & strictly).any(axis=0)
-    key = "response" if "response" in table.columns else model.outcomes[0]
-    return table.sort_values(key, ascending=False, ignore_index=True)
+    outcomes = list(report.risks)
+    benefit = next((o for o in BENEFITS if o in outcomes), None)
+    harm = next((o for o in HARMS if o in outcomes), None)
+    beaten = _dominance(table, benefit, harm)
+    table["dominated"] = np.array([bool(b) for b in beaten])
+    table["dominated_by"] = [[str(table["regimen"].iloc[i]) for i in b] for b in beaten]
+    # the front first, then the best chance of the benefit (or of the first outcome)
+    key = benefit or outcomes[0]
+    order = np.lexsort((-table[key].to_numpy(), table["dominated"].to_numpy()))
+    table = table.iloc[order].reset_index(drop=True)
+    first = [
+        *(o for o in (benefit, harm) if o),
+        *(o for o in outcomes if o not in (benefit, harm)),
+    ]
+    columns_ = ["regimen"]
+    for outcome in first:
+        columns_ += [c for c in (outcome, f"{outcome}_low", f"{outcome}_high") if c in table]
+    table = table[[*columns_, "dominated", "dominated_by", "warnings", "horizon_day"]]
+    table.attrs["horizon_day"] = float(report.horizon_day)
+    horizon = report.horizon
+    if chosen:
+        horizon = (
+            f"day {_day_text(report.horizon_day)} after the first session (24 h after the "
+            "last session of the longest schedule; pass horizon_day to choose another)"
+        )
+    return RegimenComparison(
+        table=table,
+        horizon_day=float(report.horizon_day),
+        horizon=horizon,
+        benefit=benefit,
+        harm=harm,
+        missing=list(report.missing),
+        provenance=dict(report.provenance),
+    )
+
+
+# Without intervals, a schedule is clearly better than another on an outcome only by at
+# least this much (probability). ketapredict's convention, not a clinical threshold: four
+# times the rounding of a whole percentage, so that differences of a few tenths of a point
+# between point estimates never set a schedule aside.
+MIN_DIFFERENCE = 0.02
+
+
+def _dominance(table: pd.DataFrame, benefit: str | None, harm: str | None) -> list[list[int]]:
+    """For each row, the rows that dominate it (see :meth:`RiskModel.compare_regimens`)."""
+    n = len(table)
+    no_worse = np.ones((n, n), bool)  # [i, j]: i is at least as good as j on every axis
+    clearly = np.zeros((n, n), bool)  # [i, j]: i is clearly better than j on some axis
+    for outcome, sign in ((benefit, 1.0), (harm, -1.0)):
+        if outcome is None:
+            continue
+        # on the "higher is better" scale: a harm's risk with its sign flipped
+        p = sign * table[outcome].to_numpy(float)
+        no_worse &= p[:, None] >= p[None, :]
+        if f"{outcome}_low" in table:
+            ends = sign * table[[f"{outcome}_low", f"{outcome}_high"]].to_numpy(float)
+            worst, best = ends.min(axis=1), ends.max(axis=1)
+            clearly |= worst[:, None] > best[None, :]  # i's interval wholly above j's
+        else:
+            clearly |= p[:, None] - p[None, :] >= MIN_DIFFERENCE
+    dominates = no_worse & clearly
+    return [np.flatnonzero(dominates[:, j]).tolist() for j in range(n)]
+
+
+# Printed comparisons wrap their prose at this width (the table itself is as wide as needed).
+_WIDTH = 100
+
+
+def _item(mark: str, text: str) -> str:
+    """A list item wrapped under its own first character."""
+    return textwrap.fill(text, _WIDTH, initial_indent=mark, subsequent_indent=" " * len(mark))
+
+
+def _letters(k: int) -> str:
+    """Footnote marks: a, b, ..., z, aa, ab, ..."""
+    text = ""
+    k += 1
+    while k:
+        k, r = divmod(k - 1, 26)
+        text = chr(ord("a") + r) + text
+    return text
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class RegimenComparison:
+    """Dose schedules compared for one patient at one day: what
+    :meth:`RiskModel.compare_regimens` returns.
+
+    ``print(comparison)`` gives a table in rounded percentages with 90% intervals, the
+    stated sort and dominance rule, and each warning once as a footnote; in a notebook the
+    comparison shows as an HTML table; :meth:`plot` draws response against cognitive
+    decline. ``comparison["response"]``, ``len(comparison)`` and iteration (column names)
+    reach the table as they would a DataFrame.
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per schedule, in the stated order (the front first, then by the chance of
+        response, highest first): ``regimen`` (its name, or the schedule in words); each
+        outcome's probability (0 to 1), with ``_low`` and ``_high`` for its 90% interval
+        when the model has one, response and cognitive decline first; ``dominated`` and
+        ``dominated_by`` (the names of the schedules that dominate it); ``warnings`` (the
+        text of the schedule's warnings, a list; an outcome's own are prefixed with it);
+        and ``horizon_day``, the same for every row.
+    horizon_day : float
+        The day after the first session at which every schedule is judged.
+    horizon : str
+        The same in words, with where it came from.
+    benefit, harm : str or None
+        The two outcomes dominance is judged on: response (or remission) and cognitive
+        decline (or dissociation); None when the model has neither.
+    missing : list of str
+        The patient's fields not recorded (integrated over, as in :class:`RiskReport`).
+    provenance : dict
+        The model's provenance, notes included.
+    """
+
+    table: pd.DataFrame
+    horizon_day: float
+    horizon: str = ""
+    benefit: str | None = "response"
+    harm: str | None = "cognitive_decline"
+    missing: list[str] = field(default_factory=list)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    # -- as a table -------------------------------------------------------------------------
+    def to_frame(self) -> pd.DataFrame:
+        """The tidy table (a copy): one row per schedule, probabilities from 0 to 1."""
+        return self.table.copy()
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.table[key]
+
+    def __iter__(self):
+        return iter(self.table)
+
+    @property
+    def front(self) -> list[str]:
+        """The schedules no other dominates, in the table's order."""
+        return self.table.loc[~self.table["dominated"], "regimen"].tolist()
+
+    @property
+    def outcomes(self) -> list[str]:
+        """The outcomes compared, in the table's order."""
+        fixed = ("regimen", "dominated", "dominated_by", "warnings", "horizon_day")
+        return [
+            c for c in self.table.columns if c not in fixed and not c.endswith(("_low", "_high"))
+        ]
+
+    # -- in words ---------------------------------------------------------------------------
+    def _name(self, outcome: str | None) -> str:
+        return (outcome or "").replace("_", " ")
+
+    def _sort_text(self) -> str:
+        key = self.benefit or self.outcomes[0]
+        return (
+            "Sorted: the front first (the schedules no other dominates), then by "
+            f"{self._name(key)}, highest first."
+        )
+
+    def _rule_text(self) -> str:
+        axes = [o for o in (self.benefit, self.harm) if o]
+        if not axes:
+            return "Dominance is not judged: the model has no response or harm outcome."
+        better = []
+        for outcome in axes:
+            higher = outcome == self.benefit
+            side = "above" if higher else "below"
+            if f"{outcome}_low" in self.table:
+                better.append(f"its {self._name(outcome)} interval lies wholly {side} the other's")
+            else:
+                better.append(
+                    f"its {self._name(outcome)} {'chance' if higher else 'risk'} is "
+                    f"{'higher' if higher else 'lower'} by at least {MIN_DIFFERENCE:.0%} points "
+                    "(the model has no intervals)"
+                )
+        both = " and ".join(
+            f"{'at least' if o == self.benefit else 'at most'} the other's {self._name(o)}"
+            for o in axes
+        )
+        return (
+            f"A schedule dominates another when it has {both} (point estimates) and, on "
+            f"{'one of them' if len(axes) > 1 else 'it'}, " + " or ".join(better) + " (90%)."
+        )
+
+    def _rows(self) -> tuple[list[dict[str, str]], list[str], dict[str, str]]:
+        """Display rows, the warnings every schedule has, and the others' footnote marks."""
+        table = self.table
+        every = [
+            w
+            for w in dict.fromkeys(w for ws in table["warnings"] for w in ws)
+            if all(w in ws for ws in table["warnings"])
+        ]
+        marks: dict[str, str] = {}
+        for ws in table["warnings"]:
+            for w in ws:
+                if w not in every and w not in marks:
+                    marks[w] = _letters(len(marks))
+        number = {}
+        for i, name in enumerate(table["regimen"]):
+            number.setdefault(name, i + 1)
+        rows = []
+        for i, row in table.iterrows():
+            shown = {"#": str(i + 1), "schedule": str(row["regimen"])}
+            for outcome in self.outcomes:
+                text = _percent(row[outcome])
+                if f"{outcome}_low" in table:
+                    low, high = row[f"{outcome}_low"], row[f"{outcome}_high"]
+                    text += f" [{_percent(low, '')}-{_percent(high, '')}]"
+                shown[outcome] = text
+            by = [str(k) for k in sorted({number[name] for name in row["dominated_by"]})]
+            shown["dominated by"] = ", ".join(by[:3]) + (f" +{len(by) - 3}" if len(by) > 3 else "")
+            shown["warnings"] = ", ".join(
+                sorted(
+                    (marks[w] for w in row["warnings"] if w in marks), key=lambda m: (len(m), m)
+                )
+            )
+            rows.append(shown)
+        return rows, every, marks
+
+    def _header(self) -> list[str]:
+        lines = [
+            f"{len(self)} dose schedule{'s' * (len(self) != 1)} for one patient, all judged at "
+            f"{self.horizon}.",
+        ]
+        if _notice(self.provenance):
+            lines.append(f"NOTE: {_notice(self.provenance)}")
+        lines += [
+            "Percentages with 90% intervals [low-high]. " + self._sort_text(),
+            self._rule_text(),
+        ]
+        return lines
+
+    def __str__(self) -> str:
+        rows, every, marks = self._rows()
+        keys = list(rows[0])
+        titles = {k: OUTCOME_LABELS.get(k, k).split(" (")[0] for k in keys}
+        widths = {k: max(len(titles[k]), *(len(r[k]) for r in rows)) for k in keys}
+        left = ("schedule", "dominated by", "warnings")
+
+        def line(cells: Mapping[str, str]) -> str:
+            return "  ".join(
+                cells[k].ljust(widths[k]) if k in left else cells[k].rjust(widths[k]) for k in keys
+            ).rstrip()
+
+        lines = [textwrap.fill(text, _WIDTH, subsequent_indent="  ") for text in self._header()]
+        lines += ["", line(titles), *(line(r) for r in rows)]
+        if every:
+            lines.append("\nWarnings for every schedule:")
+            lines += [_item("  - ", w) for w in every]
+        if marks:
+            lines.append("\nWarnings (marked in the table):")
+            lines += [_item(f"  {mark}. ", w) for w, mark in marks.items()]
+        if self.missing:
+            lines.append("")
+            lines.append(
+                textwrap.fill(
+                    "Not recorded (integrated over their plausible values given the rest of "
+                    "the record): " + ", ".join(self.missing),
+                    _WIDTH,
+                )
+            )
+        lines += ["", textwrap.fill(_model_line(self.provenance), _WIDTH)]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        e = html.escape
+        rows, every, marks = self._rows()
+        keys = list(rows[0])
+
+        def title(key: str) -> str:
+            name, _, definition = OUTCOME_LABELS.get(key, key).partition(" (")
+            small = f'<br><span style="font-weight:400;font-size:.8em">({e(definition)}</span>'
+            return e(name) + (small if definition else "")
+
+        head = "".join(
+            f'<th style="{_HEAD};vertical-align:bottom'
+            f'{";text-align:right" if k in self.outcomes or k == "#" else ""}">{title(k)}</th>'
+            for k in keys
+        )
+        body = []
+        for shown, dominated in zip(rows, self.table["dominated"], strict=True):
+            style = "opacity:.6" if dominated else "font-weight:600"
+            cells = "".join(
+                f'<td style="{_NUM if k in self.outcomes or k == "#" else _CELL + _NOWRAP}">'
+                f"{e(shown[k]).replace('-', chr(0x2013)) if k in self.outcomes else e(shown[k])}"
+                "</td>"
+                for k in keys
+            )
+            body.append(f'<tr style="{style}">{cells}</tr>')
+        header = self._header()
+        parts = [
+            f'<div class="ketapredict-comparison" style="{_FONT}">',
+            f'<div style="font-size:1.15em;font-weight:600">{e(header[0])}</div>',
+        ]
+        if _notice(self.provenance):
+            parts.append(_notice_html(_notice(self.provenance)))
+        parts.append(
+            f"<div>{e(header[-2])}</div><div>{e(header[-1])} Schedules on the front are in "
+            "bold; dominated ones are greyed.</div>"
+        )
+        if every:
+            parts.append(_warnings_html("all", "Warnings for every schedule", every))
+        parts.append(
+            f'<table style="{_TABLE}"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>"
+        )
+        if marks:
+            items = "".join(f"<li><b>{mark}.</b> {e(w)}</li>" for w, mark in marks.items())
+            parts.append(
+                '<section class="kp-footnotes"><div style="font-weight:600">Warnings (marked '
+                f'in the table)</div><ul style="list-style:none;padding-left:.5em;margin:.2em 0">'
+                f"{items}</ul></section>"
+            )
+        if self.missing:
+            parts.append(
+                '<p style="margin:.6em 0">Not recorded (integrated over their plausible '
+                f"values given the rest of the record): {e(', '.join(self.missing))}</p>"
+            )
+        parts.append(
+            f'<div style="font-size:.8em;opacity:.8">{e(_model_line(self.provenance))}</div></div>'
+        )
+        return "".join(parts)
+
+    # -- as a figure ------------------------------------------------------------------------
+    def plot(self, ax: Any = None, *, xscale: str = "log"):
+        """Response (y) against the risk of cognitive decline (x), with 90% intervals.
+
+        Each schedule is a point with its 90% intervals as error bars in both directions,
+        numbered as in the printed table; the front (schedules no other dominates) is
+        coloured and named at the right, the dominated ones are grey.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Where to draw; by default a new figure.
+        xscale : {"log", "linear"}, default="log"
+            Risks of harm span orders of magnitude (0.1% to 50%), so a log axis keeps the
+            small ones apart.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            Not left open in pyplot: a notebook shows it once; save it with
+            ``fig.savefig(path)``.
+
+        Raises
+        ------
+        ValueError
+            If the model has no benefit or no harm outcome to plot.
+        """
+        import matplotlib.pyplot as plt
+        from matplotlib.colors import to_rgba
+        from matplotlib.ticker import FuncFormatter
+
+        if self.benefit is None or self.harm is None:
+            raise ValueError(
+                "plot() needs a benefit (response or remission) and a harm (cognitive decline "
+                f"or dissociation); the comparison has {', '.join(self.outcomes)}"
+            )
+        if xscale not in ("log", "linear"):
+            raise ValueError(f"xscale must be 'log' or 'linear'; got {xscale!r}")
+        table = self.table
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(10, 5.6), layout="constrained")
+            plt.close(fig)  # returned, not shown twice by a notebook's pyplot
+        fig = ax.figure
+        x, y = 100 * table[self.harm].to_numpy(float), 100 * table[self.benefit].to_numpy(float)
+
+        def bars(outcome: str, centre: np.ndarray) -> np.ndarray | None:
+            if f"{outcome}_low" not in table:
+                return None
+            low = 100 * table[f"{outcome}_low"].to_numpy(float)
+            high = 100 * table[f"{outcome}_high"].to_numpy(float)
+            return np.vstack([centre - low, high - centre]).clip(0)
+
+        xerr, yerr = bars(self.harm, x), bars(self.benefit, y)
+        front = ~table["dominated"].to_numpy(bool)
+        styles = {
+            "dominated": ("#9a9a9a", "white", "dominated by another schedule"),
+            "front": ("#0072b2", "#0072b2", "front: no other schedule dominates it"),
+        }
+        for gid, mask in (("dominated", ~front), ("front", front)):
+            if not mask.any():
+                continue
+            colour, face, label = styles[gid]
+            drawn = ax.errorbar(
+                x[mask], y[mask],
+                xerr=None if xerr is None else xerr[:, mask],
+                yerr=None if yerr is None else yerr[:, mask],
+                fmt="o", ms=7, color=colour, mfc=face, ecolor=to_rgba(colour, 0.35),
+                elinewidth=1, capsize=2, zorder=3 if gid == "front" else 2, label=label,
+            )  # fmt: skip
+            drawn.lines[0].set_gid(gid)  # the points, not their error bars' caps
+        for i in range(len(table)):
+            ax.annotate(
+                str(i + 1), (x[i], y[i]), xytext=(5, 4), textcoords="offset points",
+                fontsize=8, fontweight="bold" if front[i] else "normal",
+                color="#0072b2" if front[i] else "#6f6f6f", gid="number",
+            )  # fmt: skip
+        if xscale == "log":
+            ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}%"))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}%"))
+        ax.set_xlabel(f"risk of {OUTCOME_LABELS.get(self.harm, self._name(self.harm))}")
+        ax.set_ylabel(f"chance of {OUTCOME_LABELS.get(self.benefit, self._name(self.benefit))}")
+        ax.set_title(
+            f"{len(table)} schedules at day {self.horizon_day:g}, with 90% intervals "
+            "(better: up and to the left)",
+            fontsize=10,
+        )
+        ax.grid(True, alpha=0.3, which="major")
+        ax.legend(loc="lower right", fontsize=8)
+        for gid, mask, top, colour, title in (
+            ("front names", front, 1.0, "#0072b2", "The front:"),
+            ("dominated names", ~front, 0.97 - 0.031 * (front.sum() + 1), "#6f6f6f",
+             "Dominated:"),
+        ):  # fmt: skip
+            if mask.any():
+                names = [f"{i + 1:>2}  {n}" for i, n in enumerate(table["regimen"]) if mask[i]]
+                ax.text(
+                    1.02, top, "\n".join([title, *names]), transform=ax.transAxes,
+                    va="top", ha="left", fontsize=8, family="monospace", color=colour, gid=gid,
+                )  # fmt: skip
+        if _notice(self.provenance):
+            fig.supxlabel(_notice(self.provenance), fontsize=8, color="#8a2d00")
+        return fig

@@ -320,6 +320,11 @@ class ExperimentResult:
     n_rows : int
     seconds : float
         Wall time of data loading and validation of every outcome.
+    timings : dict of str to float
+        Wall time in seconds of each outcome's validation, and ``final_model`` once
+        :meth:`fit_model` has run.
+    started : float
+        When the experiment began (seconds since the epoch), for the MLflow run's start.
     """
 
     experiment: Experiment
@@ -330,6 +335,7 @@ class ExperimentResult:
     timings: dict[str, float] = field(default_factory=dict)
     data: pd.DataFrame | None = field(default=None, repr=False)
     learning_curves: dict[str, pd.DataFrame] = field(default_factory=dict)
+    started: float = field(default_factory=time.time)
 
     def fit_model(self):
         """The RiskModel of this experiment's outcomes, fitted on all its data.
@@ -348,13 +354,22 @@ class ExperimentResult:
             }
             for outcome, result in self.results.items()
         }
+        from . import __version__
+
         provenance = {
             "name": self.experiment.name,
             "data_kind": self.data_kind,
+            "data_source": spec.data.describe(),
             "trained": time.strftime("%Y-%m-%d"),
-            "validation": f"{spec.validation.scheme} ({len(self.results)} outcomes)",
+            "ketapredict_version": __version__,
+            "validation": self.scheme_text(),
             "metrics": metrics,
         }
+        if "trial_id" in self.data.columns:
+            provenance["n_trials"] = int(self.data["trial_id"].nunique())
+        days = self.data["endpoint_day"].dropna()
+        if len(days):
+            provenance["horizon_days"] = [float(days.min()), float(days.max())]
         if self.data_kind == "simulated":
             provenance["notes"] = (
                 "Trained on ketapredict's virtual cohort (simulated "
@@ -369,7 +384,8 @@ class ExperimentResult:
 
             seed = int(np.random.SeedSequence([spec.data.seed, 1]).generate_state(1)[0])
             interval_data = simulate_cohort(n=spec.data.n, seed=seed)
-        return RiskModel.fit(
+        began = time.perf_counter()
+        model = RiskModel.fit(
             self.data,
             list(self.results),
             features=spec.features.set,
@@ -377,6 +393,41 @@ class ExperimentResult:
             interval_data=interval_data,
             **spec.model,
         )
+        self.timings["final_model"] = time.perf_counter() - began
+        model.card = model.model_card(
+            sample={
+                outcome: {
+                    "n": int(r.metrics.loc["OutcomeModel", "n"]),
+                    "events": int(r.metrics.loc["OutcomeModel", "events"]),
+                }
+                for outcome, r in self.results.items()
+            },
+            subgroups=self.subgroup_rows(),
+            description=spec.description,
+        )
+        return model
+
+    def scheme_text(self) -> str:
+        """The validation scheme in words: scheme, folds and bootstrap resamples."""
+        spec = self.experiment.spec.validation
+        folds = max(r.fold_metrics["fold"].nunique() for r in self.results.values())
+        text = f"{spec.scheme}, {folds} folds"
+        if spec.bootstraps:
+            text += f", {spec.bootstraps} bootstrap resamples for the intervals"
+        if self.experiment.spec.tuning:
+            text += ", nested grid search in every fold"
+        return text
+
+    def subgroup_rows(self) -> dict[str, list[dict[str, Any]]]:
+        """Out-of-fold subgroup metrics of the model by outcome, for its card: by sex, age
+        band, diagnosis, drug, route, active drug against comparator, and trial."""
+        shown = ("sex", "age band", "diagnosis", "drug", "route", "active drug", "trial")
+        rows = {}
+        for outcome, result in self.results.items():
+            table = result.subgroups
+            table = table[(table["model"] == "OutcomeModel") & table["variable"].isin(shown)]
+            rows[outcome] = table.drop(columns="model").to_dict("records")
+        return rows
 
     def table(self) -> pd.DataFrame:
         """The metrics of every outcome and model, one row each."""
@@ -407,7 +458,7 @@ def run_experiment(experiment: Experiment, *, progress: bool = False) -> Experim
     -------
     ExperimentResult
     """
-    start = time.perf_counter()
+    started, start = time.time(), time.perf_counter()
     data = experiment.load_data()
     spec = experiment.spec.validation
     problems = []
@@ -449,5 +500,13 @@ def run_experiment(experiment: Experiment, *, progress: bool = False) -> Experim
             )
     kind = "simulated" if experiment.spec.data.simulated else "real"
     return ExperimentResult(
-        experiment, results, kind, len(data), time.perf_counter() - start, timings, data, curves
+        experiment,
+        results,
+        kind,
+        len(data),
+        time.perf_counter() - start,
+        timings,
+        data,
+        curves,
+        started,
     )

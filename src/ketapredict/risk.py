@@ -43,6 +43,8 @@ OUTCOMES = ("response", "remission", "cognitive_decline", "dissociation")
 FORMAT = "ketapredict-risk-model"
 # Bump on any change of the saved layout; loading refuses other versions.
 FORMAT_VERSION = 4
+# the model card beside the model files (ketapredict.card); optional in version 4
+CARD_FILE = "model_card.md"
 # Bootstrap replicates per outcome: 20 estimate the spread of the log-odds to within about
 # 16% (relative standard error 1/sqrt(2(B-1))) at a cost of 20 tree sets per prediction.
 REPLICATES = 20
@@ -212,6 +214,8 @@ class RiskModel:
             )
         self.provenance = dict(provenance or {})
         self.reference = dict(reference or {})
+        # the model card (Markdown); ExperimentResult.fit_model writes the full one
+        self.card: str | None = None
 
     @property
     def outcomes(self) -> list[str]:
@@ -666,9 +670,8 @@ class RiskModel:
 
     def compare_regimens(
         self, patient: Any, regimens: Any = None, *, horizon_day: float | None = None
-    ) -> pd.DataFrame:
-        """Rank dose schedules for one patient by response at one common day, marking
-        dominated ones.
+    ):
+        """Compare dose schedules for one patient at one common day.
 
         Parameters
         ----------
@@ -683,27 +686,44 @@ class RiskModel:
 
         Returns
         -------
-        DataFrame
-            One row per regimen, sorted by response probability: ``regimen``; each
-            outcome's probability with ``_low`` and ``_high`` (90% interval);
-            ``warnings`` (how many the report gave, e.g. outside the training data); and
-            ``dominated``, true when another regimen has at least the response probability
-            and at most the cognitive-decline probability, and is better on one. Dominance
-            reads the point estimates of those two outcomes only: where intervals overlap
-            the difference may not be real, and remission and dissociation are in the table
-            to weigh too. ``horizon_day`` on every row (and in ``table.attrs``) says the
-            common day.
+        RegimenComparison
+            ``print()`` it for a table in rounded percentages with 90% intervals, sorted
+            with the front first (the schedules no other dominates), then by the chance of
+            response, highest first, and each warning once as a footnote; in a notebook it
+            shows as HTML; ``.plot()`` draws response against cognitive decline;
+            ``.table`` (or ``.to_frame()``) is the tidy DataFrame: ``regimen``, each
+            outcome's probability with ``_low`` and ``_high`` (90% interval), ``dominated``,
+            ``dominated_by``, ``warnings`` (the text of each, a list) and ``horizon_day``.
+
+            Dominance is judged on the intervals: schedule A dominates B when A has at
+            least B's chance of response and at most B's risk of cognitive decline (point
+            estimates), and on one of the two A's 90% interval lies wholly on the better
+            side of B's (above, for response; below, for cognitive decline). Where the
+            intervals overlap on both, neither dominates: a difference within the
+            uncertainty is not a reason to set a schedule aside. For a model without
+            intervals, "clearly better" is by at least 2 percentage points
+            (:data:`ketapredict.clinic.MIN_DIFFERENCE`). The intervals of two schedules
+            come from the same bootstrap replicates, so this is stricter than a paired
+            test: "not dominated" means "not shown to be worse", not "as good". Remission
+            and dissociation are in the table to weigh too.
 
         Examples
         --------
         >>> from ketapredict import load_model
         >>> model = load_model()
-        >>> table = model.compare_regimens({"age": 46, "sex": "female", "diagnosis": "TRD",
-        ...                                 "madrs_baseline": 34})
-        >>> table[["regimen", "response", "cognitive_decline", "dominated"]].shape[0]
+        >>> comparison = model.compare_regimens({"age": 46, "sex": "female",
+        ...                                      "diagnosis": "TRD", "madrs_baseline": 34})
+        >>> len(comparison)
         21
-        >>> round(table.attrs["horizon_day"], 2)  # 24 h after the last of 12 sessions
+        >>> round(comparison.horizon_day, 2)  # 24 h after the last of 12 sessions
         26.67
+        >>> print(comparison.horizon)  # doctest: +NORMALIZE_WHITESPACE
+        day 26.7 after the first session (24 h after the last session of the longest
+        schedule; pass horizon_day to choose another)
+        >>> comparison.table.columns[:4].tolist()
+        ['regimen', 'response', 'response_low', 'response_high']
+        >>> bool(comparison.table["dominated"].iloc[0])  # the front comes first
+        False
         """
         from .clinic import compare_regimens
 
@@ -888,13 +908,66 @@ class RiskModel:
         return all(s.z is not None for s in self._outcomes.values())
 
     # -- files ------------------------------------------------------------------------------
+    def model_card(
+        self,
+        *,
+        sample: Mapping[str, Mapping[str, Any]] | None = None,
+        subgroups: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+        description: str = "",
+    ) -> str:
+        """The model card (Markdown, after TRIPOD+AI): intended use, data, outcomes and
+        horizon, predictors, missing data, validation, metrics, subgroups, limitations.
+
+        Without arguments: the card written when the model was trained
+        (:meth:`ketapredict.ExperimentResult.fit_model`), or for a model fitted directly one
+        built from its provenance; with any recalibration since. :meth:`save` writes it as
+        ``model_card.md``.
+
+        Parameters
+        ----------
+        sample, subgroups, description : optional
+            Build a new card with these sections (see :func:`ketapredict.card.model_card`).
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> from ketapredict import load_model
+        >>> print(load_model().model_card().splitlines()[0])
+        # Model card: ketapredict demo model
+        """
+        from .card import RECALIBRATION_HEADING, model_card, recalibration_section
+
+        card = self.card
+        if card is None or sample or subgroups or description:
+            predictors = []
+            for state in self._outcomes.values():
+                for name in feature_map(state.spec)["predictor"]:
+                    label = _predictor_label(name)
+                    if label not in predictors:
+                        predictors.append(label)
+            card = model_card(
+                self.provenance,
+                self.outcomes,
+                predictors,
+                sample=sample,
+                subgroups=subgroups,
+                description=description,
+            )
+        # a recalibration since training replaces the section of any earlier one
+        card = card.split(RECALIBRATION_HEADING)[0]
+        update = self.provenance.get("recalibration")
+        return card + recalibration_section(update) if update else card
+
     def save(self, path: str | Path) -> Path:
         """Write the model as JSON and UBJSON files plus ``manifest.json`` with checksums.
 
         Each outcome has ``<outcome>.json`` (parameters, feature set, calibrators),
         ``<outcome>.ubj`` (XGBoost's own format, for :attr:`models`) and
         ``<outcome>.trees.json`` (the compiled trees of the model and its replicates, for
-        scoring without XGBoost).
+        scoring without XGBoost), and ``model_card.md`` (:meth:`model_card`).
 
         Parameters
         ----------
@@ -944,6 +1017,8 @@ class RiskModel:
                 json.dumps(state.trees.to_dict(), separators=(",", ":"))
             )
             files += [f"{outcome}.json", booster, f"{outcome}.trees.json"]
+        (path / CARD_FILE).write_text(self.model_card(), encoding="utf-8")
+        files.append(CARD_FILE)
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -1023,6 +1098,9 @@ class RiskModel:
                 raise ModelFileError(f"{where}: unreadable ({error!r})") from None
         risk.provenance = manifest.get("provenance", {})
         risk.reference = manifest.get("reference", {})
+        # verified with the other files; models saved before cards existed have none
+        card = path / CARD_FILE
+        risk.card = card.read_text(encoding="utf-8") if CARD_FILE in manifest["files"] else None
         risk.content_sha256 = manifest["content_sha256"]  # verified above: names this model
         return risk
 
@@ -1160,6 +1238,17 @@ def _content_digest(manifest: Mapping[str, Any]) -> str:
     content = {k: manifest.get(k) for k in ("outcomes", "provenance", "reference", "files")}
     text = json.dumps(content, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _predictor_label(name: str) -> str:
+    """A predictor in clinical words: its column's label, or its own name when it is built
+    from several columns (``peak exposure``)."""
+    from .schema import column
+
+    try:
+        return column(name).clinical_label
+    except KeyError:
+        return name
 
 
 def _sha256(path: Path) -> str:
