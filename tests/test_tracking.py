@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ketapredict import RiskModel
+from ketapredict import RiskModel, tracking
 from ketapredict.cli import main
 from ketapredict.tracking import TrackingError, input_example, log_experiment, tracking_uri
+from ketapredict.tracking import _store as tracking_store
 
 EXPERIMENT = """
 description = "tracking test"
@@ -26,7 +27,7 @@ source = "simulated"
 n = 1300
 seed = 2
 [features]
-set = "core"
+set = "{features}"
 [outcomes]
 names = ["response", "dissociation"]
 [model]
@@ -40,10 +41,14 @@ bootstraps = 100
 
 
 def write_experiment(
-    folder: Path, name: str = "small", n_estimators: int = 60, extra: str = ""
+    folder: Path,
+    name: str = "small",
+    n_estimators: int = 60,
+    extra: str = "",
+    features: str = "core",
 ) -> Path:
     path = folder / f"{name}.toml"
-    path.write_text(EXPERIMENT.format(n_estimators=n_estimators, extra=extra))
+    path.write_text(EXPERIMENT.format(n_estimators=n_estimators, extra=extra, features=features))
     return path
 
 
@@ -57,7 +62,8 @@ def store(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
-    """Two `ketapredict train` runs of the same experiment file with different parameters."""
+    """Two `ketapredict train` runs into one store: experiments `small` (core features, 60
+    trees, a learning curve) and `small_no_cognition` (no cognition, 20 trees, registered)."""
     folder = tmp_path_factory.mktemp("runs")
     previous = os.getcwd()
     saved_uri = os.environ.pop("MLFLOW_TRACKING_URI", None)
@@ -65,12 +71,14 @@ def two_runs(tmp_path_factory):
     try:
         path = write_experiment(folder, extra="learning_curve = [200, 400]")
         assert main(["train", str(path), "--quiet"]) == 0
-        path.write_text(path.read_text().replace("n_estimators = 60", "n_estimators = 20"))
+        path = write_experiment(
+            folder, "small_no_cognition", n_estimators=20, features="no_cognition"
+        )
         assert main(["train", str(path), "--quiet", "--register", "ketapredict-small"]) == 0
         import mlflow
 
         mlflow.set_tracking_uri("sqlite:///mlruns/mlflow.db")
-        runs = mlflow.search_runs(experiment_names=["small"])
+        runs = mlflow.search_runs(experiment_names=["small", "small_no_cognition"])
         yield folder, runs
     finally:
         os.chdir(previous)
@@ -82,23 +90,70 @@ def test_default_store_is_sqlite_under_mlruns(store):
     assert tracking_uri() == "sqlite:///mlruns/mlflow.db"
 
 
-def test_both_runs_have_the_same_metric_names(two_runs):
+def test_two_experiments_compare_in_one_store(two_runs):
+    """What the MLflow UI's comparison needs: names that say which experiment, params that
+    differ where the runs differ, the same metric keys, folds as a table, one dataset."""
+    from mlflow.tracking import MlflowClient
+
     folder, runs = two_runs
+    client = MlflowClient()
     assert (folder / "mlruns" / "mlflow.db").is_file()
     parents = runs[runs["tags.mlflow.parentRunId"].isna()]
     children = runs[runs["tags.mlflow.parentRunId"].notna()]
     assert len(parents) == 2
-    assert len(children) == 4
+    assert sorted(children["tags.mlflow.runName"]) == [
+        "small / dissociation",
+        "small / response",
+        "small_no_cognition / dissociation",
+        "small_no_cognition / response",
+    ]
+    # every effective hyperparameter, defaults included, and what was fitted
+    for column in (
+        "model.n_estimators",
+        "model.learning_rate",
+        "model.max_depth",
+        "features.set",
+        "validation.scheme",
+    ):
+        assert runs[f"params.{column}"].notna().all(), column
+    assert children["params.model.n_rounds_fitted"].notna().all()
+    assert parents["params.response.n_rounds_fitted"].notna().all()
+    assert set(parents["params.model.n_estimators"]) == {"60", "20"}
+    assert set(children["params.features.set"]) == {"core", "no_cognition"}
+    assert set(children["params.model.learning_rate"]) == {"0.05"}
+    # the same metric keys on both experiments' parents, and on their children by outcome
     metric_columns = [c for c in runs.columns if c.startswith("metrics.")]
     for group in (
         parents,
         *[children[children["tags.outcome"] == o] for o in ("response", "dissociation")],
     ):
-        present = [{c for c in metric_columns if pd.notna(row[c])} for _, row in group.iterrows()]
-        assert present[0] == present[1]
-        assert present[0]
-    assert {"params.model.n_estimators"} <= set(runs.columns)
-    assert set(parents["params.model.n_estimators"]) == {"60", "20"}
+        keys = [{c for c in metric_columns if pd.notna(row[c])} for _, row in group.iterrows()]
+        assert keys[0] == keys[1]
+        assert "metrics.response/within_arm/auc" in keys[0] or (
+            "metrics.dissociation/within_arm/auc" in keys[0]
+        )
+    # a number has one name: the parent's response/all/auc is its child's
+    for _, parent in parents.iterrows():
+        child = children[
+            (children["tags.mlflow.parentRunId"] == parent["run_id"])
+            & (children["tags.outcome"] == "response")
+        ].iloc[0]
+        assert parent["metrics.response/all/auc"] == child["metrics.response/all/auc"]
+    # per-fold results as a table naming the held-out fold, not as steps
+    child = children.iloc[0]
+    folds = pd.read_csv(
+        client.download_artifacts(child["run_id"], "tables/folds.csv", str(folder))
+    )
+    assert {"model", "fold", "within_arm_auc", "auc"} <= set(folds.columns)
+    assert folds["fold"].nunique() == 3
+    # one dataset, under one name, in both experiments
+    names = set()
+    for run_id in runs["run_id"]:
+        for entry in client.get_run(run_id).inputs.dataset_inputs:
+            names.add((entry.dataset.name, entry.dataset.digest))
+    assert len(names) == 1
+    name, _ = names.pop()
+    assert name == "ketapredict.simulate_cohort(n=1300, seed=2)"
 
 
 def test_a_run_logs_what_was_promised(two_runs):
@@ -107,46 +162,54 @@ def test_a_run_logs_what_was_promised(two_runs):
 
     _, runs = two_runs
     client = MlflowClient()
-    child = runs[runs["tags.outcome"] == "response"].iloc[-1]
+    child = runs[runs["tags.mlflow.runName"] == "small / response"].iloc[0]
     run = client.get_run(child["run_id"])
     metrics = run.data.metrics
     for key in (
-        "within_arm_auc",
-        "within_arm_auc_low",
-        "within_arm_auc_high",
-        "active_ece",
-        "active_calibration_slope",
-        "fold_within_arm_auc_mean",
-        "logistic_regression_encoded.within_arm_auc",
-        "auc",
-        "auc_low",
-        "auc_high",
-        "pr_auc",
-        "brier",
-        "ece",
-        "calibration_slope",
-        "fold_auc_mean",
-        "fold_auc_std",
-        "logistic_regression.auc",
-        "xgboost_default.brier",
-        "oracle.auc",
+        "response/within_arm/auc",
+        "response/within_arm/auc_low",
+        "response/within_arm/auc_high",
+        "response/active/ece",
+        "response/active/calibration_slope",
+        "response/folds/within_arm_auc_mean",
+        "response/logistic_regression_encoded/within_arm/auc",
+        "response/all/auc",
+        "response/all/auc_low",
+        "response/all/pr_auc",
+        "response/all/brier",
+        "response/all/ece",
+        "response/all/calibration_slope",
+        "response/folds/auc_mean",
+        "response/folds/auc_sd",
+        "response/logistic_regression/all/auc",
+        "response/xgboost_default/all/brier",
+        "response/oracle/all/auc",
+        "response/time/validation_s",
     ):
         assert key in metrics, key
-    history = client.get_metric_history(run.info.run_id, "fold_auc")
-    assert sorted(m.step for m in history) == [0, 1, 2]
+    assert not client.get_metric_history(run.info.run_id, "fold_auc")
     tags = run.data.tags
     assert tags["data_kind"] == "simulated"
-    assert re.fullmatch(r"[0-9a-f]{40}|unknown", tags["git_commit"])
-    assert tags["ketapredict_version"]
+    assert tags["not_for_clinical_decisions"]
+    # ketapredict's own source commit, from this checkout
+    assert re.fullmatch(r"[0-9a-f]{40}", tags["ketapredict.git_commit"])
+    assert tags["ketapredict.version"]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert {
         "plots/roc.png",
         "plots/calibration.png",
         "plots/decision_curve.png",
-        "plots/shap_beeswarm.png",
-        "plots/shap_by_predictor.png",
         "plots/learning_curve.png",
     } <= artifacts
+    assert any("shap" in path for path in artifacts)
+    tables = {a.path for a in client.list_artifacts(run.info.run_id, "tables")}
+    assert tables == {"tables/folds.csv", "tables/subgroups.csv", "tables/calibration.csv"}
+    bins = pd.read_csv(
+        mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/tables/calibration.csv")
+    )
+    ours = bins[bins["model"] == "OutcomeModel"]
+    assert ours["n"].sum() == int(run.data.params["rows"])
+    assert ours["n"].max() - ours["n"].min() <= 0.1 * ours["n"].max()  # equal counts
     text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/experiment.toml")
     assert "tracking test" in text
     dataset = run.inputs.dataset_inputs[0].dataset
@@ -154,6 +217,18 @@ def test_a_run_logs_what_was_promised(two_runs):
     assert dataset.source_type == "code"
     assert "patient_id" not in dataset.schema
     assert "madrs_baseline" in dataset.schema
+    assert json.loads(dataset.profile)["courses"] == 1300
+    # the parent spans the whole job, and carries the experiment's description and card
+    parent = client.get_run(child["tags.mlflow.parentRunId"])
+    assert parent.info.end_time - parent.info.start_time >= (
+        run.info.end_time - run.info.start_time
+    )
+    assert parent.data.metrics["time/final_model_s"] > 0
+    experiment = client.get_experiment(parent.info.experiment_id)
+    assert experiment.tags["mlflow.note.content"] == "tracking test"
+    card = mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/model_card.md")
+    assert "Not for clinical decisions" in card
+    assert "## Subgroups" in card
 
 
 def test_no_identifier_or_patient_row_reaches_mlflow(two_runs):
@@ -172,15 +247,20 @@ def test_no_identifier_or_patient_row_reaches_mlflow(two_runs):
     assert not list((folder / "mlruns").rglob("*.pkl")), "a pickle was logged"
 
 
-def test_logged_model_loads_as_pyfunc_and_predicts_each_outcome(two_runs):
+@pytest.fixture(scope="module")
+def pyfunc(two_runs):
     import mlflow
 
     _, runs = two_runs
-    parent = runs[runs["tags.mlflow.parentRunId"].isna()].iloc[0]
+    parent = runs[runs["tags.mlflow.runName"].str.startswith("small ")].iloc[0]
     model_uri = mlflow.search_logged_models(
         experiment_ids=[parent["experiment_id"]], output_format="list"
     )[0].model_uri
-    model = mlflow.pyfunc.load_model(model_uri)
+    return model_uri, mlflow.pyfunc.load_model(model_uri)
+
+
+def test_logged_model_loads_as_pyfunc_and_predicts_each_outcome(pyfunc):
+    _, model = pyfunc
     risk_model = model.unwrap_python_model().model
     assert isinstance(risk_model, RiskModel)
     example = input_example(risk_model)
@@ -192,13 +272,64 @@ def test_logged_model_loads_as_pyfunc_and_predicts_each_outcome(two_runs):
     assert "patient_id" not in signature
 
 
+def test_the_pyfunc_takes_our_own_tables(pyfunc):
+    """The contract's dtypes (categories, nullable integers and booleans) and plain ones."""
+    from ketapredict import simulate_cohort, validate
+
+    _, model = pyfunc
+    table = validate(simulate_cohort(200, seed=1))
+    assert {"category", "Int64", "boolean"} <= {str(t) for t in table.dtypes}
+    ours = model.predict(table)
+    assert ours.shape == (len(table), 2)
+    assert ours.notna().all().all()
+    assert ((ours >= 0) & (ours <= 1)).all().all()
+    plain = table.astype({c: object for c in table.columns if str(table[c].dtype) != "float64"})
+    pd.testing.assert_frame_equal(model.predict(plain), ours)
+    alone = model.predict(table, params={"outcome": "dissociation"})
+    assert list(alone.columns) == ["dissociation"]
+    from ketapredict import ValidationError
+
+    with pytest.raises(ValidationError, match="outcome='remission'"):
+        model.predict(table, params={"outcome": "remission"})
+
+
+def test_mlflow_evaluate_scores_one_outcome(pyfunc):
+    import mlflow
+
+    from ketapredict import simulate_cohort, validate
+    from ketapredict.tracking import risk_metrics
+
+    model_uri, _ = pyfunc
+    data = validate(simulate_cohort(300, seed=5)).dropna(subset=["response"])
+    data["response"] = data["response"].astype(int)
+    with mlflow.start_run(experiment_id=mlflow.create_experiment("evaluated")):
+        result = mlflow.models.evaluate(
+            model_uri,
+            data,
+            targets="response",
+            predictions="response",
+            extra_metrics=risk_metrics(),
+        )
+    assert 0.5 < result.metrics["auc"] < 1
+    assert 0 < result.metrics["brier"] < 0.25
+    assert result.metrics["observed"] == pytest.approx(data["response"].mean())
+
+
 def test_registration_names_a_champion_and_a_challenger(two_runs):
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()
     versions = client.search_model_versions("name='ketapredict-small'")
     assert len(versions) == 1
-    assert str(client.get_model_version_by_alias("ketapredict-small", "champion").version) == "1"
+    version = client.get_model_version_by_alias("ketapredict-small", "champion")
+    assert str(version.version) == "1"
+    # what the registry shows: a description and tags on the model and the version
+    assert "not for clinical decisions" in version.description
+    assert version.tags["data_kind"] == "simulated"
+    assert version.tags["feature_set"] == "no_cognition"
+    assert version.tags["alias_reason"] == "champion: no champion yet"
+    assert float(version.tags["response/within_arm/auc"]) > 0.5
+    assert client.get_registered_model("ketapredict-small").description
 
 
 def test_a_registered_model_loads_for_the_clinic(two_runs):
@@ -206,7 +337,7 @@ def test_a_registered_model_loads_for_the_clinic(two_runs):
     from ketapredict.schema import columns, example_course
 
     model = load_model("models:/ketapredict-small@champion")
-    assert model.provenance["name"] == "small"
+    assert model.provenance["name"] == "small_no_cognition"
     patient = {k: v for k, v in example_course().items() if k in columns("baseline")}
     report = model.score(patient, {"drug": "ketamine", "route": "im", "dose": 0.5})
     assert set(report.risks) == set(model.outcomes)
@@ -230,7 +361,7 @@ def test_register_keeps_the_better_model_as_champion(store):
         result.metrics.loc["OutcomeModel", "within_arm_auc"] -= 0.2
     second = log_experiment(worse, worse.data, worse.fit_model(), register="registry-model")
     assert second.registered["alias"] == "challenger"
-    assert second.registered["reason"] == "does not beat version 1"
+    assert second.registered["reason"].startswith("does not beat version 1 (")
     client = MlflowClient()
     assert str(client.get_model_version_by_alias("registry-model", "champion").version) == "1"
     assert str(client.get_model_version_by_alias("registry-model", "challenger").version) == "2"
@@ -296,10 +427,12 @@ def test_the_ui_serves_the_runs_over_http(two_runs):
         assert url == f"http://127.0.0.1:{port}"
         wait_for(port)
         found = post(f"{url}/api/2.0/mlflow/experiments/search", {"max_results": 10})
-        experiment = next(e for e in found["experiments"] if e["name"] == "small")
-        runs = post(
-            f"{url}/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment["experiment_id"]]}
-        )["runs"]
+        ids = [
+            e["experiment_id"]
+            for e in found["experiments"]
+            if e["name"] in ("small", "small_no_cognition")
+        ]
+        runs = post(f"{url}/api/2.0/mlflow/runs/search", {"experiment_ids": ids})["runs"]
         assert len(runs) == 6
         names = [
             {m["key"] for m in r["data"].get("metrics", [])}
@@ -353,7 +486,7 @@ def test_train_against_a_real_tracking_server(tmp_path, monkeypatch):
         runs = client.search_runs([experiment.experiment_id])
         assert len(runs) == 3
         child = next(r for r in runs if r.data.tags.get("outcome") == "response")
-        assert 0.5 < child.data.metrics["auc"] <= 1
+        assert 0.5 < child.data.metrics["response/all/auc"] <= 1
         paths = {a.path for a in client.list_artifacts(child.info.run_id, "plots")}
         assert "plots/roc.png" in paths
         assert not list(tmp_path.glob("mlruns")), "logged locally instead of to the server"
@@ -407,6 +540,78 @@ def test_a_logged_model_is_served_over_http(store):
         predictions = pd.DataFrame(answer["predictions"])
         assert list(predictions.columns) == ["response", "dissociation"]
         assert predictions.iloc[0].between(0, 1).all()
+    finally:
+        os.killpg(serving.pid, signal.SIGTERM)
+        serving.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_a_logged_model_serves_from_a_fresh_environment(store, tmp_path_factory):
+    """What the logged model carries is enough: a new virtualenv with only its
+    requirements.txt installed (no ketapredict) serves it with `mlflow models serve`."""
+    import mlflow
+
+    from ketapredict import load_model
+
+    model = load_model()
+    with tracking_store():
+        with mlflow.start_run():
+            uri = tracking._log_model(model)
+        local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(store / "model")))
+    assert (local / "code" / "ketapredict" / "risk.py").is_file()
+    requirements = (local / "requirements.txt").read_text()
+    assert "ketapredict" not in requirements
+    env = tmp_path_factory.mktemp("env") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
+    python = env / "bin" / "python"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "-r", str(local / "requirements.txt")],
+        check=True,
+        timeout=1800,
+    )
+    found = subprocess.run(
+        [str(python), "-c", "import importlib.util as u; print(u.find_spec('ketapredict'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert found.stdout.strip() == "None"  # only the model's own copy of the code
+    port = free_port()
+    serving = subprocess.Popen(
+        [
+            str(python),
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            str(local),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--env-manager",
+            "local",
+        ],
+        cwd=store,
+        env={**os.environ, "PATH": f"{env / 'bin'}{os.pathsep}{os.environ['PATH']}"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for(port, timeout=180)
+        patient = input_example(model).replace({np.nan: None}).to_dict(orient="split")
+        patient.pop("index", None)
+        answer = post(f"http://127.0.0.1:{port}/invocations", {"dataframe_split": patient})
+        predictions = pd.DataFrame(answer["predictions"])
+        assert list(predictions.columns) == model.outcomes
+        assert predictions.iloc[0].between(0, 1).all()
+        one = post(
+            f"http://127.0.0.1:{port}/invocations",
+            {"dataframe_split": patient, "params": {"outcome": "response"}},
+        )
+        assert list(pd.DataFrame(one["predictions"]).columns) == ["response"]
     finally:
         os.killpg(serving.pid, signal.SIGTERM)
         serving.wait(timeout=30)

@@ -14,6 +14,7 @@ RiskModel as an MLflow pyfunc from code (no pickle).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -135,41 +136,88 @@ def _experiment_id(name: str) -> str:
     return mlflow.create_experiment(name, artifact_location=artifact_location)
 
 
-def git_commit() -> str:
-    """The current git commit, or "unknown" outside a git checkout."""
-    try:
+def git_commit() -> dict[str, str]:
+    """The git commit of ketapredict's own source, when it runs from a git checkout.
+
+    The commit of the package's directory, not of the directory the command runs in (that
+    is MLflow's own ``mlflow.source.git.commit``); empty when the package was installed
+    from a wheel. ``dirty`` says whether the package's files differ from the commit.
+    """
+    package = Path(__file__).resolve().parent
+
+    def git(*args: str) -> str:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+            ["git", "-C", str(package), *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         )
         return out.stdout.strip()
+
+    try:
+        # a package installed inside some other checkout (a virtualenv in a repository)
+        # is not that repository's source: the file must be tracked
+        git("ls-files", "--error-unmatch", Path(__file__).name)
+        return {
+            "commit": git("rev-parse", "HEAD"),
+            "dirty": "true" if git("status", "--porcelain", "--", ".") else "false",
+        }
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return {}
 
 
 # -- what a run logs --------------------------------------------------------------------------
+def dataset_name(spec) -> str:
+    """The name a dataset is logged under: its source in words (the same for every
+    experiment on the same data, so MLflow shows one dataset, told apart by digest)."""
+    return spec.describe()
+
+
 def _dataset(data: pd.DataFrame, experiment) -> Any:
-    """The data as MLflow sees it: a digest and schema, never rows or identifiers."""
+    """The data as MLflow sees it: name, digest, schema and a profile of counts; never rows
+    or identifiers."""
     from mlflow.data.code_dataset_source import CodeDatasetSource
     from mlflow.data.meta_dataset import MetaDataset
 
     from .schema import columns, table_digest
 
     kept = data.drop(columns=columns("identifier", frame=data))
-    digest = table_digest(data)
     spec = experiment.spec.data
     source = CodeDatasetSource(
-        {
-            "kind": "simulated" if spec.simulated else (spec.format or "file"),
-            "source": spec.describe(),
-        }
+        {"kind": "simulated" if spec.simulated else (spec.format or "file")}
     )
-    return MetaDataset(
-        source=source, name=f"{experiment.name}-data", digest=digest, schema=_schema(kept.columns)
+    profile = {"courses": len(data)}
+    if "trial_id" in data.columns:
+        profile["trials"] = int(data["trial_id"].nunique())
+    if "arm" in data.columns:
+        profile["arms"] = int(data.groupby(["trial_id", "arm"], observed=True).ngroups)
+    for outcome in columns("outcome", frame=data):
+        if data[outcome].dtype == "boolean":
+            profile[f"{outcome}_events"] = int(data[outcome].sum())
+            profile[f"{outcome}_missing"] = int(data[outcome].isna().sum())
+
+    class _Profiled(MetaDataset):  # MetaDataset logs no profile; the UI shows this one
+        @property
+        def profile(self) -> Any:
+            return profile
+
+        def to_dict(self) -> dict[str, str]:
+            return {**super().to_dict(), "profile": json.dumps(profile)}
+
+    return _Profiled(
+        source=source,
+        name=dataset_name(spec),
+        digest=table_digest(data),
+        schema=_schema(kept.columns),
     )
 
 
-def _schema(names) -> Any:
+def _schema(names, *, loose: bool = False) -> Any:
+    """An MLflow schema of contract columns; ``loose`` leaves all but decimal columns
+    untyped, for the pyfunc (see :func:`signature`)."""
     from mlflow.types import ColSpec, Schema
+    from mlflow.types.schema import AnyType
 
     from .schema import column
 
@@ -180,22 +228,40 @@ def _schema(names) -> Any:
         "category": "string",
         "string": "string",
     }
-    return Schema([ColSpec(kinds[column(n).kind], n, required=column(n).required) for n in names])
+    specs = []
+    for name in names:
+        kind = column(name).kind
+        dtype = AnyType() if loose and kind != "float" else kinds[kind]
+        specs.append(ColSpec(dtype, name, required=column(name).required))
+    return Schema(specs)
 
 
 def signature(model) -> Any:
     """The pyfunc signature: the contract's baseline and regimen columns the model reads in,
-    one probability per outcome out."""
+    one probability per outcome out, and the ``outcome`` parameter.
+
+    Decimal columns are typed ``double``; categories, whole numbers and yes/no fields are
+    left untyped (``Any``) because MLflow's schema enforcement refuses pandas' categorical,
+    nullable-integer and nullable-boolean columns, the contract's own dtypes. The model
+    validates every column against the data contract itself (allowed categories, ranges),
+    with a ValidationError that names them.
+    """
     from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
     from .schema import columns
 
     read = set().union(*(m.feature_names_in_ for m in model.models.values()))
     names = [c for c in columns("baseline") + columns("regimen") if c in read]
     return ModelSignature(
-        inputs=_schema(names), outputs=Schema([ColSpec("double", o) for o in model.outcomes])
+        inputs=_schema(names, loose=True),
+        outputs=Schema([ColSpec("double", o) for o in model.outcomes]),
+        params=ParamSchema([ParamSpec("outcome", "string", ALL_OUTCOMES)]),
     )
+
+
+# the pyfunc's ``outcome`` parameter that asks for every outcome's column
+ALL_OUTCOMES = "all"
 
 
 def input_example(model) -> pd.DataFrame:
@@ -215,159 +281,126 @@ def input_example(model) -> pd.DataFrame:
     )
 
 
-_SUMMARY = (
-    "within_arm_auc",
-    "within_arm_auc_low",
-    "within_arm_auc_high",
-    "active_ece",
-    "active_calibration_intercept",
-    "active_calibration_slope",
-    "auc",
-    "auc_low",
-    "auc_high",
-    "pr_auc",
-    "brier",
-    "ece",
-    "calibration_intercept",
-    "calibration_slope",
-)
+# How ValidationResult.metrics columns are named in MLflow: one scheme on parent and child
+# runs, grouped by outcome, then by population (the MLflow UI groups keys on "/").
+METRIC_KEYS = {
+    "within_arm_auc": "within_arm/auc",
+    "within_arm_auc_low": "within_arm/auc_low",
+    "within_arm_auc_high": "within_arm/auc_high",
+    "active_ece": "active/ece",
+    "active_calibration_intercept": "active/calibration_intercept",
+    "active_calibration_slope": "active/calibration_slope",
+    "auc": "all/auc",
+    "auc_low": "all/auc_low",
+    "auc_high": "all/auc_high",
+    "pr_auc": "all/pr_auc",
+    "brier": "all/brier",
+    "ece": "all/ece",
+    "calibration_intercept": "all/calibration_intercept",
+    "calibration_slope": "all/calibration_slope",
+}
+_FOLD_METRICS = ("within_arm_auc", "auc", "brier")
 
 
-def _log_validation(result) -> None:
-    """Metrics of one outcome, in one batch: the model's, each fold's as a step (fold
-    number), mean and SD over folds, the peers' and the oracle's (prefixed by their name)."""
-    import mlflow
-    from mlflow.entities import Metric
+def metric_key(outcome: str, metric: str, model: str = "OutcomeModel") -> str:
+    """The MLflow key of a metric: ``response/within_arm/auc`` for the model,
+    ``response/oracle/within_arm/auc`` for a peer or the oracle.
 
-    now = int(time.time() * 1000)
-    batch = []
-
-    def add(key: str, value: float, step: int = 0) -> None:
-        if np.isfinite(value):
-            batch.append(Metric(key, float(value), now, step))
-
-    for name in result.metrics.index:
-        prefix = "" if name == "OutcomeModel" else f"{name}."
-        for metric in _SUMMARY:
-            add(f"{prefix}{metric}", result.metrics.loc[name, metric])
-    for name, group in result.fold_metrics.groupby("model", sort=False):
-        prefix = "" if name == "OutcomeModel" else f"{name}."
-        for metric in ("within_arm_auc", "active_ece", "auc", "pr_auc", "brier", "ece"):
-            series = group[metric].dropna()
-            if len(series):
-                add(f"{prefix}fold_{metric}_mean", series.mean())
-                add(f"{prefix}fold_{metric}_std", series.std(ddof=1) if len(series) > 1 else 0)
-            if name == "OutcomeModel" and metric in ("within_arm_auc", "auc", "brier", "ece"):
-                for row in group.itertuples():
-                    add(f"fold_{metric}", getattr(row, metric), int(row.fold))
-    mlflow.tracking.MlflowClient().log_batch(mlflow.active_run().info.run_id, metrics=batch)
+    Examples
+    --------
+    >>> from ketapredict.tracking import metric_key
+    >>> metric_key("response", "within_arm_auc")
+    'response/within_arm/auc'
+    >>> metric_key("cognitive_decline", "brier", "oracle")
+    'cognitive_decline/oracle/all/brier'
+    """
+    name = METRIC_KEYS.get(metric, metric)
+    return f"{outcome}/{name}" if model == "OutcomeModel" else f"{outcome}/{model}/{name}"
 
 
-# -- plots ------------------------------------------------------------------------------------
-def _figures(result, explanation=None, learning_curve: pd.DataFrame | None = None) -> dict:
-    import matplotlib
+def outcome_metrics(result, seconds: float | None = None) -> dict[str, float]:
+    """Every metric of one outcome's validation under its MLflow key.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import roc_curve
-
-    from .explanation import plot_beeswarm, plot_importance
-
-    figures = {}
-    predictions = result.predictions
-    y = predictions[result.outcome].to_numpy()
-    models = [c.removeprefix("p_") for c in predictions.columns if c.startswith("p_")]
-
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    for name in models:
-        fpr, tpr, _ = roc_curve(y, predictions[f"p_{name}"])
-        ax.plot(
-            fpr,
-            tpr,
-            label=f"{name} (AUC {result.metrics.loc[name, 'auc']:.3f})",
-            lw=2.5 if name == "OutcomeModel" else 1,
-            ls="--" if name == "oracle" else "-",
+    The model's, each peer's and the oracle's (:data:`METRIC_KEYS`), the mean and SD over
+    folds of the model's within-arm AUC, AUC and Brier score (``response/folds/auc_mean``;
+    each fold is in the run's ``tables/folds.csv``), and the validation's wall time. A
+    metric that cannot be computed (an AUC with one class) is logged as NaN, so runs of
+    different experiments carry the same keys.
+    """
+    outcome = result.outcome
+    out: dict[str, float] = {}
+    for model in result.metrics.index:
+        for metric in METRIC_KEYS:
+            out[metric_key(outcome, metric, model)] = float(result.metrics.loc[model, metric])
+    ours = result.fold_metrics[result.fold_metrics["model"] == "OutcomeModel"]
+    for metric in _FOLD_METRICS:
+        values = ours[metric].dropna()
+        out[f"{outcome}/folds/{metric}_mean"] = float(values.mean()) if len(values) else np.nan
+        out[f"{outcome}/folds/{metric}_sd"] = (
+            float(values.std(ddof=1)) if len(values) > 1 else np.nan
         )
-    ax.plot([0, 1], [0, 1], color="grey", lw=0.5)
-    ax.set(
-        xlabel="1 - specificity",
-        ylabel="sensitivity",
-        title=f"{result.outcome}: ROC, out of fold ({result.scheme})",
-    )
-    ax.legend(fontsize=7, loc="lower right")
-    figures["roc.png"] = fig
+    if seconds is not None:
+        out[f"{outcome}/time/validation_s"] = float(seconds)
+    return out
 
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    edges = np.linspace(0, 1, 11)
-    for name in models:
-        p = predictions[f"p_{name}"].to_numpy()
-        which = np.clip(np.digitize(p, edges) - 1, 0, 9)
-        counts = np.bincount(which, minlength=10)
-        shown = counts > 0
-        mean_p = np.bincount(which, weights=p, minlength=10)[shown] / counts[shown]
-        rate = np.bincount(which, weights=y, minlength=10)[shown] / counts[shown]
-        ax.plot(mean_p, rate, marker="o", label=name, lw=2.5 if name == "OutcomeModel" else 1)
-    ax.plot([0, 1], [0, 1], color="grey", lw=0.5)
-    ax.set(
-        xlabel="predicted probability",
-        ylabel="observed rate",
-        title=f"{result.outcome}: calibration (10 bins)",
-    )
-    ax.legend(fontsize=7, loc="upper left")
-    figures["calibration.png"] = fig
 
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    curve = result.decision_curve
-    for name in [*models, "treat_all", "treat_none"]:
-        ax.plot(
-            curve.index,
-            curve[name],
-            label=name,
-            lw=2.5 if name == "OutcomeModel" else 1,
-            ls=":" if name.startswith("treat") else "-",
+def fold_table(result) -> pd.DataFrame:
+    """One row per model and fold, naming the held-out trial (or fold) first."""
+    table = result.fold_metrics.copy()
+    table.insert(0, "outcome", result.outcome)
+    if "trial" in table.columns:
+        table = table.rename(columns={"trial": "held_out_trial"})
+    return table
+
+
+def model_parameters(experiment, outcome: str, fitted=None) -> dict[str, Any]:
+    """Every effective hyperparameter of an outcome's model (defaults included), and, for
+    a fitted model, the boosting rounds early stopping chose and the leaf weight used."""
+    params = experiment.model(outcome).get_params()
+    out = {f"model.{k}": v for k, v in params.items() if k not in ("outcome", "features")}
+    if fitted is not None:
+        out["model.n_rounds_fitted"] = int(fitted.n_rounds_)
+        out["model.min_child_weight_fitted"] = round(float(fitted.min_child_weight_), 4)
+    return out
+
+
+def run_parameters(result, outcome: str | None = None, risk_model=None) -> dict[str, Any]:
+    """The params of a run: the experiment's data, feature set, validation scheme and
+    tuning grid, and the effective model hyperparameters (for the parent run, the first
+    outcome's, with each outcome's fitted rounds as ``response.n_rounds_fitted``)."""
+    experiment = result.experiment
+    spec = experiment.spec
+    params: dict[str, Any] = {
+        "data.source": spec.data.describe(),
+        "data.kind": result.data_kind,
+        "data.courses": result.n_rows,
+        "features.set": spec.features.set,
+        "validation.scheme": spec.validation.scheme,
+        "validation.folds": max(r.fold_metrics["fold"].nunique() for r in result.results.values()),
+        "validation.bootstraps": spec.validation.bootstraps,
+        "validation.seed": spec.validation.seed,
+        "validation.peers": spec.validation.peers,
+        "outcomes": ",".join(result.results),
+    }
+    if spec.tuning:
+        params["tuning.grid"] = str(spec.tuning)
+    models = risk_model.models if risk_model is not None else {}
+    if outcome is not None:
+        validation = result.results[outcome]
+        params.update(
+            {
+                "outcome": outcome,
+                "rows": len(validation.predictions),
+                "events": int(validation.predictions[outcome].sum()),
+                "rows_left_out": validation.rows_left_out,
+            }
         )
-    low = min(-0.05, float(curve["treat_all"].min()) * 0.2)
-    ax.set(
-        xlabel="risk threshold",
-        ylabel="net benefit",
-        ylim=(low, None),
-        title=f"{result.outcome}: decision curve",
-    )
-    ax.legend(fontsize=7, loc="upper right")
-    figures["decision_curve.png"] = fig
-
-    if explanation is not None:
-        figures["shap_beeswarm.png"] = plot_beeswarm(explanation)
-        figures["shap_by_predictor.png"] = plot_importance(explanation, "predictor")
-    if learning_curve is not None:
-        fig, ax = plt.subplots(figsize=(6.5, 5))
-        colours = {"logistic_regression": "C0", "hist_gradient_boosting": "C1"}
-        for name, group in learning_curve.groupby("model", sort=False):
-            mean = group.groupby("n_train")["within_arm_auc"].mean()
-            if name == "OutcomeModel":
-                style = {"lw": 2.5, "color": "C3"}
-            elif name == "oracle":
-                style = {"lw": 1.5, "ls": "--", "color": "k"}
-            else:  # a learner keeps its colour; dotted on the encoded features
-                learner = name.removesuffix("_encoded")
-                style = {
-                    "lw": 1,
-                    "color": colours.get(learner, "C2"),
-                    "ls": ":" if name.endswith("_encoded") else "-",
-                }
-            ax.plot(mean.index, mean.values, marker="o", label=name, **style)
-        sizes = sorted(learning_curve["n_train"].unique())
-        ax.set_xscale("log")
-        ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
-        ax.minorticks_off()
-        ax.set(
-            xlabel="training courses",
-            ylabel="AUC within arm, active-drug patients",
-            title=f"{result.outcome.replace('_', ' ')}: learning curve (held-out part)",
-        )
-        ax.legend(fontsize=7, loc="best")
-        figures["learning_curve.png"] = fig
-    return figures
+        params.update(model_parameters(experiment, outcome, models.get(outcome)))
+    else:
+        params.update(model_parameters(experiment, next(iter(result.results))))
+        for name, fitted in models.items():
+            params[f"{name}.n_rounds_fitted"] = int(fitted.n_rounds_)
+    return {k: _param(v) for k, v in params.items()}
 
 
 # -- the whole experiment ---------------------------------------------------------------------
@@ -394,18 +427,36 @@ def log_experiment(
 ) -> TrackedRun:
     """Log an experiment's results (and its fitted RiskModel) to MLflow.
 
+    One parent run per experiment (named ``<experiment> <date>``) and one child run per
+    outcome (``<experiment> / <outcome>``), built for comparison in the MLflow UI:
+
+    - params: the data source, feature set, validation scheme, every effective model
+      hyperparameter (defaults included) and the boosting rounds early stopping chose;
+    - metrics under one scheme on parent and child (:func:`metric_key`), with each run's
+      validation time; the parent run spans the whole job;
+    - tables: each fold with its held-out trial (``tables/folds.csv``), the subgroups
+      (``tables/subgroups.csv``) and the quantile calibration bins
+      (``tables/calibration.csv``);
+    - the data through ``mlflow.data`` under one name per source, with its digest, schema
+      and a profile of counts (never rows, never identifiers);
+    - plots, the experiment file, the model card and tags (ketapredict's version and source
+      commit, data kind, feature set, scheme, data digest);
+    - the RiskModel as an MLflow pyfunc (parent run), optionally registered.
+
     Parameters
     ----------
     result : ExperimentResult
         From :func:`ketapredict.experiment.run_experiment`.
     data : DataFrame
-        The experiment's data; only its digest and schema are logged, and a sample of its
-        rows is explained for the SHAP plots (the plots show no identifiers).
+        The experiment's data; only its digest, schema and counts are logged, and a sample
+        of its rows is explained for the SHAP plots (the plots show no identifiers).
     risk_model : RiskModel, optional
         Logged as an MLflow pyfunc from the parent run.
     register : str, optional
-        Register the model under this name; alias ``champion`` if its primary metric (the
-        first outcome's AUC) beats the current champion's, else ``challenger``.
+        Register the model under this name; alias ``champion`` if it beats the current
+        champion on a like-for-like comparison (same data digest, validation scheme and
+        primary outcome; see :data:`PRIMARY_METRIC`), else ``challenger``, with the reason
+        as a tag of the model version and of the run.
     learning_curves : mapping of outcome to DataFrame, optional
         Learning-curve results to plot in the outcome's run.
 
@@ -424,81 +475,94 @@ def log_experiment(
         return _log(result, data, risk_model, register, learning_curves, uri, start)
 
 
+def _milliseconds(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
 def _log(result, data, risk_model, register, learning_curves, uri, start) -> TrackedRun:
+    import matplotlib.pyplot as plt
     import mlflow
+    from mlflow.tracking import MlflowClient
 
     from . import __version__
-    from .explanation import explain
 
+    client = MlflowClient()
     experiment = result.experiment
+    spec = experiment.spec
     try:
         experiment_id = _experiment_id(experiment.name)
+        if spec.description:  # the MLflow UI shows this tag as the experiment's description
+            client.set_experiment_tag(experiment_id, "mlflow.note.content", spec.description)
         dataset = _dataset(data, experiment)
+        source = git_commit()
         tags = {
-            "git_commit": git_commit(),
-            "ketapredict_version": __version__,
+            "ketapredict.version": __version__,
             "data_kind": result.data_kind,
-            "feature_set": experiment.spec.features.set,
-            "validation_scheme": experiment.spec.validation.scheme,
+            "feature_set": spec.features.set,
+            "validation_scheme": spec.validation.scheme,
             "data_digest": dataset.digest,
+            "primary_outcome": next(iter(result.results)),
+            **{f"ketapredict.git_{k}": v for k, v in source.items()},
         }
-        children = {}
-        with mlflow.start_run(
-            experiment_id=experiment_id,
+        if result.data_kind == "simulated":
+            tags["not_for_clinical_decisions"] = "trained on the virtual cohort"
+        parent = client.create_run(
+            experiment_id,
+            start_time=_milliseconds(result.started),
+            tags={**tags, "mlflow.note.content": spec.description},
             run_name=f"{experiment.name} {time.strftime('%Y-%m-%d %H:%M')}",
-            tags=tags,
-        ) as parent:
-            mlflow.log_params({k: _param(v) for k, v in experiment.parameters().items()})
+        )
+        parent_id = parent.info.run_id
+        children, all_metrics = {}, {}
+        with mlflow.start_run(run_id=parent_id):
+            mlflow.log_params(run_parameters(result, risk_model=risk_model))
             mlflow.log_text(experiment.text, "experiment.toml")
             mlflow.log_input(dataset, context="training")
-            outcomes = list(result.results)
-            mlflow.set_tag("primary_outcome", outcomes[0])
+            # each outcome's run spans its own validation inside the parent's time
+            began = (
+                result.started
+                + result.seconds
+                - sum(result.timings.get(o, 0.0) for o in result.results)
+            )
             for outcome, validation in result.results.items():
-                with mlflow.start_run(
-                    experiment_id=experiment_id,
-                    run_name=outcome,
-                    nested=True,
-                    tags={**tags, "outcome": outcome},
-                ) as child:
-                    mlflow.log_params(
-                        {
-                            "outcome": outcome,
-                            "scheme": validation.scheme,
-                            "rows": len(validation.predictions),
-                            "events": int(validation.predictions[outcome].sum()),
-                            "rows_left_out": validation.rows_left_out,
-                        }
-                    )
+                seconds = result.timings.get(outcome)
+                child = client.create_run(
+                    experiment_id,
+                    start_time=_milliseconds(began),
+                    tags={**tags, "outcome": outcome, "mlflow.parentRunId": parent_id},
+                    run_name=f"{experiment.name} / {outcome}",
+                )
+                child_id = child.info.run_id
+                metrics = outcome_metrics(validation, seconds)
+                all_metrics.update(metrics)
+                with mlflow.start_run(run_id=child_id, nested=True):
+                    mlflow.log_params(run_parameters(result, outcome, risk_model))
                     mlflow.log_text(experiment.text, "experiment.toml")
                     mlflow.log_input(dataset, context="training")
-                    _log_validation(validation)
-                    explanation = None
-                    if risk_model is not None and outcome in risk_model.models:
-                        rows = data[data[outcome].notna()]
-                        sample = rows.sample(min(SHAP_SAMPLE, len(rows)), random_state=0)
-                        explanation = explain(risk_model, sample, outcome)
-                    curve = (learning_curves or {}).get(outcome)
-                    for name, figure in _figures(validation, explanation, curve).items():
+                    mlflow.log_metrics(metrics)
+                    _log_tables(validation)
+                    figures = _outcome_figures(
+                        experiment, validation, data, risk_model, (learning_curves or {})
+                    )
+                    for name, figure in figures.items():
                         mlflow.log_figure(figure, f"plots/{name}")
-                        import matplotlib.pyplot as plt
-
                         plt.close(figure)
-                    children[outcome] = child.info.run_id
-                ours = validation.metrics.loc["OutcomeModel"]
-                for metric in ("within_arm_auc", "auc"):
-                    if np.isfinite(ours[metric]):
-                        mlflow.log_metric(f"{outcome}.{metric}", float(ours[metric]))
-            primary = result.results[outcomes[0]].metrics.loc["OutcomeModel", PRIMARY_METRIC]
-            if np.isfinite(primary):
-                mlflow.log_metric(f"primary.{PRIMARY_METRIC}", float(primary))
+                if seconds is not None:
+                    began += seconds
+                    client.set_terminated(child_id, end_time=_milliseconds(began))
+                children[outcome] = child_id
+            if "final_model" in result.timings:
+                all_metrics["time/final_model_s"] = result.timings["final_model"]
+            mlflow.log_metrics(all_metrics)
             model_uri = None
             if risk_model is not None:
+                mlflow.log_text(risk_model.model_card(), "model_card.md")
                 model_uri = _log_model(risk_model)
-            registered = _register(model_uri, register) if register else None
+            registered = _register(model_uri, register, risk_model) if register else None
         return TrackedRun(
             uri,
             experiment_id,
-            parent.info.run_id,
+            parent_id,
             children,
             model_uri,
             registered,
@@ -510,29 +574,156 @@ def _log(result, data, risk_model, register, learning_curves, uri, start) -> Tra
         raise TrackingError(f"logging to {uri} failed: {type(error).__name__}: {error}") from error
 
 
+def _log_tables(validation) -> None:
+    """The run's tables: folds, subgroups and calibration bins (aggregates, no rows)."""
+    import mlflow
+
+    from .evaluate import calibration_bins
+
+    mlflow.log_text(fold_table(validation).to_csv(index=False), "tables/folds.csv")
+    mlflow.log_text(validation.subgroups.to_csv(index=False), "tables/subgroups.csv")
+    predictions = validation.predictions
+    y = predictions[validation.outcome].to_numpy(dtype=float)
+    bins = [
+        calibration_bins(y, predictions[column].to_numpy()).assign(model=column.removeprefix("p_"))
+        for column in predictions.columns
+        if column.startswith("p_")
+    ]
+    mlflow.log_text(pd.concat(bins).to_csv(index=False), "tables/calibration.csv")
+
+
+def _outcome_figures(experiment, validation, data, risk_model, learning_curves) -> dict:
+    """The plots of one outcome's run: ROC, calibration, decision curve, learning curve
+    (:func:`ketapredict.plots.validation_figures`) and, when the model was fitted, shap's
+    beeswarm, bar and waterfall (:func:`ketapredict.explanation.shap_figures`)."""
+    from .explanation import shap_figures
+    from .plots import outcome_words, validation_figures
+
+    outcome = validation.outcome
+    feature_set = experiment.spec.features.set
+    figures = validation_figures(
+        validation,
+        experiment=experiment.name,
+        feature_set=feature_set,
+        learning_curve=learning_curves.get(outcome),
+    )
+    if risk_model is not None and outcome in risk_model.models:
+        rows = data[data[outcome].notna()]
+        sample = rows.sample(min(SHAP_SAMPLE, len(rows)), random_state=0)
+        title = (
+            f"{outcome_words(outcome)}: experiment {experiment.name}, feature set {feature_set}"
+        )
+        figures.update(shap_figures(risk_model, sample, outcome, title=title))
+    return figures
+
+
 def _param(value: Any) -> Any:
     if isinstance(value, list | dict | tuple):
         return str(value)
     return value
 
 
+_NOT_SERVED = ("shap", "matplotlib", "tqdm")
+
+
+def requirements() -> list[str]:
+    """The pip requirements of the logged pyfunc: ketapredict's own dependencies at the
+    versions installed here (ketapredict itself travels as code with the model)."""
+    from importlib.metadata import PackageNotFoundError, requires, version
+
+    from packaging.requirements import Requirement
+
+    pinned = []
+    for text in requires("ketapredict") or []:
+        requirement = Requirement(text)
+        # extras (tests) and the training side's plotting and explanation libraries are
+        # never imported by the pyfunc (shap alone would add numba and LLVM to the image)
+        if requirement.marker is not None or requirement.name in _NOT_SERVED:
+            continue
+        try:
+            pinned.append(f"{requirement.name}=={version(requirement.name)}")
+        except PackageNotFoundError:
+            pinned.append(str(requirement))
+    return pinned
+
+
 def _log_model(risk_model) -> str:
+    """Log the RiskModel as a pyfunc that installs in a fresh environment: the model's
+    files as an artifact, the package's source as code (``code_paths``), and its
+    dependencies pinned to the versions it was trained with (no index serves
+    ketapredict)."""
     import mlflow
 
-    from . import __version__
-
     code = Path(__file__).with_name("_mlflow_pyfunc.py")
+    package = Path(__file__).resolve().parent
     with tempfile.TemporaryDirectory() as folder:
         saved = risk_model.save(Path(folder) / "risk_model")
         info = mlflow.pyfunc.log_model(
             name="risk_model",
             python_model=str(code),
             artifacts={"risk_model": str(saved)},
+            code_paths=[str(package)],
             signature=signature(risk_model),
             input_example=input_example(risk_model),
-            pip_requirements=[f"ketapredict=={__version__}"],
+            pip_requirements=requirements(),
         )
     return info.model_uri
+
+
+def risk_metrics() -> list:
+    """Metrics of predicted risks for ``mlflow.models.evaluate``: AUC, Brier score,
+    calibration intercept and slope, observed rate and mean predicted risk.
+
+    MLflow's built-in ``classifier`` evaluation scores labels (and probabilities only of
+    scikit-learn and XGBoost flavors), not the risks a pyfunc returns; these metrics score
+    the risk of one outcome, chosen with ``predictions=<outcome>``::
+
+        mlflow.models.evaluate(
+            model_uri, data, targets="response", predictions="response",
+            extra_metrics=ketapredict.tracking.risk_metrics(),
+        )
+
+    ``data`` holds the patients and the observed outcome (0/1, no missing values).
+
+    Returns
+    -------
+    list of mlflow.models.EvaluationMetric
+    """
+    from mlflow.metrics import MetricValue, make_metric
+
+    from .evaluate import _calibration_line
+
+    def scored(name: str, compute) -> Any:
+        def eval_fn(predictions, targets, metrics=None):
+            y = np.asarray(targets, dtype=float)
+            p = np.asarray(predictions, dtype=float)
+            both = min(y.sum(), len(y) - y.sum()) > 0
+            value = (
+                compute(y, p)
+                if both or name in ("brier", "observed", "mean_predicted")
+                else np.nan
+            )
+            return MetricValue(aggregate_results={name: float(value)})
+
+        return eval_fn
+
+    def auc(y, p):
+        from sklearn.metrics import roc_auc_score
+
+        return roc_auc_score(y, p)
+
+    computed = {
+        "auc": (auc, True),
+        "brier": (lambda y, p: np.mean((p - y) ** 2), False),
+        "calibration_intercept": (lambda y, p: _calibration_line(y, p)[0], True),
+        "calibration_slope": (lambda y, p: _calibration_line(y, p)[1], True),
+        "observed": (lambda y, p: y.mean(), True),
+        "mean_predicted": (lambda y, p: p.mean(), True),
+    }
+    return [
+        make_metric(eval_fn=scored(name, compute), greater_is_better=better, name=name)
+        for name, (compute, better) in computed.items()
+    ]
 
 
 def log_evaluation(result, model, model_source: str) -> str:
@@ -566,8 +757,8 @@ def log_evaluation(result, model, model_source: str) -> str:
                     "model_sha256": getattr(model, "content_sha256", "unsaved"),
                     "model_data_kind": model.provenance.get("data_kind", "unknown"),
                     "data_digest": result.data_digest,
-                    "ketapredict_version": __version__,
-                    "git_commit": git_commit(),
+                    "ketapredict.version": __version__,
+                    **{f"ketapredict.git_{k}": v for k, v in git_commit().items()},
                     "mlflow.note.content": (
                         f"External validation of {result.model} on {result.n_courses} courses."
                     ),
@@ -590,7 +781,15 @@ def load_logged_model(uri: str):
 
     The model's files are downloaded from the store of :func:`tracking_uri` into a new
     temporary directory and verified against their checksums like any saved model.
+
+    Raises
+    ------
+    TrackingError
+        If the store is a local SQLite file that does not exist (MLflow would silently
+        create an empty one; the message says where it looked and how to point elsewhere),
+        or the model cannot be read from it.
     """
+    _require_store(f"read the model {uri!r}")
     import mlflow
 
     from .risk import RiskModel
@@ -620,9 +819,13 @@ _COMPARABLE = {
 }
 
 
-def _register(model_uri: str | None, name: str) -> dict[str, Any]:
+def _register(model_uri: str | None, name: str, risk_model=None) -> dict[str, Any]:
     """Register the model; alias it champion if it beats the current champion on a like-for-
-    like comparison, else challenger, saying why."""
+    like comparison, else challenger, saying why (a tag of the version and of the run).
+
+    The registered model and the version carry a description and tags: the training
+    data's kind (and "not for clinical decisions" for the virtual cohort), the experiment,
+    feature set, validation scheme, data digest and the primary metric."""
     import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
@@ -632,7 +835,8 @@ def _register(model_uri: str | None, name: str) -> dict[str, Any]:
     client = MlflowClient()
     version = mlflow.register_model(model_uri, name)
     ours_run = client.get_run(mlflow.active_run().info.run_id)
-    key = f"primary.{PRIMARY_METRIC}"
+    primary = ours_run.data.tags.get("primary_outcome", "")
+    key = metric_key(primary, PRIMARY_METRIC)
     ours = ours_run.data.metrics.get(key, np.nan)
     try:
         champion = client.get_model_version_by_alias(name, "champion")
@@ -657,10 +861,52 @@ def _register(model_uri: str | None, name: str) -> dict[str, Any]:
         elif not np.isfinite(ours) or not np.isfinite(theirs):
             alias, reason = "challenger", "no within-arm AUC to compare"
         elif ours > theirs:
-            alias, reason = "champion", f"beats version {champion.version}"
+            alias, reason = "champion", f"beats version {champion.version} ({theirs:.3f})"
         else:
-            alias, reason = "challenger", f"does not beat version {champion.version}"
+            alias, reason = (
+                "challenger",
+                f"does not beat version {champion.version} ({theirs:.3f})",
+            )
     client.set_registered_model_alias(name, alias, version.version)
+    tags = ours_run.data.tags
+    simulated = tags.get("data_kind") == "simulated"
+    described = {
+        "data_kind": tags.get("data_kind", "unknown"),
+        "experiment": ours_run.info.run_name.rsplit(" ", 2)[0],
+        "feature_set": tags.get("feature_set", ""),
+        "validation_scheme": tags.get("validation_scheme", ""),
+        "data_digest": tags.get("data_digest", ""),
+        "primary_outcome": primary,
+        key: f"{ours:.4f}",
+        "alias_reason": f"{alias}: {reason}",
+    }
+    if simulated:
+        described["not_for_clinical_decisions"] = "trained on the virtual cohort"
+    for tag, value in described.items():
+        client.set_model_version_tag(name, version.version, tag, value)
+    notice = "Trained on the virtual cohort: not for clinical decisions. " if simulated else ""
+    client.update_model_version(
+        name,
+        version.version,
+        description=(
+            f"{notice}Experiment {described['experiment']!r}, feature set "
+            f"{described['feature_set']!r}, {described['validation_scheme']}; within-arm AUC "
+            f"of {primary} {ours:.3f}. Registered as {alias}: {reason}. The model card is "
+            "the run's model_card.md."
+        ),
+    )
+    registered = client.get_registered_model(name)
+    if not registered.description:
+        client.update_registered_model(
+            name,
+            description=(
+                "ketapredict RiskModel: calibrated probabilities of ketamine and esketamine "
+                "outcomes for one patient, dose schedule and day. Load it with "
+                f"ketapredict.load_model('models:/{name}@champion')."
+            ),
+        )
+    client.set_registered_model_tag(name, "ketapredict", "RiskModel")
+    mlflow.set_tag("registry_decision", f"{name} version {version.version}: {alias}, {reason}")
     return {
         "name": name,
         "version": version.version,
@@ -671,11 +917,26 @@ def _register(model_uri: str | None, name: str) -> dict[str, Any]:
     }
 
 
-def ui_command(port: int = 5000) -> list[str]:
-    """The command that serves the MLflow UI for the current store on 127.0.0.1."""
+def ui_command(port: int = 5000, *, verbose: bool = False) -> list[str]:
+    """The command that serves the MLflow UI for the current store on 127.0.0.1.
+
+    One worker: the UI serves one person on this machine, and each worker imports MLflow
+    anew (four, MLflow's default, take about a minute to start on two cores). Without
+    ``verbose``, the web server logs warnings and errors only, not every request.
+
+    Examples
+    --------
+    >>> from ketapredict.tracking import ui_command
+    >>> command = ui_command(5001)
+    >>> command[command.index("--port") + 1], command[command.index("--workers") + 1]
+    ('5001', '1')
+    """
     import sys
 
     uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        # absolute: the message, the server and the store agree on one file
+        uri = f"sqlite:///{_sqlite_path(uri)}"
     command = [
         sys.executable,
         "-m",
@@ -685,9 +946,53 @@ def ui_command(port: int = 5000) -> list[str]:
         "127.0.0.1",
         "--port",
         str(port),
+        "--workers",
+        "1",
         "--backend-store-uri",
         uri,
+        "--registry-store-uri",
+        uri,
     ]
+    if not verbose:
+        command += ["--uvicorn-opts", "--log-level warning"]
     if uri.startswith("sqlite:///"):
         command += ["--default-artifact-root", Path(ARTIFACT_ROOT).resolve().as_uri()]
     return command
+
+
+def _sqlite_path(uri: str) -> Path:
+    """The absolute path of the database file of a ``sqlite:///`` URI (relative to the
+    current directory, as MLflow reads it)."""
+    return Path(uri.removeprefix("sqlite:///")).resolve()
+
+
+def _require_store(action: str) -> None:
+    """Refuse to read a local SQLite store that does not exist.
+
+    MLflow creates an empty database wherever a ``sqlite:///`` URI points, so reading the
+    relative default from the wrong directory would silently show nothing (and leave an
+    empty ``mlruns/`` behind). Servers and other databases are left to MLflow.
+
+    Raises
+    ------
+    TrackingError
+        Saying which file was looked for and how to point at the right store.
+    """
+    uri = tracking_uri()
+    if not uri.startswith("sqlite:///") or uri.endswith(":memory:"):
+        return
+    database = _sqlite_path(uri)
+    if database.is_file():
+        return
+    where = (
+        "MLFLOW_TRACKING_URI is not set, so the store is mlruns/mlflow.db under the current "
+        "directory"
+        if uri == DEFAULT_TRACKING_URI and not os.environ.get("MLFLOW_TRACKING_URI")
+        else f"MLFLOW_TRACKING_URI is {uri!r}"
+    )
+    raise TrackingError(
+        f"cannot {action}: no MLflow store at {database} ({where}). Run from the project "
+        "directory whose mlruns/ holds your runs (ketapredict train creates it), or set "
+        "MLFLOW_TRACKING_URI to the store: sqlite:////absolute/path/to/mlflow.db or a "
+        "tracking server URL."
+    )
