@@ -1,12 +1,24 @@
+import io
+import json
+import logging
+import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
+import sys
+import time
+import urllib.request
+from importlib import resources
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from ketapredict import published_trials, validate
+from ketapredict import Regimen, load_model, published_trials, validate, validate_patient
 from ketapredict.cli import main
+from ketapredict.tracking import TrackingError
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv"])
@@ -72,3 +84,355 @@ def test_quickstart_runs_the_whole_package(tmp_path, monkeypatch, capsys):
     ):
         assert expected in out
     assert (tmp_path / "mlruns" / "mlflow.db").is_file()
+
+
+# -- ketapredict score -------------------------------------------------------------------------
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "src" / "ketapredict" / "data" / "examples"
+PATIENT = EXAMPLES / "patient.json"
+BIDS = EXAMPLES / "bids" / "mapping.toml"
+ESKETAMINE = {
+    "drug": "esketamine",
+    "route": "intranasal",
+    "dose": 56,
+    "dose_unit": "mg",
+    "sessions_per_week": 2,
+    "n_sessions": 8,
+}
+
+
+def test_the_example_patient_is_package_data_and_valid():
+    from importlib import resources
+
+    shipped = resources.files("ketapredict") / "data" / "examples" / "patient.json"
+    assert json.loads(shipped.read_text()) == json.loads(PATIENT.read_text())
+    record = json.loads(PATIENT.read_text())
+    regimen = Regimen(**record.pop("regimen"))
+    validate_patient(record)  # every field inside the contract
+    assert regimen.drug == "ketamine"
+
+
+def test_score_prints_the_report_of_the_example_patient(capsys):
+    assert main(["score", str(PATIENT), "--horizon-day", "28"]) == 0
+    out = capsys.readouterr().out
+    record = json.loads(PATIENT.read_text())
+    expected = load_model().score(
+        {k: v for k, v in record.items() if k not in ("patient_id", "regimen")},
+        record["regimen"],
+        horizon_day=28,
+    )
+    assert out == f"{expected}\n"
+    assert "ketamine 0.5 mg/kg IV over 40 min, 2/week x 8" in out
+    assert record["patient_id"] not in out
+
+
+def test_score_json_is_the_reports_dict_for_scripts(capsys):
+    assert main(["score", str(PATIENT), "--json"]) == 0
+    out = capsys.readouterr().out
+    report = json.loads(out)
+    assert set(report) >= {"regimen", "risks", "horizon_day", "warnings", "provenance"}
+    assert report["horizon_day"] == 25.5  # no day given: 24 h after the 8th session
+    for risk in report["risks"].values():
+        assert 0 <= risk["low"] <= risk["probability"] <= risk["high"] <= 1
+    assert "EXAMPLE-0001" not in out
+
+
+def test_regimen_fields_in_the_record_or_as_an_object_score_the_same(tmp_path, capsys):
+    record = json.loads(PATIENT.read_text())
+    flat = tmp_path / "flat.json"
+    regimen = record.pop("regimen")
+    flat.write_text(json.dumps({**record, **regimen}))
+    assert main(["score", str(flat), "--json"]) == 0
+    from_flat = json.loads(capsys.readouterr().out)
+    assert main(["score", str(PATIENT), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == from_flat
+
+
+def test_regimen_option_replaces_the_files_regimen_and_says_so(tmp_path, capsys):
+    assert main(["score", str(PATIENT), "--regimen", json.dumps(ESKETAMINE), "--json"]) == 0
+    given_as_text = json.loads(capsys.readouterr().out)
+    assert given_as_text["regimen"] == "esketamine 56 mg intranasal, 2/week x 8"
+    assert any("were replaced by the regimen given" in w for w in given_as_text["warnings"])
+    path = tmp_path / "spray.json"
+    path.write_text(json.dumps(ESKETAMINE))
+    assert main(["score", str(PATIENT), "--regimen", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == given_as_text
+
+
+def test_score_reads_the_patient_from_standard_input(monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", io.StringIO(PATIENT.read_text()))
+    assert main(["score", "-", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["regimen"].startswith("ketamine 0.5 mg/kg")
+
+
+def _patient_with(**changes) -> str:
+    record = json.loads(PATIENT.read_text())
+    record.update(changes)
+    return json.dumps(record)
+
+
+@pytest.mark.parametrize(
+    ("content", "options", "message"),
+    [
+        ('{"age": 46,', [], "is not valid JSON: Expecting property name enclosed in double"),
+        ("[]", [], "expected one patient record, a JSON object of contract fields; got a list"),
+        (_patient_with(madrs_baseline=75), [], "madrs_baseline=75 is outside 0-60"),
+        (_patient_with(shoe_size=44), [], "shoe_size"),
+        (_patient_with(drug="ketamine"), [], "the record gives its regimen twice"),
+        (_patient_with(regimen="ketamine"), [], "'regimen' must be an object of regimen"),
+        (None, ["--horizon-day", "400"], "horizon_day=400.0 is not 0-365"),
+        (None, ["--regimen", '{"drug": "ketamine"'], "--regimen is not valid JSON"),
+        (None, ["--regimen", "ketamine 0.5 mg/kg"], "expected the regimen's fields as JSON"),
+        (None, ["--regimen", '{"drug": "ketamine", "route": "iv", "dose": 9}'], "dose=9"),
+        (None, ["--model", "no/such/model"], "no ketapredict model at 'no/such/model'"),
+    ],
+)
+def test_bad_score_input_exits_2_with_a_message(tmp_path, capsys, content, options, message):
+    path = PATIENT
+    if content is not None:
+        path = tmp_path / "patient.json"
+        path.write_text(content)
+    assert main(["score", str(path), *options]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("ketapredict: ")
+    assert message in captured.err
+    assert "EXAMPLE-0001" not in captured.err
+
+
+def test_a_missing_patient_file_is_named(tmp_path, capsys):
+    assert main(["score", str(tmp_path / "nobody.json")]) == 2
+    assert f"{str(tmp_path / 'nobody.json')!r}: no such file" in capsys.readouterr().err
+
+
+def test_a_broken_pipe_ends_quietly():
+    """`ketapredict score ... | head -1`: the reader is gone before the report is written."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ketapredict.cli", "score", str(PATIENT)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    process.stdout.close()
+    err = process.stderr.read()
+    assert process.wait(timeout=60) == 1
+    assert err == ""  # no traceback, no "Exception ignored ... BrokenPipeError"
+
+
+def test_verbose_goes_before_or_after_the_command_and_leaves_no_trace(monkeypatch, capsys):
+    monkeypatch.delenv("MLFLOW_LOGGING_LEVEL", raising=False)
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    level = logging.getLogger("mlflow").level
+    reports = []
+    for argv in (["--verbose", "score"], ["score", "--verbose"], ["score"]):
+        assert main([*argv, str(PATIENT), "--json"]) == 0
+        reports.append(json.loads(capsys.readouterr().out))
+    assert reports[0] == reports[1] == reports[2]
+    assert "MLFLOW_LOGGING_LEVEL" not in os.environ
+    assert "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR" not in os.environ
+    assert logging.getLogger("mlflow").level == level
+
+
+# -- help texts ----------------------------------------------------------------------------------
+def _help(*command: str) -> str:
+    import contextlib
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        main([*command, "--help"])
+    return out.getvalue()
+
+
+def test_calibrate_help_describes_the_evidence_it_uses():
+    text = " ".join(_help("calibrate").split())
+    assert "CALIBRATION.md" not in text
+    assert "ketapredict/cohort/targets.toml" in text
+
+
+def test_help_texts_name_only_files_the_repository_has():
+    from ketapredict.cli import _parser
+
+    commands = _parser()._subparsers._group_actions[0].choices
+    texts = [_help()] + [_help(name) for name in commands]
+    outputs = {"cohort.parquet", "courses.parquet"}  # default output files, written
+    named = set()
+    for text in texts:
+        named |= set(re.findall(r"[\w.-]+(?:/[\w.-]+)*\.(?:md|toml|py|json|yaml)\b", text))
+    assert named, "no file named at all: the pattern is wrong"
+    for name in named - outputs:
+        assert (ROOT / name).exists() or (ROOT / "src" / name).exists(), name
+
+
+# -- stores are read, never created --------------------------------------------------------------
+def test_ui_refuses_a_missing_store_and_creates_none(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["ui", "--port", str(free_port())]) == 1
+    err = capsys.readouterr().err
+    assert f"no MLflow store at {tmp_path / 'mlruns' / 'mlflow.db'}" in err
+    assert "MLFLOW_TRACKING_URI" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_registered_model_is_not_read_from_a_missing_store(tmp_path, monkeypatch):
+    other = tmp_path / "elsewhere" / "runs.db"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{other}")
+    with pytest.raises(TrackingError, match=re.escape(f"no MLflow store at {other}")):
+        load_model("models:/ketapredict@champion")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    with pytest.raises(TrackingError, match=re.escape(str(tmp_path / "mlruns" / "mlflow.db"))):
+        load_model("models:/ketapredict@champion")
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- against a real local store ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory):
+    """A store made by `ketapredict evaluate` in a fresh directory (its output too), with the
+    demo model logged as a run's artifacts."""
+    folder = tmp_path_factory.mktemp("store")
+    environment = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    done = subprocess.run(
+        [sys.executable, "-m", "ketapredict.cli", "evaluate", "demo", str(BIDS)],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}")
+    try:
+        with mlflow.start_run(
+            experiment_id=mlflow.get_experiment_by_name("external-validation").experiment_id
+        ) as run:
+            demo = resources.files("ketapredict") / "data" / "demo_model"
+            with resources.as_file(demo) as path:
+                mlflow.log_artifacts(str(path), "risk_model")
+    finally:
+        mlflow.set_tracking_uri(previous)
+    return folder, done, f"runs:/{run.info.run_id}/risk_model"
+
+
+def test_mlflow_says_nothing_unless_verbose(logged):
+    folder, done, _ = logged
+    assert (folder / "mlruns" / "mlflow.db").is_file()  # it created the store...
+    assert "Logged MLflow run" in done.stdout
+    printed = done.stdout + done.stderr
+    assert not re.search(r"\bINFO\b", printed)  # ...without MLflow's log lines
+    assert "Downloading artifacts" not in printed
+
+
+def test_score_with_a_logged_model(logged, monkeypatch, capsys):
+    folder, _, uri = logged
+    monkeypatch.chdir(folder)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["score", str(PATIENT), "--model", uri]) == 0
+    from_store = capsys.readouterr()
+    assert main(["score", str(PATIENT)]) == 0
+    assert from_store.out == capsys.readouterr().out  # the same demo model
+    assert "INFO" not in from_store.err
+
+
+# -- ketapredict ui stops with its server --------------------------------------------------------
+def test_ui_refuses_a_port_in_use(logged, monkeypatch, capsys):
+    folder, _, _ = logged
+    monkeypatch.chdir(folder)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["ui", "--port", str(port)]) == 1
+    assert f"port {port} on 127.0.0.1 is taken" in capsys.readouterr().err
+
+
+def _processes() -> dict[int, tuple[int, str]]:
+    """Every process: pid -> (parent pid, command line)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue  # ended meanwhile
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] != "Z":  # a zombie holds nothing
+            found[int(entry.name)] = (int(fields[1]), command)
+    return found
+
+
+def _descendants(pid: int) -> dict[int, str]:
+    processes = _processes()
+    found, frontier = {}, {pid}
+    while frontier:
+        frontier = {p for p, (parent, _) in processes.items() if parent in frontier}
+        found.update({p: processes[p][1] for p in frontier})
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads processes from /proc")
+@pytest.mark.parametrize(
+    ("stop", "verbose"),
+    [
+        pytest.param(signal.SIGTERM, False, id="SIGTERM"),
+        pytest.param(signal.SIGINT, True, id="SIGINT-verbose", marks=pytest.mark.slow),
+    ],
+)
+def test_ui_stops_with_its_server(logged, stop, verbose):
+    folder, _, _ = logged
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ketapredict.cli", "ui", "--port", str(port)]
+        + (["--verbose"] if verbose else []),
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # the test's own group, as a terminal would give it
+        env={k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"},
+    )
+    try:
+        wait_for(port)
+        server = _descendants(process.pid)
+        assert any(f"--port {port}" in command for command in server.values()), server
+        os.kill(process.pid, stop)  # the ketapredict process only, as `kill PID` does
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    output = process.stdout.read()
+    assert f"Stopped the MLflow UI; port {port} is free." in output
+    # MLflow's and uvicorn's log lines (each request) only when asked for
+    assert bool(re.search(r"\bINFO\b", output)) == verbose
+    left = {
+        pid: command
+        for pid, (_, command) in _processes().items()
+        if pid in server and command == server[pid]
+    }
+    assert left == {}
+    with socket.socket() as probe:  # nothing listens there any more
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(port: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.25)
+    raise TimeoutError(f"nothing answered on port {port} within {timeout} s")

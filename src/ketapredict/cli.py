@@ -1,14 +1,21 @@
 """The ``ketapredict`` command line.
 
 Each command is a thin layer over a public function; the work happens in the library.
+Exit codes: 0 done, 1 a failure to report (a missed calibration target, an unreachable or
+missing tracking store), 2 bad input (arguments, files, values outside the data contract).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -218,7 +225,8 @@ def _calibrate(args: argparse.Namespace) -> int:
     print(
         f"Virtual cohort against published evidence ({args.n_per_arm:,} patients per "
         f"simulated arm, a typical trial, seed {args.seed}). Tolerances follow each "
-        "result's sample size (CALIBRATION.md).\n"
+        "result's sample size and the spread between trials (the rules head "
+        "ketapredict/cohort/targets.toml).\n"
     )
     titles = {
         "fit": "Fit targets: scripts/fit_cohort.py fitted the parameters to these.",
@@ -442,31 +450,12 @@ def _quickstart(args: argparse.Namespace) -> int:
         "woman, TRD, MADRS 34):\n"
     )
     print(model.score(patient, course, horizon_day=HORIZON_DAY))
-    table = model.compare_regimens(patient, horizon_day=HORIZON_DAY)
+    comparison = model.compare_regimens(patient, horizon_day=HORIZON_DAY)
     print(
-        f"\n4. The standard grid of {len(table)} schedules for her, all at day {HORIZON_DAY}, "
-        "best response first, with 90% intervals. Dominated: another schedule has at least "
-        "her response chance and at most her risk of cognitive decline, on the point "
-        "estimates; where the intervals overlap, the difference may not be real. Warnings: "
-        "how many the schedule's report gives (for example, outside the training data).\n"
+        f"\n4. The standard grid of {len(comparison)} schedules for her, all at day "
+        f"{HORIZON_DAY}:\n"
     )
-
-    def percent(outcome: str) -> list[str]:
-        return [
-            f"{r[outcome]:6.1%} [{r[outcome + '_low']:.1%}, {r[outcome + '_high']:.1%}]"
-            for _, r in table.iterrows()
-        ]
-
-    shown = pd.DataFrame(
-        {
-            "response": percent("response"),
-            "cognitive decline": percent("cognitive_decline"),
-            "dominated": table["dominated"].map({True: "yes", False: ""}).to_numpy(),
-            "warnings": table["warnings"].to_numpy(),
-        },
-        index=table["regimen"].to_numpy(),
-    )
-    _print_table(shown)
+    print(comparison)
     print(
         f"\nDone in {time.perf_counter() - began:.0f} s. Open the runs in the MLflow UI "
         "with:\n\n    ketapredict ui\n"
@@ -483,20 +472,218 @@ def _ui_hint(command: list[str]) -> str:
 
 
 def _ui(args: argparse.Namespace) -> int:
-    import subprocess
+    import socket
 
-    from .tracking import tracking_uri, ui_command
+    from .tracking import _require_store, _sqlite_path, tracking_uri, ui_command
 
     uri = tracking_uri()
     if uri.startswith(("http://", "https://")):
         print(f"Runs are on the tracking server {uri}; open it in a browser.")
         return 0
-    command = ui_command(args.port)
-    print(f"MLflow UI for {uri} at http://127.0.0.1:{args.port} (Ctrl-C to stop)", flush=True)
-    try:
-        return subprocess.call(command)
-    except KeyboardInterrupt:
+    _require_store("open the MLflow UI")  # MLflow would create an empty store and show it
+    store = _sqlite_path(uri) if uri.startswith("sqlite:///") else uri
+    with socket.socket() as probe:
+        # as the server binds: a port left in TIME_WAIT by a stopped server is free
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", args.port))
+        except OSError as error:
+            print(
+                f"ketapredict: port {args.port} on 127.0.0.1 is taken ({error.strerror}); "
+                "another MLflow UI may be running there. Choose another with --port.",
+                file=sys.stderr,
+            )
+            return 1
+    environment = dict(os.environ)
+    # MLflow's job runner (GenAI scorers and trace jobs, eight more processes) has nothing
+    # to do for ketapredict's runs
+    environment.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    if not args.verbose:
+        environment.setdefault("PYTHONWARNINGS", "ignore")  # the server's own deprecations
+    print(f"MLflow UI for {store} at http://127.0.0.1:{args.port} (Ctrl-C to stop)", flush=True)
+    code = _serve(ui_command(args.port, verbose=args.verbose), environment)
+    if code is None:
+        print(f"Stopped the MLflow UI; port {args.port} is free.", flush=True)
         return 0
+    return code
+
+
+# A server that ignores SIGTERM for this long is killed.
+_STOP_SECONDS = 10.0
+
+
+def _serve(command: list[str], environment: dict[str, str]) -> int | None:
+    """Run a server until it exits (its exit code) or this process is asked to stop (None).
+
+    The server starts in a process group of its own, and the whole group is stopped: MLflow's
+    server runs uvicorn, which runs its workers, and a signal to MLflow alone would leave
+    them holding the port. SIGINT (Ctrl-C), SIGTERM and SIGHUP all stop it; the group is
+    not in the terminal's foreground, so Ctrl-C reaches this process only, once.
+    """
+    import signal
+    import subprocess
+
+    stops = [signal.SIGINT, signal.SIGTERM]
+    if hasattr(signal, "SIGHUP"):
+        stops.append(signal.SIGHUP)
+    asked: list[int] = []
+    # the handler only records the request: raising from it could land between the start
+    # of the server and the line that keeps its handle, leaving it running unseen
+    previous = {s: signal.signal(s, lambda signum, frame: asked.append(signum)) for s in stops}
+    server = None
+    try:
+        server = subprocess.Popen(command, env=environment, start_new_session=True)
+        while not asked:
+            try:
+                code = server.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                continue
+            _stop_group(server)  # what it left behind, if anything
+            return code if code >= 0 else 1
+        _stop_group(server)
+        return None
+    finally:
+        if server is not None and server.poll() is None:  # an unexpected error
+            _stop_group(server)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _stop_group(server) -> None:
+    """Stop a server started in its own process group, and every process of that group."""
+    import signal
+    import subprocess
+    import time
+
+    if not hasattr(os, "killpg"):  # Windows: no process groups to signal
+        server.terminate()
+        try:
+            server.wait(_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        return
+
+    def send(sig: int) -> bool:
+        try:
+            os.killpg(server.pid, sig)  # the group's id is the server's pid
+        except ProcessLookupError:
+            return False  # nobody left in the group
+        return True
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        if not send(sig):
+            return
+        deadline = time.monotonic() + _STOP_SECONDS
+        try:
+            server.wait(timeout=_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            continue
+        while time.monotonic() < deadline:
+            if not send(0):
+                return
+            time.sleep(0.1)
+
+
+def _read_json(path: str, what: str) -> Any:
+    """The JSON in a file (``-``: standard input), or a ValidationError that says what is
+    wrong with it (never its content, which may identify a patient)."""
+    from .exceptions import Problem, ValidationError
+
+    name = "standard input" if path == "-" else repr(path)
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        return json.loads(text)
+    except FileNotFoundError:
+        message = f"{name}: no such file"
+    except IsADirectoryError:
+        message = f"{name} is a directory; expected a JSON file"
+    except UnicodeDecodeError:
+        message = f"{name} is not UTF-8 text; expected a JSON file"
+    except json.JSONDecodeError as error:
+        message = (
+            f"{name} is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
+        )
+    except OSError as error:
+        message = f"{name} cannot be read: {error.strerror}"
+    raise ValidationError([Problem(None, path, message)], what)
+
+
+def _patient_record(path: str) -> dict[str, Any]:
+    """One patient record from a JSON file: contract fields, the regimen's either among them
+    or as a "regimen" object; identifiers dropped (never model inputs, never shown)."""
+    from .exceptions import Problem, ValidationError
+    from .regimen import REGIMEN_FIELDS
+    from .schema import columns
+
+    record = _read_json(path, "patient file")
+    if not isinstance(record, dict):
+        kind = "a list" if isinstance(record, list) else type(record).__name__
+        raise ValidationError(
+            [
+                Problem(
+                    None,
+                    None,
+                    f"expected one patient record, a JSON object of contract fields; got "
+                    f"{kind} (score one patient per file)",
+                )
+            ],
+            "patient file",
+        )
+    record = {k: v for k, v in record.items() if k not in columns("identifier")}
+    nested = record.pop("regimen", None)
+    if nested is None:
+        return record
+    flat = [k for k in REGIMEN_FIELDS if k in record]
+    if not isinstance(nested, dict) or flat:
+        problem = (
+            f"the record gives its regimen twice: as a 'regimen' object and as the fields "
+            f"{', '.join(flat)}; keep one"
+            if isinstance(nested, dict)
+            else f"'regimen' must be an object of regimen fields; got {type(nested).__name__}"
+        )
+        raise ValidationError([Problem("regimen", None, problem)], "patient file")
+    return {**record, **nested}
+
+
+def _regimen_argument(text: str) -> dict[str, Any]:
+    """The --regimen value: JSON text of the regimen's fields, or a JSON file of them."""
+    from .exceptions import Problem, ValidationError
+
+    if text.lstrip().startswith("{"):
+        try:
+            regimen = json.loads(text)
+        except json.JSONDecodeError as error:
+            message = f"--regimen is not valid JSON: {error.msg} at column {error.colno}"
+            raise ValidationError([Problem("regimen", text, message)], "regimen") from None
+    elif Path(text).is_file():
+        regimen = _read_json(text, "regimen")
+    else:
+        message = (
+            f"--regimen {text!r}: expected the regimen's fields as JSON text "
+            '(\'{"drug": "ketamine", "route": "iv", "dose": 0.5, "infusion_minutes": 40}\') '
+            "or a JSON file of them; no such file"
+        )
+        raise ValidationError([Problem("regimen", text, message)], "regimen")
+    if not isinstance(regimen, dict):
+        message = (
+            f"--regimen must be a JSON object of regimen fields; got {type(regimen).__name__}"
+        )
+        raise ValidationError([Problem("regimen", None, message)], "regimen")
+    return regimen
+
+
+def _score(args: argparse.Namespace) -> int:
+    from .clinic import load_model
+
+    patient = _patient_record(args.patient)
+    regimen = None if args.regimen is None else _regimen_argument(args.regimen)
+    model = load_model(None if args.model == "demo" else args.model)
+    report = model.score(patient, regimen, horizon_day=args.horizon_day)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, allow_nan=False))
+    else:
+        print(report)
+    return 0
 
 
 def _model_and_data(command: argparse.ArgumentParser) -> None:
@@ -519,6 +706,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Predict response and cognitive adverse effects of ketamine treatment.",
     )
     parser.add_argument("--version", action="version", version=f"ketapredict {__version__}")
+    parser.add_argument("--verbose", action="store_true", help=_VERBOSE)
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
 
     simulate = commands.add_parser(
@@ -540,9 +728,11 @@ def _parser() -> argparse.ArgumentParser:
     calibrate = commands.add_parser(
         "calibrate",
         help="compare the virtual cohort with published evidence (fit and validation)",
-        description="Simulate every published target of CALIBRATION.md and print published "
-        "and simulated values side by side, fit and validation targets apart, with the "
-        "oracle AUC of each active arm. Exits 1 if a target is missed.",
+        description="Simulate every published result the virtual cohort is checked against "
+        "(the targets in ketapredict/cohort/targets.toml: each with its source, statement, "
+        "published value and sample size) and print published and simulated values side by "
+        "side, fit targets, validation targets and checks apart, with the oracle AUC of each "
+        "active arm. Exits 1 if a target is missed.",
     )
     calibrate.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     calibrate.add_argument(
@@ -575,6 +765,47 @@ def _parser() -> argparse.ArgumentParser:
         help="ADaM: the efficacy dataset (default: the mapping's efficacy)",
     )
     ingest.set_defaults(run=_ingest)
+
+    score = commands.add_parser(
+        "score",
+        help="a risk report for one patient on one dose schedule",
+        description="Score one patient with a saved model and print the risk report: for "
+        "each outcome the probability, its 90% interval, a risk band and the predictors "
+        "that moved it, with warnings and the fields not recorded. The patient file is a "
+        "JSON object of the data contract's baseline fields (ketapredict.Patient); the dose "
+        "schedule is either among them (drug, route, dose, dose_unit, infusion_minutes, "
+        'sessions_per_week, n_sessions, new_oral_antidepressant) or a "regimen" object of '
+        "those fields, or given with --regimen, which replaces the file's (the report says "
+        "so). An identifier (patient_id) is dropped and never shown. Exits 2 on bad input.",
+    )
+    score.add_argument(
+        "patient",
+        help="patient file (JSON; '-' reads standard input), e.g. "
+        "src/ketapredict/data/examples/patient.json",
+    )
+    score.add_argument(
+        "--regimen",
+        help='the dose schedule as JSON text (\'{"drug": "esketamine", "route": '
+        '"intranasal", "dose": 56, "dose_unit": "mg", "sessions_per_week": 2, '
+        "\"n_sessions\": 8}') or a JSON file of it; replaces the patient file's",
+    )
+    score.add_argument(
+        "--model",
+        default="demo",
+        help="model directory, MLflow URI (models:/name@champion) or 'demo', the model "
+        "shipped in the package, trained on the virtual cohort (default demo)",
+    )
+    score.add_argument(
+        "--horizon-day",
+        type=float,
+        metavar="DAY",
+        help="day after the first session the probabilities are for (default: the record's "
+        "endpoint_day if it gives its own regimen, else 24 h after the last session)",
+    )
+    score.add_argument(
+        "--json", action="store_true", help="print the report as JSON (RiskReport.to_dict)"
+    )
+    score.set_defaults(run=_score)
 
     evaluate = commands.add_parser(
         "evaluate",
@@ -642,24 +873,98 @@ def _parser() -> argparse.ArgumentParser:
     ui = commands.add_parser(
         "ui",
         help="open the MLflow UI for ketapredict's runs (on 127.0.0.1)",
-        description="Serve the MLflow UI for the tracking store (MLFLOW_TRACKING_URI or "
-        "sqlite:///mlruns/mlflow.db) on 127.0.0.1.",
+        description="Serve the MLflow UI for the tracking store (MLFLOW_TRACKING_URI, or "
+        "sqlite:///mlruns/mlflow.db under the current directory, which must exist: run "
+        "from the directory you trained in) on 127.0.0.1, until Ctrl-C, SIGTERM or SIGHUP "
+        "stops it and every process it started.",
     )
     ui.add_argument("--port", type=int, default=5000, help="port (default 5000)")
     ui.set_defaults(run=_ui)
+    for command in commands.choices.values():
+        # also after the command (`ketapredict train x --verbose`), without overriding the
+        # global flag when absent
+        command.add_argument(
+            "--verbose", action="store_true", default=argparse.SUPPRESS, help=_VERBOSE
+        )
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``ketapredict`` command line; returns the exit code."""
-    args = _parser().parse_args(argv)
-    from .exceptions import ValidationError
+_VERBOSE = (
+    "show MLflow's log lines (INFO), its download bars and the UI server's request log; "
+    "by default only its warnings and errors"
+)
+_QUIET_LOGGERS = ("mlflow", "alembic")
+_QUIET_ENVIRONMENT = {
+    "MLFLOW_LOGGING_LEVEL": "WARNING",  # read when MLflow is imported, here or in a server
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # read at each download
+}
 
+
+@contextmanager
+def _mlflow_output(verbose: bool) -> Iterator[None]:
+    """Keep MLflow to warnings and errors for one command, unless verbose.
+
+    A variable the user set keeps its value. Loggers and variables are put back afterwards,
+    so that calling :func:`main` leaves the process as it found it.
+    """
+    if verbose:
+        yield
+        return
+    saved = {name: os.environ.get(name) for name in _QUIET_ENVIRONMENT}
+    for name, value in _QUIET_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+    loggers = [logging.getLogger(name) for name in _QUIET_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(max(logger.level, logging.WARNING))
     try:
-        return args.run(args)
-    except ValidationError as error:
-        print(f"ketapredict: {error}", file=sys.stderr)
-        return 2
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``ketapredict`` command line; returns the exit code.
+
+    Output piped into a program that stops reading (``| head``) ends the command quietly
+    with exit code 1, as Python itself does on a broken pipe.
+    """
+    try:
+        try:
+            return _run(argv)
+        finally:
+            sys.stdout.flush()  # a broken pipe shows here rather than at exit
+    except BrokenPipeError:
+        # Python's documented recipe (library/signal, "Note on SIGPIPE"): point stdout at
+        # devnull, so that the flush at interpreter exit does not fail a second time
+        with suppress(OSError, ValueError, AttributeError):  # stdout is no file (tests)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    args = _parser().parse_args(argv)
+    from .exceptions import ModelFileError, ValidationError
+    from .tracking import TrackingError
+
+    with _mlflow_output(args.verbose):
+        try:
+            return args.run(args)
+        except (ValidationError, ModelFileError) as error:
+            print(f"ketapredict: {error}", file=sys.stderr)
+            return 2
+        except TrackingError as error:
+            print(f"ketapredict: {error}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("ketapredict: interrupted", file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":  # pragma: no cover
