@@ -74,7 +74,7 @@ def test_the_model_card_is_checked_and_follows_recalibration(tmp_path, risk_mode
     assert "## Recalibration" in updated.model_card()
     assert updated.model_card().count("## Recalibration") == 1
     (saved / "model_card.md").write_text(card.replace("Not for clinical", "Fine for clinical"))
-    with pytest.raises(ModelFileError, match="model_card.md does not match its checksum"):
+    with pytest.raises(ModelFileError, match=r"model_card\.md does not match its checksum"):
         RiskModel.load(saved)
 
 

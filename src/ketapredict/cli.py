@@ -42,6 +42,9 @@ def _print_table(frame: pd.DataFrame, **kwargs) -> None:
         print(frame.to_string(**kwargs))
 
 
+_RATES = ("response", "remission", "cognitive_decline", "dissociation")
+
+
 def cohort_summary(cohort: pd.DataFrame) -> pd.DataFrame:
     """One line per trial: courses (a crossover patient gives two), patients, arms, endpoint
     and outcome rates.
@@ -61,10 +64,7 @@ def cohort_summary(cohort: pd.DataFrame) -> pd.DataFrame:
             "patients": grouped["patient_id"].nunique(),
             "arms": grouped["arm"].nunique(),
             "endpoint_day": grouped["endpoint_day"].first(),
-            "response": grouped["response"].mean(),
-            "remission": grouped["remission"].mean(),
-            "cognitive_decline": grouped["cognitive_decline"].mean(),
-            "dissociation": grouped["dissociation"].mean(),
+            **{rate: grouped[rate].mean() for rate in _RATES},
         }
     )
     total = pd.DataFrame(
@@ -73,14 +73,23 @@ def cohort_summary(cohort: pd.DataFrame) -> pd.DataFrame:
             "patients": [cohort["patient_id"].nunique()],
             "arms": [cohort.groupby(["trial_id", "arm"], observed=True).ngroups],
             "endpoint_day": [float("nan")],
-            **{
-                c: [cohort[c].mean()]
-                for c in ("response", "remission", "cognitive_decline", "dissociation")
-            },
+            **{rate: [cohort[rate].mean()] for rate in _RATES},
         },
         index=["all trials"],
     )
     return pd.concat([summary, total]).round(3)
+
+
+def _summary_text(summary: pd.DataFrame) -> pd.DataFrame:
+    """:func:`cohort_summary` for reading: rates in percent, whole days, and "not measured"
+    where a trial did not assess an outcome (rather than pandas' ``<NA>``)."""
+    shown = summary.copy()
+    for column in _RATES:
+        shown[column] = [
+            "not measured" if pd.isna(v) else f"{100 * v:.1f}%" for v in summary[column]
+        ]
+    shown["endpoint_day"] = ["" if pd.isna(v) else f"{v:g}" for v in summary["endpoint_day"]]
+    return shown.rename(columns=lambda c: c.replace("_", " "))
 
 
 def _write(frame: pd.DataFrame, path: Path) -> None:
@@ -107,7 +116,7 @@ def _simulate(args: argparse.Namespace) -> int:
         f"{cohort['trial_id'].nunique()} trial designs (seed {args.seed}); "
         f"wrote {args.out}.\n"
     )
-    _print_table(cohort_summary(cohort))
+    _print_table(_summary_text(cohort_summary(cohort)))
     return 0
 
 
@@ -343,8 +352,11 @@ def _train_and_log(
     save: Path | None = None,
     register: str | None = None,
     track: bool = True,
+    hint: bool = True,
 ):
-    """Validate an experiment, fit its RiskModel and log both; (exit code, model)."""
+    """Validate an experiment, fit its RiskModel and log both; (exit code, model).
+
+    ``hint`` prints the command that opens the MLflow UI (the quickstart prints it last)."""
     import time
 
     from .experiment import load_experiment, run_experiment
@@ -406,7 +418,8 @@ def _train_and_log(
                 else ")."
             )
         )
-    print("Compare runs in the MLflow UI: " + _ui_hint(ui_command()))
+    if hint:
+        print("Compare runs in the MLflow UI: " + _ui_hint(ui_command()))
     return 0, model
 
 
@@ -430,9 +443,9 @@ def _quickstart(args: argparse.Namespace) -> int:
     )
     data = load_experiment("baseline").spec.data  # the cohort the experiment trains on
     print(f"1. The virtual cohort ({data.n:,} simulated courses, seed {data.seed}), by trial:\n")
-    _print_table(cohort_summary(simulate_cohort(n=data.n, seed=data.seed)))
+    _print_table(_summary_text(cohort_summary(simulate_cohort(n=data.n, seed=data.seed))))
     print("\n2. The baseline experiment: train, validate across trials, log to MLflow.\n")
-    code, model = _train_and_log("baseline", quiet=args.quiet)
+    code, model = _train_and_log("baseline", quiet=args.quiet, hint=False)
     if code != 0:
         return code
     patient = {k: v for k, v in example_course().items() if k in columns("baseline")}

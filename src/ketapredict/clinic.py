@@ -800,15 +800,14 @@ def _drivers(
     draws: np.ndarray,
     x: np.ndarray,
     values,
-    p: float,
     n: int = N_DRIVERS,
     everything: bool = False,
 ):
     """Top ``n`` predictors in percentage points, the points of the schedule and horizon
     together (None when they are listed), and the model's average risk.
 
-    ``draws`` are the encoded rows the probability ``p`` averages over (one row, or one per
-    draw of the missing fields); ``x`` is the patient's own encoded row, missing values
+    ``draws`` are the encoded rows the probability averages over (one row, or one per draw
+    of the missing fields); ``x`` is the patient's own encoded row, missing values
     included. SHAP values are averaged over the draws. A predictor the record lacks is never
     a reason: its points join "the other predictors together".
     """
@@ -816,24 +815,27 @@ def _drivers(
     from .updating import apply_update
 
     phi, base = state.contributions(draws, member=0)
-    phi = phi.mean(axis=0)
     calibrator = state.calibrators[0]
 
-    def probability(margin: float) -> float:
-        log_odds = apply_update(calibrated_log_odds(np.array([margin]), calibrator), state.update)
-        return float(1 / (1 + np.exp(-log_odds[0])))
+    def probability(margin: np.ndarray) -> np.ndarray:
+        log_odds = apply_update(calibrated_log_odds(np.asarray(margin), calibrator), state.update)
+        return 1 / (1 + np.exp(-log_odds))
 
-    margin = base + phi.sum()
-    p0 = probability(base)
-    total = phi.sum()
-    if abs(total) > 1e-6:
-        # the secant slope of a monotone map lies between 0 and its steepest slope, so the
-        # shares stay bounded; they add up exactly to p - p0
-        slope = (p - p0) / total
-    else:
-        slope = (probability(margin + 1e-4) - probability(margin - 1e-4)) / 2e-4
+    p0 = float(probability(np.array([base]))[0])
+    # each draw's SHAP values are scaled to points by that draw's own secant slope (of a
+    # monotone map: between 0 and its steepest slope, never negative), then averaged: the
+    # secant of the averages could point the other way when the draws straddle the base
+    totals = phi.sum(axis=1)
+    margins = base + totals
+    steep = np.abs(totals) <= 1e-6
+    slopes = np.where(
+        steep,
+        (probability(margins + 1e-4) - probability(margins - 1e-4)) / 2e-4,
+        (probability(margins) - p0) / np.where(steep, 1.0, totals),
+    )
+    scaled = (slopes[:, None] * phi).mean(axis=0)
     words = _words(state)
-    points = np.bincount(words.code, weights=100 * slope * phi, minlength=len(words.predictors))
+    points = np.bincount(words.code, weights=100 * scaled, minlength=len(words.predictors))
     given = None if everything else round(float(points[words.given].sum()), 2)
     ranked = np.argsort(-np.abs(points), kind="stable")
     if not everything:
@@ -931,7 +933,7 @@ def score(
             first = False
         p, low, high = (float(v[0]) for v in intervals[outcome])
         effects, given, average = (
-            _drivers(state, encoded[outcome], x, values, p, everything=drivers == "all")
+            _drivers(state, encoded[outcome], x, values, everything=drivers == "all")
             if drivers
             else ((), None, np.nan)
         )

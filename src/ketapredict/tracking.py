@@ -14,6 +14,8 @@ RiskModel as an MLflow pyfunc from code (no pickle).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
@@ -89,26 +91,13 @@ def _store() -> Iterator[str]:
         _check_server(uri)
     previous = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
-    # MLflow's INFO lines (creating tables, validating the input example) and its
-    # "Downloading artifacts" bar (it reloads the model it just logged) are noise in our
-    # command line output; warnings and errors still show
-    logger = logging.getLogger("mlflow")
-    level = logger.level
-    bar = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
-    logger.setLevel(max(level, logging.WARNING))
-    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     try:
         yield uri
     finally:
-        logger.setLevel(level)
-        for name, value in (
-            ("MLFLOW_TRACKING_URI", previous),
-            ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", bar),
-        ):
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        if previous is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = previous
 
 
 def _check_server(uri: str, timeout: float = 5.0) -> None:
@@ -833,7 +822,12 @@ def _register(model_uri: str | None, name: str, risk_model=None) -> dict[str, An
     if model_uri is None:
         raise TrackingError("--register needs a fitted model to register")
     client = MlflowClient()
-    version = mlflow.register_model(model_uri, name)
+    # MLflow prints "Successfully registered model ..." on stderr, outside its logger: route
+    # it through the logger, which the command line keeps quiet unless --verbose
+    with contextlib.redirect_stderr(io.StringIO()) as said:
+        version = mlflow.register_model(model_uri, name)
+    for line in said.getvalue().splitlines():
+        logging.getLogger("mlflow").info(line)
     ours_run = client.get_run(mlflow.active_run().info.run_id)
     primary = ours_run.data.tags.get("primary_outcome", "")
     key = metric_key(primary, PRIMARY_METRIC)
