@@ -409,6 +409,7 @@ def test_the_file_store_is_refused(store, monkeypatch):
         log_experiment(result, result.data)
 
 
+@pytest.mark.slow  # a server; test_cli.py's test_ui_stops_with_its_server starts one by default
 def test_the_ui_serves_the_runs_over_http(two_runs):
     folder, _ = two_runs
     port = free_port()

@@ -19,6 +19,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -644,9 +645,16 @@ def _log_model(risk_model) -> str:
     import mlflow
 
     code = Path(__file__).with_name("_mlflow_pyfunc.py")
-    package = Path(__file__).resolve().parent
     with tempfile.TemporaryDirectory() as folder:
         saved = risk_model.save(Path(folder) / "risk_model")
+        # the package's code, not its data: the demo model is not this model, and the
+        # example studies hold (invented) patient identifiers, which never go to MLflow
+        package = Path(folder) / "code" / "ketapredict"
+        shutil.copytree(
+            Path(__file__).resolve().parent,
+            package,
+            ignore=shutil.ignore_patterns("data", "__pycache__", "*.pyc"),
+        )
         info = mlflow.pyfunc.log_model(
             name="risk_model",
             python_model=str(code),
