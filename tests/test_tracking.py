@@ -344,22 +344,30 @@ def test_a_registered_model_loads_for_the_clinic(two_runs):
     assert all(0 < r.probability < 1 for r in report.risks.values())
 
 
-def test_register_keeps_the_better_model_as_champion(store):
-    from mlflow.tracking import MlflowClient
-
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    """One small experiment run and its fitted model, shared by the registry tests."""
     from ketapredict.experiment import load_experiment, run_experiment
 
-    experiment = load_experiment(
-        write_experiment(store, "registry", n_estimators=60, extra="peers = false")
-    )
-    good = run_experiment(experiment)
-    first = log_experiment(good, good.data, good.fit_model(), register="registry-model")
+    folder = tmp_path_factory.mktemp("fitted")
+    path = write_experiment(folder, "registry", n_estimators=30, extra="peers = false")
+    result = run_experiment(load_experiment(path))
+    return path, result, result.fit_model()
+
+
+def test_register_keeps_the_better_model_as_champion(store, fitted):
+    import copy
+
+    from mlflow.tracking import MlflowClient
+
+    _, good, model = fitted
+    first = log_experiment(good, good.data, model, register="registry-model")
     assert first.registered["alias"] == "champion"
     assert np.isfinite(first.registered["within_arm_auc"])
-    worse = run_experiment(experiment)
+    worse = copy.deepcopy(good)
     for result in worse.results.values():  # the same model, reported 0.2 AUC worse within arm
         result.metrics.loc["OutcomeModel", "within_arm_auc"] -= 0.2
-    second = log_experiment(worse, worse.data, worse.fit_model(), register="registry-model")
+    second = log_experiment(worse, worse.data, model, register="registry-model")
     assert second.registered["alias"] == "challenger"
     assert second.registered["reason"].startswith("does not beat version 1 (")
     client = MlflowClient()
@@ -367,22 +375,22 @@ def test_register_keeps_the_better_model_as_champion(store):
     assert str(client.get_model_version_by_alias("registry-model", "challenger").version) == "2"
 
 
-def test_champion_rule_compares_only_like_with_like(store):
+def test_champion_rule_compares_only_like_with_like(store, fitted):
     """A run on other data, or validated another way, never takes the champion's place on
     its AUC, however much higher it is."""
     from ketapredict.experiment import load_experiment, run_experiment
 
-    path = write_experiment(store, "like", n_estimators=30, extra="peers = false")
-    first = run_experiment(load_experiment(path))
-    tracked = log_experiment(first, first.data, first.fit_model(), register="like-model")
+    path, first, model = fitted
+    tracked = log_experiment(first, first.data, model, register="like-model")
     assert tracked.registered["alias"] == "champion"
-    path.write_text(
+    other_path = store / "like.toml"
+    other_path.write_text(
         path.read_text().replace('scheme = "stratified_kfold"', 'scheme = "grouped_kfold"')
     )
-    other = run_experiment(load_experiment(path))
+    other = run_experiment(load_experiment(other_path))
     for result in other.results.values():
         result.metrics.loc["OutcomeModel", "within_arm_auc"] += 0.2
-    second = log_experiment(other, other.data, other.fit_model(), register="like-model")
+    second = log_experiment(other, other.data, model, register="like-model")
     assert second.registered["alias"] == "challenger"
     assert second.registered["reason"] == (
         "not comparable with champion version 1: other validation scheme"
@@ -400,11 +408,9 @@ def test_an_unreachable_server_does_not_lose_the_model(store, monkeypatch, capsy
     assert model.outcomes == ["response", "dissociation"]
 
 
-def test_the_file_store_is_refused(store, monkeypatch):
-    from ketapredict.experiment import load_experiment, run_experiment
-
+def test_the_file_store_is_refused(store, monkeypatch, fitted):
+    _, result, _ = fitted
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "file:./mlruns")
-    result = run_experiment(load_experiment(write_experiment(store, "file_store")))
     with pytest.raises(TrackingError, match="deprecated file store"):
         log_experiment(result, result.data)
 
@@ -644,21 +650,17 @@ def post(url: str, body: dict) -> dict:
         return json.loads(answer.read())
 
 
-def test_the_store_follows_the_current_directory(tmp_path, monkeypatch):
+def test_the_store_follows_the_current_directory(tmp_path, monkeypatch, fitted):
     """MLflow caches stores by URI; the relative default must not stick to its first folder."""
     import mlflow
 
-    from ketapredict.experiment import load_experiment, run_experiment
-
+    _, result, _ = fitted
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    result = run_experiment(
-        load_experiment(write_experiment(tmp_path, "where", extra="peers = false"))
-    )
     for folder in ("first", "second"):
         (tmp_path / folder).mkdir()
         monkeypatch.chdir(tmp_path / folder)
         log_experiment(result, result.data)
     for folder in ("first", "second"):
         mlflow.set_tracking_uri(f"sqlite:///{tmp_path / folder / 'mlruns' / 'mlflow.db'}")
-        runs = mlflow.search_runs(experiment_names=["where"])
+        runs = mlflow.search_runs(experiment_names=["registry"])
         assert len(runs) == 3, folder  # one parent, two outcomes
