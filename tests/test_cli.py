@@ -8,13 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from servers import free_port, wait_for
 
 from ketapredict import Regimen, load_model, published_trials, validate, validate_patient
 from ketapredict.cli import main
@@ -419,20 +418,3 @@ def test_ui_stops_with_its_server(logged, stop, verbose):
     assert left == {}
     with socket.socket() as probe:  # nothing listens there any more
         assert probe.connect_ex(("127.0.0.1", port)) != 0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(port: int, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.25)
-    raise TimeoutError(f"nothing answered on port {port} within {timeout} s")

@@ -78,6 +78,27 @@ def test_the_model_card_is_checked_and_follows_recalibration(tmp_path, risk_mode
         RiskModel.load(saved)
 
 
+def test_a_manifest_naming_other_files_is_refused(tmp_path, risk_model):
+    """Names in a model directory stay inside it: a manifest listing another path (even
+    with its checksum) or an outcome that is not the contract's is refused."""
+    import json
+
+    from ketapredict import ModelFileError, RiskModel
+    from ketapredict.risk import _content_digest
+
+    for change in (
+        lambda m: m["files"].update({"../outside.json": "0" * 64}),
+        lambda m: m["outcomes"].append("../../etc/passwd"),
+    ):
+        saved = risk_model.save(tmp_path / f"model{len(list(tmp_path.iterdir()))}")
+        manifest = json.loads((saved / "manifest.json").read_text())
+        change(manifest)
+        manifest["content_sha256"] = _content_digest(manifest)
+        (saved / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(ModelFileError, match="manifest"):
+            RiskModel.load(saved)
+
+
 def test_saved_files_are_not_pickles(tmp_path, risk_model):
     saved = risk_model.save(tmp_path / "model")
     for file in saved.iterdir():

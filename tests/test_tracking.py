@@ -4,16 +4,15 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from servers import free_port, post, wait_for
 
 from ketapredict import RiskModel, tracking
 from ketapredict.cli import main
@@ -622,32 +621,6 @@ def test_a_logged_model_serves_from_a_fresh_environment(store, tmp_path_factory)
     finally:
         os.killpg(serving.pid, signal.SIGTERM)
         serving.wait(timeout=30)
-
-
-# -- helpers -----------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"nothing answered on port {port} within {timeout} s")
-
-
-def post(url: str, body: dict) -> dict:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        return json.loads(answer.read())
 
 
 def test_the_store_follows_the_current_directory(tmp_path, monkeypatch, fitted):

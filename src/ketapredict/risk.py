@@ -1065,6 +1065,16 @@ class RiskModel:
             where = f"{outcome}.json of the ketapredict model at {str(path)!r}"
             try:
                 state = json.loads((path / f"{outcome}.json").read_text())
+                # the files it names are the verified ones, never another path
+                if (state.get("trees"), state.get("booster")) != (
+                    f"{outcome}.trees.json",
+                    f"{outcome}.ubj",
+                ):
+                    raise ModelFileError(
+                        f"{where}: names the files {state.get('trees')!r} and "
+                        f"{state.get('booster')!r}; expected {outcome}.trees.json and "
+                        f"{outcome}.ubj"
+                    )
                 trees = TreeEnsemble.from_dict(json.loads((path / state["trees"]).read_text()))
                 spec = spec_from_dict(state["feature_set"])
                 if list(feature_map(spec).index) != state["feature_names"]:
@@ -1282,10 +1292,25 @@ def _read_manifest(path: Path) -> dict[str, Any]:
             "reference or file list no longer match their checksum), so it is refused"
         )
     expected = manifest.get("files", {})
+    from .schema import columns
+
+    outcomes = manifest.get("outcomes")
+    if not isinstance(outcomes, list) or not set(outcomes) <= set(columns("outcome")):
+        raise ModelFileError(
+            f"{where}: manifest outcomes {outcomes!r} are not outcomes of the data contract"
+        )
     kinds = (".json", ".ubj", ".trees.json")
     needed = {f"{o}{kind}" for o in manifest.get("outcomes", []) for kind in kinds}
     if not manifest.get("outcomes") or not needed <= set(expected):
         raise ModelFileError(f"{where}: the manifest does not list every model file")
+    # a model directory is untrusted: only the files a model has, by their own names, so
+    # that no listed name reaches outside the directory (``../``, an absolute path)
+    unknown = sorted(set(expected) - needed - {CARD_FILE})
+    if unknown:
+        raise ModelFileError(
+            f"{where}: the manifest lists files a model does not have: {unknown}; expected "
+            f"only {sorted(needed | {CARD_FILE})}"
+        )
     for name, digest in expected.items():
         file = path / name
         if not file.is_file():
