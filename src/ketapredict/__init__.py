@@ -45,6 +45,7 @@ _PUBLIC = {
     "load_feature_set": "features",
     "OutcomeModel": "models",
     "RiskModel": "risk",
+    "generate_keys": "modelfile",
     "RiskReport": "clinic",
     "RegimenComparison": "clinic",
     "load_model": "clinic",

@@ -26,6 +26,17 @@ import pandas as pd
 from .encoding import Columns, FeatureSet, encode, feature_map, spec_from_dict, spec_to_dict
 from .exceptions import ModelFileError, Problem, ValidationError
 from .imputation import BaselineImputer
+from .modelfile import (
+    MANIFEST,
+    ModelFiles,
+    _private_key,
+    check_calibrator,
+    check_reference,
+    content_digest,
+    read_model_files,
+    sha256_file,
+    sign,
+)
 from .trees import (
     MAX_LOG_ODDS,
     TreeEnsemble,
@@ -42,8 +53,8 @@ __all__ = ["OUTCOMES", "RiskModel"]
 OUTCOMES = ("response", "remission", "cognitive_decline", "dissociation")
 FORMAT = "ketapredict-risk-model"
 # Bump on any change of the saved layout; loading refuses other versions.
-FORMAT_VERSION = 4
-# the model card beside the model files (ketapredict.card); optional in version 4
+FORMAT_VERSION = 5
+# the model card beside the model files (ketapredict.card); optional
 CARD_FILE = "model_card.md"
 # Bootstrap replicates per outcome: 20 estimate the spread of the log-odds to within about
 # 16% (relative standard error 1/sqrt(2(B-1))) at a cost of 20 tree sets per prediction.
@@ -95,6 +106,7 @@ class _Outcome:
     update: dict[str, Any] | None = None
     state: dict[str, Any] = field(default_factory=dict)  # saved OutcomeModel state
     model: Any = None  # the OutcomeModel, restored on demand
+    booster: bytes | None = None  # a loaded model's verified booster file (for ``model``)
 
     def linear_margins(self, X: np.ndarray, k: int) -> np.ndarray:
         """The first ``k`` members' linear margins, shape (n, k) (zeros without them)."""
@@ -225,7 +237,7 @@ class RiskModel:
     def models(self) -> dict[str, Any]:
         for state in self._outcomes.values():
             if state.model is None:
-                state.model = _restore(state.state, self._path)
+                state.model = _restore(state.state, state.booster)
         return {o: s.model for o, s in self._outcomes.items()}
 
     # -- fitting ----------------------------------------------------------------------------
@@ -961,18 +973,27 @@ class RiskModel:
         update = self.provenance.get("recalibration")
         return card + recalibration_section(update) if update else card
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, *, signing_key: Any = None) -> Path:
         """Write the model as JSON and UBJSON files plus ``manifest.json`` with checksums.
 
         Each outcome has ``<outcome>.json`` (parameters, feature set, calibrators),
         ``<outcome>.ubj`` (XGBoost's own format, for :attr:`models`) and
         ``<outcome>.trees.json`` (the compiled trees of the model and its replicates, for
         scoring without XGBoost), and ``model_card.md`` (:meth:`model_card`).
+        ``manifest.json`` holds every file's sha256 and a checksum of its own fields.
+
+        Checksums catch a file changed by accident, not an edit: whoever can write the
+        directory can recompute them. Where that matters, sign the model with a private key
+        (``signing_key``) and load it with the public key (:func:`ketapredict.load_model`):
+        an edited model is then refused (:mod:`ketapredict.modelfile`).
 
         Parameters
         ----------
         path : str or path-like
             A new or empty directory.
+        signing_key : str, path-like, bytes or Ed25519PrivateKey, optional
+            An Ed25519 private key or its PEM file (:func:`ketapredict.generate_keys`):
+            writes ``manifest.sig``, the signature of ``manifest.json``.
 
         Returns
         -------
@@ -980,6 +1001,7 @@ class RiskModel:
         """
         from . import __version__
 
+        key = None if signing_key is None else _private_key(signing_key)  # before writing
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         if any(path.iterdir()):
@@ -1027,24 +1049,37 @@ class RiskModel:
             "outcomes": self.outcomes,
             "provenance": self.provenance,
             "reference": {k: v for k, v in self.reference.items() if not k.startswith("_")},
-            "files": {name: _sha256(path / name) for name in sorted(files)},
+            "files": {name: sha256_file(path / name) for name in sorted(files)},
         }
-        # the provenance (what the model is, and that it is not for clinical decisions) and
-        # the reference are checked on loading like the files
-        manifest["content_sha256"] = _content_digest(manifest)
-        (path / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str))
+        # every field (what the model is, that it is not for clinical decisions, when and by
+        # which version it was saved) is checked on loading like the files
+        manifest["content_sha256"] = content_digest(manifest)
+        (path / MANIFEST).write_text(json.dumps(manifest, indent=1, default=str))
+        if key is not None:
+            sign(path, key)
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> RiskModel:
-        """Read a saved model, verifying every file against the manifest's checksums.
+    def load(cls, path: str | Path, *, public_key: Any = None) -> RiskModel:
+        """Read a saved model, verifying every file and checking what it holds.
 
-        Neither XGBoost nor scikit-learn is imported until :attr:`models` is used.
+        A model directory is untrusted input (:mod:`ketapredict.modelfile`): only the
+        model's own files are read, without following links, once, at load; each must match
+        its checksum; the manifest and outcome files must have their exact shapes; the
+        trees, calibrators and reference statistics are checked for structure, so that a
+        loaded model cannot produce NaN, hang or index out of range. Nothing is read from
+        the directory afterwards. Neither XGBoost nor scikit-learn is imported until
+        :attr:`models` is used.
 
         Parameters
         ----------
         path : str or path-like
             A directory written by :meth:`save`.
+        public_key : str, path-like, bytes or Ed25519PublicKey, optional
+            The public key of whoever signed the model (its PEM file from
+            :func:`ketapredict.generate_keys`). When given, an unsigned model or one whose
+            signature does not verify (changed after signing, or signed by another key) is
+            refused.
 
         Returns
         -------
@@ -1053,66 +1088,138 @@ class RiskModel:
         Raises
         ------
         ModelFileError
-            If the manifest is missing or of another format or version, a file is missing,
-            or a file's checksum differs (the model was changed after saving).
+            Naming the file and the problem: a missing, changed or malformed file, another
+            format or version, a structure that cannot be scored, a missing or wrong
+            signature.
         """
-        path = Path(path)
-        manifest = _read_manifest(path)
+        from .schema import columns
+
+        read = read_model_files(
+            path,
+            format_version=FORMAT_VERSION,
+            outcomes_allowed=columns("outcome"),
+            optional=[CARD_FILE],
+            public_key=public_key,
+        )
+        manifest = read.manifest
         risk = cls.__new__(cls)
         risk._outcomes = {}
-        risk._path = path
         for outcome in manifest["outcomes"]:
-            where = f"{outcome}.json of the ketapredict model at {str(path)!r}"
+            name = f"{outcome}.json"
+            where = f"{name} of the ketapredict model at {str(read.path)!r}"
+            state = read.json(name)
             try:
-                state = json.loads((path / f"{outcome}.json").read_text())
-                # the files it names are the verified ones, never another path
-                if (state.get("trees"), state.get("booster")) != (
-                    f"{outcome}.trees.json",
-                    f"{outcome}.ubj",
-                ):
-                    raise ModelFileError(
-                        f"{where}: names the files {state.get('trees')!r} and "
-                        f"{state.get('booster')!r}; expected {outcome}.trees.json and "
-                        f"{outcome}.ubj"
-                    )
-                trees = TreeEnsemble.from_dict(json.loads((path / state["trees"]).read_text()))
-                spec = spec_from_dict(state["feature_set"])
-                if list(feature_map(spec).index) != state["feature_names"]:
-                    raise ModelFileError(
-                        f"{where}: its feature set no longer produces the features the "
-                        "trees were trained on"
-                    )
-                risk._outcomes[outcome] = _Outcome(
-                    outcome=outcome,
-                    spec=spec,
-                    feature_names=state["feature_names"],
-                    feature_names_in=state["feature_names_in"],
-                    trees=trees,
-                    calibrators=[state["calibrator"], *state["replicate_calibrators"]],
-                    z=state["interval_z"],
-                    scale=_checked_scale(state.get("interval_scale")),
-                    linear=_checked_linear(
-                        state.get("linear"), trees.n_members, len(state["feature_names"])
-                    ),
-                    imputer=(
-                        None
-                        if state.get("imputer") is None
-                        else BaselineImputer.from_dict(state["imputer"])
-                    ),
-                    update=_checked_update(state.get("recalibration")),
-                    state=state,
-                )
-            except (KeyError, TypeError, ValueError) as error:
+                risk._outcomes[outcome] = _outcome_from_file(outcome, state, read)
+            except (KeyError, TypeError, ValueError, OverflowError, IndexError) as error:
                 if isinstance(error, ModelFileError):
                     raise
-                raise ModelFileError(f"{where}: unreadable ({error!r})") from None
-        risk.provenance = manifest.get("provenance", {})
-        risk.reference = manifest.get("reference", {})
+                message = str(error) if isinstance(error, ValueError) else repr(error)
+                raise ModelFileError(f"{where}: {message[:300]}") from None
+        risk.provenance = manifest["provenance"]
+        first = next(iter(risk._outcomes.values()))
+        try:
+            risk.reference = check_reference(manifest["reference"], first.feature_names)
+        except ValueError as error:
+            raise ModelFileError(
+                f"manifest.json of the ketapredict model at {str(read.path)!r}: {error}"
+            ) from None
         # verified with the other files; models saved before cards existed have none
-        card = path / CARD_FILE
-        risk.card = card.read_text(encoding="utf-8") if CARD_FILE in manifest["files"] else None
-        risk.content_sha256 = manifest["content_sha256"]  # verified above: names this model
+        risk.card = read.text(CARD_FILE) if CARD_FILE in read.files else None
+        risk.content_sha256 = manifest["content_sha256"]  # verified: names this model
         return risk
+
+
+# The fields of an outcome's file (``RiskModel.save``), all required.
+_OUTCOME_FIELDS = {
+    "outcome",
+    "params",
+    "feature_set",
+    "feature_names",
+    "feature_names_in",
+    "classes",
+    "n_rounds",
+    "min_child_weight",
+    "calibrator",
+    "replicate_calibrators",
+    "interval_z",
+    "interval_scale",
+    "imputer",
+    "linear",
+    "recalibration",
+    "booster",
+    "trees",
+}
+
+
+def _outcome_from_file(outcome: str, state: Any, read: ModelFiles) -> _Outcome:
+    """One outcome's scoring state from its verified files, every part checked (ValueError,
+    KeyError or TypeError naming the part if not)."""
+    if not isinstance(state, dict):
+        raise ValueError(f"holds a {type(state).__name__}; expected an object")
+    if set(state) != _OUTCOME_FIELDS:
+        found = set(state)
+        unknown = [name[:40] for name in sorted(found - _OUTCOME_FIELDS)[:5]]
+        raise ValueError(
+            f"expected an outcome's object ({len(_OUTCOME_FIELDS)} fields); missing "
+            f"{sorted(_OUTCOME_FIELDS - found)}, unknown {unknown}"
+        )
+    if state["outcome"] != outcome:
+        raise ValueError(f"it is the file of {str(state['outcome'])[:40]!r}, not {outcome!r}")
+    # the files it names are the verified ones, never another path
+    if (state["trees"], state["booster"]) != (f"{outcome}.trees.json", f"{outcome}.ubj"):
+        raise ValueError(
+            f"names the files {str(state['trees'])[:80]!r} and {str(state['booster'])[:80]!r}; "
+            f"expected {outcome}.trees.json and {outcome}.ubj"
+        )
+    for key in ("params", "feature_set"):
+        if not isinstance(state[key], dict):
+            raise ValueError(f"{key} is not an object")
+    names, names_in = state["feature_names"], state["feature_names_in"]
+    for key, value in (("feature_names", names), ("feature_names_in", names_in)):
+        if not (
+            isinstance(value, list)
+            and value
+            and all(isinstance(v, str) for v in value)
+            and len(set(value)) == len(value)
+        ):
+            raise ValueError(f"{key} is not a list of distinct names")
+    trees = TreeEnsemble.from_dict(read.json(state["trees"]))
+    if trees.n_features != len(names):
+        raise ValueError(
+            f"its trees read {trees.n_features} features; feature_names has {len(names)}"
+        )
+    spec = spec_from_dict(state["feature_set"])
+    if list(feature_map(spec).index) != names:
+        raise ValueError(
+            "its feature set no longer produces the features the trees were trained on"
+        )
+    calibrators = state["replicate_calibrators"]
+    if not isinstance(calibrators, list) or len(calibrators) != trees.n_members - 1:
+        raise ValueError(
+            f"replicate_calibrators: expected {trees.n_members - 1}, one per replicate's trees"
+        )
+    calibrators = [check_calibrator(c) for c in [state["calibrator"], *calibrators]]
+    z = state["interval_z"]
+    if z is not None and (
+        not isinstance(z, int | float) or isinstance(z, bool) or not 0 < z < 1e3
+    ):
+        raise ValueError(f"interval_z {str(z)[:40]} is not a number in (0, 1000)")
+    imputer = state["imputer"]
+    return _Outcome(
+        outcome=outcome,
+        spec=spec,
+        feature_names=names,
+        feature_names_in=names_in,
+        trees=trees,
+        calibrators=calibrators,
+        z=z,
+        scale=_checked_scale(state["interval_scale"]),
+        linear=_checked_linear(state["linear"], trees.n_members, len(names)),
+        imputer=None if imputer is None else BaselineImputer.from_dict(imputer),
+        update=_checked_update(state["recalibration"]),
+        state=state,
+        booster=read.files[state["booster"]],
+    )
 
 
 _LINEAR_VECTORS = ("low", "high", "center", "scale", "coef", "coef_active")
@@ -1242,14 +1349,6 @@ def joint_distance(z: np.ndarray, covariance: np.ndarray) -> np.ndarray:
     return out
 
 
-def _content_digest(manifest: Mapping[str, Any]) -> str:
-    import hashlib
-
-    content = {k: manifest.get(k) for k in ("outcomes", "provenance", "reference", "files")}
-    text = json.dumps(content, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def _predictor_label(name: str) -> str:
     """A predictor in clinical words: its column's label, or its own name when it is built
     from several columns (``peak exposure``)."""
@@ -1261,82 +1360,23 @@ def _predictor_label(name: str) -> str:
         return name
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _read_manifest(path: Path) -> dict[str, Any]:
-    where = f"ketapredict model at {str(path)!r}"
-    manifest_file = path / "manifest.json"
-    if not manifest_file.is_file():
-        raise ModelFileError(f"no {where}: manifest.json is missing")
-    try:
-        manifest = json.loads(manifest_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ModelFileError(f"{where}: manifest.json is not valid JSON ({error})") from None
-    if manifest.get("format") != FORMAT:
-        raise ModelFileError(
-            f"{where}: manifest format is {manifest.get('format')!r}, expected {FORMAT!r}"
-        )
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError(
-            f"{where}: format version {manifest.get('format_version')!r} is "
-            f"not {FORMAT_VERSION}, the version this ketapredict reads; "
-            f"saved by ketapredict {manifest.get('ketapredict_version')}"
-        )
-    if manifest.get("content_sha256") != _content_digest(manifest):
-        raise ModelFileError(
-            f"{where}: manifest.json was changed after the model was saved (its provenance, "
-            "reference or file list no longer match their checksum), so it is refused"
-        )
-    expected = manifest.get("files", {})
-    from .schema import columns
-
-    outcomes = manifest.get("outcomes")
-    if not isinstance(outcomes, list) or not set(outcomes) <= set(columns("outcome")):
-        raise ModelFileError(
-            f"{where}: manifest outcomes {outcomes!r} are not outcomes of the data contract"
-        )
-    kinds = (".json", ".ubj", ".trees.json")
-    needed = {f"{o}{kind}" for o in manifest.get("outcomes", []) for kind in kinds}
-    if not manifest.get("outcomes") or not needed <= set(expected):
-        raise ModelFileError(f"{where}: the manifest does not list every model file")
-    # a model directory is untrusted: only the files a model has, by their own names, so
-    # that no listed name reaches outside the directory (``../``, an absolute path)
-    unknown = sorted(set(expected) - needed - {CARD_FILE})
-    if unknown:
-        raise ModelFileError(
-            f"{where}: the manifest lists files a model does not have: {unknown}; expected "
-            f"only {sorted(needed | {CARD_FILE})}"
-        )
-    for name, digest in expected.items():
-        file = path / name
-        if not file.is_file():
-            raise ModelFileError(f"{where}: {name} is missing")
-        if _sha256(file) != digest:
-            raise ModelFileError(
-                f"{where}: {name} does not match its checksum in "
-                "manifest.json; the file was changed after the model was "
-                "saved, so it is refused"
-            )
-    return manifest
-
-
-def _restore(state: Mapping[str, Any], path: Path) -> Any:
-    """The OutcomeModel of a saved outcome (imports XGBoost and scikit-learn)."""
+def _restore(state: Mapping[str, Any], booster_file: bytes | None) -> Any:
+    """The OutcomeModel of a loaded outcome, from its verified booster file's bytes
+    (imports XGBoost and scikit-learn)."""
     from xgboost import XGBClassifier
 
     from .features import FeatureEncoder
     from .models import OutcomeModel
 
-    model = OutcomeModel(**state["params"])
+    try:
+        model = OutcomeModel(**state["params"])
+    except TypeError as error:  # a parameter OutcomeModel does not have
+        raise ModelFileError(f"{state['outcome']}.json: params: {error}") from None
     model.encoder_ = FeatureEncoder.from_spec(
         spec_from_dict(state["feature_set"]), state["feature_names_in"]
     )
     booster = XGBClassifier()
-    booster.load_model(path / state["booster"])
+    booster.load_model(bytearray(booster_file))
     model.booster_ = booster
     model.feature_names_ = np.array(state["feature_names"], dtype=object)
     model.feature_names_in_ = np.array(state["feature_names_in"], dtype=object)

@@ -43,10 +43,35 @@ MAX_LOG_ODDS = 9.21
 _FEW_ROWS = 8
 # Row blocks for traversal: bounds the (rows x trees) working arrays to ~50 MB.
 _BLOCK_CELLS = 4_000_000
+# Bounds on a saved ensemble (an untrusted file): a traversal takes max_depth steps, so the
+# depth is bounded; OutcomeModel grows trees at most 12 deep (models.py). The sizes are
+# about 100 times those of the models ketapredict trains (the demo model has about 30,000
+# nodes and 81 members), and keep a hostile file from asking for gigabytes.
+MAX_TREE_DEPTH = 32
+_MAX_NODES = 20_000_000
+_MAX_MEMBERS = 10_000
+_MAX_FEATURES = 100_000
 
 
 def _float32_list(values: np.ndarray) -> list[float]:
     return [float(str(v)) for v in np.asarray(values, dtype=np.float32)]
+
+
+def _array(state: Mapping[str, Any], name: str, dtype: Any) -> np.ndarray:
+    """One saved list as a 1-d array of ``dtype`` (ValueError naming it if it is not)."""
+    values = state[name]
+    if not isinstance(values, list):
+        raise ValueError(f"trees: {name} is not a list")
+    try:
+        array = np.asarray(values)  # numbers give int64 or float64; anything else does not
+    except (TypeError, ValueError, OverflowError) as error:
+        raise ValueError(f"trees: {name} is not a flat list of numbers ({error})") from None
+    kinds = "iub" if np.issubdtype(dtype, np.integer) else "iubf"
+    if array.ndim != 1 or (len(array) and array.dtype.kind not in kinds):
+        what = "integers" if kinds == "iub" else "numbers"
+        raise ValueError(f"trees: {name} is not a flat list of {what}")
+    with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused as not finite
+        return array.astype(dtype)
 
 
 def logit(p: Any, clip: float = 0.0) -> np.ndarray:
@@ -197,7 +222,8 @@ class TreeEnsemble:
         # XGBoost numbers children after their parent, so one pass in order finds depths
         depth_of = np.zeros(len(self.left), dtype=np.int32)
         for node in np.flatnonzero(self.left != -1):
-            depth_of[self.left[node]] = depth_of[self.right[node]] = depth_of[node] + 1
+            for child in (self.left[node], self.right[node]):
+                depth_of[child] = max(depth_of[child], depth_of[node] + 1)
         return int(depth_of.max(initial=0))
 
     def to_dict(self) -> dict[str, Any]:
@@ -223,21 +249,115 @@ class TreeEnsemble:
 
     @classmethod
     def from_dict(cls, state: Mapping[str, Any]) -> TreeEnsemble:
-        """Rebuild an ensemble written by :meth:`to_dict`."""
-        return cls(
-            n_features=int(state["n_features"]),
-            base_margins=np.asarray(state["base_margins"], dtype=float),
-            roots=np.asarray(state["roots"], dtype=np.int32),
-            tree_member=np.asarray(state["tree_member"], dtype=np.int32),
-            feature=np.asarray(state["feature"], dtype=np.int32),
-            threshold=np.asarray(state["threshold"], dtype=np.float32),
-            left=np.asarray(state["left"], dtype=np.int32),
-            right=np.asarray(state["right"], dtype=np.int32),
-            default_left=np.asarray(state["default_left"], dtype=bool),
-            value=np.asarray(state["value"], dtype=np.float32).astype(float),
-            cover=np.asarray(state["cover"], dtype=np.float32).astype(float),
-            max_depth=int(state["max_depth"]),
+        """Rebuild an ensemble written by :meth:`to_dict`, checking its structure.
+
+        A saved model is untrusted input, so the trees are checked before anything walks
+        them: every child index lies after its parent and inside its own tree (so no
+        traversal can loop or leave its tree), the depth is the one stored and at most
+        ``MAX_TREE_DEPTH``, every feature index is one of ``n_features``, and every
+        threshold, leaf value, cover and base margin is finite (a NaN leaf would give a NaN
+        probability).
+
+        Raises
+        ------
+        ValueError
+            Naming the part of the trees that is wrong.
+        """
+        if not isinstance(state, Mapping):
+            raise ValueError(f"trees: expected an object; got {type(state).__name__}")
+        keys = set(cls.__dataclass_fields__)
+        if set(state) != keys:
+            unknown = [str(name)[:40] for name in sorted(set(state) - keys)[:5]]
+            raise ValueError(
+                f"trees: expected {len(keys)} fields; missing {sorted(keys - set(state))}, "
+                f"unknown {unknown}"
+            )
+        n_features, max_depth = state["n_features"], state["max_depth"]
+        for name, value, high in (
+            ("n_features", n_features, _MAX_FEATURES),
+            ("max_depth", max_depth, MAX_TREE_DEPTH),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= high:
+                raise ValueError(f"trees: {name} {str(value)[:40]} is not an integer 0 to {high}")
+        base_margins = _array(state, "base_margins", np.float64)
+        roots = _array(state, "roots", np.int64)
+        tree_member = _array(state, "tree_member", np.int64)
+        nodes = {
+            name: _array(state, name, dtype)
+            for name, dtype in (
+                ("feature", np.int64),
+                ("threshold", np.float32),
+                ("left", np.int64),
+                ("right", np.int64),
+                ("default_left", np.int64),
+                ("value", np.float32),
+                ("cover", np.float32),
+            )
+        }
+        n_nodes = len(nodes["left"])
+        if n_nodes > _MAX_NODES or any(len(v) != n_nodes for v in nodes.values()):
+            raise ValueError(
+                f"trees: the node arrays need one equal length up to {_MAX_NODES:,}; got "
+                + ", ".join(f"{k} {len(v)}" for k, v in nodes.items())
+            )
+        n_members = len(base_margins)
+        if not 1 <= n_members <= _MAX_MEMBERS or not np.isfinite(base_margins).all():
+            raise ValueError(f"trees: expected 1 to {_MAX_MEMBERS} finite base_margins")
+        if len(tree_member) != len(roots):
+            raise ValueError("trees: roots and tree_member differ in length")
+        if len(roots) and (roots[0] != 0 or (np.diff(roots) <= 0).any() or roots[-1] >= n_nodes):
+            raise ValueError("trees: roots must start at node 0 and increase within the nodes")
+        if len(roots) and (
+            (np.diff(tree_member) < 0).any() or tree_member[0] < 0 or tree_member[-1] >= n_members
+        ):
+            raise ValueError("trees: tree_member must list members 0 to n-1 in order")
+        if not len(roots) and n_nodes:
+            raise ValueError("trees: nodes without any root")
+        left, right = nodes["left"], nodes["right"]
+        leaf = left == -1
+        node = np.arange(n_nodes)
+        # a child comes after its parent and before the next tree's root (XGBoost numbers
+        # nodes so): no loop, no jump into another tree
+        end = np.r_[roots[1:], n_nodes][np.searchsorted(roots, node, side="right") - 1]
+        split = ~leaf
+        bad = (leaf & (right != -1)) | (
+            split & ((left <= node) | (right <= node) | (left >= end) | (right >= end))
         )
+        if bad.any():
+            raise ValueError(
+                f"trees: node {int(np.flatnonzero(bad)[0])} has children "
+                f"{int(left[bad][0])} and {int(right[bad][0])}: a child must follow its parent "
+                "inside its own tree (-1 and -1 for a leaf)"
+            )
+        feature = nodes["feature"]
+        if ((feature < 0) | (feature >= max(n_features, 1))).any():
+            raise ValueError(f"trees: a feature index lies outside 0 to {n_features - 1}")
+        if not np.isin(nodes["default_left"], (0, 1)).all():
+            raise ValueError("trees: default_left must be 0 or 1")
+        for name in ("threshold", "value", "cover"):
+            if not np.isfinite(nodes[name]).all():
+                raise ValueError(f"trees: {name} has values that are not finite numbers")
+        # SHAP values divide a child's cover by its parent's
+        if (nodes["cover"] < 0).any() or (nodes["cover"][split] <= 0).any():
+            raise ValueError("trees: cover must be positive at every split")
+        ensemble = cls(
+            n_features=n_features,
+            base_margins=base_margins,
+            roots=roots.astype(np.int32),
+            tree_member=tree_member.astype(np.int32),
+            feature=feature.astype(np.int32),
+            threshold=nodes["threshold"],
+            left=left.astype(np.int32),
+            right=right.astype(np.int32),
+            default_left=nodes["default_left"].astype(bool),
+            value=nodes["value"].astype(float),
+            cover=nodes["cover"].astype(float),
+            max_depth=max_depth,
+        )
+        depth = ensemble._depth()
+        if depth != max_depth:
+            raise ValueError(f"trees: max_depth is {max_depth} but the trees are {depth} deep")
+        return ensemble
 
     # -- prediction -------------------------------------------------------------------------
     def margins(self, X: np.ndarray, members: int | None = None) -> np.ndarray:

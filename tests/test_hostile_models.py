@@ -1,0 +1,577 @@
+"""Hostile model directories: every way a model file can try to reach outside its directory,
+break scoring or pass for another model is refused at load with a ModelFileError.
+
+The cases are data (``HOSTILE_CASES``) so that ``benchmarks/fault_injection.py`` counts them
+too: each edits a copy of the demo model, often recomputing every checksum afterwards as
+anyone who can write the directory could (``reseal``), so that the structural checks, not
+the checksums, must refuse it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import threading
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DEMO = "demo_model"
+OUTCOME = "response"
+
+
+def demo_copy(where: Path) -> Path:
+    """A fresh copy of the shipped demo model."""
+    with resources.as_file(resources.files("ketapredict") / "data" / DEMO) as demo:
+        shutil.copytree(demo, where)
+    return where
+
+
+def reseal(path: Path) -> None:
+    """Recompute every checksum of a model directory, as an editor could."""
+    from ketapredict.modelfile import content_digest
+
+    manifest = json.loads((path / "manifest.json").read_text())
+    if isinstance(manifest, dict) and isinstance(manifest.get("files"), dict):
+        manifest["files"] = {
+            name: hashlib.sha256((path / name).read_bytes()).hexdigest()
+            if (path / name).is_file()
+            else digest
+            for name, digest in manifest["files"].items()
+        }
+        manifest["content_sha256"] = content_digest(manifest)
+    (path / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _edit_json(name: str, change: Callable, replace: bool = False) -> Callable:
+    """An edit of one JSON file: ``change`` edits the record in place, or with
+    ``replace`` returns the new content."""
+
+    def edit(path: Path, outside: Path) -> None:
+        record = json.loads((path / name).read_text())
+        changed = change(record)
+        record = changed if replace else record
+        (path / name).write_text(json.dumps(record))
+        reseal(path)
+
+    return edit
+
+
+def _manifest(change: Callable, resealed: bool = True) -> Callable:
+    def edit(path: Path, outside: Path) -> None:
+        manifest = json.loads((path / "manifest.json").read_text())
+        manifest = change(manifest, outside)
+        (path / "manifest.json").write_text(json.dumps(manifest))
+        if resealed:
+            reseal(path)
+
+    return edit
+
+
+def _raw_manifest(text: str | bytes) -> Callable:
+    def edit(path: Path, outside: Path) -> None:
+        data = text.encode() if isinstance(text, str) else text
+        (path / "manifest.json").write_bytes(data)
+
+    return edit
+
+
+def _outcome(change: Callable, replace: bool = False) -> Callable:
+    return _edit_json(f"{OUTCOME}.json", change, replace)
+
+
+def _trees(change: Callable, replace: bool = False) -> Callable:
+    return _edit_json(f"{OUTCOME}.trees.json", change, replace)
+
+
+def _symlink(name: str) -> Callable:
+    """Replace a file by a link to an identical file outside: its checksum still matches."""
+
+    def edit(path: Path, outside: Path) -> None:
+        (path / name).unlink()
+        (path / name).symlink_to(outside / name)
+
+    return edit
+
+
+def _special(name: str, kind: str) -> Callable:
+    def edit(path: Path, outside: Path) -> None:
+        (path / name).unlink()
+        if kind == "fifo":
+            os.mkfifo(path / name)  # a reader would block for ever
+        else:
+            (path / name).mkdir()
+
+    return edit
+
+
+def _first_split(trees: dict) -> int:
+    return next(i for i, left in enumerate(trees["left"]) if left != -1)
+
+
+def _set_node(key: str, value) -> Callable:
+    def change(trees: dict) -> None:
+        trees[key][_first_split(trees)] = value
+
+    return change
+
+
+def _leaf_value(value) -> Callable:
+    def change(trees: dict) -> None:
+        trees["value"][trees["left"].index(-1)] = value
+
+    return change
+
+
+def _node_loops(trees: dict) -> None:
+    node = _first_split(trees)
+    trees["left"][node] = node
+
+
+def _node_points_back(trees: dict) -> None:
+    # the first tree's second split points back at the root: a cycle
+    splits = [i for i, left in enumerate(trees["left"]) if left != -1]
+    trees["right"][splits[1]] = splits[0]
+
+
+def _into_next_tree(trees: dict) -> None:
+    trees["right"][_first_split(trees)] = trees["roots"][1]
+
+
+def _deep(n: int) -> str:
+    return "[" * n + "]" * n
+
+
+# (id, edit, what the refusal names): each edit makes a hostile directory from a copy of
+# the demo model; ``outside`` is a sibling directory holding another copy of it.
+HOSTILE_CASES: list[tuple[str, Callable, str]] = [
+    # -- names reaching outside the directory
+    (
+        "manifest-lists-parent-path",
+        _manifest(
+            lambda m, o: {**m, "files": {**m["files"], "../outside/response.json": "0" * 64}}
+        ),
+        "files a model does not have",
+    ),
+    (
+        "manifest-lists-absolute-path",
+        _manifest(lambda m, o: {**m, "files": {**m["files"], str(o / "response.json"): "0" * 64}}),
+        "files a model does not have",
+    ),
+    (
+        "manifest-outcome-is-a-path",
+        _manifest(lambda m, o: {**m, "outcomes": [*m["outcomes"], "../outside/response"]}),
+        "not distinct outcomes of the data contract",
+    ),
+    (
+        "outcome-names-outside-trees",
+        _outcome(lambda r: r.update(trees="../outside/response.trees.json")),
+        "names the files",
+    ),
+    (
+        "outcome-names-absolute-booster",
+        _outcome(lambda r: r.update(booster="/etc/passwd")),
+        "names the files",
+    ),
+    ("symlinked-trees", _symlink("response.trees.json"), "response.trees.json is not the file"),
+    ("symlinked-outcome", _symlink("response.json"), "response.json is not the file"),
+    ("symlinked-booster", _symlink("response.ubj"), "response.ubj is not the file"),
+    ("symlinked-card", _symlink("model_card.md"), "model_card.md is not the file"),
+    ("symlinked-manifest", _symlink("manifest.json"), "manifest.json is missing"),
+    ("fifo-outcome", _special("response.json", "fifo"), "response.json is not the file"),
+    ("fifo-manifest", _special("manifest.json", "fifo"), "manifest.json is missing"),
+    ("directory-booster", _special("response.ubj", "dir"), "response.ubj is not the file"),
+    # -- trees that would give NaN, loop, hang or index out of range
+    ("nan-leaf", _trees(_leaf_value(float("nan"))), "value has values that are not finite"),
+    ("infinite-leaf", _trees(_leaf_value(1e300)), "value has values that are not finite"),
+    ("nan-threshold", _trees(_set_node("threshold", float("nan"))), "threshold"),
+    ("node-is-its-own-child", _trees(_node_loops), "a child must follow its parent"),
+    ("node-points-back", _trees(_node_points_back), "a child must follow its parent"),
+    ("child-in-next-tree", _trees(_into_next_tree), "a child must follow its parent"),
+    ("child-out-of-range", _trees(_set_node("left", 10**9)), "a child must follow its parent"),
+    ("huge-max-depth", _trees(lambda t: t.update(max_depth=10**9)), "max_depth"),
+    ("wrong-max-depth", _trees(lambda t: t.update(max_depth=t["max_depth"] + 5)), "deep"),
+    ("feature-out-of-range", _trees(_set_node("feature", 10**6)), "feature index"),
+    ("negative-feature", _trees(_set_node("feature", -3)), "feature index"),
+    ("huge-integer-index", _trees(_set_node("left", 10**30)), "trees: left"),
+    ("string-threshold", _trees(_set_node("threshold", "0.5")), "trees: threshold"),
+    ("nested-threshold", _trees(_set_node("threshold", [0.5])), "trees: threshold"),
+    ("zero-cover-split", _trees(_set_node("cover", 0.0)), "cover"),
+    ("infinite-base-margin", _trees(lambda t: t.update(base_margins=[1e400] * 21)), "base"),
+    ("trees-missing-field", _trees(lambda t: t.pop("cover")), "missing ['cover']"),
+    ("trees-as-list", _trees(lambda t: [t], replace=True), "expected an object"),
+    ("roots-unsorted", _trees(lambda t: t["roots"].reverse()), "roots"),
+    ("members-out-of-order", _trees(lambda t: t["tree_member"].reverse()), "tree_member"),
+    ("fewer-features-than-names", _trees(lambda t: t.update(n_features=3)), "feature index"),
+    # -- calibrators, intervals, reference statistics
+    ("nan-calibrator", _outcome(lambda r: r["calibrator"].update(a=float("nan"))), "calibrator"),
+    ("unknown-calibrator", _outcome(lambda r: r["calibrator"].update(method="exec")), "method"),
+    (
+        "isotonic-decreasing",
+        _outcome(
+            lambda r: r.update(
+                calibrator={"method": "isotonic", "margins": [1, 0], "probabilities": [0.1, 0.9]}
+            )
+        ),
+        "margins must increase",
+    ),
+    (
+        "isotonic-probability-above-one",
+        _outcome(
+            lambda r: r.update(
+                calibrator={"method": "isotonic", "margins": [0, 1], "probabilities": [0.1, 2.0]}
+            )
+        ),
+        "calibrator probabilities",
+    ),
+    (
+        "calibrator-string-number",
+        _outcome(lambda r: r["calibrator"].update(a="0.9")),
+        "calibrator a",
+    ),
+    (
+        "replicate-calibrators-short",
+        _outcome(lambda r: r["replicate_calibrators"].pop()),
+        "one per",
+    ),
+    ("negative-interval-z", _outcome(lambda r: r.update(interval_z=-1.0)), "interval_z"),
+    ("linear-nan", _outcome(lambda r: r["linear"][0].update(intercept=float("nan"))), "linear"),
+    ("linear-short", _outcome(lambda r: r["linear"][0].update(coef=[1.0])), "linear coef"),
+    ("imputer-huge-draws", _outcome(lambda r: r["imputer"].update(n_draws=10**9)), "n_draws"),
+    (
+        "imputer-outside-contract",
+        _outcome(lambda r: r["imputer"]["spec"].append(["../etc", None])),
+        "not in the contract",
+    ),
+    ("unknown-outcome-field", _outcome(lambda r: r.update(run="rm -rf /")), "unknown ['run']"),
+    ("outcome-file-swapped", _outcome(lambda r: r.update(outcome="remission")), "not 'response'"),
+    ("outcome-as-list", _outcome(lambda r: [r], replace=True), "holds a list"),
+    ("feature-names-not-strings", _outcome(lambda r: r.update(feature_names=[1, 2])), "names"),
+    (
+        "reference-covariance-singular",
+        _manifest(
+            lambda m, o: {
+                **m,
+                "reference": {
+                    **m["reference"],
+                    "covariance": [[0.0] * len(r) for r in m["reference"]["covariance"]],
+                },
+            }
+        ),
+        "positive definite",
+    ),
+    (
+        "reference-unknown-feature",
+        _manifest(
+            lambda m, o: {
+                **m,
+                "reference": {**m["reference"], "binary": ["../etc/passwd"]},
+            }
+        ),
+        "not features of the model",
+    ),
+    (
+        "reference-zero-sd",
+        _manifest(
+            lambda m, o: {
+                **m,
+                "reference": {**m["reference"], "sd": [0.0] * len(m["reference"]["sd"])},
+            }
+        ),
+        "sd must be positive",
+    ),
+    # -- malformed manifests (no checksum can be right for these)
+    ("manifest-empty-list", _raw_manifest("[]"), "holds a list"),
+    ("manifest-null", _raw_manifest("null"), "holds a NoneType"),
+    ("manifest-string", _raw_manifest('"model"'), "holds a str"),
+    ("manifest-deeply-nested", _raw_manifest(_deep(100_000)), "nested too deeply"),
+    ("manifest-not-utf8", _raw_manifest(b'\xff\xfe{"format": 1}'), "not valid JSON"),
+    (
+        "manifest-files-as-list",
+        _manifest(lambda m, o: {**m, "files": list(m["files"])}),
+        "field 'files'",
+    ),
+    (
+        "manifest-outcomes-as-object",
+        _manifest(lambda m, o: {**m, "outcomes": {"response": 1}}),
+        "field 'outcomes'",
+    ),
+    ("manifest-no-outcomes", _manifest(lambda m, o: {**m, "outcomes": []}), "field 'outcomes'"),
+    (
+        "manifest-nested-provenance",
+        _manifest(lambda m, o: {**m, "provenance": json.loads(_deep(50))}),
+        "field 'provenance'",
+    ),
+    ("manifest-unknown-field", _manifest(lambda m, o: {**m, "exec": "x"}), "field 'exec'"),
+    ("manifest-saved-number", _manifest(lambda m, o: {**m, "saved": 2026}), "field 'saved'"),
+    (
+        "manifest-bad-digest",
+        _manifest(lambda m, o: {**m, "files": {**m["files"], "response.json": "x"}}, False),
+        "field 'files.response.json'",
+    ),
+    (
+        "manifest-saved-date-edited",
+        _manifest(lambda m, o: {**m, "saved": "1999-01-01"}, resealed=False),
+        "changed after the model was saved",
+    ),
+    (
+        "manifest-version-string-edited",
+        _manifest(lambda m, o: {**m, "ketapredict_version": "9.9"}, resealed=False),
+        "changed after the model was saved",
+    ),
+    ("manifest-huge", _raw_manifest(" " * (17 * 2**20) + "{}"), "over the limit"),
+]
+
+
+def try_case(edit: Callable, work: Path, *, public_key=None, timeout: float = 60.0) -> dict:
+    """Apply one hostile edit to a fresh copy of the demo model, load it and, if it loads,
+    score a patient. Returns what happened: ``refused`` (a ModelFileError, with its
+    message), ``loaded``, ``crashed`` (any other exception), ``hung``, ``nan`` and
+    ``read_outside`` (a file outside the model directory was opened)."""
+    from ketapredict import ModelFileError, RiskModel
+    from ketapredict.schema import example_course
+
+    model_dir, outside = work / "model", work / "outside"
+    demo_copy(model_dir)
+    demo_copy(outside)
+    edit(model_dir, outside)
+    result: dict = {"refused": False, "loaded": False, "crashed": None, "hung": False}
+    result["read_outside"] = False
+    result["nan"] = False
+    opened: list[str] = []
+    _WATCH.append(opened)
+
+    def run() -> None:
+        try:
+            model = RiskModel.load(model_dir, public_key=public_key)
+            result["loaded"] = True
+            proba = model.predict_proba(_patients())
+            interval = model.predict_interval(_patients())
+            values = np.r_[proba.to_numpy().ravel(), interval[["low", "high"]].to_numpy().ravel()]
+            result["nan"] = bool(
+                (~np.isfinite(values)).any() or ((values < 0) | (values > 1)).any()
+            )
+            model.score(
+                example_course(),
+                _regimen(),
+                horizon_day=28,
+            )
+        except ModelFileError as error:
+            result["refused"] = True
+            result["message"] = str(error)
+        except BaseException as error:  # counted: the point is to find them
+            result["crashed"] = repr(error)[:300]
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    result["hung"] = thread.is_alive()
+    _WATCH.remove(opened)
+    inside = os.path.realpath(model_dir)
+    result["read_outside"] = (
+        any(
+            not os.path.realpath(p).startswith(inside + os.sep) and os.path.realpath(p) != inside
+            for p in opened
+            if os.path.realpath(p).startswith(os.path.realpath(work))
+        )
+        and result["loaded"]
+    )
+    return result
+
+
+# Paths opened while a case runs (sys.audit's "open" event, raised by open() and os.open):
+# an audit hook cannot be removed, so it appends to whichever lists are being watched.
+_WATCH: list[list[str]] = []
+
+
+def _audit(event: str, args: tuple) -> None:
+    if event == "open" and _WATCH and isinstance(args[0], str | bytes | os.PathLike):
+        for watched in _WATCH:
+            watched.append(os.fsdecode(args[0]))
+
+
+sys.addaudithook(_audit)
+
+
+def _patients():
+    from ketapredict import simulate_cohort
+
+    cached = _patients.__dict__.get("frame")
+    if cached is None:
+        cached = _patients.__dict__["frame"] = simulate_cohort(n=40, seed=5)
+    return cached
+
+
+def _regimen():
+    from ketapredict import Regimen
+
+    return Regimen(drug="ketamine", route="iv", dose=0.5, dose_unit="mg/kg",
+                   infusion_minutes=40, sessions_per_week=2, n_sessions=8)  # fmt: skip
+
+
+# -- tests ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("edit", "message"), [c[1:] for c in HOSTILE_CASES],
+                         ids=[c[0] for c in HOSTILE_CASES])  # fmt: skip
+def test_a_hostile_model_directory_is_refused_at_load(tmp_path, edit, message):
+    result = try_case(edit, tmp_path)
+    assert not result["hung"]
+    assert result["crashed"] is None, result["crashed"]
+    assert result["refused"], "the hostile model loaded"
+    assert message in result["message"], result["message"]
+    assert len(result["message"]) < 700
+    assert not result["read_outside"]
+
+
+def test_the_refusal_is_the_same_whether_or_not_the_named_file_exists(tmp_path):
+    from ketapredict import ModelFileError, RiskModel
+
+    messages = []
+    for exists in (True, False):
+        model = demo_copy(tmp_path / f"model{exists}")
+        target = tmp_path / "secret.txt"
+        if exists:
+            target.write_text("x")
+        elif target.exists():
+            target.unlink()
+        _manifest(lambda m, o: {**m, "files": {**m["files"], "../secret.txt": "0" * 64}})(
+            model, tmp_path
+        )
+        with pytest.raises(ModelFileError) as error:
+            RiskModel.load(model)
+        messages.append(str(error.value).replace(str(model), "<model>"))
+    assert messages[0] == messages[1]
+    # a listed model file: missing or changed, the same words
+    for damage in (lambda f: f.unlink(), lambda f: f.write_text("{}")):
+        model = demo_copy(tmp_path / f"m{len(messages)}")
+        damage(model / "response.json")
+        with pytest.raises(ModelFileError) as error:
+            RiskModel.load(model)
+        messages.append(str(error.value).replace(str(model), "<model>"))
+    assert messages[2] == messages[3]
+
+
+def test_a_loaded_model_reads_nothing_from_its_directory_afterwards(tmp_path):
+    """A booster swapped after loading is never used, and re-saving writes the verified
+    bytes: the files are read once, at load."""
+    from ketapredict import RiskModel
+
+    model_dir = demo_copy(tmp_path / "model")
+    model = RiskModel.load(model_dir)
+    before = model.predict_proba(_patients())
+    original = (model_dir / "response.ubj").read_bytes()
+    shutil.copy(model_dir / "remission.ubj", model_dir / "response.ubj")
+    boosters = model.models  # restored from the bytes read at load
+    margin = boosters["response"].booster_.get_booster().save_raw("ubj")
+    again = RiskModel.load(demo_copy(tmp_path / "fresh"))
+    assert margin == again.models["response"].booster_.get_booster().save_raw("ubj")
+    shutil.rmtree(model_dir)
+    np.testing.assert_array_equal(model.predict_proba(_patients()), before)
+    saved = model.save(tmp_path / "resaved")
+    assert (saved / "response.ubj").read_bytes() == original
+
+
+def test_a_model_file_naming_unknown_parameters_is_refused_when_restored(tmp_path):
+    from ketapredict import ModelFileError, RiskModel
+
+    model_dir = demo_copy(tmp_path / "model")
+    _outcome(lambda r: r["params"].update(callback="os.system"))(model_dir, tmp_path)
+    model = RiskModel.load(model_dir)  # the clinician path never builds an OutcomeModel
+    with pytest.raises(ModelFileError, match="params"):
+        model.models  # noqa: B018
+
+
+# -- signatures ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    from ketapredict import generate_keys
+
+    return generate_keys(tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory, keys):
+    from ketapredict import load_model
+
+    return load_model().save(tmp_path_factory.mktemp("signed") / "model", signing_key=keys[0])
+
+
+def test_a_signed_model_loads_with_its_public_key(tmp_path, keys, signed):
+    from ketapredict import RiskModel
+
+    model = RiskModel.load(signed, public_key=keys[1])
+    assert model.provenance["data_kind"] == "simulated"
+    assert (keys[0].stat().st_mode & 0o777) == 0o600  # the private key is its owner's only
+    RiskModel.load(signed)  # without a key, the checksums alone
+
+
+def _edited_and_resealed(path: Path) -> None:
+    """The attacks the checksums cannot stop: a calibrator raised, the provenance made to
+    claim real data without the warning, every checksum recomputed."""
+    _outcome(lambda r: r["calibrator"].update(b=r["calibrator"]["b"] + 3.0))(path, path)
+    _manifest(
+        lambda m, o: {
+            **m,
+            "provenance": {
+                **{k: v for k, v in m["provenance"].items() if "clinical" not in k},
+                "data_kind": "real",
+            },
+        }
+    )(path, path)
+
+
+@pytest.mark.parametrize(
+    ("attack", "message"),
+    [
+        (_edited_and_resealed, "is not a signature of this manifest"),
+        (lambda p: (p / "manifest.sig").unlink(), "the model is not signed"),
+        (lambda p: (p / "manifest.sig").write_bytes(b"\0" * 64), "is not a signature"),
+        (lambda p: (p / "manifest.sig").write_bytes(b""), "is not a signature"),
+        (_symlink("manifest.sig"), "the model is not signed"),
+    ],
+    ids=["edited-and-resealed", "signature-removed", "signature-forged", "signature-empty",
+         "signature-symlinked"],
+)  # fmt: skip
+def test_an_edited_or_unsigned_model_is_refused_when_a_key_is_given(
+    tmp_path, keys, signed, attack, message
+):
+    from ketapredict import ModelFileError, RiskModel
+
+    model = tmp_path / "model"
+    shutil.copytree(signed, model)
+    shutil.copytree(signed, tmp_path / "outside")
+    attack(model) if attack.__code__.co_argcount == 1 else attack(model, tmp_path / "outside")
+    if attack is _edited_and_resealed:
+        edited = RiskModel.load(model)  # the checksums cannot tell
+        assert edited.provenance["data_kind"] == "real"
+    with pytest.raises(ModelFileError, match=message):
+        RiskModel.load(model, public_key=keys[1])
+
+
+def test_another_key_does_not_verify(tmp_path, signed):
+    from ketapredict import ModelFileError, RiskModel, generate_keys
+
+    _, other = generate_keys(tmp_path)
+    with pytest.raises(ModelFileError, match="signed by another key"):
+        RiskModel.load(signed, public_key=other)
+
+
+def test_bad_keys_are_model_file_errors(tmp_path, keys, signed):
+    from ketapredict import ModelFileError, RiskModel, load_model
+
+    (tmp_path / "garbage.pub").write_text("not a key")
+    for key in (tmp_path / "garbage.pub", tmp_path / "missing.pub", keys[0]):
+        with pytest.raises(ModelFileError, match="public key"):
+            RiskModel.load(signed, public_key=key)
+    with pytest.raises(ModelFileError, match="signing key"):
+        load_model().save(tmp_path / "out", signing_key=keys[1])
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    from ketapredict import generate_keys
+
+    with pytest.raises(FileExistsError, match="never overwritten"):
+        generate_keys(keys[0].parent)
