@@ -575,3 +575,24 @@ def test_bad_keys_are_model_file_errors(tmp_path, keys, signed):
 
     with pytest.raises(FileExistsError, match="never overwritten"):
         generate_keys(keys[0].parent)
+
+
+@pytest.mark.parametrize(
+    ("swap", "message"),
+    [
+        (lambda p: shutil.copy(p / "remission.ubj", p / "response.ubj"), "holds other trees"),
+        (lambda p: (p / "response.ubj").write_bytes(b"{garbage"), "not a readable XGBoost"),
+    ],
+    ids=["another-outcomes-booster", "garbage-booster"],
+)
+def test_a_booster_that_is_not_the_scoring_trees_is_refused_when_restored(tmp_path, swap, message):
+    """The learning side (XGBoost) and the clinician path (compiled trees) are one model:
+    a booster swapped and resealed is refused when restored."""
+    from ketapredict import ModelFileError, RiskModel
+
+    model_dir = demo_copy(tmp_path / "model")
+    swap(model_dir)
+    reseal(model_dir)
+    model = RiskModel.load(model_dir)
+    with pytest.raises(ModelFileError, match=message):
+        model.models  # noqa: B018

@@ -237,7 +237,7 @@ class RiskModel:
     def models(self) -> dict[str, Any]:
         for state in self._outcomes.values():
             if state.model is None:
-                state.model = _restore(state.state, state.booster)
+                state.model = _restore(state.state, state.booster, state.trees)
         return {o: s.model for o, s in self._outcomes.items()}
 
     # -- fitting ----------------------------------------------------------------------------
@@ -1360,9 +1360,10 @@ def _predictor_label(name: str) -> str:
         return name
 
 
-def _restore(state: Mapping[str, Any], booster_file: bytes | None) -> Any:
+def _restore(state: Mapping[str, Any], booster_file: bytes | None, trees: TreeEnsemble) -> Any:
     """The OutcomeModel of a loaded outcome, from its verified booster file's bytes
-    (imports XGBoost and scikit-learn)."""
+    (imports XGBoost and scikit-learn); its trees must be the scoring trees' first member,
+    so that the learning side and the clinician path are one model."""
     from xgboost import XGBClassifier
 
     from .features import FeatureEncoder
@@ -1375,8 +1376,23 @@ def _restore(state: Mapping[str, Any], booster_file: bytes | None) -> Any:
     model.encoder_ = FeatureEncoder.from_spec(
         spec_from_dict(state["feature_set"]), state["feature_names_in"]
     )
+    from xgboost.core import XGBoostError
+
+    where = f"{state['outcome']}.ubj"
     booster = XGBClassifier()
-    booster.load_model(bytearray(booster_file))
+    try:
+        booster.load_model(bytearray(booster_file))
+        compiled = TreeEnsemble.from_xgboost([booster])
+    except (XGBoostError, ValueError, KeyError, TypeError) as error:
+        raise ModelFileError(f"{where} is not a readable XGBoost model ({error!r:.200})") from None
+    end = len(trees.left) if trees.n_members == 1 else trees.roots[trees.tree_member == 1][0]
+    if len(compiled.left) != end or not all(
+        np.array_equal(getattr(compiled, name), getattr(trees, name)[:end])
+        for name in ("left", "right", "feature", "threshold", "value")
+    ):
+        raise ModelFileError(
+            f"{where} holds other trees than {state['outcome']}.trees.json scores with"
+        )
     model.booster_ = booster
     model.feature_names_ = np.array(state["feature_names"], dtype=object)
     model.feature_names_in_ = np.array(state["feature_names_in"], dtype=object)

@@ -1,0 +1,93 @@
+"""Hostile inputs and faults: how many are refused cleanly, and how many get through?
+
+    python benchmarks/fault_injection.py            # everything (about 10 minutes)
+    python benchmarks/fault_injection.py --quick    # 1,000 fuzzed patients, no training
+
+Runs the hostile cases the tests keep (each area's cases live in its test file, so the
+tests and this count are the same cases) and prints, per area, the cases tried and how
+each ended:
+
+- **refused**: a ``ValidationError`` / ``ModelFileError`` (or, on the command line, exit 2
+  with one line and no traceback), or for tracking faults the outcome the issue asks for;
+- **accepted**: the input was valid after all and gave a correct answer (fuzzed patients);
+- **crashed**: any other exception or a traceback;
+- **hung**: no answer within the case's time limit;
+- **read outside**: a model loaded from a file outside its directory;
+- **NaN / outside [0, 1]**: a probability that is not one.
+
+Model directories: every case of ``tests/test_hostile_models.py`` (path escapes, links,
+special files, each structural corruption, malformed manifests), plus edited-and-resealed
+models loaded with a public key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+COLUMNS = ("tried", "refused", "accepted", "crashed", "hung", "read outside", "NaN/outside")
+
+
+def model_directories() -> dict:
+    import shutil
+
+    from test_hostile_models import HOSTILE_CASES, _edited_and_resealed, try_case
+
+    from ketapredict import generate_keys, load_model
+
+    counts = dict.fromkeys(COLUMNS, 0)
+    failures = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        private, public = generate_keys(tmp / "keys")
+        signed = load_model().save(tmp / "signed", signing_key=private)
+
+        def signed_and_edited(path: Path, outside: Path) -> None:
+            shutil.rmtree(path)
+            shutil.copytree(signed, path)
+            _edited_and_resealed(path)
+
+        cases = [(name, edit, None) for name, edit, _ in HOSTILE_CASES]
+        cases.append(("signed-then-edited-and-resealed", signed_and_edited, public))
+        for k, (name, edit, key) in enumerate(cases):
+            result = try_case(edit, tmp / f"case{k}", public_key=key, timeout=60.0)
+            counts["tried"] += 1
+            counts["refused"] += result["refused"]
+            counts["accepted"] += result["loaded"] and not result["crashed"]
+            counts["crashed"] += result["crashed"] is not None
+            counts["hung"] += result["hung"]
+            counts["read outside"] += result["read_outside"]
+            counts["NaN/outside"] += result["nan"]
+            if not result["refused"]:
+                failures.append(f"{name}: {result}")
+    return {"counts": counts, "failures": failures}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smaller run, no training")
+    args = parser.parse_args(argv)
+    areas = {"model directories": model_directories}
+    rows = {}
+    for area, run in areas.items():
+        began = time.perf_counter()
+        found = run() if area != "patients" else run(quick=args.quick)
+        rows[area] = found["counts"]
+        print(f"{area}: {time.perf_counter() - began:.0f} s", file=sys.stderr)
+        for failure in found["failures"]:
+            print(f"  not refused: {failure}", file=sys.stderr)
+    width = max(map(len, rows)) + 2
+    print("area".ljust(width) + "".join(c.rjust(14) for c in COLUMNS))
+    for area, counts in rows.items():
+        print(area.ljust(width) + "".join(str(counts.get(c, "-")).rjust(14) for c in COLUMNS))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
