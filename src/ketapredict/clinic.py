@@ -28,10 +28,10 @@ import numpy as np
 import pandas as pd
 
 from .encoding import Columns, feature_map, sources
-from .exceptions import Problem, ValidationError
+from .exceptions import Problem, ValidationError, short_repr
 from .regimen import REFERENCE_WEIGHT_KG, REGIMEN_FIELDS, Regimen
 from .risk import joint_distance
-from .schema import _known, column, columns, validate_patient
+from .schema import _is_missing, _known, _number, column, columns, record_items, validate_patient
 
 __all__ = [
     "DriverEffect",
@@ -72,7 +72,7 @@ _DEMO = "demo_model"
 # --------------------------------------------------------------------------------------------
 # Loading
 # --------------------------------------------------------------------------------------------
-def load_model(source: str | Path | None = None):
+def load_model(source: str | Path | None = None, *, public_key: Any = None):
     """Load a RiskModel for scoring.
 
     Parameters
@@ -83,6 +83,11 @@ def load_model(source: str | Path | None = None):
         A directory written by :meth:`RiskModel.save`. Or an MLflow model URI
         (``models:/name@champion``, ``models:/name/1``, ``runs:/<id>/model``), read from the
         tracking store of :func:`ketapredict.tracking.tracking_uri` (this imports MLflow).
+    public_key : str, path-like, bytes or Ed25519PublicKey, optional
+        The public key (PEM file) of whoever signed the model
+        (:func:`ketapredict.generate_keys`): an unsigned model, or one changed after
+        signing, is then refused. Without it the checksums catch accidental changes only.
+        Loading executes nothing from the model's files, whatever their origin.
 
     Returns
     -------
@@ -91,7 +96,8 @@ def load_model(source: str | Path | None = None):
     Raises
     ------
     ModelFileError
-        If the files are missing, changed since they were saved, or of another format.
+        If the files are missing, changed since they were saved, malformed, of another
+        format, or not signed by ``public_key``.
 
     Examples
     --------
@@ -106,13 +112,13 @@ def load_model(source: str | Path | None = None):
 
     if source is None:
         with resources.as_file(resources.files("ketapredict") / "data" / _DEMO) as path:
-            return RiskModel.load(path)
+            return RiskModel.load(path, public_key=public_key)
     text = str(source)
     if text.startswith(("models:/", "runs:/")):
         from .tracking import load_logged_model
 
-        return load_logged_model(text)
-    return RiskModel.load(source)
+        return load_logged_model(text, public_key=public_key)
+    return RiskModel.load(source, public_key=public_key)
 
 
 # --------------------------------------------------------------------------------------------
@@ -518,7 +524,7 @@ def _regimen_of(record: Mapping[str, Any], regimen: Any, problems: list[Problem]
     if isinstance(regimen, Regimen):
         return regimen
     if regimen is not None:
-        if not isinstance(regimen, Mapping):
+        if not isinstance(regimen, Mapping | pd.Series):
             problems.append(
                 Problem(
                     "regimen",
@@ -528,17 +534,22 @@ def _regimen_of(record: Mapping[str, Any], regimen: Any, problems: list[Problem]
                 )
             )
             return None
-        fields = dict(regimen)
+        try:
+            fields = record_items(regimen, "regimen")
+        except ValidationError as error:  # a field given twice
+            problems.extend(error.problems)
+            return None
     else:
         fields = {k: record[k] for k in REGIMEN_FIELDS if k in record}
-        fields = {k: v for k, v in fields.items() if not _missing(v)}
+        fields = {k: v for k, v in fields.items() if not _is_missing(v)}
     unknown = [k for k in fields if k not in REGIMEN_FIELDS]
     for name in unknown:
         problems.append(
             Problem(
                 name,
                 fields[name],
-                f"unknown regimen field {name!r}; expected one of {', '.join(REGIMEN_FIELDS)}",
+                f"unknown regimen field {short_repr(name)}; expected one of "
+                f"{', '.join(REGIMEN_FIELDS)}",
             )
         )
     absent = [k for k in ("drug", "route", "dose") if k not in fields]
@@ -565,34 +576,17 @@ def _role(name: Any) -> str | None:
     return column(name).role if _known(name) else None
 
 
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value))
-
-
 def _prepare(
     model, patient: Mapping[str, Any], regimen: Any, horizon_day: Any = None
 ) -> tuple[Columns, dict, list, str, str]:
     """Validate one patient, regimen and horizon; the encoder's columns, the record, warnings,
     the regimen in words and the horizon in words."""
-    if isinstance(patient, pd.Series):
-        patient = patient.to_dict()
-    if not isinstance(patient, Mapping):
-        raise ValidationError(
-            [
-                Problem(
-                    None,
-                    patient,
-                    f"a patient must be a dict, a pandas Series or a DataFrame; got "
-                    f"{type(patient).__name__}",
-                )
-            ],
-            "patient",
-        )
+    patient = record_items(patient, "patient", "a dict, a pandas Series or a DataFrame")
     warnings: list[str] = []
     regimen_columns = set(columns("regimen"))
     baseline = {k: v for k, v in patient.items() if _role(k) not in (*_NOT_INPUTS, "regimen")}
     if regimen is not None:
-        replaced = [k for k in patient if k in regimen_columns and not _missing(patient[k])]
+        replaced = [k for k in patient if k in regimen_columns and not _is_missing(patient[k])]
         if replaced:
             warnings.append(
                 "the record's own regimen fields (" + ", ".join(replaced) + ") were "
@@ -609,7 +603,7 @@ def _prepare(
         endpoint, source = _day(horizon_day, "horizon_day", problems), "as given"
     else:
         recorded = None if regimen is not None else patient.get("endpoint_day")
-        endpoint = None if _missing(recorded) else _day(recorded, "endpoint_day", problems)
+        endpoint = None if _is_missing(recorded) else _day(recorded, "endpoint_day", problems)
         source = "the record's assessment day"
     if problems:
         raise ValidationError(problems, "patient")
@@ -640,14 +634,11 @@ def _day_text(day: float) -> str:
 def _day(value: Any, name: str, problems: list[Problem]) -> float | None:
     """A horizon in days after the first session, within the contract's range."""
     spec = column("endpoint_day")
-    try:
-        if isinstance(value, bool | np.bool_):
-            raise TypeError  # True is not day 1
-        day = float(value)
-        if not spec.low <= day <= spec.high:
-            raise ValueError
-    except (TypeError, ValueError, OverflowError):
-        problems.append(Problem(name, value, f"{name}={value!r} is not {spec.allowed()}"))
+    day = _number(value)  # as a number field of a record: True is not day 1
+    if day is None or not spec.low <= day <= spec.high:  # NaN too: asked for, not "none"
+        problems.append(
+            Problem(name, value, f"{name}={short_repr(value)} is not {spec.allowed()}")
+        )
         return None
     return day
 
@@ -889,6 +880,25 @@ def _unrecorded_range(model, state, draws: np.ndarray) -> tuple[float, float]:
     return float(p.min()), float(p.max())
 
 
+def _check_columns_once(table: pd.DataFrame) -> None:
+    """Refuse a table with a repeated column: each row would hold the field twice."""
+    repeated = table.columns[table.columns.duplicated()].unique()
+    if len(repeated):
+        raise ValidationError(
+            [
+                Problem(
+                    name,
+                    None,
+                    f"column {short_repr(name)} appears "
+                    f"{int((table.columns.get_indexer_for([name]) >= 0).sum())} times; give each "
+                    "column once",
+                )
+                for name in repeated
+            ],
+            "patient table",
+        )
+
+
 def score(
     model,
     patient: Any,
@@ -900,15 +910,25 @@ def score(
     """Score one patient (dict or Series) or each row of a DataFrame; see
     :meth:`RiskModel.score`."""
     if isinstance(patient, pd.DataFrame):
+        _check_columns_once(patient)
         return [
             score(model, row, regimen, horizon_day=horizon_day, drivers=drivers)
             for _, row in patient.iterrows()
         ]
-    if drivers not in (True, False, "all"):
+    if not (
+        isinstance(drivers, bool | np.bool_) or (isinstance(drivers, str) and drivers == "all")
+    ):
         raise ValidationError(
-            [Problem("drivers", drivers, f"drivers={drivers!r} is not True, False or 'all'")],
+            [
+                Problem(
+                    "drivers",
+                    drivers,
+                    f"drivers={short_repr(drivers)} is not True, False or 'all'",
+                )
+            ],
             "arguments",
         )
+    drivers = drivers if isinstance(drivers, str) else bool(drivers)
     arrays, values, warnings, described, horizon = _prepare(model, patient, regimen, horizon_day)
     # a missing optional field is integrated out: the patient is scored on draws of it given
     # the recorded fields, and the probabilities are averaged (ketapredict.imputation)
@@ -1078,14 +1098,42 @@ def compare_regimens(
         patient = patient.iloc[0]
     if regimens is None:
         regimens = regimen_grid()
-    if isinstance(regimens, Regimen) or (
-        isinstance(regimens, Mapping) and any(k in regimens for k in REGIMEN_FIELDS)
+    if isinstance(regimens, pd.DataFrame):  # one schedule a row
+        _check_columns_once(regimens)
+        named = [(None, row) for _, row in regimens.iterrows()]
+    elif isinstance(regimens, Regimen) or (
+        isinstance(regimens, Mapping | pd.Series) and any(k in regimens for k in REGIMEN_FIELDS)
     ):
-        regimens = [regimens]  # one regimen
-    if isinstance(regimens, Mapping):
+        named = [(None, regimens)]  # one regimen
+    elif isinstance(regimens, Mapping):
         named = list(regimens.items())
-    else:
+        names = [name for name, _ in named if not isinstance(name, str)]
+        if names:
+            raise ValidationError(
+                [
+                    Problem(
+                        "regimens",
+                        name,
+                        f"a regimen's name must be text; got {short_repr(name)}",
+                    )
+                    for name in names
+                ],
+                "regimens",
+            )
+    elif isinstance(regimens, Iterable) and not isinstance(regimens, str | bytes):
         named = [(None, r) for r in regimens]
+    else:
+        raise ValidationError(
+            [
+                Problem(
+                    "regimens",
+                    regimens,
+                    "regimens must be a Regimen, a list of them, a mapping of names to them or "
+                    f"a DataFrame of them, one a row; got {type(regimens).__name__}",
+                )
+            ],
+            "regimens",
+        )
     if not named:
         raise ValidationError(
             [Problem("regimens", regimens, "compare_regimens needs at least one regimen")],

@@ -6,13 +6,104 @@ working.
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ModelFileError", "Problem", "ValidationError"]
+__all__ = [
+    "MAX_MESSAGE_CHARS",
+    "MAX_VALUE_CHARS",
+    "ModelFileError",
+    "Problem",
+    "ValidationError",
+    "short_repr",
+]
 
-# An error message lists at most this many problems; all of them stay on ``.problems``.
+# A ValidationError's message is read by a person: in a terminal, a notebook cell or one
+# record of a log. 4,000 characters is about one screen (50 lines of 80), enough for every
+# problem of a record and the first few dozen of a table, while a table with a bad column
+# in 100,000 rows, or a pasted document as a value, cannot flood the screen or the log. Past
+# the cap the message says how many problems it left out; ``error.problems`` keeps them all,
+# with the values as they came, for programs.
+MAX_MESSAGE_CHARS = 4000
+# A value is shown by its repr cut to this many characters: enough to recognise a typo, a
+# unit or a type (``np.float32(46.0)``, ``Decimal('46')``), never the whole of a long text.
+MAX_VALUE_CHARS = 60
+# At most this many problems are listed, however short: a list longer than a screenful is
+# not read, and the count of the others says how big the damage is.
 _MAX_LISTED = 40
+# No one problem takes more than a tenth of the message.
+_MAX_LINE_CHARS = MAX_MESSAGE_CHARS // 10
+# Integers up to this many bits (about 1,200 digits) are written out, then cut; larger ones
+# are described (Python refuses to write out integers of more than 4,300 digits at all).
+_MAX_INT_BITS = 4000
+
+
+class _Short(reprlib.Repr):
+    """``reprlib`` bounded in every direction: nesting, items, text and digits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel = 2
+        self.maxtuple = self.maxlist = self.maxarray = self.maxdict = 4
+        self.maxset = self.maxfrozenset = self.maxdeque = 4
+        self.maxstring = self.maxother = self.maxlong = MAX_VALUE_CHARS
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > _MAX_INT_BITS:
+            digits = int(x.bit_length() * 0.30103) + 1
+            return f"<{'a negative' if x < 0 else 'an'} integer of about {digits} digits>"
+        text = repr(x)
+        if len(text) > MAX_VALUE_CHARS:
+            return f"{text[: MAX_VALUE_CHARS - 20]}...({len(text.lstrip('-'))} digits)"
+        return text
+
+    def repr_bytes(self, x: bytes, level: int) -> str:
+        return repr(x[: self.maxstring]) + ("..." if len(x) > self.maxstring else "")
+
+    repr_bytearray = repr_bytes
+
+
+_SHORT = _Short()
+
+
+def short_repr(value: Any, limit: int = MAX_VALUE_CHARS) -> str:
+    """The repr of a value for an error message, at most ``limit`` characters.
+
+    Safe for any value: long text, deep or long containers and huge integers are cut, and a
+    value whose repr fails is described by its type.
+
+    Parameters
+    ----------
+    value : object
+        What to show.
+    limit : int, default=MAX_VALUE_CHARS
+        The most characters returned.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> short_repr("a" * 1000)
+    "'aaaaaaaaaaaaaaaaaaaaaaaaaaa...aaaaaaaaaaaaaaaaaaaaaaaaaaaa'"
+    >>> short_repr(10**400)
+    '1000000000000000000000000000000000000000...(401 digits)'
+    >>> short_repr([[[1]], 2, 3, 4, 5, 6])
+    '[[[...]], 2, 3, 4, ...]'
+    """
+    try:
+        text = _SHORT.repr(value)
+    except Exception:  # any object's __repr__ may fail; the message must not
+        text = f"<{type(value).__name__} object>"
+    if len(text) > limit:
+        text = text[: max(limit - 3, 0)] + "..."
+    return text
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -48,7 +139,22 @@ class Problem:
     row: Any = None
 
     def __str__(self) -> str:
-        return self.message if self.row is None else f"row {self.row}: {self.message}"
+        if self.row is None:
+            return self.message
+        return f"row {_row_label(self.row)}: {self.message}"
+
+
+def _row_label(row: Any) -> str:
+    """A row's index label as people read it: ``7``, ``p12``; odd labels by their repr."""
+    if isinstance(row, str) and row.isprintable() and len(row) <= MAX_VALUE_CHARS:
+        return row
+    if isinstance(row, str):
+        return short_repr(row)
+    try:
+        text = str(row)
+    except Exception:  # as in short_repr: a label's __str__ may fail
+        return short_repr(row)
+    return text if text.isprintable() and len(text) <= MAX_VALUE_CHARS else short_repr(row)
 
 
 class ValidationError(ValueError):
@@ -57,14 +163,15 @@ class ValidationError(ValueError):
     Parameters
     ----------
     problems : list of Problem
-        Everything found wrong; the message lists the first few dozen.
+        Everything found wrong. The message lists the first few dozen, within
+        :data:`MAX_MESSAGE_CHARS` characters, and says how many it left out.
     what : str, default="input"
         What was checked, for the first line of the message ("patient table", "regimen").
 
     Attributes
     ----------
     problems : list of Problem
-        All problems found, in the order they were found.
+        All problems found, in the order they were found, with the values as they came.
 
     Examples
     --------
@@ -82,12 +189,28 @@ class ValidationError(ValueError):
         self.what = what
         super().__init__(self._render())
 
+    def __reduce__(self) -> tuple:
+        # pickled (by joblib or multiprocessing) with its problems, not its message
+        return (type(self), (self.problems, self.what))
+
     def _render(self) -> str:
         n = len(self.problems)
-        head = f"{n} problem{'s' if n != 1 else ''} in the {self.what}:"
-        lines = [f"  {problem}" for problem in self.problems[:_MAX_LISTED]]
-        if n > _MAX_LISTED:
-            lines.append(f"  ... and {n - _MAX_LISTED} more (see the error's .problems)")
+        head = f"{n} problem{'s' if n != 1 else ''} in the {_clip(str(self.what), 80)}:"
+        tail = f"  ... and {n} more problems not shown (all are in the error's .problems)"
+        budget = MAX_MESSAGE_CHARS - len(head) - len(tail) - 2
+        lines: list[str] = []
+        for problem in self.problems[:_MAX_LISTED]:
+            line = "  " + _clip(str(problem), _MAX_LINE_CHARS)
+            budget -= len(line) + 1
+            if budget < 0:
+                break
+            lines.append(line)
+        left = n - len(lines)
+        if left:
+            lines.append(
+                f"  ... and {left} more problem{'s' if left != 1 else ''} not shown "
+                "(all are in the error's .problems)"
+            )
         return "\n".join([head, *lines])
 
 
@@ -103,5 +226,5 @@ class ModelFileError(ValueError):
     ...     ketapredict.RiskModel.load("no/such/model")
     ... except ketapredict.ModelFileError as error:
     ...     print(error)
-    no ketapredict model at 'no/such/model': manifest.json is missing
+    no ketapredict model at 'no/such/model': ...
     """

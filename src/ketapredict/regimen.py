@@ -20,13 +20,22 @@ features does not read the simulator's own pharmacology (``cohort/model.py``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .schema import COMPARATORS, KETAMINES, record_model, validate_record
+from .exceptions import Problem, ValidationError
+from .schema import (
+    COMPARATORS,
+    KETAMINES,
+    _is_missing,
+    column,
+    record_items,
+    record_model,
+    validate_record,
+)
 
 __all__ = [
     "BIOAVAILABILITY",
@@ -163,7 +172,10 @@ class Regimen:
     new_oral_antidepressant: bool = False
 
     def __post_init__(self) -> None:
-        clean = validate_record(_RegimenRecord, asdict(self), "regimen")
+        # the fields as given, not dataclasses.asdict: that deep-copies each value, and a
+        # value that cannot be copied would fail there rather than as a ValidationError
+        given = {name: getattr(self, name) for name in REGIMEN_FIELDS}
+        clean = validate_record(_RegimenRecord, given, "regimen")
         for name in ("sessions_per_week", "n_sessions", "new_oral_antidepressant"):
             if clean[name] is None:
                 clean[name] = {
@@ -178,8 +190,14 @@ class Regimen:
     def from_record(cls, record: Mapping[str, Any] | pd.Series) -> Regimen:
         """Build a regimen from a mapping or table row holding the regimen columns.
 
-        Other keys (baseline columns, outcomes) are ignored, and missing values (None, NaN)
-        take the defaults.
+        Other keys (baseline columns, outcomes) are ignored, and missing values (None, NaN,
+        ``pd.NA``) take the defaults.
+
+        Raises
+        ------
+        ValidationError
+            For an impossible regimen, a record that is not a mapping or a Series, or a
+            field given twice (a Series with a repeated label).
 
         Examples
         --------
@@ -187,8 +205,17 @@ class Regimen:
         ...                      "infusion_minutes": 40, "age": 50}).route
         'iv'
         """
-        items = record.to_dict() if isinstance(record, pd.Series) else dict(record)
-        fields = {k: items[k] for k in REGIMEN_FIELDS if k in items and not _missing(items[k])}
+        items = record_items(record, "regimen")
+        fields = {k: items[k] for k in REGIMEN_FIELDS if k in items and not _is_missing(items[k])}
+        absent = [k for k in ("drug", "route", "dose") if k not in fields]
+        if absent:  # the fields without a default
+            raise ValidationError(
+                [
+                    Problem(k, None, f"{k} is missing; it is required ({column(k).allowed()})")
+                    for k in absent
+                ],
+                "regimen",
+            )
         return cls(**fields)
 
     def to_dict(self) -> dict[str, Any]:
@@ -249,10 +276,6 @@ class Regimen:
         if self.new_oral_antidepressant:
             text += " + new oral antidepressant"
         return text
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value))
 
 
 def exposure(regimens: pd.DataFrame | Mapping[str, Any]) -> dict[str, np.ndarray]:

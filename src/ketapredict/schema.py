@@ -29,8 +29,10 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -38,7 +40,7 @@ import pandas as pd
 import pydantic
 from pydantic_core import PydanticCustomError
 
-from .exceptions import Problem, ValidationError
+from .exceptions import Problem, ValidationError, short_repr
 
 __all__ = [
     "ROLES",
@@ -720,7 +722,6 @@ def check_rules(values: Mapping[str, np.ndarray], rows: Sequence | None = None) 
 # --------------------------------------------------------------------------------------------
 _TRUE = {"true", "yes", "y", "1", "t"}
 _FALSE = {"false", "no", "n", "0", "f"}
-_SCALARS = (str, bool, int, float, np.bool_, np.integer, np.floating)
 
 
 # Text that means "not known" in a number, yes/no or category field (pandas reads the same
@@ -729,117 +730,238 @@ _MISSING_TEXT = frozenset({"", "na", "nan", "n/a", "null", "none"})
 
 
 def _is_missing(x: Any, text: bool = True) -> bool:
-    if x is None or x is pd.NA or (isinstance(x, float | np.floating) and math.isnan(x)):
+    """Whether ``x`` means "not known": None, NaN of any type, ``pd.NA``, ``NaT`` and, in a
+    number, yes/no or category field, the missing-value text of CSV files."""
+    if x is None or x is pd.NA or x is pd.NaT:
         return True
+    if isinstance(x, float | np.floating):
+        return math.isnan(x)
+    if isinstance(x, Decimal):
+        return x.is_nan()
+    if isinstance(x, np.datetime64 | np.timedelta64):
+        return bool(np.isnat(x))
     return text and isinstance(x, str) and x.strip().casefold() in _MISSING_TEXT
+
+
+def _number(x: Any) -> float | None:
+    """``x`` as a float, or None when it is not a real number.
+
+    Accepted: Python and numpy integers and floats, ``Decimal``, ``Fraction`` and text that
+    reads as a number; not booleans (True is not 1 year), complex numbers, bytes, dates or
+    containers. An integer too large for a float becomes an infinity of its sign, which is
+    outside every range; NaN (from ``"-nan"``, say) means missing.
+    """
+    if isinstance(x, bool | np.bool_ | np.timedelta64):  # numpy's durations are integers
+        return None
+    if isinstance(x, int | np.integer | float | np.floating | Fraction | Decimal):
+        try:
+            return float(x)
+        except OverflowError:  # 10**400, Fraction(10**400)
+            return math.inf if x > 0 else -math.inf
+        except ValueError:  # Decimal("sNaN")
+            return math.nan
+    if isinstance(x, str):
+        try:
+            return float(x)
+        except ValueError:
+            return None
+    return None
+
+
+def _infinite(value: Any) -> bool:
+    """Whether a value read as an infinite float is infinite itself: integers, fractions
+    and decimals are exact, and when they overflow a float they are too large, not
+    infinite."""
+    if isinstance(value, Decimal):
+        return value.is_infinite()
+    return not isinstance(value, int | np.integer | Fraction)
+
+
+def _number_problem(col: Column, value: Any, number: float | None, name: str) -> str | None:
+    """What is wrong with ``value`` (read as ``number``) in the number column ``name``."""
+    if number is None:
+        return f"{_shown(name, value)} is not a number; expected {col.allowed()}"
+    if math.isinf(number) and _infinite(value):
+        return f"{_shown(name, value)} is not finite; expected {col.allowed()}"
+    if not col.low <= number <= col.high:
+        # "is outside 0-60 (MADRS total score)", "is not a whole number in 1-104 (count)"
+        verb = "is not" if col.kind == "int" else "is outside"
+        return f"{_shown(name, value)} {verb} {col.allowed()}"
+    if col.kind == "int" and number != round(number):
+        return f"{_shown(name, value)} is not {col.allowed()}"
+    return None
+
+
+def _shown(name: str, value: Any) -> str:
+    """``name=value`` for a message, the value cut to a readable length."""
+    return f"{name}={short_repr(value)}"
+
+
+def _to_bool(x: Any) -> bool | None:
+    """``x`` as a yes/no answer: booleans, 0 and 1 (of any number type), and yes/no text;
+    None otherwise."""
+    if isinstance(x, bool | np.bool_):
+        return bool(x)
+    if isinstance(x, str):
+        text = x.strip().casefold()
+        return (text in _TRUE) if text in _TRUE | _FALSE else None
+    number = _number(x)
+    return bool(number) if number in (0.0, 1.0) else None
+
+
+def _to_category(col: Column) -> Callable[[Any], str | None]:
+    """A function giving the canonical spelling of a category of ``col``, or None."""
+    lookup = col._normaliser()
+    return lambda x: lookup.get(x.strip().casefold()) if isinstance(x, str) else None
 
 
 def _as_text(x: Any) -> str | None:
     """Identifiers and labels: text, or a whole number (CSV readers make ``7`` into ``7.0``)."""
     if isinstance(x, str):
         return x
-    if isinstance(x, int | np.integer) and not isinstance(x, bool | np.bool_):
-        return str(int(x))
-    if isinstance(x, float | np.floating) and math.isfinite(x) and x == round(x):
-        return str(int(x))
+    try:
+        if isinstance(x, int | np.integer) and not isinstance(x, bool | np.bool_ | np.timedelta64):
+            return str(int(x))
+        if isinstance(x, float | np.floating) and math.isfinite(x) and x == round(x):
+            return str(int(x))
+    except ValueError:  # more digits than Python writes out (4,300)
+        return None
     return None
 
 
-def _map_each(objects: pd.Series, function: Callable[[Any], Any]) -> pd.Series:
-    """``objects.map(function)``, calling ``function`` once per distinct value: a column of
-    100,000 patients holds a handful of categories. Values that cannot be hashed (lists)
-    are mapped one by one."""
+def _value_problem(col: Column, value: Any, name: str | None = None) -> tuple[Any, str | None]:
+    """One value of ``col`` in its contract type, or what is wrong with it.
+
+    The one place a value is judged, for a table's cells and for one record's fields alike:
+    returns ``(coerced, None)``, with None for a missing value, or ``(None, message)``.
+    ``name`` is the column's own name (``madrs_d7`` of the family ``madrs_{visit}``).
+    """
+    name = name or col.name
+    if _is_missing(value, text=col.kind != "string"):
+        if col.required:
+            return None, f"{name} is missing; it is required ({col.allowed()})"
+        return None, None
+    if col.kind in ("float", "int"):
+        number = _number(value)
+        if number is not None and math.isnan(number):
+            return _value_problem(col, None, name)
+        message = _number_problem(col, value, number, name)
+        if message is not None:
+            return None, message
+        return (round(number) if col.kind == "int" else number), None
+    if col.kind == "bool":
+        answer = _to_bool(value)
+        if answer is None:
+            return None, f"{_shown(name, value)} is not {col.allowed()}"
+        return answer, None
+    if col.kind == "category":
+        canonical = _to_category(col)(value)
+        if canonical is None:
+            return None, f"{_shown(name, value)} is not {col.allowed()}"
+        return canonical, None
+    text = _as_text(value)
+    if text is None:
+        return None, f"{_shown(name, value)} is not text or a whole number"
+    return text, None
+
+
+def _map_each(values: np.ndarray, function: Callable[[Any], Any]) -> np.ndarray:
+    """``function`` of each value, called once per distinct value (a column of 100,000
+    patients holds a handful of categories), as an object array.
+
+    Values are told apart by type as well as value, because ``True == 1 == 1.0``: a
+    number column takes 1 but not True. Values that cannot be hashed (lists) are mapped
+    one by one.
+    """
+    memo: dict[tuple[type, Any], Any] = {}
+    out = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):
+        kind = type(value)
+        # every NaN is its own object, unequal to the others: one key for them all
+        key = (kind, "NaN") if kind is float and value != value else (kind, value)
+        try:
+            out[i] = memo[key]
+        except KeyError:
+            out[i] = memo[key] = function(value)
+        except TypeError:  # unhashable
+            out[i] = function(value)
+    return out
+
+
+# The types of a column of plain numbers (``pd.DataFrame(records, dtype=object)``,
+# ``astype(object)``), read at numpy speed; any other value sends the column value by value.
+_PLAIN = frozenset(
+    {float, int, type(None), type(pd.NA)}
+    | {np.dtype(code).type for code in np.typecodes["AllInteger"] + "efd"}
+)
+
+
+def _plain_numbers(objects: np.ndarray) -> np.ndarray | None:
+    """A column of plain numbers and None as floats (NaN for missing); None for any other."""
+    if not set(map(type, objects)) <= _PLAIN:
+        return None
     try:
-        distinct = pd.unique(objects.to_numpy(dtype=object))
-        table = {value: function(value) for value in distinct}
-    except TypeError:
-        return objects.map(function)
-    # NaN keys do not find themselves in a dict lookup; map the missing ones apart
-    nan_value = next((table[v] for v in distinct if v is not v), None)
-    out = objects.map(table)
-    absent = objects.map(lambda x: x is not x) if any(v is not v for v in distinct) else None
-    if absent is not None and absent.any():
-        out = out.where(~absent, nan_value)
-    return out.astype(object)
+        return np.array([np.nan if v is None or v is pd.NA else v for v in objects], dtype=float)
+    except OverflowError:  # 10**400: judged value by value
+        return None
 
 
 def _coerce(series: pd.Series, col: Column) -> tuple[pd.Series, list[Problem]]:
-    """Coerce one column to its contract dtype; report every cell that cannot be."""
+    """Coerce one column to its contract dtype; report every cell that cannot be.
+
+    Columns of numbers are checked at once with numpy; other columns value by value, with
+    the same rules as one patient's fields (:func:`_value_problem`).
+    """
     name = series.name
     problems: list[Problem] = []
+    objects = series.to_numpy(dtype=object)
 
-    def flag(mask: np.ndarray, message: Callable[[Any], str]) -> None:
-        for label, value in zip(
-            series.index[mask], series.to_numpy(dtype=object)[mask], strict=True
-        ):
-            problems.append(Problem(name, value, message(value), label))
+    def flag(mask: np.ndarray) -> None:
+        for label, value in zip(series.index[mask], objects[mask], strict=True):
+            problems.append(Problem(name, value, _value_problem(col, value, name)[1], label))
 
-    if col.kind == "string" or pd.api.types.is_numeric_dtype(series.dtype):
-        missing = series.isna().to_numpy()
-    else:
-        missing = _map_each(series.astype(object), _is_missing).to_numpy(dtype=bool)
-    if col.kind in ("float", "int"):
-        if pd.api.types.is_bool_dtype(series.dtype):
-            numbers = pd.Series(np.nan, index=series.index)
-            not_number = ~missing
-        elif pd.api.types.is_numeric_dtype(series.dtype):
-            numbers = series.astype("float64")
-            not_number = np.zeros(len(series), dtype=bool)
-        else:
-            objects = series.astype(object)
-            # booleans and containers are not numbers, whatever to_numeric would make of them
-            usable = objects.map(
-                lambda x: isinstance(x, _SCALARS) and not isinstance(x, bool | np.bool_)
-            ).to_numpy(dtype=bool)
-            numbers = pd.to_numeric(objects.where(usable, None), errors="coerce").astype("float64")
-            not_number = ~missing & numbers.isna().to_numpy()
-        flag(not_number, lambda x: f"{name}={x!r} is not a number; expected {col.allowed()}")
-        values = numbers.to_numpy()
+    dtype = series.dtype
+    numeric = (
+        pd.api.types.is_numeric_dtype(dtype)
+        and not pd.api.types.is_complex_dtype(dtype)
+        and not pd.api.types.is_bool_dtype(dtype)
+    )
+    values = None
+    if col.kind in ("float", "int") and numeric:
+        with np.errstate(over="ignore"):  # float128 beyond float64 becomes inf, refused below
+            values = series.astype("float64").to_numpy()
+    elif col.kind in ("float", "int"):
+        values = _plain_numbers(objects)
+    if values is not None:
         with np.errstate(invalid="ignore"):
-            infinite = np.isinf(values)
-            outside = ~infinite & ((values < col.low) | (values > col.high))
-            fractional = (
-                ~infinite & ~np.isnan(values) & (values != np.round(values))
-                if col.kind == "int"
-                else np.zeros(len(values), dtype=bool)
+            bad = ~np.isnan(values) & (
+                np.isinf(values)
+                | (values < col.low)
+                | (values > col.high)
+                | ((values != np.round(values)) if col.kind == "int" else False)
             )
-        flag(infinite, lambda x: f"{name}={x!r} is not finite; expected {col.allowed()}")
-        flag(outside, lambda x: f"{name}={x!r} is outside {col.allowed()}")
-        flag(fractional, lambda x: f"{name}={x!r} is not {col.allowed()}")
-        out = numbers.astype("Int64") if col.kind == "int" and not problems else numbers
-    elif col.kind == "bool":
-        objects = series.astype(object)
-
-        def to_bool(x: Any) -> Any:
-            if isinstance(x, bool | np.bool_):
-                return bool(x)
-            if isinstance(x, int | float | np.integer | np.floating) and x in (0, 1):
-                return bool(x)
-            if isinstance(x, str) and x.strip().casefold() in _TRUE | _FALSE:
-                return x.strip().casefold() in _TRUE
-            return None
-
-        converted = _map_each(objects, lambda x: None if _is_missing(x) else to_bool(x))
-        bad = ~missing & converted.isna().to_numpy()
-        flag(bad, lambda x: f"{name}={x!r} is not {col.allowed()}")
-        out = converted.astype("boolean") if not bad.any() else converted
-    elif col.kind == "category":
-        lookup = col._normaliser()
-        objects = series.astype(object)
-        converted = _map_each(
-            objects, lambda x: lookup.get(x.strip().casefold()) if isinstance(x, str) else None
-        )
-        bad = ~missing & converted.isna().to_numpy()
-        flag(bad, lambda x: f"{name}={x!r} is not {col.allowed()}")
-        out = converted.astype(pd.CategoricalDtype(list(col.categories)))
+        missing = np.isnan(values)
+        flag(bad | (missing & col.required))
+        out = pd.Series(values, index=series.index, name=name)
+        if col.kind == "int" and not problems:
+            out = out.astype("Int64")
+        return out, problems
+    checked = _map_each(objects, lambda value: _value_problem(col, value, name))
+    coerced = np.array([value for value, _ in checked], dtype=object)
+    flag(np.array([message is not None for _, message in checked], dtype=bool))
+    if col.kind in ("float", "int"):
+        out = pd.Series(coerced, index=series.index, name=name, dtype=object)
+        out = out.astype("float64")
+        if col.kind == "int" and not problems:
+            out = out.astype("Int64")
     else:
-        objects = series.astype(object)
-        converted = objects.map(lambda x: None if _is_missing(x, text=False) else _as_text(x))
-        bad = ~missing & converted.isna().to_numpy()
-        flag(bad, lambda x: f"{name}={x!r} is not text or a whole number")
-        out = converted.astype("str")
-    if col.required:
-        flag(missing, lambda x: f"{name} is missing; it is required ({col.allowed()})")
+        out = pd.Series(coerced, index=series.index, name=name, dtype=object)
+        if col.kind == "bool":
+            out = out.astype("boolean") if not problems else out
+        elif col.kind == "category":
+            out = out.astype(pd.CategoricalDtype(list(col.categories)))
+        else:
+            out = out.astype("str")
     return out, problems
 
 
@@ -894,16 +1016,22 @@ def validate(df: pd.DataFrame, *, what: str = "patient table") -> pd.DataFrame:
     problems: list[Problem] = []
     duplicated = df.columns[df.columns.duplicated()].unique()
     for name in duplicated:
-        problems.append(Problem(name, None, f"column {name!r} appears more than once"))
+        count = int((df.columns.get_indexer_for([name]) >= 0).sum())
+        problems.append(
+            Problem(
+                name,
+                None,
+                f"column {short_repr(name)} appears {count} times; give each column once",
+            )
+        )
     for name in df.columns:
         if not _known(name):
-            close = difflib.get_close_matches(str(name), list(_BY_NAME), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
             problems.append(
                 Problem(
                     name,
                     None,
-                    f"unknown column {name!r}{hint}; the data contract does not declare it",
+                    f"unknown column {short_repr(name)}{_did_you_mean(name, _BY_NAME)}; the "
+                    "data contract does not declare it",
                 )
             )
     for name, col in _BY_NAME.items():
@@ -943,65 +1071,10 @@ def _scalar_check(col: Column) -> Callable[[Any], Any]:
     """A pydantic before-validator applying the contract to one value of ``col``."""
 
     def check(value: Any) -> Any:
-        if _is_missing(value, text=col.kind != "string"):
-            if col.required:
-                raise PydanticCustomError(
-                    "contract", f"{col.name} is missing; it is required ({col.allowed()})"
-                )
-            return None
-        if col.kind in ("float", "int"):
-            if isinstance(value, bool | np.bool_) or not isinstance(
-                value, int | float | str | np.integer | np.floating
-            ):
-                raise PydanticCustomError(
-                    "contract", f"{col.name}={value!r} is not a number; expected {col.allowed()}"
-                )
-            try:
-                number = float(value)
-            except ValueError:
-                raise PydanticCustomError(
-                    "contract", f"{col.name}={value!r} is not a number; expected {col.allowed()}"
-                ) from None
-            if math.isnan(number):  # "nan" as text
-                return check(number)
-            if math.isinf(number):
-                raise PydanticCustomError(
-                    "contract", f"{col.name}={value!r} is not finite; expected {col.allowed()}"
-                )
-            if not col.low <= number <= col.high:
-                raise PydanticCustomError(
-                    "contract", f"{col.name}={value!r} is outside {col.allowed()}"
-                )
-            if col.kind == "int":
-                if number != round(number):
-                    raise PydanticCustomError(
-                        "contract", f"{col.name}={value!r} is not {col.allowed()}"
-                    )
-                return round(number)
-            return number
-        if col.kind == "bool":
-            if isinstance(value, bool | np.bool_):
-                return bool(value)
-            if isinstance(value, int | float | np.integer | np.floating) and value in (0, 1):
-                return bool(value)
-            if isinstance(value, str) and value.strip().casefold() in _TRUE | _FALSE:
-                return value.strip().casefold() in _TRUE
-            raise PydanticCustomError("contract", f"{col.name}={value!r} is not {col.allowed()}")
-        if col.kind == "category":
-            canonical = (
-                col._normaliser().get(value.strip().casefold()) if isinstance(value, str) else None
-            )
-            if canonical is None:
-                raise PydanticCustomError(
-                    "contract", f"{col.name}={value!r} is not {col.allowed()}"
-                )
-            return canonical
-        text = _as_text(value)
-        if text is None:
-            raise PydanticCustomError(
-                "contract", f"{col.name}={value!r} is not text or a whole number"
-            )
-        return text
+        coerced, message = _value_problem(col, value)
+        if message is not None:
+            raise PydanticCustomError("contract", message)
+        return coerced
 
     return check
 
@@ -1037,21 +1110,9 @@ def validate_record(model: type[pydantic.BaseModel], record: Any, what: str) -> 
 
     Raises :class:`ValidationError` listing every problem; returns the coerced fields.
     """
-    if isinstance(record, pd.Series):
-        record = record.to_dict()
-    if not isinstance(record, Mapping):
-        raise ValidationError(
-            [
-                Problem(
-                    None,
-                    record,
-                    f"a {what} must be a mapping of field to value; got {type(record).__name__}",
-                )
-            ],
-            what,
-        )
+    record = record_items(record, what)
     try:
-        fields = model.model_validate(dict(record)).model_dump()
+        fields = model.model_validate(record).model_dump()
     except pydantic.ValidationError as error:
         raise ValidationError([_problem(e, model) for e in error.errors()], what) from None
     arrays = {
@@ -1064,6 +1125,59 @@ def validate_record(model: type[pydantic.BaseModel], record: Any, what: str) -> 
     if problems:
         raise ValidationError(problems, what)
     return fields
+
+
+def record_items(
+    record: Any, what: str, expected: str = "a mapping of field to value"
+) -> dict[Any, Any]:
+    """One record (a mapping, or a pandas Series) as a dict, each field given once.
+
+    A Series may hold a field twice (``pd.Series([46, 80], index=["age", "age"])``, a row
+    of a table with a repeated column); a dict would keep the last value without a word,
+    so the record is refused, as :func:`validate` refuses a repeated column.
+
+    Raises
+    ------
+    ValidationError
+        If ``record`` is not a mapping or a Series, or a field is given twice; ``expected``
+        says what was expected in the first case.
+    """
+    if isinstance(record, pd.Series):
+        repeated: dict[Any, list[Any]] = {}
+        if record.index.has_duplicates:
+            again = record.index.duplicated(keep=False)
+            values = record.to_numpy(dtype=object)[again]
+            for label, value in zip(record.index[again], values, strict=True):
+                repeated.setdefault(label, []).append(value)
+        if repeated:
+            raise ValidationError(
+                [
+                    Problem(
+                        label,
+                        values,
+                        f"field {short_repr(label)} is given {len(values)} times "
+                        f"({', '.join(short_repr(v, 20) for v in values[:5])}); give each "
+                        "field once",
+                    )
+                    for label, values in repeated.items()
+                ],
+                what,
+            )
+        return record.to_dict()
+    if isinstance(record, Mapping):
+        return dict(record)
+    raise ValidationError(
+        [Problem(None, record, f"a {what} must be {expected}; got {type(record).__name__}")],
+        what,
+    )
+
+
+def _did_you_mean(name: Any, known: Iterable[str]) -> str:
+    """`` (did you mean 'age'?)`` for a misspelt field name, or nothing."""
+    if not isinstance(name, str) or len(name) > 100:  # no field name is that long
+        return ""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 Patient = record_model(
@@ -1124,24 +1238,30 @@ def validate_patient(record: Mapping[str, Any] | pd.Series) -> dict[str, Any]:
 
 
 def _problem(error: Mapping[str, Any], model: type[pydantic.BaseModel]) -> Problem:
-    name = str(error["loc"][0]) if error["loc"] else None
+    key = error["loc"][0] if error["loc"] else None
+    name = key if key is None or isinstance(key, str) else short_repr(key)
     value = error.get("input")
     if error["type"] == "contract":
         return Problem(name, value, error["msg"])
     if error["type"] == "missing":
         return Problem(name, None, f"{name} is missing; it is required ({column(name).allowed()})")
     if error["type"] == "extra_forbidden":
-        close = difflib.get_close_matches(name, list(model.model_fields), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
         return Problem(
             name,
             value,
-            f"unknown field {name!r}{hint}; expected one of {', '.join(model.model_fields)}",
+            f"unknown field {short_repr(name)}{_did_you_mean(name, model.model_fields)}; "
+            f"expected one of {', '.join(model.model_fields)}",
+        )
+    if error["type"] == "invalid_key":
+        return Problem(
+            name,
+            value,
+            f"field name {short_repr(value)} is not text; expected one of "
+            f"{', '.join(model.model_fields)}",
         )
     if name is None:
         return Problem(None, value, error["msg"])
-    # Field names are strings; anything else (a non-string key) lands here too.
-    return Problem(name, value, f"{name}={value!r}: {error['msg']}")
+    return Problem(name, value, f"{name}={short_repr(value)}: {error['msg']}")
 
 
 def check_outcome(
