@@ -15,9 +15,16 @@ import pandas as pd
 import pytest
 from servers import free_port, wait_for
 
-from ketapredict import Regimen, load_model, published_trials, validate, validate_patient
+from ketapredict import (
+    ModelFileError,
+    Regimen,
+    ValidationError,
+    load_model,
+    published_trials,
+    validate,
+    validate_patient,
+)
 from ketapredict.cli import main
-from ketapredict.tracking import TrackingError
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv"])
@@ -35,9 +42,10 @@ def test_simulate_writes_a_valid_cohort_and_summarises_it(tmp_path, capsys, suff
             assert name in printed
 
 
-def test_simulate_refuses_an_unknown_file_type(tmp_path):
-    with pytest.raises(SystemExit, match=re.escape("expected a .parquet or .csv file name")):
-        main(["simulate", "--n", "100", "--out", str(tmp_path / "cohort.xlsx")])
+def test_simulate_refuses_an_unknown_file_type(tmp_path, capsys):
+    assert main(["simulate", "--n", "100", "--out", str(tmp_path / "cohort.xlsx")]) == 2
+    assert "expected a .parquet or .csv file name" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_calibrate_prints_every_target_and_exits_by_the_result(capsys):
@@ -179,7 +187,7 @@ def _patient_with(**changes) -> str:
         (_patient_with(shoe_size=44), [], "shoe_size"),
         (_patient_with(drug="ketamine"), [], "the record gives its regimen twice"),
         (_patient_with(regimen="ketamine"), [], "'regimen' must be an object of regimen"),
-        (None, ["--horizon-day", "400"], "horizon_day=400.0 is not 0-365"),
+        (None, ["--horizon-day", "400"], "--horizon-day=400.0 is not 0-365"),
         (None, ["--regimen", '{"drug": "ketamine"'], "--regimen is not valid JSON"),
         (None, ["--regimen", "ketamine 0.5 mg/kg"], "expected the regimen's fields as JSON"),
         (None, ["--regimen", '{"drug": "ketamine", "route": "iv", "dose": 9}'], "dose=9"),
@@ -197,6 +205,34 @@ def test_bad_score_input_exits_2_with_a_message(tmp_path, capsys, content, optio
     assert captured.err.startswith("ketapredict: ")
     assert message in captured.err
     assert "EXAMPLE-0001" not in captured.err
+
+
+# Names MLflow's registry accepts, and names it refuses (mlflow.utils.validation and the file
+# registry); the command line refuses a few more (see check_registered_model_name).
+_ACCEPTED = ["ketapredict", "ketapredict-response", "team.model_v2", "a b", "x" * 256]
+_REFUSED_BY_MLFLOW = ["team/model", "model:v2", "50%", ".", "..", "../model", "", "   "]
+_REFUSED_BY_US = ["x" * 257, "two\nlines", "tab\there", "back\\slash"]
+
+
+@pytest.mark.parametrize("name", _ACCEPTED + _REFUSED_BY_MLFLOW + _REFUSED_BY_US)
+def test_registry_names_follow_mlflows_rules(name):
+    from mlflow.exceptions import MlflowException
+    from mlflow.store.model_registry.file_store import _validate_model_name
+
+    from ketapredict.cli import check_registered_model_name
+
+    try:
+        _validate_model_name(name)
+    except MlflowException:
+        mlflow_refuses = True
+    else:
+        mlflow_refuses = False
+    assert mlflow_refuses == (name in _REFUSED_BY_MLFLOW)
+    if name in _ACCEPTED:
+        assert check_registered_model_name(name) == name
+    else:
+        with pytest.raises(ValidationError, match="MLflow's registry refuses this name"):
+            check_registered_model_name(name)
 
 
 def test_a_missing_patient_file_is_named(tmp_path, capsys):
@@ -262,6 +298,18 @@ def test_help_texts_name_only_files_the_repository_has():
         assert (ROOT / name).exists() or (ROOT / "src" / name).exists(), name
 
 
+def test_an_unreachable_store_fails_before_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    (tmp_path / "small.toml").write_text("[data]\nn = 600\n")
+    assert main(["train", "small.toml", "--quiet"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no metrics: nothing was trained
+    assert "is unreachable" in captured.err
+    assert "nothing was trained (ketapredict train --no-track trains without" in captured.err
+    assert sorted(tmp_path.iterdir()) == [tmp_path / "small.toml"]  # no fallback model
+
+
 # -- stores are read, never created --------------------------------------------------------------
 def test_ui_refuses_a_missing_store_and_creates_none(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
@@ -277,10 +325,10 @@ def test_a_registered_model_is_not_read_from_a_missing_store(tmp_path, monkeypat
     other = tmp_path / "elsewhere" / "runs.db"
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{other}")
-    with pytest.raises(TrackingError, match=re.escape(f"no MLflow store at {other}")):
+    with pytest.raises(ModelFileError, match=re.escape(f"no MLflow store at {other}")):
         load_model("models:/ketapredict@champion")
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
-    with pytest.raises(TrackingError, match=re.escape(str(tmp_path / "mlruns" / "mlflow.db"))):
+    with pytest.raises(ModelFileError, match=re.escape(str(tmp_path / "mlruns" / "mlflow.db"))):
         load_model("models:/ketapredict@champion")
     assert list(tmp_path.iterdir()) == []
 
@@ -418,3 +466,37 @@ def test_ui_stops_with_its_server(logged, stop, verbose):
     assert left == {}
     with socket.socket() as probe:  # nothing listens there any more
         assert probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_keys_sign_a_recalibrated_model_and_score_refuses_it_once_edited(tmp_path, capsys):
+    """`ketapredict keys`, then `recalibrate --signing-key` and `score --public-key`: the
+    signed model scores; edited with fresh checksums, it is refused (exit 2, one line)."""
+    from ketapredict.io import example_study
+    from ketapredict.modelfile import content_digest
+
+    assert main(["keys", str(tmp_path / "keys")]) == 0
+    private, public = tmp_path / "keys" / "ketapredict.key", tmp_path / "keys" / "ketapredict.pub"
+    assert "fingerprint" in capsys.readouterr().out
+    assert main(["keys", str(tmp_path / "keys")]) == 2  # never overwritten
+    out = tmp_path / "local"
+    mapping = str(example_study("bids") / "mapping.toml")
+    argv = ["recalibrate", "demo", mapping, "--out", str(out), "--signing-key", str(private)]
+    assert main(argv) == 0
+    patient = str(resources.files("ketapredict") / "data" / "examples" / "patient.json")
+    score = ["score", patient, "--model", str(out), "--public-key", str(public)]
+    assert main(score) == 0
+    capsys.readouterr()
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["provenance"]["data_kind"] = "real"
+    manifest["content_sha256"] = content_digest(manifest)
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert main(score[:-2]) == 0  # the checksums alone cannot tell
+    capsys.readouterr()
+    assert main(score) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "is not a signature of this manifest" in err
+    # a public key where the private one belongs: refused before any work
+    assert main([*argv[:4], str(tmp_path / "other"), "--signing-key", str(public)]) == 2
+    assert "is not an unencrypted Ed25519 private key" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists() or not any((tmp_path / "other").iterdir())

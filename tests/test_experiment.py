@@ -99,6 +99,19 @@ def test_experiment_from_a_csv_file(tmp_path, cohort):
         (("n_estimators = 80", "max_depth = 0"), "model: The 'max_depth' parameter"),
         (('scheme = "stratified_kfold"', 'scheme = "random"'), "validation.scheme='random'"),
         (("n = 1400", "n = -4"), "data.n=-4"),
+        (("n = 1400", 'n = "many"'), "data.n='many': Input should be a valid integer"),
+        (
+            ("n = 1400", "n = 1_000_000_000_000"),
+            "data.n=1000000000000: Input should be less than or equal to 1000000 (the "
+            "simulated cohort is held in memory",
+        ),
+        (("bootstraps = 100", "bootstraps = 100\nlearning_curve = [0]"), "learning_curve.0=0"),
+        (
+            ('"response", "dissociation"', '"response", "madrs_d7"'),
+            "outcomes.names: 'madrs_d7' is not a binary outcome of the data contract; expected "
+            "some of response, remission, cognitive_decline, dissociation",
+        ),
+        (('source = "simulated"', 'source = "trial.xlsx"'), 'expected "simulated" or a'),
         (
             ("n_estimators = 80", "n_estimators = 80\n[tuning]\ndepth = [2, 3]"),
             "unknown key tuning.depth",
@@ -112,16 +125,37 @@ def test_bad_experiment_files_name_the_file_and_key(tmp_path, change, message):
     assert str(path) in str(caught.value)
 
 
-def test_data_problems_are_reported_before_training(tmp_path):
-    text = SMALL.replace('"response", "dissociation"', '"response", "remision"')
+def test_data_problems_are_reported_before_training(tmp_path, cohort):
+    missing = SMALL.replace('source = "simulated"', 'source = "nowhere.parquet"')
+    with pytest.raises(ValidationError, match=re.escape("data.source='nowhere.parquet': no such")):
+        load_experiment(write(tmp_path, missing))  # at load: before the cohort is made
+    # an outcome the contract declares but the table does not record
+    cohort.drop(columns=["dissociation"]).head(600).to_csv(tmp_path / "trial.csv", index=False)
+    text = SMALL.replace('source = "simulated"', 'source = "trial.csv"')
     experiment = load_experiment(write(tmp_path, text))
     with pytest.raises(
-        ValidationError, match=re.escape("outcome column 'remision' is not in the data")
+        ValidationError, match=re.escape("outcome column 'dissociation' is not in the data")
     ):
         run_experiment(experiment)
-    missing = SMALL.replace('source = "simulated"', 'source = "nowhere.parquet"')
-    with pytest.raises(ValidationError, match="no such file"):
-        run_experiment(load_experiment(write(tmp_path, missing)))
+    curve = SMALL.replace("bootstraps = 100", "bootstraps = 100\nlearning_curve = [1000]")
+    with pytest.raises(
+        ValidationError,
+        match=re.escape("learning_curve sizes [1000] exceed the 980 training courses of response"),
+    ):
+        run_experiment(load_experiment(write(tmp_path, curve)))  # not after the folds
+
+
+@pytest.mark.parametrize("name", ["...toml", ".hidden.toml", "my run.toml", "a;b.toml"])
+def test_an_experiment_name_must_be_a_plain_file_name(tmp_path, name):
+    """The name files the MLflow runs and names their directory under mlruns/: refused, not
+    cleaned, when it is not letters, digits, '-', '_' and '.' (no leading dot)."""
+    with pytest.raises(ValidationError, match="rename the file") as caught:
+        load_experiment(write(tmp_path, SMALL, name))
+    assert repr(name.removesuffix(".toml")) in str(caught.value)
+
+
+def test_a_plain_experiment_name_is_kept(tmp_path):
+    assert load_experiment(write(tmp_path, SMALL, "run-2_v1.2.toml")).name == "run-2_v1.2"
 
 
 def test_missing_experiment_file():

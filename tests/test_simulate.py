@@ -428,7 +428,7 @@ def test_impossible_populations_are_refused(arguments, message):
             "is not a sequence of positive days",
         ),
         (lambda: simulate_cohort(n=-5), "n=-5 is not a positive whole number"),
-        (lambda: simulate_cohort(n=10**12), "n=1000000000000 is more than 10,000,000"),
+        (lambda: simulate_cohort(n=10**12), "n=1000000000000 is more than 1,000,000"),
         (
             lambda: simulate_arm(Population(), KETAMINE, n=10, trial_effect="big"),
             "trial_effect='big' is not None (a typical trial), 'random' or a TrialEffect",

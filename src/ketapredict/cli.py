@@ -3,6 +3,12 @@
 Each command is a thin layer over a public function; the work happens in the library.
 Exit codes: 0 done, 1 a failure to report (a missed calibration target, an unreachable or
 missing tracking store), 2 bad input (arguments, files, values outside the data contract).
+
+Bad input never shows a traceback: the command prints ``ketapredict: `` and what is wrong,
+naming the file, key or value and what is allowed, on one line (a table with several bad
+cells lists them, one line each). Everything a command will write (``--out``, ``--save``), a
+registry name and a size are checked before any simulation or training starts, and so is
+the tracking store (:func:`ketapredict.tracking.preflight`).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import json
 import logging
 import os
 import sys
+import tomllib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -93,21 +100,148 @@ def _summary_text(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def _write(frame: pd.DataFrame, path: Path) -> None:
+    """Write a table to a path :func:`_check_output_file` accepted."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".parquet":
         frame.to_parquet(path, index=False)
-    elif path.suffix == ".csv":
-        frame.to_csv(path, index=False)
     else:
-        raise SystemExit(
-            f"ketapredict: cannot write {str(path)!r}: expected a .parquet or .csv "
-            f"file name, got suffix {path.suffix!r}."
+        frame.to_csv(path, index=False)
+
+
+def _refuse(option: str, value: Any, message: str, what: str = "command line") -> None:
+    from .exceptions import Problem, ValidationError
+
+    raise ValidationError([Problem(option, value, message)], what)
+
+
+def _nearest_existing(path: Path) -> Path:
+    """The path itself or its nearest ancestor that exists (what a mkdir would start from)."""
+    path = Path(os.path.abspath(path))
+    while not os.path.lexists(path) and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _check_writable_parent(path: Path, option: str) -> None:
+    """The directories above ``path`` exist or can be made, and can be written."""
+    start = _nearest_existing(path.parent)
+    if not os.path.isdir(start):
+        _refuse(
+            option,
+            str(path),
+            f"{option} {str(path)!r}: {str(start)!r} is a file, not a directory",
         )
+    if not os.access(start, os.W_OK | os.X_OK):
+        _refuse(option, str(path), f"{option} {str(path)!r}: cannot write in {str(start)!r}")
+
+
+def _check_output_file(path: Path, option: str = "--out") -> None:
+    """Refuse, before any work, a table output that could not be written: another suffix,
+    a directory, a parent that is a file or cannot be written. An existing file is
+    replaced."""
+    if path.suffix not in (".parquet", ".csv"):
+        _refuse(
+            option,
+            str(path),
+            f"{option} {str(path)!r}: expected a .parquet or .csv file name; got suffix "
+            f"{path.suffix!r}",
+        )
+    if os.path.isdir(path):
+        _refuse(
+            option,
+            str(path),
+            f"{option} {str(path)!r} is a directory; expected a .parquet or .csv file name",
+        )
+    _check_writable_parent(path, option)
+
+
+def _check_new_directory(path: Path, option: str) -> None:
+    """Refuse, before any work, a model directory that could not be saved to: a file, a
+    directory with files in it (a model is never mixed with other files, nor overwritten),
+    or a place that cannot be written."""
+    if os.path.lexists(path) and not os.path.isdir(path):
+        _refuse(
+            option,
+            str(path),
+            f"{option} {str(path)!r} is a file; expected a new or empty directory",
+        )
+    if os.path.isdir(path):
+        if any(Path(path).iterdir()):
+            _refuse(
+                option,
+                str(path),
+                f"{option} {str(path)!r} is not empty; expected a new or empty directory",
+            )
+        if not os.access(path, os.W_OK | os.X_OK):
+            _refuse(option, str(path), f"{option} {str(path)!r}: cannot write in it")
+        return
+    _check_writable_parent(path, option)
+
+
+# MLflow's rules for a registered model's name (mlflow.utils.validation._validate_model_name,
+# and the file registry's in mlflow.store.model_registry.file_store, MLflow 3.17): not empty
+# or blank, no "/" or ":", no path that normalises to another name ("." or starting with
+# ".."), no "%" or backslash (a path separator on Windows); the SQL registry stores at most
+# 256 characters. Control characters are refused too: the name is printed and shown in the
+# UI. Checked here so that a bad name fails before training, not after it.
+_REGISTRY_NAME_LENGTH = 256
+
+
+def check_registered_model_name(name: str) -> str:
+    """Check a name for MLflow's model registry before anything is trained.
+
+    Parameters
+    ----------
+    name : str
+        The ``--register`` name.
+
+    Returns
+    -------
+    str
+        ``name``, unchanged.
+
+    Raises
+    ------
+    ValidationError
+        Saying what MLflow allows when it would refuse the name.
+
+    Examples
+    --------
+    >>> from ketapredict.cli import check_registered_model_name
+    >>> check_registered_model_name("ketapredict-response")
+    'ketapredict-response'
+    >>> try:
+    ...     check_registered_model_name("team/ketapredict")
+    ... except ValueError as error:
+    ...     print(error.problems[0].message.split(" (")[0])
+    --register 'team/ketapredict': MLflow's registry refuses this name
+    """
+    reasons = []
+    if not name.strip():
+        reasons.append("it is empty")
+    bad = sorted({c for c in name if c in "/:%\\" or not c.isprintable()})
+    if bad:
+        reasons.append(f"it contains {', '.join(map(repr, bad))}")
+    if name == "." or name.startswith(".."):
+        reasons.append("it is '.' or starts with '..'")
+    if len(name) > _REGISTRY_NAME_LENGTH:
+        reasons.append(f"it has {len(name)} characters")
+    if reasons:
+        _refuse(
+            "--register",
+            name,
+            f"--register {name[:80]!r}: MLflow's registry refuses this name "
+            f"({'; '.join(reasons)}); a name has 1-{_REGISTRY_NAME_LENGTH} characters, no "
+            "'/', ':', '%', backslash or control character, and is neither '.' nor starts "
+            "with '..'",
+        )
+    return name
 
 
 def _simulate(args: argparse.Namespace) -> int:
     from .cohort.simulate import simulate_cohort
 
+    _check_output_file(args.out)
     cohort = simulate_cohort(n=args.n, seed=args.seed)
     _write(cohort, args.out)
     print(_VIRTUAL)
@@ -123,6 +257,7 @@ def _simulate(args: argparse.Namespace) -> int:
 def _ingest(args: argparse.Namespace) -> int:
     from .io import IngestSummary, read_study
 
+    _check_output_file(args.out)
     table = read_study(args.mapping, path=args.data, adsl=args.adsl, efficacy=args.efficacy)
     summary = IngestSummary(**table.attrs["ingest"])
     _write(table, args.out)
@@ -133,41 +268,28 @@ def _ingest(args: argparse.Namespace) -> int:
 
 def _read_data(path: Path) -> tuple[pd.DataFrame, str]:
     """A study from a mapping file (.toml) or a patient table (.csv, .parquet)."""
-    from .exceptions import Problem, ValidationError
-    from .schema import validate
+    from .external import read_patient_table
 
     if path.suffix == ".toml":
         from .io import read_study
 
         return read_study(path), f"{path.parent.name}/{path.name}"
     if path.suffix not in (".csv", ".parquet"):
-        raise ValidationError(
-            [
-                Problem(
-                    None,
-                    str(path),
-                    f"{str(path)!r}: expected a mapping file (.toml) or a "
-                    "patient table (.csv, .parquet)",
-                )
-            ],
+        _refuse(
+            "data",
+            str(path),
+            f"{str(path)!r}: expected a mapping file (.toml) or a patient table (.csv, "
+            f".parquet); got suffix {path.suffix!r}",
             "data",
         )
-    if not path.is_file():
-        raise ValidationError([Problem(None, str(path), f"{str(path)!r}: no such file")], "data")
-    try:
-        table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    except (ValueError, OSError, UnicodeDecodeError) as error:  # pandas' parser errors too
-        message = f"{path.name} cannot be read as {path.suffix[1:]}: {str(error)[:200]}"
-        raise ValidationError([Problem(None, path.name, message)], "data") from None
-    return validate(table, what=f"patient table {path.name}"), path.name
+    return read_patient_table(path), path.name
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .clinic import load_model
     from .external import evaluate_model
 
-    model = load_model(None if args.model == "demo" else args.model)
-    data, name = _read_data(args.data)
+    data, name = _read_data(args.data)  # the user's file first: it is the likelier mistake
+    model = _load(args)
     result = evaluate_model(model, data, source=name)
     print(result, flush=True)
     if args.no_track:
@@ -191,12 +313,10 @@ _UPDATES = {
 
 
 def _recalibrate(args: argparse.Namespace) -> int:
-    from .clinic import load_model
-
-    model = load_model(None if args.model == "demo" else args.model)
+    _check_new_directory(args.out, "--out")
+    key = _signing_key(args.signing_key)
     data, name = _read_data(args.data)
-    if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
-        raise SystemExit(f"ketapredict: {str(args.out)!r} exists; give a new directory.")
+    model = _load(args)
     updated = model.recalibrate(data, args.method)
     record = updated.provenance["recalibration"]
     print(
@@ -222,14 +342,21 @@ def _recalibrate(args: argparse.Namespace) -> int:
             f"before, {after.loc[has, outcome].mean():.1%} after (on the same courses: judge "
             "it on patients it was not fitted to)"
         )
-    updated.save(args.out)
+    updated.save(args.out, signing_key=key)
     print(f"Saved the recalibrated model to {args.out}.")
     return 0
 
 
 def _calibrate(args: argparse.Namespace) -> int:
     from .cohort.calibration import calibration_report
+    from .cohort.simulate import MAX_COURSES
 
+    if not 1 <= args.n_per_arm <= MAX_COURSES:
+        _refuse(
+            "--n-per-arm",
+            args.n_per_arm,
+            f"--n-per-arm {args.n_per_arm}: expected 1 to {MAX_COURSES:,} patients per arm",
+        )
     report = calibration_report(seed=args.seed, n_per_arm=args.n_per_arm)
     print(
         f"Virtual cohort against published evidence ({args.n_per_arm:,} patients per "
@@ -341,6 +468,7 @@ def _train(args: argparse.Namespace) -> int:
         save=args.save,
         register=args.register,
         track=not args.no_track,
+        signing_key=args.signing_key,
     )
     return code
 
@@ -353,16 +481,41 @@ def _train_and_log(
     register: str | None = None,
     track: bool = True,
     hint: bool = True,
+    signing_key: Path | None = None,
 ):
     """Validate an experiment, fit its RiskModel and log both; (exit code, model).
+
+    Everything that could fail after training is checked first: the experiment file, the
+    ``save`` directory, the registry name and the tracking store.
 
     ``hint`` prints the command that opens the MLflow UI (the quickstart prints it last)."""
     import time
 
+    if save is not None:
+        _check_new_directory(save, "--save")
+    key = _signing_key(signing_key)
+    if register is not None:
+        if not track:
+            _refuse(
+                "--register",
+                register,
+                f"--register {register!r} registers the model in MLflow, which --no-track "
+                "turns off; give one of them",
+            )
+        check_registered_model_name(register)
+    # imported after the checks above, which then answer in a second
     from .experiment import load_experiment, run_experiment
-    from .tracking import TrackingError, log_experiment, ui_command
+    from .tracking import TrackingError, log_experiment, preflight, ui_command
 
     experiment = load_experiment(experiment_file)
+    if track:  # a store that cannot be reached fails now, not after training
+        try:
+            preflight()
+        except TrackingError as error:
+            raise TrackingError(
+                f"{str(error).rstrip('.')}; nothing was trained (ketapredict train "
+                "--no-track trains without MLflow)"
+            ) from None
     result = run_experiment(experiment, progress=not quiet)
     if result.data_kind == "simulated":
         print(_VIRTUAL)
@@ -380,8 +533,8 @@ def _train_and_log(
     )
     saved = None
     if save:
-        saved = model.save(save)
-        print(f"Saved the model to {saved}.")
+        saved = model.save(save, signing_key=key)
+        print(f"Saved the model to {saved}" + (", signed." if key else "."))
     if not track:
         return 0, model
     try:
@@ -395,7 +548,8 @@ def _train_and_log(
     except TrackingError as error:
         if saved is None:
             saved = model.save(
-                Path("models") / f"{experiment.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+                Path("models") / f"{experiment.name}-{time.strftime('%Y%m%d-%H%M%S')}",
+                signing_key=key,
             )
         print(
             f"ketapredict: {error}\nThe trained model is saved at {saved} (load it with "
@@ -597,6 +751,47 @@ def _stop_group(server) -> None:
             time.sleep(0.1)
 
 
+class _DuplicateKey(ValueError):
+    """A JSON object that gives one key twice (``json`` would keep the last one silently)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refusing a key given twice: two ages in one patient file
+    are a mistake to report, not a choice to make."""
+    record: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in record:
+            raise _DuplicateKey(key)
+        record[key] = value
+    return record
+
+
+def _loads(text: str) -> Any:
+    """JSON text as Python values, refusing duplicate keys."""
+    return json.loads(text, object_pairs_hook=_unique_keys)
+
+
+def _json_problem(error: ValueError | RecursionError, name: str) -> str:
+    """What is wrong with JSON text :func:`_loads` refused (never its content)."""
+    if isinstance(error, _DuplicateKey):
+        key = str(error.args[0])
+        shown = repr(key) if len(key) <= 40 else repr(key[:37] + "...")
+        return f"{name} gives the key {shown} twice; give each field once"
+    if isinstance(error, json.JSONDecodeError):
+        return (
+            f"{name} is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
+        )
+    if isinstance(error, RecursionError):
+        return f"{name} nests JSON too deeply to read; expected one record of fields"
+    if "integer string conversion" in str(error):  # Python's guard against huge integers
+        return (
+            f"{name} has a whole number of more than {sys.get_int_max_str_digits():,} "
+            "digits; no field takes one"
+        )
+    reason = " ".join(str(error).split())[:150]
+    return f"{name} cannot be read as JSON: {reason}"
+
+
 def _read_json(path: str, what: str) -> Any:
     """The JSON in a file (``-``: standard input), or a ValidationError that says what is
     wrong with it (never its content, which may identify a patient)."""
@@ -605,17 +800,15 @@ def _read_json(path: str, what: str) -> Any:
     name = "standard input" if path == "-" else repr(path)
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-        return json.loads(text)
+        return _loads(text)
     except FileNotFoundError:
         message = f"{name}: no such file"
     except IsADirectoryError:
         message = f"{name} is a directory; expected a JSON file"
     except UnicodeDecodeError:
         message = f"{name} is not UTF-8 text; expected a JSON file"
-    except json.JSONDecodeError as error:
-        message = (
-            f"{name} is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
-        )
+    except (ValueError, RecursionError) as error:  # JSON errors, duplicate keys, huge numbers
+        message = _json_problem(error, name)
     except OSError as error:
         message = f"{name} cannot be read: {error.strerror}"
     raise ValidationError([Problem(None, path, message)], what)
@@ -664,11 +857,11 @@ def _regimen_argument(text: str) -> dict[str, Any]:
 
     if text.lstrip().startswith("{"):
         try:
-            regimen = json.loads(text)
-        except json.JSONDecodeError as error:
-            message = f"--regimen is not valid JSON: {error.msg} at column {error.colno}"
+            regimen = _loads(text)
+        except (ValueError, RecursionError) as error:
+            message = _json_problem(error, "--regimen")
             raise ValidationError([Problem("regimen", text, message)], "regimen") from None
-    elif Path(text).is_file():
+    elif os.path.isfile(text):  # os.path: False for a name too long, where pathlib raises
         regimen = _read_json(text, "regimen")
     else:
         message = (
@@ -685,18 +878,80 @@ def _regimen_argument(text: str) -> dict[str, Any]:
     return regimen
 
 
-def _score(args: argparse.Namespace) -> int:
-    from .clinic import load_model
+def _check_horizon(day: float | None) -> None:
+    """``--horizon-day`` within the contract's range of days, before the model is loaded."""
+    from .schema import column
 
+    spec = column("endpoint_day")
+    if day is not None and not spec.low <= day <= spec.high:  # NaN fails too
+        _refuse("--horizon-day", day, f"--horizon-day={day!r} is not {spec.allowed()}")
+
+
+def _score(args: argparse.Namespace) -> int:
     patient = _patient_record(args.patient)
     regimen = None if args.regimen is None else _regimen_argument(args.regimen)
-    model = load_model(None if args.model == "demo" else args.model)
+    _check_horizon(args.horizon_day)
+    model = _load(args)
     report = model.score(patient, regimen, horizon_day=args.horizon_day)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, allow_nan=False))
     else:
         print(report)
     return 0
+
+
+def _load(args: argparse.Namespace):
+    """The model of ``--model`` / MODEL, verified against ``--public-key`` if given."""
+    from .clinic import load_model
+
+    return load_model(None if args.model == "demo" else args.model, public_key=args.public_key)
+
+
+def _signing_key(path: Path | None):
+    """The private key of ``--signing-key``, read before any work (ModelFileError if it is
+    not one)."""
+    if path is None:
+        return None
+    from .modelfile import _private_key
+
+    return _private_key(path)
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from .modelfile import fingerprint, generate_keys
+
+    for file in (args.directory / f"{args.name}{kind}" for kind in (".key", ".pub")):
+        if file.exists():
+            _refuse("directory", str(file), f"{str(file)!r} exists; keys are never overwritten")
+    private, public = generate_keys(args.directory, args.name)
+    print(
+        f"Wrote the Ed25519 key pair {private} (private: readable by you only) and {public} "
+        f"(public, fingerprint {fingerprint(public)}).\n"
+        f"Sign a model:   ketapredict train EXPERIMENT --save DIR --signing-key {private}\n"
+        f"Verify it:      ketapredict score PATIENT.json --model DIR --public-key {public}\n"
+        "Keep the private key where only the people who release models can read it; give "
+        "the public key to whoever loads them."
+    )
+    return 0
+
+
+def _public_key_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--public-key",
+        type=Path,
+        metavar="FILE",
+        help="refuse the model unless it is signed by this key's private key (the .pub file "
+        "of `ketapredict keys`)",
+    )
+
+
+def _signing_key_option(command: argparse.ArgumentParser, what: str) -> None:
+    command.add_argument(
+        "--signing-key",
+        type=Path,
+        metavar="FILE",
+        help=f"sign {what} with this Ed25519 private key (the .key file of `ketapredict keys`)",
+    )
 
 
 def _model_and_data(command: argparse.ArgumentParser) -> None:
@@ -709,12 +964,47 @@ def _model_and_data(command: argparse.ArgumentParser) -> None:
         type=Path,
         help="mapping file (.toml) of a study, or a patient table (.csv, .parquet)",
     )
+    _public_key_option(command)
+
+
+class _UsageError(Exception):
+    """A command line argparse refused, as one line."""
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse, with a usage error on one line (argparse prints the whole usage first) and
+    returned by :func:`main` as exit code 2 rather than raised as SystemExit."""
+
+    def error(self, message: str):
+        raise _UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+def _seed(text: str) -> int:
+    """A random seed: numpy takes whole numbers from 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0; got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    """A TCP port to listen on."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535; got {text!r}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _ArgumentParser(
         prog="ketapredict",
         description="Predict response and cognitive adverse effects of ketamine treatment.",
     )
@@ -729,7 +1019,7 @@ def _parser() -> argparse.ArgumentParser:
         "it to a file and print a summary per trial.",
     )
     simulate.add_argument("--n", type=int, default=5000, help="patients (default 5000)")
-    simulate.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    simulate.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     simulate.add_argument(
         "--out",
         type=Path,
@@ -747,7 +1037,7 @@ def _parser() -> argparse.ArgumentParser:
         "side, fit targets, validation targets and checks apart, with the oracle AUC of each "
         "active arm. Exits 1 if a target is missed.",
     )
-    calibrate.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    calibrate.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     calibrate.add_argument(
         "--n-per-arm", type=int, default=20_000, help="patients per simulated arm (default 20000)"
     )
@@ -818,6 +1108,7 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument(
         "--json", action="store_true", help="print the report as JSON (RiskReport.to_dict)"
     )
+    _public_key_option(score)
     score.set_defaults(run=_score)
 
     evaluate = commands.add_parser(
@@ -849,6 +1140,7 @@ def _parser() -> argparse.ArgumentParser:
         default="closed_test",
         help="the update (default closed_test: chosen by likelihood-ratio tests)",
     )
+    _signing_key_option(recalibrate, "the updated model")
     recalibrate.set_defaults(run=_recalibrate)
 
     train = commands.add_parser(
@@ -870,7 +1162,23 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--no-track", action="store_true", help="do not log to MLflow (metrics are still printed)"
     )
+    _signing_key_option(train, "the saved model (--save, or the copy saved if logging fails)")
     train.set_defaults(run=_train)
+
+    keys = commands.add_parser(
+        "keys",
+        help="make an Ed25519 key pair for signing models",
+        description="Write a private key (NAME.key, readable by you only) and a public key "
+        "(NAME.pub) for signing models: `train --signing-key` and `recalibrate "
+        "--signing-key` sign with the private key, `score/evaluate/recalibrate --public-key` "
+        "refuse a model that the matching private key did not sign or that changed since. "
+        "Checksums alone catch accidents, not edits.",
+    )
+    keys.add_argument("directory", type=Path, help="where to write the two files")
+    keys.add_argument(
+        "--name", default="ketapredict", help="the files' stem (default %(default)s)"
+    )
+    keys.set_defaults(run=_keys)
 
     quickstart = commands.add_parser(
         "quickstart",
@@ -891,7 +1199,7 @@ def _parser() -> argparse.ArgumentParser:
         "from the directory you trained in) on 127.0.0.1, until Ctrl-C, SIGTERM or SIGHUP "
         "stops it and every process it started.",
     )
-    ui.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+    ui.add_argument("--port", type=_port, default=5000, help="port (default 5000)")
     ui.set_defaults(run=_ui)
     for command in commands.choices.values():
         # also after the command (`ketapredict train x --verbose`), without overriding the
@@ -945,6 +1253,8 @@ def _mlflow_output(verbose: bool) -> Iterator[None]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``ketapredict`` command line; returns the exit code.
 
+    Bad input, arguments argparse refuses included, returns 2 after one line on stderr
+    (``--help`` and ``--version`` still exit through SystemExit, as argparse does).
     Output piped into a program that stops reading (``| head``) ends the command quietly
     with exit code 1, as Python itself does on a broken pipe.
     """
@@ -961,22 +1271,61 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def _one_line(error) -> str:
+    """A ValidationError with one problem on one line, naming what was checked; with several,
+    its usual lines (a headline, then one line per problem)."""
+    if len(error.problems) != 1:
+        return str(error)
+    # the problem's line as the message renders it (cut there to a readable length)
+    problem = str(error).split("\n", 1)[-1]
+    # an option's message starts with the option itself, which says what was checked
+    said = problem if error.what == "command line" else f"{error.what}: {problem}"
+    return " ".join(said.split())
+
+
 def _run(argv: Sequence[str] | None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except _UsageError as error:
+        print(error, file=sys.stderr)
+        return 2
     from .exceptions import ModelFileError, ValidationError
     from .tracking import TrackingError
+
+    def say(message: str) -> None:
+        print(f"ketapredict: {message}", file=sys.stderr)
 
     with _mlflow_output(args.verbose):
         try:
             return args.run(args)
-        except (ValidationError, ModelFileError) as error:
-            print(f"ketapredict: {error}", file=sys.stderr)
+        except ValidationError as error:
+            say(_one_line(error))
+            return 2
+        except ModelFileError as error:
+            say(str(error))
             return 2
         except TrackingError as error:
-            print(f"ketapredict: {error}", file=sys.stderr)
+            say(str(error))
             return 1
+        # The inputs' readers turn these into ValidationErrors that name the input; any that
+        # escape them are still the user's files (missing, unreadable, not UTF-8, not TOML),
+        # not a fault of ketapredict to show with a traceback. Other errors still show one.
+        except (
+            FileNotFoundError,
+            IsADirectoryError,
+            NotADirectoryError,
+            PermissionError,
+        ) as error:
+            say(f"{error.strerror}: {error.filename!r}")
+            return 2
+        except UnicodeDecodeError as error:
+            say(f"an input file is not UTF-8 text ({error.reason} at byte {error.start})")
+            return 2
+        except tomllib.TOMLDecodeError as error:
+            say(f"an input file is not valid TOML: {error}")
+            return 2
         except KeyboardInterrupt:
-            print("ketapredict: interrupted", file=sys.stderr)
+            say("interrupted")
             return 130
 
 

@@ -21,6 +21,8 @@ column is an error.
 
 from __future__ import annotations
 
+import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -289,24 +291,31 @@ class FeatureSet:
         return found
 
 
-def _read_spec(name_or_path: str | Path, seen: tuple[str, ...] = ()) -> tuple[dict, str]:
+# A set's name in features/: letters, digits, "_" and "-" (then "." too). Anything else, a
+# path separator or a leading dot, is not looked up among the shipped sets.
+_SET_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+# ``extends`` chains this long are a mistake (the shipped sets use one level); the bound also
+# stops a cycle spelled with different paths to one file.
+_MAX_EXTENDS = 8
+
+
+def _locate(name_or_path: str | Path) -> tuple[Any, str, str]:
+    """Where a feature set is: (a readable path, the source to name in messages, a key that is
+    the same for two spellings of one file)."""
     path = Path(name_or_path)
-    if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
-            raise ValidationError(
-                [
-                    Problem(
-                        "features",
-                        str(name_or_path),
-                        f"feature-set file {str(path)!r} does not exist",
-                    )
-                ],
-                "feature set",
-            )
-        return tomllib.loads(path.read_text("utf-8")), str(path)
+    # os.path: False for a name too long or with a NUL, where pathlib raises
+    if path.suffix == ".toml" or os.path.exists(path):
+        if os.path.isdir(path):
+            message = f"feature-set file {str(path)!r} is a directory; expected a .toml file"
+        elif not os.path.isfile(path):
+            message = f"feature-set file {str(path)!r} does not exist"
+        else:
+            return path, str(path), str(path.resolve())
+        raise ValidationError([Problem("features", str(name_or_path), message)], "feature set")
     files = resources.files("ketapredict.feature_sets")
-    found = files.joinpath(f"{name_or_path}.toml")
-    if not found.is_file():
+    name = str(name_or_path)
+    found = files.joinpath(f"{name}.toml") if _SET_NAME.fullmatch(name) else None
+    if found is None or not found.is_file():
         available = sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".toml"))
         raise ValidationError(
             [
@@ -320,58 +329,114 @@ def _read_spec(name_or_path: str | Path, seen: tuple[str, ...] = ()) -> tuple[di
             ],
             "feature set",
         )
-    return tomllib.loads(found.read_text("utf-8")), f"features/{name_or_path}.toml"
+    source = f"features/{name}.toml"
+    return found, source, source
+
+
+def _read_toml(found: Any, source: str) -> dict[str, Any]:
+    """The table in a feature-set file, or a ValidationError naming the file and the fault."""
+    try:
+        return tomllib.loads(found.read_text("utf-8"))
+    except UnicodeDecodeError as error:
+        message = f"{source} is not UTF-8 text ({error.reason} at byte {error.start})"
+    except tomllib.TOMLDecodeError as error:
+        message = f"{source} is not valid TOML: {error}"
+    except RecursionError:  # tomllib reads nested arrays recursively
+        message = f"{source} nests arrays or tables too deeply to read"
+    except OSError as error:
+        message = f"{source} cannot be read: {error.strerror}"
+    raise ValidationError([Problem("features", source, message)], "feature set")
+
+
+def _toml_kind(value: Any) -> str:
+    """A TOML value's kind in the words of the TOML specification ("a table", "an array")."""
+    kinds = {dict: "a table", list: "an array", str: "a string", bool: "a boolean"}
+    kinds |= {int: "an integer", float: "a float"}
+    return kinds.get(type(value), f"a {type(value).__name__}")
 
 
 def _parse(name_or_path: str | Path, seen: tuple[str, ...] = ()) -> FeatureSet:
-    spec, source = _read_spec(name_or_path)
+    found, source, key = _locate(name_or_path)
+    spec = _read_toml(found, source)
     problems: list[Problem] = []
 
     def problem(key: str, value: Any, message: str) -> None:
         problems.append(Problem(key, value, f"{source}: {message}"))
 
+    def typed(key: str, value: Any, kind: type, words: str) -> bool:
+        """Whether ``value`` is a ``kind``; if not, a problem saying what was expected."""
+        if isinstance(value, kind):
+            return True
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        problem(key, value, f"{key} must be {words}; got {_toml_kind(value)} {shown}")
+        return False
+
     unknown = set(spec) - {"description", "groups", "extends", "drop_groups"}
-    for key in sorted(unknown):
+    for name in sorted(unknown):
         problem(
-            key,
-            spec[key],
-            f"unknown key {key!r}; expected description, groups, extends, drop_groups",
+            name,
+            spec[name],
+            f"unknown key {name!r}; expected description, groups, extends, drop_groups",
         )
+    typed("description", spec.get("description", ""), str, "a string")
     groups: dict[str, _Group] = {}
-    if "extends" in spec:
-        parent = spec["extends"]
-        if parent in seen:
+    parent = spec.get("extends")
+    if parent is not None and typed("extends", parent, str, "a string (a set's name or path)"):
+        if key in seen:
             problem("extends", parent, f"extends {parent!r} makes a cycle")
+        elif len(seen) >= _MAX_EXTENDS:
+            problem("extends", parent, f"more than {_MAX_EXTENDS} sets extend one another")
         else:
-            groups = {g.name: g for g in _parse(parent, (*seen, str(name_or_path))).groups}
-    for name in spec.get("drop_groups", []):
-        if groups.pop(name, None) is None:
-            problem(
-                "drop_groups",
-                name,
-                f"drop_groups names {name!r}, which is not a group of "
-                f"the extended set ({', '.join(groups) or 'none'})",
-            )
-    for name, body in spec.get("groups", {}).items():
+            groups = {g.name: g for g in _parse(parent, (*seen, key)).groups}
+    dropped = spec.get("drop_groups", [])
+    if typed("drop_groups", dropped, list, "an array of group names"):
+        for name in dropped:
+            if not typed("drop_groups", name, str, "an array of group names"):
+                continue
+            if groups.pop(name, None) is None:
+                problem(
+                    "drop_groups",
+                    name,
+                    f"drop_groups names {name!r}, which is not a group of "
+                    f"the extended set ({', '.join(groups) or 'none'})",
+                )
+    declared = spec.get("groups", {})
+    if not typed("groups", declared, dict, "a table of groups ([groups.<name>])"):
+        declared = {}
+    for name, body in declared.items():
+        if not typed(f"groups.{name}", body, dict, "a table with label and steps"):
+            continue
         extra = set(body) - {"label", "steps"}
-        for key in sorted(extra):
+        for key_ in sorted(extra):
             problem(
-                f"groups.{name}.{key}",
-                body[key],
-                f"unknown key groups.{name}.{key}; expected label and steps",
+                f"groups.{name}.{key_}",
+                body[key_],
+                f"unknown key groups.{name}.{key_}; expected label and steps",
             )
+        label = body.get("label", name)
+        typed(f"groups.{name}.label", label, str, "a string")
+        declared_steps = body.get("steps", [])
+        if not typed(f"groups.{name}.steps", declared_steps, list, "an array of steps"):
+            declared_steps = []
         steps = []
-        for i, step in enumerate(body.get("steps", [])):
+        for i, step in enumerate(declared_steps):
             where = f"groups.{name}.steps[{i}]"
+            if not typed(where, step, dict, "a table { encoder = ..., columns = [...] }"):
+                continue
             encoder = step.get("encoder")
-            if encoder not in _ENCODERS:
+            if not isinstance(encoder, str) or encoder not in _ENCODERS:
                 problem(
                     f"{where}.encoder",
                     encoder,
                     f"{where}.encoder={encoder!r} is not one of {', '.join(map(repr, _ENCODERS))}",
                 )
                 continue
-            cols = tuple(step.get("columns", []))
+            cols = step.get("columns", [])
+            if not typed(f"{where}.columns", cols, list, "an array of column names") or not all(
+                typed(f"{where}.columns", c, str, "an array of column names") for c in cols
+            ):
+                continue
+            cols = tuple(cols)
             if not cols:
                 problem(f"{where}.columns", cols, f"{where} lists no columns")
             for c in cols:
@@ -393,7 +458,7 @@ def _parse(name_or_path: str | Path, seen: tuple[str, ...] = ()) -> FeatureSet:
             steps.append(_Step(encoder, cols))
         if not steps and not problems:
             problem(f"groups.{name}.steps", [], f"group {name!r} has no steps")
-        groups[name] = _Group(name, body.get("label", name), tuple(steps))
+        groups[name] = _Group(name, str(label), tuple(steps))
     if not groups and not problems:
         problem("groups", {}, "the feature set has no groups")
     result = FeatureSet(

@@ -4,8 +4,8 @@ An experiment file (``experiments/<name>.toml``)::
 
     description = "..."
     [data]                    # the simulated cohort, or a CSV/Parquet patient table
-    source = "simulated"      # or a path, e.g. "data/trial.parquet"
-    n = 5000
+    source = "simulated"      # or a path, e.g. "data/trial.parquet" (near this file)
+    n = 5000                  # at most 1,000,000 (ketapredict.cohort.simulate.MAX_COURSES)
     seed = 0
     [features]
     set = "core"              # a name in features/ or a .toml path
@@ -24,27 +24,32 @@ An experiment file (``experiments/<name>.toml``)::
     max_depth = [2, 3]
 
 :func:`load_experiment` checks everything (unknown keys, the feature set, model
-parameters) before any data is read; :func:`run_experiment` validates each outcome.
+parameters, that the data files exist) before any data is read; :func:`run_experiment`
+validates each outcome before any training. The experiment's name is its file's name
+without ``.toml``: letters, digits, ``-``, ``_`` and ``.``, not starting with a dot.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import re
 import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
 import pydantic
 
+from .cohort.simulate import MAX_COURSES
 from .evaluate import SCHEMES, ValidationResult, check_design, cross_validate
 from .exceptions import Problem, ValidationError
 from .features import load_feature_set
 from .models import OutcomeModel
-from .schema import validate
+from .schema import column, columns
 
 __all__ = ["Experiment", "ExperimentResult", "load_experiment", "run_experiment"]
 
@@ -71,7 +76,9 @@ class _Strict(pydantic.BaseModel):
 class _Data(_Strict):
     # "simulated" (the virtual cohort), or a CSV or Parquet patient table
     source: str = "simulated"
-    n: pydantic.PositiveInt = 5000
+    # a bound (as simulate_cohort's) so that a typo such as n = 10**12 is refused with the
+    # file's other mistakes, not by a failed 450 GiB allocation
+    n: int = pydantic.Field(default=5000, ge=1, le=MAX_COURSES)
     seed: pydantic.NonNegativeInt = 0
     # a study read through a mapping file (ketapredict.io): format "bids" or "adam"
     format: Literal["bids", "adam"] | None = None
@@ -115,7 +122,9 @@ class _Validation(_Strict):
     bootstraps: int = pydantic.Field(default=1000, ge=0, le=10_000)
     seed: pydantic.NonNegativeInt = 0
     peers: bool = True
-    learning_curve: list[pydantic.PositiveInt] = pydantic.Field(default_factory=list)
+    learning_curve: list[Annotated[int, pydantic.Field(ge=1, le=MAX_COURSES)]] = pydantic.Field(
+        default_factory=list
+    )
 
 
 class _Spec(_Strict):
@@ -135,7 +144,8 @@ class Experiment:
     Attributes
     ----------
     name : str
-        The file name without ``.toml``; MLflow runs are filed under it.
+        The file name without ``.toml``; MLflow runs are filed under it. Letters, digits,
+        ``-``, ``_`` and ``.``, not starting with a dot (a file named otherwise is refused).
     path : Path
     text : str
         The file as written (logged with every run).
@@ -171,22 +181,10 @@ class Experiment:
             from .cohort.simulate import simulate_cohort
 
             return simulate_cohort(n=data.n, seed=data.seed)
-        path = Path(data.source)
-        if not path.is_absolute() and (self.path.parent / path).exists():
-            path = self.path.parent / path
-        if not path.is_file():
-            raise ValidationError(
-                [
-                    Problem(
-                        "data.source",
-                        data.source,
-                        f"{self.path}: data.source={data.source!r}: no such file",
-                    )
-                ],
-                "experiment",
-            )
-        table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-        return validate(table, what=f"patient table {path}")
+        from .external import read_patient_table
+
+        _check_files(self.path, data)  # again: they may have gone since the file was loaded
+        return read_patient_table(_source_path(self.path, data.source))
 
     def parameters(self) -> dict[str, Any]:
         """Every setting, flattened (``model.max_depth``, ``validation.scheme``, ...)."""
@@ -215,8 +213,10 @@ def load_experiment(path: str | Path) -> Experiment:
     Raises
     ------
     ValidationError
-        Naming the file and key of every problem: unknown keys, bad values, a missing
-        feature set, unknown or invalid model parameters.
+        Naming the file and key of every problem: a file that is missing, not UTF-8 or not
+        TOML, a name that is not a plain file name, unknown keys, values of the wrong type
+        or out of range (``data.n`` at most 1,000,000), a missing feature set or data file,
+        unknown or invalid model parameters.
 
     Examples
     --------
@@ -226,19 +226,32 @@ def load_experiment(path: str | Path) -> Experiment:
     ['response', 'cognitive_decline']
     """
     path = _find(path)
-    text = path.read_text("utf-8")
     where = str(path)
+    name = _name(path)
     try:
+        text = path.read_text("utf-8")
         raw = tomllib.loads(text)
+    except UnicodeDecodeError as error:
+        message = f"{where} is not UTF-8 text ({error.reason} at byte {error.start})"
     except tomllib.TOMLDecodeError as error:
-        raise ValidationError(
-            [Problem(None, None, f"{where}: not valid TOML: {error}")], "experiment"
-        ) from None
+        message = f"{where}: not valid TOML: {error}"
+    except RecursionError:  # tomllib reads nested arrays recursively
+        message = f"{where} nests arrays or tables too deeply to read"
+    except OSError as error:
+        message = f"{where} cannot be read: {error.strerror}"
+    else:
+        message = None
+    if message is not None:
+        raise ValidationError([Problem(None, where, message)], "experiment")
     try:
         spec = _Spec.model_validate(raw)
     except pydantic.ValidationError as error:
         raise ValidationError([_problem(where, e) for e in error.errors()], "experiment") from None
     problems: list[Problem] = []
+    try:
+        _check_files(path, spec.data)
+    except ValidationError as error:
+        problems += error.problems
     try:
         load_feature_set(spec.features.set)
     except ValidationError as error:
@@ -250,6 +263,18 @@ def load_experiment(path: str | Path) -> Experiment:
             )
             for p in error.problems
         ]
+    # an outcome the contract does not declare is a typo, found before the data is made
+    binary = [c for c in columns("outcome") if column(c).kind == "bool"]
+    for outcome in spec.outcomes.names:
+        if outcome not in binary:
+            problems.append(
+                Problem(
+                    "outcomes.names",
+                    outcome,
+                    f"{where}: outcomes.names: {outcome!r} is not a binary outcome of the data "
+                    f"contract; expected some of {', '.join(binary)}",
+                )
+            )
     valid = set(OutcomeModel().get_params()) - {"outcome", "features"}
     for section, keys in (("model", spec.model), ("tuning", spec.tuning)):
         for key in keys:
@@ -275,32 +300,125 @@ def load_experiment(path: str | Path) -> Experiment:
                 break
     if problems:
         raise ValidationError(problems, "experiment")
-    return Experiment(name=path.stem, path=path, text=text, spec=spec)
+    return Experiment(name=name, path=path, text=text, spec=spec)
+
+
+# An experiment's name: MLflow files its runs under it and the local store keeps their
+# artifacts in a directory of that name under mlruns/, so it must be a plain file name on
+# every system (a file named "...toml" would be named "..", and its artifacts would land
+# outside mlruns/). 100 characters keep it readable in the MLflow UI.
+_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
+
+
+def _name(path: Path) -> str:
+    """The experiment's name: the file's name without ``.toml``.
+
+    A name outside the rule (letters, digits, ``-``, ``_`` and ``.``, not starting with a
+    dot, at most 100 characters) is refused, not cleaned: a cleaned name would file the runs
+    under a name the user never wrote, and two files could share one.
+    """
+    name = path.name.removesuffix(".toml")
+    if not _NAME.fullmatch(name):
+        raise ValidationError(
+            [
+                Problem(
+                    "experiment",
+                    name,
+                    f"experiment file {str(path)!r}: its name {name!r} names the MLflow "
+                    "experiment and its directory under mlruns/, so it may use letters, "
+                    "digits, '-', '_' and '.', not start with '.', and have at most 100 "
+                    "characters; rename the file",
+                )
+            ],
+            "experiment",
+        )
+    return name
 
 
 def _find(path: str | Path) -> Path:
     candidate = Path(path)
-    if candidate.is_file():
+    # os.path: False for a name too long or with a NUL, where pathlib raises
+    if os.path.isfile(candidate):
         return candidate
-    if candidate.suffix != ".toml":
+    if candidate.suffix != ".toml" and _NAME.fullmatch(str(path)):  # a shipped one's name
         from importlib import resources
 
         packaged = resources.files("ketapredict.experiment_files").joinpath(f"{path}.toml")
         if packaged.is_file():
             return Path(str(packaged))
-    raise ValidationError(
-        [Problem("experiment", str(path), f"experiment file {str(path)!r} does not exist")],
-        "experiment",
-    )
+    if os.path.isdir(candidate):
+        message = f"experiment file {str(path)!r} is a directory; expected a .toml file"
+    elif os.path.exists(candidate):
+        message = f"experiment file {str(path)!r} is not a regular file"
+    else:
+        message = f"experiment file {str(path)!r} does not exist"
+    raise ValidationError([Problem("experiment", str(path), message)], "experiment")
+
+
+def _source_path(experiment: Path, source: str) -> Path:
+    """A data file named in an experiment: next to the experiment file if it is there, else
+    as given (relative to the current directory)."""
+    path = Path(source)
+    if not path.is_absolute() and os.path.exists(experiment.parent / path):
+        return experiment.parent / path
+    return path
+
+
+def _check_files(experiment: Path, data: _Data) -> None:
+    """The data files an experiment names exist (checked at load, before any training)."""
+    where = str(experiment)
+    problems = []
+    if data.format is not None:
+        named = {"data.mapping": data.mapping, "data.adsl": data.adsl}
+        named |= {"data.path": data.path, "data.efficacy": data.efficacy}
+        for key, name in named.items():
+            if name is not None and not os.path.exists(experiment.parent / name):
+                problems.append(
+                    Problem(
+                        key,
+                        name,
+                        f"{where}: {key}={name!r}: no such file or directory next to the "
+                        f"experiment file ({experiment.parent / name})",
+                    )
+                )
+    elif not data.simulated:
+        path = _source_path(experiment, data.source)
+        if path.suffix.lower() not in (".csv", ".parquet"):
+            message = (
+                f'{where}: data.source={data.source!r}: expected "simulated" or a patient '
+                "table (.csv or .parquet); for a BIDS or ADaM study give format and mapping"
+            )
+        elif os.path.isdir(path):
+            message = f"{where}: data.source={data.source!r} is a directory; expected a file"
+        elif not os.path.isfile(path):
+            message = (
+                f"{where}: data.source={data.source!r}: no such file (looked next to the "
+                "experiment file and in the current directory)"
+            )
+        else:
+            message = None
+        if message is not None:
+            problems.append(Problem("data.source", data.source, message))
+    if problems:
+        raise ValidationError(problems, "experiment")
+
+
+# Why a bound is there, said after pydantic's "Input should be less than or equal to ...".
+_WHY = {
+    "data.n": "the simulated cohort is held in memory, about half a gigabyte at 1,000,000",
+}
 
 
 def _problem(where: str, error: dict[str, Any]) -> Problem:
     key = ".".join(str(part) for part in error["loc"])
     if error["type"] == "extra_forbidden":
         return Problem(key, error.get("input"), f"{where}: unknown key {key!r}")
-    return Problem(
-        key, error.get("input"), f"{where}: {key}={error.get('input')!r}: {error['msg']}"
-    )
+    value = repr(error.get("input"))
+    value = value if len(value) <= 60 else value[:57] + "..."
+    message = f"{where}: {key}={value}: {error['msg']}"
+    if key in _WHY and error["type"] == "less_than_equal":
+        message += f" ({_WHY[key]})"
+    return Problem(key, error.get("input"), message)
 
 
 @dataclass
@@ -467,6 +585,8 @@ def run_experiment(experiment: Experiment, *, progress: bool = False) -> Experim
             check_design(data, outcome, spec.scheme, spec.n_splits)
         except ValidationError as error:
             problems += error.problems
+        if spec.learning_curve:
+            problems += _learning_curve_problems(data, outcome, spec.learning_curve)
     if problems:
         raise ValidationError(problems, f"data for experiment {experiment.name!r}")
     results, timings = {}, {}
@@ -510,3 +630,29 @@ def run_experiment(experiment: Experiment, *, progress: bool = False) -> Experim
         curves,
         started,
     )
+
+
+def _learning_curve_problems(data: pd.DataFrame, outcome: str, sizes: list[int]) -> list:
+    """Training sizes larger than the learning curve's training part (the courses with the
+    outcome less the part :func:`ketapredict.evaluate.learning_curve` holds out), found
+    before any training rather than after the cross-validation."""
+    if outcome not in data.columns:
+        return []  # check_design has said so
+    import inspect
+
+    from .evaluate import learning_curve
+
+    held_out = inspect.signature(learning_curve).parameters["test_fraction"].default
+    n = int(data[outcome].notna().sum())
+    training = n - math.ceil(held_out * n)
+    too_big = [size for size in sizes if size > training]
+    if not too_big:
+        return []
+    return [
+        Problem(
+            "validation.learning_curve",
+            too_big,
+            f"validation.learning_curve sizes {too_big} exceed the {training} training "
+            f"courses of {outcome} ({1 - held_out:.0%} of the {n} with it)",
+        )
+    ]

@@ -342,9 +342,8 @@ def load_mapping(source: str | Path | Mapping[str, Any]) -> StudyMapping:
         path = Path(source)
         where = f"mapping file {str(path)!r}"
         if not path.is_file():
-            raise ValidationError(
-                [Problem(None, str(path), f"{str(path)!r}: no such file")], where
-            )
+            found = "a directory, not a file" if path.is_dir() else "no such file"
+            raise ValidationError([Problem(None, str(path), f"{str(path)!r}: {found}")], where)
         try:
             data = tomllib.loads(path.read_bytes().decode("utf-8"))
         except UnicodeDecodeError as error:
@@ -354,6 +353,9 @@ def load_mapping(source: str | Path | Mapping[str, Any]) -> StudyMapping:
             raise ValidationError(
                 [Problem(None, None, f"not valid TOML: {error}")], where
             ) from None
+        except RecursionError:  # tomllib recurses once per level of nesting
+            problem = Problem(None, None, "nested too deeply to be a mapping file")
+            raise ValidationError([problem], where) from None
         origin = str(path.resolve())
     elif isinstance(source, Mapping):
         data = dict(source)
