@@ -15,9 +15,14 @@ each ended:
 - **read outside**: a model loaded from a file outside its directory;
 - **NaN / outside [0, 1]**: a probability that is not one.
 
-Model directories: every case of ``tests/test_hostile_models.py`` (path escapes, links,
-special files, each structural corruption, malformed manifests), plus edited-and-resealed
-models loaded with a public key.
+Areas:
+
+- model directories: every case of ``tests/test_hostile_models.py`` (path escapes, links,
+  special files, each structural corruption, malformed manifests), plus an edited and
+  resealed signed model loaded with its public key;
+- command line: every case of ``tests/test_cli_errors.py`` through ``main``;
+- patients and tables: ``tests/test_fuzz.py``'s generators, 10,000 patients for ``score``
+  and 10,000 tables for ``validate`` (1,000 each with ``--quick``);
 """
 
 from __future__ import annotations
@@ -69,15 +74,70 @@ def model_directories() -> dict:
     return {"counts": counts, "failures": failures}
 
 
+def patients(quick: bool) -> dict:
+    """Fuzzed patients for ``score`` / ``compare_regimens`` and fuzzed tables for
+    ``validate`` (tests/test_fuzz.py's generators, seed 0)."""
+    from test_fuzz import fuzz_counts
+
+    n = 1_000 if quick else 10_000
+    counts = dict.fromkeys(COLUMNS, 0)
+    failures = []
+    for target in ("score", "validate"):
+        found = fuzz_counts(n, seed=0, target=target)
+        counts["tried"] += found["tried"]
+        counts["refused"] += found["refused"]
+        counts["accepted"] += found["scored"]
+        counts["crashed"] += found["crashed"]
+        counts["hung"] += found["hung"]
+        counts["NaN/outside"] += found["nan"] + found["outside"]
+        failures += [f"{target}: {f}" for f in found["failures"]]
+    return {"counts": counts, "failures": failures}
+
+
+def command_line() -> dict:
+    """Every case of tests/test_cli_errors.py through ``ketapredict``'s ``main``: refused
+    means exit 2, one line on stderr, no traceback."""
+    from test_cli_errors import CLI_CASES, run_case
+
+    counts = dict.fromkeys(COLUMNS, 0)
+    failures = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k, case in enumerate(CLI_CASES):
+            folder = Path(tmp) / f"case{k}"
+            folder.mkdir()
+            counts["tried"] += 1
+            try:
+                outcome = run_case(case, folder)
+            except Exception as error:  # a crash is what this counts
+                counts["crashed"] += 1
+                failures.append(f"{case.id}: {error!r}")
+                continue
+            lines = outcome.err.strip().splitlines()
+            clean = (
+                outcome.code == 2
+                and len(lines) == 1
+                and "Traceback" not in outcome.err + outcome.out
+            )
+            counts["refused"] += clean
+            counts["crashed"] += "Traceback" in outcome.err + outcome.out
+            if not clean:
+                failures.append(f"{case.id}: exit {outcome.code}, {outcome.err[:200]!r}")
+    return {"counts": counts, "failures": failures}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller run, no training")
     args = parser.parse_args(argv)
-    areas = {"model directories": model_directories}
+    areas = {
+        "model directories": model_directories,
+        "command line": command_line,
+        "patients and tables": lambda: patients(args.quick),
+    }
     rows = {}
     for area, run in areas.items():
         began = time.perf_counter()
-        found = run() if area != "patients" else run(quick=args.quick)
+        found = run()
         rows[area] = found["counts"]
         print(f"{area}: {time.perf_counter() - began:.0f} s", file=sys.stderr)
         for failure in found["failures"]:

@@ -260,7 +260,7 @@ def pyfunc(two_runs):
 
 def test_logged_model_loads_as_pyfunc_and_predicts_each_outcome(pyfunc):
     _, model = pyfunc
-    risk_model = model.unwrap_python_model().model
+    risk_model = model.get_raw_model()
     assert isinstance(risk_model, RiskModel)
     example = input_example(risk_model)
     predictions = model.predict(example)
@@ -269,6 +269,49 @@ def test_logged_model_loads_as_pyfunc_and_predicts_each_outcome(pyfunc):
     signature = model.metadata.get_input_schema().input_names()
     assert "madrs_baseline" in signature
     assert "patient_id" not in signature
+
+
+def test_the_logged_model_carries_no_code_and_no_path_of_this_machine(pyfunc, two_runs, tmp_path):
+    """MLflow loads the model with the installed package's loader; nothing executable
+    travels in the artifact, and MLmodel names no folder of the training machine."""
+    import mlflow
+    import yaml
+
+    import ketapredict
+
+    folder, _ = two_runs
+    model_uri, _ = pyfunc
+    local = Path(mlflow.artifacts.download_artifacts(model_uri, dst_path=str(tmp_path)))
+    described = yaml.safe_load((local / "MLmodel").read_text())
+    flavor = described["flavors"]["python_function"]
+    assert flavor["loader_module"] == "ketapredict._mlflow_pyfunc"
+    assert flavor["data"] == "data/risk_model"
+    assert flavor.get("code") is None
+    assert "python_model" not in flavor
+    assert described["artifact_path"] == model_uri
+    assert not [p for p in local.rglob("*") if p.suffix in (".py", ".pyc", ".pkl", ".so")]
+    assert (local / "data" / "risk_model" / "manifest.json").is_file()
+    requirements = (local / "requirements.txt").read_text().splitlines()
+    assert f"ketapredict=={ketapredict.__version__}" in requirements
+    source = Path(ketapredict.__file__).resolve().parents[1]
+    for name in ("MLmodel", "requirements.txt", "conda.yaml", "python_env.yaml"):
+        text = (local / name).read_text()
+        for path in (str(folder), str(source), str(Path.home()), "/tmp/"):
+            assert path not in text, (name, path)
+
+
+def test_the_pyfunc_refuses_an_edited_model(pyfunc, tmp_path):
+    """``mlflow.pyfunc.load_model`` verifies the model's files as ``load_model`` does."""
+    import mlflow
+
+    from ketapredict import ModelFileError
+
+    model_uri, _ = pyfunc
+    local = Path(mlflow.artifacts.download_artifacts(model_uri, dst_path=str(tmp_path)))
+    calibrator = local / "data" / "risk_model" / "response.json"
+    calibrator.write_bytes(calibrator.read_bytes() + b" ")
+    with pytest.raises(ModelFileError, match=re.escape("response.json")):
+        mlflow.pyfunc.load_model(str(local))
 
 
 def test_the_pyfunc_takes_our_own_tables(pyfunc):
@@ -343,6 +386,51 @@ def test_a_registered_model_loads_for_the_clinic(two_runs):
     assert all(0 < r.probability < 1 for r in report.risks.values())
 
 
+def test_loading_a_logged_model_leaves_no_temporary_directory(two_runs, tmp_path, monkeypatch):
+    import tempfile
+
+    from ketapredict import load_model
+    from ketapredict.schema import columns, example_course
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    model = load_model("models:/ketapredict-small@champion")
+    assert list(tmp_path.iterdir()) == []
+    # every byte was read at load: the model scores with its files gone
+    patient = {k: v for k, v in example_course().items() if k in columns("baseline")}
+    report = model.score(patient, {"drug": "ketamine", "route": "im", "dose": 0.5})
+    assert all(0 < r.probability < 1 for r in report.risks.values())
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "models:/no-such-model@champion",
+        "models:/ketapredict-small/99",
+        "models:/ketapredict-small@no-such-alias",
+        "runs:/0123456789abcdef0123456789abcdef/risk_model",
+    ],
+)
+def test_a_missing_logged_model_is_a_model_file_error(two_runs, uri):
+    from ketapredict import ModelFileError, load_model
+
+    with pytest.raises(ModelFileError, match=re.escape(f"no ketapredict model at {uri!r}")):
+        load_model(uri)
+
+
+def test_reading_a_store_never_creates_one(store):
+    from ketapredict import ModelFileError, load_model
+
+    with pytest.raises(ModelFileError, match="no MLflow store at"):
+        load_model("models:/ketapredict-small@champion")
+    assert list(store.iterdir()) == []
+    (store / "mlruns").mkdir()
+    (store / "mlruns" / "mlflow.db").touch()  # an empty file MLflow would fill with tables
+    with pytest.raises(ModelFileError, match="is not an MLflow store"):
+        load_model("models:/ketapredict-small@champion")
+    assert (store / "mlruns" / "mlflow.db").stat().st_size == 0
+    assert [p.name for p in (store / "mlruns").iterdir()] == ["mlflow.db"]
+
+
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
     """One small experiment run and its fitted model, shared by the registry tests."""
@@ -396,15 +484,20 @@ def test_champion_rule_compares_only_like_with_like(store, fitted):
     )
 
 
-def test_an_unreachable_server_does_not_lose_the_model(store, monkeypatch, capsys):
+def test_an_unreachable_server_is_refused_before_training(store, monkeypatch, capsys):
+    """Reachability is checked first (tests/test_tracking_faults.py: a server that fails
+    only after training, and the model saved locally then)."""
+    import time
+
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
     path = write_experiment(store, "offline")
+    began = time.perf_counter()
     assert main(["train", str(path), "--quiet"]) == 1
+    assert time.perf_counter() - began < 10
     error = capsys.readouterr().err
     assert "is unreachable" in error
-    saved = re.search(r"The trained model is saved at (\S+) ", error).group(1)
-    model = RiskModel.load(store / saved)
-    assert model.outcomes == ["response", "dissociation"]
+    assert "nothing was trained" in error
+    assert not (store / "models").exists()
 
 
 def test_the_file_store_is_refused(store, monkeypatch, fitted):
@@ -553,10 +646,13 @@ def test_a_logged_model_is_served_over_http(store):
 
 @pytest.mark.slow
 def test_a_logged_model_serves_from_a_fresh_environment(store, tmp_path_factory):
-    """What the logged model carries is enough: a new virtualenv with only its
-    requirements.txt installed (no ketapredict) serves it with `mlflow models serve`."""
+    """What the logged model names is enough: a new virtualenv with its requirements.txt
+    installed serves it with `mlflow models serve`. No code travels with the model: the
+    requirements pin ketapredict, installed here from a wheel of this checkout that pip
+    finds through PIP_FIND_LINKS (as a team would point pip at its own index)."""
     import mlflow
 
+    import ketapredict
     from ketapredict import load_model
 
     model = load_model()
@@ -564,9 +660,16 @@ def test_a_logged_model_serves_from_a_fresh_environment(store, tmp_path_factory)
         with mlflow.start_run():
             uri = tracking._log_model(model)
         local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(store / "model")))
-    assert (local / "code" / "ketapredict" / "risk.py").is_file()
+    assert not (local / "code").exists()
     requirements = (local / "requirements.txt").read_text()
-    assert "ketapredict" not in requirements
+    assert f"ketapredict=={ketapredict.__version__}" in requirements.splitlines()
+    wheels = tmp_path_factory.mktemp("wheels")
+    checkout = Path(__file__).resolve().parents[1]
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), checkout],
+        check=True,
+        timeout=600,
+    )
     env = tmp_path_factory.mktemp("env") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
     python = env / "bin" / "python"
@@ -574,14 +677,16 @@ def test_a_logged_model_serves_from_a_fresh_environment(store, tmp_path_factory)
         [str(python), "-m", "pip", "install", "-q", "-r", str(local / "requirements.txt")],
         check=True,
         timeout=1800,
+        env={**os.environ, "PIP_FIND_LINKS": str(wheels)},
     )
     found = subprocess.run(
-        [str(python), "-c", "import importlib.util as u; print(u.find_spec('ketapredict'))"],
+        [str(python), "-c", "import ketapredict._mlflow_pyfunc as m; print(m.__file__)"],
         capture_output=True,
         text=True,
         check=True,
+        cwd=store,
     )
-    assert found.stdout.strip() == "None"  # only the model's own copy of the code
+    assert found.stdout.strip().startswith(str(env))  # the installed wheel, not this checkout
     port = free_port()
     serving = subprocess.Popen(
         [
@@ -621,6 +726,38 @@ def test_a_logged_model_serves_from_a_fresh_environment(store, tmp_path_factory)
     finally:
         os.killpg(serving.pid, signal.SIGTERM)
         serving.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_code_planted_in_a_logged_model_does_not_run(pyfunc, tmp_path):
+    """An attacker who can write the artifact adds a ketapredict package and loader files
+    beside the model: a fresh process that loads it with MLflow runs none of them (the
+    models logged before this issue put ``code/`` first on ``sys.path``)."""
+    import mlflow
+
+    model_uri, _ = pyfunc
+    local = Path(mlflow.artifacts.download_artifacts(model_uri, dst_path=str(tmp_path / "m")))
+    marker = tmp_path / "planted-code-ran"
+    payload = f"open({str(marker)!r}, 'a').write(__name__ + '\\n')\n"
+    for planted in (
+        "code/ketapredict/__init__.py",
+        "code/ketapredict/_mlflow_pyfunc.py",
+        "code/_mlflow_pyfunc.py",
+        "_mlflow_pyfunc.py",
+        "python_model.py",
+    ):
+        (local / planted).parent.mkdir(parents=True, exist_ok=True)
+        (local / planted).write_text(payload)
+    script = (
+        "import sys, mlflow, pandas as pd\n"
+        f"model = mlflow.pyfunc.load_model({str(local)!r})\n"
+        "print(model.predict(model.input_example).shape)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert not marker.exists(), marker.read_text()
 
 
 def test_the_store_follows_the_current_directory(tmp_path, monkeypatch, fitted):

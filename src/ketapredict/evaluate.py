@@ -940,9 +940,10 @@ def cross_validate(
 
     # worker processes, not threads: the encoders' pandas work holds the GIL (35 s against
     # 45 s for the baseline experiment on 2 cores). Each worker's models use one thread.
-    fitted: Iterable = Parallel(n_jobs=n_jobs, return_as="generator")(
-        delayed(fit_fold)(k) for k in range(len(splits))
-    )
+    with _workers_die_with_parent():
+        fitted: Iterable = Parallel(n_jobs=n_jobs, return_as="generator")(
+            delayed(fit_fold)(k) for k in range(len(splits))
+        )
     if progress:
         from tqdm.auto import tqdm
 
@@ -1013,6 +1014,49 @@ def cross_validate(
 
 
 _FOLD_METRICS = ("n", "events", "within_arm_auc", "active_ece", "auc", "pr_auc", "brier", "ece")
+
+
+def _workers_die_with_parent():
+    """A joblib configuration whose loky worker processes exit when their parent dies.
+
+    loky keeps its workers for reuse (5 minutes idle by default) and does not watch the
+    parent: a ``ketapredict train`` killed with SIGKILL left its workers running (all four
+    processes, workers and resource trackers, still alive 30 s later). Each worker here
+    starts a thread that exits the worker within half a second of its parent's death
+    (:func:`_exit_with_parent`). Only joblib's default backend (loky) is configured; a
+    backend the caller chose with ``joblib.parallel_config`` is left alone.
+    """
+    import os
+    from contextlib import nullcontext
+
+    from joblib import parallel_config
+    from joblib._parallel_backends import LokyBackend
+    from joblib.parallel import get_active_backend
+
+    backend, _ = get_active_backend()
+    if type(backend) is not LokyBackend:
+        return nullcontext()
+    return parallel_config(backend="loky", initializer=_exit_with_parent, initargs=(os.getpid(),))
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Initializer of a joblib worker: exit as soon as ``parent`` is no longer its parent.
+
+    A process whose parent dies is handed to another (init, or a subreaper), so its parent
+    pid changes; polling it is portable and works whichever thread of the parent started
+    the worker (Linux's ``PR_SET_PDEATHSIG`` fires when that *thread* ends).
+    """
+    import os
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        # nobody is left to take the results: exit at once, without cleanup that could hang
+        os._exit(1)
+
+    threading.Thread(target=watch, name="ketapredict-parent-watch", daemon=True).start()
 
 
 def _fold_trial(kept: pd.DataFrame, inside: np.ndarray) -> str:

@@ -422,9 +422,11 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
             margin = self._margin_of(booster, array[left_out], linear)
             return booster, self._fit_calibrator(margin, target[left_out]), linear
 
-        # threads: XGBoost releases the GIL while it trains, and nothing is copied
+        # threads: XGBoost releases the GIL while it trains, nothing is copied, and threads
+        # end with the process (a backend chosen around this call is not used: worker
+        # processes could outlive a killed parent)
         n_jobs = -1 if self.n_jobs is None else self.n_jobs
-        return Parallel(n_jobs=n_jobs, prefer="threads")(
+        return Parallel(n_jobs=n_jobs, backend="threading")(
             delayed(one)(counts, seed) for counts, seed in draws
         )
 

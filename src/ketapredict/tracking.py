@@ -8,8 +8,15 @@ server). MLflow's file-store backend is deprecated and never used.
 after the file) and one child run per outcome. Each run carries the experiment file, every
 parameter, the cross-validated metrics (mean, SD and each fold as a step) of the model, its
 peers and the oracle, a digest and schema of the data (never its rows, never identifiers),
-tags (git commit, package version, data kind) and plots. The parent run logs the fitted
-RiskModel as an MLflow pyfunc from code (no pickle).
+tags (git commit, package version, data kind, host and pid) and plots. The parent run logs
+the fitted RiskModel as an MLflow pyfunc loaded by the installed package (no pickle, no code
+in the artifact).
+
+Faults lose nothing: :func:`preflight` checks the store before training; MLflow's HTTP calls
+get bounded timeouts; a new SQLite store is created under a file lock (concurrent first
+runs); runs interrupted by a signal end KILLED, and runs left RUNNING by a dead process are
+marked FAILED by the next run on the same host; experiment artifacts stay under ``mlruns/``
+whatever the name; reading a store never creates one.
 """
 
 from __future__ import annotations
@@ -19,7 +26,9 @@ import io
 import json
 import logging
 import os
-import shutil
+import re
+import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -37,6 +46,7 @@ __all__ = [
     "TrackingError",
     "log_evaluation",
     "log_experiment",
+    "preflight",
     "tracking_uri",
 ]
 
@@ -66,65 +76,568 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
-@contextmanager
-def _store() -> Iterator[str]:
-    """Point MLflow at the store for the length of a logging session.
+def preflight(*, timeout: float = 10.0) -> str:
+    """Check, before any training, that the tracking store can be reached and written.
 
-    Creates the local store if needed, and fails fast if a server is unreachable. MLflow's
-    ``set_tracking_uri`` also writes ``MLFLOW_TRACKING_URI`` into the environment; it is put
-    back afterwards, so that the user's choice (or its absence) still decides the next store.
+    Nothing is created: a local SQLite store that does not exist yet only needs a
+    directory that can be written (``ketapredict train`` creates the store when it logs).
+
+    - ``http://`` and ``https://``: the server must answer ``/health`` *and* an API call
+      (a search of experiments) within ``timeout`` seconds in all, without MLflow's retries
+      (which wait about 4 minutes on a server that fails); the credentials of
+      ``MLFLOW_TRACKING_TOKEN`` or ``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` are used.
+    - ``sqlite:///``: the database file, if it exists, must be an SQLite database that can be
+      written, and its directory (or the nearest existing parent) and the artifact root
+      ``mlruns/`` must be writable directories.
+    - MLflow's deprecated file store (``file:`` or a bare path) is refused.
+    - Other databases (PostgreSQL, MySQL...) are left to MLflow.
+
+    Parameters
+    ----------
+    timeout : float, default=10.0
+        Seconds the server has to answer both calls.
+
+    Returns
+    -------
+    str
+        The tracking URI checked (:func:`tracking_uri`).
+
+    Raises
+    ------
+    TrackingError
+        One line naming the URI and what failed.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from ketapredict.tracking import preflight
+    >>> folder = tempfile.mkdtemp()
+    >>> before = os.environ.get("MLFLOW_TRACKING_URI")
+    >>> os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder}/new/mlflow.db"
+    >>> preflight() == os.environ["MLFLOW_TRACKING_URI"]
+    True
+    >>> os.path.exists(f"{folder}/new")  # checked, not created
+    False
+    >>> _ = os.environ.pop("MLFLOW_TRACKING_URI")
+    >>> os.environ.update({} if before is None else {"MLFLOW_TRACKING_URI": before})
     """
-    import mlflow
-
     uri = tracking_uri()
+    _refuse_file_store(uri)
+    if uri.startswith(("http://", "https://")):
+        _check_server(uri, timeout=timeout)
+    elif uri.startswith("sqlite:///") and not uri.endswith(":memory:"):
+        _check_sqlite(uri, timeout=timeout)
+    return uri
+
+
+def _refuse_file_store(uri: str) -> None:
     if uri.startswith("file:") or "://" not in uri:
         raise TrackingError(
             f"MLFLOW_TRACKING_URI={uri!r} is MLflow's deprecated file store; "
             f"use a database (the default is {DEFAULT_TRACKING_URI!r}) or a "
             "tracking server URL."
         )
-    if uri.startswith("sqlite:///"):
+
+
+def _writable_directory(path: Path) -> str | None:
+    """Why ``path`` could not be used as a directory to write in (None if it can): the
+    directory itself or, when it does not exist yet, the nearest parent that does.
+
+    Tried by writing a nameless file there (``O_TMPFILE``-like: created and unlinked at
+    once), not by permission bits, which say nothing about read-only file systems, /proc or
+    an administrator's account."""
+    existing = path
+    while not existing.exists():
+        if existing.is_symlink():
+            return f"{existing} is a broken symbolic link"
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a directory"
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        return f"the directory {existing} is not writable ({error.strerror or error})"
+    return None
+
+
+def _check_sqlite(uri: str, timeout: float) -> None:
+    import sqlite3
+
+    database = _sqlite_path(uri)
+    problem = _writable_directory(database.parent) or _writable_directory(
+        Path(ARTIFACT_ROOT).resolve()
+    )
+    if problem is None and database.exists():
+        if not database.is_file():
+            problem = f"{database} is not a file"
+        elif not os.access(database, os.R_OK | os.W_OK):
+            problem = f"{database} is not writable"
+        else:
+            try:  # read-only: a check never changes the store
+                with contextlib.closing(
+                    sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True, timeout=timeout)
+                ) as connection:
+                    connection.execute("PRAGMA schema_version").fetchone()
+            except sqlite3.Error as error:
+                problem = f"{database} is not a readable SQLite database ({error})"
+    if problem is not None:
+        raise TrackingError(f"the MLflow store {uri} cannot be used: {problem}")
+
+
+# MLflow retries a failing HTTP call 7 times with a doubling back-off (about 4 minutes) and
+# waits 120 s for each answer; while logging, a server that fails is said to fail within
+# about a minute instead (a variable the user set keeps its value).
+_BOUNDED_HTTP = {
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+}
+# How long a process waits for another one that is creating the same SQLite store.
+_LOCK_SECONDS = 120.0
+
+
+@contextmanager
+def _store(*, create: bool = True) -> Iterator[str]:
+    """Point MLflow at the store for the length of a logging session.
+
+    With ``create``, a local SQLite store is created if needed (its tables and migrations
+    under a lock, so that concurrent first runs do not race); without, a store that does not
+    exist is refused (:func:`_require_store`) and nothing is written. A server must pass
+    :func:`preflight`'s check, and MLflow's HTTP calls get bounded timeouts and retries.
+    MLflow's ``set_tracking_uri`` also writes ``MLFLOW_TRACKING_URI`` into the environment;
+    it is put back afterwards, so that the user's choice (or its absence) still decides the
+    next store.
+    """
+    import mlflow
+
+    uri = tracking_uri()
+    _refuse_file_store(uri)
+    bounded: dict[str, str] = {}
+    if uri.startswith("sqlite:///") and not uri.endswith(":memory:"):
         # resolve against the current directory now: MLflow caches stores by URI, so a
         # relative path would keep pointing at the directory of its first use
-        database = Path(uri.removeprefix("sqlite:///")).resolve()
-        database.parent.mkdir(parents=True, exist_ok=True)
+        database = _sqlite_path(uri)
         uri = f"sqlite:///{database}"
+        if create:
+            _create_sqlite_store(uri, database)
     elif uri.startswith(("http://", "https://")):
         _check_server(uri)
+        bounded = {k: v for k, v in _BOUNDED_HTTP.items() if k not in os.environ}
     previous = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ.update(bounded)
     mlflow.set_tracking_uri(uri)
     try:
         yield uri
     finally:
+        for name in bounded:
+            os.environ.pop(name, None)
         if previous is None:
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:
             os.environ["MLFLOW_TRACKING_URI"] = previous
 
 
-def _check_server(uri: str, timeout: float = 5.0) -> None:
-    import urllib.error
-    import urllib.request
+@contextmanager
+def _file_lock(path: Path, timeout: float = _LOCK_SECONDS) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if needed) across processes.
+
+    ``fcntl.flock``: the kernel releases it when its holder dies, so a killed process never
+    leaves the store locked. Where ``fcntl`` does not exist (Windows) there is no lock, and
+    concurrent first uses of a new store are not protected.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(path, "a") as handle:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TrackingError(
+                        f"another process has held {path} for over {timeout:g} s while "
+                        "creating the MLflow store; try again when it has finished"
+                    ) from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _has_tables(database: Path) -> bool:
+    """Whether MLflow has made ``database`` a store (read-only: nothing is created)."""
+    import sqlite3
+
+    if not database.is_file():
+        return False
+    with contextlib.closing(
+        sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True, timeout=30)
+    ) as connection:
+        found = connection.execute(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'alembic_version'"
+        ).fetchone()
+    return bool(found[0])
+
+
+def _create_sqlite_store(uri: str, database: Path) -> None:
+    """Create (or open) the SQLite store, its tables and migrations done by one process.
+
+    MLflow creates the tables of an empty database and runs its alembic migrations when it
+    first opens it; two processes doing so at once both migrate, and one of them fails (4
+    concurrent first runs lost one to three). The first process here does it under a lock
+    on ``mlflow.db.lock`` beside the database; the others wait, then find the tables made
+    and open the store at the same time. A database being made by MLflow itself (not
+    through ketapredict) at the same moment is not protected.
+    """
+    from mlflow.tracking import MlflowClient
 
     try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):
-            pass
-    except (urllib.error.URLError, OSError, ValueError) as error:
+        database.parent.mkdir(parents=True, exist_ok=True)
+        with _file_lock(database.with_name(database.name + ".lock")):
+            # a store made under this lock is complete: open it concurrently, outside
+            if not _has_tables(database):
+                client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+                client.search_experiments(max_results=1)  # the tables and migrations
+                client.search_registered_models(max_results=1)
+    except TrackingError:
+        raise
+    except Exception as error:
         raise TrackingError(
-            f"the MLflow tracking server at {uri} is unreachable ({error})"
-        ) from None
+            f"the MLflow store {uri} could not be created or opened: {_one_line(error)}"
+        ) from error
+
+
+def _check_server(uri: str, timeout: float = 10.0) -> None:
+    """The server answers ``/health`` and an API call within ``timeout`` seconds in all.
+
+    MLflow's own HTTP client, for its credentials and TLS settings, but with no retries: a
+    server that answers ``/health`` and fails every API call (a proxy in front of a broken
+    server) would otherwise be retried for about 4 minutes before anything is said.
+    """
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+
+    deadline = time.monotonic() + timeout
+    creds = get_default_host_creds(uri)
+    for verdict, endpoint, method, body in (
+        ("is unreachable", "/health", "GET", None),
+        (
+            "answers /health but not its API",
+            "/api/2.0/mlflow/experiments/search",
+            "POST",
+            {"max_results": 1},
+        ),
+    ):
+        left = deadline - time.monotonic()
+        try:
+            if left <= 0:
+                raise TimeoutError(f"no time left of {timeout:g} s")
+            answer = http_request(
+                creds,
+                endpoint,
+                method,
+                max_retries=0,
+                backoff_factor=0,
+                backoff_jitter=0,
+                timeout=left,
+                raise_on_status=False,
+                **({"json": body} if body is not None else {}),
+            )
+            problem = None if answer.status_code == 200 else f"HTTP {answer.status_code}"
+        except Exception as error:  # connection refused, timeout, TLS, DNS...
+            problem = _one_line(_root_cause(error))
+        if problem is not None:
+            raise TrackingError(
+                f"the MLflow tracking server at {uri} {verdict}: {method} {endpoint} "
+                f"failed (timeout {timeout:g} s): {problem}"
+            ) from None
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    """The innermost exception of a chain (the refused connection under requests' and
+    MLflow's wrappers)."""
+    seen = {id(error)}
+    while (inner := error.__cause__ or error.__context__) is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        error = inner
+    return error
+
+
+def _one_line(error: BaseException, limit: int = 300) -> str:
+    """An exception as one line of at most ``limit`` characters, for a message."""
+    text = " ".join(f"{type(error).__name__}: {error}".split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _experiment_id(name: str) -> str:
+    """The id of the experiment ``name``, created if needed (by this or, at the same moment,
+    another process)."""
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     found = mlflow.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
     artifact_location = None
     if mlflow.get_tracking_uri().startswith("sqlite:///"):
-        artifact_location = (Path(ARTIFACT_ROOT).resolve() / name).as_uri()
-    return mlflow.create_experiment(name, artifact_location=artifact_location)
+        artifact_location = artifact_location_of(name)
+    try:
+        return mlflow.create_experiment(name, artifact_location=artifact_location)
+    except MlflowException:
+        found = mlflow.get_experiment_by_name(name)  # another process created it first
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def artifact_location_of(name: str, root: str | Path = ARTIFACT_ROOT) -> str:
+    """Where a local store keeps an experiment's artifacts: a folder of ``root`` named after
+    the experiment, whatever the name holds.
+
+    The name comes from a file name and may hold anything a file name can: separators,
+    ``..`` (an experiment file named ``...toml``), a leading dot or other characters. Each
+    character other than letters, digits, ``-``, ``_`` and ``.`` becomes ``_``, leading dots
+    are dropped, and the folder is checked to be inside ``root`` (two names may share a
+    folder: runs keep apart in it by their ids).
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> from ketapredict.tracking import artifact_location_of
+    >>> root = Path("mlruns").resolve()
+    >>> for name in ["baseline", "..", "../../etc", "/tmp/x", "a b;c"]:
+    ...     print(Path(artifact_location_of(name).removeprefix("file://")).relative_to(root))
+    baseline
+    experiment
+    etc
+    tmp_x
+    a_b_c
+    """
+    root = Path(root).resolve()
+    folder = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip("._") or "experiment"
+    location = (root / folder).resolve()
+    if location.parent != root:  # cannot happen after the substitution; never trust it
+        raise TrackingError(
+            f"the experiment name {name!r} would put its artifacts at {location}, outside "
+            f"the store's artifact root {root}"
+        )
+    return location.as_uri()
+
+
+# -- a logging session: interrupted runs end KILLED, stale ones FAILED -----------------------
+class Terminated(SystemExit):
+    """SIGTERM or SIGHUP arrived while runs were being logged.
+
+    Raised in the main thread by the handler :func:`_logging_session` installs, so that the
+    runs are ended as ``KILLED`` on the way out; as a ``SystemExit`` it ends the process
+    with the conventional status 128 + the signal's number, and no traceback.
+    """
+
+
+# signals that ask a process to end; SIGINT already raises KeyboardInterrupt
+_ENDING_SIGNALS = ("SIGTERM", "SIGHUP")
+_logger = logging.getLogger(__name__)
+
+
+def _process_started(pid: int) -> str | None:
+    """When the process ``pid`` started, in clock ticks since boot (Linux's /proc), or None
+    where /proc does not say or the process has ended (a zombie); with the pid, it names
+    one process even after its pid is reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    # fields[0] is field 3 (state) of proc(5), fields[19] field 22 (starttime)
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+def process_tags() -> dict[str, str]:
+    """Tags naming the process that logs a run: host, pid and the pid's start time.
+
+    With them, the next run on the same host tells a run that is still being logged from one
+    whose process died without ending it (see :func:`_end_stale_runs`).
+
+    Examples
+    --------
+    >>> import os
+    >>> from ketapredict.tracking import process_tags
+    >>> process_tags()["ketapredict.pid"] == str(os.getpid())
+    True
+    """
+    tags = {"ketapredict.host": socket.gethostname(), "ketapredict.pid": str(os.getpid())}
+    started = _process_started(os.getpid())
+    if started is not None:
+        tags["ketapredict.process_started"] = started
+    return tags
+
+
+def _alive(pid: int, started: str | None) -> bool:
+    """Whether the process that logged a run still runs (the same pid, started then)."""
+    now = _process_started(pid)
+    if now is not None or Path("/proc/self/stat").exists():
+        return now is not None and (started is None or now == started)
+    try:  # no /proc: whether the pid exists at all
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _end_stale_runs(client) -> list[str]:
+    """Mark FAILED the RUNNING runs that a dead process on this host left behind.
+
+    A process killed outright (SIGKILL, a power cut) cannot end its runs; they would show
+    as running forever. Runs of live processes (another ``ketapredict train`` at the same
+    time) and of other hosts are left alone. Says so in the log; never fails the logging.
+    """
+    host = socket.gethostname()
+    ended: list[str] = []
+    try:
+        experiments = [e.experiment_id for e in client.search_experiments(max_results=1000)]
+        if not experiments:
+            return ended
+        runs = client.search_runs(
+            experiments,
+            filter_string=f"attributes.status = 'RUNNING' and tags.`ketapredict.host` = '{host}'",
+            max_results=1000,
+        )
+        for run in runs:
+            tags = run.data.tags
+            try:
+                pid = int(tags.get("ketapredict.pid", ""))
+            except ValueError:
+                continue
+            if _alive(pid, tags.get("ketapredict.process_started")):
+                continue
+            client.set_terminated(run.info.run_id, "FAILED")
+            client.set_tag(
+                run.info.run_id,
+                "ketapredict.ended_by",
+                f"a later run: process {pid} on {host} ended without ending this run",
+            )
+            ended.append(run.info.run_id)
+            _logger.warning(
+                "Marked MLflow run %s (%s) FAILED: process %d on %s left it RUNNING and has "
+                "ended.",
+                run.info.run_id,
+                run.info.run_name,
+                pid,
+                host,
+            )
+    except Exception as error:  # cleaning up must never stop this run's logging
+        _logger.warning("Could not look for runs left RUNNING: %s", _one_line(error))
+    return ended
+
+
+@contextmanager
+def _signals_raise() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into :class:`Terminated` in the main thread, for a while.
+
+    The previous handlers come back afterwards; a signal the process ignores (``nohup``)
+    stays ignored, and outside the main thread (where Python cannot set handlers) nothing
+    changes. A second signal while the first is being handled is ignored, so that the runs
+    can be ended.
+    """
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired: list[int] = []
+
+    def handler(signum, frame):
+        if fired:
+            return
+        fired.append(signum)
+        raise Terminated(128 + signum)
+
+    previous = {}
+    for name in _ENDING_SIGNALS:
+        number = getattr(signal, name, None)
+        if number is None or signal.getsignal(number) is signal.SIG_IGN:
+            continue
+        previous[number] = signal.signal(number, handler)
+    try:
+        yield
+    finally:
+        for number, before in previous.items():
+            signal.signal(number, signal.SIG_DFL if before is None else before)
+
+
+@contextmanager
+def _logging_session() -> Iterator[list[str]]:
+    """A session of logging runs, inside :func:`_store`; yields the list to which each run
+    created is appended.
+
+    First, runs left RUNNING by dead processes of this host are marked FAILED. Then, if the
+    session ends by an exception, every run it opened that is not finished is ended:
+    ``KILLED`` for an interruption (SIGINT, SIGTERM, SIGHUP), ``FAILED`` otherwise.
+    """
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    _end_stale_runs(client)
+    opened: list[str] = []
+    with _signals_raise():
+        try:
+            yield opened
+        except BaseException as error:
+            interrupted = isinstance(error, KeyboardInterrupt | Terminated)
+            _end_runs(client, opened, "KILLED" if interrupted else "FAILED")
+            if isinstance(error, Terminated):
+                _logger.warning(
+                    "Ended by signal %d while logging to MLflow; runs %s marked KILLED.",
+                    error.code - 128,
+                    ", ".join(opened) or "(none yet)",
+                )
+            raise
+
+
+def _end_runs(client, run_ids: list[str], status: str) -> None:
+    """End with ``status`` the runs that are not finished, best effort: the store may be
+    what failed, so the first call that fails stops it, and a server gets one try of at most
+    5 s per call (unless the user set MLflow's variables)."""
+    import mlflow
+
+    quick = {
+        name: value
+        for name, value in (
+            ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0"),
+            ("MLFLOW_HTTP_REQUEST_TIMEOUT", "5"),
+        )
+        if os.environ.get(name) in (None, _BOUNDED_HTTP[name])
+    }
+    before = {name: os.environ.get(name) for name in quick}
+    os.environ.update(quick)
+    try:
+        # MLflow's own stack of active runs (ours only: a caller's run is theirs to end)
+        while (active := mlflow.active_run()) is not None and active.info.run_id in run_ids:
+            mlflow.end_run(status)
+        for run_id in run_ids:
+            if client.get_run(run_id).info.status != "FINISHED":
+                client.set_terminated(run_id, status)
+    except Exception as error:
+        _logger.warning(
+            "Could not mark the MLflow runs %s %s: %s",
+            ", ".join(run_ids),
+            status,
+            _one_line(error),
+        )
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def git_commit() -> dict[str, str]:
@@ -462,15 +975,15 @@ def log_experiment(
     """
 
     start = time.perf_counter()
-    with _store() as uri:
-        return _log(result, data, risk_model, register, learning_curves, uri, start)
+    with _store() as uri, _logging_session() as opened:
+        return _log(result, data, risk_model, register, learning_curves, uri, start, opened)
 
 
 def _milliseconds(seconds: float) -> int:
     return int(seconds * 1000)
 
 
-def _log(result, data, risk_model, register, learning_curves, uri, start) -> TrackedRun:
+def _log(result, data, risk_model, register, learning_curves, uri, start, opened) -> TrackedRun:
     import matplotlib.pyplot as plt
     import mlflow
     from mlflow.tracking import MlflowClient
@@ -494,6 +1007,7 @@ def _log(result, data, risk_model, register, learning_curves, uri, start) -> Tra
             "data_digest": dataset.digest,
             "primary_outcome": next(iter(result.results)),
             **{f"ketapredict.git_{k}": v for k, v in source.items()},
+            **process_tags(),
         }
         if result.data_kind == "simulated":
             tags["not_for_clinical_decisions"] = "trained on the virtual cohort"
@@ -504,6 +1018,7 @@ def _log(result, data, risk_model, register, learning_curves, uri, start) -> Tra
             run_name=f"{experiment.name} {time.strftime('%Y-%m-%d %H:%M')}",
         )
         parent_id = parent.info.run_id
+        opened.append(parent_id)
         children, all_metrics = {}, {}
         with mlflow.start_run(run_id=parent_id):
             mlflow.log_params(run_parameters(result, risk_model=risk_model))
@@ -524,6 +1039,7 @@ def _log(result, data, risk_model, register, learning_curves, uri, start) -> Tra
                     run_name=f"{experiment.name} / {outcome}",
                 )
                 child_id = child.info.run_id
+                opened.append(child_id)
                 metrics = outcome_metrics(validation, seconds)
                 all_metrics.update(metrics)
                 with mlflow.start_run(run_id=child_id, nested=True):
@@ -562,7 +1078,7 @@ def _log(result, data, risk_model, register, learning_curves, uri, start) -> Tra
     except TrackingError:
         raise
     except Exception as error:  # the store failed mid-way: say so, with the cause
-        raise TrackingError(f"logging to {uri} failed: {type(error).__name__}: {error}") from error
+        raise TrackingError(f"logging to {uri} failed: {_one_line(error)}") from error
 
 
 def _log_tables(validation) -> None:
@@ -618,13 +1134,26 @@ _NOT_SERVED = ("shap", "matplotlib", "tqdm")
 
 
 def requirements() -> list[str]:
-    """The pip requirements of the logged pyfunc: ketapredict's own dependencies at the
-    versions installed here (ketapredict itself travels as code with the model)."""
+    """The pip requirements of the logged pyfunc: ketapredict itself and its dependencies,
+    at the versions installed here.
+
+    The model's loader is the installed package's (``ketapredict._mlflow_pyfunc``): no code
+    travels with the model, so the serving environment installs ketapredict. No public index
+    serves it; point pip at a wheel of it (``pip wheel --no-deps -w dist/ .`` in the
+    repository, then ``PIP_FIND_LINKS=dist/``) or at your own index.
+
+    Examples
+    --------
+    >>> import ketapredict
+    >>> from ketapredict.tracking import requirements
+    >>> requirements()[0] == f"ketapredict=={ketapredict.__version__}"
+    True
+    """
     from importlib.metadata import PackageNotFoundError, requires, version
 
     from packaging.requirements import Requirement
 
-    pinned = []
+    pinned = [f"ketapredict=={version('ketapredict')}"]
     for text in requires("ketapredict") or []:
         requirement = Requirement(text)
         # extras (tests) and the training side's plotting and explanation libraries are
@@ -639,33 +1168,56 @@ def requirements() -> list[str]:
 
 
 def _log_model(risk_model) -> str:
-    """Log the RiskModel as a pyfunc that installs in a fresh environment: the model's
-    files as an artifact, the package's source as code (``code_paths``), and its
-    dependencies pinned to the versions it was trained with (no index serves
-    ketapredict)."""
+    """Log the RiskModel as a pyfunc whose loader is the installed package's.
+
+    The model directory (its files and their checksums, and its signature when it was
+    signed) is the flavor's data; MLflow loads it with ``ketapredict._mlflow_pyfunc`` of the
+    installed ketapredict (``loader_module``), which verifies it with
+    :meth:`RiskModel.load`. No code travels with the model (no ``code_paths``, no
+    models-from-code file; an edited copy of the loader ran before), and ``MLmodel`` records
+    no path of this machine. ``MLmodel`` itself is MLflow's and unsigned: whoever can write
+    the artifact can make it name other code, which ``mlflow.pyfunc.load_model`` would run;
+    :func:`load_logged_model` reads the RiskModel's files alone. The requirements pin
+    ketapredict and its dependencies (:func:`requirements`).
+    """
     import mlflow
 
-    code = Path(__file__).with_name("_mlflow_pyfunc.py")
     with tempfile.TemporaryDirectory() as folder:
         saved = risk_model.save(Path(folder) / "risk_model")
-        # the package's code, not its data: the demo model is not this model, and the
-        # example studies hold (invented) patient identifiers, which never go to MLflow
-        package = Path(folder) / "code" / "ketapredict"
-        shutil.copytree(
-            Path(__file__).resolve().parent,
-            package,
-            ignore=shutil.ignore_patterns("data", "__pycache__", "*.pyc"),
-        )
         info = mlflow.pyfunc.log_model(
             name="risk_model",
-            python_model=str(code),
-            artifacts={"risk_model": str(saved)},
-            code_paths=[str(package)],
+            loader_module="ketapredict._mlflow_pyfunc",
+            data_path=str(saved),
             signature=signature(risk_model),
             input_example=input_example(risk_model),
             pip_requirements=requirements(),
         )
+    _forget_local_paths(info)
     return info.model_uri
+
+
+def _forget_local_paths(info) -> None:
+    """Put the model's URI where MLflow wrote its artifact location in ``MLmodel``.
+
+    MLflow 3 records the logged model's artifact location as ``artifact_path``: for a local
+    store, an absolute path of this machine (its user name, its folders), which then travels
+    wherever the model is copied. The URI ``models:/<id>`` names the same files in any
+    store's terms (MLflow reads ``artifact_path`` only to find the input example, which the
+    URI finds too).
+    """
+    import mlflow
+    from mlflow.models import Model
+    from mlflow.tracking import MlflowClient
+
+    with tempfile.TemporaryDirectory() as folder:
+        location = mlflow.get_logged_model(info.model_id).artifact_location
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"{location.rstrip('/')}/MLmodel", dst_path=folder
+        )
+        described = Model.load(local)
+        described.artifact_path = info.model_uri
+        described.save(local)
+        MlflowClient().log_model_artifact(info.model_id, local)
 
 
 def risk_metrics() -> list:
@@ -745,12 +1297,14 @@ def log_evaluation(result, model, model_source: str) -> str:
     source = model_source
     if not source.startswith(("models:/", "runs:/")):
         source = Path(source).name or source  # a directory's name, not this machine's path
-    with _store():
+    with _store(), _logging_session() as opened:
         experiment_id = _experiment_id("external-validation")
         name = f"{model.provenance.get('name', 'model')} on {result.source or result.data_digest}"
         with mlflow.start_run(experiment_id=experiment_id, run_name=name[:200]) as run:
+            opened.append(run.info.run_id)
             mlflow.set_tags(
                 {
+                    **process_tags(),
                     "model_source": source,
                     "model_sha256": getattr(model, "content_sha256", "unsaved"),
                     "model_data_kind": model.provenance.get("data_kind", "unknown"),
@@ -774,37 +1328,65 @@ def log_evaluation(result, model, model_source: str) -> str:
             return run.info.run_id
 
 
-def load_logged_model(uri: str):
+def load_logged_model(uri: str, *, public_key: Any = None):
     """The RiskModel logged at an MLflow model URI (``models:/name@alias``, ``runs:/...``).
 
-    The model's files are downloaded from the store of :func:`tracking_uri` into a new
-    temporary directory and verified against their checksums like any saved model.
+    The model's files are downloaded from the store of :func:`tracking_uri` into a
+    temporary directory, loaded (every byte read and verified against its checksum, and its
+    signature when ``public_key`` is given, by :meth:`RiskModel.load`), and the directory is
+    removed. Nothing from the artifact is executed, and reading never creates a store.
+
+    Parameters
+    ----------
+    uri : str
+        An MLflow model URI.
+    public_key : optional
+        Passed to :meth:`RiskModel.load`: refuse a model not signed with its private key.
 
     Raises
     ------
+    ModelFileError
+        No store at a local SQLite URI (MLflow would silently create an empty one; the
+        message says where it looked and how to point elsewhere), no such model or run in
+        the store, or model files that fail verification.
     TrackingError
-        If the store is a local SQLite file that does not exist (MLflow would silently
-        create an empty one; the message says where it looked and how to point elsewhere),
-        or the model cannot be read from it.
+        The store could not be reached (a server down).
     """
-    _require_store(f"read the model {uri!r}")
     import mlflow
+    from mlflow.exceptions import MlflowException
 
+    from .exceptions import ModelFileError
     from .risk import RiskModel
 
-    with _store():
+    _require_store(f"read the model {uri!r}", error=ModelFileError)
+    with _store(create=False), tempfile.TemporaryDirectory(prefix="ketapredict-") as folder:
         try:
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=uri, dst_path=tempfile.mkdtemp(prefix="ketapredict-")
-            )
-        except Exception as error:
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder))
+        except MlflowException as error:
+            if error.error_code in _NOT_FOUND:
+                raise ModelFileError(
+                    f"no ketapredict model at {uri!r} in the MLflow store {tracking_uri()}: "
+                    f"{_one_line(error)}"
+                ) from None
             raise TrackingError(
-                f"could not read the model {uri!r} from {tracking_uri()}: "
-                f"{type(error).__name__}: {error}"
+                f"could not read the model {uri!r} from {tracking_uri()}: {_one_line(error)}"
             ) from error
-    folder = Path(local)
-    saved = folder / "artifacts" / "risk_model"
-    return RiskModel.load(saved if saved.is_dir() else folder)
+        except OSError as error:  # a run's artifact path that holds nothing
+            raise ModelFileError(
+                f"no ketapredict model at {uri!r} in the MLflow store {tracking_uri()}: "
+                f"{_one_line(error)}"
+            ) from None
+        # the flavor's data (a model logged by this version), the python_model's artifact
+        # (earlier versions), or a RiskModel directory logged as plain artifacts; only the
+        # RiskModel's files are read, nothing of MLflow's (MLmodel, code) is used
+        for saved in (local / "data" / "risk_model", local / "artifacts" / "risk_model", local):
+            if (saved / "manifest.json").is_file():
+                break
+        return RiskModel.load(saved, public_key=public_key)
+
+
+# MLflow's error codes for a model, version, alias or run that is not in the store
+_NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
 
 
 # The champion rule compares like with like: the same data, validation scheme and primary
@@ -969,31 +1551,47 @@ def _sqlite_path(uri: str) -> Path:
     return Path(uri.removeprefix("sqlite:///")).resolve()
 
 
-def _require_store(action: str) -> None:
-    """Refuse to read a local SQLite store that does not exist.
+def _require_store(action: str, *, error: type[Exception] = TrackingError) -> None:
+    """Refuse to read a local SQLite store that does not exist (or is no MLflow store).
 
-    MLflow creates an empty database wherever a ``sqlite:///`` URI points, so reading the
-    relative default from the wrong directory would silently show nothing (and leave an
-    empty ``mlruns/`` behind). Servers and other databases are left to MLflow.
+    MLflow creates an empty database wherever a ``sqlite:///`` URI points (and the tables of
+    an empty file), so reading the relative default from the wrong directory would silently
+    show nothing (and leave an empty ``mlruns/`` behind). Servers and other databases are
+    left to MLflow.
 
     Raises
     ------
-    TrackingError
+    TrackingError (or ``error``)
         Saying which file was looked for and how to point at the right store.
     """
+    import sqlite3
+
     uri = tracking_uri()
     if not uri.startswith("sqlite:///") or uri.endswith(":memory:"):
         return
     database = _sqlite_path(uri)
     if database.is_file():
-        return
+        try:  # read-only: a file MLflow has not made a store would be made one
+            with contextlib.closing(
+                sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True, timeout=10)
+            ) as connection:
+                tables = connection.execute(
+                    "SELECT count(*) FROM sqlite_master WHERE name = 'alembic_version'"
+                ).fetchone()[0]
+        except sqlite3.Error as problem:
+            raise error(
+                f"cannot {action}: {database} is not an MLflow store ({problem})"
+            ) from None
+        if tables:
+            return
+        raise error(f"cannot {action}: {database} is not an MLflow store (it has no tables)")
     where = (
         "MLFLOW_TRACKING_URI is not set, so the store is mlruns/mlflow.db under the current "
         "directory"
         if uri == DEFAULT_TRACKING_URI and not os.environ.get("MLFLOW_TRACKING_URI")
         else f"MLFLOW_TRACKING_URI is {uri!r}"
     )
-    raise TrackingError(
+    raise error(
         f"cannot {action}: no MLflow store at {database} ({where}). Run from the project "
         "directory whose mlruns/ holds your runs (ketapredict train creates it), or set "
         "MLFLOW_TRACKING_URI to the store: sqlite:////absolute/path/to/mlflow.db or a "
