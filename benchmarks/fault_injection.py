@@ -23,11 +23,14 @@ Areas:
 - command line: every case of ``tests/test_cli_errors.py`` through ``main``;
 - patients and tables: ``tests/test_fuzz.py``'s generators, 10,000 patients for ``score``
   and 10,000 tables for ``validate`` (1,000 each with ``--quick``);
+- tracking faults: 4 processes on a new SQLite store, runs killed by SIGKILL and SIGTERM
+  (with their joblib workers), servers that fail or hang behind a working ``/health``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -125,6 +128,49 @@ def command_line() -> dict:
     return {"counts": counts, "failures": failures}
 
 
+def tracking() -> dict:
+    """Tracking faults, each once: 4 processes on a brand-new SQLite store (refused means
+    all 4 runs complete), a logging process killed with SIGKILL and with SIGTERM (its run
+    ends KILLED or FAILED, no worker alive after 30 s), and servers that answer ``/health``
+    but fail or hang on the API (refused before training within the timeout)."""
+    from servers import failing_tracking_server
+    from test_tracking_faults import concurrent_first_use, killed_run
+
+    from ketapredict.tracking import TrackingError, preflight
+
+    counts = dict.fromkeys(COLUMNS, 0)
+    failures = []
+
+    def count(name: str, ok: bool, detail) -> None:
+        counts["tried"] += 1
+        counts["refused"] += ok
+        if not ok:
+            failures.append(f"{name}: {detail}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        found = concurrent_first_use(4, Path(tmp) / "concurrent")
+        count("4 processes on a new store", found["complete"] == 4 and not found["lost"], found)
+        for how in ("SIGKILL", "SIGTERM"):
+            found = killed_run(Path(tmp) / how, how)
+            ended = found["status_after_next_run"] in ("KILLED", "FAILED")
+            count(f"run killed by {how}", ended and not found["orphans"], found)
+            counts["hung"] += bool(found["orphans"])
+    for kind, options in (("failing", {}), ("hanging", {"hang": 60})):
+        with failing_tracking_server(**options) as url:
+            os.environ["MLFLOW_TRACKING_URI"] = url
+            began = time.perf_counter()
+            try:
+                preflight(timeout=5.0)
+                count(f"{kind} server", False, "preflight passed")
+            except TrackingError as error:
+                seconds = time.perf_counter() - began
+                count(f"{kind} server", seconds < 10, f"{seconds:.1f} s: {error}")
+                counts["hung"] += seconds >= 10
+            finally:
+                os.environ.pop("MLFLOW_TRACKING_URI")
+    return {"counts": counts, "failures": failures}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller run, no training")
@@ -133,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         "model directories": model_directories,
         "command line": command_line,
         "patients and tables": lambda: patients(args.quick),
+        "tracking faults": tracking,
     }
     rows = {}
     for area, run in areas.items():
