@@ -197,7 +197,7 @@ CLI_CASES: list[CliCase] = [
     CliCase(
         "experiment-invalid-toml",
         _train("[data]\nn = 600\n[outcomes\n", "--no-track"),
-        "experiment.toml: not valid TOML",
+        "experiment.toml is not valid TOML",
     ),
     CliCase(
         "experiment-missing",
@@ -400,7 +400,7 @@ CLI_CASES: list[CliCase] = [
     CliCase(
         "ingest-deeply-nested-mapping",
         _command("ingest", "mapping.toml", files={"mapping.toml": "a = " + "[" * 50_000}),
-        "nested too deeply",
+        "too deeply to read",
     ),
     CliCase(
         "ingest-mapping-is-a-directory",

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._toml import read_toml
 from .exceptions import Problem, ValidationError
 from .regimen import REGIMEN_FIELDS, exposure
 from .schema import column
@@ -333,21 +333,6 @@ def _locate(name_or_path: str | Path) -> tuple[Any, str, str]:
     return found, source, source
 
 
-def _read_toml(found: Any, source: str) -> dict[str, Any]:
-    """The table in a feature-set file, or a ValidationError naming the file and the fault."""
-    try:
-        return tomllib.loads(found.read_text("utf-8"))
-    except UnicodeDecodeError as error:
-        message = f"{source} is not UTF-8 text ({error.reason} at byte {error.start})"
-    except tomllib.TOMLDecodeError as error:
-        message = f"{source} is not valid TOML: {error}"
-    except RecursionError:  # tomllib reads nested arrays recursively
-        message = f"{source} nests arrays or tables too deeply to read"
-    except OSError as error:
-        message = f"{source} cannot be read: {error.strerror}"
-    raise ValidationError([Problem("features", source, message)], "feature set")
-
-
 def _toml_kind(value: Any) -> str:
     """A TOML value's kind in the words of the TOML specification ("a table", "an array")."""
     kinds = {dict: "a table", list: "an array", str: "a string", bool: "a boolean"}
@@ -357,7 +342,7 @@ def _toml_kind(value: Any) -> str:
 
 def _parse(name_or_path: str | Path, seen: tuple[str, ...] = ()) -> FeatureSet:
     found, source, key = _locate(name_or_path)
-    spec = _read_toml(found, source)
+    spec, _ = read_toml(found, source, "feature set", "features")
     problems: list[Problem] = []
 
     def problem(key: str, value: Any, message: str) -> None:

@@ -35,7 +35,6 @@ import math
 import os
 import re
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -44,6 +43,7 @@ import numpy as np
 import pandas as pd
 import pydantic
 
+from ._toml import read_toml
 from .cohort.simulate import MAX_COURSES
 from .evaluate import SCHEMES, ValidationResult, check_design, cross_validate
 from .exceptions import Problem, ValidationError
@@ -228,21 +228,7 @@ def load_experiment(path: str | Path) -> Experiment:
     path = _find(path)
     where = str(path)
     name = _name(path)
-    try:
-        text = path.read_text("utf-8")
-        raw = tomllib.loads(text)
-    except UnicodeDecodeError as error:
-        message = f"{where} is not UTF-8 text ({error.reason} at byte {error.start})"
-    except tomllib.TOMLDecodeError as error:
-        message = f"{where}: not valid TOML: {error}"
-    except RecursionError:  # tomllib reads nested arrays recursively
-        message = f"{where} nests arrays or tables too deeply to read"
-    except OSError as error:
-        message = f"{where} cannot be read: {error.strerror}"
-    else:
-        message = None
-    if message is not None:
-        raise ValidationError([Problem(None, where, message)], "experiment")
+    raw, text = read_toml(path, where, "experiment")
     try:
         spec = _Spec.model_validate(raw)
     except pydantic.ValidationError as error:

@@ -494,38 +494,41 @@ def _key_bytes(key: Any, what: str) -> bytes | None:
 
 
 def _private_key(key: Any):
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    if isinstance(key, Ed25519PrivateKey):
-        return key
-    data = _key_bytes(key, "signing key")
-    try:
-        loaded = serialization.load_pem_private_key(data, password=None) if data else None
-    except (ValueError, TypeError):
-        loaded = None
-    if not isinstance(loaded, Ed25519PrivateKey):
-        raise ModelFileError(
-            f"the signing key {str(key)[:80]!r} is not an unencrypted Ed25519 private key in "
-            "PEM (make one with `ketapredict keys`)"
-        )
-    return loaded
+    return _key(key, private=True)
 
 
 def _public_key(key: Any):
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    return _key(key, private=False)
 
-    if isinstance(key, Ed25519PublicKey):
+
+def _key(key: Any, *, private: bool):
+    """An Ed25519 key object from itself, its PEM file or its PEM bytes (ModelFileError
+    naming what was expected if it is not one)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
+
+    kind = Ed25519PrivateKey if private else Ed25519PublicKey
+    if isinstance(key, kind):
         return key
-    data = _key_bytes(key, "public key")
+    what = "signing key" if private else "public key"
+    data = _key_bytes(key, what)
     try:
-        loaded = serialization.load_pem_public_key(data) if data else None
+        if not data:
+            loaded = None
+        elif private:
+            loaded = serialization.load_pem_private_key(data, password=None)
+        else:
+            loaded = serialization.load_pem_public_key(data)
     except (ValueError, TypeError):
         loaded = None
-    if not isinstance(loaded, Ed25519PublicKey):
-        raise ModelFileError(
-            f"the public key {str(key)[:80]!r} is not an Ed25519 public key in PEM "
-            "(the .pub file of `ketapredict keys`)"
+    if not isinstance(loaded, kind):
+        expected = (
+            "an unencrypted Ed25519 private key in PEM (make one with `ketapredict keys`)"
+            if private
+            else "an Ed25519 public key in PEM (the .pub file of `ketapredict keys`)"
         )
+        raise ModelFileError(f"the {what} {str(key)[:80]!r} is not {expected}")
     return loaded

@@ -16,13 +16,13 @@ every key.
 from __future__ import annotations
 
 import difflib
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import pydantic
 
+from .._toml import read_toml
 from ..exceptions import Problem, ValidationError
 from ..regimen import REGIMEN_FIELDS, Regimen
 from ..schema import column, columns, visit_label
@@ -344,18 +344,7 @@ def load_mapping(source: str | Path | Mapping[str, Any]) -> StudyMapping:
         if not path.is_file():
             found = "a directory, not a file" if path.is_dir() else "no such file"
             raise ValidationError([Problem(None, str(path), f"{str(path)!r}: {found}")], where)
-        try:
-            data = tomllib.loads(path.read_bytes().decode("utf-8"))
-        except UnicodeDecodeError as error:
-            problem = Problem(None, None, f"not UTF-8 text ({error.reason} at byte {error.start})")
-            raise ValidationError([problem], where) from None
-        except tomllib.TOMLDecodeError as error:
-            raise ValidationError(
-                [Problem(None, None, f"not valid TOML: {error}")], where
-            ) from None
-        except RecursionError:  # tomllib recurses once per level of nesting
-            problem = Problem(None, None, "nested too deeply to be a mapping file")
-            raise ValidationError([problem], where) from None
+        data, _ = read_toml(path, repr(str(path)), where)
         origin = str(path.resolve())
     elif isinstance(source, Mapping):
         data = dict(source)
