@@ -140,6 +140,29 @@ def test_probabilities_are_the_outcome_models(risk_model, train):
         np.testing.assert_allclose(proba[outcome], model.predict_proba(train)[:, 1], atol=1e-6)
 
 
+def test_a_batch_walks_fewer_trees_to_the_same_margins(risk_model):
+    """Draws of missing fields change only the trees that read them: the batch path's
+    margins equal walking every tree of every member on every draw."""
+    from ketapredict import validate
+    from ketapredict.risk import _Batch
+
+    table = validate(simulate_cohort(n=400, seed=5))
+    # more missingness patterns, a missing weight (the dose schedule's mg/kg) among them
+    rng = np.random.default_rng(0)
+    for name in ("weight_kg", "bmi", "hamd17_baseline", "family_history_aud"):
+        table.loc[rng.random(len(table)) < 0.2, name] = pd.NA
+    batch = _Batch(risk_model, table)
+    filled, owner = risk_model._expand(table)
+    assert len(batch._groups) > 10
+    np.testing.assert_array_equal(batch.owner, owner)
+    for outcome, state in risk_model._outcomes.items():
+        every = risk_model._encoded(filled)[outcome]
+        np.testing.assert_array_equal(batch.matrix(state), every)
+        np.testing.assert_allclose(
+            batch.margins(state, members=None), state.trees.margins(every), rtol=0, atol=1e-12
+        )
+
+
 def test_intervals_hold_the_estimate_and_widen_away_from_the_data(risk_model, train):
     intervals = risk_model.predict_interval(train)
     assert intervals.shape[0] == 2 * len(train)

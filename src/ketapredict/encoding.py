@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -64,6 +64,8 @@ class _Output:
 
 Encoder = Callable[[pd.DataFrame, Sequence[str]], dict[str, np.ndarray]]
 _ENCODERS: dict[str, tuple[Encoder, Callable[[Sequence[str]], list[_Output]]]] = {}
+# Encoders whose outputs for a column depend on that column alone.
+_COLUMNWISE = frozenset({"numeric", "flag", "one_hot"})
 
 
 def _encoder(name: str, outputs: Callable[[Sequence[str]], list[_Output]]):
@@ -237,6 +239,9 @@ def _dose_schedule(frame, columns):
 # The dose-schedule encoder needs these columns whatever the set lists (weight converts
 # fixed doses; it is optional).
 _SCHEDULE_SOURCES = (*REGIMEN_FIELDS, "endpoint_day")
+# what the dose-schedule step reads besides its own columns: the regimen, and the weight
+# that turns a fixed dose into mg/kg
+_SCHEDULE_READS = (*_SCHEDULE_SOURCES, "weight_kg")
 
 
 # --------------------------------------------------------------------------------------------
@@ -480,21 +485,62 @@ def sources(spec: FeatureSet) -> list[str]:
     """The contract columns a feature set reads (the dose schedule adds its own)."""
     names = spec.columns
     if any(s.encoder == "dose_schedule" for g in spec.groups for s in g.steps):
-        names += [c for c in (*_SCHEDULE_SOURCES, "weight_kg") if c not in names]
+        names += [c for c in _SCHEDULE_READS if c not in names]
     return names
 
 
-def encode(spec: FeatureSet, frame: Any) -> dict[str, np.ndarray]:
+def encode(
+    spec: FeatureSet, frame: Any, reading: Collection[str] | None = None
+) -> dict[str, np.ndarray]:
     """Encode a table with a feature set: output name -> float array.
 
     ``frame`` is a DataFrame, or a :class:`Columns` of one-dimensional arrays; columns it
-    lacks become missing (NaN) features.
+    lacks become missing (NaN) features. With ``reading``, only the steps that read some of
+    those contract columns are encoded, and only their outputs returned (re-encoding the
+    features that a change of those columns can change).
     """
     encoded: dict[str, np.ndarray] = {}
-    for group in spec.groups:
-        for step in group.steps:
-            encoded.update(_ENCODERS[step.encoder][0](frame, step.columns))
+    for step in _steps(spec, reading):
+        encoded.update(_ENCODERS[step.encoder][0](frame, step.columns))
+    if reading is not None:
+        return encoded
     return {name: encoded[name] for name in _output_names(spec)}
+
+
+def outputs_reading(spec: FeatureSet, reading: Collection[str]) -> list[str]:
+    """The output features that the columns ``reading`` can change: each of their own
+    outputs for an encoder that encodes column by column, every output of another step that
+    reads one of them."""
+    names = []
+    for step in _steps(spec, reading):
+        outputs = _ENCODERS[step.encoder][1]
+        if step.encoder in _COLUMNWISE:
+            names += [out.name for c in step.columns if c in reading for out in outputs((c,))]
+        else:
+            names += [out.name for out in outputs(step.columns)]
+    return names
+
+
+def sources_reading(spec: FeatureSet, reading: Collection[str]) -> list[str]:
+    """Every contract column read by the steps that read some of the columns ``reading``."""
+    found: dict[str, None] = {}
+    for step in _steps(spec, reading):
+        found.update(dict.fromkeys(_step_sources(step)))
+    return list(found)
+
+
+def _steps(spec: FeatureSet, reading: Collection[str] | None) -> list[_Step]:
+    steps = [step for group in spec.groups for step in group.steps]
+    if reading is None:
+        return steps
+    return [step for step in steps if not set(_step_sources(step)).isdisjoint(reading)]
+
+
+def _step_sources(step: _Step) -> tuple[str, ...]:
+    """The contract columns a step reads."""
+    if step.encoder == "dose_schedule":
+        return (*step.columns, *_SCHEDULE_READS)
+    return step.columns
 
 
 _NAMES: dict[int, tuple[FeatureSet, list[str]]] = {}

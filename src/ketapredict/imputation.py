@@ -144,12 +144,12 @@ class BaselineImputer:
         return self
 
     # -- drawing ----------------------------------------------------------------------------
-    def _fill(self, frame: Any, normals: np.ndarray, uniforms: np.ndarray) -> dict[str, Any]:
-        """Filled values of the imputed fields for every row of ``frame``.
+    def _fill(self, X: np.ndarray, normals: np.ndarray, uniforms: np.ndarray) -> dict[str, Any]:
+        """Filled values of the imputed fields for every row of ``X`` (the rows' variables,
+        :meth:`_matrix`).
 
-        ``normals`` and ``uniforms`` have shape (len(frame), n_fields): the standard draws.
+        ``normals`` and ``uniforms`` have shape (len(X), n_variables): the standard draws.
         """
-        X = self._matrix(frame, self._spec)
         k = len(self.fields_)
         filled = X[:, :k].copy()
         missing = np.isnan(X)
@@ -189,7 +189,9 @@ class BaselineImputer:
                 filled[rows, j] = value
         return {f: filled[:, j] for j, f in enumerate(self.fields_)}
 
-    def _write(self, frame: Any, values: Mapping[str, np.ndarray]) -> Any:
+    def write(self, frame: Any, values: Mapping[str, np.ndarray]) -> Any:
+        """``frame`` (a DataFrame or encoding.Columns) with these fields' values, in the
+        contract's types."""
         if not isinstance(frame, pd.DataFrame):  # encoding.Columns: plain arrays
             out = type(frame)(frame)
             out.update(values)
@@ -210,14 +212,40 @@ class BaselineImputer:
             return frame
         rng = np.random.default_rng(random_state)
         shape = (len(frame), len(self.variables_))
-        values = self._fill(frame, rng.standard_normal(shape), rng.random(shape))
-        return self._write(frame, values)
+        X = self._matrix(frame, self._spec)
+        values = self._fill(X, rng.standard_normal(shape), rng.random(shape))
+        return self.write(frame, values)
 
     def missing(self, frame: Any) -> np.ndarray:
         """Which imputed fields each row lacks: bool array (rows, fields)."""
         return np.column_stack(
             [np.isnan(_values(frame, f)) for f in self.fields_] or [np.zeros(len(frame), bool)]
         )[:, : len(self.fields_)]
+
+    def draws(self, frame: Any) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+        """The imputed fields of every row's copies, without copying the rest of the table.
+
+        Returns
+        -------
+        owner : ndarray of int
+            For each copy, the position of its row in ``frame``: a row with missing fields
+            has ``n_draws`` copies, a complete row one. A row's copies are consecutive.
+        values : dict of str to ndarray
+            Each imputed field's value in every copy (recorded values repeated).
+        missing : ndarray of bool, shape (len(frame), len(fields_))
+            Which imputed fields each row lacks.
+        """
+        if not self.fields_:
+            return np.arange(len(frame)), {}, np.zeros((len(frame), 0), bool)
+        missing = self.missing(frame)
+        counts = np.where(missing.any(axis=1), self.n_draws, 1)
+        owner = np.repeat(np.arange(len(frame)), counts)
+        # the k-th copy of every row gets the k-th fixed draw: a patient's prediction does not
+        # depend on the batch it came in
+        copy = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
+        normals, uniforms = _standard_draws(self.n_draws, len(self.variables_))
+        X = self._matrix(frame, self._spec)[owner]
+        return owner, self._fill(X, normals[copy], uniforms[copy]), missing
 
     def expand(self, frame: Any) -> tuple[Any, np.ndarray]:
         """Rows with missing fields as ``n_draws`` filled copies (scoring).
@@ -230,22 +258,15 @@ class BaselineImputer:
             For each filled row, the position of its row in ``frame``; average a
             prediction over it with :meth:`average`.
         """
-        lacking = self.missing(frame).any(axis=1) if self.fields_ else np.zeros(len(frame), bool)
-        if not lacking.any():
-            return frame, np.arange(len(frame))
-        counts = np.where(lacking, self.n_draws, 1)
-        owner = np.repeat(np.arange(len(frame)), counts)
+        owner, values, missing = self.draws(frame)
+        if not missing.any():
+            return frame, owner
         expanded = (
             frame.iloc[owner].reset_index(drop=True)
             if isinstance(frame, pd.DataFrame)
             else type(frame)({k: np.asarray(v)[owner] for k, v in frame.items()})
         )
-        # the k-th copy of every row gets the k-th fixed draw: a patient's prediction does not
-        # depend on the batch it came in
-        copy = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
-        normals, uniforms = _standard_draws(self.n_draws, len(self.variables_))
-        values = self._fill(expanded, normals[copy], uniforms[copy])
-        return self._write(expanded, values), owner
+        return self.write(expanded, values), owner
 
     @staticmethod
     def average(values: np.ndarray, owner: np.ndarray, n_rows: int) -> np.ndarray:

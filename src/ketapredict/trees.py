@@ -360,12 +360,20 @@ class TreeEnsemble:
         return ensemble
 
     # -- prediction -------------------------------------------------------------------------
-    def margins(self, X: np.ndarray, members: int | None = None) -> np.ndarray:
+    def margins(
+        self,
+        X: np.ndarray,
+        members: int | None = None,
+        trees: np.ndarray | None = None,
+        base: bool = True,
+    ) -> np.ndarray:
         """Members' margins (log-odds before calibration), shape (n_rows, n_members).
 
         ``X`` is the encoded feature matrix; NaN is missing. Values are compared in float32,
         as XGBoost does, so margins match XGBoost's to rounding. ``members=k`` evaluates
-        only the first ``k`` members.
+        only the first ``k`` members. ``trees`` (a boolean mask over every tree) sums only
+        those trees, and ``base=False`` leaves out the base margins: a margin is the sum of
+        the parts over a split of the trees.
         """
         k = self.n_members if members is None else min(members, self.n_members)
         n_trees = int(np.searchsorted(self.tree_member, k))
@@ -374,23 +382,37 @@ class TreeEnsemble:
             raise ValueError(
                 f"expected encoded features of shape (n, {self.n_features}); got {X.shape}"
             )
-        roots, owner = self.roots[:n_trees], self.tree_member[:n_trees]
+        chosen = np.arange(n_trees) if trees is None else np.flatnonzero(trees[:n_trees])
+        roots, owner = self.roots[chosen], self.tree_member[chosen]
         out = np.zeros((len(X), k))
         # trees are stored member by member: sum each member's contiguous run
-        bounds = np.flatnonzero(np.r_[True, np.diff(owner) != 0]) if n_trees else []
-        if n_trees and len(X) <= _FEW_ROWS:
+        bounds = np.flatnonzero(np.r_[True, np.diff(owner) != 0]) if len(chosen) else []
+        if len(chosen) and len(X) <= _FEW_ROWS:
+            prefix = trees is None  # the roots' splits of a prefix of the trees are cached
             for i, row in enumerate(X):
-                per_tree = self.value[self._leaves_of_row(row, roots)]
+                per_tree = self.value[self._leaves_of_row(row, roots, prefix)]
                 out[i, owner[bounds]] = np.add.reduceat(per_tree, bounds)
-        elif n_trees:
-            step = max(1, _BLOCK_CELLS // n_trees)
+        elif len(chosen):
+            step = max(1, _BLOCK_CELLS // len(chosen))
             for start in range(0, len(X), step):
                 block = X[start : start + step]
                 per_tree = self.value[self._leaves(block, roots)]
                 out[start : start + len(block), owner[bounds]] = np.add.reduceat(
                     per_tree, bounds, axis=1
                 )
-        return out + self.base_margins[:k]
+        return out + self.base_margins[:k] if base else out
+
+    def tree_features(self) -> np.ndarray:
+        """Which features each tree splits on: boolean, shape (n_trees, n_features)."""
+        cached = self.__dict__.get("_tree_features")
+        if cached is None:
+            split = np.flatnonzero(self.left != -1)
+            # the tree of each node: the last root at or before it (trees are contiguous)
+            tree = np.searchsorted(self.roots, split, side="right") - 1
+            cached = np.zeros((len(self.roots), self.n_features), bool)
+            cached[tree, self.feature[split]] = True
+            self.__dict__["_tree_features"] = cached
+        return cached
 
     @property
     def _children(self) -> tuple[np.ndarray, np.ndarray]:
@@ -411,7 +433,7 @@ class TreeEnsemble:
         left = (x < self.threshold[node]) | (missing & self.default_left[node])
         return np.where(left, to_left[node], to_right[node])
 
-    def _leaves_of_row(self, row: np.ndarray, roots: np.ndarray) -> np.ndarray:
+    def _leaves_of_row(self, row: np.ndarray, roots: np.ndarray, prefix: bool) -> np.ndarray:
         to_left, to_right = self._children
         if np.isnan(row).any():
             missing = np.isnan(row)
@@ -421,24 +443,29 @@ class TreeEnsemble:
                 node = self._step(row[feature], missing[feature], node)
             return node
         # no missing value (the usual case): fewer lookups, roots' splits read once
-        feature, threshold, left, right = self._root_splits(roots)
+        feature, threshold, left, right = self._root_splits(roots, prefix)
         node = np.where(row[feature] < threshold, left, right)
         for _ in range(self.max_depth - 1):
             go = row[self.feature[node]] < self.threshold[node]
             node = np.where(go, to_left[node], to_right[node])
         return node
 
-    def _root_splits(self, roots: np.ndarray) -> tuple[np.ndarray, ...]:
+    def _root_splits(self, roots: np.ndarray, prefix: bool) -> tuple[np.ndarray, ...]:
+        """The roots' features, thresholds and children; cached when ``roots`` are the
+        first ``len(roots)`` trees' (a member prefix, the usual case)."""
         cache = self.__dict__.setdefault("_root_cache", {})
         key = len(roots)
-        if key not in cache:
+        if not prefix or key not in cache:
             to_left, to_right = self._children
-            cache[key] = (
+            splits = (
                 self.feature[roots],
                 self.threshold[roots],
                 to_left[roots],
                 to_right[roots],
             )
+            if not prefix:
+                return splits
+            cache[key] = splits
         return cache[key]
 
     def _leaves(self, X: np.ndarray, roots: np.ndarray) -> np.ndarray:
