@@ -116,6 +116,10 @@ def test_experiment_from_a_csv_file(tmp_path, cohort):
             ("n_estimators = 80", "n_estimators = 80\n[tuning]\ndepth = [2, 3]"),
             "unknown key tuning.depth",
         ),
+        (
+            ("n_estimators = 80", "n_estimators = 80\n[intervals]\nreplicates = 1"),
+            "intervals.replicates=1: Input should be greater than or equal to 2",
+        ),
     ],
 )
 def test_bad_experiment_files_name_the_file_and_key(tmp_path, change, message):

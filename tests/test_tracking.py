@@ -31,6 +31,8 @@ set = "{features}"
 names = ["response", "dissociation"]
 [model]
 n_estimators = {n_estimators}
+[intervals]
+replicates = 4
 [validation]
 scheme = "stratified_kfold"
 n_splits = 3
@@ -68,7 +70,7 @@ def two_runs(tmp_path_factory):
     saved_uri = os.environ.pop("MLFLOW_TRACKING_URI", None)
     os.chdir(folder)
     try:
-        path = write_experiment(folder, extra="learning_curve = [200, 400]")
+        path = write_experiment(folder, extra="learning_curve = [200]")
         assert main(["train", str(path), "--quiet"]) == 0
         path = write_experiment(
             folder, "small_no_cognition", n_estimators=20, features="no_cognition"
@@ -448,6 +450,7 @@ def test_register_keeps_the_better_model_as_champion(store, fitted):
     from mlflow.tracking import MlflowClient
 
     _, good, model = fitted
+    assert model.provenance["replicates"] == 4  # the experiment file's [intervals]
     first = log_experiment(good, good.data, model, register="registry-model")
     assert first.registered["alias"] == "champion"
     assert np.isfinite(first.registered["within_arm_auc"])

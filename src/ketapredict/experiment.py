@@ -22,6 +22,8 @@ An experiment file (``experiments/<name>.toml``)::
     learning_curve = [250, 500, 1000]   # optional: training sizes for a learning curve
     [tuning]                  # optional: nested cross-validation over this grid
     max_depth = [2, 3]
+    [intervals]               # the saved model's 90% intervals
+    replicates = 20           # bootstrap replicates per outcome (2-200)
 
 :func:`load_experiment` checks everything (unknown keys, the feature set, model
 parameters, that the data files exist) before any data is read; :func:`run_experiment`
@@ -127,6 +129,12 @@ class _Validation(_Strict):
     )
 
 
+class _Intervals(_Strict):
+    # the saved RiskModel's bootstrap replicates per outcome (ketapredict.risk.REPLICATES
+    # explains the default); fewer fit faster and estimate the spread more coarsely
+    replicates: int = pydantic.Field(default=20, ge=2, le=200)
+
+
 class _Spec(_Strict):
     description: str = ""
     data: _Data = _Data()
@@ -135,6 +143,7 @@ class _Spec(_Strict):
     model: dict[str, Any] = pydantic.Field(default_factory=dict)
     validation: _Validation = _Validation()
     tuning: dict[str, list[Any]] = pydantic.Field(default_factory=dict)
+    intervals: _Intervals = _Intervals()
 
 
 @dataclass(frozen=True)
@@ -150,7 +159,8 @@ class Experiment:
     text : str
         The file as written (logged with every run).
     spec : pydantic model
-        ``data``, ``features``, ``outcomes``, ``model``, ``validation``, ``tuning``.
+        ``data``, ``features``, ``outcomes``, ``model``, ``validation``, ``tuning``,
+        ``intervals``.
     """
 
     name: str
@@ -441,11 +451,16 @@ class ExperimentResult:
     learning_curves: dict[str, pd.DataFrame] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
 
-    def fit_model(self):
+    def fit_model(self, name: str | None = None):
         """The RiskModel of this experiment's outcomes, fitted on all its data.
 
         Its provenance records the experiment, the data kind, the date and the
         cross-validated metrics; a model trained on simulated data says so.
+
+        Parameters
+        ----------
+        name : str, optional
+            The model's name in its provenance and model card (default: the experiment's).
         """
         from .risk import RiskModel
 
@@ -461,7 +476,7 @@ class ExperimentResult:
         from . import __version__
 
         provenance = {
-            "name": self.experiment.name,
+            "name": name or self.experiment.name,
             "data_kind": self.data_kind,
             "data_source": spec.data.describe(),
             "trained": time.strftime("%Y-%m-%d"),
@@ -495,6 +510,7 @@ class ExperimentResult:
             features=spec.features.set,
             provenance=provenance,
             interval_data=interval_data,
+            replicates=spec.intervals.replicates,
             **spec.model,
         )
         self.timings["final_model"] = time.perf_counter() - began
