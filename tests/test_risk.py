@@ -163,6 +163,16 @@ def test_a_batch_walks_fewer_trees_to_the_same_margins(risk_model):
         )
 
 
+def test_blocks_of_a_batch_score_as_the_whole(risk_model, monkeypatch):
+    import ketapredict.risk
+
+    table = simulate_cohort(n=300, seed=6)
+    whole = risk_model.predict_proba(table), risk_model.predict_interval(table)
+    monkeypatch.setattr(ketapredict.risk, "_BATCH_PATIENTS", 70)
+    pd.testing.assert_frame_equal(risk_model.predict_proba(table), whole[0])
+    pd.testing.assert_frame_equal(risk_model.predict_interval(table), whole[1])
+
+
 def test_intervals_hold_the_estimate_and_widen_away_from_the_data(risk_model, train):
     intervals = risk_model.predict_interval(train)
     assert intervals.shape[0] == 2 * len(train)

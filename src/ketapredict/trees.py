@@ -382,18 +382,21 @@ class TreeEnsemble:
             raise ValueError(
                 f"expected encoded features of shape (n, {self.n_features}); got {X.shape}"
             )
-        chosen = np.arange(n_trees) if trees is None else np.flatnonzero(trees[:n_trees])
-        roots, owner = self.roots[chosen], self.tree_member[chosen]
+        if trees is None:
+            roots, owner = self.roots[:n_trees], self.tree_member[:n_trees]
+        else:
+            chosen = np.flatnonzero(trees[:n_trees])
+            roots, owner = self.roots[chosen], self.tree_member[chosen]
         out = np.zeros((len(X), k))
         # trees are stored member by member: sum each member's contiguous run
-        bounds = np.flatnonzero(np.r_[True, np.diff(owner) != 0]) if len(chosen) else []
-        if len(chosen) and len(X) <= _FEW_ROWS:
+        bounds = np.flatnonzero(np.r_[True, np.diff(owner) != 0]) if len(roots) else []
+        if len(roots) and len(X) <= _FEW_ROWS:
             prefix = trees is None  # the roots' splits of a prefix of the trees are cached
             for i, row in enumerate(X):
                 per_tree = self.value[self._leaves_of_row(row, roots, prefix)]
                 out[i, owner[bounds]] = np.add.reduceat(per_tree, bounds)
-        elif len(chosen):
-            step = max(1, _BLOCK_CELLS // len(chosen))
+        elif len(roots):
+            step = max(1, _BLOCK_CELLS // len(roots))
             for start in range(0, len(X), step):
                 block = X[start : start + step]
                 per_tree = self.value[self._leaves(block, roots)]
