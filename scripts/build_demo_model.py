@@ -26,8 +26,7 @@ def main() -> int:
     began = time.perf_counter()
     experiment = load_experiment(ROOT / "experiments" / "demo.toml")
     result = run_experiment(experiment, progress=True)
-    model = result.fit_model()
-    model.provenance["name"] = "ketapredict demo model"
+    model = result.fit_model(name="ketapredict demo model")
     if TARGET.exists():
         shutil.rmtree(TARGET)
     model.save(TARGET)
