@@ -226,6 +226,23 @@ def test_exposure_varies_around_the_published_pharmacology():
     assert abs(nominal["p_dissociation"].mean() - arm["p_dissociation"].mean()) > 0.02
 
 
+def test_family_history_predicts_less_dissociation_within_a_fixed_dose_arm():
+    """A recorded baseline field predicts dissociation (Petrakis 2004): within one mg/kg
+    arm the true risk differs by family history, and ranks the observed dissociation."""
+    from sklearn.metrics import roc_auc_score
+
+    arm = simulate_arm(Population(), KETAMINE, n=20_000, seed=3, visit_days=(1,))
+    risk = arm["p_dissociation"].groupby(arm["family_history_aud"]).mean()
+    assert risk[True] < risk[False] - 0.05
+    known = arm["dissociation"].notna()
+    auc = roc_auc_score(
+        arm.loc[known, "dissociation"].astype(int), arm.loc[known, "p_dissociation"]
+    )
+    assert auc > 0.53
+    rate = arm["dissociation"].astype(float).groupby(arm["family_history_aud"]).mean()
+    assert rate[True] < rate[False] - 0.05
+
+
 def test_saline_improves_a_few_points_ketamine_more():
     trial = simulate_trial(
         Population(madrs_mean=32, madrs_sd=6),

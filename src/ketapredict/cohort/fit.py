@@ -230,10 +230,13 @@ def _(lab, target, p):
     arm = lab.arm(target, p)
     w, first, second, slope, extra = arm.node_moments(target.spec["day"], p)
     m0 = arm.madrs0
+    family = np.asarray(arm.full["family_history_aud"], dtype=float)
     cadss_mean, cadss_var, within = [], [], []
     for comp, c, _ in extra:
         h = dissociation_exposure(c, comp.factor, p)
-        cadss_mean.append(p.cadss_baseline + p.cadss_max * h)
+        cadss_mean.append(
+            p.cadss_baseline + p.cadss_max * (1 - p.cadss_family_history * family) * h
+        )
         cadss_var.append(p.cadss_noise**2 + (p.cadss_sd * h) ** 2)
         within.append(-p.cadss_sd * h * comp.unblinding)  # Cov(CADSS, delta)
     cadss_mean, cadss_var, within = map(np.array, (cadss_mean, cadss_var, within))

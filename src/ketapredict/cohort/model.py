@@ -574,13 +574,18 @@ def _probabilities(c, x, madrs0, prof, p, priors, trial, *, all_nodes: bool) -> 
             for name, value in terms.items():
                 key = f"p_{name}{suffix}"
                 out[key] = out.get(key, 0.0) + comp.weight * value
-    # dissociation depends on the exposure node only (no trial effect)
+    # dissociation depends on the exposure node and family history (no trial effect); a
+    # missing family history is summed over its two values
+    family = np.asarray(x["family_history_aud"], dtype=float)
+    if priors is not None:
+        family = np.where(np.isnan(family), priors["family_history_aud"], family)
     dissociation = np.zeros(n)
     for node, weight in zip(NODES, NODE_WEIGHTS, strict=True) if all_nodes else [(0.0, 1.0)]:
         h = dissociation_exposure(c, c.factor(node), p)
-        mean = p.cadss_baseline + p.cadss_max * h
         sd = np.sqrt(p.cadss_noise**2 + (p.cadss_sd * h) ** 2)
-        dissociation += weight * ndtr((mean - (DISSOCIATION_ABOVE + 0.5)) / sd)
+        for value, share in ((0.0, 1 - family), (1.0, family)):
+            mean = p.cadss_baseline + p.cadss_max * (1 - p.cadss_family_history * value) * h
+            dissociation += weight * share * ndtr((mean - (DISSOCIATION_ABOVE + 0.5)) / sd)
     out["p_dissociation"] = dissociation
     out["p_dissociation_marginal"] = dissociation
     return out
@@ -673,7 +678,10 @@ def simulate_visits(
     out["cognitive_decline"] = change <= DECLINE_AT
 
     h = dissociation_exposure(c, comp.factor, p)
-    susceptibility = p.cadss_max + p.cadss_sd * latent.dissociation
+    family = np.nan_to_num(np.asarray(x["family_history_aud"], dtype=float))
+    susceptibility = (
+        p.cadss_max * (1 - p.cadss_family_history * family) + p.cadss_sd * latent.dissociation
+    )
     tolerance = 1 / (1 + p.cadss_tolerance * (np.maximum(prof.given, 1) - 1))
     noise = p.cadss_noise * rng.standard_normal((2, n))
     first = p.cadss_baseline + susceptibility * h + noise[0]
