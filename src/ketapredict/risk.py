@@ -961,12 +961,12 @@ class RiskModel:
         ...                        trial_effect=TrialEffect(nonspecific=1, drug=1))
         >>> predicted = model.predict_proba(local)["response"].mean()
         >>> round(float(local["response"].mean()), 3), round(float(predicted), 3)
-        (0.535, 0.344)
+        (0.56, 0.313)
         >>> updated = model.recalibrate(local)
         >>> updated.provenance["recalibration"]["outcomes"]["response"]["method"]
-        'intercept_slope'
+        'intercept'
         >>> round(float(updated.predict_proba(local)["response"].mean()), 3)
-        0.535
+        0.56
         """
         from .schema import check_outcome, table_digest
         from .updating import METHODS, choose_update
