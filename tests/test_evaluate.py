@@ -185,6 +185,11 @@ def test_result_holds_model_peers_and_oracle(loto):
     assert 0.6 < loto.metrics.loc["OutcomeModel", "auc"] < loto.metrics.loc["oracle", "auc"]
     assert set(loto.fold_metrics["model"]) == set(loto.metrics.index)
     assert {"treat_all", "treat_none", "OutcomeModel", "oracle"} <= set(loto.decision_curve)
+    # the decision curve spans the thresholds a clinician could choose for this outcome's
+    # base rate (from a third of it), not a fixed 0.05-0.95 grid
+    base = loto.predictions["response"].mean()
+    thresholds = loto.decision_curve.index.to_numpy()
+    assert thresholds.min() < base < thresholds.max() <= min(0.9, 3 * base + 0.1) + 1e-9
     assert set(loto.subgroups["variable"]) == {
         "sex",
         "age band",

@@ -37,6 +37,7 @@ __all__ = [
     "active_drug",
     "arm_labels",
     "cross_validate",
+    "decision_thresholds",
     "expected_calibration_error",
     "learning_curve",
     "net_benefit",
@@ -49,7 +50,6 @@ SCHEMES = ("stratified_kfold", "grouped_kfold", "leave_one_trial_out")
 # Each validation fold should hold this many events on average: with fewer, fold metrics are
 # noise and the folds' training sets run short of events.
 EVENTS_PER_FOLD = 5
-THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.05), 2)
 # An arm adds its AUC to the within-arm mean only with at least this many events and as many
 # non-events: with fewer, one patient moves the arm's AUC by a tenth or more.
 MIN_CLASS_PER_ARM = 5
@@ -437,7 +437,44 @@ def score_predictions(
     return out
 
 
-def net_benefit(y: Any, p: Any, thresholds: Iterable[float] = THRESHOLDS) -> pd.DataFrame:
+def decision_thresholds(base_rate: float, n: int = 60) -> np.ndarray:
+    """Risk thresholds a clinician could choose for an outcome of this base rate.
+
+    From a third of the base rate up to ``min(0.9, 3 × base rate + 0.1)``, ``n`` thresholds
+    evenly spaced. Below the base rate, "treat all" beats "treat none"; a model is worth
+    using where it beats both. Far above the base rate, few patients reach the threshold
+    and every curve is near zero, so the range stops at about three times the base rate
+    (plus a margin, so that a rare outcome still reaches 10%).
+
+    Parameters
+    ----------
+    base_rate : float in (0, 1)
+        Share of patients with the outcome.
+    n : int, default=60
+        Number of thresholds.
+
+    Returns
+    -------
+    ndarray of float
+
+    Examples
+    --------
+    >>> from ketapredict.evaluate import decision_thresholds
+    >>> t = decision_thresholds(0.03)
+    >>> float(t[0]), float(t[-1])
+    (0.01, 0.19)
+    >>> t = decision_thresholds(0.45)
+    >>> float(t[0]), float(t[-1])
+    (0.15, 0.9)
+    """
+    if not 0 < base_rate < 1:
+        raise ValueError(f"Got base_rate={base_rate!r}, but expected a share in (0, 1).")
+    low = max(base_rate / 3, 0.001)
+    high = max(min(0.9, 3 * base_rate + 0.1), low + 0.01)
+    return np.unique(np.round(np.linspace(low, high, n), 4))
+
+
+def net_benefit(y: Any, p: Any, thresholds: Iterable[float] | None = None) -> pd.DataFrame:
     """The decision curve: net benefit of acting when p >= threshold (Vickers 2006).
 
     Net benefit = TP/n - FP/n * t / (1 - t). Treat-all and treat-none are the references.
@@ -448,8 +485,9 @@ def net_benefit(y: Any, p: Any, thresholds: Iterable[float] = THRESHOLDS) -> pd.
         Observed outcomes.
     p : array-like of float
         Predicted probabilities.
-    thresholds : iterable of float, default 0.05 to 0.95 by 0.05
-        Risk thresholds at which a clinician would act.
+    thresholds : iterable of float, optional
+        Risk thresholds at which a clinician would act. Default: :func:`decision_thresholds`
+        of the observed base rate (a fixed 0.05-0.95 grid says nothing of a 2% outcome).
 
     Returns
     -------
@@ -466,6 +504,8 @@ def net_benefit(y: Any, p: Any, thresholds: Iterable[float] = THRESHOLDS) -> pd.
     y = np.asarray(y, dtype=float)
     p = np.asarray(p, dtype=float)
     n = len(y)
+    if thresholds is None:
+        thresholds = decision_thresholds(float(y.mean()))
     rows = []
     for t in thresholds:
         act = p >= t

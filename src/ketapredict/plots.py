@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .evaluate import decision_thresholds
+
 if TYPE_CHECKING:  # matplotlib takes a second to import: only the plotting functions do
     from matplotlib.figure import Figure
 
@@ -543,42 +545,6 @@ def plot_calibration(
 # --------------------------------------------------------------------------------------------
 # Decision curve
 # --------------------------------------------------------------------------------------------
-def decision_thresholds(base_rate: float, n: int = 60) -> np.ndarray:
-    """Risk thresholds a clinician could choose for an outcome of this base rate.
-
-    From a third of the base rate up to ``min(0.9, 3 × base rate + 0.1)``, ``n`` thresholds
-    evenly spaced. Below the base rate, "treat all" beats "treat none"; a model is worth
-    using where it beats both. Far above the base rate, few patients reach the threshold
-    and every curve is near zero, so the range stops at about three times the base rate
-    (plus a margin, so that a rare outcome still reaches 10%).
-
-    Parameters
-    ----------
-    base_rate : float in (0, 1)
-        Share of patients with the outcome.
-    n : int, default=60
-        Number of thresholds.
-
-    Returns
-    -------
-    ndarray of float
-
-    Examples
-    --------
-    >>> t = decision_thresholds(0.03)
-    >>> float(t[0]), float(t[-1])
-    (0.01, 0.19)
-    >>> t = decision_thresholds(0.45)
-    >>> float(t[0]), float(t[-1])
-    (0.15, 0.9)
-    """
-    if not 0 < base_rate < 1:
-        raise ValueError(f"Got base_rate={base_rate!r}, but expected a share in (0, 1).")
-    low = max(base_rate / 3, 0.001)
-    high = max(min(0.9, 3 * base_rate + 0.1), low + 0.01)
-    return np.unique(np.round(np.linspace(low, high, n), 4))
-
-
 def plot_decision_curve(
     result: ValidationResult,
     *,
