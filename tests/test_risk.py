@@ -141,10 +141,12 @@ def test_probabilities_are_the_outcome_models(risk_model, train):
 
 
 def test_a_batch_walks_fewer_trees_to_the_same_margins(risk_model):
-    """Draws of missing fields change only the trees that read them: the batch path's
-    margins equal walking every tree of every member on every draw."""
+    """Draws of missing fields change only the trees and linear terms that read them: the
+    batch path's margins equal walking every tree of every member on every draw, plus each
+    member's whole linear margin (ketapredict.trees.linear_margin) on every draw."""
     from ketapredict import validate
     from ketapredict.risk import _Batch
+    from ketapredict.trees import linear_margin
 
     table = validate(simulate_cohort(n=400, seed=5))
     # more missingness patterns, a missing weight (the dose schedule's mg/kg) among them
@@ -158,8 +160,13 @@ def test_a_batch_walks_fewer_trees_to_the_same_margins(risk_model):
     for outcome, state in risk_model._outcomes.items():
         every = risk_model._encoded(filled)[outcome]
         np.testing.assert_array_equal(batch.matrix(state), every)
+        linear = np.column_stack([linear_margin(every, member) for member in state.linear])
+        assert np.abs(linear).max() > 0.1  # the linear component is there to check
         np.testing.assert_allclose(
-            batch.margins(state, members=None), state.trees.margins(every), rtol=0, atol=1e-12
+            batch.margins(state, members=None),
+            state.trees.margins(every) + linear,
+            rtol=0,
+            atol=1e-9,
         )
 
 

@@ -85,3 +85,34 @@ def test_linear_terms_add_up_and_stay_flat_beyond_the_training_range():
     assert terms[3, 0] == 0.0  # missing: at the mean
     np.testing.assert_allclose(linear_margin(X, linear), -1.0 + terms.sum(axis=1))
     assert (linear_margin(X, None) == 0).all()
+
+
+def test_every_members_linear_margin_at_once_is_each_members_own():
+    """linear_margins (one matrix product, each member clipped to its own range) gives
+    each member's linear_margin; with columns, those features' terms alone."""
+    from ketapredict.trees import linear_margin, linear_margins, linear_terms, stack_linear
+
+    rng = np.random.default_rng(0)
+    f = 6
+    members = [
+        {
+            "low": list(rng.uniform(-2, -1, f)),
+            "high": list(rng.uniform(1, 2, f)),
+            "center": list(rng.normal(0, 0.1, f)),
+            "scale": list(rng.uniform(0.5, 2, f)),
+            "coef": list(rng.normal(0, 1, f)),
+            "coef_active": list(rng.normal(0, 1, f) * (np.arange(f) < 4)),
+            "active": 5,
+            "intercept": float(rng.normal()),
+        }
+        for _ in range(7)
+    ]
+    X = rng.normal(0, 1.5, (500, f))  # many values beyond some member's range
+    X[:, 5] = rng.integers(0, 2, 500)
+    X[rng.random(X.shape) < 0.1] = np.nan
+    stacked = stack_linear(members)
+    each = np.column_stack([linear_margin(X, m) for m in members])
+    np.testing.assert_allclose(linear_margins(X, stacked), each, rtol=0, atol=1e-12)
+    columns = [1, 3]
+    terms = np.column_stack([linear_terms(X, m)[:, columns].sum(axis=1) for m in members])
+    np.testing.assert_allclose(linear_margins(X, stacked, columns), terms, rtol=0, atol=1e-12)

@@ -118,18 +118,17 @@ class _Outcome:
     model: Any = None  # the OutcomeModel, restored on demand
     booster: bytes | None = None  # a loaded model's verified booster file (for ``model``)
 
-    def linear_margins(self, X: np.ndarray, k: int) -> np.ndarray:
-        """The first ``k`` members' linear margins, shape (n, k) (zeros without them)."""
+    def linear_margins(self, X: np.ndarray, k: int, columns: Any = None) -> np.ndarray:
+        """The first ``k`` members' linear margins, shape (n, k) (zeros without them);
+        with ``columns``, only those features' terms (see :func:`trees.linear_margins`)."""
         if not self.linear or self.linear[0] is None:
             return np.zeros((len(X), k))
         stacked = self.__dict__.get("_stacked_linear")
         if stacked is None:  # arrays once, not lists per call
             stacked = self.__dict__["_stacked_linear"] = stack_linear(self.linear)
-        if k == len(self.linear):
-            return linear_margins(X, stacked)
-        return linear_margins(
-            X, {**stacked, **{n: v[:k] for n, v in stacked.items() if isinstance(v, np.ndarray)}}
-        )
+        if k < len(self.linear):
+            stacked = {n: v[:k] if isinstance(v, np.ndarray) else v for n, v in stacked.items()}
+        return linear_margins(X, stacked, columns)
 
     def contributions(self, X: np.ndarray, member: int = 0) -> tuple[np.ndarray, float]:
         """Exact SHAP values of a member's margin, shape (n, features), and its base
@@ -208,6 +207,7 @@ class _Batch:
                 self._groups.append((patients, rows, lacking))
         self._patients: dict[str, np.ndarray] = {}
         self._rows: dict[str, np.ndarray] = {}
+        self._redone: dict[str, list[int]] = {}  # columns a patient's draws change
         self._draw_table: Any = None
 
     def matrix(self, state: _Outcome) -> np.ndarray:
@@ -220,20 +220,38 @@ class _Batch:
             else:
                 rows = patients[self.owner]
                 redone = encode(state.spec, self._draws(), reading=self._lacking)
-                for j, name in enumerate(state.feature_names):
-                    if name in redone:
-                        rows[:, j] = redone[name]
-                self._rows[key] = rows
+                columns = [j for j, name in enumerate(state.feature_names) if name in redone]
+                for j in columns:
+                    rows[:, j] = redone[state.feature_names[j]]
+                self._rows[key], self._redone[key] = rows, columns
         return self._rows[key]
 
     def margins(self, state: _Outcome, members: int | None) -> np.ndarray:
-        """Tree margins of every draw row, shape (rows, members)."""
+        """Margins (trees and linear component) of every draw row, shape (rows, members)."""
         rows = self.matrix(state)
-        patients = self._patients[_encoding_key(state)]
         trees = state.trees
         k = trees.n_members if members is None else min(members, trees.n_members)
         if self.owner is None:
-            return trees.margins(rows, members=k)
+            return trees.margins(rows, members=k) + state.linear_margins(rows, k)
+        return self._tree_margins(state, k) + self._linear_margins(state, k)
+
+    def _linear_margins(self, state: _Outcome, k: int) -> np.ndarray:
+        """The linear component's margins of every draw row: a patient's terms once, plus
+        the terms of the columns the draws change (the terms add up, feature by feature)."""
+        key = _encoding_key(state)
+        patients, columns = self._patients[key], self._redone[key]
+        margins = state.linear_margins(patients, k)[self.owner]
+        if columns:
+            margins += state.linear_margins(self._rows[key], k, columns)
+            margins -= state.linear_margins(patients, k, columns)[self.owner]
+        return margins
+
+    def _tree_margins(self, state: _Outcome, k: int) -> np.ndarray:
+        """Tree margins of every draw row, each tree walked once per patient unless the
+        patient's draws change what it reads."""
+        rows = self.matrix(state)
+        patients = self._patients[_encoding_key(state)]
+        trees = state.trees
         reads = trees.tree_features()
         # groups whose draws change the same trees are walked together
         alike: dict[bytes, tuple[np.ndarray, list, list]] = {}
@@ -626,11 +644,12 @@ class RiskModel:
     def _log_odds(
         self, state: _Outcome, X: np.ndarray, members: bool, margins: np.ndarray | None = None
     ) -> np.ndarray:
-        """Calibrated log-odds, shape (n, 1) or (n, 1 + replicates)."""
+        """Calibrated log-odds, shape (n, 1) or (n, 1 + replicates); ``margins``, when
+        given, are the trees' and the linear component's (:meth:`_Batch.margins`)."""
         if margins is None:
             margins = state.trees.margins(X, members=None if members else 1)
+            margins = margins + state.linear_margins(X, margins.shape[1])
         k = margins.shape[1]
-        margins = margins + state.linear_margins(X, k)
         if all(c["method"] == "sigmoid" for c in state.calibrators[:k]):
             a = np.array([c["a"] for c in state.calibrators[:k]])
             b = np.array([c["b"] for c in state.calibrators[:k]])
@@ -753,9 +772,13 @@ class RiskModel:
             every = ensemble.margins(next(iter(encoded.values())))
         out = {}
         for i, (outcome, state) in enumerate(self._outcomes.items()):
-            margins = every[:, starts[i] : starts[i + 1]] if stacked is not None else None
+            margins = None
             if given is not None:
                 margins = given[outcome]
+            elif stacked is not None:
+                trees = every[:, starts[i] : starts[i + 1]]
+                trees = trees if state.z is not None else trees[:, :1]
+                margins = trees + state.linear_margins(encoded[outcome], trees.shape[1])
             if margins is not None and state.z is None:
                 margins = margins[:, :1]
             n = len(encoded[outcome]) if owner is None else n_rows

@@ -655,27 +655,40 @@ def stack_linear(linears: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
-# Rows per block when every member's linear margin is computed at once: bounds the
-# (members x rows x features) working array to about 40 MB.
-_LINEAR_CELLS = 5_000_000
+def linear_margins(
+    X: np.ndarray, stacked: Mapping[str, Any], columns: Sequence[int] | None = None
+) -> np.ndarray:
+    """Every member's linear margin, shape (n, members): :func:`linear_margin` at once.
 
-
-def linear_margins(X: np.ndarray, stacked: Mapping[str, Any]) -> np.ndarray:
-    """Every member's linear margin, shape (n, members): :func:`linear_margin` at once."""
+    One matrix product for all members: a member's term is ``w (clip(x) - center)`` with
+    ``w = coef / scale``, so the margins are ``x @ w.T`` less the recorded features'
+    ``w * center``, plus a correction for the few values beyond some member's training
+    range (each member clips to its own, a bootstrap sample's, range). With ``columns``,
+    only those features' terms, without the intercept: the terms add up, so the margin of a
+    row that differs from another in a few columns is the other's plus their difference.
+    """
     X = np.asarray(X, dtype=float)
-    k, f = stacked["coef"].shape
-    out = np.empty((len(X), k))
-    step = max(1, _LINEAR_CELLS // max(k * f, 1))
-    for start in range(0, len(X), step):
-        block = X[start : start + step]
-        z = (
-            np.clip(block[None], stacked["low"][:, None], stacked["high"][:, None])
-            - stacked["center"][:, None]
-        ) / stacked["scale"][:, None]
-        z[np.isnan(z)] = 0.0
-        margin = np.einsum("knf,kf->nk", z, stacked["coef"])
-        if stacked["active"] is not None:
-            on = np.nan_to_num(block[:, stacked["active"]])
-            margin += on[:, None] * np.einsum("knf,kf->nk", z, stacked["coef_active"])
-        out[start : start + step] = margin + stacked["intercept"]
-    return out
+    k = len(stacked["coef"])
+    active = stacked["active"]
+    parts = 1 if active is None else 2
+    chosen = slice(None) if columns is None else np.asarray(columns, dtype=int)
+    weights = np.vstack([stacked["coef"], stacked["coef_active"]][:parts]) / np.tile(
+        stacked["scale"], (parts, 1)
+    )
+    weights = weights[:, chosen]
+    center, low, high = (
+        np.tile(stacked[name], (parts, 1))[:, chosen] for name in ("center", "low", "high")
+    )
+    missing = np.isnan(X[:, chosen])
+    observed = np.where(missing, 0.0, X[:, chosen])
+    terms = observed @ weights.T - (~missing).astype(float) @ (weights * center).T
+    beyond = ~missing & ((observed < low.max(axis=0)) | (observed > high.min(axis=0)))
+    rows, cols = np.nonzero(beyond)
+    if rows.size:
+        x = observed[rows, cols][:, None]
+        clipped = np.clip(x, low[:, cols].T, high[:, cols].T)
+        np.add.at(terms, rows, (clipped - x) * weights[:, cols].T)
+    margin = terms[:, :k] + (stacked["intercept"] if columns is None else 0.0)
+    if active is not None:
+        margin += np.nan_to_num(X[:, active])[:, None] * terms[:, k:]
+    return margin
