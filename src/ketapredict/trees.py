@@ -472,6 +472,8 @@ class TreeEnsemble:
         return cache[key]
 
     def _leaves(self, X: np.ndarray, roots: np.ndarray) -> np.ndarray:
+        if self.max_depth <= 2:
+            return self._shallow_leaves(X, roots)
         # Level by level. The first two levels read whole columns (X[:, features], fast
         # and contiguous): the roots' features, then both children's, picking per row;
         # deeper levels gather per (row, tree).
@@ -493,6 +495,26 @@ class TreeEnsemble:
             feature = self.feature[node]
             node = self._step(X[rows, feature], missing[rows, feature], node)
         return node
+
+    def _shallow_leaves(self, X: np.ndarray, roots: np.ndarray) -> np.ndarray:
+        """The leaves of trees at most 2 deep (the default): each tree's three splits are
+        compared with the rows' columns at once, so no per-(row, tree) node is gathered
+        level by level. A leaf points at itself (``_children``), so shallower trees and
+        one-leaf trees need no special case."""
+        to_left, to_right = self._children
+
+        def goes_left(node: np.ndarray) -> np.ndarray:
+            x = X[:, self.feature[node]]
+            return (x < self.threshold[node]) | (np.isnan(x) & self.default_left[node])
+
+        left, right = to_left[roots], to_right[roots]
+        if self.max_depth < 2:
+            return np.where(goes_left(roots), left, right)
+        return np.where(
+            goes_left(roots),
+            np.where(goes_left(left), to_left[left], to_right[left]),
+            np.where(goes_left(right), to_left[right], to_right[right]),
+        )
 
     # -- SHAP values ------------------------------------------------------------------------
     def contributions(self, X: np.ndarray, member: int = 0) -> tuple[np.ndarray, float]:
