@@ -50,6 +50,26 @@ def test_validate_returns_coerced_copy_and_leaves_input_alone():
     assert out.index.equals(table.index)
 
 
+def test_columns_of_text_and_booleans_with_every_missing_marker():
+    """Text and boolean columns are checked once per distinct value; None, NaN and pd.NA
+    are each missing, True is not a number, and a bad cell is still named by its row."""
+    table = good_table(6)
+    table["site_id"] = pd.Series(["a", None, "b", pd.NA, "a", np.nan], dtype=object)
+    table["family_history_aud"] = pd.Series([True, pd.NA, False, None, np.nan, True], dtype=object)
+    table["anxious_distress"] = pd.array([True, pd.NA, False, pd.NA, True, pd.NA], "boolean")
+    out = validate(table)
+    assert out["site_id"].tolist()[::2] == ["a", "b", "a"]
+    assert out["site_id"].isna().tolist() == [False, True, False, True, False, True]
+    assert out["family_history_aud"].isna().tolist() == [False, True, False, True, True, False]
+    assert out["anxious_distress"].isna().sum() == 3
+    table["age"] = pd.Series([45.0, True, 50.0, 47.0, 46.0, 48.0], dtype=object)
+    table["route"] = ["iv", "iv", "iv", "nasal spray", "iv", "iv"]
+    with pytest.raises(ValidationError) as error:
+        validate(table)
+    named = {(p.column, p.row) for p in error.value.problems}
+    assert named == {("age", 1), ("route", 3)}
+
+
 def test_a_dozen_faults_are_reported_in_one_error():
     table = good_table(12).astype(object)  # as read from a CSV with typos
     table.index = range(100, 112)

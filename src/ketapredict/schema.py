@@ -865,27 +865,53 @@ def _value_problem(col: Column, value: Any, name: str | None = None) -> tuple[An
     return text, None
 
 
-def _map_each(values: np.ndarray, function: Callable[[Any], Any]) -> np.ndarray:
-    """``function`` of each value, called once per distinct value (a column of 100,000
-    patients holds a handful of categories), as an object array.
+_MARKERS = {type(None), type(pd.NA)}
+
+
+def _check_each(
+    values: np.ndarray, check: Callable[[Any], tuple[Any, str | None]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``check`` of each value, called once per distinct value (a column of 100,000
+    patients holds a handful of categories): the coerced values and the problems (None
+    where there is none), as two object arrays.
 
     Values are told apart by type as well as value, because ``True == 1 == 1.0``: a
-    number column takes 1 but not True. Values that cannot be hashed (lists) are mapped
-    one by one.
+    number column takes 1 but not True. A column of text alone (the usual case) is told
+    apart at numpy speed; values that cannot be hashed (lists) are checked one by one.
     """
-    memo: dict[tuple[type, Any], Any] = {}
-    out = np.empty(len(values), dtype=object)
-    for i, value in enumerate(values):
-        kind = type(value)
-        # every NaN is its own object, unequal to the others: one key for them all
-        key = (kind, "NaN") if kind is float and value != value else (kind, value)
-        try:
-            out[i] = memo[key]
-        except KeyError:
-            out[i] = memo[key] = function(value)
-        except TypeError:  # unhashable
-            out[i] = function(value)
-    return out
+    kinds = set(map(type, values))
+    if kinds - _MARKERS <= {str} or kinds - _MARKERS <= {bool, np.bool_}:
+        codes, distinct = pd.factorize(values)  # missing markers: code -1
+        results = [check(value) for value in distinct]
+        gaps = np.flatnonzero(codes < 0)
+        for marker in (None, pd.NA):  # each marker checked once
+            rows = gaps[[value is marker for value in values[gaps]]]
+            if len(rows):
+                codes[rows] = len(results)
+                results.append(check(marker))
+    else:
+        memo: dict[tuple[type, Any], int] = {}
+        codes = np.empty(len(values), dtype=np.intp)
+        results = []
+        for i, value in enumerate(values):
+            kind = type(value)
+            # every NaN is its own object, unequal to the others: one key for them all
+            # (and pd.NA == pd.NA is neither True nor False)
+            missing = value is pd.NA or (kind is float and value != value)
+            key = (kind, "missing") if missing else (kind, value)
+            try:
+                codes[i] = memo[key]
+            except KeyError:
+                codes[i] = memo[key] = len(results)
+                results.append(check(value))
+            except TypeError:  # unhashable
+                codes[i] = len(results)
+                results.append(check(value))
+    coerced = np.empty(len(results), dtype=object)
+    problems = np.empty(len(results), dtype=object)
+    for j, (value, problem) in enumerate(results):
+        coerced[j], problems[j] = value, problem
+    return coerced[codes], problems[codes]
 
 
 # The types of a column of plain numbers (``pd.DataFrame(records, dtype=object)``,
@@ -946,9 +972,8 @@ def _coerce(series: pd.Series, col: Column) -> tuple[pd.Series, list[Problem]]:
         if col.kind == "int" and not problems:
             out = out.astype("Int64")
         return out, problems
-    checked = _map_each(objects, lambda value: _value_problem(col, value, name))
-    coerced = np.array([value for value, _ in checked], dtype=object)
-    flag(np.array([message is not None for _, message in checked], dtype=bool))
+    coerced, messages = _check_each(objects, lambda value: _value_problem(col, value, name))
+    flag(messages != None)  # noqa: E711 (elementwise, on an object array)
     if col.kind in ("float", "int"):
         out = pd.Series(coerced, index=series.index, name=name, dtype=object)
         out = out.astype("float64")
