@@ -22,7 +22,9 @@ at 3,000.
 Run: ``python benchmarks/learning_curve.py`` (about 9 minutes on 2 cores; ``--plot``
 redraws the figure from the last results). ``--beyond`` fits OutcomeModel alone on 30,000 and
 100,000 courses (2 repeats) and prints its gap to the oracle there: how far more data closes
-it (about 5 minutes).
+it (about 5 minutes). ``--ceiling`` fits linear designs to the true log-odds of response
+(unlimited data, no outcome noise) and prints their within-arm AUC: what each model class
+allows, and so how much of the gap at 3,000 courses is estimation (about a minute).
 """
 
 import time
@@ -214,6 +216,91 @@ def beyond(sizes: tuple[int, ...] = (30_000, 100_000), repeats: int = 2) -> None
             )
 
 
+# Patient features of the ceiling's linear designs (encoded features, as OutcomeModel sees
+# them); the regimen enters through per-arm intercepts and the interactions below.
+_PATIENT = (
+    "madrs_baseline",
+    "hamd17_baseline",
+    "ssi_baseline",
+    "processing_speed_z",
+    "working_memory_z",
+    "verbal_memory_z",
+    "diagnosis_MDD",
+    "diagnosis_TRD",
+    "n_failed_treatments",
+    "episode_months",
+    "anxious_distress",
+    "prior_suicide_attempt",
+    "family_history_aud",
+    "age",
+    "bmi",
+    "sex_female",
+)
+
+
+def ceiling(n: int = 100_000) -> None:
+    """How far linear model classes can rank patients within arm with unlimited data.
+
+    Each design is fitted by least squares to the *true* log-odds of response (no outcome
+    noise) on half of a cohort of ``n`` courses and scored within arm on the other half:
+    what the class allows, whatever the training size. Missing values take the median.
+    """
+    from sklearn.linear_model import LinearRegression
+
+    from ketapredict.trees import logit
+
+    cohort = simulate_cohort(n=n, seed=10_000)
+    cohort = cohort[cohort["response"].notna()].reset_index(drop=True)
+    encoder = OutcomeModel("response").fit(cohort.head(2000), cohort["response"].head(2000))
+    Z = encoder.encoder_.transform(cohort)[list(encoder.feature_names_)].astype(float)
+    Z = Z.fillna(Z.median())
+    P = (Z[list(_PATIENT)] - Z[list(_PATIENT)].mean()) / Z[list(_PATIENT)].std()
+    arms = pd.Series(arm_labels(cohort))
+    on = Z["active_drug"].to_numpy()
+    exposure = np.log1p(Z["racemic_iv_equivalent_mg_per_kg"].to_numpy())
+    since = np.log1p(Z["days_after_last_session"].to_numpy())
+    day = np.log1p(Z["endpoint_day"].to_numpy())
+    oral = Z["new_oral_antidepressant"].to_numpy()
+
+    def times(v: np.ndarray, name: str) -> pd.DataFrame:
+        return P.mul(v, axis=0).add_suffix(f" x {name}")
+
+    intercepts = pd.get_dummies(arms, dtype=float)
+    designs = {
+        "one slope per feature": [intercepts, P],
+        "+ x active drug": [intercepts, P, times(on, "active")],
+        "+ x exposure, days since the last session, day, new oral antidepressant": [
+            intercepts,
+            P,
+            times(on, "active"),
+            times(on * exposure, "exposure"),
+            times(on * since, "since"),
+            times(day, "day"),
+            times(oral, "oral"),
+        ],
+    }
+    target = logit(cohort["p_response"].to_numpy(), clip=1e-9)
+    y = cohort["response"].astype(int).to_numpy()
+    fit = np.arange(len(cohort)) % 2 == 0
+    held = ~fit
+
+    def within(score: np.ndarray) -> float:
+        p = 1.0 / (1.0 + np.exp(-score[held]))
+        return scores(y[held], p, cohort[held])["within_arm_auc"]
+
+    for name, parts in designs.items():
+        X = pd.concat(parts, axis=1).to_numpy()
+        line = LinearRegression().fit(X[fit], target[fit])
+        print(f"{name:75s} {within(line.predict(X)):.3f}  ({X.shape[1]} columns)")
+    per_arm = np.zeros(len(cohort))
+    for rows in arms.groupby(arms).groups.values():
+        rows = np.asarray(rows)
+        line = LinearRegression().fit(P.iloc[rows[fit[rows]]], target[rows[fit[rows]]])
+        per_arm[rows] = line.predict(P.iloc[rows])
+    print(f"{'one linear model per arm':75s} {within(per_arm):.3f}")
+    print(f"{'oracle (the true probabilities)':75s} {within(target):.3f}")
+
+
 if __name__ == "__main__":
     import sys
 
@@ -221,5 +308,7 @@ if __name__ == "__main__":
         plot(pd.read_csv(RESULTS / "learning_curve.csv"), RESULTS / "learning_curve.png")
     elif sys.argv[1:] == ["--beyond"]:
         beyond()
+    elif sys.argv[1:] == ["--ceiling"]:
+        ceiling()
     else:
         main()
