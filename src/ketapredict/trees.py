@@ -701,11 +701,12 @@ def linear_margins(
     center, low, high = (
         np.tile(stacked[name], (parts, 1))[:, chosen] for name in ("center", "low", "high")
     )
-    missing = np.isnan(X[:, chosen])
-    observed = np.where(missing, 0.0, X[:, chosen])
+    values = X[:, chosen]
+    missing = np.isnan(values)
+    observed = np.where(missing, 0.0, values)
     terms = observed @ weights.T - (~missing).astype(float) @ (weights * center).T
-    beyond = ~missing & ((observed < low.max(axis=0)) | (observed > high.min(axis=0)))
-    rows, cols = np.nonzero(beyond)
+    # NaN compares false: a missing value is never beyond
+    rows, cols = np.nonzero((values < low.max(axis=0)) | (values > high.min(axis=0)))
     if rows.size:
         x = observed[rows, cols][:, None]
         clipped = np.clip(x, low[:, cols].T, high[:, cols].T)
