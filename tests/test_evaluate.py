@@ -144,6 +144,13 @@ def test_net_benefit_by_hand():
     assert curve.loc[0.5, "model"] == pytest.approx(0.0)
     assert curve.loc[0.5, "treat_all"] == pytest.approx((2 - 3) / 5)
     assert curve.loc[0.5, "treat_none"] == 0
+    # by default, thresholds around the base rate (40%): from a third of it
+    assert net_benefit(y, p).index.min() == pytest.approx(0.4 / 3, abs=1e-4)
+    # a sample without events still has a curve: acting only ever costs
+    none = net_benefit(np.zeros(5), p)
+    assert len(none) > 0
+    assert (none["model"] <= 0).all()
+    assert (none["treat_all"] < 0).all()
 
 
 def test_probabilities_outside_the_unit_interval_are_refused():

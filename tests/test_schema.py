@@ -55,11 +55,14 @@ def test_columns_of_text_and_booleans_with_every_missing_marker():
     are each missing, True is not a number, and a bad cell is still named by its row."""
     table = good_table(6)
     table["site_id"] = pd.Series(["a", None, "b", pd.NA, "a", np.nan], dtype=object)
+    table["arm"] = pd.Series(["x", None, "y", pd.NA, "x", "y"], dtype=object)  # text, markers
     table["family_history_aud"] = pd.Series([True, pd.NA, False, None, np.nan, True], dtype=object)
     table["anxious_distress"] = pd.array([True, pd.NA, False, pd.NA, True, pd.NA], "boolean")
     out = validate(table)
     assert out["site_id"].tolist()[::2] == ["a", "b", "a"]
     assert out["site_id"].isna().tolist() == [False, True, False, True, False, True]
+    assert out["arm"].isna().tolist() == [False, True, False, True, False, False]
+    assert out["arm"].tolist()[4:] == ["x", "y"]
     assert out["family_history_aud"].isna().tolist() == [False, True, False, True, True, False]
     assert out["anxious_distress"].isna().sum() == 3
     table["age"] = pd.Series([45.0, True, 50.0, 47.0, 46.0, 48.0], dtype=object)

@@ -110,9 +110,20 @@ def test_every_members_linear_margin_at_once_is_each_members_own():
     X = rng.normal(0, 1.5, (500, f))  # many values beyond some member's range
     X[:, 5] = rng.integers(0, 2, 500)
     X[rng.random(X.shape) < 0.1] = np.nan
+    X[0, 1], X[1, 2], X[2, 0] = np.inf, -np.inf, 1e17  # clipped to the range, as one member
     stacked = stack_linear(members)
     each = np.column_stack([linear_margin(X, m) for m in members])
     np.testing.assert_allclose(linear_margins(X, stacked), each, rtol=0, atol=1e-12)
+    # the first members alone, and a component without the active-drug interaction
+    first = {k: v[:3] if isinstance(v, np.ndarray) else v for k, v in stacked.items()}
+    np.testing.assert_allclose(linear_margins(X, first), each[:, :3], rtol=0, atol=1e-12)
+    plain = [{**m, "active": None} for m in members]
+    np.testing.assert_allclose(
+        linear_margins(X, stack_linear(plain)),
+        np.column_stack([linear_margin(X, m) for m in plain]),
+        rtol=0,
+        atol=1e-12,
+    )
     columns = [1, 3]
     terms = np.column_stack([linear_terms(X, m)[:, columns].sum(axis=1) for m in members])
     np.testing.assert_allclose(linear_margins(X, stacked, columns), terms, rtol=0, atol=1e-12)

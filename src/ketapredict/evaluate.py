@@ -504,8 +504,8 @@ def net_benefit(y: Any, p: Any, thresholds: Iterable[float] | None = None) -> pd
     y = np.asarray(y, dtype=float)
     p = np.asarray(p, dtype=float)
     n = len(y)
-    if thresholds is None:
-        thresholds = decision_thresholds(float(y.mean()))
+    if thresholds is None:  # a sample without events (or non-events) still gets a curve
+        thresholds = decision_thresholds(min(max(float(y.mean()), 0.01), 0.99))
     rows = []
     for t in thresholds:
         act = p >= t

@@ -240,6 +240,11 @@ class _Batch:
         the terms of the columns the draws change (the terms add up, feature by feature)."""
         key = _encoding_key(state)
         patients, columns = self._patients[key], self._redone[key]
+        active = state.linear[0]["active"] if state.linear and state.linear[0] else None
+        if active in columns and not np.array_equal(
+            self._rows[key][:, active], patients[self.owner, active], equal_nan=True
+        ):  # the drug's interactions change with a draw: every term of every draw
+            return state.linear_margins(self._rows[key], k)
         margins = state.linear_margins(patients, k)[self.owner]
         if columns:
             margins += state.linear_margins(self._rows[key], k, columns)
@@ -762,7 +767,8 @@ class RiskModel:
     ) -> dict[str, tuple]:
         """Probability, low and high per outcome; with ``owner``, rows are draws of
         missing fields and each member's probability is averaged over a patient's draws.
-        ``margins``: the trees' margins per outcome, when already computed (:class:`_Batch`);
+        ``margins``: the margins (trees and linear component, :meth:`_Batch.margins`) per
+        outcome, when already computed;
         else a few rows walk every outcome's trees at once."""
         given = margins
         rows = len(next(iter(encoded.values())))

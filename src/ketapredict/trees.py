@@ -691,6 +691,8 @@ def linear_margins(
     """
     X = np.asarray(X, dtype=float)
     k = len(stacked["coef"])
+    if k == 0:
+        return np.zeros((len(X), 0))
     active = stacked["active"]
     parts = 1 if active is None else 2
     chosen = slice(None) if columns is None else np.asarray(columns, dtype=int)
@@ -701,7 +703,9 @@ def linear_margins(
     center, low, high = (
         np.tile(stacked[name], (parts, 1))[:, chosen] for name in ("center", "low", "high")
     )
-    values = X[:, chosen]
+    # first into the widest range of any member, so that the product never sees an infinite
+    # or huge value (inf - inf would be NaN, and 1e17 would swamp the row's rounding)
+    values = np.clip(X[:, chosen], low.min(axis=0), high.max(axis=0))
     missing = np.isnan(values)
     observed = np.where(missing, 0.0, values)
     terms = observed @ weights.T - (~missing).astype(float) @ (weights * center).T
