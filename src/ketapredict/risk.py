@@ -240,7 +240,7 @@ class _Batch:
         the terms of the columns the draws change (the terms add up, feature by feature)."""
         key = _encoding_key(state)
         patients, columns = self._patients[key], self._redone[key]
-        active = state.linear[0]["active"] if state.linear and state.linear[0] else None
+        active = state.linear[0].get("active") if state.linear and state.linear[0] else None
         if active in columns and not np.array_equal(
             self._rows[key][:, active], patients[self.owner, active], equal_nan=True
         ):  # the drug's interactions change with a draw: every term of every draw
