@@ -22,7 +22,7 @@ at 3,000.
 Run: ``python benchmarks/learning_curve.py`` (about 9 minutes on 2 cores; ``--plot``
 redraws the figure from the last results). ``--beyond`` fits OutcomeModel alone on 30,000 and
 100,000 courses (2 repeats) and prints its gap to the oracle there: how far more data closes
-it (about 5 minutes). ``--ceiling`` fits linear designs to the true log-odds of response
+it (about 5 minutes). ``--ceiling`` fits linear designs to the true log-odds of each outcome
 (unlimited data, no outcome noise) and prints their within-arm AUC: what each model class
 allows, and so how much of the gap at 3,000 courses is estimation (about a minute).
 """
@@ -238,10 +238,10 @@ _PATIENT = (
 )
 
 
-def ceiling(n: int = 100_000) -> None:
+def ceiling(outcome: str, n: int = 100_000) -> None:
     """How far linear model classes can rank patients within arm with unlimited data.
 
-    Each design is fitted by least squares to the *true* log-odds of response (no outcome
+    Each design is fitted by least squares to the *true* log-odds of ``outcome`` (no outcome
     noise) on half of a cohort of ``n`` courses and scored within arm on the other half:
     what the class allows, whatever the training size. Missing values take the median.
     """
@@ -250,8 +250,8 @@ def ceiling(n: int = 100_000) -> None:
     from ketapredict.trees import logit
 
     cohort = simulate_cohort(n=n, seed=10_000)
-    cohort = cohort[cohort["response"].notna()].reset_index(drop=True)
-    encoder = OutcomeModel("response").fit(cohort.head(2000), cohort["response"].head(2000))
+    cohort = cohort[cohort[outcome].notna()].reset_index(drop=True)
+    encoder = OutcomeModel(outcome).fit(cohort.head(4000), cohort[outcome].head(4000))
     Z = encoder.encoder_.transform(cohort)[list(encoder.feature_names_)].astype(float)
     Z = Z.fillna(Z.median())
     P = (Z[list(_PATIENT)] - Z[list(_PATIENT)].mean()) / Z[list(_PATIENT)].std()
@@ -279,8 +279,8 @@ def ceiling(n: int = 100_000) -> None:
             times(oral, "oral"),
         ],
     }
-    target = logit(cohort["p_response"].to_numpy(), clip=1e-9)
-    y = cohort["response"].astype(int).to_numpy()
+    target = logit(cohort[f"p_{outcome}"].to_numpy(), clip=1e-9)
+    y = cohort[outcome].astype(int).to_numpy()
     fit = np.arange(len(cohort)) % 2 == 0
     held = ~fit
 
@@ -288,6 +288,7 @@ def ceiling(n: int = 100_000) -> None:
         p = 1.0 / (1.0 + np.exp(-score[held]))
         return scores(y[held], p, cohort[held])["within_arm_auc"]
 
+    print(f"{outcome}, {held.sum():,} held-out courses: within-arm AUC among active-drug patients")
     for name, parts in designs.items():
         X = pd.concat(parts, axis=1).to_numpy()
         line = LinearRegression().fit(X[fit], target[fit])
@@ -309,6 +310,7 @@ if __name__ == "__main__":
     elif sys.argv[1:] == ["--beyond"]:
         beyond()
     elif sys.argv[1:] == ["--ceiling"]:
-        ceiling()
+        for outcome in OUTCOMES:
+            ceiling(outcome)
     else:
         main()
