@@ -7,7 +7,8 @@ of ketapredict.evaluate on the raw columns and on the encoded features, and the 
 true probabilities). Outcomes: response and cognitive decline.
 
 "OutcomeModel_trees_only" is OutcomeModel without its linear component (``linear=False``),
-to show what that component adds; it is not a peer.
+to show what that component adds; "OutcomeModel_dose_time" is OutcomeModel with
+``linear="dose_time"`` (each predictor's weight moves with dose and time). Neither is a peer.
 
 The headline is the clinician's question (ketapredict.evaluate.score_predictions): the AUC
 within arm among active-drug patients (n-weighted over arms with at least 5 events and 5
@@ -77,6 +78,9 @@ def run(outcome: str, n: int, repeat: int, test: pd.DataFrame) -> list[dict]:
         "OutcomeModel_trees_only": OutcomeModel(
             outcome, linear=False, random_state=repeat, n_jobs=1
         ),
+        "OutcomeModel_dose_time": OutcomeModel(
+            outcome, linear="dose_time", random_state=repeat, n_jobs=1
+        ),
         **peer_models(train, seed=repeat),
     }
     base = {"outcome": outcome, "n_train": n, "repeat": repeat, "events_train": y_train.sum()}
@@ -118,6 +122,8 @@ def plot(results: pd.DataFrame, path: Path) -> None:
                     style = {"lw": 2.5, "color": "C3"}
                 elif model == "OutcomeModel_trees_only":
                     style = {"lw": 1.5, "color": "C3", "ls": "--"}
+                elif model == "OutcomeModel_dose_time":
+                    style = {"lw": 1.5, "color": "C4"}
                 elif model == "oracle":
                     style = {"lw": 1.5, "ls": "--", "color": "k"}
                 else:  # a learner keeps its colour; dotted on the encoded features
@@ -180,7 +186,9 @@ def main() -> None:
         for n in SIZES[outcome]:
             block = mean.loc[(outcome, n)]
             ours, oracle = block.loc["OutcomeModel"], block.loc["oracle"]
-            peers = block.drop(["OutcomeModel", "OutcomeModel_trees_only", "oracle"])
+            peers = block.drop(
+                ["OutcomeModel", "OutcomeModel_trees_only", "OutcomeModel_dose_time", "oracle"]
+            )
             best = peers["within_arm_auc"].idxmax()
             beats = ours.within_arm_auc >= peers.loc[best, "within_arm_auc"]
             gap = oracle.within_arm_auc - ours.within_arm_auc

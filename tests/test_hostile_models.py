@@ -90,6 +90,18 @@ def _trees(change: Callable, replace: bool = False) -> Callable:
     return _edit_json(f"{OUTCOME}.trees.json", change, replace)
 
 
+def _modify(record: dict, member: int | None = None, rows: list | None = None, **change) -> None:
+    """Give every linear member a valid dose-and-time modifier, then ``change`` one field
+    of it (of one member only, with ``member``), or its coefficient rows."""
+    n = len(record["linear"][0]["coef"])
+    for i, linear in enumerate(record["linear"]):
+        spec = {"column": 0, "low": 0.0, "high": 1.0, "log": True, "active": True}
+        if member is None or member == i:
+            spec.update(change)
+        linear["modifiers"] = [spec]
+        linear["coef_modifiers"] = rows if rows is not None else [[0.0] * n]
+
+
 def _symlink(name: str) -> Callable:
     """Replace a file by a link to an identical file outside: its checksum still matches."""
 
@@ -243,6 +255,11 @@ HOSTILE_CASES: list[tuple[str, Callable, str]] = [
     ("negative-interval-z", _outcome(lambda r: r.update(interval_z=-1.0)), "interval_z"),
     ("linear-nan", _outcome(lambda r: r["linear"][0].update(intercept=float("nan"))), "linear"),
     ("linear-short", _outcome(lambda r: r["linear"][0].update(coef=[1.0])), "linear coef"),
+    ("modifier-outside", _outcome(lambda r: _modify(r, column=10**6)), "linear modifier"),
+    ("modifier-text-range", _outcome(lambda r: _modify(r, low="0")), "linear modifier"),
+    ("modifier-extra-key", _outcome(lambda r: _modify(r, run="x")), "linear modifier"),
+    ("modifiers-differ", _outcome(lambda r: _modify(r, member=1, high=2.0)), "same for every"),
+    ("modifier-rows-short", _outcome(lambda r: _modify(r, rows=[[0.0]])), "coef_modifiers"),
     ("imputer-huge-draws", _outcome(lambda r: r["imputer"].update(n_draws=10**9)), "n_draws"),
     (
         "imputer-outside-contract",

@@ -249,6 +249,27 @@ def test_the_linear_component_and_the_trees_add_up_to_the_margin(train, response
     assert (coef_active[schedule.reindex(coef_active.index).to_numpy()] == 0).all()
 
 
+def test_dose_time_weights_a_predictor_by_dose_and_time(train):
+    """linear="dose_time": each patient feature's weight moves with the drug's exposure,
+    the days since the last session, the day and a new oral antidepressant; the SHAP
+    values still add up to the margin, and the replicates share the modifiers."""
+    from ketapredict.models import DOSE_TIME_MODIFIERS
+
+    model = OutcomeModel("response", linear="dose_time", n_jobs=1).fit(train)
+    names = [model.feature_names_[m["column"]] for m in model.linear_["modifiers"]]
+    assert names == [name for name, *_ in DOSE_TIME_MODIFIERS]
+    rows = np.asarray(model.linear_["coef_modifiers"])
+    patient, _ = model._design_parts()
+    assert np.abs(rows[:, patient]).max() > 0
+    assert (rows[:, ~patient] == 0).all()  # schedule features are not the patient's
+    phi = model.contributions(train.head(50))
+    np.testing.assert_allclose(phi.sum(axis=1), model.margin(train.head(50)), atol=1e-4)
+    (_, _, linear), *_ = model.replicates(train, n_replicates=2)
+    assert linear["modifiers"] == model.linear_["modifiers"]
+    with pytest.raises(ValueError, match="linear"):
+        OutcomeModel("response", linear="dose").fit(train)
+
+
 def test_linear_false_gives_the_trees_alone(train):
     model = OutcomeModel("response", linear=False, n_jobs=1).fit(train)
     assert model.linear_ is None

@@ -127,3 +127,22 @@ def test_every_members_linear_margin_at_once_is_each_members_own():
     columns = [1, 3]
     terms = np.column_stack([linear_terms(X, m)[:, columns].sum(axis=1) for m in members])
     np.testing.assert_allclose(linear_margins(X, stacked, columns), terms, rtol=0, atol=1e-12)
+    # modifiers (linear="dose_time"): a patient feature's weight moves with column 4,
+    # clipped, as log(1 + x), on the drug only
+    X[:, 4] = rng.uniform(-1, 5, 500)
+    spec = {"column": 4, "low": 0.0, "high": 3.0, "log": True, "active": True}
+    moved = [
+        {
+            **m,
+            "modifiers": [spec],
+            "coef_modifiers": [list(rng.normal(0, 1, f) * (np.arange(f) < 4))],
+        }
+        for m in members
+    ]
+    each = np.column_stack([linear_margin(X, m) for m in moved])
+    assert np.abs(each - np.column_stack([linear_margin(X, m) for m in members])).max() > 0.1
+    np.testing.assert_allclose(linear_margins(X, stack_linear(moved)), each, rtol=0, atol=1e-12)
+    terms = np.column_stack([linear_terms(X, m)[:, columns].sum(axis=1) for m in moved])
+    np.testing.assert_allclose(
+        linear_margins(X, stack_linear(moved), columns), terms, rtol=0, atol=1e-12
+    )

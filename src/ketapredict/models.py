@@ -14,7 +14,8 @@ dissociation). Fitting it:
    cross-validated log-loss (within an arm the true log-odds of the virtual cohort are
    close to linear in the patient's predictors, which trees approximate with many small
    steps: at 1,000 courses a linear model ranked patients within arm better than the trees
-   alone; benchmarks/learning_curve.py);
+   alone; benchmarks/learning_curve.py); with ``linear="dose_time"`` also each patient
+   feature's interactions with the dose and the time (:data:`DOSE_TIME_MODIFIERS`);
 4. cross-fits ``calibration_folds`` XGBoost models boosted from that linear margin, each
    trained on the other folds and watched on its own held-out fold; the number of boosting
    rounds is the one with the lowest held-out log-loss averaged over folds (as
@@ -54,9 +55,9 @@ from .exceptions import Problem, ValidationError
 from .features import FeatureEncoder
 from .imputation import BaselineImputer
 from .schema import check_outcome, column, columns
-from .trees import calibrated_log_odds, linear_margin, linear_terms, logit
+from .trees import calibrated_log_odds, linear_margin, linear_terms, logit, modifier_values
 
-__all__ = ["MONOTONE", "OutcomeModel"]
+__all__ = ["DOSE_TIME_MODIFIERS", "MONOTONE", "OutcomeModel"]
 
 
 def _log_losses(y: np.ndarray, margin: np.ndarray) -> np.ndarray:
@@ -64,6 +65,17 @@ def _log_losses(y: np.ndarray, margin: np.ndarray) -> np.ndarray:
     p = np.clip(1.0 / (1.0 + np.exp(-margin)), 1e-15, 1 - 1e-15)
     return -(y * np.log(p) + (1 - y) * np.log1p(-p))
 
+
+# linear="dose_time": the regimen features that change a patient feature's weight, as
+# (feature, read as log(1 + x), only on the active drug). Exposure and time since the last
+# session shape the drug's part of the outcome; the assessment day and a new oral
+# antidepressant shape the improvement every arm shares (CALIBRATION.md C2, C4).
+DOSE_TIME_MODIFIERS = (
+    ("racemic_iv_equivalent_mg_per_kg", True, True),
+    ("days_after_last_session", True, True),
+    ("endpoint_day", True, False),
+    ("new_oral_antidepressant", False, False),
+)
 
 # Monotone constraints, only where the pharmacology is certain (feature -> +1: risk never
 # falls as the feature rises).
@@ -133,9 +145,14 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         two parameters and suits hundreds of patients; isotonic needs thousands (it was
         worse than sigmoid at every size tried).
     calibration_folds : int, default=3
-    linear : bool, default=True
+    linear : bool or "dose_time", default=True
         Boost the trees from a penalised logistic regression on the encoded features and
         their interactions with the active drug (``linear_``). False: trees alone.
+        "dose_time": also each patient feature's interactions with the drug's exposure,
+        the days since the last session, the assessment day and a newly started oral
+        antidepressant (:data:`DOSE_TIME_MODIFIERS`): how a predictor's weight changes
+        with dose and time, which one weight per feature cannot follow
+        (``benchmarks/learning_curve.py --ceiling``).
     monotone : bool or dict, default=True
         True applies :data:`MONOTONE` for ``outcome``; a dict gives feature -> +1/-1; False
         applies none.
@@ -158,7 +175,9 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         The linear component: ``center`` and ``scale`` (standardisation), ``coef``,
         ``coef_active`` (interactions with the active drug, 0 for schedule features),
         ``active`` (the position of ``active_drug``, or None), ``intercept`` and the chosen
-        penalty ``C``; None with ``linear=False``. See :func:`ketapredict.trees.linear_terms`.
+        penalty ``C``; with ``linear="dose_time"`` also ``modifiers`` and
+        ``coef_modifiers`` (one row per modifier); None with ``linear=False``. See
+        :func:`ketapredict.trees.linear_terms`.
     booster_ : xgboost.XGBClassifier
         The final trees, trained on every row from the linear margin.
     n_rounds_ : int
@@ -199,7 +218,7 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         "early_stopping_rounds": [Interval(Integral, 1, None, closed="left")],
         "calibration": [StrOptions({"sigmoid", "isotonic", "none"})],
         "calibration_folds": [Interval(Integral, 2, 10, closed="both")],
-        "linear": ["boolean"],
+        "linear": ["boolean", StrOptions({"dose_time"})],
         "monotone": ["boolean", dict],
         "random_state": ["random_state"],
         "n_jobs": [Integral, None],
@@ -221,7 +240,7 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         early_stopping_rounds: int = 40,
         calibration: str = "sigmoid",
         calibration_folds: int = 3,
-        linear: bool = True,
+        linear: bool | str = True,
         monotone: bool | dict = True,
         random_state: int | np.random.RandomState | None = 0,
         n_jobs: int | None = None,
@@ -317,6 +336,7 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         # the cross-fitted boosters take a float32 array: a fifth faster than a DataFrame
         array = Z.to_numpy(dtype=np.float32)
         X = Z.to_numpy(dtype=float)
+        self._modifier_specs = self._modifiers(X, self._design_parts()[1])
         C = self._choose_penalty(X, target, weight, folds) if self.linear else None
         curves, fold_boosters, first = [], [], []
         for train, held_out in folds:
@@ -439,6 +459,24 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         encoders = self.encoder_.feature_map_["encoder"].reindex(names)
         return (encoders != "dose_schedule").to_numpy(), names.index("active_drug")
 
+    def _modifiers(self, X: np.ndarray, active: int | None) -> list[dict[str, Any]]:
+        """The modifiers of ``linear="dose_time"`` that the feature set has, each with its
+        training range (see :func:`ketapredict.trees.modifier_values`)."""
+        if self.linear != "dose_time" or active is None:
+            return []
+        names = list(self.feature_names_)
+        out = []
+        for name, log, on_drug in DOSE_TIME_MODIFIERS:
+            if name in names:
+                column = names.index(name)
+                with np.errstate(all="ignore"):
+                    low, high = np.nanmin(X[:, column]), np.nanmax(X[:, column])
+                low, high = float(np.nan_to_num(low)), float(np.nan_to_num(high))
+                out.append(
+                    {"column": column, "low": low, "high": high, "log": log, "active": on_drug}
+                )
+        return out
+
     def _fit_linear(
         self, X: np.ndarray, y: np.ndarray, weight: np.ndarray, C: float | None
     ) -> dict[str, Any] | None:
@@ -449,6 +487,11 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         from sklearn.linear_model import LogisticRegression
 
         patient, active = self._design_parts()
+        # the same modifiers (and training ranges) for the folds, the final fit and the
+        # replicates, which are scored as one stack
+        modifiers = self.__dict__.get("_modifier_specs")
+        if modifiers is None:
+            modifiers = (getattr(self, "linear_", None) or {}).get("modifiers") or []
         # weighted mean and SD over the recorded values (a value still missing sits at the
         # mean: term 0)
         seen_weight = np.where(np.isnan(X), 0.0, weight[:, None])
@@ -458,13 +501,23 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         scale = np.where(spread > 1e-9, spread, 1.0)
         z = np.nan_to_num((X - center) / scale)  # within the training range already
         design = z if active is None else np.hstack([z, z[:, patient] * X[:, [active]]])
+        moved = modifier_values(X, {"modifiers": modifiers, "active": active})
+        if moved.shape[1]:
+            design = np.hstack(
+                [design, *(z[:, patient] * moved[:, [m]] for m in range(len(modifiers)))]
+            )
         if np.unique(y).size < 2:
             return None
         fit = LogisticRegression(C=C, max_iter=2000).fit(design, y, sample_weight=weight)
         coef = fit.coef_[0]
         coef_active = np.zeros(len(center))
+        n_patient = int(patient.sum())
         if active is not None:
-            coef_active[patient] = coef[len(center) :]
+            coef_active[patient] = coef[len(center) : len(center) + n_patient]
+        coef_modifiers = np.zeros((len(modifiers), len(center)))
+        for m in range(len(modifiers)):
+            start = len(center) + (m + 1) * n_patient
+            coef_modifiers[m, patient] = coef[start : start + n_patient]
         with np.errstate(all="ignore"):
             seen = X[weight > 0]
             low, high = np.nanmin(seen, axis=0), np.nanmax(seen, axis=0)
@@ -476,6 +529,11 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
             "coef": coef[: len(center)].tolist(),
             "coef_active": coef_active.tolist(),
             "active": active,
+            **(
+                {"modifiers": modifiers, "coef_modifiers": coef_modifiers.tolist()}
+                if modifiers
+                else {}
+            ),
             "intercept": float(fit.intercept_[0]),
             "C": float(C),
         }

@@ -240,10 +240,14 @@ class _Batch:
         the terms of the columns the draws change (the terms add up, feature by feature)."""
         key = _encoding_key(state)
         patients, columns = self._patients[key], self._redone[key]
-        active = state.linear[0].get("active") if state.linear and state.linear[0] else None
-        if active in columns and not np.array_equal(
-            self._rows[key][:, active], patients[self.owner, active], equal_nan=True
-        ):  # the drug's interactions change with a draw: every term of every draw
+        first = state.linear[0] if state.linear and state.linear[0] else {}
+        # columns that change a patient feature's weight: the drug flag and the modifiers
+        weighing = {first.get("active")} | {m["column"] for m in first.get("modifiers") or []}
+        if any(
+            j in weighing
+            and not np.array_equal(self._rows[key][:, j], patients[self.owner, j], equal_nan=True)
+            for j in columns
+        ):  # a draw changes a weight: every term of every draw
             return state.linear_margins(self._rows[key], k)
         margins = state.linear_margins(patients, k)[self.owner]
         if columns:
@@ -1433,11 +1437,46 @@ def _checked_linear(linear: Any, n_members: int, n_features: int) -> list:
         if not np.isfinite(float(member["intercept"])):
             raise ValueError("linear intercept is not finite")
         active = member.get("active")
-        if active is not None and (
-            not isinstance(active, int) or isinstance(active, bool) or not 0 <= active < n_features
-        ):
+        if active is not None and not _position(active, n_features):
             raise ValueError(f"linear active {active!r} is not a feature position")
+        _check_modifiers(member, linear[0], n_features)
     return linear
+
+
+def _position(value: Any, n_features: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < n_features
+
+
+def _check_modifiers(member: dict, first: dict, n_features: int) -> None:
+    """A member's modifiers (``linear="dose_time"``): each a regimen column with a finite
+    range and two flags, the same for every member, with a finite coefficient row each."""
+    modifiers = member.get("modifiers")
+    if modifiers is None and "coef_modifiers" not in member:
+        return
+    if not isinstance(modifiers, list) or modifiers != first.get("modifiers"):
+        raise ValueError("linear modifiers: expected one list, the same for every member")
+    for spec in modifiers:
+        if (
+            not isinstance(spec, dict)
+            or set(spec) != {"column", "low", "high", "log", "active"}
+            or not _position(spec["column"], n_features)
+            or not all(isinstance(spec[k], bool) for k in ("log", "active"))
+            or not all(
+                isinstance(spec[k], int | float) and not isinstance(spec[k], bool)
+                for k in ("low", "high")
+            )
+            or not np.isfinite([spec["low"], spec["high"]]).all()
+            or spec["low"] > spec["high"]
+            or (spec["active"] and member.get("active") is None)
+        ):
+            raise ValueError(f"linear modifier {str(spec)[:60]} is not a valid modifier")
+    expected = f"linear coef_modifiers: expected {len(modifiers)} x {n_features} finite numbers"
+    try:
+        rows = np.asarray(member.get("coef_modifiers"), dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(expected) from None
+    if rows.shape != (len(modifiers), n_features) or not np.isfinite(rows).all():
+        raise ValueError(expected)
 
 
 def _compose(first: Mapping[str, Any], second: dict[str, Any]) -> dict[str, Any]:

@@ -32,6 +32,7 @@ __all__ = [
     "linear_margins",
     "linear_terms",
     "logit",
+    "modifier_values",
     "stack_linear",
 ]
 
@@ -644,6 +645,10 @@ def linear_terms(X: np.ndarray, linear: Mapping[str, Any]) -> np.ndarray:
     the interaction is the patient's, since the clinician chose the drug. A missing value
     sits at the training mean (term 0); a value beyond the training range counts as its
     nearest end (a line extrapolated to a dose never given would claim near certainty).
+    With ``modifiers`` (``OutcomeModel(linear="dose_time")``), a patient feature's
+    coefficient also moves with each modifier's value (:func:`modifier_values`: the
+    drug's exposure, the days since the last session...) by ``coef_modifiers``: how a
+    predictor's weight changes with dose and time; the term stays the patient's.
     The terms add up, with ``intercept``, to the component's margin, so they are its exact
     SHAP values against the training mean (interventional, features taken as
     independent).
@@ -652,13 +657,36 @@ def linear_terms(X: np.ndarray, linear: Mapping[str, Any]) -> np.ndarray:
     active = linear.get("active")
     # the row's own drug, whatever the training range of the flag
     on = None if active is None else np.nan_to_num(X[:, active])[:, None]
+    modifiers = modifier_values(X, linear)
     if "low" in linear:  # beyond the training range a term stays flat, as trees do
         X = np.clip(X, linear["low"], linear["high"])
     z = np.nan_to_num((X - np.asarray(linear["center"])) / np.asarray(linear["scale"]))
     coef = np.asarray(linear["coef"], dtype=float)
-    if active is None:
-        return z * coef
-    return z * (coef + on * np.asarray(linear["coef_active"], dtype=float))
+    if active is not None:
+        coef = coef + on * np.asarray(linear["coef_active"], dtype=float)
+    if modifiers.shape[1]:
+        coef = coef + modifiers @ np.asarray(linear["coef_modifiers"], dtype=float)
+    return z * coef
+
+
+def modifier_values(X: np.ndarray, linear: Mapping[str, Any]) -> np.ndarray:
+    """The values of a linear component's modifiers, shape (n, modifiers).
+
+    A modifier reads one regimen column, clipped to its training range, optionally as
+    ``log(1 + x)`` and times the active-drug flag (``{"column", "low", "high", "log",
+    "active"}``); a missing value counts as 0.
+    """
+    X = np.asarray(X, dtype=float)
+    modifiers = linear.get("modifiers") or []
+    out = np.zeros((len(X), len(modifiers)))
+    for m, spec in enumerate(modifiers):
+        value = np.nan_to_num(np.clip(X[:, spec["column"]], spec["low"], spec["high"]))
+        if spec["log"]:
+            value = np.log1p(np.maximum(value, 0.0))
+        if spec["active"]:
+            value = value * np.nan_to_num(X[:, linear["active"]])
+        out[:, m] = value
+    return out
 
 
 def linear_margin(X: np.ndarray, linear: Mapping[str, Any] | None) -> np.ndarray:
@@ -674,6 +702,12 @@ def stack_linear(linears: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {k: np.array([m[k] for m in linears], dtype=float) for k in keys}
     out["intercept"] = np.array([m["intercept"] for m in linears], dtype=float)
     out["active"] = linears[0].get("active")
+    # the modifiers are the same for every member (the model's, from its training data)
+    out["modifiers"] = linears[0].get("modifiers") or []
+    f = out["coef"].shape[1] if out["coef"].ndim == 2 else 0
+    out["coef_modifiers"] = np.array(
+        [m.get("coef_modifiers") or np.zeros((0, f)) for m in linears], dtype=float
+    ).reshape(len(linears), len(out["modifiers"]), f)
     return out
 
 
@@ -694,11 +728,16 @@ def linear_margins(
     if k == 0:
         return np.zeros((len(X), 0))
     active = stacked["active"]
-    parts = 1 if active is None else 2
+    n_modifiers = len(stacked.get("modifiers") or [])
+    # one block of k rows per coefficient vector: the features', the drug's interactions,
+    # each modifier's
+    blocks = [stacked["coef"]]
+    if active is not None:
+        blocks.append(stacked["coef_active"])
+    blocks += [stacked["coef_modifiers"][:, m] for m in range(n_modifiers)]
+    parts = len(blocks)
     chosen = slice(None) if columns is None else np.asarray(columns, dtype=int)
-    weights = np.vstack([stacked["coef"], stacked["coef_active"]][:parts]) / np.tile(
-        stacked["scale"], (parts, 1)
-    )
+    weights = np.vstack(blocks) / np.tile(stacked["scale"], (parts, 1))
     weights = weights[:, chosen]
     center, low, high = (
         np.tile(stacked[name], (parts, 1))[:, chosen] for name in ("center", "low", "high")
@@ -716,6 +755,13 @@ def linear_margins(
         clipped = np.clip(x, low[:, cols].T, high[:, cols].T)
         np.add.at(terms, rows, (clipped - x) * weights[:, cols].T)
     margin = terms[:, :k] + (stacked["intercept"] if columns is None else 0.0)
+    block = 1
     if active is not None:
-        margin += np.nan_to_num(X[:, active])[:, None] * terms[:, k:]
+        margin += np.nan_to_num(X[:, active])[:, None] * terms[:, k : 2 * k]
+        block = 2
+    if n_modifiers:
+        moved = modifier_values(X, stacked)
+        for m in range(n_modifiers):
+            start = (block + m) * k
+            margin += moved[:, m : m + 1] * terms[:, start : start + k]
     return margin
