@@ -336,11 +336,13 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         # the cross-fitted boosters take a float32 array: a fifth faster than a DataFrame
         array = Z.to_numpy(dtype=np.float32)
         X = Z.to_numpy(dtype=float)
-        self._modifier_specs = self._modifiers(X, self._design_parts()[1])
-        C = self._choose_penalty(X, target, weight, folds) if self.linear else None
+        # the same modifiers (and training ranges) for the folds, the final fit and the
+        # replicates, which are scored as one stack
+        modifiers = self._modifiers(X, self._design_parts()[1])
+        C = self._choose_penalty(X, target, weight, folds, modifiers) if self.linear else None
         curves, fold_boosters, first = [], [], []
         for train, held_out in folds:
-            linear = self._fit_linear(X[train], target[train], weight[train], C)
+            linear = self._fit_linear(X[train], target[train], weight[train], C, modifiers)
             base = linear_margin(X, linear) if linear is not None else None
             booster = self._xgb(self.n_estimators, seed, early_stopping=True)
             booster.fit(
@@ -376,7 +378,7 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
                     iteration_range=(0, self.n_rounds_),
                 )
             )
-        self.linear_ = self._fit_linear(X, target, weight, C)
+        self.linear_ = self._fit_linear(X, target, weight, C, modifiers)
         self.booster_ = self._final_booster(array, target, weight, seed, self.linear_)
         self.calibrator_ = self._fit_calibrator(out_of_fold, target, weight)
         return self
@@ -427,11 +429,12 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
 
         values = Z.to_numpy(dtype=float)
         C = None if self.linear_ is None else self.linear_["C"]
+        modifiers = (self.linear_ or {}).get("modifiers", [])
 
         def one(counts: np.ndarray, seed: int) -> tuple[Any, dict[str, Any], Any]:
             weight = counts.astype(float)
             kept = counts > 0
-            linear = self._fit_linear(values[kept], target[kept], weight[kept], C)
+            linear = self._fit_linear(values[kept], target[kept], weight[kept], C, modifiers)
             if linear is None and self.linear_ is not None:
                 # a resample with one class has no regression of its own: keep the model's
                 linear = self.linear_
@@ -478,20 +481,21 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         return out
 
     def _fit_linear(
-        self, X: np.ndarray, y: np.ndarray, weight: np.ndarray, C: float | None
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        weight: np.ndarray,
+        C: float | None,
+        modifiers: list[dict[str, Any]],
     ) -> dict[str, Any] | None:
         """A penalised logistic regression on standardised features and each patient
-        feature's interaction with the active drug (see ketapredict.trees.linear_terms)."""
+        feature's interaction with the active drug, and with each of ``modifiers`` (see
+        ketapredict.trees.linear_terms)."""
         if C is None:
             return None
         from sklearn.linear_model import LogisticRegression
 
         patient, active = self._design_parts()
-        # the same modifiers (and training ranges) for the folds, the final fit and the
-        # replicates, which are scored as one stack
-        modifiers = self.__dict__.get("_modifier_specs")
-        if modifiers is None:
-            modifiers = (getattr(self, "linear_", None) or {}).get("modifiers") or []
         # weighted mean and SD over the recorded values (a value still missing sits at the
         # mean: term 0)
         seen_weight = np.where(np.isnan(X), 0.0, weight[:, None])
@@ -538,7 +542,7 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
             "C": float(C),
         }
 
-    def _choose_penalty(self, X, y, weight, folds) -> float:
+    def _choose_penalty(self, X, y, weight, folds, modifiers) -> float:
         """The strongest penalty of :data:`_LINEAR_C` whose cross-validated log-loss is
         within one standard error of the best (the one-standard-error rule; Hastie,
         Tibshirani and Friedman 2009, The Elements of Statistical Learning, 2nd ed., sec.
@@ -546,7 +550,7 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         losses = np.empty((len(_LINEAR_C), len(y)))
         for k, C in enumerate(_LINEAR_C):
             for train, held_out in folds:
-                linear = self._fit_linear(X[train], y[train], weight[train], C)
+                linear = self._fit_linear(X[train], y[train], weight[train], C, modifiers)
                 losses[k, held_out] = _log_losses(y[held_out], linear_margin(X[held_out], linear))
         w = weight / weight.sum()
         mean = losses @ w

@@ -706,7 +706,7 @@ def stack_linear(linears: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     out["modifiers"] = linears[0].get("modifiers") or []
     f = out["coef"].shape[1] if out["coef"].ndim == 2 else 0
     out["coef_modifiers"] = np.array(
-        [m.get("coef_modifiers") or np.zeros((0, f)) for m in linears], dtype=float
+        [m.get("coef_modifiers", np.zeros((0, f))) for m in linears], dtype=float
     ).reshape(len(linears), len(out["modifiers"]), f)
     return out
 
