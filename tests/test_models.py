@@ -159,6 +159,30 @@ def test_monotone_constraints_hold_for_dissociation(train):
         assert (steps >= -1e-6).all(), feature
 
 
+def test_trees_keep_the_direction_the_measurement_gave_each_patient_feature(train):
+    """With the linear component learned from the measurement, the trees may bend a patient
+    feature's effect but not reverse it: the margin (linear terms and trees) moves one way
+    as the feature rises, on and off the drug."""
+    model = OutcomeModel("response", n_jobs=1).fit(train)
+    patient, _ = model._design_parts()
+    constrained = {
+        name: sign
+        for name, sign in model.monotone_.items()
+        if patient[list(model.feature_names_).index(name)]
+    }
+    assert len(constrained) >= 5
+    assert OutcomeModel("response", measurement=False, n_jobs=1).fit(train).monotone_ == {}
+    encoded = model.encoder_.transform(train.iloc[:200])
+    for feature, sign in constrained.items():
+        low, high = encoded[feature].min(), encoded[feature].max()
+        margins = [
+            model.booster_.predict(encoded.assign(**{feature: value}), output_margin=True)
+            for value in np.linspace(low, high, 15)
+        ]
+        steps = np.diff(np.array(margins), axis=0) * sign
+        assert (steps >= -1e-6).all(), feature
+
+
 def test_decision_function_and_margin(response_model, train):
     margin = response_model.margin(train)
     log_odds = response_model.decision_function(train)
@@ -230,11 +254,12 @@ def test_few_events_still_fit_with_fewer_folds():
 
 
 def test_the_linear_component_and_the_trees_add_up_to_the_margin(train, response_model):
-    from ketapredict.models import _LINEAR_C
+    from ketapredict.models import _RIDGE_ALPHA
     from ketapredict.trees import linear_margin
 
     linear = response_model.linear_
-    assert linear["C"] in _LINEAR_C
+    assert response_model.measurement_
+    assert linear["alpha"] in _RIDGE_ALPHA
     assert linear["active"] == list(response_model.feature_names_).index("active_drug")
     complete = train[train.drop(columns=["ssi_baseline"]).notna().all(axis=1)].head(50)
     complete = complete.assign(ssi_baseline=10.0)
@@ -276,3 +301,36 @@ def test_linear_false_gives_the_trees_alone(train):
     assert model.n_rounds_ >= 1
     p = model.predict_proba(train)[:, 1]
     assert ((p > 0) & (p < 1)).all()
+
+
+def test_the_linear_component_learns_from_the_measurement_behind_the_outcome(train):
+    """By default the linear direction comes from the endpoint MADRS (a ridge regression)
+    and only its scale from the yes/no outcome; without the measurement, or with an outcome
+    cut another way, from a logistic regression of the outcome, as ``measurement_`` says."""
+    from ketapredict.models import _LINEAR_C
+    from ketapredict.schema import endpoint_scores
+
+    measured = OutcomeModel("response", n_jobs=1).fit(train)
+    assert measured.measurement_
+    assert measured.linear_["slope"] > 0
+    plain = OutcomeModel("response", measurement=False, n_jobs=1).fit(train)
+    assert not plain.measurement_
+    assert plain.linear_["C"] in _LINEAR_C
+    assert "alpha" not in plain.linear_
+    assert not np.allclose(measured.linear_["coef"], plain.linear_["coef"])
+    # a stricter response (a fall of 70%) is not the measurement's cut-off: not used
+    strict = endpoint_scores(train) <= 0.3 * train["madrs_baseline"].to_numpy(dtype=float)
+    other = OutcomeModel("response", n_jobs=1).fit(train, strict)
+    assert not other.measurement_
+    assert "C" in other.linear_
+    # a table without the visit columns: the outcome alone
+    visits = [c for c in train.columns if c.startswith("madrs_d")]
+    bare = OutcomeModel("response", n_jobs=1).fit(train.drop(columns=visits))
+    assert not bare.measurement_
+    p = bare.predict_proba(train)[:, 1]
+    assert ((p > 0) & (p < 1)).all()
+    # replicates need the measurement too, and share the penalty
+    (_, _, linear), *_ = measured.replicates(train, n_replicates=2)
+    assert linear["alpha"] == measured.linear_["alpha"]
+    with pytest.raises(ValueError, match="measurement"):
+        measured.replicates(train.drop(columns=visits), n_replicates=2)

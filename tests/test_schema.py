@@ -9,7 +9,14 @@ from hypothesis import strategies as st
 
 import ketapredict
 from ketapredict import ValidationError, columns, validate, validate_patient
-from ketapredict.schema import Patient, column, visit_days, visit_label
+from ketapredict.schema import (
+    Patient,
+    column,
+    endpoint_scores,
+    outcome_measure,
+    visit_days,
+    visit_label,
+)
 
 
 def good_table(n=3):
@@ -298,3 +305,37 @@ def test_table_and_patient_validation_agree(record):
 def test_validation_error_is_exported_once():
     assert ketapredict.ValidationError is ValidationError
     assert issubclass(ValidationError, ValueError)
+
+
+@pytest.mark.parametrize("outcome", ["response", "remission", "cognitive_decline", "dissociation"])
+def test_each_outcome_is_its_measurement_cut_at_zero(outcome):
+    """The measurement OutcomeModel learns from lies on the event's side of 0 exactly for
+    the courses with the event, in the virtual cohort (crossover periods and visits in
+    hours included)."""
+    cohort = ketapredict.simulate_cohort(n=3000, seed=4)
+    known = cohort[outcome].notna().to_numpy()
+    measure = outcome_measure(cohort, outcome)
+    assert not np.isnan(measure[known]).any()
+    event = cohort[outcome].to_numpy(dtype=float)[known] == 1
+    assert (measure[known][event] >= 0).all()
+    assert (measure[known][~event] <= 0).all()
+    assert (measure[known][~event] < 0).mean() > 0.9  # ties at the cut-off are rare
+
+
+def test_endpoint_scores_and_measures_of_incomplete_tables():
+    table = pd.DataFrame(
+        {
+            "endpoint_day": [1.0, 0.5, 7.0, np.nan, 1 / 7],  # day 1, 12 h, day 7, none, odd
+            "madrs_baseline": [30, 30, 30, 30, 30],
+            "madrs_d1": [15, 16, 3, 3, 3],
+            "madrs_h12": [40, 10, 3, 3, 3],
+        }
+    )
+    np.testing.assert_array_equal(endpoint_scores(table), [15, 10, np.nan, np.nan, np.nan])
+    response = outcome_measure(table, "response")
+    assert response[0] == 0
+    assert response[1] > 0
+    assert np.isnan(response[2:]).all()
+    assert outcome_measure(table.drop(columns="endpoint_day"), "response") is None
+    assert outcome_measure(table, "dissociation") is None
+    assert outcome_measure(table, "suicide_attempt") is None

@@ -49,6 +49,8 @@ __all__ = [
     "check_outcome",
     "column",
     "columns",
+    "endpoint_scores",
+    "outcome_measure",
     "validate",
     "validate_patient",
     "visit_days",
@@ -70,6 +72,12 @@ INJECTED_ROUTES = ("iv", "im", "sc")
 # (the definitions of the pooled trials the cohort reproduces, CALIBRATION.md A1-A3).
 RESPONSE_FRACTION = 0.5
 REMISSION_MAX = 10
+# The harms, as the virtual cohort defines them (no pooled definition exists): cognitive
+# decline is composite cognition half an SD or more below baseline, an SD-based cut-off for
+# the subset harmed (CALIBRATION.md G3); clinically relevant dissociation a CADSS total above
+# 4, the cut-off of the project's first version (CALIBRATION.md D3 asks only for its shape).
+COGNITIVE_DECLINE_AT = -0.5
+DISSOCIATION_ABOVE = 4
 
 
 @dataclass(frozen=True)
@@ -498,6 +506,106 @@ def visit_days(name: str) -> float:
     if match is None:
         raise ValueError(f"{name!r} does not name a visit; expected e.g. 'madrs_d7' or 'h4'.")
     return int(match.group(2)) * _UNIT_DAYS[match.group(1)]
+
+
+def endpoint_scores(table: pd.DataFrame, scale: str = "madrs") -> np.ndarray:
+    """Each course's ``scale`` total at its endpoint: the visit ``endpoint_day`` days after
+    the first session.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Courses with ``endpoint_day`` and visit columns such as ``madrs_d1``.
+    scale : {"madrs", "hamd17", "ssi"}, default="madrs"
+        The rating scale, the prefix of the visit columns.
+
+    Returns
+    -------
+    ndarray of float
+        NaN where the course has no endpoint day or that visit was not recorded (a score is
+        never carried forward from an earlier visit).
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"endpoint_day": [1.0, 7.0, 7.0, None],
+    ...                       "madrs_d1": [12, 30, 20, 9], "madrs_d7": [None, 8, None, 9]})
+    >>> endpoint_scores(table)
+    array([12.,  8., nan, nan])
+    """
+    out = np.full(len(table), np.nan)
+    if "endpoint_day" not in table.columns:
+        return out
+    days = pd.to_numeric(table["endpoint_day"], errors="coerce").to_numpy(dtype=float)
+    for day in np.unique(days[np.isfinite(days) & (days > 0)]):
+        try:
+            name = f"{scale}_{visit_label(float(day))}"
+        except ValueError:  # not a whole number of minutes: no visit column can hold it
+            continue
+        if name in table.columns:
+            rows = days == day
+            out[rows] = pd.to_numeric(table[name], errors="coerce").to_numpy(dtype=float)[rows]
+    return out
+
+
+def outcome_measure(table: pd.DataFrame, outcome: str) -> np.ndarray | None:
+    """The measurement behind a binary outcome, as its signed distance from the cut-off.
+
+    ``response`` and ``remission`` cut the endpoint MADRS (:func:`endpoint_scores`;
+    :data:`RESPONSE_FRACTION` of the baseline, :data:`REMISSION_MAX`), ``cognitive_decline``
+    cuts ``cognition_change`` (:data:`COGNITIVE_DECLINE_AT`) and ``dissociation`` cuts
+    ``cadss_peak`` (:data:`DISSOCIATION_ABOVE`). A score is compared with its cut-off on the
+    logit of its range, ``log((x + 0.5) / (top + 0.5 - x))``, on which a fall of 10 points
+    counts for more from 15 than from 45; cognition in its own SD units.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Courses with the measurement's columns.
+    outcome : str
+        The binary outcome: ``"response"``, ``"remission"``, ``"cognitive_decline"`` or
+        ``"dissociation"``.
+
+    Returns
+    -------
+    ndarray of float or None
+        Positive on the event's side of the cut-off, negative on the other, 0 at it; NaN
+        where a course's measurement is missing. None for an outcome without a known
+        measurement, or when the table lacks its columns.
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"madrs_baseline": [30, 30, 30], "endpoint_day": 1.0,
+    ...                       "madrs_d1": [10, 15, 16]})
+    >>> (outcome_measure(table, "response") >= 0).tolist()  # MADRS at most 15
+    [True, True, False]
+    >>> (outcome_measure(table, "remission") >= 0).tolist()  # MADRS at most 10
+    [True, False, False]
+    >>> outcome_measure(table, "cognitive_decline") is None  # no cognition_change
+    True
+    """
+    columns_ = set(table.columns)
+
+    def on_range(x, name: str) -> np.ndarray:
+        top = column(name).high
+        return np.log((np.asarray(x, dtype=float) + 0.5) / (top + 0.5 - np.asarray(x, float)))
+
+    if outcome in ("response", "remission"):
+        if not {"madrs_baseline", "endpoint_day"} <= columns_:
+            return None
+        endpoint = endpoint_scores(table)
+        if outcome == "response":
+            baseline = pd.to_numeric(table["madrs_baseline"], errors="coerce").to_numpy(float)
+            cut = baseline * RESPONSE_FRACTION
+        else:
+            cut = REMISSION_MAX
+        return on_range(cut, "madrs_d1") - on_range(endpoint, "madrs_d1")
+    if outcome == "cognitive_decline" and "cognition_change" in columns_:
+        change = pd.to_numeric(table["cognition_change"], errors="coerce").to_numpy(float)
+        return COGNITIVE_DECLINE_AT - change
+    if outcome == "dissociation" and "cadss_peak" in columns_:
+        peak = pd.to_numeric(table["cadss_peak"], errors="coerce").to_numpy(float)
+        return on_range(peak, "cadss_peak") - on_range(DISSOCIATION_ABOVE, "cadss_peak")
+    return None
 
 
 def column(name: str) -> Column:

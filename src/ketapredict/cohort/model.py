@@ -48,7 +48,13 @@ from numpy.polynomial.hermite_e import hermegauss
 from scipy.special import ndtr
 
 from ..regimen import exposure
-from ..schema import KETAMINES, REMISSION_MAX, RESPONSE_FRACTION
+from ..schema import (
+    COGNITIVE_DECLINE_AT,
+    DISSOCIATION_ABOVE,
+    KETAMINES,
+    REMISSION_MAX,
+    RESPONSE_FRACTION,
+)
 from .parameters import Parameters
 from .population import BINARY_FIELDS, COGNITION, logistic, severity
 
@@ -75,9 +81,6 @@ NODES, _W = hermegauss(7)
 NODE_WEIGHTS = _W / _W.sum()
 
 SCALE_MAX = {"madrs": 60, "hamd17": 52, "ssi": 38}
-# Clinically relevant dissociation: CADSS above 4; cognitive decline: -0.5 SD or worse.
-DISSOCIATION_ABOVE = 4
-DECLINE_AT = -0.5
 
 _ROUTE_SD = {
     "iv": "exposure_sd_iv",
@@ -568,8 +571,8 @@ def _probabilities(c, x, madrs0, prof, p, priors, trial, *, all_nodes: bool) -> 
             terms = {
                 "response": ndtr((response_at - mean) / sd),
                 "remission": ndtr((remission_at - mean) / sd),
-                "cognitive_decline": (1 - p.susceptible) * ndtr((DECLINE_AT - mu) / sd_c)
-                + p.susceptible * ndtr((DECLINE_AT - mu + harm) / sd_c),
+                "cognitive_decline": (1 - p.susceptible) * ndtr((COGNITIVE_DECLINE_AT - mu) / sd_c)
+                + p.susceptible * ndtr((COGNITIVE_DECLINE_AT - mu + harm) / sd_c),
             }
             for name, value in terms.items():
                 key = f"p_{name}{suffix}"
@@ -675,7 +678,7 @@ def simulate_visits(
         + p.cognition_noise * rng.standard_normal(n)
     )
     out["cognition_change"] = change
-    out["cognitive_decline"] = change <= DECLINE_AT
+    out["cognitive_decline"] = change <= COGNITIVE_DECLINE_AT
 
     h = dissociation_exposure(c, comp.factor, p)
     family = np.nan_to_num(np.asarray(x["family_history_aud"], dtype=float))

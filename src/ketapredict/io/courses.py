@@ -31,6 +31,7 @@ from ..schema import (
     RESPONSE_FRACTION,
     _is_missing,
     columns,
+    endpoint_scores,
     validate,
     visit_days,
     visit_label,
@@ -561,11 +562,7 @@ def _derive(table: pd.DataFrame, mapping: StudyMapping) -> pd.DataFrame:
     """Response and remission at each course's endpoint, as the virtual cohort defines
     them (:data:`ketapredict.schema.RESPONSE_FRACTION`, ``REMISSION_MAX``); missing when
     the MADRS of that day is (never carried forward)."""
-    endpoint = np.full(len(table), np.nan)
-    for i, day in enumerate(table["endpoint_day"]):
-        name = f"madrs_{visit_label(float(day))}" if np.isfinite(day) else None
-        if name in table.columns and not _is_missing(table[name].iloc[i]):
-            endpoint[i] = float(table[name].iloc[i])
+    endpoint = endpoint_scores(table)
     baseline = table["madrs_baseline"].astype(float).to_numpy()
     known = ~np.isnan(endpoint)
     response = np.where(known, endpoint <= baseline * RESPONSE_FRACTION, None)
