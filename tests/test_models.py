@@ -163,7 +163,7 @@ def test_trees_keep_the_direction_the_measurement_gave_each_patient_feature(trai
     """With the linear component learned from the measurement, the trees may bend a patient
     feature's effect but not reverse it: the margin (linear terms and trees) moves one way
     as the feature rises, on and off the drug."""
-    model = OutcomeModel("response", n_jobs=1).fit(train)
+    model = OutcomeModel("response", measurement=True, n_jobs=1).fit(train)
     patient, _ = model._design_parts()
     constrained = {
         name: sign
@@ -254,12 +254,12 @@ def test_few_events_still_fit_with_fewer_folds():
 
 
 def test_the_linear_component_and_the_trees_add_up_to_the_margin(train, response_model):
-    from ketapredict.models import _RIDGE_ALPHA
+    from ketapredict.models import _LINEAR_C
     from ketapredict.trees import linear_margin
 
     linear = response_model.linear_
-    assert response_model.measurement_
-    assert linear["alpha"] in _RIDGE_ALPHA
+    assert not response_model.measurement_  # about 1,000 events: enough for the outcome's own
+    assert linear["C"] in _LINEAR_C
     assert linear["active"] == list(response_model.feature_names_).index("active_drug")
     complete = train[train.drop(columns=["ssi_baseline"]).notna().all(axis=1)].head(50)
     complete = complete.assign(ssi_baseline=10.0)
@@ -304,13 +304,19 @@ def test_linear_false_gives_the_trees_alone(train):
 
 
 def test_the_linear_component_learns_from_the_measurement_behind_the_outcome(train):
-    """By default the linear direction comes from the endpoint MADRS (a ridge regression)
-    and only its scale from the yes/no outcome; without the measurement, or with an outcome
-    cut another way, from a logistic regression of the outcome, as ``measurement_`` says."""
-    from ketapredict.models import _LINEAR_C
+    """With measurement=True the linear direction comes from the endpoint MADRS (a ridge
+    regression) and only its scale from the yes/no outcome; without the measurement, or
+    with an outcome cut another way, from a logistic regression of the outcome, as
+    ``measurement_`` says. "auto" uses it for the rare outcome only."""
+    from ketapredict.models import _LINEAR_C, _RIDGE_ALPHA
     from ketapredict.schema import endpoint_scores
 
-    measured = OutcomeModel("response", n_jobs=1).fit(train)
+    rare = OutcomeModel("cognitive_decline", n_jobs=1).fit(
+        train[train["cognitive_decline"].notna()]
+    )
+    assert rare.measurement_
+    assert rare.linear_["alpha"] in _RIDGE_ALPHA
+    measured = OutcomeModel("response", measurement=True, n_jobs=1).fit(train)
     assert measured.measurement_
     assert measured.linear_["slope"] > 0
     plain = OutcomeModel("response", measurement=False, n_jobs=1).fit(train)
@@ -320,12 +326,12 @@ def test_the_linear_component_learns_from_the_measurement_behind_the_outcome(tra
     assert not np.allclose(measured.linear_["coef"], plain.linear_["coef"])
     # a stricter response (a fall of 70%) is not the measurement's cut-off: not used
     strict = endpoint_scores(train) <= 0.3 * train["madrs_baseline"].to_numpy(dtype=float)
-    other = OutcomeModel("response", n_jobs=1).fit(train, strict)
+    other = OutcomeModel("response", measurement=True, n_jobs=1).fit(train, strict)
     assert not other.measurement_
     assert "C" in other.linear_
     # a table without the visit columns: the outcome alone
     visits = [c for c in train.columns if c.startswith("madrs_d")]
-    bare = OutcomeModel("response", n_jobs=1).fit(train.drop(columns=visits))
+    bare = OutcomeModel("response", measurement=True, n_jobs=1).fit(train.drop(columns=visits))
     assert not bare.measurement_
     p = bare.predict_proba(train)[:, 1]
     assert ((p > 0) & (p < 1)).all()
