@@ -83,36 +83,56 @@ def _rows(values: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
 
 
 def _measured_coef(
-    design: np.ndarray, y: np.ndarray, weight: np.ndarray, measure: np.ndarray, alpha: float
+    design: np.ndarray,
+    y: np.ndarray,
+    weight: np.ndarray,
+    measure: np.ndarray,
+    alpha: float,
+    schedule: np.ndarray,
 ) -> tuple[np.ndarray, float, float]:
-    """Coefficients and intercept on the log-odds scale of a ridge regression of the
-    measurement, and the slope of its map to log-odds.
+    """Coefficients and intercept on the log-odds scale of a linear component whose
+    patient terms come from a ridge regression of the measurement, and the slope of their
+    map to log-odds.
 
-    The map is a logistic regression of ``y`` on the ridge's out-of-fold predictions
-    (:data:`_MEASURE_FOLDS` folds), so its slope is not steepened by the ridge's fit to its
-    own rows; rows without a measurement still count there. Its small penalty (C = 1 on
-    the standardised prediction) keeps the slope finite when a few rows separate."""
+    The ridge's patient terms (every column but ``schedule``) give the direction. A
+    logistic regression of ``y`` on their out-of-fold prediction (:data:`_MEASURE_FOLDS`
+    folds, so the ridge's fit to its own rows does not steepen the slope) and on the
+    ``schedule`` columns gives that slope and the schedule's own weights: the regimen may
+    act on an outcome through a tail the measurement's mean barely shows (harm in a
+    susceptible subset, CALIBRATION.md G3). With the schedule's weights from the ridge too,
+    at 8,000 courses the arms at highest risk of cognitive decline were predicted at 84% of
+    their true risk, with them from the outcome at 93% (the outcome's own regression: 94%),
+    and cognitive decline ranked within arm as well or better at every size (0.782 against
+    0.776 at 1,000 courses; benchmarks/learning_curve.py). The cost: response at 300
+    courses (below about 1,600 it uses the measurement) was calibrated worse among
+    active-drug patients (ECE 0.070 against 0.045). The mild penalty (:data:`_LINK_C` on
+    standardised columns) keeps the few weights finite when a few rows separate; 0.1 and
+    0.01 ranked cognitive decline worse at 1,000 and 3,000 courses, and choosing it by
+    cross-validation ranked worse at 300."""
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.model_selection import KFold
 
+    def patient_terms(rows: np.ndarray) -> np.ndarray:
+        fit = Ridge(alpha=alpha).fit(design[rows], measure[rows], sample_weight=weight[rows])
+        beta = fit.coef_.copy()
+        beta[schedule] = 0.0
+        return beta
+
     known = ~np.isnan(measure) & (weight > 0)
-    ridge = Ridge(alpha=alpha).fit(design[known], measure[known], sample_weight=weight[known])
-    predicted = ridge.predict(design)
+    beta = patient_terms(np.flatnonzero(known))
+    score = design @ beta
     if known.sum() >= 2 * _MEASURE_FOLDS:
-        folds = KFold(_MEASURE_FOLDS, shuffle=True, random_state=0).split(design)
-        for train, held_out in folds:
-            rows = train[known[train]]
-            fold = Ridge(alpha=alpha).fit(design[rows], measure[rows], sample_weight=weight[rows])
-            predicted[held_out] = fold.predict(design[held_out])
-    spread = predicted.std()
-    if not spread > 1e-12:
-        return np.zeros(design.shape[1]), float(logit(np.average(y, weights=weight))), 0.0
-    link = LogisticRegression(C=1.0, max_iter=1000).fit(
-        ((predicted - predicted.mean()) / spread)[:, None], y, sample_weight=weight
+        for train, held_out in KFold(_MEASURE_FOLDS, shuffle=True, random_state=0).split(design):
+            score[held_out] = design[held_out] @ patient_terms(train[known[train]])
+    center, spread = score.mean(), score.std()
+    spread = spread if spread > 1e-12 else 1.0
+    link = LogisticRegression(C=_LINK_C, max_iter=2000).fit(
+        np.column_stack([(score - center) / spread, design[:, schedule]]), y, sample_weight=weight
     )
     slope = float(link.coef_[0, 0]) / spread
-    intercept = float(link.intercept_[0]) - slope * predicted.mean()
-    return slope * ridge.coef_, intercept + slope * float(ridge.intercept_), slope
+    coef = slope * beta
+    coef[schedule] = link.coef_[0, 1:]
+    return coef, float(link.intercept_[0]) - slope * center, slope
 
 
 # linear="dose_time": the regimen features that change a patient feature's weight, as
@@ -169,6 +189,9 @@ _EVENTS_PER_TERM = 10
 # Folds of the out-of-fold measurement predictions that the logistic map to log-odds is
 # fitted on (an in-sample prediction is too spread, and the map too steep).
 _MEASURE_FOLDS = 5
+# The penalty (inverse) of the logistic regression that scales the measurement's patient
+# terms and weighs the schedule (see _measured_coef).
+_LINK_C = 1.0
 # Penalties (inverse L2 strength on standardised features) the linear component chooses from
 # by cross-validated log-loss. Strong ones won at 1,000-10,000 courses of the virtual cohort
 # (C = 0.01 for cognitive decline, 0.01-0.03 for response): about 70 correlated features.
@@ -253,10 +276,10 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         The linear component: ``center`` and ``scale`` (standardisation), ``coef``,
         ``coef_active`` (interactions with the active drug, 0 for schedule features),
         ``active`` (the position of ``active_drug``, or None), ``intercept`` and the chosen
-        penalty: ``C`` of the logistic regression, or ``alpha`` of the ridge regression on
-        the measurement with ``slope``, its map to log-odds; with ``linear="dose_time"``
-        also ``modifiers`` and ``coef_modifiers`` (one row per modifier); None with
-        ``linear=False``. See
+        penalty: ``C`` of the logistic regression; after a measurement also ``alpha`` of
+        the ridge regression on it and ``slope``, the patient terms' map to log-odds;
+        with ``linear="dose_time"`` also ``modifiers`` and ``coef_modifiers`` (one row per
+        modifier); None with ``linear=False``. See
         :func:`ketapredict.trees.linear_terms`.
     booster_ : xgboost.XGBClassifier
         The final trees, trained on every row from the linear margin.
@@ -648,8 +671,8 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
 
         Without ``measure``, a logistic regression of ``y`` with inverse penalty ``penalty``
         (C). With it, a ridge regression of the measurement with penalty ``penalty``
-        (alpha), whose prediction a logistic regression of ``y`` maps to log-odds: the
-        coefficients are the ridge's times that slope.
+        (alpha) for the patient's terms, and a logistic regression of ``y`` for their scale
+        and the schedule's weights (:func:`_measured_coef`).
         """
         if penalty is None or np.unique(y).size < 2:
             return None
@@ -662,8 +685,9 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
             coef, intercept = fit.coef_[0], float(fit.intercept_[0])
             chosen = {"C": float(penalty)}
         else:
-            coef, intercept, slope = _measured_coef(design, y, weight, measure, penalty)
-            chosen = {"alpha": float(penalty), "slope": slope}
+            schedule = np.flatnonzero(~patient)  # the regimen's columns (no interactions)
+            coef, intercept, slope = _measured_coef(design, y, weight, measure, penalty, schedule)
+            chosen = {"alpha": float(penalty), "C": _LINK_C, "slope": slope}
         coef_active = np.zeros(len(center))
         n_patient = int(patient.sum())
         if active is not None:
@@ -814,9 +838,10 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         component learned its direction from the measurement, each patient feature's
         direction there wherever it holds for every training row (on and off the drug, at
         every dose and time of ``linear="dose_time"``). The trees may then bend a
-        predictor's effect but not reverse it: at 1,000-3,000 courses trees free to split
-        either way ranked patients within arm worse than with these constraints (cognitive
-        decline 0.768 against 0.775 at 3,000; benchmarks/learning_curve.py)."""
+        predictor's effect but not reverse it: trees free to split either way ranked
+        patients within arm worse (cognitive decline 0.760 against 0.776 at 1,000 courses,
+        0.768 against 0.775 at 3,000; benchmarks/learning_curve.py, measured with the
+        schedule's weights still from the ridge)."""
         constraints = self._constraints()
         if self.monotone is not True or not self.measurement_ or self.linear_ is None:
             return constraints
