@@ -18,13 +18,14 @@ dissociation). Fitting it:
    feature's interactions with the dose and the time (:data:`DOSE_TIME_MODIFIERS`). When
    events are too few for that regression (fewer than 10 per term) and the table holds the
    measurement the outcome is cut from (the endpoint MADRS, the change in cognition, the
-   CADSS; :func:`ketapredict.schema.outcome_measure`), the component's direction is
-   learned from that measurement by ridge regression, and only its scale and offset from
-   the yes/no outcome: every course then informs the direction, not only the few near the
+   CADSS; :func:`ketapredict.schema.outcome_measure`), the patient terms' direction is
+   learned from that measurement by ridge regression, and only their scale from the
+   yes/no outcome: every course then informs the direction, not only the few near the
    cut-off (dichotomising throws most of a measurement's information away: Altman and
-   Royston 2006, BMJ 332:1080). With about 34 events of cognitive decline in
-   3,000 courses, this and the trees' constraints below raised the within-arm AUC from
-   0.747 to 0.775 (benchmarks/learning_curve.py, 5 repeats);
+   Royston 2006, BMJ 332:1080); the regimen's weights still come from the outcome
+   (:func:`_measured_coef`). With about 34 events of cognitive decline in 3,000 courses,
+   this and the trees' constraints below raised the within-arm AUC from 0.747 to 0.777
+   (benchmarks/learning_curve.py, 5 repeats);
 4. cross-fits ``calibration_folds`` XGBoost models boosted from that linear margin, each
    trained on the other folds and watched on its own held-out fold, their trees monotone
    where the pharmacology is certain (:data:`MONOTONE`) and, after a measurement, in each
