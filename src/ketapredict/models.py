@@ -245,11 +245,10 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         Learn the linear component's direction from the measurement the outcome is cut
         from, when ``X`` holds it for at least half the rows and it agrees with ``y`` on
         every row (:func:`ketapredict.schema.outcome_measure`). "auto": only while the
-        rarer class has fewer than 10 courses per linear term (cognitive decline at any
-        size of the virtual cohort, response below about 1,600 courses, remission below about
-        2,800, with the 63 terms of the core feature set). True: whenever
-        it can; False: from the yes/no outcome alone. ``measurement_`` says whether it was
-        used.
+        rarer class has fewer than 10 courses per linear term (with the 63 terms of the
+        core feature set: cognitive decline at any size of the virtual cohort, response
+        below about 1,600 courses, remission below about 2,800). True: whenever it can;
+        False: from the yes/no outcome alone. ``measurement_`` says whether it was used.
     monotone : bool or dict, default=True
         True applies :data:`MONOTONE` for ``outcome`` and, when the linear component learned
         from the measurement, each patient feature's direction there (``monotone_``); a
