@@ -326,12 +326,19 @@ def test_the_linear_component_learns_from_the_measurement_behind_the_outcome(tra
     assert not np.allclose(measured.linear_["coef"], plain.linear_["coef"])
     # a stricter response (a fall of 70%) is not the measurement's cut-off: not used
     strict = endpoint_scores(train) <= 0.3 * train["madrs_baseline"].to_numpy(dtype=float)
-    other = OutcomeModel("response", measurement=True, n_jobs=1).fit(train, strict)
+    with pytest.warns(UserWarning, match="measurement"):
+        other = OutcomeModel("response", measurement=True, n_jobs=1).fit(train, strict)
     assert not other.measurement_
     assert "C" in other.linear_
+    # remission as MADRS below 10 (not at most 10): its ties differ, so not this measurement
+    below = endpoint_scores(train) < 10
+    with pytest.warns(UserWarning, match="not 'remission' as its measurement defines it"):
+        tied = OutcomeModel("remission", measurement=True, n_jobs=1).fit(train, below)
+    assert not tied.measurement_
     # a table without the visit columns: the outcome alone
     visits = [c for c in train.columns if c.startswith("madrs_d")]
-    bare = OutcomeModel("response", measurement=True, n_jobs=1).fit(train.drop(columns=visits))
+    with pytest.warns(UserWarning, match="missing for most rows"):
+        bare = OutcomeModel("response", measurement=True, n_jobs=1).fit(train.drop(columns=visits))
     assert not bare.measurement_
     p = bare.predict_proba(train)[:, 1]
     assert ((p > 0) & (p < 1)).all()

@@ -52,6 +52,14 @@ def test_risk_model_round_trips_through_its_files(tmp_path, risk_model, train):
     assert loaded.provenance["name"] == "test"
     assert loaded.provenance["n_patients"] == len(train)
     assert loaded.models["response"].get_params() == risk_model.models["response"].get_params()
+    # cognitive decline learned from the change in cognition: a loaded model says so and
+    # rebuilds its trees' constraints, so it can train replicates like the fitted one
+    fitted, restored = risk_model.models["cognitive_decline"], loaded.models["cognitive_decline"]
+    assert restored.measurement_
+    assert fitted.measurement_
+    assert restored.monotone_ == fitted.monotone_
+    rows = train[train["cognitive_decline"].notna()]
+    assert len(restored.replicates(rows, n_replicates=2)) == 2
 
 
 def test_the_model_card_is_checked_and_follows_recalibration(tmp_path, risk_model, train):

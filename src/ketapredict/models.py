@@ -45,6 +45,8 @@ trees), and the whole model saves as JSON without pickle.
 
 from __future__ import annotations
 
+import itertools
+import warnings
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any, ClassVar
@@ -67,7 +69,7 @@ from .encoding import parse_feature_set, sources
 from .exceptions import Problem, ValidationError
 from .features import FeatureEncoder
 from .imputation import BaselineImputer
-from .schema import check_outcome, column, columns, outcome_measure
+from .schema import STRICT_CUTOFFS, check_outcome, column, columns, outcome_measure
 from .trees import calibrated_log_odds, linear_margin, linear_terms, logit, modifier_values
 
 __all__ = ["DOSE_TIME_MODIFIERS", "MONOTONE", "OutcomeModel"]
@@ -246,9 +248,10 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         from, when ``X`` holds it for at least half the rows and it agrees with ``y`` on
         every row (:func:`ketapredict.schema.outcome_measure`). "auto": only while the
         rarer class has fewer than 10 courses per linear term (with the 63 terms of the
-        core feature set: cognitive decline at any size of the virtual cohort, response
-        below about 1,600 courses, remission below about 2,800). True: whenever it can;
-        False: from the yes/no outcome alone. ``measurement_`` says whether it was used.
+        core feature set: cognitive decline below about 37,000 courses with a cognitive
+        battery, response below about 1,600 courses, remission below about 2,800). True:
+        whenever it can, with a warning when it cannot; False: from the yes/no outcome
+        alone. ``measurement_`` says whether it was used.
     monotone : bool or dict, default=True
         True applies :data:`MONOTONE` for ``outcome`` and, when the linear component learned
         from the measurement, each patient feature's direction there (``monotone_``); a
@@ -449,7 +452,7 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         if measure is not None and self.measurement == "auto":
             patient, active = self._design_parts()
             terms = len(patient) + (0 if active is None else patient.sum() * (1 + len(modifiers)))
-            if np.bincount(target).min() >= _EVENTS_PER_TERM * terms:
+            if np.bincount(target[weight > 0]).min() >= _EVENTS_PER_TERM * terms:
                 measure = None  # enough events for the outcome's own regression
         self.measurement_ = measure is not None
         if not self.linear:
@@ -460,7 +463,7 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
             penalty = self._choose_penalty(X, target, weight, folds, modifiers)
         # the component on every row first: its directions constrain every booster's trees
         self.linear_ = self._fit_linear(X, target, weight, penalty, modifiers, measure)
-        self.monotone_ = self._monotone(X)
+        self.monotone_ = self._monotone()
         curves, fold_boosters, first = [], [], []
         for train, held_out in folds:
             linear = self._fit_linear(
@@ -618,21 +621,39 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
 
     def _measure(self, X: Any, target: np.ndarray) -> np.ndarray | None:
         """The outcome's measurement (:func:`ketapredict.schema.outcome_measure`) when the
-        linear component may learn from it: the table has it for at least half the rows,
-        and it agrees with ``target`` wherever both are known (a ``y`` cut another way is
-        not this measurement's outcome)."""
-        if not (self.measurement and self.linear) or not isinstance(X, pd.DataFrame):
+        linear component may learn from it: the feature set has patient features beside
+        the dose schedule, the table has the measurement for at least half the rows, and
+        it agrees with ``target`` wherever both are known, ties at the cut-off included (a
+        ``y`` cut another way is not this measurement's outcome). With
+        ``measurement=True`` a measurement that cannot be used is said in a warning."""
+        if not (self.measurement and self.linear) or self.features is None:
             return None
-        if self.features is None:
-            return None
-        measure = outcome_measure(X, self.outcome)
-        if measure is None or len(measure) != len(target):
-            return None
-        known = ~np.isnan(measure)
-        disagree = known & (((target == 1) & (measure < 0)) | ((target == 0) & (measure > 0)))
-        if known.mean() < 0.5 or disagree.any():
-            return None
-        return measure
+        patient, active = self._design_parts()
+        if active is None or not patient.any():
+            reason = "the feature set has no active-drug flag or no patient feature"
+        elif not isinstance(X, pd.DataFrame):
+            reason = "X is not a patient table"
+        else:
+            measure = outcome_measure(X, self.outcome)
+            if measure is None or len(measure) != len(target):
+                reason = f"the table has no measurement of {self.outcome!r}"
+            else:
+                known = ~np.isnan(measure)
+                event = measure > 0 if self.outcome in STRICT_CUTOFFS else measure >= 0
+                if known.mean() < 0.5:
+                    reason = f"the measurement of {self.outcome!r} is missing for most rows"
+                elif (known & (event != (target == 1))).any():
+                    reason = f"y is not {self.outcome!r} as its measurement defines it"
+                else:
+                    return measure
+        if self.measurement is True:
+            warnings.warn(
+                f"OutcomeModel(measurement=True): not used, because {reason}; the linear "
+                "component learns from the outcome alone (measurement_ is False).",
+                UserWarning,
+                stacklevel=3,
+            )
+        return None
 
     def _linear_design(
         self, X: np.ndarray, weight: np.ndarray, modifiers: list[dict[str, Any]]
@@ -833,30 +854,52 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
             )
         return {k: v for k, v in table.items() if k in set(self.feature_names_)}
 
-    def _monotone(self, X: np.ndarray) -> dict[str, int]:
+    def _monotone(self) -> dict[str, int]:
         """The trees' monotone constraints: :meth:`_constraints`, and, when the linear
         component learned its direction from the measurement, each patient feature's
-        direction there wherever it holds for every training row (on and off the drug, at
-        every dose and time of ``linear="dose_time"``). The trees may then bend a
-        predictor's effect but not reverse it: trees free to split either way ranked
+        direction there wherever it holds on and off the drug and, with
+        ``linear="dose_time"``, at every dose and time within the training ranges (the
+        feature's weight is linear in the drug flag and in each modifier, so it keeps its
+        sign over those ranges when it keeps it at their corners). The trees may then bend
+        a predictor's effect but not reverse it: trees free to split either way ranked
         patients within arm worse (cognitive decline 0.760 against 0.776 at 1,000 courses,
         0.768 against 0.775 at 3,000; benchmarks/learning_curve.py, measured with the
-        schedule's weights still from the ridge)."""
+        schedule's weights still from the ridge). Read from the fitted linear component
+        alone, so a loaded model rebuilds the same constraints."""
         constraints = self._constraints()
         if self.monotone is not True or not self.measurement_ or self.linear_ is None:
             return constraints
         linear = self.linear_
         patient, active = self._design_parts()
-        slopes = np.broadcast_to(np.asarray(linear["coef"]), X.shape).copy()
+        coef = np.asarray(linear["coef"], dtype=float)
+        weights = [coef]
         if active is not None:
-            slopes += np.nan_to_num(X[:, [active]]) * np.asarray(linear["coef_active"])
-        if linear.get("modifiers"):
-            slopes += modifier_values(X, linear) @ np.asarray(linear["coef_modifiers"])
+            coef_active = np.asarray(linear["coef_active"], dtype=float)
+            modifiers = linear.get("modifiers") or []
+            rows = np.asarray(linear.get("coef_modifiers", []), dtype=float).reshape(
+                len(modifiers), len(coef)
+            )
+            ends = [
+                (np.log1p(max(m["low"], 0.0)), np.log1p(max(m["high"], 0.0)))
+                if m["log"]
+                else (m["low"], m["high"])
+                for m in modifiers
+            ]
+            for drug in (0.0, 1.0):
+                for corner in itertools.product(*ends):
+                    values = np.array(
+                        [
+                            v * (drug if m["active"] else 1.0)
+                            for v, m in zip(corner, modifiers, strict=True)
+                        ]
+                    )
+                    weights.append(coef + drug * coef_active + values @ rows)
+        weights = np.array(weights)
         for j, name in enumerate(self.feature_names_):
             if patient[j] and name not in constraints:
-                if (slopes[:, j] > 0).all():
+                if (weights[:, j] > 0).all():
                     constraints[name] = 1
-                elif (slopes[:, j] < 0).all():
+                elif (weights[:, j] < 0).all():
                     constraints[name] = -1
         return constraints
 

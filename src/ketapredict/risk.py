@@ -1632,4 +1632,7 @@ def _restore(state: Mapping[str, Any], booster_file: bytes | None, trees: TreeEn
     model.imputer_ = (
         None if state.get("imputer") is None else BaselineImputer.from_dict(state["imputer"])
     )
+    # a linear component learned from the measurement carries its ridge penalty
+    model.measurement_ = "alpha" in (model.linear_ or {})
+    model.monotone_ = model._monotone()  # from the linear component, as at fitting
     return model

@@ -78,6 +78,8 @@ REMISSION_MAX = 10
 # 4, the cut-off of the project's first version (CALIBRATION.md D3 asks only for its shape).
 COGNITIVE_DECLINE_AT = -0.5
 DISSOCIATION_ABOVE = 4
+# The outcomes whose event lies strictly beyond the cut-off (the others include it).
+STRICT_CUTOFFS = ("dissociation",)
 
 
 @dataclass(frozen=True)
@@ -568,8 +570,9 @@ def outcome_measure(table: pd.DataFrame, outcome: str) -> np.ndarray | None:
     Returns
     -------
     ndarray of float or None
-        Positive on the event's side of the cut-off, negative on the other, 0 at it; NaN
-        where a course's measurement is missing. None for an outcome without a known
+        Positive on the event's side of the cut-off, negative on the other, 0 at it (an
+        event, except for the outcomes of :data:`STRICT_CUTOFFS`); NaN where a course's
+        measurement is missing. None for an outcome without a known
         measurement, or when the table lacks its columns.
 
     Examples
