@@ -105,13 +105,13 @@ def _measured_coef(
     susceptible subset, CALIBRATION.md G3). With the schedule's weights from the ridge too,
     at 8,000 courses the arms at highest risk of cognitive decline were predicted at 84% of
     their true risk, with them from the outcome at 93% (the outcome's own regression: 94%),
-    and cognitive decline ranked within arm as well or better at every size (0.782 against
-    0.776 at 1,000 courses; benchmarks/learning_curve.py). The cost: response at 300
-    courses (below about 1,600 it uses the measurement) was calibrated worse among
-    active-drug patients (ECE 0.070 against 0.045). The mild penalty (:data:`_LINK_C` on
-    standardised columns) keeps the few weights finite when a few rows separate; 0.1 and
-    0.01 ranked cognitive decline worse at 1,000 and 3,000 courses, and choosing it by
-    cross-validation ranked worse at 300."""
+    and cognitive decline ranked within arm as well or better at every size
+    (benchmarks/learning_curve.py). The regimen's weights are shrunk (:data:`_LINK_C` on
+    standardised columns), the patient score's slope hardly (:data:`_SCORE_SCALE`): with
+    the regimen's weights nearly free (C = 1) the bootstrap replicates disagreed on them,
+    and the demo model's 90% interval of cognitive decline for a twice-weekly course
+    spanned 0.2% to 23% (0.6% to 9.1% shrunk), with within-arm AUCs no better; choosing the
+    penalty by cross-validation ranked worse at 300 courses."""
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.model_selection import KFold
 
@@ -128,7 +128,7 @@ def _measured_coef(
         for train, held_out in KFold(_MEASURE_FOLDS, shuffle=True, random_state=0).split(design):
             score[held_out] = design[held_out] @ patient_terms(train[known[train]])
     center, spread = score.mean(), score.std()
-    spread = spread if spread > 1e-12 else 1.0
+    spread = (spread if spread > 1e-12 else 1.0) / _SCORE_SCALE
     link = LogisticRegression(C=_LINK_C, max_iter=2000).fit(
         np.column_stack([(score - center) / spread, design[:, schedule]]), y, sample_weight=weight
     )
@@ -194,7 +194,11 @@ _EVENTS_PER_TERM = 10
 _MEASURE_FOLDS = 5
 # The penalty (inverse) of the logistic regression that scales the measurement's patient
 # terms and weighs the schedule (see _measured_coef).
-_LINK_C = 1.0
+_LINK_C = 0.1
+# The patient score enters that regression at 10 times its standard deviation, so its own
+# coefficient is penalised 100 times less than the regimen's weights: they are shrunk, it
+# is not.
+_SCORE_SCALE = 10.0
 # Penalties (inverse L2 strength on standardised features) the linear component chooses from
 # by cross-validated log-loss. Strong ones won at 1,000-10,000 courses of the virtual cohort
 # (C = 0.01 for cognitive decline, 0.01-0.03 for response): about 70 correlated features.
