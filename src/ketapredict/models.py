@@ -24,7 +24,7 @@ dissociation). Fitting it:
    cut-off (dichotomising throws most of a measurement's information away: Altman and
    Royston 2006, BMJ 332:1080); the regimen's weights still come from the outcome
    (:func:`_measured_coef`). With about 34 events of cognitive decline in 3,000 courses,
-   this and the trees' constraints below raised the within-arm AUC from 0.747 to 0.777
+   this and the trees' constraints below raised the within-arm AUC from 0.747 to 0.780
    (benchmarks/learning_curve.py, 5 repeats);
 4. cross-fits ``calibration_folds`` XGBoost models boosted from that linear margin, each
    trained on the other folds and watched on its own held-out fold, their trees monotone
