@@ -347,3 +347,20 @@ def test_the_linear_component_learns_from_the_measurement_behind_the_outcome(tra
     assert linear["alpha"] == measured.linear_["alpha"]
     with pytest.raises(ValueError, match="measurement"):
         measured.replicates(train.drop(columns=visits), n_replicates=2)
+
+
+def test_tree_constraints_of_many_modifiers_are_computed_without_enumerating_them(train):
+    """A model file's linear component may list any number of modifiers: the constraints
+    come from per-modifier bounds (here 200 modifiers of zero weight change nothing)."""
+    rows = train[train["cognitive_decline"].notna()]
+    model = OutcomeModel("cognitive_decline", n_jobs=1).fit(rows)
+    assert model.measurement_
+    expected = model._monotone()
+    column = list(model.feature_names_).index("endpoint_day")
+    spec = {"column": column, "low": 1.0, "high": 29.0, "log": True, "active": False}
+    model.linear_ = {
+        **model.linear_,
+        "modifiers": [spec] * 200,
+        "coef_modifiers": [[0.0] * len(model.feature_names_)] * 200,
+    }
+    assert model._monotone() == expected  # 2**200 corners would never end

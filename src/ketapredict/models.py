@@ -45,7 +45,6 @@ trees), and the whole model saves as JSON without pickle.
 
 from __future__ import annotations
 
-import itertools
 import warnings
 from numbers import Integral, Real
 from pathlib import Path
@@ -863,8 +862,8 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         component learned its direction from the measurement, each patient feature's
         direction there wherever it holds on and off the drug and, with
         ``linear="dose_time"``, at every dose and time within the training ranges (the
-        feature's weight is linear in the drug flag and in each modifier, so it keeps its
-        sign over those ranges when it keeps it at their corners). The trees may then bend
+        feature's weight is linear in the drug flag and in each modifier, so its extremes
+        over those ranges add up from each modifier's). The trees may then bend
         a predictor's effect but not reverse it: trees free to split either way ranked
         patients within arm worse (cognitive decline 0.760 against 0.776 at 1,000 courses,
         0.768 against 0.775 at 3,000; benchmarks/learning_curve.py, measured with the
@@ -876,34 +875,34 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         linear = self.linear_
         patient, active = self._design_parts()
         coef = np.asarray(linear["coef"], dtype=float)
-        weights = [coef]
+        # each feature's weight is linear in the drug flag and in each modifier, so over the
+        # training ranges its extremes are sums of per-modifier extremes (no enumeration:
+        # a model file's modifier count cannot make this slow)
+        low = high = coef
         if active is not None:
             coef_active = np.asarray(linear["coef_active"], dtype=float)
             modifiers = linear.get("modifiers") or []
             rows = np.asarray(linear.get("coef_modifiers", []), dtype=float).reshape(
                 len(modifiers), len(coef)
             )
-            ends = [
-                (np.log1p(max(m["low"], 0.0)), np.log1p(max(m["high"], 0.0)))
-                if m["log"]
-                else (m["low"], m["high"])
-                for m in modifiers
-            ]
+            lows, highs = [], []
             for drug in (0.0, 1.0):
-                for corner in itertools.product(*ends):
-                    values = np.array(
-                        [
-                            v * (drug if m["active"] else 1.0)
-                            for v, m in zip(corner, modifiers, strict=True)
-                        ]
-                    )
-                    weights.append(coef + drug * coef_active + values @ rows)
-        weights = np.array(weights)
+                at_low = at_high = coef + drug * coef_active
+                for m, row in zip(modifiers, rows, strict=True):
+                    ends = (m["low"], m["high"])
+                    if m["log"]:
+                        ends = tuple(np.log1p(max(v, 0.0)) for v in ends)
+                    scale = drug if m["active"] else 1.0
+                    a, b = ends[0] * scale * row, ends[1] * scale * row
+                    at_low, at_high = at_low + np.minimum(a, b), at_high + np.maximum(a, b)
+                lows.append(at_low)
+                highs.append(at_high)
+            low, high = np.min(lows, axis=0), np.max(highs, axis=0)
         for j, name in enumerate(self.feature_names_):
             if patient[j] and name not in constraints:
-                if (weights[:, j] > 0).all():
+                if low[j] > 0:
                     constraints[name] = 1
-                elif (weights[:, j] < 0).all():
+                elif high[j] < 0:
                     constraints[name] = -1
         return constraints
 
