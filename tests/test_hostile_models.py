@@ -503,6 +503,17 @@ def test_a_model_file_naming_unknown_parameters_is_refused_when_restored(tmp_pat
         model.models  # noqa: B018
 
 
+@pytest.mark.parametrize("monotone", [["age"], {"no_such_feature": 1}, "yes"])
+def test_a_model_file_with_a_bad_monotone_parameter_is_refused_when_restored(tmp_path, monotone):
+    from ketapredict import ModelFileError, RiskModel
+
+    model_dir = demo_copy(tmp_path / "model")
+    _outcome(lambda r: r["params"].update(monotone=monotone))(model_dir, tmp_path)
+    model = RiskModel.load(model_dir)
+    with pytest.raises(ModelFileError, match="params"):
+        model.models  # noqa: B018
+
+
 # -- signatures ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory):

@@ -1634,5 +1634,10 @@ def _restore(state: Mapping[str, Any], booster_file: bytes | None, trees: TreeEn
     )
     # a linear component learned from the measurement carries its ridge penalty
     model.measurement_ = "alpha" in (model.linear_ or {})
-    model.monotone_ = model._monotone()  # from the linear component, as at fitting
+    try:  # from the params and the linear component, as at fitting
+        model.monotone_ = model._monotone()
+    except (ValidationError, AttributeError, TypeError, ValueError, KeyError) as error:
+        raise ModelFileError(
+            f"{state['outcome']}.json: params monotone: {str(error)[:200]}"
+        ) from None
     return model
