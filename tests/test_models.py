@@ -171,6 +171,7 @@ def test_trees_keep_the_direction_the_measurement_gave_each_patient_feature(trai
         if patient[list(model.feature_names_).index(name)]
     }
     assert len(constrained) >= 5
+    assert model.n_rounds_ >= 1
     assert OutcomeModel("response", measurement=False, n_jobs=1).fit(train).monotone_ == {}
     encoded = model.encoder_.transform(train.iloc[:200])
     for feature, sign in constrained.items():
@@ -316,8 +317,14 @@ def test_the_linear_component_learns_from_the_measurement_behind_the_outcome(tra
     )
     assert rare.measurement_
     assert rare.linear_["alpha"] in _RIDGE_ALPHA
+    # too few events for the outcome's own regression are too few for trees: none
+    assert rare.n_rounds_ == 0
+    rows = train[train["cognitive_decline"].notna()]
+    encoded = rare.encoder_.transform(rows)
+    assert np.ptp(rare.booster_.predict(encoded, output_margin=True)) == 0  # no feature moves it
     measured = OutcomeModel("response", measurement=True, n_jobs=1).fit(train)
     assert measured.measurement_
+    assert measured.n_rounds_ >= 1  # enough responders for trees beyond the measurement
     assert measured.linear_["slope"] > 0
     plain = OutcomeModel("response", measurement=False, n_jobs=1).fit(train)
     assert not plain.measurement_

@@ -187,6 +187,11 @@ _RIDGE_ALPHA = tuple(np.logspace(-1, 5, 13))
 # across regimens (ECE among active-drug patients 0.057 against 0.038, slope 0.64 against
 # 0.82): one map from the measurement to log-odds serves every regimen's cut-off only
 # roughly, and a trial's regimen unseen in training gets no tree to correct it.
+# Below it, the trees are not fitted either: they learn from the yes/no outcome alone, and
+# flexible learners need many more events per variable than a logistic regression (van der
+# Ploeg, Austin and Steyerberg 2014, BMC Med Res Methodol 14:137). At 3,000 courses of the
+# virtual cohort (31-39 cognitive declines) early stopping chose 8-69 rounds by noise, and
+# the trees lowered the within-arm AUC from 0.786 to 0.780 (benchmarks/learning_curve.py).
 _EVENTS_PER_TERM = 10
 # Folds of the out-of-fold measurement predictions that the logistic map to log-odds is
 # fitted on (an in-sample prediction is too spread, and the map too steep).
@@ -254,7 +259,10 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         core feature set: cognitive decline below about 37,000 courses with a cognitive
         battery, response below about 1,600 courses, remission below about 2,800). True:
         whenever it can, with a warning when it cannot; False: from the yes/no outcome
-        alone. ``measurement_`` says whether it was used.
+        alone. ``measurement_`` says whether it was used. While the events are that few,
+        a linear component learned from the measurement stands alone: no trees are boosted
+        from it (``n_rounds_`` is 0), as their early stopping on so few events chooses
+        rounds by noise.
     monotone : bool or dict, default=True
         True applies :data:`MONOTONE` for ``outcome`` and, when the linear component learned
         from the measurement, each patient feature's direction there (``monotone_``); a
@@ -291,7 +299,9 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         The final trees, trained on every row from the linear margin.
     n_rounds_ : int
         Boosting rounds of the final trees: lowest mean held-out log-loss over the folds
-        (0: the linear component alone; the booster then holds one tree of zeros).
+        (0: the linear component alone; the booster then holds one tree of zeros). Always
+        0 when the linear component learned from the measurement for want of events (see
+        ``measurement``).
     calibrator_ : dict
         ``{"method": "sigmoid", "a": ..., "b": ...}`` (p = 1 / (1 + exp(-(a m + b))) for
         margin m), ``{"method": "isotonic", "margins": [...], "probabilities": [...]}`` or
@@ -452,12 +462,17 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         # the same modifiers (and training ranges) for the folds, the final fit and the
         # replicates, which are scored as one stack
         modifiers = self._modifiers(X, self._design_parts()[1])
-        if measure is not None and self.measurement == "auto":
+        few_events = False
+        if measure is not None:
             patient, active = self._design_parts()
             terms = len(patient) + (0 if active is None else patient.sum() * (1 + len(modifiers)))
-            if np.bincount(target[weight > 0]).min() >= _EVENTS_PER_TERM * terms:
+            few_events = np.bincount(target[weight > 0]).min() < _EVENTS_PER_TERM * terms
+            if self.measurement == "auto" and not few_events:
                 measure = None  # enough events for the outcome's own regression
         self.measurement_ = measure is not None
+        # the trees learn from the yes/no outcome alone: too few events for its own linear
+        # regression are too few for trees beyond the measurement's (_EVENTS_PER_TERM)
+        trees = not (self.measurement_ and few_events)
         if not self.linear:
             penalty = None
         elif measure is not None:
@@ -473,6 +488,9 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
                 X[train], target[train], weight[train], penalty, modifiers, _rows(measure, train)
             )
             base = linear_margin(X, linear) if linear is not None else None
+            if not trees:
+                fold_boosters.append((None, held_out, base))
+                continue
             booster = self._xgb(self.n_estimators, seed, early_stopping=True)
             booster.fit(
                 array[train],
@@ -492,9 +510,12 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
                 else np.inf
             )
             fold_boosters.append((booster, held_out, base))
-        length = min(len(curve) for curve in curves)
-        mean = np.mean([[f, *c[:length]] for f, c in zip(first, curves, strict=True)], axis=0)
-        self.n_rounds_ = int(np.argmin(mean))
+        if trees:
+            length = min(len(curve) for curve in curves)
+            mean = np.mean([[f, *c[:length]] for f, c in zip(first, curves, strict=True)], axis=0)
+            self.n_rounds_ = int(np.argmin(mean))
+        else:
+            self.n_rounds_ = 0
         out_of_fold = np.empty(len(target))
         for booster, held_out, base in fold_boosters:
             out_of_fold[held_out] = (
