@@ -20,12 +20,14 @@ mean (sd over repeats) per outcome, size and model, then the issue's targets: Ou
 least as good as the best peer within arm from 1,000 courses, and within 0.015 of the oracle
 at 3,000.
 
-Run: ``python benchmarks/learning_curve.py`` (about 9 minutes on 2 cores; ``--plot``
+Run: ``python benchmarks/learning_curve.py`` (about 2 minutes on 2 cores; ``--plot``
 redraws the figure from the last results). ``--beyond`` fits OutcomeModel alone on 30,000 and
 100,000 courses (2 repeats) and prints its gap to the oracle there: how far more data closes
 it (about 5 minutes). ``--ceiling`` fits linear designs to the true log-odds of each outcome
 (unlimited data, no outcome noise) and prints their within-arm AUC: what each model class
-allows, and so how much of the gap at 3,000 courses is estimation (about a minute).
+allows; then estimates the same designs from 3,000 and 30,000 courses, from the outcome and
+from its measurement, at the penalty that scores best with hindsight: how much of the gap at
+3,000 courses is estimation (about 4 minutes).
 """
 
 import time
@@ -246,68 +248,112 @@ _PATIENT = (
 )
 
 
-def ceiling(outcome: str, n: int = 100_000) -> None:
-    """How far linear model classes can rank patients within arm with unlimited data.
+def ceiling(outcome: str, n: int = 100_000, sizes: tuple[int, ...] = (3000, 30_000)) -> None:
+    """How far linear model classes can rank patients within arm, with unlimited data and
+    when estimated from ``sizes`` courses.
 
     Each design is fitted by least squares to the *true* log-odds of ``outcome`` (no outcome
     noise) on half of a cohort of ``n`` courses and scored within arm on the other half:
-    what the class allows, whatever the training size. Missing values take the median.
+    what the class allows, whatever the training size. Then the same designs are estimated
+    from training cohorts of each size in ``sizes`` (3 repeats, seeds 0-2), by a logistic
+    regression of the yes/no outcome and by a ridge regression of the measurement it is cut
+    from (:func:`ketapredict.schema.outcome_measure`), each at the penalty of a grid that
+    scores best on the held-out half itself: an optimistic bound on what the design can
+    learn from that many courses. Missing values take the median.
     """
-    from sklearn.linear_model import LinearRegression
+    from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 
+    from ketapredict.schema import outcome_measure
     from ketapredict.trees import logit
 
     cohort = simulate_cohort(n=n, seed=10_000)
     cohort = cohort[cohort[outcome].notna()].reset_index(drop=True)
     encoder = OutcomeModel(outcome).fit(cohort.head(4000), cohort[outcome].head(4000))
-    Z = encoder.encoder_.transform(cohort)[list(encoder.feature_names_)].astype(float)
-    Z = Z.fillna(Z.median())
-    P = (Z[list(_PATIENT)] - Z[list(_PATIENT)].mean()) / Z[list(_PATIENT)].std()
-    arms = pd.Series(arm_labels(cohort))
-    on = Z["active_drug"].to_numpy()
-    exposure = np.log1p(Z["racemic_iv_equivalent_mg_per_kg"].to_numpy())
-    since = np.log1p(Z["days_after_last_session"].to_numpy())
-    day = np.log1p(Z["endpoint_day"].to_numpy())
-    oral = Z["new_oral_antidepressant"].to_numpy()
+    names = list(encoder.feature_names_)
+    encoded = encoder.encoder_.transform(cohort)[names].astype(float)
+    median = encoded.median()
+    center = encoded[list(_PATIENT)].mean()
+    spread = encoded[list(_PATIENT)].std()
+    labels = sorted(set(arm_labels(cohort)))
 
-    def times(v: np.ndarray, name: str) -> pd.DataFrame:
-        return P.mul(v, axis=0).add_suffix(f" x {name}")
+    def designs(table: pd.DataFrame) -> dict[str, np.ndarray]:
+        Z = encoder.encoder_.transform(table)[names].astype(float).fillna(median)
+        P = ((Z[list(_PATIENT)] - center) / spread).to_numpy()
+        on = Z["active_drug"].to_numpy()
+        modifiers = [
+            on * np.log1p(Z["racemic_iv_equivalent_mg_per_kg"].to_numpy()),
+            on * np.log1p(Z["days_after_last_session"].to_numpy()),
+            np.log1p(Z["endpoint_day"].to_numpy()),
+            Z["new_oral_antidepressant"].to_numpy(),
+        ]
+        arms = pd.Categorical(arm_labels(table), categories=labels)
+        intercepts = pd.get_dummies(arms, dtype=float).to_numpy()
+        with_active = [intercepts, P, P * on[:, None]]
+        return {
+            "one slope per feature": np.hstack([intercepts, P]),
+            "+ x active drug": np.hstack(with_active),
+            "+ x exposure, days since the last session, day, new oral antidepressant": np.hstack(
+                with_active + [P * m[:, None] for m in modifiers]
+            ),
+        }
 
-    intercepts = pd.get_dummies(arms, dtype=float)
-    designs = {
-        "one slope per feature": [intercepts, P],
-        "+ x active drug": [intercepts, P, times(on, "active")],
-        "+ x exposure, days since the last session, day, new oral antidepressant": [
-            intercepts,
-            P,
-            times(on, "active"),
-            times(on * exposure, "exposure"),
-            times(on * since, "since"),
-            times(day, "day"),
-            times(oral, "oral"),
-        ],
-    }
     target = logit(cohort[f"p_{outcome}"].to_numpy(), clip=1e-9)
     y = cohort[outcome].astype(int).to_numpy()
     fit = np.arange(len(cohort)) % 2 == 0
     held = ~fit
+    full = designs(cohort)
 
     def within(score: np.ndarray) -> float:
         p = 1.0 / (1.0 + np.exp(-score[held]))
         return scores(y[held], p, cohort[held])["within_arm_auc"]
 
     print(f"{outcome}, {held.sum():,} held-out courses: within-arm AUC among active-drug patients")
-    for name, parts in designs.items():
-        X = pd.concat(parts, axis=1).to_numpy()
+    for name, X in full.items():
         line = LinearRegression().fit(X[fit], target[fit])
         print(f"{name:75s} {within(line.predict(X)):.3f}  ({X.shape[1]} columns)")
+    arms = pd.Series(arm_labels(cohort))
+    P = full["one slope per feature"][:, len(labels) :]
     per_arm = np.zeros(len(cohort))
     for rows in arms.groupby(arms).groups.values():
         rows = np.asarray(rows)
-        line = LinearRegression().fit(P.iloc[rows[fit[rows]]], target[rows[fit[rows]]])
-        per_arm[rows] = line.predict(P.iloc[rows])
+        line = LinearRegression().fit(P[rows[fit[rows]]], target[rows[fit[rows]]])
+        per_arm[rows] = line.predict(P[rows])
     print(f"{'one linear model per arm':75s} {within(per_arm):.3f}")
     print(f"{'oracle (the true probabilities)':75s} {within(target):.3f}")
+
+    estimators = {
+        "logistic regression of the outcome": [
+            (f"C={c:.2g}", LogisticRegression(C=c, max_iter=5000)) for c in np.logspace(-4, 1, 11)
+        ],
+        "ridge regression of its measurement": [
+            (f"alpha={a:.2g}", Ridge(alpha=a)) for a in np.logspace(-1, 4, 11)
+        ],
+    }
+    for size in sizes:
+        found: dict[tuple[str, str, str], list[float]] = {}
+        for repeat in range(3):
+            train = simulate_cohort(n=size, seed=repeat)
+            train = train[train[outcome].notna()].reset_index(drop=True)
+            y_train = train[outcome].astype(int).to_numpy()
+            measure = outcome_measure(train, outcome)
+            for name, X in designs(train).items():
+                for kind, grid in estimators.items():
+                    rows = ~np.isnan(measure) if kind.startswith("ridge") else slice(None)
+                    target_train = measure if kind.startswith("ridge") else y_train
+                    for label, estimator in grid:
+                        estimator.fit(X[rows], target_train[rows])
+                        coef = np.ravel(estimator.coef_)
+                        found.setdefault((name, kind, label), []).append(within(full[name] @ coef))
+        print(
+            f"estimated from {size:,} courses (mean of 3; the penalty best on the held-out half)"
+        )
+        for name in full:
+            for kind in estimators:
+                means = {
+                    label: np.mean(found[(name, kind, label)]) for label, _ in estimators[kind]
+                }
+                best = max(means, key=means.get)
+                print(f"  {name[:52]:52s} {kind:36s} {means[best]:.3f} ({best})")
 
 
 if __name__ == "__main__":
