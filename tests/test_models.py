@@ -371,3 +371,33 @@ def test_tree_constraints_of_many_modifiers_are_computed_without_enumerating_the
         "coef_modifiers": [[0.0] * len(model.feature_names_)] * 200,
     }
     assert model._monotone() == expected  # 2**200 corners would never end
+
+
+def test_crossover_periods_stay_together_in_folds_and_bootstrap_resamples(train):
+    """A crossover patient's periods share the patient's response: the cross-fitting folds
+    never split them between training and held-out parts, and a bootstrap replicate draws
+    the patient with all their periods."""
+    from ketapredict.models import _bootstrap_counts
+    from ketapredict.schema import crossover_patients
+
+    groups = crossover_patients(train)
+    assert groups is not None
+    assert len(set(groups)) < len(groups)
+    target = train["response"].astype(int).to_numpy()
+    folds = OutcomeModel("response", calibration_folds=3)._folds(target, groups, seed=0)
+    assert len(folds) == 3
+    for fitted, held_out in folds:
+        assert not set(groups[fitted]) & set(groups[held_out])
+        assert set(target[fitted]) == {0, 1}
+    assert sorted(np.concatenate([h for _, h in folds]).tolist()) == list(range(len(target)))
+    # a table of one course per patient: plain stratified folds
+    assert crossover_patients(train.drop_duplicates("patient_id")) is None
+    counts = _bootstrap_counts(len(groups), groups, np.random.default_rng(0))
+    by_patient = pd.Series(counts).groupby(groups).nunique()
+    assert (by_patient == 1).all()  # every period of a patient drawn as often
+    assert counts.sum() > 0.9 * len(groups)
+    # both events in one patient's two periods: no grouped fold can hold out a patient of
+    # each class, so the plain stratified folds are used
+    tiny = np.array([1, 1, 0, 0, 0, 0, 0, 0])
+    pairs = np.array(["a", "a", "b", "b", "c", "c", "d", "d"])
+    assert len(OutcomeModel(calibration_folds=3)._folds(tiny, pairs, seed=0)) == 2

@@ -28,7 +28,7 @@ from sklearn.base import clone
 
 from .exceptions import Problem, ValidationError
 from .regimen import REGIMEN_FIELDS
-from .schema import KETAMINES, check_outcome, column, columns
+from .schema import KETAMINES, check_outcome, column, columns, crossover_patients
 from .trees import logit
 
 __all__ = [
@@ -726,11 +726,6 @@ def peer_models(
 # --------------------------------------------------------------------------------------------
 # Validation schemes
 # --------------------------------------------------------------------------------------------
-def _repeated_patients(frame: pd.DataFrame) -> bool:
-    """Whether some patient has several rows (the periods of a crossover)."""
-    return "patient_id" in frame.columns and bool(frame["patient_id"].duplicated().any())
-
-
 def _splitter(scheme: str, n_splits: int, seed: int):
     from sklearn.model_selection import LeaveOneGroupOut, StratifiedGroupKFold, StratifiedKFold
 
@@ -933,10 +928,11 @@ def cross_validate(
     splitter = _splitter(scheme, n_splits, seed)
     grouped = scheme in ("grouped_kfold", "leave_one_trial_out")
     groups = kept["trial_id"].astype(str).to_numpy() if grouped else None
-    if not grouped and _repeated_patients(kept):
+    patients = crossover_patients(kept)
+    if not grouped and patients is not None:
         # a crossover patient has a row per period: keep both in one fold
         splitter = _splitter("grouped_kfold", n_splits, seed)
-        groups = kept["patient_id"].astype(str).to_numpy()
+        groups = patients
     splits = list(splitter.split(kept, y, groups))
     if tuning and groups is not None:
         fewest = min(len(np.unique(groups[train])) for train, _ in splits)

@@ -68,7 +68,14 @@ from .encoding import parse_feature_set, sources
 from .exceptions import Problem, ValidationError
 from .features import FeatureEncoder
 from .imputation import BaselineImputer
-from .schema import STRICT_CUTOFFS, check_outcome, column, columns, outcome_measure
+from .schema import (
+    STRICT_CUTOFFS,
+    check_outcome,
+    column,
+    columns,
+    crossover_patients,
+    outcome_measure,
+)
 from .trees import calibrated_log_odds, linear_margin, linear_terms, logit, modifier_values
 
 __all__ = ["DOSE_TIME_MODIFIERS", "MONOTONE", "OutcomeModel"]
@@ -84,6 +91,20 @@ def _rows(values: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
     return None if values is None else values[rows]
 
 
+def _bootstrap_counts(
+    n_rows: int, groups: np.ndarray | None, rng: np.random.Generator
+) -> np.ndarray:
+    """How many times each row is drawn in one bootstrap resample: rows drawn with
+    replacement, or with ``groups`` (crossover patients) patients drawn with replacement,
+    each with all their rows (a cluster bootstrap, as the periods of one patient are not
+    independent)."""
+    if groups is None:
+        return np.bincount(rng.integers(0, n_rows, n_rows), minlength=n_rows)
+    _, patient = np.unique(groups, return_inverse=True)
+    n = int(patient.max()) + 1
+    return np.bincount(rng.integers(0, n, n), minlength=n)[patient]
+
+
 def _measured_coef(
     design: np.ndarray,
     y: np.ndarray,
@@ -91,6 +112,7 @@ def _measured_coef(
     measure: np.ndarray,
     alpha: float,
     schedule: np.ndarray,
+    groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float, float]:
     """Coefficients and intercept on the log-odds scale of a linear component whose
     patient terms come from a ridge regression of the measurement, and the slope of their
@@ -110,9 +132,10 @@ def _measured_coef(
     the regimen's weights nearly free (C = 1) the bootstrap replicates disagreed on them,
     and the demo model's 90% interval of cognitive decline for a twice-weekly course
     spanned 0.2% to 23% (0.6% to 9.1% shrunk), with within-arm AUCs no better; choosing the
-    penalty by cross-validation ranked worse at 300 courses."""
+    penalty by cross-validation ranked worse at 300 courses. With ``groups`` (the patients
+    of crossover periods) a patient's rows fall in one fold."""
     from sklearn.linear_model import LogisticRegression, Ridge
-    from sklearn.model_selection import KFold
+    from sklearn.model_selection import GroupKFold, KFold
 
     def patient_terms(rows: np.ndarray) -> np.ndarray:
         fit = Ridge(alpha=alpha).fit(design[rows], measure[rows], sample_weight=weight[rows])
@@ -123,8 +146,12 @@ def _measured_coef(
     known = ~np.isnan(measure) & (weight > 0)
     beta = patient_terms(np.flatnonzero(known))
     score = design @ beta
-    if known.sum() >= 2 * _MEASURE_FOLDS:
-        for train, held_out in KFold(_MEASURE_FOLDS, shuffle=True, random_state=0).split(design):
+    splitter = (KFold if groups is None else GroupKFold)(
+        _MEASURE_FOLDS, shuffle=True, random_state=0
+    )
+    enough = groups is None or len(set(groups)) >= _MEASURE_FOLDS
+    if known.sum() >= 2 * _MEASURE_FOLDS and enough:
+        for train, held_out in splitter.split(design, None, groups):
             score[held_out] = design[held_out] @ patient_terms(train[known[train]])
     center, spread = score.mean(), score.std()
     spread = (spread if spread > 1e-12 else 1.0) / _SCORE_SCALE
@@ -453,9 +480,8 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         self._seed = seed
         measure = self._measure(X, target)
 
-        # as many calibration folds as there are events to hold out, at most the parameter
-        n_folds = min(self.calibration_folds, int(np.bincount(target).min()))
-        folds = list(StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(Z, target))
+        groups = crossover_patients(X)
+        folds = self._folds(target, groups, seed)
         # the cross-fitted boosters take a float32 array: a fifth faster than a DataFrame
         array = Z.to_numpy(dtype=np.float32)
         X = Z.to_numpy(dtype=float)
@@ -480,12 +506,18 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         else:
             penalty = self._choose_penalty(X, target, weight, folds, modifiers)
         # the component on every row first: its directions constrain every booster's trees
-        self.linear_ = self._fit_linear(X, target, weight, penalty, modifiers, measure)
+        self.linear_ = self._fit_linear(X, target, weight, penalty, modifiers, measure, groups)
         self.monotone_ = self._monotone()
         curves, fold_boosters, first = [], [], []
         for train, held_out in folds:
             linear = self._fit_linear(
-                X[train], target[train], weight[train], penalty, modifiers, _rows(measure, train)
+                X[train],
+                target[train],
+                weight[train],
+                penalty,
+                modifiers,
+                _rows(measure, train),
+                _rows(groups, train),
             )
             base = linear_margin(X, linear) if linear is not None else None
             if not trees:
@@ -538,8 +570,10 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         """Bootstrap replicates of the fitted model, for the uncertainty of its estimates.
 
         Each replicate trains this model's linear component (same penalty) and trees (same
-        parameters and number of rounds) on a bootstrap resample of the rows (unweighted: a
-        ``sample_weight`` given to ``fit`` is not applied here), and calibrates its margins
+        parameters and number of rounds) on a bootstrap resample of the rows (of the
+        patients, each with all their periods, when some patient has several: crossover
+        trials; unweighted: a ``sample_weight`` given to ``fit`` is not applied here), and
+        calibrates its margins
         on the rows the resample left out (about 37%), so no replicate is calibrated on
         rows it was trained on. The spread of the replicates' calibrated log-odds for a
         patient estimates how much the estimate would move with another sample of the same
@@ -569,8 +603,9 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
             y = X[self.outcome]
         target = check_outcome(y, self.outcome, min_per_class=MIN_EVENTS)
         rng = np.random.default_rng(random_state)
+        groups = crossover_patients(X)
         draws = [
-            (np.bincount(rng.integers(0, len(target), len(target)), minlength=len(target)), s)
+            (_bootstrap_counts(len(target), groups, rng), s)
             for s in rng.integers(2**31 - 1, size=n_replicates)
         ]
 
@@ -597,6 +632,7 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
                 penalty,
                 modifiers,
                 _rows(measure, kept),
+                _rows(groups, kept),
             )
             if linear is None and self.linear_ is not None:
                 # a resample with one class has no regression of its own: keep the model's
@@ -615,6 +651,34 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         return Parallel(n_jobs=n_jobs, backend="threading")(
             delayed(one)(counts, seed) for counts, seed in draws
         )
+
+    def _folds(
+        self, target: np.ndarray, groups: np.ndarray | None, seed: int
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The cross-fitting folds: as many as there are events to hold out, at most
+        ``calibration_folds``, stratified by the outcome; with ``groups`` (crossover
+        patients, :func:`ketapredict.schema.crossover_patients`) a patient's periods stay in
+        one fold, so no out-of-fold margin was learned from the same patient's other period.
+        Grouped folds that would leave a training part without one class fall back to
+        ungrouped ones."""
+        from sklearn.model_selection import StratifiedGroupKFold
+
+        fewest = int(np.bincount(target).min())
+        if groups is not None:
+            # each fold must be able to hold out a patient of each class
+            n_folds = min(
+                self.calibration_folds,
+                *(len(set(groups[target == label])) for label in (0, 1)),
+            )
+            if n_folds >= 2:
+                splitter = StratifiedGroupKFold(n_folds, shuffle=True, random_state=seed)
+                folds = list(splitter.split(target, target, groups))
+                if all(np.unique(target[train]).size == 2 for train, _ in folds):
+                    return folds
+        splitter = StratifiedKFold(
+            min(self.calibration_folds, fewest), shuffle=True, random_state=seed
+        )
+        return list(splitter.split(target, target))
 
     def _design_parts(self) -> tuple[np.ndarray, int | None]:
         """Which features are the patient's (they get an active-drug interaction), and the
@@ -710,6 +774,7 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         penalty: float | None,
         modifiers: list[dict[str, Any]],
         measure: np.ndarray | None = None,
+        groups: np.ndarray | None = None,
     ) -> dict[str, Any] | None:
         """The linear component on :meth:`_linear_design` (see
         ketapredict.trees.linear_terms).
@@ -731,7 +796,9 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
             chosen = {"C": float(penalty)}
         else:
             schedule = np.flatnonzero(~patient)  # the regimen's columns (no interactions)
-            coef, intercept, slope = _measured_coef(design, y, weight, measure, penalty, schedule)
+            coef, intercept, slope = _measured_coef(
+                design, y, weight, measure, penalty, schedule, groups
+            )
             chosen = {"alpha": float(penalty), "C": _LINK_C, "slope": slope}
         coef_active = np.zeros(len(center))
         n_patient = int(patient.sum())

@@ -549,6 +549,28 @@ def endpoint_scores(table: pd.DataFrame, scale: str = "madrs") -> np.ndarray:
     return out
 
 
+def crossover_patients(table: Any) -> np.ndarray | None:
+    """Each row's ``patient_id`` when some patient has several rows (the periods of a
+    crossover trial), else None.
+
+    A patient's periods share the patient's own response to treatment, so any split of
+    the rows into training and held-out parts keeps them together.
+
+    Examples
+    --------
+    >>> crossover_patients(pd.DataFrame({"patient_id": ["a", "a", "b"]})).tolist()
+    ['a', 'a', 'b']
+    >>> crossover_patients(pd.DataFrame({"patient_id": ["a", "b"]})) is None
+    True
+    """
+    if not isinstance(table, pd.DataFrame) or "patient_id" not in table.columns:
+        return None
+    ids = table["patient_id"]
+    if ids.isna().any() or not ids.duplicated().any():
+        return None
+    return ids.astype(str).to_numpy()
+
+
 def outcome_measure(table: pd.DataFrame, outcome: str) -> np.ndarray | None:
     """The measurement behind a binary outcome, as its signed distance from the cut-off.
 
