@@ -20,7 +20,7 @@ mean (sd over repeats) per outcome, size and model, then the issue's targets: Ou
 least as good as the best peer within arm from 1,000 courses, and within 0.015 of the oracle
 at 3,000.
 
-Run: ``python benchmarks/learning_curve.py`` (about 2 minutes on 2 cores; ``--plot``
+Run: ``python benchmarks/learning_curve.py`` (2-3 minutes on 2 cores; ``--plot``
 redraws the figure from the last results). ``--beyond`` fits OutcomeModel alone on 30,000 and
 100,000 courses (2 repeats) and prints its gap to the oracle there: how far more data closes
 it (about 5 minutes). ``--ceiling`` fits linear designs to the true log-odds of each outcome

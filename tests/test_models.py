@@ -392,6 +392,19 @@ def test_crossover_periods_stay_together_in_folds_and_bootstrap_resamples(train)
     assert sorted(np.concatenate([h for _, h in folds]).tolist()) == list(range(len(target)))
     # a table of one course per patient: plain stratified folds
     assert crossover_patients(train.drop_duplicates("patient_id")) is None
+    # pooled trials may reuse subject numbers: a patient is an id within a trial
+    reused = pd.DataFrame({"trial_id": ["t1", "t2", "t2"], "patient_id": ["001", "001", "002"]})
+    assert crossover_patients(reused) is None
+    # fit and replicates use them: the same rows with every period its own patient differ
+    rows = train.head(1200)
+    assert crossover_patients(rows) is not None
+    apart = rows.assign(patient_id=rows["patient_id"] + "-" + rows["period"].astype(str))
+    together = OutcomeModel("response", n_jobs=1).fit(rows)
+    separate = OutcomeModel("response", n_jobs=1).fit(apart)
+    assert not np.allclose(together.predict_proba(rows), separate.predict_proba(rows))
+    (_, calibrator, _), *_ = together.replicates(rows, n_replicates=1)
+    (_, other, _), *_ = separate.replicates(apart, n_replicates=1)
+    assert calibrator != other
     counts = _bootstrap_counts(len(groups), groups, np.random.default_rng(0))
     by_patient = pd.Series(counts).groupby(groups).nunique()
     assert (by_patient == 1).all()  # every period of a patient drawn as often

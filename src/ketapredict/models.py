@@ -24,13 +24,15 @@ dissociation). Fitting it:
    cut-off (dichotomising throws most of a measurement's information away: Altman and
    Royston 2006, BMJ 332:1080); the regimen's weights still come from the outcome
    (:func:`_measured_coef`). With about 34 events of cognitive decline in 3,000 courses,
-   this and the trees' constraints below raised the within-arm AUC from 0.747 to 0.780
-   (benchmarks/learning_curve.py, 5 repeats);
+   this raised the within-arm AUC from 0.747 to 0.785 (benchmarks/learning_curve.py, 5
+   repeats). With so few events the linear component then stands alone: no trees (step 4)
+   are boosted from it, as they would learn from the yes/no outcome alone;
 4. cross-fits ``calibration_folds`` XGBoost models boosted from that linear margin, each
-   trained on the other folds and watched on its own held-out fold, their trees monotone
-   where the pharmacology is certain (:data:`MONOTONE`) and, after a measurement, in each
-   patient feature's direction there (the trees bend an effect but never reverse it);
-   the number of boosting
+   trained on the other folds and watched on its own held-out fold (a crossover patient's
+   periods in one fold, :func:`ketapredict.schema.crossover_patients`), their trees
+   monotone where the pharmacology is certain (:data:`MONOTONE`) and, after a measurement
+   taken with events enough for trees (``measurement=True``), in each patient feature's
+   direction there (the trees bend an effect but never reverse it); the number of boosting
    rounds is the one with the lowest held-out log-loss averaged over folds (as
    ``xgboost.cv`` chooses it; 0 when the linear component alone is best), and the held-out
    margins at that round are the out-of-fold margins;
@@ -659,13 +661,14 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         ``calibration_folds``, stratified by the outcome; with ``groups`` (crossover
         patients, :func:`ketapredict.schema.crossover_patients`) a patient's periods stay in
         one fold, so no out-of-fold margin was learned from the same patient's other period.
-        Grouped folds that would leave a training part without one class fall back to
-        ungrouped ones."""
+        Grouped folds that would leave a part without one class (a few patients hold all
+        the events) fall back to ungrouped ones. The ridge penalty of a measurement
+        (:meth:`_choose_alpha`) is still chosen by leave-one-row-out, ungrouped."""
         from sklearn.model_selection import StratifiedGroupKFold
 
         fewest = int(np.bincount(target).min())
         if groups is not None:
-            # each fold must be able to hold out a patient of each class
+            # no more folds than patients of the rarer class
             n_folds = min(
                 self.calibration_folds,
                 *(len(set(groups[target == label])) for label in (0, 1)),
@@ -673,7 +676,8 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
             if n_folds >= 2:
                 splitter = StratifiedGroupKFold(n_folds, shuffle=True, random_state=seed)
                 folds = list(splitter.split(target, target, groups))
-                if all(np.unique(target[train]).size == 2 for train, _ in folds):
+                # every part, trained on and held out, with both classes
+                if all(np.unique(target[part]).size == 2 for fold in folds for part in fold):
                     return folds
         splitter = StratifiedKFold(
             min(self.calibration_folds, fewest), shuffle=True, random_state=seed

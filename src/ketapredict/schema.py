@@ -550,25 +550,34 @@ def endpoint_scores(table: pd.DataFrame, scale: str = "madrs") -> np.ndarray:
 
 
 def crossover_patients(table: Any) -> np.ndarray | None:
-    """Each row's ``patient_id`` when some patient has several rows (the periods of a
-    crossover trial), else None.
+    """Each row's patient when some patient has several rows (the periods of a crossover
+    trial), else None.
 
     A patient's periods share the patient's own response to treatment, so any split of
-    the rows into training and held-out parts keeps them together.
+    the rows into training and held-out parts keeps them together. A patient is a
+    ``patient_id`` within its ``trial_id`` (pooled trials may reuse the same subject
+    numbers); a row without a ``patient_id`` is a patient of its own.
 
     Examples
     --------
     >>> crossover_patients(pd.DataFrame({"patient_id": ["a", "a", "b"]})).tolist()
     ['a', 'a', 'b']
-    >>> crossover_patients(pd.DataFrame({"patient_id": ["a", "b"]})) is None
+    >>> crossover_patients(pd.DataFrame({"trial_id": ["t1", "t2"], "patient_id": ["a", "a"]}))
+    >>> crossover_patients(pd.DataFrame({"patient_id": ["a", None, None]})) is None
     True
     """
     if not isinstance(table, pd.DataFrame) or "patient_id" not in table.columns:
         return None
-    ids = table["patient_id"]
-    if ids.isna().any() or not ids.duplicated().any():
+    known = table["patient_id"].notna().to_numpy()
+    key = table["patient_id"].astype(str)
+    if "trial_id" in table.columns:
+        key = table["trial_id"].astype(str) + "/" + key
+    key = key.to_numpy(dtype=object)
+    if not pd.Series(key[known]).duplicated().any():
         return None
-    return ids.astype(str).to_numpy()
+    # each row without an identifier on its own (no identifier can contain a NUL)
+    key[~known] = [f"\0{row}" for row in np.flatnonzero(~known)]
+    return key.astype(str)
 
 
 def outcome_measure(table: pd.DataFrame, outcome: str) -> np.ndarray | None:
