@@ -88,6 +88,8 @@ def test_quickstart_runs_the_whole_package(tmp_path, monkeypatch, capsys):
         "dominated",
         "ketapredict ui",
         "Not for clinical decisions",
+        "family_history_aud=True",  # the whole record the report is about
+        "explains every column",  # where the metrics are explained
     ):
         assert expected in out
     assert (tmp_path / "mlruns" / "mlflow.db").is_file()

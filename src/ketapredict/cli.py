@@ -583,6 +583,7 @@ HORIZON_DAY = 28
 
 
 def _quickstart(args: argparse.Namespace) -> int:
+    import textwrap
     import time
 
     from .cohort.simulate import simulate_cohort
@@ -602,6 +603,12 @@ def _quickstart(args: argparse.Namespace) -> int:
     code, model = _train_and_log("baseline", quiet=args.quiet, hint=False)
     if code != 0:
         return code
+    guide = (
+        "Within-arm AUC ranks patients who got the same regimen (the clinician's question); "
+        "ECE and the calibration slope say how far the probabilities are from the observed "
+        'rates. README.md, "Models and honest validation", explains every column.'
+    )
+    print("\n" + textwrap.fill(guide, width=96))
     patient = {k: v for k, v in example_course().items() if k in columns("baseline")}
     course = Regimen(
         drug="ketamine",
@@ -612,9 +619,16 @@ def _quickstart(args: argparse.Namespace) -> int:
         sessions_per_week=2,
         n_sessions=8,
     )
+    record = ", ".join(
+        f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
+        for name, value in patient.items()
+    )
     print(
-        "\n3. A risk report from the model just trained (an invented patient: 46-year-old "
-        "woman, TRD, MADRS 34):\n"
+        "\n3. A risk report from the model just trained, for an invented patient with a "
+        "complete record\n(README's clinician example records fewer fields, so its figures "
+        "differ):\n"
+        + textwrap.fill(record, width=96, initial_indent="   ", subsequent_indent="   ")
+        + "\n"
     )
     print(model.score(patient, course, horizon_day=HORIZON_DAY))
     comparison = model.compare_regimens(patient, horizon_day=HORIZON_DAY)
