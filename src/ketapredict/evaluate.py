@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -984,7 +985,12 @@ def cross_validate(
         from tqdm.auto import tqdm
 
         label = progress if isinstance(progress, str) else outcome
-        fitted = tqdm(fitted, total=len(splits), desc=label, unit="fold", leave=False)
+        # a bar for a person watching (a terminal or a notebook), none in a log or a pipe,
+        # where its redrawn lines would run into the next output
+        watched = sys.stderr.isatty() or "ipykernel" in sys.modules
+        fitted = tqdm(
+            fitted, total=len(splits), desc=label, unit="fold", leave=False, disable=not watched
+        )
     chosen = []
     for k, found in enumerate(fitted):
         for name, p, params in found:
