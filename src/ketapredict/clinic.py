@@ -1346,7 +1346,9 @@ class RegimenComparison:
         )
         return (
             f"A schedule dominates another when it has {both} (point estimates) and, on "
-            f"{'one of them' if len(axes) > 1 else 'it'}, " + " or ".join(better) + " (90%)."
+            f"{'one of them' if len(axes) > 1 else 'it'}, " + " or ".join(better) + " (90%). "
+            '"Dominated by" gives the numbers of up to three schedules that dominate it '
+            "(+n: n more)."
         )
 
     def _rows(self) -> tuple[list[dict[str, str]], list[str], dict[str, str]]:
