@@ -373,6 +373,43 @@ def test_tree_constraints_of_many_modifiers_are_computed_without_enumerating_the
     assert model._monotone() == expected  # 2**200 corners would never end
 
 
+def test_the_ridge_penalty_is_chosen_by_leaving_each_patient_out_exactly():
+    """The leave-one-out error of the measurement's ridge, computed without refitting,
+    equals refitting without each patient: one row at a time, and a crossover patient's
+    periods together (with weights, an intercept, and patients of one, two and three
+    rows). Without groups the chosen penalty is RidgeCV's."""
+    from sklearn.linear_model import Ridge, RidgeCV
+
+    from ketapredict.models import _leave_one_out_errors
+
+    rng = np.random.default_rng(0)
+    patient = np.repeat(np.arange(40), [1, 2, 3, 2] * 10).astype(str)  # 80 rows
+    X = rng.normal(size=(80, 6))
+    weight = rng.uniform(0.5, 2.0, 80)
+    shared = dict(zip(np.unique(patient), rng.normal(size=40), strict=True))
+    y = X @ rng.normal(size=6) + np.array([shared[g] for g in patient]) + rng.normal(size=80)
+    alphas = (0.1, 3.0, 100.0)
+
+    def refitted(groups):
+        errors = []
+        for alpha in alphas:
+            error = 0.0
+            for g in np.unique(groups):
+                out = groups == g
+                fit = Ridge(alpha=alpha).fit(X[~out], y[~out], sample_weight=weight[~out])
+                error += (weight[out] * (y[out] - fit.predict(X[out])) ** 2).sum()
+            errors.append(error)
+        return np.array(errors)
+
+    grouped = _leave_one_out_errors(X, y, weight, patient, alphas)
+    np.testing.assert_allclose(grouped, refitted(patient), rtol=1e-10)
+    by_row = _leave_one_out_errors(X, y, weight, None, alphas)
+    np.testing.assert_allclose(by_row, refitted(np.arange(80)), rtol=1e-10)
+    assert not np.allclose(grouped, by_row)  # the groups are used
+    best = alphas[int(np.argmin(by_row))]
+    assert best == RidgeCV(alphas=alphas).fit(X, y, sample_weight=weight).alpha_
+
+
 def test_crossover_periods_stay_together_in_folds_and_bootstrap_resamples(train):
     """A crossover patient's periods share the patient's response: the cross-fitting folds
     never split them between training and held-out parts, and a bootstrap replicate draws

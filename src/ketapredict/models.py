@@ -166,6 +166,64 @@ def _measured_coef(
     return coef, float(link.intercept_[0]) - slope * center, slope
 
 
+def _leave_one_out_errors(
+    design: np.ndarray,
+    y: np.ndarray,
+    weight: np.ndarray,
+    groups: np.ndarray | None,
+    alphas: tuple[float, ...],
+) -> np.ndarray:
+    """For each penalty of ``alphas``, the weighted sum of squared errors of a ridge
+    regression (with an unpenalised intercept, as :class:`sklearn.linear_model.Ridge`)
+    when each patient is left out in turn: each row, or with ``groups`` each patient's rows
+    together (the periods of a crossover patient share the patient's response, so leaving
+    out one period while the other stays in rewards too weak a penalty).
+
+    Exact, without refitting: with the rows scaled by the square root of their weight and
+    centred, the hat matrix is ``H = r r' / sum(w) + U diag(s^2 / (s^2 + alpha)) U'`` (``r``
+    the root weights; ``U``, ``s`` from the singular value decomposition of the centred
+    design), and the residuals of a left-out patient ``g`` are ``(I - H_gg)^-1 e_g`` (Allen
+    1974, Technometrics 16:125; one row at a time, the efficient leave-one-out of
+    :class:`sklearn.linear_model.RidgeCV`).
+    """
+    root = np.sqrt(weight)
+    total = weight.sum()
+    Xc = (design - weight @ design / total) * root[:, None]
+    yc = (y - weight @ y / total) * root
+    U, s, _ = np.linalg.svd(Xc, full_matrices=False)
+    Uy = U.T @ yc
+    # the patients, by how many rows each has: one (rows,) array per size
+    if groups is None or len(set(groups)) < 2:
+        blocks = [np.arange(len(y))[:, None]]
+    else:
+        _, patient = np.unique(groups, return_inverse=True)
+        order = np.argsort(patient, kind="stable")
+        starts = np.flatnonzero(np.r_[True, np.diff(patient[order]) != 0])
+        sizes = np.diff(np.r_[starts, len(y)])
+        blocks = [order[starts[sizes == k][:, None] + np.arange(k)] for k in np.unique(sizes)]
+    errors = np.zeros(len(alphas))
+    for k, alpha in enumerate(alphas):
+        shrink = s**2 / (s**2 + alpha)
+        residual = yc - U @ (shrink * Uy)
+        for rows in blocks:  # (patients, rows of each)
+            left = U[rows] * np.sqrt(shrink)
+            kept = np.eye(rows.shape[1]) - (
+                np.einsum("gia,gja->gij", left, left)
+                + root[rows][:, :, None] * root[rows][:, None, :] / total
+            )
+            if rows.shape[1] == 1:  # one row each: (1 - h_ii)^-1 e_i, as RidgeCV
+                kept = kept[:, 0, 0]
+                held_out = np.divide(
+                    residual[rows[:, 0]], kept, out=np.zeros(len(kept)), where=kept > 1e-12
+                )
+            else:
+                # a patient whose rows the fit passes through exactly (I - H_gg singular)
+                # gets the pseudo-inverse, not a crash
+                held_out = np.linalg.pinv(kept) @ residual[rows][:, :, None]
+            errors[k] += float((held_out**2).sum())
+    return errors
+
+
 # linear="dose_time": the regimen features that change a patient feature's weight, as
 # (feature, read as log(1 + x), only on the active drug). Exposure and time since the last
 # session shape the drug's part of the outcome; the assessment day and a new oral
@@ -205,8 +263,10 @@ MIN_EVENTS = 2
 # different frequency: 5 lets response (45%) split, but asks about 150 patients per leaf of
 # cognitive decline (3.5%), which then never splits (benchmarks/model_defaults.py).
 _LEAF_PATIENTS = 20
-# Ridge penalties the linear component chooses from (generalised cross-validation) when it
-# learns from the outcome's measurement: the strongest won at 300 courses, 100-500 at 3,000.
+# Ridge penalties the linear component chooses from (leaving one patient out,
+# _leave_one_out_errors) when it learns from the outcome's measurement. For cognitive
+# decline in the virtual cohort it chose 316 or 1,000 at 300 courses, 100-316 at 1,000,
+# 316 at 3,000 and 10-316 at 10,000 (5 repeats each, standardised features).
 _RIDGE_ALPHA = tuple(np.logspace(-1, 5, 13))
 # measurement="auto": the measurement is used while the rarer class has fewer than this many
 # courses per linear term, the classic floor for a stable logistic regression (Peduzzi et al.
@@ -504,7 +564,7 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         if not self.linear:
             penalty = None
         elif measure is not None:
-            penalty = self._choose_alpha(X, weight, modifiers, measure)
+            penalty = self._choose_alpha(X, weight, modifiers, measure, groups)
         else:
             penalty = self._choose_penalty(X, target, weight, folds, modifiers)
         # the component on every row first: its directions constrain every booster's trees
@@ -662,8 +722,7 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         patients, :func:`ketapredict.schema.crossover_patients`) a patient's periods stay in
         one fold, so no out-of-fold margin was learned from the same patient's other period.
         Grouped folds that would leave a part without one class (a few patients hold all
-        the events) fall back to ungrouped ones. The ridge penalty of a measurement
-        (:meth:`_choose_alpha`) is still chosen by leave-one-row-out, ungrouped."""
+        the events) fall back to ungrouped ones."""
         from sklearn.model_selection import StratifiedGroupKFold
 
         fewest = int(np.bincount(target).min())
@@ -832,18 +891,20 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
             **chosen,
         }
 
-    def _choose_alpha(self, X, weight, modifiers, measure) -> float:
-        """The ridge penalty of :data:`_RIDGE_ALPHA` with the lowest generalised
-        cross-validation error of the measurement (efficient leave-one-out; Golub, Heath
-        and Wahba 1979, Technometrics 21:215)."""
-        from sklearn.linear_model import RidgeCV
-
+    def _choose_alpha(self, X, weight, modifiers, measure, groups=None) -> float:
+        """The ridge penalty of :data:`_RIDGE_ALPHA` with the lowest leave-one-out error of
+        the measurement (:func:`_leave_one_out_errors`); with ``groups`` (crossover
+        patients) a patient's periods are left out together."""
         design, _, _ = self._linear_design(X, weight, modifiers)
         known = ~np.isnan(measure) & (weight > 0)
-        ridge = RidgeCV(alphas=_RIDGE_ALPHA).fit(
-            design[known], measure[known], sample_weight=weight[known]
+        errors = _leave_one_out_errors(
+            design[known],
+            measure[known],
+            weight[known],
+            _rows(groups, np.flatnonzero(known)),
+            _RIDGE_ALPHA,
         )
-        return float(ridge.alpha_)
+        return float(_RIDGE_ALPHA[int(np.argmin(errors))])
 
     def _choose_penalty(self, X, y, weight, folds, modifiers) -> float:
         """The strongest penalty of :data:`_LINEAR_C` whose cross-validated log-loss is
