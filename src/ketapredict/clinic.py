@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -1244,6 +1245,31 @@ def _letters(k: int) -> str:
     return text
 
 
+# A number in a warning's text (a value, a range's end, a distance).
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def _merged(texts: Sequence[str]) -> str:
+    """One footnote for warnings that differ only in their numbers (the same field outside
+    its training range at two doses): each number that differs is given as its range,
+    lowest to highest; the schedule's own report has its exact value.
+
+    Examples
+    --------
+    >>> _merged(["weekly exposure = 3.12 is outside the training range 0 to 2.79",
+    ...          "weekly exposure = 3 is outside the training range 0 to 2.79"])
+    'weekly exposure = 3 to 3.12 is outside the training range 0 to 2.79'
+    """
+    words = _NUMBER.split(texts[0])
+    numbers = [_NUMBER.findall(text) for text in texts]
+    out = words[0]
+    for k, after in enumerate(words[1:]):
+        values = sorted({n[k] for n in numbers}, key=float)
+        out += values[0] if len(values) == 1 else f"{values[0]} to {values[-1]}"
+        out += after
+    return out
+
+
 @dataclass(frozen=True, eq=False, repr=False)
 class RegimenComparison:
     """Dose schedules compared for one patient at one day: what
@@ -1352,18 +1378,24 @@ class RegimenComparison:
         )
 
     def _rows(self) -> tuple[list[dict[str, str]], list[str], dict[str, str]]:
-        """Display rows, the warnings every schedule has, and the others' footnote marks."""
+        """Display rows, the warnings every schedule has, and the others' footnotes (mark
+        -> text). Warnings that differ only in their numbers share one footnote
+        (:func:`_merged`)."""
         table = self.table
         every = [
             w
             for w in dict.fromkeys(w for ws in table["warnings"] for w in ws)
             if all(w in ws for ws in table["warnings"])
         ]
-        marks: dict[str, str] = {}
+        kinds: dict[str, list[str]] = {}  # the text with its numbers blanked -> the texts
         for ws in table["warnings"]:
             for w in ws:
-                if w not in every and w not in marks:
-                    marks[w] = _letters(len(marks))
+                if w not in every:
+                    kind = kinds.setdefault(_NUMBER.sub("#", w), [])
+                    if w not in kind:
+                        kind.append(w)
+        marks = {w: _letters(k) for k, kind in enumerate(kinds.values()) for w in kind}
+        notes = {_letters(k): _merged(kind) for k, kind in enumerate(kinds.values())}
         number = {}
         for i, name in enumerate(table["regimen"]):
             number.setdefault(name, i + 1)
@@ -1380,11 +1412,11 @@ class RegimenComparison:
             shown["dominated by"] = ", ".join(by[:3]) + (f" +{len(by) - 3}" if len(by) > 3 else "")
             shown["warnings"] = ", ".join(
                 sorted(
-                    (marks[w] for w in row["warnings"] if w in marks), key=lambda m: (len(m), m)
+                    {marks[w] for w in row["warnings"] if w in marks}, key=lambda m: (len(m), m)
                 )
             )
             rows.append(shown)
-        return rows, every, marks
+        return rows, every, notes
 
     def _header(self) -> list[str]:
         lines = [
@@ -1400,7 +1432,7 @@ class RegimenComparison:
         return lines
 
     def __str__(self) -> str:
-        rows, every, marks = self._rows()
+        rows, every, notes = self._rows()
         keys = list(rows[0])
         titles = {k: OUTCOME_LABELS.get(k, k).split(" (")[0] for k in keys}
         widths = {k: max(len(titles[k]), *(len(r[k]) for r in rows)) for k in keys}
@@ -1416,9 +1448,9 @@ class RegimenComparison:
         if every:
             lines.append("\nWarnings for every schedule:")
             lines += [_item("  - ", w) for w in every]
-        if marks:
+        if notes:
             lines.append("\nWarnings (marked in the table):")
-            lines += [_item(f"  {mark}. ", w) for w, mark in marks.items()]
+            lines += [_item(f"  {mark}. ", text) for mark, text in notes.items()]
         if self.missing:
             lines.append("")
             lines.append(
@@ -1436,7 +1468,7 @@ class RegimenComparison:
 
     def _repr_html_(self) -> str:
         e = html.escape
-        rows, every, marks = self._rows()
+        rows, every, notes = self._rows()
         keys = list(rows[0])
 
         def title(key: str) -> str:
@@ -1476,8 +1508,8 @@ class RegimenComparison:
             f'<table style="{_TABLE}"><thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(body)}</tbody></table>"
         )
-        if marks:
-            items = "".join(f"<li><b>{mark}.</b> {e(w)}</li>" for w, mark in marks.items())
+        if notes:
+            items = "".join(f"<li><b>{mark}.</b> {e(text)}</li>" for mark, text in notes.items())
             parts.append(
                 '<section class="kp-footnotes"><div style="font-weight:600">Warnings (marked '
                 f'in the table)</div><ul style="list-style:none;padding-left:.5em;margin:.2em 0">'
