@@ -23,7 +23,9 @@ loading one treats its directory like any other input from elsewhere:
 
 Structural checks of what the files contain (trees, calibrators, reference statistics) sit
 beside the readers of each part: :meth:`ketapredict.trees.TreeEnsemble.from_dict`,
-:func:`check_calibrator` and :func:`check_reference`.
+:func:`check_calibrator` and :func:`check_reference`. A booster file is decoded in Python
+(:func:`read_ubjson`, :func:`booster_json`): XGBoost's own reader trusts its input, and
+only ever reads the JSON of what was decoded and checked.
 """
 
 from __future__ import annotations
@@ -260,6 +262,298 @@ def _read(path: Path, name: str, limit: int, where: str) -> bytes | None:
     if len(data) > limit:
         raise ModelFileError(f"{where}: {name} is over the limit of {limit:,} bytes")
     return data
+
+
+# -- XGBoost's binary format (UBJSON), read in Python -------------------------------------------
+# XGBoost's own reader of its binary model format trusts its input: on this machine a
+# truncated copy of a saved booster crashed the interpreter (segmentation fault) and an empty
+# file aborted it, where an exception was due. So a booster file is decoded here, with every
+# length checked against the bytes left, and XGBoost only ever parses the JSON re-encoded
+# from what was decoded and checked (ketapredict.risk). The format: Universal Binary JSON
+# (ubjson.org, draft 12), big-endian, as XGBoost writes it.
+_UBJ_NUMBERS = {
+    b"i": np.dtype(">i1"),
+    b"U": np.dtype(">u1"),
+    b"I": np.dtype(">i2"),
+    b"l": np.dtype(">i4"),
+    b"L": np.dtype(">i8"),
+    b"d": np.dtype(">f4"),
+    b"D": np.dtype(">f8"),
+}
+_UBJ_CONSTANTS = {b"Z": None, b"T": True, b"F": False}
+_UBJ_MAX_DEPTH = 64
+
+
+def read_ubjson(data: bytes, what: str) -> Any:
+    """Decode a UBJSON document (an XGBoost ``.ubj`` booster file) into Python objects:
+    objects as dicts, typed numeric arrays as numpy arrays, other arrays as lists.
+
+    Every count and length is checked against the bytes that remain, nesting is limited to
+    64 levels, and the document must use every byte: anything else is a
+    :class:`~ketapredict.ModelFileError` naming ``what``.
+
+    Examples
+    --------
+    >>> read_ubjson(b"{L\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x01aU\\x07}", "x")
+    {'a': 7}
+    >>> read_ubjson(b"{", "a booster")
+    Traceback (most recent call last):
+    ...
+    ketapredict.exceptions.ModelFileError: a booster: not a complete UBJSON document ...
+    """
+    view = memoryview(data)
+    position = 0
+
+    def fail(reason: str) -> ModelFileError:
+        return ModelFileError(f"{what}: {reason}")
+
+    def take(n: int) -> memoryview:
+        nonlocal position
+        if n < 0 or position + n > len(view):
+            raise fail(f"not a complete UBJSON document (ends at byte {len(view)})")
+        chunk = view[position : position + n]
+        position += n
+        return chunk
+
+    def number(marker: bytes) -> Any:
+        dtype = _UBJ_NUMBERS[marker]
+        value = np.frombuffer(take(dtype.itemsize), dtype=dtype)[0]
+        return int(value) if dtype.kind in "iu" else float(value)
+
+    def length() -> int:
+        marker = bytes(take(1))
+        if marker not in _UBJ_NUMBERS or _UBJ_NUMBERS[marker].kind not in "iu":
+            raise fail(f"a length has the marker {marker!r}, not an integer's")
+        n = number(marker)
+        if n < 0 or n > len(view) - position:
+            raise fail(f"a length of {n} is more than the {len(view) - position} bytes left")
+        return n
+
+    def text() -> str:
+        try:
+            return bytes(take(length())).decode("utf-8")
+        except UnicodeDecodeError:
+            raise fail("a string is not UTF-8") from None
+
+    def value(marker: bytes, depth: int) -> Any:
+        if marker in _UBJ_NUMBERS:
+            return number(marker)
+        if marker in _UBJ_CONSTANTS:
+            return _UBJ_CONSTANTS[marker]
+        if marker == b"S":
+            return text()
+        if marker == b"C":
+            return bytes(take(1)).decode("latin-1")
+        if marker in (b"[", b"{"):
+            if depth >= _UBJ_MAX_DEPTH:
+                raise fail(f"nested more than {_UBJ_MAX_DEPTH} levels")
+            return container(marker == b"{", depth + 1)
+        raise fail(f"unknown UBJSON marker {marker!r} at byte {position - 1}")
+
+    def container(is_object: bool, depth: int) -> Any:
+        typed = count = None
+        if bytes(view[position : position + 1]) == b"$":
+            take(1)
+            typed = bytes(take(1))
+            if typed not in _UBJ_NUMBERS and typed not in _UBJ_CONSTANTS:
+                raise fail(f"a typed container of {typed!r} values")
+            if bytes(take(1)) != b"#":
+                raise fail("a typed container without a count")
+        if typed is not None or bytes(view[position : position + 1]) == b"#":
+            if typed is None:
+                take(1)
+            count = length() if typed not in _UBJ_NUMBERS else None
+            if count is None:  # numbers: the count is checked against their total size
+                marker = bytes(take(1))
+                if marker not in _UBJ_NUMBERS or _UBJ_NUMBERS[marker].kind not in "iu":
+                    raise fail(f"a count has the marker {marker!r}, not an integer's")
+                count = number(marker)
+                size = _UBJ_NUMBERS[typed].itemsize
+                if count < 0 or count * (size + (4 if is_object else 0)) > len(view) - position:
+                    raise fail(f"a count of {count} is more than the bytes left")
+        if not is_object and typed in _UBJ_NUMBERS:
+            dtype = _UBJ_NUMBERS[typed]
+            return np.frombuffer(take(count * dtype.itemsize), dtype=dtype).astype(
+                dtype.newbyteorder("=")
+            )
+        out: Any = {} if is_object else []
+        k = 0
+        while True:
+            if count is not None:
+                if k == count:
+                    return out
+            elif bytes(view[position : position + 1]) == (b"}" if is_object else b"]"):
+                take(1)
+                return out
+            key = text() if is_object else None
+            marker = typed if typed is not None else bytes(take(1))
+            item = value(marker, depth)
+            if is_object:
+                out[key] = item
+            else:
+                out.append(item)
+            k += 1
+
+    document = value(bytes(take(1)), 0)
+    if position != len(view):
+        raise fail(f"{len(view) - position} bytes after the end of the document")
+    return document
+
+
+def booster_json(data: bytes, n_features: int, what: str) -> tuple[dict[str, Any], bytes]:
+    """A booster file (XGBoost's UBJSON) decoded by :func:`read_ubjson` and checked to be
+    what :class:`~ketapredict.OutcomeModel` saves: one binary-logistic gradient-boosted
+    tree ensemble over ``n_features`` features, numerical splits only, every tree's arrays
+    as long as its node count, its children and parents pointing within it. Returns the
+    decoded document and its JSON, which is what XGBoost is given
+    (:class:`~ketapredict.ModelFileError` naming ``what`` if anything is off; the trees
+    themselves are compared with the scoring trees by the loader)."""
+    document = read_ubjson(data, what)
+    try:
+        _check_booster(document, n_features)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
+        reason = error.args[0] if isinstance(error, ValueError) and error.args else repr(error)
+        raise ModelFileError(
+            f"{what}: not a booster ketapredict saved ({str(reason)[:160]})"
+        ) from None
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return value.tolist() if isinstance(value, np.ndarray) else value
+
+    return document, json.dumps(plain(document), allow_nan=False).encode()
+
+
+_TREE_ARRAYS = (
+    "left_children",
+    "right_children",
+    "parents",
+    "split_indices",
+    "split_conditions",
+    "default_left",
+    "base_weights",
+    "loss_changes",
+    "sum_hessian",
+    "split_type",
+)
+_TREE_CATEGORIES = ("categories", "categories_nodes", "categories_segments", "categories_sizes")
+_ROOT_PARENT = 2147483647  # XGBoost's "no parent"
+
+
+def _check_booster(document: Any, n_features: int) -> None:
+    """ValueError (or KeyError, TypeError) unless ``document`` is a booster as
+    :func:`booster_json` describes."""
+
+    def keys(value: Any, expected: set[str], where: str) -> None:
+        if not isinstance(value, dict) or set(value) != expected:
+            found = sorted(value)[:8] if isinstance(value, dict) else type(value).__name__
+            raise ValueError(f"{where}: expected the fields {sorted(expected)}, found {found}")
+
+    def array(value: Any, n: int, where: str) -> np.ndarray:
+        if not isinstance(value, np.ndarray) or value.shape != (n,):
+            raise ValueError(f"{where}: expected {n} numbers")
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise ValueError(f"{where}: not every number is finite")
+        return value
+
+    keys(document, {"learner", "version"}, "the document")
+    learner = document["learner"]
+    keys(
+        learner,
+        {"attributes", "feature_names", "feature_types", "gradient_booster",
+         "learner_model_param", "objective"},
+        "learner",
+    )  # fmt: skip
+    if learner["objective"].get("name") != "binary:logistic":
+        raise ValueError(f"objective {str(learner['objective'].get('name'))[:40]!r}")
+    params = learner["learner_model_param"]
+    if (params["num_feature"], params["num_class"], params["num_target"]) != (
+        str(n_features),
+        "0",
+        "1",
+    ):
+        raise ValueError(f"learner_model_param {str(params)[:120]}")
+    base = float(str(params["base_score"]).strip("[]"))
+    if not 0.0 <= base <= 1.0:
+        raise ValueError(f"base_score {base}")
+    for name in ("feature_names", "feature_types"):
+        if learner[name] not in ([], None) and not (
+            isinstance(learner[name], list) and len(learner[name]) == n_features
+        ):
+            raise ValueError(f"{name}: expected none or {n_features}")
+    if not all(isinstance(v, str) for v in learner["attributes"].values()):
+        raise ValueError("attributes: expected text values")
+    booster = learner["gradient_booster"]
+    keys(booster, {"model", "name"}, "gradient_booster")
+    if booster["name"] != "gbtree":
+        raise ValueError(f"gradient_booster {str(booster['name'])[:40]!r}, not gbtree")
+    model = booster["model"]
+    keys(model, {"cats", "gbtree_model_param", "iteration_indptr", "tree_info", "trees"}, "model")
+    trees = model["trees"]
+    if not isinstance(trees, list) or not trees:
+        raise ValueError("trees: expected a list of trees")
+    n_trees = len(trees)
+    if model["gbtree_model_param"] != {"num_parallel_tree": "1", "num_trees": str(n_trees)}:
+        raise ValueError(f"gbtree_model_param {str(model['gbtree_model_param'])[:80]}")
+    if (array(np.asarray(model["tree_info"]), n_trees, "tree_info") != 0).any():
+        raise ValueError("tree_info: every tree is of class 0")
+    indptr = np.asarray(model["iteration_indptr"])
+    if (
+        indptr.ndim != 1
+        or indptr.dtype.kind not in "iu"
+        or not len(indptr)
+        or indptr[0] != 0
+        or indptr[-1] != n_trees
+        or (np.diff(indptr) < 0).any()
+    ):
+        raise ValueError("iteration_indptr: expected 0 to the number of trees, never falling")
+    cats = model["cats"]
+    keys(cats, {"enc", "feature_segments", "sorted_idx"}, "cats")
+    if any(len(v) for v in cats.values()):
+        raise ValueError("cats: categorical features are not used")
+    for k, tree in enumerate(trees):
+        where = f"tree {k}"
+        keys(tree, {*_TREE_ARRAYS, *_TREE_CATEGORIES, "id", "tree_param"}, where)
+        keys(
+            tree["tree_param"],
+            {"num_deleted", "num_feature", "num_nodes", "size_leaf_vector"},
+            f"{where} tree_param",
+        )
+        n = int(tree["tree_param"]["num_nodes"])
+        if (
+            tree["id"] != k
+            or not 1 <= n <= 1_000_000
+            or tree["tree_param"]["num_feature"] != str(n_features)
+            or (tree["tree_param"]["num_deleted"], tree["tree_param"]["size_leaf_vector"])
+            != ("0", "1")
+        ):
+            raise ValueError(f"{where}: tree_param {str(tree['tree_param'])[:100]}")
+        left, right, parents, feature = (
+            array(tree[name], n, f"{where} {name}").astype(np.int64)
+            for name in ("left_children", "right_children", "parents", "split_indices")
+        )
+        for name in ("split_conditions", "default_left", "base_weights", "loss_changes",
+                     "sum_hessian", "split_type"):  # fmt: skip
+            array(tree[name], n, f"{where} {name}")
+        if (tree["split_type"] != 0).any() or any(len(tree[c]) for c in _TREE_CATEGORIES):
+            raise ValueError(f"{where}: categorical splits are not used")
+        leaf = left == -1
+        split = np.flatnonzero(~leaf)
+        children = np.concatenate([left[split], right[split]])
+        if (
+            (right[leaf] != -1).any()
+            or ((children < 1) | (children >= n)).any()
+            or len(np.unique(children)) != len(children)
+            or len(children) != n - 1
+            or ((feature[split] < 0) | (feature[split] >= n_features)).any()
+            or parents[0] != _ROOT_PARENT
+            or (parents[left[split]] != split).any()
+            or (parents[right[split]] != split).any()
+        ):
+            raise ValueError(f"{where}: its nodes do not form a tree")
 
 
 # -- structural checks ------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from .encoding import (
     encode,
     feature_map,
     outputs_reading,
+    sources,
     sources_reading,
     spec_from_dict,
     spec_to_dict,
@@ -40,6 +41,7 @@ from .modelfile import (
     MANIFEST,
     ModelFiles,
     _private_key,
+    booster_json,
     check_calibrator,
     check_reference,
     content_digest,
@@ -116,7 +118,8 @@ class _Outcome:
     update: dict[str, Any] | None = None
     state: dict[str, Any] = field(default_factory=dict)  # saved OutcomeModel state
     model: Any = None  # the OutcomeModel, restored on demand
-    booster: bytes | None = None  # a loaded model's verified booster file (for ``model``)
+    # a loaded model's booster, decoded, checked and re-encoded as JSON (for ``model``)
+    booster: bytes | None = None
 
     def linear_margins(self, X: np.ndarray, k: int, columns: Any = None) -> np.ndarray:
         """The first ``k`` members' linear margins, shape (n, k) (zeros without them);
@@ -398,7 +401,7 @@ class RiskModel:
     def models(self) -> dict[str, Any]:
         for state in self._outcomes.values():
             if state.model is None:
-                state.model = _restore(state.state, state.booster, state.trees)
+                state.model = _restore(state.state, state.booster)
         return {o: s.model for o, s in self._outcomes.items()}
 
     # -- fitting ----------------------------------------------------------------------------
@@ -662,10 +665,18 @@ class RiskModel:
         if all(c["method"] == "sigmoid" for c in state.calibrators[:k]):
             a = np.array([c["a"] for c in state.calibrators[:k]])
             b = np.array([c["b"] for c in state.calibrators[:k]])
-            return np.clip(margins * a + b, -MAX_LOG_ODDS, MAX_LOG_ODDS)
-        return np.column_stack(
-            [calibrated_log_odds(margins[:, j], state.calibrators[j]) for j in range(k)]
-        )
+            log_odds = np.clip(margins * a + b, -MAX_LOG_ODDS, MAX_LOG_ODDS)
+        else:
+            log_odds = np.column_stack(
+                [calibrated_log_odds(margins[:, j], state.calibrators[j]) for j in range(k)]
+            )
+        # never a NaN probability: the loader's checks should make this unreachable
+        if not np.isfinite(log_odds).all():
+            raise ModelFileError(
+                f"the model of {state.outcome!r} gave no number for a patient: its files "
+                "hold values no fitted model has"
+            )
+        return log_odds
 
     def _table(self, X: Any, validated: bool) -> Any:
         if isinstance(X, Columns) or validated:
@@ -1385,6 +1396,22 @@ def _outcome_from_file(outcome: str, state: Any, read: ModelFiles) -> _Outcome:
         raise ValueError(
             "its feature set no longer produces the features the trees were trained on"
         )
+    from .schema import _known
+
+    unknown = [name[:40] for name in names_in if not _known(name)][:5]
+    lacking = sorted(set(sources(spec)) - set(names_in))[:5]
+    if unknown or lacking:
+        raise ValueError(
+            f"feature_names_in: columns the data contract does not have {unknown}, columns "
+            f"its feature set reads but it lacks {lacking}"
+        )
+    classes, rounds, leaf = state["classes"], state["n_rounds"], state["min_child_weight"]
+    if not (isinstance(classes, list) and len(classes) == 2 and len(set(map(str, classes))) == 2):
+        raise ValueError(f"classes {str(classes)[:60]}: expected two distinct labels")
+    if not isinstance(rounds, int) or isinstance(rounds, bool) or not 0 <= rounds <= 1_000_000:
+        raise ValueError(f"n_rounds {str(rounds)[:40]}: expected a whole number of rounds")
+    if not isinstance(leaf, int | float) or isinstance(leaf, bool) or not 0 <= leaf < 1e12:
+        raise ValueError(f"min_child_weight {str(leaf)[:40]}: expected a non-negative number")
     calibrators = state["replicate_calibrators"]
     if not isinstance(calibrators, list) or len(calibrators) != trees.n_members - 1:
         raise ValueError(
@@ -1397,6 +1424,24 @@ def _outcome_from_file(outcome: str, state: Any, read: ModelFiles) -> _Outcome:
     ):
         raise ValueError(f"interval_z {str(z)[:40]} is not a number in (0, 1000)")
     imputer = state["imputer"]
+    linear = _checked_linear(state["linear"], trees.n_members, len(names))
+    state = {**state, "linear": linear}
+    # the booster file is decoded and checked here, in Python, and must hold the scoring
+    # trees' first member: XGBoost only ever reads the JSON of what was checked
+    where = state["booster"]
+    document, booster = booster_json(read.files[where], len(names), where)
+    try:
+        compiled = TreeEnsemble.from_xgboost_json([document])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelFileError(
+            f"{where}: not a booster ketapredict saved ({error!r:.160})"
+        ) from None
+    end = len(trees.left) if trees.n_members == 1 else trees.roots[trees.tree_member == 1][0]
+    if len(compiled.left) != end or not all(
+        np.array_equal(getattr(compiled, name), getattr(trees, name)[:end])
+        for name in ("left", "right", "feature", "threshold", "value", "default_left")
+    ):
+        raise ModelFileError(f"{where} holds other trees than {state['trees']} scores with")
     return _Outcome(
         outcome=outcome,
         spec=spec,
@@ -1406,41 +1451,77 @@ def _outcome_from_file(outcome: str, state: Any, read: ModelFiles) -> _Outcome:
         calibrators=calibrators,
         z=z,
         scale=_checked_scale(state["interval_scale"]),
-        linear=_checked_linear(state["linear"], trees.n_members, len(names)),
+        linear=linear,
         imputer=None if imputer is None else BaselineImputer.from_dict(imputer),
         update=_checked_update(state["recalibration"]),
         state=state,
-        booster=read.files[state["booster"]],
+        booster=booster,
     )
 
 
 _LINEAR_VECTORS = ("low", "high", "center", "scale", "coef", "coef_active")
+# The largest magnitude a saved linear component's numbers may have, and a standardised
+# feature's reach over its training range: far beyond any fitted model (the demo model's
+# largest coefficient is 1.2, its largest reach 14 SDs), and small enough that no sum of
+# terms can overflow to an infinite margin (a tampered 1e308 gave NaN probabilities).
+_LINEAR_LIMIT = 1e6
 
 
 def _checked_linear(linear: Any, n_members: int, n_features: int) -> list:
-    """A saved model's linear components, one per member, checked (ValueError if not)."""
+    """A saved model's linear components, one per member, checked (ValueError if not),
+    their numbers as floats."""
     if linear is None or linear == []:
         return []
     if not isinstance(linear, list) or len(linear) != n_members:
         raise ValueError(f"linear components: expected a list of {n_members}")
     if all(member is None for member in linear):
         return linear
+    checked = []
     for member in linear:
         if not isinstance(member, dict):
             raise ValueError("linear components: every member needs one")
+        vectors = {}
         for key in _LINEAR_VECTORS:
-            vector = np.asarray(member[key], dtype=float)
-            if vector.shape != (n_features,) or not np.isfinite(vector).all():
-                raise ValueError(f"linear {key}: expected {n_features} finite numbers")
-        if not (np.asarray(member["scale"], dtype=float) > 0).all():
-            raise ValueError("linear scale: every entry must be positive")
-        if not np.isfinite(float(member["intercept"])):
-            raise ValueError("linear intercept is not finite")
+            try:
+                vector = np.asarray(member[key], dtype=float)
+            except (TypeError, ValueError):
+                vector = np.full(1, np.nan)
+            if (
+                vector.shape != (n_features,)
+                or not np.isfinite(vector).all()
+                or (np.abs(vector) > _LINEAR_LIMIT).any()
+            ):
+                raise ValueError(
+                    f"linear {key}: expected {n_features} finite numbers within "
+                    f"+-{_LINEAR_LIMIT:g}"
+                )
+            vectors[key] = vector
+        if not (vectors["scale"] > 0).all() or (vectors["low"] > vectors["high"]).any():
+            raise ValueError("linear scale: every entry must be positive, low <= high")
+        reach = np.maximum(
+            np.abs(vectors["high"] - vectors["center"]), np.abs(vectors["low"] - vectors["center"])
+        )
+        if (reach > _LINEAR_LIMIT * vectors["scale"]).any():
+            raise ValueError(f"linear scale: a feature reaches beyond {_LINEAR_LIMIT:g} SDs")
+        intercept = member["intercept"]
+        if (
+            not isinstance(intercept, int | float)
+            or isinstance(intercept, bool)
+            or not abs(intercept) <= _LINEAR_LIMIT
+        ):
+            raise ValueError(f"linear intercept {str(intercept)[:40]} is not a finite number")
         active = member.get("active")
         if active is not None and not _position(active, n_features):
             raise ValueError(f"linear active {active!r} is not a feature position")
         _check_modifiers(member, linear[0], n_features)
-    return linear
+        checked.append(
+            {
+                **member,
+                **{k: v.tolist() for k, v in vectors.items()},
+                "intercept": float(intercept),
+            }
+        )
+    return checked
 
 
 def _position(value: Any, n_features: int) -> bool:
@@ -1475,8 +1556,13 @@ def _check_modifiers(member: dict, first: dict, n_features: int) -> None:
         rows = np.asarray(member.get("coef_modifiers"), dtype=float)
     except (TypeError, ValueError):
         raise ValueError(expected) from None
-    if rows.shape != (len(modifiers), n_features) or not np.isfinite(rows).all():
-        raise ValueError(expected)
+    if (
+        rows.shape != (len(modifiers), n_features)
+        or not np.isfinite(rows).all()
+        or (np.abs(rows) > _LINEAR_LIMIT).any()
+        or any(max(abs(spec["low"]), abs(spec["high"])) > _LINEAR_LIMIT for spec in modifiers)
+    ):
+        raise ValueError(expected + f" within +-{_LINEAR_LIMIT:g}")
 
 
 def _compose(first: Mapping[str, Any], second: dict[str, Any]) -> dict[str, Any]:
@@ -1587,10 +1673,10 @@ def _predictor_label(name: str) -> str:
         return name
 
 
-def _restore(state: Mapping[str, Any], booster_file: bytes | None, trees: TreeEnsemble) -> Any:
-    """The OutcomeModel of a loaded outcome, from its verified booster file's bytes
-    (imports XGBoost and scikit-learn); its trees must be the scoring trees' first member,
-    so that the learning side and the clinician path are one model."""
+def _restore(state: Mapping[str, Any], booster_file: bytes | None) -> Any:
+    """The OutcomeModel of a loaded outcome, from its booster as checked JSON (imports
+    XGBoost and scikit-learn); the loader checked that its trees are the scoring trees'
+    first member, so that the learning side and the clinician path are one model."""
     from xgboost import XGBClassifier
 
     from .features import FeatureEncoder
@@ -1598,28 +1684,22 @@ def _restore(state: Mapping[str, Any], booster_file: bytes | None, trees: TreeEn
 
     try:
         model = OutcomeModel(**state["params"])
-    except TypeError as error:  # a parameter OutcomeModel does not have
-        raise ModelFileError(f"{state['outcome']}.json: params: {error}") from None
+        model._validate_params()  # each value of the kind OutcomeModel accepts
+    except (TypeError, ValueError) as error:  # a parameter OutcomeModel does not have
+        raise ModelFileError(f"{state['outcome']}.json: params: {str(error)[:300]}") from None
     model.encoder_ = FeatureEncoder.from_spec(
         spec_from_dict(state["feature_set"]), state["feature_names_in"]
     )
     from xgboost.core import XGBoostError
 
-    where = f"{state['outcome']}.ubj"
+    # JSON re-encoded from the decoded and checked booster file (ketapredict.modelfile)
     booster = XGBClassifier()
     try:
         booster.load_model(bytearray(booster_file))
-        compiled = TreeEnsemble.from_xgboost([booster])
     except (XGBoostError, ValueError, KeyError, TypeError) as error:
-        raise ModelFileError(f"{where} is not a readable XGBoost model ({error!r:.200})") from None
-    end = len(trees.left) if trees.n_members == 1 else trees.roots[trees.tree_member == 1][0]
-    if len(compiled.left) != end or not all(
-        np.array_equal(getattr(compiled, name), getattr(trees, name)[:end])
-        for name in ("left", "right", "feature", "threshold", "value")
-    ):
         raise ModelFileError(
-            f"{where} holds other trees than {state['outcome']}.trees.json scores with"
-        )
+            f"{state['booster']} is not a readable XGBoost model ({error!r:.200})"
+        ) from None
     model.booster_ = booster
     model.feature_names_ = np.array(state["feature_names"], dtype=object)
     model.feature_names_in_ = np.array(state["feature_names_in"], dtype=object)
