@@ -410,6 +410,33 @@ def test_the_ridge_penalty_is_chosen_by_leaving_each_patient_out_exactly():
     assert best == RidgeCV(alphas=alphas).fit(X, y, sample_weight=weight).alpha_
 
 
+def test_fitting_leaves_a_crossover_patient_out_whole_when_choosing_the_penalty(
+    train, monkeypatch
+):
+    """The penalty of a measurement is chosen with the crossover patients as groups: the
+    rows handed to the leave-one-out error are the measured ones, each with its patient."""
+    import ketapredict.models as models
+    from ketapredict.schema import crossover_patients, outcome_measure
+
+    seen = []
+
+    def watched(design, y, weight, groups, alphas):
+        seen.append((len(y), groups))
+        return models._leave_one_out_errors.__wrapped__(design, y, weight, groups, alphas)
+
+    watched.__wrapped__ = models._leave_one_out_errors
+    monkeypatch.setattr(models, "_leave_one_out_errors", watched)
+    rows = train[train["cognitive_decline"].notna()].reset_index(drop=True)
+    model = OutcomeModel("cognitive_decline", n_jobs=1).fit(rows)
+    assert model.measurement_
+    ((n, groups),) = seen
+    known = ~np.isnan(outcome_measure(rows, "cognitive_decline"))
+    assert n == known.sum()
+    assert groups is not None
+    np.testing.assert_array_equal(groups, crossover_patients(rows)[known])
+    assert len(set(groups)) < len(groups)  # some patients left out with both periods
+
+
 def test_crossover_periods_stay_together_in_folds_and_bootstrap_resamples(train):
     """A crossover patient's periods share the patient's response: the cross-fitting folds
     never split them between training and held-out parts, and a bootstrap replicate draws

@@ -182,9 +182,13 @@ def _leave_one_out_errors(
     Exact, without refitting: with the rows scaled by the square root of their weight and
     centred, the hat matrix is ``H = r r' / sum(w) + U diag(s^2 / (s^2 + alpha)) U'`` (``r``
     the root weights; ``U``, ``s`` from the singular value decomposition of the centred
-    design), and the residuals of a left-out patient ``g`` are ``(I - H_gg)^-1 e_g`` (Allen
-    1974, Technometrics 16:125; one row at a time, the efficient leave-one-out of
-    :class:`sklearn.linear_model.RidgeCV`).
+    design), and the residuals of a left-out patient ``g`` are ``(I - H_gg)^-1 e_g``: the
+    deletion of several rows at once (Cook and Weisberg 1982, Residuals and Influence in
+    Regression, sec. 3.6); one row at a time, Allen's PRESS (1974, Technometrics 16:125), the
+    efficient leave-one-out of :class:`sklearn.linear_model.RidgeCV`. A patient the others
+    cannot predict at all (``I - H_gg`` numerically singular, which only rounding of
+    extreme weights reaches) makes that penalty's error infinite, so it is never chosen.
+    With every row from one patient, rows are left out one at a time.
     """
     root = np.sqrt(weight)
     total = weight.sum()
@@ -192,7 +196,7 @@ def _leave_one_out_errors(
     yc = (y - weight @ y / total) * root
     U, s, _ = np.linalg.svd(Xc, full_matrices=False)
     Uy = U.T @ yc
-    # the patients, by how many rows each has: one (rows,) array per size
+    # the patients, by how many rows each has: one (patients, rows) array per size
     if groups is None or len(set(groups)) < 2:
         blocks = [np.arange(len(y))[:, None]]
     else:
@@ -201,25 +205,26 @@ def _leave_one_out_errors(
         starts = np.flatnonzero(np.r_[True, np.diff(patient[order]) != 0])
         sizes = np.diff(np.r_[starts, len(y)])
         blocks = [order[starts[sizes == k][:, None] + np.arange(k)] for k in np.unique(sizes)]
+    parts = [(rows, U[rows], root[rows][:, :, None] * root[rows][:, None, :] / total)
+             for rows in blocks]  # fmt: skip
     errors = np.zeros(len(alphas))
     for k, alpha in enumerate(alphas):
         shrink = s**2 / (s**2 + alpha)
         residual = yc - U @ (shrink * Uy)
-        for rows in blocks:  # (patients, rows of each)
-            left = U[rows] * np.sqrt(shrink)
-            kept = np.eye(rows.shape[1]) - (
-                np.einsum("gia,gja->gij", left, left)
-                + root[rows][:, :, None] * root[rows][:, None, :] / total
-            )
-            if rows.shape[1] == 1:  # one row each: (1 - h_ii)^-1 e_i, as RidgeCV
-                kept = kept[:, 0, 0]
-                held_out = np.divide(
-                    residual[rows[:, 0]], kept, out=np.zeros(len(kept)), where=kept > 1e-12
-                )
-            else:
-                # a patient whose rows the fit passes through exactly (I - H_gg singular)
-                # gets the pseudo-inverse, not a crash
-                held_out = np.linalg.pinv(kept) @ residual[rows][:, :, None]
+        for rows, u, intercept in parts:
+            if rows.shape[1] == 1:  # one row each: (1 - h_ii)^-1 e_i
+                kept = 1.0 - (u[:, 0] ** 2 @ shrink + intercept[:, 0, 0])
+                if (kept <= 1e-12).any():
+                    errors[k] = np.inf
+                    break
+                errors[k] += float(((residual[rows[:, 0]] / kept) ** 2).sum())
+                continue
+            left = u * np.sqrt(shrink)
+            kept = np.eye(rows.shape[1]) - (np.einsum("gia,gja->gij", left, left) + intercept)
+            if (np.linalg.cond(kept) > 1e12).any():
+                errors[k] = np.inf
+                break
+            held_out = np.linalg.solve(kept, residual[rows][:, :, None])
             errors[k] += float((held_out**2).sum())
     return errors
 
