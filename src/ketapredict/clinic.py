@@ -1245,28 +1245,56 @@ def _letters(k: int) -> str:
     return text
 
 
-# A number in a warning's text (a value, a range's end, a distance).
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+# A number in a warning's text (a value, a range's end, a distance), with its sign and
+# exponent; not a digit inside a word ("HAMD-17", "99.5th").
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e[+-]?\d+)?(?![\w.])")
+
+
+def _listed(values: Sequence[str]) -> str:
+    """``["3", "3.12"]`` -> ``"3 or 3.12"``; ``["1", "2", "3"]`` -> ``"1, 2 or 3"``."""
+    return values[0] if len(values) == 1 else f"{', '.join(values[:-1])} or {values[-1]}"
+
+
+def _footnotes(texts: Sequence[str]) -> list[list[str]]:
+    """The warnings of a comparison grouped into footnotes: texts that differ in one number
+    only (the same field outside its training range at two doses) share one; any other
+    difference keeps them apart."""
+    groups: list[tuple[list[str], set[int], list[str]]] = []  # words, varying, texts
+    for text in texts:
+        words, numbers = _NUMBER.split(text), _NUMBER.findall(text)
+        for same, varying, group in groups:
+            if same != words:
+                continue
+            first = _NUMBER.findall(group[0])
+            differ = varying | {
+                k for k, (a, b) in enumerate(zip(numbers, first, strict=True)) if a != b
+            }
+            if len(differ) <= 1:
+                varying |= differ
+                group.append(text)
+                break
+        else:
+            groups.append((words, set(), [text]))
+    return [group for _, _, group in groups]
 
 
 def _merged(texts: Sequence[str]) -> str:
-    """One footnote for warnings that differ only in their numbers (the same field outside
-    its training range at two doses): each number that differs is given as its range,
-    lowest to highest; the schedule's own report has its exact value.
+    """One footnote for warnings that differ in one number only: that number lists each
+    schedule's value, lowest first (a range could straddle the training range it is
+    compared with).
 
     Examples
     --------
     >>> _merged(["weekly exposure = 3.12 is outside the training range 0 to 2.79",
     ...          "weekly exposure = 3 is outside the training range 0 to 2.79"])
-    'weekly exposure = 3 to 3.12 is outside the training range 0 to 2.79'
+    'weekly exposure = 3 or 3.12 is outside the training range 0 to 2.79'
     """
     words = _NUMBER.split(texts[0])
     numbers = [_NUMBER.findall(text) for text in texts]
     out = words[0]
     for k, after in enumerate(words[1:]):
-        values = sorted({n[k] for n in numbers}, key=float)
-        out += values[0] if len(values) == 1 else f"{values[0]} to {values[-1]}"
-        out += after
+        values = {float(n[k]): n[k] for n in reversed(numbers)}  # one spelling per value
+        out += _listed([values[v] for v in sorted(values)]) + after
     return out
 
 
@@ -1379,23 +1407,19 @@ class RegimenComparison:
 
     def _rows(self) -> tuple[list[dict[str, str]], list[str], dict[str, str]]:
         """Display rows, the warnings every schedule has, and the others' footnotes (mark
-        -> text). Warnings that differ only in their numbers share one footnote
-        (:func:`_merged`)."""
+        -> text). Warnings that differ in one number only share one footnote
+        (:func:`_footnotes`, :func:`_merged`)."""
         table = self.table
         every = [
             w
             for w in dict.fromkeys(w for ws in table["warnings"] for w in ws)
             if all(w in ws for ws in table["warnings"])
         ]
-        kinds: dict[str, list[str]] = {}  # the text with its numbers blanked -> the texts
-        for ws in table["warnings"]:
-            for w in ws:
-                if w not in every:
-                    kind = kinds.setdefault(_NUMBER.sub("#", w), [])
-                    if w not in kind:
-                        kind.append(w)
-        marks = {w: _letters(k) for k, kind in enumerate(kinds.values()) for w in kind}
-        notes = {_letters(k): _merged(kind) for k, kind in enumerate(kinds.values())}
+        kinds = _footnotes(
+            [w for w in dict.fromkeys(w for ws in table["warnings"] for w in ws) if w not in every]
+        )
+        marks = {w: _letters(k) for k, kind in enumerate(kinds) for w in kind}
+        notes = {_letters(k): _merged(kind) for k, kind in enumerate(kinds)}
         number = {}
         for i, name in enumerate(table["regimen"]):
             number.setdefault(name, i + 1)
