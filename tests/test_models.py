@@ -478,3 +478,30 @@ def test_crossover_periods_stay_together_in_folds_and_bootstrap_resamples(train)
     tiny = np.array([1, 1, 0, 0, 0, 0, 0, 0])
     pairs = np.array(["a", "a", "b", "b", "c", "c", "d", "d"])
     assert len(OutcomeModel(calibration_folds=3)._folds(tiny, pairs, seed=0)) == 2
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"age": "x"}, "age='x' is not a number"),
+        ({"age": -5.0}, "age=-5.0 is outside 12-100"),
+        ({"age": np.nan}, "age is missing; it is required"),
+        ({"sex": "F"}, "sex='F' is not one of"),
+        ({"dose": -1.0}, "dose=-1.0 is outside"),
+    ],
+)
+def test_a_bad_cell_is_a_validation_error_in_fit_predict_and_explain(
+    response_model, train, bad, message
+):
+    """The estimator checks the patient table against the data contract, as the clinician
+    path does: a bad value is named, never scored silently or met with a bare traceback."""
+    from ketapredict import explain
+
+    rows = train.head(5).assign(**bad)
+    for call in (
+        lambda: response_model.predict_proba(rows),
+        lambda: explain(response_model, rows),
+        lambda: OutcomeModel("response", n_estimators=5).fit(pd.concat([rows, train.head(200)])),
+    ):
+        with pytest.raises(ValidationError, match=re.escape(message)):
+            call()

@@ -132,6 +132,7 @@ def _parts(model: Any, X: pd.DataFrame, outcome: str | None) -> _Parts:
     if not isinstance(X, pd.DataFrame) or len(X) == 0:
         got = f"{len(X)} rows" if isinstance(X, pd.DataFrame) else type(X).__name__
         raise ValueError(f"explain needs a patient table with at least one row; got {got}.")
+    X = model._checked(X)  # a bad cell: ValidationError
     names = list(model.feature_names_)
     encoded = model.encoder_.transform(X)[names]  # a missing column: ValidationError
     # the draws of missing fields the model scores (a RiskModel: its first outcome's, as

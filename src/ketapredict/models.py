@@ -72,11 +72,13 @@ from .features import FeatureEncoder
 from .imputation import BaselineImputer
 from .schema import (
     STRICT_CUTOFFS,
+    _known,
     check_outcome,
     column,
     columns,
     crossover_patients,
     outcome_measure,
+    validate,
 )
 from .trees import calibrated_log_odds, linear_margin, linear_terms, logit, modifier_values
 
@@ -513,6 +515,7 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
             than two events or non-events; or the table lacks columns the feature set needs.
         """
         self._validate_params()
+        X = self._checked(X)
         # numpy integers and RandomState instances too (scikit-learn's convention)
         seed = int(check_random_state(self.random_state).randint(2**31 - 1))
         Z = self._encode(self._fill(X, fit=True, seed=seed), fit=True)
@@ -664,6 +667,7 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         from joblib import Parallel, delayed
 
         check_is_fitted(self, "booster_")
+        X = self._checked(X)
         # the same draws of the missing fields as the fitted model was trained on
         Z = self._encode(self._fill(X, fit=False, seed=getattr(self, "_seed", 0)))
         if y is None:
@@ -963,9 +967,18 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
             self.imputer_n_ = len(X)
         return self.imputer_.draw_once(X, seed) if self.imputer_ is not None else X
 
+    def _checked(self, X: Any) -> Any:
+        """A patient table checked against the data contract (:func:`ketapredict.validate`:
+        a ValidationError naming every bad cell, spellings normalised), with the columns
+        the contract does not know left out; anything else (encoded features) as given."""
+        if self.features is None or not isinstance(X, pd.DataFrame):
+            return X
+        return validate(X[[name for name in X.columns if _known(name)]], what="patient table")
+
     def _expanded(self, X: Any) -> tuple[pd.DataFrame, np.ndarray | None]:
         """Encoded features of every draw of the missing fields, and each draw's row."""
         check_is_fitted(self, "booster_")
+        X = self._checked(X)
         imputer = getattr(self, "imputer_", None)
         if imputer is None or not isinstance(X, pd.DataFrame):
             return self._encode(X), None
