@@ -231,6 +231,26 @@ def test_compare_regimens_takes_named_single_and_no_regimens(model):
         model.compare_regimens(PATIENT, [])
 
 
+@pytest.mark.parametrize("horizon_day", [None, 28])
+def test_a_comparison_names_every_bad_schedule_and_the_patients_problems(model, horizon_day):
+    """One error lists everything wrong, each schedule's problems under its number or
+    name, the patient's beside them, whether or not a horizon was given."""
+    course = COURSE.to_dict()
+    schedules = [course, course, {**course, "dose": -1}, {**course, "n_sessions": 0}]
+    with pytest.raises(ValidationError) as error:
+        model.compare_regimens(PATIENT, schedules, horizon_day=horizon_day)
+    assert [str(p) for p in error.value.problems] == [
+        "schedule 3: dose=-1 is outside 0-1000 (mg/kg or mg, per dose_unit)",
+        "schedule 4: n_sessions=0 is not a whole number in 1-104 (count)",
+    ]
+    with pytest.raises(ValidationError) as error:
+        model.compare_regimens({**PATIENT, "age": "x"}, {"a": course, "b": {**course, "dose": -1}})
+    found = [str(p) for p in error.value.problems]
+    assert found[0].startswith("age='x' is not a number")
+    assert found[-1].startswith("schedule 'b': dose=-1")
+    assert error.value.what == "comparison"
+
+
 def test_a_report_states_its_horizon(model):
     stated = model.score(PATIENT, COURSE, horizon_day=28)
     assert stated.horizon_day == 28

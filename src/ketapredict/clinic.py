@@ -1080,6 +1080,10 @@ def regimen_grid(
     return grid
 
 
+# A valid schedule to check a patient with when every schedule given has problems.
+_PLACEHOLDER = Regimen(drug="saline", route="iv", dose=0.0, infusion_minutes=40)
+
+
 def compare_regimens(
     model, patient: Any, regimens: Any = None, *, horizon_day: Any = None
 ) -> RegimenComparison:
@@ -1140,13 +1144,25 @@ def compare_regimens(
             [Problem("regimens", regimens, "compare_regimens needs at least one regimen")],
             "regimens",
         )
+    # every schedule checked before any is scored, each problem naming its schedule (and
+    # the patient's own problems with them), so one error lists all that is wrong
     problems: list[Problem] = []
+    courses = []
+    for k, (name, regimen) in enumerate(named, start=1):
+        found: list[Problem] = []
+        courses.append(_regimen_of({}, regimen, found))
+        label = f"schedule {k}" if name is None else f"schedule {short_repr(name)}"
+        problems += [Problem(p.column, p.value, f"{label}: {p.message}") for p in found]
+    if problems:
+        valid = [course for course in courses if course is not None]
+        try:  # the patient's problems too, with a schedule that has none
+            _prepare(model, patient, valid[0] if valid else _PLACEHOLDER)
+        except ValidationError as error:
+            problems = [*error.problems, *problems]
+        raise ValidationError(problems, "comparison")
     chosen = horizon_day is None
     if chosen:
         # one common day for all: the latest schedule's end point, so every course is over
-        courses = [_regimen_of({}, regimen, problems) for _, regimen in named]
-        if problems:
-            raise ValidationError(problems, "regimens")
         horizon_day = max(course.endpoint_day for course in courses)
     rows = []
     report = None
