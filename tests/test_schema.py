@@ -339,3 +339,30 @@ def test_endpoint_scores_and_measures_of_incomplete_tables():
     assert outcome_measure(table.drop(columns="endpoint_day"), "response") is None
     assert outcome_measure(table, "dissociation") is None
     assert outcome_measure(table, "suicide_attempt") is None
+
+
+def test_error_messages_never_show_a_patient_identifier():
+    """A malformed identifier is described by its type, and a table indexed by patient
+    names its bad rows by position: the identifier never reaches a message (or a log)."""
+    from ketapredict import simulate_cohort
+    from ketapredict.schema import _known
+
+    record = {"age": 46, "sex": "female", "diagnosis": "TRD", "madrs_baseline": 34}
+    for secret in (b"SECRET-7", ["SECRET-7"], {"id": "SECRET-7"}):
+        with pytest.raises(ValidationError) as error:
+            validate_patient({**record, "patient_id": secret})
+        assert "SECRET" not in str(error.value)
+        assert "patient_id" in str(error.value)
+    table = simulate_cohort(n=12, seed=3)
+    table["patient_id"] = [f"SECRET-{i}" for i in range(len(table))]
+    table.loc[4, "age"] = -5.0
+    known = [c for c in table.columns if _known(c)]
+    with pytest.raises(ValidationError) as error:
+        validate(table[known].set_index("patient_id"))
+    assert "SECRET" not in str(error.value)
+    assert "row 4: age=-5.0" in str(error.value)
+    assert "rows by position" in str(error.value)
+    # a valid table keeps its index
+    table.loc[4, "age"] = 50.0
+    checked = validate(table[known].set_index("patient_id"))
+    assert checked.index.tolist() == table["patient_id"].tolist()

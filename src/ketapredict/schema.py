@@ -1002,6 +1002,8 @@ def _value_problem(col: Column, value: Any, name: str | None = None) -> tuple[An
             return None, f"{_shown(name, value)} is not {col.allowed()}"
         return canonical, None
     text = _as_text(value)
+    if text is None and col.role == "identifier":  # never echoed: it identifies a patient
+        return None, f"{name} (a {type(value).__name__}) is not text or a whole number"
     if text is None:
         return None, f"{_shown(name, value)} is not text or a whole number"
     return text, None
@@ -1180,6 +1182,11 @@ def validate(df: pd.DataFrame, *, what: str = "patient table") -> pd.DataFrame:
     """
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"validate expects a pandas DataFrame; got {type(df).__name__}.")
+    index = df.index
+    if any(_known(name) and column(name).role == "identifier" for name in index.names):
+        # rows indexed by patient: problems name them by position, never by identifier
+        df = df.reset_index(drop=True)
+        what = f"{what} (rows by position: its index identifies patients)"
     problems: list[Problem] = []
     duplicated = df.columns[df.columns.duplicated()].unique()
     for name in duplicated:
@@ -1228,7 +1235,7 @@ def validate(df: pd.DataFrame, *, what: str = "patient table") -> pd.DataFrame:
     problems.extend(check_rules(arrays, rows=df.index))
     if problems:
         raise ValidationError(problems, what)
-    return pd.DataFrame(out, index=df.index)
+    return pd.DataFrame(out).set_axis(index, axis=0)
 
 
 # --------------------------------------------------------------------------------------------
