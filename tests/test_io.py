@@ -138,18 +138,25 @@ def test_malformed_bids_gives_one_error_listing_every_problem(tmp_path):
         read_bids(root, root / "mapping.toml")
     text = str(caught.value)
     for expected in (
-        "second madrs value for sub-01 at day 2 of period 1",
+        "second madrs value for its participant at day 2 of period 1",
         "session 'ses-x1' is not in the mapping",
-        "sub-04 period 1 (ketamine): no baseline MADRS",
-        "sub-04 period 2 (saline): no baseline MADRS",
+        "the participant of participants.tsv line 5 period 1 (ketamine): no baseline MADRS",
+        "the participant of participants.tsv line 5 period 2 (saline): no baseline MADRS",
         "sex='X' is not in the mapping's values for sex",
         "infusion_2='z' is not an arm code of the mapping",
-        "sub-07 is not in participants.tsv",
+        "its participant is not in participants.tsv",
         "madrs score 'many' is not a number",
-        "sub-06 is in participants.tsv but has no rows in phenotype/",
+        "the participant of participants.tsv line 7 has no rows in phenotype/",
     ):
         assert expected in text, expected
     assert text.startswith("9 problems in the study at")
+    assert "sub-" not in text  # participants by their line, never by their identifier
+    # a bad value of a course's column: the course by its participant's line and period
+    root = _bids(tmp_path / "old", PARTICIPANTS.replace("sub-01\t40", "sub-01\t400"), MADRS)
+    with pytest.raises(ValidationError) as caught:
+        read_bids(root, root / "mapping.toml")
+    assert "row participants.tsv line 2, period 1: age='400' is outside" in str(caught.value)
+    assert "sub-" not in str(caught.value)
     # every problem names where it is
     assert "phenotype/madrs.tsv line 13" in text
 

@@ -216,7 +216,7 @@ def _course_key(
                 Problem(
                     "period",
                     period,
-                    f"{where}: {subject} has no period {period} (its periods: "
+                    f"{where}: its participant has no period {period} (their periods: "
                     f"{sorted(periods) or 'none'})",
                 )
             )
@@ -226,7 +226,7 @@ def _course_key(
                 Problem(
                     "arm",
                     session.arm,
-                    f"{where}: the session is mapped to arm {session.arm!r}, but {subject} "
+                    f"{where}: the session is mapped to arm {session.arm!r}, but its participant "
                     f"had {periods[period]!r} in period {period}",
                 )
             )
@@ -240,7 +240,7 @@ def _course_key(
             Problem(
                 "arm",
                 session.arm,
-                f"{where}: {subject} "
+                f"{where}: its participant "
                 + (
                     f"had arm {session.arm!r} in {len(matches)} periods, so the session's "
                     "period cannot be told"
@@ -259,8 +259,8 @@ def _course_key(
         Problem(
             "period",
             None,
-            f"{where}: {subject} has {len(periods)} periods and the session names neither its "
-            "arm nor its period",
+            f"{where}: its participant has {len(periods)} periods and the session names "
+            "neither its arm nor its period",
         )
     )
     return None
@@ -322,14 +322,17 @@ def assemble(
         problems.append(Problem("participant_id", None, f"{where}: no participant id"))
     subjects = subjects[~no_id]
     duplicated = subjects[SUBJECT].duplicated(keep=False)
-    for subject, rows in subjects[duplicated].groupby(SUBJECT)[WHERE]:
+    for _, rows in subjects[duplicated].groupby(SUBJECT)[WHERE]:
         problems.append(
             Problem(
                 "participant_id",
-                subject,
-                f"{subject} appears {len(rows)} times in {subject_file} ({', '.join(rows)})",
+                None,
+                f"one participant id appears {len(rows)} times in {subject_file} "
+                f"({', '.join(rows)})",
             )
         )
+    # a participant in messages: by their row, never by their identifier
+    row_of = dict(zip(subjects[SUBJECT], subjects[WHERE], strict=True))
     people: dict[str, dict[str, Any]] = {}
     arms_of: dict[str, dict[int, str]] = {}
     for _, row in subjects[~duplicated].iterrows():
@@ -370,8 +373,8 @@ def assemble(
                 problems.append(
                     Problem(
                         "participant_id",
-                        subject,
-                        f"{where}: {subject} is not in {subject_file}",
+                        None,
+                        f"{where}: its participant is not in {subject_file}",
                     )
                 )
             continue
@@ -430,7 +433,7 @@ def assemble(
                 Problem(
                     rec.scale,
                     label,
-                    f"{where}: a second {rec.scale} value for {subject} at "
+                    f"{where}: a second {rec.scale} value for its participant at "
                     f"{'baseline' if session.baseline else f'day {session.day:g}'}"
                     + (f" of period {period}" if period else "")
                     + f" (the first: {first})",
@@ -466,8 +469,8 @@ def assemble(
                         problems.append(
                             Problem(
                                 "participant_id",
-                                subject,
-                                f"{subject} is in {subject_file} but has no rows in "
+                                None,
+                                f"the participant of {row_of[subject]} has no rows in "
                                 f"{record_files}",
                             )
                         )
@@ -476,7 +479,7 @@ def assemble(
                     Problem(
                         "madrs_baseline",
                         None,
-                        f"{subject}"
+                        f"the participant of {row_of[subject]}"
                         + (f" period {period}" if len(arms_of[subject]) > 1 else "")
                         + f' ({arm}): no baseline MADRS (set incomplete = "drop" to leave '
                         "such courses out, counted)",
@@ -499,8 +502,9 @@ def assemble(
     declared = [c for c in columns() if c in table.columns]  # the contract's order
     table = table[declared + visit_columns]
     table = _derive(table, mapping)
+    # a course in messages: by its participant's line, never by the identifier
     table.index = [
-        f"{p} period {k}" if n > 1 else p
+        f"{row_of[p]}, period {k}" if n > 1 else row_of[p]
         for p, k, n in zip(
             table["patient_id"],
             table["period"],
