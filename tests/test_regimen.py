@@ -220,3 +220,42 @@ def test_readable_description():
     assert str(course) == (
         "ketamine 0.5 mg/kg IV over 40 min, 2/week x 8 + new oral antidepressant"
     )
+
+
+@pytest.mark.parametrize("weight", [0, -5, "abc", 400])
+def test_a_weight_outside_the_contract_is_refused_not_divided_by(weight):
+    spray = Regimen(drug="esketamine", route="intranasal", dose=84, dose_unit="mg",
+                    sessions_per_week=2, n_sessions=8)  # fmt: skip
+    with pytest.raises(ValidationError, match="weight_kg"):
+        spray.exposure(weight_kg=weight)
+    # missing: the reference weight, as documented
+    assert spray.racemic_iv_equivalent(None) == spray.racemic_iv_equivalent(REFERENCE_WEIGHT_KG)
+
+
+@pytest.mark.parametrize(
+    ("regimens", "message"),
+    [(None, "a DataFrame or a mapping"), ({"drug": ["ketamine"]}, "'route' is missing")],
+)
+def test_exposure_refuses_what_is_not_a_regimen_table(regimens, message):
+    with pytest.raises(ValidationError, match=message):
+        exposure(regimens)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"doses": [1, 2]}, "doses must map routes to lists of doses"),
+        ({"doses": {}}, "doses must map routes"),
+        ({"doses": {"iv": []}}, "doses['iv'] must be a non-empty list of numbers"),
+        ({"weeks": "4"}, "weeks must be a positive number"),
+        ({"weeks": float("inf")}, "weeks must be a positive number"),
+        ({"weeks": 0}, "weeks must be a positive number"),
+        ({"weeks": 0.2}, "is less than one session"),
+        ({"sessions_per_week": "2"}, "sessions_per_week must be a non-empty list"),
+    ],
+)
+def test_regimen_grid_names_a_bad_argument(arguments, message):
+    from ketapredict import regimen_grid
+
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        regimen_grid(**arguments)

@@ -22,6 +22,7 @@ import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
@@ -1017,6 +1018,60 @@ def score(
 # --------------------------------------------------------------------------------------------
 # Comparing schedules
 # --------------------------------------------------------------------------------------------
+def _is_number(value: Any) -> bool:
+    return (
+        isinstance(value, Real) and not isinstance(value, bool | np.bool_) and np.isfinite(value)
+    )
+
+
+def _checked_grid(
+    doses: Any, sessions_per_week: Any, weeks: Any
+) -> tuple[dict[str, list[float]], list[float]]:
+    """regimen_grid's arguments checked: one ValidationError naming each bad one."""
+    problems: list[Problem] = []
+    checked: dict[str, list[float]] = {}
+    if not isinstance(doses, Mapping) or not doses:
+        problems.append(
+            Problem("doses", doses, "doses must map routes to lists of doses, e.g. "
+                    f"{{'iv': [0.5], 'intranasal': [56]}}; got {short_repr(doses)}")
+        )  # fmt: skip
+    else:
+        for route, values in doses.items():
+            if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+                values = None
+            else:
+                values = list(values)
+            if not values or not all(_is_number(v) for v in values):
+                problems.append(
+                    Problem("doses", values, f"doses[{short_repr(route)}] must be a non-empty "
+                            f"list of numbers; got {short_repr(doses[route])}")
+                )  # fmt: skip
+            else:
+                checked[route] = [float(v) for v in values]
+    frequencies = (
+        list(sessions_per_week)
+        if isinstance(sessions_per_week, Iterable) and not isinstance(sessions_per_week, str)
+        else None
+    )
+    if not frequencies or not all(_is_number(v) and v > 0 for v in frequencies):
+        problems.append(
+            Problem("sessions_per_week", sessions_per_week, "sessions_per_week must be a "
+                    f"non-empty list of positive numbers; got {short_repr(sessions_per_week)}")
+        )  # fmt: skip
+    elif not _is_number(weeks) or weeks <= 0:
+        problems.append(
+            Problem("weeks", weeks, f"weeks must be a positive number; got {short_repr(weeks)}")
+        )
+    elif min(frequencies) * weeks < 0.5:
+        problems.append(
+            Problem("weeks", weeks, f"weeks={short_repr(weeks)} at {min(frequencies):g} a week "
+                    "is less than one session; give a longer course")
+        )  # fmt: skip
+    if problems:
+        raise ValidationError(problems, "regimen grid")
+    return checked, [float(v) for v in frequencies]
+
+
 def regimen_grid(
     doses: Mapping[str, Sequence[float]] | None = None,
     sessions_per_week: Iterable[float] = (1, 2, 3),
@@ -1048,12 +1103,14 @@ def regimen_grid(
     >>> print(grid[0])
     ketamine 0.2 mg/kg IV over 40 min, 1/week x 4
     """
-    doses = doses or {"iv": (0.2, 0.5, 1.0), "im": (0.5,), "intranasal": (28, 56, 84)}
+    if doses is None:
+        doses = {"iv": (0.2, 0.5, 1.0), "im": (0.5,), "intranasal": (28, 56, 84)}
+    doses, sessions_per_week = _checked_grid(doses, sessions_per_week, weeks)
     grid = []
     for route, route_doses in doses.items():
         for dose in route_doses:
             for per_week in sessions_per_week:
-                n = max(1, round(per_week * weeks))
+                n = round(per_week * weeks)
                 if route == "intranasal":
                     grid.append(
                         Regimen(

@@ -272,6 +272,16 @@ def load_experiment(path: str | Path) -> Experiment:
                 )
             )
     valid = set(OutcomeModel().get_params()) - {"outcome", "features"}
+    for key, values in spec.tuning.items():
+        if not values:
+            problems.append(
+                Problem(
+                    f"tuning.{key}",
+                    values,
+                    f"{where}: tuning.{key} is empty; give the values to try, e.g. "
+                    f"{key} = [2, 3], or leave it out",
+                )
+            )
     for section, keys in (("model", spec.model), ("tuning", spec.tuning)):
         for key in keys:
             if key not in valid:

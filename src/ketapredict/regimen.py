@@ -31,6 +31,7 @@ from .schema import (
     COMPARATORS,
     KETAMINES,
     _is_missing,
+    _value_problem,
     column,
     record_items,
     record_model,
@@ -251,6 +252,11 @@ class Regimen:
         weight_kg : float, optional
             Converts fixed mg doses; defaults to :data:`REFERENCE_WEIGHT_KG`.
         """
+        if not _is_missing(weight_kg):  # missing: the reference weight, as documented
+            value, message = _value_problem(column("weight_kg"), weight_kg)
+            if message is not None:
+                raise ValidationError([Problem("weight_kg", weight_kg, message)], "weight")
+            weight_kg = value
         table = exposure({**self.to_dict(), "weight_kg": weight_kg})
         return {k: v[0] for k, v in table.items()}
 
@@ -317,6 +323,18 @@ def exposure(regimens: pd.DataFrame | Mapping[str, Any]) -> dict[str, np.ndarray
     >>> exposure(arms)["racemic_iv_equivalent_mg_per_kg"]
     array([0.5, 0.5])
     """
+    if not isinstance(regimens, pd.DataFrame | Mapping):
+        raise ValidationError(
+            [Problem(None, regimens, f"regimens must be a DataFrame or a mapping of columns; "
+                     f"got {type(regimens).__name__}")],
+            "regimens",
+        )  # fmt: skip
+    lacking = [name for name in ("drug", "route", "dose") if name not in regimens]
+    if lacking:
+        raise ValidationError(
+            [Problem(name, None, f"required column {name!r} is missing") for name in lacking],
+            "regimens",
+        )
     get = regimens.__getitem__
     n = len(regimens) if isinstance(regimens, pd.DataFrame) else np.size(get("drug"))
 
