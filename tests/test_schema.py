@@ -366,3 +366,18 @@ def test_error_messages_never_show_a_patient_identifier():
     table.loc[4, "age"] = 50.0
     checked = validate(table[known].set_index("patient_id"))
     assert checked.index.tolist() == table["patient_id"].tolist()
+
+
+def test_a_patient_object_scores_as_its_fields_and_digit_separators_are_not_numbers():
+    """A Patient (the validated record type) is a patient record; "4_6", which Python
+    would read as 46, is refused as a typo."""
+    from ketapredict import Patient, Regimen, load_model
+
+    fields = {"age": 46, "sex": "female", "diagnosis": "TRD", "madrs_baseline": 34}
+    course = Regimen(drug="ketamine", route="iv", dose=0.5, infusion_minutes=40)
+    model = load_model()
+    as_object = model.score(Patient(**fields), course, horizon_day=1, drivers=False)
+    as_dict = model.score(fields, course, horizon_day=1, drivers=False)
+    assert as_object["response"].probability == as_dict["response"].probability
+    with pytest.raises(ValidationError, match=re.escape("age='4_6' is not a number")):
+        validate_patient({**fields, "age": "4_6"})

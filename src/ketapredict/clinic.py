@@ -583,7 +583,7 @@ def _prepare(
 ) -> tuple[Columns, dict, list, str, str]:
     """Validate one patient, regimen and horizon; the encoder's columns, the record, warnings,
     the regimen in words and the horizon in words."""
-    patient = record_items(patient, "patient", "a dict, a pandas Series or a DataFrame")
+    patient = record_items(patient, "patient", "a dict, a Patient, a pandas Series or a DataFrame")
     warnings: list[str] = []
     regimen_columns = set(columns("regimen"))
     baseline = {k: v for k, v in patient.items() if _role(k) not in (*_NOT_INPUTS, "regimen")}

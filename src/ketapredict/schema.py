@@ -889,9 +889,10 @@ def _number(x: Any) -> float | None:
     """``x`` as a float, or None when it is not a real number.
 
     Accepted: Python and numpy integers and floats, ``Decimal``, ``Fraction`` and text that
-    reads as a number; not booleans (True is not 1 year), complex numbers, bytes, dates or
-    containers. An integer too large for a float becomes an infinity of its sign, which is
-    outside every range; NaN (from ``"-nan"``, say) means missing.
+    reads as a number (without Python's digit separator: ``"4_6"`` is not 46); not booleans
+    (True is not 1 year), complex numbers, bytes, dates or containers. An integer too large
+    for a float becomes an infinity of its sign, which is outside every range; NaN (from
+    ``"-nan"``, say) means missing.
     """
     if isinstance(x, bool | np.bool_ | np.timedelta64):  # numpy's durations are integers
         return None
@@ -903,6 +904,8 @@ def _number(x: Any) -> float | None:
         except ValueError:  # Decimal("sNaN")
             return math.nan
     if isinstance(x, str):
+        if "_" in x:  # Python reads "4_6" as 46: a typo, not a number
+            return None
         try:
             return float(x)
         except ValueError:
@@ -1304,7 +1307,8 @@ def validate_record(model: type[pydantic.BaseModel], record: Any, what: str) -> 
 def record_items(
     record: Any, what: str, expected: str = "a mapping of field to value"
 ) -> dict[Any, Any]:
-    """One record (a mapping, or a pandas Series) as a dict, each field given once.
+    """One record (a mapping, a pandas Series or a :class:`Patient`) as a dict, each field
+    given once.
 
     A Series may hold a field twice (``pd.Series([46, 80], index=["age", "age"])``, a row
     of a table with a repeated column); a dict would keep the last value without a word,
@@ -1340,6 +1344,8 @@ def record_items(
         return record.to_dict()
     if isinstance(record, Mapping):
         return dict(record)
+    if isinstance(record, pydantic.BaseModel):  # a Patient, already checked
+        return {k: v for k, v in record.model_dump().items() if v is not None}
     raise ValidationError(
         [Problem(None, record, f"a {what} must be {expected}; got {type(record).__name__}")],
         what,
