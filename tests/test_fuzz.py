@@ -748,7 +748,8 @@ def test_a_field_name_that_is_not_text_is_named(model):
 def test_a_record_as_a_list_of_pairs_is_refused(model):
     pairs = [*PATIENT.items(), ("age", 80.0)]
     error = _refusal(model.score, pairs, COURSE)
-    assert "a patient must be a dict, a Patient, a pandas Series or a DataFrame; got list" in str(error)
+    expected = "a patient must be a dict, a Patient, a pandas Series or a DataFrame; got list"
+    assert expected in str(error)
 
 
 def test_a_table_with_a_repeated_column_is_refused_by_validate_and_score(model):

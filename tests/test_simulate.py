@@ -484,3 +484,12 @@ def test_import_stays_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     assert ketapredict.__version__
+
+
+@pytest.mark.parametrize("seed", [-1, "a", 1.5, True])
+def test_a_bad_seed_is_named(seed):
+    from ketapredict import ValidationError
+
+    with pytest.raises(ValidationError, match="seed="):
+        simulate_cohort(n=50, seed=seed)
+    assert simulate_cohort(n=50, seed=np.int64(3)).equals(simulate_cohort(n=50, seed=3))

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..exceptions import Problem, ValidationError
+from ..exceptions import Problem, ValidationError, short_repr
 from ..regimen import REGIMEN_FIELDS, Regimen
 from ..schema import column, visit_days, visit_label
 from .model import (
@@ -198,6 +198,19 @@ def _check_count(name: str, value: Any, minimum: int = 1, maximum: int = MAX_COU
             "simulation",
         )
     return int(value)
+
+
+def _check_seed(seed: Any) -> Any:
+    """A seed numpy accepts: a whole number >= 0 or a SeedSequence (ValidationError if
+    not, as numpy's own errors would not name the argument)."""
+    if isinstance(seed, np.random.SeedSequence):
+        return seed
+    if isinstance(seed, bool | np.bool_) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValidationError(
+            [Problem("seed", seed, f"seed={short_repr(seed)} is not a whole number >= 0")],
+            "simulation",
+        )
+    return int(seed)
 
 
 def _check_population(population: Any) -> None:
@@ -509,7 +522,7 @@ def simulate_trial(
     labels, regimens = _arms(arms)
     n_per_arm = _check_count("n_per_arm", n_per_arm, maximum=MAX_COURSES // len(regimens))
     visits = _check_visits(visit_days)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_check_seed(seed))
     effect = _trial_effect(trial_effect, rng)
     return _simulate_parallel(
         population,
@@ -669,7 +682,7 @@ def simulate_crossover(
             ],
             "simulation",
         )
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_check_seed(seed))
     effect = _trial_effect(trial_effect, rng)
     return _simulate_crossover(
         population,
@@ -775,7 +788,7 @@ def _simulate_cohort(n: int, seed: int, params: Parameters) -> pd.DataFrame:
     slots = [(d.name, label) for d in designs for label in d.arms]
     share, extra = divmod(n, len(slots))
     rows = {slot: share + (k < extra) for k, slot in enumerate(slots)}
-    seeds = np.random.SeedSequence(seed).spawn(len(designs))
+    seeds = np.random.SeedSequence(_check_seed(seed)).spawn(len(designs))
     frames = []
     for design, seed_ in zip(designs, seeds, strict=True):
         sizes = [rows[(design.name, label)] for label in design.arms]
