@@ -326,3 +326,23 @@ def test_peers_fit_the_raw_table(cohort):
     for name, peer in peer_models(cohort).items():
         p = peer.fit(cohort, y).predict_proba(cohort)[:, 1]
         assert np.isfinite(p).all(), name
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (([0, 1], [0.1]), "y has 2 values and p 1"),
+        (([], []), "y has 0 values and p 0"),
+        (([0, 2], [0.1, 0.2]), "y must hold 0 or 1"),
+        (([0, float("nan")], [0.1, 0.2]), "y must hold 0 or 1"),
+        (([0, 1], [0.1, 1.2]), "predicted probabilities must lie in [0, 1]"),
+        (([0, 1], [[0.1, 0.2]]), "p must be a list of numbers"),
+    ],
+)
+def test_score_predictions_names_what_is_wrong_with_its_input(arguments, message):
+    from ketapredict import ValidationError, score_predictions
+
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        score_predictions(*arguments, n_bootstraps=0)
+    with pytest.raises(ValidationError, match="arm has 1 values for 2 rows"):
+        score_predictions([0, 1], [0.2, 0.8], arm=["a"], n_bootstraps=0)

@@ -299,6 +299,42 @@ def _within_arm_auc(
         return totals / sizes, n_arms, n_rows
 
 
+def _checked_scores(y: Any, p: Any, **groups: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Outcomes and probabilities as float arrays, checked: one value each per row, the
+    outcomes 0 or 1, the probabilities in [0, 1], none missing, and each of ``groups``
+    (arm, active, cluster) as long (ValidationError naming each problem)."""
+    problems: list[Problem] = []
+    arrays = {}
+    for name, values in (("y", y), ("p", p)):
+        try:
+            arrays[name] = np.asarray(values, dtype=float)
+        except (TypeError, ValueError):
+            arrays[name] = None
+        if arrays[name] is None or arrays[name].ndim != 1:
+            problems.append(Problem(name, None, f"{name} must be a list of numbers, one per row"))
+    if not problems:
+        y, p = arrays["y"], arrays["p"]
+        if len(y) != len(p) or not len(y):
+            problems.append(
+                Problem("p", None, f"y has {len(y)} values and p {len(p)}; give one of each "
+                        "per row, at least one row")
+            )  # fmt: skip
+        if not np.isin(y, (0.0, 1.0)).all():
+            problems.append(Problem("y", None, "y must hold 0 or 1 (event or not), none missing"))
+        if np.isnan(p).any() or (p < 0).any() or (p > 1).any():
+            problems.append(
+                Problem("p", None, "predicted probabilities must lie in [0, 1], none missing")
+            )
+        for name, values in groups.items():
+            if values is not None and np.size(values) != len(y):
+                problems.append(
+                    Problem(name, None, f"{name} has {np.size(values)} values for {len(y)} rows")
+                )
+    if problems:
+        raise ValidationError(problems, "scores")
+    return arrays["y"], arrays["p"]
+
+
 def score_predictions(
     y: Any,
     p: Any,
@@ -368,10 +404,7 @@ def score_predictions(
     """
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    y = np.asarray(y, dtype=float)
-    p = np.asarray(p, dtype=float)
-    if np.isnan(p).any() or (p < 0).any() or (p > 1).any():
-        raise ValueError("Predicted probabilities must lie in [0, 1] with none missing.")
+    y, p = _checked_scores(y, p, arm=arm, active=active, cluster=cluster)
     n = len(y)
     arms = _codes(arm, n)
     is_active = np.ones(n, dtype=bool) if active is None else np.asarray(active, dtype=bool)
