@@ -25,6 +25,7 @@ from ketapredict import (
     validate_patient,
 )
 from ketapredict.cli import main
+from ketapredict.regimen import REGIMEN_FIELDS
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv"])
@@ -172,6 +173,28 @@ def test_score_reads_the_patient_from_standard_input(monkeypatch, capsys):
     monkeypatch.setattr("sys.stdin", io.StringIO(PATIENT.read_text()))
     assert main(["score", "-", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["regimen"].startswith("ketamine 0.5 mg/kg")
+
+
+def test_score_refuses_a_file_that_is_not_one_record(tmp_path, capsys):
+    """A device or FIFO (which could block or never end) and a file too large to be one
+    record are refused before they are read; an unknown field in the 'regimen' object is
+    named as a regimen field."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    big = tmp_path / "big.json"
+    big.write_text(" " * 1_000_001)
+    odd = tmp_path / "odd.json"
+    record = json.loads(PATIENT.read_text())
+    regimen = {k: record.pop(k) for k in list(record) if k in REGIMEN_FIELDS}
+    odd.write_text(json.dumps({**record, "regimen": {**regimen, "colour": "blue"}}))
+    for path, message in (
+        ("/dev/zero", "is not a regular file"),
+        (fifo, "is not a regular file"),
+        (big, "is over 1,000,000 bytes"),
+        (odd, "unknown regimen field 'colour' in 'regimen'; expected one of drug, route"),
+    ):
+        assert main(["score", str(path)]) == 2
+        assert message in capsys.readouterr().err
 
 
 def _patient_with(**changes) -> str:

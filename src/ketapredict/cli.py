@@ -806,6 +806,11 @@ def _json_problem(error: ValueError | RecursionError, name: str) -> str:
     return f"{name} cannot be read as JSON: {reason}"
 
 
+# The largest patient or regimen file read (one record of a few dozen fields is about a
+# kilobyte): anything larger is refused before it fills the memory.
+MAX_RECORD_BYTES = 1_000_000
+
+
 def _read_json(path: str, what: str) -> Any:
     """The JSON in a file (``-``: standard input), or a ValidationError that says what is
     wrong with it (never its content, which may identify a patient)."""
@@ -813,8 +818,31 @@ def _read_json(path: str, what: str) -> Any:
 
     name = "standard input" if path == "-" else repr(path)
     try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-        return _loads(text)
+        if path == "-":  # bytes where standard input has them, else its text
+            raw = getattr(sys.stdin, "buffer", None)
+            data = (
+                raw.read(MAX_RECORD_BYTES + 1)
+                if raw is not None
+                else sys.stdin.read(MAX_RECORD_BYTES + 1).encode("utf-8")
+            )
+        elif os.path.exists(path) and not os.path.isdir(path) and not os.path.isfile(path):
+            # a FIFO or a device (/dev/zero) could block or never end
+            raise ValidationError(
+                [Problem(None, path, f"{name} is not a regular file; expected a JSON file")],
+                what,
+            )
+        else:
+            with open(path, "rb") as handle:
+                data = handle.read(MAX_RECORD_BYTES + 1)
+        if len(data) > MAX_RECORD_BYTES:
+            raise ValidationError(
+                [Problem(None, path, f"{name} is over {MAX_RECORD_BYTES:,} bytes; expected one "
+                         "record of fields")],
+                what,
+            )  # fmt: skip
+        return _loads(data.decode("utf-8"))
+    except ValidationError:
+        raise
     except FileNotFoundError:
         message = f"{name}: no such file"
     except IsADirectoryError:
@@ -831,7 +859,7 @@ def _read_json(path: str, what: str) -> Any:
 def _patient_record(path: str) -> dict[str, Any]:
     """One patient record from a JSON file: contract fields, the regimen's either among them
     or as a "regimen" object; identifiers dropped (never model inputs, never shown)."""
-    from .exceptions import Problem, ValidationError
+    from .exceptions import Problem, ValidationError, short_repr
     from .regimen import REGIMEN_FIELDS
     from .schema import columns
 
@@ -854,6 +882,20 @@ def _patient_record(path: str) -> dict[str, Any]:
     if nested is None:
         return record
     flat = [k for k in REGIMEN_FIELDS if k in record]
+    unknown = [k for k in nested if k not in REGIMEN_FIELDS] if isinstance(nested, dict) else []
+    if unknown:
+        raise ValidationError(
+            [
+                Problem(
+                    key,
+                    None,
+                    f"unknown regimen field {short_repr(key)} in 'regimen'; expected one of "
+                    f"{', '.join(REGIMEN_FIELDS)}",
+                )
+                for key in unknown
+            ],
+            "patient file",
+        )
     if not isinstance(nested, dict) or flat:
         problem = (
             f"the record gives its regimen twice: as a 'regimen' object and as the fields "
