@@ -216,6 +216,12 @@ HOSTILE_CASES: list[tuple[str, Callable, str]] = [
     ("fifo-outcome", _special("response.json", "fifo"), "response.json is not the file"),
     ("fifo-manifest", _special("manifest.json", "fifo"), "manifest.json is missing"),
     # -- boosters: XGBoost's own reader crashed the interpreter on an empty or truncated file
+    # -- what every report prints: a 1 MB name would be printed into each
+    (
+        "provenance-huge-name",
+        _manifest(lambda m, o: {**m, "provenance": {**m["provenance"], "name": "x" * 10**6}}),
+        "provenance name must be text of at most 200 characters",
+    ),
     ("empty-booster", _booster(lambda b: b""), "response.ubj: not a complete UBJSON document"),
     (
         "truncated-booster",

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pydantic import ValidationError as PydanticError
 
 from .exceptions import ModelFileError
@@ -69,6 +69,21 @@ _Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 _Text = Annotated[str, StringConstraints(max_length=200)]
 
 
+# Provenance fields printed in every report, and their longest allowed text.
+_SHOWN = {"name": 200, "ketapredict_version": 200, "trained": 200, "data_kind": 200,
+          "notes": 2000}  # fmt: skip
+
+
+def provenance_problems(provenance: Mapping[str, Any]) -> list[str]:
+    """What is wrong with the provenance fields every report prints (:data:`_SHOWN`)."""
+    return [
+        f"provenance {key} must be text of at most {limit:,} characters"
+        for key, limit in _SHOWN.items()
+        if provenance.get(key) is not None
+        and (not isinstance(provenance[key], str) or len(provenance[key]) > limit)
+    ]
+
+
 class _Manifest(BaseModel):
     """``manifest.json``: strict (no unknown fields, no coercion)."""
 
@@ -83,6 +98,16 @@ class _Manifest(BaseModel):
     reference: dict[str, Any]
     files: dict[_Text, _Hex]
     content_sha256: _Hex
+
+    @field_validator("provenance")
+    @classmethod
+    def _shown_in_every_report(cls, provenance: dict[str, Any]) -> dict[str, Any]:
+        """The provenance fields every report prints are text of a readable length (a
+        1 MB name would be printed into each report)."""
+        problems = provenance_problems(provenance)
+        if problems:
+            raise ValueError(problems[0])
+        return provenance
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from .modelfile import (
     check_calibrator,
     check_reference,
     content_digest,
+    provenance_problems,
     read_model_files,
     sha256_file,
     sign,
@@ -1205,6 +1206,9 @@ class RiskModel:
         from . import __version__
 
         key = None if signing_key is None else _private_key(signing_key)  # before writing
+        long = provenance_problems(self.provenance)
+        if long:  # loading would refuse the saved model
+            raise ValidationError([Problem("provenance", None, text) for text in long], "model")
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         if any(path.iterdir()):
