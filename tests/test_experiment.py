@@ -117,6 +117,10 @@ def test_experiment_from_a_csv_file(tmp_path, cohort):
             "unknown key tuning.depth",
         ),
         (
+            ('"response", "dissociation"', '"response", "response"'),
+            "outcomes.names lists response more than once",
+        ),
+        (
             ("n_estimators = 80", "n_estimators = 80\n[tuning]\nmax_depth = []"),
             "tuning.max_depth is empty; give the values to try",
         ),

@@ -271,6 +271,16 @@ def load_experiment(path: str | Path) -> Experiment:
                     f"contract; expected some of {', '.join(binary)}",
                 )
             )
+    repeated = sorted({o for o in spec.outcomes.names if spec.outcomes.names.count(o) > 1})
+    if repeated:
+        problems.append(
+            Problem(
+                "outcomes.names",
+                repeated,
+                f"{where}: outcomes.names lists {', '.join(repeated)} more than once; "
+                "name each outcome once",
+            )
+        )
     valid = set(OutcomeModel().get_params()) - {"outcome", "features"}
     for key, values in spec.tuning.items():
         if not values:
