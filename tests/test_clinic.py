@@ -251,6 +251,13 @@ def test_a_comparison_names_every_bad_schedule_and_the_patients_problems(model, 
     assert error.value.what == "comparison"
 
 
+def test_a_schedule_of_none_is_the_patients_own(model):
+    own = {**PATIENT, **COURSE.to_dict()}
+    spray = Regimen(drug="esketamine", route="intranasal", dose=56, dose_unit="mg")
+    comparison = model.compare_regimens(own, [None, spray], horizon_day=28)
+    assert sorted(comparison["regimen"]) == sorted([str(COURSE), str(spray)])
+
+
 def test_a_report_states_its_horizon(model):
     stated = model.score(PATIENT, COURSE, horizon_day=28)
     assert stated.horizon_day == 28

@@ -171,6 +171,16 @@ def _booster(change: Callable[[bytes], bytes]) -> Callable:
     return edit
 
 
+def _best_iteration(data: bytes) -> bytes:
+    """A booster with a best_iteration attribute of "3" beside scikit-learn's."""
+
+    def key(name: bytes) -> bytes:
+        return b"L" + len(name).to_bytes(8, "big") + name
+
+    extra = key(b"best_iteration") + b"S" + b"L" + (1).to_bytes(8, "big") + b"3"
+    return data.replace(key(b"scikit_learn"), extra + key(b"scikit_learn"), 1)
+
+
 def _other_booster(path: Path, outside: Path) -> None:
     """Another outcome's booster in place of the response's, resealed."""
     shutil.copy(path / "remission.ubj", path / "response.ubj")
@@ -223,6 +233,20 @@ HOSTILE_CASES: list[tuple[str, Callable, str]] = [
         "provenance name must be text of at most 200 characters",
     ),
     ("empty-booster", _booster(lambda b: b""), "response.ubj: not a complete UBJSON document"),
+    # typed constants take no bytes: k headers of 13 bytes could each claim the whole file
+    (
+        "booster-typed-constants",
+        _booster(lambda b: b"[" + b"[$Z#L" + (10**6).to_bytes(8, "big") + b"]"),
+        "response.ubj: a typed array of b'Z' values",
+    ),
+    # best_iteration would change what XGBClassifier.predict scores
+    ("booster-best-iteration", _booster(_best_iteration), "attributes"),
+    (
+        "rounds-not-the-boosters",
+        _outcome(lambda r: r.update(n_rounds=r["n_rounds"] + 1)),
+        "n_rounds",
+    ),
+    ("classes-reversed", _outcome(lambda r: r.update(classes=r["classes"][::-1])), "classes"),
     (
         "truncated-booster",
         _booster(lambda b: b[: len(b) // 2]),
@@ -725,3 +749,26 @@ def test_a_damaged_booster_file_is_refused_or_read_never_crashing():
 def test_ten_thousand_damaged_booster_files_never_crash():
     accepted = [_decode_or_refuse(data) for data in _mutated_boosters(10_000, seed=1)]
     assert sum(accepted) < len(accepted)
+
+
+def test_a_changed_base_score_is_refused_where_it_counts(tmp_path):
+    """Without a linear component the booster's base score is part of every margin: one
+    changed and resealed is refused at load (with one, the linear margin replaces it)."""
+    from ketapredict import ModelFileError, RiskModel, simulate_cohort
+
+    model = RiskModel.fit(
+        simulate_cohort(n=600, seed=2), ["response"], n_estimators=20, replicates=0, linear=False
+    )
+    path = model.save(tmp_path / "model")
+    RiskModel.load(path)
+    data = (path / "response.ubj").read_bytes()
+    key = b"L" + (10).to_bytes(8, "big") + b"base_score"
+    at = data.index(key) + len(key)
+    assert data[at : at + 2] == b"SL"
+    length = int.from_bytes(data[at + 2 : at + 10], "big")
+    value = b"[9.9E-1]"
+    changed = data[:at] + b"SL" + len(value).to_bytes(8, "big") + value
+    (path / "response.ubj").write_bytes(changed + data[at + 10 + length :])
+    reseal(path)
+    with pytest.raises(ModelFileError, match="holds other trees"):
+        RiskModel.load(path)

@@ -505,3 +505,21 @@ def test_a_bad_cell_is_a_validation_error_in_fit_predict_and_explain(
     ):
         with pytest.raises(ValidationError, match=re.escape(message)):
             call()
+
+
+def test_a_feature_set_reading_few_columns_needs_only_those(tmp_path, train):
+    """The patient table is checked against the contract, but of its required columns only
+    those the feature set reads must be there."""
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(
+        'description = "tiny"\n[groups.severity]\nlabel = "depression severity"\n'
+        'steps = [{ encoder = "numeric", columns = ["madrs_baseline"] }]\n'
+        '[groups.demographics]\nlabel = "demographics"\n'
+        'steps = [{ encoder = "numeric", columns = ["age"] }]\n'
+    )
+    rows = train[["madrs_baseline", "age", "response"]].dropna()
+    model = OutcomeModel("response", features=str(spec), n_estimators=10).fit(rows)
+    assert list(model.feature_names_in_) == ["madrs_baseline", "age"]
+    assert model.predict_proba(rows).shape == (len(rows), 2)
+    with pytest.raises(ValidationError, match="required column 'age' is missing"):
+        model.predict_proba(rows.drop(columns="age"))

@@ -250,7 +250,9 @@ def test_exposure_refuses_what_is_not_a_regimen_table(regimens, message):
         ({"weeks": "4"}, "weeks must be a positive number"),
         ({"weeks": float("inf")}, "weeks must be a positive number"),
         ({"weeks": 0}, "weeks must be a positive number"),
-        ({"weeks": 0.2}, "is less than one session"),
+        ({"weeks": 0.2}, "weeks=0.2 at 1 a week gives 0 sessions; a course has 1 to 104"),
+        ({"sessions_per_week": [0.5], "weeks": 1}, "at 0.5 a week gives 0 sessions"),
+        ({"weeks": 100}, "weeks=100 at 2 a week gives 200 sessions"),
         ({"sessions_per_week": "2"}, "sessions_per_week must be a non-empty list"),
     ],
 )

@@ -362,6 +362,11 @@ def test_error_messages_never_show_a_patient_identifier():
     assert "SECRET" not in str(error.value)
     assert "row 4: age=-5.0" in str(error.value)
     assert "rows by position" in str(error.value)
+    # an unnamed index holding the identifiers too
+    unnamed = table[known].set_axis(table["patient_id"].to_numpy(), axis=0)
+    with pytest.raises(ValidationError) as error:
+        validate(unnamed)
+    assert "SECRET" not in str(error.value)
     # a valid table keeps its index
     table.loc[4, "age"] = 50.0
     checked = validate(table[known].set_index("patient_id"))

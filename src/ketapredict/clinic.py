@@ -560,7 +560,9 @@ def _regimen_of(record: Mapping[str, Any], regimen: Any, problems: list[Problem]
             Problem(
                 absent[0],
                 None,
-                f"no dose schedule: the patient record has no {', '.join(absent)}; pass "
+                f"no dose schedule: the regimen given has no {', '.join(absent)}"
+                if regimen is not None
+                else f"no dose schedule: the patient record has no {', '.join(absent)}; pass "
                 "regimen=Regimen(...) or give the regimen fields",
             )
         )
@@ -1062,11 +1064,15 @@ def _checked_grid(
         problems.append(
             Problem("weeks", weeks, f"weeks must be a positive number; got {short_repr(weeks)}")
         )
-    elif min(frequencies) * weeks < 0.5:
-        problems.append(
-            Problem("weeks", weeks, f"weeks={short_repr(weeks)} at {min(frequencies):g} a week "
-                    "is less than one session; give a longer course")
-        )  # fmt: skip
+    else:  # the sessions of each course, rounded as the grid rounds them
+        limit = column("n_sessions").high
+        for frequency in frequencies:
+            sessions = round(frequency * weeks)
+            if not 1 <= sessions <= limit:
+                problems.append(
+                    Problem("weeks", weeks, f"weeks={short_repr(weeks)} at {frequency:g} a "
+                            f"week gives {sessions} sessions; a course has 1 to {limit:g}")
+                )  # fmt: skip
     if problems:
         raise ValidationError(problems, "regimen grid")
     return checked, [float(v) for v in frequencies]
@@ -1205,9 +1211,13 @@ def compare_regimens(
     # the patient's own problems with them), so one error lists all that is wrong
     problems: list[Problem] = []
     courses = []
+    try:  # a schedule of None is the patient record's own
+        own = record_items(patient, "patient", "a dict, a Patient, a pandas Series or a DataFrame")
+    except ValidationError:
+        own = {}  # the patient's problems are reported below
     for k, (name, regimen) in enumerate(named, start=1):
         found: list[Problem] = []
-        courses.append(_regimen_of({}, regimen, found))
+        courses.append(_regimen_of(own, regimen, found))
         label = f"schedule {k}" if name is None else f"schedule {short_repr(name)}"
         problems += [Problem(p.column, p.value, f"{label}: {p.message}") for p in found]
     if problems:
@@ -1319,7 +1329,8 @@ def _letters(k: int) -> str:
 
 
 # A number in a warning's text (a value, a range's end, a distance), with its sign and
-# exponent; not a digit inside a word ("HAMD-17", "99.5th").
+# exponent; not digits joined to letters ("99.5th", "x2"). "17" in "HAMD-17" is a number,
+# the same in every text of a label, so it never differs.
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e[+-]?\d+)?(?![\w.])")
 
 

@@ -189,7 +189,8 @@ def _leave_one_out_errors(
     Regression, sec. 3.6); one row at a time, Allen's PRESS (1974, Technometrics 16:125), the
     efficient leave-one-out of :class:`sklearn.linear_model.RidgeCV`. A patient the others
     cannot predict at all (``I - H_gg`` numerically singular, which only rounding of
-    extreme weights reaches) makes that penalty's error infinite, so it is never chosen.
+    extreme weights reaches) makes that penalty's error infinite, so it is never chosen (with
+    every penalty's infinite, :meth:`OutcomeModel._choose_alpha` takes the strongest).
     With every row from one patient, rows are left out one at a time.
     """
     root = np.sqrt(weight)
@@ -515,7 +516,7 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
             than two events or non-events; or the table lacks columns the feature set needs.
         """
         self._validate_params()
-        X = self._checked(X)
+        X = self._checked(X, fit=True)
         # numpy integers and RandomState instances too (scikit-learn's convention)
         seed = int(check_random_state(self.random_state).randint(2**31 - 1))
         Z = self._encode(self._fill(X, fit=True, seed=seed), fit=True)
@@ -913,6 +914,8 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
             _rows(groups, np.flatnonzero(known)),
             _RIDGE_ALPHA,
         )
+        if np.isinf(errors).all():  # no penalty can be judged: the strongest
+            return float(max(_RIDGE_ALPHA))
         return float(_RIDGE_ALPHA[int(np.argmin(errors))])
 
     def _choose_penalty(self, X, y, weight, folds, modifiers) -> float:
@@ -967,13 +970,21 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
             self.imputer_n_ = len(X)
         return self.imputer_.draw_once(X, seed) if self.imputer_ is not None else X
 
-    def _checked(self, X: Any) -> Any:
+    def _checked(self, X: Any, fit: bool = False) -> Any:
         """A patient table checked against the data contract (:func:`ketapredict.validate`:
-        a ValidationError naming every bad cell, spellings normalised), with the columns
-        the contract does not know left out; anything else (encoded features) as given."""
+        a ValidationError naming every bad cell, spellings normalised; of the required
+        columns, only those the feature set reads must be there), with the columns the
+        contract does not know left out; anything else (encoded features) as given."""
         if self.features is None or not isinstance(X, pd.DataFrame):
             return X
-        return validate(X[[name for name in X.columns if _known(name)]], what="patient table")
+        return validate(
+            X[[name for name in X.columns if _known(name)]],
+            what="patient table",
+            # the columns the feature set reads: parsed when fitting, the encoder's after
+            required=(
+                sources(parse_feature_set(self.features)) if fit else self.feature_names_in_
+            ),
+        )
 
     def _expanded(self, X: Any) -> tuple[pd.DataFrame, np.ndarray | None]:
         """Encoded features of every draw of the missing fields, and each draw's row."""

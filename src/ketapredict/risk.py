@@ -1410,8 +1410,14 @@ def _outcome_from_file(outcome: str, state: Any, read: ModelFiles) -> _Outcome:
             f"its feature set reads but it lacks {lacking}"
         )
     classes, rounds, leaf = state["classes"], state["n_rounds"], state["min_child_weight"]
-    if not (isinstance(classes, list) and len(classes) == 2 and len(set(map(str, classes))) == 2):
-        raise ValueError(f"classes {str(classes)[:60]}: expected two distinct labels")
+    if not (
+        isinstance(classes, list)
+        and len(classes) == 2
+        and all(isinstance(c, bool | int | str) for c in classes)
+        and type(classes[0]) is type(classes[1])
+        and classes[0] < classes[1]
+    ):  # as scikit-learn sorts them: the second is the event
+        raise ValueError(f"classes {str(classes)[:60]}: expected two labels, in order")
     if not isinstance(rounds, int) or isinstance(rounds, bool) or not 0 <= rounds <= 1_000_000:
         raise ValueError(f"n_rounds {str(rounds)[:40]}: expected a whole number of rounds")
     if not isinstance(leaf, int | float) or isinstance(leaf, bool) or not 0 <= leaf < 1e12:
@@ -1441,11 +1447,23 @@ def _outcome_from_file(outcome: str, state: Any, read: ModelFiles) -> _Outcome:
             f"{where}: not a booster ketapredict saved ({error!r:.160})"
         ) from None
     end = len(trees.left) if trees.n_members == 1 else trees.roots[trees.tree_member == 1][0]
-    if len(compiled.left) != end or not all(
-        np.array_equal(getattr(compiled, name), getattr(trees, name)[:end])
-        for name in ("left", "right", "feature", "threshold", "value", "default_left")
+    if (
+        len(compiled.left) != end
+        or not all(
+            np.array_equal(getattr(compiled, name), getattr(trees, name)[:end])
+            for name in ("left", "right", "feature", "threshold", "value", "default_left")
+        )
+        # the base score, where it counts: a linear component's margin replaces it (the
+        # scoring trees then hold 0)
+        or (not (linear and linear[0]) and compiled.base_margins[0] != trees.base_margins[0])
     ):
         raise ModelFileError(f"{where} holds other trees than {state['trees']} scores with")
+    # n_rounds says how many of them XGBClassifier scores with (0: one tree of zeros)
+    if len(compiled.roots) != max(state["n_rounds"], 1):
+        raise ModelFileError(
+            f"{state['outcome']}.json: n_rounds {state['n_rounds']} but {where} holds "
+            f"{len(compiled.roots)} trees"
+        )
     return _Outcome(
         outcome=outcome,
         spec=spec,

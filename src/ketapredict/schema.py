@@ -1137,7 +1137,9 @@ def _coerce(series: pd.Series, col: Column) -> tuple[pd.Series, list[Problem]]:
     return out, problems
 
 
-def validate(df: pd.DataFrame, *, what: str = "patient table") -> pd.DataFrame:
+def validate(
+    df: pd.DataFrame, *, what: str = "patient table", required: Iterable[str] | None = None
+) -> pd.DataFrame:
     """Check a patient table against the data contract and return a coerced copy.
 
     Numbers, booleans and categories are coerced to the contract's dtypes; category spelling
@@ -1150,6 +1152,9 @@ def validate(df: pd.DataFrame, *, what: str = "patient table") -> pd.DataFrame:
         One row per patient treatment course.
     what : str, default="patient table"
         How the table is named in error messages.
+    required : iterable of str, optional
+        The required columns the table must have; by default every column the contract
+        requires (a model checks only those its feature set reads).
 
     Returns
     -------
@@ -1186,7 +1191,12 @@ def validate(df: pd.DataFrame, *, what: str = "patient table") -> pd.DataFrame:
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"validate expects a pandas DataFrame; got {type(df).__name__}.")
     index = df.index
-    if any(_known(name) and column(name).role == "identifier" for name in index.names):
+    identifiers = [c for c in df.columns if _known(c) and column(c).role == "identifier"]
+    if any(_known(name) and column(name).role == "identifier" for name in index.names) or any(
+        np.array_equal(index.to_numpy(dtype=object), df[c].to_numpy(dtype=object))
+        for c in identifiers
+        if isinstance(df[c], pd.Series)
+    ):
         # rows indexed by patient: problems name them by position, never by identifier
         df = df.reset_index(drop=True)
         what = f"{what} (rows by position: its index identifies patients)"
@@ -1211,8 +1221,9 @@ def validate(df: pd.DataFrame, *, what: str = "patient table") -> pd.DataFrame:
                     "data contract does not declare it",
                 )
             )
+    needed = None if required is None else set(required)
     for name, col in _BY_NAME.items():
-        if col.required and name not in df.columns:
+        if col.required and name not in df.columns and (needed is None or name in needed):
             problems.append(
                 Problem(name, None, f"required column {name!r} is missing ({col.description})")
             )
