@@ -247,7 +247,7 @@ def test_exposure_refuses_what_is_not_a_regimen_table(regimens, message):
         ({"doses": [1, 2]}, "doses must map routes to lists of doses"),
         ({"doses": {}}, "doses must map routes"),
         ({"doses": {"iv": []}}, "doses['iv'] must be a non-empty list of numbers"),
-        ({"weeks": "4"}, "weeks must be a positive number"),
+        ({"weeks": "four"}, "weeks must be a positive number"),
         ({"weeks": float("inf")}, "weeks must be a positive number"),
         ({"weeks": 0}, "weeks must be a positive number"),
         ({"weeks": 0.2}, "weeks=0.2 at 1 a week gives 0 sessions; a course has 1 to 104"),

@@ -22,7 +22,6 @@ import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
-from numbers import Real
 from pathlib import Path
 from typing import Any
 
@@ -580,12 +579,16 @@ def _role(name: Any) -> str | None:
     return column(name).role if _known(name) else None
 
 
+# What a patient may be given as, for the error that says otherwise.
+_PATIENT_KINDS = "a dict, a Patient, a pandas Series or a DataFrame"
+
+
 def _prepare(
     model, patient: Mapping[str, Any], regimen: Any, horizon_day: Any = None
 ) -> tuple[Columns, dict, list, str, str]:
     """Validate one patient, regimen and horizon; the encoder's columns, the record, warnings,
     the regimen in words and the horizon in words."""
-    patient = record_items(patient, "patient", "a dict, a Patient, a pandas Series or a DataFrame")
+    patient = record_items(patient, "patient", _PATIENT_KINDS)
     warnings: list[str] = []
     regimen_columns = set(columns("regimen"))
     baseline = {k: v for k, v in patient.items() if _role(k) not in (*_NOT_INPUTS, "regimen")}
@@ -1020,15 +1023,16 @@ def score(
 # --------------------------------------------------------------------------------------------
 # Comparing schedules
 # --------------------------------------------------------------------------------------------
-def _is_number(value: Any) -> bool:
-    return (
-        isinstance(value, Real) and not isinstance(value, bool | np.bool_) and np.isfinite(value)
-    )
+def _finite(value: Any) -> float | None:
+    """A finite number as the contract reads one (:func:`ketapredict.schema._number`), or
+    None."""
+    number = _number(value)
+    return number if number is not None and np.isfinite(number) else None
 
 
 def _checked_grid(
     doses: Any, sessions_per_week: Any, weeks: Any
-) -> tuple[dict[str, list[float]], list[float]]:
+) -> tuple[dict[str, list[float]], list[float], float]:
     """regimen_grid's arguments checked: one ValidationError naming each bad one."""
     problems: list[Problem] = []
     checked: dict[str, list[float]] = {}
@@ -1043,31 +1047,33 @@ def _checked_grid(
                 values = None
             else:
                 values = list(values)
-            if not values or not all(_is_number(v) for v in values):
+            numbers = [_finite(v) for v in values or ()]
+            if not numbers or None in numbers:
                 problems.append(
                     Problem("doses", values, f"doses[{short_repr(route)}] must be a non-empty "
                             f"list of numbers; got {short_repr(doses[route])}")
                 )  # fmt: skip
             else:
-                checked[route] = [float(v) for v in values]
+                checked[route] = numbers
     frequencies = (
-        list(sessions_per_week)
+        [_finite(v) for v in sessions_per_week]
         if isinstance(sessions_per_week, Iterable) and not isinstance(sessions_per_week, str)
         else None
     )
-    if not frequencies or not all(_is_number(v) and v > 0 for v in frequencies):
+    weeks_ = _finite(weeks)
+    if not frequencies or not all(f is not None and f > 0 for f in frequencies):
         problems.append(
             Problem("sessions_per_week", sessions_per_week, "sessions_per_week must be a "
                     f"non-empty list of positive numbers; got {short_repr(sessions_per_week)}")
         )  # fmt: skip
-    elif not _is_number(weeks) or weeks <= 0:
+    elif weeks_ is None or weeks_ <= 0:
         problems.append(
             Problem("weeks", weeks, f"weeks must be a positive number; got {short_repr(weeks)}")
         )
     else:  # the sessions of each course, rounded as the grid rounds them
         limit = column("n_sessions").high
         for frequency in frequencies:
-            sessions = round(frequency * weeks)
+            sessions = round(frequency * weeks_)
             if not 1 <= sessions <= limit:
                 problems.append(
                     Problem("weeks", weeks, f"weeks={short_repr(weeks)} at {frequency:g} a "
@@ -1075,7 +1081,7 @@ def _checked_grid(
                 )  # fmt: skip
     if problems:
         raise ValidationError(problems, "regimen grid")
-    return checked, [float(v) for v in frequencies]
+    return checked, frequencies, weeks_
 
 
 def regimen_grid(
@@ -1111,7 +1117,7 @@ def regimen_grid(
     """
     if doses is None:
         doses = {"iv": (0.2, 0.5, 1.0), "im": (0.5,), "intranasal": (28, 56, 84)}
-    doses, sessions_per_week = _checked_grid(doses, sessions_per_week, weeks)
+    doses, sessions_per_week, weeks = _checked_grid(doses, sessions_per_week, weeks)
     grid = []
     for route, route_doses in doses.items():
         for dose in route_doses:
@@ -1212,7 +1218,7 @@ def compare_regimens(
     problems: list[Problem] = []
     courses = []
     try:  # a schedule of None is the patient record's own
-        own = record_items(patient, "patient", "a dict, a Patient, a pandas Series or a DataFrame")
+        own = record_items(patient, "patient", _PATIENT_KINDS)
     except ValidationError:
         own = {}  # the patient's problems are reported below
     for k, (name, regimen) in enumerate(named, start=1):

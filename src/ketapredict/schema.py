@@ -1191,8 +1191,8 @@ def validate(
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"validate expects a pandas DataFrame; got {type(df).__name__}.")
     index = df.index
-    identifiers = [c for c in df.columns if _known(c) and column(c).role == "identifier"]
-    if any(_known(name) and column(name).role == "identifier" for name in index.names) or any(
+    identifiers = [c for c in columns("identifier") if c in df.columns]
+    if any(name in columns("identifier") for name in index.names) or any(
         np.array_equal(index.to_numpy(dtype=object), df[c].to_numpy(dtype=object))
         for c in identifiers
         if isinstance(df[c], pd.Series)

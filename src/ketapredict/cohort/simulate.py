@@ -200,10 +200,10 @@ def _check_count(name: str, value: Any, minimum: int = 1, maximum: int = MAX_COU
     return int(value)
 
 
-def _check_seed(seed: Any) -> Any:
-    """A seed numpy accepts: a whole number >= 0, or for the simulators that document it a
-    SeedSequence (ValidationError if not, as numpy's own errors would not name it)."""
-    if isinstance(seed, np.random.SeedSequence):
+def _check_seed(seed: Any, sequence: bool = True) -> Any:
+    """A seed numpy accepts: a whole number >= 0, or with ``sequence`` a SeedSequence
+    (ValidationError if not, as numpy's own errors would not name it)."""
+    if sequence and isinstance(seed, np.random.SeedSequence):
         return seed
     if isinstance(seed, bool | np.bool_) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ValidationError(
@@ -211,16 +211,6 @@ def _check_seed(seed: Any) -> Any:
             "simulation",
         )
     return int(seed)
-
-
-def _check_whole_seed(seed: Any) -> int:
-    """simulate_cohort's seed: a whole number >= 0 (ValidationError if not)."""
-    if isinstance(seed, np.random.SeedSequence):
-        raise ValidationError(
-            [Problem("seed", None, "seed must be a whole number >= 0; got a SeedSequence")],
-            "simulation",
-        )
-    return _check_seed(seed)
 
 
 def _check_population(population: Any) -> None:
@@ -798,7 +788,7 @@ def _simulate_cohort(n: int, seed: int, params: Parameters) -> pd.DataFrame:
     slots = [(d.name, label) for d in designs for label in d.arms]
     share, extra = divmod(n, len(slots))
     rows = {slot: share + (k < extra) for k, slot in enumerate(slots)}
-    seeds = np.random.SeedSequence(_check_whole_seed(seed)).spawn(len(designs))
+    seeds = np.random.SeedSequence(_check_seed(seed, sequence=False)).spawn(len(designs))
     frames = []
     for design, seed_ in zip(designs, seeds, strict=True):
         sizes = [rows[(design.name, label)] for label in design.arms]
