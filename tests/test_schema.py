@@ -3,6 +3,7 @@ import re
 
 import numpy as np
 import pandas as pd
+import pydantic
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -230,6 +231,29 @@ def test_validate_patient_reports_every_field():
                 "n_failed_treatments": 1,
             }
         )
+
+
+def test_building_a_patient_checks_it_as_validate_patient_does():
+    """Patient(...) raises ketapredict's ValidationError, with every problem and the
+    cross-field rules, not pydantic's error; a good record builds as validate_patient
+    coerces it."""
+    with pytest.raises(ValidationError) as caught:
+        Patient(age="fifty", sex="female", diagnosis="TRD", bmi=900, foo=1)
+    assert not isinstance(caught.value, pydantic.ValidationError)
+    message = str(caught.value)
+    assert message.startswith("4 problems in the patient:")
+    for part in ("age='fifty' is not a number", "bmi=900 is outside", "unknown field 'foo'"):
+        assert part in message
+    assert "madrs_baseline is missing" in message
+    assert "pydantic" not in message
+    with pytest.raises(ValidationError, match="means at least 2 failed"):
+        Patient(age=50, sex="male", diagnosis="TRD", madrs_baseline=30, n_failed_treatments=1)
+    record = {"age": "45", "sex": "Female", "diagnosis": "trd", "madrs_baseline": 33}
+    assert Patient(**record).model_dump() == validate_patient(record)
+    # a field name that is not text is named with the other problems
+    with pytest.raises(ValidationError) as caught:
+        validate_patient({3: "x", "age": 40, "sex": "male", "diagnosis": "MDD"})
+    assert [p.column for p in caught.value.problems] == ["3", "madrs_baseline"]
 
 
 def test_patient_model_publishes_units_and_ranges():

@@ -1283,26 +1283,41 @@ def _field(col: Column) -> tuple[Any, Any]:
     return annotated, field
 
 
+class _Record(pydantic.BaseModel):
+    """A record of contract fields whose constructor speaks the contract's language.
+
+    Built directly (``Patient(age="x")``), a record raises :class:`ValidationError` naming
+    each bad field, as :func:`validate_record` does, never pydantic's own error (whose
+    message links to pydantic's site, not to the contract), and applies the contract's
+    cross-column rules too. (``model_validate`` calls this constructor and wraps its error
+    in pydantic's: use the constructor or :func:`validate_record`.)
+    """
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+    def __init__(self, /, **data: Any) -> None:
+        what = type(self).__name__.removesuffix("Record").lower()
+        try:
+            super().__init__(**data)
+        except pydantic.ValidationError as error:
+            problems = [_problem(e, type(self)) for e in error.errors()]
+            raise ValidationError(problems, what) from None
+        _check_rules_of(self.model_dump(), what)
+
+
 def record_model(name: str, fields: Sequence[str], doc: str) -> type[pydantic.BaseModel]:
     """A frozen pydantic model with one field per contract column in ``fields``."""
     return pydantic.create_model(
         name,
-        __config__=pydantic.ConfigDict(extra="forbid", frozen=True),
+        __base__=_Record,
         __doc__=doc,
         **{f: _field(column(f)) for f in fields},
     )
 
 
-def validate_record(model: type[pydantic.BaseModel], record: Any, what: str) -> dict[str, Any]:
-    """Validate one record with ``model`` and the contract's cross-column rules.
-
-    Raises :class:`ValidationError` listing every problem; returns the coerced fields.
-    """
-    record = record_items(record, what)
-    try:
-        fields = model.model_validate(record).model_dump()
-    except pydantic.ValidationError as error:
-        raise ValidationError([_problem(e, model) for e in error.errors()], what) from None
+def _check_rules_of(fields: Mapping[str, Any], what: str) -> None:
+    """Raise :class:`ValidationError` if one record breaks the contract's cross-column
+    rules."""
     arrays = {
         k: np.array([np.nan if v is None else v], dtype=float)
         if column(k).kind in ("float", "int")
@@ -1311,6 +1326,30 @@ def validate_record(model: type[pydantic.BaseModel], record: Any, what: str) -> 
     }
     problems = check_rules(arrays)
     if problems:
+        raise ValidationError(problems, what)
+
+
+def validate_record(model: type[pydantic.BaseModel], record: Any, what: str) -> dict[str, Any]:
+    """Validate one record with ``model`` and the contract's cross-column rules.
+
+    Raises :class:`ValidationError` listing every problem; returns the coerced fields.
+    """
+    record = record_items(record, what)
+    problems = [
+        Problem(
+            short_repr(k),
+            record[k],
+            f"field name {short_repr(k)} is not text; expected one of "
+            f"{', '.join(model.model_fields)}",
+        )
+        for k in record
+        if not isinstance(k, str)
+    ]
+    try:
+        fields = model(**{k: v for k, v in record.items() if isinstance(k, str)}).model_dump()
+    except ValidationError as error:
+        problems += error.problems
+    if problems:  # named after what was checked, not after the model
         raise ValidationError(problems, what)
     return fields
 
@@ -1377,9 +1416,9 @@ Patient = record_model(
     """One patient's baseline record, generated from the data contract.
 
     Fields are the contract's identifier and baseline columns; each carries its unit and
-    range in ``Patient.model_json_schema()`` (for EHR integrations). Use
-    :func:`validate_patient` to get a :class:`ketapredict.ValidationError` rather than
-    pydantic's own error.
+    range in ``Patient.model_json_schema()`` (for EHR integrations). A bad record raises
+    :class:`ketapredict.ValidationError` naming every bad field, as :func:`validate_patient`
+    does.
 
     Examples
     --------
@@ -1389,6 +1428,11 @@ Patient = record_model(
     ('TRD', None)
     >>> Patient.model_json_schema()["properties"]["madrs_baseline"]["description"]
     'MADRS at baseline [MADRS total score]'
+    >>> Patient(age="fifty", sex="male", diagnosis="MDD", madrs_baseline=36)
+    Traceback (most recent call last):
+    ...
+    ketapredict.exceptions.ValidationError: 1 problem in the patient:
+      age='fifty' is not a number; expected 12-100 (years)
     """,
 )
 
@@ -1442,13 +1486,6 @@ def _problem(error: Mapping[str, Any], model: type[pydantic.BaseModel]) -> Probl
             value,
             f"unknown field {short_repr(name)}{_did_you_mean(name, model.model_fields)}; "
             f"expected one of {', '.join(model.model_fields)}",
-        )
-    if error["type"] == "invalid_key":
-        return Problem(
-            name,
-            value,
-            f"field name {short_repr(value)} is not text; expected one of "
-            f"{', '.join(model.model_fields)}",
         )
     if name is None:
         return Problem(None, value, error["msg"])
