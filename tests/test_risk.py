@@ -28,6 +28,30 @@ def risk_model(train):
     )
 
 
+def test_a_provenance_a_saved_model_could_not_carry_is_refused_before_any_work(
+    tmp_path, risk_model, train
+):
+    """A name every report would print at a megabyte is refused when given (fit, the
+    constructor) and at save when set afterwards, not only by load."""
+    from ketapredict import RiskModel, ValidationError
+
+    long = {"name": "x" * 10_000, "notes": 5}
+    expected = r"provenance name must be text of at most 200 characters; got 10,000 char"
+    with pytest.raises(ValidationError, match=expected) as caught:
+        RiskModel.fit(train.head(0), ["response"], provenance=long)  # no rows: not reached
+    assert (
+        "provenance notes must be text of at most 2,000 characters; got a value of type int"
+        in str(caught.value)
+    )
+    with pytest.raises(ValidationError, match=expected):
+        RiskModel(risk_model.models, long)
+    copy = RiskModel(risk_model.models, risk_model.provenance)
+    copy.provenance["name"] = "x" * 10_000
+    with pytest.raises(ValidationError, match=expected):
+        copy.save(tmp_path / "model")
+    assert not (tmp_path / "model").exists()
+
+
 def test_risk_model_round_trips_through_its_files(tmp_path, risk_model, train):
     from ketapredict import RiskModel
 

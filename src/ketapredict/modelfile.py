@@ -78,10 +78,15 @@ _SHOWN = {"name": 200, "ketapredict_version": 200, "trained": 200, "data_kind": 
 def provenance_problems(provenance: Mapping[str, Any]) -> list[str]:
     """What is wrong with the provenance fields every report prints (:data:`_SHOWN`)."""
     return [
-        f"provenance {key} must be text of at most {limit:,} characters"
+        f"provenance {key} must be text of at most {limit:,} characters; got "
+        + (
+            f"{len(value):,} characters"
+            if isinstance(value, str)
+            else f"a value of type {type(value).__name__}"
+        )
         for key, limit in _SHOWN.items()
-        if provenance.get(key) is not None
-        and (not isinstance(provenance[key], str) or len(provenance[key]) > limit)
+        if (value := provenance.get(key)) is not None
+        and (not isinstance(value, str) or len(value) > limit)
     ]
 
 

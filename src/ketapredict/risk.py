@@ -304,6 +304,16 @@ class _Batch:
         return self._draw_table
 
 
+def _check_provenance(provenance: dict[str, Any]) -> dict[str, Any]:
+    """``provenance``, if every field that reports print is readable text
+    (:func:`~ketapredict.modelfile.provenance_problems`); a saved model with a longer one
+    would be refused at load."""
+    long = provenance_problems(provenance)
+    if long:
+        raise ValidationError([Problem("provenance", None, text) for text in long], "model")
+    return provenance
+
+
 class RiskModel:
     """The risk of every outcome for a patient and a dose schedule.
 
@@ -389,7 +399,7 @@ class RiskModel:
                 imputer=getattr(model, "imputer_", None),
                 model=model,
             )
-        self.provenance = dict(provenance or {})
+        self.provenance = _check_provenance(dict(provenance or {}))
         self.reference = dict(reference or {})
         # the model card (Markdown); ExperimentResult.fit_model writes the full one
         self.card: str | None = None
@@ -458,6 +468,7 @@ class RiskModel:
         """
         from .models import OutcomeModel
 
+        _check_provenance(dict(provenance or {}))  # before the work, not at save
         models, extra = {}, {}
         for outcome in outcomes:
             if outcome not in data.columns:
@@ -1206,9 +1217,7 @@ class RiskModel:
         from . import __version__
 
         key = None if signing_key is None else _private_key(signing_key)  # before writing
-        long = provenance_problems(self.provenance)
-        if long:  # loading would refuse the saved model
-            raise ValidationError([Problem("provenance", None, text) for text in long], "model")
+        _check_provenance(self.provenance)  # loading would refuse the saved model
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         if any(path.iterdir()):
