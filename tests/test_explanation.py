@@ -9,7 +9,7 @@ import pytest
 import shap
 
 from ketapredict import OutcomeModel, RiskModel, explain, simulate_cohort
-from ketapredict.explanation import importance, shap_figures, top_drivers
+from ketapredict.explanation import composite_patient, importance, shap_figures, top_drivers
 from ketapredict.trees import calibrated_log_odds, linear_terms
 
 matplotlib.use("Agg")
@@ -305,9 +305,14 @@ def test_shap_figures_are_shaps_own_legible_and_anonymous(model, sample):
             assert min(t.get_fontsize() for t in texts) >= 9, name
         bar = figures["shap_bar_by_predictor.png"].axes[0]
         assert "diagnosis" in [t.get_text() for t in bar.get_yticklabels()]
-        # the example is the patient whose predicted risk is closest to the median
+        # the example is a composite patient on the schedule of the patient whose
+        # predicted risk is closest to the median; no real patient's record is drawn
         p = 100 * model.predict_proba(sample)[:, 1]
-        typical = p[np.argmin(np.abs(p - np.median(p)))]
+        composite = composite_patient(sample, int(np.argmin(np.abs(p - np.median(p)))))
+        typical = 100 * model.predict_proba(composite)[0, 1]
+        assert "composite typical patient, not a real one" in figures[
+            "shap_waterfall_example.png"
+        ].texts[0].get_text().replace("\n", " ")
         words = " ".join(t.get_text() for t in figures["shap_waterfall_example.png"].texts)
         words += " ".join(
             t.get_text()

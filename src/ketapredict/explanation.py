@@ -477,6 +477,65 @@ def top_drivers(explanation: shap.Explanation, k: int = 5) -> pd.DataFrame:
     )
 
 
+def composite_patient(X: pd.DataFrame, row: int = 0) -> pd.DataFrame:
+    """A made-up typical patient of a table, for figures that show one patient's values.
+
+    The schedule (regimen columns and the trial) is that of row ``row``: a trial's
+    protocol, not a person's data. Every baseline field is the table's median (numbers;
+    counts rounded) or most common value (categories, yes/no) among the patients of the
+    most common diagnosis, so the record keeps the contract's rules (a TRD patient has
+    failed at least two treatments). Identifiers are left empty. A figure of a real
+    patient would carry their whole record into a report or an MLflow run.
+
+    Parameters
+    ----------
+    X : DataFrame
+        Patients (a validated table).
+    row : int, default=0
+        Position of the row whose schedule the composite takes.
+
+    Returns
+    -------
+    DataFrame
+        One row, the columns of ``X``.
+
+    Examples
+    --------
+    >>> from ketapredict import simulate_cohort
+    >>> from ketapredict.explanation import composite_patient
+    >>> cohort = simulate_cohort(n=500, seed=3)
+    >>> typical = composite_patient(cohort)
+    >>> typical["patient_id"].isna().item()
+    True
+    >>> same = cohort[cohort["diagnosis"] == typical["diagnosis"].item()]
+    >>> bool(typical["age"].item() == same["age"].median())
+    True
+    """
+    from .schema import column, columns
+
+    one = X.iloc[[row]].copy()
+    for name in columns("identifier"):
+        if name in one.columns:
+            one[name] = None
+    peers = X
+    if "diagnosis" in X.columns and X["diagnosis"].notna().any():
+        peers = X[X["diagnosis"] == X["diagnosis"].mode().iloc[0]]
+    for name in columns("baseline"):
+        if name not in X.columns:
+            continue
+        known = peers[name].dropna()
+        if known.empty:
+            value = None
+        elif column(name).kind == "float":
+            value = float(known.median())
+        elif column(name).kind == "int":
+            value = float(np.floor(known.astype(float).median() + 0.5))
+        else:
+            value = known.mode().iloc[0]
+        one[name] = pd.Series([value], index=one.index, dtype=X[name].dtype)
+    return one
+
+
 def shap_figures(
     model: Any, X: pd.DataFrame, outcome: str | None = None, *, title: str
 ) -> dict[str, Figure]:
@@ -486,9 +545,12 @@ def shap_figures(
       coloured by the feature's value (grey where missing);
     - ``shap_bar_by_predictor.png``: mean absolute SHAP value by clinical predictor
       (log-odds);
-    - ``shap_waterfall_example.png``: one typical patient, the one whose predicted risk
-      is closest to the median of ``X``, by clinical predictor in percentage points of
-      the calibrated risk. It shows the patient's predictor values, never an identifier.
+    - ``shap_waterfall_example.png``: a composite typical patient
+      (:func:`composite_patient`: the schedule of the patient whose predicted risk is
+      closest to the median, each baseline field the sample's median or most common
+      value), by clinical predictor in percentage points of the calibrated risk. No real
+      patient's record is drawn: the figures go into MLflow runs, where patient rows must
+      never go.
 
     Parameters
     ----------
@@ -526,9 +588,10 @@ def shap_figures(
     features = _explanation(parts, X, "feature", "log-odds")
     predictors = _explanation(parts, X, "predictor", "log-odds")
     risk = _explanation(parts, X, "predictor", "probability")
-    # the typical patient: predicted risk closest to the median (the first such row)
+    # the schedule of the row whose predicted risk is closest to the median
     predicted = risk.base_values + np.asarray(risk.values).sum(axis=1)
-    example = int(np.argmin(np.abs(predicted - np.median(predicted))))
+    typical = composite_patient(X, int(np.argmin(np.abs(predicted - np.median(predicted)))))
+    example = _explanation(_parts(model, typical, outcome), typical, "predictor", "probability")
 
     figures = {}
     with plt.rc_context({"font.size": 11, "figure.dpi": 110}):
@@ -547,7 +610,7 @@ def shap_figures(
         figures["shap_bar_by_predictor.png"] = figure
 
         figure = plt.figure()
-        shap.plots.waterfall(risk[example], max_display=12, show=False)
+        shap.plots.waterfall(example[0], max_display=12, show=False)
         # wider than the others: the labels carry values and units, the bars need room
         figure.set_size_inches(11, figure.get_size_inches()[1] + 1.2)
         # and room left of the leftmost bar for its number (shap writes a short bar's
@@ -557,8 +620,9 @@ def shap_figures(
             low, high = ax.get_xlim()
             ax.set_xlim(low - 0.1 * (high - low), high)
         figure.suptitle(
-            f"{title}\nA typical patient (predicted risk closest to the median): "
-            "percentage points of the calibrated risk",
+            f"{title}\nA composite typical patient, not a real one (each baseline field "
+            "the sample's median\nor most common value): percentage points of the calibrated "
+            "risk",
             fontsize=12,
         )
         # room on the right for shap's "E[f(X)] = ..." and "f(x) = ..." labels, which
