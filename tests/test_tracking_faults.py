@@ -416,6 +416,56 @@ def test_preflight_refuses_a_store_it_cannot_write(tmp_path, monkeypatch, uri, m
     assert uri in str(refused.value)
 
 
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("sqlite://relative.db", "is not sqlite:/// followed by the database's path"),
+        ("SQLITE:////tmp/x.db", "is not sqlite:/// followed by the database's path"),
+        ("sqlite:///", "is not sqlite:/// followed by the database's path"),
+        ("sqlite:///:memory:", "keeps the store in memory"),
+        ("sqlite:///{tmp}/q.db?mode=ro", "has options after '?'"),
+        ("postgresql://alice:s3cret@127.0.0.1:9/db", "No module named 'psycopg'"),
+        ("nosuchdb://127.0.0.1/db", "cannot be used: NoSuchModuleError"),
+    ],
+)
+def test_preflight_refuses_a_uri_mlflow_would_fail_on_only_after_training(
+    tmp_path, monkeypatch, uri, message
+):
+    """Each failed when logging, after training (a traceback, the model unsaved), or kept
+    nothing (in memory); a password in the URI is never shown."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri.format(tmp=tmp_path))
+    with pytest.raises(TrackingError, match=re.escape(message)) as refused:
+        preflight()
+    assert "s3cret" not in str(refused.value)
+    assert "\n" not in str(refused.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_password_in_a_tracking_uri_is_never_shown():
+    assert tracking.redacted("at http://alice:s3cret@host:5000/x and mysql://u:p@h/db") == (
+        "at http://alice:***@host:5000/x and mysql://u:***@h/db"
+    )
+    assert (
+        str(TrackingError("postgresql://bob:pw@h/db failed")) == "postgresql://bob:***@h/db failed"
+    )
+    assert tracking.redacted("http://host:5000/path@x") == "http://host:5000/path@x"
+
+
+def test_preflight_refuses_a_deleted_experiment(empty_store):
+    """MLflow keeps a deleted experiment's name and refuses to log to it: after training."""
+    import mlflow
+
+    with tracking._store():
+        mlflow.delete_experiment(tracking._experiment_id("gone"))
+        tracking._experiment_id("kept")
+    with pytest.raises(
+        TrackingError, match=r"experiment 'gone' \(id \d+\) is deleted in .*restore"
+    ):
+        preflight(experiment="gone")
+    assert preflight(experiment="kept") == tracking.tracking_uri()
+    assert preflight(experiment="new") == tracking.tracking_uri()
+
+
 def test_preflight_creates_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

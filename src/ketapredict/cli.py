@@ -294,14 +294,17 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(result, flush=True)
     if args.no_track:
         return 0
-    from .tracking import TrackingError, log_evaluation, tracking_uri
+    from .tracking import TrackingError, log_evaluation, redacted, tracking_uri
 
     try:
         run_id = log_evaluation(result, model, "demo" if args.model == "demo" else args.model)
     except TrackingError as error:
         print(f"ketapredict: not logged to MLflow: {error}", file=sys.stderr)
         return 1
-    print(f"\nLogged MLflow run {run_id} (experiment external-validation) to {tracking_uri()}.")
+    print(
+        f"\nLogged MLflow run {run_id} (experiment external-validation) to "
+        f"{redacted(tracking_uri())}."
+    )
     return 0
 
 
@@ -505,12 +508,12 @@ def _train_and_log(
         check_registered_model_name(register)
     # imported after the checks above, which then answer in a second
     from .experiment import load_experiment, run_experiment
-    from .tracking import TrackingError, log_experiment, preflight, ui_command
+    from .tracking import TrackingError, log_experiment, preflight, redacted, ui_command
 
     experiment = load_experiment(experiment_file)
     if track:  # a store that cannot be reached fails now, not after training
         try:
-            preflight()
+            preflight(experiment=experiment.name)
         except TrackingError as error:
             raise TrackingError(
                 f"{str(error).rstrip('.')}; nothing was trained (ketapredict train "
@@ -558,8 +561,8 @@ def _train_and_log(
         )
         return 1, model
     print(
-        f"Logged to MLflow ({tracked.tracking_uri}) in {tracked.seconds:.1f} s: experiment "
-        f"{experiment.name!r}, run {tracked.parent_run_id}; model {tracked.model_uri}."
+        f"Logged to MLflow ({redacted(tracked.tracking_uri)}) in {tracked.seconds:.1f} s: "
+        f"experiment {experiment.name!r}, run {tracked.parent_run_id}; model {tracked.model_uri}."
     )
     if tracked.registered:
         r = tracked.registered
@@ -645,21 +648,22 @@ def _quickstart(args: argparse.Namespace) -> int:
 
 
 def _ui_hint(command: list[str]) -> str:
-    from .tracking import DEFAULT_TRACKING_URI, tracking_uri
+    from .tracking import DEFAULT_TRACKING_URI, redacted, tracking_uri
 
     if tracking_uri() != DEFAULT_TRACKING_URI:
-        return f"open {tracking_uri()}" if tracking_uri().startswith("http") else "ketapredict ui"
+        uri = redacted(tracking_uri())
+        return f"open {uri}" if uri.startswith("http") else "ketapredict ui"
     return "ketapredict ui"
 
 
 def _ui(args: argparse.Namespace) -> int:
     import socket
 
-    from .tracking import _require_store, _sqlite_path, tracking_uri, ui_command
+    from .tracking import _require_store, _sqlite_path, redacted, tracking_uri, ui_command
 
     uri = tracking_uri()
     if uri.startswith(("http://", "https://")):
-        print(f"Runs are on the tracking server {uri}; open it in a browser.")
+        print(f"Runs are on the tracking server {redacted(uri)}; open it in a browser.")
         return 0
     _require_store("open the MLflow UI")  # MLflow would create an empty store and show it
     store = _sqlite_path(uri) if uri.startswith("sqlite:///") else uri

@@ -60,7 +60,28 @@ SHAP_SAMPLE = 500
 
 
 class TrackingError(RuntimeError):
-    """The tracking store could not be reached or written; says where the model was saved."""
+    """The tracking store could not be reached or written; says where the model was saved.
+
+    A password in a tracking URI never shows in the message (:func:`redacted`)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redacted(message))
+
+
+# user:password@ in a URL (of a server or a database)
+_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*):[^/@\s]*@")
+
+
+def redacted(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by ``***``.
+
+    Examples
+    --------
+    >>> from ketapredict.tracking import redacted
+    >>> redacted("logging to http://alice:s3cret@mlflow.example:5000 failed")
+    'logging to http://alice:***@mlflow.example:5000 failed'
+    """
+    return _CREDENTIALS.sub(r"\g<scheme>:***@", str(text))
 
 
 def tracking_uri() -> str:
@@ -76,7 +97,7 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
-def preflight(*, timeout: float = 10.0) -> str:
+def preflight(*, timeout: float = 10.0, experiment: str | None = None) -> str:
     """Check, before any training, that the tracking store can be reached and written.
 
     Nothing is created: a local SQLite store that does not exist yet only needs a
@@ -96,6 +117,9 @@ def preflight(*, timeout: float = 10.0) -> str:
     ----------
     timeout : float, default=10.0
         Seconds the server has to answer both calls.
+    experiment : str, optional
+        The MLflow experiment the runs will go to: in a store that exists, it must not be
+        deleted (MLflow refuses to log to a deleted experiment, which it keeps by name).
 
     Returns
     -------
@@ -125,18 +149,89 @@ def preflight(*, timeout: float = 10.0) -> str:
     _refuse_file_store(uri)
     if uri.startswith(("http://", "https://")):
         _check_server(uri, timeout=timeout)
-    elif uri.startswith("sqlite:///") and not uri.endswith(":memory:"):
+    elif uri.startswith("sqlite:///"):
         _check_sqlite(uri, timeout=timeout)
+    if experiment is not None:
+        _check_experiment(uri, experiment)
     return uri
 
 
+def _check_experiment(uri: str, name: str) -> None:
+    """The experiment ``name``, if the store exists and holds it, is not deleted."""
+    if uri.startswith("sqlite:///"):
+        database = _sqlite_path(uri)
+        if not database.is_file() or not _has_tables(database):
+            return  # created when logging
+        uri = f"sqlite:///{database}"
+    elif not uri.startswith(("http://", "https://")):
+        return
+    from mlflow.tracking import MlflowClient
+
+    try:
+        found = MlflowClient(tracking_uri=uri).get_experiment_by_name(name)
+    except Exception as error:
+        raise TrackingError(
+            f"the MLflow store {uri} cannot be used: {_one_line(error)}"
+        ) from error
+    if found is not None and found.lifecycle_stage != "active":
+        raise TrackingError(
+            f"the MLflow experiment {name!r} (id {found.experiment_id}) is deleted in "
+            f"{uri}; restore it (mlflow experiments restore --experiment-id "
+            f"{found.experiment_id}, with MLFLOW_TRACKING_URI set to this store) or rename "
+            "the experiment file"
+        )
+
+
+# MLflow's hosted stores, reached with their own credentials: left to MLflow
+_HOSTED = ("databricks", "databricks-uc", "uc")
+
+
 def _refuse_file_store(uri: str) -> None:
+    """Refuse, before any work, a tracking URI MLflow would fail on only when logging (after
+    training) or that would keep nothing: the deprecated file store, an SQLite URI without
+    a path, with options or in memory, and a database whose driver is not installed."""
+    scheme = uri.split(":", 1)[0].lower()
+    if scheme in _HOSTED:  # its credentials are MLflow's to check
+        return
+    use = (
+        f"use sqlite:///relative/path.db, sqlite:////absolute/path.db (the default is "
+        f"{DEFAULT_TRACKING_URI!r}) or a tracking server URL"
+    )
     if uri.startswith("file:") or "://" not in uri:
         raise TrackingError(
-            f"MLFLOW_TRACKING_URI={uri!r} is MLflow's deprecated file store; "
-            f"use a database (the default is {DEFAULT_TRACKING_URI!r}) or a "
-            "tracking server URL."
+            f"MLFLOW_TRACKING_URI={uri!r} is MLflow's deprecated file store; {use}."
         )
+    if scheme == "sqlite" or scheme.startswith("sqlite+"):
+        path = uri.removeprefix("sqlite:///")
+        problem = (
+            "is not sqlite:/// followed by the database's path"
+            if not uri.startswith("sqlite:///") or not path
+            else "keeps the store in memory: every run would be lost when the command ends"
+            if path == ":memory:" or path.startswith("file::memory:")
+            else "has options after '?', which ketapredict does not pass on"
+            if "?" in path
+            else None
+        )
+        if problem:
+            raise TrackingError(f"MLFLOW_TRACKING_URI={uri!r} {problem}; {use}.")
+    elif scheme not in ("http", "https"):
+        _check_database_driver(uri)
+
+
+def _check_database_driver(uri: str) -> None:
+    """A database URI (PostgreSQL, MySQL...) must parse and its driver be installed: MLflow
+    finds out only when it logs, after training. Nothing is connected to."""
+    try:
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(uri)  # imports the driver, connects to nothing
+        engine.dispose()
+    except Exception as error:  # an unknown dialect, a missing driver, a malformed URL
+        raise TrackingError(
+            f"the MLflow store {uri} cannot be used: {_one_line(error)} (a database store "
+            "needs its SQLAlchemy driver installed: psycopg for PostgreSQL, mysqlclient or "
+            "PyMySQL for MySQL)"
+        ) from None
 
 
 def _writable_directory(path: Path) -> str | None:
@@ -214,7 +309,7 @@ def _store(*, create: bool = True) -> Iterator[str]:
     uri = tracking_uri()
     _refuse_file_store(uri)
     bounded: dict[str, str] = {}
-    if uri.startswith("sqlite:///") and not uri.endswith(":memory:"):
+    if uri.startswith("sqlite:///"):
         # resolve against the current directory now: MLflow caches stores by URI, so a
         # relative path would keep pointing at the directory of its first use
         database = _sqlite_path(uri)
@@ -584,8 +679,13 @@ def _logging_session() -> Iterator[list[str]]:
     """
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient()
-    _end_stale_runs(client)
+    try:
+        client = MlflowClient()
+        _end_stale_runs(client)
+    except Exception as error:
+        raise TrackingError(
+            f"the MLflow store {tracking_uri()} cannot be used: {_one_line(error)}"
+        ) from error
     opened: list[str] = []
     with _signals_raise():
         try:
@@ -1290,42 +1390,51 @@ def log_evaluation(result, model, model_source: str) -> str:
     str
         The run's id.
     """
+    source = model_source
+    if not source.startswith(("models:/", "runs:/")):
+        source = Path(source).name or source  # a directory's name, not this machine's path
+    with _store() as uri, _logging_session() as opened:
+        try:
+            return _log_evaluation(result, model, source, opened)
+        except TrackingError:
+            raise
+        except Exception as error:  # the store refused a write: say so, with the cause
+            raise TrackingError(f"logging to {uri} failed: {_one_line(error)}") from error
+
+
+def _log_evaluation(result, model, source: str, opened: list[str]) -> str:
     import mlflow
 
     from . import __version__
 
-    source = model_source
-    if not source.startswith(("models:/", "runs:/")):
-        source = Path(source).name or source  # a directory's name, not this machine's path
-    with _store(), _logging_session() as opened:
-        experiment_id = _experiment_id("external-validation")
-        name = f"{model.provenance.get('name', 'model')} on {result.source or result.data_digest}"
-        with mlflow.start_run(experiment_id=experiment_id, run_name=name[:200]) as run:
-            opened.append(run.info.run_id)
-            mlflow.set_tags(
-                {
-                    **process_tags(),
-                    "model_source": source,
-                    "model_sha256": getattr(model, "content_sha256", "unsaved"),
-                    "model_data_kind": model.provenance.get("data_kind", "unknown"),
-                    "data_digest": result.data_digest,
-                    "ketapredict.version": __version__,
-                    **{f"ketapredict.git_{k}": v for k, v in git_commit().items()},
-                    "mlflow.note.content": (
-                        f"External validation of {result.model} on {result.n_courses} courses."
-                    ),
-                }
-            )
-            mlflow.log_params(
-                {
-                    "n_courses": result.n_courses,
-                    "outcomes": ",".join(pd.unique(result.table["outcome"])),
-                }
-            )
-            mlflow.log_metrics(result.metrics)
-            mlflow.log_text(str(result), "external_validation.txt")
-            mlflow.log_text(result.table.to_csv(index=False), "external_validation.csv")
-            return run.info.run_id
+    experiment_id = _experiment_id("external-validation")
+    name = f"{model.provenance.get('name', 'model')} on {result.source or result.data_digest}"
+    with mlflow.start_run(experiment_id=experiment_id, run_name=name[:200]) as run:
+        opened.append(run.info.run_id)
+        mlflow.set_tags(
+            {
+                **process_tags(),
+                "model_source": source,
+                "model_sha256": getattr(model, "content_sha256", "unsaved"),
+                "model_data_kind": model.provenance.get("data_kind", "unknown"),
+                "data_digest": result.data_digest,
+                "ketapredict.version": __version__,
+                **{f"ketapredict.git_{k}": v for k, v in git_commit().items()},
+                "mlflow.note.content": (
+                    f"External validation of {result.model} on {result.n_courses} courses."
+                ),
+            }
+        )
+        mlflow.log_params(
+            {
+                "n_courses": result.n_courses,
+                "outcomes": ",".join(pd.unique(result.table["outcome"])),
+            }
+        )
+        mlflow.log_metrics(result.metrics)
+        mlflow.log_text(str(result), "external_validation.txt")
+        mlflow.log_text(result.table.to_csv(index=False), "external_validation.csv")
+        return run.info.run_id
 
 
 def load_logged_model(uri: str, *, public_key: Any = None):
