@@ -181,6 +181,35 @@ def test_external_validation_reports_each_arm_with_small_sample_warnings():
     assert "sub-01" not in text
 
 
+def test_external_validation_keeps_arms_of_different_trials_and_their_metric_keys_apart():
+    """An arm is a trial's; arm names that are the pooled rows' names, or that make the same
+    MLflow key, stay apart; a course without its assessment day is refused, not predicted
+    for a day of the model's choosing."""
+    model, cohort = ketapredict.load_model(), simulate_cohort(n=600, seed=4)
+    two = cohort[cohort["trial_id"].isin(["zarate2006", "berman2000"])]
+    result = evaluate_model(model, two, outcomes="response")
+    assert set(result.table["group"]) == {
+        "berman2000 / ketamine",
+        "berman2000 / saline",
+        "zarate2006 / ketamine",
+        "zarate2006 / saline",
+        "active drug",
+        "all",
+    }
+    one = cohort[cohort["trial_id"] == "zarate2006"].reset_index(drop=True)
+    one["arm"] = [("all", "ket/iv", "ket_iv", "x" * 300)[i % 4] for i in range(len(one))]
+    result = evaluate_model(model, one, outcomes=["response"])
+    assert list(result.table["group"]) == ["arm all", "ket/iv", "ket_iv", "x" * 300, "all"]
+    observed = {k.split("/")[1]: v for k, v in result.metrics.items() if k.endswith("/observed")}
+    assert len(observed) == 5
+    assert {"arm_all", "all", "ket_iv", "ket_iv_2", "x" * 100} == set(observed)
+    assert observed["all"] == one["response"].mean()
+    with pytest.raises(ValidationError, match=r"endpoint_day .* is missing for 3 of \d+ courses"):
+        evaluate_model(model, one.assign(endpoint_day=one["endpoint_day"].mask(one.index < 3)))
+    with pytest.raises(ValidationError, match=r"endpoint_day .* is missing"):
+        model.recalibrate(one.drop(columns=["endpoint_day"]))
+
+
 def test_evaluate_command_prints_the_report_and_logs_a_linked_run(tmp_path, monkeypatch, capsys):
     import mlflow
 

@@ -37,6 +37,11 @@ MIN_EVENTS = 100
 # A group's slope and AUC are shown only with at least this many events and non-events: with
 # fewer, one patient moves the AUC by a tenth or more (as evaluate.MIN_CLASS_PER_ARM).
 MIN_CLASS = 5
+# The rows that pool arms: every active-drug arm, and every course. An arm of either name
+# is reported as "arm all".
+_POOLED = ("active drug", "all")
+# A group's part of an MLflow metric key, at most (MLflow's keys hold 250 characters).
+_KEY_CHARS = 100
 
 
 def auc_interval(auc: float, events: int, non_events: int) -> tuple[float, float]:
@@ -173,15 +178,17 @@ class ExternalValidation:
         for outcome, rows in self.table.groupby("outcome", sort=False):
             horizons = sorted(set(rows["horizon"]) - {""})
             lines += ["", f"{outcome}  (assessed at {'; '.join(horizons)})"]
+            # as wide as the longest group name (trial / arm), at most 60 characters
+            width = min(60, max(12, *(len(g) + 1 for g in rows["group"])))
             lines.append(
-                f"  {'group':<12}{'n':>5}{'events':>8}{'observed':>10}{'predicted':>11}  "
+                f"  {'group':<{width}}{'n':>5}{'events':>8}{'observed':>10}{'predicted':>11}  "
                 f"{'intercept (95% CI)':<24}{'slope (95% CI)':<23}{'AUC (95% CI)':<20}"
                 f"{'Brier':>6}{'outside':>9}"
             )
             for row in rows.itertuples(index=False):
                 lines.append(
-                    f"  {row.group:<12}{row.n:>5}{row.events:>8}{row.observed:>10.1%}"
-                    f"{row.predicted:>11.1%}  "
+                    f"  {row.group[: width - 1]:<{width}}{row.n:>5}{row.events:>8}"
+                    f"{row.observed:>10.1%}{row.predicted:>11.1%}  "
                     f"{_ci(row.intercept, row.intercept_low, row.intercept_high, 2):<24}"
                     f"{_ci(row.slope, row.slope_low, row.slope_high, 2):<23}"
                     f"{_ci(row.auc, row.auc_low, row.auc_high, 2):<20}"
@@ -256,6 +263,11 @@ def evaluate_model(
         if "arm" in table.columns
         else table["drug"].astype(str)
     )
+    if "trial_id" in table.columns and len(pd.unique(table["trial_id"].dropna())) > 1:
+        # an arm is a trial's: arms of one name in several trials differ in schedule,
+        # population and assessment day
+        arm = table["trial_id"].astype(object).fillna("(no trial)").astype(str) + " / " + arm
+    arm = arm.where(~arm.isin(_POOLED), "arm " + arm)  # the pooled rows' names are theirs
     active = table["drug"].astype(object).isin(KETAMINES).to_numpy()
     rows, warnings = [], []
     for outcome in wanted:
@@ -265,15 +277,15 @@ def evaluate_model(
         names = sorted(pd.unique(arm[has]))
         groups = [(name, (arm[has] == name).to_numpy()) for name in names]
         if len({n for n, inside in groups if active[has][inside].all()}) > 1:
-            groups.append(("active drug", active[has]))  # only when it pools arms
-        groups.append(("all", np.ones(has.sum(), bool)))
+            groups.append((_POOLED[0], active[has]))  # only when it pools arms
+        groups.append((_POOLED[1], np.ones(has.sum(), bool)))
         for name, inside in groups:
             if not inside.any():
                 continue
             day = table.loc[has, "endpoint_day"].to_numpy()[inside]
             metrics = _group_metrics(y[inside], p[inside], outside[has][inside])
             rows.append({"outcome": outcome, "group": name, "horizon": "", **metrics})
-            if name not in ("active drug", "all"):
+            if name not in _POOLED:
                 rows[-1]["horizon"] = _days(day) + f" in {name}"
         if (~has).sum():
             warnings.append(
@@ -305,7 +317,9 @@ def evaluate_model(
             "unusual combination): their predictions are extrapolations"
         )
     if "patient_id" in table.columns and table["patient_id"].notna().any():
-        repeated = int((table["patient_id"].value_counts() > 1).sum())
+        # a patient is a trial's (the same identifier in two trials is two people)
+        keys = [c for c in ("trial_id", "patient_id") if c in table.columns]
+        repeated = int((table[keys].dropna().value_counts() > 1).sum())
         if repeated:
             warnings.append(
                 f"{repeated} patients give more than one course (crossover periods): rows "
@@ -318,8 +332,9 @@ def evaluate_model(
             "patients: not for clinical decisions"
         )
     name = provenance.get("name", "the model")
+    keys = _keys(frame["group"])
     metrics = {
-        f"{r.outcome}/{_key(r.group)}/{m}": float(getattr(r, m))
+        f"{r.outcome}/{keys[r.group]}/{m}": float(getattr(r, m))
         for r in frame.itertuples(index=False)
         for m in ("observed", "predicted", "intercept", "slope", "auc", "brier")
         if getattr(r, m) is not None and np.isfinite(getattr(r, m))
@@ -354,9 +369,19 @@ def _merge_horizons(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _key(group: str) -> str:
-    """A group name as an MLflow metric key part (letters, digits, _ - . only)."""
-    return "".join(c if c.isalnum() or c in "_-." else "_" for c in group)
+def _keys(groups: pd.Series) -> dict[str, str]:
+    """Each group's name as an MLflow metric key part: letters, digits and ``_ - .`` only,
+    at most 100 characters (MLflow's keys hold 250), and one key per group (``ket/iv`` and
+    ``ket_iv`` would both be ``ket_iv``: the second is ``ket_iv_2``)."""
+    keys: dict[str, str] = {}
+    for group in dict.fromkeys(groups):
+        key = "".join(c if c.isalnum() or c in "_-." else "_" for c in group)[:_KEY_CHARS]
+        stem, n = key, 1
+        while key in keys.values():
+            n += 1
+            key = f"{stem[: _KEY_CHARS - len(str(n)) - 1]}_{n}"
+        keys[group] = key
+    return keys
 
 
 # The errors pandas raises for a file it cannot parse: its parser errors are ValueErrors,

@@ -1076,6 +1076,8 @@ class RiskModel:
             raise TypeError(f"expected a patient table (DataFrame); got {type(data).__name__}")
         table = self._table(data[[c for c in data.columns if _known(c)]], validated=False)
         recorded = [o for o in self.outcomes if o in table.columns and table[o].notna().any()]
+        if isinstance(outcomes, str):  # one outcome, not its letters
+            outcomes = [outcomes]
         wanted = list(outcomes) if outcomes is not None else recorded
         problems = [
             Problem(o, None, f"{o!r} is not an outcome of this model ({', '.join(self.outcomes)})")
@@ -1087,6 +1089,21 @@ class RiskModel:
         if not wanted:
             problems.append(
                 Problem(None, None, f"the data record none of the outcomes {self.outcomes}")
+            )
+        # an observed outcome is compared with the prediction for the day it was assessed:
+        # without that day the model would predict for a day of its own choosing
+        assessed = table[[o for o in wanted if o in recorded]].notna().any(axis=1)
+        day = table["endpoint_day"] if "endpoint_day" in table.columns else None
+        undated = int((assessed & (day.isna() if day is not None else True)).sum())
+        if undated:
+            problems.append(
+                Problem(
+                    "endpoint_day",
+                    None,
+                    f"endpoint_day (the day each outcome was assessed, in days after the first "
+                    f"session) is missing for {undated} of {int(assessed.sum())} courses with "
+                    "an outcome; a prediction is for a day, so the model needs it",
+                )
             )
         if problems:
             raise ValidationError(problems, what)
