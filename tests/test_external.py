@@ -118,6 +118,43 @@ def test_a_separating_outcome_is_never_fitted():
     assert np.isfinite(update["intercept"])
 
 
+def test_a_reversed_slope_is_never_applied_and_the_update_says_why():
+    """Outcomes running against the predictions: a negative slope would turn the drug's
+    benefit into harm; recalibration keeps the slope at 1 and says the model needs
+    refitting."""
+    rng = np.random.default_rng(7)
+    log_odds = rng.normal(-0.3, 1.2, size=600)
+    reversed_ = rng.random(600) < 1 / (1 + np.exp(1.5 * log_odds))
+    for method in ("closed_test", "intercept_slope"):
+        update = choose_update(reversed_, log_odds, method)
+        assert update["method"] in ("none", "intercept"), method
+        assert update["slope"] == 1.0
+        assert "the wrong way round, which recalibration cannot repair" in update["note"]
+    separated = choose_update(log_odds > 0, log_odds, "intercept_slope")
+    assert "could not be estimated" in separated["note"]
+    calibrated = rng.random(600) < 1 / (1 + np.exp(-log_odds))
+    assert choose_update(calibrated, log_odds)["note"] is None
+
+
+def test_recalibration_leaves_an_outcome_with_one_class_as_it_was(model):
+    two = RiskModel.fit(
+        simulate_cohort(n=1500, seed=3), ["response", "dissociation"], replicates=0
+    )
+    patients = _local(30, seed=19).assign(dissociation=False)  # 2 arms: 60 courses
+    updated = two.recalibrate(patients)
+    record = updated.provenance["recalibration"]
+    assert list(record["outcomes"]) == ["response"]
+    assert record["skipped"] == {
+        "dissociation": "kept as it was: 0 events in 60 courses, no evidence for an update"
+    }
+    assert "- `dissociation`: kept as it was: 0 events in 60 courses" in updated.model_card()
+    with pytest.raises(ValidationError, match="only one class"):
+        two.recalibrate(patients, outcomes=["response", "dissociation"])
+    for alpha in (float("nan"), 2, 0, "0.05"):
+        with pytest.raises(ValueError, match="expected a level between 0 and 1"):
+            model.recalibrate(patients, alpha=alpha)
+
+
 def test_recalibration_refuses_data_without_outcomes_or_with_one_class(model):
     patients = _local(20, seed=18)
     with pytest.raises(ValidationError, match="record none of the outcomes"):

@@ -291,5 +291,8 @@ def recalibration_section(update: Mapping[str, Any]) -> str:
             f"- `{outcome}`: {methods.get(record.get('method'), record.get('method'))} "
             f"(intercept {record.get('intercept', 0):+.2f}, slope {record.get('slope', 1):.2f}; "
             f"{record.get('events', '?')} events in {record.get('n', '?')} courses)."
+            + (f" Note: {record['note']}." if record.get("note") else "")
         )
+    for outcome, reason in update.get("skipped", {}).items():
+        lines.append(f"- `{outcome}`: {reason}.")
     return "\n".join(lines) + "\n"

@@ -344,7 +344,10 @@ def _recalibrate(args: argparse.Namespace) -> int:
             f"    observed {observed:.1%}; mean predicted {before.loc[has, outcome].mean():.1%} "
             f"before, {after.loc[has, outcome].mean():.1%} after (on the same courses: judge "
             "it on patients it was not fitted to)"
+            + (f"\n    note: {update['note']}" if update.get("note") else "")
         )
+    for outcome, reason in record.get("skipped", {}).items():
+        print(f"  {outcome}: {reason}")
     updated.save(args.out, signing_key=key)
     print(f"Saved the recalibrated model to {args.out}.")
     return 0

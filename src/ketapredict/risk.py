@@ -991,7 +991,9 @@ class RiskModel:
         method : {"closed_test", "intercept", "intercept_slope"}, default="closed_test"
             Which update: chosen by the closed test, or the one named whatever the tests say.
         outcomes : sequence of str, optional
-            Outcomes to update; by default every outcome of the model that ``data`` records.
+            Outcomes to update; by default every outcome of the model that ``data`` records
+            with both events and non-events (the others are kept as they were, and
+            ``provenance["recalibration"]["skipped"]`` says why).
         alpha : float, default=0.05
             Level of the closed test's likelihood-ratio tests.
 
@@ -1003,8 +1005,8 @@ class RiskModel:
         Raises
         ------
         ValidationError
-            If ``data`` breaks the contract, records none of the outcomes, or an outcome has
-            no event or no non-event.
+            If ``data`` breaks the contract, records none of the outcomes, or an outcome named
+            in ``outcomes`` (or every outcome recorded) has no event or no non-event.
 
         Examples
         --------
@@ -1029,7 +1031,21 @@ class RiskModel:
 
         if method not in METHODS:
             raise ValueError(f"Got method={method!r}, but expected one of {', '.join(METHODS)}.")
+        if not (isinstance(alpha, float | int) and 0 < alpha < 1):
+            raise ValueError(f"Got alpha={alpha!r}, but expected a level between 0 and 1.")
         table, wanted = self._observed(data, outcomes, "recalibration data")
+        skipped = {}
+        if outcomes is None:  # outcomes recorded with one class only are left as they are
+            for outcome in wanted:
+                y = table[outcome].dropna().astype(float)
+                if y.nunique() < 2:
+                    skipped[outcome] = (
+                        f"kept as it was: {int(y.sum())} events in {len(y)} courses, no "
+                        "evidence for an update"
+                    )
+            wanted = [o for o in wanted if o not in skipped]
+            if not wanted:
+                check_outcome(table[next(iter(skipped))].dropna(), next(iter(skipped)))
         updated = copy.copy(self)
         updated._outcomes = dict(self._outcomes)
         updated.__dict__.pop("_stack", None)
@@ -1039,13 +1055,14 @@ class RiskModel:
             y = check_outcome(rows[outcome], outcome)
             current = self.predict_proba(rows, validated=True)[outcome].to_numpy()
             update = choose_update(y, logit(current), method, alpha)
+            note = update.pop("note")
             previous = self._outcomes[outcome].update
             if previous is not None and previous["method"] != "none":
                 update = _compose(previous, update)  # one update from the original log-odds
             updated._outcomes[outcome] = replace(self._outcomes[outcome], update=update)
             record[outcome] = {
                 k: update[k] for k in ("method", "intercept", "slope", "n", "events", "p_values")
-            }
+            } | ({"note": note} if note else {})
         entry = {
             "method": method,
             "alpha": alpha,
@@ -1053,6 +1070,7 @@ class RiskModel:
             "n_patients": len(table),
             "date": time.strftime("%Y-%m-%d"),
             "outcomes": record,
+            **({"skipped": skipped} if skipped else {}),
         }
         earlier = self.provenance.get("recalibration")
         if earlier:  # outcomes updated before and not now keep their record; the history too
@@ -1669,6 +1687,8 @@ def _checked_update(update: Any) -> dict[str, Any] | None:
         raise ValueError("recalibration coefficients are not finite numbers")
     if covariance[0][0] < 0 or covariance[1][1] < 0:
         raise ValueError("recalibration variances are negative")
+    if update["slope"] <= 0:  # would turn every prediction round (choose_update never does)
+        raise ValueError("recalibration slope is not positive")
     return update
 
 

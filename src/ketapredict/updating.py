@@ -159,7 +159,9 @@ def choose_update(
 
     The dict holds ``method`` (the update applied: ``"none"``, ``"intercept"`` or
     ``"intercept_slope"``), ``intercept``, ``slope``, ``covariance`` (of the two, for the
-    intervals), ``n``, ``events`` and the tests' ``p_values``.
+    intervals), ``n``, ``events``, the tests' ``p_values`` and a ``note`` (None, or why the
+    slope was not used). A slope at or below 0 is never applied: it would turn every
+    prediction round, and a model that ranks patients the wrong way must be refitted.
 
     Examples
     --------
@@ -186,21 +188,34 @@ def choose_update(
     p_intercept = (
         _p_chi2(2 * (intercept.log_likelihood - ll0), 1) if intercept.converged else float("nan")
     )
+    # a slope at or below 0 would turn every prediction round (the drug's benefit into
+    # harm): the model ranks these patients no better than chance or the wrong way, which
+    # recalibration cannot repair
+    note = None
+    if not line.converged:
+        note = (
+            "the calibration slope could not be estimated (the outcome separates on the "
+            "predictions); the slope is left at 1"
+        )
+    elif line.slope <= 0:
+        note = (
+            f"the fitted calibration slope is {line.slope:.2f}: the model ranks these patients "
+            "no better than chance or the wrong way round, which recalibration cannot repair "
+            "(refit on these data); the slope is left at 1"
+        )
+    usable = line.converged and line.slope > 0
     if method == "intercept":
         chosen = "intercept" if intercept.converged else "none"
+        note = None
     elif method == "intercept_slope":
-        chosen = (
-            "intercept_slope"
-            if line.converged
-            else ("intercept" if intercept.converged else "none")
-        )
-    elif line.converged:
+        chosen = "intercept_slope" if usable else ("intercept" if intercept.converged else "none")
+    elif usable:
         chosen = (
             "none"
             if p_global > alpha
             else ("intercept_slope" if p_slope <= alpha else "intercept")
         )
-    else:  # the line cannot be fitted: test the intercept alone
+    else:  # the line cannot be fitted or used: test the intercept alone
         chosen = "intercept" if intercept.converged and p_intercept <= alpha else "none"
     fit = {"intercept": intercept, "intercept_slope": line}.get(chosen)
     return {
@@ -213,6 +228,7 @@ def choose_update(
         else [list(r) for r in fit.covariance],
         "n": len(y),
         "events": int(y.sum()),
+        "note": note,
         "p_values": {
             "original_vs_intercept_slope": _finite(p_global),
             "intercept_vs_intercept_slope": _finite(p_slope),
