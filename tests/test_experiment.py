@@ -81,8 +81,10 @@ def test_experiment_from_a_csv_file(tmp_path, cohort):
     cohort.drop(columns=[c for c in cohort.columns if c.startswith("p_")]).to_csv(
         tmp_path / "trial.csv", index=False
     )
-    text = SMALL.replace('source = "simulated"', 'source = "trial.csv"').replace(
-        '"response", "dissociation"', '"response"'
+    text = (
+        SMALL.replace('source = "simulated"', 'source = "trial.csv"')
+        .replace("n = 1400\nseed = 3\n", "")
+        .replace('"response", "dissociation"', '"response"')
     )
     result = run_experiment(load_experiment(write(tmp_path, text)))
     assert result.data_kind == "real"
@@ -111,7 +113,10 @@ def test_experiment_from_a_csv_file(tmp_path, cohort):
             "outcomes.names: 'madrs_d7' is not a binary outcome of the data contract; expected "
             "some of response, remission, cognitive_decline, dissociation",
         ),
-        (('source = "simulated"', 'source = "trial.xlsx"'), 'expected "simulated" or a'),
+        (
+            ('source = "simulated"\nn = 1400\nseed = 3', 'source = "trial.xlsx"'),
+            'expected "simulated" or a',
+        ),
         (
             ("n_estimators = 80", "n_estimators = 80\n[tuning]\ndepth = [2, 3]"),
             "unknown key tuning.depth",
@@ -128,6 +133,22 @@ def test_experiment_from_a_csv_file(tmp_path, cohort):
             ("n_estimators = 80", "n_estimators = 80\n[intervals]\nreplicates = 1"),
             "intervals.replicates=1: Input should be greater than or equal to 2",
         ),
+        # values of another type are refused, not converted
+        (("n = 1400", "n = true"), "data.n=True: Input should be a valid integer"),
+        (("n = 1400", 'n = "1400"'), "data.n='1400': Input should be a valid integer"),
+        (("bootstraps = 100", 'bootstraps = 100\npeers = "off"'), "validation.peers='off'"),
+        # values that passed the file and failed once the work had started
+        (("seed = 3", "seed = 4294967296"), "data.seed=4294967296: Input should be less than"),
+        (("n_estimators = 80", "n_jobs = 0"), "The 'n_jobs' parameter of OutcomeModel"),
+        (("n_estimators = 80", "reg_alpha = 1e308"), "The 'reg_alpha' parameter of Outcome"),
+        (("n_estimators = 80", 'monotone = {age = "up"}'), "monotone['age']='up': expected -1"),
+        (("n_estimators = 80", "monotone = {age = 5}"), "monotone['age']=5: expected -1"),
+        # keys that would have been ignored
+        (('source = "simulated"', 'source = "trial.csv"'), "n, seed would be ignored: the data"),
+        (
+            ('scheme = "stratified_kfold"', 'scheme = "leave_one_trial_out"'),
+            "n_splits would be ignored: leave_one_trial_out has one fold per trial",
+        ),
     ],
 )
 def test_bad_experiment_files_name_the_file_and_key(tmp_path, change, message):
@@ -138,12 +159,14 @@ def test_bad_experiment_files_name_the_file_and_key(tmp_path, change, message):
 
 
 def test_data_problems_are_reported_before_training(tmp_path, cohort):
-    missing = SMALL.replace('source = "simulated"', 'source = "nowhere.parquet"')
+    missing = SMALL.replace(
+        'source = "simulated"\nn = 1400\nseed = 3', 'source = "nowhere.parquet"'
+    )
     with pytest.raises(ValidationError, match=re.escape("data.source='nowhere.parquet': no such")):
         load_experiment(write(tmp_path, missing))  # at load: before the cohort is made
     # an outcome the contract declares but the table does not record
     cohort.drop(columns=["dissociation"]).head(600).to_csv(tmp_path / "trial.csv", index=False)
-    text = SMALL.replace('source = "simulated"', 'source = "trial.csv"')
+    text = SMALL.replace('source = "simulated"\nn = 1400\nseed = 3', 'source = "trial.csv"')
     experiment = load_experiment(write(tmp_path, text))
     with pytest.raises(
         ValidationError, match=re.escape("outcome column 'dissociation' is not in the data")

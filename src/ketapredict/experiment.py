@@ -3,10 +3,16 @@
 An experiment file (``experiments/<name>.toml``)::
 
     description = "..."
-    [data]                    # the simulated cohort, or a CSV/Parquet patient table
+    [data]                    # the simulated cohort, a CSV/Parquet table, or a study
     source = "simulated"      # or a path, e.g. "data/trial.parquet" (near this file)
-    n = 5000                  # at most 1,000,000 (ketapredict.cohort.simulate.MAX_COURSES)
-    seed = 0
+    n = 5000                  # simulated only; at most 1,000,000 (simulate.MAX_COURSES)
+    seed = 0                  # simulated only
+    # or a BIDS or ADaM study read through a mapping file (ketapredict.io), instead:
+    # format = "bids"         # or "adam"
+    # mapping = "study/mapping.toml"
+    # path = "study"          # bids: the dataset root (default: the mapping's)
+    # adsl = "adsl.xpt"       # adam: the datasets (default: the mapping's)
+    # efficacy = "adeff.xpt"
     [features]
     set = "core"              # a name in features/ or a .toml path
     [outcomes]
@@ -15,7 +21,7 @@ An experiment file (``experiments/<name>.toml``)::
     max_depth = 3
     [validation]
     scheme = "leave_one_trial_out"   # or stratified_kfold, grouped_kfold
-    n_splits = 5
+    # n_splits = 5            # stratified_kfold and grouped_kfold only
     bootstraps = 1000
     seed = 0
     peers = true
@@ -26,9 +32,11 @@ An experiment file (``experiments/<name>.toml``)::
     replicates = 20           # bootstrap replicates per outcome (2-200)
 
 :func:`load_experiment` checks everything (unknown keys, the feature set, model
-parameters, that the data files exist) before any data is read; :func:`run_experiment`
-validates each outcome before any training. The experiment's name is its file's name
-without ``.toml``: letters, digits, ``-``, ``_`` and ``.``, not starting with a dot.
+parameters, that the data files exist, that no key would be ignored, that each value has
+its type: ``n = "300"`` is refused, not read as 300) before any data is read;
+:func:`run_experiment` validates each outcome before any training. The experiment's name
+is its file's name without ``.toml``: letters, digits, ``-``, ``_`` and ``.``, not
+starting with a dot.
 """
 
 from __future__ import annotations
@@ -72,7 +80,13 @@ _PROVENANCE_METRICS = [
 
 
 class _Strict(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+    # strict: a value of another type is refused, not converted (n = true is not 1,
+    # peers = "off" is not False); TOML has its own integers, floats and booleans
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+# numpy's seeds are 32-bit (a larger one fails only when the work starts)
+_Seed = Annotated[int, pydantic.Field(ge=0, le=2**32 - 1)]
 
 
 class _Data(_Strict):
@@ -81,7 +95,7 @@ class _Data(_Strict):
     # a bound (as simulate_cohort's) so that a typo such as n = 10**12 is refused with the
     # file's other mistakes, not by a failed 450 GiB allocation
     n: int = pydantic.Field(default=5000, ge=1, le=MAX_COURSES)
-    seed: pydantic.NonNegativeInt = 0
+    seed: _Seed = 0
     # a study read through a mapping file (ketapredict.io): format "bids" or "adam"
     format: Literal["bids", "adam"] | None = None
     mapping: str | None = None
@@ -95,6 +109,23 @@ class _Data(_Strict):
             raise ValueError(f"format = {self.format!r} needs mapping = <mapping file>")
         if self.format is None and self.mapping is not None:
             raise ValueError('a mapping file needs format = "bids" or "adam"')
+        # a key that would be ignored is refused: the file must say what was done
+        ignored = sorted(
+            (self.model_fields_set & {"source", "n", "seed"})
+            if self.format is not None
+            else (self.model_fields_set & {"n", "seed"})
+            if self.source != "simulated"
+            else (self.model_fields_set & {"path", "adsl", "efficacy"})
+        )
+        if ignored:
+            used = (
+                f"a {self.format} study is read through its mapping"
+                if self.format is not None
+                else f"the data are read from {self.source!r}"
+                if self.source != "simulated"
+                else "the virtual cohort is simulated"
+            )
+            raise ValueError(f"{', '.join(ignored)} would be ignored: {used}; leave them out")
         return self
 
     @property
@@ -122,11 +153,20 @@ class _Validation(_Strict):
     scheme: Literal[SCHEMES] = "leave_one_trial_out"  # type: ignore[valid-type]
     n_splits: int = pydantic.Field(default=5, ge=2, le=20)
     bootstraps: int = pydantic.Field(default=1000, ge=0, le=10_000)
-    seed: pydantic.NonNegativeInt = 0
+    seed: _Seed = 0
     peers: bool = True
     learning_curve: list[Annotated[int, pydantic.Field(ge=1, le=MAX_COURSES)]] = pydantic.Field(
         default_factory=list
     )
+
+    @pydantic.model_validator(mode="after")
+    def _used(self) -> _Validation:
+        if self.scheme == "leave_one_trial_out" and "n_splits" in self.model_fields_set:
+            raise ValueError(
+                "n_splits would be ignored: leave_one_trial_out has one fold per trial; "
+                "leave it out"
+            )
+        return self
 
 
 class _Intervals(_Strict):

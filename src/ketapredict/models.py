@@ -67,7 +67,7 @@ from sklearn.utils.validation import (
 )
 
 from .encoding import parse_feature_set, sources
-from .exceptions import Problem, ValidationError
+from .exceptions import Problem, ValidationError, short_repr
 from .features import FeatureEncoder
 from .imputation import BaselineImputer
 from .schema import (
@@ -290,6 +290,8 @@ _RIDGE_ALPHA = tuple(np.logspace(-1, 5, 13))
 # virtual cohort (31-39 cognitive declines) early stopping chose 8-69 rounds by noise, and
 # the trees lowered the within-arm AUC from 0.786 to 0.780 (benchmarks/learning_curve.py).
 _EVENTS_PER_TERM = 10
+# The largest penalty or leaf weight a parameter may take (see _parameter_constraints).
+_MAX_PENALTY = 1e6
 # Folds of the out-of-fold measurement predictions that the logistic map to log-odds is
 # fitted on (an in-sample prediction is too spread, and the map too steep).
 _MEASURE_FOLDS = 5
@@ -426,11 +428,13 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         "n_estimators": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, 1, closed="right")],
         "max_depth": [Interval(Integral, 1, 12, closed="both")],
-        "min_child_weight": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
+        "min_child_weight": [Interval(Real, 0, _MAX_PENALTY, closed="both"), StrOptions({"auto"})],
         "subsample": [Interval(Real, 0, 1, closed="right")],
         "colsample_bytree": [Interval(Real, 0, 1, closed="right")],
-        "reg_lambda": [Interval(Real, 0, None, closed="left")],
-        "reg_alpha": [Interval(Real, 0, None, closed="left")],
+        # XGBoost keeps penalties as 32-bit floats (1e308 is "out of range" there, at fit);
+        # no useful penalty on a logistic loss comes near a million
+        "reg_lambda": [Interval(Real, 0, _MAX_PENALTY, closed="both")],
+        "reg_alpha": [Interval(Real, 0, _MAX_PENALTY, closed="both")],
         "early_stopping_rounds": [Interval(Integral, 1, None, closed="left")],
         "calibration": [StrOptions({"sigmoid", "isotonic", "none"})],
         "calibration_folds": [Interval(Integral, 2, 10, closed="both")],
@@ -438,8 +442,37 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         "measurement": ["boolean", StrOptions({"auto"})],
         "monotone": ["boolean", dict],
         "random_state": ["random_state"],
-        "n_jobs": [Integral, None],
+        # joblib's convention: -1 all cores, -2 all but one...; 0 means nothing
+        "n_jobs": [
+            Interval(Integral, None, -1, closed="right"),
+            Interval(Integral, 1, None, closed="left"),
+            None,
+        ],
     }
+
+    def _validate_params(self) -> None:
+        """scikit-learn's checks of the parameters' types and ranges, and each ``monotone``
+        direction being -1, 0 or +1 (XGBoost reads nothing else, and says so only at fit)."""
+        super()._validate_params()
+        if isinstance(self.monotone, dict):
+            bad = {
+                k: v
+                for k, v in self.monotone.items()
+                if not isinstance(k, str) or isinstance(v, bool) or v not in (-1, 0, 1)
+            }
+            if bad:
+                raise ValidationError(
+                    [
+                        Problem(
+                            "monotone",
+                            v,
+                            f"monotone[{short_repr(k)}]={short_repr(v)}: expected -1 "
+                            "(decreasing), 0 (free) or 1 (increasing) for a feature name",
+                        )
+                        for k, v in bad.items()
+                    ],
+                    "model parameters",
+                )
 
     def __init__(
         self,
