@@ -485,6 +485,18 @@ def test_champion_rule_compares_only_like_with_like(store, fitted):
     assert second.registered["reason"] == (
         "not comparable with champion version 1: other validation scheme"
     )
+    # the same data and scheme, other folds: an AUC on other folds is not like for like
+    reseeded = store / "reseeded.toml"
+    text = path.read_text()
+    assert "[validation]\n" in text
+    reseeded.write_text(text.replace("[validation]\n", "[validation]\nseed = 9\n", 1))
+    third = run_experiment(load_experiment(reseeded))
+    for result in third.results.values():
+        result.metrics.loc["OutcomeModel", "within_arm_auc"] += 0.2
+    tracked = log_experiment(third, third.data, model, register="like-model")
+    assert tracked.registered["reason"] == (
+        "not comparable with champion version 1: other validation folds"
+    )
 
 
 def test_an_unreachable_server_is_refused_before_training(store, monkeypatch, capsys):

@@ -1058,8 +1058,8 @@ def log_experiment(
         Logged as an MLflow pyfunc from the parent run.
     register : str, optional
         Register the model under this name; alias ``champion`` if it beats the current
-        champion on a like-for-like comparison (same data digest, validation scheme and
-        primary outcome; see :data:`PRIMARY_METRIC`), else ``challenger``, with the reason
+        champion on a like-for-like comparison (same data digest, validation scheme, folds
+        and primary outcome; see :data:`PRIMARY_METRIC`), else ``challenger``, with the reason
         as a tag of the model version and of the run.
     learning_curves : mapping of outcome to DataFrame, optional
         Learning-curve results to plot in the outcome's run.
@@ -1104,6 +1104,7 @@ def _log(result, data, risk_model, register, learning_curves, uri, start, opened
             "data_kind": result.data_kind,
             "feature_set": spec.features.set,
             "validation_scheme": spec.validation.scheme,
+            "validation_folds": validation_folds(spec.validation),
             "data_digest": dataset.digest,
             "primary_outcome": next(iter(result.results)),
             **{f"ketapredict.git_{k}": v for k, v in source.items()},
@@ -1498,12 +1499,32 @@ def load_logged_model(uri: str, *, public_key: Any = None):
 _NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
 
 
-# The champion rule compares like with like: the same data, validation scheme and primary
-# outcome, judged on the clinician's question (AUC within arm among active-drug patients).
+# The champion rule compares like with like: the same data, validation scheme, folds and
+# primary outcome, judged on the clinician's question (AUC within arm among active-drug patients).
 PRIMARY_METRIC = "within_arm_auc"
+
+
+def validation_folds(validation) -> str:
+    """How an experiment's folds were drawn, for the like-for-like rule: leave-one-trial-out
+    has one fold per trial; k-fold schemes depend on k and the seed.
+
+    Examples
+    --------
+    >>> from ketapredict.experiment import _Validation
+    >>> from ketapredict.tracking import validation_folds
+    >>> validation_folds(_Validation(scheme="stratified_kfold", n_splits=3, seed=7))
+    '3 folds, seed 7'
+    """
+    if validation.scheme == "leave_one_trial_out":
+        return "one per trial"
+    return f"{validation.n_splits} folds, seed {validation.seed}"
+
+
 _COMPARABLE = {
     "data_digest": "data",
     "validation_scheme": "validation scheme",
+    # other folds of the same data move an AUC by more than most real improvements
+    "validation_folds": "validation folds",
     "primary_outcome": "primary outcome",
 }
 
