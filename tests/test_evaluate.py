@@ -346,3 +346,24 @@ def test_score_predictions_names_what_is_wrong_with_its_input(arguments, message
         score_predictions(*arguments, n_bootstraps=0)
     with pytest.raises(ValidationError, match="arm has 1 values for 2 rows"):
         score_predictions([0, 1], [0.2, 0.8], arm=["a"], n_bootstraps=0)
+
+
+def test_a_field_one_training_fold_never_recorded_is_no_crash_and_no_warning():
+    """Leave-one-trial-out over two trials, one of which did not record BMI: the other
+    trial's fold trains on a column of NaN only (HistGradientBoosting could not bin it,
+    and numpy warned of an all-NaN slice)."""
+    import warnings
+
+    from ketapredict import simulate_cohort
+
+    cohort = simulate_cohort(n=3000, seed=1)
+    two = cohort[cohort["trial_id"].isin(["fava2020", "loo2016"])].copy()
+    two.loc[two["trial_id"] == "fava2020", "bmi"] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = cross_validate(
+            OutcomeModel("response", n_estimators=40), two, scheme="leave_one_trial_out"
+        )
+    auc = result.metrics["within_arm_auc"]
+    assert auc.notna().all()
+    assert auc.between(0, 1).all()

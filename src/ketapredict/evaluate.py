@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 
 from .exceptions import Problem, ValidationError
 from .regimen import REGIMEN_FIELDS
@@ -673,6 +673,19 @@ class _RawColumns:
         )
 
 
+class _DropEmpty(TransformerMixin, BaseEstimator):
+    """Leave out the features with no value in the training rows (a field that no trial of
+    a fold recorded). HistGradientBoosting cannot bin a column of NaN only, and such a
+    column carries nothing to learn from."""
+
+    def fit(self, X, y=None):
+        self.keep_ = ~np.isnan(np.asarray(X, dtype=float)).all(axis=0)
+        return self
+
+    def transform(self, X):
+        return np.asarray(X, dtype=float)[:, self.keep_]
+
+
 def _as_float(x):
     return (
         pd.DataFrame(x).apply(lambda s: s.astype("Float64")).to_numpy(dtype=float, na_value=np.nan)
@@ -748,7 +761,9 @@ def peer_models(
                 LogisticRegression(max_iter=5000),
             ),
             hist_gradient_boosting_encoded=make_pipeline(
-                FeatureEncoder(features), HistGradientBoostingClassifier(random_state=seed)
+                FeatureEncoder(features),
+                _DropEmpty(),
+                HistGradientBoostingClassifier(random_state=seed),
             ),
             xgboost_default_encoded=make_pipeline(
                 FeatureEncoder(features), XGBClassifier(random_state=seed, n_jobs=None)

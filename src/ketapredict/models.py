@@ -914,12 +914,14 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         for m in range(len(modifiers)):
             start = len(center) + (m + 1) * n_patient
             coef_modifiers[m, patient] = coef[start : start + n_patient]
-        with np.errstate(all="ignore"):
-            seen = X[weight > 0]
-            low, high = np.nanmin(seen, axis=0), np.nanmax(seen, axis=0)
+        # each feature's range among the patients fitted on (0 to 0 for one never recorded
+        # there: NaN as +-inf, so that no "all-NaN slice" warning reaches the user)
+        seen = X[weight > 0]
+        low = np.where(np.isnan(seen), np.inf, seen).min(axis=0, initial=np.inf)
+        high = np.where(np.isnan(seen), -np.inf, seen).max(axis=0, initial=-np.inf)
         return {
-            "low": np.nan_to_num(low, nan=0.0).tolist(),
-            "high": np.nan_to_num(high, nan=0.0).tolist(),
+            "low": np.where(np.isfinite(low), low, 0.0).tolist(),
+            "high": np.where(np.isfinite(high), high, 0.0).tolist(),
             "center": center.tolist(),
             "scale": scale.tolist(),
             "coef": coef[: len(center)].tolist(),

@@ -611,7 +611,7 @@ class RiskModel:
             "covariance": covariance.tolist(),
             "joint_threshold": float(np.percentile(distance, _JOINT_QUANTILE)),
             "seen_categories": [
-                names[j] for j in range(X.shape[1]) if binary[j] and np.nanmax(X[:, j]) == 1
+                names[j] for j in range(X.shape[1]) if binary[j] and (X[:, j] == 1).any()
             ],
             "binary": [names[j] for j in range(X.shape[1]) if binary[j]],
         }
