@@ -17,7 +17,6 @@ below the point estimate's floor of 1e-4 (which only an interval can reach).
 Writes ``benchmarks/results/coverage.csv``.
 """
 
-import sys
 import time
 from pathlib import Path
 
@@ -97,4 +96,10 @@ def main(quick: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    main(quick="--quick" in sys.argv[1:])
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="1 cohort (a smoke run)")
+    main(quick=parser.parse_args().quick)

@@ -1,6 +1,6 @@
 """Hostile inputs and faults: how many are refused cleanly, and how many get through?
 
-    python benchmarks/fault_injection.py            # everything (about 10 minutes)
+    python benchmarks/fault_injection.py            # everything (about 2-3 minutes on 2 cores)
     python benchmarks/fault_injection.py --quick    # 1,000 fuzzed patients, no training
 
 Runs the hostile cases the tests keep (each area's cases live in its test file, so the

@@ -100,4 +100,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    import argparse
+
+    # --help prints this file's docstring; any other argument is refused, not ignored
+    argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    ).parse_args()
     main()

@@ -357,13 +357,21 @@ def ceiling(outcome: str, n: int = 100_000, sizes: tuple[int, ...] = (3000, 30_0
 
 
 if __name__ == "__main__":
-    import sys
+    import argparse
 
-    if sys.argv[1:] == ["--plot"]:  # redraw the figure from the last results
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--plot", action="store_true", help="redraw the figure from the results")
+    mode.add_argument("--beyond", action="store_true", help="OutcomeModel on 30,000 and 100,000")
+    mode.add_argument("--ceiling", action="store_true", help="what each model class allows")
+    args = parser.parse_args()
+    if args.plot:
         plot(pd.read_csv(RESULTS / "learning_curve.csv"), RESULTS / "learning_curve.png")
-    elif sys.argv[1:] == ["--beyond"]:
+    elif args.beyond:
         beyond()
-    elif sys.argv[1:] == ["--ceiling"]:
+    elif args.ceiling:
         for outcome in OUTCOMES:
             ceiling(outcome)
     else:
