@@ -196,3 +196,21 @@ def test_a_plain_experiment_name_is_kept(tmp_path):
 def test_missing_experiment_file():
     with pytest.raises(ValidationError, match="does not exist"):
         load_experiment("experiments/nothing.toml")
+
+
+def test_a_byte_order_mark_is_read_past_and_odd_paths_are_named_for_what_they_are(tmp_path):
+    """A Windows editor's byte-order mark is no part of the TOML; a pipe is not a missing
+    file; an empty name is not a directory."""
+    import os
+
+    path = tmp_path / "bom.toml"
+    path.write_bytes("\ufeff".encode() + SMALL.encode())
+    experiment = load_experiment(path)
+    assert experiment.spec.data.n == 1400
+    assert experiment.text.startswith("\ufeff")  # the file as written
+    os.mkfifo(tmp_path / "pipe.csv")
+    text = SMALL.replace('source = "simulated"\nn = 1400\nseed = 3', 'source = "pipe.csv"')
+    with pytest.raises(ValidationError, match="is not a regular file \\(a device or a pipe\\)"):
+        load_experiment(write(tmp_path, text))
+    with pytest.raises(ValidationError, match="no experiment file given"):
+        load_experiment("")

@@ -25,7 +25,9 @@ def read_toml(
     """
     try:
         text = file.read_text("utf-8")
-        return tomllib.loads(text), text
+        # a byte-order mark (Windows editors write one) is not TOML, but it is no part of
+        # the text either: read past it, keep the text as written
+        return tomllib.loads(text.removeprefix("\ufeff")), text
     except UnicodeDecodeError as error:
         message = f"{source} is not UTF-8 text ({error.reason} at byte {error.start})"
     except tomllib.TOMLDecodeError as error:

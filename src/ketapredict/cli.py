@@ -270,11 +270,12 @@ def _read_data(path: Path) -> tuple[pd.DataFrame, str]:
     """A study from a mapping file (.toml) or a patient table (.csv, .parquet)."""
     from .external import read_patient_table
 
-    if path.suffix == ".toml":
+    suffix = path.suffix.lower()  # real.CSV is a CSV file, as in experiment files
+    if suffix == ".toml":
         from .io import read_study
 
         return read_study(path), f"{path.parent.name}/{path.name}"
-    if path.suffix not in (".csv", ".parquet"):
+    if suffix not in (".csv", ".parquet"):
         _refuse(
             "data",
             str(path),

@@ -14,7 +14,7 @@ An experiment file (``experiments/<name>.toml``)::
     # adsl = "adsl.xpt"       # adam: the datasets (default: the mapping's)
     # efficacy = "adeff.xpt"
     [features]
-    set = "core"              # a name in features/ or a .toml path
+    set = "core"              # a name in features/, or a .toml path from the current directory
     [outcomes]
     names = ["response", "cognitive_decline"]
     [model]                   # OutcomeModel parameters (defaults when absent)
@@ -402,7 +402,9 @@ def _find(path: str | Path) -> Path:
         packaged = resources.files("ketapredict.experiment_files").joinpath(f"{path}.toml")
         if packaged.is_file():
             return Path(str(packaged))
-    if os.path.isdir(candidate):
+    if not str(path):
+        message = "no experiment file given (an empty name); expected a .toml file"
+    elif os.path.isdir(candidate):
         message = f"experiment file {str(path)!r} is a directory; expected a .toml file"
     elif os.path.exists(candidate):
         message = f"experiment file {str(path)!r} is not a regular file"
@@ -446,6 +448,11 @@ def _check_files(experiment: Path, data: _Data) -> None:
             )
         elif os.path.isdir(path):
             message = f"{where}: data.source={data.source!r} is a directory; expected a file"
+        elif os.path.exists(path) and not os.path.isfile(path):
+            message = (
+                f"{where}: data.source={data.source!r} is not a regular file (a device or a "
+                "pipe); expected a file"
+            )
         elif not os.path.isfile(path):
             message = (
                 f"{where}: data.source={data.source!r}: no such file (looked next to the "

@@ -435,6 +435,8 @@ def read_patient_table(path: str | Path) -> pd.DataFrame:
         )
     elif os.path.isdir(path):
         message = f"{name!r} is a directory; expected a {kind} file"
+    elif os.path.exists(path) and not os.path.isfile(path):
+        message = f"{name!r} is not a regular file (a device or a pipe); expected a {kind} file"
     elif not os.path.isfile(path):  # os.path: False for a name too long, not an error
         message = f"{name!r}: no such file"
     if message is None:
