@@ -473,6 +473,27 @@ def test_preflight_creates_nothing(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_sqlite_store_keeps_its_artifacts_beside_it_wherever_the_command_runs(
+    tmp_path, template_store, monkeypatch
+):
+    """Not in an mlruns/ of whatever directory the command ran in."""
+    import mlflow
+
+    store = tmp_path / "runs" / "team.db"
+    store.parent.mkdir()
+    shutil.copyfile(template_store, store)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    with tracking._store(), mlflow.start_run(experiment_id=tracking._experiment_id("beside")):
+        mlflow.log_text("x", "marker.txt")
+    assert [m.relative_to(tmp_path).parts[:2] for m in tmp_path.rglob("marker.txt")] == [
+        ("runs", "beside")
+    ]
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+    assert tracking.ui_command()[-1] == (tmp_path / "runs").as_uri()
+
+
 def test_artifacts_stay_under_mlruns_whatever_the_experiment_name(tmp_path, empty_store):
     """Names come from file names (an experiment file named ``...toml`` is named ``..``)."""
     import mlflow

@@ -15,8 +15,8 @@ in the artifact).
 Faults lose nothing: :func:`preflight` checks the store before training; MLflow's HTTP calls
 get bounded timeouts; a new SQLite store is created under a file lock (concurrent first
 runs); runs interrupted by a signal end KILLED, and runs left RUNNING by a dead process are
-marked FAILED by the next run on the same host; experiment artifacts stay under ``mlruns/``
-whatever the name; reading a store never creates one.
+marked FAILED by the next run on the same host; experiment artifacts stay in the database's
+directory (``mlruns/`` by default) whatever the name; reading a store never creates one.
 """
 
 from __future__ import annotations
@@ -108,8 +108,8 @@ def preflight(*, timeout: float = 10.0, experiment: str | None = None) -> str:
       (which wait about 4 minutes on a server that fails); the credentials of
       ``MLFLOW_TRACKING_TOKEN`` or ``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` are used.
     - ``sqlite:///``: the database file, if it exists, must be an SQLite database that can be
-      written, and its directory (or the nearest existing parent) and the artifact root
-      ``mlruns/`` must be writable directories.
+      written, and its directory (or the nearest existing parent), which holds the
+      artifacts too, must be a writable directory.
     - MLflow's deprecated file store (``file:`` or a bare path) is refused.
     - Other databases (PostgreSQL, MySQL...) are left to MLflow.
 
@@ -260,9 +260,7 @@ def _check_sqlite(uri: str, timeout: float) -> None:
     import sqlite3
 
     database = _sqlite_path(uri)
-    problem = _writable_directory(database.parent) or _writable_directory(
-        Path(ARTIFACT_ROOT).resolve()
-    )
+    problem = _writable_directory(database.parent)  # the database's, and its artifacts'
     if problem is None and database.exists():
         if not database.is_file():
             problem = f"{database} is not a file"
@@ -481,7 +479,10 @@ def _experiment_id(name: str) -> str:
         return found.experiment_id
     artifact_location = None
     if mlflow.get_tracking_uri().startswith("sqlite:///"):
-        artifact_location = artifact_location_of(name)
+        # beside the database (mlruns/ for the default store), wherever the command runs
+        artifact_location = artifact_location_of(
+            name, _sqlite_path(mlflow.get_tracking_uri()).parent
+        )
     try:
         return mlflow.create_experiment(name, artifact_location=artifact_location)
     except MlflowException:
@@ -1671,7 +1672,7 @@ def ui_command(port: int = 5000, *, verbose: bool = False) -> list[str]:
     if not verbose:
         command += ["--uvicorn-opts", "--log-level warning"]
     if uri.startswith("sqlite:///"):
-        command += ["--default-artifact-root", Path(ARTIFACT_ROOT).resolve().as_uri()]
+        command += ["--default-artifact-root", _sqlite_path(uri).parent.as_uri()]
     return command
 
 
