@@ -143,6 +143,7 @@ def test_experiment_from_a_csv_file(tmp_path, cohort):
         (("n_estimators = 80", "reg_alpha = 1e308"), "The 'reg_alpha' parameter of Outcome"),
         (("n_estimators = 80", 'monotone = {age = "up"}'), "monotone['age']='up': expected -1"),
         (("n_estimators = 80", "monotone = {age = 5}"), "monotone['age']=5: expected -1"),
+        (("n_estimators = 80", "monotone = {age = 1.0}"), "monotone['age']=1.0: expected -1"),
         # keys that would have been ignored
         (('source = "simulated"', 'source = "trial.csv"'), "n, seed would be ignored: the data"),
         (

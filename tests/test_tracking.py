@@ -497,6 +497,20 @@ def test_champion_rule_compares_only_like_with_like(store, fitted):
     assert tracked.registered["reason"] == (
         "not comparable with champion version 1: other validation folds"
     )
+    # a champion logged before the folds were tagged: its folds come from its parameters
+    import copy
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    champion = client.get_model_version_by_alias("like-model", "champion")
+    client.delete_tag(champion.run_id, "validation_folds")
+    better = copy.deepcopy(first)
+    for result in better.results.values():
+        result.metrics.loc["OutcomeModel", "within_arm_auc"] += 0.2
+    fourth = log_experiment(better, better.data, model, register="like-model")
+    assert fourth.registered["alias"] == "champion"
+    assert fourth.registered["reason"].startswith("beats version 1")
 
 
 def test_an_unreachable_server_is_refused_before_training(store, monkeypatch, capsys):

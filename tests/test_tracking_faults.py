@@ -420,12 +420,12 @@ def test_preflight_refuses_a_store_it_cannot_write(tmp_path, monkeypatch, uri, m
     ("uri", "message"),
     [
         ("sqlite://relative.db", "is not sqlite:/// followed by the database's path"),
-        ("SQLITE:////tmp/x.db", "is not sqlite:/// followed by the database's path"),
+        ("SQLITE:////tmp/x.db", "write its scheme in lower case (sqlite://)"),
         ("sqlite:///", "is not sqlite:/// followed by the database's path"),
         ("sqlite:///:memory:", "keeps the store in memory"),
         ("sqlite:///{tmp}/q.db?mode=ro", "has options after '?'"),
-        ("postgresql://alice:s3cret@127.0.0.1:9/db", "No module named 'psycopg'"),
-        ("nosuchdb://127.0.0.1/db", "cannot be used: NoSuchModuleError"),
+        ("mysql+nosuchdriver://alice:s3cret@127.0.0.1:9/db", "cannot be used: NoSuchModule"),
+        ("HTTP://127.0.0.1:9", "write its scheme in lower case (http://)"),
     ],
 )
 def test_preflight_refuses_a_uri_mlflow_would_fail_on_only_after_training(
@@ -487,11 +487,11 @@ def test_a_sqlite_store_keeps_its_artifacts_beside_it_wherever_the_command_runs(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
     with tracking._store(), mlflow.start_run(experiment_id=tracking._experiment_id("beside")):
         mlflow.log_text("x", "marker.txt")
-    assert [m.relative_to(tmp_path).parts[:2] for m in tmp_path.rglob("marker.txt")] == [
-        ("runs", "beside")
+    assert [m.relative_to(tmp_path).parts[:3] for m in tmp_path.rglob("marker.txt")] == [
+        ("runs", "mlruns", "beside")
     ]
     assert list((tmp_path / "elsewhere").iterdir()) == []
-    assert tracking.ui_command()[-1] == (tmp_path / "runs").as_uri()
+    assert tracking.ui_command()[-1] == (tmp_path / "runs" / "mlruns").as_uri()
 
 
 def test_artifacts_stay_under_mlruns_whatever_the_experiment_name(tmp_path, empty_store):

@@ -663,9 +663,17 @@ def _ui_hint(command: list[str]) -> str:
 def _ui(args: argparse.Namespace) -> int:
     import socket
 
-    from .tracking import _require_store, _sqlite_path, redacted, tracking_uri, ui_command
+    from .tracking import (
+        _check_uri,
+        _require_store,
+        _sqlite_path,
+        redacted,
+        tracking_uri,
+        ui_command,
+    )
 
     uri = tracking_uri()
+    _check_uri(uri)  # a URI MLflow's server would fail on, said in one line
     if uri.startswith(("http://", "https://")):
         print(f"Runs are on the tracking server {redacted(uri)}; open it in a browser.")
         return 0
@@ -689,7 +697,10 @@ def _ui(args: argparse.Namespace) -> int:
     environment.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     if not args.verbose:
         environment.setdefault("PYTHONWARNINGS", "ignore")  # the server's own deprecations
-    print(f"MLflow UI for {store} at http://127.0.0.1:{args.port} (Ctrl-C to stop)", flush=True)
+    print(
+        f"MLflow UI for {redacted(str(store))} at http://127.0.0.1:{args.port} (Ctrl-C to stop)",
+        flush=True,
+    )
     code = _serve(ui_command(args.port, verbose=args.verbose), environment)
     if code is None:
         print(f"Stopped the MLflow UI; port {args.port} is free.", flush=True)

@@ -290,8 +290,9 @@ _RIDGE_ALPHA = tuple(np.logspace(-1, 5, 13))
 # virtual cohort (31-39 cognitive declines) early stopping chose 8-69 rounds by noise, and
 # the trees lowered the within-arm AUC from 0.786 to 0.780 (benchmarks/learning_curve.py).
 _EVENTS_PER_TERM = 10
-# The largest penalty or leaf weight a parameter may take (see _parameter_constraints).
-_MAX_PENALTY = 1e6
+# The largest penalty or leaf weight a parameter may take (see _parameter_constraints):
+# XGBoost holds them as 32-bit floats (at most 3.4e38; 1e308 is "out of range" at fit).
+_MAX_PENALTY = 1e30
 # Folds of the out-of-fold measurement predictions that the logistic map to log-odds is
 # fitted on (an in-sample prediction is too spread, and the map too steep).
 _MEASURE_FOLDS = 5
@@ -431,8 +432,7 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         "min_child_weight": [Interval(Real, 0, _MAX_PENALTY, closed="both"), StrOptions({"auto"})],
         "subsample": [Interval(Real, 0, 1, closed="right")],
         "colsample_bytree": [Interval(Real, 0, 1, closed="right")],
-        # XGBoost keeps penalties as 32-bit floats (1e308 is "out of range" there, at fit);
-        # no useful penalty on a logistic loss comes near a million
+        # XGBoost keeps penalties as 32-bit floats (_MAX_PENALTY)
         "reg_lambda": [Interval(Real, 0, _MAX_PENALTY, closed="both")],
         "reg_alpha": [Interval(Real, 0, _MAX_PENALTY, closed="both")],
         "early_stopping_rounds": [Interval(Integral, 1, None, closed="left")],
@@ -458,7 +458,10 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
             bad = {
                 k: v
                 for k, v in self.monotone.items()
-                if not isinstance(k, str) or isinstance(v, bool) or v not in (-1, 0, 1)
+                if not isinstance(k, str)
+                or isinstance(v, bool)
+                or not isinstance(v, Integral)  # XGBoost refuses 1.0
+                or v not in (-1, 0, 1)
             }
             if bad:
                 raise ValidationError(

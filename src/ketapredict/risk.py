@@ -1688,7 +1688,11 @@ def _checked_update(update: Any) -> dict[str, Any] | None:
     if covariance[0][0] < 0 or covariance[1][1] < 0:
         raise ValueError("recalibration variances are negative")
     if update["slope"] <= 0:  # would turn every prediction round (choose_update never does)
-        raise ValueError("recalibration slope is not positive")
+        raise ValueError(
+            f"recalibration slope {update['slope']:.3g} is not positive: it turns every "
+            "prediction round, which this version never applies (recalibrate the original "
+            "model again)"
+        )
     return update
 
 

@@ -16,7 +16,7 @@ Faults lose nothing: :func:`preflight` checks the store before training; MLflow'
 get bounded timeouts; a new SQLite store is created under a file lock (concurrent first
 runs); runs interrupted by a signal end KILLED, and runs left RUNNING by a dead process are
 marked FAILED by the next run on the same host; experiment artifacts stay in the database's
-directory (``mlruns/`` by default) whatever the name; reading a store never creates one.
+directory or an ``mlruns/`` beside it, whatever the name; reading a store never creates one.
 """
 
 from __future__ import annotations
@@ -68,20 +68,30 @@ class TrackingError(RuntimeError):
         super().__init__(redacted(message))
 
 
-# user:password@ in a URL (of a server or a database)
-_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*):[^/@\s]*@")
+# the user information of a URL (of a server or a database): everything between "://" and
+# the last "@" before the path, so that a password holding "@" is hidden whole
+_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^\s/?#]*)@")
 
 
 def redacted(text: str) -> str:
-    """``text`` with the password of every URL in it replaced by ``***``.
+    """``text`` with the password (or token) of every URL in it replaced by ``***``: the
+    user's name is kept, a name without a password (often a token) is hidden.
 
     Examples
     --------
     >>> from ketapredict.tracking import redacted
     >>> redacted("logging to http://alice:s3cret@mlflow.example:5000 failed")
     'logging to http://alice:***@mlflow.example:5000 failed'
+    >>> redacted("https://alice:p@ss@host and https://TOKEN@host")
+    'https://alice:***@host and https://***@host'
     """
-    return _CREDENTIALS.sub(r"\g<scheme>:***@", str(text))
+
+    def hide(match: re.Match) -> str:
+        user = match["user"]
+        shown = f"{user.split(':', 1)[0]}:***" if ":" in user else "***"
+        return f"{match['scheme']}{shown}@"
+
+    return _CREDENTIALS.sub(hide, str(text))
 
 
 def tracking_uri() -> str:
@@ -108,10 +118,14 @@ def preflight(*, timeout: float = 10.0, experiment: str | None = None) -> str:
       (which wait about 4 minutes on a server that fails); the credentials of
       ``MLFLOW_TRACKING_TOKEN`` or ``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` are used.
     - ``sqlite:///``: the database file, if it exists, must be an SQLite database that can be
-      written, and its directory (or the nearest existing parent), which holds the
-      artifacts too, must be a writable directory.
+      written, and its directory and its artifacts' (:func:`_artifact_root`; or the nearest
+      existing parents) must be writable directories. A URI without a path, with options
+      after ``?`` or in memory (which would keep nothing) is refused.
     - MLflow's deprecated file store (``file:`` or a bare path) is refused.
-    - Other databases (PostgreSQL, MySQL...) are left to MLflow.
+    - Other databases (PostgreSQL, MySQL...): the URL must parse and its driver be
+      installed; nothing is connected to. Databricks and MLflow's plugin stores are left to
+      MLflow.
+    - With ``experiment``, that experiment must not be deleted in a store that exists.
 
     Parameters
     ----------
@@ -146,7 +160,7 @@ def preflight(*, timeout: float = 10.0, experiment: str | None = None) -> str:
     >>> os.environ.update({} if before is None else {"MLFLOW_TRACKING_URI": before})
     """
     uri = tracking_uri()
-    _refuse_file_store(uri)
+    _check_uri(uri)
     if uri.startswith(("http://", "https://")):
         _check_server(uri, timeout=timeout)
     elif uri.startswith("sqlite:///"):
@@ -167,12 +181,17 @@ def _check_experiment(uri: str, name: str) -> None:
         return
     from mlflow.tracking import MlflowClient
 
+    bounded = {k: v for k, v in _BOUNDED_HTTP.items() if k not in os.environ}
+    os.environ.update(bounded)
     try:
         found = MlflowClient(tracking_uri=uri).get_experiment_by_name(name)
     except Exception as error:
         raise TrackingError(
             f"the MLflow store {uri} cannot be used: {_one_line(error)}"
         ) from error
+    finally:
+        for key in bounded:
+            os.environ.pop(key, None)
     if found is not None and found.lifecycle_stage != "active":
         raise TrackingError(
             f"the MLflow experiment {name!r} (id {found.experiment_id}) is deleted in "
@@ -184,9 +203,12 @@ def _check_experiment(uri: str, name: str) -> None:
 
 # MLflow's hosted stores, reached with their own credentials: left to MLflow
 _HOSTED = ("databricks", "databricks-uc", "uc")
+# The databases MLflow's SQL store serves (SQLAlchemy dialects, "+driver" optional); other
+# schemes are MLflow's plugins, left to MLflow
+_DATABASES = ("postgresql", "mysql", "mssql")
 
 
-def _refuse_file_store(uri: str) -> None:
+def _check_uri(uri: str) -> None:
     """Refuse, before any work, a tracking URI MLflow would fail on only when logging (after
     training) or that would keep nothing: the deprecated file store, an SQLite URI without
     a path, with options or in memory, and a database whose driver is not installed."""
@@ -201,6 +223,10 @@ def _refuse_file_store(uri: str) -> None:
         raise TrackingError(
             f"MLFLOW_TRACKING_URI={uri!r} is MLflow's deprecated file store; {use}."
         )
+    if uri.split("://", 1)[0] != scheme:  # HTTP://host would skip the server's checks
+        raise TrackingError(
+            f"MLFLOW_TRACKING_URI={uri!r}: write its scheme in lower case ({scheme}://)"
+        )
     if scheme == "sqlite" or scheme.startswith("sqlite+"):
         path = uri.removeprefix("sqlite:///")
         problem = (
@@ -214,7 +240,7 @@ def _refuse_file_store(uri: str) -> None:
         )
         if problem:
             raise TrackingError(f"MLFLOW_TRACKING_URI={uri!r} {problem}; {use}.")
-    elif scheme not in ("http", "https"):
+    elif scheme.split("+", 1)[0] in _DATABASES:
         _check_database_driver(uri)
 
 
@@ -260,7 +286,7 @@ def _check_sqlite(uri: str, timeout: float) -> None:
     import sqlite3
 
     database = _sqlite_path(uri)
-    problem = _writable_directory(database.parent)  # the database's, and its artifacts'
+    problem = _writable_directory(database.parent) or _writable_directory(_artifact_root(uri))
     if problem is None and database.exists():
         if not database.is_file():
             problem = f"{database} is not a file"
@@ -285,6 +311,9 @@ _BOUNDED_HTTP = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    # MLflow prints "View run ... at: <server URL>", user and password included; the
+    # commands say where the runs went themselves, with the password hidden
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
 }
 # How long a process waits for another one that is creating the same SQLite store.
 _LOCK_SECONDS = 120.0
@@ -305,7 +334,7 @@ def _store(*, create: bool = True) -> Iterator[str]:
     import mlflow
 
     uri = tracking_uri()
-    _refuse_file_store(uri)
+    _check_uri(uri)
     bounded: dict[str, str] = {}
     if uri.startswith("sqlite:///"):
         # resolve against the current directory now: MLflow caches stores by URI, so a
@@ -479,10 +508,7 @@ def _experiment_id(name: str) -> str:
         return found.experiment_id
     artifact_location = None
     if mlflow.get_tracking_uri().startswith("sqlite:///"):
-        # beside the database (mlruns/ for the default store), wherever the command runs
-        artifact_location = artifact_location_of(
-            name, _sqlite_path(mlflow.get_tracking_uri()).parent
-        )
+        artifact_location = artifact_location_of(name, _artifact_root(mlflow.get_tracking_uri()))
     try:
         return mlflow.create_experiment(name, artifact_location=artifact_location)
     except MlflowException:
@@ -1476,16 +1502,20 @@ def load_logged_model(uri: str, *, public_key: Any = None):
         except MlflowException as error:
             if error.error_code in _NOT_FOUND:
                 raise ModelFileError(
-                    f"no ketapredict model at {uri!r} in the MLflow store {tracking_uri()}: "
-                    f"{_one_line(error)}"
+                    redacted(
+                        f"no ketapredict model at {uri!r} in the MLflow store "
+                        f"{tracking_uri()}: {_one_line(error)}"
+                    )
                 ) from None
             raise TrackingError(
                 f"could not read the model {uri!r} from {tracking_uri()}: {_one_line(error)}"
             ) from error
         except OSError as error:  # a run's artifact path that holds nothing
             raise ModelFileError(
-                f"no ketapredict model at {uri!r} in the MLflow store {tracking_uri()}: "
-                f"{_one_line(error)}"
+                redacted(
+                    f"no ketapredict model at {uri!r} in the MLflow store {tracking_uri()}: "
+                    f"{_one_line(error)}"
+                )
             ) from None
         # the flavor's data (a model logged by this version), the python_model's artifact
         # (earlier versions), or a RiskModel directory logged as plain artifacts; only the
@@ -1530,6 +1560,19 @@ _COMPARABLE = {
 }
 
 
+def _comparable(run, tag: str) -> str | None:
+    """A run's value of a like-for-like tag; the folds of a run logged before that tag
+    existed are read from its scheme and parameters."""
+    value = run.data.tags.get(tag)
+    if value is None and tag == "validation_folds":
+        params, scheme = run.data.params, run.data.tags.get("validation_scheme")
+        if scheme == "leave_one_trial_out":
+            return "one per trial"
+        if "validation.folds" in params and "validation.seed" in params:
+            return f"{params['validation.folds']} folds, seed {params['validation.seed']}"
+    return value
+
+
 def _register(model_uri: str | None, name: str, risk_model=None) -> dict[str, Any]:
     """Register the model; alias it champion if it beats the current champion on a like-for-
     like comparison, else challenger, saying why (a tag of the version and of the run).
@@ -1566,7 +1609,7 @@ def _register(model_uri: str | None, name: str, risk_model=None) -> dict[str, An
         differ = [
             label
             for tag, label in _COMPARABLE.items()
-            if ours_run.data.tags.get(tag) != theirs_run.data.tags.get(tag)
+            if _comparable(ours_run, tag) != _comparable(theirs_run, tag)
         ]
         if differ:
             alias = "challenger"
@@ -1672,8 +1715,17 @@ def ui_command(port: int = 5000, *, verbose: bool = False) -> list[str]:
     if not verbose:
         command += ["--uvicorn-opts", "--log-level warning"]
     if uri.startswith("sqlite:///"):
-        command += ["--default-artifact-root", _sqlite_path(uri).parent.as_uri()]
+        command += ["--default-artifact-root", _artifact_root(uri).as_uri()]
     return command
+
+
+def _artifact_root(uri: str) -> Path:
+    """Where a SQLite store keeps its artifacts, wherever the command runs: its database's
+    directory when that is an ``mlruns/`` (the default store), else an ``mlruns/`` beside
+    the database (``sqlite:///mlflow.db`` must not write experiments' folders among the
+    project's own)."""
+    directory = _sqlite_path(uri).parent
+    return directory if directory.name == ARTIFACT_ROOT else directory / ARTIFACT_ROOT
 
 
 def _sqlite_path(uri: str) -> Path:
