@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import shap
 
-from ketapredict import OutcomeModel, RiskModel, explain, simulate_cohort
+from ketapredict import OutcomeModel, RiskModel, ValidationError, explain, simulate_cohort
 from ketapredict.explanation import composite_patient, importance, shap_figures, top_drivers
 from ketapredict.trees import calibrated_log_odds, linear_terms
 
@@ -339,3 +339,33 @@ assert report.risks["response"].drivers
 assert "shap" not in sys.modules, "shap imported"
 """
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_composite_patient_is_no_ones_record_and_keeps_the_contract():
+    from ketapredict import validate
+    from ketapredict.explanation import MIN_COMPOSITE
+
+    cohort = simulate_cohort(n=400, seed=8)
+    for row in (0, 57, 311):
+        typical = composite_patient(cohort, row)
+        assert len(typical) == 1
+        validate(typical)  # the contract's cross-field rules hold (TRD: >= 2 failures)
+        for column in ("patient_id", "response", "madrs_d1", "p_response", "site_id"):
+            assert column not in typical.columns
+        assert typical["dose"].item() == cohort["dose"].iloc[row]
+        baseline = ["age", "madrs_baseline", "bmi"]
+        record = typical[baseline].astype(float).to_numpy()
+        assert not (cohort[baseline].astype(float).to_numpy() == record).all(axis=1).any()
+    few = cohort[cohort["diagnosis"] == "MDD"].head(MIN_COMPOSITE - 1)
+    with pytest.raises(ValidationError, match=f"at least {MIN_COMPOSITE} patients"):
+        composite_patient(few)
+
+
+def test_shap_figures_leave_out_the_waterfall_for_too_few_patients(model, sample):
+    few = sample[sample["diagnosis"] == sample["diagnosis"].mode().iloc[0]].head(5)
+    figures = shap_figures(model, few, title="five patients")
+    try:
+        assert sorted(figures) == ["shap_bar_by_predictor.png", "shap_beeswarm.png"]
+    finally:
+        for figure in figures.values():
+            plt.close(figure)

@@ -234,13 +234,30 @@ def test_external_validation_keeps_arms_of_different_trials_and_their_metric_key
         "all",
     }
     one = cohort[cohort["trial_id"] == "zarate2006"].reset_index(drop=True)
-    one["arm"] = [("all", "ket/iv", "ket_iv", "x" * 300)[i % 4] for i in range(len(one))]
+    one = one[one["drug"] == "ketamine"].reset_index(drop=True)  # "active drug" pools them
+    names = ("all", "ket/iv", "ket_iv", "x" * 300, "active_drug")
+    one["arm"] = [names[i % 5] for i in range(len(one))]
     result = evaluate_model(model, one, outcomes=["response"])
-    assert list(result.table["group"]) == ["arm all", "ket/iv", "ket_iv", "x" * 300, "all"]
+    assert list(result.table["group"]) == [
+        "active_drug",
+        "arm all",
+        "ket/iv",
+        "ket_iv",
+        "x" * 300,
+        "active drug",
+        "all",
+    ]
     observed = {k.split("/")[1]: v for k, v in result.metrics.items() if k.endswith("/observed")}
-    assert len(observed) == 5
-    assert {"arm_all", "all", "ket_iv", "ket_iv_2", "x" * 100} == set(observed)
-    assert observed["all"] == one["response"].mean()
+    assert set(observed) == {
+        "active_drug",  # the pooled row's key, reserved before any arm's
+        "active_drug_2",
+        "arm_all",
+        "all",
+        "ket_iv",
+        "ket_iv_2",
+        "x" * 100,
+    }
+    assert observed["all"] == observed["active_drug"] == one["response"].mean()
     with pytest.raises(ValidationError, match=r"endpoint_day .* is missing for 3 of \d+ courses"):
         evaluate_model(model, one.assign(endpoint_day=one["endpoint_day"].mask(one.index < 3)))
     with pytest.raises(ValidationError, match=r"endpoint_day .* is missing"):

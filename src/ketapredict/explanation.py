@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .exceptions import Problem, ValidationError
+
 if TYPE_CHECKING:  # imported lazily: shap and matplotlib take seconds to import
     import shap
     from matplotlib.figure import Figure
@@ -47,6 +49,9 @@ _SCALES = ("log-odds", "probability")
 _FLAT = 1e-6
 # Rows of the SHAP figures: the 14 largest and the sum of the others (shap's own default).
 _MAX_DISPLAY = 15
+# A composite patient is made from at least this many patients (composite_patient): a
+# median of fewer is close to one of them, and the composite is drawn into MLflow runs.
+MIN_COMPOSITE = 10
 
 
 def _scale_words(outcome: str, scale: str) -> str:
@@ -497,7 +502,13 @@ def composite_patient(X: pd.DataFrame, row: int = 0) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        One row, the columns of ``X``.
+        One row: the regimen columns, ``trial_id`` and the baseline columns of ``X`` (no
+        identifier, outcome, visit score, true probability or site).
+
+    Raises
+    ------
+    ValidationError
+        With fewer than :data:`MIN_COMPOSITE` patients of the most common diagnosis.
 
     Examples
     --------
@@ -505,21 +516,33 @@ def composite_patient(X: pd.DataFrame, row: int = 0) -> pd.DataFrame:
     >>> from ketapredict.explanation import composite_patient
     >>> cohort = simulate_cohort(n=500, seed=3)
     >>> typical = composite_patient(cohort)
-    >>> typical["patient_id"].isna().item()
-    True
+    >>> "patient_id" in typical or "response" in typical
+    False
     >>> same = cohort[cohort["diagnosis"] == typical["diagnosis"].item()]
     >>> bool(typical["age"].item() == same["age"].median())
     True
     """
     from .schema import column, columns
 
-    one = X.iloc[[row]].copy()
-    for name in columns("identifier"):
-        if name in one.columns:
-            one[name] = None
+    # the schedule and the trial only: no identifier, outcome, visit, truth or site
+    kept = [c for c in X.columns if c in set(columns("regimen")) | {"trial_id"}]
+    one = X.iloc[[row]][kept].copy()
     peers = X
     if "diagnosis" in X.columns and X["diagnosis"].notna().any():
         peers = X[X["diagnosis"] == X["diagnosis"].mode().iloc[0]]
+    if len(peers) < MIN_COMPOSITE:
+        raise ValidationError(
+            [
+                Problem(
+                    None,
+                    len(peers),
+                    f"a composite patient needs at least {MIN_COMPOSITE} patients of the most "
+                    f"common diagnosis; got {len(peers)}: with fewer it would be close to one "
+                    "real record",
+                )
+            ],
+            "patient table",
+        )
     for name in columns("baseline"):
         if name not in X.columns:
             continue
@@ -545,7 +568,8 @@ def shap_figures(
       coloured by the feature's value (grey where missing);
     - ``shap_bar_by_predictor.png``: mean absolute SHAP value by clinical predictor
       (log-odds);
-    - ``shap_waterfall_example.png``: a composite typical patient
+    - ``shap_waterfall_example.png`` (with at least :data:`MIN_COMPOSITE` patients of the
+      most common diagnosis): a composite typical patient
       (:func:`composite_patient`: the schedule of the patient whose predicted risk is
       closest to the median, each baseline field the sample's median or most common
       value), by clinical predictor in percentage points of the calibrated risk. No real
@@ -590,8 +614,14 @@ def shap_figures(
     risk = _explanation(parts, X, "predictor", "probability")
     # the schedule of the row whose predicted risk is closest to the median
     predicted = risk.base_values + np.asarray(risk.values).sum(axis=1)
-    typical = composite_patient(X, int(np.argmin(np.abs(predicted - np.median(predicted)))))
-    example = _explanation(_parts(model, typical, outcome), typical, "predictor", "probability")
+    try:
+        typical = composite_patient(X, int(np.argmin(np.abs(predicted - np.median(predicted)))))
+    except ValidationError:  # too few patients for a composite that is no one's record
+        example = None
+    else:
+        example = _explanation(
+            _parts(model, typical, outcome), typical, "predictor", "probability"
+        )
 
     figures = {}
     with plt.rc_context({"font.size": 11, "figure.dpi": 110}):
@@ -609,6 +639,8 @@ def shap_figures(
         figure.tight_layout()
         figures["shap_bar_by_predictor.png"] = figure
 
+        if example is None:
+            return figures
         figure = plt.figure()
         shap.plots.waterfall(example[0], max_display=12, show=False)
         # wider than the others: the labels carry values and units, the bars need room

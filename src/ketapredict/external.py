@@ -318,8 +318,9 @@ def evaluate_model(
         )
     if "patient_id" in table.columns and table["patient_id"].notna().any():
         # a patient is a trial's (the same identifier in two trials is two people)
-        keys = [c for c in ("trial_id", "patient_id") if c in table.columns]
-        repeated = int((table[keys].dropna().value_counts() > 1).sum())
+        keys = table[[c for c in ("trial_id", "patient_id") if c in table.columns]]
+        keys = keys[keys["patient_id"].notna()].astype(object).fillna("(no trial)")
+        repeated = int((keys.value_counts() > 1).sum())
         if repeated:
             warnings.append(
                 f"{repeated} patients give more than one course (crossover periods): rows "
@@ -374,7 +375,8 @@ def _keys(groups: pd.Series) -> dict[str, str]:
     at most 100 characters (MLflow's keys hold 250), and one key per group (``ket/iv`` and
     ``ket_iv`` would both be ``ket_iv``: the second is ``ket_iv_2``)."""
     keys: dict[str, str] = {}
-    for group in dict.fromkeys(groups):
+    # the pooled rows first: their keys are the ones readers look for
+    for group in sorted(dict.fromkeys(groups), key=lambda g: g not in _POOLED):
         key = "".join(c if c.isalnum() or c in "_-." else "_" for c in group)[:_KEY_CHARS]
         stem, n = key, 1
         while key in keys.values():
