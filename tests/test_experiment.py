@@ -146,6 +146,14 @@ def test_experiment_from_a_csv_file(tmp_path, cohort):
         (("n_estimators = 80", "monotone = {age = 1.0}"), "monotone['age']=1.0: expected -1"),
         # keys that would have been ignored
         (('source = "simulated"', 'source = "trial.csv"'), "n, seed would be ignored: the data"),
+        (("seed = 3", 'seed = 3\npath = "study"'), "path would be ignored: the virtual cohort"),
+        (
+            (
+                'source = "simulated"\nn = 1400\nseed = 3',
+                'format = "bids"\nmapping = "m.toml"\nadsl = "a.xpt"',
+            ),
+            "adsl would be ignored: a bids study is read through its mapping",
+        ),
         (
             ('scheme = "stratified_kfold"', 'scheme = "leave_one_trial_out"'),
             "n_splits would be ignored: leave_one_trial_out has one fold per trial",

@@ -136,6 +136,20 @@ def test_a_reversed_slope_is_never_applied_and_the_update_says_why():
     assert choose_update(calibrated, log_odds)["note"] is None
 
 
+def test_a_reversed_slope_is_said_in_the_record_the_card_and_the_command(model, tmp_path, capsys):
+    local = _local(300, seed=23)
+    reversed_ = local.assign(response=~local["response"].astype(bool))  # ranks the wrong way
+    updated = model.recalibrate(reversed_, "intercept_slope")
+    record = updated.provenance["recalibration"]["outcomes"]["response"]
+    assert record["slope"] == 1.0
+    assert "the wrong way round" in record["note"]
+    assert "Note: the fitted calibration slope is -" in updated.model_card()
+    path = tmp_path / "reversed.csv"
+    reversed_.to_csv(path, index=False)
+    assert main(["recalibrate", "demo", str(path), "--out", str(tmp_path / "model")]) == 0
+    assert "note: the fitted calibration slope is -" in capsys.readouterr().out
+
+
 def test_recalibration_leaves_an_outcome_with_one_class_as_it_was(model):
     two = RiskModel.fit(
         simulate_cohort(n=1500, seed=3), ["response", "dissociation"], replicates=0

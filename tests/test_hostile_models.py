@@ -347,6 +347,20 @@ HOSTILE_CASES: list[tuple[str, Callable, str]] = [
     ("modifier-rows-short", _outcome(lambda r: _modify(r, rows=[[0.0]])), "coef_modifiers"),
     ("imputer-huge-draws", _outcome(lambda r: r["imputer"].update(n_draws=10**9)), "n_draws"),
     (
+        "recalibration-slope-reversed",
+        _outcome(
+            lambda r: r.update(
+                recalibration={
+                    "method": "intercept_slope",
+                    "intercept": 0.1,
+                    "slope": -1.4,
+                    "covariance": [[0.01, 0.0], [0.0, 0.01]],
+                }
+            )
+        ),
+        "recalibration slope -1.4 is not positive",
+    ),
+    (
         "imputer-outside-contract",
         _outcome(lambda r: r["imputer"]["spec"].append(["../etc", None])),
         "not in the contract",

@@ -294,5 +294,6 @@ def recalibration_section(update: Mapping[str, Any]) -> str:
             + (f" Note: {record['note']}." if record.get("note") else "")
         )
     for outcome, reason in update.get("skipped", {}).items():
-        lines.append(f"- `{outcome}`: {reason}.")
+        if outcome not in update.get("outcomes", {}):  # else its earlier update stands
+            lines.append(f"- `{outcome}`: {reason}.")
     return "\n".join(lines) + "\n"

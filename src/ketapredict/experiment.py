@@ -110,13 +110,15 @@ class _Data(_Strict):
         if self.format is None and self.mapping is not None:
             raise ValueError('a mapping file needs format = "bids" or "adam"')
         # a key that would be ignored is refused: the file must say what was done
-        ignored = sorted(
-            (self.model_fields_set & {"source", "n", "seed"})
-            if self.format is not None
-            else (self.model_fields_set & {"n", "seed"})
+        unused = {
+            "bids": {"source", "n", "seed", "adsl", "efficacy"},
+            "adam": {"source", "n", "seed", "path"},
+        }.get(self.format) or (
+            {"n", "seed", "path", "adsl", "efficacy"}
             if self.source != "simulated"
-            else (self.model_fields_set & {"path", "adsl", "efficacy"})
+            else {"path", "adsl", "efficacy"}
         )
+        ignored = sorted(self.model_fields_set & unused)
         if ignored:
             used = (
                 f"a {self.format} study is read through its mapping"
@@ -360,7 +362,7 @@ def load_experiment(path: str | Path) -> Experiment:
 
 
 # An experiment's name: MLflow files its runs under it and the local store keeps their
-# artifacts in a directory of that name under mlruns/, so it must be a plain file name on
+# artifacts in a directory of that name in the store's mlruns/, so it must be a plain file name on
 # every system (a file named "...toml" would be named "..", and its artifacts would land
 # outside mlruns/). 100 characters keep it readable in the MLflow UI.
 _NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
@@ -381,7 +383,7 @@ def _name(path: Path) -> str:
                     "experiment",
                     name,
                     f"experiment file {str(path)!r}: its name {name!r} names the MLflow "
-                    "experiment and its directory under mlruns/, so it may use letters, "
+                    "experiment and its artifact directory, so it may use letters, "
                     "digits, '-', '_' and '.', not start with '.', and have at most 100 "
                     "characters; rename the file",
                 )

@@ -239,7 +239,8 @@ def evaluate_model(
     Raises
     ------
     ValidationError
-        If the table breaks the data contract or records none of the model's outcomes.
+        If the table breaks the data contract, records none of the model's outcomes, or
+        lacks the assessment day (``endpoint_day``) of a course with an outcome.
 
     Examples
     --------

@@ -1005,7 +1005,8 @@ class RiskModel:
         Raises
         ------
         ValidationError
-            If ``data`` breaks the contract, records none of the outcomes, or an outcome named
+            If ``data`` breaks the contract, records none of the outcomes, lacks the
+            assessment day (``endpoint_day``) of a course with an outcome, or an outcome named
             in ``outcomes`` (or every outcome recorded) has no event or no non-event.
 
         Examples
