@@ -261,9 +261,10 @@ HOSTILE_CASES: list[tuple[str, Callable, str]] = [
     ("another-outcomes-booster", _other_booster, "response.ubj holds other trees"),
     ("directory-booster", _special("response.ubj", "dir"), "response.ubj is not the file"),
     # -- trees that would give NaN, loop, hang or index out of range
-    ("nan-leaf", _trees(_leaf_value(float("nan"))), "value has values that are not finite"),
+    # NaN and Infinity are no JSON: refused as the file is read
+    ("nan-leaf", _trees(_leaf_value(float("nan"))), "NaN is not a JSON number"),
     ("infinite-leaf", _trees(_leaf_value(1e300)), "value has values that are not finite"),
-    ("nan-threshold", _trees(_set_node("threshold", float("nan"))), "threshold"),
+    ("nan-threshold", _trees(_set_node("threshold", float("nan"))), "NaN is not a JSON number"),
     ("node-is-its-own-child", _trees(_node_loops), "a child must follow its parent"),
     ("node-points-back", _trees(_node_points_back), "a child must follow its parent"),
     ("child-in-next-tree", _trees(_into_next_tree), "a child must follow its parent"),
@@ -276,14 +277,22 @@ HOSTILE_CASES: list[tuple[str, Callable, str]] = [
     ("string-threshold", _trees(_set_node("threshold", "0.5")), "trees: threshold"),
     ("nested-threshold", _trees(_set_node("threshold", [0.5])), "trees: threshold"),
     ("zero-cover-split", _trees(_set_node("cover", 0.0)), "cover"),
-    ("infinite-base-margin", _trees(lambda t: t.update(base_margins=[1e400] * 21)), "base"),
+    (
+        "infinite-base-margin",
+        _trees(lambda t: t.update(base_margins=[1e400] * 21)),
+        "Infinity is not a JSON number",
+    ),
     ("trees-missing-field", _trees(lambda t: t.pop("cover")), "missing ['cover']"),
     ("trees-as-list", _trees(lambda t: [t], replace=True), "expected an object"),
     ("roots-unsorted", _trees(lambda t: t["roots"].reverse()), "roots"),
     ("members-out-of-order", _trees(lambda t: t["tree_member"].reverse()), "tree_member"),
     ("fewer-features-than-names", _trees(lambda t: t.update(n_features=3)), "feature index"),
     # -- calibrators, intervals, reference statistics
-    ("nan-calibrator", _outcome(lambda r: r["calibrator"].update(a=float("nan"))), "calibrator"),
+    (
+        "nan-calibrator",
+        _outcome(lambda r: r["calibrator"].update(a=float("nan"))),
+        "NaN is not a JSON number",
+    ),
     ("unknown-calibrator", _outcome(lambda r: r["calibrator"].update(method="exec")), "method"),
     (
         "isotonic-decreasing",
@@ -314,7 +323,11 @@ HOSTILE_CASES: list[tuple[str, Callable, str]] = [
         "one per",
     ),
     ("negative-interval-z", _outcome(lambda r: r.update(interval_z=-1.0)), "interval_z"),
-    ("linear-nan", _outcome(lambda r: r["linear"][0].update(intercept=float("nan"))), "linear"),
+    (
+        "linear-nan",
+        _outcome(lambda r: r["linear"][0].update(intercept=float("nan"))),
+        "NaN is not a JSON number",
+    ),
     ("linear-short", _outcome(lambda r: r["linear"][0].update(coef=[1.0])), "linear coef"),
     # finite but extreme numbers summed to an infinite margin: NaN probabilities
     (
@@ -346,6 +359,11 @@ HOSTILE_CASES: list[tuple[str, Callable, str]] = [
     ("modifiers-differ", _outcome(lambda r: _modify(r, member=1, high=2.0)), "same for every"),
     ("modifier-rows-short", _outcome(lambda r: _modify(r, rows=[[0.0]])), "coef_modifiers"),
     ("imputer-huge-draws", _outcome(lambda r: r["imputer"].update(n_draws=10**9)), "n_draws"),
+    (
+        "provenance-nan",
+        _manifest(lambda m, o: {**m, "provenance": {**m["provenance"], "auc": float("nan")}}),
+        "NaN is not a JSON number",
+    ),
     (
         "recalibration-slope-reversed",
         _outcome(

@@ -290,13 +290,18 @@ def test_dataset_json_1_0_reads_like_1_1(tmp_path, study):
         ('{"datasetJSONVersion": "2.0"}', "is not 1.0 or 1.1"),
         (
             '{"datasetJSONVersion": "1.1.0", "columns": [{"name": "A"}], "rows": [[1, 2]]}',
-            "its rows are not lists of 1 values",
+            "record 1 is not a list of 1 values",
         ),
         (
             '{"datasetJSONVersion": "1.1.0", "columns": [{"name": "A"}], "rows": [[{"x": 1}]]}',
             "Dataset-JSON values are scalars",
         ),
         ("[" * 100_000, "not a JSON document"),
+        (
+            '{"datasetJSONVersion": "1.1.0", "records": 3, "columns": [{"name": "A"}], '
+            '"rows": [[1], [2]]}',
+            "it declares 3 records but holds 2; the file may have been cut short",
+        ),
     ],
 )
 def test_malformed_dataset_json_is_a_validation_error(tmp_path, content, message):
@@ -432,3 +437,50 @@ def test_sessions_must_name_distinct_visits_in_whole_minutes(sessions, message):
     data = {**tomllib.loads(EXAMPLE_MAPPING), "sessions": sessions}
     with pytest.raises(ValidationError, match=re.escape(message)):
         load_mapping(data)
+
+
+def test_bids_files_that_are_no_dataset_file_are_refused_never_read(tmp_path):
+    """A pipe would wait forever, a link may lead out of the dataset (to /dev/zero, or a
+    file whose first line the error would show)."""
+    import os
+
+    root = shutil.copytree(example_study("bids"), tmp_path / "bids")
+    dataset = root / "dataset"
+    mapping = root / "mapping.toml"
+    os.mkfifo(dataset / "phenotype" / "zz.tsv")
+    with pytest.raises(ValidationError, match=r"phenotype/zz.tsv is not a regular file"):
+        ketapredict.read_study(mapping)
+    (dataset / "phenotype" / "zz.tsv").unlink()
+    (tmp_path / "secret.tsv").write_text("user\tpassword\n")
+    (dataset / "phenotype" / "zz.tsv").symlink_to(tmp_path / "secret.tsv")
+    with pytest.raises(ValidationError, match="is a link to a file outside the dataset") as caught:
+        ketapredict.read_study(mapping)
+    assert "password" not in str(caught.value)
+    (dataset / "phenotype" / "zz.tsv").unlink()
+    inside = dataset / ".git" / "annex"  # DataLad's links stay inside the dataset
+    inside.mkdir(parents=True)
+    moved = dataset / "phenotype" / "madrs.tsv"
+    shutil.move(moved, inside / "madrs.tsv")
+    moved.symlink_to(inside / "madrs.tsv")
+    assert len(ketapredict.read_study(mapping)) == 50
+
+
+def test_bids_lines_are_the_files_own_and_scores_are_read_as_the_contract_reads_numbers(
+    tmp_path,
+):
+    root = shutil.copytree(example_study("bids"), tmp_path / "bids")
+    participants = root / "dataset" / "participants.tsv"
+    lines = participants.read_text().split("\n")
+    lines[5] = lines[5].replace("\tF\t", "\tX\t").replace("\tM\t", "\tX\t")
+    participants.write_text("\n".join([lines[0], "", "", *lines[1:]]))  # two blank lines
+    with pytest.raises(ValidationError, match=r"participants.tsv line 8"):
+        ketapredict.read_study(root / "mapping.toml")
+    shutil.copy(example_study("bids") / "dataset" / "participants.tsv", participants)
+    madrs = root / "dataset" / "phenotype" / "madrs.tsv"
+    rows = madrs.read_text().split("\n")
+    cells = rows[1].split("\t")
+    column = rows[0].split("\t").index("MADRS_Total")
+    cells[column] = "4_3"
+    madrs.write_text("\n".join([rows[0], "\t".join(cells), *rows[2:]]))
+    with pytest.raises(ValidationError, match=r"madrs.tsv line 2: madrs score '4_3' is not a num"):
+        ketapredict.read_study(root / "mapping.toml")

@@ -32,10 +32,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -75,9 +76,26 @@ _SHOWN = {"name": 200, "ketapredict_version": 200, "trained": 200, "data_kind": 
           "notes": 2000}  # fmt: skip
 
 
+def _non_finite(value: Any, key: str = "") -> Iterator[str]:
+    """The keys (``metrics.response.auc``) of the non-finite numbers in a JSON-like value."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield key
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            yield from _non_finite(v, f"{key}.{k}" if key else str(k))
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            yield from _non_finite(v, f"{key}[{i}]")
+
+
 def provenance_problems(provenance: Mapping[str, Any]) -> list[str]:
-    """What is wrong with the provenance fields every report prints (:data:`_SHOWN`)."""
+    """What is wrong with the provenance: a field every report prints (:data:`_SHOWN`) that
+    is not readable text, or a number that is not finite (JSON has no NaN, and a report's
+    ``to_dict()`` must stay JSON)."""
     return [
+        f"provenance {key} is not a finite number (NaN or infinite); leave it out"
+        for key in _non_finite(dict(provenance))
+    ] + [
         f"provenance {key} must be text of at most {limit:,} characters; got "
         + (
             f"{len(value):,} characters"
@@ -260,10 +278,16 @@ def _where(path: Path) -> str:
     return f"ketapredict model at {str(path)[:200]!r}"
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON number")
+
+
 def _parse_json(data: bytes, what: str) -> Any:
+    """A model file's JSON: strict JSON, so without NaN or Infinity (Python writes them,
+    JSON has none, and a report's ``to_dict()`` must stay valid JSON)."""
     try:
-        return json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        return json.loads(data, parse_constant=_not_json)
+    except (UnicodeDecodeError, ValueError) as error:  # JSONDecodeError is a ValueError
         raise ModelFileError(f"{what}: not valid JSON ({str(error)[:100]})") from None
     except RecursionError:
         raise ModelFileError(f"{what}: nested too deeply to be a model file") from None

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..exceptions import Problem, ValidationError
+from ..exceptions import Problem, ValidationError, short_repr
 from .courses import SUBJECT, WHERE, _text, assemble
 from .mapping import StudyMapping, load_mapping
 
@@ -37,7 +37,7 @@ def _dataset_json(path: Path) -> pd.DataFrame:
     if path.stat().st_size > _MAX_JSON_BYTES:
         raise _bad(path, f"larger than {_MAX_JSON_BYTES // 2**20} MiB")
     try:
-        document = json.loads(path.read_bytes().decode("utf-8"))
+        document = json.loads(path.read_bytes().decode("utf-8-sig"))  # a BOM is no data
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise _bad(path, f"not a JSON document ({type(error).__name__}: {error})") from None
     if not isinstance(document, dict):
@@ -62,10 +62,18 @@ def _dataset_json(path: Path) -> pd.DataFrame:
         isinstance(c, dict) and isinstance(c.get(names_key), str) for c in columns
     ):
         raise _bad(path, "its columns are not a list of objects with a name")
-    if not isinstance(rows, list) or not all(
-        isinstance(r, list) and len(r) == len(columns) for r in rows
-    ):
-        raise _bad(path, f"its rows are not lists of {len(columns)} values")
+    if not isinstance(rows, list):
+        raise _bad(path, f"its rows are not a list of lists of {len(columns)} values")
+    for number, row in enumerate(rows, start=1):
+        if not (isinstance(row, list) and len(row) == len(columns)):
+            raise _bad(path, f"record {number} is not a list of {len(columns)} values")
+    declared = document.get("records")  # 1.1 states its row count: a cut file loses rows
+    if version.startswith("1.1") and declared is not None and declared != len(rows):
+        raise _bad(
+            path,
+            f"it declares {short_repr(declared)} records but holds {len(rows)}; the file may "
+            "have been cut short",
+        )
     if any(isinstance(v, dict | list) for r in rows for v in r):
         raise _bad(path, "a value is an object or a list; Dataset-JSON values are scalars")
     names = [c[names_key] for c in columns]
@@ -105,7 +113,12 @@ def read_dataset(path: str | Path) -> pd.DataFrame:
         try:
             frame, _ = pyreadstat.read_xport(str(path))
         except Exception as error:  # pyreadstat raises its own ReadstatError and others
-            raise _bad(path, f"not a readable SAS transport file ({error})") from None
+            try:
+                # XPORT stores no encoding; SAS sessions in WLATIN1 write Latin-1 text
+                # ("Zürich" as one byte 0xfc), which is no UTF-8
+                frame, _ = pyreadstat.read_xport(str(path), encoding="latin1")
+            except Exception:
+                raise _bad(path, f"not a readable SAS transport file ({error})") from None
         return frame
     raise _bad(
         path, f"expected a .xpt (SAS transport) or .json (Dataset-JSON) file, not {suffix!r}"

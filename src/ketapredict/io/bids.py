@@ -11,6 +11,7 @@ data").
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 
 import pandas as pd
@@ -21,10 +22,36 @@ from .mapping import StudyMapping, load_mapping
 
 __all__ = ["read_bids"]
 
+# A BIDS table larger than this is refused: a trial's participants and scores are far
+# smaller, and the file is read into memory whole (as adam's _MAX_JSON_BYTES).
+_MAX_TSV_BYTES = 512 * 2**20
+
+
+def _file_problem(path: Path, root: Path, name: str) -> str | None:
+    """Why ``path`` is not a file of the dataset to read (None if it is): it must be a
+    regular file (a pipe would wait forever, a device never end), inside the dataset once
+    links are followed (DataLad's links into ``.git/annex`` are), and at most
+    :data:`_MAX_TSV_BYTES`."""
+    try:
+        inside = path.resolve().is_relative_to(root.resolve())
+        info = path.stat()
+    except OSError as error:
+        return f"{name} cannot be read ({error.strerror or error})"
+    if not inside:
+        return f"{name} is a link to a file outside the dataset"
+    if not stat.S_ISREG(info.st_mode):
+        return f"{name} is not a regular file (a directory, a device or a pipe)"
+    if info.st_size > _MAX_TSV_BYTES:
+        return f"{name} is larger than {_MAX_TSV_BYTES // 2**20} MiB"
+    return None
+
 
 def _read_tsv(path: Path, root: Path, required: tuple[str, ...]) -> pd.DataFrame:
     """A BIDS TSV file as text cells, with ``where`` (file and line) for messages."""
     name = path.relative_to(root).as_posix()
+    problem = _file_problem(path, root, name)
+    if problem is not None:
+        raise ValidationError([Problem(None, name, problem)], f"BIDS dataset at {str(root)!r}")
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -36,7 +63,14 @@ def _read_tsv(path: Path, root: Path, required: tuple[str, ...]) -> pd.DataFrame
             ],
             f"BIDS dataset at {str(root)!r}",
         ) from None
-    lines = [line for line in text.splitlines() if line.strip()]
+    # rows end at a line feed (with or without a carriage return) and nowhere else (a
+    # U+2028 in a notes cell is text); blank lines are skipped but keep their numbers
+    numbered = [
+        (number, line.removesuffix("\r"))
+        for number, line in enumerate(text.split("\n"), start=1)
+        if line.strip()
+    ]
+    lines = [line for _, line in numbered]
     if not lines:
         raise ValidationError(
             [Problem(None, name, f"{name} is empty; BIDS tabular files start with a header row")],
@@ -54,7 +88,8 @@ def _read_tsv(path: Path, root: Path, required: tuple[str, ...]) -> pd.DataFrame
         if reserved in header:
             problems.append(Problem(reserved, name, f"{name}: column {reserved!r} is reserved"))
     cells = [line.split("\t") for line in lines[1:]]
-    for number, row in enumerate(cells, start=2):
+    numbers = [number for number, _ in numbered[1:]]
+    for number, row in zip(numbers, cells, strict=True):
         if len(row) != len(header):
             problems.append(
                 Problem(
@@ -66,7 +101,7 @@ def _read_tsv(path: Path, root: Path, required: tuple[str, ...]) -> pd.DataFrame
     if problems:
         raise ValidationError(problems, f"BIDS dataset at {str(root)!r}")
     frame = pd.DataFrame(cells, columns=header, dtype=object)
-    frame[WHERE] = [f"{name} line {n}" for n in range(2, len(cells) + 2)]
+    frame[WHERE] = [f"{name} line {n}" for n in numbers]
     return frame
 
 
@@ -134,7 +169,7 @@ def read_bids(path: str | Path | None, mapping: str | Path | StudyMapping) -> pd
     root = Path(path) if path is not None else mapping.resolve(mapping.path or ".")
     what = f"BIDS dataset at {str(root)!r}"
     participants_file = root / "participants.tsv"
-    if not participants_file.is_file():
+    if not participants_file.exists():
         raise ValidationError(
             [Problem(None, str(root), f"no participants.tsv in {str(root)!r}")], what
         )

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..exceptions import Problem, ValidationError
+from ..exceptions import Problem, ValidationError, short_repr
 from ..schema import (
     REMISSION_MAX,
     RESPONSE_FRACTION,
@@ -35,6 +35,9 @@ from ..schema import (
     validate,
     visit_days,
     visit_label,
+)
+from ..schema import (
+    _number as _contract_number,
 )
 from .mapping import StudyMapping, ValueMap
 
@@ -125,18 +128,21 @@ def _text(value: Any) -> str | None:
 
 
 def _number(value: Any) -> float | None:
+    """A score as a float: None when missing; ValueError (with the text) when it is not a
+    finite number. Read as the data contract reads numbers (:func:`ketapredict.schema.
+    _number`): ``"4_3"`` is a typo, not 43, and an integer too large for a float is not
+    finite."""
     if isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool):
-        number = float(value)
-        return None if np.isnan(number) else number
-    text = _text(value)
-    if text is None:
-        return None
-    try:
-        number = float(text)
-    except ValueError:
-        raise ValueError(text) from None
-    if not np.isfinite(number):
-        raise ValueError(text)
+        number, shown = _contract_number(value), short_repr(value)
+        if number is not None and np.isnan(number):
+            return None
+    else:
+        shown = _text(value)
+        if shown is None:
+            return None
+        number = _contract_number(shown)
+    if number is None or not np.isfinite(number):
+        raise ValueError(shown)
     return number
 
 
@@ -271,7 +277,7 @@ def _not_started(session, record_period: Any, periods: dict[int, str]) -> bool:
     if not _is_missing(record_period):
         try:
             return int(float(record_period)) not in periods
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # checked with the record's values
             return False
     if session.period is not None:
         return session.period not in periods
