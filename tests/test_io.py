@@ -484,3 +484,32 @@ def test_bids_lines_are_the_files_own_and_scores_are_read_as_the_contract_reads_
     madrs.write_text("\n".join([rows[0], "\t".join(cells), *rows[2:]]))
     with pytest.raises(ValidationError, match=r"madrs.tsv line 2: madrs score '4_3' is not a num"):
         ketapredict.read_study(root / "mapping.toml")
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda text: text.replace(
+                '"ses-d1" = { arm = "ketamine", day = 1 }\n'
+                '"ses-d7" = { arm = "ketamine", day = 7 }',
+                '"ses-d1" = { skip = true }\n"ses-d7" = { skip = true }',
+            ),
+            "arms.ketamine: no follow-up visit is mapped for this arm",
+        ),
+        (
+            lambda text: text.replace("[arms.ketamine]\n", "[arms.ketamine]\nendpoint_day = 14\n"),
+            "arms.ketamine.endpoint_day = 14 is no mapped visit of this arm (its visits: "
+            "day 1, 7)",
+        ),
+    ],
+)
+def test_an_arm_is_assessed_on_one_of_its_visits(tmp_path, edit, message):
+    """Without one its responses were NaN days, or all silently missing."""
+    root = shutil.copytree(example_study("bids"), tmp_path / "bids")
+    mapping = root / "mapping.toml"
+    text = mapping.read_text()
+    assert edit(text) != text
+    mapping.write_text(edit(text))
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        ketapredict.read_study(mapping)

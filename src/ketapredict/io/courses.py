@@ -297,6 +297,31 @@ def _endpoints(mapping: StudyMapping) -> dict[str, float]:
     }
 
 
+def _endpoint_problems(mapping: StudyMapping, endpoints: dict[str, float]) -> list[Problem]:
+    """An arm's assessment day must be a mapped follow-up visit of that arm: with none, its
+    responses would be NaN days; with an ``endpoint_day`` on no visit, all of them missing."""
+    problems = []
+    for arm, day in endpoints.items():
+        days = sorted(
+            {s.day for s in mapping.entries.values() if s.day is not None and s.arm in (None, arm)}
+        )
+        if np.isnan(day):
+            message = (
+                f"arms.{arm}: no follow-up visit is mapped for this arm, so its response "
+                "cannot be assessed"
+            )
+        elif day not in days:
+            shown = ", ".join(f"{d:g}" for d in days)
+            message = (
+                f"arms.{arm}.endpoint_day = {day:g} is no mapped visit of this arm (its "
+                f"visits: day {shown or 'none'})"
+            )
+        else:
+            continue
+        problems.append(Problem("endpoint_day", None if np.isnan(day) else day, message))
+    return problems
+
+
 def assemble(
     mapping: StudyMapping,
     subjects: pd.DataFrame,
@@ -450,6 +475,13 @@ def assemble(
 
     # -- courses ----------------------------------------------------------------------------
     endpoints = _endpoints(mapping)
+    problems += _endpoint_problems(mapping, endpoints)
+    # each course's follow-up values, found by its participant and period (a scan of every
+    # value per course took minutes for a large study)
+    visits_of: dict[tuple[Any, int], list[tuple[float, str, float]]] = defaultdict(list)
+    for (who, k, day, scale), (value, _) in values.items():
+        if day != "baseline":
+            visits_of[who, k].append((day, scale, value))
     rows = []
     for subject, record in people.items():
         for period, arm in sorted(arms_of[subject].items()):
@@ -492,9 +524,8 @@ def assemble(
                     )
                 )
                 continue
-            for (who, k, day, scale), (value, _) in values.items():
-                if who == subject and k == period and day != "baseline":
-                    course[f"{scale}_{visit_label(day)}"] = value
+            for day, scale, value in visits_of.get((subject, period), ()):
+                course[f"{scale}_{visit_label(day)}"] = value
             rows.append(course)
     if problems:
         raise ValidationError(problems, what)
