@@ -150,6 +150,23 @@ def test_a_reversed_slope_is_said_in_the_record_the_card_and_the_command(model, 
     assert "note: the fitted calibration slope is -" in capsys.readouterr().out
 
 
+def test_the_recalibrate_command_updates_the_outcomes_named(tmp_path, capsys):
+    path = tmp_path / "local.csv"
+    _local(100, seed=29).to_csv(path, index=False)
+    out = tmp_path / "model"
+    assert (
+        main(["recalibrate", "demo", str(path), "--out", str(out), "--outcomes", "response"]) == 0
+    )
+    record = RiskModel.load(out).provenance["recalibration"]
+    assert list(record["outcomes"]) == ["response"]
+    assert "  response: " in capsys.readouterr().out
+    code = main(
+        ["recalibrate", "demo", str(path), "--out", str(tmp_path / "x"), "--outcomes", "x"]
+    )
+    assert code == 2
+    assert "'x' is not an outcome of this model" in capsys.readouterr().err
+
+
 def test_recalibration_leaves_an_outcome_with_one_class_as_it_was(model):
     two = RiskModel.fit(
         simulate_cohort(n=1500, seed=3), ["response", "dissociation"], replicates=0

@@ -206,6 +206,15 @@ def test_incomplete_courses_can_be_dropped_and_are_counted(tmp_path):
         ({"sessions": {"ses-b0": {"baseline": True, "day": 3}}}, "give exactly one of"),
         ({"extra": 1}, "extra: unknown key"),
         (
+            {
+                "sessions": {
+                    "ses-b0": {"baseline": True},
+                    "ses-d1": {"arm": "ketamine", "day": True},  # was read as day 1
+                }
+            },
+            "sessions.ses-d1.day=True: Input should be a valid number",
+        ),
+        (
             {"arms": {"ketamine": {"drug": "ketamine", "route": "iv", "dosee": 0.5}}},
             "arms.ketamine: unknown key 'dosee'",
         ),

@@ -321,7 +321,7 @@ def _recalibrate(args: argparse.Namespace) -> int:
     key = _signing_key(args.signing_key)
     data, name = _read_data(args.data)
     model = _load(args)
-    updated = model.recalibrate(data, args.method)
+    updated = model.recalibrate(data, args.method, outcomes=args.outcomes)
     record = updated.provenance["recalibration"]
     print(
         f"Recalibrated {model.provenance.get('name', 'the model')} to {name} "
@@ -331,6 +331,8 @@ def _recalibrate(args: argparse.Namespace) -> int:
     before = model.predict_proba(data)
     after = updated.predict_proba(data)
     for outcome, update in record["outcomes"].items():
+        if outcome not in data.columns:  # updated before, kept now
+            continue
         observed = data[outcome].dropna().astype(float).mean()
         has = data[outcome].notna()
         tests = ", ".join(
@@ -1214,6 +1216,13 @@ def _parser() -> argparse.ArgumentParser:
         choices=("closed_test", "intercept", "intercept_slope"),
         default="closed_test",
         help="the update (default closed_test: chosen by likelihood-ratio tests)",
+    )
+    recalibrate.add_argument(
+        "--outcomes",
+        nargs="+",
+        metavar="OUTCOME",
+        help="the outcomes to update (default: every outcome of the model the data record "
+        "with events and non-events; the others are kept as they were)",
     )
     _signing_key_option(recalibrate, "the updated model")
     recalibrate.set_defaults(run=_recalibrate)

@@ -42,7 +42,8 @@ _SUBJECT_COLUMNS = tuple(
 
 
 class _Strict(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+    # strict: a value of another type is refused, not converted (day = true is not day 1)
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class ValueMap(_Strict):
