@@ -746,3 +746,15 @@ def test_the_comparison_plot_marks_the_front(model, tmp_path):
     assert sum(len(c.get_segments()) for c in ax.collections) == 2 * len(comparison)
     fig.savefig(tmp_path / "comparison.png", dpi=40)  # it draws; small to stay fast
     assert (tmp_path / "comparison.png").stat().st_size > 5_000
+
+
+def test_a_comparison_is_strict_json_in_its_table_order(model):
+    comparison = model.compare_regimens(PATIENT, horizon_day=28)
+    data = json.loads(json.dumps(comparison.to_dict(), allow_nan=False))
+    assert data["horizon_day"] == 28.0
+    assert data["horizon"] == comparison.horizon
+    assert [r["regimen"] for r in data["regimens"]] == comparison.table["regimen"].tolist()
+    for record, (_, row) in zip(data["regimens"], comparison.table.iterrows(), strict=True):
+        assert record["response"] == pytest.approx(row["response"], abs=1e-12)
+        assert record["dominated_by"] == list(row["dominated_by"])
+        assert 0 <= record["cognitive_decline_low"] <= record["cognitive_decline"] <= 1

@@ -1435,6 +1435,42 @@ class RegimenComparison:
         """The tidy table (a copy): one row per schedule, probabilities from 0 to 1."""
         return self.table.copy()
 
+    def to_dict(self) -> dict[str, Any]:
+        """The comparison as JSON-serialisable data, as :meth:`RiskReport.to_dict` is for one
+        schedule: ``horizon_day``, ``horizon``, ``benefit``, ``harm``, ``missing``,
+        ``provenance`` and ``regimens``, one record per row of :attr:`table` in its order
+        (a probability from 0 to 1; an interval end the model does not give is None).
+
+        Examples
+        --------
+        >>> import json
+        >>> from ketapredict import load_model
+        >>> patient = {"age": 46, "sex": "female", "diagnosis": "TRD",
+        ...            "n_failed_treatments": 3, "madrs_baseline": 34}
+        >>> data = load_model().compare_regimens(patient, horizon_day=28).to_dict()
+        >>> data["horizon_day"], len(data["regimens"]), sorted(data["regimens"][0])[:3]
+        (28.0, 21, ['cognitive_decline', 'cognitive_decline_high', 'cognitive_decline_low'])
+        >>> _ = json.dumps(data, allow_nan=False)  # strict JSON
+        """
+        records = [
+            {
+                k: (None if isinstance(v, float) and not np.isfinite(v) else v)
+                for k, v in row.items()
+                if k != "horizon_day"
+            }
+            for row in json.loads(self.table.to_json(orient="records", double_precision=15))
+        ]
+        data = {
+            "horizon_day": float(self.horizon_day),
+            "horizon": self.horizon,
+            "benefit": self.benefit,
+            "harm": self.harm,
+            "missing": list(self.missing),
+            "provenance": json.loads(json.dumps(self.provenance, default=str)),
+            "regimens": records,
+        }
+        return data
+
     def __len__(self) -> int:
         return len(self.table)
 
