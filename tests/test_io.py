@@ -522,3 +522,14 @@ def test_an_arm_is_assessed_on_one_of_its_visits(tmp_path, edit, message):
     mapping.write_text(edit(text))
     with pytest.raises(ValidationError, match=re.escape(message)):
         ketapredict.read_study(mapping)
+
+
+def test_a_diagnosis_code_in_the_wrong_case_is_counted_with_a_hint(tmp_path):
+    root = shutil.copytree(example_study("bids"), tmp_path / "bids")
+    participants = root / "dataset" / "participants.tsv"
+    lines = participants.read_text().split("\n")
+    lines[1] = lines[1].replace("\tMDD\t", "\tmdd\t")
+    participants.write_text("\n".join(lines))
+    table = ketapredict.read_study(root / "mapping.toml")
+    dropped = table.attrs["ingest"]["dropped"]
+    assert dropped["group = mdd, not mapped (did you mean 'MDD'?)"] == 1

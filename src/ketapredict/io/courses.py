@@ -380,7 +380,13 @@ def assemble(
                 values = mapping.diagnosis.translate or {}
                 diagnosis = values.get(group) if values else group
                 if diagnosis is None:
-                    dropped[f"{mapping.diagnosis.column} = {group or 'n/a'}, not mapped"] += 1
+                    # a code that differs from a mapped one only in case is likelier a typo
+                    # than a group left out on purpose
+                    near = [v for v in values if group and v.lower() == group.lower()]
+                    hint = f" (did you mean {near[0]!r}?)" if near else ""
+                    dropped[
+                        f"{mapping.diagnosis.column} = {group or 'n/a'}, not mapped{hint}"
+                    ] += 1
                     continue
             record = {"diagnosis": diagnosis}
             for name, spec in mapping.columns.items():
