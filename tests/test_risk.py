@@ -336,3 +336,28 @@ def test_replicates_of_a_rare_outcome_keep_a_linear_component(train):
     assert all(linear is not None for linear in model._outcomes["response"].linear)
     found = model.predict_interval(rows.head(20))
     assert np.isfinite(found[["probability", "low", "high"]].to_numpy()).all()
+
+
+def test_a_misspelt_contract_column_is_refused_not_read_as_missing(risk_model, train):
+    """A site's own columns are left out of every Python entry point, but ``BMI`` for
+    ``bmi`` would turn a recorded value into a missing one that the model integrates out:
+    prediction, external validation, recalibration and fitting refuse it by name."""
+    from ketapredict import OutcomeModel, ValidationError, evaluate_model
+
+    table = train.head(300).assign(site="Leeds", notes="free text")
+    expected = risk_model.predict_proba(table.drop(columns=["site", "notes"]))
+    pd.testing.assert_frame_equal(risk_model.predict_proba(table), expected)
+
+    misspelt = table.rename(columns={"bmi": "BMI", "madrs_baseline": "madrs_basline"})
+    entry_points = {
+        "predict_proba": lambda: risk_model.predict_proba(misspelt),
+        "evaluate_model": lambda: evaluate_model(risk_model, misspelt),
+        "recalibrate": lambda: risk_model.recalibrate(misspelt),
+        "OutcomeModel.fit": lambda: OutcomeModel("response").fit(misspelt, misspelt.response),
+    }
+    for name, call in entry_points.items():
+        with pytest.raises(ValidationError) as caught:
+            call()
+        said = {p.column: p.message for p in caught.value.problems}
+        assert "did you mean 'bmi'?" in said["BMI"], name
+        assert "did you mean 'madrs_baseline'?" in said["madrs_basline"], name

@@ -72,10 +72,10 @@ from .features import FeatureEncoder
 from .imputation import BaselineImputer
 from .schema import (
     STRICT_CUTOFFS,
-    _known,
     check_outcome,
     column,
     columns,
+    contract_part,
     crossover_patients,
     outcome_measure,
     validate,
@@ -1016,7 +1016,7 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         if self.features is None or not isinstance(X, pd.DataFrame):
             return X
         return validate(
-            X[[name for name in X.columns if _known(name)]],
+            contract_part(X, "patient table"),
             what="patient table",
             # the columns the feature set reads: parsed when fitting, the encoder's after
             required=(

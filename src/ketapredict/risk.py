@@ -697,9 +697,9 @@ class RiskModel:
             raise TypeError(f"expected a patient table (DataFrame); got {type(X).__name__}")
         # spellings are normalised ("IV" -> "iv") and every bad cell is reported at once;
         # columns the contract does not know are no model's input and are left out
-        from .schema import _known, validate
+        from .schema import contract_part, validate
 
-        return validate(X[[c for c in X.columns if _known(c)]], what="patient table")
+        return validate(contract_part(X, "patient table"), what="patient table")
 
     def predict_proba(self, X: pd.DataFrame, *, validated: bool = False) -> pd.DataFrame:
         """The calibrated probability of each outcome, one column each.
@@ -1089,11 +1089,11 @@ class RiskModel:
         """The validated table (contract columns only) and the model's outcomes it records
         (``outcomes``, checked, or all that have a value): for recalibration and external
         validation."""
-        from .schema import _known
+        from .schema import contract_part
 
         if not isinstance(data, pd.DataFrame):
             raise TypeError(f"expected a patient table (DataFrame); got {type(data).__name__}")
-        table = self._table(data[[c for c in data.columns if _known(c)]], validated=False)
+        table = self._table(contract_part(data, what), validated=False)
         recorded = [o for o in self.outcomes if o in table.columns and table[o].notna().any()]
         if isinstance(outcomes, str):  # one outcome, not its letters
             outcomes = [outcomes]

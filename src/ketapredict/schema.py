@@ -709,6 +709,55 @@ def _known(name: object) -> bool:
     return isinstance(name, str) and (name in _BY_NAME or _VISIT.match(name) is not None)
 
 
+def contract_part(frame: pd.DataFrame, what: str) -> pd.DataFrame:
+    """The columns of ``frame`` the data contract knows, for the Python API's model inputs.
+
+    A column the contract does not know (a site's own column, a free-text note) is no
+    model's input and is left out, as scikit-learn's column selectors leave columns out.
+    A column whose name is a near-miss of a contract column the table lacks (``BMI`` for
+    ``bmi``, ``madrs_basline``) is refused instead: leaving it out would read a recorded
+    value as missing, silently.
+
+    Raises
+    ------
+    ValidationError
+        Naming each near-miss and the contract column it resembles.
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"age": [40], "site": ["Leeds"]})
+    >>> list(contract_part(table, "patient table").columns)
+    ['age']
+    >>> contract_part(pd.DataFrame({"age": [40], "BMI": [27.0]}), "patient table")
+    Traceback (most recent call last):
+    ...
+    ketapredict.exceptions.ValidationError: patient table: 1 problem
+      - column 'BMI': not in the data contract (did you mean 'bmi'?); rename it, or ...
+    """
+    known = [c for c in frame.columns if _known(c)]
+    absent = [name for name in _BY_NAME if name not in set(known)]
+    lowered = {name.lower(): name for name in absent}
+    problems = []
+    for name in frame.columns:
+        if _known(name) or not isinstance(name, str) or len(name) > 100:
+            continue
+        near = lowered.get(name.strip().lower()) or next(
+            iter(difflib.get_close_matches(name.lower(), absent, n=1, cutoff=0.85)), None
+        )
+        if near is not None:
+            problems.append(
+                Problem(
+                    name,
+                    None,
+                    f"column {short_repr(name)} is not in the data contract (did you mean "
+                    f"{near!r}?); rename it, or drop it to leave the value out",
+                )
+            )
+    if problems:
+        raise ValidationError(problems, what)
+    return frame[known]
+
+
 # --------------------------------------------------------------------------------------------
 # Cross-column rules, shared by the table validator and by Regimen.
 # --------------------------------------------------------------------------------------------
