@@ -340,7 +340,8 @@ def test_malformed_adam_lists_every_problem(tmp_path, study):
     ]  # no baseline MADRS
     extra = adqs.iloc[[5]].assign(AVISIT="DAY 99")  # an unmapped visit
     flagged_out = adqs.iloc[[6]].assign(AVISIT="DAY 77", ANL01FL="")  # not analysed: ignored
-    adqs = pd.concat([adqs, extra, flagged_out], ignore_index=True)
+    anonymous = adqs.iloc[[7, 8, 9]].assign(USUBJID="")  # records without a subject
+    adqs = pd.concat([adqs, extra, flagged_out, anonymous], ignore_index=True)
     folder = tmp_path / "adam"
     folder.mkdir()
     import pyreadstat
@@ -354,8 +355,11 @@ def test_malformed_adam_lists_every_problem(tmp_path, study):
     assert "no baseline MADRS" in text
     assert "session 'DAY 99' is not in the mapping" in text
     assert "DAY 77" not in text
+    first = len(adqs) - 2  # the first anonymous record, numbered from 1
+    assert f"adqs.xpt record {first}: no participant id (and 2 more records)" in text
+    assert "is not in adsl" not in text
     # the same without the unmapped visit: the record the flag leaves out is counted
-    adqs = adqs[adqs["AVISIT"] != "DAY 99"]
+    adqs = adqs[(adqs["AVISIT"] != "DAY 99") & (adqs["USUBJID"] != "")]
     adsl.loc[0, "TRT02A"] = adsl.loc[1, "TRT02A"]
     pyreadstat.write_xport(adsl, str(folder / "adsl.xpt"), file_format_version=5)
     pyreadstat.write_xport(adqs, str(folder / "adqs.xpt"), file_format_version=5)

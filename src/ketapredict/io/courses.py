@@ -398,6 +398,7 @@ def assemble(
     entries = mapping.entries
     values: dict[tuple, tuple[float | None, str]] = {}
     no_subject: Counter = Counter()
+    without_id: list[str] = []
     with_records = set(records["subject"])
     listed = set(subjects[SUBJECT])
     for rec in records.itertuples(index=False):
@@ -405,6 +406,9 @@ def assemble(
         if subject not in people:
             if subject in listed:
                 continue  # a participant left out above (counted there)
+            if _is_missing(subject):
+                without_id.append(where)
+                continue
             no_subject[subject] += 1
             if no_subject[subject] == 1:
                 problems.append(
@@ -478,6 +482,11 @@ def assemble(
             )
             continue
         values[key] = (value, where)
+    if without_id:  # one problem, however many records: the first says where to look
+        more = f" (and {len(without_id) - 1:,} more records)" if len(without_id) > 1 else ""
+        problems.append(
+            Problem("participant_id", None, f"{without_id[0]}: no participant id{more}")
+        )
 
     # -- courses ----------------------------------------------------------------------------
     endpoints = _endpoints(mapping)
