@@ -174,3 +174,30 @@ def _write_set(tmp_path, text: str) -> str:
     path = tmp_path / "set.toml"
     path.write_text(text)
     return str(path)
+
+
+def test_every_file_a_user_names_refuses_a_pipe_before_opening_it(tmp_path):
+    """A feature set, an experiment, an experiment's data source and a validation table
+    given as a pipe are refused by name (reading one would wait forever); a feature set at
+    a pipe used to be reported as a file that does not exist."""
+    import os
+
+    from ketapredict.experiment import load_experiment
+    from ketapredict.external import read_patient_table
+
+    for name in ("set.toml", "runs.toml", "table.csv"):
+        os.mkfifo(tmp_path / name)
+    experiment = tmp_path / "study.toml"
+    experiment.write_text('[data]\nsource = "table.csv"\n[outcomes]\nnames = ["response"]\n')
+    calls = {
+        "feature-set file": lambda: load_feature_set(str(tmp_path / "set.toml")),
+        "experiment file": lambda: load_experiment(tmp_path / "runs.toml"),
+        "data.source='table.csv'": lambda: load_experiment(experiment),
+        "table.csv'": lambda: read_patient_table(tmp_path / "table.csv"),
+    }
+    for said, call in calls.items():
+        with pytest.raises(ValidationError) as caught:
+            call()
+        text = str(caught.value)
+        assert said in text, text
+        assert "is not a regular file (a device or a pipe)" in text, text

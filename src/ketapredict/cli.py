@@ -835,6 +835,7 @@ MAX_RECORD_BYTES = 1_000_000
 def _read_json(path: str, what: str) -> Any:
     """The JSON in a file (``-``: standard input), or a ValidationError that says what is
     wrong with it (never its content, which may identify a patient)."""
+    from ._files import not_a_file
     from .exceptions import Problem, ValidationError
 
     name = "standard input" if path == "-" else repr(path)
@@ -846,12 +847,10 @@ def _read_json(path: str, what: str) -> Any:
                 if raw is not None
                 else sys.stdin.read(MAX_RECORD_BYTES + 1).encode("utf-8")
             )
-        elif os.path.exists(path) and not os.path.isdir(path) and not os.path.isfile(path):
-            # a FIFO or a device (/dev/zero) could block or never end
-            raise ValidationError(
-                [Problem(None, path, f"{name} is not a regular file; expected a JSON file")],
-                what,
-            )
+        elif (fault := not_a_file(path, "a JSON file")) and fault.startswith("is not a regular"):
+            # a FIFO or a device (/dev/zero) could block or never end; a directory or a
+            # missing file fails to open below, with the system's reason
+            raise ValidationError([Problem(None, path, f"{name} {fault}")], what)
         else:
             with open(path, "rb") as handle:
                 data = handle.read(MAX_RECORD_BYTES + 1)

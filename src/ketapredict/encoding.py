@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._files import not_a_file
 from ._toml import read_toml
 from .exceptions import Problem, ValidationError
 from .regimen import REGIMEN_FIELDS, exposure
@@ -310,12 +311,10 @@ def _locate(name_or_path: str | Path) -> tuple[Any, str, str]:
     path = Path(name_or_path)
     # os.path: False for a name too long or with a NUL, where pathlib raises
     if path.suffix == ".toml" or os.path.exists(path):
-        if os.path.isdir(path):
-            message = f"feature-set file {str(path)!r} is a directory; expected a .toml file"
-        elif not os.path.isfile(path):
-            message = f"feature-set file {str(path)!r} does not exist"
-        else:
+        fault = not_a_file(path, "a .toml file")
+        if fault is None:
             return path, str(path), str(path.resolve())
+        message = f"feature-set file {str(path)!r} {fault}"
         raise ValidationError([Problem("features", str(name_or_path), message)], "feature set")
     files = resources.files("ketapredict.feature_sets")
     name = str(name_or_path)

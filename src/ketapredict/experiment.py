@@ -53,6 +53,7 @@ import numpy as np
 import pandas as pd
 import pydantic
 
+from ._files import not_a_file
 from ._toml import read_toml
 from .cohort.simulate import MAX_COURSES
 from .evaluate import SCHEMES, ValidationResult, check_design, cross_validate
@@ -406,12 +407,8 @@ def _find(path: str | Path) -> Path:
             return Path(str(packaged))
     if not str(path):
         message = "no experiment file given (an empty name); expected a .toml file"
-    elif os.path.isdir(candidate):
-        message = f"experiment file {str(path)!r} is a directory; expected a .toml file"
-    elif os.path.exists(candidate):
-        message = f"experiment file {str(path)!r} is not a regular file"
     else:
-        message = f"experiment file {str(path)!r} does not exist"
+        message = f"experiment file {str(path)!r} {not_a_file(candidate, 'a .toml file')}"
     raise ValidationError([Problem("experiment", str(path), message)], "experiment")
 
 
@@ -448,20 +445,15 @@ def _check_files(experiment: Path, data: _Data) -> None:
                 f'{where}: data.source={data.source!r}: expected "simulated" or a patient '
                 "table (.csv or .parquet); for a BIDS or ADaM study give format and mapping"
             )
-        elif os.path.isdir(path):
-            message = f"{where}: data.source={data.source!r} is a directory; expected a file"
-        elif os.path.exists(path) and not os.path.isfile(path):
-            message = (
-                f"{where}: data.source={data.source!r} is not a regular file (a device or a "
-                "pipe); expected a file"
-            )
-        elif not os.path.isfile(path):
+        elif (fault := not_a_file(path, "a file")) is None:
+            message = None
+        elif fault == "does not exist":
             message = (
                 f"{where}: data.source={data.source!r}: no such file (looked next to the "
                 "experiment file and in the current directory)"
             )
         else:
-            message = None
+            message = f"{where}: data.source={data.source!r} {fault}"
         if message is not None:
             problems.append(Problem("data.source", data.source, message))
     if problems:

@@ -15,7 +15,6 @@ scoring: a 25-patient study is reported in well under a second.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._files import not_a_file
 from .exceptions import Problem, ValidationError
 from .schema import KETAMINES, column, columns, table_digest, validate
 from .updating import fit_intercept, fit_line
@@ -436,12 +436,8 @@ def read_patient_table(path: str | Path) -> pd.DataFrame:
         message = (
             f"{name!r}: expected a patient table (.csv or .parquet); got suffix {path.suffix!r}"
         )
-    elif os.path.isdir(path):
-        message = f"{name!r} is a directory; expected a {kind} file"
-    elif os.path.exists(path) and not os.path.isfile(path):
-        message = f"{name!r} is not a regular file (a device or a pipe); expected a {kind} file"
-    elif not os.path.isfile(path):  # os.path: False for a name too long, not an error
-        message = f"{name!r}: no such file"
+    elif (fault := not_a_file(path, f"a {kind} file")) is not None:
+        message = f"{name!r}: no such file" if fault == "does not exist" else f"{name!r} {fault}"
     if message is None:
         try:
             table = pd.read_parquet(path) if kind == "Parquet" else pd.read_csv(path)

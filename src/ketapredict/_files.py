@@ -1,0 +1,48 @@
+"""Why a path users name is no file to read.
+
+A directory, a pipe or a device where a file is expected: a pipe would make a reader wait
+forever and a device (``/dev/zero``) never end, so each is refused by name before it is
+opened. One wording for every file a user names (experiment, feature set, patient table,
+record).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["not_a_file"]
+
+
+def not_a_file(path: str | Path, expected: str) -> str | None:
+    """What is wrong with ``path`` as a file to read, or None for a regular file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The path as the user gave it.
+    expected : str
+        What a file there should be, e.g. ``"a .toml file"``.
+
+    Returns
+    -------
+    str or None
+        The end of a message, to follow the path's name: ``"is a directory; expected a
+        .toml file"``, ``"is not a regular file (a device or a pipe); expected ..."`` or
+        ``"does not exist"``.
+
+    Examples
+    --------
+    >>> not_a_file("/", "a .toml file")
+    'is a directory; expected a .toml file'
+    >>> not_a_file("/no/such/experiment.toml", "a .toml file")
+    'does not exist'
+    """
+    # os.path, not pathlib: False (never an error) for a name too long or with a NUL
+    if os.path.isfile(path):
+        return None
+    if os.path.isdir(path):
+        return f"is a directory; expected {expected}"
+    if os.path.exists(path):
+        return f"is not a regular file (a device or a pipe); expected {expected}"
+    return "does not exist"
