@@ -96,10 +96,8 @@ def main(quick: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    import argparse
+    from _options import options
 
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = options(__doc__)
     parser.add_argument("--quick", action="store_true", help="1 cohort (a smoke run)")
     main(quick=parser.parse_args().quick)

@@ -100,10 +100,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    import argparse
+    from _options import options
 
-    # --help prints this file's docstring; any other argument is refused, not ignored
-    argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    ).parse_args()
+    options(__doc__).parse_args()
     main()

@@ -357,11 +357,9 @@ def ceiling(outcome: str, n: int = 100_000, sizes: tuple[int, ...] = (3000, 30_0
 
 
 if __name__ == "__main__":
-    import argparse
+    from _options import options
 
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = options(__doc__)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--plot", action="store_true", help="redraw the figure from the results")
     mode.add_argument("--beyond", action="store_true", help="OutcomeModel on 30,000 and 100,000")
