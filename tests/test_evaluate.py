@@ -367,3 +367,105 @@ def test_a_field_one_training_fold_never_recorded_is_no_crash_and_no_warning():
     auc = result.metrics["within_arm_auc"]
     assert auc.notna().all()
     assert auc.between(0, 1).all()
+
+
+# -- the recalibration line, fitted to convergence (a statistical audit's findings) ------------
+def _expit(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def test_calibration_intercept_and_slope_are_the_maximum_likelihood_values_far_from_ideal():
+    """Newton steps clipped at 5 cycled for miscalibration of 3 log-odds or more: the
+    intercept came back 0 (perfect in the large) and the slope was lost. Checked against
+    scikit-learn's unpenalised fit to a tight tolerance."""
+    from sklearn.linear_model import LogisticRegression
+
+    from ketapredict.updating import choose_update, fit_intercept, fit_line
+
+    y = np.r_[np.ones(10), np.zeros(10)]  # predicted 92%, observed 50%
+    assert fit_intercept(y, np.full(20, 2.5)).intercept == pytest.approx(-2.5)
+    scores = score_predictions(y, np.full(20, _expit(2.5)), n_bootstraps=0)
+    assert scores["calibration_intercept"] == pytest.approx(-2.5, abs=1e-6)
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(-0.5, 1.5, 2000)
+    y = (rng.random(2000) < _expit(z)).astype(float)
+    for shift, scale in ((-5, 1.0), (-4, 0.5), (3, 0.2), (6, 1.5)):
+        x = scale * z + shift
+        reference = LogisticRegression(C=np.inf, tol=1e-12, max_iter=10_000).fit(x[:, None], y)
+        fit = fit_line(y, x)
+        assert fit.converged
+        assert fit.slope == pytest.approx(reference.coef_[0, 0], rel=1e-5)
+        assert fit.intercept == pytest.approx(reference.intercept_[0], rel=1e-5, abs=1e-6)
+        slope = score_predictions(y, _expit(x), n_bootstraps=0)["calibration_slope"]
+        assert slope == pytest.approx(reference.coef_[0, 0], rel=1e-5)
+    # a model far too low and too flat is updated by intercept and slope, not "separates"
+    update = choose_update(y, 0.5 * z - 4)
+    assert update["method"] == "intercept_slope"
+    assert update["slope"] == pytest.approx(2.08, abs=0.01)
+
+
+def test_a_calibration_slope_that_does_not_exist_is_nan():
+    y = np.r_[np.zeros(20), np.ones(20)]
+    separated = score_predictions(y, np.linspace(0.1, 0.9, 40), n_bootstraps=0)
+    assert np.isnan(separated["calibration_slope"])
+    alike = score_predictions(np.tile([0.0, 1.0], 50), np.full(100, 0.3), n_bootstraps=0)
+    assert np.isnan(alike["calibration_slope"])
+    assert alike["calibration_intercept"] == pytest.approx(np.log(0.5 / 0.5) - np.log(0.3 / 0.7))
+
+
+def test_rows_without_an_arm_are_grouped_by_their_regimen_not_pooled(cohort):
+    """An arm column empty for some trials pooled those trials' arms into one 'arm': the
+    oracle's within-arm AUC rose and arm membership predicted within 'arm'."""
+    from ketapredict.evaluate import active_drug, arm_labels
+
+    y, truth = cohort["response"].astype(float), cohort["p_response"]
+    design = {"arm": arm_labels(cohort), "active": active_drug(cohort)}
+    full = score_predictions(y, truth, **design, n_bootstraps=0)
+    partial = cohort.assign(arm=cohort["arm"].astype(object))
+    loo = partial["trial_id"] == "loo2016"
+    partial.loc[loo, "arm"] = None
+    labels = arm_labels(partial)
+    assert len(set(labels[loo.to_numpy()])) == cohort.loc[loo, "arm"].nunique() == 4
+    assert all(label.startswith("(no arm) ") for label in labels[loo.to_numpy()])
+    again = score_predictions(y, truth, arm=labels, active=design["active"], n_bootstraps=0)
+    assert again["within_arm_auc"] == pytest.approx(full["within_arm_auc"])
+
+
+def test_metric_inputs_are_checked_not_silently_read():
+    from ketapredict.evaluate import calibration_bins
+
+    y = np.r_[np.zeros(20), np.ones(20)]
+    p = np.linspace(0.05, 0.95, 40)
+    bad = {
+        "a NaN prediction in the calibration table": (
+            lambda: calibration_bins(y[:6], [0.2, 0.3, 0.5, 0.7, 0.8, np.nan], n_bins=3),
+            "predicted probabilities must lie in [0, 1], none missing",
+        ),
+        "a missing outcome in the ECE": (
+            lambda: expected_calibration_error(np.r_[y[:-1], np.nan], p),
+            "y must hold 0 or 1",
+        ),
+        "no bins": (lambda: expected_calibration_error(y, p, n_bins=0), "n_bins must be"),
+        "a threshold of 1": (lambda: net_benefit(y, p, [0.5, 1.0]), "thresholds must lie in"),
+        "active as NaN": (
+            lambda: score_predictions(y, p, active=np.r_[np.ones(20), np.full(20, np.nan)]),
+            "active must hold True or False",
+        ),
+        "active as labels": (
+            lambda: score_predictions(y, p, active=np.array(["active drug", "comparator"] * 20)),
+            "active must hold True or False",
+        ),
+    }
+    for case, (call, message) in bad.items():
+        with pytest.raises(ValidationError, match=re.escape(message)):
+            call()
+        assert case
+    assert score_predictions(y, p, active=[1] * 20 + [0] * 20, n_bootstraps=0)["active_n"] == 20
+
+
+def test_a_cluster_bootstrap_over_one_trial_says_it_resamples_patients_only():
+    y = np.r_[np.zeros(20), np.ones(20)]
+    p = np.linspace(0.05, 0.95, 40)
+    with pytest.warns(UserWarning, match="cluster names one trial"):
+        score_predictions(y, p, cluster=np.zeros(40), n_bootstraps=20)

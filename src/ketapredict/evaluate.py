@@ -18,9 +18,11 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -139,8 +141,8 @@ def expected_calibration_error(
     >>> expected_calibration_error([0, 1, 0, 1], [0.1, 0.9, 0.1, 0.9])
     0.1
     """
-    y = np.asarray(y, dtype=float)
-    p = np.asarray(p, dtype=float)
+    y, p = _checked_scores(y, p)
+    n_bins = _checked_bins(n_bins)
     if strategy == "uniform":
         which = np.minimum((p * n_bins).astype(int), n_bins - 1)
     elif strategy == "quantile":
@@ -149,6 +151,15 @@ def expected_calibration_error(
         raise ValueError(f"strategy must be 'quantile' or 'uniform', got {strategy!r}")
     gaps = np.abs(np.bincount(which, weights=y - p, minlength=n_bins))
     return float(gaps.sum() / len(p))
+
+
+def _checked_bins(n_bins: Any) -> int:
+    if isinstance(n_bins, bool) or not isinstance(n_bins, int | np.integer) or n_bins < 1:
+        raise ValidationError(
+            [Problem("n_bins", n_bins, f"n_bins must be a whole number >= 1; got {n_bins!r}")],
+            "scores",
+        )
+    return int(n_bins)
 
 
 def _quantile_bins(p: np.ndarray, n_bins: int) -> np.ndarray:
@@ -189,8 +200,8 @@ def calibration_bins(y: Any, p: Any, n_bins: int = 10) -> pd.DataFrame:
     >>> table[["n", "events", "mean_predicted", "observed"]].to_numpy().tolist()
     [[2.0, 0.0, 0.15, 0.0], [2.0, 2.0, 0.8, 1.0]]
     """
-    y = np.asarray(y, dtype=float)
-    p = np.asarray(p, dtype=float)
+    y, p = _checked_scores(y, p)
+    n_bins = _checked_bins(n_bins)
     which = _quantile_bins(p, n_bins)
     n = np.bincount(which, minlength=n_bins).astype(float)
     events = np.bincount(which, weights=y, minlength=n_bins)
@@ -216,39 +227,56 @@ def _calibration_line(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
     """Calibration intercept (in the large, slope fixed at 1) and calibration slope.
 
     Both from logistic recalibration of the outcome on logit(p) (Cox 1958; Van Calster
-    2019); the ideal values are 0 and 1.
+    2019), by maximum likelihood to convergence; the ideal values are 0 and 1. NaN where
+    the value does not exist: a slope for predictions that are all alike, or either when
+    the outcome separates on the predictions (the estimate lies at infinity).
     """
-    from sklearn.linear_model import LogisticRegression
-
-    from .updating import fit_intercept
+    from .updating import fit_intercept, fit_line
 
     x = logit(p, clip=1e-6)
-    a = fit_intercept(y, x).intercept  # logit(p) as an offset
-    slope = LogisticRegression(C=np.inf, max_iter=1000).fit(x.reshape(-1, 1), y).coef_[0, 0]
-    return float(a), float(slope)
+    in_large = fit_intercept(y, x)  # logit(p) as an offset
+    line = fit_line(y, x)
+    return (
+        float(in_large.intercept) if in_large.converged else np.nan,
+        float(line.slope) if line.converged else np.nan,
+    )
 
 
 def arm_labels(frame: pd.DataFrame) -> np.ndarray:
     """Which regimen each row got: its trial and arm, or else its dose schedule.
 
     Rows share a label when they are patients of the same arm of the same trial (columns
-    ``trial_id`` and ``arm``); without an ``arm`` column, when they share every regimen
-    field (and trial, if given).
+    ``trial_id`` and ``arm``); a row without an arm (no ``arm`` column, or no value in it),
+    when they share every regimen field (and trial, if given). Rows whose arm is missing
+    are never pooled into one "arm" whatever their regimens: that would make the arm
+    membership a predictor within "arm".
 
     Examples
     --------
     >>> from ketapredict import simulate_cohort
     >>> arm_labels(simulate_cohort(n=200, seed=0))[0]
     'zarate2006/saline'
+    >>> import pandas as pd
+    >>> arm_labels(pd.DataFrame({"arm": ["A", None], "drug": ["saline", "ketamine"]})).tolist()
+    ['A', '(no arm) ketamine']
     """
-    keys = ["trial_id", "arm"] if "arm" in frame.columns else ["trial_id", *REGIMEN_FIELDS]
-    keys = [k for k in keys if k in frame.columns]
-    if not keys:
-        return np.full(len(frame), "all", dtype=object)
-    parts = [frame[k].astype(object).where(frame[k].notna(), "NA").astype(str) for k in keys]
-    label = parts[0]
-    for part in parts[1:]:
-        label = label + "/" + part
+
+    def joined(keys: list[str]) -> pd.Series:
+        keys = [k for k in keys if k in frame.columns]
+        if not keys:
+            return pd.Series("all", index=frame.index, dtype=object)
+        parts = [frame[k].astype(object).where(frame[k].notna(), "NA").astype(str) for k in keys]
+        label = parts[0]
+        for part in parts[1:]:
+            label = label + "/" + part
+        return label
+
+    if "arm" not in frame.columns:
+        return joined(["trial_id", *REGIMEN_FIELDS]).to_numpy(dtype=object)
+    label = joined(["trial_id", "arm"])
+    no_arm = frame["arm"].isna()
+    if no_arm.any():  # never the same label as a named arm
+        label = label.where(~no_arm, "(no arm) " + joined(["trial_id", *REGIMEN_FIELDS]))
     return label.to_numpy(dtype=object)
 
 
@@ -330,9 +358,27 @@ def _checked_scores(y: Any, p: Any, **groups: Any) -> tuple[np.ndarray, np.ndarr
                 problems.append(
                     Problem(name, None, f"{name} has {np.size(values)} values for {len(y)} rows")
                 )
+        active = groups.get("active")
+        if active is not None and np.size(active) == len(y) and not _flags(active):
+            # np.asarray(..., bool) would read NaN and any text ("comparator") as True
+            problems.append(
+                Problem("active", None, "active must hold True or False (or 1 or 0), none missing")
+            )
     if problems:
         raise ValidationError(problems, "scores")
     return arrays["y"], arrays["p"]
+
+
+def _flags(values: Any) -> bool:
+    """Whether ``values`` are all booleans or 0/1 numbers."""
+    array = np.asarray(values)
+    if array.dtype == bool:
+        return True
+    try:
+        numbers = array.astype(float)
+    except (TypeError, ValueError):
+        return False
+    return array.dtype.kind in "iuf" and bool(np.isin(numbers, (0.0, 1.0)).all())
 
 
 def score_predictions(
@@ -366,7 +412,9 @@ def score_predictions(
         Whether each row got an active drug (see :func:`active_drug`). Default: all rows.
     cluster : array-like, optional
         The trial of each row. Given, the intervals resample trials and then patients within
-        them; otherwise patients.
+        them; otherwise patients. With one trial there is no between-trial variation to
+        draw, and the interval is a patient bootstrap (with a warning); with a handful of
+        trials it is rough (a percentile interval over few clusters is too narrow).
     n_bootstraps : int, default=1000
         Replicates for the AUC intervals (0: no interval).
     seed : int, default=0
@@ -407,8 +455,15 @@ def score_predictions(
     y, p = _checked_scores(y, p, arm=arm, active=active, cluster=cluster)
     n = len(y)
     arms = _codes(arm, n)
-    is_active = np.ones(n, dtype=bool) if active is None else np.asarray(active, dtype=bool)
+    is_active = np.ones(n, dtype=bool) if active is None else np.asarray(active).astype(bool)
     clusters = _codes(cluster, n).tobytes() if cluster is not None else b""
+    if cluster is not None and n_bootstraps and len(pd.unique(np.asarray(cluster))) < 2:
+        warnings.warn(
+            "cluster names one trial: the intervals cannot hold variation between trials "
+            "and resample patients only",
+            UserWarning,
+            stacklevel=2,
+        )
     weights = (
         _bootstrap_weights(n, n_bootstraps, seed, clusters)
         if n_bootstraps
@@ -535,11 +590,17 @@ def net_benefit(y: Any, p: Any, thresholds: Iterable[float] | None = None) -> pd
     >>> float(curve.loc[0.5, "model"])
     0.25
     """
-    y = np.asarray(y, dtype=float)
-    p = np.asarray(p, dtype=float)
+    y, p = _checked_scores(y, p)
     n = len(y)
     if thresholds is None:  # a sample without events (or non-events) still gets a curve
         thresholds = decision_thresholds(min(max(float(y.mean()), 0.01), 0.99))
+    thresholds = list(thresholds)
+    bad = [t for t in thresholds if not (isinstance(t, Real) and 0 < t < 1)]
+    if bad:  # at 1 the odds t / (1 - t) are infinite; at 0 every patient is acted on
+        raise ValidationError(
+            [Problem("thresholds", bad[0], f"thresholds must lie in (0, 1); got {bad[0]!r}")],
+            "scores",
+        )
     rows = []
     for t in thresholds:
         act = p >= t
@@ -1052,7 +1113,12 @@ def cross_validate(
     design = {
         "arm": arm_labels(kept),
         "active": active_drug(kept),
-        "cluster": kept["trial_id"].astype(str).to_numpy() if "trial_id" in kept else None,
+        # one trial: nothing between trials to resample, so patients
+        "cluster": (
+            kept["trial_id"].astype(str).to_numpy()
+            if "trial_id" in kept and len(pd.unique(kept["trial_id"])) > 1
+            else None
+        ),
     }
     metrics = pd.DataFrame(
         {

@@ -259,10 +259,12 @@ def evaluate_model(
     table, wanted = model._observed(data, outcomes, "validation data")
     probabilities = model.predict_proba(table, validated=True)
     outside = model.outside_training(table, validated=True)
+    drug = table["drug"].astype(str)
+    # a course without an arm is grouped by its drug, never pooled with other drugs' courses
     arm = (
-        table["arm"].astype(object).fillna("(no arm)").astype(str)
+        table["arm"].astype(object).astype(str).where(table["arm"].notna(), "(no arm) " + drug)
         if "arm" in table.columns
-        else table["drug"].astype(str)
+        else drug
     )
     if "trial_id" in table.columns and len(pd.unique(table["trial_id"].dropna())) > 1:
         # an arm is a trial's: arms of one name in several trials differ in schedule,

@@ -731,8 +731,8 @@ def contract_part(frame: pd.DataFrame, what: str) -> pd.DataFrame:
     >>> contract_part(pd.DataFrame({"age": [40], "BMI": [27.0]}), "patient table")
     Traceback (most recent call last):
     ...
-    ketapredict.exceptions.ValidationError: patient table: 1 problem
-      - column 'BMI': not in the data contract (did you mean 'bmi'?); rename it, or ...
+    ketapredict.exceptions.ValidationError: 1 problem in the patient table:
+      column 'BMI' is not in the data contract (did you mean 'bmi'?); rename it, or ...
     """
     known = [c for c in frame.columns if _known(c)]
     absent = [name for name in _BY_NAME if name not in set(known)]
