@@ -6,6 +6,7 @@ is computed here, from the simulator, never stored.
 
 import dataclasses
 import math
+import re
 
 import numpy as np
 import pytest
@@ -195,3 +196,21 @@ def test_a_rows_recomputed_from_the_public_api(target, trial, arms, day, statist
     simulated = float(statistic(_arm(trial, arms, day)))
     assert abs(simulated - published.published) <= published.tolerance, simulated
     assert np.isfinite(simulated)
+
+
+@pytest.mark.parametrize(
+    ("argument", "said"),
+    [
+        ({"n_per_arm": 5}, "n_per_arm=5 is not a whole number >= 100"),
+        ({"n_per_arm": 2.5}, "n_per_arm=2.5 is not a whole number >= 100"),
+        ({"n_per_arm": True}, "n_per_arm=True is not a whole number >= 100"),
+        ({"n_per_arm": 10**6}, "is more than 100,000, about 2.4 GB of simulated arms"),
+        ({"seed": -1}, "seed=-1 is not a whole number >= 0"),
+        ({"seed": np.random.default_rng(0)}, "is not a whole number >= 0"),
+    ],
+)
+def test_calibration_report_checks_its_arguments_before_simulating(argument, said):
+    from ketapredict import ValidationError
+
+    with pytest.raises(ValidationError, match=re.escape(said)):
+        calibration_report(**argument)

@@ -330,7 +330,12 @@ CLI_CASES: list[CliCase] = [
     CliCase(
         "calibrate-n-per-arm-too-large",
         _command("calibrate", "--n-per-arm", str(10**12)),
-        "--n-per-arm 1000000000000: expected 1 to 1,000,000",
+        "--n-per-arm 1000000000000: expected 100 to 100,000",
+    ),
+    CliCase(
+        "calibrate-n-per-arm-too-small",  # 1 divided by zero, 2-5 left a target no responder
+        _command("calibrate", "--n-per-arm", "1"),
+        "--n-per-arm 1: expected 100 to 100,000",
     ),
     # -- evaluate, recalibrate, ingest: data files (read before the model is loaded)
     CliCase(

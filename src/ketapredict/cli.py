@@ -357,14 +357,14 @@ def _recalibrate(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from .cohort.calibration import calibration_report
-    from .cohort.simulate import MAX_COURSES
+    from .cohort.calibration import MAX_PER_ARM, MIN_PER_ARM, calibration_report
 
-    if not 1 <= args.n_per_arm <= MAX_COURSES:
+    if not MIN_PER_ARM <= args.n_per_arm <= MAX_PER_ARM:
         _refuse(
             "--n-per-arm",
             args.n_per_arm,
-            f"--n-per-arm {args.n_per_arm}: expected 1 to {MAX_COURSES:,} patients per arm",
+            f"--n-per-arm {args.n_per_arm}: expected {MIN_PER_ARM} to {MAX_PER_ARM:,} patients "
+            "per arm",
         )
     report = calibration_report(seed=args.seed, n_per_arm=args.n_per_arm)
     print(

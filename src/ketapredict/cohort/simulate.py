@@ -179,7 +179,14 @@ def _check_visits(visit_days_: Sequence[float]) -> tuple[float, ...]:
 MAX_COURSES = 1_000_000
 
 
-def _check_count(name: str, value: Any, minimum: int = 1, maximum: int = MAX_COURSES) -> int:
+def _check_count(
+    name: str,
+    value: Any,
+    minimum: int = 1,
+    maximum: int = MAX_COURSES,
+    limit: str = f"the most one call simulates ({MAX_COURSES:,} patient courses in all, about "
+    "half a gigabyte)",
+) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
         what = "a positive whole number" if minimum == 1 else f"a whole number >= {minimum}"
         raise ValidationError(
@@ -191,8 +198,7 @@ def _check_count(name: str, value: Any, minimum: int = 1, maximum: int = MAX_COU
                 Problem(
                     name,
                     value,
-                    f"{name}={value!r} is more than {maximum:,}, the most one call simulates "
-                    f"({MAX_COURSES:,} patient courses in all, about half a gigabyte)",
+                    f"{name}={value!r} is more than {maximum:,}, {limit}",
                 )
             ],
             "simulation",
