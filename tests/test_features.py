@@ -201,3 +201,40 @@ def test_every_file_a_user_names_refuses_a_pipe_before_opening_it(tmp_path):
         text = str(caught.value)
         assert said in text, text
         assert "is not a regular file (a device or a pipe)" in text, text
+
+
+def test_an_encoder_given_a_column_it_cannot_read_is_refused_when_the_set_is_read(tmp_path):
+    """numeric on a category made an all-NaN feature, one_hot on a number failed in
+    fitting, and a dose_schedule step listing some regimen fields read the others as their
+    defaults (56 mg of esketamine as 56 mg/kg, every course assessed at day 1)."""
+    steps = {
+        'encoder = "numeric", columns = ["sex", "age"]': "numeric reads float or int columns; "
+        "got sex (category)",
+        'encoder = "flag", columns = ["diagnosis"]': "flag reads bool columns; got diagnosis",
+        'encoder = "one_hot", columns = ["age"]': "one_hot reads category columns; got age",
+        'encoder = "cognition", columns = ["age"]': "cognition reads cognitive z-scores",
+        'encoder = "dose_schedule", columns = ["drug", "route", "dose"]': "dose_schedule reads "
+        "every regimen field; add ['dose_unit', 'infusion_minutes'",
+    }
+    for i, (step, said) in enumerate(steps.items()):
+        path = tmp_path / f"set{i}.toml"
+        path.write_text(f"[groups.g]\nsteps = [{{ {step} }}]\n")
+        with pytest.raises(ValidationError, match=re.escape(said)):
+            load_feature_set(str(path))
+
+
+def test_extends_takes_a_path_from_the_extending_files_directory(tmp_path, monkeypatch):
+    folder = tmp_path / "sets"
+    folder.mkdir()
+    (folder / "parent.toml").write_text(
+        '[groups.a]\nsteps = [{ encoder = "numeric", columns = ["age"] }]\n'
+    )
+    (folder / "child.toml").write_text(
+        'extends = "parent.toml"\n'
+        '[groups.b]\nsteps = [{ encoder = "numeric", columns = ["bmi"] }]\n'
+    )
+    monkeypatch.chdir(tmp_path)  # not the sets' directory
+    encoder = load_feature_set("sets/child.toml")
+    assert encoder.fit(
+        pd.DataFrame({"age": [40.0], "bmi": [25.0]})
+    ).get_feature_names_out().tolist() == ["age", "bmi"]

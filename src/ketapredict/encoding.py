@@ -10,7 +10,11 @@ label and one or more encoder steps, each naming its source columns::
       { encoder = "severity_band", columns = ["madrs_baseline"] },
     ]
 
-A set may start from another with ``extends = "core"`` and ``drop_groups = [...]``.
+A set may start from another with ``extends = "core"`` (a shipped set's name, or a path to
+a ``.toml`` file, taken from the extending file's directory) and ``drop_groups = [...]``.
+Each encoder reads columns of its kind (``numeric`` numbers, ``flag`` yes/no, ``one_hot``
+categories, ``cognition`` the cognitive z-scores, ``severity_band`` the baseline MADRS,
+``dose_schedule`` every regimen field): anything else is refused when the set is read.
 
 This module parses sets and encodes tables (or one patient's columns) with numpy and
 pandas only, so the clinician path (:mod:`ketapredict.clinic`) loads fast;
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -337,6 +342,63 @@ def _locate(name_or_path: str | Path) -> tuple[Any, str, str]:
     return found, source, source
 
 
+# What each encoder can read, by the contract's kind of column: a numeric encoder given a
+# category made an all-NaN feature without a word, one-hot given a number failed in fitting.
+_READS = {
+    "numeric": ("float", "int"),
+    "flag": ("bool",),
+    "one_hot": ("category",),
+    "cognition": ("float",),
+}
+
+
+def _kind_problems(encoder: str, columns: Sequence[str]) -> list[str]:
+    """Why ``columns`` cannot be read by ``encoder`` (empty if they can)."""
+    known = [c for c in columns if _known_column(c)]
+    if encoder == "severity_band" and tuple(columns) != ("madrs_baseline",):
+        return ["severity_band reads ['madrs_baseline'] only"]
+    if encoder == "cognition":
+        odd = [c for c in known if column(c).unit != "z-score"]
+        return [f"cognition reads cognitive z-scores only (the *_z columns); got {odd}"] * bool(
+            odd
+        )
+    if encoder == "dose_schedule":
+        # the pharmacology reads every field of a regimen: a field left out was read as its
+        # default (56 mg of esketamine as 56 mg/kg, every course assessed at day 1)
+        lacking = [c for c in _SCHEDULE_SOURCES if c not in columns]
+        other = [c for c in columns if c not in _SCHEDULE_SOURCES]
+        said = []
+        if lacking:
+            said.append(f"dose_schedule reads every regimen field; add {lacking}")
+        if other:
+            said.append(f"dose_schedule reads regimen fields only; {other} are not")
+        return said
+    kinds = _READS.get(encoder)
+    if kinds is None:
+        return []
+    wrong = [f"{c} ({column(c).kind})" for c in known if column(c).kind not in kinds]
+    if not wrong:
+        return []
+    return [f"{encoder} reads {' or '.join(kinds)} columns; got {', '.join(wrong)}"]
+
+
+def _known_column(name: str) -> bool:
+    try:
+        column(name)
+    except KeyError:
+        return False
+    return True
+
+
+def _beside(child: Any, parent: str) -> str:
+    """``extends = parent`` as read from the file ``child``: a relative path is taken from
+    the child's directory (as a mapping's paths are from the mapping's), not from wherever
+    the command runs; a set's name (no ``.toml``) is a shipped set."""
+    if isinstance(child, Path) and parent.endswith(".toml") and not Path(parent).is_absolute():
+        return str(child.parent / parent)
+    return parent
+
+
 def _toml_kind(value: Any) -> str:
     """A TOML value's kind in the words of the TOML specification ("a table", "an array")."""
     kinds = {dict: "a table", list: "an array", str: "a string", bool: "a boolean"}
@@ -376,7 +438,7 @@ def _parse(name_or_path: str | Path, seen: tuple[str, ...] = ()) -> FeatureSet:
         elif len(seen) >= _MAX_EXTENDS:
             problem("extends", parent, f"more than {_MAX_EXTENDS} sets extend one another")
         else:
-            groups = {g.name: g for g in _parse(parent, (*seen, key)).groups}
+            groups = {g.name: g for g in _parse(_beside(found, parent), (*seen, key)).groups}
     dropped = spec.get("drop_groups", [])
     if typed("drop_groups", dropped, list, "an array of group names"):
         for name in dropped:
@@ -442,8 +504,8 @@ def _parse(name_or_path: str | Path, seen: tuple[str, ...] = ()) -> FeatureSet:
                         f"feature (features come from {' and '.join(_ALLOWED_ROLES)} "
                         "columns)",
                     )
-            if encoder == "severity_band" and cols != ("madrs_baseline",):
-                problem(f"{where}.columns", cols, "severity_band reads ['madrs_baseline'] only")
+            for problem_ in _kind_problems(encoder, cols):
+                problem(f"{where}.columns", cols, f"{where}: {problem_}")
             steps.append(_Step(encoder, cols))
         if not steps and not problems:
             problem(f"groups.{name}.steps", [], f"group {name!r} has no steps")
@@ -456,8 +518,8 @@ def _parse(name_or_path: str | Path, seen: tuple[str, ...] = ()) -> FeatureSet:
         groups=tuple(groups.values()),
         source=source,
     )
-    names = [out.name for out, _ in result.outputs()] if not problems else []
-    for duplicate in sorted({n for n in names if names.count(n) > 1}):
+    names = Counter(out.name for out, _ in result.outputs()) if not problems else Counter()
+    for duplicate in sorted(n for n, count in names.items() if count > 1):
         problem("groups", duplicate, f"feature {duplicate!r} is produced twice")
     if problems:
         raise ValidationError(problems, "feature set")
