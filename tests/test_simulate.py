@@ -435,7 +435,7 @@ def test_impossible_populations_are_refused(arguments, message):
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: simulate_arm(Population(), KETAMINE, n=0), "n_per_arm=0 is not a positive"),
+        (lambda: simulate_arm(Population(), KETAMINE, n=0), "n=0 is not a positive"),
         (
             lambda: simulate_arm(Population(), KETAMINE, n=10, visit_days=(7, 1)),
             "must be distinct and increasing",
@@ -493,3 +493,29 @@ def test_a_bad_seed_is_named(seed):
     with pytest.raises(ValidationError, match="seed="):
         simulate_cohort(n=50, seed=seed)
     assert simulate_cohort(n=50, seed=np.int64(3)).equals(simulate_cohort(n=50, seed=3))
+
+
+def test_simulation_arguments_are_read_as_written_or_refused():
+    """visit_days "17" was read as days 1 and 7, day 400 made a frame the contract refuses,
+    1e-9 days was named madrs_d0; numpy numbers and a padded diagnosis are a population's
+    values as they are a patient's; simulate_arm names its own argument."""
+    import numpy as np
+
+    from ketapredict import Population, Regimen, ValidationError, simulate_arm
+
+    regimen = Regimen(drug="ketamine", route="iv", dose=0.5, dose_unit="mg/kg",
+                      infusion_minutes=40)  # fmt: skip
+    for days, said in (
+        ("17", "is not a sequence of positive days"),
+        ((1, 400), "goes beyond day 365"),
+        ((1e-9,), "whole number of minutes"),
+    ):
+        with pytest.raises(ValidationError, match=re.escape(said)):
+            simulate_arm(Population(), regimen, 5, visit_days=days)
+    with pytest.raises(ValidationError, match=re.escape("n=0 is not a positive whole number")):
+        simulate_arm(Population(), regimen, 0)
+    population = Population(madrs_mean=np.int64(32), age_mean=np.float32(40), diagnosis=" TRD ")
+    assert (population.madrs_mean, population.age_mean, population.diagnosis) == (32, 40.0, "TRD")
+    assert population == Population(madrs_mean=32, age_mean=40.0, diagnosis="TRD")
+    with pytest.raises(ValidationError, match=re.escape("madrs_mean=np.True_ is not a number")):
+        Population(madrs_mean=np.bool_(True))

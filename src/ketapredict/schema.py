@@ -481,7 +481,7 @@ def visit_label(days: float) -> str:
         raise ValueError(f"A visit time must be a positive number of days; got {days!r}.")
     for unit in ("d", "h", "m"):
         n = days / _UNIT_DAYS[unit]
-        if abs(n - round(n)) < 1e-6:
+        if round(n) >= 1 and abs(n - round(n)) < 1e-6:  # never d0 for a moment after 0
             return f"{unit}{round(n)}"
     raise ValueError(f"A visit time must be a whole number of minutes; got {days!r} days.")
 

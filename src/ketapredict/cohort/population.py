@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -138,7 +139,9 @@ class Population:
     def __post_init__(self) -> None:
         problems = []
         diagnoses = column("diagnosis").categories
-        normalised = {d.casefold(): d for d in diagnoses}.get(str(self.diagnosis).casefold())
+        # as a patient record reads it: case and surrounding spaces are no part of the value
+        spelled = str(self.diagnosis).strip().casefold()
+        normalised = {d.casefold(): d for d in diagnoses}.get(spelled)
         if normalised is None:
             problems.append(
                 Problem(
@@ -178,13 +181,15 @@ class Population:
             if value is None:  # a by-diagnosis default the bad diagnosis left unset
                 continue
             if (
-                not isinstance(value, int | float)
-                or isinstance(value, bool)
+                not isinstance(value, Real)  # numpy's numbers too, as every other argument
+                or isinstance(value, bool | np.bool_)
                 or not (math.isfinite(value) and low <= value <= high)
             ):
                 problems.append(
                     Problem(name, value, f"{name}={value!r} is not a number in {low:g}-{high:g}")
                 )
+            elif isinstance(value, np.generic):  # kept as a Python number, as written
+                object.__setattr__(self, name, value.item())
         failed = self.failed_treatments_mean
         if normalised == "TRD" and isinstance(failed, int | float) and failed < 2:
             problems.append(

@@ -144,6 +144,8 @@ def _trial_effect(value: Any, rng: np.random.Generator) -> TrialEffect:
 # --------------------------------------------------------------------------------------------
 def _check_visits(visit_days_: Sequence[float]) -> tuple[float, ...]:
     try:
+        if isinstance(visit_days_, str | bytes):  # "17" is not the days 1 and 7
+            raise TypeError("text is not a sequence of days")
         visits = tuple(float(v) for v in visit_days_)
         labels = [visit_label(v) for v in visits]
     except (TypeError, ValueError) as error:
@@ -157,6 +159,19 @@ def _check_visits(visit_days_: Sequence[float]) -> tuple[float, ...]:
             ],
             "simulation",
         ) from None
+    latest = column("endpoint_day").high
+    if visits and max(visits) > latest:
+        raise ValidationError(
+            [
+                Problem(
+                    "visit_days",
+                    visit_days_,
+                    f"visit_days={short_repr(visit_days_)} goes beyond day {latest:g}, the "
+                    "latest assessment day of the data contract",
+                )
+            ],
+            "simulation",
+        )
     if not visits or list(visits) != sorted(set(visits)) or len(set(labels)) != len(labels):
         raise ValidationError(
             [
@@ -511,6 +526,8 @@ def simulate_trial(
         ``endpoint_day``, ``madrs_*``, ``hamd17_*`` and ``ssi_*`` at each visit, the
         outcomes, and the true probabilities: ``p_*`` given this trial's effects and
         ``p_*_marginal`` for a new trial (effects unknown), each given the recorded columns.
+        ``p_cognitive_decline`` (and its marginal) is missing, as ``cognitive_decline`` is,
+        for a course without a cognitive battery: the outcome is a change from that baseline.
 
     Examples
     --------
@@ -593,7 +610,7 @@ def simulate_arm(
     return simulate_trial(
         population,
         {str(regimen): regimen},
-        n,
+        _check_count("n", n),  # named as this function names it
         seed,
         visit_days=visit_days,
         trial_id="arm",
