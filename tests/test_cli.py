@@ -49,6 +49,23 @@ def test_simulate_refuses_an_unknown_file_type(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_simulate_says_when_it_replaces_a_file_and_reads_suffixes_in_any_case(tmp_path, capsys):
+    out = tmp_path / "cohort.CSV"
+    out.write_text("precious\n")
+    assert main(["simulate", "--n", "20", "--out", str(out)]) == 0
+    assert f"wrote {out} (replacing the file that was there)." in capsys.readouterr().out
+    assert len(pd.read_csv(out)) == 20
+
+
+def test_a_file_the_system_refuses_is_one_line_not_a_traceback(tmp_path, capsys):
+    """Any OSError (here: a model directory whose name is too long to look up) is one
+    line; before, only missing, directory and permission errors were."""
+    assert main(["score", str(PATIENT), "--model", "m" * 300]) in (1, 2)
+    err = capsys.readouterr().err
+    assert err.startswith("ketapredict: ")
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_calibrate_prints_every_target_and_exits_by_the_result(capsys):
     code = main(["calibrate", "--n-per-arm", "3000"])
     printed = capsys.readouterr().out

@@ -337,6 +337,40 @@ CLI_CASES: list[CliCase] = [
         _command("calibrate", "--n-per-arm", "1"),
         "--n-per-arm 1: expected 100 to 100,000",
     ),
+    CliCase(
+        "simulate-out-name-too-long",  # was a traceback from to_csv, after the simulation
+        _command("simulate", "--n", "10", "--out", "a" * 300 + ".csv"),
+        "the name is too long (at most 255 bytes a part",
+    ),
+    CliCase(
+        "train-save-name-too-long",  # was found after training, and the model lost
+        _command(
+            "train", "small.toml", "--no-track", "--save", "m" * 300, files={"small.toml": SMALL}
+        ),
+        "--save 'mmm",
+    ),
+    CliCase(
+        "keys-name-leaves-the-directory",  # wrote evil.key beside the directory
+        _command("keys", "keys", "--name", "../evil"),
+        "--name '../evil': expected a plain file name",
+    ),
+    CliCase(
+        "keys-directory-is-a-file",
+        _command("keys", "notes.txt", files={"notes.txt": "x"}),
+        "'notes.txt' is a file; expected a directory",
+    ),
+    CliCase(
+        "ingest-adsl-for-a-bids-study",  # was ignored
+        _command(
+            "ingest",
+            str(PATIENT.parent / "bids/mapping.toml"),
+            "--adsl",
+            "adsl.xpt",
+            "--out",
+            "courses.csv",
+        ),
+        "adsl is for an ADaM study; this mapping reads a BIDS one",
+    ),
     # -- evaluate, recalibrate, ingest: data files (read before the model is loaded)
     CliCase(
         "evaluate-empty-csv",

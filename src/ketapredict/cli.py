@@ -99,19 +99,27 @@ def _summary_text(summary: pd.DataFrame) -> pd.DataFrame:
     return shown.rename(columns=lambda c: c.replace("_", " "))
 
 
-def _write(frame: pd.DataFrame, path: Path) -> None:
-    """Write a table to a path :func:`_check_output_file` accepted."""
+def _write(frame: pd.DataFrame, path: Path) -> str:
+    """Write a table to a path :func:`_check_output_file` accepted; returns how to say it
+    (a file that was there is replaced, as by any command's output, and said so)."""
+    replaced = os.path.lexists(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".parquet":
+    if path.suffix.lower() == ".parquet":
         frame.to_parquet(path, index=False)
     else:
         frame.to_csv(path, index=False)
+    return f"{path} (replacing the file that was there)" if replaced else str(path)
 
 
 def _refuse(option: str, value: Any, message: str, what: str = "command line") -> None:
     from .exceptions import Problem, ValidationError
 
     raise ValidationError([Problem(option, value, message)], what)
+
+
+# Linux's limits (NAME_MAX, PATH_MAX); other systems' are no larger.
+_NAME_MAX = 255
+_PATH_MAX = 4096
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -123,7 +131,19 @@ def _nearest_existing(path: Path) -> Path:
 
 
 def _check_writable_parent(path: Path, option: str) -> None:
-    """The directories above ``path`` exist or can be made, and can be written."""
+    """The directories above ``path`` exist or can be made, and can be written, and no
+    part of its name is longer than the system allows (found only when writing, after the
+    work, the output was lost)."""
+    from .exceptions import short_repr
+
+    longest = max((len(os.fsencode(part)) for part in Path(path).parts), default=0)
+    if longest > _NAME_MAX or len(os.fsencode(os.path.abspath(path))) > _PATH_MAX:
+        _refuse(
+            option,
+            str(path)[:80],
+            f"{option} {short_repr(str(path))}: the name is too long (at most {_NAME_MAX} "
+            f"bytes a part, {_PATH_MAX:,} in all)",
+        )
     start = _nearest_existing(path.parent)
     if not os.path.isdir(start):
         _refuse(
@@ -138,8 +158,8 @@ def _check_writable_parent(path: Path, option: str) -> None:
 def _check_output_file(path: Path, option: str = "--out") -> None:
     """Refuse, before any work, a table output that could not be written: another suffix,
     a directory, a parent that is a file or cannot be written. An existing file is
-    replaced."""
-    if path.suffix not in (".parquet", ".csv"):
+    replaced (and the output says so)."""
+    if path.suffix.lower() not in (".parquet", ".csv"):
         _refuse(
             option,
             str(path),
@@ -243,12 +263,12 @@ def _simulate(args: argparse.Namespace) -> int:
 
     _check_output_file(args.out)
     cohort = simulate_cohort(n=args.n, seed=args.seed)
-    _write(cohort, args.out)
+    written = _write(cohort, args.out)
     print(_VIRTUAL)
     print(
         f"Simulated {len(cohort):,} patient courses from "
         f"{cohort['trial_id'].nunique()} trial designs (seed {args.seed}); "
-        f"wrote {args.out}.\n"
+        f"wrote {written}.\n"
     )
     _print_table(_summary_text(cohort_summary(cohort)))
     return 0
@@ -260,9 +280,9 @@ def _ingest(args: argparse.Namespace) -> int:
     _check_output_file(args.out)
     table = read_study(args.mapping, path=args.data, adsl=args.adsl, efficacy=args.efficacy)
     summary = IngestSummary(**table.attrs["ingest"])
-    _write(table, args.out)
+    written = _write(table, args.out)
     print(summary)
-    print(f"Wrote {len(table)} patient courses to {args.out}.")
+    print(f"Wrote {len(table)} patient courses to {written}.")
     return 0
 
 
@@ -996,7 +1016,22 @@ def _signing_key(path: Path | None):
 def _keys(args: argparse.Namespace) -> int:
     from .modelfile import fingerprint, generate_keys
 
-    for file in (args.directory / f"{args.name}{kind}" for kind in (".key", ".pub")):
+    name = args.name
+    if not name or name.startswith(".") or name != os.path.basename(name) or "\\" in name:
+        # "../evil" wrote the keys outside the directory given; "" wrote hidden .key, .pub
+        _refuse(
+            "--name",
+            name,
+            f"--name {name[:80]!r}: expected a plain file name (no directory, not starting "
+            "with '.'); the keys go in DIRECTORY",
+        )
+    if os.path.lexists(args.directory) and not os.path.isdir(args.directory):
+        _refuse(
+            "directory",
+            str(args.directory),
+            f"{str(args.directory)!r} is a file; expected a directory",
+        )
+    for file in (args.directory / f"{name}{kind}" for kind in (".key", ".pub")):
         if file.exists():
             _refuse("directory", str(file), f"{str(file)!r} exists; keys are never overwritten")
     private, public = generate_keys(args.directory, args.name)
@@ -1401,6 +1436,12 @@ def _run(argv: Sequence[str] | None) -> int:
         ) as error:
             say(f"{error.strerror}: {error.filename!r}")
             return 2
+        except BrokenPipeError:  # the reader left (| head): handled by main, quietly
+            raise
+        except OSError as error:  # the system refused a file (full disk, read-only, exists)
+            said = error.strerror or type(error).__name__
+            say(f"{said}: {error.filename!r}" if error.filename else said)
+            return 1
         except UnicodeDecodeError as error:
             say(f"an input file is not UTF-8 text ({error.reason} at byte {error.start})")
             return 2

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..exceptions import Problem, ValidationError
 from .adam import read_adam, read_dataset
 from .bids import read_bids
 from .courses import IngestSummary
@@ -58,6 +59,22 @@ def read_study(
     """
     if not isinstance(mapping, StudyMapping):
         mapping = load_mapping(mapping)
+    # a file given for the other format would be ignored: refused, as an experiment file's is
+    other = {"adsl": adsl, "efficacy": efficacy} if mapping.format == "bids" else {"path": path}
+    given = [name for name, value in other.items() if value is not None]
+    if given:
+        raise ValidationError(
+            [
+                Problem(
+                    name,
+                    str(other[name]),
+                    f"{name} is for {'an ADaM' if mapping.format == 'bids' else 'a BIDS'} "
+                    f"study; this mapping reads a {mapping.format.upper()} one",
+                )
+                for name in given
+            ],
+            "study",
+        )
     if mapping.format == "bids":
         return read_bids(path, mapping)
     return read_adam(adsl, efficacy, mapping)
