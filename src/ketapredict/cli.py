@@ -1407,7 +1407,7 @@ def _run(argv: Sequence[str] | None) -> int:
     except _UsageError as error:
         print(error, file=sys.stderr)
         return 2
-    from .exceptions import ModelFileError, ValidationError
+    from .exceptions import ModelFileError, ValidationError, short_repr
     from .tracking import TrackingError
 
     def say(message: str) -> None:
@@ -1440,7 +1440,7 @@ def _run(argv: Sequence[str] | None) -> int:
             raise
         except OSError as error:  # the system refused a file (full disk, read-only, exists)
             said = error.strerror or type(error).__name__
-            say(f"{said}: {error.filename!r}" if error.filename else said)
+            say(f"{said}: {short_repr(str(error.filename))}" if error.filename else said)
             return 1
         except UnicodeDecodeError as error:
             say(f"an input file is not UTF-8 text ({error.reason} at byte {error.start})")
