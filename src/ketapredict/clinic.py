@@ -237,6 +237,24 @@ class RiskReport:
         a missing field is never a driver; the estimate is less specific.
     provenance : dict
         The model's name, version, training data kind, date, validation metrics and notes.
+
+    Examples
+    --------
+    >>> from ketapredict import Regimen, load_model
+    >>> patient = {"age": 52, "sex": "male", "diagnosis": "MDD", "madrs_baseline": 30}
+    >>> single = Regimen(drug="ketamine", route="iv", dose=0.5, infusion_minutes=40)
+    >>> report = load_model().score(patient, single, horizon_day=1)
+    >>> report.horizon_day
+    1.0
+    >>> list(report.risks)
+    ['response', 'remission', 'cognitive_decline', 'dissociation']
+    >>> risk = report.risks["cognitive_decline"]
+    >>> risk.band in ("low", "moderate", "high"), "BMI" in report.missing
+    (True, True)
+    >>> any(driver.predictor == "bmi" for driver in risk.drivers)  # missing: no reason
+    False
+    >>> report.to_dict()["horizon_day"]
+    1.0
     """
 
     regimen: str

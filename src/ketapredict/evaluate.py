@@ -1030,7 +1030,7 @@ def cross_validate(
     ['OutcomeModel', 'logistic_regression', 'hist_gradient_boosting', 'xgboost_default',
      'logistic_regression_encoded', 'hist_gradient_boosting_encoded',
      'xgboost_default_encoded', 'oracle']
-    >>> round(float(result.metrics.loc["oracle", "within_arm_auc"]), 2) < 0.8
+    >>> bool(0.6 < result.metrics.loc["oracle", "within_arm_auc"] < 0.8)  # not arm membership
     True
     """
     outcome = outcome or model.outcome

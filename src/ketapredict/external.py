@@ -158,6 +158,22 @@ class ExternalValidation:
     data_digest : str
         The table's digest (no rows are kept).
     n_courses : int
+
+    Examples
+    --------
+    >>> from ketapredict import evaluate_model, load_model, read_study
+    >>> from ketapredict.io import example_study
+    >>> study = read_study(example_study("bids") / "mapping.toml")
+    >>> result = evaluate_model(load_model(), study, source="example")
+    >>> result.n_courses, len(result.data_digest)
+    (50, 16)
+    >>> row = result.table.query("outcome == 'response' and group == 'all'").iloc[0]
+    >>> int(row["n"]), int(row["events"])
+    (50, 15)
+    >>> bool(0 < row["auc_low"] < row["auc"] < row["auc_high"] < 1)
+    True
+    >>> any("Collins 2016" in warning for warning in result.warnings)  # 15 events are few
+    True
     """
 
     table: pd.DataFrame

@@ -799,8 +799,8 @@ def simulate_cohort(n: int = 5000, seed: int = 0) -> pd.DataFrame:
     --------
     >>> from ketapredict import simulate_cohort
     >>> cohort = simulate_cohort(n=3001, seed=0)
-    >>> len(cohort), cohort["trial_id"].nunique() >= 10
-    (3001, True)
+    >>> len(cohort), cohort["trial_id"].nunique()  # every design of the pooled cohort
+    (3001, 14)
     """
     n = _check_count("n", n)
     return _simulate_cohort(n, seed, load_parameters())
