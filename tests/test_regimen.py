@@ -120,7 +120,11 @@ def test_exposure_of_a_table_matches_single_regimens():
         ),
         (
             {"drug": "esketamine", "route": "intranasal", "dose": 84, "dose_unit": "mg/kg"},
-            "dose=84 mg/kg is above 5 mg/kg, the highest dose allowed for esketamine",
+            "dose=84 mg/kg is above 2.5 mg/kg, the highest dose allowed for esketamine",
+        ),
+        (  # as potent at half the dose: 5 mg/kg would be 10 mg/kg of ketamine
+            {"drug": "esketamine", "route": "iv", "dose": 5, "infusion_minutes": 40},
+            "dose=5 mg/kg is above 2.5 mg/kg, the highest dose allowed for esketamine (half the",
         ),
         (
             {"drug": "saline", "route": "iv", "dose": 0.5, "infusion_minutes": 40},

@@ -764,17 +764,25 @@ def contract_part(frame: pd.DataFrame, what: str) -> pd.DataFrame:
 # Highest dose per session accepted, per unit. Ketamine: IV anaesthetic induction is
 # 1-4.5 mg/kg (Ketalar prescribing information); antidepressant doses are 0.1-1 mg/kg IV
 # (Fava 2020) and fixed intranasal esketamine doses 28-84 mg (Spravato prescribing
-# information, 2019). Midazolam as an active placebo is 0.02-0.045 mg/kg IV (Grunebaum
+# information, 2019). Esketamine is as potent at half the racemic dose (ketapredict.regimen
+# POTENCY; its IV induction dose is 0.5-1 mg/kg), so its limit is half the racemic one:
+# 5 mg/kg of esketamine would be 10 mg/kg of ketamine. Arketamine, the weaker enantiomer,
+# keeps the racemic limit. Midazolam as an active placebo is 0.02-0.045 mg/kg IV (Grunebaum
 # 2018; Fava 2020); 0.1 mg/kg is already a sedating dose.
 MAX_DOSE = {
     "ketamine": {"mg/kg": 5.0, "mg": 500.0},
+    "esketamine": {"mg/kg": 2.5, "mg": 250.0},
+    "arketamine": {"mg/kg": 5.0, "mg": 500.0},
     "midazolam": {"mg/kg": 0.1, "mg": 10.0},
 }
 _MAX_DOSE_REASON = {
     "ketamine": "IV anaesthetic induction is 1-4.5 mg/kg; antidepressant doses are 0.1-1 mg/kg "
     "IV or 28-84 mg intranasal",
+    "esketamine": "half the racemic limit, as esketamine is as potent at half the dose; "
+    "intranasal doses are 28-84 mg",
     "midazolam": "active-placebo doses are 0.02-0.045 mg/kg IV",
 }
+_MAX_DOSE_REASON["arketamine"] = _MAX_DOSE_REASON["ketamine"]
 
 
 def _present(x: np.ndarray) -> np.ndarray:
@@ -812,9 +820,9 @@ def _regimen_rules(v: Mapping[str, np.ndarray]) -> Iterator[tuple]:
         "dose",
         lambda i: (dose[i], f"dose=0 but drug={drug[i]!r} needs a positive dose"),
     )
-    for family, drugs in (("ketamine", KETAMINES), ("midazolam", ("midazolam",))):
-        for unit_name, limit in MAX_DOSE[family].items():
-            over = _in(drug, drugs) & _eq(unit, unit_name) & (dose > limit)
+    for family, limits in MAX_DOSE.items():
+        for unit_name, limit in limits.items():
+            over = _in(drug, (family,)) & _eq(unit, unit_name) & (dose > limit)
             yield (
                 over,
                 "dose",
