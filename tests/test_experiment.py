@@ -1,4 +1,5 @@
 import re
+from pathlib import Path
 
 import pytest
 
@@ -223,3 +224,17 @@ def test_a_byte_order_mark_is_read_past_and_odd_paths_are_named_for_what_they_ar
         load_experiment(write(tmp_path, text))
     with pytest.raises(ValidationError, match="no experiment file given"):
         load_experiment("")
+
+
+def test_a_feature_set_file_is_found_next_to_the_experiment_as_its_data_are(tmp_path, monkeypatch):
+    from ketapredict.experiment import load_experiment
+
+    folder = tmp_path / "study"
+    folder.mkdir()
+    (folder / "mine.toml").write_text(
+        '[groups.a]\nsteps = [{ encoder = "numeric", columns = ["age"] }]\n'
+    )
+    (folder / "runs.toml").write_text('[features]\nset = "mine.toml"\n')
+    monkeypatch.chdir(tmp_path)  # not the experiment's directory
+    experiment = load_experiment("study/runs.toml")
+    assert experiment.spec.features.set == str(Path("study") / "mine.toml")

@@ -14,7 +14,7 @@ An experiment file (``experiments/<name>.toml``)::
     # adsl = "adsl.xpt"       # adam: the datasets (default: the mapping's)
     # efficacy = "adeff.xpt"
     [features]
-    set = "core"              # a name in features/, or a .toml path from the current directory
+    set = "core"              # a name in features/, or a .toml path (as data.source is found)
     [outcomes]
     names = ["response", "cognitive_decline"]
     [model]                   # OutcomeModel parameters (defaults when absent)
@@ -291,6 +291,9 @@ def load_experiment(path: str | Path) -> Experiment:
         _check_files(path, spec.data)
     except ValidationError as error:
         problems += error.problems
+    if spec.features.set.lower().endswith(".toml"):  # a file, found as data.source is
+        found = str(_source_path(path, spec.features.set))
+        spec = spec.model_copy(update={"features": _Features(set=found)})
     try:
         load_feature_set(spec.features.set)
     except ValidationError as error:
