@@ -399,10 +399,45 @@ def test_calibration_intercept_and_slope_are_the_maximum_likelihood_values_far_f
         assert fit.intercept == pytest.approx(reference.intercept_[0], rel=1e-5, abs=1e-6)
         slope = score_predictions(y, _expit(x), n_bootstraps=0)["calibration_slope"]
         assert slope == pytest.approx(reference.coef_[0, 0], rel=1e-5)
+    # predicted 98-99.99% where 10% respond (and the mirror): a first Newton step of
+    # hundreds of log-odds saturated every probability; a level step swung back and forth
+    tenth = np.r_[np.ones(10), np.zeros(90)]
+    for predicted in (0.98, 0.999, 0.9999, 0.0001):
+        x = np.full(100, np.log(predicted / (1 - predicted)))
+        assert fit_intercept(tenth, x).intercept == pytest.approx(np.log(1 / 9) - x[0])
+        assert fit_intercept(1 - tenth, -x).intercept == pytest.approx(np.log(9) + x[0])
+    far = np.full(100, np.log(999.0))
+    assert choose_update(tenth, far, "intercept")["method"] == "intercept"
     # a model far too low and too flat is updated by intercept and slope, not "separates"
     update = choose_update(y, 0.5 * z - 4)
     assert update["method"] == "intercept_slope"
     assert update["slope"] == pytest.approx(2.08, abs=0.01)
+
+
+def test_fit_line_agrees_with_scikit_learn_and_refuses_exactly_the_separated_samples():
+    from sklearn.linear_model import LogisticRegression
+
+    from ketapredict.updating import fit_line
+
+    rng = np.random.default_rng(1)
+    separated_seen = 0
+    for _ in range(300):
+        n = int(rng.choice([20, 30, 100, 1000]))
+        z = rng.normal(rng.normal(0, 2), rng.uniform(0.1, 2), n)
+        y = (rng.random(n) < _expit(z)).astype(float)
+        if y.sum() in (0, n):
+            continue
+        x = rng.uniform(0.2, 3) * z + rng.uniform(-8, 8)
+        events, others = x[y == 1], x[y == 0]
+        separated = events.min() >= others.max() or events.max() <= others.min()
+        separated_seen += separated
+        fit = fit_line(y, x)
+        assert fit.converged is not separated
+        if fit.converged:
+            reference = LogisticRegression(C=np.inf, tol=1e-12, max_iter=10_000)
+            slope = reference.fit(x[:, None], y).coef_[0, 0]
+            assert fit.slope == pytest.approx(slope, rel=1e-4, abs=1e-6)
+    assert separated_seen > 0  # the sweep reaches separation
 
 
 def test_a_calibration_slope_that_does_not_exist_is_nan():

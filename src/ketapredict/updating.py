@@ -55,12 +55,20 @@ def log_likelihood(y: np.ndarray, log_odds: np.ndarray) -> float:
     return float(np.sum(y * log_odds - np.logaddexp(0.0, log_odds)))
 
 
+# The longest Newton step taken at once, in log-odds.
+_MAX_STEP = 5.0
+
+
 def _newton(y: np.ndarray, design: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Maximum likelihood of ``logit P(y) = offset + design @ beta`` by Newton's method,
-    each step halved until the log-likelihood rises (it is concave, so this converges from
-    any start wherever a maximum exists; clipping a step instead made the fit cycle for
-    miscalibration of 3 log-odds or more). Returns beta and whether it converged:
-    not when the outcome separates on the design (the maximum lies at infinity)."""
+    """Maximum likelihood of ``logit P(y) = offset + design @ beta`` by Newton's method.
+
+    Each step is first scaled down as a whole (direction kept) to at most 5 log-odds, so a
+    far start cannot leap to where every probability is exactly 0 or 1 and the information
+    vanishes; then halved until the log-likelihood rises enough (it is concave). Clipping each
+    component instead changed the step's direction and made the fit cycle for
+    miscalibration of 3 log-odds or more. Returns beta and whether it converged: not when
+    the outcome separates on the design (the maximum lies at infinity; the caller checks
+    that, as float rounding can make a drifting fit's steps look converged)."""
     beta = np.zeros(design.shape[1])
     current = log_likelihood(y, offset + design @ beta)
     for _ in range(200):
@@ -73,17 +81,20 @@ def _newton(y: np.ndarray, design: np.ndarray, offset: np.ndarray) -> tuple[np.n
             return beta, False
         if not np.all(np.isfinite(step)):
             return beta, False
+        step = step * min(1.0, _MAX_STEP / max(float(np.max(np.abs(step))), 1e-300))
         for _halving in range(60):
             trial = beta + step
             found = log_likelihood(y, offset + design @ trial)
-            if found >= current - 1e-12 * abs(current):
+            # a sufficient rise (Armijo): a step that only keeps the likelihood level can
+            # swing back and forth across the maximum for ever
+            if found >= current + 1e-4 * float(gradient @ step) - 1e-12 * abs(current):
                 break
             step = step / 2
         else:
-            return beta, False  # no step uphill: at the maximum to rounding
+            return beta, False  # no step uphill, even a tiny one: the fit cannot go on
         beta, current = trial, found
         if np.max(np.abs(step)) < 1e-9:
-            return beta, bool(np.all(np.abs(beta) < 50))  # separation drifts off
+            return beta, True
         if np.any(np.abs(beta) > 1e3):
             return beta, False
     return beta, False
@@ -137,7 +148,14 @@ def fit_line(y: np.ndarray, log_odds: np.ndarray) -> LogisticFit:
     design = np.column_stack([np.ones_like(x), x])
     beta = np.array([0.0, 1.0])
     converged = False
-    if 0 < y.sum() < len(y) and np.ptp(x) > 0:
+    events, others = x[y == 1], x[y == 0]
+    # (quasi-)separation on one predictor: a cut-off with every event on one side of it
+    separated = (
+        len(events)
+        and len(others)
+        and (events.min() >= others.max() or events.max() <= others.min())
+    )
+    if 0 < y.sum() < len(y) and np.ptp(x) > 0 and not separated:
         found, converged = _newton(y, design, np.zeros_like(x))
         if converged:
             beta = found
