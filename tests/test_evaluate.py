@@ -504,3 +504,14 @@ def test_a_cluster_bootstrap_over_one_trial_says_it_resamples_patients_only():
     p = np.linspace(0.05, 0.95, 40)
     with pytest.warns(UserWarning, match="cluster names one trial"):
         score_predictions(y, p, cluster=np.zeros(40), n_bootstraps=20)
+
+
+def test_one_trials_validation_resamples_patients_and_says_so(cohort):
+    """No warning (the package's own warnings fail the tests): with one trial the intervals
+    resample patients, and the result says which."""
+    one = cohort[cohort["trial_id"] == cohort["trial_id"].value_counts().index[0]]
+    model = OutcomeModel("response", n_estimators=20, linear=False)
+    result = cross_validate(model, one, scheme="stratified_kfold", n_splits=2, peers=False,
+                            n_bootstraps=20)  # fmt: skip
+    assert result.resampled == "patients"
+    assert np.isfinite(result.metrics.loc["OutcomeModel", "auc_low"])

@@ -189,7 +189,7 @@ def model_card(
         "## Validation",
         "",
         f"Scheme: {provenance.get('validation', 'not recorded')}. Figures are out of fold, "
-        "with 95% intervals that resample trials, then patients.",
+        "with 95% bootstrap intervals.",
         "",
     ]
     metrics = provenance.get("metrics", {})

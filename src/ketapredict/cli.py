@@ -452,7 +452,7 @@ def metrics_table(result) -> str:
             f"\n  among active-drug patients ({int(first['active_n']):,} courses, "
             f"{int(first['active_events']):,} events): AUC within arm (n-weighted over "
             f"{int(first['within_arm_arms'])} arms with at least 5 events and non-events), "
-            "calibration; 95% intervals resample trials, then patients"
+            f"calibration; 95% intervals resample {validation.resampled}"
         )
         active = pd.DataFrame(
             {

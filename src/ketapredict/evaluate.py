@@ -951,6 +951,9 @@ class ValidationResult:
         Row position, fold and outcome, and each model's probability. No identifiers.
     rows_left_out : int
         Rows without the outcome, not used.
+    resampled : str
+        What the bootstrap intervals resample: ``"trials, then patients"``, or
+        ``"patients"`` for data from one trial (nothing between trials to draw).
     """
 
     outcome: str
@@ -962,6 +965,7 @@ class ValidationResult:
     predictions: pd.DataFrame
     rows_left_out: int = 0
     extras: dict[str, Any] = field(default_factory=dict)
+    resampled: str = "trials, then patients"
 
 
 def cross_validate(
@@ -1166,6 +1170,7 @@ def cross_validate(
         predictions=predictions,
         rows_left_out=dropped,
         extras={"tuned_parameters": chosen} if tuning else {},
+        resampled="patients" if design["cluster"] is None else "trials, then patients",
     )
 
 

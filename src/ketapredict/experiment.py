@@ -597,7 +597,8 @@ class ExperimentResult:
         folds = max(r.fold_metrics["fold"].nunique() for r in self.results.values())
         text = f"{spec.scheme}, {folds} folds"
         if spec.bootstraps:
-            text += f", {spec.bootstraps} bootstrap resamples for the intervals"
+            resampled = next(iter(self.results.values())).resampled
+            text += f", {spec.bootstraps} bootstrap resamples of {resampled} for the intervals"
         if self.experiment.spec.tuning:
             text += ", nested grid search in every fold"
         return text

@@ -755,7 +755,7 @@ def plot_roc(result: ValidationResult, *, experiment: str = "", feature_set: str
         "Each curve ranks all out-of-fold courses, every arm together, so it also rewards "
         "knowing which arm a patient was in. The AUC is the chance that a random course "
         "with the outcome is ranked above one without it (0.5: chance); brackets: 95% "
-        "interval, resampling trials and then patients."
+        f"interval, resampling {result.resampled}."
     )
     within = _metric(result, "OutcomeModel", "within_arm_auc")
     if np.isfinite(within):
