@@ -410,3 +410,16 @@ def test_a_patient_object_scores_as_its_fields_and_digit_separators_are_not_numb
     assert as_object["response"].probability == as_dict["response"].probability
     with pytest.raises(ValidationError, match=re.escape("age='4_6' is not a number")):
         validate_patient({**fields, "age": "4_6"})
+
+
+def test_contract_part_leaves_out_foreign_columns_and_refuses_near_misses():
+    from ketapredict.schema import contract_part
+
+    table = pd.DataFrame({"age": [40], "site": ["Leeds"], "madrs_d7": [12], "notes": ["x"]})
+    assert list(contract_part(table, "patient table").columns) == ["age", "madrs_d7"]
+    for near, meant in (("BMI", "bmi"), (" Sex ", "sex"), ("MADRS_d7", "madrs_d7"),
+                        ("madrs_basline", "madrs_baseline")):  # fmt: skip
+        with pytest.raises(ValidationError, match=re.escape(f"did you mean {meant!r}?")):
+            contract_part(pd.DataFrame({"age": [40], near: [1]}), "patient table")
+    # a near-miss of a column the table has is a column of its own, left out
+    assert list(contract_part(pd.DataFrame({"bmi": [27.0], "BMI": [1]}), "t").columns) == ["bmi"]

@@ -741,8 +741,12 @@ def contract_part(frame: pd.DataFrame, what: str) -> pd.DataFrame:
     for name in frame.columns:
         if _known(name) or not isinstance(name, str) or len(name) > 100:
             continue
-        near = lowered.get(name.strip().lower()) or next(
-            iter(difflib.get_close_matches(name.lower(), absent, n=1, cutoff=0.85)), None
+        spelled = name.strip().lower()
+        visit = spelled if _VISIT.match(spelled) and spelled not in set(known) else None
+        near = (
+            lowered.get(spelled)
+            or visit  # MADRS_d7 for madrs_d7
+            or next(iter(difflib.get_close_matches(spelled, absent, n=1, cutoff=0.85)), None)
         )
         if near is not None:
             problems.append(
