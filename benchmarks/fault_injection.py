@@ -29,7 +29,6 @@ Areas:
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -172,7 +171,9 @@ def tracking() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from _options import options
+
+    parser = options(__doc__)
     parser.add_argument("--quick", action="store_true", help="a smaller run, no training")
     args = parser.parse_args(argv)
     areas = {

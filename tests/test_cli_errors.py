@@ -369,7 +369,7 @@ CLI_CASES: list[CliCase] = [
             "--out",
             "courses.csv",
         ),
-        "adsl is for an ADaM study; this mapping reads a BIDS one",
+        "adsl='adsl.xpt' is for an ADaM study; this mapping reads a BIDS one",
     ),
     # -- evaluate, recalibrate, ingest: data files (read before the model is loaded)
     CliCase(
@@ -444,7 +444,7 @@ CLI_CASES: list[CliCase] = [
     CliCase(
         "ingest-mapping-is-a-directory",
         _command("ingest", "mapping.toml", dirs=["mapping.toml"]),
-        "a directory, not a file",
+        "'mapping.toml' is a directory; expected a .toml file",
     ),
     CliCase(
         "score-public-key-not-a-key",
@@ -460,7 +460,7 @@ CLI_CASES: list[CliCase] = [
     CliCase(
         "train-signing-key-missing",
         _command("train", "baseline", "--no-track", "--signing-key", "none.key"),
-        "cannot read the signing key",
+        "the signing key 'none.key' does not exist",
     ),
     CliCase(
         "ingest-out-other-suffix",

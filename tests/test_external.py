@@ -366,3 +366,15 @@ def test_an_empty_table_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "empty.csv").write_text("")
     assert main(["evaluate", "demo", str(tmp_path / "empty.csv"), "--no-track"]) == 2
     assert "empty.csv cannot be read as csv" in capsys.readouterr().err
+
+
+def test_courses_without_an_arm_are_grouped_by_their_schedule():
+    from ketapredict.io import example_study
+
+    study = ketapredict.read_study(example_study("bids") / "mapping.toml")
+    study["arm"] = study["arm"].astype(object)
+    study.loc[study.index[:10], "arm"] = None
+    groups = evaluate_model(ketapredict.load_model(), study).table
+    groups = groups[groups["outcome"] == "response"].set_index("group")["n"]
+    assert groups["(no arm) ketamine 0.5 mg/kg IV over 40 min"] + groups["ketamine"] == 25
+    assert "(no arm)" not in groups.index  # never one group of every schedule

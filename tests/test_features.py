@@ -208,8 +208,8 @@ def test_an_encoder_given_a_column_it_cannot_read_is_refused_when_the_set_is_rea
     fitting, and a dose_schedule step listing some regimen fields read the others as their
     defaults (56 mg of esketamine as 56 mg/kg, every course assessed at day 1)."""
     steps = {
-        'encoder = "numeric", columns = ["sex", "age"]': "numeric reads float or int columns; "
-        "got sex (category)",
+        'encoder = "numeric", columns = ["sex", "age"]': "numeric reads float or int or bool "
+        "columns; got sex (category)",
         'encoder = "flag", columns = ["diagnosis"]': "flag reads bool columns; got diagnosis",
         'encoder = "one_hot", columns = ["age"]': "one_hot reads category columns; got age",
         'encoder = "cognition", columns = ["age"]': "cognition reads cognitive z-scores",
@@ -238,3 +238,32 @@ def test_extends_takes_a_path_from_the_extending_files_directory(tmp_path, monke
     assert encoder.fit(
         pd.DataFrame({"age": [40.0], "bmi": [25.0]})
     ).get_feature_names_out().tolist() == ["age", "bmi"]
+
+
+def test_more_readers_refuse_a_pipe_or_a_device_by_name(tmp_path):
+    """A key file at /dev/zero filled the memory; a mapping file or an ADaM dataset at a
+    pipe was reported as missing."""
+    import os
+
+    from ketapredict import ModelFileError, load_model
+    from ketapredict.io import load_mapping, read_dataset
+
+    os.mkfifo(tmp_path / "mapping.toml")
+    os.mkfifo(tmp_path / "adsl.xpt")
+    with pytest.raises(ModelFileError, match=re.escape("is not a regular file")):
+        load_model(public_key="/dev/zero")
+    for call in (lambda: load_mapping(tmp_path / "mapping.toml"),
+                 lambda: read_dataset(tmp_path / "adsl.xpt")):  # fmt: skip
+        with pytest.raises(ValidationError, match=re.escape("is not a regular file")):
+            call()
+
+
+def test_numeric_reads_a_yes_no_column_as_one_or_zero(tmp_path):
+    path = tmp_path / "set.toml"
+    path.write_text(
+        '[groups.g]\nsteps = [{ encoder = "numeric", columns = ["anxious_distress"] }]\n'
+    )
+    table = pd.DataFrame({"anxious_distress": [True, False, None]})
+    encoded = load_feature_set(str(path)).fit(table).transform(table)
+    assert encoded["anxious_distress"].tolist()[:2] == [1.0, 0.0]
+    assert np.isnan(encoded["anxious_distress"].iloc[2])

@@ -137,7 +137,8 @@ def _check_writable_parent(path: Path, option: str) -> None:
     from .exceptions import short_repr
 
     longest = max((len(os.fsencode(part)) for part in Path(path).parts), default=0)
-    if longest > _NAME_MAX or len(os.fsencode(os.path.abspath(path))) > _PATH_MAX:
+    # PATH_MAX counts the terminating NUL
+    if longest > _NAME_MAX or len(os.fsencode(os.path.abspath(path))) >= _PATH_MAX:
         _refuse(
             option,
             str(path)[:80],
@@ -422,6 +423,12 @@ def _calibrate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _number(value: float, spec: str = ".3f") -> str:
+    """A metric as ``spec`` formats it, or n/a where it does not exist (a calibration slope
+    when the outcome separates on the predictions)."""
+    return format(value, spec) if np.isfinite(value) else "n/a"
+
+
 def _interval(point: float, low: float, high: float) -> str:
     if not np.isfinite(point):
         return "n/a"
@@ -461,8 +468,10 @@ def metrics_table(result) -> str:
                     for r in m.itertuples()
                 ],
                 "ECE": m["active_ece"].map("{:.4f}".format),
-                "cal. intercept": m["active_calibration_intercept"].map("{:+.3f}".format),
-                "cal. slope": m["active_calibration_slope"].map("{:.3f}".format),
+                "cal. intercept": m["active_calibration_intercept"].map(
+                    lambda v: _number(v, "+.3f")
+                ),
+                "cal. slope": m["active_calibration_slope"].map(_number),
                 "fold mean (sd)": [
                     f"{folds.mean()[k]:.3f} ({folds.std()[k]:.3f})" for k in m.index
                 ],
@@ -475,8 +484,8 @@ def metrics_table(result) -> str:
                 "PR AUC": m["pr_auc"].map("{:.3f}".format),
                 "Brier": m["brier"].map("{:.4f}".format),
                 "ECE": m["ece"].map("{:.4f}".format),
-                "cal. intercept": m["calibration_intercept"].map("{:+.3f}".format),
-                "cal. slope": m["calibration_slope"].map("{:.3f}".format),
+                "cal. intercept": m["calibration_intercept"].map(lambda v: _number(v, "+.3f")),
+                "cal. slope": m["calibration_slope"].map(_number),
             },
             index=m.index,
         )
@@ -949,7 +958,7 @@ def _patient_record(path: str) -> dict[str, Any]:
 
 def _regimen_argument(text: str) -> dict[str, Any]:
     """The --regimen value: JSON text of the regimen's fields, or a JSON file of them."""
-    from .exceptions import Problem, ValidationError
+    from .exceptions import Problem, ValidationError, short_repr
 
     if text.lstrip().startswith("{"):
         try:
@@ -960,10 +969,14 @@ def _regimen_argument(text: str) -> dict[str, Any]:
     elif os.path.isfile(text):  # os.path: False for a name too long, where pathlib raises
         regimen = _read_json(text, "regimen")
     else:
+        from ._files import not_a_file
+
+        fault = not_a_file(text, "a JSON file")
         message = (
-            f"--regimen {text!r}: expected the regimen's fields as JSON text "
+            f"--regimen {short_repr(text)}: expected the regimen's fields as JSON text "
             '(\'{"drug": "ketamine", "route": "iv", "dose": 0.5, "infusion_minutes": 40}\') '
-            "or a JSON file of them; no such file"
+            "or a JSON file of them; "
+            + ("no such file" if fault == "does not exist" else f"it {fault.split(';')[0]}")
         )
         raise ValidationError([Problem("regimen", text, message)], "regimen")
     if not isinstance(regimen, dict):
@@ -1434,12 +1447,12 @@ def _run(argv: Sequence[str] | None) -> int:
             NotADirectoryError,
             PermissionError,
         ) as error:
-            say(f"{error.strerror}: {error.filename!r}")
+            say(f"{error.strerror}: {short_repr(str(error.filename))}")
             return 2
         except BrokenPipeError:  # the reader left (| head): handled by main, quietly
             raise
         except OSError as error:  # the system refused a file (full disk, read-only, exists)
-            said = error.strerror or type(error).__name__
+            said = error.strerror or str(error) or type(error).__name__
             say(f"{said}: {short_repr(str(error.filename))}" if error.filename else said)
             return 1
         except UnicodeDecodeError as error:

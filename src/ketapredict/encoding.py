@@ -345,7 +345,7 @@ def _locate(name_or_path: str | Path) -> tuple[Any, str, str]:
 # What each encoder can read, by the contract's kind of column: a numeric encoder given a
 # category made an all-NaN feature without a word, one-hot given a number failed in fitting.
 _READS = {
-    "numeric": ("float", "int"),
+    "numeric": ("float", "int", "bool"),  # a yes/no as 1/0, as flag reads it
     "flag": ("bool",),
     "one_hot": ("category",),
     "cognition": ("float",),
@@ -394,7 +394,11 @@ def _beside(child: Any, parent: str) -> str:
     """``extends = parent`` as read from the file ``child``: a relative path is taken from
     the child's directory (as a mapping's paths are from the mapping's), not from wherever
     the command runs; a set's name (no ``.toml``) is a shipped set."""
-    if isinstance(child, Path) and parent.endswith(".toml") and not Path(parent).is_absolute():
+    if (
+        isinstance(child, Path)
+        and parent.lower().endswith(".toml")
+        and not Path(parent).is_absolute()
+    ):
         return str(child.parent / parent)
     return parent
 

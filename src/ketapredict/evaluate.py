@@ -595,6 +595,11 @@ def net_benefit(y: Any, p: Any, thresholds: Iterable[float] | None = None) -> pd
     if thresholds is None:  # a sample without events (or non-events) still gets a curve
         thresholds = decision_thresholds(min(max(float(y.mean()), 0.01), 0.99))
     thresholds = list(thresholds)
+    if not thresholds:
+        raise ValidationError(
+            [Problem("thresholds", [], "thresholds must list at least one risk in (0, 1)")],
+            "scores",
+        )
     bad = [t for t in thresholds if not (isinstance(t, Real) and 0 < t < 1)]
     if bad:  # at 1 the odds t / (1 - t) are infinite; at 0 every patient is acted on
         raise ValidationError(

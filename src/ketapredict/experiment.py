@@ -432,7 +432,15 @@ def _check_files(experiment: Path, data: _Data) -> None:
         named = {"data.mapping": data.mapping, "data.adsl": data.adsl}
         named |= {"data.path": data.path, "data.efficacy": data.efficacy}
         for key, name in named.items():
-            if name is not None and not os.path.exists(experiment.parent / name):
+            target = experiment.parent / name if name is not None else None
+            if (
+                target is not None
+                and os.path.exists(target)
+                and key != "data.path"  # the BIDS dataset: a directory
+                and (fault := not_a_file(target, "a file")) is not None
+            ):
+                problems.append(Problem(key, name, f"{where}: {key}={name!r} {fault}"))
+            elif name is not None and not os.path.exists(target):
                 problems.append(
                     Problem(
                         key,

@@ -275,12 +275,13 @@ def evaluate_model(
     table, wanted = model._observed(data, outcomes, "validation data")
     probabilities = model.predict_proba(table, validated=True)
     outside = model.outside_training(table, validated=True)
-    drug = table["drug"].astype(str)
-    # a course without an arm is grouped by its drug, never pooled with other drugs' courses
+    # a course without an arm is grouped by its dose schedule, as evaluate.arm_labels does:
+    # never pooled with other schedules' courses
+    schedule = _schedules(table)
     arm = (
-        table["arm"].astype(object).astype(str).where(table["arm"].notna(), "(no arm) " + drug)
+        table["arm"].astype(object).astype(str).where(table["arm"].notna(), "(no arm) " + schedule)
         if "arm" in table.columns
-        else drug
+        else schedule
     )
     if "trial_id" in table.columns and len(pd.unique(table["trial_id"].dropna())) > 1:
         # an arm is a trial's: arms of one name in several trials differ in schedule,
@@ -368,6 +369,25 @@ def evaluate_model(
         source=source,
         metrics=metrics,
     )
+
+
+def _schedules(table: pd.DataFrame) -> pd.Series:
+    """Each course's dose schedule in words (``ketamine 0.5 mg/kg IV over 40 min``)."""
+    from .regimen import REGIMEN_FIELDS, Regimen
+
+    fields = [f for f in REGIMEN_FIELDS if f in table.columns]
+    keys = table[fields].astype(object).where(table[fields].notna(), None)
+    said: dict[tuple, str] = {}
+    out = []
+    for row in keys.itertuples(index=False, name=None):
+        if row not in said:
+            given = {f: v for f, v in zip(fields, row, strict=True) if v is not None}
+            try:
+                said[row] = str(Regimen(**given))
+            except (ValueError, TypeError):  # not a whole regimen: its fields as given
+                said[row] = " ".join(str(v) for v in given.values())
+        out.append(said[row])
+    return pd.Series(out, index=table.index, dtype=object)
 
 
 def _days(days: np.ndarray) -> str:

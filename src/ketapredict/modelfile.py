@@ -845,13 +845,29 @@ def _key_bytes(key: Any, what: str) -> bytes | None:
     if isinstance(key, str | os.PathLike):
         if isinstance(key, str) and key.lstrip().startswith("-----BEGIN"):
             return key.encode()
+        from ._files import not_a_file
+
+        fault = not_a_file(key, "a key file")  # /dev/zero or a pipe: never ends
+        if fault is not None:
+            raise ModelFileError(f"the {what} {str(key)[:200]!r} {fault}")
         try:
-            return Path(key).read_bytes()
+            with open(key, "rb") as handle:
+                data = handle.read(_MAX_KEY_BYTES + 1)
         except OSError as error:
             raise ModelFileError(
                 f"cannot read the {what} {str(key)[:200]!r}: {error.strerror}"
             ) from None
+        if len(data) > _MAX_KEY_BYTES:
+            raise ModelFileError(
+                f"the {what} {str(key)[:200]!r} is over {_MAX_KEY_BYTES:,} bytes; an Ed25519 "
+                "key file (PEM) is under 200"
+            )
+        return data
     return None
+
+
+# The largest key file read: a PEM Ed25519 key is about 120 bytes.
+_MAX_KEY_BYTES = 65_536
 
 
 def _private_key(key: Any):

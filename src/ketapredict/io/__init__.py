@@ -68,8 +68,9 @@ def read_study(
                 Problem(
                     name,
                     str(other[name]),
-                    f"{name} is for {'an ADaM' if mapping.format == 'bids' else 'a BIDS'} "
-                    f"study; this mapping reads a {mapping.format.upper()} one",
+                    f"{name}={str(other[name])!r}{' (--data)' if name == 'path' else ''} is "
+                    f"for {'an ADaM' if mapping.format == 'bids' else 'a BIDS'} study; this "
+                    f"mapping reads {'a BIDS' if mapping.format == 'bids' else 'an ADaM'} one",
                 )
                 for name in given
             ],

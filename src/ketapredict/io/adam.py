@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .._files import not_a_file
 from ..exceptions import Problem, ValidationError, short_repr
 from .courses import SUBJECT, WHERE, _text, assemble
 from .mapping import StudyMapping, load_mapping
@@ -102,8 +103,9 @@ def read_dataset(path: str | Path) -> pd.DataFrame:
         If the file is missing, of another format, or malformed.
     """
     path = Path(path)
-    if not path.is_file():
-        raise _bad(path, "no such file")
+    fault = not_a_file(path, "a .xpt or .json file")
+    if fault is not None:
+        raise _bad(path, "no such file" if fault == "does not exist" else fault)
     suffix = path.suffix.lower()
     if suffix == ".json":
         return _dataset_json(path)

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import pydantic
 
+from .._files import not_a_file
 from .._toml import read_toml
 from ..exceptions import Problem, ValidationError
 from ..regimen import REGIMEN_FIELDS, Regimen
@@ -342,9 +343,9 @@ def load_mapping(source: str | Path | Mapping[str, Any]) -> StudyMapping:
     if isinstance(source, str | Path):
         path = Path(source)
         where = f"mapping file {str(path)!r}"
-        if not path.is_file():
-            found = "a directory, not a file" if path.is_dir() else "no such file"
-            raise ValidationError([Problem(None, str(path), f"{str(path)!r}: {found}")], where)
+        fault = not_a_file(path, "a .toml file")
+        if fault is not None:
+            raise ValidationError([Problem(None, str(path), f"{str(path)!r} {fault}")], where)
         data, _ = read_toml(path, repr(str(path)), where)
         origin = str(path.resolve())
     elif isinstance(source, Mapping):
