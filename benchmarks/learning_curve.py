@@ -248,6 +248,21 @@ _PATIENT = (
 )
 
 
+def _every_visit(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per course and MADRS visit, as if the course were assessed at that visit:
+    the same patient's terms measured again at other days (and mid-course)."""
+    import re
+
+    parts = []
+    for name in table.columns:
+        day = re.fullmatch(r"madrs_d(\d+)", name)
+        if day:
+            rows = table[table[name].notna()].copy()
+            rows["endpoint_day"] = float(day.group(1))
+            parts.append(rows)
+    return pd.concat(parts, ignore_index=True)
+
+
 def ceiling(outcome: str, n: int = 100_000, sizes: tuple[int, ...] = (3000, 30_000)) -> None:
     """How far linear model classes can rank patients within arm, with unlimited data and
     when estimated from ``sizes`` courses.
@@ -259,7 +274,9 @@ def ceiling(outcome: str, n: int = 100_000, sizes: tuple[int, ...] = (3000, 30_0
     regression of the yes/no outcome and by a ridge regression of the measurement it is cut
     from (:func:`ketapredict.schema.outcome_measure`), each at the penalty of a grid that
     scores best on the held-out half itself: an optimistic bound on what the design can
-    learn from that many courses. Missing values take the median.
+    learn from that many courses. For response, also by a ridge regression of the
+    measurement at every MADRS visit (each visit a row, assessed that day). Missing values
+    take the median.
     """
     from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 
@@ -329,6 +346,10 @@ def ceiling(outcome: str, n: int = 100_000, sizes: tuple[int, ...] = (3000, 30_0
             (f"alpha={a:.2g}", Ridge(alpha=a)) for a in np.logspace(-1, 4, 11)
         ],
     }
+    if outcome in ("response", "remission"):  # MADRS is measured at every visit
+        estimators["ridge, the measurement at every visit"] = estimators[
+            "ridge regression of its measurement"
+        ]
     for size in sizes:
         found: dict[tuple[str, str, str], list[float]] = {}
         for repeat in range(3):
@@ -336,13 +357,26 @@ def ceiling(outcome: str, n: int = 100_000, sizes: tuple[int, ...] = (3000, 30_0
             train = train[train[outcome].notna()].reset_index(drop=True)
             y_train = train[outcome].astype(int).to_numpy()
             measure = outcome_measure(train, outcome)
+            visits = _every_visit(train) if outcome in ("response", "remission") else None
+            at_visits = outcome_measure(visits, outcome) if visits is not None else None
+            visit_designs = {}
+            if visits is not None:
+                # a mean for each arm on each day (the response rises and falls over a
+                # course), outside the columns scored: within arm they are constant
+                day = visits["endpoint_day"].map("{:g}".format)
+                by_day = pd.get_dummies(arm_labels(visits) + " @ " + day, dtype=float)
+                visit_designs = {k: np.hstack([v, by_day]) for k, v in designs(visits).items()}
             for name, X in designs(train).items():
                 for kind, grid in estimators.items():
                     rows = ~np.isnan(measure) if kind.startswith("ridge") else slice(None)
                     target_train = measure if kind.startswith("ridge") else y_train
+                    seen = X
+                    if kind.endswith("every visit"):
+                        seen, target_train = visit_designs[name], at_visits
+                        rows = ~np.isnan(at_visits)
                     for label, estimator in grid:
-                        estimator.fit(X[rows], target_train[rows])
-                        coef = np.ravel(estimator.coef_)
+                        estimator.fit(seen[rows], target_train[rows])
+                        coef = np.ravel(estimator.coef_)[: full[name].shape[1]]
                         found.setdefault((name, kind, label), []).append(within(full[name] @ coef))
         print(
             f"estimated from {size:,} courses (mean of 3; the penalty best on the held-out half)"
