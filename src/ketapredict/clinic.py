@@ -219,8 +219,10 @@ class RiskReport:
         By outcome: ``probability`` (calibrated), ``low`` and ``high`` (90% interval from
         the bootstrap replicates; None if the model has none), ``band`` (low, moderate,
         high; see :data:`BANDS`) and its ``reading`` (favourable, intermediate,
-        unfavourable), ``average`` (the model's average risk: the probability at its
-        expected margin over the training data, from which the drivers are measured),
+        unfavourable), ``average`` (the reference risk the drivers are measured from: the
+        probability at the model's mean log-odds over its training courses; for a rare,
+        skewed outcome well below their mean risk, e.g. 0.3% for cognitive decline where
+        1.5% of courses had it),
         ``drivers`` (the top 5 of the patient's predictors, signed percentage points that
         add up, with the others, to ``probability - average``), ``schedule_points`` (the
         regimen, i.e. drug, route, dose, schedule and a new oral antidepressant, and the
@@ -315,8 +317,8 @@ class RiskReport:
         for risk in self.risks.values():
             if risk.drivers:
                 lines.append(
-                    f"\nWhat moved {risk.outcome.replace('_', ' ')}: from the model's average "
-                    f"risk, {risk.average:.1%}, to {risk.probability:.1%}"
+                    f"\nWhat moved {risk.outcome.replace('_', ' ')}: from the reference risk "
+                    f"{risk.average:.1%} (at the model's mean log-odds) to {risk.probability:.1%}"
                 )
                 lines += [f"  {driver}" for driver in risk.drivers]
                 if risk.schedule_points is not None:
@@ -514,7 +516,8 @@ def _outcome_html(risk: OutcomeRisk) -> str:
         total = 100 * (risk.probability - risk.average)
         rows.append(
             f'<tr style="border-top:1px solid #8888"><td style="{_CELL}" colspan="2">from '
-            f"the model's average, {risk.average:.1%}, to {risk.probability:.1%}</td>"
+            f"the reference risk {risk.average:.1%} (at the model's mean log-odds) to "
+            f"{risk.probability:.1%}</td>"
             f'<td style="{_NUM};font-weight:600">{_points(total)}</td></tr>'
         )
         parts.append(
@@ -820,7 +823,8 @@ def _drivers(
     everything: bool = False,
 ):
     """Top ``n`` predictors in percentage points, the points of the schedule and horizon
-    together (None when they are listed), and the model's average risk.
+    together (None when they are listed), and the reference risk (the probability at the
+    model's mean log-odds).
 
     ``draws`` are the encoded rows the probability averages over (one row, or one per draw
     of the missing fields); ``x`` is the patient's own encoded row, missing values
