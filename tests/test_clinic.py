@@ -266,7 +266,7 @@ def test_a_report_states_its_horizon(model):
     assert stated.to_dict()["horizon_day"] == 28
     default = model.score(PATIENT, COURSE)
     assert default.horizon_day == pytest.approx(COURSE.endpoint_day)
-    assert "24 h after the last session; pass horizon_day to choose another" in default.horizon
+    assert "24 h after the last session; give a horizon day to choose another" in default.horizon
     early = model.score(PATIENT, COURSE, horizon_day=2)
     assert early["response"].probability != stated["response"].probability
     for bad in (-3, "soon", 10**400, float("nan"), True):
@@ -775,3 +775,13 @@ def test_a_horizon_before_the_last_session_is_warned(model):
     ]
     done = model.score(patient, Regimen(**course, n_sessions=3), horizon_day=7)
     assert not any("comes before the last" in w for w in done.warnings)
+
+
+def test_the_json_forms_carry_the_interval_level_and_the_notice(model):
+    patient = {"age": 46, "sex": "female", "diagnosis": "TRD", "madrs_baseline": 34}
+    course = Regimen(drug="ketamine", route="iv", dose=0.5, infusion_minutes=40)
+    report = model.score(patient, course, horizon_day=28).to_dict()
+    comparison = model.compare_regimens(patient, horizon_day=28).to_dict()
+    for data in (report, comparison):
+        assert data["interval_level"] == 0.9
+        assert "virtual cohort" in data["notice"]

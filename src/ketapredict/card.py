@@ -55,8 +55,8 @@ LIMITATIONS = (
     "never saw (`ketapredict evaluate`) and update its calibration to the local population "
     "(`ketapredict recalibrate`) before any use.",
     "The two courses of a crossover patient are treated as independent in training.",
-    "Intervals are 90% bootstrap intervals of the model's sampling uncertainty; on the "
-    "virtual cohort they were calibrated against the simulator's true probabilities.",
+    "A multiplier set against the virtual cohort's true probabilities (see Intervals) says "
+    "how far this model's errors reach there, not in a real population.",
 )
 
 
@@ -253,6 +253,7 @@ def model_card(
                 ],
             )
             lines.append("")
+    lines += ["## Intervals", "", f"{provenance.get('intervals', 'not recorded')}.", ""]
     lines += ["## Limitations", ""]
     lines += [f"- {item}" for item in LIMITATIONS]
     if provenance.get("notes"):

@@ -281,11 +281,14 @@ class RiskReport:
         ]
 
     def to_dict(self) -> dict[str, Any]:
-        """The report as JSON-serialisable data (each risk with its ``reading``)."""
+        """The report as JSON-serialisable data: each risk with its ``reading``, and at the
+        top ``interval_level`` (0.9: every ``low``-``high`` is a 90% interval) and
+        ``notice`` (the model's own notice, such as that it was trained on a virtual
+        cohort, or None), so that a system reading the JSON alone sees both."""
         data = json.loads(json.dumps(asdict(self), default=str))
         for outcome, risk in self.risks.items():
             data["risks"][outcome]["reading"] = risk.reading
-        return data
+        return {"interval_level": INTERVAL_LEVEL, "notice": self._notice(), **data}
 
     def _notice(self) -> str | None:
         return _notice(self.provenance)
@@ -423,6 +426,10 @@ def _model_line(source: Mapping[str, Any]) -> str:
         f"{source.get('ketapredict_version', '?')}), trained {source.get('trained', '?')} "
         f"on {source.get('data_kind', 'unknown')} data."
     )
+
+
+# Every interval a report or comparison gives is a 90% interval (ketapredict.risk).
+INTERVAL_LEVEL = 0.9
 
 
 def _notice(provenance: Mapping[str, Any]) -> str | None:
@@ -659,7 +666,7 @@ def _prepare(
     if endpoint is None:
         # no horizon given: the schedule's own end point, said in the report
         endpoint = course.endpoint_day
-        source = "24 h after the last session; pass horizon_day to choose another"
+        source = "24 h after the last session; give a horizon day to choose another"
     values["endpoint_day"] = endpoint
     horizon = f"day {_day_text(endpoint)} after the first session ({source})"
     arrays = Columns()
@@ -1319,7 +1326,7 @@ def compare_regimens(
     if chosen:
         horizon = (
             f"day {_day_text(report.horizon_day)} after the first session (24 h after the "
-            "last session of the longest schedule; pass horizon_day to choose another)"
+            "last session of the longest schedule; give a horizon day to choose another)"
         )
     return RegimenComparison(
         table=table,
@@ -1506,6 +1513,8 @@ class RegimenComparison:
             for row in json.loads(self.table.to_json(orient="records", double_precision=15))
         ]
         data = {
+            "interval_level": INTERVAL_LEVEL,
+            "notice": _notice(self.provenance),
             "horizon_day": float(self.horizon_day),
             "horizon": self.horizon,
             "benefit": self.benefit,

@@ -602,8 +602,11 @@ class ExperimentResult:
     def scheme_text(self) -> str:
         """The validation scheme in words: scheme, folds and bootstrap resamples."""
         spec = self.experiment.spec.validation
-        folds = max(r.fold_metrics["fold"].nunique() for r in self.results.values())
-        text = f"{spec.scheme}, {folds} folds"
+        folds = {o: r.fold_metrics["fold"].nunique() for o, r in self.results.items()}
+        if len(set(folds.values())) == 1:
+            text = f"{spec.scheme}, {next(iter(folds.values()))} folds"
+        else:  # an outcome some trials did not record has fewer trials to hold out
+            text = f"{spec.scheme}, " + ", ".join(f"{n} folds for {o}" for o, n in folds.items())
         if spec.bootstraps:
             resampled = next(iter(self.results.values())).resampled
             text += f", {spec.bootstraps} bootstrap resamples of {resampled} for the intervals"

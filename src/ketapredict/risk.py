@@ -946,7 +946,7 @@ class RiskModel:
         26.67
         >>> print(comparison.horizon)  # doctest: +NORMALIZE_WHITESPACE
         day 26.7 after the first session (24 h after the last session of the longest
-        schedule; pass horizon_day to choose another)
+        schedule; give a horizon day to choose another)
         >>> comparison.table.columns[:4].tolist()
         ['regimen', 'response', 'response_low', 'response_high']
         >>> bool(comparison.table["dominated"].iloc[0])  # the front comes first
