@@ -215,6 +215,11 @@ def _column_text(X: pd.DataFrame, name: str) -> np.ndarray:
     return out
 
 
+# Encoded yes/no features derived from several columns (the contract's own yes/no columns
+# are shown from the record).
+_DERIVED_FLAGS = frozenset({"active_drug"})
+
+
 def _by_predictor(
     parts: _Parts, X: pd.DataFrame, values: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
@@ -265,6 +270,9 @@ def _by_predictor(
                 else (categories[int(np.argmax(row == 1))] if (row == 1).any() else "none")
                 for row in parts.encoded[:, members]
             ]
+        elif names[members[0]] in _DERIVED_FLAGS:  # "yes = active drug", not "1 = ..."
+            flag = parts.encoded[:, members[0]]
+            text[:, k] = np.where(np.isnan(flag), "missing", np.where(flag == 1, "yes", "no"))
         else:
             text[:, k] = _display(parts.encoded[:, members[0]], units.get(names[members[0]], ""))
         if predictor in contract:
@@ -482,6 +490,26 @@ def top_drivers(explanation: shap.Explanation, k: int = 5) -> pd.DataFrame:
     )
 
 
+def _active(X: pd.DataFrame) -> np.ndarray:
+    from .schema import KETAMINES
+
+    if "drug" not in X.columns:
+        return np.zeros(len(X), dtype=bool)
+    return X["drug"].astype(object).isin(KETAMINES).to_numpy()
+
+
+def _schedule_text(one: pd.DataFrame) -> str:
+    """The composite's dose schedule in words (``ketamine 0.5 mg/kg IV over 40 min``)."""
+    from .regimen import REGIMEN_FIELDS, Regimen
+
+    row = one.iloc[0]
+    given = {f: row[f] for f in REGIMEN_FIELDS if f in one.columns and not pd.isna(row[f])}
+    try:
+        return str(Regimen(**given))
+    except (ValueError, TypeError):
+        return "the schedule of a course near the median risk"
+
+
 def composite_patient(X: pd.DataFrame, row: int = 0) -> pd.DataFrame:
     """A made-up typical patient of a table, for figures that show one patient's values.
 
@@ -612,10 +640,13 @@ def shap_figures(
     features = _explanation(parts, X, "feature", "log-odds")
     predictors = _explanation(parts, X, "predictor", "log-odds")
     risk = _explanation(parts, X, "predictor", "probability")
-    # the schedule of the row whose predicted risk is closest to the median
+    # the schedule of the row whose predicted risk is closest to the median, among the
+    # active-drug courses when there are any (a comparator's course explains a placebo)
     predicted = risk.base_values + np.asarray(risk.values).sum(axis=1)
+    among = np.flatnonzero(_active(X)) if _active(X).any() else np.arange(len(X))
+    middle = among[np.argmin(np.abs(predicted[among] - np.median(predicted[among])))]
     try:
-        typical = composite_patient(X, int(np.argmin(np.abs(predicted - np.median(predicted)))))
+        typical = composite_patient(X, int(middle))
     except ValidationError:  # too few patients for a composite that is no one's record
         example = None
     else:
@@ -653,8 +684,8 @@ def shap_figures(
             ax.set_xlim(low - 0.1 * (high - low), high)
         figure.suptitle(
             f"{title}\nA composite typical patient, not a real one (each baseline field "
-            "the sample's median\nor most common value): percentage points of the calibrated "
-            "risk",
+            f"the sample's median or most common value),\non {_schedule_text(typical)}: "
+            "percentage points of the calibrated risk from the reference risk E[f(X)]",
             fontsize=12,
         )
         # room on the right for shap's "E[f(X)] = ..." and "f(x) = ..." labels, which
