@@ -305,10 +305,12 @@ def test_shap_figures_are_shaps_own_legible_and_anonymous(model, sample):
             assert min(t.get_fontsize() for t in texts) >= 9, name
         bar = figures["shap_bar_by_predictor.png"].axes[0]
         assert "diagnosis" in [t.get_text() for t in bar.get_yticklabels()]
-        # the example is a composite patient on the schedule of the patient whose
-        # predicted risk is closest to the median; no real patient's record is drawn
+        # the example is a composite patient on the schedule of the active-drug patient
+        # whose predicted risk is closest to their median; no real patient's record is drawn
         p = 100 * model.predict_proba(sample)[:, 1]
-        composite = composite_patient(sample, int(np.argmin(np.abs(p - np.median(p)))))
+        active = np.flatnonzero(sample["drug"].isin(["ketamine", "esketamine", "arketamine"]))
+        middle = active[np.argmin(np.abs(p[active] - np.median(p[active])))]
+        composite = composite_patient(sample, int(middle))
         typical = 100 * model.predict_proba(composite)[0, 1]
         assert "composite typical patient, not a real one" in figures[
             "shap_waterfall_example.png"
