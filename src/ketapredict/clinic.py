@@ -428,6 +428,10 @@ def _model_line(source: Mapping[str, Any]) -> str:
     )
 
 
+# The longest schedule name the comparison's figure lists in full (the standard grid's
+# longest is 46 characters).
+_NAME_CHARS = 48
+
 # Every interval a report or comparison gives is a 90% interval (ketapredict.risk).
 INTERVAL_LEVEL = 0.9
 
@@ -1758,7 +1762,7 @@ class RegimenComparison:
         """
         import matplotlib.pyplot as plt
         from matplotlib.colors import to_rgba
-        from matplotlib.ticker import FuncFormatter
+        from matplotlib.ticker import FuncFormatter, NullFormatter
 
         if self.benefit is None or self.harm is None:
             raise ValueError(
@@ -1807,28 +1811,44 @@ class RegimenComparison:
             )  # fmt: skip
         if xscale == "log":
             ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}%"))
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}%"))
+        percent = FuncFormatter(lambda v, _: f"{v:g}%")
+        ax.xaxis.set_major_formatter(percent)
+        ax.yaxis.set_major_formatter(percent)
+        if xscale == "log":
+            # within one decade the minor ticks carry the only labels: as percentages too
+            # (matplotlib's own read "2x10^0"); across decades they stay unlabelled
+            low, high = ax.get_xlim()
+            within = np.floor(np.log10(low)) == np.floor(np.log10(high))
+            ax.xaxis.set_minor_formatter(percent if within else NullFormatter())
         ax.set_xlabel(f"risk of {OUTCOME_LABELS.get(self.harm, self._name(self.harm))}")
         ax.set_ylabel(f"chance of {OUTCOME_LABELS.get(self.benefit, self._name(self.benefit))}")
+        count = f"{len(table)} schedule{'s' * (len(table) != 1)}"
         ax.set_title(
-            f"{len(table)} schedules at day {self.horizon_day:g}, with 90% intervals "
+            f"{count} at day {self.horizon_day:g}, with 90% intervals "
             "(better: up and to the left)",
             fontsize=10,
         )
         ax.grid(True, alpha=0.3, which="major")
         ax.legend(loc="lower right", fontsize=8)
-        for gid, mask, top, colour, title in (
-            ("front names", front, 1.0, "#0072b2", "The front:"),
-            ("dominated names", ~front, 0.97 - 0.031 * (front.sum() + 1), "#6f6f6f",
-             "Dominated:"),
-        ):  # fmt: skip
+        top = 1.0
+        for gid, mask, colour, title in (
+            ("front names", front, "#0072b2", "The front:"),
+            ("dominated names", ~front, "#6f6f6f", "Dominated:"),
+        ):
             if mask.any():
-                names = [f"{i + 1:>2}  {n}" for i, n in enumerate(table["regimen"]) if mask[i]]
-                ax.text(
+                # a long name is cut, so that the list never squeezes the axes
+                names = [
+                    f"{i + 1:>2}  {textwrap.shorten(str(n), _NAME_CHARS, placeholder='...')}"
+                    for i, n in enumerate(table["regimen"])
+                    if mask[i]
+                ]
+                listed = ax.text(
                     1.02, top, "\n".join([title, *names]), transform=ax.transAxes,
                     va="top", ha="left", fontsize=8, family="monospace", color=colour, gid=gid,
                 )  # fmt: skip
+                # the next list starts a line below this one, as measured when drawn
+                box = listed.get_window_extent()
+                top = ax.transAxes.inverted().transform((0, box.y0))[1] - 0.03
         if _notice(self.provenance):
             fig.supxlabel(_notice(self.provenance), fontsize=8, color="#8a2d00")
         return fig
