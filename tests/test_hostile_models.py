@@ -420,6 +420,23 @@ HOSTILE_CASES: list[tuple[str, Callable, str]] = [
         ),
         "sd must be positive",
     ),
+    (
+        "reference-drug-routes-not-texts",
+        _manifest(
+            lambda m, o: {**m, "reference": {**m["reference"], "drug_routes": [1, {"a": 2}]}}
+        ),
+        "reference drug_routes: expected at most 200 texts",
+    ),
+    (
+        "reference-drug-routes-huge",
+        _manifest(
+            lambda m, o: {
+                **m,
+                "reference": {**m["reference"], "drug_routes": ["ketamine iv"] * 10_000},
+            }
+        ),
+        "reference drug_routes: expected at most 200 texts",
+    ),
     # -- malformed manifests (no checksum can be right for these)
     ("manifest-empty-list", _raw_manifest("[]"), "holds a list"),
     ("manifest-null", _raw_manifest("null"), "holds a NoneType"),

@@ -361,3 +361,21 @@ def test_a_misspelt_contract_column_is_refused_not_read_as_missing(risk_model, t
         said = {p.column: p.message for p in caught.value.problems}
         assert "did you mean 'bmi'?" in said["BMI"], name
         assert "did you mean 'madrs_baseline'?" in said["madrs_basline"], name
+
+
+def test_a_drug_by_a_route_never_trained_on_is_warned_and_outside_training(risk_model, train):
+    """Arketamine is encoded as half a dose of ketamine, so every encoded feature looked
+    familiar and it was scored without a word."""
+    from ketapredict import Regimen
+
+    assert "ketamine iv" in risk_model.reference["drug_routes"]
+    assert "arketamine iv" not in risk_model.reference["drug_routes"]
+    patient = {"age": 46, "sex": "female", "diagnosis": "TRD", "madrs_baseline": 34}
+    course = {"route": "iv", "dose": 0.5, "infusion_minutes": 40}
+    new = risk_model.score(patient, Regimen(drug="arketamine", **course), horizon_day=1)
+    known = risk_model.score(patient, Regimen(drug="ketamine", **course), horizon_day=1)
+    assert any(w.startswith("arketamine by the iv route never occurs") for w in new.warnings)
+    assert not any("never occurs" in w for w in known.warnings)
+    table = train[train["drug"] == "ketamine"].head(20)
+    assert not risk_model.outside_training(table).all()
+    assert risk_model.outside_training(table.assign(drug="arketamine")).all()

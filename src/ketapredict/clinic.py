@@ -1060,6 +1060,14 @@ def score(
     before_the_end = _mid_course(values)
     if before_the_end is not None:
         warnings.append(before_the_end)
+    trained_on = (model.reference or {}).get("drug_routes")
+    asked = f"{values.get('drug')} {values.get('route')}"
+    if trained_on and asked not in trained_on:
+        # every encoded feature can look familiar (arketamine as half a dose of ketamine)
+        warnings.append(
+            f"{values.get('drug')} by the {values.get('route')} route never occurs in the "
+            f"training data ({', '.join(trained_on)}): the estimate is an extrapolation"
+        )
     if not any(s.z is not None for s in model._outcomes.values()):
         warnings.append("this model has no bootstrap replicates, so no intervals")
     from . import __version__

@@ -688,6 +688,11 @@ _REFERENCE_KEYS = {
 }
 
 
+# Drug and route pairs a model can have been trained on: the contract's drugs by its routes
+# are a few dozen; a file listing more was not written by ketapredict.
+_MAX_DRUG_ROUTES = 200
+
+
 def check_reference(reference: Any, feature_names: Sequence[str]) -> dict[str, Any]:
     """The training-distribution summary of a manifest, checked against the features it
     describes: names among ``feature_names``, finite ranges, positive spreads, and a
@@ -695,8 +700,20 @@ def check_reference(reference: Any, feature_names: Sequence[str]) -> dict[str, A
     ValueError if not; an empty summary (no warnings) is allowed."""
     if reference == {}:
         return reference
-    if not isinstance(reference, dict) or set(reference) != _REFERENCE_KEYS:
-        raise ValueError(f"reference: expected the fields {sorted(_REFERENCE_KEYS)}")
+    if not isinstance(reference, dict) or set(reference) - {"drug_routes"} != _REFERENCE_KEYS:
+        raise ValueError(
+            f"reference: expected the fields {sorted(_REFERENCE_KEYS)} (and drug_routes)"
+        )
+    routes = reference.get("drug_routes", [])
+    if not (
+        isinstance(routes, list)
+        and len(routes) <= _MAX_DRUG_ROUTES
+        and all(isinstance(r, str) and 0 < len(r) <= 60 for r in routes)
+    ):
+        raise ValueError(
+            f"reference drug_routes: expected at most {_MAX_DRUG_ROUTES} texts such as "
+            "'ketamine iv'"
+        )
     names = set(feature_names)
     for key in ("features", "continuous", "seen_categories", "binary"):
         value = reference[key]

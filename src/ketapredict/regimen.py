@@ -44,6 +44,7 @@ __all__ = [
     "POTENCY",
     "REFERENCE_WEIGHT_KG",
     "Regimen",
+    "drug_routes",
     "exposure",
 ]
 
@@ -282,6 +283,28 @@ class Regimen:
         if self.new_oral_antidepressant:
             text += " + new oral antidepressant"
         return text
+
+
+def drug_routes(frame: Any) -> np.ndarray:
+    """Each course's drug and route as one text (``"esketamine intranasal"``; empty where
+    either is missing), to say whether a model was trained on a drug by that route.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> drug_routes(pd.DataFrame({"drug": ["ketamine", None], "route": ["iv", "iv"]})).tolist()
+    ['ketamine iv', '']
+    """
+    n = len(frame)
+    columns = getattr(frame, "columns", ())
+    if "drug" not in columns or "route" not in columns:
+        return np.full(n, "", dtype=object)
+    drug = pd.Series(frame["drug"]).astype(object).to_numpy()
+    route = pd.Series(frame["route"]).astype(object).to_numpy()
+    return np.array(
+        ["" if pd.isna(d) or pd.isna(r) else f"{d} {r}" for d, r in zip(drug, route, strict=True)],
+        dtype=object,
+    )
 
 
 def exposure(regimens: pd.DataFrame | Mapping[str, Any]) -> dict[str, np.ndarray]:

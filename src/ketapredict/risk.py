@@ -50,6 +50,7 @@ from .modelfile import (
     sha256_file,
     sign,
 )
+from .regimen import drug_routes
 from .trees import (
     MAX_LOG_ODDS,
     TreeEnsemble,
@@ -614,6 +615,10 @@ class RiskModel:
                 names[j] for j in range(X.shape[1]) if binary[j] and (X[:, j] == 1).any()
             ],
             "binary": [names[j] for j in range(X.shape[1]) if binary[j]],
+            # the drug and route pairs trained on: a drug's exposure is encoded as a
+            # multiple of racemic ketamine's, so a drug (or route) never seen looks familiar
+            # to every encoded feature (arketamine as half a dose of ketamine)
+            "drug_routes": sorted(set(drug_routes(data))),
         }
 
     # -- scoring ----------------------------------------------------------------------------
@@ -1162,6 +1167,9 @@ class RiskModel:
         unseen = [where[n] for n in reference["binary"] if n not in seen and n in where]
         if unseen:
             outside |= (matrix[:, unseen] == 1).any(axis=1)
+        if "drug_routes" in reference:  # a model saved before they were kept has none
+            pairs = drug_routes(X)
+            outside |= (pairs != "") & ~np.isin(pairs, reference["drug_routes"])
         z = (continuous - np.asarray(reference["mean"])) / np.asarray(reference["sd"])
         distance = joint_distance(z, np.asarray(reference["covariance"]))
         return outside | (distance > reference["joint_threshold"])
