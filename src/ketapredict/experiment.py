@@ -603,10 +603,11 @@ class ExperimentResult:
         """The validation scheme in words: scheme, folds and bootstrap resamples."""
         spec = self.experiment.spec.validation
         folds = {o: r.fold_metrics["fold"].nunique() for o, r in self.results.items()}
-        if len(set(folds.values())) == 1:
-            text = f"{spec.scheme}, {next(iter(folds.values()))} folds"
-        else:  # an outcome some trials did not record has fewer trials to hold out
-            text = f"{spec.scheme}, " + ", ".join(f"{n} folds for {o}" for o, n in folds.items())
+        usual = max(set(folds.values()), key=list(folds.values()).count)
+        text = f"{spec.scheme}, {usual} folds"
+        other = [f"{n} for {o}" for o, n in folds.items() if n != usual]
+        if other:  # an outcome some trials did not record has fewer trials to hold out
+            text += f" ({', '.join(other)})"
         if spec.bootstraps:
             resampled = next(iter(self.results.values())).resampled
             text += f", {spec.bootstraps} bootstrap resamples of {resampled} for the intervals"
