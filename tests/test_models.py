@@ -523,3 +523,25 @@ def test_a_feature_set_reading_few_columns_needs_only_those(tmp_path, train):
     assert model.predict_proba(rows).shape == (len(rows), 2)
     with pytest.raises(ValidationError, match="required column 'age' is missing"):
         model.predict_proba(rows.drop(columns="age"))
+
+
+def test_fit_refuses_what_would_train_on_the_wrong_thing():
+    """A baseline field as the outcome (input and target at once), a y Series in another
+    row order (matched by position it trained on other patients' outcomes), and weights
+    that leave a class nothing; the weights' scale does not change the model."""
+    from ketapredict import ValidationError
+
+    cohort = simulate_cohort(n=600, seed=1)
+    with pytest.raises(ValidationError, match="'anxious_distress' is a baseline column"):
+        OutcomeModel("anxious_distress").fit(cohort)
+    shuffled = cohort["response"].sample(frac=1, random_state=0)
+    with pytest.raises(ValidationError, match="y is a Series whose index differs from X's"):
+        OutcomeModel("response").fit(cohort, shuffled)
+    no_events = np.where(cohort["response"], 0.0, 1.0)
+    with pytest.raises(ValidationError, match=r"one class \(the events\) a total weight of 0"):
+        OutcomeModel("response").fit(cohort, sample_weight=no_events)
+    weights = np.random.default_rng(0).uniform(0.5, 2.0, len(cohort))
+    model = OutcomeModel("response", n_estimators=30, random_state=0)
+    one = model.fit(cohort, sample_weight=weights).predict_proba(cohort)[:, 1]
+    hundred = clone(model).fit(cohort, sample_weight=100 * weights).predict_proba(cohort)[:, 1]
+    np.testing.assert_allclose(one, hundred, atol=1e-6)

@@ -272,12 +272,16 @@ def test_intervals_calibrated_against_the_truth(tmp_path, train):
 
 
 def test_a_model_without_replicates_has_no_intervals(train):
-    from ketapredict import RiskModel
+    from ketapredict import RiskModel, ValidationError
 
     model = RiskModel.fit(train, ["dissociation"], n_estimators=40, replicates=0)
     assert not model.has_intervals
-    intervals = model.predict_interval(train.head(5))
-    assert (intervals["low"] == intervals["high"]).all()
+    # an interval that is the estimate itself would say nothing of its uncertainty
+    with pytest.raises(ValidationError, match="no bootstrap replicates for dissociation"):
+        model.predict_interval(train.head(5))
+    for replicates, said in ((1, "replicates=1 is not 0"), (2.5, "replicates=2.5 is not 0")):
+        with pytest.raises(ValidationError, match=re.escape(said)):
+            RiskModel.fit(train, "dissociation", replicates=replicates)
 
 
 def test_loading_and_scoring_import_neither_xgboost_nor_sklearn(tmp_path, risk_model, train):

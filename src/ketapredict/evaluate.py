@@ -953,7 +953,8 @@ class ValidationResult:
     subgroups : DataFrame
         See :func:`subgroup_metrics`.
     predictions : DataFrame
-        Row position, fold and outcome, and each model's probability. No identifiers.
+        Each row's position in the table given (``data.iloc[row]``), its fold and outcome,
+        and each model's probability. No identifiers.
     rows_left_out : int
         Rows without the outcome, not used.
     resampled : str
@@ -1159,7 +1160,9 @@ def cross_validate(
     subgroup_predictions = {k: v for k, v in oof.items() if k in ("OutcomeModel", "oracle")}
     predictions = pd.DataFrame(
         {
-            "row": np.arange(len(y)),
+            # the row's position in the table given (rows without the outcome were left
+            # out), so the predictions join back to it: data.iloc[row]
+            "row": np.flatnonzero(data[outcome].notna().to_numpy()),
             "fold": fold_of,
             outcome: y,
             **{f"p_{name}": p for name, p in oof.items()},

@@ -309,6 +309,28 @@ _SCORE_SCALE = 10.0
 _LINEAR_C = (0.003, 0.01, 0.03, 0.1, 0.3)
 
 
+def _check_outcome_role(outcome: str) -> None:
+    """Refuse a contract column that is no outcome (a baseline field would be both the
+    target and an input)."""
+    try:
+        role = column(outcome).role
+    except KeyError:
+        return  # not a contract column: a target of the caller's own
+    if role != "outcome":
+        outcomes = [c for c in columns("outcome") if column(c).kind == "bool"]
+        raise ValidationError(
+            [
+                Problem(
+                    "outcome",
+                    outcome,
+                    f"{outcome!r} is a {role} column, not an outcome; expected one of "
+                    + ", ".join(outcomes),
+                )
+            ],
+            "outcome",
+        )
+
+
 class OutcomeModel(ClassifierMixin, BaseEstimator):
     """A calibrated gradient-boosted model of one outcome.
 
@@ -552,6 +574,24 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
             than two events or non-events; or the table lacks columns the feature set needs.
         """
         self._validate_params()
+        _check_outcome_role(self.outcome)
+        if (
+            isinstance(y, pd.Series)
+            and isinstance(X, pd.DataFrame)
+            and not y.index.equals(X.index)
+        ):
+            # matched by position, a shuffled y would train on other patients' outcomes
+            raise ValidationError(
+                [
+                    Problem(
+                        "y",
+                        None,
+                        "y is a Series whose index differs from X's; align it (y.loc[X.index]) "
+                        "or pass an array in X's row order",
+                    )
+                ],
+                "outcome",
+            )
         X = self._checked(X, fit=True)
         # numpy integers and RandomState instances too (scikit-learn's convention)
         seed = int(check_random_state(self.random_state).randint(2**31 - 1))
@@ -578,6 +618,23 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         if len(Z) != len(target):
             raise ValueError(f"X has {len(Z)} rows but y has {len(target)}.")
         weight = _check_sample_weight(sample_weight, Z, dtype=np.float64, ensure_non_negative=True)
+        weighted = [float(weight[target == k].sum()) for k in (1, 0)]
+        if sample_weight is not None and min(weighted) <= 0:
+            raise ValidationError(
+                [
+                    Problem(
+                        "sample_weight",
+                        None,
+                        "sample_weight gives one class (the "
+                        f"{'events' if weighted[0] <= 0 else 'non-events'}) a total weight of "
+                        "0; a model needs both classes",
+                    )
+                ],
+                "outcome",
+            )
+        # only relative weights matter: scaled to a mean of 1, the penalties (set for
+        # unit-weight rows) mean the same whatever the weights' scale
+        weight = weight / weight.mean()
         rate = np.average(target, weights=weight)
         self.min_child_weight_ = (
             _LEAF_PATIENTS * rate * (1 - rate) * weight.mean()

@@ -35,7 +35,7 @@ from .encoding import (
     spec_from_dict,
     spec_to_dict,
 )
-from .exceptions import ModelFileError, Problem, ValidationError
+from .exceptions import ModelFileError, Problem, ValidationError, short_repr
 from .imputation import BaselineImputer
 from .modelfile import (
     MANIFEST,
@@ -470,6 +470,26 @@ class RiskModel:
         from .models import OutcomeModel
 
         _check_provenance(dict(provenance or {}))  # before the work, not at save
+        if isinstance(outcomes, str):  # one outcome, not its letters
+            outcomes = [outcomes]
+        outcomes = list(outcomes)
+        problems = []
+        if not outcomes:
+            problems.append(Problem("outcomes", [], "outcomes lists no outcome"))
+        if isinstance(replicates, bool) or not (
+            isinstance(replicates, int | np.integer) and (replicates == 0 or replicates >= 2)
+        ):
+            # one replicate has no spread: its interval would be the estimate itself
+            problems.append(
+                Problem(
+                    "replicates",
+                    replicates,
+                    f"replicates={short_repr(replicates)} is not 0 (no intervals) or a whole "
+                    "number >= 2",
+                )
+            )
+        if problems:
+            raise ValidationError(problems, "arguments")
         models, extra = {}, {}
         for outcome in outcomes:
             if outcome not in data.columns:
@@ -481,7 +501,9 @@ class RiskModel:
             model = OutcomeModel(outcome, features, random_state=random_state, **params)
             models[outcome] = model.fit(rows)
             if replicates:
-                extra[outcome] = model.replicates(rows, n_replicates=replicates)
+                extra[outcome] = model.replicates(
+                    rows, n_replicates=replicates, random_state=random_state
+                )
         # the outcomes share the imputer of the model fitted on the most patients, so a
         # missing field is integrated over one distribution, by each model and by the
         # clinician path (RiskModel._expand)
@@ -768,7 +790,27 @@ class RiskModel:
         DataFrame
             Columns ``row`` (the index label of ``X``), ``outcome``, ``probability``,
             ``low``, ``high``.
+
+        Raises
+        ------
+        ValidationError
+            When an outcome has no bootstrap replicates (fitted with ``replicates=0``): its
+            interval would be the estimate itself, which says nothing of its uncertainty.
         """
+        without = [o for o, s in self._outcomes.items() if s.z is None]
+        if without:
+            raise ValidationError(
+                [
+                    Problem(
+                        "replicates",
+                        0,
+                        f"the model has no bootstrap replicates for {', '.join(without)}, so no "
+                        "intervals; fit it with replicates >= 2 (predict_proba gives the "
+                        "probabilities alone)",
+                    )
+                ],
+                "model",
+            )
         X = self._table(X, validated)
         rows = X.index.to_numpy() if isinstance(X, pd.DataFrame) else np.arange(len(X))
         blocks = []

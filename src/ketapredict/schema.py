@@ -734,7 +734,7 @@ def contract_part(frame: pd.DataFrame, what: str) -> pd.DataFrame:
     ketapredict.exceptions.ValidationError: 1 problem in the patient table:
       column 'BMI' is not in the data contract (did you mean 'bmi'?); rename it, or ...
     """
-    known = [c for c in frame.columns if _known(c)]
+    known = list(dict.fromkeys(c for c in frame.columns if _known(c)))  # a repeat: once
     absent = [name for name in _BY_NAME if name not in set(known)]
     lowered = {name.lower(): name for name in absent}
     problems = []
