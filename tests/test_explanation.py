@@ -371,3 +371,18 @@ def test_shap_figures_leave_out_the_waterfall_for_too_few_patients(model, sample
     finally:
         for figure in figures.values():
             plt.close(figure)
+
+
+def test_top_drivers_never_lists_a_missing_field():
+    import ketapredict
+    from ketapredict.explanation import top_drivers
+
+    patients = ketapredict.simulate_cohort(300, seed=3)
+    lacking = patients[patients["ssi_baseline"].isna()].head(5)
+    explained = ketapredict.explain(
+        ketapredict.load_model(), lacking, "response", level="predictor", scale="probability"
+    )
+    for i in range(len(lacking)):
+        drivers = top_drivers(explained[i])
+        assert len(drivers) == 5
+        assert "missing" not in set(drivers["value"])

@@ -445,6 +445,10 @@ def importance(explanation: shap.Explanation) -> pd.DataFrame:
 def top_drivers(explanation: shap.Explanation, k: int = 5) -> pd.DataFrame:
     """The ``k`` largest contributions for one patient, largest absolute first.
 
+    A field the patient's record lacks is never a driver: its contribution says where the
+    data came from (which trial measured what), not how the patient will fare, so it is
+    left out here, as the clinician's report leaves it out.
+
     Parameters
     ----------
     explanation : shap.Explanation
@@ -479,7 +483,8 @@ def top_drivers(explanation: shap.Explanation, k: int = 5) -> pd.DataFrame:
     shown = explanation.display_data
     if shown is None:
         shown = _display(np.asarray(explanation.data, dtype=float))
-    order = np.argsort(-np.abs(values), kind="stable")[:k]
+    recorded = np.array([str(v) != "missing" for v in np.asarray(shown, dtype=object)])
+    order = [j for j in np.argsort(-np.abs(values), kind="stable") if recorded[j]][:k]
     names = list(explanation.feature_names)
     return pd.DataFrame(
         {
