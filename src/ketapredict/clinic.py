@@ -135,7 +135,7 @@ class DriverEffect:
     points: float
 
     def __str__(self) -> str:
-        return f"{self.points:+6.1f} pp  {self.label}: {self.value}"
+        return f"{_plain_points(self.points):>6} pp  {self.label}: {self.value}"
 
 
 @dataclass(frozen=True)
@@ -325,8 +325,8 @@ class RiskReport:
                 )
                 lines += [f"  {driver}" for driver in risk.drivers]
                 if risk.schedule_points is not None:
-                    lines.append(f"  {risk.schedule_points:+6.1f} pp  {_CHOSEN}")
-                lines.append(f"  {risk.other_points:+6.1f} pp  {_OTHERS}")
+                    lines.append(f"  {_plain_points(risk.schedule_points):>6} pp  {_CHOSEN}")
+                lines.append(f"  {_plain_points(risk.other_points):>6} pp  {_OTHERS}")
             elif risk.warnings:
                 lines.append(f"\n{risk.label}:")
             if risk.warnings:
@@ -496,8 +496,14 @@ def _warnings_html(outcome: str, title: str, warnings: Sequence[str]) -> str:
 
 
 def _points(value: float) -> str:
-    """Signed percentage points with a true minus sign, as wide as the plus."""
-    return f"{value:+.1f}".replace("-", "\u2212")
+    """Signed percentage points, one decimal (two below 0.1, which one would show as 0.0),
+    with a true minus sign, as wide as the plus."""
+    return f"{value:+.{1 if abs(value) >= 0.095 else 2}f}".replace("-", "\u2212")
+
+
+def _plain_points(value: float) -> str:
+    """:func:`_points` for plain text (an ASCII minus)."""
+    return _points(value).replace("\u2212", "-")
 
 
 def _outcome_html(risk: OutcomeRisk) -> str:
@@ -902,6 +908,8 @@ def _drivers(
         value = _value_text(predictor, values, x, words)
         if value == "missing" or drawn[i] > 0:  # integrated out, not a reason
             continue
+        if abs(points[i]) < _LEAST_POINTS:  # "+0.00 pp" moves nothing: not a reason either
+            break
         effects.append(
             DriverEffect(
                 predictor=predictor,
@@ -914,6 +922,9 @@ def _drivers(
             break
     return tuple(effects), given, p0
 
+
+# The smallest push listed as a driver, in percentage points (smaller ones print as 0.00).
+_LEAST_POINTS = 0.005
 
 # The fields not recorded "matter" for an outcome when their plausible values put it in
 # different bands, by at least this much (probability), so that a hair across a band's edge
