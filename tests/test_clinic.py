@@ -785,3 +785,13 @@ def test_the_json_forms_carry_the_interval_level_and_the_notice(model):
     for data in (report, comparison):
         assert data["interval_level"] == 0.9
         assert "virtual cohort" in data["notice"]
+
+
+def test_a_named_schedule_keeps_what_it_is(model):
+    patient = {"age": 46, "sex": "female", "diagnosis": "TRD", "madrs_baseline": 34}
+    course = Regimen(drug="ketamine", route="iv", dose=0.5, infusion_minutes=40)
+    comparison = model.compare_regimens(patient, {"mine": course}, horizon_day=1)
+    assert comparison.table.loc[0, ["regimen", "schedule"]].tolist() == ["mine", str(course)]
+    assert f"mine: {course}" in str(comparison)
+    assert f"mine: {course}" in comparison._repr_html_()
+    assert comparison.to_dict()["regimens"][0]["schedule"] == str(course)

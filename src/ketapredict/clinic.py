@@ -501,6 +501,13 @@ def _points(value: float) -> str:
     return f"{value:+.{1 if abs(value) >= 0.095 else 2}f}".replace("-", "\u2212")
 
 
+def _named(row: Mapping[str, Any]) -> str:
+    """A compared schedule as shown: its name, and what it is when the name is the caller's
+    own (``"mine: ketamine 0.5 mg/kg IV over 40 min"``)."""
+    name, schedule = str(row["regimen"]), str(row.get("schedule", row["regimen"]))
+    return name if name == schedule else f"{name}: {schedule}"
+
+
 def _plain_points(value: float) -> str:
     """:func:`_points` for plain text (an ASCII minus)."""
     return _points(value).replace("\u2212", "-")
@@ -1316,7 +1323,8 @@ def compare_regimens(
     report = None
     for name, regimen in named:
         report = score(model, patient, regimen, horizon_day=horizon_day, drivers=False)
-        row: dict[str, Any] = {"regimen": name or report.regimen}
+        # a name of the caller's own keeps the schedule it stands for beside it
+        row: dict[str, Any] = {"regimen": name or report.regimen, "schedule": report.regimen}
         for outcome, risk in report.risks.items():
             row[outcome] = risk.probability
             if risk.low is not None:
@@ -1340,7 +1348,7 @@ def compare_regimens(
         *(o for o in (benefit, harm) if o),
         *(o for o in outcomes if o not in (benefit, harm)),
     ]
-    columns_ = ["regimen"]
+    columns_ = ["regimen", "schedule"]
     for outcome in first:
         columns_ += [c for c in (outcome, f"{outcome}_low", f"{outcome}_high") if c in table]
     table = table[[*columns_, "dominated", "dominated_by", "warnings", "horizon_day"]]
@@ -1478,7 +1486,8 @@ class RegimenComparison:
     ----------
     table : DataFrame
         One row per schedule, in the stated order (the front first, then by the chance of
-        response, highest first): ``regimen`` (its name, or the schedule in words); each
+        response, highest first): ``regimen`` (its name, or the schedule in words),
+        ``schedule`` (the schedule in words, beside a name of the caller's own); each
         outcome's probability (0 to 1), with ``_low`` and ``_high`` for its 90% interval
         when the model has one, response and cognitive decline first; ``dominated`` and
         ``dominated_by`` (the names of the schedules that dominate it); ``warnings`` (the
@@ -1565,7 +1574,7 @@ class RegimenComparison:
     @property
     def outcomes(self) -> list[str]:
         """The outcomes compared, in the table's order."""
-        fixed = ("regimen", "dominated", "dominated_by", "warnings", "horizon_day")
+        fixed = ("regimen", "schedule", "dominated", "dominated_by", "warnings", "horizon_day")
         return [
             c for c in self.table.columns if c not in fixed and not c.endswith(("_low", "_high"))
         ]
@@ -1628,7 +1637,7 @@ class RegimenComparison:
             number.setdefault(name, i + 1)
         rows = []
         for i, row in table.iterrows():
-            shown = {"#": str(i + 1), "schedule": str(row["regimen"])}
+            shown = {"#": str(i + 1), "schedule": _named(row)}
             for outcome in self.outcomes:
                 text = _percent(row[outcome])
                 if f"{outcome}_low" in table:
@@ -1857,8 +1866,8 @@ class RegimenComparison:
             if mask.any():
                 # a long name is cut, so that the list never squeezes the axes
                 names = [
-                    f"{i + 1:>2}  {textwrap.shorten(str(n), _NAME_CHARS, placeholder='...')}"
-                    for i, n in enumerate(table["regimen"])
+                    f"{i + 1:>2}  {textwrap.shorten(_named(row), _NAME_CHARS, placeholder='...')}"
+                    for i, (_, row) in enumerate(table.iterrows())
                     if mask[i]
                 ]
                 listed = ax.text(

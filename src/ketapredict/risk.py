@@ -995,7 +995,7 @@ class RiskModel:
         day 26.7 after the first session (24 h after the last session of the longest
         schedule; give a horizon day to choose another)
         >>> comparison.table.columns[:4].tolist()
-        ['regimen', 'response', 'response_low', 'response_high']
+        ['regimen', 'schedule', 'response', 'response_low']
         >>> bool(comparison.table["dominated"].iloc[0])  # the front comes first
         False
         """
