@@ -122,6 +122,9 @@ def test_two_experiments_compare_in_one_store(two_runs):
     assert set(parents["params.model.n_estimators"]) == {"60", "20"}
     assert set(children["params.features.set"]) == {"core", "no_cognition"}
     assert set(children["params.model.learning_rate"]) == {"0.05"}
+    # the primary outcome is the experiment's (the parent's); a child is one outcome's
+    assert parents["tags.primary_outcome"].notna().all()
+    assert children.get("tags.primary_outcome", pd.Series(dtype=object)).isna().all()
     # the same metric keys on both experiments' parents, and on their children by outcome
     metric_columns = [c for c in runs.columns if c.startswith("metrics.")]
     for group in (

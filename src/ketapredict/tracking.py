@@ -1163,7 +1163,12 @@ def _log(result, data, risk_model, register, learning_curves, uri, start, opened
                 child = client.create_run(
                     experiment_id,
                     start_time=_milliseconds(began),
-                    tags={**tags, "outcome": outcome, "mlflow.parentRunId": parent_id},
+                    # the experiment's primary outcome is the parent's; a child is one outcome's
+                    tags={
+                        **{k: v for k, v in tags.items() if k != "primary_outcome"},
+                        "outcome": outcome,
+                        "mlflow.parentRunId": parent_id,
+                    },
                     run_name=f"{experiment.name} / {outcome}",
                 )
                 child_id = child.info.run_id
