@@ -29,6 +29,7 @@ clinician path never imports this module.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -671,7 +672,21 @@ def shap_figures(
         figure, ax = plt.subplots(figsize=(9, 0.4 * _MAX_DISPLAY + 2))
         shap.plots.bar(predictors, max_display=_MAX_DISPLAY, show=False, ax=ax)
         ax.set_xlabel("mean |SHAP value| (log-odds, before calibration)", fontsize=12)
-        ax.set_title(f"{title}\nImportance by clinical predictor", fontsize=12)
+        # a mean of absolute values has no sign (shap writes "+0.72"), and the last bar
+        # is the rest of the predictors, not of the encoded features
+        for text in ax.texts:
+            text.set_text(text.get_text().lstrip("+"))
+        ax.set_yticks(
+            ax.get_yticks(),
+            [
+                re.sub(
+                    r"^Sum of (\d+) other features$", r"\1 other predictors together", t.get_text()
+                )
+                for t in ax.get_yticklabels()
+            ],
+        )
+        # over the figure, not the axes, which the long predictor names push to the right
+        figure.suptitle(f"{title}\nImportance by clinical predictor", fontsize=12)
         figure.tight_layout()
         figures["shap_bar_by_predictor.png"] = figure
 
