@@ -545,3 +545,13 @@ def test_fit_refuses_what_would_train_on_the_wrong_thing():
     one = model.fit(cohort, sample_weight=weights).predict_proba(cohort)[:, 1]
     hundred = clone(model).fit(cohort, sample_weight=100 * weights).predict_proba(cohort)[:, 1]
     np.testing.assert_allclose(one, hundred, atol=1e-6)
+
+
+def test_a_monotone_dict_applies_to_columns_of_ones_own():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x0": rng.normal(size=400), "x1": rng.normal(size=400)})
+    y = (rng.random(400) < 1 / (1 + np.exp(-X["x0"]))).astype(int)
+    model = OutcomeModel(features=None, monotone={"x0": 1}, n_estimators=20).fit(X, y)
+    assert model.monotone_ == {"x0": 1}  # it was silently {}
+    with pytest.raises(ValidationError, match=re.escape("does not read: ['foo']")):
+        OutcomeModel(features=None, monotone={"foo": 1}, n_estimators=20).fit(X, y)

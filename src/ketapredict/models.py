@@ -1117,7 +1117,9 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         return self.encoder_.transform(X)
 
     def _constraints(self) -> dict[str, int]:
-        if self.monotone is False or self.features is None:
+        # features=None: the columns are the caller's own, so only a dict of theirs applies
+        # (the shipped table names ketapredict's encoded features)
+        if self.monotone is False or (self.features is None and self.monotone is True):
             return {}
         table = MONOTONE.get(self.outcome, {}) if self.monotone is True else self.monotone
         unknown = set(table) - set(self.feature_names_)
@@ -1127,7 +1129,7 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
                     Problem(
                         "monotone",
                         sorted(unknown),
-                        f"monotone names features the set does not produce: {sorted(unknown)}",
+                        f"monotone names features the model does not read: {sorted(unknown)}",
                     )
                 ],
                 "model parameters",
