@@ -229,7 +229,7 @@ def test_bad_parameters_are_refused(train):
         OutcomeModel(max_depth=0).fit(train)
     with pytest.raises(ValueError, match="calibration"):
         OutcomeModel(calibration="platt").fit(train)
-    with pytest.raises(ValidationError, match="monotone names features the set does not"):
+    with pytest.raises(ValidationError, match="monotone names features the model does not read"):
         OutcomeModel(monotone={"shoe_size": 1}).fit(train)
 
 
