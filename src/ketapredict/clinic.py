@@ -1789,6 +1789,7 @@ class RegimenComparison:
             If the model has no benefit or no harm outcome to plot.
         """
         import matplotlib.pyplot as plt
+        from matplotlib import patheffects
         from matplotlib.colors import to_rgba
         from matplotlib.ticker import FuncFormatter, NullFormatter
 
@@ -1835,7 +1836,9 @@ class RegimenComparison:
             ax.annotate(
                 str(i + 1), (x[i], y[i]), xytext=(5, 4), textcoords="offset points",
                 fontsize=8, fontweight="bold" if front[i] else "normal",
-                color="#0072b2" if front[i] else "#6f6f6f", gid="number",
+                color="#0072b2" if front[i] else "#6f6f6f", gid="number", zorder=4,
+                # a white halo keeps the number legible where error bars cross it
+                path_effects=[patheffects.withStroke(linewidth=2.5, foreground="white")],
             )  # fmt: skip
         if xscale == "log":
             ax.set_xscale("log")

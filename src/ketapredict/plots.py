@@ -383,6 +383,7 @@ def plot_calibration(
     >>> bool(main.get_xlim()[1] < 0.3)  # the range of the predictions, not 0 to 1
     True
     """
+    from matplotlib import patheffects
     from matplotlib.lines import Line2D
 
     from .evaluate import calibration_bins
@@ -457,6 +458,9 @@ def plot_calibration(
                     fontsize=_SMALL_PT,
                     color=style["color"],
                     clip_on=True,
+                    # above the peers' lines, with a white halo where one crosses it
+                    zorder=10,
+                    path_effects=[patheffects.withStroke(linewidth=2.5, foreground="white")],
                 )
         ece = _metric(result, name, "ece")
         slope = _metric(result, name, "calibration_slope")
