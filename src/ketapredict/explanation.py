@@ -496,26 +496,6 @@ def top_drivers(explanation: shap.Explanation, k: int = 5) -> pd.DataFrame:
     )
 
 
-def _active(X: pd.DataFrame) -> np.ndarray:
-    from .schema import KETAMINES
-
-    if "drug" not in X.columns:
-        return np.zeros(len(X), dtype=bool)
-    return X["drug"].astype(object).isin(KETAMINES).to_numpy()
-
-
-def _schedule_text(one: pd.DataFrame) -> str:
-    """The composite's dose schedule in words (``ketamine 0.5 mg/kg IV over 40 min``)."""
-    from .regimen import REGIMEN_FIELDS, Regimen
-
-    row = one.iloc[0]
-    given = {f: row[f] for f in REGIMEN_FIELDS if f in one.columns and not pd.isna(row[f])}
-    try:
-        return str(Regimen(**given))
-    except (ValueError, TypeError):
-        return "the schedule of a course near the median risk"
-
-
 def composite_patient(X: pd.DataFrame, row: int = 0) -> pd.DataFrame:
     """A made-up typical patient of a table, for figures that show one patient's values.
 
@@ -642,6 +622,9 @@ def shap_figures(
     import matplotlib.pyplot as plt
     import shap
 
+    from .evaluate import active_drug
+    from .regimen import schedules_in_words
+
     parts = _parts(model, X, outcome)
     features = _explanation(parts, X, "feature", "log-odds")
     predictors = _explanation(parts, X, "predictor", "log-odds")
@@ -649,7 +632,8 @@ def shap_figures(
     # the schedule of the row whose predicted risk is closest to the median, among the
     # active-drug courses when there are any (a comparator's course explains a placebo)
     predicted = risk.base_values + np.asarray(risk.values).sum(axis=1)
-    among = np.flatnonzero(_active(X)) if _active(X).any() else np.arange(len(X))
+    active = active_drug(X)
+    among = np.flatnonzero(active) if active.any() else np.arange(len(X))
     middle = among[np.argmin(np.abs(predicted[among] - np.median(predicted[among])))]
     try:
         typical = composite_patient(X, int(middle))
@@ -702,9 +686,10 @@ def shap_figures(
         for ax in figure.axes:
             low, high = ax.get_xlim()
             ax.set_xlim(low - 0.1 * (high - low), high)
+        schedule = schedules_in_words(typical).iloc[0]
         figure.suptitle(
             f"{title}\nA composite typical patient, not a real one (each baseline field "
-            f"the sample's median or most common value),\non {_schedule_text(typical)}: "
+            f"the sample's median or most common value),\non {schedule}: "
             "percentage points of the calibrated risk from the reference risk E[f(X)]",
             fontsize=12,
         )

@@ -24,6 +24,7 @@ import pandas as pd
 
 from ._files import not_a_file
 from .exceptions import Problem, ValidationError
+from .regimen import schedules_in_words
 from .schema import KETAMINES, column, columns, table_digest, validate
 from .updating import fit_intercept, fit_line
 
@@ -277,7 +278,7 @@ def evaluate_model(
     outside = model.outside_training(table, validated=True)
     # a course without an arm is grouped by its dose schedule, as evaluate.arm_labels does:
     # never pooled with other schedules' courses
-    schedule = _schedules(table)
+    schedule = schedules_in_words(table)
     arm = (
         table["arm"].astype(object).astype(str).where(table["arm"].notna(), "(no arm) " + schedule)
         if "arm" in table.columns
@@ -369,25 +370,6 @@ def evaluate_model(
         source=source,
         metrics=metrics,
     )
-
-
-def _schedules(table: pd.DataFrame) -> pd.Series:
-    """Each course's dose schedule in words (``ketamine 0.5 mg/kg IV over 40 min``)."""
-    from .regimen import REGIMEN_FIELDS, Regimen
-
-    fields = [f for f in REGIMEN_FIELDS if f in table.columns]
-    keys = table[fields].astype(object).where(table[fields].notna(), None)
-    said: dict[tuple, str] = {}
-    out = []
-    for row in keys.itertuples(index=False, name=None):
-        if row not in said:
-            given = {f: v for f, v in zip(fields, row, strict=True) if v is not None}
-            try:
-                said[row] = str(Regimen(**given))
-            except (ValueError, TypeError):  # not a whole regimen: its fields as given
-                said[row] = " ".join(str(v) for v in given.values())
-        out.append(said[row])
-    return pd.Series(out, index=table.index, dtype=object)
 
 
 def _days(days: np.ndarray) -> str:

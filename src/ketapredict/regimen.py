@@ -46,6 +46,7 @@ __all__ = [
     "Regimen",
     "drug_routes",
     "exposure",
+    "schedules_in_words",
 ]
 
 # Fraction of a dose reaching the systemic circulation, by route.
@@ -283,6 +284,33 @@ class Regimen:
         if self.new_oral_antidepressant:
             text += " + new oral antidepressant"
         return text
+
+
+def schedules_in_words(table: pd.DataFrame) -> pd.Series:
+    """Each course's dose schedule in words, as :class:`Regimen` says it (``ketamine 0.5
+    mg/kg IV over 40 min``); the fields as given where they make no whole regimen.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"drug": ["ketamine"], "route": ["iv"], "dose": [0.5],
+    ...                       "infusion_minutes": [40]})
+    >>> schedules_in_words(table).tolist()
+    ['ketamine 0.5 mg/kg IV over 40 min']
+    """
+    fields = [f for f in REGIMEN_FIELDS if f in table.columns]
+    keys = table[fields].astype(object).where(table[fields].notna(), None)
+    said: dict[tuple, str] = {}
+    out = []
+    for row in keys.itertuples(index=False, name=None):
+        if row not in said:  # one Regimen per distinct schedule, not per course
+            given = {f: v for f, v in zip(fields, row, strict=True) if v is not None}
+            try:
+                said[row] = str(Regimen(**given))
+            except (ValueError, TypeError):
+                said[row] = " ".join(str(v) for v in given.values())
+        out.append(said[row])
+    return pd.Series(out, index=table.index, dtype=object)
 
 
 def drug_routes(frame: Any) -> np.ndarray:
