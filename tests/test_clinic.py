@@ -760,21 +760,24 @@ def test_a_comparison_is_strict_json_in_its_table_order(model):
         assert 0 <= record["cognitive_decline_low"] <= record["cognitive_decline"] <= 1
 
 
-def test_a_horizon_before_the_last_session_is_warned(model):
-    """The features describe the whole planned course: at day 7 of a 24-session course the
-    sessions still to come move the estimate, and the report says so."""
+def test_a_horizon_before_the_last_session_reads_the_course_so_far(model):
+    """The features describe the course given by the horizon: at day 7 a 24-session course
+    and a 3-session one have given the same sessions, so they get the same estimate (as in
+    the virtual cohort), and the report says which sessions count."""
     patient = {"age": 46, "sex": "female", "diagnosis": "TRD", "madrs_baseline": 34}
     course = {"drug": "ketamine", "route": "iv", "dose": 0.5, "infusion_minutes": 40,
               "sessions_per_week": 3}  # fmt: skip
     early = model.score(patient, Regimen(**course, n_sessions=24), horizon_day=7)
     said = [w for w in early.warnings if w.startswith("the horizon (day 7) comes before")]
     assert said == [
-        "the horizon (day 7) comes before the last of the 24 planned sessions (3 given by "
-        "then): the model reads the whole planned course, sessions not yet given included, "
-        "so read this estimate with care"
+        "the horizon (day 7) comes before the last of the 24 planned sessions: the estimate "
+        "is for the 3 given by then, and the sessions still to come do not count"
     ]
     done = model.score(patient, Regimen(**course, n_sessions=3), horizon_day=7)
     assert not any("comes before the last" in w for w in done.warnings)
+    for outcome in ("response", "remission", "cognitive_decline", "dissociation"):
+        assert early[outcome].probability == done[outcome].probability
+        assert (early[outcome].low, early[outcome].high) == (done[outcome].low, done[outcome].high)
 
 
 def test_the_json_forms_carry_the_interval_level_and_the_notice(model):

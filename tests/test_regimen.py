@@ -26,6 +26,22 @@ def test_iv_ketamine_exposure():
     np.testing.assert_allclose(course.session_days(), np.arange(8) * 3.5)
 
 
+def test_exposure_is_the_course_given_by_the_assessment():
+    """Assessed mid-course (day 15 of 2/week x 8: sessions on days 0, 3.5, 7, 10.5 and 14),
+    the course so far counts, as a course of 5 sessions would."""
+    planned = {"drug": "ketamine", "dose": 0.5, "sessions_per_week": 2, **IV}
+    early = exposure(pd.DataFrame([{**planned, "n_sessions": 8, "endpoint_day": 15}]))
+    short = exposure(pd.DataFrame([{**planned, "n_sessions": 5, "endpoint_day": 15}]))
+    assert early["sessions_by_endpoint"][0] == 5
+    assert early["cumulative_exposure_mg_per_kg"][0] == 2.5
+    assert early["course_weeks"][0] == 2.0
+    assert early["days_after_last_session"][0] == 1.0
+    for name in EXPOSURE_COLUMNS:
+        np.testing.assert_array_equal(early[name], short[name])
+    whole = Regimen(**planned, n_sessions=8).exposure()  # no day given: 24 h after the last
+    assert whole["cumulative_exposure_mg_per_kg"] == 4.0
+
+
 def test_esketamine_at_half_dose_matches_racemic():
     racemic = Regimen(drug="ketamine", dose=0.5, **IV)
     esketamine = Regimen(drug="esketamine", dose=0.25, **IV)

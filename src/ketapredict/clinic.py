@@ -625,10 +625,10 @@ def _role(name: Any) -> str | None:
 
 
 def _mid_course(values: Mapping[str, Any]) -> str | None:
-    """A warning when the horizon comes before the schedule's last session: the features
-    describe the whole planned course (cumulative and weekly exposure, its length), so the
-    sessions still to come move the estimate (in the virtual cohort only one trial, 11% of
-    the courses, was assessed mid-course). None otherwise."""
+    """A note when the horizon comes before the schedule's last session: the features
+    describe the course given by then (its exposure, sessions and length), so the estimate
+    is for that part of the course and the sessions still to come do not move it. None
+    otherwise."""
     fields = {
         k: np.array([values.get(k)], dtype=object) for k in (*REGIMEN_FIELDS, "endpoint_day")
     }
@@ -638,9 +638,8 @@ def _mid_course(values: Mapping[str, Any]) -> str | None:
         return None
     return (
         f"the horizon (day {float(values['endpoint_day']):g}) comes before the last of the "
-        f"{int(planned)} planned sessions ({given:g} given by then): the model reads the "
-        "whole planned course, sessions not yet given included, so read this estimate "
-        "with care"
+        f"{int(planned)} planned sessions: the estimate is for the {given:g} given by then, "
+        "and the sessions still to come do not count"
     )
 
 

@@ -355,8 +355,9 @@ def exposure(regimens: pd.DataFrame | Mapping[str, Any]) -> dict[str, np.ndarray
         - ``racemic_iv_equivalent_mg_per_kg``: times the drug's potency (0 for comparators);
         - ``peak_exposure_mg_per_kg_per_h``: equivalent dose over its input time in hours;
         - ``weekly_exposure_mg_per_kg``: equivalent dose times sessions in a week of course;
-        - ``cumulative_exposure_mg_per_kg``: equivalent dose times the number of sessions;
-        - ``course_weeks``: first to last session;
+        - ``cumulative_exposure_mg_per_kg``: equivalent dose times the sessions given by the
+          assessment (every session when it follows the last);
+        - ``course_weeks``: first to last session given by the assessment;
         - ``endpoint_day``: the assessment day (default 24 h after the last session);
         - ``sessions_by_endpoint``: sessions given before the assessment;
         - ``days_after_last_session``: from the last of those sessions to the assessment;
@@ -430,9 +431,12 @@ def exposure(regimens: pd.DataFrame | Mapping[str, Any]) -> dict[str, np.ndarray
         "systemic_dose_mg_per_kg": systemic,
         "racemic_iv_equivalent_mg_per_kg": equivalent,
         "peak_exposure_mg_per_kg_per_h": equivalent / (input_minutes / 60.0),
-        "weekly_exposure_mg_per_kg": equivalent * np.minimum(per_week, sessions),
-        "cumulative_exposure_mg_per_kg": equivalent * sessions,
-        "course_weeks": (sessions - 1.0) / per_week,
+        # As of the assessment: a visit cannot see the sessions still to come (nor does the
+        # virtual cohort's, whose outcomes at day 15 are the same for 7 or 24 planned
+        # sessions), and a course assessed mid-way must read as the course given so far.
+        "weekly_exposure_mg_per_kg": equivalent * np.minimum(per_week, given),
+        "cumulative_exposure_mg_per_kg": equivalent * given,
+        "course_weeks": (given - 1.0) / per_week,
         "endpoint_day": endpoint,
         "sessions_by_endpoint": given,
         "days_after_last_session": endpoint - (given - 1.0) * spacing,
