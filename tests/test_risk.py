@@ -96,12 +96,22 @@ def test_the_model_card_is_checked_and_follows_recalibration(tmp_path, risk_mode
         "Data",
         "Outcomes and horizon",
         "Predictors",
+        "Model",
         "Missing data",
         "Validation",
         "Limitations",
     ):
         assert f"## {heading}" in card, heading
     assert "Not for clinical decisions" in card
+    # what was fitted, per outcome: cognitive decline (few events) took the measurement
+    # and no trees; both said, and the same from the loaded model's own fitted parts
+    said = dict(re.findall(r"^- `(\w+)`: (.+)\.$", card.split("## Model")[1], re.M)[:2])
+    assert "no boosted trees (too few events for them)" in said["cognitive_decline"]
+    assert "ridge regression of the outcome's measurement" in said["cognitive_decline"]
+    assert "from a logistic regression of the outcome;" in said["response"]
+    loaded = RiskModel.load(saved)
+    for outcome, text in said.items():
+        assert loaded.models[outcome].describe() == text
     updated = risk_model.recalibrate(train.head(400), "intercept", outcomes=["response"])
     assert "## Recalibration" in updated.model_card()
     assert updated.model_card().count("## Recalibration") == 1

@@ -174,6 +174,11 @@ def model_card(
         + ".",
         "",
     ]
+    structure = provenance.get("structure")
+    if isinstance(structure, Mapping) and structure:
+        lines += ["## Model", "", "One gradient-boosted model per outcome (OutcomeModel):", ""]
+        lines += [f"- `{outcome}`: {text}." for outcome, text in structure.items()]
+        lines.append("")
     lines += ["## Missing data", "", MISSING_DATA, ""]
     if sample:
         lines += ["## Sample size and events", ""]

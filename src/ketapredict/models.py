@@ -728,6 +728,61 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         self.calibrator_ = self._fit_calibrator(out_of_fold, target, weight)
         return self
 
+    def describe(self) -> str:
+        """What was fitted, in words: the linear component, the trees and the calibration
+        (the "Model" section of a model card).
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> from ketapredict import OutcomeModel, simulate_cohort
+        >>> model = OutcomeModel("response").fit(simulate_cohort(n=1000, seed=0))
+        >>> print(model.describe())  # doctest: +ELLIPSIS
+        a linear component over ... encoded features ...; sigmoid calibration on ... margins
+        """
+        check_is_fitted(self)
+        parts = []
+        if self.linear_ is None:
+            parts.append("no linear component")
+        else:
+            text = f"a linear component over {len(self.feature_names_)} encoded features"
+            interactions = int(np.count_nonzero(self.linear_["coef_active"]))
+            if interactions:
+                text += (
+                    f" and {interactions} interactions of patient features with the active drug"
+                )
+            if "coef_modifiers" in self.linear_:
+                text += " and with dose and time"
+            text += (
+                ", its patient terms from a ridge regression of the outcome's measurement "
+                "(too few events for the outcome's own), scaled by a logistic regression of "
+                "the outcome"
+                if self.measurement_
+                else ", from a logistic regression of the outcome"
+            )
+            parts.append(text)
+        if self.n_rounds_:
+            parts.append(
+                f"{self.n_rounds_} boosted trees of depth {self.max_depth} from its margin "
+                "(as many as held-out log-loss chose)"
+            )
+        elif not self.measurement_:
+            parts.append("no boosted trees (held-out log-loss chose none)")
+        elif self.measurement == "auto":  # it took the measurement for want of events
+            parts.append("no boosted trees (too few events for them)")
+        else:
+            parts.append("no boosted trees (too few events, or held-out log-loss chose none)")
+        method = self.calibrator_["method"]
+        parts.append(
+            "no calibration"
+            if method == "none"
+            else f"{method} calibration on cross-fitted margins"
+        )
+        return "; ".join(parts)
+
     def replicates(
         self, X: Any, y: Any = None, n_replicates: int = 20, random_state: int = 0
     ) -> list[tuple[Any, dict[str, Any], Any]]:

@@ -513,6 +513,7 @@ class RiskModel:
         record = {
             "n_patients": len(data),
             "feature_set": str(features),
+            "structure": {outcome: model.describe() for outcome, model in models.items()},
             "replicates": replicates,
             "intervals": (
                 f"90% intervals from {replicates} bootstrap replicates per outcome (logit "
