@@ -319,6 +319,9 @@ def test_design_problems_are_found_before_training(cohort):
         check_design(rare, "response", "leave_one_trial_out")
     with pytest.raises(ValidationError, match="groups by trial_id"):
         check_design(cohort.drop(columns="trial_id"), "response", "grouped_kfold")
+    for n_splits in (1, 21, 2.5, True, "5"):
+        with pytest.raises(ValidationError, match=r"n_splits=.* is not a whole number from 2"):
+            check_design(cohort, "response", "stratified_kfold", n_splits)
 
 
 def test_peers_fit_the_raw_table(cohort):

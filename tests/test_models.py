@@ -224,6 +224,11 @@ def test_outcome_is_taken_from_the_table_when_y_is_absent(train):
         OutcomeModel("remision").fit(train)
 
 
+def test_an_outcome_of_another_length_is_refused(train):
+    with pytest.raises(ValidationError, match="y has 95 values but X has 100 rows"):
+        OutcomeModel().fit(train.head(100), train["response"].to_numpy()[:95])
+
+
 def test_bad_parameters_are_refused(train):
     with pytest.raises(ValueError, match="max_depth"):
         OutcomeModel(max_depth=0).fit(train)

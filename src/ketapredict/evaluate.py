@@ -22,14 +22,14 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from numbers import Real
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 
-from .exceptions import Problem, ValidationError
+from .exceptions import Problem, ValidationError, short_repr
 from .regimen import REGIMEN_FIELDS
 from .schema import KETAMINES, check_outcome, column, columns, crossover_patients
 from .trees import logit
@@ -50,6 +50,8 @@ __all__ = [
 ]
 
 SCHEMES = ("stratified_kfold", "grouped_kfold", "leave_one_trial_out")
+# The most folds k-fold validation takes: more leave each fold too few courses to score.
+MAX_SPLITS = 20
 # Each validation fold should hold this many events on average: with fewer, fold metrics are
 # noise and the folds' training sets run short of events.
 EVENTS_PER_FOLD = 5
@@ -874,8 +876,26 @@ def check_design(
     ------
     ValidationError
         The outcome column is absent; it has one class; or it has fewer events (or
-        non-events) than the scheme needs: 5 per validation fold, at least 10.
+        non-events) than the scheme needs: 5 per validation fold, at least 10; or
+        ``n_splits`` is not a whole number from 2 to :data:`MAX_SPLITS`.
     """
+    if (
+        isinstance(n_splits, bool)
+        or not isinstance(n_splits, Integral)
+        or not 2 <= n_splits <= MAX_SPLITS
+    ):
+        raise ValidationError(
+            [
+                Problem(
+                    "n_splits",
+                    n_splits,
+                    f"n_splits={short_repr(n_splits)} is not a whole number from 2 to "
+                    f"{MAX_SPLITS} "
+                    "(the folds of k-fold validation)",
+                )
+            ],
+            "validation",
+        )
     if outcome not in data.columns:
         present = [c for c in columns("outcome") if c in data.columns]
         raise ValidationError(

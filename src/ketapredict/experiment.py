@@ -56,7 +56,7 @@ import pydantic
 from ._files import not_a_file
 from ._toml import read_toml
 from .cohort.simulate import MAX_COURSES
-from .evaluate import SCHEMES, ValidationResult, check_design, cross_validate
+from .evaluate import MAX_SPLITS, SCHEMES, ValidationResult, check_design, cross_validate
 from .exceptions import Problem, ValidationError
 from .features import load_feature_set
 from .models import OutcomeModel
@@ -154,7 +154,7 @@ class _Outcomes(_Strict):
 
 class _Validation(_Strict):
     scheme: Literal[SCHEMES] = "leave_one_trial_out"  # type: ignore[valid-type]
-    n_splits: int = pydantic.Field(default=5, ge=2, le=20)
+    n_splits: int = pydantic.Field(default=5, ge=2, le=MAX_SPLITS)
     bootstraps: int = pydantic.Field(default=1000, ge=0, le=10_000)
     seed: _Seed = 0
     peers: bool = True

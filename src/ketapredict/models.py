@@ -616,7 +616,17 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
             y, self.outcome, min_per_class=MIN_EVENTS, return_classes=True
         )
         if len(Z) != len(target):
-            raise ValueError(f"X has {len(Z)} rows but y has {len(target)}.")
+            raise ValidationError(
+                [
+                    Problem(
+                        "y",
+                        f"{len(target)} values",
+                        f"y has {len(target)} values but X has {len(Z)} rows: give one "
+                        "outcome per row",
+                    )
+                ],
+                "outcome",
+            )
         weight = _check_sample_weight(sample_weight, Z, dtype=np.float64, ensure_non_negative=True)
         weighted = [float(weight[target == k].sum()) for k in (1, 0)]
         if sample_weight is not None and min(weighted) <= 0:
