@@ -391,6 +391,16 @@ def test_error_messages_never_show_a_patient_identifier():
     with pytest.raises(ValidationError) as error:
         validate(unnamed)
     assert "SECRET" not in str(error.value)
+    # and a text index with no identifier column beside it (names, record numbers)
+    anonymous = (
+        table[known]
+        .drop(columns="patient_id")
+        .set_axis([f"MRN-{i}" for i in range(len(table))], axis=0)
+    )
+    with pytest.raises(ValidationError) as error:
+        validate(anonymous)
+    assert "MRN" not in str(error.value)
+    assert "row 4: age=-5.0" in str(error.value)
     # a valid table keeps its index
     table.loc[4, "age"] = 50.0
     checked = validate(table[known].set_index("patient_id"))

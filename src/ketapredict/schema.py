@@ -1261,6 +1261,11 @@ def validate(
         # rows indexed by patient: problems name them by position, never by identifier
         df = df.reset_index(drop=True)
         what = f"{what} (rows by position: its index identifies patients)"
+    elif not pd.api.types.is_integer_dtype(index.dtype):
+        # a text (or other) label may be a patient's name or number, which an error
+        # message, often logged, must not carry: only row numbers are safe to print
+        df = df.reset_index(drop=True)
+        what = f"{what} (rows by position: its index is not row numbers)"
     problems: list[Problem] = []
     duplicated = df.columns[df.columns.duplicated()].unique()
     for name in duplicated:
