@@ -401,6 +401,8 @@ def test_error_messages_never_show_a_patient_identifier():
         validate(anonymous)
     assert "MRN" not in str(error.value)
     assert "row 4: age=-5.0" in str(error.value)
+    with pytest.raises(ValidationError, match="row MRN-4: age=-5.0"):  # the caller's choice
+        validate(anonymous, row_labels=True)
     # a valid table keeps its index
     table.loc[4, "age"] = 50.0
     checked = validate(table[known].set_index("patient_id"))

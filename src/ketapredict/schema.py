@@ -1199,7 +1199,11 @@ def _coerce(series: pd.Series, col: Column) -> tuple[pd.Series, list[Problem]]:
 
 
 def validate(
-    df: pd.DataFrame, *, what: str = "patient table", required: Iterable[str] | None = None
+    df: pd.DataFrame,
+    *,
+    what: str = "patient table",
+    required: Iterable[str] | None = None,
+    row_labels: bool | None = None,
 ) -> pd.DataFrame:
     """Check a patient table against the data contract and return a coerced copy.
 
@@ -1216,6 +1220,10 @@ def validate(
     required : iterable of str, optional
         The required columns the table must have; by default every column the contract
         requires (a model checks only those its feature set reads).
+    row_labels : bool, optional
+        Whether messages name a bad row by its index label (True) or by its position
+        (False). By default, by label only when the index holds row numbers: a text label
+        may be a patient's name or record number, and messages are often logged.
 
     Returns
     -------
@@ -1253,7 +1261,9 @@ def validate(
         raise TypeError(f"validate expects a pandas DataFrame; got {type(df).__name__}.")
     index = df.index
     identifiers = [c for c in columns("identifier") if c in df.columns]
-    if any(name in columns("identifier") for name in index.names) or any(
+    if row_labels is False:
+        df = df.reset_index(drop=True)
+    elif any(name in columns("identifier") for name in index.names) or any(
         np.array_equal(index.to_numpy(dtype=object), df[c].to_numpy(dtype=object))
         for c in identifiers
         if isinstance(df[c], pd.Series)
@@ -1261,7 +1271,7 @@ def validate(
         # rows indexed by patient: problems name them by position, never by identifier
         df = df.reset_index(drop=True)
         what = f"{what} (rows by position: its index identifies patients)"
-    elif not pd.api.types.is_integer_dtype(index.dtype):
+    elif row_labels is None and not pd.api.types.is_integer_dtype(index.dtype):
         # a text (or other) label may be a patient's name or number, which an error
         # message, often logged, must not carry: only row numbers are safe to print
         df = df.reset_index(drop=True)

@@ -564,7 +564,7 @@ def assemble(
             strict=True,
         )
     ]
-    table = validate(table, what=what).reset_index(drop=True)
+    table = validate(table, what=what, row_labels=True).reset_index(drop=True)
 
     summary.dropped = dict(dropped)
     summary.ignored_records = dict(unused)
