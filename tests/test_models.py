@@ -62,21 +62,6 @@ def test_fit_uses_the_whole_table_but_only_the_feature_set(train, response_model
     assert set(response_model.feature_names_in_) <= set(train.columns)
 
 
-def test_feature_names_in_are_the_columns_seen_and_only_those_are_read(train):
-    """An optional column the training table lacked is not in ``feature_names_in_``, and
-    given later it is not read: the model learned it as missing."""
-    without = train.drop(columns=["hamd17_baseline", "bmi"])
-    model = OutcomeModel("response", n_estimators=30).fit(without)
-    assert {"hamd17_baseline", "bmi"}.isdisjoint(model.feature_names_in_)
-    assert set(model.feature_names_in_) <= set(without.columns)
-    assert model.n_features_in_ == len(model.feature_names_in_)
-    rows = train.head(200)
-    np.testing.assert_array_equal(
-        model.predict_proba(rows),
-        model.predict_proba(rows.drop(columns=["hamd17_baseline", "bmi"])),
-    )
-
-
 def test_probabilities_are_valid_even_with_missing_features(train, response_model):
     sparse_table = train.copy()
     for name in (

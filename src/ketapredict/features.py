@@ -41,9 +41,7 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
         Indexed by output feature: ``predictor`` (the clinical predictor it comes from),
         ``label`` (clinical words), ``group`` and ``group_label``.
     feature_names_in_ : ndarray of str
-        The contract columns read that the table given to ``fit`` had. An optional column
-        it lacked is left out, and :meth:`transform` leaves it out too (as missing), so the
-        encoder never reads a column it was not fitted on.
+        The contract columns read.
     n_features_in_ : int
 
     Examples
@@ -85,8 +83,8 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
         self.spec_ = _parse(self.feature_set)
         needed = sources(self.spec_)
         self._check_columns(X, needed)
-        self.feature_names_in_ = np.array([c for c in needed if c in X.columns], dtype=object)
-        self.n_features_in_ = len(self.feature_names_in_)
+        self.feature_names_in_ = np.array(needed, dtype=object)
+        self.n_features_in_ = len(needed)
         self.feature_map_ = feature_map(self.spec_)
         return self
 
@@ -117,9 +115,6 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
         if not isinstance(X, pd.DataFrame):
             raise TypeError(f"FeatureEncoder needs a pandas DataFrame; got {type(X).__name__}.")
         self._check_columns(X, self.feature_names_in_)
-        unseen = set(sources(self.spec_)) - set(self.feature_names_in_)
-        if unseen & set(X.columns):  # missing at fit: missing now, as the model learned it
-            X = X.drop(columns=[c for c in X.columns if c in unseen])
         return pd.DataFrame(encode(self.spec_, X), index=X.index)
 
     def _check_columns(self, X: pd.DataFrame, needed: Sequence[str]) -> None:
