@@ -780,6 +780,38 @@ def test_a_horizon_before_the_last_session_reads_the_course_so_far(model):
         assert (early[outcome].low, early[outcome].high) == (done[outcome].low, done[outcome].high)
 
 
+def test_a_feature_set_reading_the_planned_sessions_is_warned_mid_course(tmp_path):
+    """A set that reads n_sessions as a number lets the sessions still to come move the
+    estimate, so the report must not say they do not count."""
+    from ketapredict import RiskModel, simulate_cohort
+
+    (tmp_path / "planned.toml").write_text(
+        'extends = "core"\n'
+        '[groups.planned]\nsteps = [{ encoder = "numeric", columns = ["n_sessions"] }]\n'
+    )
+    data = simulate_cohort(n=1500, seed=5)
+    model = RiskModel.fit(
+        data, ["response"], features=tmp_path / "planned.toml", n_estimators=20, replicates=0
+    )
+    patient = {"age": 46, "sex": "female", "diagnosis": "TRD", "madrs_baseline": 34}
+    course = Regimen(drug="ketamine", route="iv", dose=0.5, infusion_minutes=40,
+                     sessions_per_week=3, n_sessions=24)  # fmt: skip
+    said = [w for w in model.score(patient, course, horizon_day=7).warnings if "planned" in w]
+    assert said == [
+        "the horizon (day 7) comes before the last of the 24 planned sessions: the estimate "
+        "is for the 3 given by then, but this model's feature set also reads the planned "
+        "number of sessions, so the sessions still to come move it: read it with care"
+    ]
+
+
+def test_a_horizon_at_the_first_session_is_refused(model):
+    patient = {"age": 46, "sex": "female", "diagnosis": "TRD", "madrs_baseline": 34}
+    course = Regimen(drug="ketamine", route="iv", dose=0.5, infusion_minutes=40)
+    with pytest.raises(ValidationError, match=r"horizon_day=0 is the moment of the first"):
+        model.score(patient, course, horizon_day=0)
+    assert model.score(patient, course, horizon_day=0.1).horizon_day == 0.1
+
+
 def test_the_json_forms_carry_the_interval_level_and_the_notice(model):
     patient = {"age": 46, "sex": "female", "diagnosis": "TRD", "madrs_baseline": 34}
     course = Regimen(drug="ketamine", route="iv", dose=0.5, infusion_minutes=40)

@@ -224,6 +224,14 @@ def test_outcome_is_taken_from_the_table_when_y_is_absent(train):
         OutcomeModel("remision").fit(train)
 
 
+def test_describe_says_what_was_fitted_and_why(train):
+    asked = OutcomeModel("response", measurement=True, n_estimators=30).fit(train).describe()
+    assert "ridge regression of the outcome's measurement (asked for)" in asked
+    capped = OutcomeModel("response", linear=False, n_estimators=3).fit(train).describe()
+    assert capped.startswith("no linear component; 3 boosted trees of depth at most 2 (the most")
+    assert "from its margin" not in capped
+
+
 def test_an_outcome_of_another_length_is_refused(train):
     with pytest.raises(ValidationError, match="y has 95 values but X has 100 rows"):
         OutcomeModel().fit(train.head(100), train["response"].to_numpy()[:95])

@@ -401,8 +401,16 @@ def test_error_messages_never_show_a_patient_identifier():
         validate(anonymous)
     assert "MRN" not in str(error.value)
     assert "row 4: age=-5.0" in str(error.value)
-    with pytest.raises(ValidationError, match="row MRN-4: age=-5.0"):  # the caller's choice
+    with pytest.raises(ValidationError, match=re.escape("row MRN-4: age=-5.0")):  # asked for
         validate(anonymous, row_labels=True)
+    # long numbers may be record numbers; small ones are row numbers, kept
+    numbered = anonymous.set_axis(np.arange(len(table)) + 9_876_500, axis=0)
+    with pytest.raises(ValidationError) as error:
+        validate(numbered)
+    assert "98765" not in str(error.value)
+    assert "row 4: age=-5.0" in str(error.value)
+    with pytest.raises(ValidationError, match=re.escape("row 14: age=-5.0")):
+        validate(anonymous.set_axis(np.arange(len(table)) + 10, axis=0))
     # a valid table keeps its index
     table.loc[4, "age"] = 50.0
     checked = validate(table[known].set_index("patient_id"))

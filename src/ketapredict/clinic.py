@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .encoding import Columns, feature_map, sources
+from .encoding import Columns, feature_map, reads_planned_course, sources
 from .exceptions import Problem, ValidationError, short_repr
 from .regimen import REFERENCE_WEIGHT_KG, REGIMEN_FIELDS, Regimen, exposure
 from .risk import joint_distance
@@ -624,10 +624,11 @@ def _role(name: Any) -> str | None:
     return column(name).role if _known(name) else None
 
 
-def _mid_course(values: Mapping[str, Any]) -> str | None:
+def _mid_course(values: Mapping[str, Any], planned_read: bool = False) -> str | None:
     """A note when the horizon comes before the schedule's last session: the features
     describe the course given by then (its exposure, sessions and length), so the estimate
-    is for that part of the course and the sessions still to come do not move it. None
+    is for that part of the course and the sessions still to come do not move it, unless
+    the feature set reads the planned number of sessions too (``planned_read``). None
     otherwise."""
     fields = {
         k: np.array([values.get(k)], dtype=object) for k in (*REGIMEN_FIELDS, "endpoint_day")
@@ -636,11 +637,16 @@ def _mid_course(values: Mapping[str, Any]) -> str | None:
     planned = values.get("n_sessions") or 1
     if given >= planned:
         return None
-    return (
+    said = (
         f"the horizon (day {float(values['endpoint_day']):g}) comes before the last of the "
-        f"{int(planned)} planned sessions: the estimate is for the {given:g} given by then, "
-        "and the sessions still to come do not count"
+        f"{int(planned)} planned sessions: the estimate is for the {given:g} given by then"
     )
+    if planned_read:
+        return (
+            f"{said}, but this model's feature set also reads the planned number of sessions, "
+            "so the sessions still to come move it: read it with care"
+        )
+    return f"{said}, and the sessions still to come do not count"
 
 
 # What a patient may be given as, for the error that says otherwise.
@@ -709,6 +715,16 @@ def _day(value: Any, name: str, problems: list[Problem]) -> float | None:
     if day is None or not spec.low <= day <= spec.high:  # NaN too: asked for, not "none"
         problems.append(
             Problem(name, value, f"{name}={short_repr(value)} is not {spec.allowed()}")
+        )
+        return None
+    if day == 0:  # the moment of the first session: no outcome is judged before it acts
+        problems.append(
+            Problem(
+                name,
+                value,
+                f"{name}=0 is the moment of the first session; give a time after it in days "
+                "(0.1 is about 2.4 hours, 1 is 24 hours)",
+            )
         )
         return None
     return day
@@ -1074,7 +1090,9 @@ def score(
             f"the dose in mg was converted to mg/kg at the reference weight of "
             f"{REFERENCE_WEIGHT_KG:g} kg; give the patient's weight for a sounder estimate"
         )
-    before_the_end = _mid_course(values)
+    before_the_end = _mid_course(
+        values, any(reads_planned_course(s.spec) for s in model._outcomes.values())
+    )
     if before_the_end is not None:
         warnings.append(before_the_end)
     trained_on = (model.reference or {}).get("drug_routes")

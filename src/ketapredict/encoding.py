@@ -49,6 +49,7 @@ __all__ = [
     "encode",
     "feature_map",
     "parse_feature_set",
+    "reads_planned_course",
     "sources",
     "spec_from_dict",
     "spec_to_dict",
@@ -596,6 +597,24 @@ def sources_reading(spec: FeatureSet, reading: Collection[str]) -> list[str]:
     for step in _steps(spec, reading):
         found.update(dict.fromkeys(_step_sources(step)))
     return list(found)
+
+
+def reads_planned_course(spec: FeatureSet) -> bool:
+    """Whether the set reads the planned number of sessions other than through the dose
+    schedule (whose features count only the sessions given by the assessment), so that
+    sessions still to come at the horizon move its models' estimates.
+
+    Examples
+    --------
+    >>> reads_planned_course(parse_feature_set("core"))
+    False
+    """
+    return any(
+        "n_sessions" in step.columns
+        for group in spec.groups
+        for step in group.steps
+        if step.encoder != "dose_schedule"
+    )
 
 
 def _steps(spec: FeatureSet, reading: Collection[str] | None) -> list[_Step]:

@@ -877,9 +877,10 @@ def check_design(
     ValidationError
         The outcome column is absent; it has one class; or it has fewer events (or
         non-events) than the scheme needs: 5 per validation fold, at least 10; or
-        ``n_splits`` is not a whole number from 2 to :data:`MAX_SPLITS`.
+        ``n_splits`` of a k-fold scheme is not a whole number from 2 to
+        :data:`MAX_SPLITS`.
     """
-    if (
+    if scheme != "leave_one_trial_out" and (  # which has one fold per trial, whatever n_splits
         isinstance(n_splits, bool)
         or not isinstance(n_splits, Integral)
         or not 2 <= n_splits <= MAX_SPLITS

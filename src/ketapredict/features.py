@@ -41,7 +41,10 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
         Indexed by output feature: ``predictor`` (the clinical predictor it comes from),
         ``label`` (clinical words), ``group`` and ``group_label``.
     feature_names_in_ : ndarray of str
-        The contract columns read.
+        The contract columns the encoder reads: every column the feature set lists, whether
+        or not the table given to ``fit`` had it. An optional column that table lacked was
+        fitted as missing; given later, it is read (``weight_kg``, for one, converts a dose
+        in mg to mg/kg).
     n_features_in_ : int
 
     Examples

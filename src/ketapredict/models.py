@@ -758,7 +758,8 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         if self.linear_ is None:
             parts.append("no linear component")
         else:
-            text = f"a linear component over {len(self.feature_names_)} encoded features"
+            kind = "encoded features" if self.features is not None else "features"
+            text = f"a linear component over {len(self.feature_names_)} {kind}"
             interactions = int(np.count_nonzero(self.linear_["coef_active"]))
             if interactions:
                 text += (
@@ -766,18 +767,27 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
                 )
             if "coef_modifiers" in self.linear_:
                 text += " and with dose and time"
+            why = (
+                "too few events for the outcome's own"
+                if self.measurement == "auto"
+                else "asked for"
+            )
             text += (
-                ", its patient terms from a ridge regression of the outcome's measurement "
-                "(too few events for the outcome's own), scaled by a logistic regression of "
-                "the outcome"
+                f", its patient terms from a ridge regression of the outcome's measurement "
+                f"({why}), scaled by a logistic regression of the outcome"
                 if self.measurement_
                 else ", from a logistic regression of the outcome"
             )
             parts.append(text)
         if self.n_rounds_:
             parts.append(
-                f"{self.n_rounds_} boosted trees of depth {self.max_depth} from its margin "
-                "(as many as held-out log-loss chose)"
+                f"{self.n_rounds_} boosted trees of depth at most {self.max_depth}"
+                + (" from its margin" if self.linear_ is not None else "")
+                + (
+                    " (the most allowed, n_estimators: held-out log-loss was still falling)"
+                    if self.n_rounds_ >= self.n_estimators
+                    else " (as many as held-out log-loss chose)"
+                )
             )
         elif not self.measurement_:
             parts.append("no boosted trees (held-out log-loss chose none)")

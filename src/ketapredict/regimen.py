@@ -354,7 +354,9 @@ def exposure(regimens: pd.DataFrame | Mapping[str, Any]) -> dict[str, np.ndarray
         - ``systemic_dose_mg_per_kg``: times the route's bioavailability;
         - ``racemic_iv_equivalent_mg_per_kg``: times the drug's potency (0 for comparators);
         - ``peak_exposure_mg_per_kg_per_h``: equivalent dose over its input time in hours;
-        - ``weekly_exposure_mg_per_kg``: equivalent dose times sessions in a week of course;
+        - ``weekly_exposure_mg_per_kg``: equivalent dose times sessions in a week of course,
+          at most the sessions given by the assessment (a 3-per-week course judged at day 1
+          has had one);
         - ``cumulative_exposure_mg_per_kg``: equivalent dose times the sessions given by the
           assessment (every session when it follows the last);
         - ``course_weeks``: first to last session given by the assessment;

@@ -1068,7 +1068,7 @@ class RiskModel:
         ...                        trial_effect=TrialEffect(nonspecific=1, drug=1))
         >>> predicted = model.predict_proba(local)["response"].mean()
         >>> round(float(local["response"].mean()), 3), round(float(predicted), 3)
-        (0.56, 0.303)
+        (0.56, 0.305)
         >>> updated = model.recalibrate(local)
         >>> updated.provenance["recalibration"]["outcomes"]["response"]["method"]
         'intercept'

@@ -1198,6 +1198,20 @@ def _coerce(series: pd.Series, col: Column) -> tuple[pd.Series, list[Problem]]:
     return out, problems
 
 
+# An integer index is taken for row numbers only below this: a longer number may be a
+# record number.
+_MAX_ROW_NUMBER = 100_000
+
+
+def _row_numbers(index: pd.Index) -> bool:
+    """Whether an index holds row numbers (safe to print), not labels of patients."""
+    if isinstance(index, pd.RangeIndex):
+        return True
+    if isinstance(index, pd.MultiIndex) or not pd.api.types.is_integer_dtype(index.dtype):
+        return False
+    return len(index) == 0 or (index.min() >= 0 and index.max() < _MAX_ROW_NUMBER)
+
+
 def validate(
     df: pd.DataFrame,
     *,
@@ -1222,8 +1236,11 @@ def validate(
         requires (a model checks only those its feature set reads).
     row_labels : bool, optional
         Whether messages name a bad row by its index label (True) or by its position
-        (False). By default, by label only when the index holds row numbers: a text label
-        may be a patient's name or record number, and messages are often logged.
+        (False). By default, by label only when the index holds row numbers (whole numbers
+        from 0 to under 100,000, unnamed or not named as an identifier): a text label or a
+        longer number may be a patient's name or record number, and messages are often
+        logged. An index that holds the table's identifiers is named by position whatever
+        is asked.
 
     Returns
     -------
@@ -1271,9 +1288,9 @@ def validate(
         # rows indexed by patient: problems name them by position, never by identifier
         df = df.reset_index(drop=True)
         what = f"{what} (rows by position: its index identifies patients)"
-    elif row_labels is None and not pd.api.types.is_integer_dtype(index.dtype):
-        # a text (or other) label may be a patient's name or number, which an error
-        # message, often logged, must not carry: only row numbers are safe to print
+    elif row_labels is None and not _row_numbers(index):
+        # a text label or a long number may be a patient's name or record number, which an
+        # error message, often logged, must not carry: only row numbers are safe to print
         df = df.reset_index(drop=True)
         what = f"{what} (rows by position: its index is not row numbers)"
     problems: list[Problem] = []
