@@ -86,6 +86,24 @@ def test_risk_model_round_trips_through_its_files(tmp_path, risk_model, train):
     assert len(restored.replicates(rows, n_replicates=2)) == 2
 
 
+def test_the_cards_model_section_shows_only_short_texts_of_the_models_outcomes():
+    """A saved model's provenance is untrusted: what the card prints of it is bounded."""
+    from ketapredict.card import model_card
+
+    structure = {
+        "response": "trees",
+        "other": "x",
+        "remission": {"a": 1},
+        "dissociation": "y" * 5000,
+    }
+    card = model_card({"name": "x", "structure": structure},
+                      ["response", "remission", "dissociation"], ["age"])  # fmt: skip
+    section = card.split("## Model")[1].split("##")[0]
+    assert section.strip().splitlines()[-1] == "- `response`: trees."
+    for unshown in ("other", "yyy", "'a'"):
+        assert unshown not in section
+
+
 def test_the_model_card_is_checked_and_follows_recalibration(tmp_path, risk_model, train):
     from ketapredict import ModelFileError, RiskModel
 

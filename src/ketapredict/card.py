@@ -174,10 +174,16 @@ def model_card(
         + ".",
         "",
     ]
+    # a saved model's provenance is untrusted: only short texts, by outcome, are shown
     structure = provenance.get("structure")
-    if isinstance(structure, Mapping) and structure:
+    said = [
+        (outcome, text)
+        for outcome, text in (structure.items() if isinstance(structure, Mapping) else ())
+        if outcome in outcomes and isinstance(text, str) and len(text) <= 1000
+    ]
+    if said:
         lines += ["## Model", "", "One gradient-boosted model per outcome (OutcomeModel):", ""]
-        lines += [f"- `{outcome}`: {text}." for outcome, text in structure.items()]
+        lines += [f"- `{outcome}`: {text}." for outcome, text in said]
         lines.append("")
     lines += ["## Missing data", "", MISSING_DATA, ""]
     if sample:
