@@ -654,7 +654,7 @@ def test_each_warning_of_a_comparison_can_be_read_once(model):
     texts = {w for ws in comparison["warnings"] for w in ws}
     assert texts, "the odd patient has warnings"
     common = [w for w in texts if all(w in ws for ws in comparison["warnings"])]
-    assert any("age = 89 is outside the training range" in w for w in common)
+    assert any("age = 89 years is outside the training range" in w for w in common)
     assert "Warnings for every schedule:" in str(comparison)
     for warning in common:
         assert flat.count(" ".join(warning.split())) == 1, warning
@@ -671,7 +671,7 @@ def test_each_warning_of_a_comparison_can_be_read_once(model):
     # the odd patient's three-times-weekly courses exceed the weekly exposure seen in
     # training, each by its own amount: one footnote lists them
     assert any(
-        re.search(r"weekly exposure = [\d.]+(, [\d.]+)* or [\d.]+ is outside", f)
+        re.search(r"weekly exposure = [\d.]+(, [\d.]+)* or [\d.]+ mg/kg per week is outside", f)
         for f in footnotes
     )
     frame = comparison.to_frame()

@@ -786,9 +786,10 @@ def _ood_warnings(reference: Mapping[str, Any], names: Sequence[str], x: np.ndar
             continue
         low, high = reference["low"][k], reference["high"][k]
         if not low <= value <= high:
+            unit = _unit_of(name)
             warnings.append(
-                f"{words.label[name]} = {value:.3g} is outside the training range "
-                f"{low:.3g} to {high:.3g} (0.5th to 99.5th percentile)"
+                f"{words.label[name]} = {value:.3g}{unit} is outside the training range "
+                f"{low:.3g} to {high:.3g}{unit} (0.5th to 99.5th percentile)"
             )
         z[k] = (value - reference["mean"][k]) / reference["sd"][k]
     seen = set(reference["seen_categories"])
@@ -860,6 +861,17 @@ _DERIVED_UNITS = {
 
 
 _COLUMN_NAMES = frozenset(c for role in ("baseline", "regimen") for c in columns(role))
+
+
+def _unit_of(feature: str) -> str:
+    """An encoded feature's unit after a space ("" for none), for a warning's numbers:
+    "weeks", "years", "mg/kg per week" (a scale's name is not a unit to print)."""
+    unit = _DERIVED_UNITS.get(feature)
+    if unit is None and feature in _COLUMN_NAMES and column(feature).kind == "float":
+        unit = column(feature).unit
+    if not unit or "score" in unit:
+        return ""
+    return " " + unit.split(" (")[0]
 
 
 # Encoders whose features describe what the clinician chose (the regimen: drug, route, dose,
