@@ -229,7 +229,11 @@ def _patient_with(**changes) -> str:
         (_patient_with(shoe_size=44), [], "shoe_size"),
         (_patient_with(drug="ketamine"), [], "the record gives its regimen twice"),
         (_patient_with(regimen="ketamine"), [], "'regimen' must be an object of regimen"),
-        (None, ["--horizon-day", "400"], "--horizon-day=400.0 is not 0-365"),
+        (
+            None,
+            ["--horizon-day", "400"],
+            "--horizon-day=400.0 is not a day after the first session",
+        ),
         (None, ["--regimen", '{"drug": "ketamine"'], "--regimen is not valid JSON"),
         (None, ["--regimen", "ketamine 0.5 mg/kg"], "expected the regimen's fields as JSON"),
         (None, ["--regimen", '{"drug": "ketamine", "route": "iv", "dose": 9}'], "dose=9"),

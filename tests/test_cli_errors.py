@@ -513,7 +513,7 @@ CLI_CASES: list[CliCase] = [
     CliCase(
         "score-horizon-out-of-range",
         _score(None, "--horizon-day", "400"),
-        "--horizon-day=400.0 is not 0-365",
+        "--horizon-day=400.0 is not a day after the first session",
     ),
     CliCase("score-horizon-nan", _score(None, "--horizon-day", "nan"), "--horizon-day=nan"),
     CliCase(

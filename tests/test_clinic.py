@@ -523,6 +523,16 @@ def test_fields_not_recorded_that_could_change_a_band_are_a_warning(model):
     assert not any("not recorded" in w for w in sparse.warnings)  # each outcome's own
 
 
+def test_a_band_agrees_with_the_percentage_printed():
+    """29.6% prints as 30%, which must not read as "low" (below 30%)."""
+    from ketapredict.clinic import _band, _percent
+
+    assert (_percent(0.2962), _band("remission", 0.2962)) == ("30%", "moderate")
+    assert (_percent(0.5965), _band("remission", 0.5965)) == ("60%", "high")
+    assert (_percent(0.0496), _band("dissociation", 0.0496)) == ("5.0%", "moderate")
+    assert (_percent(0.0494), _band("dissociation", 0.0494)) == ("4.9%", "low")
+
+
 def test_the_band_colour_says_whether_a_high_risk_is_good_or_bad():
     from ketapredict.clinic import DriverEffect, OutcomeRisk, RiskReport
 
@@ -720,6 +730,36 @@ def test_warnings_differing_in_one_number_share_a_footnote_listing_its_values(wa
         assert sum(_lists(note, warning) for note in footnotes) == 1, warning
 
 
+def test_a_name_with_dollar_signs_is_drawn_as_text(model):
+    course = Regimen(drug="ketamine", route="iv", dose=0.5, infusion_minutes=40)
+    fig = model.compare_regimens(PATIENT, {"$5 vs $10 plan": course}, horizon_day=1).plot()
+    fig.canvas.draw()  # mathematics would render "5vs10 plan"
+    (listed,) = [t for t in fig.axes[0].texts if t.get_gid() == "front names"]
+    assert "$5 vs $10 plan" in listed.get_text()
+    assert not listed.get_parse_math()
+
+
+def test_a_comparator_driver_names_its_comparator_and_the_active_drug_says_yes_or_no(model):
+    saline = Regimen(drug="saline", route="iv", dose=0, infusion_minutes=40)
+    report = model.score(PATIENT, saline, horizon_day=1, drivers="all")
+    said = {d.label: d.value for risk in report.risks.values() for d in risk.drivers}
+    assert said["comparator"] == "saline"
+    assert said["active drug (not a comparator)"] == "no"
+    assert not any(label.startswith("comparator:") for label in said)
+
+
+def test_a_default_horizon_beyond_a_year_is_refused_with_what_to_do(model):
+    weekly = {"drug": "ketamine", "route": "iv", "dose": 0.5, "infusion_minutes": 40,
+              "sessions_per_week": 1}  # fmt: skip
+    long = Regimen(**weekly, n_sessions=104)  # its end point: day 722
+    expected = "its last session) is day 722, beyond the 365 days a horizon may reach"
+    with pytest.raises(ValidationError, match=re.escape(expected)):
+        model.score(PATIENT, long)
+    with pytest.raises(ValidationError, match=re.escape(expected)):
+        model.compare_regimens(PATIENT, [Regimen(**weekly, n_sessions=4), long])
+    assert model.score(PATIENT, long, horizon_day=365).horizon_day == 365
+
+
 def test_the_comparison_plot_marks_the_front(model, tmp_path):
     from matplotlib.figure import Figure
 
@@ -807,7 +847,7 @@ def test_a_feature_set_reading_the_planned_sessions_is_warned_mid_course(tmp_pat
 def test_a_horizon_at_the_first_session_is_refused(model):
     patient = {"age": 46, "sex": "female", "diagnosis": "TRD", "madrs_baseline": 34}
     course = Regimen(drug="ketamine", route="iv", dose=0.5, infusion_minutes=40)
-    with pytest.raises(ValidationError, match=r"horizon_day=0 is the moment of the first"):
+    with pytest.raises(ValidationError, match=r"horizon_day=0 is not a day after the first"):
         model.score(patient, course, horizon_day=0)
     assert model.score(patient, course, horizon_day=0.1).horizon_day == 0.1
 

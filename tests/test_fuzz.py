@@ -885,7 +885,7 @@ def test_drivers_must_be_true_false_or_all(model, drivers):
 def test_a_horizon_asked_for_must_be_a_day_in_range(model, horizon):
     error = _refusal(model.score, PATIENT, COURSE, horizon_day=horizon)
     assert error.problems[0].column == "horizon_day"
-    assert "is not 0-365 (days after the first session)" in str(error)
+    assert "is not a day after the first session: above 0 and at most 365" in str(error)
 
 
 @pytest.mark.parametrize("endpoint", [None, math.nan, pd.NA, pd.NaT, ""], ids=repr)

@@ -988,12 +988,14 @@ def _regimen_argument(text: str) -> dict[str, Any]:
 
 
 def _check_horizon(day: float | None) -> None:
-    """``--horizon-day`` within the contract's range of days, before the model is loaded."""
-    from .schema import column
+    """``--horizon-day`` a day the reports take (as ``horizon_day``), before the model is
+    loaded."""
+    from .clinic import _day
+    from .exceptions import ValidationError
 
-    spec = column("endpoint_day")
-    if day is not None and not spec.low <= day <= spec.high:  # NaN fails too
-        _refuse("--horizon-day", day, f"--horizon-day={day!r} is not {spec.allowed()}")
+    problems: list = []
+    if day is not None and _day(day, "--horizon-day", problems) is None:  # NaN fails too
+        raise ValidationError(problems, "command line")
 
 
 def _score(args: argparse.Namespace) -> int:

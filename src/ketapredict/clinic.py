@@ -561,7 +561,11 @@ def _outcome_html(risk: OutcomeRisk) -> str:
 # Scoring
 # --------------------------------------------------------------------------------------------
 def _band(outcome: str, p: float) -> str:
+    """The band of a probability as printed (:func:`_percent`): 29.6% prints as 30% and so
+    reads as moderate, never as "30% low"."""
     low, high = BANDS.get(outcome, (1 / 3, 2 / 3))
+    v = 100 * float(p)
+    p = (round(v, 1) if round(v, 1) < 10 else round(v)) / 100
     return "low" if p < low else ("moderate" if p < high else "high")
 
 
@@ -637,9 +641,10 @@ def _mid_course(values: Mapping[str, Any], planned_read: bool = False) -> str | 
     planned = values.get("n_sessions") or 1
     if given >= planned:
         return None
+    day = _day_text(float(values["endpoint_day"]))
     said = (
-        f"the horizon (day {float(values['endpoint_day']):g}) comes before the last of the "
-        f"{int(planned)} planned sessions: the estimate is for the {given:g} given by then"
+        f"the horizon (day {day}) comes before the last of the {int(planned)} planned "
+        f"sessions: the estimate is for the {given:g} given by then"
     )
     if planned_read:
         return (
@@ -689,6 +694,9 @@ def _prepare(
         # no horizon given: the schedule's own end point, said in the report
         endpoint = course.endpoint_day
         source = "24 h after the last session; give a horizon day to choose another"
+        beyond = _beyond_the_horizons(endpoint, "the schedule's")
+        if beyond is not None:
+            raise ValidationError([beyond], "horizon")
     values["endpoint_day"] = endpoint
     horizon = f"day {_day_text(endpoint)} after the first session ({source})"
     arrays = Columns()
@@ -703,27 +711,40 @@ def _prepare(
     return arrays, values, warnings, str(course), horizon
 
 
+def _beyond_the_horizons(day: float, whose: str) -> Problem | None:
+    """A problem when a default horizon (a schedule's end point) lies beyond the days a
+    horizon may take; None otherwise."""
+    high = column("endpoint_day").high
+    if day <= high:
+        return None
+    return Problem(
+        "horizon_day",
+        None,
+        f"no horizon_day was given, and {whose} own end point (24 h after its last session) "
+        f"is day {day:g}, beyond the {high:g} days a horizon may reach: give horizon_day",
+    )
+
+
 def _day_text(day: float) -> str:
-    """A day to one decimal (a tenth of a day is under 3 hours), without a trailing .0."""
-    return f"{day:.1f}".removesuffix(".0")
+    """A day to one decimal (a tenth of a day is under 3 hours), without a trailing .0;
+    within the first day to two (day 0.04 is about an hour, not day 0)."""
+    text = f"{day:.2f}".rstrip("0") if round(day, 1) < 1 else f"{day:.1f}"
+    return text.removesuffix(".").removesuffix(".0")
 
 
 def _day(value: Any, name: str, problems: list[Problem]) -> float | None:
-    """A horizon in days after the first session, within the contract's range."""
+    """A horizon in days after the first session: above 0 (the moment of the first session,
+    before anything acts) and within the contract's range."""
     spec = column("endpoint_day")
     day = _number(value)  # as a number field of a record: True is not day 1
-    if day is None or not spec.low <= day <= spec.high:  # NaN too: asked for, not "none"
-        problems.append(
-            Problem(name, value, f"{name}={short_repr(value)} is not {spec.allowed()}")
-        )
-        return None
-    if day == 0:  # the moment of the first session: no outcome is judged before it acts
+    if day is None or not spec.low < day <= spec.high:  # NaN too: asked for, not "none"
         problems.append(
             Problem(
                 name,
                 value,
-                f"{name}=0 is the moment of the first session; give a time after it in days "
-                "(0.1 is about 2.4 hours, 1 is 24 hours)",
+                f"{name}={short_repr(value)} is not a day after the first session: above "
+                f"{spec.low:g} and at most {spec.high:g} (days; 0.1 is about 2.4 hours, 1 "
+                "is 24 hours)",
             )
         )
         return None
@@ -759,6 +780,9 @@ def _words(state) -> _Words:
             predictor_label=[
                 column(p).clinical_label
                 if p in _COLUMN_NAMES
+                # several features (comparator: saline, ...): the predictor, not the first
+                else p
+                if (code == i).sum() > 1
                 else fmap["label"].iloc[int(np.argmax(code == i))]
                 for i, p in enumerate(predictors)
             ],
@@ -835,8 +859,7 @@ def _value_text(predictor: str, values: Mapping[str, Any], x: np.ndarray, words)
         if name == "dose":
             return f"{value:g} {values.get('dose_unit', '')}".strip()
         shown = f"{value:g}" if isinstance(value, float | int) else str(value)
-        # units that are names of scales ("MADRS total score") would read as a label
-        unit = spec.unit if spec.unit and "score" not in spec.unit else None
+        unit = _printed_unit(spec.unit)
         return f"{shown} {unit}" if unit and spec.kind == "float" else shown
     positions = [j for j, code in enumerate(words.code) if words.predictors[code] == predictor]
     if len(positions) > 1 and all(x[j] in (0.0, 1.0) for j in positions):
@@ -844,10 +867,16 @@ def _value_text(predictor: str, values: Mapping[str, Any], x: np.ndarray, words)
         chosen = [words.label[words.names[j]].split(": ", 1)[-1] for j in positions if x[j] == 1]
         return chosen[0] if chosen else "none"
     value = x[positions[0]]
+    if np.isnan(value):
+        return "missing"
+    if words.names[positions[0]] in _YES_NO:
+        return "yes" if value == 1 else "no"
     unit = _DERIVED_UNITS.get(words.names[positions[0]], "")
-    return "missing" if np.isnan(value) else f"{value:.3g} {unit}".strip()
+    return f"{value:.3g} {unit}".strip()
 
 
+# Dose-schedule features that are yes or no.
+_YES_NO = frozenset({"active_drug"})
 # Units of the dose-schedule features (ketapredict.regimen.exposure).
 _DERIVED_UNITS = {
     "racemic_iv_equivalent_mg_per_kg": "mg/kg (racemic IV equivalent)",
@@ -868,10 +897,18 @@ def _unit_of(feature: str) -> str:
     "weeks", "years", "mg/kg per week" (a scale's name is not a unit to print)."""
     unit = _DERIVED_UNITS.get(feature)
     if unit is None and feature in _COLUMN_NAMES and column(feature).kind == "float":
-        unit = column(feature).unit
-    if not unit or "score" in unit:
-        return ""
-    return " " + unit.split(" (")[0]
+        unit = _printed_unit(column(feature).unit)
+    return " " + unit.split(" (")[0] if unit else ""
+
+
+def _printed_unit(unit: str | None) -> str | None:
+    """A contract unit as printed after a value: "SD" for a z-score; None for a scale's
+    name ("MADRS total score", "SSI total": the label already says it) or a count."""
+    if unit == "z-score":
+        return "SD"
+    if not unit or any(word in unit for word in ("score", "total", "count")):
+        return None
+    return unit
 
 
 # Encoders whose features describe what the clinician chose (the regimen: drug, route, dose,
@@ -1348,6 +1385,9 @@ def compare_regimens(
     if chosen:
         # one common day for all: the latest schedule's end point, so every course is over
         horizon_day = max(course.endpoint_day for course in courses)
+        beyond = _beyond_the_horizons(horizon_day, "the longest schedule's")
+        if beyond is not None:
+            raise ValidationError([beyond], "comparison")
     rows = []
     report = None
     for name, regimen in named:
@@ -1905,6 +1945,7 @@ class RegimenComparison:
                 listed = ax.text(
                     1.02, top, "\n".join([title, *names]), transform=ax.transAxes,
                     va="top", ha="left", fontsize=8, family="monospace", color=colour, gid=gid,
+                    parse_math=False,  # a name's "$5 plan" is text, not mathematics
                 )  # fmt: skip
                 # the next list starts a line below this one, as measured when drawn
                 box = listed.get_window_extent()
