@@ -407,15 +407,21 @@ class RiskReport:
 
 
 # -- shared by the reports and the comparison of schedules -------------------------------------
-def _percent(p: float, unit: str = "%") -> str:
-    """A probability as a percentage, rounded to what it can say: one decimal below 10%,
-    whole points above, and never 0% or 100% for an estimate that is neither."""
+def _rounded(p: float) -> float:
+    """A probability in percent as printed: one decimal below 10%, whole points above."""
     v = 100 * float(p)
-    if v < 0.05:
+    return round(v, 1) if round(v, 1) < 10 else float(round(v))
+
+
+def _percent(p: float, unit: str = "%") -> str:
+    """A probability as a percentage, rounded to what it can say (:func:`_rounded`), and
+    never 0% or 100% for an estimate that is neither."""
+    if 100 * float(p) < 0.05:
         return f"<0.1{unit}"
-    if round(v, 1) < 10:
+    v = _rounded(p)
+    if v < 10:
         return f"{v:.1f}{unit}"
-    if round(v) <= 99:
+    if v <= 99:
         return f"{v:.0f}{unit}"
     return f">99{unit}"
 
@@ -564,8 +570,7 @@ def _band(outcome: str, p: float) -> str:
     """The band of a probability as printed (:func:`_percent`): 29.6% prints as 30% and so
     reads as moderate, never as "30% low"."""
     low, high = BANDS.get(outcome, (1 / 3, 2 / 3))
-    v = 100 * float(p)
-    p = (round(v, 1) if round(v, 1) < 10 else round(v)) / 100
+    p = _rounded(p) / 100
     return "low" if p < low else ("moderate" if p < high else "high")
 
 
