@@ -83,7 +83,7 @@ def run(outcome: str, n: int, repeat: int, test: pd.DataFrame) -> list[dict]:
         "OutcomeModel_dose_time": OutcomeModel(
             outcome, linear="dose_time", random_state=repeat, n_jobs=1
         ),
-        **peer_models(train, seed=repeat),
+        **peer_models(train, seed=repeat, outcome=outcome),
     }
     base = {"outcome": outcome, "n_train": n, "repeat": repeat, "events_train": y_train.sum()}
     rows = []

@@ -274,6 +274,20 @@ def test_a_report_states_its_horizon(model):
             model.score(PATIENT, COURSE, horizon_day=bad)
 
 
+def test_first_session_dissociation_does_not_move_with_the_horizon_or_the_course(model):
+    """Dissociation is rated in the first session: neither the day asked about nor the
+    sessions that follow can change it (the other outcomes do move)."""
+    weekly = Regimen(**{**COURSE.to_dict(), "sessions_per_week": 1, "n_sessions": 4})
+    seen = {
+        (day, str(course)): model.score(PATIENT, course, horizon_day=day)
+        for day in (1, 7, 28, 90)
+        for course in (COURSE, weekly)
+    }
+    first = {(r["dissociation"].probability, r["dissociation"].unrecorded) for r in seen.values()}
+    assert len(first) == 1
+    assert len({r["response"].probability for r in seen.values()}) > 4
+
+
 def test_a_records_own_assessment_day_is_its_horizon(model):
     record = {**PATIENT, **COURSE.to_dict(), "endpoint_day": 14.0}
     assert (

@@ -267,3 +267,26 @@ def test_numeric_reads_a_yes_no_column_as_one_or_zero(tmp_path):
     encoded = load_feature_set(str(path)).fit(table).transform(table)
     assert encoded["anxious_distress"].tolist()[:2] == [1.0, 0.0]
     assert np.isnan(encoded["anxious_distress"].iloc[2])
+
+
+def test_an_outcome_with_its_own_time_is_encoded_as_of_then(cohort):
+    """Dissociation is rated in the first session: its features describe the course as of
+    then, whatever day each course was assessed at."""
+    from ketapredict.schema import assessment_day
+
+    day = assessment_day("dissociation")
+    first = FeatureEncoder("core", assessed_day=day).fit(cohort).transform(cohort)
+    assert (first["sessions_by_endpoint"] == 1).all()
+    assert (first["course_weeks"] == 0).all()
+    np.testing.assert_allclose(first["endpoint_day"], day)
+    np.testing.assert_allclose(
+        first["cumulative_exposure_mg_per_kg"], first["racemic_iv_equivalent_mg_per_kg"]
+    )
+    later = cohort.assign(endpoint_day=cohort["endpoint_day"] + 30)
+    pd.testing.assert_frame_equal(
+        FeatureEncoder("core", assessed_day=day).fit(later).transform(later), first
+    )
+    assert assessment_day("response") is None
+    for bad in (0, -1, "1", float("nan"), True, 10_000):
+        with pytest.raises(ValidationError, match="assessed_day"):
+            FeatureEncoder("core", assessed_day=bad).fit(cohort)

@@ -323,6 +323,14 @@ HOSTILE_CASES: list[tuple[str, Callable, str]] = [
         "one per",
     ),
     ("negative-interval-z", _outcome(lambda r: r.update(interval_z=-1.0)), "interval_z"),
+    *(
+        (
+            f"assessed-day-{label}",
+            _outcome(lambda r, day=day: r["feature_set"].update(assessed_day=day)),
+            "assessed_day",
+        )
+        for label, day in (("negative", -1.0), ("text", "day 1"), ("huge", 1e9), ("true", True))
+    ),
     (
         "linear-nan",
         _outcome(lambda r: r["linear"][0].update(intercept=float("nan"))),

@@ -283,12 +283,18 @@ class FeatureSet:
         Each with a ``name``, a clinical ``label`` and encoder ``steps``.
     source : str
         Where the set was read from.
+    assessed_day : float or None
+        The day every row's dose-schedule features describe, in place of its
+        ``endpoint_day``: an outcome with a time of its own
+        (:func:`ketapredict.schema.assessment_day`: dissociation, in the first session).
+        None (a file's set): each row's ``endpoint_day``.
     """
 
     name: str
     description: str
     groups: tuple[_Group, ...]
     source: str
+    assessed_day: float | None = None
 
     @property
     def columns(self) -> list[str]:
@@ -569,12 +575,22 @@ def encode(
     those contract columns are encoded, and only their outputs returned (re-encoding the
     features that a change of those columns can change).
     """
+    if spec.assessed_day is not None and (reading is None or "endpoint_day" in reading):
+        frame = _assessed(frame, spec.assessed_day)
     encoded: dict[str, np.ndarray] = {}
     for step in _steps(spec, reading):
         encoded.update(_ENCODERS[step.encoder][0](frame, step.columns))
     if reading is not None:
         return encoded
     return {name: encoded[name] for name in _output_names(spec)}
+
+
+def _assessed(frame: Any, day: float) -> Any:
+    """The table with every row assessed at ``day`` (the caller's table is not changed)."""
+    days = np.full(len(frame), day)
+    if isinstance(frame, pd.DataFrame):
+        return frame.assign(endpoint_day=days)
+    return Columns({**frame, "endpoint_day": days})
 
 
 def outputs_reading(spec: FeatureSet, reading: Collection[str]) -> list[str]:
@@ -676,7 +692,9 @@ def feature_map(spec: FeatureSet) -> pd.DataFrame:
 
 def spec_to_dict(spec: FeatureSet) -> dict[str, Any]:
     """A feature set as plain data, saved with a model so that it needs no file."""
+    day = {} if spec.assessed_day is None else {"assessed_day": spec.assessed_day}
     return {
+        **day,
         "name": spec.name,
         "description": spec.description,
         "source": spec.source,
@@ -691,9 +709,29 @@ def spec_to_dict(spec: FeatureSet) -> dict[str, Any]:
     }
 
 
+def checked_assessed_day(day: Any) -> float | None:
+    """An assessment day for :attr:`FeatureSet.assessed_day`: None, or a number of days
+    above 0 and within the contract's range of ``endpoint_day`` (ValueError otherwise)."""
+    if day is None:
+        return None
+    spec = column("endpoint_day")
+    if (
+        isinstance(day, bool)
+        or not isinstance(day, int | float | np.integer | np.floating)
+        or not spec.low < day <= spec.high  # NaN fails too
+    ):
+        raise ValueError(
+            f"assessed_day={str(day)[:40]} is not a day after the first session (above "
+            f"{spec.low:g}, at most {spec.high:g})"
+        )
+    return float(day)
+
+
 def spec_from_dict(state: Mapping[str, Any]) -> FeatureSet:
-    """The feature set written by :func:`spec_to_dict`."""
+    """The feature set written by :func:`spec_to_dict` (ValueError for an assessment day
+    that is not one)."""
     return FeatureSet(
+        assessed_day=checked_assessed_day(state.get("assessed_day")),
         name=state["name"],
         description=state["description"],
         source=state["source"],

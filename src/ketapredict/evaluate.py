@@ -31,7 +31,14 @@ from sklearn.base import BaseEstimator, TransformerMixin, clone
 
 from .exceptions import Problem, ValidationError, short_repr
 from .regimen import REGIMEN_FIELDS
-from .schema import KETAMINES, check_outcome, column, columns, crossover_patients
+from .schema import (
+    KETAMINES,
+    assessment_day,
+    check_outcome,
+    column,
+    columns,
+    crossover_patients,
+)
 from .trees import logit
 
 __all__ = [
@@ -765,7 +772,11 @@ def _as_text(x):
 
 
 def peer_models(
-    frame: pd.DataFrame, seed: int = 0, *, features: str | None = "core"
+    frame: pd.DataFrame,
+    seed: int = 0,
+    *,
+    features: str | None = "core",
+    outcome: str | None = None,
 ) -> dict[str, Any]:
     """What a data scientist would otherwise use: on the raw contract columns, and on
     ketapredict's encoded features.
@@ -781,6 +792,9 @@ def peer_models(
         Random state of the tree ensembles.
     features : str, path-like or None, default="core"
         The feature set of the encoded peers (OutcomeModel's); None: raw peers only.
+    outcome : str or None, default=None
+        The outcome the peers will predict: the encoded peers encode it as OutcomeModel
+        does (dissociation as of the first session, :func:`~ketapredict.schema.assessment_day`).
 
     Returns
     -------
@@ -821,20 +835,22 @@ def peer_models(
         ),
     }
     if features is not None:
+        day = None if outcome is None else assessment_day(outcome)
         peers.update(
             logistic_regression_encoded=make_pipeline(
-                FeatureEncoder(features),
+                FeatureEncoder(features, assessed_day=day),
                 SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
                 StandardScaler(),
                 LogisticRegression(max_iter=5000),
             ),
             hist_gradient_boosting_encoded=make_pipeline(
-                FeatureEncoder(features),
+                FeatureEncoder(features, assessed_day=day),
                 _DropEmpty(),
                 HistGradientBoostingClassifier(random_state=seed),
             ),
             xgboost_default_encoded=make_pipeline(
-                FeatureEncoder(features), XGBClassifier(random_state=seed, n_jobs=None)
+                FeatureEncoder(features, assessed_day=day),
+                XGBClassifier(random_state=seed, n_jobs=None),
             ),
         )
     return peers
@@ -1092,7 +1108,14 @@ def cross_validate(
             )
     candidates: dict[str, Any] = {"OutcomeModel": model}
     if peers:
-        candidates.update(peer_models(kept, seed, features=getattr(model, "features", None)))
+        candidates.update(
+            peer_models(
+                kept,
+                seed,
+                features=getattr(model, "features", None),
+                outcome=getattr(model, "outcome", None),
+            )
+        )
     oof = {name: np.full(len(y), np.nan) for name in candidates}
     fold_of = np.empty(len(y), dtype=int)
     for k, (_, test) in enumerate(splits):
@@ -1362,7 +1385,12 @@ def learning_curve(
             candidates = {"OutcomeModel": model}
             if peers:
                 candidates.update(
-                    peer_models(kept, seed, features=getattr(model, "features", None))
+                    peer_models(
+                        kept,
+                        seed,
+                        features=getattr(model, "features", None),
+                        outcome=getattr(model, "outcome", None),
+                    )
                 )
             for name, candidate in candidates.items():
                 fitted = clone(candidate).fit(kept.iloc[chosen], y[chosen])

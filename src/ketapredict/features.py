@@ -10,6 +10,7 @@ the file format).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .encoding import FeatureSet, _parse, encode, feature_map, sources
+from .encoding import FeatureSet, _parse, checked_assessed_day, encode, feature_map, sources
 from .exceptions import Problem, ValidationError
 from .schema import column
 
@@ -32,6 +33,11 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
     ----------
     feature_set : str or path-like, default="core"
         A feature-set name in ``features/`` or a path to a ``.toml`` file.
+    assessed_day : float or None, default=None
+        Encode every row as of this day (days after the first session) in place of its
+        ``endpoint_day``: for an outcome with a time of its own, such as dissociation in
+        the first session (:func:`ketapredict.schema.assessment_day`). None: each row's
+        ``endpoint_day``.
 
     Attributes
     ----------
@@ -61,8 +67,9 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
     'dose_schedule'
     """
 
-    def __init__(self, feature_set: str | Path = "core"):
+    def __init__(self, feature_set: str | Path = "core", assessed_day: float | None = None):
         self.feature_set = feature_set
+        self.assessed_day = assessed_day
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> FeatureEncoder:
         """Parse the feature set and check ``X`` has the columns it needs.
@@ -83,7 +90,13 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
                 f"FeatureEncoder needs a patient table (pandas DataFrame) with the "
                 f"contract's columns; got {type(X).__name__}."
             )
-        self.spec_ = _parse(self.feature_set)
+        try:
+            day = checked_assessed_day(self.assessed_day)
+        except ValueError as error:
+            raise ValidationError(
+                [Problem("assessed_day", self.assessed_day, str(error))], "FeatureEncoder"
+            ) from None
+        self.spec_ = replace(_parse(self.feature_set), assessed_day=day)
         needed = sources(self.spec_)
         self._check_columns(X, needed)
         self.feature_names_in_ = np.array(needed, dtype=object)
@@ -94,7 +107,7 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
     @classmethod
     def from_spec(cls, spec: FeatureSet, columns_in: Sequence[str]) -> FeatureEncoder:
         """A fitted encoder rebuilt from a saved feature set (no file is read)."""
-        encoder = cls(spec.name)
+        encoder = cls(spec.name, spec.assessed_day)
         encoder.spec_ = spec
         encoder.feature_names_in_ = np.array(list(columns_in), dtype=object)
         encoder.n_features_in_ = len(encoder.feature_names_in_)

@@ -72,6 +72,7 @@ from .features import FeatureEncoder
 from .imputation import BaselineImputer
 from .schema import (
     STRICT_CUTOFFS,
+    assessment_day,
     check_outcome,
     column,
     columns,
@@ -795,6 +796,13 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
             parts.append("no boosted trees (too few events for them)")
         else:
             parts.append("no boosted trees (too few events, or held-out log-loss chose none)")
+        day = None if self.encoder_ is None else self.encoder_.spec_.assessed_day
+        if day is not None:
+            when = f"{day * 24 * 60:.0f} minutes" if day < 1 else f"{day:g} days"
+            parts.append(
+                f"the dose schedule as of {when} after the first session starts (the "
+                "outcome's own time, whatever the horizon)"
+            )
         method = self.calibrator_["method"]
         parts.append(
             "no calibration"
@@ -1185,7 +1193,11 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
                 "features=None for already-encoded numeric features."
             )
         if fit:
-            self.encoder_ = FeatureEncoder(self.features).fit(X)
+            # an outcome with a time of its own (dissociation, in the first session) is
+            # encoded as of then, whatever the table's endpoint_day
+            self.encoder_ = FeatureEncoder(
+                self.features, assessed_day=assessment_day(self.outcome)
+            ).fit(X)
             self.feature_names_ = self.encoder_.get_feature_names_out()
             self.n_features_in_ = self.encoder_.n_features_in_
             self.feature_names_in_ = self.encoder_.feature_names_in_

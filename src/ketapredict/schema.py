@@ -46,6 +46,7 @@ __all__ = [
     "ROLES",
     "Column",
     "Patient",
+    "assessment_day",
     "check_outcome",
     "column",
     "columns",
@@ -80,6 +81,27 @@ COGNITIVE_DECLINE_AT = -0.5
 DISSOCIATION_ABOVE = 4
 # The outcomes whose event lies strictly beyond the cut-off (the others include it).
 STRICT_CUTOFFS = ("dissociation",)
+# When an outcome is assessed, in days after the first session, for the outcomes that have a
+# time of their own: dissociation is rated in the first session, at the end of its 40-minute
+# infusion, when the CADSS peaks (Luckenbaugh 2014, J Affect Disord 159:56). Its features
+# describe the course as of then, whatever horizon the other outcomes are assessed at: the
+# sessions to come cannot change what happened in the first. The other outcomes are assessed
+# at each course's endpoint_day.
+ASSESSED_AT = {"dissociation": 40 / 1440}
+
+
+def assessment_day(outcome: str) -> float | None:
+    """The day an outcome is assessed whatever the course's ``endpoint_day`` (None: at it).
+
+    Examples
+    --------
+    >>> from ketapredict.schema import assessment_day
+    >>> round(assessment_day("dissociation") * 24 * 60)  # minutes after the first session
+    40
+    >>> assessment_day("response") is None
+    True
+    """
+    return ASSESSED_AT.get(outcome)
 
 
 @dataclass(frozen=True)
