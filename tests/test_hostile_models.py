@@ -384,7 +384,7 @@ HOSTILE_CASES: list[tuple[str, Callable, str]] = [
                 }
             )
         ),
-        "recalibration slope -1.4 is not positive",
+        "recalibration slope -1.4 is not above 0.001",
     ),
     (
         "imputer-outside-contract",
@@ -407,6 +407,65 @@ HOSTILE_CASES: list[tuple[str, Callable, str]] = [
             }
         ),
         "positive definite",
+    ),
+    *(
+        (
+            f"reference-{key}-as-text",
+            _manifest(
+                lambda m, o, key=key: {
+                    **m,
+                    "reference": {
+                        **m["reference"],
+                        key: "5" if key == "joint_threshold" else ["1", *m["reference"][key][1:]],
+                    },
+                }
+            ),
+            "statistics are not numbers",
+        )
+        for key in ("joint_threshold", "low")
+    ),
+    *(
+        (
+            f"recalibration-{label}",
+            _outcome(
+                lambda r, update=update: r.update(
+                    recalibration={"method": "intercept_slope", **update}
+                )
+            ),
+            message,
+        )
+        for label, update, message in (
+            (
+                "overflowing-covariance",
+                {"intercept": 0, "slope": 1, "covariance": [[0, -1e308], [-1e308, 1e308]]},
+                "not a covariance",
+            ),
+            (
+                "huge-intercept",
+                {"intercept": 1e5, "slope": 1.0, "covariance": [[0.01, 0], [0, 0]]},
+                "beyond 1000",
+            ),
+            (
+                "tiny-slope",
+                {"intercept": 1.0, "slope": 1e-200, "covariance": [[0.01, 0], [0, 0]]},
+                "not above 0.001",
+            ),
+        )
+    ),
+    (
+        "provenance-notes-with-a-line-break",
+        _manifest(
+            lambda m, o: {
+                **m,
+                "provenance": {**m["provenance"], "notes": "fine\nresponse  99%"},
+            }
+        ),
+        "control character",
+    ),
+    (
+        "provenance-deep-inside",
+        _manifest(lambda m, o: {**m, "provenance": {"x": json.loads(_deep(500))}}),
+        "nests deeper than 32",
     ),
     (
         "reference-unknown-feature",
@@ -613,6 +672,35 @@ def test_the_refusal_is_the_same_whether_or_not_the_named_file_exists(tmp_path):
             RiskModel.load(model)
         messages.append(str(error.value).replace(str(model), "<model>"))
     assert messages[2] == messages[3]
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        _outcome(lambda r: r["calibrator"].update(a=10**20)),
+        _outcome(lambda r: r["replicate_calibrators"][0].update(b=-(10**20))),
+    ],
+    ids=["calibrator", "replicate-calibrator"],
+)
+def test_a_whole_number_beyond_int64_is_read_as_a_float(tmp_path, edit):
+    """Still a JSON number: read as a float at load, not met as a Python int at scoring."""
+    result = try_case(edit, tmp_path)
+    assert result["loaded"], result
+    assert result["crashed"] is None
+    assert not result["nan"]
+
+
+def test_provenance_nested_within_the_limit_still_gives_a_json_report(tmp_path):
+    from ketapredict import RiskModel
+    from ketapredict.schema import example_course
+
+    demo_copy(tmp_path / "model")
+    nested = json.loads(_deep(30))
+    _manifest(lambda m, o: {**m, "provenance": {**m["provenance"], "x": nested}})(
+        tmp_path / "model", tmp_path
+    )
+    report = RiskModel.load(tmp_path / "model").score(example_course(), horizon_day=28)
+    assert json.loads(json.dumps(report.to_dict()))["provenance"]["x"] == nested
 
 
 def test_a_loaded_model_reads_nothing_from_its_directory_afterwards(tmp_path):

@@ -88,24 +88,60 @@ def _non_finite(value: Any, key: str = "") -> Iterator[str]:
             yield from _non_finite(v, f"{key}[{i}]")
 
 
+# Provenance is free-form JSON; deeper than this is not a record of where a model came from
+# (and a report's to_dict() copies it recursively).
+_PROVENANCE_DEPTH = 32
+# Control characters (line breaks, carriage returns, terminal escapes) in a printed field
+# would let a model file write lines of its own into a report.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    """Whether containers nest more than ``limit`` levels (without recursion: the JSON
+    reader allows nesting near Python's recursion limit)."""
+    level, current = 0, [value]
+    while current:
+        current = [
+            child
+            for item in current
+            if isinstance(item, Mapping | list | tuple)
+            for child in (item.values() if isinstance(item, Mapping) else item)
+        ]
+        level += 1
+        if current and level > limit:
+            return True
+    return False
+
+
 def provenance_problems(provenance: Mapping[str, Any]) -> list[str]:
     """What is wrong with the provenance: a field every report prints (:data:`_SHOWN`) that
-    is not readable text, or a number that is not finite (JSON has no NaN, and a report's
-    ``to_dict()`` must stay JSON)."""
-    return [
-        f"provenance {key} is not a finite number (NaN or infinite); leave it out"
-        for key in _non_finite(dict(provenance))
-    ] + [
-        f"provenance {key} must be text of at most {limit:,} characters; got "
-        + (
-            f"{len(value):,} characters"
-            if isinstance(value, str)
-            else f"a value of type {type(value).__name__}"
-        )
-        for key, limit in _SHOWN.items()
-        if (value := provenance.get(key)) is not None
-        and (not isinstance(value, str) or len(value) > limit)
-    ]
+    is not readable text on one line, a number that is not finite (JSON has no NaN, and a
+    report's ``to_dict()`` must stay JSON), or nesting deeper than 32 levels."""
+    if _too_deep(provenance, _PROVENANCE_DEPTH):
+        return [f"provenance nests deeper than {_PROVENANCE_DEPTH} levels"]
+    return (
+        [
+            f"provenance {key} is not a finite number (NaN or infinite); leave it out"
+            for key in _non_finite(dict(provenance))
+        ]
+        + [
+            f"provenance {key} must be text of at most {limit:,} characters; got "
+            + (
+                f"{len(value):,} characters"
+                if isinstance(value, str)
+                else f"a value of type {type(value).__name__}"
+            )
+            for key, limit in _SHOWN.items()
+            if (value := provenance.get(key)) is not None
+            and (not isinstance(value, str) or len(value) > limit)
+        ]
+        + [
+            f"provenance {key} holds a control character ({_CONTROL.search(value).group()!r}): "
+            "every report prints it, so it must be text on one line"
+            for key in _SHOWN
+            if isinstance(value := provenance.get(key), str) and _CONTROL.search(value)
+        ]
+    )
 
 
 class _Manifest(BaseModel):
@@ -661,7 +697,9 @@ def check_calibrator(calibrator: Any) -> dict[str, Any]:
             f"calibrator method {str(method)[:40]!r} is not one of {sorted(_CALIBRATORS)}"
         )
     try:
-        _CALIBRATORS[method].model_validate(calibrator)
+        # as floats: a JSON integer is a valid number, but one beyond int64 is not a float
+        # to numpy (a whole number of 10**20 would fail at scoring, not here)
+        checked = _CALIBRATORS[method].model_validate(calibrator).model_dump()
     except PydanticError as error:
         first = error.errors()[0]
         raise ValueError(
@@ -671,7 +709,7 @@ def check_calibrator(calibrator: Any) -> dict[str, Any]:
         margins = np.asarray(calibrator["margins"])
         if len(margins) != len(calibrator["probabilities"]) or (np.diff(margins) < 0).any():
             raise ValueError("isotonic calibrator: margins must increase, one per probability")
-    return calibrator
+    return checked
 
 
 _REFERENCE_KEYS = {
@@ -725,11 +763,14 @@ def check_reference(reference: Any, feature_names: Sequence[str]) -> dict[str, A
             raise ValueError(f"reference {key}: {outside[:3]} are not features of the model")
     k = len(reference["continuous"])
     try:
-        vectors = {
-            key: np.asarray(reference[key], dtype=float) for key in ("low", "high", "mean", "sd")
-        }
-        covariance = np.asarray(reference["covariance"], dtype=float)
-        threshold = float(reference["joint_threshold"])
+        # numbers only (numpy would read the text "1" as 1.0, and scoring would then meet
+        # the text), kept as the floats checked here
+        vectors = {key: _numbers(reference[key]) for key in ("low", "high", "mean", "sd")}
+        covariance = _numbers(reference["covariance"])
+        threshold = reference["joint_threshold"]
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+            raise TypeError
+        threshold = float(threshold)
     except (TypeError, ValueError, OverflowError):
         raise ValueError("reference: its statistics are not numbers") from None
     for key, vector in vectors.items():
@@ -743,7 +784,21 @@ def check_reference(reference: Any, feature_names: Sequence[str]) -> dict[str, A
         raise ValueError("reference covariance is not symmetric positive definite")
     if not (np.isfinite(threshold) and threshold > 0):
         raise ValueError(f"reference joint_threshold {threshold!r} is not a positive number")
-    return reference
+    return {
+        **reference,
+        **{key: vector.tolist() for key, vector in vectors.items()},
+        "covariance": covariance.tolist(),
+        "joint_threshold": threshold,
+    }
+
+
+def _numbers(value: Any) -> np.ndarray:
+    """A JSON array of numbers as floats (TypeError for text, true/false or anything else,
+    at any depth)."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "iuf":  # text, bool, or mixed / ragged (object)
+        raise TypeError("not numbers")
+    return array.astype(float)
 
 
 # -- signatures -------------------------------------------------------------------------------

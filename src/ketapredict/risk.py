@@ -1714,6 +1714,12 @@ def _compose(first: Mapping[str, Any], second: dict[str, Any]) -> dict[str, Any]
     }
 
 
+# The largest intercept or slope (and, squared, variance) a saved recalibration may hold,
+# and 1 / it the smallest slope: the recalibrated log-odds are clipped at about 9.2, so
+# updates beyond these say nothing more, and they keep the interval's variance finite.
+_UPDATE_LIMIT = 1e3
+
+
 def _checked_update(update: Any) -> dict[str, Any] | None:
     """A saved recalibration, checked: a known method, finite coefficients, a 2x2
     covariance with non-negative variances."""
@@ -1737,15 +1743,34 @@ def _checked_update(update: Any) -> dict[str, Any] | None:
         isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v) for v in numbers
     ):
         raise ValueError("recalibration coefficients are not finite numbers")
-    if covariance[0][0] < 0 or covariance[1][1] < 0:
-        raise ValueError("recalibration variances are negative")
-    if update["slope"] <= 0:  # would turn every prediction round (choose_update never does)
+    (vaa, vab), (vba, vbb) = covariance
+    if vaa < 0 or vbb < 0 or vab != vba or vab * vab > vaa * vbb * (1 + 1e-9) + 1e-300:
         raise ValueError(
-            f"recalibration slope {update['slope']:.3g} is not positive: it turns every "
-            "prediction round, which this version never applies (recalibrate the original "
-            "model again)"
+            "recalibration covariance is not a covariance (symmetric, with non-negative "
+            "variances and |covariance| at most their root product)"
         )
-    return update
+    if not (
+        abs(update["intercept"]) <= _UPDATE_LIMIT
+        and update["slope"] <= _UPDATE_LIMIT
+        and max(vaa, vbb) <= _UPDATE_LIMIT**2
+    ):
+        # a finite number can still overflow the interval's variance (inf - inf = NaN)
+        raise ValueError(
+            f"recalibration intercept, slope or variances beyond {_UPDATE_LIMIT:g} (or "
+            f"{_UPDATE_LIMIT**2:g} for a variance): no recalibration sample gives them"
+        )
+    if update["slope"] <= 1 / _UPDATE_LIMIT:  # choose_update never gives one
+        raise ValueError(
+            f"recalibration slope {update['slope']:.3g} is not above {1 / _UPDATE_LIMIT:g}: "
+            "at 0 or below it turns every prediction round, near 0 it makes them all one, "
+            "which this version never applies (recalibrate the original model again)"
+        )
+    return {
+        **update,
+        "intercept": float(update["intercept"]),
+        "slope": float(update["slope"]),
+        "covariance": [[float(vaa), float(vab)], [float(vba), float(vbb)]],
+    }
 
 
 def _checked_scale(scale: Any) -> dict[str, float] | None:
