@@ -331,6 +331,15 @@ def test_peers_fit_the_raw_table(cohort):
         assert np.isfinite(p).all(), name
 
 
+def test_raw_peers_see_only_the_columns_the_feature_set_reads(cohort):
+    """A set that leaves cognition out is compared with peers that do not see it either."""
+    y = cohort["response"].astype(int)
+    for features, sees in (("core", True), ("no_cognition", False)):
+        peer = peer_models(cohort, features=features)["logistic_regression"].fit(cohort, y)
+        names = peer[:-1].get_feature_names_out()
+        assert any("processing_speed_z" in name for name in names) == sees, features
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [

@@ -90,6 +90,10 @@ def test_experiment_from_a_csv_file(tmp_path, cohort):
     result = run_experiment(load_experiment(write(tmp_path, text)))
     assert result.data_kind == "real"
     assert "oracle" not in result.results["response"].metrics.index
+    # the same table with the simulator's truth columns is the virtual cohort, saved
+    cohort.to_csv(tmp_path / "trial.csv", index=False)
+    result = run_experiment(load_experiment(write(tmp_path, text)))
+    assert result.data_kind == "simulated"  # so its model says "not for clinical decisions"
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sys
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from numbers import Integral, Real
@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 
+from .encoding import parse_feature_set, sources
 from .exceptions import Problem, ValidationError, short_repr
 from .regimen import REGIMEN_FIELDS
 from .schema import (
@@ -714,9 +715,16 @@ def subgroup_metrics(
 # --------------------------------------------------------------------------------------------
 # Peers
 # --------------------------------------------------------------------------------------------
-def _raw_columns(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
-    """The contract's baseline and regimen columns in ``frame``: numeric and categorical."""
-    raw = [c for c in columns("baseline") + columns("regimen") if c in frame.columns]
+def _raw_columns(
+    frame: pd.DataFrame, reading: Collection[str] | None = None
+) -> tuple[list[str], list[str]]:
+    """The contract's baseline and regimen columns in ``frame`` (of them, those in
+    ``reading`` if given): numeric and categorical."""
+    raw = [
+        c
+        for c in columns("baseline") + columns("regimen")
+        if c in frame.columns and (reading is None or c in reading)
+    ]
     categorical = [c for c in raw if column(c).kind == "category"]
     return [c for c in raw if c not in categorical], categorical
 
@@ -724,13 +732,13 @@ def _raw_columns(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
 class _RawColumns:
     """Pickle-free factory of the peers' shared preprocessing (a ColumnTransformer)."""
 
-    def __init__(self, frame: pd.DataFrame, scale: bool):
+    def __init__(self, frame: pd.DataFrame, scale: bool, reading: Collection[str] | None = None):
         from sklearn.compose import ColumnTransformer
         from sklearn.impute import SimpleImputer
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-        numeric, categorical = _raw_columns(frame)
+        numeric, categorical = _raw_columns(frame, reading)
         to_float = FunctionTransformer(_as_float, feature_names_out="one-to-one")
         numeric_steps = [to_float, SimpleImputer(strategy="median", add_indicator=True)]
         if scale:
@@ -791,7 +799,8 @@ def peer_models(
     seed : int, default=0
         Random state of the tree ensembles.
     features : str, path-like or None, default="core"
-        The feature set of the encoded peers (OutcomeModel's); None: raw peers only.
+        The feature set of the encoded peers (OutcomeModel's); the raw peers see the raw
+        columns it reads. None: raw peers only, on every baseline and regimen column.
     outcome : str or None, default=None
         The outcome the peers will predict: the encoded peers encode it as OutcomeModel
         does (dissociation as of the first session, :func:`~ketapredict.schema.assessment_day`).
@@ -821,16 +830,20 @@ def peer_models(
 
     from .features import FeatureEncoder
 
+    # the raw peers see the columns the feature set reads, so a set that leaves a field out
+    # (no_cognition) is compared with peers that do not see it either
+    reading = None if features is None else sources(parse_feature_set(features))
     peers = {
         "logistic_regression": make_pipeline(
-            _RawColumns(frame, scale=True).transformer, LogisticRegression(max_iter=5000)
+            _RawColumns(frame, scale=True, reading=reading).transformer,
+            LogisticRegression(max_iter=5000),
         ),
         "hist_gradient_boosting": make_pipeline(
-            _RawColumns(frame, scale=False).transformer,
+            _RawColumns(frame, scale=False, reading=reading).transformer,
             HistGradientBoostingClassifier(random_state=seed),
         ),
         "xgboost_default": make_pipeline(
-            _RawColumns(frame, scale=False).transformer,
+            _RawColumns(frame, scale=False, reading=reading).transformer,
             XGBClassifier(random_state=seed, n_jobs=None),
         ),
     }

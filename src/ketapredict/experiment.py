@@ -697,7 +697,10 @@ def run_experiment(experiment: Experiment, *, progress: bool = False) -> Experim
                 peers=spec.peers,
                 seed=spec.seed,
             )
-    kind = "simulated" if experiment.spec.data.simulated else "real"
+    # a table holding the simulator's true probabilities was simulated, whoever saved it
+    # (ketapredict simulate --out cohort.parquet): its model says so in every report
+    truth = [c for c in columns("truth") if c in data.columns and data[c].notna().any()]
+    kind = "simulated" if experiment.spec.data.simulated or truth else "real"
     return ExperimentResult(
         experiment,
         results,
