@@ -1744,7 +1744,9 @@ def _checked_update(update: Any) -> dict[str, Any] | None:
     ):
         raise ValueError("recalibration coefficients are not finite numbers")
     (vaa, vab), (vba, vbb) = covariance
-    if vaa < 0 or vbb < 0 or vab != vba or vab * vab > vaa * vbb * (1 + 1e-9) + 1e-300:
+    # (an inverse of a symmetric matrix may differ from symmetric in its last digits)
+    asymmetric = abs(vab - vba) > 1e-9 * max(abs(vab), abs(vba))
+    if vaa < 0 or vbb < 0 or asymmetric or vab * vba > vaa * vbb * (1 + 1e-6) + 1e-300:
         raise ValueError(
             "recalibration covariance is not a covariance (symmetric, with non-negative "
             "variances and |covariance| at most their root product)"
