@@ -78,6 +78,21 @@ def test_train_command_prints_the_metrics_table(tmp_path, capfd, monkeypatch):
         assert model in printed
 
 
+def test_a_tuned_experiment_keeps_a_model_made_the_same_way(tmp_path):
+    """Nested cross-validation scores "tune, then fit": the model kept is tuned on all the
+    data by the same grid search, and says what it chose."""
+    text = (
+        SMALL.replace('"response", "dissociation"', '"response"')
+        + "[tuning]\nmax_depth = [1, 3]\n[intervals]\nreplicates = 2\n"
+    )
+    result = run_experiment(load_experiment(write(tmp_path, text)))
+    model = result.fit_model()
+    chosen = model.provenance["tuned_parameters"]["response"]
+    assert set(chosen) == {"max_depth"}
+    assert model.models["response"].max_depth == chosen["max_depth"] in (1, 3)
+    assert "tuning" in result.timings
+
+
 def test_experiment_from_a_csv_file(tmp_path, cohort):
     cohort.drop(columns=[c for c in cohort.columns if c.startswith("p_")]).to_csv(
         tmp_path / "trial.csv", index=False

@@ -569,6 +569,11 @@ def _train_and_log(
         f"{result.n_rows:,} courses, with {model.provenance.get('replicates', 0)} bootstrap "
         f"replicates each for the intervals ({time.perf_counter() - began:.1f} s)."
     )
+    for outcome, chosen in model.provenance.get("tuned_parameters", {}).items():
+        settings = ", ".join(f"{k}={v}" for k, v in chosen.items())
+        print(
+            f"  {outcome}: tuned on all courses by the same grid search as each fold: {settings}"
+        )
     saved = None
     if save:
         saved = model.save(save, signing_key=key)

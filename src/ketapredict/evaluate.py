@@ -55,6 +55,7 @@ __all__ = [
     "peer_models",
     "score_predictions",
     "subgroup_metrics",
+    "tune_parameters",
 ]
 
 SCHEMES = ("stratified_kfold", "grouped_kfold", "leave_one_trial_out")
@@ -1304,6 +1305,56 @@ def _single_threaded(estimator: Any) -> Any:
     if isinstance(target, XGBClassifier | OutcomeModel):
         target.set_params(n_jobs=1)
     return estimator
+
+
+def tune_parameters(
+    model: Any,
+    data: pd.DataFrame,
+    grid: Mapping[str, Sequence[Any]],
+    *,
+    scheme: str = "stratified_kfold",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The grid's parameters that the final model is fitted with: the same grid search as
+    each outer fold of nested cross-validation (:func:`cross_validate` with ``tuning``), on
+    every course with the outcome.
+
+    Nested cross-validation scores the *procedure* "tune, then fit"; the model to keep goes
+    through the same procedure on all the data, so the metrics describe how it was made
+    (Cawley and Talbot 2010, J Mach Learn Res 11:2079).
+
+    Parameters
+    ----------
+    model : OutcomeModel
+        Unfitted; its other parameters stay as they are.
+    data : DataFrame
+        The patient table (rows without the outcome are left out).
+    grid : mapping of str to sequence
+        Parameter values to try.
+    scheme : str, default="stratified_kfold"
+        The outer scheme: with a grouped one the inner split keeps trials whole, as it
+        does in every outer fold; crossover patients are always kept whole.
+    seed : int, default=0
+        Seed of the inner split (the outer folds' own, as in :func:`cross_validate`).
+
+    Returns
+    -------
+    dict
+        The chosen value of each parameter of ``grid``.
+    """
+    kept, y, _ = check_design(data, model.outcome, "stratified_kfold", 3)
+    if scheme in ("grouped_kfold", "leave_one_trial_out"):
+        groups = kept["trial_id"].astype(str).to_numpy()
+    else:
+        groups = crossover_patients(kept)
+    search = _grid_search(clone(model), grid, seed, groups)
+    search.fit(kept, y, groups=groups)
+    return {k: _plain(v) for k, v in search.best_params_.items()}
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python number it holds (JSON, MLflow params)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _grid_search(

@@ -567,6 +567,23 @@ class ExperimentResult:
                 "patients calibrated to published trials), not on real "
                 "patients. Not for clinical decisions."
             )
+        # nested cross-validation scored "tune, then fit": the model kept is made the same
+        # way, tuned on all its data (ketapredict.evaluate.tune_parameters)
+        tuned = {}
+        if spec.tuning:
+            from .evaluate import tune_parameters
+
+            began = time.perf_counter()
+            for outcome in self.results:
+                tuned[outcome] = tune_parameters(
+                    self.experiment.model(outcome),
+                    self.data,
+                    spec.tuning,
+                    scheme=spec.validation.scheme,
+                    seed=spec.validation.seed,
+                )
+            self.timings["tuning"] = time.perf_counter() - began
+            provenance["tuned_parameters"] = tuned
         # on the virtual cohort, a fresh cohort (new patients, new trials) calibrates the
         # intervals against the true probabilities; real data have none
         interval_data = None
@@ -583,6 +600,7 @@ class ExperimentResult:
             provenance=provenance,
             interval_data=interval_data,
             replicates=spec.intervals.replicates,
+            outcome_params=tuned,
             **spec.model,
         )
         self.timings["final_model"] = time.perf_counter() - began

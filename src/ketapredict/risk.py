@@ -428,6 +428,7 @@ class RiskModel:
         replicates: int = REPLICATES,
         random_state: int = 0,
         interval_data: pd.DataFrame | None = None,
+        outcome_params: Mapping[str, Mapping[str, Any]] | None = None,
         **params: Any,
     ) -> RiskModel:
         """Fit one OutcomeModel per outcome on ``data``, with bootstrap replicates.
@@ -460,6 +461,9 @@ class RiskModel:
             sampling uncertainty, not the model's bias (the provenance says which). Real
             data have no true probabilities, so only a model of the virtual cohort can be
             calibrated so.
+        outcome_params : mapping of str to mapping, optional
+            OutcomeModel parameters of one outcome, over ``params`` (e.g. chosen for it by
+            :func:`ketapredict.evaluate.tune_parameters`).
         **params
             OutcomeModel parameters shared by all outcomes.
 
@@ -498,7 +502,8 @@ class RiskModel:
                     "data",
                 )
             rows = data[data[outcome].notna()]
-            model = OutcomeModel(outcome, features, random_state=random_state, **params)
+            own = {**params, **(outcome_params or {}).get(outcome, {})}
+            model = OutcomeModel(outcome, features, random_state=random_state, **own)
             models[outcome] = model.fit(rows)
             if replicates:
                 extra[outcome] = model.replicates(

@@ -985,9 +985,10 @@ def fold_table(result) -> pd.DataFrame:
 
 
 def model_parameters(experiment, outcome: str, fitted=None) -> dict[str, Any]:
-    """Every effective hyperparameter of an outcome's model (defaults included), and, for
-    a fitted model, the boosting rounds early stopping chose and the leaf weight used."""
-    params = experiment.model(outcome).get_params()
+    """Every effective hyperparameter of an outcome's model (defaults included; a fitted
+    model's own, tuned ones included), and, for a fitted model, the boosting rounds early
+    stopping chose and the leaf weight used."""
+    params = (fitted if fitted is not None else experiment.model(outcome)).get_params()
     out = {f"model.{k}": v for k, v in params.items() if k not in ("outcome", "features")}
     if fitted is not None:
         out["model.n_rounds_fitted"] = int(fitted.n_rounds_)
@@ -1031,6 +1032,8 @@ def run_parameters(result, outcome: str | None = None, risk_model=None) -> dict[
         params.update(model_parameters(experiment, next(iter(result.results))))
         for name, fitted in models.items():
             params[f"{name}.n_rounds_fitted"] = int(fitted.n_rounds_)
+            # the values the grid search chose for the model kept (per outcome)
+            params.update({f"{name}.tuned.{k}": fitted.get_params()[k] for k in spec.tuning})
     return {k: _param(v) for k, v in params.items()}
 
 
