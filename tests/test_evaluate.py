@@ -9,6 +9,8 @@ from ketapredict import OutcomeModel, ValidationError, cross_validate
 from ketapredict.evaluate import (
     _grid_search,
     _weighted_auc,
+    active_drug,
+    arm_labels,
     check_design,
     expected_calibration_error,
     net_benefit,
@@ -264,6 +266,27 @@ def _nested(cohort, scheme, n_estimators):
         n_bootstraps=0,
         tuning={"max_depth": [2, 3]},
     )
+
+
+def test_within_arm_ranking_uses_one_model_per_group(cohort):
+    """Stratified folds split arms: their patients are ranked within arm and fold, each
+    group scored by one model; trial-wise folds keep arms whole."""
+    model = OutcomeModel("response", n_estimators=30)
+    split = cross_validate(
+        model, cohort, scheme="stratified_kfold", n_splits=3, peers=False, n_bootstraps=0
+    )
+    assert split.ranked_within == "arm and fold"
+    pred = split.predictions
+    kept = cohort.iloc[pred["row"]]
+    by_fold = [f"{a} / fold {k}" for a, k in zip(arm_labels(kept), pred["fold"], strict=True)]
+    expected = score_predictions(
+        pred["response"], pred["p_OutcomeModel"], arm=by_fold, active=active_drug(kept)
+    )
+    assert split.metrics.loc["OutcomeModel", "within_arm_auc"] == expected["within_arm_auc"]
+    whole = cross_validate(
+        model, cohort, scheme="grouped_kfold", n_splits=3, peers=False, n_bootstraps=0
+    )
+    assert whole.ranked_within == "arm"
 
 
 def test_nested_cross_validation_reports_the_chosen_parameters(cohort):

@@ -458,7 +458,9 @@ def metrics_table(result) -> str:
         header += (
             f"\n  among active-drug patients ({int(first['active_n']):,} courses, "
             f"{int(first['active_events']):,} events): AUC within arm (n-weighted over "
-            f"{int(first['within_arm_arms'])} arms with at least 5 events and non-events), "
+            f"{int(first['within_arm_arms'])} "
+            + ("arms" if validation.ranked_within == "arm" else "arm-folds (one model each)")
+            + " with at least 5 events and non-events), "
             f"calibration; 95% intervals resample {validation.resampled}"
         )
         active = pd.DataFrame(

@@ -1011,6 +1011,10 @@ class ValidationResult:
     resampled : str
         What the bootstrap intervals resample: ``"trials, then patients"``, or
         ``"patients"`` for data from one trial (nothing between trials to draw).
+    ranked_within : str
+        The groups the within-arm AUC ranks patients in: ``"arm"``, or ``"arm and fold"``
+        when the folds split arms (stratified k-fold), so that each group's patients were
+        scored by one fold's model.
     """
 
     outcome: str
@@ -1023,6 +1027,7 @@ class ValidationResult:
     rows_left_out: int = 0
     extras: dict[str, Any] = field(default_factory=dict)
     resampled: str = "trials, then patients"
+    ranked_within: str = "arm"
 
 
 def cross_validate(
@@ -1178,8 +1183,16 @@ def cross_validate(
     if truth in kept.columns and kept[truth].notna().all():
         oof["oracle"] = kept[truth].to_numpy(dtype=float)
 
+    arm = arm_labels(kept)
+    # a clinician ranks patients with one model: where the folds split an arm (stratified
+    # k-fold), its patients are ranked within arm and fold, each group scored by one
+    # fold's model. Pooling several models' predictions within an arm mixes their offsets
+    # and lowers the AUC below every fold's (0.642 against 0.70-0.73 on 1,500 courses).
+    split = pd.Series(fold_of).groupby(arm).nunique().gt(1).any()
+    if split:
+        arm = np.array([f"{a} / fold {k}" for a, k in zip(arm, fold_of, strict=True)], object)
     design = {
-        "arm": arm_labels(kept),
+        "arm": arm,
         "active": active_drug(kept),
         # one trial: nothing between trials to resample, so patients
         "cluster": (
@@ -1237,6 +1250,7 @@ def cross_validate(
         rows_left_out=dropped,
         extras={"tuned_parameters": chosen} if tuning else {},
         resampled="patients" if design["cluster"] is None else "trials, then patients",
+        ranked_within="arm and fold" if split else "arm",
     )
 
 
