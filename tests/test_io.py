@@ -499,6 +499,37 @@ def test_bids_lines_are_the_files_own_and_scores_are_read_as_the_contract_reads_
         ketapredict.read_study(root / "mapping.toml")
 
 
+def test_one_pass_reports_the_mapping_and_the_tables_problems_together(tmp_path):
+    """A sex code the mapping lacks and an unmapped session (the mapping stage) beside an
+    age that is no number and a MADRS beyond the scale (the table's checks): all at once,
+    not the second two after the first are fixed."""
+    root = shutil.copytree(example_study("bids"), tmp_path / "bids")
+    participants = root / "dataset" / "participants.tsv"
+    lines = participants.read_text().split("\n")
+    lines[1] = lines[1].replace("\tM\t", "\tmale\t")  # sub-01
+    lines[2] = lines[2].replace("43.4", "forty")  # sub-02
+    participants.write_text("\n".join(lines))
+    madrs = root / "dataset" / "phenotype" / "madrs.tsv"
+    rows = madrs.read_text().split("\n")
+    rows = [r.replace("ses-p1", "ses-p14") if r.startswith("sub-03\t") else r for r in rows]
+    rows = [
+        r.replace("\tses-b0\t", "\tses-b0\t75\t").rsplit("\t", 1)[0]
+        if r.startswith("sub-04\tses-b0")
+        else r
+        for r in rows
+    ]
+    madrs.write_text("\n".join(rows))
+    with pytest.raises(ValidationError) as caught:
+        ketapredict.read_study(root / "mapping.toml")
+    text = str(caught.value)
+    assert "'male' is not in the mapping's values for sex" in text
+    assert "session 'ses-p14' is not in the mapping" in text
+    assert "participants.tsv line 3" in text
+    assert "madrs_baseline=75.0 is outside 0-60" in text
+    # each crossover period is a course of its own, so the table's problems come twice
+    assert {p.column for p in caught.value.problems} == {"sex", "session", "age", "madrs_baseline"}
+
+
 @pytest.mark.parametrize(
     ("edit", "message"),
     [

@@ -366,8 +366,12 @@ def assemble(
     row_of = dict(zip(subjects[SUBJECT], subjects[WHERE], strict=True))
     people: dict[str, dict[str, Any]] = {}
     arms_of: dict[str, dict[int, str]] = {}
+    # participants with a problem of the mapping stage: their courses are left out of the
+    # table's own checks, which run anyway so that one pass reports every problem
+    flawed: set[Any] = set()
     for _, row in subjects[~duplicated].iterrows():
         subject, where = row[SUBJECT], row[WHERE]
+        before = len(problems)
         for col, allowed in mapping.keep.items():
             if _text(row[col]) not in allowed:
                 dropped[f"{col} not one of {', '.join(allowed)}"] += 1
@@ -393,6 +397,8 @@ def assemble(
                 record[name] = _mapped(spec, row, name, where, problems)
             people[subject] = record
             arms_of[subject] = _periods(mapping, row, where, dropped, problems)
+        if len(problems) > before:
+            flawed.add(subject)
 
     # -- score records ----------------------------------------------------------------------
     entries = mapping.entries
@@ -402,86 +408,92 @@ def assemble(
     with_records = set(records["subject"])
     listed = set(subjects[SUBJECT])
     for rec in records.itertuples(index=False):
-        subject, label, where = rec.subject, rec.label, rec.where
-        if subject not in people:
-            if subject in listed:
-                continue  # a participant left out above (counted there)
-            if _is_missing(subject):
-                without_id.append(where)
-                continue
-            no_subject[subject] += 1
-            if no_subject[subject] == 1:
-                problems.append(
-                    Problem(
-                        "participant_id",
-                        None,
-                        f"{where}: its participant is not in {subject_file}",
-                    )
-                )
-            continue
-        session = entries.get(label)
-        if session is None:
-            problems.append(
-                Problem(
-                    "session",
-                    label,
-                    f"{where}: session {label!r} is not in the mapping (it names "
-                    + ", ".join(map(repr, entries))
-                    + "; add it, with skip = true if the courses do not use it)",
-                )
-            )
-            continue
-        if session.skip:
-            unused[f"session {label} skipped by the mapping"] += 1
-            continue
-        if not arms_of[subject]:
-            continue  # started no period (counted above)
-        if _is_missing(rec.value) and _not_started(session, rec.period, arms_of[subject]):
-            unused["missing values of periods the participant did not start"] += 1
-            continue
-        record_period = None
-        if not _is_missing(rec.period):
-            try:
-                record_period = float(rec.period)
-            except (TypeError, ValueError):
-                record_period = None
-            if record_period is None or not record_period.is_integer():
-                problems.append(
-                    Problem(
-                        "period", rec.period, f"{where}: period {rec.period!r} is not a number"
-                    )
-                )
-                continue
-            record_period = int(record_period)
-        period = _course_key(subject, session, record_period, arms_of, where, problems)
-        if period is None:
-            continue
+        subject, before = rec.subject, len(problems)
         try:
-            value = _number(rec.value)
-        except ValueError as error:
-            problems.append(
-                Problem(
-                    rec.scale,
-                    str(error),
-                    f"{where}: {rec.scale} score {str(error)!r} is not a number",
+            subject, label, where = rec.subject, rec.label, rec.where
+            if subject not in people:
+                if subject in listed:
+                    continue  # a participant left out above (counted there)
+                if _is_missing(subject):
+                    without_id.append(where)
+                    continue
+                no_subject[subject] += 1
+                if no_subject[subject] == 1:
+                    problems.append(
+                        Problem(
+                            "participant_id",
+                            None,
+                            f"{where}: its participant is not in {subject_file}",
+                        )
+                    )
+                continue
+            session = entries.get(label)
+            if session is None:
+                problems.append(
+                    Problem(
+                        "session",
+                        label,
+                        f"{where}: session {label!r} is not in the mapping (it names "
+                        + ", ".join(map(repr, entries))
+                        + "; add it, with skip = true if the courses do not use it)",
+                    )
                 )
-            )
-            continue
-        key = (subject, period, "baseline" if session.baseline else session.day, rec.scale)
-        if key in values:
-            first = values[key][1]
-            problems.append(
-                Problem(
-                    rec.scale,
-                    label,
-                    f"{where}: a second {rec.scale} value for its participant at "
-                    f"{'baseline' if session.baseline else f'day {session.day:g}'}"
-                    + (f" of period {period}" if period else "")
-                    + f" (the first: {first})",
+                continue
+            if session.skip:
+                unused[f"session {label} skipped by the mapping"] += 1
+                continue
+            if not arms_of[subject]:
+                continue  # started no period (counted above)
+            if _is_missing(rec.value) and _not_started(session, rec.period, arms_of[subject]):
+                unused["missing values of periods the participant did not start"] += 1
+                continue
+            record_period = None
+            if not _is_missing(rec.period):
+                try:
+                    record_period = float(rec.period)
+                except (TypeError, ValueError):
+                    record_period = None
+                if record_period is None or not record_period.is_integer():
+                    problems.append(
+                        Problem(
+                            "period", rec.period, f"{where}: period {rec.period!r} is not a number"
+                        )
+                    )
+                    continue
+                record_period = int(record_period)
+            period = _course_key(subject, session, record_period, arms_of, where, problems)
+            if period is None:
+                continue
+            try:
+                value = _number(rec.value)
+            except ValueError as error:
+                problems.append(
+                    Problem(
+                        rec.scale,
+                        str(error),
+                        f"{where}: {rec.scale} score {str(error)!r} is not a number",
+                    )
                 )
-            )
-            continue
-        values[key] = (value, where)
+                continue
+            key = (subject, period, "baseline" if session.baseline else session.day, rec.scale)
+            if key in values:
+                first = values[key][1]
+                problems.append(
+                    Problem(
+                        rec.scale,
+                        label,
+                        f"{where}: a second {rec.scale} value for its participant at "
+                        f"{'baseline' if session.baseline else f'day {session.day:g}'}"
+                        + (f" of period {period}" if period else "")
+                        + f" (the first: {first})",
+                    )
+                )
+                continue
+            values[key] = (value, where)
+
+        finally:
+            if len(problems) > before:
+                flawed.add(subject)
     if without_id:  # one problem, however many records: the first says where to look
         more = f" (and {len(without_id) - 1:,} more records)" if len(without_id) > 1 else ""
         problems.append(
@@ -490,7 +502,8 @@ def assemble(
 
     # -- courses ----------------------------------------------------------------------------
     endpoints = _endpoints(mapping)
-    problems += _endpoint_problems(mapping, endpoints)
+    endpoint_problems = _endpoint_problems(mapping, endpoints)
+    problems += endpoint_problems
     # each course's follow-up values, found by its participant and period (a scan of every
     # value per course took minutes for a large study)
     visits_of: dict[tuple[Any, int], list[tuple[float, str, float]]] = defaultdict(list)
@@ -543,8 +556,41 @@ def assemble(
                 course[f"{scale}_{visit_label(day)}"] = value
             rows.append(course)
     if problems:
+        # the table's own checks too, on the courses the mapping stage found no fault with,
+        # so that one pass reports every problem (not after the first are fixed); after a
+        # fault of the mapping itself (an arm's endpoint), every course would repeat it
+        clean = [course for course in rows if course["patient_id"] not in flawed]
+        if clean and not endpoint_problems:
+            try:
+                _checked_table(clean, mapping, row_of, what)
+            except ValidationError as error:
+                problems += error.problems
         raise ValidationError(problems, what)
+    table, visit_columns = _checked_table(rows, mapping, row_of, what)
 
+    summary.dropped = dict(dropped)
+    summary.ignored_records = dict(unused)
+    summary.patients = int(table["patient_id"].nunique())
+    summary.courses = table["arm"].value_counts().reindex(list(mapping.arms)).dropna()
+    summary.courses = {k: int(v) for k, v in summary.courses.items()}
+    summary.endpoints = {a: endpoints[a] for a in summary.courses}
+    summary.unassessed = {
+        arm: int(group["response"].isna().sum()) for arm, group in table.groupby("arm")
+    }
+    summary.visits = {
+        c: int(table[c].notna().sum())
+        for c in table.columns
+        if c.endswith("_baseline") or c in visit_columns
+    }
+    table.attrs["ingest"] = summary.to_dict()
+    return table
+
+
+def _checked_table(
+    rows: list[dict[str, Any]], mapping: StudyMapping, row_of: dict[Any, str], what: str
+) -> tuple[pd.DataFrame, list[str]]:
+    """The courses as a validated table (ValidationError naming every bad cell by its
+    participant's line), and its visit columns in day order."""
     table = pd.DataFrame(rows)
     # visit columns in day order, per scale, after the course columns
     visit_columns = sorted(
@@ -565,23 +611,7 @@ def assemble(
         )
     ]
     table = validate(table, what=what, row_labels=True).reset_index(drop=True)
-
-    summary.dropped = dict(dropped)
-    summary.ignored_records = dict(unused)
-    summary.patients = int(table["patient_id"].nunique())
-    summary.courses = table["arm"].value_counts().reindex(list(mapping.arms)).dropna()
-    summary.courses = {k: int(v) for k, v in summary.courses.items()}
-    summary.endpoints = {a: endpoints[a] for a in summary.courses}
-    summary.unassessed = {
-        arm: int(group["response"].isna().sum()) for arm, group in table.groupby("arm")
-    }
-    summary.visits = {
-        c: int(table[c].notna().sum())
-        for c in table.columns
-        if c.endswith("_baseline") or c in visit_columns
-    }
-    table.attrs["ingest"] = summary.to_dict()
-    return table
+    return table, visit_columns
 
 
 def _periods(
