@@ -162,7 +162,7 @@ def test_bad_feature_sets_name_file_and_key(tmp_path):
 
 def test_encoder_is_a_scikit_learn_transformer(cohort):
     encoder = FeatureEncoder("core")
-    assert clone(encoder).get_params() == {"feature_set": "core"}
+    assert clone(encoder).get_params() == {"feature_set": "core", "assessed_day": None}
     table = encoder.fit_transform(cohort)
     assert isinstance(table, pd.DataFrame)
     assert table.index.equals(cohort.index)
