@@ -179,6 +179,14 @@ def test_recalibration_leaves_an_outcome_with_one_class_as_it_was(model):
         "dissociation": "kept as it was: 0 events in 60 courses, no evidence for an update"
     }
     assert "- `dissociation`: kept as it was: 0 events in 60 courses" in updated.model_card()
+    # a column that is there but empty is said too, never skipped in silence
+    blank = patients.assign(dissociation=None)
+    assert two.recalibrate(blank).provenance["recalibration"]["skipped"] == {
+        "dissociation": "kept as it was: its column holds no value"
+    }
+    assert "dissociation: its column holds no value, so it is not evaluated" in (
+        evaluate_model(two, blank).warnings
+    )
     with pytest.raises(ValidationError, match="only one class"):
         two.recalibrate(patients, outcomes=["response", "dissociation"])
     for alpha in (float("nan"), 2, 0, "0.05"):

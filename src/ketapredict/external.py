@@ -25,7 +25,7 @@ import pandas as pd
 from ._files import not_a_file
 from .exceptions import Problem, ValidationError
 from .regimen import schedules_in_words
-from .schema import KETAMINES, column, columns, table_digest, validate
+from .schema import KETAMINES, column, columns, empty_outcomes, table_digest, validate
 from .updating import fit_intercept, fit_line
 
 __all__ = ["ExternalValidation", "evaluate_model", "read_patient_table"]
@@ -291,6 +291,11 @@ def evaluate_model(
     arm = arm.where(~arm.isin(_POOLED), "arm " + arm)  # the pooled rows' names are theirs
     active = table["drug"].astype(object).isin(KETAMINES).to_numpy()
     rows, warnings = [], []
+    if outcomes is None:
+        warnings += [
+            f"{outcome}: its column holds no value, so it is not evaluated"
+            for outcome in empty_outcomes(table, model.outcomes)
+        ]
     for outcome in wanted:
         has = table[outcome].notna().to_numpy()
         y = table.loc[has, outcome].astype(float).to_numpy()  # validated: booleans

@@ -1080,7 +1080,7 @@ class RiskModel:
         >>> round(float(updated.predict_proba(local)["response"].mean()), 3)
         0.56
         """
-        from .schema import check_outcome, table_digest
+        from .schema import check_outcome, empty_outcomes, table_digest
         from .updating import METHODS, choose_update
 
         if method not in METHODS:
@@ -1090,6 +1090,8 @@ class RiskModel:
         table, wanted = self._observed(data, outcomes, "recalibration data")
         skipped = {}
         if outcomes is None:  # outcomes recorded with one class only are left as they are
+            for outcome in empty_outcomes(table, self.outcomes):
+                skipped[outcome] = "kept as it was: its column holds no value"
             for outcome in wanted:
                 y = table[outcome].dropna().astype(float)
                 if y.nunique() < 2:

@@ -90,6 +90,12 @@ STRICT_CUTOFFS = ("dissociation",)
 ASSESSED_AT = {"dissociation": 40 / 1440}
 
 
+def empty_outcomes(table: pd.DataFrame, outcomes: Sequence[str]) -> list[str]:
+    """Of ``outcomes``, those whose column ``table`` has but holds no value in: to be said,
+    not skipped in silence (a column an export blanked looks recorded)."""
+    return [o for o in outcomes if o in table.columns and table[o].isna().all()]
+
+
 def assessment_day(outcome: str) -> float | None:
     """The day an outcome is assessed whatever the course's ``endpoint_day`` (None: at it).
 
