@@ -114,8 +114,11 @@ def test_experiment_from_a_csv_file(tmp_path, cohort):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (("[validation]", "[validation]\ncolour = 1"), "unknown key 'validation.colour'"),
-        (("[data]", "[daata]"), "unknown key 'daata'"),
+        (
+            ("[validation]", "[validation]\ncolour = 1"),
+            "unknown key 'validation.colour'; expected scheme, n_splits, bootstraps, seed",
+        ),
+        (("[data]", "[daata]"), "unknown key 'daata'; expected description, data, features"),
         (('set = "core"', 'set = "core2"'), "features.set='core2': no feature set named"),
         (("n_estimators = 80", "n_estimator = 80"), "unknown key model.n_estimator"),
         (("n_estimators = 80", "max_depth = 0"), "model: The 'max_depth' parameter"),

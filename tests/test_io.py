@@ -204,7 +204,7 @@ def test_incomplete_courses_can_be_dropped_and_are_counted(tmp_path):
             "arms.ketamine: dose=9 mg/kg is above",
         ),
         ({"sessions": {"ses-b0": {"baseline": True, "day": 3}}}, "give exactly one of"),
-        ({"extra": 1}, "extra: unknown key"),
+        ({"extra": 1}, "extra: unknown key; expected format, trial_id, path,"),
         (
             {
                 "sessions": {

@@ -54,7 +54,7 @@ import pandas as pd
 import pydantic
 
 from ._files import not_a_file
-from ._toml import read_toml
+from ._toml import allowed_keys, read_toml
 from .cohort.simulate import MAX_COURSES
 from .evaluate import MAX_SPLITS, SCHEMES, ValidationResult, check_design, cross_validate
 from .exceptions import Problem, ValidationError
@@ -480,7 +480,8 @@ _WHY = {
 def _problem(where: str, error: dict[str, Any]) -> Problem:
     key = ".".join(str(part) for part in error["loc"])
     if error["type"] == "extra_forbidden":
-        return Problem(key, error.get("input"), f"{where}: unknown key {key!r}")
+        known = allowed_keys(_Spec, error["loc"])
+        return Problem(key, error.get("input"), f"{where}: unknown key {key!r}{known}")
     value = repr(error.get("input"))
     value = value if len(value) <= 60 else value[:57] + "..."
     message = f"{where}: {key}={value}: {error['msg']}"

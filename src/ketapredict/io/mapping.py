@@ -23,7 +23,7 @@ from typing import Any, Literal
 import pydantic
 
 from .._files import not_a_file
-from .._toml import read_toml
+from .._toml import allowed_keys, read_toml
 from ..exceptions import Problem, ValidationError
 from ..regimen import REGIMEN_FIELDS, Regimen
 from ..schema import column, columns, visit_label
@@ -372,7 +372,8 @@ def _problem(error: Mapping[str, Any]) -> Problem:
     if error["type"] == "missing":
         return Problem(field, None, f"{field} is required")
     if error["type"] == "extra_forbidden":
-        return Problem(field, value, f"{field}: unknown key")
+        known = allowed_keys(StudyMapping, loc, hidden=("origin",))
+        return Problem(field, value, f"{field}: unknown key{known}")
     message = error["msg"].removeprefix("Value error, ")
     shown = "" if isinstance(value, dict) else f"={value!r}"
     return Problem(field, value, f"{field}{shown}: {message}")
