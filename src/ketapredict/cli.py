@@ -357,7 +357,7 @@ def _recalibrate(args: argparse.Namespace) -> int:
         observed = data[outcome].dropna().astype(float).mean()
         has = data[outcome].notna()
         tests = ", ".join(
-            f"{k.replace('_', ' ')} p={v:.3g}"
+            f"{k.replace('_', ' ')} {_p_value(v)}"
             for k, v in update["p_values"].items()
             if v is not None
         )
@@ -375,6 +375,11 @@ def _recalibrate(args: argparse.Namespace) -> int:
     updated.save(args.out, signing_key=key)
     print(f"Saved the recalibrated model to {args.out}.")
     return 0
+
+
+def _p_value(p: float) -> str:
+    """A p-value as printed: three decimals (p=0.300 beside p=0.553), or p<0.001."""
+    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
 
 
 def _calibrate(args: argparse.Namespace) -> int:
@@ -459,7 +464,9 @@ def metrics_table(result) -> str:
             f"\n  among active-drug patients ({int(first['active_n']):,} courses, "
             f"{int(first['active_events']):,} events): AUC within arm (n-weighted over "
             f"{int(first['within_arm_arms'])} "
-            + ("arms" if validation.ranked_within == "arm" else "arm-folds (one model each)")
+            + ("arm" if validation.ranked_within == "arm" else "arm-fold")
+            + ("s" if int(first["within_arm_arms"]) != 1 else "")
+            + ("" if validation.ranked_within == "arm" else " (one model each)")
             + " with at least 5 events and non-events), "
             f"calibration; 95% intervals resample {validation.resampled}"
         )
@@ -474,8 +481,9 @@ def metrics_table(result) -> str:
                     lambda v: _number(v, "+.3f")
                 ),
                 "cal. slope": m["active_calibration_slope"].map(_number),
+                # no fold with an arm of 5 events and 5 non-events: n/a, not "nan (nan)"
                 "fold mean (sd)": [
-                    f"{folds.mean()[k]:.3f} ({folds.std()[k]:.3f})" for k in m.index
+                    f"{_number(folds.mean()[k])} ({_number(folds.std()[k])})" for k in m.index
                 ],
             },
             index=m.index,

@@ -188,7 +188,7 @@ class ExternalValidation:
     def __str__(self) -> str:
         lines = [
             f"External validation of {self.model}",
-            f"on {self.n_courses} courses{f' ({self.source})' if self.source else ''}; "
+            f"on {self.n_courses:,} courses{f' ({self.source})' if self.source else ''}; "
             f"data digest {self.data_digest}. Each course is predicted at its own assessment "
             "day (endpoint_day).",
         ]
@@ -369,7 +369,9 @@ def evaluate_model(
     return ExternalValidation(
         table=frame,
         warnings=warnings,
-        model=f"{name} ({provenance.get('data_kind', 'unknown')} training data)",
+        model=f"{name} ({provenance.get('data_kind', 'unknown')} training data"
+        + _recalibrated(provenance.get("recalibration"))
+        + ")",
         data_digest=table_digest(table),
         n_courses=len(table),
         source=source,
@@ -501,3 +503,15 @@ def _not_a_table(table: pd.DataFrame, name: str) -> str | None:
     if table.empty:
         return f"{name} has no rows; expected one row per patient course"
     return None
+
+
+def _recalibrated(record: Any) -> str:
+    """ ", recalibrated <date>" for a model some outcome of which a recalibration changed
+    (not one kept as it was); "" otherwise."""
+    if not isinstance(record, dict) or not isinstance(record.get("outcomes"), dict):
+        return ""
+    changed = any(
+        isinstance(o, dict) and o.get("method") not in (None, "none")
+        for o in record["outcomes"].values()
+    )
+    return f", recalibrated {str(record.get('date', ''))[:10]}" if changed else ""
