@@ -452,6 +452,18 @@ def test_sessions_must_name_distinct_visits_in_whole_minutes(sessions, message):
         load_mapping(data)
 
 
+def test_a_bids_path_that_is_no_dataset_directory_says_what_it_is(tmp_path):
+    mapping = example_study("bids") / "mapping.toml"
+    dataset = example_study("bids") / "dataset"
+    for path, message in (
+        (tmp_path / "datset", "does not exist; a BIDS dataset is a directory"),
+        (dataset / "participants.tsv", "is a file, not a directory; give the dataset's"),
+        (tmp_path, "no participants.tsv in"),
+    ):
+        with pytest.raises(ValidationError, match=re.escape(message)):
+            ketapredict.read_bids(path, mapping)
+
+
 def test_bids_files_that_are_no_dataset_file_are_refused_never_read(tmp_path):
     """A pipe would wait forever, a link may lead out of the dataset (to /dev/zero, or a
     file whose first line the error would show)."""

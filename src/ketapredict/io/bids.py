@@ -170,9 +170,18 @@ def read_bids(path: str | Path | None, mapping: str | Path | StudyMapping) -> pd
     what = f"BIDS dataset at {str(root)!r}"
     participants_file = root / "participants.tsv"
     if not participants_file.exists():
-        raise ValidationError(
-            [Problem(None, str(root), f"no participants.tsv in {str(root)!r}")], what
-        )
+        # say what the path is: a dataset is a directory (a misspelled one, or the
+        # participants file itself given, read as "no participants.tsv" alone)
+        if not root.exists():
+            fault = f"{str(root)!r} does not exist; a BIDS dataset is a directory"
+        elif not root.is_dir():
+            fault = (
+                f"{str(root)!r} is a file, not a directory; give the dataset's directory "
+                "(the one holding participants.tsv)"
+            )
+        else:
+            fault = f"no participants.tsv in {str(root)!r}"
+        raise ValidationError([Problem(None, str(root), fault)], what)
     subjects = _read_tsv(participants_file, root, ("participant_id",))
     subjects = subjects.rename(columns={"participant_id": SUBJECT})
 
