@@ -102,6 +102,18 @@ def _modify(record: dict, member: int | None = None, rows: list | None = None, *
         linear["coef_modifiers"] = rows if rows is not None else [[0.0] * n]
 
 
+def _padded(sizes: dict[str, int]) -> Callable:
+    """Files grown to ``sizes`` bytes with trailing white space (still valid JSON), resealed."""
+
+    def edit(path: Path, outside: Path) -> None:
+        for name, size in sizes.items():
+            with open(path / name, "ab") as handle:
+                handle.write(b" " * (size - (path / name).stat().st_size))
+        reseal(path)
+
+    return edit
+
+
 def _symlink(name: str) -> Callable:
     """Replace a file by a link to an identical file outside: its checksum still matches."""
 
@@ -544,6 +556,20 @@ HOSTILE_CASES: list[tuple[str, Callable, str]] = [
         "changed after the model was saved",
     ),
     ("manifest-huge", _raw_manifest(" " * (17 * 2**20) + "{}"), "over the limit"),
+    # JSON allows trailing white space: a file padded past its limit, or files each under
+    # it and together over the model's, checksums and all
+    (
+        "outcome-file-huge",
+        _padded({f"{OUTCOME}.json": 65 * 2**20}),
+        "over the limit of 67,108,864",
+    ),
+    (
+        "files-huge-together",
+        _padded(
+            {f"{name}.json": 45 * 2**20 for name in ("response", "remission", "dissociation")}
+        ),
+        "over 134,217,728 bytes together",
+    ),
 ]
 
 
@@ -917,3 +943,21 @@ def test_a_changed_base_score_is_refused_where_it_counts(tmp_path):
     reseal(path)
     with pytest.raises(ModelFileError, match="holds other trees"):
         RiskModel.load(path)
+
+
+def test_a_model_too_large_to_load_is_said_before_it_is_saved(tmp_path):
+    """What load would refuse for its size, save names (sparse files: no disk written)."""
+    from ketapredict.modelfile import MAX_FILE_BYTES, MAX_MODEL_BYTES, size_problem
+
+    names = ["a.json", "b.json", "c.json"]
+    for name in names:
+        with open(tmp_path / name, "wb") as handle:
+            handle.truncate(MAX_FILE_BYTES // 2)
+    assert size_problem(tmp_path, names) is None
+    with open(tmp_path / "c.json", "wb") as handle:
+        handle.truncate(MAX_FILE_BYTES + 1)
+    assert "c.json (67,108,865 bytes) over the limit" in size_problem(tmp_path, names)
+    for name in names:
+        with open(tmp_path / name, "wb") as handle:
+            handle.truncate(MAX_MODEL_BYTES // 3 + 1)
+    assert "in all, over the limit of 134,217,728" in size_problem(tmp_path, names)

@@ -61,11 +61,15 @@ __all__ = [
 
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
-# Size limits for one file of a model directory. The demo model's largest file is under
-# 1 MB and a model trained on 100,000 patients under 10 MB; the limits are generous for
-# real models and keep a hostile file from filling memory.
+# Size limits of a model directory: of the manifest, of each other file and of all of
+# them. The demo model's largest file is under 1 MB and a model trained on 100,000 patients
+# under 10 MB, so the limits are generous for real models. They bound memory too: parsed
+# JSON takes up to 25 times its bytes (a file of empty lists), so the 512 MiB a file could
+# once hold came to about 12 GB. RiskModel.save refuses a model beyond them, so that
+# nothing is saved that would not load.
 MAX_MANIFEST_BYTES = 16 * 2**20
-MAX_FILE_BYTES = 512 * 2**20
+MAX_FILE_BYTES = 64 * 2**20
+MAX_MODEL_BYTES = 128 * 2**20
 
 _Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 _Text = Annotated[str, StringConstraints(max_length=200)]
@@ -201,6 +205,18 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def size_problem(path: Path, names: Sequence[str]) -> str | None:
+    """Why the written files ``names`` in ``path`` would not load for their size (None if
+    they would): one over :data:`MAX_FILE_BYTES`, or all over :data:`MAX_MODEL_BYTES`."""
+    sizes = {name: (path / name).stat().st_size for name in names}
+    large = [f"{name} ({size:,} bytes)" for name, size in sizes.items() if size > MAX_FILE_BYTES]
+    if large:
+        return f"{', '.join(large)} over the limit of {MAX_FILE_BYTES:,} bytes a file"
+    if sum(sizes.values()) > MAX_MODEL_BYTES:
+        return f"{sum(sizes.values()):,} bytes in all, over the limit of {MAX_MODEL_BYTES:,}"
+    return None
+
+
 def model_file_names(outcomes: Sequence[str]) -> list[str]:
     """The files a model of these outcomes has, besides the manifest and its signature."""
     return [f"{o}{kind}" for o in outcomes for kind in (".json", ".ubj", ".trees.json")]
@@ -296,9 +312,15 @@ def read_model_files(
             f"{where}: the manifest does not list every model file "
             f"(missing {sorted(needed - listed)})"
         )
-    files = {}
+    files, total = {}, 0
     for name in sorted(listed):
         data = _read(path, name, MAX_FILE_BYTES, where)
+        total += 0 if data is None else len(data)
+        if total > MAX_MODEL_BYTES:
+            raise ModelFileError(
+                f"{where}: its files hold over {MAX_MODEL_BYTES:,} bytes together, the limit "
+                "of a model"
+            )
         # one message for missing, not a regular file and changed
         if data is None or hashlib.sha256(data).hexdigest() != manifest["files"][name]:
             raise ModelFileError(

@@ -49,6 +49,7 @@ from .modelfile import (
     read_model_files,
     sha256_file,
     sign,
+    size_problem,
 )
 from .regimen import drug_routes
 from .trees import (
@@ -1351,6 +1352,21 @@ class RiskModel:
             files += [f"{outcome}.json", booster, f"{outcome}.trees.json"]
         (path / CARD_FILE).write_text(self.model_card(), encoding="utf-8")
         files.append(CARD_FILE)
+        too_large = size_problem(path, files)
+        if too_large:  # loading would refuse it: take back what was written, say why
+            for name in files:
+                (path / name).unlink()
+            raise ValidationError(
+                [
+                    Problem(
+                        "model",
+                        None,
+                        f"the model is too large to save: {too_large}; fewer trees "
+                        "(n_estimators) or bootstrap replicates make it smaller",
+                    )
+                ],
+                "model",
+            )
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
