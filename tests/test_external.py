@@ -328,6 +328,21 @@ def test_evaluate_command_prints_the_report_and_logs_a_linked_run(tmp_path, monk
     assert "patient_id" not in json.dumps(run.data.params)
 
 
+def test_a_bad_cell_of_a_table_file_is_named_by_its_row_and_line(tmp_path):
+    from ketapredict.external import read_patient_table
+
+    table = simulate_cohort(n=12, seed=0).drop(columns="patient_id")
+    table.loc[5, "age"] = 300
+    table.to_csv(tmp_path / "t.csv", index=False)
+    table.to_parquet(tmp_path / "t.parquet")
+    for name, where in (("t.csv", "row 6 (line 7): age=300.0"), ("t.parquet", "row 6: age=300.0")):
+        with pytest.raises(ValidationError, match=re.escape(where)):
+            read_patient_table(tmp_path / name)
+    table.loc[5, "age"] = 30
+    table.to_csv(tmp_path / "t.csv", index=False)
+    assert read_patient_table(tmp_path / "t.csv").index.equals(pd.RangeIndex(12))
+
+
 def test_evaluate_command_names_a_bad_data_file(tmp_path, capsys):
     (tmp_path / "table.xlsx").write_text("x")
     assert main(["evaluate", "demo", str(tmp_path / "table.xlsx"), "--no-track"]) == 2

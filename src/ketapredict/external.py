@@ -479,7 +479,12 @@ def read_patient_table(path: str | Path) -> pd.DataFrame:
             message = _not_a_table(table, name)
     if message is not None:
         raise ValidationError([Problem(None, name, message)], "patient table")
-    return validate(table, what=f"patient table {name}")
+    # a bad cell is named where the user finds it: its row counted from 1, and a CSV's
+    # line (the header is line 1; a quoted cell spanning lines would shift it)
+    table.index = [
+        f"{i + 1} (line {i + 2})" if kind == "CSV" else str(i + 1) for i in range(len(table))
+    ]
+    return validate(table, what=f"patient table {name}", row_labels=True).reset_index(drop=True)
 
 
 def _not_a_table(table: pd.DataFrame, name: str) -> str | None:
