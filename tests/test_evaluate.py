@@ -283,6 +283,11 @@ def test_within_arm_ranking_uses_one_model_per_group(cohort):
         pred["response"], pred["p_OutcomeModel"], arm=by_fold, active=active_drug(kept)
     )
     assert split.metrics.loc["OutcomeModel", "within_arm_auc"] == expected["within_arm_auc"]
+    # the subgroups rank the same way: all active-drug rows give the headline
+    subgroups = split.subgroups.set_index(["model", "variable", "level"])
+    assert subgroups.loc[("OutcomeModel", "active drug", "active drug"), "within_arm_auc"] == (
+        pytest.approx(expected["within_arm_auc"])
+    )
     whole = cross_validate(
         model, cohort, scheme="grouped_kfold", n_splits=3, peers=False, n_bootstraps=0
     )

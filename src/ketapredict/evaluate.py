@@ -639,7 +639,12 @@ def _age_band(age: pd.Series) -> pd.Series:
 
 
 def subgroup_metrics(
-    frame: pd.DataFrame, y: Any, predictions: Mapping[str, Any], *, min_events: int = 5
+    frame: pd.DataFrame,
+    y: Any,
+    predictions: Mapping[str, Any],
+    *,
+    min_events: int = 5,
+    ranked_within: Any = None,
 ) -> pd.DataFrame:
     """Metrics within subgroups: by sex, age band, diagnosis, drug, route, trial, arm, and
     active drug against comparator.
@@ -654,6 +659,9 @@ def subgroup_metrics(
         Predicted probabilities by model (e.g. ``{"OutcomeModel": p, "oracle": truth}``).
     min_events : int, default=5
         Subgroups with fewer events (or non-events) get no AUC.
+    ranked_within : array-like, optional
+        The groups the within-arm AUC ranks rows in (default: their arms;
+        :func:`cross_validate` gives arm and fold where its folds split arms).
 
     Returns
     -------
@@ -680,7 +688,8 @@ def subgroup_metrics(
         )
     from sklearn.metrics import roc_auc_score
 
-    arms = _codes(arm_labels(frame), len(frame))
+    strata = arm_labels(frame) if ranked_within is None else np.asarray(ranked_within, object)
+    arms = _codes(strata, len(frame))
     active = active_drug(frame)
     rows = []
     for name, p in predictions.items():
@@ -1245,7 +1254,7 @@ def cross_validate(
         metrics=metrics,
         fold_metrics=pd.DataFrame(fold_rows),
         decision_curve=curve,
-        subgroups=subgroup_metrics(kept, y, subgroup_predictions),
+        subgroups=subgroup_metrics(kept, y, subgroup_predictions, ranked_within=arm),
         predictions=predictions,
         rows_left_out=dropped,
         extras={"tuned_parameters": chosen} if tuning else {},
