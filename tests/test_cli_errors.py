@@ -202,7 +202,7 @@ CLI_CASES: list[CliCase] = [
     CliCase(
         "experiment-missing",
         _command("train", "{folder}/nothing.toml", "--no-track"),
-        "nothing.toml' does not exist",
+        "nothing.toml' does not exist; the shipped experiments are baseline, demo,",
     ),
     CliCase(
         "experiment-name-with-separators",  # not looked up among the shipped experiments

@@ -412,6 +412,14 @@ def _find(path: str | Path) -> Path:
         message = "no experiment file given (an empty name); expected a .toml file"
     else:
         message = f"experiment file {str(path)!r} {not_a_file(candidate, 'a .toml file')}"
+    from importlib import resources
+
+    shipped = sorted(
+        entry.name.removesuffix(".toml")
+        for entry in resources.files("ketapredict.experiment_files").iterdir()
+        if entry.name.endswith(".toml")
+    )
+    message += f"; the shipped experiments are {', '.join(shipped)} (by name, or a path)"
     raise ValidationError([Problem("experiment", str(path), message)], "experiment")
 
 
