@@ -168,7 +168,10 @@ def test_experiment_from_a_csv_file(tmp_path, cohort):
         (("n_estimators = 80", "monotone = {age = 5}"), "monotone['age']=5: expected -1"),
         (("n_estimators = 80", "monotone = {age = 1.0}"), "monotone['age']=1.0: expected -1"),
         # keys that would have been ignored
-        (('source = "simulated"', 'source = "trial.csv"'), "n, seed would be ignored: the data"),
+        (
+            ('source = "simulated"', 'source = "trial.csv"'),
+            "[data]: n, seed would be ignored: the data",
+        ),
         (("seed = 3", 'seed = 3\npath = "study"'), "path would be ignored: the virtual cohort"),
         (
             (

@@ -492,7 +492,10 @@ def _problem(where: str, error: dict[str, Any]) -> Problem:
         return Problem(key, error.get("input"), f"{where}: unknown key {key!r}{known}")
     value = repr(error.get("input"))
     value = value if len(value) <= 60 else value[:57] + "..."
-    message = f"{where}: {key}={value}: {error['msg']}"
+    if isinstance(error.get("input"), dict):  # a whole section's check: its words say all
+        message = f"{where}: [{key}]: {error['msg'].removeprefix('Value error, ')}"
+    else:
+        message = f"{where}: {key}={value}: {error['msg']}"
     if key in _WHY and error["type"] == "less_than_equal":
         message += f" ({_WHY[key]})"
     return Problem(key, error.get("input"), message)
