@@ -353,7 +353,7 @@ def test_malformed_adam_lists_every_problem(tmp_path, study):
     text = str(caught.value)
     assert "TRT02A='PLACEBO' is not an arm code of the mapping" in text
     assert "no baseline MADRS" in text
-    assert "session 'DAY 99' is not in the mapping" in text
+    assert "visit 'DAY 99' is not in the mapping" in text
     assert "DAY 77" not in text
     first = len(adqs) - 2  # the first anonymous record, numbered from 1
     assert f"adqs.xpt record {first}: no participant id (and 2 more records)" in text

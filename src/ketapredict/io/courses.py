@@ -402,6 +402,7 @@ def assemble(
 
     # -- score records ----------------------------------------------------------------------
     entries = mapping.entries
+    kind = "session" if mapping.format == "bids" else "visit"  # each standard's own word
     values: dict[tuple, tuple[float | None, str]] = {}
     no_subject: Counter = Counter()
     without_id: list[str] = []
@@ -431,16 +432,16 @@ def assemble(
             if session is None:
                 problems.append(
                     Problem(
-                        "session",
+                        kind,
                         label,
-                        f"{where}: session {label!r} is not in the mapping (it names "
+                        f"{where}: {kind} {label!r} is not in the mapping (it names "
                         + ", ".join(map(repr, entries))
                         + "; add it, with skip = true if the courses do not use it)",
                     )
                 )
                 continue
             if session.skip:
-                unused[f"session {label} skipped by the mapping"] += 1
+                unused[f"{kind} {label} skipped by the mapping"] += 1
                 continue
             if not arms_of[subject]:
                 continue  # started no period (counted above)
