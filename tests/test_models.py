@@ -317,6 +317,22 @@ def test_linear_false_gives_the_trees_alone(train):
     assert ((p > 0) & (p < 1)).all()
 
 
+def test_too_few_events_for_a_linear_regression_are_too_few_for_trees(train):
+    """Without the measurement too: the linear component then stands alone (early stopping
+    on so few events chose rounds by noise); without a linear component the trees are the
+    model."""
+    rows = train[train["cognitive_decline"].notna()].drop(columns="cognition_change")
+    plain = OutcomeModel("cognitive_decline", n_jobs=1).fit(rows)
+    assert not plain.measurement_
+    assert plain.few_events_
+    assert plain.n_rounds_ == 0
+    assert "no boosted trees (too few events for them)" in plain.describe()
+    alone = OutcomeModel("cognitive_decline", linear=False, n_jobs=1).fit(rows)
+    assert not alone.few_events_
+    enough = OutcomeModel("response", measurement=False, n_jobs=1).fit(train)
+    assert not enough.few_events_
+
+
 def test_the_linear_component_learns_from_the_measurement_behind_the_outcome(train):
     """With measurement=True the linear direction comes from the endpoint MADRS (a ridge
     regression) and only its scale from the yes/no outcome; without the measurement, or

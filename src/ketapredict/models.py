@@ -383,9 +383,9 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         battery, response below about 1,600 courses, remission below about 2,800). True:
         whenever it can, with a warning when it cannot; False: from the yes/no outcome
         alone. ``measurement_`` says whether it was used. While the events are that few,
-        a linear component learned from the measurement stands alone: no trees are boosted
-        from it (``n_rounds_`` is 0), as their early stopping on so few events chooses
-        rounds by noise.
+        a linear component stands alone, whether learned from the measurement or from the
+        outcome: no trees are boosted from it (``n_rounds_`` is 0, ``few_events_`` is True),
+        as their early stopping on so few events chooses rounds by noise.
     monotone : bool or dict, default=True
         True applies :data:`MONOTONE` for ``outcome`` and, when the linear component learned
         from the measurement, each patient feature's direction there (``monotone_``); a
@@ -423,8 +423,10 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
     n_rounds_ : int
         Boosting rounds of the final trees: lowest mean held-out log-loss over the folds
         (0: the linear component alone; the booster then holds one tree of zeros). Always
-        0 when the linear component learned from the measurement for want of events (see
+        0 while the rarer class has too few events beside a linear component (see
         ``measurement``).
+    few_events_ : bool
+        Whether that was so, and no trees were boosted for it.
     calibrator_ : dict
         ``{"method": "sigmoid", "a": ..., "b": ...}`` (p = 1 / (1 + exp(-(a m + b))) for
         margin m), ``{"method": "isotonic", "margins": [...], "probabilities": [...]}`` or
@@ -663,17 +665,18 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         # the same modifiers (and training ranges) for the folds, the final fit and the
         # replicates, which are scored as one stack
         modifiers = self._modifiers(X, self._design_parts()[1])
-        few_events = False
-        if measure is not None:
-            patient, active = self._design_parts()
-            terms = len(patient) + (0 if active is None else patient.sum() * (1 + len(modifiers)))
-            few_events = np.bincount(target[weight > 0]).min() < _EVENTS_PER_TERM * terms
-            if self.measurement == "auto" and not few_events:
-                measure = None  # enough events for the outcome's own regression
+        patient, active = self._design_parts()
+        terms = len(patient) + (0 if active is None else patient.sum() * (1 + len(modifiers)))
+        few_events = np.bincount(target[weight > 0]).min() < _EVENTS_PER_TERM * terms
+        if measure is not None and self.measurement == "auto" and not few_events:
+            measure = None  # enough events for the outcome's own regression
         self.measurement_ = measure is not None
-        # the trees learn from the yes/no outcome alone: too few events for its own linear
-        # regression are too few for trees beyond the measurement's (_EVENTS_PER_TERM)
-        trees = not (self.measurement_ and few_events)
+        # the trees learn from the yes/no outcome alone: too few events for a linear
+        # regression of it are too few for trees beyond the linear component, whether that
+        # learned from the measurement or from the outcome (_EVENTS_PER_TERM); without a
+        # linear component the trees are the model
+        trees = not (few_events and self.linear)
+        self.few_events_ = not trees
         if not self.linear:
             penalty = None
         elif measure is not None:
@@ -790,12 +793,17 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
                     else " (as many as held-out log-loss chose)"
                 )
             )
-        elif not self.measurement_:
-            parts.append("no boosted trees (held-out log-loss chose none)")
-        elif self.measurement == "auto":  # it took the measurement for want of events
-            parts.append("no boosted trees (too few events for them)")
         else:
-            parts.append("no boosted trees (too few events, or held-out log-loss chose none)")
+            # a model restored from a file before few_events_ existed: said as far as known
+            few = getattr(self, "few_events_", None)
+            if few is None and self.measurement_ and self.measurement == "auto":
+                few = True  # it took the measurement for want of events
+            reason = {
+                True: "too few events for them",
+                False: "held-out log-loss chose none",
+                None: "too few events, or held-out log-loss chose none",
+            }[few]
+            parts.append(f"no boosted trees ({reason})")
         day = None if self.encoder_ is None else self.encoder_.spec_.assessed_day
         if day is not None:
             when = f"{day * 24 * 60:.0f} minutes" if day < 1 else f"{day:g} days"
