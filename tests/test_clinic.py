@@ -286,6 +286,17 @@ def test_first_session_dissociation_does_not_move_with_the_horizon_or_the_course
     first = {(r["dissociation"].probability, r["dissociation"].unrecorded) for r in seen.values()}
     assert len(first) == 1
     assert len({r["response"].probability for r in seen.values()}) > 4
+    # in a batch too, where a missing weight is drawn and the schedule re-encoded with it
+    course = {**PATIENT, **COURSE.to_dict(), "weight_kg": 80}
+    table = pd.DataFrame(
+        [{**course, "endpoint_day": day, "weight_kg": w} for day in (1, 28) for w in (80, None)]
+    )
+    batch = model.predict_proba(table)["dissociation"].to_numpy()
+    np.testing.assert_allclose(batch[[0, 2]], batch[0])  # weighed: day 1 and day 28
+    np.testing.assert_allclose(batch[[1, 3]], batch[1])  # weight drawn
+    assert batch[0] == pytest.approx(
+        model.score(course, horizon_day=28)["dissociation"].probability
+    )
 
 
 def test_a_records_own_assessment_day_is_its_horizon(model):

@@ -575,7 +575,7 @@ def encode(
     those contract columns are encoded, and only their outputs returned (re-encoding the
     features that a change of those columns can change).
     """
-    if spec.assessed_day is not None and (reading is None or "endpoint_day" in reading):
+    if spec.assessed_day is not None:  # also when re-encoding a draw of the weight
         frame = _assessed(frame, spec.assessed_day)
     encoded: dict[str, np.ndarray] = {}
     for step in _steps(spec, reading):
