@@ -319,12 +319,13 @@ def test_drivers_are_the_patients_reasons_unless_all_are_asked(model):
         assert schedule, "the feature set has a dose schedule"
         assert not {d.predictor for d in risk.drivers} & schedule
         assert risk.schedule_points is not None
-        line = f"{risk.schedule_points:+6.1f} pp  the regimen and the horizon (chosen"
+        chosen = "the regimen" + (" and the horizon" if outcome != "dissociation" else "")
+        line = f"{risk.schedule_points:+6.1f} pp  {chosen} (chosen"
         assert line in str(report)
         html = report._repr_html_()
         points = f"{risk.schedule_points:+.1f}".replace("-", "\u2212")
         assert re.search(
-            rf"the regimen and the horizon \(chosen, not the patient&#x27;s\)</td><td[^>]*>"
+            rf"{chosen} \(chosen, not the patient&#x27;s\)</td><td[^>]*>"
             rf"{re.escape(points)}</td>",
             html,
         ), outcome

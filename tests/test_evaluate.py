@@ -16,6 +16,7 @@ from ketapredict.evaluate import (
     net_benefit,
     peer_models,
     score_predictions,
+    tune_parameters,
 )
 
 RNG = np.random.default_rng(0)
@@ -311,6 +312,24 @@ def test_nested_tuning_is_grouped_when_the_outer_folds_are(cohort):
     y = cohort["response"].astype(int).to_numpy()
     for train, test in search.cv.split(cohort, y, groups):
         assert not set(groups[train]) & set(groups[test])
+
+
+def test_the_kept_model_is_tuned_as_each_fold_was(cohort):
+    """tune_parameters: the same grouped inner search on all courses; a scheme it does not
+    know, or trial-wise folds without trials, is a ValidationError."""
+    model = OutcomeModel("response", n_estimators=20)
+    chosen = tune_parameters(model, cohort, {"max_depth": [1, 2]}, scheme="grouped_kfold")
+    assert set(chosen) == {"max_depth"}
+    assert type(chosen["max_depth"]) is int
+    with pytest.raises(ValidationError, match="scheme='bogus' is not one of"):
+        tune_parameters(model, cohort, {"max_depth": [1, 2]}, scheme="bogus")
+    with pytest.raises(ValidationError, match="groups by trial_id"):
+        tune_parameters(
+            model,
+            cohort.drop(columns="trial_id"),
+            {"max_depth": [1, 2]},
+            scheme="leave_one_trial_out",
+        )
 
 
 def test_nested_tuning_needs_three_groups_in_every_training_fold(cohort):

@@ -465,16 +465,6 @@ HOSTILE_CASES: list[tuple[str, Callable, str]] = [
         )
     ),
     (
-        "provenance-notes-with-a-line-break",
-        _manifest(
-            lambda m, o: {
-                **m,
-                "provenance": {**m["provenance"], "notes": "fine\nresponse  99%"},
-            }
-        ),
-        "control character",
-    ),
-    (
         "provenance-deep-inside",
         _manifest(lambda m, o: {**m, "provenance": {"x": json.loads(_deep(500))}}),
         "nests deeper than 32",
@@ -714,6 +704,24 @@ def test_a_whole_number_beyond_int64_is_read_as_a_float(tmp_path, edit):
     assert result["loaded"], result
     assert result["crashed"] is None
     assert not result["nan"]
+
+
+def test_a_model_files_notes_print_on_one_line(tmp_path):
+    """Notes with line breaks or terminal escapes load (models were saved with them) and
+    print on their one line: they cannot add lines of their own to a report or a card."""
+    from ketapredict import RiskModel
+    from ketapredict.schema import example_course
+
+    demo_copy(tmp_path / "model")
+    notes = "Trained on site A.\nresponse (MADRS -50%)   99%\r\x1b[2K"
+    _manifest(lambda m, o: {**m, "provenance": {**m["provenance"], "notes": notes}})(
+        tmp_path / "model", tmp_path
+    )
+    model = RiskModel.load(tmp_path / "model")
+    text = str(model.score(example_course(), horizon_day=28))
+    assert "NOTE: Trained on site A. response (MADRS -50%)   99% [2K\n" in text
+    assert "\x1b" not in text
+    assert "\r" not in text
 
 
 def test_provenance_nested_within_the_limit_still_gives_a_json_report(tmp_path):
@@ -961,3 +969,14 @@ def test_a_model_too_large_to_load_is_said_before_it_is_saved(tmp_path):
         with open(tmp_path / name, "wb") as handle:
             handle.truncate(MAX_MODEL_BYTES // 3 + 1)
     assert "in all, over the limit of 134,217,728" in size_problem(tmp_path, names)
+
+
+def test_a_manifest_too_large_to_load_is_refused_at_save_leaving_nothing(tmp_path):
+    from ketapredict import RiskModel, ValidationError
+
+    demo_copy(tmp_path / "demo")
+    model = RiskModel.load(tmp_path / "demo")
+    model.provenance = {**model.provenance, "log": "x" * (17 * 2**20)}
+    with pytest.raises(ValidationError, match="its manifest would hold"):
+        model.save(tmp_path / "saved")
+    assert not any((tmp_path / "saved").iterdir())

@@ -164,9 +164,9 @@ def test_saved_files_are_not_pickles(tmp_path, risk_model):
             lambda p: (p / "manifest.json").write_text(
                 (p / "manifest.json")
                 .read_text()
-                .replace('"format_version": 5', '"format_version": 3')
+                .replace('"format_version": 6', '"format_version": 3')
             ),
-            "format version 3 is not 5",
+            "format version 3 is not 5 or 6",
         ),
         (lambda p: (p / "manifest.json").write_text("{not json"), "not valid JSON"),
         (

@@ -17,6 +17,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .exceptions import one_line
 from .schema import column
 
 __all__ = ["model_card", "recalibration_section"]
@@ -123,7 +124,8 @@ def model_card(
     >>> "Not for clinical decisions" in card
     True
     """
-    name = provenance.get("name", "unnamed model")
+    # a model file's texts, each printed on its line: no headings or lines of their own
+    name = one_line(provenance.get("name", "unnamed model"))
     simulated = provenance.get("data_kind") == "simulated"
     lines = [f"# Model card: {name}", ""]
     if simulated:
@@ -157,7 +159,8 @@ def model_card(
     lines += [
         "",
         "Every probability is for a stated day after the first session (the horizon, an input "
-        "of the model)"
+        "of the model), but dissociation's, which is for the first session whatever the "
+        "horizon"
         + (
             f"; the training courses were judged between day {horizon[0]:g} and day "
             f"{horizon[1]:g}."
@@ -268,7 +271,7 @@ def model_card(
     lines += ["## Limitations", ""]
     lines += [f"- {item}" for item in LIMITATIONS]
     if provenance.get("notes"):
-        lines += [f"- {provenance['notes']}"]
+        lines += [f"- {one_line(provenance['notes'])}"]
     return "\n".join(lines) + "\n"
 
 

@@ -29,10 +29,19 @@ import numpy as np
 import pandas as pd
 
 from .encoding import Columns, feature_map, reads_planned_course, sources
-from .exceptions import Problem, ValidationError, short_repr
+from .exceptions import Problem, ValidationError, one_line, short_repr
 from .regimen import REFERENCE_WEIGHT_KG, REGIMEN_FIELDS, Regimen, exposure
 from .risk import joint_distance
-from .schema import _is_missing, _known, _number, column, columns, record_items, validate_patient
+from .schema import (
+    _is_missing,
+    _known,
+    _number,
+    assessment_day,
+    column,
+    columns,
+    record_items,
+    validate_patient,
+)
 
 __all__ = [
     "DriverEffect",
@@ -325,7 +334,8 @@ class RiskReport:
                 )
                 lines += [f"  {driver}" for driver in risk.drivers]
                 if risk.schedule_points is not None:
-                    lines.append(f"  {_plain_points(risk.schedule_points):>6} pp  {_CHOSEN}")
+                    chosen = _chosen(risk.outcome)
+                    lines.append(f"  {_plain_points(risk.schedule_points):>6} pp  {chosen}")
                 lines.append(f"  {_plain_points(risk.other_points):>6} pp  {_OTHERS}")
             elif risk.warnings:
                 lines.append(f"\n{risk.label}:")
@@ -429,8 +439,9 @@ def _percent(p: float, unit: str = "%") -> str:
 def _model_line(source: Mapping[str, Any]) -> str:
     return (
         f"Model {source.get('name', 'unnamed')!r} (ketapredict "
-        f"{source.get('ketapredict_version', '?')}), trained {source.get('trained', '?')} "
-        f"on {source.get('data_kind', 'unknown')} data."
+        f"{one_line(source.get('ketapredict_version', '?'))}), trained "
+        f"{one_line(source.get('trained', '?'))} on "
+        f"{one_line(source.get('data_kind', 'unknown'))} data."
     )
 
 
@@ -445,7 +456,7 @@ INTERVAL_LEVEL = 0.9
 def _notice(provenance: Mapping[str, Any]) -> str | None:
     """The model's own notice; a model of simulated data says so even without one."""
     if provenance.get("notes"):
-        return str(provenance["notes"])
+        return one_line(provenance["notes"])  # a model file's text: no lines of its own
     if provenance.get("data_kind") == "simulated":
         return "Trained on simulated patients, not on real ones. Not for clinical decisions."
     return None
@@ -536,7 +547,7 @@ def _outcome_html(risk: OutcomeRisk) -> str:
         italic = f"{_CELL};font-style:italic"
         if risk.schedule_points is not None:
             rows.append(
-                f'<tr><td style="{italic}" colspan="2">{e(_CHOSEN)}</td>'
+                f'<tr><td style="{italic}" colspan="2">{e(_chosen(risk.outcome))}</td>'
                 f'<td style="{_NUM}">{_points(risk.schedule_points)}</td></tr>'
             )
         rows.append(
@@ -924,6 +935,16 @@ _GIVEN_ENCODERS = frozenset({"dose_schedule"})
 
 
 _CHOSEN = "the regimen and the horizon (chosen, not the patient's)"
+
+
+def _chosen(outcome: str) -> str:
+    """The line of the chosen: an outcome with a time of its own (dissociation, in the
+    first session) is not moved by the horizon."""
+    if assessment_day(outcome) is not None:
+        return "the regimen (chosen, not the patient's)"
+    return _CHOSEN
+
+
 _OTHERS = "the other predictors together"
 
 
@@ -1092,12 +1113,15 @@ def score(
         s.z is not None for s in model._outcomes.values()
     )
     risks = {}
-    first = True
+    referenced = model._referenced()  # the encoding the training summary describes
+    warnings += _ood_warnings(
+        model.reference,
+        referenced.feature_names,
+        own[referenced.outcome][0],
+        _words(referenced),
+    )
     for outcome, state in model._outcomes.items():
         x = own[outcome][0]
-        if first:
-            warnings += _ood_warnings(model.reference, state.feature_names, x, _words(state))
-            first = False
         p, low, high = (float(v[0]) for v in intervals[outcome])
         effects, given, average = (
             _drivers(state, encoded[outcome], x, values, everything=drivers == "all")

@@ -1365,12 +1365,19 @@ def tune_parameters(
     dict
         The chosen value of each parameter of ``grid``.
     """
-    kept, y, _ = check_design(data, model.outcome, "stratified_kfold", 3)
-    if scheme in ("grouped_kfold", "leave_one_trial_out"):
-        groups = kept["trial_id"].astype(str).to_numpy()
-    else:
-        groups = crossover_patients(kept)
-    search = _grid_search(clone(model), grid, seed, groups)
+    if scheme not in SCHEMES:
+        raise ValidationError(
+            [Problem("scheme", scheme, f"scheme={short_repr(scheme)} is not one of {SCHEMES}")],
+            "validation",
+        )
+    grouped = scheme in ("grouped_kfold", "leave_one_trial_out")
+    # the inner split's needs: 3 folds, of whole trials when the outer folds are
+    kept, y, _ = check_design(
+        data, model.outcome, "grouped_kfold" if grouped else "stratified_kfold", 3
+    )
+    groups = kept["trial_id"].astype(str).to_numpy() if grouped else crossover_patients(kept)
+    # the parameters only: the caller fits the model it keeps (with its replicates)
+    search = _grid_search(clone(model), grid, seed, groups, refit=False)
     search.fit(kept, y, groups=groups)
     return {k: _plain(v) for k, v in search.best_params_.items()}
 
@@ -1381,7 +1388,11 @@ def _plain(value: Any) -> Any:
 
 
 def _grid_search(
-    model: Any, grid: Mapping[str, Sequence[Any]], seed: int, groups: np.ndarray | None = None
+    model: Any,
+    grid: Mapping[str, Sequence[Any]],
+    seed: int,
+    groups: np.ndarray | None = None,
+    refit: bool = True,
 ):
     """The inner loop of nested cross-validation: grouped like the outer one (trials, or a
     crossover patient's periods), so tuning never scores on a group it trained on."""
@@ -1396,7 +1407,7 @@ def _grid_search(
         {k: list(v) for k, v in grid.items()},
         cv=inner,
         scoring="neg_log_loss",
-        refit=True,
+        refit=refit,
     )
 
 

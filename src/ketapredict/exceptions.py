@@ -6,6 +6,7 @@ working.
 
 from __future__ import annotations
 
+import re
 import reprlib
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ __all__ = [
     "ModelFileError",
     "Problem",
     "ValidationError",
+    "one_line",
     "short_repr",
 ]
 
@@ -65,6 +67,23 @@ class _Short(reprlib.Repr):
 
 
 _SHORT = _Short()
+
+
+# Control characters (line breaks, carriage returns, terminal escapes): in text from
+# elsewhere printed into a report, they would let that text write lines of its own.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+
+
+def one_line(text: Any) -> str:
+    """Text from elsewhere (a model file's name or notes) as one printed line: each run of
+    control characters becomes a space.
+
+    Examples
+    --------
+    >>> one_line("Trained on simulated patients.\nresponse  99%")
+    'Trained on simulated patients. response  99%'
+    """
+    return _CONTROL.sub(" ", str(text))
 
 
 def short_repr(value: Any, limit: int = MAX_VALUE_CHARS) -> str:

@@ -25,7 +25,15 @@ import pandas as pd
 from ._files import not_a_file
 from .exceptions import Problem, ValidationError
 from .regimen import schedules_in_words
-from .schema import KETAMINES, column, columns, empty_outcomes, table_digest, validate
+from .schema import (
+    KETAMINES,
+    assessment_day,
+    column,
+    columns,
+    empty_outcomes,
+    table_digest,
+    validate,
+)
 from .updating import fit_intercept, fit_line
 
 __all__ = ["ExternalValidation", "evaluate_model", "read_patient_table"]
@@ -311,8 +319,9 @@ def evaluate_model(
             day = table.loc[has, "endpoint_day"].to_numpy()[inside]
             metrics = _group_metrics(y[inside], p[inside], outside[has][inside])
             rows.append({"outcome": outcome, "group": name, "horizon": "", **metrics})
-            if name not in _POOLED:
-                rows[-1]["horizon"] = _days(day) + f" in {name}"
+            if name not in _POOLED:  # an outcome with a time of its own is assessed then
+                when = "the first session" if assessment_day(outcome) is not None else _days(day)
+                rows[-1]["horizon"] = f"{when} in {name}"
         if (~has).sum():
             warnings.append(
                 f"{outcome}: {(~has).sum()} courses without an observed value left out"

@@ -95,9 +95,6 @@ def _non_finite(value: Any, key: str = "") -> Iterator[str]:
 # Provenance is free-form JSON; deeper than this is not a record of where a model came from
 # (and a report's to_dict() copies it recursively).
 _PROVENANCE_DEPTH = 32
-# Control characters (line breaks, carriage returns, terminal escapes) in a printed field
-# would let a model file write lines of its own into a report.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _too_deep(value: Any, limit: int) -> bool:
@@ -119,33 +116,25 @@ def _too_deep(value: Any, limit: int) -> bool:
 
 def provenance_problems(provenance: Mapping[str, Any]) -> list[str]:
     """What is wrong with the provenance: a field every report prints (:data:`_SHOWN`) that
-    is not readable text on one line, a number that is not finite (JSON has no NaN, and a
-    report's ``to_dict()`` must stay JSON), or nesting deeper than 32 levels."""
+    is not readable text (reports print it on one line:
+    :func:`~ketapredict.exceptions.one_line`), a number that is not finite (JSON has no
+    NaN, and a report's ``to_dict()`` must stay JSON), or nesting deeper than 32 levels."""
     if _too_deep(provenance, _PROVENANCE_DEPTH):
         return [f"provenance nests deeper than {_PROVENANCE_DEPTH} levels"]
-    return (
-        [
-            f"provenance {key} is not a finite number (NaN or infinite); leave it out"
-            for key in _non_finite(dict(provenance))
-        ]
-        + [
-            f"provenance {key} must be text of at most {limit:,} characters; got "
-            + (
-                f"{len(value):,} characters"
-                if isinstance(value, str)
-                else f"a value of type {type(value).__name__}"
-            )
-            for key, limit in _SHOWN.items()
-            if (value := provenance.get(key)) is not None
-            and (not isinstance(value, str) or len(value) > limit)
-        ]
-        + [
-            f"provenance {key} holds a control character ({_CONTROL.search(value).group()!r}): "
-            "every report prints it, so it must be text on one line"
-            for key in _SHOWN
-            if isinstance(value := provenance.get(key), str) and _CONTROL.search(value)
-        ]
-    )
+    return [
+        f"provenance {key} is not a finite number (NaN or infinite); leave it out"
+        for key in _non_finite(dict(provenance))
+    ] + [
+        f"provenance {key} must be text of at most {limit:,} characters; got "
+        + (
+            f"{len(value):,} characters"
+            if isinstance(value, str)
+            else f"a value of type {type(value).__name__}"
+        )
+        for key, limit in _SHOWN.items()
+        if (value := provenance.get(key)) is not None
+        and (not isinstance(value, str) or len(value) > limit)
+    ]
 
 
 class _Manifest(BaseModel):
@@ -225,7 +214,7 @@ def model_file_names(outcomes: Sequence[str]) -> list[str]:
 def read_model_files(
     path: str | Path,
     *,
-    format_version: int,
+    format_version: int | Sequence[int],
     outcomes_allowed: Sequence[str],
     optional: Sequence[str] = (),
     public_key: Any = None,
@@ -236,8 +225,8 @@ def read_model_files(
     ----------
     path : str or path-like
         The model directory.
-    format_version : int
-        The one version of the layout this ketapredict reads.
+    format_version : int or sequence of int
+        The versions of the layout this ketapredict reads.
     outcomes_allowed : sequence of str
         The outcomes a manifest may name (the data contract's).
     optional : sequence of str
@@ -268,10 +257,14 @@ def read_model_files(
             f"{where}: manifest format is {str(manifest.get('format'))[:60]!r}, "
             "expected 'ketapredict-risk-model'"
         )
-    if manifest.get("format_version") != format_version:
+    versions = [format_version] if isinstance(format_version, int) else list(format_version)
+    if manifest.get("format_version") not in versions or isinstance(
+        manifest.get("format_version"), bool
+    ):
+        readable = " or ".join(map(str, versions))
         raise ModelFileError(
             f"{where}: format version {str(manifest.get('format_version'))[:20]} is not "
-            f"{format_version}, the version this ketapredict reads; saved by ketapredict "
+            f"{readable}, the versions this ketapredict reads; saved by ketapredict "
             f"{str(manifest.get('ketapredict_version'))[:20]}"
         )
     try:

@@ -39,6 +39,7 @@ from .exceptions import ModelFileError, Problem, ValidationError, short_repr
 from .imputation import BaselineImputer
 from .modelfile import (
     MANIFEST,
+    MAX_MANIFEST_BYTES,
     ModelFiles,
     _private_key,
     booster_json,
@@ -67,8 +68,13 @@ __all__ = ["OUTCOMES", "RiskModel"]
 
 OUTCOMES = ("response", "remission", "cognitive_decline", "dissociation")
 FORMAT = "ketapredict-risk-model"
-# Bump on any change of the saved layout; loading refuses other versions.
-FORMAT_VERSION = 5
+# Bump on any change of the saved layout or of what it means; loading refuses versions
+# not in READABLE_VERSIONS. 6: an outcome's feature set may carry its own assessment day
+# (dissociation, in the first session); a version-5 file has none and is read as saved,
+# while ketapredict that reads version 5 only refuses a version-6 file rather than score
+# its dissociation at the horizon.
+FORMAT_VERSION = 6
+READABLE_VERSIONS = (5, 6)
 # the model card beside the model files (ketapredict.card); optional
 CARD_FILE = "model_card.md"
 # Bootstrap replicates per outcome: 20 estimate the spread of the log-odds to within about
@@ -616,7 +622,7 @@ class RiskModel:
 
     def _summarise(self, data: pd.DataFrame) -> dict[str, Any]:
         """The training distribution of the encoded features, for OOD warnings."""
-        first = next(iter(self._outcomes.values()))
+        first = self._referenced()
         X = self._matrix(first, data)
         names = first.feature_names
         binary = [np.isin(x[~np.isnan(x)], (0.0, 1.0)).all() for x in X.T]
@@ -651,6 +657,14 @@ class RiskModel:
         }
 
     # -- scoring ----------------------------------------------------------------------------
+    def _referenced(self) -> _Outcome:
+        """The outcome whose encoding the training summary (``reference``, for
+        out-of-distribution warnings) describes: the first assessed at the horizon, since
+        dissociation's first-session encoding cannot see a course beyond the training data;
+        else the first."""
+        states = list(self._outcomes.values())
+        return next((s for s in states if s.spec.assessed_day is None), states[0])
+
     def _matrix(self, state: _Outcome, frame: Any) -> np.ndarray:
         encoded = encode(state.spec, frame)
         return np.column_stack([encoded[name] for name in state.feature_names]).astype(float)
@@ -1101,8 +1115,9 @@ class RiskModel:
                         "evidence for an update"
                     )
             wanted = [o for o in wanted if o not in skipped]
-            if not wanted:
-                check_outcome(table[next(iter(skipped))].dropna(), next(iter(skipped)))
+            if not wanted:  # say why by an outcome that has values (of one class)
+                recorded = next(o for o in skipped if table[o].notna().any())
+                check_outcome(table[recorded].dropna(), recorded)
         updated = copy.copy(self)
         updated._outcomes = dict(self._outcomes)
         updated.__dict__.pop("_stack", None)
@@ -1145,7 +1160,7 @@ class RiskModel:
         """The validated table (contract columns only) and the model's outcomes it records
         (``outcomes``, checked, or all that have a value): for recalibration and external
         validation."""
-        from .schema import contract_part
+        from .schema import assessment_day, contract_part
 
         if not isinstance(data, pd.DataFrame):
             raise TypeError(f"expected a patient table (DataFrame); got {type(data).__name__}")
@@ -1166,8 +1181,10 @@ class RiskModel:
                 Problem(None, None, f"the data record none of the outcomes {self.outcomes}")
             )
         # an observed outcome is compared with the prediction for the day it was assessed:
-        # without that day the model would predict for a day of its own choosing
-        assessed = table[[o for o in wanted if o in recorded]].notna().any(axis=1)
+        # without that day the model would predict for a day of its own choosing (an
+        # outcome with a time of its own, dissociation in the first session, needs none)
+        dated = [o for o in wanted if o in recorded and assessment_day(o) is None]
+        assessed = table[dated].notna().any(axis=1)
         day = table["endpoint_day"] if "endpoint_day" in table.columns else None
         undated = int((assessed & (day.isna() if day is not None else True)).sum())
         if undated:
@@ -1207,7 +1224,7 @@ class RiskModel:
         reference = self.reference
         if not reference:
             return np.zeros(len(X), dtype=bool)
-        first = next(iter(self._outcomes.values()))
+        first = self._referenced()
         matrix = self._matrix(first, X)
         where = {name: j for j, name in enumerate(first.feature_names)}
         continuous = matrix[:, [where[name] for name in reference["continuous"]]]
@@ -1380,7 +1397,23 @@ class RiskModel:
         # every field (what the model is, that it is not for clinical decisions, when and by
         # which version it was saved) is checked on loading like the files
         manifest["content_sha256"] = content_digest(manifest)
-        (path / MANIFEST).write_text(json.dumps(manifest, indent=1, default=str))
+        text = json.dumps(manifest, indent=1, default=str)
+        if len(text.encode()) > MAX_MANIFEST_BYTES:  # its provenance, most likely
+            for name in files:
+                (path / name).unlink()
+            raise ValidationError(
+                [
+                    Problem(
+                        "provenance",
+                        None,
+                        f"the model is too large to save: its manifest would hold "
+                        f"{len(text.encode()):,} bytes, over the limit of "
+                        f"{MAX_MANIFEST_BYTES:,} (a long provenance?)",
+                    )
+                ],
+                "model",
+            )
+        (path / MANIFEST).write_text(text)
         if key is not None:
             sign(path, key)
         return path
@@ -1422,7 +1455,7 @@ class RiskModel:
 
         read = read_model_files(
             path,
-            format_version=FORMAT_VERSION,
+            format_version=READABLE_VERSIONS,
             outcomes_allowed=columns("outcome"),
             optional=[CARD_FILE],
             public_key=public_key,
@@ -1442,7 +1475,7 @@ class RiskModel:
                 message = str(error) if isinstance(error, ValueError) else repr(error)
                 raise ModelFileError(f"{where}: {message[:300]}") from None
         risk.provenance = manifest["provenance"]
-        first = next(iter(risk._outcomes.values()))
+        first = risk._referenced()
         try:
             risk.reference = check_reference(manifest["reference"], first.feature_names)
         except ValueError as error:
@@ -1768,7 +1801,7 @@ def _checked_update(update: Any) -> dict[str, Any] | None:
         raise ValueError("recalibration coefficients are not finite numbers")
     (vaa, vab), (vba, vbb) = covariance
     # (an inverse of a symmetric matrix may differ from symmetric in its last digits)
-    asymmetric = abs(vab - vba) > 1e-9 * max(abs(vab), abs(vba))
+    asymmetric = abs(vab - vba) > 1e-9 * max(abs(vab), abs(vba), np.sqrt(abs(vaa * vbb)))
     if vaa < 0 or vbb < 0 or asymmetric or vab * vba > vaa * vbb * (1 + 1e-6) + 1e-300:
         raise ValueError(
             "recalibration covariance is not a covariance (symmetric, with non-negative "
