@@ -75,7 +75,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 
 
 def one_line(text: Any) -> str:
-    """Text from elsewhere (a model file's name or notes) as one printed line: each run of
+    r"""Text from elsewhere (a model file's name or notes) as one printed line: each run of
     control characters becomes a space.
 
     Examples
