@@ -323,7 +323,7 @@ def test_the_kept_model_is_tuned_as_each_fold_was(cohort):
     assert type(chosen["max_depth"]) is int
     with pytest.raises(ValidationError, match="scheme='bogus' is not one of"):
         tune_parameters(model, cohort, {"max_depth": [1, 2]}, scheme="bogus")
-    with pytest.raises(ValidationError, match="groups by trial_id"):
+    with pytest.raises(ValidationError, match="scheme='leave_one_trial_out' groups by trial_id"):
         tune_parameters(
             model,
             cohort.drop(columns="trial_id"),

@@ -335,6 +335,7 @@ HOSTILE_CASES: list[tuple[str, Callable, str]] = [
         "one per",
     ),
     ("negative-interval-z", _outcome(lambda r: r.update(interval_z=-1.0)), "interval_z"),
+    ("few-events-as-text", _outcome(lambda r: r.update(few_events="yes")), "few_events"),
     *(
         (
             f"assessed-day-{label}",

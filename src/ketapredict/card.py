@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .exceptions import one_line
-from .schema import column
+from .schema import assessment_day, column
 
 __all__ = ["model_card", "recalibration_section"]
 
@@ -131,9 +131,9 @@ def model_card(
     if simulated:
         lines += [SIMULATED_NOTICE, ""]
     lines += [
-        f"Trained {provenance.get('trained', 'on an unknown date')}"
+        f"Trained {one_line(provenance.get('trained', 'on an unknown date'))}"
         + (
-            f" with ketapredict {provenance['ketapredict_version']}"
+            f" with ketapredict {one_line(provenance['ketapredict_version'])}"
             if provenance.get("ketapredict_version")
             else ""
         )
@@ -144,8 +144,12 @@ def model_card(
         lines += [description, ""]
     lines += ["## Intended use and users", "", INTENDED_USE, ""]
     lines += ["## Data", ""]
-    source = provenance.get("data_source", "not recorded")
-    kind = "simulated (virtual cohort)" if simulated else provenance.get("data_kind", "unknown")
+    source = one_line(provenance.get("data_source", "not recorded"))
+    kind = (
+        "simulated (virtual cohort)"
+        if simulated
+        else one_line(provenance.get("data_kind", "unknown"))
+    )
     lines += [f"- Source: {source}", f"- Kind: {kind}"]
     if provenance.get("n_patients") is not None:
         lines.append(f"- Courses: {provenance['n_patients']:,} (one row per treatment course)")
@@ -159,8 +163,12 @@ def model_card(
     lines += [
         "",
         "Every probability is for a stated day after the first session (the horizon, an input "
-        "of the model), but dissociation's, which is for the first session whatever the "
-        "horizon"
+        "of the model)"
+        + "".join(
+            f", but {o}'s, which is for the first session whatever the horizon"
+            for o in outcomes
+            if assessment_day(o) is not None
+        )
         + (
             f"; the training courses were judged between day {horizon[0]:g} and day "
             f"{horizon[1]:g}."

@@ -338,6 +338,8 @@ _UPDATES = {
 
 
 def _recalibrate(args: argparse.Namespace) -> int:
+    from .exceptions import one_line
+
     _check_new_directory(args.out, "--out")
     key = _signing_key(args.signing_key)
     data, name = _read_data(args.data)
@@ -345,7 +347,7 @@ def _recalibrate(args: argparse.Namespace) -> int:
     updated = model.recalibrate(data, args.method, outcomes=args.outcomes)
     record = updated.provenance["recalibration"]
     print(
-        f"Recalibrated {model.provenance.get('name', 'the model')} to {name} "
+        f"Recalibrated {one_line(model.provenance.get('name', 'the model'))} to {name} "
         f"({record['n_patients']} courses, data digest {record['data_sha256']}), "
         f"method {args.method}:"
     )

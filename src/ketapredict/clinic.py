@@ -36,7 +36,6 @@ from .schema import (
     _is_missing,
     _known,
     _number,
-    assessment_day,
     column,
     columns,
     record_items,
@@ -155,7 +154,9 @@ class OutcomeRisk:
     the low band to the high band; the fields not recorded could move it across a band);
     those that concern every outcome are in :attr:`RiskReport.warnings`. ``unrecorded`` is
     the lowest and highest probability over the plausible values of the fields the record
-    did not give (None when it gave them all).
+    did not give (None when it gave them all). ``horizon_free``: the horizon does not move
+    it, as the outcome has a time of its own in this model (dissociation, rated in the
+    first session).
     """
 
     outcome: str
@@ -168,6 +169,7 @@ class OutcomeRisk:
     schedule_points: float | None = None
     warnings: tuple[str, ...] = ()
     unrecorded: tuple[float, float] | None = None
+    horizon_free: bool = False
 
     @property
     def label(self) -> str:
@@ -334,7 +336,7 @@ class RiskReport:
                 )
                 lines += [f"  {driver}" for driver in risk.drivers]
                 if risk.schedule_points is not None:
-                    chosen = _chosen(risk.outcome)
+                    chosen = _chosen(risk)
                     lines.append(f"  {_plain_points(risk.schedule_points):>6} pp  {chosen}")
                 lines.append(f"  {_plain_points(risk.other_points):>6} pp  {_OTHERS}")
             elif risk.warnings:
@@ -547,7 +549,7 @@ def _outcome_html(risk: OutcomeRisk) -> str:
         italic = f"{_CELL};font-style:italic"
         if risk.schedule_points is not None:
             rows.append(
-                f'<tr><td style="{italic}" colspan="2">{e(_chosen(risk.outcome))}</td>'
+                f'<tr><td style="{italic}" colspan="2">{e(_chosen(risk))}</td>'
                 f'<td style="{_NUM}">{_points(risk.schedule_points)}</td></tr>'
             )
         rows.append(
@@ -937,12 +939,10 @@ _GIVEN_ENCODERS = frozenset({"dose_schedule"})
 _CHOSEN = "the regimen and the horizon (chosen, not the patient's)"
 
 
-def _chosen(outcome: str) -> str:
+def _chosen(risk: OutcomeRisk) -> str:
     """The line of the chosen: an outcome with a time of its own (dissociation, in the
     first session) is not moved by the horizon."""
-    if assessment_day(outcome) is not None:
-        return "the regimen (chosen, not the patient's)"
-    return _CHOSEN
+    return "the regimen (chosen, not the patient's)" if risk.horizon_free else _CHOSEN
 
 
 _OTHERS = "the other predictors together"
@@ -1161,6 +1161,7 @@ def score(
             schedule_points=given,
             warnings=tuple(own_warnings),
             unrecorded=unrecorded,
+            horizon_free=state.spec.assessed_day is not None,
         )
     if values.get("dose_unit") == "mg" and values.get("weight_kg") is None and values["dose"]:
         warnings.append(

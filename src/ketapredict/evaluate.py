@@ -1371,6 +1371,12 @@ def tune_parameters(
             "validation",
         )
     grouped = scheme in ("grouped_kfold", "leave_one_trial_out")
+    if grouped and "trial_id" not in data.columns:
+        raise ValidationError(
+            [Problem("trial_id", None, f"scheme={scheme!r} groups by trial_id, which the data "
+                     "does not have")],
+            "data",
+        )  # fmt: skip
     # the inner split's needs: 3 folds, of whole trials when the outer folds are
     kept, y, _ = check_design(
         data, model.outcome, "grouped_kfold" if grouped else "stratified_kfold", 3

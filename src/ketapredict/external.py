@@ -23,11 +23,10 @@ import numpy as np
 import pandas as pd
 
 from ._files import not_a_file
-from .exceptions import Problem, ValidationError
+from .exceptions import Problem, ValidationError, one_line
 from .regimen import schedules_in_words
 from .schema import (
     KETAMINES,
-    assessment_day,
     column,
     columns,
     empty_outcomes,
@@ -198,7 +197,7 @@ class ExternalValidation:
             f"External validation of {self.model}",
             f"on {self.n_courses:,} courses{f' ({self.source})' if self.source else ''}; "
             f"data digest {self.data_digest}. Each course is predicted at its own assessment "
-            "day (endpoint_day).",
+            "day (endpoint_day); dissociation at the first session.",
         ]
         for outcome, rows in self.table.groupby("outcome", sort=False):
             horizons = sorted(set(rows["horizon"]) - {""})
@@ -265,7 +264,8 @@ def evaluate_model(
     ------
     ValidationError
         If the table breaks the data contract, records none of the model's outcomes, or
-        lacks the assessment day (``endpoint_day``) of a course with an outcome.
+        lacks the assessment day (``endpoint_day``) of a course with an outcome assessed at
+        one (not dissociation, rated in the first session).
 
     Examples
     --------
@@ -313,14 +313,18 @@ def evaluate_model(
         if len({n for n, inside in groups if active[has][inside].all()}) > 1:
             groups.append((_POOLED[0], active[has]))  # only when it pools arms
         groups.append((_POOLED[1], np.ones(has.sum(), bool)))
+        own_time = model._assessed_day(outcome) is not None  # dissociation: first session
         for name, inside in groups:
             if not inside.any():
                 continue
-            day = table.loc[has, "endpoint_day"].to_numpy()[inside]
             metrics = _group_metrics(y[inside], p[inside], outside[has][inside])
             rows.append({"outcome": outcome, "group": name, "horizon": "", **metrics})
             if name not in _POOLED:  # an outcome with a time of its own is assessed then
-                when = "the first session" if assessment_day(outcome) is not None else _days(day)
+                when = (
+                    "the first session"
+                    if own_time
+                    else _days(table.loc[has, "endpoint_day"].to_numpy()[inside])
+                )
                 rows[-1]["horizon"] = f"{when} in {name}"
         if (~has).sum():
             warnings.append(
@@ -367,7 +371,7 @@ def evaluate_model(
             "the model was trained on the virtual cohort (simulated patients), not on real "
             "patients: not for clinical decisions"
         )
-    name = provenance.get("name", "the model")
+    name = one_line(provenance.get("name", "the model"))  # a model file's text: one line
     keys = _keys(frame["group"])
     metrics = {
         f"{r.outcome}/{keys[r.group]}/{m}": float(getattr(r, m))
@@ -378,7 +382,7 @@ def evaluate_model(
     return ExternalValidation(
         table=frame,
         warnings=warnings,
-        model=f"{name} ({provenance.get('data_kind', 'unknown')} training data"
+        model=f"{name} ({one_line(provenance.get('data_kind', 'unknown'))} training data"
         + _recalibrated(provenance.get("recalibration"))
         + ")",
         data_digest=table_digest(table),

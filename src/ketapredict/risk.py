@@ -70,9 +70,10 @@ OUTCOMES = ("response", "remission", "cognitive_decline", "dissociation")
 FORMAT = "ketapredict-risk-model"
 # Bump on any change of the saved layout or of what it means; loading refuses versions
 # not in READABLE_VERSIONS. 6: an outcome's feature set may carry its own assessment day
-# (dissociation, in the first session); a version-5 file has none and is read as saved,
-# while ketapredict that reads version 5 only refuses a version-6 file rather than score
-# its dissociation at the horizon.
+# (dissociation, in the first session), and its file whether it had too few events for
+# trees. A version-5 file is read as it was saved (its feature sets say how each outcome
+# was encoded), while ketapredict that reads version 5 only refuses a version-6 file
+# rather than score its dissociation at the horizon.
 FORMAT_VERSION = 6
 READABLE_VERSIONS = (5, 6)
 # the model card beside the model files (ketapredict.card); optional
@@ -657,6 +658,13 @@ class RiskModel:
         }
 
     # -- scoring ----------------------------------------------------------------------------
+    def _assessed_day(self, outcome: str) -> float | None:
+        """The day this model assesses ``outcome`` at whatever the horizon (dissociation:
+        the first session), as its own feature set says (None: at the horizon). A model
+        file is read as it was saved, whichever version wrote it."""
+        state = self._outcomes.get(outcome)
+        return None if state is None else state.spec.assessed_day
+
     def _referenced(self) -> _Outcome:
         """The outcome whose encoding the training summary (``reference``, for
         out-of-distribution warnings) describes: the first assessed at the horizon, since
@@ -1074,7 +1082,8 @@ class RiskModel:
         ------
         ValidationError
             If ``data`` breaks the contract, records none of the outcomes, lacks the
-            assessment day (``endpoint_day``) of a course with an outcome, or an outcome named
+            assessment day (``endpoint_day``) of a course with an outcome assessed at one (not
+            dissociation, rated in the first session), or an outcome named
             in ``outcomes`` (or every outcome recorded) has no event or no non-event.
 
         Examples
@@ -1160,7 +1169,7 @@ class RiskModel:
         """The validated table (contract columns only) and the model's outcomes it records
         (``outcomes``, checked, or all that have a value): for recalibration and external
         validation."""
-        from .schema import assessment_day, contract_part
+        from .schema import contract_part
 
         if not isinstance(data, pd.DataFrame):
             raise TypeError(f"expected a patient table (DataFrame); got {type(data).__name__}")
@@ -1183,7 +1192,7 @@ class RiskModel:
         # an observed outcome is compared with the prediction for the day it was assessed:
         # without that day the model would predict for a day of its own choosing (an
         # outcome with a time of its own, dissociation in the first session, needs none)
-        dated = [o for o in wanted if o in recorded and assessment_day(o) is None]
+        dated = [o for o in wanted if o in recorded and self._assessed_day(o) is None]
         assessed = table[dated].notna().any(axis=1)
         day = table["endpoint_day"] if "endpoint_day" in table.columns else None
         undated = int((assessed & (day.isna() if day is not None else True)).sum())
@@ -1362,6 +1371,8 @@ class RiskModel:
                 "booster": booster,
                 "trees": f"{outcome}.trees.json",
             }
+            if hasattr(model, "few_events_"):  # unknown for a model read from a version 5
+                record["few_events"] = bool(model.few_events_)
             (path / f"{outcome}.json").write_text(json.dumps(record, indent=1))
             (path / f"{outcome}.trees.json").write_text(
                 json.dumps(state.trees.to_dict(), separators=(",", ":"))
@@ -1489,6 +1500,8 @@ class RiskModel:
 
 
 # The fields of an outcome's file (``RiskModel.save``), all required.
+# Fields of a newer version's outcome file that an older one lacks: few_events (format 6)
+_OPTIONAL_FIELDS = {"few_events"}
 _OUTCOME_FIELDS = {
     "outcome",
     "params",
@@ -1515,15 +1528,17 @@ def _outcome_from_file(outcome: str, state: Any, read: ModelFiles) -> _Outcome:
     KeyError or TypeError naming the part if not)."""
     if not isinstance(state, dict):
         raise ValueError(f"holds a {type(state).__name__}; expected an object")
-    if set(state) != _OUTCOME_FIELDS:
+    if not _OUTCOME_FIELDS <= set(state) <= _OUTCOME_FIELDS | _OPTIONAL_FIELDS:
         found = set(state)
-        unknown = [name[:40] for name in sorted(found - _OUTCOME_FIELDS)[:5]]
+        unknown = [name[:40] for name in sorted(found - _OUTCOME_FIELDS - _OPTIONAL_FIELDS)[:5]]
         raise ValueError(
             f"expected an outcome's object ({len(_OUTCOME_FIELDS)} fields); missing "
             f"{sorted(_OUTCOME_FIELDS - found)}, unknown {unknown}"
         )
     if state["outcome"] != outcome:
         raise ValueError(f"it is the file of {str(state['outcome'])[:40]!r}, not {outcome!r}")
+    if not isinstance(state.get("few_events", False), bool):
+        raise ValueError(f"few_events {str(state['few_events'])[:20]} is not true or false")
     # the files it names are the verified ones, never another path
     if (state["trees"], state["booster"]) != (f"{outcome}.trees.json", f"{outcome}.ubj"):
         raise ValueError(
@@ -1913,6 +1928,8 @@ def _restore(state: Mapping[str, Any], booster_file: bytes | None) -> Any:
     model.n_features_in_ = len(state["feature_names_in"])
     model.classes_ = np.array(state["classes"])
     model.n_rounds_ = state["n_rounds"]
+    if "few_events" in state:  # format 6; older files leave describe() to say what it can
+        model.few_events_ = state["few_events"]
     model.min_child_weight_ = state["min_child_weight"]
     model.calibrator_ = state["calibrator"]
     model.linear_ = (state.get("linear") or [None])[0]

@@ -1442,9 +1442,12 @@ def _log_evaluation(result, model, source: str, opened: list[str]) -> str:
     import mlflow
 
     from . import __version__
+    from .exceptions import one_line
 
     experiment_id = _experiment_id("external-validation")
-    name = f"{model.provenance.get('name', 'model')} on {result.source or result.data_digest}"
+    name = one_line(
+        f"{model.provenance.get('name', 'model')} on {result.source or result.data_digest}"
+    )
     with mlflow.start_run(experiment_id=experiment_id, run_name=name[:200]) as run:
         opened.append(run.info.run_id)
         mlflow.set_tags(
