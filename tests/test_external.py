@@ -328,6 +328,21 @@ def test_evaluate_command_prints_the_report_and_logs_a_linked_run(tmp_path, monk
     assert "patient_id" not in json.dumps(run.data.params)
 
 
+def test_first_session_dissociation_needs_no_assessment_day():
+    """Dissociation is rated in the first session: courses that record only it are
+    evaluated without an endpoint_day, and said to be assessed at the first session."""
+    courses = simulate_cohort(n=400, seed=5).drop(
+        columns=["response", "remission", "cognitive_decline", "endpoint_day"]
+    )
+    result = evaluate_model(ketapredict.load_model(), courses)
+    assert set(result.table["outcome"]) == {"dissociation"}
+    assert "(assessed at the first session in " in str(result)
+    with pytest.raises(ValidationError, match="endpoint_day"):
+        evaluate_model(
+            ketapredict.load_model(), simulate_cohort(n=400, seed=5).drop(columns="endpoint_day")
+        )
+
+
 def test_a_bad_cell_of_a_table_file_is_named_by_its_row_and_line(tmp_path):
     from ketapredict.external import read_patient_table
 
