@@ -459,6 +459,7 @@ def metrics_table(result) -> str:
         header = (
             f"{outcome}: {int(first['n']):,} courses, {int(first['events']):,} events; "
             f"{validation.scheme}, {n_folds} folds"
+            + (", a grid search nested in each" if "tuned_parameters" in validation.extras else "")
         )
         if validation.rows_left_out:
             header += f" ({validation.rows_left_out:,} courses without the outcome left out)"
