@@ -1134,16 +1134,7 @@ def cross_validate(
                 ],
                 "validation",
             )
-    candidates: dict[str, Any] = {"OutcomeModel": model}
-    if peers:
-        candidates.update(
-            peer_models(
-                kept,
-                seed,
-                features=getattr(model, "features", None),
-                outcome=getattr(model, "outcome", None),
-            )
-        )
+    candidates = _candidates(model, kept, seed, peers)
     oof = {name: np.full(len(y), np.nan) for name in candidates}
     fold_of = np.empty(len(y), dtype=int)
     for k, (_, test) in enumerate(splits):
@@ -1317,6 +1308,21 @@ def _fold_trial(kept: pd.DataFrame, inside: np.ndarray) -> str:
     return str(trials[0]) if len(trials) and (trials == trials[0]).all() else ""
 
 
+def _candidates(model: Any, frame: pd.DataFrame, seed: int, peers: bool) -> dict[str, Any]:
+    """OutcomeModel and, with ``peers``, the peers on its feature set and outcome."""
+    candidates: dict[str, Any] = {"OutcomeModel": model}
+    if peers:
+        candidates.update(
+            peer_models(
+                frame,
+                seed,
+                features=getattr(model, "features", None),
+                outcome=getattr(model, "outcome", None),
+            )
+        )
+    return candidates
+
+
 def _single_threaded(estimator: Any) -> Any:
     """Limit an XGBoost-based estimator (or a pipeline ending in one) to one thread; joblib
     limits the others' native threads in its workers."""
@@ -1486,16 +1492,7 @@ def learning_curve(
             chosen = rng.choice(train, size=n, replace=False)
             if len(np.unique(y[chosen])) < 2:
                 continue
-            candidates = {"OutcomeModel": model}
-            if peers:
-                candidates.update(
-                    peer_models(
-                        kept,
-                        seed,
-                        features=getattr(model, "features", None),
-                        outcome=getattr(model, "outcome", None),
-                    )
-                )
+            candidates = _candidates(model, kept, seed, peers)
             for name, candidate in candidates.items():
                 fitted = clone(candidate).fit(kept.iloc[chosen], y[chosen])
                 p = fitted.predict_proba(kept.iloc[test])[:, 1]

@@ -409,9 +409,9 @@ def assemble(
     with_records = set(records["subject"])
     listed = set(subjects[SUBJECT])
     for rec in records.itertuples(index=False):
-        subject, before = rec.subject, len(problems)
-        try:
-            subject, label, where = rec.subject, rec.label, rec.where
+        subject, label, where = rec.subject, rec.label, rec.where
+        before = len(problems)
+        try:  # a record's problem marks its participant (finally: past every continue)
             if subject not in people:
                 if subject in listed:
                     continue  # a participant left out above (counted there)
