@@ -8,6 +8,8 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from importlib import resources
 from pathlib import Path
 
@@ -495,6 +497,13 @@ def test_ui_stops_with_its_server(logged, stop, verbose):
         wait_for(port)
         server = _descendants(process.pid)
         assert any(f"--port {port}" in command for command in server.values()), server
+        # a page elsewhere whose name resolves to 127.0.0.1 (DNS rebinding) is refused
+        rebound = urllib.request.Request(
+            f"http://127.0.0.1:{port}/", headers={"Host": f"192.168.1.4:{port}"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(rebound, timeout=30)
+        assert refused.value.code == 403
         os.kill(process.pid, stop)  # the ketapredict process only, as `kill PID` does
         assert process.wait(timeout=60) == 0
     finally:
@@ -502,6 +511,7 @@ def test_ui_stops_with_its_server(logged, stop, verbose):
             os.killpg(process.pid, signal.SIGKILL)
     output = process.stdout.read()
     assert f"Stopped the MLflow UI; port {port} is free." in output
+    assert "0.0.0.0" not in output  # MLflow's advice to open the UI to the network
     # MLflow's and uvicorn's log lines (each request) only when asked for
     assert bool(re.search(r"\bINFO\b", output)) == verbose
     left = {

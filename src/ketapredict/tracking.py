@@ -1692,7 +1692,11 @@ def ui_command(port: int = 5000, *, verbose: bool = False) -> list[str]:
 
     One worker: the UI serves one person on this machine, and each worker imports MLflow
     anew (four, MLflow's default, take about a minute to start on two cores). Without
-    ``verbose``, the web server logs warnings and errors only, not every request.
+    ``verbose``, the web server logs warnings and errors only, not every request. Requests
+    must name the UI's own address and port as their host: MLflow's default also admits any
+    private-network address and advises ``--host 0.0.0.0``, and a store of runs has no
+    business on the network (a page elsewhere that rebinds its name to 127.0.0.1 is
+    refused).
 
     Examples
     --------
@@ -1700,6 +1704,8 @@ def ui_command(port: int = 5000, *, verbose: bool = False) -> list[str]:
     >>> command = ui_command(5001)
     >>> command[command.index("--port") + 1], command[command.index("--workers") + 1]
     ('5001', '1')
+    >>> command[command.index("--allowed-hosts") + 1]
+    '127.0.0.1:5001,localhost:5001'
     """
     import sys
 
@@ -1716,6 +1722,8 @@ def ui_command(port: int = 5000, *, verbose: bool = False) -> list[str]:
         "127.0.0.1",
         "--port",
         str(port),
+        "--allowed-hosts",
+        f"127.0.0.1:{port},localhost:{port}",
         "--workers",
         "1",
         "--backend-store-uri",
