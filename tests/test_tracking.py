@@ -379,11 +379,17 @@ def test_registration_names_a_champion_and_a_challenger(two_runs):
     assert client.get_registered_model("ketapredict-small").description
 
 
-def test_a_registered_model_loads_for_the_clinic(two_runs):
+def test_a_registered_model_loads_for_the_clinic(two_runs, capfd, monkeypatch):
     from ketapredict import load_model
     from ketapredict.schema import columns, example_course
 
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
     model = load_model("models:/ketapredict-small@champion")
+    assert "Downloading artifacts" not in capfd.readouterr().err  # MLflow's bars
+    assert "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR" not in os.environ
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "true")  # the user's choice
+    load_model("models:/ketapredict-small@champion")
+    assert "Downloading artifacts" in capfd.readouterr().err
     assert model.provenance["name"] == "small_no_cognition"
     patient = {k: v for k, v in example_course().items() if k in columns("baseline")}
     report = model.score(patient, {"drug": "ketamine", "route": "im", "dose": 0.5})

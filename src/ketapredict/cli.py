@@ -1370,22 +1370,23 @@ _QUIET_ENVIRONMENT = {
     "MLFLOW_LOGGING_LEVEL": "WARNING",  # read when MLflow is imported, here or in a server
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # read at each download
 }
+# ketapredict's Python calls hide MLflow's download bars unless the variable is set
+_VERBOSE_ENVIRONMENT = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "true"}
 
 
 @contextmanager
 def _mlflow_output(verbose: bool) -> Iterator[None]:
-    """Keep MLflow to warnings and errors for one command, unless verbose.
+    """Keep MLflow to warnings and errors for one command; verbose, show all, download bars
+    included (ketapredict's Python calls hide them unless the variable is set).
 
     A variable the user set keeps its value. Loggers and variables are put back afterwards,
     so that calling :func:`main` leaves the process as it found it.
     """
-    if verbose:
-        yield
-        return
-    saved = {name: os.environ.get(name) for name in _QUIET_ENVIRONMENT}
-    for name, value in _QUIET_ENVIRONMENT.items():
+    environment = _VERBOSE_ENVIRONMENT if verbose else _QUIET_ENVIRONMENT
+    saved = {name: os.environ.get(name) for name in environment}
+    for name, value in environment.items():
         os.environ.setdefault(name, value)
-    loggers = [logging.getLogger(name) for name in _QUIET_LOGGERS]
+    loggers = [] if verbose else [logging.getLogger(name) for name in _QUIET_LOGGERS]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(max(logger.level, logging.WARNING))

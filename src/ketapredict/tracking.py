@@ -361,6 +361,25 @@ def _store(*, create: bool = True) -> Iterator[str]:
 
 
 @contextmanager
+def _without_download_bars() -> Iterator[None]:
+    """No MLflow progress bars while a model's files are fetched, unless the user asked.
+
+    MLflow draws one bar per file (fourteen for a two-outcome model) on stderr even from a
+    local store, in the middle of a clinician's Python session. A value the user (or
+    ``ketapredict --verbose``) set is kept.
+    """
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    if name in os.environ:
+        yield
+        return
+    os.environ[name] = "false"  # MLflow reads it at each download
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
+
+
+@contextmanager
 def _file_lock(path: Path, timeout: float = _LOCK_SECONDS) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (created if needed) across processes.
 
@@ -1507,7 +1526,11 @@ def load_logged_model(uri: str, *, public_key: Any = None):
     from .risk import RiskModel
 
     _require_store(f"read the model {uri!r}", error=ModelFileError)
-    with _store(create=False), tempfile.TemporaryDirectory(prefix="ketapredict-") as folder:
+    with (
+        _store(create=False),
+        _without_download_bars(),
+        tempfile.TemporaryDirectory(prefix="ketapredict-") as folder,
+    ):
         try:
             local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder))
         except MlflowException as error:
