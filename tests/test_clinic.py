@@ -520,10 +520,46 @@ def test_the_html_report_lists_each_warning_under_its_outcome(model):
     assert "response: its 90% interval reaches from the low band" in " ".join(odd.all_warnings)
     # the text report puts them in the same places
     text = str(odd)
-    general = text.index("Warnings (every outcome):")
+    general = text.index("Warnings (every outcome")
     assert all(text.index(w) > general for w in odd.warnings)
     own = text.index("Warnings for response:")
     assert text.index(odd["response"].warnings[0], own) > own
+
+
+def test_a_course_beyond_the_training_data_does_not_concern_the_first_sessions_dissociation(
+    model,
+):
+    """Dissociation is assessed in the first session: the course by the horizon being
+    beyond the training data is said of the other outcomes only, and by name."""
+    long = Regimen(
+        drug="ketamine",
+        route="iv",
+        dose=1.0,
+        infusion_minutes=40,
+        sessions_per_week=3,
+        n_sessions=12,
+    )
+    report = model.score({**PATIENT, "weight_kg": None}, long, horizon_day=28)
+    others = "response, remission, cognitive decline: "
+    beyond = [w for w in report.warnings if "outside the training range" in w]
+    assert any("sessions given by the assessment = 12" in w for w in beyond)
+    assert all(w.startswith(others) for w in beyond)
+    assert any("this combination of values is unusual" in w for w in report.warnings)
+    assert all(w.startswith(others) for w in report.warnings if "unusual" in w)
+    # what concerns every outcome is not prefixed: a fixed dose converted at a reference weight
+    fixed = model.score(
+        {**PATIENT, "weight_kg": None},
+        Regimen(drug="esketamine", route="intranasal", dose=56, dose_unit="mg"),
+        horizon_day=1,
+    )
+    assert any(w.startswith("the dose in mg was converted") for w in fixed.warnings)
+    text = str(report)
+    assert "Warnings (every outcome unless named):" in text
+    assert "Warnings (every outcome):" in str(fixed)
+    # the first session of the long course is the first session of a single one
+    single = Regimen(drug="ketamine", route="iv", dose=1.0, infusion_minutes=40)
+    first = model.score({**PATIENT, "weight_kg": None}, single, horizon_day=1)
+    assert report["dissociation"].probability == pytest.approx(first["dissociation"].probability)
 
 
 def test_fields_not_recorded_that_could_change_a_band_are_a_warning(model):

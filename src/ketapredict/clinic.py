@@ -242,8 +242,11 @@ class RiskReport:
         ``unrecorded`` (the range of the probability over the fields not recorded).
     warnings : list of str
         Warnings that concern every outcome: inputs outside the training data, one by one
-        and jointly; replaced fields; a dose converted at a reference weight. Each
-        outcome's own are in ``risks[outcome].warnings``; :attr:`all_warnings` has both.
+        and jointly; replaced fields; a dose converted at a reference weight. One about the
+        course by the horizon, which an outcome assessed in the first session
+        (dissociation) never sees, begins with the outcomes it concerns ("response,
+        remission: ..."). Each outcome's own are in ``risks[outcome].warnings``;
+        :attr:`all_warnings` has both.
     missing : list of str
         Fields the model reads that the patient record did not give. Each probability is
         averaged over draws of them given the recorded fields (ketapredict.imputation), so
@@ -307,13 +310,20 @@ class RiskReport:
     def _model_line(self) -> str:
         return _model_line(self.provenance)
 
+    def _warnings_title(self) -> str:
+        names = {outcome.replace("_", " ") for outcome in self.risks}
+        named = any(
+            set(w.split(": ", 1)[0].split(", ")) <= names for w in self.warnings if ": " in w
+        )
+        return f"Warnings (every outcome{' unless named' if named else ''})"
+
     def __str__(self) -> str:
         lines = [f"ketapredict risk report: {self.regimen}", f"Horizon: {self.horizon}"]
         lines.append(self._model_line())
         if self._notice():
             lines.append(f"NOTE: {self._notice()}")
         if self.warnings:
-            lines.append("\nWarnings (every outcome):")
+            lines.append(f"\n{self._warnings_title()}:")
             lines += [f"  - {w}" for w in self.warnings]
         width = max(len(r.label) for r in self.risks.values()) + 2
         lines.append("")
@@ -372,7 +382,7 @@ class RiskReport:
         if self._notice():
             parts.append(_notice_html(self._notice()))
         if self.warnings:
-            parts.append(_warnings_html("all", "Warnings (every outcome)", self.warnings))
+            parts.append(_warnings_html("all", self._warnings_title(), self.warnings))
         rows = []
         for r in self.risks.values():
             note = (
@@ -815,7 +825,32 @@ def _words(state) -> _Words:
     return cached
 
 
-def _ood_warnings(reference: Mapping[str, Any], names: Sequence[str], x: np.ndarray, words):
+def _spared(model, own, name: str | None, referenced, x_referenced: np.ndarray) -> list[str]:
+    """The outcomes assessed at a time of their own (dissociation, in the first session)
+    that a warning about the training data does not concern: the training summary
+    describes the courses as of the horizon, and such an outcome sees a different value of
+    the feature (the course by the assessment), or none, or, for the joint distance
+    (``name`` None), a different encoding altogether."""
+    spared = []
+    for outcome, state in model._outcomes.items():
+        if state.spec.assessed_day is None or state is referenced:
+            continue
+        names = list(state.feature_names)
+        if (
+            name is None
+            or name not in names
+            or own[outcome][0][names.index(name)]
+            != x_referenced[list(referenced.feature_names).index(name)]
+        ):
+            spared.append(outcome)
+    return spared
+
+
+def _ood_warnings(
+    reference: Mapping[str, Any], names: Sequence[str], x: np.ndarray, words
+) -> list[tuple[str | None, str]]:
+    """Warnings about the training data as (feature, text): ``feature`` None for the joint
+    (Mahalanobis) distance over every continuous feature."""
     if not reference:
         return []
     where = {name: j for j, name in enumerate(names)}
@@ -830,14 +865,17 @@ def _ood_warnings(reference: Mapping[str, Any], names: Sequence[str], x: np.ndar
         if not low <= value <= high:
             unit = _unit_of(name)
             warnings.append(
-                f"{words.label[name]} = {value:.3g}{unit} is outside the training range "
-                f"{low:.3g} to {high:.3g}{unit} (0.5th to 99.5th percentile)"
+                (
+                    name,
+                    f"{words.label[name]} = {value:.3g}{unit} is outside the training range "
+                    f"{low:.3g} to {high:.3g}{unit} (0.5th to 99.5th percentile)",
+                )
             )
         z[k] = (value - reference["mean"][k]) / reference["sd"][k]
     seen = set(reference["seen_categories"])
     for name in reference["binary"]:
         if x[where[name]] == 1 and name not in seen and words.predictor[name] != name:
-            warnings.append(f"{words.label[name]} never occurs in the training data")
+            warnings.append((name, f"{words.label[name]} never occurs in the training data"))
     covariance, precision = _inverse(reference)
     if np.isnan(z).any():
         distance = float(joint_distance(z, covariance)[0])
@@ -845,9 +883,12 @@ def _ood_warnings(reference: Mapping[str, Any], names: Sequence[str], x: np.ndar
         distance = float(np.sqrt(z @ precision @ z))
     if distance > reference["joint_threshold"]:
         warnings.append(
-            f"this combination of values is unusual for the training data (Mahalanobis "
-            f"distance {distance:.1f}, above the {reference['joint_threshold']:.1f} of 99% "
-            "of training patients): the estimate is an extrapolation"
+            (
+                None,
+                f"this combination of values is unusual for the training data (Mahalanobis "
+                f"distance {distance:.1f}, above the {reference['joint_threshold']:.1f} of 99% "
+                "of training patients): the estimate is an extrapolation",
+            )
         )
     return warnings
 
@@ -1114,12 +1155,15 @@ def score(
     )
     risks = {}
     referenced = model._referenced()  # the encoding the training summary describes
-    warnings += _ood_warnings(
-        model.reference,
-        referenced.feature_names,
-        own[referenced.outcome][0],
-        _words(referenced),
-    )
+    x_referenced = own[referenced.outcome][0]
+    for name, text in _ood_warnings(
+        model.reference, referenced.feature_names, x_referenced, _words(referenced)
+    ):
+        # one that concerns some outcomes only begins with their names, as an outcome's own
+        # warnings do in all_warnings and comparisons
+        spared = _spared(model, own, name, referenced, x_referenced)
+        concerned = [o.replace("_", " ") for o in model._outcomes if o not in spared]
+        warnings.append(f"{', '.join(concerned)}: {text}" if spared else text)
     for outcome, state in model._outcomes.items():
         x = own[outcome][0]
         p, low, high = (float(v[0]) for v in intervals[outcome])
