@@ -39,6 +39,16 @@ def test_the_demo_model_says_what_it_is(model):
     assert "Not for clinical decisions" in text
 
 
+def test_a_report_annotated_by_its_reader_leaves_the_model_as_it_was(model):
+    report = model.score(PATIENT, COURSE, horizon_day=28)
+    nested = next(k for k, v in report.provenance.items() if isinstance(v, dict))
+    report.provenance[nested]["added by a reader"] = 1
+    report.provenance["notes"] = "redacted"
+    assert "added by a reader" not in model.provenance[nested]
+    assert "Not for clinical decisions" in model.provenance["notes"]
+    assert "added by a reader" not in json.dumps(model.score(PATIENT, COURSE).to_dict())
+
+
 def test_a_report_has_every_outcome_with_interval_band_and_drivers(model):
     report = model.score(PATIENT, COURSE)
     assert list(report.risks) == model.outcomes

@@ -15,6 +15,7 @@ This path imports numpy, pandas and pydantic only: no XGBoost, scikit-learn, MLf
 
 from __future__ import annotations
 
+import copy
 import html
 import json
 import re
@@ -1230,7 +1231,8 @@ def score(
         warnings.append("this model has no bootstrap replicates, so no intervals")
     from . import __version__
 
-    provenance = {"ketapredict_version": __version__, **model.provenance}
+    # a copy all the way down: a report annotated or redacted by its reader leaves the model
+    provenance = {"ketapredict_version": __version__, **copy.deepcopy(model.provenance)}
     return RiskReport(
         regimen=described,
         horizon_day=float(values["endpoint_day"]),
