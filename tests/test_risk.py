@@ -347,6 +347,28 @@ def test_tables_are_validated_before_scoring(risk_model, train):
         risk_model.predict_interval(broken)
 
 
+def test_a_table_is_scored_only_at_days_a_clinician_could_ask_for(risk_model, train):
+    """As ``score`` refuses: day 0 (the moment of the first session), and no day at all for
+    a schedule whose own end point lies beyond the 365 days a horizon may reach."""
+    from ketapredict import ValidationError
+
+    rows = train.head(3).copy()
+    rows["endpoint_day"] = [0.0, 1.0, 28.0]
+    with pytest.raises(ValidationError) as caught:
+        risk_model.predict_proba(rows)
+    assert [p.row for p in caught.value.problems] == [rows.index[0]]
+    assert "endpoint_day=0.0 is not above 0 and at most 365" in str(caught.value)
+    long = rows.assign(endpoint_day=np.nan, sessions_per_week=0.25, n_sessions=104)
+    long.loc[long.index[1], "n_sessions"] = 8  # its own end point, day 197, is within reach
+    for call in (risk_model.predict_proba, risk_model.predict_interval):
+        with pytest.raises(ValidationError) as caught:
+            call(long)
+        assert [p.row for p in caught.value.problems] == [long.index[0], long.index[2]]
+        assert "is day 2885, beyond the 365 days" in str(caught.value)
+    dated = long.assign(endpoint_day=28.0)
+    assert np.isfinite(risk_model.predict_proba(dated).to_numpy()).all()
+
+
 def test_a_model_that_has_scored_saves_and_loads_cleanly(tmp_path, risk_model, train):
     from ketapredict import RiskModel
 

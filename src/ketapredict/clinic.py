@@ -31,7 +31,13 @@ import pandas as pd
 
 from .encoding import Columns, feature_map, reads_planned_course, sources
 from .exceptions import Problem, ValidationError, one_line, short_repr
-from .regimen import REFERENCE_WEIGHT_KG, REGIMEN_FIELDS, Regimen, exposure
+from .regimen import (
+    REFERENCE_WEIGHT_KG,
+    REGIMEN_FIELDS,
+    Regimen,
+    beyond_the_horizons,
+    exposure,
+)
 from .risk import joint_distance
 from .schema import (
     _is_missing,
@@ -743,20 +749,23 @@ def _prepare(
 def _beyond_the_horizons(day: float, whose: str) -> Problem | None:
     """A problem when a default horizon (a schedule's end point) lies beyond the days a
     horizon may take; None otherwise."""
-    high = column("endpoint_day").high
-    if day <= high:
-        return None
-    return Problem(
-        "horizon_day",
-        None,
-        f"no horizon_day was given, and {whose} own end point (24 h after its last session) "
-        f"is day {day:g}, beyond the {high:g} days a horizon may reach: give horizon_day",
-    )
+    text = beyond_the_horizons(day, whose)
+    return None if text is None else Problem("horizon_day", None, text)
 
 
 def _day_text(day: float) -> str:
     """A day to one decimal (a tenth of a day is under 3 hours), without a trailing .0;
-    within the first day to two (day 0.04 is about an hour, not day 0)."""
+    within the first day to two (day 0.04 is about an hour, not day 0), and below a
+    hundredth of a day (15 minutes) to two significant digits: a horizon is above day 0.
+
+    Examples
+    --------
+    >>> from ketapredict.clinic import _day_text
+    >>> _day_text(25.5), _day_text(28.0), _day_text(0.04), _day_text(0.004), _day_text(1e-300)
+    ('25.5', '28', '0.04', '0.004', '1e-300')
+    """
+    if day < 0.005:
+        return f"{day:.2g}"
     text = f"{day:.2f}".rstrip("0") if round(day, 1) < 1 else f"{day:.1f}"
     return text.removesuffix(".").removesuffix(".0")
 

@@ -335,6 +335,43 @@ def drug_routes(frame: Any) -> np.ndarray:
     )
 
 
+def beyond_the_horizons(day: float, whose: str, field: str = "horizon_day") -> str | None:
+    """What is wrong when a default horizon (a schedule's own end point, 24 h after its last
+    session) lies beyond the days a horizon may reach; None when it does not.
+
+    Examples
+    --------
+    >>> from ketapredict.regimen import beyond_the_horizons
+    >>> beyond_the_horizons(25.5, "the schedule's") is None
+    True
+    >>> beyond_the_horizons(2885, "the schedule's", "endpoint_day")[:58]
+    "no endpoint_day was given, and the schedule's own end poin"
+    """
+    high = column("endpoint_day").high
+    if day <= high:
+        return None
+    return (
+        f"no {field} was given, and {whose} own end point (24 h after its last session) is "
+        f"day {day:g}, beyond the {high:g} days a horizon may reach: give {field}"
+    )
+
+
+def undated_beyond_the_horizons(table: pd.DataFrame) -> list[Problem]:
+    """A problem for each row of a patient table with no ``endpoint_day`` whose schedule's
+    own end point lies beyond the days a horizon may reach: scored, it would be predicted
+    for a day no course was ever assessed at (a clinician's ``score`` refuses it too)."""
+    days = exposure(table)["endpoint_day"]
+    given = table["endpoint_day"].to_numpy(float) if "endpoint_day" in table else np.nan
+    problems = []
+    for row, day in zip(table.index, np.where(np.isnan(given), days, np.nan), strict=True):
+        text = (
+            None if np.isnan(day) else beyond_the_horizons(day, "its schedule's", "endpoint_day")
+        )
+        if text is not None:
+            problems.append(Problem("endpoint_day", None, text, row=row))
+    return problems
+
+
 def exposure(regimens: pd.DataFrame | Mapping[str, Any]) -> dict[str, np.ndarray]:
     """Exposure quantities for a table of regimens (already validated).
 

@@ -753,9 +753,14 @@ class RiskModel:
             raise TypeError(f"expected a patient table (DataFrame); got {type(X).__name__}")
         # spellings are normalised ("IV" -> "iv") and every bad cell is reported at once;
         # columns the contract does not know are no model's input and are left out
+        from .regimen import undated_beyond_the_horizons
         from .schema import contract_part, validate
 
-        return validate(contract_part(X, "patient table"), what="patient table")
+        table = validate(contract_part(X, "patient table"), what="patient table")
+        beyond = undated_beyond_the_horizons(table)
+        if beyond:
+            raise ValidationError(beyond, "patient table")
+        return table
 
     def predict_proba(self, X: pd.DataFrame, *, validated: bool = False) -> pd.DataFrame:
         """The calibrated probability of each outcome, one column each.

@@ -129,6 +129,8 @@ class Column:
         Unit or scale, shown in error messages.
     low, high : float, optional
         Inclusive allowed range.
+    low_open : bool
+        Whether ``low`` itself is excluded (a day after the first session is above 0).
     categories : tuple of str
         Allowed values of a category column, in canonical spelling.
     required : bool
@@ -147,6 +149,7 @@ class Column:
     categories: tuple[str, ...] = ()
     required: bool = False
     label: str | None = None
+    low_open: bool = False
 
     @property
     def clinical_label(self) -> str:
@@ -168,6 +171,8 @@ class Column:
             text = "text"
         else:
             text = f"{_fmt(self.low)}-{_fmt(self.high)}"
+            if self.low_open:
+                text = f"above {_fmt(self.low)} and at most {_fmt(self.high)}"
             if self.kind == "int":
                 text = f"a whole number in {text}"
         return f"{text} ({self.unit})" if self.unit else text
@@ -417,6 +422,7 @@ _CONTRACT: tuple[Column, ...] = (
         0,
         365,
         label="assessment day",
+        low_open=True,  # the moment of the first session, before anything acts, is no day
     ),
     # outcome: visit families
     Column("madrs_{visit}", "outcome", "float", "MADRS at the visit", _MADRS, 0, 60),
@@ -1017,9 +1023,9 @@ def _number_problem(col: Column, value: Any, number: float | None, name: str) ->
         return f"{_shown(name, value)} is not a number; expected {col.allowed()}"
     if math.isinf(number) and _infinite(value):
         return f"{_shown(name, value)} is not finite; expected {col.allowed()}"
-    if not col.low <= number <= col.high:
+    if not col.low <= number <= col.high or (col.low_open and number == col.low):
         # "is outside 0-60 (MADRS total score)", "is not a whole number in 1-104 (count)"
-        verb = "is not" if col.kind == "int" else "is outside"
+        verb = "is not" if col.kind == "int" or col.low_open else "is outside"
         return f"{_shown(name, value)} {verb} {col.allowed()}"
     if col.kind == "int" and number != round(number):
         return f"{_shown(name, value)} is not {col.allowed()}"
@@ -1199,6 +1205,7 @@ def _coerce(series: pd.Series, col: Column) -> tuple[pd.Series, list[Problem]]:
             bad = ~np.isnan(values) & (
                 np.isinf(values)
                 | (values < col.low)
+                | ((values == col.low) if col.low_open else False)
                 | (values > col.high)
                 | ((values != np.round(values)) if col.kind == "int" else False)
             )
@@ -1397,7 +1404,8 @@ def _field(col: Column) -> tuple[Any, Any]:
     field = pydantic.Field(
         default=... if col.required else None,
         description=col.description + (f" [{col.unit}]" if col.unit else ""),
-        ge=col.low if col.kind in ("float", "int") else None,
+        ge=col.low if col.kind in ("float", "int") and not col.low_open else None,
+        gt=col.low if col.kind in ("float", "int") and col.low_open else None,
         le=col.high if col.kind in ("float", "int") else None,
         json_schema_extra=extra or None,
     )
