@@ -226,6 +226,13 @@ def test_from_record_ignores_other_columns_and_missing_values():
         }
     )
     assert Regimen.from_record(row) == Regimen(drug="ketamine", dose=0.5, **IV)
+    # a blank is not a default where it would change the course: eight sessions at an
+    # unknown rate, or an unknown number of sessions, are refused (as a table's are)
+    for blank in ({"n_sessions": 8}, {"sessions_per_week": 2, "n_sessions": pd.NA}):
+        with pytest.raises(ValidationError, match="is missing; it is required") as caught:
+            Regimen.from_record(row.to_dict() | blank)
+        assert "leave it out of the record for its default" in str(caught.value)
+    assert Regimen.from_record(row.drop(["sessions_per_week", "n_sessions"])).n_sessions == 1
 
 
 def test_readable_description():

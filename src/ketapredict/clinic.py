@@ -37,6 +37,7 @@ from .regimen import (
     Regimen,
     beyond_the_horizons,
     exposure,
+    recorded_fields,
 )
 from .risk import joint_distance
 from .schema import (
@@ -624,9 +625,14 @@ def _regimen_of(record: Mapping[str, Any], regimen: Any, problems: list[Problem]
         except ValidationError as error:  # a field given twice
             problems.extend(error.problems)
             return None
+        blank = {}
     else:
-        fields = {k: record[k] for k in REGIMEN_FIELDS if k in record}
-        fields = {k: v for k, v in fields.items() if not _is_missing(v)}
+        fields, blank = recorded_fields(record)
+        # a blank drug, route or dose is said below (no dose schedule), and a record with
+        # none of them has no schedule whose other blanks would matter
+        given = any(k in fields for k in ("drug", "route", "dose"))
+        blank = {k: t for k, t in blank.items() if given and k not in ("drug", "route", "dose")}
+        problems.extend(Problem(k, None, text) for k, text in blank.items())
     unknown = [k for k in fields if k not in REGIMEN_FIELDS]
     for name in unknown:
         problems.append(
@@ -649,7 +655,7 @@ def _regimen_of(record: Mapping[str, Any], regimen: Any, problems: list[Problem]
                 "regimen=Regimen(...) or give the regimen fields",
             )
         )
-    if unknown or absent:
+    if unknown or absent or blank:
         return None
     try:
         return Regimen(**fields)

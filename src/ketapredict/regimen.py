@@ -31,6 +31,7 @@ from .schema import (
     COMPARATORS,
     KETAMINES,
     _is_missing,
+    _number,
     _value_problem,
     column,
     record_items,
@@ -193,8 +194,10 @@ class Regimen:
     def from_record(cls, record: Mapping[str, Any] | pd.Series) -> Regimen:
         """Build a regimen from a mapping or table row holding the regimen columns.
 
-        Other keys (baseline columns, outcomes) are ignored, and missing values (None, NaN,
-        ``pd.NA``) take the defaults.
+        Other keys (baseline columns, outcomes) are ignored. A field the record leaves out
+        takes its default; a missing value (None, NaN, ``pd.NA``) does so only where the
+        contract allows one (``infusion_minutes``, ``new_oral_antidepressant``), as in a
+        table: a blank ``n_sessions`` is not one session.
 
         Raises
         ------
@@ -208,16 +211,14 @@ class Regimen:
         ...                      "infusion_minutes": 40, "age": 50}).route
         'iv'
         """
-        items = record_items(record, "regimen")
-        fields = {k: items[k] for k in REGIMEN_FIELDS if k in items and not _is_missing(items[k])}
-        absent = [k for k in ("drug", "route", "dose") if k not in fields]
-        if absent:  # the fields without a default
+        fields, problems = recorded_fields(record_items(record, "regimen"))
+        absent = [k for k in ("drug", "route", "dose") if k not in fields and k not in problems]
+        problems.update(  # the fields without a default
+            {k: f"{k} is missing; it is required ({column(k).allowed()})" for k in absent}
+        )
+        if problems:
             raise ValidationError(
-                [
-                    Problem(k, None, f"{k} is missing; it is required ({column(k).allowed()})")
-                    for k in absent
-                ],
-                "regimen",
+                [Problem(k, None, text) for k, text in problems.items()], "regimen"
             )
         return cls(**fields)
 
@@ -333,6 +334,43 @@ def drug_routes(frame: Any) -> np.ndarray:
         ["" if pd.isna(d) or pd.isna(r) else f"{d} {r}" for d, r in zip(drug, route, strict=True)],
         dtype=object,
     )
+
+
+def recorded_fields(items: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The regimen fields a record gives, and what is wrong with those it gives blank.
+
+    A field left out takes the Regimen's default. A blank (None, NaN, ``pd.NA``) is a value
+    not recorded: it takes the default only where the contract allows a blank
+    (``infusion_minutes``, ``new_oral_antidepressant``), or where it changes nothing (the
+    sessions a week of a single session); a blank ``n_sessions`` would otherwise become one
+    session, silently, where a table refuses it.
+
+    Examples
+    --------
+    >>> from ketapredict.regimen import recorded_fields
+    >>> recorded_fields({"drug": "ketamine", "n_sessions": None, "infusion_minutes": None})[1]
+    {'n_sessions': 'n_sessions is missing; it is required (a whole number in 1-104 (count)); \
+leave it out of the record for its default, 1'}
+    """
+    fields, problems = {}, {}
+    for k in REGIMEN_FIELDS:
+        if k not in items:
+            continue
+        single = k == "sessions_per_week" and _number(items.get("n_sessions")) == 1
+        if not _is_missing(items[k]):
+            fields[k] = items[k]
+        elif column(k).required and not single:
+            default = _DEFAULTS.get(k)
+            problems[k] = f"{k} is missing; it is required ({column(k).allowed()})" + (
+                ""
+                if default is None
+                else f"; leave it out of the record for its default, {default}"
+            )
+    return fields, problems
+
+
+# What a Regimen field left out means.
+_DEFAULTS = {"dose_unit": "mg/kg", "sessions_per_week": 1, "n_sessions": 1}
 
 
 def beyond_the_horizons(day: float, whose: str, field: str = "horizon_day") -> str | None:
