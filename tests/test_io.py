@@ -537,7 +537,8 @@ def test_one_pass_reports_the_mapping_and_the_tables_problems_together(tmp_path)
     assert "'male' is not in the mapping's values for sex" in text
     assert "session 'ses-p14' is not in the mapping" in text
     assert "participants.tsv line 3" in text
-    assert "madrs_baseline=75.0 is outside 0-60" in text
+    assert "madrs.tsv line 17: madrs_baseline=75.0 is outside 0-60" in text
+    assert "no baseline MADRS" not in text  # the refused value, said once
     # each crossover period is a course of its own, so the table's problems come twice
     assert {p.column for p in caught.value.problems} == {"sex", "session", "age", "madrs_baseline"}
 
@@ -571,12 +572,68 @@ def test_an_arm_is_assessed_on_one_of_its_visits(tmp_path, edit, message):
         ketapredict.read_study(mapping)
 
 
-def test_a_diagnosis_code_in_the_wrong_case_is_counted_with_a_hint(tmp_path):
+def test_a_diagnosis_code_in_the_wrong_case_is_refused_not_dropped(tmp_path):
+    """``mdd`` for ``MDD`` is a typo, not a group left out on purpose (as HV is): the
+    participant was dropped, counted, and ingestion succeeded."""
     root = shutil.copytree(example_study("bids"), tmp_path / "bids")
     participants = root / "dataset" / "participants.tsv"
     lines = participants.read_text().split("\n")
-    lines[1] = lines[1].replace("\tMDD\t", "\tmdd\t")
+    lines[1] = lines[1].replace("\tMDD\t", "\tmdd \t")
     participants.write_text("\n".join(lines))
-    table = ketapredict.read_study(root / "mapping.toml")
-    dropped = table.attrs["ingest"]["dropped"]
-    assert dropped["group = mdd, not mapped (did you mean 'MDD'?)"] == 1
+    with pytest.raises(ValidationError) as caught:
+        ketapredict.read_study(root / "mapping.toml")
+    assert [p.column for p in caught.value.problems] == ["group"]
+    assert (
+        "participants.tsv line 2: group='mdd' is not in the mapping's values (did you "
+        "mean 'MDD'?" in str(caught.value)
+    )
+
+
+def test_a_score_out_of_range_is_named_by_its_own_file_and_line(tmp_path):
+    """It was named by its participant's line in participants.tsv, a file that holds no
+    scores."""
+    root = shutil.copytree(example_study("bids"), tmp_path / "bids")
+    madrs = root / "dataset" / "phenotype" / "madrs.tsv"
+    rows = madrs.read_text().split("\n")
+    assert rows[2].startswith("sub-01\tses-p1\t")
+    rows[2] = "sub-01\tses-p1\t75"
+    madrs.write_text("\n".join(rows))
+    with pytest.raises(ValidationError) as caught:
+        ketapredict.read_study(root / "mapping.toml")
+    assert str(caught.value).splitlines()[1:] == [
+        "  phenotype/madrs.tsv line 3: madrs_d1=75.0 is outside 0-60 (MADRS total score)"
+    ]
+
+
+def test_a_value_map_to_no_contract_value_is_a_fault_of_the_mapping(tmp_path):
+    """Said once, of the mapping, not once for each participant with the code."""
+    root = shutil.copytree(example_study("bids"), tmp_path / "bids")
+    mapping = root / "mapping.toml"
+    mapping.write_text(mapping.read_text().replace('F = "female"', 'F = "femal"'))
+    with pytest.raises(ValidationError) as caught:
+        ketapredict.read_study(mapping)
+    assert [str(p.message) for p in caught.value.problems] == [
+        "columns.sex.values.F: sex='femal' is not one of 'female', 'male'"
+    ]
+    assert "mapping file" in str(caught.value)
+
+
+def test_an_arm_with_no_madrs_on_its_assessment_day_is_refused(tmp_path):
+    """A session mapped to a day the files never hold: the arm's every response was
+    missing, and ingestion succeeded (evaluation then validated on the other arm)."""
+    root = shutil.copytree(example_study("bids"), tmp_path / "bids")
+    mapping = root / "mapping.toml"
+    text = mapping.read_text()
+    mapping.write_text(
+        text.replace(
+            '"ses-d7" = { arm = "ketamine", day = 7 }',
+            '"ses-d7" = { arm = "ketamine", day = 7 }\n"ses-d14" = { arm = "ketamine", day = 14 }',
+        )
+    )
+    with pytest.raises(ValidationError) as caught:
+        ketapredict.read_study(mapping)
+    assert [p.column for p in caught.value.problems] == ["endpoint_day"]
+    assert (
+        "arms.ketamine: none of its 25 courses has a MADRS on its assessment day, day 14 "
+        "(session 'ses-d14')" in str(caught.value)
+    )

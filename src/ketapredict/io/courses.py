@@ -30,6 +30,8 @@ from ..schema import (
     REMISSION_MAX,
     RESPONSE_FRACTION,
     _is_missing,
+    _value_problem,
+    column,
     columns,
     endpoint_scores,
     validate,
@@ -125,6 +127,11 @@ def _text(value: Any) -> str | None:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))  # 1.0 read from XPT is the code "1"
     return str(value).strip()
+
+
+def _folded(text: str) -> str:
+    """Text compared without case or spaces (``"mdd "`` is ``"MDD"``)."""
+    return "".join(text.split()).casefold()
 
 
 def _number(value: Any) -> float | None:
@@ -383,14 +390,25 @@ def assemble(
                 group = _text(row[mapping.diagnosis.column])
                 values = mapping.diagnosis.translate or {}
                 diagnosis = values.get(group) if values else group
-                if diagnosis is None:
-                    # a code that differs from a mapped one only in case is likelier a typo
-                    # than a group left out on purpose
-                    near = [v for v in values if group and v.lower() == group.lower()]
-                    hint = f" (did you mean {near[0]!r}?)" if near else ""
-                    dropped[
-                        f"{mapping.diagnosis.column} = {group or 'n/a'}, not mapped{hint}"
-                    ] += 1
+                # a code that differs from a mapped one only in case or spaces is a typo, not
+                # a group left out on purpose: refused, not dropped with the healthy controls
+                near = [
+                    v
+                    for v in values
+                    if diagnosis is None and group and _folded(v) == _folded(group)
+                ]
+                if near:
+                    problems.append(
+                        Problem(
+                            mapping.diagnosis.column,
+                            group,
+                            f"{where}: {mapping.diagnosis.column}={group!r} is not in the "
+                            f"mapping's values (did you mean {near[0]!r}? a group the mapping "
+                            "does not name is left out)",
+                        )
+                    )
+                elif diagnosis is None:
+                    dropped[f"{mapping.diagnosis.column} = {group or 'n/a'}, not mapped"] += 1
                     continue
             record = {"diagnosis": diagnosis}
             for name, spec in mapping.columns.items():
@@ -476,6 +494,13 @@ def assemble(
                     )
                 )
                 continue
+            # judged here, where its file and line are known: in the table it would be
+            # named by its participant's line in the subject file
+            name = f"{rec.scale}_" + ("baseline" if session.baseline else visit_label(session.day))
+            _, fault = _value_problem(column(name), value, name)
+            if value is not None and fault is not None:
+                problems.append(Problem(name, value, f"{where}: {fault}"))
+                continue
             key = (subject, period, "baseline" if session.baseline else session.day, rec.scale)
             if key in values:
                 first = values[key][1]
@@ -528,6 +553,8 @@ def assemble(
                 shared = values.get((subject, 0, "baseline", scale))
                 course[f"{scale}_baseline"] = (own or shared or (None,))[0]
             if course["madrs_baseline"] is None:
+                if subject in flawed:
+                    continue  # a record of theirs was refused, and said: not twice
                 if mapping.incomplete == "drop":
                     dropped["courses without a baseline MADRS"] += 1
                     continue
@@ -556,6 +583,8 @@ def assemble(
             for day, scale, value in visits_of.get((subject, period), ()):
                 course[f"{scale}_{visit_label(day)}"] = value
             rows.append(course)
+    if not endpoint_problems:
+        problems += _unassessed_arms(mapping, endpoints, rows, flawed, kind)
     if problems:
         # the table's own checks too, on the courses the mapping stage found no fault with,
         # so that one pass reports every problem (not after the first are fixed); after a
@@ -585,6 +614,36 @@ def assemble(
     }
     table.attrs["ingest"] = summary.to_dict()
     return table
+
+
+def _unassessed_arms(
+    mapping: StudyMapping,
+    endpoints: dict[str, float],
+    rows: list[dict[str, Any]],
+    flawed: set[Any],
+    kind: str,
+) -> list[Problem]:
+    """An arm none of whose courses has a MADRS on its assessment day: its every response
+    would be missing, and the arm would leave training and validation with a count for a
+    reason (a session mapped to a day the files never hold, a wrong ``endpoint_day``)."""
+    problems = []
+    for arm, day in endpoints.items():
+        own = [c for c in rows if c["arm"] == arm and c["patient_id"] not in flawed]
+        if not own or any(c.get(f"madrs_{visit_label(day)}") is not None for c in own):
+            continue
+        labels = [
+            label for label, s in mapping.entries.items() if s.day == day and s.arm in (None, arm)
+        ]
+        problems.append(
+            Problem(
+                "endpoint_day",
+                day,
+                f"arms.{arm}: none of its {len(own):,} courses has a MADRS on its assessment "
+                f"day, day {day:g} ({kind} {', '.join(map(repr, labels))}), so none has a "
+                f"response: map the {kind} that holds it, or set arms.{arm}.endpoint_day",
+            )
+        )
+    return problems
 
 
 def _checked_table(

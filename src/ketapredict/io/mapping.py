@@ -26,7 +26,7 @@ from .._files import not_a_file
 from .._toml import allowed_keys, read_toml
 from ..exceptions import Problem, ValidationError
 from ..regimen import REGIMEN_FIELDS, Regimen
-from ..schema import column, columns, visit_label
+from ..schema import _value_problem, column, columns, visit_label
 
 __all__ = ["Arm", "Session", "StudyMapping", "ValueMap", "load_mapping"]
 
@@ -272,6 +272,22 @@ def _check(mapping: StudyMapping) -> list[Problem]:
         allowed = column("diagnosis").categories
         if mapping.diagnosis not in allowed:
             add("diagnosis", mapping.diagnosis, f"expected a column map or one of {allowed}")
+    # what a value map translates to is judged here, once, not in every participant's row
+    maps = [("diagnosis", mapping.diagnosis), *mapping.columns.items()]
+    for name, spec in maps:
+        if (
+            isinstance(spec, str)
+            or not spec.translate
+            or name not in (*_SUBJECT_COLUMNS, "diagnosis")
+        ):
+            continue
+        for code, target in spec.translate.items():
+            _, fault = _value_problem(column(name), target, name)
+            if fault is not None:
+                field = "diagnosis" if name == "diagnosis" else f"columns.{name}"
+                problems.append(
+                    Problem(f"{field}.values.{code}", target, f"{field}.values.{code}: {fault}")
+                )
     return problems
 
 
