@@ -52,6 +52,27 @@ def test_a_blank_schedule_field_in_a_record_is_refused_not_read_as_its_default(m
     )
 
 
+def test_a_table_of_patients_is_refused_with_every_bad_row_named(model):
+    table = pd.DataFrame(
+        [PATIENT, {**PATIENT, "age": 200}, {**PATIENT, "madrs_baseline": 99}],
+        index=["a", "b", "c"],
+    )
+    with pytest.raises(ValidationError) as caught:
+        model.score(table, COURSE, horizon_day=1)
+    assert [(p.row, p.column) for p in caught.value.problems] == [
+        ("b", "age"),
+        ("c", "madrs_baseline"),
+    ]
+    assert str(caught.value).startswith("2 problems in the patient table:\n  row b: age=200")
+
+
+def test_an_error_is_headed_by_what_was_wrong(model):
+    with pytest.raises(ValidationError, match=r"^1 problem in the horizon:"):
+        model.score(PATIENT, COURSE, horizon_day=-1)
+    with pytest.raises(ValidationError, match=r"^2 problems in the patient and regimen:"):
+        model.score({**PATIENT, "age": 300}, {**COURSE.to_dict(), "dosee": 1})
+
+
 def test_a_report_annotated_by_its_reader_leaves_the_model_as_it_was(model):
     report = model.score(PATIENT, COURSE, horizon_day=28)
     nested = next(k for k, v in report.provenance.items() if isinstance(v, dict))

@@ -21,7 +21,7 @@ import json
 import re
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -721,15 +721,23 @@ def _prepare(
     except ValidationError as error:
         problems.extend(error.problems)
         record = {}
+    at_fault = ["patient"] if problems else []  # the error's heading names what was wrong
+    before = len(problems)
     course = _regimen_of(patient, regimen, problems)
+    if len(problems) > before:
+        at_fault.append("regimen" if regimen is not None else "patient's regimen fields")
+    before = len(problems)
     if horizon_day is not None:  # asked for: NaN is a mistake, not "none"
         endpoint, source = _day(horizon_day, "horizon_day", problems), "as given"
     else:
         recorded = None if regimen is not None else patient.get("endpoint_day")
         endpoint = None if _is_missing(recorded) else _day(recorded, "endpoint_day", problems)
         source = "the record's assessment day"
+    if len(problems) > before:
+        at_fault.append("horizon")
     if problems:
-        raise ValidationError(problems, "patient")
+        *others, last = at_fault
+        raise ValidationError(problems, f"{', '.join(others)} and {last}" if others else last)
     values = {**record, **course.to_dict()}
     if endpoint is None:
         # no horizon given: the schedule's own end point, said in the report
@@ -1136,10 +1144,17 @@ def score(
     :meth:`RiskModel.score`."""
     if isinstance(patient, pd.DataFrame):
         _check_columns_once(patient)
-        return [
-            score(model, row, regimen, horizon_day=horizon_day, drivers=drivers)
-            for _, row in patient.iterrows()
-        ]
+        reports, problems = [], []
+        for label, row in patient.iterrows():
+            try:
+                reports.append(
+                    score(model, row, regimen, horizon_day=horizon_day, drivers=drivers)
+                )
+            except ValidationError as error:  # every row's, each named, as a table's are
+                problems += [replace(p, row=label) for p in error.problems]
+        if problems:
+            raise ValidationError(problems, "patient table")
+        return reports
     if not (
         isinstance(drivers, bool | np.bool_) or (isinstance(drivers, str) and drivers == "all")
     ):
