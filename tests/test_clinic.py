@@ -293,6 +293,9 @@ def test_a_comparison_names_every_bad_schedule_and_the_patients_problems(model, 
     assert found[0].startswith("age='x' is not a number")
     assert found[-1].startswith("schedule 'b': dose=-1")
     assert error.value.what == "comparison"
+    with pytest.raises(ValidationError) as error:  # a bad horizon too, not after the rest
+        model.compare_regimens(PATIENT, [{**course, "dose": "x"}], horizon_day="x")
+    assert [p.column for p in error.value.problems] == ["horizon_day", "dose"]
 
 
 def test_a_schedule_of_none_is_the_patients_own(model):

@@ -1482,8 +1482,8 @@ def compare_regimens(
         problems += [Problem(p.column, p.value, f"{label}: {p.message}") for p in found]
     if problems:
         valid = [course for course in courses if course is not None]
-        try:  # the patient's problems too, with a schedule that has none
-            _prepare(model, patient, valid[0] if valid else _PLACEHOLDER)
+        try:  # the patient's and the horizon's problems too, with a schedule that has none
+            _prepare(model, patient, valid[0] if valid else _PLACEHOLDER, horizon_day)
         except ValidationError as error:
             problems = [*error.problems, *problems]
         raise ValidationError(problems, "comparison")
