@@ -749,8 +749,10 @@ def contract_part(frame: pd.DataFrame, what: str) -> pd.DataFrame:
     A column the contract does not know (a site's own column, a free-text note) is no
     model's input and is left out, as scikit-learn's column selectors leave columns out.
     A column whose name is a near-miss of a contract column the table lacks (``BMI`` for
-    ``bmi``, ``madrs_basline``) is refused instead: leaving it out would read a recorded
-    value as missing, silently.
+    ``bmi``, ``madrs_basline``), or a patient or schedule column's name without its suffix
+    or with a qualifier before it (``hamd17`` or ``weight`` for ``hamd17_baseline`` or
+    ``weight_kg``, ``body_weight_kg``), is refused instead: leaving it out would read a
+    recorded value as missing, silently.
 
     Raises
     ------
@@ -771,16 +773,26 @@ def contract_part(frame: pd.DataFrame, what: str) -> pd.DataFrame:
     known = list(dict.fromkeys(c for c in frame.columns if _known(c)))  # a repeat: once
     absent = [name for name in _BY_NAME if name not in set(known)]
     lowered = {name.lower(): name for name in absent}
+    inputs = [name for name in absent if _BY_NAME[name].role in ("baseline", "regimen")]
     problems = []
     for name in frame.columns:
         if _known(name) or not isinstance(name, str) or len(name) > 100:
             continue
         spelled = name.strip().lower()
         visit = spelled if _VISIT.match(spelled) and spelled not in set(known) else None
+        snake = "_".join(re.findall(r"[a-z0-9]+", spelled))  # "Body weight (kg)"
         near = (
             lowered.get(spelled)
             or visit  # MADRS_d7 for madrs_d7
             or next(iter(difflib.get_close_matches(spelled, absent, n=1, cutoff=0.85)), None)
+            or next(
+                (
+                    c
+                    for c in inputs
+                    if snake and (c.startswith(f"{snake}_") or snake.endswith(f"_{c}"))
+                ),
+                None,
+            )
         )
         if near is not None:
             problems.append(
