@@ -211,6 +211,16 @@ def test_categories_are_case_normalised_and_regimens_are_frozen():
         regimen.dose = 1.0
 
 
+def test_a_required_field_left_out_is_a_validation_error_naming_it():
+    """As Regimen(**row) meets a row without a drug: not Python's TypeError."""
+    with pytest.raises(ValidationError) as caught:
+        Regimen(route="iv", dose=0.5, infusion_minutes=40)
+    assert [p.column for p in caught.value.problems] == ["drug"]
+    with pytest.raises(ValidationError) as caught:
+        Regimen()
+    assert [p.column for p in caught.value.problems] == ["drug", "route", "dose"]
+
+
 def test_from_record_ignores_other_columns_and_missing_values():
     row = pd.Series(
         {

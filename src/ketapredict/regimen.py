@@ -166,9 +166,11 @@ class Regimen:
     esketamine 84 mg intranasal, 2/week x 8
     """
 
-    drug: str
-    route: str
-    dose: float
+    # required: None as their default so that one left out is a ValidationError naming it,
+    # with every other fault of the regimen, rather than Python's TypeError
+    drug: str = None  # type: ignore[assignment]
+    route: str = None  # type: ignore[assignment]
+    dose: float = None  # type: ignore[assignment]
     dose_unit: str = "mg/kg"
     infusion_minutes: float | None = None
     sessions_per_week: float = 1.0
