@@ -73,6 +73,15 @@ def test_an_error_is_headed_by_what_was_wrong(model):
         model.score({**PATIENT, "age": 300}, {**COURSE.to_dict(), "dosee": 1})
 
 
+@pytest.mark.parametrize("source", ["", "  ", 123, b"demo"])
+def test_load_model_refuses_what_names_no_model(source):
+    """Empty text was the current directory; a number or bytes a TypeError."""
+    from ketapredict import ModelFileError
+
+    with pytest.raises(ModelFileError, match=r"no model given|a model is named by"):
+        load_model(source)
+
+
 def test_a_report_annotated_by_its_reader_leaves_the_model_as_it_was(model):
     report = model.score(PATIENT, COURSE, horizon_day=28)
     nested = next(k for k, v in report.provenance.items() if isinstance(v, dict))

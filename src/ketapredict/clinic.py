@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import html
 import json
+import os
 import re
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
@@ -30,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .encoding import Columns, feature_map, reads_planned_course, sources
-from .exceptions import Problem, ValidationError, one_line, short_repr
+from .exceptions import ModelFileError, Problem, ValidationError, one_line, short_repr
 from .regimen import (
     REFERENCE_WEIGHT_KG,
     REGIMEN_FIELDS,
@@ -114,7 +115,8 @@ def load_model(source: str | Path | None = None, *, public_key: Any = None):
     ------
     ModelFileError
         If the files are missing, changed since they were saved, malformed, of another
-        format, or not signed by ``public_key``.
+        format, or not signed by ``public_key``; or ``source`` is empty text or neither
+        text nor a path.
 
     Examples
     --------
@@ -130,7 +132,17 @@ def load_model(source: str | Path | None = None, *, public_key: Any = None):
     if source is None:
         with resources.as_file(resources.files("ketapredict") / "data" / _DEMO) as path:
             return RiskModel.load(path, public_key=public_key)
+    if not isinstance(source, str | os.PathLike):
+        raise ModelFileError(
+            f"a model is named by a directory or an MLflow model URI (text or a path), or "
+            f"None for the demo model; got {type(source).__name__}"
+        )
     text = str(source)
+    if not text.strip():  # Path("") is the current directory, which no one meant
+        raise ModelFileError(
+            f"no model given ({short_repr(source)}): give a model directory, an MLflow model "
+            "URI, or nothing for the demo model"
+        )
     if text.startswith(("models:/", "runs:/")):
         from .tracking import load_logged_model
 
