@@ -347,6 +347,18 @@ def test_tables_are_validated_before_scoring(risk_model, train):
         risk_model.predict_interval(broken)
 
 
+def test_patients_that_are_no_table_are_a_validation_error(risk_model, train):
+    from ketapredict import ValidationError
+
+    record = train.iloc[0].to_dict()
+    for given in (record, train.iloc[0], [record]):
+        for call in (risk_model.predict_proba, risk_model.predict_interval):
+            with pytest.raises(ValidationError, match="expected a patient table"):
+                call(given)
+    with pytest.raises(ValidationError, match="expected a patient table"):
+        risk_model.recalibrate(record)
+
+
 def test_a_table_is_scored_only_at_days_a_clinician_could_ask_for(risk_model, train):
     """As ``score`` refuses: day 0 (the moment of the first session), and no day at all for
     a schedule whose own end point lies beyond the 365 days a horizon may reach."""

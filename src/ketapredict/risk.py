@@ -313,6 +313,22 @@ class _Batch:
         return self._draw_table
 
 
+def _not_a_table(X: Any) -> ValidationError:
+    """The error for patients given as something other than a table."""
+    return ValidationError(
+        [
+            Problem(
+                None,
+                None,
+                f"expected a patient table (a pandas DataFrame, one patient course a row); got "
+                f"{type(X).__name__}. For one patient: model.score(patient, regimen, "
+                "horizon_day=...), or pd.DataFrame([record])",
+            )
+        ],
+        "patient table",
+    )
+
+
 def _check_provenance(provenance: dict[str, Any]) -> dict[str, Any]:
     """``provenance``, if every field that reports print is readable text
     (:func:`~ketapredict.modelfile.provenance_problems`); a saved model with a longer one
@@ -750,7 +766,7 @@ class RiskModel:
         if isinstance(X, Columns) or validated:
             return X
         if not isinstance(X, pd.DataFrame):
-            raise TypeError(f"expected a patient table (DataFrame); got {type(X).__name__}")
+            raise _not_a_table(X)
         # spellings are normalised ("IV" -> "iv") and every bad cell is reported at once;
         # columns the contract does not know are no model's input and are left out
         from .regimen import undated_beyond_the_horizons
@@ -1177,7 +1193,7 @@ class RiskModel:
         from .schema import contract_part
 
         if not isinstance(data, pd.DataFrame):
-            raise TypeError(f"expected a patient table (DataFrame); got {type(data).__name__}")
+            raise _not_a_table(data)
         table = self._table(contract_part(data, what), validated=False)
         recorded = [o for o in self.outcomes if o in table.columns and table[o].notna().any()]
         if isinstance(outcomes, str):  # one outcome, not its letters
