@@ -82,6 +82,16 @@ def test_load_model_refuses_what_names_no_model(source):
         load_model(source)
 
 
+def test_without_drivers_no_reference_risk_is_made_up(model):
+    """It was the patient's own probability, under the name of the reference risk."""
+    bare = model.score(PATIENT, COURSE, horizon_day=28, drivers=False)
+    assert all(r.average is None and r.drivers == () for r in bare.risks.values())
+    assert json.loads(json.dumps(bare.to_dict()))["risks"]["response"]["average"] is None
+    assert "reference risk" not in str(bare)
+    full = model.score(PATIENT, COURSE, horizon_day=28)
+    assert full["response"].average != full["response"].probability
+
+
 def test_a_report_annotated_by_its_reader_leaves_the_model_as_it_was(model):
     report = model.score(PATIENT, COURSE, horizon_day=28)
     nested = next(k for k, v in report.provenance.items() if isinstance(v, dict))

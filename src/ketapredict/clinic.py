@@ -184,7 +184,7 @@ class OutcomeRisk:
     low: float | None
     high: float | None
     band: str
-    average: float
+    average: float | None
     drivers: tuple[DriverEffect, ...] = ()
     schedule_points: float | None = None
     warnings: tuple[str, ...] = ()
@@ -224,6 +224,8 @@ class OutcomeRisk:
     def other_points(self) -> float:
         """Points of the predictors not listed, so that the lines add up to
         ``probability - average``."""
+        if self.average is None:  # scored without drivers
+            return 0.0
         listed = sum(d.points for d in self.drivers) + (self.schedule_points or 0.0)
         return 100 * (self.probability - self.average) - listed
 
@@ -253,7 +255,7 @@ class RiskReport:
         unfavourable), ``average`` (the reference risk the drivers are measured from: the
         probability at the model's mean log-odds over its training courses; for a rare,
         skewed outcome well below their mean risk, e.g. 0.3% for cognitive decline where
-        1.5% of courses had it),
+        1.5% of courses had it; None when scored with ``drivers=False``),
         ``drivers`` (the top 5 of the patient's predictors, signed percentage points that
         add up, with the others, to ``probability - average``), ``schedule_points`` (the
         regimen, i.e. drug, route, dose, schedule and a new oral antidepressant, and the
@@ -1243,7 +1245,7 @@ def score(
             low=low if state.z is not None else None,
             high=high if state.z is not None else None,
             band=_band(outcome, p),
-            average=float(average) if drivers else p,
+            average=float(average) if drivers else None,  # not computed: no drivers
             drivers=effects,
             schedule_points=given,
             warnings=tuple(own_warnings),
