@@ -82,6 +82,14 @@ def test_load_model_refuses_what_names_no_model(source):
         load_model(source)
 
 
+def test_a_horizon_that_replaces_the_records_own_day_says_so(model):
+    record = {**PATIENT, **COURSE.to_dict(), "endpoint_day": 7}
+    replaced = "the record's own endpoint_day was replaced by the horizon given"
+    assert replaced in model.score(record, horizon_day=28).warnings
+    assert replaced not in model.score(record, horizon_day=7).warnings
+    assert model.score(record).horizon_day == 7
+
+
 def test_without_drivers_no_reference_risk_is_made_up(model):
     """It was the patient's own probability, under the name of the reference risk."""
     bare = model.score(PATIENT, COURSE, horizon_day=28, drivers=False)

@@ -722,12 +722,18 @@ def _prepare(
     warnings: list[str] = []
     regimen_columns = set(columns("regimen"))
     baseline = {k: v for k, v in patient.items() if _role(k) not in (*_NOT_INPUTS, "regimen")}
-    if regimen is not None:
-        replaced = [k for k in patient if k in regimen_columns and not _is_missing(patient[k])]
+    if regimen is not None or horizon_day is not None:
+        # a regimen given replaces the record's schedule and its day; a horizon its day
+        replacing = regimen_columns if regimen is not None else {"endpoint_day"}
+        replaced = [k for k in patient if k in replacing and not _is_missing(patient[k])]
+        if regimen is None and _number(patient.get("endpoint_day")) == _number(horizon_day):
+            replaced = []  # the same day
         if replaced:
             warnings.append(
                 "the record's own regimen fields (" + ", ".join(replaced) + ") were "
                 "replaced by the regimen given"
+                if regimen is not None
+                else "the record's own endpoint_day was replaced by the horizon given"
             )
     problems: list[Problem] = []
     try:
