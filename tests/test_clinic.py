@@ -82,6 +82,21 @@ def test_load_model_refuses_what_names_no_model(source):
         load_model(source)
 
 
+def test_a_dose_below_any_studied_is_warned_as_a_likely_unit_mix_up(model):
+    """0.5 mg of ketamine IV (for 0.5 mg/kg) scored as a plan, without a word."""
+    patient = {**PATIENT, "weight_kg": 80}
+
+    def warned(**regimen):
+        report = model.score(patient, Regimen(**regimen), horizon_day=1)
+        return any("check the dose and its unit" in w for w in report.warnings)
+
+    assert warned(drug="ketamine", route="iv", dose=0.5, dose_unit="mg", infusion_minutes=40)
+    assert warned(drug="ketamine", route="iv", dose=1e-300, infusion_minutes=40)
+    assert not warned(drug="ketamine", route="sublingual", dose=10, dose_unit="mg")  # Lara 2013
+    assert not warned(drug="ketamine", route="iv", dose=0.1, infusion_minutes=40)
+    assert not warned(drug="saline", route="iv", dose=0, infusion_minutes=40)
+
+
 def test_a_horizon_that_replaces_the_records_own_day_says_so(model):
     record = {**PATIENT, **COURSE.to_dict(), "endpoint_day": 7}
     replaced = "the record's own endpoint_day was replaced by the horizon given"

@@ -88,6 +88,12 @@ ABSORPTION_MINUTES = {"im": 15.0, "sc": 30.0, "intranasal": 30.0, "sublingual": 
 # the adults fixed doses were studied in ("about 75-80 kg", CALIBRATION.md conventions).
 REFERENCE_WEIGHT_KG = 77.5
 
+# The smallest dose a session gave in the trials the virtual cohort models, as racemic-IV-
+# equivalent mg/kg: sublingual ketamine 10 mg (Lara 2013) at the reference weight, about
+# 0.036. Below half of it, a dose is beyond anything studied, and likelier a unit mixed up
+# (0.5 mg for 0.5 mg/kg) than a plan: reports say so.
+LOWEST_STUDIED_MG_PER_KG = 10 / REFERENCE_WEIGHT_KG * BIOAVAILABILITY["sublingual"]
+
 EXPOSURE_COLUMNS = (
     "dose_mg_per_kg",
     "systemic_dose_mg_per_kg",
