@@ -605,6 +605,18 @@ def test_a_score_out_of_range_is_named_by_its_own_file_and_line(tmp_path):
     ]
 
 
+def test_an_arms_dose_below_any_studied_is_noted_in_the_summary(tmp_path):
+    """0.5 mg of IV ketamine for 0.5 mg/kg was read without a word."""
+    root = shutil.copytree(example_study("bids"), tmp_path / "bids")
+    mapping = root / "mapping.toml"
+    text = mapping.read_text()
+    assert str(ketapredict.read_study(mapping).attrs["ingest"]["notes"]) == "[]"
+    mapping.write_text(text.replace('dose_unit = "mg/kg"', 'dose_unit = "mg"', 1))
+    notes = ketapredict.read_study(mapping).attrs["ingest"]["notes"]
+    assert len(notes) == 1
+    assert notes[0].startswith("arms.ketamine: a session's dose, 0.0065 mg/kg")
+
+
 def test_a_value_map_to_no_contract_value_is_a_fault_of_the_mapping(tmp_path):
     """Said once, of the mapping, not once for each participant with the code."""
     root = shutil.copytree(example_study("bids"), tmp_path / "bids")

@@ -33,10 +33,10 @@ import pandas as pd
 from .encoding import Columns, feature_map, reads_planned_course, sources
 from .exceptions import ModelFileError, Problem, ValidationError, one_line, short_repr
 from .regimen import (
-    LOWEST_STUDIED_MG_PER_KG,
     REFERENCE_WEIGHT_KG,
     REGIMEN_FIELDS,
     Regimen,
+    below_any_studied,
     beyond_the_horizons,
     exposure,
     recorded_fields,
@@ -684,22 +684,6 @@ def _role(name: Any) -> str | None:
     return column(name).role if _known(name) else None
 
 
-def _below_any_studied(values: Mapping[str, Any]) -> str | None:
-    """A note when an active drug's dose per session lies below half the smallest any
-    trial of the virtual cohort gave (:data:`~ketapredict.regimen.LOWEST_STUDIED_MG_PER_KG`):
-    beyond the evidence, and often a unit mixed up. None otherwise."""
-    fields = {k: np.array([values.get(k)], dtype=object) for k in (*REGIMEN_FIELDS, "weight_kg")}
-    found = exposure(fields)
-    equivalent = float(found["racemic_iv_equivalent_mg_per_kg"][0])
-    if not found["active_drug"][0] or equivalent >= LOWEST_STUDIED_MG_PER_KG / 2:
-        return None
-    return (
-        f"a session's dose, {equivalent:.2g} mg/kg as racemic ketamine IV, is below half the "
-        "smallest in the trials the virtual cohort models (sublingual ketamine 10 mg, Lara "
-        f"2013: about {LOWEST_STUDIED_MG_PER_KG:.2g} mg/kg): check the dose and its unit"
-    )
-
-
 def _mid_course(values: Mapping[str, Any], planned_read: bool = False) -> str | None:
     """A note when the horizon comes before the schedule's last session: the features
     describe the course given by then (its exposure, sessions and length), so the estimate
@@ -1281,7 +1265,7 @@ def score(
             f"the dose in mg was converted to mg/kg at the reference weight of "
             f"{REFERENCE_WEIGHT_KG:g} kg; give the patient's weight for a sounder estimate"
         )
-    low_dose = _below_any_studied(values)
+    low_dose = below_any_studied(values)
     if low_dose is not None:
         warnings.append(low_dose)
     before_the_end = _mid_course(

@@ -381,6 +381,35 @@ leave it out of the record for its default, 1'}
 _DEFAULTS = {"dose_unit": "mg/kg", "sessions_per_week": 1, "n_sessions": 1}
 
 
+def below_any_studied(fields: Mapping[str, Any]) -> str | None:
+    """What to say of an active drug's dose per session below half the smallest in the
+    trials the virtual cohort models (:data:`LOWEST_STUDIED_MG_PER_KG`): beyond the
+    evidence, and often a unit mixed up. None otherwise.
+
+    ``fields`` are a regimen's fields (and optionally ``weight_kg``), as a record.
+
+    Examples
+    --------
+    >>> from ketapredict.regimen import below_any_studied
+    >>> iv = {"drug": "ketamine", "route": "iv", "infusion_minutes": 40}
+    >>> below_any_studied({**iv, "dose": 0.5}) is None
+    True
+    >>> below_any_studied({**iv, "dose": 0.5, "dose_unit": "mg"})[:50]
+    "a session's dose, 0.0065 mg/kg as racemic ketamine"
+    """
+    found = exposure(
+        {k: np.array([fields.get(k)], dtype=object) for k in (*REGIMEN_FIELDS, "weight_kg")}
+    )
+    equivalent = float(found["racemic_iv_equivalent_mg_per_kg"][0])
+    if not found["active_drug"][0] or equivalent >= LOWEST_STUDIED_MG_PER_KG / 2:
+        return None
+    return (
+        f"a session's dose, {equivalent:.2g} mg/kg as racemic ketamine IV, is below half the "
+        "smallest in the trials the virtual cohort models (sublingual ketamine 10 mg, Lara "
+        f"2013: about {LOWEST_STUDIED_MG_PER_KG:.2g} mg/kg): check the dose and its unit"
+    )
+
+
 def beyond_the_horizons(day: float, whose: str, field: str = "horizon_day") -> str | None:
     """What is wrong when a default horizon (a schedule's own end point, 24 h after its last
     session) lies beyond the days a horizon may reach; None when it does not.

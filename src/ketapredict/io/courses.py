@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import Problem, ValidationError, short_repr
+from ..regimen import below_any_studied
 from ..schema import (
     REMISSION_MAX,
     RESPONSE_FRACTION,
@@ -77,6 +78,9 @@ class IngestSummary:
     ignored_records : dict of str to int
         Score records not used, by reason (a session the mapping skips, an analysis flag
         not set).
+    notes : list of str
+        What the mapping holds that a reader should check, such as an arm's dose below any
+        studied (a unit mixed up: 0.5 mg for 0.5 mg/kg).
     """
 
     source: str
@@ -89,6 +93,7 @@ class IngestSummary:
     endpoints: dict[str, float] = field(default_factory=dict)
     unassessed: dict[str, int] = field(default_factory=dict)
     ignored_records: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -117,6 +122,7 @@ class IngestSummary:
             lines.append(f"    {name:<{width}}  {n}")
         for reason, n in self.ignored_records.items():
             lines.append(f"  score records not used: {n} ({reason})")
+        lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
 
 
@@ -600,6 +606,11 @@ def assemble(
 
     summary.dropped = dict(dropped)
     summary.ignored_records = dict(unused)
+    summary.notes = [
+        f"arms.{arm}: {note}"
+        for arm, spec in mapping.arms.items()
+        if (note := below_any_studied(spec.regimen().to_dict())) is not None
+    ]
     summary.patients = int(table["patient_id"].nunique())
     summary.courses = table["arm"].value_counts().reindex(list(mapping.arms)).dropna()
     summary.courses = {k: int(v) for k, v in summary.courses.items()}
