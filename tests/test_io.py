@@ -269,6 +269,26 @@ def test_adam_transport_and_dataset_json_read_into_the_bids_table(tmp_path, stud
     assert got["response"].astype(bool).tolist() == first["response"].astype(bool).tolist()
 
 
+def test_adam_variables_in_lower_case_are_read_as_the_mapping_names_them(tmp_path, study):
+    """SAS variable names are case-insensitive; some exports write them in lower case, and
+    each was refused as missing ("adqs.xpt has no USUBJID variable")."""
+    import pyreadstat
+
+    adam = write_adam(study, tmp_path / "adam")
+    for name in ("adsl", "adqs"):
+        document = json.loads((adam / f"{name}.json").read_text())
+        for column in document["columns"]:
+            column["name"] = column["name"].lower()
+        (adam / f"{name}_lower.json").write_text(json.dumps(document))
+        frame = read_dataset(adam / f"{name}.xpt")
+        pyreadstat.write_xport(frame.rename(columns=str.lower), str(adam / f"{name}_lower.xpt"))
+    shipped = example_study("adam") / "mapping.toml"
+    expected = read_adam(adam / "adsl.xpt", adam / "adqs.xpt", shipped)
+    for suffix in ("json", "xpt"):
+        lower = read_adam(adam / f"adsl_lower.{suffix}", adam / f"adqs_lower.{suffix}", shipped)
+        pd.testing.assert_frame_equal(lower, expected)
+
+
 def test_dataset_json_1_0_reads_like_1_1(tmp_path, study):
     adam = write_adam(study, tmp_path / "adam", formats=("json",))
     new = json.loads((adam / "adqs.json").read_text())

@@ -184,9 +184,10 @@ def read_adam(
                 "ADaM study",
             )
         paths[name] = path
-    subjects_raw = read_dataset(paths["adsl"])
-    records_raw = read_dataset(paths["efficacy"])
     names = mapping.adam
+    wanted = _variables(mapping)
+    subjects_raw = _as_mapped(read_dataset(paths["adsl"]), wanted)
+    records_raw = _as_mapped(read_dataset(paths["efficacy"]), wanted)
     what = f"ADaM study {paths['adsl'].name} + {paths['efficacy'].name}"
     problems = []
     needed = [names.subject, names.parameter, names.value, mapping.visits.variable, *names.flags]
@@ -263,6 +264,37 @@ def read_adam(
         record_files=paths["efficacy"].name,
         ignored=ignored,
     )
+
+
+def _variables(mapping: StudyMapping) -> list[str]:
+    """Every variable name the mapping reads from the datasets."""
+    names = mapping.adam
+    found = [names.subject, names.parameter, names.value, *names.flags, "STUDYID"]
+    found += [names.period] if names.period else []
+    found += [mapping.visits.variable] if mapping.visits is not None else []
+    found += list(mapping.periods.columns) if mapping.periods is not None else []
+    found += list(mapping.keep)
+    for spec in (mapping.diagnosis, *mapping.columns.values()):
+        if not isinstance(spec, str):
+            found.append(spec.column)
+        elif spec is not mapping.diagnosis:
+            found.append(spec)
+    return found
+
+
+def _as_mapped(frame: pd.DataFrame, wanted: list[str]) -> pd.DataFrame:
+    """The dataset with its variables named as the mapping names them, where they differ in
+    case only: SAS variable names are case-insensitive (``usubjid`` is ``USUBJID``), and
+    some exports write them in lower case. A name the dataset has in two cases is left as
+    it is."""
+    by_upper = {name.upper(): name for name in reversed(wanted)}
+    upper = [c.upper() if isinstance(c, str) else c for c in frame.columns]
+    renames = {
+        c: by_upper[u]
+        for c, u in zip(frame.columns, upper, strict=True)
+        if isinstance(c, str) and u in by_upper and c != by_upper[u] and upper.count(u) == 1
+    }
+    return frame.rename(columns=renames)
 
 
 def _study_id(adsl: pd.DataFrame, path: Path) -> str:
