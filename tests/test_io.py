@@ -609,6 +609,44 @@ def test_a_diagnosis_code_in_the_wrong_case_is_refused_not_dropped(tmp_path):
     )
 
 
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda b: b.decode().encode("utf-16"),
+            "participants.tsv is not UTF-8 text (it is UTF-16, as spreadsheet programs save",
+        ),
+        (
+            lambda b: b.replace(b"\n", b"\tZ\xfcrich\n", 3).replace(b"\tZ\xfcrich", b"", 2),
+            "participants.tsv is not UTF-8 text (invalid start byte at line 3, byte ",
+        ),
+        (
+            lambda b: b.replace(b"\n", b"\r"),
+            "participants.tsv ends its lines with carriage returns alone (old Mac text)",
+        ),
+        (
+            lambda b: b.replace(b"\t", b","),
+            "it has no tab: BIDS tables are tab-separated, and this one looks comma-separated",
+        ),
+        (
+            lambda b: b.replace(b"\tage\t", b"\tsex\t", 1),
+            "participants.tsv repeats a column name in its header ('sex')",
+        ),
+    ],
+    ids=["utf-16", "latin-1", "cr-only", "commas", "repeated-column"],
+)
+def test_a_table_saved_the_wrong_way_is_said_as_such(tmp_path, edit, message):
+    """Spreadsheet exports: each was a puzzle (a byte offset, a repeated column that was
+    not, an empty-looking header)."""
+    root = shutil.copytree(example_study("bids"), tmp_path / "bids")
+    participants = root / "dataset" / "participants.tsv"
+    before = participants.read_bytes()
+    participants.write_bytes(edit(before))
+    assert participants.read_bytes() != before
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        ketapredict.read_study(root / "mapping.toml")
+
+
 def test_a_score_out_of_range_is_named_by_its_own_file_and_line(tmp_path):
     """It was named by its participant's line in participants.tsv, a file that holds no
     scores."""

@@ -46,23 +46,44 @@ def _file_problem(path: Path, root: Path, name: str) -> str | None:
     return None
 
 
+def _not_utf8(raw: bytes, error: UnicodeDecodeError) -> str:
+    """Where a file stops being UTF-8, by line and column, and what it may be instead."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "it is UTF-16, as spreadsheet programs save 'Unicode text': save it as UTF-8"
+    line = raw.count(b"\n", 0, error.start) + 1
+    column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
+    return (
+        f"{error.reason} at line {line}, byte {column} of the line: perhaps Latin-1 or "
+        "Windows-1252; save it as UTF-8"
+    )
+
+
 def _read_tsv(path: Path, root: Path, required: tuple[str, ...]) -> pd.DataFrame:
     """A BIDS TSV file as text cells, with ``where`` (file and line) for messages."""
     name = path.relative_to(root).as_posix()
     problem = _file_problem(path, root, name)
     if problem is not None:
         raise ValidationError([Problem(None, name, problem)], f"BIDS dataset at {str(root)!r}")
+    raw = path.read_bytes()
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
+        raise ValidationError(
+            [Problem(None, name, f"{name} is not UTF-8 text ({_not_utf8(raw, error)})")],
+            f"BIDS dataset at {str(root)!r}",
+        ) from None
+    if "\r" in text and "\n" not in text:
         raise ValidationError(
             [
                 Problem(
-                    None, name, f"{name} is not UTF-8 text ({error.reason} at byte {error.start})"
+                    None,
+                    name,
+                    f"{name} ends its lines with carriage returns alone (old Mac text); BIDS "
+                    "tables end them with line feeds: save it again as such",
                 )
             ],
             f"BIDS dataset at {str(root)!r}",
-        ) from None
+        )
     # rows end at a line feed (with or without a carriage return) and nowhere else (a
     # U+2028 in a notes cell is text); blank lines are skipped but keep their numbers
     numbered = [
@@ -77,13 +98,25 @@ def _read_tsv(path: Path, root: Path, required: tuple[str, ...]) -> pd.DataFrame
             f"BIDS dataset at {str(root)!r}",
         )
     header = lines[0].split("\t")
+    commas = (
+        "; it has no tab: BIDS tables are tab-separated, and this one looks comma-separated"
+        if len(header) == 1 and "," in header[0]
+        else ""
+    )
     problems = [
-        Problem(c, None, f"{name} has no {c!r} column (its header: {', '.join(header)})")
+        Problem(c, None, f"{name} has no {c!r} column (its header: {', '.join(header)}){commas}")
         for c in required
         if c not in header
     ]
-    if len(set(header)) != len(header):
-        problems.append(Problem(None, name, f"{name} repeats a column name in its header"))
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:
+        problems.append(
+            Problem(
+                None,
+                name,
+                f"{name} repeats a column name in its header ({', '.join(map(repr, repeated))})",
+            )
+        )
     for reserved in (SUBJECT, WHERE):
         if reserved in header:
             problems.append(Problem(reserved, name, f"{name}: column {reserved!r} is reserved"))
@@ -95,7 +128,8 @@ def _read_tsv(path: Path, root: Path, required: tuple[str, ...]) -> pd.DataFrame
                 Problem(
                     None,
                     name,
-                    f"{name} line {number} has {len(row)} cells; the header has {len(header)}",
+                    f"{name} line {number} has {len(row)} cell{'s' * (len(row) != 1)}; the "
+                    f"header has {len(header)}",
                 )
             )
     if problems:
