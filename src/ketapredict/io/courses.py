@@ -212,6 +212,7 @@ def _course_key(
     arms_of: dict[str, dict[int, str]],
     where: str,
     problems: list[Problem],
+    started: str = "",
 ) -> int | None:
     """The period of the course a record belongs to; 0 for a baseline shared by all of
     the participant's courses; None (with a problem) when it cannot be told."""
@@ -235,8 +236,14 @@ def _course_key(
                 Problem(
                     "period",
                     period,
-                    f"{where}: its participant has no period {period} (their periods: "
-                    f"{sorted(periods) or 'none'})",
+                    f"{where}: its participant has no period {period} ("
+                    + (
+                        f"only period{'s' * (len(periods) > 1)} "
+                        + ", ".join(str(k) for k in sorted(periods))
+                        if periods
+                        else "none"
+                    )
+                    + f"{started})",
                 )
             )
             return None
@@ -283,6 +290,14 @@ def _course_key(
         )
     )
     return None
+
+
+def _started(mapping: StudyMapping, row: str) -> str:
+    """Where a participant's periods are said: ``; see TRT01A, TRT02A of adsl.xpt record
+    3``."""
+    if mapping.periods is None:
+        return ""
+    return f"; see {', '.join(mapping.periods.columns)} of {row}"
 
 
 def _not_started(session, record_period: Any, periods: dict[int, str]) -> bool:
@@ -486,7 +501,15 @@ def assemble(
                     )
                     continue
                 record_period = int(record_period)
-            period = _course_key(subject, session, record_period, arms_of, where, problems)
+            period = _course_key(
+                subject,
+                session,
+                record_period,
+                arms_of,
+                where,
+                problems,
+                _started(mapping, row_of[subject]),
+            )
             if period is None:
                 continue
             try:
