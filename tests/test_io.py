@@ -647,6 +647,27 @@ def test_a_table_saved_the_wrong_way_is_said_as_such(tmp_path, edit, message):
         ketapredict.read_study(root / "mapping.toml")
 
 
+def test_a_file_whose_identifiers_are_written_differently_is_one_problem(tmp_path):
+    """77 problems, one a participant and one a course, hid that madrs.tsv wrote its
+    identifiers without the 'sub-' prefix; none names an identifier."""
+    root = shutil.copytree(example_study("bids"), tmp_path / "bids")
+    madrs = root / "dataset" / "phenotype" / "madrs.tsv"
+    lines = madrs.read_text().split("\n")
+    madrs.write_text("\n".join(line.removeprefix("sub-") for line in lines))
+    with pytest.raises(ValidationError) as caught:
+        ketapredict.read_study(root / "mapping.toml")
+    assert [p.message for p in caught.value.problems] == [
+        "none of the 27 participants of phenotype/madrs.tsv is in participants.tsv: 27 of them "
+        "match one when case and a 'sub-' prefix are ignored; write the identifiers as "
+        "participants.tsv does"
+    ]
+    # one stranger among known participants is still named by its line
+    lines[1] = lines[1].replace("sub-01", "sub-99", 1)
+    madrs.write_text("\n".join(lines))
+    with pytest.raises(ValidationError, match=r"madrs\.tsv line 2: its participant is not in"):
+        ketapredict.read_study(root / "mapping.toml")
+
+
 def test_a_score_out_of_range_is_named_by_its_own_file_and_line(tmp_path):
     """It was named by its participant's line in participants.tsv, a file that holds no
     scores."""

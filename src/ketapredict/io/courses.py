@@ -18,6 +18,7 @@ The two long tables:
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -292,6 +293,40 @@ def _course_key(
     return None
 
 
+def _strangers(
+    found: dict[Any, Problem], listed: set[Any], any_known: bool, subject_file: str, file: str
+) -> list[Problem]:
+    """The problems of records whose participant the subject file lacks: one for each
+    such participant, or, when no record names a participant of the subject file, one
+    for all (the files write identifiers differently, and a problem for each participant
+    hid that), saying how many match without case and a ``sub-`` prefix. Identifiers
+    themselves are never shown."""
+    if any_known or len(found) < 2:
+        return list(found.values())
+    keys = {_id_key(s) for s in listed if isinstance(s, str)}
+    close = sum(isinstance(s, str) and _id_key(s) in keys for s in found)
+    hint = (
+        f": {close:,} of them match one when case and a 'sub-' prefix are ignored; write the "
+        f"identifiers as {subject_file} does"
+        if close
+        else ": do the files write identifiers differently? (first: "
+        f"{next(iter(found.values())).message})"
+    )
+    return [
+        Problem(
+            "participant_id",
+            None,
+            f"none of the {len(found):,} participants of {file} is in {subject_file}{hint}",
+        )
+    ]
+
+
+def _id_key(identifier: str) -> str:
+    """An identifier without case, spaces and a BIDS ``sub-`` prefix."""
+    folded = "".join(identifier.split()).casefold()
+    return folded.removeprefix("sub-")
+
+
 def _started(mapping: StudyMapping, row: str) -> str:
     """Where a participant's periods are said: ``; see TRT01A, TRT02A of adsl.xpt record
     3``."""
@@ -443,28 +478,31 @@ def assemble(
     entries = mapping.entries
     kind = "session" if mapping.format == "bids" else "visit"  # each standard's own word
     values: dict[tuple, tuple[float | None, str]] = {}
-    no_subject: Counter = Counter()
+    # records whose participant the subject file lacks, by file: their participants and
+    # each one's first record's problem; and the files that name some participant it has
+    strangers: dict[str, dict[Any, Problem]] = defaultdict(dict)
+    known_files: set[str] = set()
     without_id: list[str] = []
     with_records = set(records["subject"])
     listed = set(subjects[SUBJECT])
     for rec in records.itertuples(index=False):
         subject, label, where = rec.subject, rec.label, rec.where
+        file = re.split(r" (?:line|record) \d+$", where)[0]
         before = len(problems)
         try:  # a record's problem marks its participant (finally: past every continue)
+            if subject in listed:
+                known_files.add(file)
             if subject not in people:
                 if subject in listed:
                     continue  # a participant left out above (counted there)
                 if _is_missing(subject):
                     without_id.append(where)
                     continue
-                no_subject[subject] += 1
-                if no_subject[subject] == 1:
-                    problems.append(
-                        Problem(
-                            "participant_id",
-                            None,
-                            f"{where}: its participant is not in {subject_file}",
-                        )
+                if subject not in strangers[file]:
+                    strangers[file][subject] = Problem(
+                        "participant_id",
+                        None,
+                        f"{where}: its participant is not in {subject_file}",
                     )
                 continue
             session = entries.get(label)
@@ -549,6 +587,11 @@ def assemble(
         finally:
             if len(problems) > before:
                 flawed.add(subject)
+    for file, found in strangers.items():
+        problems += _strangers(found, listed, file in known_files, subject_file, file)
+    # a file none of whose identifiers are the subject file's: every course lacks its
+    # scores, which that one problem says (not once more for each course)
+    ids_differ = any(len(found) > 1 and f not in known_files for f, found in strangers.items())
     if without_id:  # one problem, however many records: the first says where to look
         more = f" (and {len(without_id) - 1:,} more records)" if len(without_id) > 1 else ""
         problems.append(
@@ -582,7 +625,7 @@ def assemble(
                 shared = values.get((subject, 0, "baseline", scale))
                 course[f"{scale}_baseline"] = (own or shared or (None,))[0]
             if course["madrs_baseline"] is None:
-                if subject in flawed:
+                if subject in flawed or ids_differ:
                     continue  # a record of theirs was refused, and said: not twice
                 if mapping.incomplete == "drop":
                     dropped["courses without a baseline MADRS"] += 1
