@@ -668,6 +668,24 @@ def test_a_file_whose_identifiers_are_written_differently_is_one_problem(tmp_pat
         ketapredict.read_study(root / "mapping.toml")
 
 
+@pytest.mark.parametrize(
+    ("study", "wrong", "right", "message"),
+    [
+        ("bids", "MADRS_Total", "MADRS_total", "has a 'MADRS_total' column (scores.madrs) (did "
+         "you mean 'MADRS_Total'?)"),
+        ("adam", "MADRSTOT", "MADRSTT", "PARAMCD='MADRSTT' (did you mean 'MADRSTOT'?)"),
+    ],
+)  # fmt: skip
+def test_a_scores_name_mistyped_in_the_mapping_gets_a_did_you_mean(
+    tmp_path, study, wrong, right, message
+):
+    root = shutil.copytree(example_study(study), tmp_path / study)
+    mapping = root / "mapping.toml"
+    mapping.write_text(mapping.read_text().replace(f'madrs = "{wrong}"', f'madrs = "{right}"'))
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        ketapredict.read_study(mapping)
+
+
 def test_a_score_out_of_range_is_named_by_its_own_file_and_line(tmp_path):
     """It was named by its participant's line in participants.tsv, a file that holds no
     scores."""

@@ -18,7 +18,7 @@ import pandas as pd
 
 from .._files import not_a_file
 from ..exceptions import Problem, ValidationError, short_repr
-from .courses import SUBJECT, WHERE, _text, assemble
+from .courses import SUBJECT, WHERE, _text, assemble, did_you_mean
 from .mapping import StudyMapping, load_mapping
 
 __all__ = ["read_adam", "read_dataset"]
@@ -226,7 +226,8 @@ def read_adam(
                 Problem(
                     f"scores.{scale_of[code]}",
                     code,
-                    f"{paths['efficacy'].name} has no records with {names.parameter}={code!r}",
+                    f"{paths['efficacy'].name} has no records with {names.parameter}={code!r}"
+                    + did_you_mean(code, parameter.dropna().unique().tolist()),
                 )
                 for code in absent
             ],

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..exceptions import Problem, ValidationError
-from .courses import SUBJECT, WHERE, assemble
+from .courses import SUBJECT, WHERE, assemble, did_you_mean
 from .mapping import StudyMapping, load_mapping
 
 __all__ = ["read_bids"]
@@ -224,8 +224,10 @@ def read_bids(path: str | Path | None, mapping: str | Path | StudyMapping) -> pd
     if not phenotype:
         problems.append(Problem(None, str(root), f"no phenotype/*.tsv files in {str(root)!r}"))
     records, found = [], set()
+    headers: list[str] = []  # every phenotype column, for a "did you mean"
     for file in phenotype:
         table = _read_tsv(file, root, ())
+        headers += [c for c in table.columns if c != WHERE]
         scales = {s: c for s, c in mapping.scores.items() if c in table.columns}
         if not scales:
             continue
@@ -256,11 +258,12 @@ def read_bids(path: str | Path | None, mapping: str | Path | StudyMapping) -> pd
             )
     for scale, source in mapping.scores.items():
         if scale not in found and phenotype:
+            hint = did_you_mean(source, list(dict.fromkeys(headers)))
             problems.append(
                 Problem(
                     f"scores.{scale}",
                     source,
-                    f"no phenotype file has a {source!r} column (scores.{scale})",
+                    f"no phenotype file has a {source!r} column (scores.{scale}){hint}",
                 )
             )
     if problems:

@@ -18,6 +18,7 @@ The two long tables:
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -134,6 +135,14 @@ def _text(value: Any) -> str | None:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))  # 1.0 read from XPT is the code "1"
     return str(value).strip()
+
+
+def did_you_mean(given: str, found: list[str]) -> str:
+    """`` (did you mean 'X'?)`` for the name in ``found`` closest to ``given`` (the same
+    but for case first), or ``""``."""
+    near = [f for f in found if f.casefold() == given.casefold()]
+    near = near or difflib.get_close_matches(given, found, n=1)
+    return f" (did you mean {near[0]!r}?)" if near else ""
 
 
 def _folded(text: str) -> str:
