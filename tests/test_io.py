@@ -138,7 +138,7 @@ def test_malformed_bids_gives_one_error_listing_every_problem(tmp_path):
         read_bids(root, root / "mapping.toml")
     text = str(caught.value)
     for expected in (
-        "second madrs value for its participant at day 2 of period 1",
+        "second madrs value (15) for its participant at day 2 of period 1 (the first: ",
         "session 'ses-x1' is not in the mapping",
         "the participant of participants.tsv line 5 period 1 (ketamine): no baseline MADRS",
         "the participant of participants.tsv line 5 period 2 (saline): no baseline MADRS",

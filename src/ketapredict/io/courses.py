@@ -145,6 +145,11 @@ def did_you_mean(given: str, found: list[str]) -> str:
     return f" (did you mean {near[0]!r}?)" if near else ""
 
 
+def _shown(score: float | None) -> str:
+    """A score as a message shows it: ``43``, ``42.5``, ``n/a``."""
+    return "n/a" if score is None else f"{score:g}"
+
+
 def _folded(text: str) -> str:
     """Text compared without case or spaces (``"mdd "`` is ``"MDD"``)."""
     return "".join(text.split()).casefold()
@@ -579,15 +584,16 @@ def assemble(
                 continue
             key = (subject, period, "baseline" if session.baseline else session.day, rec.scale)
             if key in values:
-                first = values[key][1]
+                earlier, first = values[key]
                 problems.append(
                     Problem(
                         rec.scale,
                         label,
-                        f"{where}: a second {rec.scale} value for its participant at "
+                        f"{where}: a second {rec.scale} value ({_shown(value)}) for its "
+                        f"participant at "
                         f"{'baseline' if session.baseline else f'day {session.day:g}'}"
                         + (f" of period {period}" if period else "")
-                        + f" (the first: {first})",
+                        + f" (the first: {_shown(earlier)}, {first})",
                     )
                 )
                 continue
