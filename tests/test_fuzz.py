@@ -858,7 +858,8 @@ def test_a_validation_error_survives_pickling_with_its_problems():
         (5, "regimens must be a Regimen, a list of them, a mapping of names to them or a "
          "DataFrame of them, one a row; got int"),
         ("iv", "got str"),
-        ({1: COURSE}, "a regimen's name must be text; got 1"),
+        ({1: COURSE}, "a regimen's name must be text, not empty; got 1"),
+        ({" ": COURSE}, "a regimen's name must be text, not empty; got ' '"),
         ([{**COURSE.to_dict(), "dose": 10**400}], "dose=1000000000000"),
         (["iv"], "regimen must be a Regimen, a mapping of its fields or None; got str"),
     ],

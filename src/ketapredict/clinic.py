@@ -1459,14 +1459,14 @@ def compare_regimens(
         named = [(None, regimens)]  # one regimen
     elif isinstance(regimens, Mapping):
         named = list(regimens.items())
-        names = [name for name, _ in named if not isinstance(name, str)]
+        names = [name for name, _ in named if not isinstance(name, str) or not name.strip()]
         if names:
             raise ValidationError(
                 [
                     Problem(
                         "regimens",
                         name,
-                        f"a regimen's name must be text; got {short_repr(name)}",
+                        f"a regimen's name must be text, not empty; got {short_repr(name)}",
                     )
                     for name in names
                 ],
