@@ -53,17 +53,28 @@ def test_a_blank_schedule_field_in_a_record_is_refused_not_read_as_its_default(m
 
 
 def test_a_table_of_patients_is_refused_with_every_bad_row_named(model):
-    table = pd.DataFrame(
-        [PATIENT, {**PATIENT, "age": 200}, {**PATIENT, "madrs_baseline": 99}],
-        index=["a", "b", "c"],
-    )
+    """By position where the labels could identify patients (as every table entry point
+    names rows); an argument's problem once, not once a row; a site's columns left out."""
+    rows = [PATIENT, {**PATIENT, "age": 200}, {**PATIENT, "madrs_baseline": 99}]
     with pytest.raises(ValidationError) as caught:
-        model.score(table, COURSE, horizon_day=1)
+        model.score(pd.DataFrame(rows), COURSE, horizon_day=1)
     assert [(p.row, p.column) for p in caught.value.problems] == [
-        ("b", "age"),
-        ("c", "madrs_baseline"),
+        (1, "age"),
+        (2, "madrs_baseline"),
     ]
-    assert str(caught.value).startswith("2 problems in the patient table:\n  row b: age=200")
+    assert str(caught.value).startswith("2 problems in the patient table:\n  row 1: age=200")
+    for index in (["MRN-123456", "MRN-2", "MRN-3"], pd.Index([7, 8, 9], name="patient_id")):
+        with pytest.raises(ValidationError) as caught:
+            model.score(pd.DataFrame(rows, index=index), COURSE, horizon_day=1)
+        assert "MRN" not in str(caught.value)
+        assert "rows by position" in str(caught.value)
+        assert [p.row for p in caught.value.problems] == [1, 2]
+    with pytest.raises(ValidationError) as caught:
+        model.score(pd.DataFrame([PATIENT] * 5), COURSE, horizon_day=0)
+    assert len(caught.value.problems) == 1
+    assert caught.value.what == "horizon"
+    site = pd.DataFrame([{**PATIENT, "site": "Leeds"}] * 2)
+    assert len(model.score(site, COURSE, horizon_day=1)) == 2
 
 
 def test_an_error_is_headed_by_what_was_wrong(model):

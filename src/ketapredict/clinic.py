@@ -48,7 +48,9 @@ from .schema import (
     _number,
     column,
     columns,
+    contract_part,
     record_items,
+    rows_for_messages,
     validate_patient,
 )
 
@@ -1165,8 +1167,20 @@ def score(
     :meth:`RiskModel.score`."""
     if isinstance(patient, pd.DataFrame):
         _check_columns_once(patient)
-        reports, problems = [], []
-        for label, row in patient.iterrows():
+        # as the table entry points read a table: rows named by position where the labels
+        # could identify patients, a site's own columns left out
+        table, what = rows_for_messages(patient, "patient table")
+        table = contract_part(table, what)
+        problems, at_fault = [], []
+        if regimen is not None:  # the arguments' problems once, not once a row
+            _regimen_of({}, regimen, problems)
+            at_fault += ["regimen"] if problems else []
+        if horizon_day is not None and _day(horizon_day, "horizon_day", problems) is None:
+            at_fault.append("horizon")
+        if problems:
+            raise ValidationError(problems, " and ".join(at_fault))
+        reports = []
+        for label, row in table.iterrows():
             try:
                 reports.append(
                     score(model, row, regimen, horizon_day=horizon_day, drivers=drivers)
@@ -1174,7 +1188,7 @@ def score(
             except ValidationError as error:  # every row's, each named, as a table's are
                 problems += [replace(p, row=label) for p in error.problems]
         if problems:
-            raise ValidationError(problems, "patient table")
+            raise ValidationError(problems, what)
         return reports
     if not (
         isinstance(drivers, bool | np.bool_) or (isinstance(drivers, str) and drivers == "all")

@@ -743,6 +743,35 @@ def _known(name: object) -> bool:
     return isinstance(name, str) and (name in _BY_NAME or _VISIT.match(name) is not None)
 
 
+def rows_for_messages(
+    df: pd.DataFrame, what: str, row_labels: bool | None = None
+) -> tuple[pd.DataFrame, str]:
+    """The table with the row labels its problems may print, and what to call it.
+
+    A text label or a long number may be a patient's name or record number, which an error
+    message, often logged, must not carry: such a table (and one indexed by an identifier
+    column) is named by position, and ``what`` says so. ``row_labels`` True keeps the
+    labels (a caller's own, such as a file's line numbers); False always uses positions.
+    """
+    index = df.index
+    identifiers = [c for c in columns("identifier") if c in df.columns]
+    if row_labels is False:
+        return df.reset_index(drop=True), what
+    if any(name in columns("identifier") for name in index.names) or any(
+        np.array_equal(index.to_numpy(dtype=object), df[c].to_numpy(dtype=object))
+        for c in identifiers
+        if isinstance(df[c], pd.Series)
+    ):
+        return df.reset_index(
+            drop=True
+        ), f"{what} (rows by position: its index identifies patients)"
+    if row_labels is None and not _row_numbers(index):
+        return df.reset_index(
+            drop=True
+        ), f"{what} (rows by position: its index is not row numbers)"
+    return df, what
+
+
 def contract_part(frame: pd.DataFrame, what: str) -> pd.DataFrame:
     """The columns of ``frame`` the data contract knows, for the Python API's model inputs.
 
@@ -1323,23 +1352,8 @@ def validate(
     """
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"validate expects a pandas DataFrame; got {type(df).__name__}.")
-    index = df.index
-    identifiers = [c for c in columns("identifier") if c in df.columns]
-    if row_labels is False:
-        df = df.reset_index(drop=True)
-    elif any(name in columns("identifier") for name in index.names) or any(
-        np.array_equal(index.to_numpy(dtype=object), df[c].to_numpy(dtype=object))
-        for c in identifiers
-        if isinstance(df[c], pd.Series)
-    ):
-        # rows indexed by patient: problems name them by position, never by identifier
-        df = df.reset_index(drop=True)
-        what = f"{what} (rows by position: its index identifies patients)"
-    elif row_labels is None and not _row_numbers(index):
-        # a text label or a long number may be a patient's name or record number, which an
-        # error message, often logged, must not carry: only row numbers are safe to print
-        df = df.reset_index(drop=True)
-        what = f"{what} (rows by position: its index is not row numbers)"
+    index = df.index  # the table comes back with its own labels
+    df, what = rows_for_messages(df, what, row_labels)
     problems: list[Problem] = []
     duplicated = df.columns[df.columns.duplicated()].unique()
     for name in duplicated:
