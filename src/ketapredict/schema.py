@@ -772,16 +772,21 @@ def rows_for_messages(
     return df, what
 
 
+# What a contract column's name adds to a site's plain word for it: a unit or the visit
+# (``weight`` for ``weight_kg``, ``hamd17`` for ``hamd17_baseline``). A word that names only
+# part of a column (``family_history`` for ``family_history_aud``) is a site's own.
+_SUFFIXES = ("kg", "months", "minutes", "baseline")
+
+
 def contract_part(frame: pd.DataFrame, what: str) -> pd.DataFrame:
     """The columns of ``frame`` the data contract knows, for the Python API's model inputs.
 
     A column the contract does not know (a site's own column, a free-text note) is no
     model's input and is left out, as scikit-learn's column selectors leave columns out.
     A column whose name is a near-miss of a contract column the table lacks (``BMI`` for
-    ``bmi``, ``madrs_basline``), or a patient or schedule column's name without its suffix
-    or with a qualifier before it (``hamd17`` or ``weight`` for ``hamd17_baseline`` or
-    ``weight_kg``, ``body_weight_kg``), is refused instead: leaving it out would read a
-    recorded value as missing, silently.
+    ``bmi``, ``madrs_basline``), or a patient or schedule column's name without its unit or
+    visit (``weight`` for ``weight_kg``, ``hamd17`` for ``hamd17_baseline``), is refused
+    instead: leaving it out would read a recorded value as missing, silently.
 
     Raises
     ------
@@ -813,14 +818,9 @@ def contract_part(frame: pd.DataFrame, what: str) -> pd.DataFrame:
         near = (
             lowered.get(spelled)
             or visit  # MADRS_d7 for madrs_d7
-            or next(iter(difflib.get_close_matches(spelled, absent, n=1, cutoff=0.85)), None)
+            or next(iter(difflib.get_close_matches(spelled, absent, n=1, cutoff=0.9)), None)
             or next(
-                (
-                    c
-                    for c in inputs
-                    if snake and (c.startswith(f"{snake}_") or snake.endswith(f"_{c}"))
-                ),
-                None,
+                (c for c in inputs if snake and c in (f"{snake}_{s}" for s in _SUFFIXES)), None
             )
         )
         if near is not None:
