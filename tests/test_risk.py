@@ -379,6 +379,13 @@ def test_a_table_is_scored_only_at_days_a_clinician_could_ask_for(risk_model, tr
         assert "is day 2885, beyond the 365 days" in str(caught.value)
     dated = long.assign(endpoint_day=28.0)
     assert np.isfinite(risk_model.predict_proba(dated).to_numpy()).all()
+    # a validated table too (MLflow's serving path), its rows never named by an identifier
+    named = long.set_axis(["MRN-1", "MRN-2", "MRN-3"])
+    for validated in (False, True):
+        with pytest.raises(ValidationError) as caught:
+            risk_model.predict_proba(named, validated=validated)
+        assert "MRN" not in str(caught.value)
+        assert [p.row for p in caught.value.problems] == [0, 2]
 
 
 def test_a_model_that_has_scored_saves_and_loads_cleanly(tmp_path, risk_model, train):

@@ -763,19 +763,24 @@ class RiskModel:
         return log_odds
 
     def _table(self, X: Any, validated: bool) -> Any:
-        if isinstance(X, Columns) or validated:
+        if isinstance(X, Columns) or (validated and not isinstance(X, pd.DataFrame)):
             return X
         if not isinstance(X, pd.DataFrame):
             raise _not_a_table(X)
         # spellings are normalised ("IV" -> "iv") and every bad cell is reported at once;
         # columns the contract does not know are no model's input and are left out
         from .regimen import undated_beyond_the_horizons
-        from .schema import contract_part, validate
+        from .schema import contract_part, rows_for_messages, validate
 
-        table = validate(contract_part(X, "patient table"), what="patient table")
-        beyond = undated_beyond_the_horizons(table)
+        if not validated:
+            table = validate(contract_part(X, "patient table"), what="patient table")
+        else:
+            table = X
+        # a validated table too (MLflow's serving path): the day is the model's question
+        labelled, what = rows_for_messages(table, "patient table")  # never an identifier
+        beyond = undated_beyond_the_horizons(labelled)
         if beyond:
-            raise ValidationError(beyond, "patient table")
+            raise ValidationError(beyond, what)
         return table
 
     def predict_proba(self, X: pd.DataFrame, *, validated: bool = False) -> pd.DataFrame:
