@@ -266,7 +266,7 @@ def test_external_validation_keeps_arms_of_different_trials_and_their_metric_key
     """An arm is a trial's; arm names that are the pooled rows' names, or that make the same
     MLflow key, stay apart; a course without its assessment day is refused, not predicted
     for a day of the model's choosing."""
-    model, cohort = ketapredict.load_model(), simulate_cohort(n=600, seed=4)
+    model, cohort = ketapredict.load_model(), simulate_cohort(n=3000, seed=4)
     two = cohort[cohort["trial_id"].isin(["zarate2006", "berman2000"])]
     result = evaluate_model(model, two, outcomes="response")
     assert set(result.table["group"]) == {
@@ -411,12 +411,43 @@ def test_an_empty_table_is_a_clear_error(tmp_path, capsys):
     assert "empty.csv cannot be read as csv" in capsys.readouterr().err
 
 
+def test_rows_of_fewer_than_eleven_courses_are_withheld():
+    """A row of one patient told their outcome (and an evaluation of one patient, logged to
+    MLflow, too): such rows are withheld, said, and a table too small for any is refused."""
+    from ketapredict.io import example_study
+    from ketapredict.schema import MIN_CELL
+
+    study = ketapredict.read_study(example_study("bids") / "mapping.toml")
+    study["arm"] = study["arm"].astype(object)
+    study.loc[study.index[:10], "arm"] = None  # two groups of 5 courses without an arm
+    result = evaluate_model(ketapredict.load_model(), study)
+    assert (result.table["n"] >= MIN_CELL).all()
+    assert not any(g.startswith("(no arm)") for g in result.table["group"])
+    assert any("not shown (fewer than 11 courses" in w for w in result.warnings)
+    assert not any("(no arm)" in key for key in result.metrics)
+    with pytest.raises(ValidationError, match="needs at least 11 courses"):
+        evaluate_model(ketapredict.load_model(), study.head(4))
+
+
+def test_subgroups_of_fewer_than_eleven_courses_are_left_out():
+    from ketapredict.evaluate import subgroup_metrics
+    from ketapredict.schema import MIN_CELL
+
+    cohort = simulate_cohort(n=400, seed=2)
+    cohort["age"] = cohort["age"].clip(upper=60.0)
+    cohort.loc[cohort.index[:3], "age"] = 90.0  # the only patients aged 65 or over
+    y = cohort["response"].astype(float).to_numpy()
+    rows = subgroup_metrics(cohort, y, {"oracle": cohort["p_response"].to_numpy()})
+    assert (rows["n"] >= MIN_CELL).all()
+    assert ">=65" not in set(rows.loc[rows["variable"] == "age band", "level"])
+
+
 def test_courses_without_an_arm_are_grouped_by_their_schedule():
     from ketapredict.io import example_study
 
     study = ketapredict.read_study(example_study("bids") / "mapping.toml")
     study["arm"] = study["arm"].astype(object)
-    study.loc[study.index[:10], "arm"] = None
+    study.loc[study.index[:24], "arm"] = None
     groups = evaluate_model(ketapredict.load_model(), study).table
     groups = groups[groups["outcome"] == "response"].set_index("group")["n"]
     assert groups["(no arm) ketamine 0.5 mg/kg IV over 40 min"] + groups["ketamine"] == 25

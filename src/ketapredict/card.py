@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .exceptions import one_line
-from .schema import assessment_day, column
+from .schema import MIN_CELL, assessment_day, column
 
 __all__ = ["model_card", "recalibration_section"]
 
@@ -254,7 +254,8 @@ def model_card(
             "",
             "Out-of-fold observed rate against mean predicted risk, and the within-arm AUC "
             "among active-drug patients where the subgroup has 5 events and 5 non-events in "
-            "an arm.",
+            f"an arm. Subgroups of fewer than {MIN_CELL} courses are not shown: their row "
+            "could tell a patient's outcome.",
             "",
         ]
         for outcome, rows in subgroups.items():

@@ -34,6 +34,7 @@ from .exceptions import Problem, ValidationError, short_repr
 from .regimen import REGIMEN_FIELDS
 from .schema import (
     KETAMINES,
+    MIN_CELL,
     assessment_day,
     check_outcome,
     column,
@@ -659,6 +660,8 @@ def subgroup_metrics(
         Predicted probabilities by model (e.g. ``{"OutcomeModel": p, "oracle": truth}``).
     min_events : int, default=5
         Subgroups with fewer events (or non-events) get no AUC.
+        Subgroups of fewer than :data:`~ketapredict.schema.MIN_CELL` (11) courses are left
+        out: their row could tell a patient's outcome.
     ranked_within : array-like, optional
         The groups the within-arm AUC ranks rows in (default: their arms;
         :func:`cross_validate` gives arm and fold where its folds split arms).
@@ -697,6 +700,8 @@ def subgroup_metrics(
         for variable, levels in variables.items():
             for level in sorted(levels.dropna().unique(), key=str):
                 inside = (levels == level).to_numpy()
+                if inside.sum() < MIN_CELL:
+                    continue  # a patient's outcome, not a subgroup's
                 yi, pi = y[inside], p[inside]
                 events = int(yi.sum())
                 enough = min(events, len(yi) - events) >= min_events

@@ -27,6 +27,7 @@ from .exceptions import Problem, ValidationError, one_line
 from .regimen import schedules_in_words
 from .schema import (
     KETAMINES,
+    MIN_CELL,
     column,
     columns,
     empty_outcomes,
@@ -314,8 +315,14 @@ def evaluate_model(
             groups.append((_POOLED[0], active[has]))  # only when it pools arms
         groups.append((_POOLED[1], np.ones(has.sum(), bool)))
         own_time = model._assessed_day(outcome) is not None  # dissociation: first session
+        withheld = [name for name, inside in groups if 0 < inside.sum() < MIN_CELL]
+        if withheld:
+            warnings.append(
+                f"{outcome}: {', '.join(withheld)} not shown (fewer than {MIN_CELL} courses: "
+                "such a row could tell a patient's outcome)"
+            )
         for name, inside in groups:
-            if not inside.any():
+            if inside.sum() < MIN_CELL:
                 continue
             metrics = _group_metrics(y[inside], p[inside], outside[has][inside])
             rows.append({"outcome": outcome, "group": name, "horizon": "", **metrics})
@@ -347,6 +354,19 @@ def evaluate_model(
                 f"{outcome}: slope and AUC not shown for {', '.join(small)} (fewer than "
                 f"{MIN_CLASS} events or non-events)"
             )
+    if not rows:
+        raise ValidationError(
+            [
+                Problem(
+                    None,
+                    len(table),
+                    f"external validation needs at least {MIN_CELL} courses with an observed "
+                    f"outcome; the table has {len(table)} (fewer could tell a patient's "
+                    "outcome, and say nothing of the model)",
+                )
+            ],
+            "external validation",
+        )
     frame = pd.DataFrame(rows).reindex(columns=list(_COLUMNS))
     frame = _merge_horizons(frame)
     if outside.any():

@@ -72,6 +72,10 @@ INJECTED_ROUTES = ("iv", "im", "sc")
 # of at least half of the baseline MADRS, remission a MADRS of at most 10 at the assessment
 # (the definitions of the pooled trials the cohort reproduces, CALIBRATION.md A1-A3).
 RESPONSE_FRACTION = 0.5
+# Statistics of fewer courses than this are not published (subgroup tables, external
+# validation by arm): a row of one or two patients tells their outcomes. CMS's cell-size
+# suppression policy withholds counts of 1 to 10 (CMS 2020, "Cell Size Suppression Policy").
+MIN_CELL = 11
 REMISSION_MAX = 10
 # The harms, as the virtual cohort defines them (no pooled definition exists): cognitive
 # decline is composite cognition half an SD or more below baseline, an SD-based cut-off for
