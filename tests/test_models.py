@@ -246,6 +246,22 @@ def test_bad_parameters_are_refused(train):
         OutcomeModel(monotone={"shoe_size": 1}).fit(train)
 
 
+def test_the_linear_component_keeps_no_patients_exact_extreme(train):
+    """Its clip range was the training minimum and maximum, saved in the model file: one
+    patient's exact value. Now rounded outward, for the patient's features only."""
+    rows = train.copy()
+    rows["processing_speed_z"] = rows["processing_speed_z"].clip(upper=2.0)
+    rows.loc[rows.index[0], "processing_speed_z"] = 2.3456789
+    model = OutcomeModel("response", n_estimators=20).fit(rows)
+    names = list(model.feature_names_)
+    speed = names.index("processing_speed_z")
+    assert model.linear_["high"][speed] == 2.4
+    # a schedule's end is a trial's design, kept as it is
+    dose = names.index("racemic_iv_equivalent_mg_per_kg")
+    encoded = model.encoder_.transform(rows)["racemic_iv_equivalent_mg_per_kg"]
+    assert model.linear_["high"][dose] == pytest.approx(encoded.max())
+
+
 def test_feature_set_model_needs_a_table(train):
     with pytest.raises(TypeError, match="needs the patient table as a pandas DataFrame"):
         OutcomeModel().fit(train.to_numpy(), train["response"])
