@@ -874,18 +874,20 @@ def _words(state) -> _Words:
 
 def _spared(model, own, name: str | None, referenced, x_referenced: np.ndarray) -> list[str]:
     """The outcomes assessed at a time of their own (dissociation, in the first session)
-    that a warning about the training data does not concern: the training summary
-    describes the courses as of the horizon, and such an outcome sees a different value of
-    the feature (the course by the assessment), or none, or, for the joint distance
-    (``name`` None), a different encoding altogether."""
+    that a warning about one feature of the training data does not concern: the training
+    summary describes the courses as of the horizon, and such an outcome sees a different
+    value of the feature (the course by the assessment), or none. The joint distance
+    (``name`` None) spares none: it weighs the patient's own values too, which every
+    outcome reads."""
+    if name is None:
+        return []
     spared = []
     for outcome, state in model._outcomes.items():
         if state.spec.assessed_day is None or state is referenced:
             continue
         names = list(state.feature_names)
         if (
-            name is None
-            or name not in names
+            name not in names
             or own[outcome][0][names.index(name)]
             != x_referenced[list(referenced.feature_names).index(name)]
         ):
