@@ -221,7 +221,7 @@ def test_a_required_field_left_out_is_a_validation_error_naming_it():
     assert [p.column for p in caught.value.problems] == ["drug", "route", "dose"]
 
 
-def test_from_record_ignores_other_columns_and_missing_values():
+def test_from_record_ignores_other_columns_and_reads_blanks_as_a_table_does():
     row = pd.Series(
         {
             "drug": "ketamine",
@@ -229,19 +229,20 @@ def test_from_record_ignores_other_columns_and_missing_values():
             "dose": 0.5,
             "dose_unit": "mg/kg",
             "infusion_minutes": 40.0,
-            "sessions_per_week": np.nan,
+            "sessions_per_week": 1,
             "n_sessions": 1,
+            "new_oral_antidepressant": pd.NA,  # the contract allows a blank: False
             "age": 50,
             "response": True,
         }
     )
     assert Regimen.from_record(row) == Regimen(drug="ketamine", dose=0.5, **IV)
-    # a blank is not a default where it would change the course: eight sessions at an
-    # unknown rate, or an unknown number of sessions, are refused (as a table's are)
-    for blank in ({"n_sessions": 8}, {"sessions_per_week": 2, "n_sessions": pd.NA}):
+    # a blank is not a default where a table refuses it: an unknown rate, or an unknown
+    # number of sessions (read as one, it moved a response from 69% to 54%)
+    for blank in ({"sessions_per_week": np.nan}, {"sessions_per_week": 2, "n_sessions": None}):
         with pytest.raises(ValidationError, match="is missing; it is required") as caught:
             Regimen.from_record(row.to_dict() | blank)
-        assert "leave it out of the record for its default" in str(caught.value)
+        assert "leave the field out for its default" in str(caught.value)
     assert Regimen.from_record(row.drop(["sessions_per_week", "n_sessions"])).n_sessions == 1
 
 

@@ -672,13 +672,14 @@ def _regimen_of(record: Mapping[str, Any], regimen: Any, problems: list[Problem]
                 "regimen=Regimen(...) or give the regimen fields",
             )
         )
-    if unknown or absent or blank:
+    if unknown or absent:
         return None
-    try:
-        return Regimen(**fields)
+    try:  # the other fields' faults too, beside a blank's
+        course = Regimen(**fields)
     except ValidationError as error:
         problems.extend(error.problems)
         return None
+    return None if blank else course
 
 
 def _role(name: Any) -> str | None:

@@ -31,7 +31,6 @@ from .schema import (
     COMPARATORS,
     KETAMINES,
     _is_missing,
-    _number,
     _value_problem,
     column,
     record_items,
@@ -224,11 +223,16 @@ class Regimen:
         problems.update(  # the fields without a default
             {k: f"{k} is missing; it is required ({column(k).allowed()})" for k in absent}
         )
-        if problems:
-            raise ValidationError(
-                [Problem(k, None, text) for k, text in problems.items()], "regimen"
-            )
-        return cls(**fields)
+        found = [Problem(k, None, text) for k, text in problems.items()]
+        if absent:
+            raise ValidationError(found, "regimen")
+        try:  # the other fields' faults too, beside a blank's
+            course = cls(**fields)
+        except ValidationError as error:
+            raise ValidationError([*found, *error.problems], "regimen") from None
+        if found:
+            raise ValidationError(found, "regimen")
+        return course
 
     def to_dict(self) -> dict[str, Any]:
         """The regimen as the contract's regimen columns."""
@@ -349,30 +353,26 @@ def recorded_fields(items: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
 
     A field left out takes the Regimen's default. A blank (None, NaN, ``pd.NA``) is a value
     not recorded: it takes the default only where the contract allows a blank
-    (``infusion_minutes``, ``new_oral_antidepressant``), or where it changes nothing (the
-    sessions a week of a single session); a blank ``n_sessions`` would otherwise become one
-    session, silently, where a table refuses it.
+    (``infusion_minutes``, ``new_oral_antidepressant``), as a table's cell does; a blank
+    ``n_sessions`` would otherwise become one session, silently, where a table refuses it.
 
     Examples
     --------
     >>> from ketapredict.regimen import recorded_fields
     >>> recorded_fields({"drug": "ketamine", "n_sessions": None, "infusion_minutes": None})[1]
     {'n_sessions': 'n_sessions is missing; it is required (a whole number in 1-104 (count)); \
-leave it out of the record for its default, 1'}
+leave the field out for its default, 1'}
     """
     fields, problems = {}, {}
     for k in REGIMEN_FIELDS:
         if k not in items:
             continue
-        single = k == "sessions_per_week" and _number(items.get("n_sessions")) == 1
         if not _is_missing(items[k]):
             fields[k] = items[k]
-        elif column(k).required and not single:
+        elif column(k).required:
             default = _DEFAULTS.get(k)
             problems[k] = f"{k} is missing; it is required ({column(k).allowed()})" + (
-                ""
-                if default is None
-                else f"; leave it out of the record for its default, {default}"
+                "" if default is None else f"; leave the field out for its default, {default}"
             )
     return fields, problems
 
