@@ -635,11 +635,16 @@ def test_a_diagnosis_code_in_the_wrong_case_is_refused_not_dropped(tmp_path):
     ],
     ids=["utf-16", "latin-1", "cr-only", "commas", "repeated-column"],
 )
-def test_a_table_saved_the_wrong_way_is_said_as_such(tmp_path, edit, message):
+@pytest.mark.parametrize("table", ["participants.tsv", "phenotype/madrs.tsv"])
+def test_a_table_saved_the_wrong_way_is_said_as_such(tmp_path, edit, message, table):
     """Spreadsheet exports: each was a puzzle (a byte offset, a repeated column that was
-    not, an empty-looking header)."""
+    not, an empty-looking header, a did-you-mean pointing at another scale's column)."""
+    if table != "participants.tsv":
+        if "repeats" in message:
+            pytest.skip("the phenotype file has no 'age' column to repeat")
+        message = message.replace("participants.tsv", table)
     root = shutil.copytree(example_study("bids"), tmp_path / "bids")
-    participants = root / "dataset" / "participants.tsv"
+    participants = root / "dataset" / table
     before = participants.read_bytes()
     participants.write_bytes(edit(before))
     assert participants.read_bytes() != before

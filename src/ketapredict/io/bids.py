@@ -108,6 +108,8 @@ def _read_tsv(path: Path, root: Path, required: tuple[str, ...]) -> pd.DataFrame
         for c in required
         if c not in header
     ]
+    if commas and not problems:  # a phenotype file, which requires no column by name
+        problems.append(Problem(None, name, f"{name}: {commas.removeprefix('; ')}"))
     repeated = sorted({c for c in header if header.count(c) > 1})
     if repeated:
         problems.append(
@@ -258,7 +260,8 @@ def read_bids(path: str | Path | None, mapping: str | Path | StudyMapping) -> pd
             )
     for scale, source in mapping.scores.items():
         if scale not in found and phenotype:
-            hint = did_you_mean(source, list(dict.fromkeys(headers)))
+            others = set(mapping.scores.values())  # another scale's column is no typo
+            hint = did_you_mean(source, [c for c in dict.fromkeys(headers) if c not in others])
             problems.append(
                 Problem(
                     f"scores.{scale}",
