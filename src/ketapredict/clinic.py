@@ -141,7 +141,7 @@ def load_model(source: str | Path | None = None, *, public_key: Any = None):
             f"None for the demo model; got {type(source).__name__}"
         )
     text = str(source)
-    if not text.strip():  # Path("") is the current directory, which no one meant
+    if not text.strip():  # empty text would be read as the current directory
         raise ModelFileError(
             f"no model given ({short_repr(source)}): give a model directory, an MLflow model "
             "URI, or nothing for the demo model"
