@@ -15,6 +15,7 @@ from ketapredict.schema import (
     Patient,
     column,
     endpoint_scores,
+    example_course,
     outcome_measure,
     visit_days,
     visit_label,
@@ -430,6 +431,22 @@ def test_a_patient_object_scores_as_its_fields_and_digit_separators_are_not_numb
     assert as_object["response"].probability == as_dict["response"].probability
     with pytest.raises(ValidationError, match=re.escape("age='4_6' is not a number")):
         validate_patient({**fields, "age": "4_6"})
+
+
+def test_a_number_column_of_text_alone_is_one_problem_that_echoes_none_of_it():
+    """A column mapped by mistake (notes, another identifier) printed every cell."""
+    course = example_course()
+    notes = [{**course, "age": f"lives at {k} Canary Street"} for k in range(5)]
+    with pytest.raises(ValidationError) as caught:
+        validate(pd.DataFrame(notes))
+    assert [p.column for p in caught.value.problems] == ["age"]
+    assert "Canary" not in str(caught.value)
+    assert "none of its 5 values is a number (the first: row 0)" in str(caught.value)
+    # a few bad cells among numbers are each named, with their value
+    mixed = [{**course, "age": a} for a in ("x", "y", "z", 40)]
+    with pytest.raises(ValidationError) as caught:
+        validate(pd.DataFrame(mixed))
+    assert [p.value for p in caught.value.problems] == ["x", "y", "z"]
 
 
 def test_contract_part_leaves_out_foreign_columns_and_refuses_near_misses():

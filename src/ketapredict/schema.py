@@ -1220,6 +1220,30 @@ def _plain_numbers(objects: np.ndarray) -> np.ndarray | None:
 
 
 def _coerce(series: pd.Series, col: Column) -> tuple[pd.Series, list[Problem]]:
+    """Coerce one column to its contract dtype; report every cell that cannot be, or, for
+    a number column all of whose values are text (a column mapped by mistake: notes,
+    another identifier), that once, without echoing them."""
+    out, problems = _coerce_cells(series, col)
+    if (
+        col.kind in ("float", "int")
+        and len(problems) >= 3
+        and all(isinstance(p.value, str) and p.value.strip() for p in problems)
+        and not out.notna().any()
+    ):
+        first = problems[0].row
+        where = "" if first is None else f" (the first: row {first})"
+        return out, [
+            Problem(
+                series.name,
+                None,
+                f"{series.name}: none of its {len(problems):,} values is a number{where}; is "
+                f"the right column given as {series.name}? ({col.allowed()})",
+            )
+        ]
+    return out, problems
+
+
+def _coerce_cells(series: pd.Series, col: Column) -> tuple[pd.Series, list[Problem]]:
     """Coerce one column to its contract dtype; report every cell that cannot be.
 
     Columns of numbers are checked at once with numpy; other columns value by value, with
