@@ -440,6 +440,53 @@ def test_subgroups_of_fewer_than_eleven_courses_are_left_out():
     rows = subgroup_metrics(cohort, y, {"oracle": cohort["p_response"].to_numpy()})
     assert (rows["n"] >= MIN_CELL).all()
     assert ">=65" not in set(rows.loc[rows["variable"] == "age band", "level"])
+    # nor can the 3 be worked out as the total less the age bands shown
+    for variable, shown in rows.groupby("variable")["n"]:
+        hidden = len(cohort) - shown.sum()
+        assert hidden == 0 or hidden >= MIN_CELL, (variable, hidden)
+
+
+def test_a_small_arm_is_not_given_away_by_the_rows_pooling_it():
+    """Complementary suppression: an arm of 5 courses withheld while its trial, its drug and
+    its sibling arm were shown could be worked out by subtraction."""
+    from ketapredict.evaluate import subgroup_metrics
+    from ketapredict.schema import MIN_CELL
+
+    cohort = simulate_cohort(n=600, seed=3)
+    arm = cohort["trial_id"].astype(str) + "/" + cohort["arm"].astype(str)
+    small = arm.value_counts().index[-1]
+    keep = arm != small
+    keep[np.flatnonzero(~keep)[:5]] = True  # an arm of 5 courses
+    cohort = cohort[keep.to_numpy()].reset_index(drop=True)
+    y = cohort["response"].astype(float).to_numpy()
+    rows = subgroup_metrics(cohort, y, {"oracle": cohort["p_response"].to_numpy()})
+    shown = rows.set_index(["variable", "level"])["n"]
+    arms = shown.loc["arm"]
+    assert small not in arms.index
+    # every row of a variable the arm decides, less the arms shown within it, is 0 or >= 11
+    from ketapredict.evaluate import arm_labels
+
+    labels = pd.Series(arm_labels(cohort))
+    for variable, column in (("trial", "trial_id"), ("drug", "drug"), ("route", "route")):
+        for level, n in shown.loc[variable].items():
+            inside = labels[(cohort[column].astype(str) == level).to_numpy()]
+            rest = n - sum(arms.get(a, 0) for a in inside.unique())
+            assert rest == 0 or rest >= MIN_CELL, (variable, level, rest)
+    assert len(cohort) - arms.sum() == 0 or len(cohort) - arms.sum() >= MIN_CELL
+
+
+def test_an_arm_withheld_is_not_the_total_less_the_others():
+    """With one arm of 3 courses withheld, the "all" row less the other arm told their
+    outcomes: the other arm is withheld too, and said."""
+    from ketapredict.io import example_study
+
+    study = ketapredict.read_study(example_study("bids") / "mapping.toml")
+    ketamine = study[study["arm"] == "ketamine"]
+    some = pd.concat([ketamine, study[study["arm"] == "saline"].iloc[:3]])
+    result = evaluate_model(ketapredict.load_model(), some)
+    assert set(result.table["group"]) == {"all"}
+    assert any("saline not shown (fewer than 11" in w for w in result.warnings)
+    assert any("ketamine not shown either" in w for w in result.warnings)
 
 
 def test_courses_without_an_arm_are_grouped_by_their_schedule():

@@ -468,3 +468,26 @@ def test_contract_part_leaves_out_foreign_columns_and_refuses_near_misses():
     assert list(contract_part(table, "t").columns) == ["age"]
     # a near-miss of a column the table has is a column of its own, left out
     assert list(contract_part(pd.DataFrame({"bmi": [27.0], "BMI": [1]}), "t").columns) == ["bmi"]
+
+
+def test_withheld_rows_protect_a_small_group_from_subtraction():
+    from ketapredict.schema import withheld_rows
+
+    cells = {"K1": 100, "K2": 5, "S": 50}
+    rows = {
+        "arm K1": ["K1"],
+        "arm K2": ["K2"],
+        "arm S": ["S"],
+        "ketamine": ["K1", "K2"],
+        "saline": ["S"],
+    }
+    # K2 alone is too small; with "ketamine" shown, K1 would give it away; saline stays
+    assert withheld_rows(cells, rows) == {"arm K2", "arm K1"}
+    assert withheld_rows({"A": 30, "B": 40}, {"A": ["A"], "B": ["B"]}) == set()
+    # courses in no row (a level not recorded) are a group too
+    assert withheld_rows({"F": 200, "M": 100, None: 3}, {"F": ["F"], "M": ["M"]}) == {"M"}
+    assert withheld_rows({"A": 4, "B": 5}, {"A": ["A"], "B": ["B"], "all": ["A", "B"]}) == {
+        "A",
+        "B",
+        "all",
+    }

@@ -34,12 +34,12 @@ from .exceptions import Problem, ValidationError, short_repr
 from .regimen import REGIMEN_FIELDS
 from .schema import (
     KETAMINES,
-    MIN_CELL,
     assessment_day,
     check_outcome,
     column,
     columns,
     crossover_patients,
+    withheld_rows,
 )
 from .trees import logit
 
@@ -694,14 +694,15 @@ def subgroup_metrics(
     strata = arm_labels(frame) if ranked_within is None else np.asarray(ranked_within, object)
     arms = _codes(strata, len(frame))
     active = active_drug(frame)
+    withheld = _withheld_levels(variables)
     rows = []
     for name, p in predictions.items():
         p = np.asarray(p, dtype=float)
         for variable, levels in variables.items():
             for level in sorted(levels.dropna().unique(), key=str):
-                inside = (levels == level).to_numpy()
-                if inside.sum() < MIN_CELL:
+                if (variable, level) in withheld:
                     continue  # a patient's outcome, not a subgroup's
+                inside = (levels == level).to_numpy()
                 yi, pi = y[inside], p[inside]
                 events = int(yi.sum())
                 enough = min(events, len(yi) - events) >= min_events
@@ -725,6 +726,36 @@ def subgroup_metrics(
                     }
                 )
     return pd.DataFrame(rows)
+
+
+# The variables a course's arm decides (an arm is one trial's, of one drug by one route):
+# their rows add up the same arms, so one shown can give away another withheld.
+_OF_THE_ARM = ("drug", "route", "trial", "arm", "active drug")
+
+
+def _withheld_levels(variables: Mapping[str, pd.Series]) -> set[tuple[str, Any]]:
+    """The (variable, level) rows of a subgroup table not to show: fewer than
+    :data:`~ketapredict.schema.MIN_CELL` courses, or telling such a group with the others
+    and the total (:func:`~ketapredict.schema.withheld_rows`).
+
+    The variables an arm decides are judged together, over the arms' courses; each other
+    variable (sex, age band, diagnosis) alone, over its levels and the courses it lacks."""
+    withheld: set[tuple[str, Any]] = set()
+    nested = [v for v in _OF_THE_ARM if v in variables]
+    families = [nested] if nested else []
+    families += [[v] for v in variables if v not in _OF_THE_ARM]
+    for family in families:
+        # a cell: the courses with the same level of every variable of the family
+        keys = pd.DataFrame({v: variables[v].astype(object).fillna("\0") for v in family})
+        cell = pd.Series(list(map(tuple, keys.to_numpy())), index=keys.index)
+        cells = cell.value_counts().to_dict()
+        rows = {
+            (v, level): set(cell[(variables[v] == level).to_numpy()])
+            for v in family
+            for level in variables[v].dropna().unique()
+        }
+        withheld |= withheld_rows(cells, rows)
+    return withheld
 
 
 # --------------------------------------------------------------------------------------------

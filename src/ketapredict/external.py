@@ -33,6 +33,7 @@ from .schema import (
     empty_outcomes,
     table_digest,
     validate,
+    withheld_rows,
 )
 from .updating import fit_intercept, fit_line
 
@@ -315,14 +316,31 @@ def evaluate_model(
             groups.append((_POOLED[0], active[has]))  # only when it pools arms
         groups.append((_POOLED[1], np.ones(has.sum(), bool)))
         own_time = model._assessed_day(outcome) is not None  # dissociation: first session
-        withheld = [name for name, inside in groups if 0 < inside.sum() < MIN_CELL]
-        if withheld:
+        # the arms are the cells the pooled rows add up; a row too small, or one that with
+        # the others shown would give a small one away, is withheld
+        cells = {name: int(inside.sum()) for name, inside in groups if name not in _POOLED}
+        withheld = withheld_rows(
+            cells,
+            {
+                name: [arm for arm, of in groups if arm in cells and (of & inside).any()]
+                for name, inside in groups
+            },
+        )
+        small = [name for name, inside in groups if 0 < inside.sum() < MIN_CELL]
+        if small:
             warnings.append(
-                f"{outcome}: {', '.join(withheld)} not shown (fewer than {MIN_CELL} courses: "
-                "such a row could tell a patient's outcome)"
+                f"{outcome}: {', '.join(small)} not shown (fewer than {MIN_CELL} courses: such "
+                "a row could tell a patient's outcome)"
+            )
+        telling = [name for name, inside in groups if name in withheld and name not in small]
+        if telling:
+            warnings.append(
+                f"{outcome}: {', '.join(telling)} not shown either (with the rows shown, "
+                f"{'it' if len(telling) == 1 else 'they'} would give away a group of fewer "
+                f"than {MIN_CELL} courses)"
             )
         for name, inside in groups:
-            if inside.sum() < MIN_CELL:
+            if name in withheld:
                 continue
             metrics = _group_metrics(y[inside], p[inside], outside[has][inside])
             rows.append({"outcome": outcome, "group": name, "horizon": "", **metrics})
@@ -355,13 +373,14 @@ def evaluate_model(
                 f"{MIN_CLASS} events or non-events)"
             )
     if not rows:
+        observed = max((int(table[o].notna().sum()) for o in wanted), default=0)
         raise ValidationError(
             [
                 Problem(
                     None,
-                    len(table),
+                    observed,
                     f"external validation needs at least {MIN_CELL} courses with an observed "
-                    f"outcome; the table has {len(table)} (fewer could tell a patient's "
+                    f"outcome; the table has {observed:,} (fewer could tell a patient's "
                     "outcome, and say nothing of the model)",
                 )
             ],

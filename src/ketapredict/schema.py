@@ -100,6 +100,66 @@ def empty_outcomes(table: pd.DataFrame, outcomes: Sequence[str]) -> list[str]:
     return [o for o in outcomes if o in table.columns and table[o].isna().all()]
 
 
+def withheld_rows(cells: Mapping[Any, int], rows: Mapping[Any, Iterable[Any]]) -> set[Any]:
+    """The rows of a table of counts to withhold so that no group of fewer than
+    :data:`MIN_CELL` courses can be read off it, nor worked out from the rows shown and the
+    total (complementary suppression).
+
+    A row smaller than ``MIN_CELL`` is withheld; then, while the rows shown still tell a
+    small group apart (the courses in the same shown rows: "all but arm A" when arm A is
+    withheld and every other arm and the total are shown), the smallest row whose
+    withholding merges that group with another is withheld too. The groups tested are the
+    courses that share the same shown rows, so a group the table could not in fact
+    isolate may be protected too: more is withheld than the least possible, never less.
+
+    Parameters
+    ----------
+    cells : mapping of key to int
+        The finest groups the rows are made of, with their numbers of courses; together
+        they are the total, which is taken as known (a table's "all" row or heading).
+    rows : mapping of name to collection of keys
+        Each row the table would show, by the cells it adds up.
+
+    Returns
+    -------
+    set
+        The names of the rows not to show.
+
+    Examples
+    --------
+    >>> from ketapredict.schema import withheld_rows
+    >>> sorted(withheld_rows({"A": 25, "B": 3}, {"arm A": ["A"], "arm B": ["B"]}))
+    ['arm A', 'arm B']
+    >>> sorted(withheld_rows({"A": 25, "B": 3, "C": 40}, {"A": ["A"], "B": ["B"], "C": ["C"]}))
+    ['A', 'B']
+    """
+    members = {name: set(keys) for name, keys in rows.items()}
+    if sum(cells.values()) < MIN_CELL:
+        return set(members)
+    withheld = {
+        name for name, keys in members.items() if 0 < sum(cells[k] for k in keys) < MIN_CELL
+    }
+    while True:
+        shown = [name for name in members if name not in withheld]
+        groups: dict[frozenset, int] = {}
+        for key, n in cells.items():
+            if n > 0:
+                signature = frozenset(name for name in shown if key in members[name])
+                groups[signature] = groups.get(signature, 0) + n
+        small = [s for s, n in groups.items() if n < MIN_CELL]
+        if not small:
+            return withheld
+        # the cheapest merge: with a group that the fewest shown rows tell apart from it,
+        # withholding the smallest such row (deterministic: ties go by name)
+        group = min(small, key=lambda s: (groups[s], sorted(map(str, s))))
+        apart = [group ^ other for other in groups if other != group]
+        fewest = min(map(len, apart))
+        candidates = set().union(*(names for names in apart if len(names) == fewest))
+        withheld.add(
+            min(candidates, key=lambda name: (sum(cells[k] for k in members[name]), str(name)))
+        )
+
+
 def assessment_day(outcome: str) -> float | None:
     """The day an outcome is assessed whatever the course's ``endpoint_day`` (None: at it).
 
