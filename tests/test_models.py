@@ -248,18 +248,25 @@ def test_bad_parameters_are_refused(train):
 
 def test_the_linear_component_keeps_no_patients_exact_extreme(train):
     """Its clip range was the training minimum and maximum, saved in the model file: one
-    patient's exact value. Now rounded outward, for the patient's features only."""
+    patient's exact value. Now rounded outward, for every feature: a dose in mg per kg is
+    a fixed dose over the patient's weight, so its end gave the lightest patient's weight."""
     rows = train.copy()
     rows["processing_speed_z"] = rows["processing_speed_z"].clip(upper=2.0)
     rows.loc[rows.index[0], "processing_speed_z"] = 2.3456789
     model = OutcomeModel("response", n_estimators=20).fit(rows)
     names = list(model.feature_names_)
-    speed = names.index("processing_speed_z")
-    assert model.linear_["high"][speed] == 2.4
-    # a schedule's end is a trial's design, kept as it is
-    dose = names.index("racemic_iv_equivalent_mg_per_kg")
-    encoded = model.encoder_.transform(rows)["racemic_iv_equivalent_mg_per_kg"]
-    assert model.linear_["high"][dose] == pytest.approx(encoded.max())
+    assert model.linear_["high"][names.index("processing_speed_z")] == 2.4
+    encoded = model.encoder_.transform(rows)
+    high = np.asarray(model.linear_["high"])
+    low = np.asarray(model.linear_["low"])
+    assert (high >= encoded[names].max().fillna(0.0).to_numpy() - 1e-12).all()
+    assert (low <= encoded[names].min().fillna(0.0).to_numpy() + 1e-12).all()
+    # no end is a patient's exact value where that value has more than two digits
+    for j, name in enumerate(names):
+        values = encoded[name].dropna().to_numpy()
+        precise = values[np.abs(values - np.round(values, 2)) > 1e-9]
+        assert high[j] not in precise, name
+        assert low[j] not in precise, name
 
 
 def test_feature_set_model_needs_a_table(train):

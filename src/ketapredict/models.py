@@ -81,7 +81,14 @@ from .schema import (
     outcome_measure,
     validate,
 )
-from .trees import calibrated_log_odds, linear_margin, linear_terms, logit, modifier_values
+from .trees import (
+    calibrated_log_odds,
+    linear_margin,
+    linear_terms,
+    logit,
+    modifier_values,
+    rounded_outward,
+)
 
 __all__ = ["DOSE_TIME_MODIFIERS", "MONOTONE", "OutcomeModel"]
 
@@ -330,25 +337,6 @@ def _check_outcome_role(outcome: str) -> None:
             ],
             "outcome",
         )
-
-
-def _outward(ends: np.ndarray, rounding: Any) -> np.ndarray:
-    """A range's ends rounded outward (``rounding``: np.floor for the lowest, np.ceil for
-    the highest) to two significant digits: the model file keeps the linear component's
-    clip range for the patient's features, not one patient's exact value (the oldest
-    patient's age, 77.123456, as 78).
-
-    Examples
-    --------
-    >>> _outward(np.array([20.27, 0.0123, 0.0, 1.0, -3.14]), np.floor).tolist()
-    [20.0, 0.012, 0.0, 1.0, -3.2]
-    >>> _outward(np.array([77.123456, 1.0]), np.ceil).tolist()
-    [78.0, 1.0]
-    """
-    magnitude = np.floor(np.log10(np.abs(np.where(ends == 0, 1.0, ends)))) - 1
-    step = 10.0**magnitude
-    out = rounding(np.round(ends / step, 9)) * step  # 1.0 stays 1.0, not 1.0000000002
-    return np.round(np.where(ends == 0, 0.0, out), 12)
 
 
 class OutcomeModel(ClassifierMixin, BaseEstimator):
@@ -1090,10 +1078,9 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         low = np.where(np.isnan(seen), np.inf, seen).min(axis=0, initial=np.inf)
         high = np.where(np.isnan(seen), -np.inf, seen).max(axis=0, initial=-np.inf)
         low, high = np.where(np.isfinite(low), low, 0.0), np.where(np.isfinite(high), high, 0.0)
-        # a patient's exact value (the oldest patient's age) is not kept in the model file;
-        # the schedule's ends are trial designs (a dose of 1 mg/kg), kept as they are
-        low = np.where(patient, _outward(low, np.floor), low)
-        high = np.where(patient, _outward(high, np.ceil), high)
+        # no patient's exact value is kept in the model file: not the oldest patient's age,
+        # nor a weight that a dose in mg per kg (the dose over the weight) would give away
+        low, high = rounded_outward(low, np.floor), rounded_outward(high, np.ceil)
         return {
             "low": low.tolist(),
             "high": high.tolist(),

@@ -56,6 +56,7 @@ __all__ = [
     "validate_patient",
     "visit_days",
     "visit_label",
+    "withheld_rows",
 ]
 
 ROLES = ("identifier", "group", "baseline", "regimen", "outcome", "truth")

@@ -33,6 +33,7 @@ __all__ = [
     "linear_terms",
     "logit",
     "modifier_values",
+    "rounded_outward",
     "stack_linear",
 ]
 
@@ -616,6 +617,26 @@ class TreeEnsemble:
             "base_value": base_value,
         }
         return cache[member]
+
+
+def rounded_outward(ends: np.ndarray, rounding: Any) -> np.ndarray:
+    """A range's ends rounded outward (``rounding``: np.floor for the lowest, np.ceil for
+    the highest) to two significant digits: a model file keeps a feature's range, not one
+    patient's exact value (the oldest patient's age, 77.123456, as 78).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ketapredict.trees import rounded_outward
+    >>> rounded_outward(np.array([20.27, 0.0123, 0.0, 1.0, -3.14]), np.floor).tolist()
+    [20.0, 0.012, 0.0, 1.0, -3.2]
+    >>> rounded_outward(np.array([77.123456, 1.0]), np.ceil).tolist()
+    [78.0, 1.0]
+    """
+    magnitude = np.floor(np.log10(np.abs(np.where(ends == 0, 1.0, ends)))) - 1
+    step = 10.0**magnitude
+    out = rounding(np.round(ends / step, 9)) * step  # 1.0 stays 1.0, not 1.0000000002
+    return np.round(np.where(ends == 0, 0.0, out), 12)
 
 
 def calibrated_log_odds(margin: np.ndarray, calibrator: Mapping[str, Any]) -> np.ndarray:
