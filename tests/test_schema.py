@@ -457,7 +457,10 @@ def test_contract_part_leaves_out_foreign_columns_and_refuses_near_misses():
     for near, meant in (("BMI", "bmi"), (" Sex ", "sex"), ("MADRS_d7", "madrs_d7"),
                         ("madrs_basline", "madrs_baseline"), ("weight", "weight_kg"),
                         ("Weight", "weight_kg"), ("hamd17", "hamd17_baseline"),
-                        ("ssi", "ssi_baseline"), ("episode", "episode_months")):  # fmt: skip
+                        ("ssi", "ssi_baseline"), ("episode", "episode_months"),
+                        ("Weight (kg)", "weight_kg"), ("weight-kg", "weight_kg"),
+                        ("Episode (months)", "episode_months"),
+                        ("Infusion (minutes)", "infusion_minutes")):  # fmt: skip
         with pytest.raises(ValidationError, match=re.escape(f"did you mean {meant!r}?")):
             contract_part(pd.DataFrame({"age": [40], near: [1]}), "patient table")
     # a site's own columns that merely share a word with the contract's are left out

@@ -883,6 +883,7 @@ def contract_part(frame: pd.DataFrame, what: str) -> pd.DataFrame:
         near = (
             lowered.get(spelled)
             or visit  # MADRS_d7 for madrs_d7
+            or (snake if snake in absent else None)  # "Weight (kg)", "weight-kg"
             or next(iter(difflib.get_close_matches(spelled, absent, n=1, cutoff=0.9)), None)
             or next(
                 (c for c in inputs if snake and c in (f"{snake}_{s}" for s in _SUFFIXES)), None
