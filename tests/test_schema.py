@@ -447,6 +447,11 @@ def test_a_number_column_of_text_alone_is_one_problem_that_echoes_none_of_it():
     with pytest.raises(ValidationError) as caught:
         validate(pd.DataFrame(mixed))
     assert [p.value for p in caught.value.problems] == ["x", "y", "z"]
+    # numbers read as text (a BIDS file's cells) out of range are out of range, by value
+    with pytest.raises(ValidationError) as caught:
+        validate(pd.DataFrame([{**course, "madrs_baseline": "99"} for _ in range(3)]))
+    assert "not a number" not in str(caught.value)
+    assert "madrs_baseline='99' is outside" in str(caught.value)
 
 
 def test_contract_part_leaves_out_foreign_columns_and_refuses_near_misses():

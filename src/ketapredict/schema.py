@@ -1289,7 +1289,10 @@ def _coerce(series: pd.Series, col: Column) -> tuple[pd.Series, list[Problem]]:
     if (
         col.kind in ("float", "int")
         and len(problems) >= 3
-        and all(isinstance(p.value, str) and p.value.strip() for p in problems)
+        and all(
+            isinstance(p.value, str) and p.value.strip() and _number(p.value) is None
+            for p in problems
+        )
         and not out.notna().any()
     ):
         first = problems[0].row
