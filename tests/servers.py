@@ -41,13 +41,15 @@ def post(url: str, body: dict) -> dict:
 
 @contextlib.contextmanager
 def failing_tracking_server(
-    *, hang: float = 0.0, answering: tuple[str, ...] = ()
+    *, hang: float = 0.0, answering: tuple[str, ...] = (), missing: tuple[str, ...] = ()
 ) -> Iterator[str]:
     """A server on loopback that answers ``/health`` with 200 and every other request (the
     MLflow API) with HTTP 500, as a proxy in front of a broken tracking server does. With
     ``hang``, those calls first wait that many seconds; the paths in ``answering`` get 200
     and an empty JSON object instead (``/api/2.0/mlflow/experiments/search``: the server
-    passes ``ketapredict.tracking.preflight`` and fails later). Yields its URL; the paths
+    passes ``ketapredict.tracking.preflight`` and fails later), and those in ``missing``
+    MLflow's 404 for what is not in the store (``/api/2.0/mlflow/experiments/get-by-name``:
+    no experiment of that name yet). Yields its URL; the paths
     of the API calls it received are appended to ``failing_tracking_server.calls``."""
     calls: list[str] = []
 
@@ -61,6 +63,9 @@ def failing_tracking_server(
                 body, status = b"OK", 200
             elif path in answering:
                 body, status = b"{}", 200
+            elif path in missing:
+                body = b'{"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "not found"}'
+                status = 404
             else:
                 calls.append(path)
                 if hang:

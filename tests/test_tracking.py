@@ -472,6 +472,50 @@ def test_register_keeps_the_better_model_as_champion(store, fitted):
     client = MlflowClient()
     assert str(client.get_model_version_by_alias("registry-model", "champion").version) == "1"
     assert str(client.get_model_version_by_alias("registry-model", "challenger").version) == "2"
+    # far better on the primary outcome, but without the champion's dissociation
+    narrower = copy.deepcopy(good)
+    del narrower.results["dissociation"]
+    narrower.results["response"].metrics.loc["OutcomeModel", "within_arm_auc"] += 0.2
+    third = log_experiment(narrower, narrower.data, model, register="registry-model")
+    assert third.registered["alias"] == "challenger"
+    assert third.registered["reason"] == (
+        "predicts no dissociation, which champion version 1 predicts"
+    )
+    # the version that was challenger says until when
+    second_tags = client.get_model_version("registry-model", "2").tags
+    assert second_tags["alias_reason"].startswith("was challenger until version 3 (")
+    # better by a hair: promoted, and said to be possibly chance
+    hair = copy.deepcopy(good)
+    hair.results["response"].metrics.loc["OutcomeModel", "within_arm_auc"] += 0.001
+    fourth = log_experiment(hair, hair.data, model, register="registry-model")
+    assert fourth.registered["alias"] == "champion"
+    assert fourth.registered["reason"].endswith("the gain may be chance")
+    first_tags = client.get_model_version("registry-model", "1").tags
+    assert first_tags["alias_reason"].startswith("was champion until version 4 (beats")
+
+
+def test_run_parameters_are_what_each_run_fitted(fitted):
+    """An outcome's child says its own folds (leave-one-trial-out drops the trials that did
+    not measure it), and the parent's model.* are the model kept, tuned values included."""
+    import copy
+
+    from ketapredict.tracking import run_parameters
+
+    _, result, model = fitted
+    result = copy.deepcopy(result)
+    folds = result.results["dissociation"].fold_metrics
+    result.results["dissociation"].fold_metrics = folds[folds["fold"] != folds["fold"].max()]
+    assert run_parameters(result, "response")["validation.folds"] == 3
+    assert run_parameters(result, "dissociation")["validation.folds"] == 2
+    assert run_parameters(result)["validation.folds"] == "3 response, 2 dissociation"
+    model = copy.deepcopy(model)
+    model.models["response"].set_params(max_depth=3)  # as a grid search would have chosen
+    parent = run_parameters(result, None, model)
+    assert parent["model.max_depth"] == 3
+    assert parent["dissociation.min_child_weight_fitted"] == round(
+        float(model.models["dissociation"].min_child_weight_), 4
+    )
+    assert "model.n_rounds_fitted" not in parent  # by outcome on the parent
 
 
 def test_champion_rule_compares_only_like_with_like(store, fitted):

@@ -643,7 +643,10 @@ def test_a_server_that_fails_after_training_loses_no_model(tmp_path):
 
     experiment = tmp_path / "tiny.toml"
     experiment.write_text(TINY)
-    with failing_tracking_server(answering=("/api/2.0/mlflow/experiments/search",)) as url:
+    with failing_tracking_server(
+        answering=("/api/2.0/mlflow/experiments/search",),
+        missing=("/api/2.0/mlflow/experiments/get-by-name",),  # a new experiment
+    ) as url:
         process = _train(tmp_path, url, experiment)
         _, said = process.communicate(timeout=900)
     assert process.returncode == 1, said

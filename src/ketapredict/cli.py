@@ -619,14 +619,17 @@ def _train_and_log(
     )
     if tracked.registered:
         r = tracked.registered
+        theirs = ""
+        if r["champion_within_arm_auc"] is not None:
+            of = (
+                ""
+                if r["champion_primary_outcome"] == r["primary_outcome"]
+                else f" of {r['champion_primary_outcome']}"
+            )
+            theirs = f", the champion's{of} {r['champion_within_arm_auc']:.3f}"
         print(
             f"Registered {r['name']} version {r['version']} as {r['alias']} ({r['reason']}; "
-            f"within-arm AUC of the primary outcome {r['within_arm_auc']:.3f}"
-            + (
-                f", champion's {r['champion_within_arm_auc']:.3f})."
-                if r["champion_within_arm_auc"] is not None
-                else ")."
-            )
+            f"within-arm AUC of {r['primary_outcome']} {r['within_arm_auc']:.3f}{theirs})."
         )
     if hint:
         print("Compare runs in the MLflow UI: " + _ui_hint(ui_command()))

@@ -1018,23 +1018,33 @@ def model_parameters(experiment, outcome: str, fitted=None) -> dict[str, Any]:
 def run_parameters(result, outcome: str | None = None, risk_model=None) -> dict[str, Any]:
     """The params of a run: the experiment's data, feature set, validation scheme and
     tuning grid, and the effective model hyperparameters (for the parent run, the first
-    outcome's, with each outcome's fitted rounds as ``response.n_rounds_fitted``)."""
+    outcome's, tuned ones included, with each outcome's fitted rounds and leaf weight as
+    ``response.n_rounds_fitted`` and ``response.min_child_weight_fitted``, and the values
+    its grid search chose as ``response.tuned.max_depth``)."""
     experiment = result.experiment
     spec = experiment.spec
+    # an outcome's folds: under leave-one-trial-out, the trials that measured it
+    folds = {name: r.fold_metrics["fold"].nunique() for name, r in result.results.items()}
+    if outcome is not None:
+        fold_text: Any = folds[outcome]
+    elif len(set(folds.values())) == 1:
+        fold_text = next(iter(folds.values()))
+    else:
+        fold_text = ", ".join(f"{n} {name}" for name, n in folds.items())
     params: dict[str, Any] = {
         "data.source": spec.data.describe(),
         "data.kind": result.data_kind,
         "data.courses": result.n_rows,
         "features.set": spec.features.set,
         "validation.scheme": spec.validation.scheme,
-        "validation.folds": max(r.fold_metrics["fold"].nunique() for r in result.results.values()),
+        "validation.folds": fold_text,
         "validation.bootstraps": spec.validation.bootstraps,
         "validation.seed": spec.validation.seed,
         "validation.peers": spec.validation.peers,
         "outcomes": ",".join(result.results),
     }
     if spec.tuning:
-        params["tuning.grid"] = str(spec.tuning)
+        params["tuning.grid"] = json.dumps(spec.tuning)
     models = risk_model.models if risk_model is not None else {}
     if outcome is not None:
         validation = result.results[outcome]
@@ -1048,9 +1058,12 @@ def run_parameters(result, outcome: str | None = None, risk_model=None) -> dict[
         )
         params.update(model_parameters(experiment, outcome, models.get(outcome)))
     else:
-        params.update(model_parameters(experiment, next(iter(result.results))))
+        first = next(iter(result.results))
+        chosen = model_parameters(experiment, first, models.get(first))
+        params.update({k: v for k, v in chosen.items() if not k.endswith("_fitted")})
         for name, fitted in models.items():
             params[f"{name}.n_rounds_fitted"] = int(fitted.n_rounds_)
+            params[f"{name}.min_child_weight_fitted"] = round(float(fitted.min_child_weight_), 4)
             # the values the grid search chose for the model kept (per outcome)
             params.update({f"{name}.tuned.{k}": fitted.get_params()[k] for k in spec.tuning})
     return {k: _param(v) for k, v in params.items()}
@@ -1213,8 +1226,9 @@ def _log(result, data, risk_model, register, learning_curves, uri, start, opened
                     began += seconds
                     client.set_terminated(child_id, end_time=_milliseconds(began))
                 children[outcome] = child_id
-            if "final_model" in result.timings:
-                all_metrics["time/final_model_s"] = result.timings["final_model"]
+            for step in ("tuning", "final_model"):  # the grid search before the final fit
+                if step in result.timings:
+                    all_metrics[f"time/{step}_s"] = result.timings[step]
             mlflow.log_metrics(all_metrics)
             model_uri = None
             if risk_model is not None:
@@ -1634,9 +1648,11 @@ def _register(model_uri: str | None, name: str, risk_model=None) -> dict[str, An
     try:
         champion = client.get_model_version_by_alias(name, "champion")
         theirs_run = client.get_run(champion.run_id)
-        theirs = theirs_run.data.metrics.get(key, np.nan)
+        # the champion's own primary outcome: if it is another, its AUC is that outcome's
+        their_primary = theirs_run.data.tags.get("primary_outcome", "")
+        theirs = theirs_run.data.metrics.get(metric_key(their_primary, PRIMARY_METRIC), np.nan)
     except MlflowException:
-        champion, theirs_run, theirs = None, None, np.nan
+        champion, theirs_run, their_primary, theirs = None, None, None, np.nan
     if champion is None:
         alias, reason = "champion", "no champion yet"
     else:
@@ -1645,22 +1661,49 @@ def _register(model_uri: str | None, name: str, risk_model=None) -> dict[str, An
             for tag, label in _COMPARABLE.items()
             if _comparable(ours_run, tag) != _comparable(theirs_run, tag)
         ]
+        # a champion is what users load: its successor must answer every outcome it did
+        dropped = sorted(_outcomes(theirs_run) - _outcomes(ours_run))
         if differ:
             alias = "challenger"
             reason = (
                 f"not comparable with champion version {champion.version}: other "
                 + ", ".join(differ)
             )
+        elif dropped:
+            alias = "challenger"
+            reason = (
+                f"predicts no {', '.join(dropped)}, which champion version "
+                f"{champion.version} predicts"
+            )
         elif not np.isfinite(ours) or not np.isfinite(theirs):
             alias, reason = "challenger", "no within-arm AUC to compare"
         elif ours > theirs:
             alias, reason = "champion", f"beats version {champion.version} ({theirs:.3f})"
+            low, high = (ours_run.data.metrics.get(f"{key}_{end}") for end in ("low", "high"))
+            if low is not None and high is not None and ours - theirs < (high - low) / 4:
+                # two runs on the same folds differ by less than their intervals, which
+                # resample trials and patients; a small gain may be chance
+                reason += (
+                    f" by {ours - theirs:.3f}, well inside its 95% interval "
+                    f"[{low:.3f}, {high:.3f}]: the gain may be chance"
+                )
         else:
             alias, reason = (
                 "challenger",
                 f"does not beat version {champion.version} ({theirs:.3f})",
             )
+    try:  # the version that held the alias until now says so
+        previous = client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        previous = None
     client.set_registered_model_alias(name, alias, version.version)
+    if previous is not None and str(previous.version) != str(version.version):
+        client.set_model_version_tag(
+            name,
+            previous.version,
+            "alias_reason",
+            f"was {alias} until version {version.version} ({reason})",
+        )
     tags = ours_run.data.tags
     simulated = tags.get("data_kind") == "simulated"
     described = {
@@ -1705,9 +1748,16 @@ def _register(model_uri: str | None, name: str, risk_model=None) -> dict[str, An
         "version": version.version,
         "alias": alias,
         "reason": reason,
+        "primary_outcome": primary,
         "within_arm_auc": ours,
+        "champion_primary_outcome": their_primary,
         "champion_within_arm_auc": None if champion is None else theirs,
     }
+
+
+def _outcomes(run) -> set[str]:
+    """The outcomes a run's model predicts (its ``outcomes`` parameter)."""
+    return {o for o in run.data.params.get("outcomes", "").split(",") if o}
 
 
 def ui_command(port: int = 5000, *, verbose: bool = False) -> list[str]:
