@@ -325,6 +325,11 @@ def test_shap_figures_are_shaps_own_legible_and_anonymous(model, sample):
     finally:
         for figure in figures.values():
             plt.close(figure)
+    # real patients' runs get no beeswarm: its dots are single patients' values
+    figures = shap_figures(model, sample, title=title, each_patient=False)
+    assert list(figures) == ["shap_bar_by_predictor.png", "shap_waterfall_example.png"]
+    for figure in figures.values():
+        plt.close(figure)
 
 
 def test_shap_is_imported_only_when_explaining():

@@ -574,12 +574,18 @@ def composite_patient(X: pd.DataFrame, row: int = 0) -> pd.DataFrame:
 
 
 def shap_figures(
-    model: Any, X: pd.DataFrame, outcome: str | None = None, *, title: str
+    model: Any,
+    X: pd.DataFrame,
+    outcome: str | None = None,
+    *,
+    title: str,
+    each_patient: bool = True,
 ) -> dict[str, Figure]:
     """The SHAP figures logged with a run, drawn by shap's own plots.
 
-    - ``shap_beeswarm.png``: each patient's SHAP value of each encoded feature (log-odds),
-      coloured by the feature's value (grey where missing);
+    - ``shap_beeswarm.png`` (with ``each_patient``): each patient's SHAP value of each
+      encoded feature (log-odds), coloured by the feature's value (grey where missing): a
+      dot per patient, so not for real patients' runs;
     - ``shap_bar_by_predictor.png``: mean absolute SHAP value by clinical predictor
       (log-odds);
     - ``shap_waterfall_example.png`` (with at least :data:`MIN_COMPOSITE` patients of the
@@ -600,6 +606,9 @@ def shap_figures(
         For a RiskModel, the outcome (default: its first).
     title : str
         Names the outcome, experiment and feature set; heads every figure.
+    each_patient : bool, default=True
+        Draw the beeswarm, whose dots are single patients' values; runs on real patients
+        leave it out (the bar chart and the composite's waterfall are summaries).
 
     Returns
     -------
@@ -646,12 +655,15 @@ def shap_figures(
 
     figures = {}
     with plt.rc_context({"font.size": 11, "figure.dpi": 110}):
-        figure, ax = plt.subplots(figsize=(9, 0.4 * _MAX_DISPLAY + 2))
-        shap.plots.beeswarm(features, max_display=_MAX_DISPLAY, show=False, ax=ax, plot_size=None)
-        ax.set_xlabel("SHAP value (log-odds, before calibration)", fontsize=12)
-        ax.set_title(f"{title}\nSHAP values by encoded feature", fontsize=12)
-        figure.tight_layout()
-        figures["shap_beeswarm.png"] = figure
+        if each_patient:
+            figure, ax = plt.subplots(figsize=(9, 0.4 * _MAX_DISPLAY + 2))
+            shap.plots.beeswarm(
+                features, max_display=_MAX_DISPLAY, show=False, ax=ax, plot_size=None
+            )
+            ax.set_xlabel("SHAP value (log-odds, before calibration)", fontsize=12)
+            ax.set_title(f"{title}\nSHAP values by encoded feature", fontsize=12)
+            figure.tight_layout()
+            figures["shap_beeswarm.png"] = figure
 
         figure, ax = plt.subplots(figsize=(9, 0.4 * _MAX_DISPLAY + 2))
         shap.plots.bar(predictors, max_display=_MAX_DISPLAY, show=False, ax=ax)

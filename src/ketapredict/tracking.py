@@ -1217,7 +1217,12 @@ def _log(result, data, risk_model, register, learning_curves, uri, start, opened
                     mlflow.log_metrics(metrics)
                     _log_tables(validation)
                     figures = _outcome_figures(
-                        experiment, validation, data, risk_model, (learning_curves or {})
+                        experiment,
+                        validation,
+                        data,
+                        risk_model,
+                        (learning_curves or {}),
+                        simulated=result.data_kind == "simulated",
                     )
                     for name, figure in figures.items():
                         mlflow.log_figure(figure, f"plots/{name}")
@@ -1268,10 +1273,13 @@ def _log_tables(validation) -> None:
     mlflow.log_text(pd.concat(bins).to_csv(index=False), "tables/calibration.csv")
 
 
-def _outcome_figures(experiment, validation, data, risk_model, learning_curves) -> dict:
+def _outcome_figures(
+    experiment, validation, data, risk_model, learning_curves, *, simulated: bool
+) -> dict:
     """The plots of one outcome's run: ROC, calibration, decision curve, learning curve
     (:func:`ketapredict.plots.validation_figures`) and, when the model was fitted, shap's
-    beeswarm, bar and waterfall (:func:`ketapredict.explanation.shap_figures`)."""
+    bar chart, waterfall and, for simulated patients, beeswarm
+    (:func:`ketapredict.explanation.shap_figures`)."""
     from .explanation import shap_figures
     from .plots import outcome_words, validation_figures
 
@@ -1289,7 +1297,10 @@ def _outcome_figures(experiment, validation, data, risk_model, learning_curves) 
         title = (
             f"{outcome_words(outcome)}: experiment {experiment.name}, feature set {feature_set}"
         )
-        figures.update(shap_figures(risk_model, sample, outcome, title=title))
+        # a beeswarm's dots are single patients' values: drawn for simulated ones only
+        figures.update(
+            shap_figures(risk_model, sample, outcome, title=title, each_patient=simulated)
+        )
     return figures
 
 
