@@ -73,8 +73,17 @@ def test_a_table_of_patients_is_refused_with_every_bad_row_named(model):
         model.score(pd.DataFrame([PATIENT] * 5), COURSE, horizon_day=0)
     assert len(caught.value.problems) == 1
     assert caught.value.what == "horizon"
+    with pytest.raises(ValidationError) as caught:
+        model.score(pd.DataFrame([PATIENT] * 3), COURSE, horizon_day=1, drivers="x")
+    assert len(caught.value.problems) == 1
+    assert caught.value.what == "arguments"
     site = pd.DataFrame([{**PATIENT, "site": "Leeds"}] * 2)
     assert len(model.score(site, COURSE, horizon_day=1)) == 2
+    # a comparison reads a one-row table as score does
+    assert len(model.compare_regimens(site.head(1), [COURSE], horizon_day=1).table) == 1
+    without = site.head(1).drop(columns="weight_kg").assign(weight=80)
+    with pytest.raises(ValidationError, match="did you mean 'weight_kg'"):
+        model.compare_regimens(without, [COURSE], horizon_day=1)
 
 
 def test_an_error_is_headed_by_what_was_wrong(model):
@@ -114,6 +123,16 @@ def test_a_horizon_that_replaces_the_records_own_day_says_so(model):
     assert replaced in model.score(record, horizon_day=28).warnings
     assert replaced not in model.score(record, horizon_day=7).warnings
     assert model.score(record).horizon_day == 7
+    # with a regimen and a horizon, the day is the horizon's, the schedule the regimen's
+    both = model.score(record, COURSE, horizon_day=28).warnings
+    assert replaced in both
+    assert any("(drug, route, dose," in w and "the regimen given" in w for w in both)
+    assert not any("endpoint_day" in w and "the regimen given" in w for w in both)
+    alone = model.score(record, COURSE).warnings
+    assert any("endpoint_day was replaced by the regimen's end point" in w for w in alone)
+    # a record's own day that is no day is the patient's fault, not a horizon's
+    with pytest.raises(ValidationError, match=r"^1 problem in the patient:"):
+        model.score({**record, "endpoint_day": 0})
 
 
 def test_without_drivers_no_reference_risk_is_made_up(model):

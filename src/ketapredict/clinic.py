@@ -726,19 +726,28 @@ def _prepare(
     warnings: list[str] = []
     regimen_columns = set(columns("regimen"))
     baseline = {k: v for k, v in patient.items() if _role(k) not in (*_NOT_INPUTS, "regimen")}
-    if regimen is not None or horizon_day is not None:
-        # a regimen given replaces the record's schedule and its day; a horizon its day
-        replacing = regimen_columns if regimen is not None else {"endpoint_day"}
-        replaced = [k for k in patient if k in replacing and not _is_missing(patient[k])]
-        if regimen is None and _number(patient.get("endpoint_day")) == _number(horizon_day):
-            replaced = []  # the same day
+    # a regimen given replaces the record's schedule, and its day unless a horizon is given;
+    # a horizon replaces the record's day
+    if regimen is not None:
+        replaced = [
+            k
+            for k in patient
+            if k in regimen_columns and k != "endpoint_day" and not _is_missing(patient[k])
+        ]
         if replaced:
             warnings.append(
                 "the record's own regimen fields (" + ", ".join(replaced) + ") were "
                 "replaced by the regimen given"
-                if regimen is not None
-                else "the record's own endpoint_day was replaced by the horizon given"
             )
+    day = patient.get("endpoint_day")
+    if (regimen is not None or horizon_day is not None) and not _is_missing(day):
+        if horizon_day is None:
+            warnings.append(
+                "the record's own endpoint_day was replaced by the regimen's end point (24 h "
+                "after its last session)"
+            )
+        elif _number(day) != _number(horizon_day):
+            warnings.append("the record's own endpoint_day was replaced by the horizon given")
     problems: list[Problem] = []
     try:
         record = validate_patient(baseline)
@@ -757,8 +766,9 @@ def _prepare(
         recorded = None if regimen is not None else patient.get("endpoint_day")
         endpoint = None if _is_missing(recorded) else _day(recorded, "endpoint_day", problems)
         source = "the record's assessment day"
-    if len(problems) > before:
-        at_fault.append("horizon")
+    if len(problems) > before:  # the record's own day is the patient's
+        whose = "horizon" if horizon_day is not None else "patient"
+        at_fault += [] if whose in at_fault else [whose]
     if problems:
         *others, last = at_fault
         raise ValidationError(problems, f"{', '.join(others)} and {last}" if others else last)
@@ -793,8 +803,9 @@ def _beyond_the_horizons(day: float, whose: str) -> Problem | None:
 
 def _day_text(day: float) -> str:
     """A day to one decimal (a tenth of a day is under 3 hours), without a trailing .0;
-    within the first day to two (day 0.04 is about an hour, not day 0), and below a
-    hundredth of a day (15 minutes) to two significant digits: a horizon is above day 0.
+    within the first day to two (day 0.04 is about an hour, not day 0), and below 0.005
+    (7 minutes, which two decimals would round to day 0 or 0.01) to two significant digits:
+    a horizon is above day 0.
 
     Examples
     --------
@@ -1168,6 +1179,20 @@ def score(
 ):
     """Score one patient (dict or Series) or each row of a DataFrame; see
     :meth:`RiskModel.score`."""
+    if not (
+        isinstance(drivers, bool | np.bool_) or (isinstance(drivers, str) and drivers == "all")
+    ):
+        raise ValidationError(
+            [
+                Problem(
+                    "drivers",
+                    drivers,
+                    f"drivers={short_repr(drivers)} is not True, False or 'all'",
+                )
+            ],
+            "arguments",
+        )
+    drivers = drivers if isinstance(drivers, str) else bool(drivers)
     if isinstance(patient, pd.DataFrame):
         _check_columns_once(patient)
         # as the table entry points read a table: rows named by position where the labels
@@ -1193,20 +1218,6 @@ def score(
         if problems:
             raise ValidationError(problems, what)
         return reports
-    if not (
-        isinstance(drivers, bool | np.bool_) or (isinstance(drivers, str) and drivers == "all")
-    ):
-        raise ValidationError(
-            [
-                Problem(
-                    "drivers",
-                    drivers,
-                    f"drivers={short_repr(drivers)} is not True, False or 'all'",
-                )
-            ],
-            "arguments",
-        )
-    drivers = drivers if isinstance(drivers, str) else bool(drivers)
     arrays, values, warnings, described, horizon = _prepare(model, patient, regimen, horizon_day)
     # a missing optional field is integrated out: the patient is scored on draws of it given
     # the recorded fields, and the probabilities are averaged (ketapredict.imputation)
@@ -1464,7 +1475,9 @@ def compare_regimens(
                 ],
                 "patient",
             )
-        patient = patient.iloc[0]
+        # read as score reads a table: a site's own columns left out, near-misses refused
+        _check_columns_once(patient)
+        patient = contract_part(patient, "patient").iloc[0]
     if regimens is None:
         regimens = regimen_grid()
     if isinstance(regimens, pd.DataFrame):  # one schedule a row
