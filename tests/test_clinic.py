@@ -113,6 +113,9 @@ def test_a_dose_below_any_studied_is_warned_as_a_likely_unit_mix_up(model):
     assert warned(drug="ketamine", route="iv", dose=0.5, dose_unit="mg", infusion_minutes=40)
     assert warned(drug="ketamine", route="iv", dose=1e-300, infusion_minutes=40)
     assert not warned(drug="ketamine", route="sublingual", dose=10, dose_unit="mg")  # Lara 2013
+    patient["weight_kg"] = 170  # Lara's fixed dose is Lara's dose for a heavier patient too
+    assert not warned(drug="ketamine", route="sublingual", dose=10, dose_unit="mg")
+    patient["weight_kg"] = 80
     assert not warned(drug="ketamine", route="iv", dose=0.1, infusion_minutes=40)
     assert not warned(drug="saline", route="iv", dose=0, infusion_minutes=40)
 

@@ -244,6 +244,10 @@ def test_from_record_ignores_other_columns_and_reads_blanks_as_a_table_does():
             Regimen.from_record(row.to_dict() | blank)
         assert "leave the field out for its default" in str(caught.value)
     assert Regimen.from_record(row.drop(["sessions_per_week", "n_sessions"])).n_sessions == 1
+    # a blank required field is said once
+    with pytest.raises(ValidationError) as caught:
+        Regimen.from_record(row.to_dict() | {"drug": None})
+    assert [p.column for p in caught.value.problems] == ["drug"]
 
 
 def test_readable_description():

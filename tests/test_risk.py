@@ -355,6 +355,8 @@ def test_patients_that_are_no_table_are_a_validation_error(risk_model, train):
         for call in (risk_model.predict_proba, risk_model.predict_interval):
             with pytest.raises(ValidationError, match="expected a patient table"):
                 call(given)
+            with pytest.raises(ValidationError, match="expected a patient table"):
+                call(given, validated=True)  # it was an AttributeError
     with pytest.raises(ValidationError, match="expected a patient table"):
         risk_model.recalibrate(record)
 

@@ -228,8 +228,9 @@ class Regimen:
             raise ValidationError(found, "regimen")
         try:  # the other fields' faults too, beside a blank's
             course = cls(**fields)
-        except ValidationError as error:
-            raise ValidationError([*found, *error.problems], "regimen") from None
+        except ValidationError as error:  # a blank said once, by recorded_fields
+            others = [p for p in error.problems if p.column not in problems]
+            raise ValidationError([*found, *others], "regimen") from None
         if found:
             raise ValidationError(found, "regimen")
         return course
@@ -386,7 +387,9 @@ def below_any_studied(fields: Mapping[str, Any]) -> str | None:
     trials the virtual cohort models (:data:`LOWEST_STUDIED_MG_PER_KG`): beyond the
     evidence, and often a unit mixed up. None otherwise.
 
-    ``fields`` are a regimen's fields (and optionally ``weight_kg``), as a record.
+    ``fields`` are a regimen's fields, as a record. A dose in mg is judged at the reference
+    weight, not the patient's: the trials' fixed doses are plans for any weight (Lara's
+    10 mg for a patient of 170 kg is still Lara's dose).
 
     Examples
     --------
@@ -395,16 +398,15 @@ def below_any_studied(fields: Mapping[str, Any]) -> str | None:
     >>> below_any_studied({**iv, "dose": 0.5}) is None
     True
     >>> below_any_studied({**iv, "dose": 0.5, "dose_unit": "mg"})[:50]
-    "a session's dose, 0.0065 mg/kg as racemic ketamine"
+    "a session's dose, 0.0065 mg/kg at 77.5 kg as racem"
     """
-    found = exposure(
-        {k: np.array([fields.get(k)], dtype=object) for k in (*REGIMEN_FIELDS, "weight_kg")}
-    )
+    found = exposure({k: np.array([fields.get(k)], dtype=object) for k in REGIMEN_FIELDS})
     equivalent = float(found["racemic_iv_equivalent_mg_per_kg"][0])
     if not found["active_drug"][0] or equivalent >= LOWEST_STUDIED_MG_PER_KG / 2:
         return None
+    at = "" if fields.get("dose_unit", "mg/kg") == "mg/kg" else f" at {REFERENCE_WEIGHT_KG:g} kg"
     return (
-        f"a session's dose, {equivalent:.2g} mg/kg as racemic ketamine IV, is below half the "
+        f"a session's dose, {equivalent:.2g} mg/kg{at} as racemic ketamine IV, is below half the "
         "smallest in the trials the virtual cohort models (sublingual ketamine 10 mg, Lara "
         f"2013: about {LOWEST_STUDIED_MG_PER_KG:.2g} mg/kg): check the dose and its unit"
     )

@@ -763,9 +763,9 @@ class RiskModel:
         return log_odds
 
     def _table(self, X: Any, validated: bool) -> Any:
-        if isinstance(X, Columns) or (validated and not isinstance(X, pd.DataFrame)):
+        if isinstance(X, Columns):  # the clinician path's own, checked
             return X
-        if not isinstance(X, pd.DataFrame):
+        if not isinstance(X, pd.DataFrame):  # validated or not: a record is no table
             raise _not_a_table(X)
         # spellings are normalised ("IV" -> "iv") and every bad cell is reported at once;
         # columns the contract does not know are no model's input and are left out
