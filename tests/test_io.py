@@ -691,6 +691,16 @@ def test_a_scores_name_mistyped_in_the_mapping_gets_a_did_you_mean(
         ketapredict.read_study(mapping)
 
 
+def test_an_adam_did_you_mean_never_points_at_another_mapped_scale(tmp_path):
+    root = shutil.copytree(example_study("adam"), tmp_path / "adam")
+    mapping = root / "mapping.toml"
+    mapping.write_text(mapping.read_text().replace('madrs = "MADRSTOT"', 'madrs = "HAMD17X"'))
+    with pytest.raises(ValidationError) as caught:
+        ketapredict.read_study(mapping)
+    assert "PARAMCD='HAMD17X'" in str(caught.value)
+    assert "HAMD17T" not in str(caught.value)
+
+
 def test_a_score_out_of_range_is_named_by_its_own_file_and_line(tmp_path):
     """It was named by its participant's line in participants.tsv, a file that holds no
     scores."""

@@ -227,7 +227,10 @@ def read_adam(
                     f"scores.{scale_of[code]}",
                     code,
                     f"{paths['efficacy'].name} has no records with {names.parameter}={code!r}"
-                    + did_you_mean(code, parameter.dropna().unique().tolist()),
+                    # never another mapped scale's code
+                    + did_you_mean(
+                        code, [c for c in parameter.dropna().unique() if c not in scale_of]
+                    ),
                 )
                 for code in absent
             ],
