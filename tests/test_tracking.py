@@ -78,7 +78,7 @@ def two_runs(tmp_path_factory):
         assert main(["train", str(path), "--quiet", "--register", "ketapredict-small"]) == 0
         import mlflow
 
-        mlflow.set_tracking_uri("sqlite:///mlruns/mlflow.db")
+        mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}")
         runs = mlflow.search_runs(experiment_names=["small", "small_no_cognition"])
         yield folder, runs
     finally:
@@ -255,7 +255,9 @@ def test_no_identifier_or_patient_row_reaches_mlflow(two_runs):
 def pyfunc(two_runs):
     import mlflow
 
-    _, runs = two_runs
+    folder, runs = two_runs
+    # other tests point MLflow elsewhere (a server, their own store) in between
+    mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}")
     parent = runs[runs["tags.mlflow.runName"].str.startswith("small ")].iloc[0]
     model_uri = mlflow.search_logged_models(
         experiment_ids=[parent["experiment_id"]], output_format="list"
