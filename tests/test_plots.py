@@ -153,6 +153,9 @@ def test_few_events_give_fewer_bins(cohort):
     assert calibration_bin_count(35) == 3
     assert len(_points(plot_calibration(few, **NAMES), "OutcomeModel")) == 3
     assert len(_points(plot_calibration(few, **NAMES, n_bins=7), "oracle")) == 7
+    # a bin holds at least 11 courses: it would tell those few patients' outcomes
+    tiny = dataclasses.replace(result, predictions=result.predictions.iloc[:25])
+    assert len(_points(plot_calibration(tiny, **NAMES), "OutcomeModel")) == 2
 
 
 def test_a_rare_outcome_is_drawn_over_the_range_of_its_predictions(figures):

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .evaluate import decision_thresholds
+from .schema import MIN_CELL
 
 if TYPE_CHECKING:  # matplotlib takes a second to import: only the plotting functions do
     from matplotlib.figure import Figure
@@ -315,17 +316,24 @@ def _finish(
 # --------------------------------------------------------------------------------------------
 # Calibration
 # --------------------------------------------------------------------------------------------
-def calibration_bin_count(events: int) -> int:
-    """Bins of a calibration plot: about ten events per bin, between 3 and 10 bins.
+def calibration_bin_count(events: int, courses: int | None = None) -> int:
+    """Bins of a calibration plot or table: about ten events per bin, between 3 and 10
+    bins, and with ``courses``, at least :data:`~ketapredict.schema.MIN_CELL` courses a bin.
 
-    With fewer events per bin, a bin's observed rate is mostly noise.
+    With fewer events per bin, a bin's observed rate is mostly noise; a bin of a few
+    courses tells their outcomes (to whoever can work out their predicted risks).
 
     Examples
     --------
     >>> calibration_bin_count(3225), calibration_bin_count(102), calibration_bin_count(35)
     (10, 10, 3)
+    >>> calibration_bin_count(12, courses=30)
+    2
     """
-    return int(np.clip(events // 10, 3, 10))
+    bins = int(np.clip(events // 10, 3, 10))
+    if courses is not None:
+        bins = min(bins, max(1, courses // MIN_CELL))
+    return bins
 
 
 def plot_calibration(
@@ -391,7 +399,7 @@ def plot_calibration(
     y = _observed(result)
     models = _models(result)
     styles = _styles(models)
-    k = calibration_bin_count(int(y.sum())) if n_bins is None else int(n_bins)
+    k = calibration_bin_count(int(y.sum()), len(y)) if n_bins is None else int(n_bins)
     tables = {
         name: calibration_bins(y, result.predictions[f"p_{name}"].to_numpy(dtype=float), k)
         for name in models

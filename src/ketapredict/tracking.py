@@ -1260,13 +1260,17 @@ def _log_tables(validation) -> None:
     import mlflow
 
     from .evaluate import calibration_bins
+    from .plots import calibration_bin_count
 
     mlflow.log_text(fold_table(validation).to_csv(index=False), "tables/folds.csv")
     mlflow.log_text(validation.subgroups.to_csv(index=False), "tables/subgroups.csv")
     predictions = validation.predictions
     y = predictions[validation.outcome].to_numpy(dtype=float)
+    k = calibration_bin_count(int(y.sum()), len(y))  # the plot's bins
     bins = [
-        calibration_bins(y, predictions[column].to_numpy()).assign(model=column.removeprefix("p_"))
+        calibration_bins(y, predictions[column].to_numpy(), k).assign(
+            model=column.removeprefix("p_")
+        )
         for column in predictions.columns
         if column.startswith("p_")
     ]
