@@ -10,6 +10,7 @@ import pytest
 import ketapredict
 from ketapredict import (
     ModelFileError,
+    OutcomeModel,
     Population,
     Regimen,
     RiskModel,
@@ -473,6 +474,72 @@ def test_a_small_arm_is_not_given_away_by_the_rows_pooling_it():
             rest = n - sum(arms.get(a, 0) for a in inside.unique())
             assert rest == 0 or rest >= MIN_CELL, (variable, level, rest)
     assert len(cohort) - arms.sum() == 0 or len(cohort) - arms.sum() >= MIN_CELL
+
+
+def test_a_small_group_is_not_a_row_less_another_variables_row():
+    """Four bipolar courses in a trial of depression: "bipolar" less the bipolar trial
+    told their outcomes."""
+    from ketapredict.evaluate import subgroup_metrics
+
+    cohort = simulate_cohort(n=2000, seed=0)
+    fava = cohort.index[cohort["trial_id"] == "fava2020"][:4]
+    cohort.loc[fava, "diagnosis"] = "bipolar"
+    y = cohort["response"].astype(float).to_numpy()
+    rows = subgroup_metrics(cohort, y, {"oracle": cohort["p_response"].to_numpy()})
+    shown = rows.set_index(["variable", "level"])["n"]
+    bipolar = shown.get(("diagnosis", "bipolar"))
+    trial = shown.get(("trial", "diazgranados2010"))
+    assert bipolar is None or trial is None or not 0 < bipolar - trial < 11
+
+
+def test_a_small_trials_fold_is_not_logged():
+    """Under leave-one-trial-out a fold is a trial: the fold table showed the trial that the
+    subgroups withheld."""
+    from ketapredict.evaluate import cross_validate
+    from ketapredict.tracking import fold_table
+
+    cohort = simulate_cohort(n=1500, seed=4)
+    trials = ["zarate2006", "berman2000", "lara2013", "fava2020"]
+    cohort = cohort[cohort["trial_id"].isin(trials)]
+    lara = cohort.index[cohort["trial_id"] == "lara2013"]
+    cohort = cohort.drop(lara[8:]).reset_index(drop=True)
+    result = cross_validate(
+        OutcomeModel("response", n_estimators=20), cohort, scheme="leave_one_trial_out",
+        n_bootstraps=0, peers=False, n_jobs=1,
+    )  # fmt: skip
+    logged = fold_table(result)
+    assert "lara2013" not in set(logged["held_out_trial"])
+    assert "withheld" not in logged.columns
+    assert "lara2013" not in set(result.subgroups["level"])
+    # the other trials' folds together are not the total less lara's 8
+    assert (len(cohort) - logged.groupby("fold")["n"].first().sum()) >= 11
+
+
+def test_the_comparators_of_a_mixed_arm_are_not_all_less_active():
+    """An arm that mixes drugs: "all" less "active drug" was its 5 midazolam courses."""
+    from ketapredict.io import example_study
+
+    study = ketapredict.read_study(example_study("bids") / "mapping.toml")
+    ketamine = study[study["arm"] == "ketamine"]
+    mixed = pd.concat([ketamine, ketamine.head(20), study[study["arm"] == "saline"].head(5)])
+    mixed = mixed.reset_index(drop=True)
+    mixed["arm"] = mixed["arm"].astype(object)
+    mixed.loc[len(ketamine) :, "arm"] = "mixed"
+    mixed.loc[: len(ketamine) // 2, "arm"] = "A"
+    result = evaluate_model(ketapredict.load_model(), mixed)
+    table = result.table[result.table["outcome"] == "response"].set_index("group")["n"]
+    assert "active drug" not in table.index  # "all" less it: the 5 midazolam courses
+    assert any("active drug not shown either" in w for w in result.warnings)
+
+
+def test_an_outcome_too_small_to_show_says_no_counts():
+    from ketapredict.io import example_study
+
+    study = ketapredict.read_study(example_study("bids") / "mapping.toml")
+    study["response"] = study["response"].astype(object)
+    study.loc[study.index[5:], "response"] = None
+    result = evaluate_model(ketapredict.load_model(), study, outcomes=["remission", "response"])
+    assert not any(w.startswith("response:") and "events" in w for w in result.warnings)
 
 
 def test_an_arm_withheld_is_not_the_total_less_the_others():

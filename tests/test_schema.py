@@ -478,24 +478,29 @@ def test_contract_part_leaves_out_foreign_columns_and_refuses_near_misses():
     assert list(contract_part(pd.DataFrame({"bmi": [27.0], "BMI": [1]}), "t").columns) == ["bmi"]
 
 
-def test_withheld_rows_protect_a_small_group_from_subtraction():
-    from ketapredict.schema import withheld_rows
+def test_withheld_groups_protect_a_small_group_from_subtraction():
+    from ketapredict.schema import withheld_groups
 
-    cells = {"K1": 100, "K2": 5, "S": 50}
-    rows = {
-        "arm K1": ["K1"],
-        "arm K2": ["K2"],
-        "arm S": ["S"],
-        "ketamine": ["K1", "K2"],
-        "saline": ["S"],
-    }
+    def rows(**variables):
+        return {
+            (name, level): np.asarray(values) == level
+            for name, values in variables.items()
+            for level in dict.fromkeys(values)
+            if level is not None
+        }
+
+    arm = ["K1"] * 100 + ["K2"] * 5 + ["S"] * 50
+    drug = ["ketamine"] * 105 + ["saline"] * 50
     # K2 alone is too small; with "ketamine" shown, K1 would give it away; saline stays
-    assert withheld_rows(cells, rows) == {"arm K2", "arm K1"}
-    assert withheld_rows({"A": 30, "B": 40}, {"A": ["A"], "B": ["B"]}) == set()
+    assert withheld_groups(rows(arm=arm, drug=drug)) == {("arm", "K2"), ("arm", "K1")}
+    assert withheld_groups(rows(arm=["A"] * 30 + ["B"] * 40)) == set()
     # courses in no row (a level not recorded) are a group too
-    assert withheld_rows({"F": 200, "M": 100, None: 3}, {"F": ["F"], "M": ["M"]}) == {"M"}
-    assert withheld_rows({"A": 4, "B": 5}, {"A": ["A"], "B": ["B"], "all": ["A", "B"]}) == {
-        "A",
-        "B",
-        "all",
-    }
+    sex = ["F"] * 200 + ["M"] * 100 + [None] * 3
+    assert withheld_groups(rows(sex=sex)) == {("sex", "M")}
+    assert withheld_groups(rows(arm=["A"] * 4 + ["B"] * 5)) == {("arm", "A"), ("arm", "B")}
+    # across variables: a trial of 115 bipolar patients, and 4 more in another trial, give
+    # those 4 away as "bipolar" less the trial
+    trial = ["T1"] * 115 + ["T2"] * 300
+    diagnosis = ["bipolar"] * 119 + ["MDD"] * 296
+    withheld = withheld_groups(rows(trial=trial, diagnosis=diagnosis))
+    assert withheld & {("trial", "T1"), ("diagnosis", "bipolar")}

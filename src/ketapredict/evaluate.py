@@ -39,7 +39,7 @@ from .schema import (
     column,
     columns,
     crossover_patients,
-    withheld_rows,
+    withheld_groups,
 )
 from .trees import logit
 
@@ -56,7 +56,9 @@ __all__ = [
     "peer_models",
     "score_predictions",
     "subgroup_metrics",
+    "subgroup_variables",
     "tune_parameters",
+    "withheld_subgroups",
 ]
 
 SCHEMES = ("stratified_kfold", "grouped_kfold", "leave_one_trial_out")
@@ -646,6 +648,7 @@ def subgroup_metrics(
     *,
     min_events: int = 5,
     ranked_within: Any = None,
+    withheld: Collection[tuple[str, Any]] | None = None,
 ) -> pd.DataFrame:
     """Metrics within subgroups: by sex, age band, diagnosis, drug, route, trial, arm, and
     active drug against comparator.
@@ -665,6 +668,9 @@ def subgroup_metrics(
     ranked_within : array-like, optional
         The groups the within-arm AUC ranks rows in (default: their arms;
         :func:`cross_validate` gives arm and fold where its folds split arms).
+    withheld : collection of (variable, level), optional
+        The rows not to show (default: those :func:`withheld_subgroups` finds in ``frame``;
+        :func:`cross_validate` judges them together with its folds).
 
     Returns
     -------
@@ -674,27 +680,13 @@ def subgroup_metrics(
         :func:`score_predictions`), ``auc``, ``brier``, ``ece``.
     """
     y = np.asarray(y, dtype=float)
-    index = frame.index
-    variables = {
-        name: frame[name].astype(object)
-        for name in ("sex", "diagnosis", "drug", "route")
-        if name in frame.columns
-    }
-    if "age" in frame.columns:
-        variables["age band"] = _age_band(frame["age"])
-    if "trial_id" in frame.columns:
-        variables["trial"] = frame["trial_id"].astype(object)
-    variables["arm"] = pd.Series(arm_labels(frame), index=index)
-    if "drug" in frame.columns:
-        variables["active drug"] = pd.Series(
-            np.where(active_drug(frame), "active drug", "comparator"), index=index
-        )
+    variables = subgroup_variables(frame)
     from sklearn.metrics import roc_auc_score
 
     strata = arm_labels(frame) if ranked_within is None else np.asarray(ranked_within, object)
     arms = _codes(strata, len(frame))
     active = active_drug(frame)
-    withheld = _withheld_levels(variables)
+    withheld = set(withheld_subgroups(variables) if withheld is None else withheld)
     rows = []
     for name, p in predictions.items():
         p = np.asarray(p, dtype=float)
@@ -728,34 +720,46 @@ def subgroup_metrics(
     return pd.DataFrame(rows)
 
 
-# The variables a course's arm decides (an arm is one trial's, of one drug by one route):
-# their rows add up the same arms, so one shown can give away another withheld.
-_OF_THE_ARM = ("drug", "route", "trial", "arm", "active drug")
+def subgroup_variables(frame: pd.DataFrame) -> dict[str, pd.Series]:
+    """The variables :func:`subgroup_metrics` groups by, each a level per row (missing
+    where the row has none): sex, diagnosis, drug, route, age band, trial, arm, and active
+    drug against comparator, of those ``frame`` has the columns of."""
+    index = frame.index
+    variables = {
+        name: frame[name].astype(object)
+        for name in ("sex", "diagnosis", "drug", "route")
+        if name in frame.columns
+    }
+    if "age" in frame.columns:
+        variables["age band"] = _age_band(frame["age"])
+    if "trial_id" in frame.columns:
+        variables["trial"] = frame["trial_id"].astype(object)
+    variables["arm"] = pd.Series(arm_labels(frame), index=index)
+    if "drug" in frame.columns:
+        variables["active drug"] = pd.Series(
+            np.where(active_drug(frame), "active drug", "comparator"), index=index
+        )
+    return variables
 
 
-def _withheld_levels(variables: Mapping[str, pd.Series]) -> set[tuple[str, Any]]:
+def withheld_subgroups(variables: Mapping[str, Any]) -> set[tuple[str, Any]]:
     """The (variable, level) rows of a subgroup table not to show: fewer than
-    :data:`~ketapredict.schema.MIN_CELL` courses, or telling such a group with the others
-    and the total (:func:`~ketapredict.schema.withheld_rows`).
+    :data:`~ketapredict.schema.MIN_CELL` courses, or giving such a group away by
+    subtraction from the other rows and the total (:func:`~ketapredict.schema.
+    withheld_groups`; a trial less the one diagnosis it holds but a few of).
 
-    The variables an arm decides are judged together, over the arms' courses; each other
-    variable (sex, age band, diagnosis) alone, over its levels and the courses it lacks."""
-    withheld: set[tuple[str, Any]] = set()
-    nested = [v for v in _OF_THE_ARM if v in variables]
-    families = [nested] if nested else []
-    families += [[v] for v in variables if v not in _OF_THE_ARM]
-    for family in families:
-        # a cell: the courses with the same level of every variable of the family
-        keys = pd.DataFrame({v: variables[v].astype(object).fillna("\0") for v in family})
-        cell = pd.Series(list(map(tuple, keys.to_numpy())), index=keys.index)
-        cells = cell.value_counts().to_dict()
-        rows = {
-            (v, level): set(cell[(variables[v] == level).to_numpy()])
-            for v in family
-            for level in variables[v].dropna().unique()
-        }
-        withheld |= withheld_rows(cells, rows)
-    return withheld
+    Parameters
+    ----------
+    variables : mapping of name to Series or array
+        Each variable's level per course (missing: none), as :func:`subgroup_variables`
+        gives them; :func:`cross_validate` adds each course's fold.
+    """
+    groups = {}
+    for name, values in variables.items():
+        values = pd.Series(np.asarray(values, dtype=object))
+        for level in values.dropna().unique():
+            groups[(name, level)] = (values == level).to_numpy()
+    return withheld_groups(groups)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1043,7 +1047,9 @@ class ValidationResult:
         One row per (model, fold): ``fold``, ``trial`` (the held-out trial, if one),
         ``n``, ``events``, ``within_arm_auc``, ``active_ece``, ``auc``, ``pr_auc``,
         ``brier``, ``ece``; ``within_arm_auc`` is NaN in folds with no arm of 5 events and
-        5 non-events, ``auc`` in folds with one class.
+        5 non-events, ``auc`` in folds with one class. ``withheld`` marks the folds not to
+        publish (a fold of fewer than 11 courses, or one that would give such a group
+        away, judged with the subgroups: :func:`withheld_subgroups`).
     decision_curve : DataFrame
         Net benefit by threshold, a column per model plus treat-all and treat-none.
     subgroups : DataFrame
@@ -1275,13 +1281,21 @@ def cross_validate(
             **{f"p_{name}": p for name, p in oof.items()},
         }
     )
+    # a fold's row is a group too (under leave-one-trial-out, a trial's): judged with the
+    # subgroups, so that neither table gives away what the other withholds
+    variables = {**subgroup_variables(kept), "fold": fold_of}
+    withheld = withheld_subgroups(variables)
+    fold_metrics = pd.DataFrame(fold_rows)
+    fold_metrics["withheld"] = [("fold", k) in withheld for k in fold_metrics["fold"]]
     return ValidationResult(
         outcome=outcome,
         scheme=scheme,
         metrics=metrics,
-        fold_metrics=pd.DataFrame(fold_rows),
+        fold_metrics=fold_metrics,
         decision_curve=curve,
-        subgroups=subgroup_metrics(kept, y, subgroup_predictions, ranked_within=arm),
+        subgroups=subgroup_metrics(
+            kept, y, subgroup_predictions, ranked_within=arm, withheld=withheld
+        ),
         predictions=predictions,
         rows_left_out=dropped,
         extras={"tuned_parameters": chosen} if tuning else {},

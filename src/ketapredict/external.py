@@ -33,7 +33,7 @@ from .schema import (
     empty_outcomes,
     table_digest,
     validate,
-    withheld_rows,
+    withheld_groups,
 )
 from .updating import fit_intercept, fit_line
 
@@ -316,16 +316,14 @@ def evaluate_model(
             groups.append((_POOLED[0], active[has]))  # only when it pools arms
         groups.append((_POOLED[1], np.ones(has.sum(), bool)))
         own_time = model._assessed_day(outcome) is not None  # dissociation: first session
-        # the arms are the cells the pooled rows add up; a row too small, or one that with
-        # the others shown would give a small one away, is withheld
-        cells = {name: int(inside.sum()) for name, inside in groups if name not in _POOLED}
-        withheld = withheld_rows(
-            cells,
-            {
-                name: [arm for arm, of in groups if arm in cells and (of & inside).any()]
-                for name, inside in groups
-            },
-        )
+        # a row too small, or one that with the others shown would give a small group away
+        # ("all" less "active drug": the comparator courses), is withheld
+        withheld = {
+            name
+            for _, name in withheld_groups(
+                {("arm" if name not in _POOLED else name, name): inside for name, inside in groups}
+            )
+        }
         small = [name for name, inside in groups if 0 < inside.sum() < MIN_CELL]
         if small:
             warnings.append(
@@ -356,7 +354,7 @@ def evaluate_model(
                 f"{outcome}: {(~has).sum()} courses without an observed value left out"
             )
         events = int(y.sum())
-        if min(events, len(y) - events) < MIN_EVENTS:
+        if len(y) >= MIN_CELL and min(events, len(y) - events) < MIN_EVENTS:
             warnings.append(
                 f"{outcome}: {events} events and {len(y) - events} non-events; precise "
                 f"external validation needs at least {MIN_EVENTS} of each (Collins 2016): read "

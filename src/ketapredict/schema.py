@@ -29,6 +29,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -56,7 +57,7 @@ __all__ = [
     "validate_patient",
     "visit_days",
     "visit_label",
-    "withheld_rows",
+    "withheld_groups",
 ]
 
 ROLES = ("identifier", "group", "baseline", "regimen", "outcome", "truth")
@@ -101,64 +102,124 @@ def empty_outcomes(table: pd.DataFrame, outcomes: Sequence[str]) -> list[str]:
     return [o for o in outcomes if o in table.columns and table[o].isna().all()]
 
 
-def withheld_rows(cells: Mapping[Any, int], rows: Mapping[Any, Iterable[Any]]) -> set[Any]:
-    """The rows of a table of counts to withhold so that no group of fewer than
+def withheld_groups(groups: Mapping[tuple[str, Any], Any]) -> set[tuple[str, Any]]:
+    """The rows of a table of groups not to show, so that no group of fewer than
     :data:`MIN_CELL` courses can be read off it, nor worked out from the rows shown and the
-    total (complementary suppression).
+    total by subtraction (complementary suppression).
 
-    A row smaller than ``MIN_CELL`` is withheld; then, while the rows shown still tell a
-    small group apart (the courses in the same shown rows: "all but arm A" when arm A is
-    withheld and every other arm and the total are shown), the smallest row whose
-    withholding merges that group with another is withheld too. The groups tested are the
-    courses that share the same shown rows, so a group the table could not in fact
-    isolate may be protected too: more is withheld than the least possible, never less.
+    A row of fewer than ``MIN_CELL`` courses is withheld. The table then still tells some
+    sets: each row shown, the courses outside it, the courses of a variable's rows not
+    shown (the total less its rows shown), and the total. While one of these, less another
+    inside it or less the rows of one variable inside it, leaves between 1 and
+    ``MIN_CELL - 1`` courses (the total less every other arm; a diagnosis less the one
+    trial that holds all but 4 of it), or a group of courses that fall in the same shown
+    rows is a sum and difference of them, the smallest row whose withholding undoes that is
+    withheld too. Longer chains of subtractions are not searched.
 
     Parameters
     ----------
-    cells : mapping of key to int
-        The finest groups the rows are made of, with their numbers of courses; together
-        they are the total, which is taken as known (a table's "all" row or heading).
-    rows : mapping of name to collection of keys
-        Each row the table would show, by the cells it adds up.
+    groups : mapping of (variable, level) to boolean array
+        Each row the table would show: which courses it counts (all arrays of one length,
+        the total's courses). The levels of one variable are disjoint.
 
     Returns
     -------
-    set
-        The names of the rows not to show.
+    set of (variable, level)
+        The rows not to show.
 
     Examples
     --------
-    >>> from ketapredict.schema import withheld_rows
-    >>> sorted(withheld_rows({"A": 25, "B": 3}, {"arm A": ["A"], "arm B": ["B"]}))
-    ['arm A', 'arm B']
-    >>> sorted(withheld_rows({"A": 25, "B": 3, "C": 40}, {"A": ["A"], "B": ["B"], "C": ["C"]}))
-    ['A', 'B']
+    >>> import numpy as np
+    >>> from ketapredict.schema import withheld_groups
+    >>> arm = np.array(["A"] * 25 + ["B"] * 3)
+    >>> sorted(withheld_groups({("arm", a): arm == a for a in ("A", "B")}))
+    [('arm', 'A'), ('arm', 'B')]
     """
-    members = {name: set(keys) for name, keys in rows.items()}
-    if sum(cells.values()) < MIN_CELL:
-        return set(members)
-    withheld = {
-        name for name, keys in members.items() if 0 < sum(cells[k] for k in keys) < MIN_CELL
-    }
+    names = list(groups)
+    if not names:
+        return set()
+    courses = np.column_stack([np.asarray(groups[g], dtype=bool) for g in names])
+    # the courses that fall in the same rows are one cell: the sets below are sets of cells
+    cells, counts = np.unique(courses, axis=0, return_counts=True)
+    size = counts @ cells
+    if counts.sum() < MIN_CELL:
+        return set(names)
+    withheld = {g for g, n in zip(names, size, strict=True) if n < MIN_CELL}
+    variables: dict[str, list[int]] = {}
+    for j, (variable, _) in enumerate(names):
+        variables.setdefault(variable, []).append(j)
     while True:
-        shown = [name for name in members if name not in withheld]
-        groups: dict[frozenset, int] = {}
-        for key, n in cells.items():
-            if n > 0:
-                signature = frozenset(name for name in shown if key in members[name])
-                groups[signature] = groups.get(signature, 0) + n
-        small = [s for s, n in groups.items() if n < MIN_CELL]
-        if not small:
+        shown = [j for j, g in enumerate(names) if g not in withheld]
+        found = _giving_away(cells, counts, size, shown, variables)
+        if found is None:
             return withheld
-        # the cheapest merge: with a group that the fewest shown rows tell apart from it,
-        # withholding the smallest such row (deterministic: ties go by name)
-        group = min(small, key=lambda s: (groups[s], sorted(map(str, s))))
-        apart = [group ^ other for other in groups if other != group]
-        fewest = min(map(len, apart))
-        candidates = set().union(*(names for names in apart if len(names) == fewest))
-        withheld.add(
-            min(candidates, key=lambda name: (sum(cells[k] for k in members[name]), str(name)))
-        )
+        withheld.add(names[min(found, key=lambda j: (size[j], str(names[j])))])
+
+
+def _giving_away(cells, counts, size, shown, variables) -> set[int] | None:
+    """The shown rows (by column) one of which must be withheld so that the table gives a
+    small group away one way fewer (see :func:`withheld_groups`); None if it gives none."""
+    shown_set = set(shown)
+    # the sets the table tells, each with the rows that make it (withholding one undoes it)
+    told: list[tuple[np.ndarray, set[int]]] = [(np.ones(len(cells), bool), set())]
+    for j in shown:
+        told += [(cells[:, j], {j}), (~cells[:, j], {j})]
+    blocks: dict[str, list[tuple[np.ndarray, set[int]]]] = {}
+    for variable, columns_ in variables.items():
+        levels = [j for j in columns_ if j in shown_set]
+        rest = ~cells[:, levels].any(axis=1) if levels else np.ones(len(cells), bool)
+        blocks[variable] = [(cells[:, j], {j}) for j in levels]
+        if levels and counts[rest].sum():
+            blocks[variable].append((rest, set(levels)))
+            told.append((rest, set(levels)))
+    sets = np.column_stack([t for t, _ in told])
+    n = counts @ sets
+    # [a, b]: b lies wholly inside a
+    outside = (~sets).astype(np.int64).T @ sets.astype(np.int64)
+    inside = outside.T == 0
+    left = n[:, None] - n[None, :]
+    hits: list[set[int]] = [
+        told[a][1] | told[b][1] for a, b in np.argwhere(inside & (left > 0) & (left < MIN_CELL))
+    ]
+    for whole, made in told:
+        for parts in blocks.values():
+            within = [
+                (part, rows)
+                for part, rows in parts
+                if not (part & ~whole).any() and (part != whole).any()
+            ]
+            if within:
+                rest = counts[whole & ~np.any([part for part, _ in within], axis=0)].sum()
+                if 0 < rest < MIN_CELL:
+                    hits.append(made | set().union(*(rows for _, rows in within)))
+    # a set told outright (a variable's rows not shown)
+    hits += [made for (_, made), k in zip(told, n, strict=True) if 0 < k < MIN_CELL]
+    hits = [hit & shown_set for hit in hits if hit & shown_set]
+    if hits:  # the row that most of them need, then the smallest
+        need = Counter(j for hit in hits for j in hit)
+        return {min(need, key=lambda j: (-need[j], size[j]))}
+    # a group of courses that share their shown rows, given away by a longer sum
+    signature = [frozenset(j for j in shown if row[j]) for row in cells]
+    groups: dict[frozenset, list[int]] = {}
+    for k, key in enumerate(signature):
+        groups.setdefault(key, []).append(k)
+    small = [key for key, members in groups.items() if counts[members].sum() < MIN_CELL]
+    if not small:
+        return None
+    span = np.column_stack([cells[:, shown], np.ones(len(cells))]).astype(float)
+    basis, singular, _ = np.linalg.svd(span, full_matrices=False)
+    basis = basis[:, singular > singular[0] * 1e-10]
+    indicator = np.zeros((len(cells), len(small)))
+    for j, key in enumerate(small):
+        indicator[groups[key], j] = 1.0
+    residual = np.abs(indicator - basis @ (basis.T @ indicator)).max(axis=0)
+    given = [key for key, r in zip(small, residual, strict=True) if r < 1e-8]
+    if not given:
+        return None
+    group = min(given, key=lambda key: (counts[groups[key]].sum(), sorted(key)))
+    apart = [group ^ other for other in groups if other != group]
+    fewest = min(map(len, apart))
+    return set().union(*(d for d in apart if len(d) == fewest))
 
 
 def assessment_day(outcome: str) -> float | None:

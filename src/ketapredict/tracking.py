@@ -995,8 +995,13 @@ def outcome_metrics(result, seconds: float | None = None) -> dict[str, float]:
 
 
 def fold_table(result) -> pd.DataFrame:
-    """One row per model and fold, naming the held-out trial (or fold) first."""
-    table = result.fold_metrics.copy()
+    """One row per model and fold, naming the held-out trial (or fold) first; a fold of
+    fewer than :data:`~ketapredict.schema.MIN_CELL` courses (a small trial), or one that
+    would give such a group away, is left out (``fold_metrics["withheld"]``)."""
+    table = result.fold_metrics
+    if "withheld" in table.columns:
+        table = table[~table["withheld"].astype(bool)].drop(columns="withheld")
+    table = table.copy()
     table.insert(0, "outcome", result.outcome)
     if "trial" in table.columns:
         table = table.rename(columns={"trial": "held_out_trial"})
