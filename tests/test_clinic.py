@@ -133,6 +133,8 @@ def test_a_horizon_that_replaces_the_records_own_day_says_so(model):
     assert not any("endpoint_day" in w and "the regimen given" in w for w in both)
     alone = model.score(record, COURSE).warnings
     assert any("endpoint_day was replaced by the regimen's end point" in w for w in alone)
+    same = {**record, "endpoint_day": COURSE.endpoint_day}  # nothing replaced
+    assert not any("endpoint_day" in w for w in model.score(same, COURSE).warnings)
     # a record's own day that is no day is the patient's fault, not a horizon's
     with pytest.raises(ValidationError, match=r"^1 problem in the patient:"):
         model.score({**record, "endpoint_day": 0})

@@ -465,7 +465,10 @@ def test_contract_part_leaves_out_foreign_columns_and_refuses_near_misses():
                         ("ssi", "ssi_baseline"), ("episode", "episode_months"),
                         ("Weight (kg)", "weight_kg"), ("weight-kg", "weight_kg"),
                         ("Episode (months)", "episode_months"),
-                        ("Infusion (minutes)", "infusion_minutes")):  # fmt: skip
+                        ("Infusion (minutes)", "infusion_minutes"),
+                        ("BMI (kg/m2)", "bmi"), ("Episode (mo)", "episode_months"),
+                        ("Infusion (min)", "infusion_minutes"),
+                        ("Dose (mg/kg)", "dose")):  # fmt: skip
         with pytest.raises(ValidationError, match=re.escape(f"did you mean {meant!r}?")):
             contract_part(pd.DataFrame({"age": [40], near: [1]}), "patient table")
     # a site's own columns that merely share a word with the contract's are left out

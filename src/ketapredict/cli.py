@@ -624,7 +624,7 @@ def _train_and_log(
             of = (
                 ""
                 if r["champion_primary_outcome"] == r["primary_outcome"]
-                else f" of {r['champion_primary_outcome']}"
+                else f" ({r['champion_primary_outcome']})"
             )
             theirs = f", the champion's{of} {r['champion_within_arm_auc']:.3f}"
         print(

@@ -739,15 +739,10 @@ def _prepare(
                 "the record's own regimen fields (" + ", ".join(replaced) + ") were "
                 "replaced by the regimen given"
             )
-    day = patient.get("endpoint_day")
-    if (regimen is not None or horizon_day is not None) and not _is_missing(day):
-        if horizon_day is None:
-            warnings.append(
-                "the record's own endpoint_day was replaced by the regimen's end point (24 h "
-                "after its last session)"
-            )
-        elif _number(day) != _number(horizon_day):
-            warnings.append("the record's own endpoint_day was replaced by the horizon given")
+    own_day = patient.get("endpoint_day")
+    own_day = None if _is_missing(own_day) else _number(own_day)
+    if horizon_day is not None and own_day is not None and own_day != _number(horizon_day):
+        warnings.append("the record's own endpoint_day was replaced by the horizon given")
     problems: list[Problem] = []
     try:
         record = validate_patient(baseline)
@@ -776,6 +771,11 @@ def _prepare(
     if endpoint is None:
         # no horizon given: the schedule's own end point, said in the report
         endpoint = course.endpoint_day
+        if regimen is not None and own_day is not None and own_day != endpoint:
+            warnings.append(
+                "the record's own endpoint_day was replaced by the regimen's end point (24 h "
+                "after its last session)"
+            )
         source = "24 h after the last session; give a horizon day to choose another"
         beyond = _beyond_the_horizons(endpoint, "the schedule's")
         if beyond is not None:

@@ -941,14 +941,22 @@ def contract_part(frame: pd.DataFrame, what: str) -> pd.DataFrame:
         spelled = name.strip().lower()
         visit = spelled if _VISIT.match(spelled) and spelled not in set(known) else None
         snake = "_".join(re.findall(r"[a-z0-9]+", spelled))  # "Body weight (kg)"
+        bare = "_".join(re.findall(r"[a-z0-9]+", re.sub(r"\(.*?\)", " ", spelled)))
         near = (
             lowered.get(spelled)
             or visit  # MADRS_d7 for madrs_d7
             or (snake if snake in absent else None)  # "Weight (kg)", "weight-kg"
+            or (bare if bare in absent else None)  # "BMI (kg/m2)", "Age (years)"
             or next(iter(difflib.get_close_matches(spelled, absent, n=1, cutoff=0.9)), None)
             or next(
-                (c for c in inputs if snake and c in (f"{snake}_{s}" for s in _SUFFIXES)), None
-            )
+                (
+                    c
+                    for c in inputs
+                    for name in (snake, bare)
+                    if name and c in (f"{name}_{s}" for s in _SUFFIXES)
+                ),
+                None,
+            )  # "Infusion (min)"
         )
         if near is not None:
             problems.append(
