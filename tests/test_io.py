@@ -82,6 +82,17 @@ sub-02\tses-b0\t25
 """
 
 
+def _edited_study(tmp_path, study: str, old: str, new: str):
+    """A copy of an example study whose mapping has ``old`` replaced by ``new``; its
+    mapping's path."""
+    root = shutil.copytree(example_study(study), tmp_path / study)
+    mapping = root / "mapping.toml"
+    text = mapping.read_text()
+    assert old in text
+    mapping.write_text(text.replace(old, new))
+    return mapping
+
+
 def _bids(root, participants=PARTICIPANTS, madrs=MADRS, hamd=HAMD):
     (root / "phenotype").mkdir(parents=True)
     (root / "participants.tsv").write_text(participants)
@@ -684,17 +695,13 @@ def test_a_file_whose_identifiers_are_written_differently_is_one_problem(tmp_pat
 def test_a_scores_name_mistyped_in_the_mapping_gets_a_did_you_mean(
     tmp_path, study, wrong, right, message
 ):
-    root = shutil.copytree(example_study(study), tmp_path / study)
-    mapping = root / "mapping.toml"
-    mapping.write_text(mapping.read_text().replace(f'madrs = "{wrong}"', f'madrs = "{right}"'))
+    mapping = _edited_study(tmp_path, study, f'madrs = "{wrong}"', f'madrs = "{right}"')
     with pytest.raises(ValidationError, match=re.escape(message)):
         ketapredict.read_study(mapping)
 
 
 def test_an_adam_did_you_mean_never_points_at_another_mapped_scale(tmp_path):
-    root = shutil.copytree(example_study("adam"), tmp_path / "adam")
-    mapping = root / "mapping.toml"
-    mapping.write_text(mapping.read_text().replace('madrs = "MADRSTOT"', 'madrs = "HAMD17X"'))
+    mapping = _edited_study(tmp_path, "adam", 'madrs = "MADRSTOT"', 'madrs = "HAMD17X"')
     with pytest.raises(ValidationError) as caught:
         ketapredict.read_study(mapping)
     assert "PARAMCD='HAMD17X'" in str(caught.value)
@@ -731,9 +738,7 @@ def test_an_arms_dose_below_any_studied_is_noted_in_the_summary(tmp_path):
 
 def test_a_value_map_to_no_contract_value_is_a_fault_of_the_mapping(tmp_path):
     """Said once, of the mapping, not once for each participant with the code."""
-    root = shutil.copytree(example_study("bids"), tmp_path / "bids")
-    mapping = root / "mapping.toml"
-    mapping.write_text(mapping.read_text().replace('F = "female"', 'F = "femal"'))
+    mapping = _edited_study(tmp_path, "bids", 'F = "female"', 'F = "femal"')
     with pytest.raises(ValidationError) as caught:
         ketapredict.read_study(mapping)
     assert [str(p.message) for p in caught.value.problems] == [
