@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import sys
+import textwrap
 import tomllib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -96,7 +97,24 @@ def _summary_text(summary: pd.DataFrame) -> pd.DataFrame:
             "not measured" if pd.isna(v) else f"{100 * v:.1f}%" for v in summary[column]
         ]
     shown["endpoint_day"] = ["" if pd.isna(v) else f"{v:g}" for v in summary["endpoint_day"]]
+    shown.index = [f"{name} *" if name in _hypothetical() else name for name in shown.index]
     return shown.rename(columns=lambda c: c.replace("_", " "))
+
+
+def _hypothetical() -> dict[str, str]:
+    """The cohort's trial designs that no published trial ran, with what they are."""
+    from .cohort.simulate import published_trials
+
+    return {name: t.citation for name, t in published_trials().items() if t.hypothetical}
+
+
+def _print_cohort_summary(cohort: pd.DataFrame) -> None:
+    """The table of :func:`cohort_summary`, with a footnote for each hypothetical design."""
+    summary = cohort_summary(cohort)
+    _print_table(_summary_text(summary))
+    for name, citation in _hypothetical().items():
+        if name in summary.index:
+            print(textwrap.fill(f"* {name}: {citation}", width=96, subsequent_indent="  "))
 
 
 def _write(frame: pd.DataFrame, path: Path) -> str:
@@ -271,7 +289,7 @@ def _simulate(args: argparse.Namespace) -> int:
         f"{cohort['trial_id'].nunique()} trial designs (seed {args.seed}); "
         f"wrote {written}.\n"
     )
-    _print_table(_summary_text(cohort_summary(cohort)))
+    _print_cohort_summary(cohort)
     return 0
 
 
@@ -572,7 +590,7 @@ def _train_and_log(
         print(_VIRTUAL)
     print(
         f"Experiment {experiment.name!r} ({experiment.path}): {result.n_rows:,} courses, "
-        f"{result.seconds:.1f} s.\n"
+        f"validated in {result.seconds:.1f} s.\n"
     )
     print(metrics_table(result))
     began = time.perf_counter()
@@ -642,7 +660,6 @@ HORIZON_DAY = 28
 
 
 def _quickstart(args: argparse.Namespace) -> int:
-    import textwrap
     import time
 
     from .cohort.simulate import simulate_cohort
@@ -657,7 +674,7 @@ def _quickstart(args: argparse.Namespace) -> int:
     )
     data = load_experiment("baseline").spec.data  # the cohort the experiment trains on
     print(f"1. The virtual cohort ({data.n:,} simulated courses, seed {data.seed}), by trial:\n")
-    _print_table(_summary_text(cohort_summary(simulate_cohort(n=data.n, seed=data.seed))))
+    _print_cohort_summary(simulate_cohort(n=data.n, seed=data.seed))
     print("\n2. The baseline experiment: train, validate across trials, log to MLflow.\n")
     code, model = _train_and_log("baseline", quiet=args.quiet, hint=False)
     if code != 0:
@@ -684,8 +701,8 @@ def _quickstart(args: argparse.Namespace) -> int:
     )
     print(
         "\n3. A risk report from the model just trained, for an invented patient with a "
-        "complete record\n(README's clinician example records fewer fields, so its figures "
-        "differ):\n"
+        "complete record\n(the README's `ketapredict score` example; its Python example "
+        "records fewer fields):\n"
         + textwrap.fill(record, width=96, initial_indent="   ", subsequent_indent="   ")
         + "\n"
     )
@@ -1162,10 +1179,17 @@ def _parser() -> argparse.ArgumentParser:
     simulate = commands.add_parser(
         "simulate",
         help="simulate the pooled virtual cohort and summarise it",
-        description="Simulate the pooled virtual cohort (every published trial design), write "
-        "it to a file and print a summary per trial.",
+        description="Simulate the pooled virtual cohort (every trial design of "
+        "src/ketapredict/cohort/trials.toml: published trials and one hypothetical design), "
+        "write it to a "
+        "file and print a summary per trial.",
     )
-    simulate.add_argument("--n", type=int, default=5000, help="patients (default 5000)")
+    simulate.add_argument(
+        "--n",
+        type=int,
+        default=5000,
+        help="courses: rows (default 5000; a crossover patient has one a period)",
+    )
     simulate.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     simulate.add_argument(
         "--out",
@@ -1304,7 +1328,11 @@ def _parser() -> argparse.ArgumentParser:
         "against peer models and (on simulated data) the oracle; print the "
         "metrics.",
     )
-    train.add_argument("experiment", help="experiment file, e.g. experiments/baseline.toml")
+    train.add_argument(
+        "experiment",
+        help="experiment file (experiments/baseline.toml) or a shipped experiment's name "
+        "(baseline)",
+    )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--save", type=Path, help="also save the fitted model to this directory")
     train.add_argument(
@@ -1355,15 +1383,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     ui.add_argument("--port", type=_port, default=5000, help="port (default 5000)")
     ui.set_defaults(run=_ui)
-    for command in commands.choices.values():
+    for name in _MLFLOW_COMMANDS:
         # also after the command (`ketapredict train x --verbose`), without overriding the
-        # global flag when absent
-        command.add_argument(
+        # global flag when absent; the commands that never touch MLflow do not offer it
+        commands.choices[name].add_argument(
             "--verbose", action="store_true", default=argparse.SUPPRESS, help=_VERBOSE
         )
     return parser
 
 
+# the commands that may read or write an MLflow store (score and evaluate: models:/ URIs)
+_MLFLOW_COMMANDS = ("score", "evaluate", "recalibrate", "train", "quickstart", "ui")
 _VERBOSE = (
     "show MLflow's log lines (INFO), its download bars and the UI server's request log; "
     "by default only its warnings and errors"

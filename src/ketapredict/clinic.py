@@ -359,10 +359,7 @@ class RiskReport:
                 f"{risk.label:<{width}}{_percent(risk.probability):>11}  "
                 f"{risk.interval_text:<15} {risk.band_text}{mark if risk.warnings else ''}"
             )
-        lines.append(
-            "Bands: a high chance of response or remission is favourable; a high risk of\n"
-            "cognitive decline or dissociation is unfavourable."
-        )
+        lines.append(textwrap.fill(bands_legend(self.risks), width=92))
         for risk in self.risks.values():
             if risk.drivers:
                 lines.append(
@@ -432,9 +429,8 @@ class RiskReport:
             f'<th style="{_HEAD}">band</th><th style="{_HEAD}"></th>'
             f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
             f'<div style="font-size:.85em;margin:.2em 0 .6em">Band colours: green '
-            "favourable, amber intermediate, red unfavourable. A high chance of response "
-            "or remission is favourable; a high risk of cognitive decline or dissociation "
-            "is unfavourable.</div>"
+            f"favourable, amber intermediate, red unfavourable. "
+            f"{html.escape(bands_legend(self.risks))}</div>"
         )
         cards = [_outcome_html(r) for r in self.risks.values() if r.drivers or r.warnings]
         if cards:
@@ -454,6 +450,32 @@ class RiskReport:
 
 
 # -- shared by the reports and the comparison of schedules -------------------------------------
+def bands_legend(outcomes: Iterable[str]) -> str:
+    """Where the bands of ``outcomes`` fall, and which way is good, in one sentence.
+
+    Examples
+    --------
+    >>> from ketapredict.clinic import bands_legend
+    >>> bands_legend(["response", "cognitive_decline"])  # doctest: +NORMALIZE_WHITESPACE
+    "Bands (ketapredict's conventions, not clinical thresholds): response low below 30%,
+    high from 60%, a high chance favourable; cognitive decline low below 5%, high from 20%,
+    a high risk unfavourable."
+    """
+    outcomes = list(outcomes)
+    parts = []
+    for group, reading in (
+        (BENEFITS, "a high chance favourable"),
+        (HARMS, "a high risk unfavourable"),
+    ):
+        for low, high in dict.fromkeys(BANDS[o] for o in group if o in outcomes):
+            names = [o for o in group if o in outcomes and BANDS[o] == (low, high)]
+            parts.append(
+                f"{' and '.join(n.replace('_', ' ') for n in names)} low below {low:.0%}, "
+                f"high from {high:.0%}, {reading}"
+            )
+    return "Bands (ketapredict's conventions, not clinical thresholds): " + "; ".join(parts) + "."
+
+
 def _rounded(p: float) -> float:
     """A probability in percent as printed: one decimal below 10%, whole points above."""
     v = 100 * float(p)
