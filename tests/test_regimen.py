@@ -250,6 +250,23 @@ def test_from_record_ignores_other_columns_and_reads_blanks_as_a_table_does():
     assert [p.column for p in caught.value.problems] == ["drug"]
 
 
+def test_from_record_refuses_a_misspelt_field_rather_than_take_its_default():
+    """`n_session` read as a field left out made an 8-session course one session."""
+    record = {"drug": "ketamine", "dose": 0.5, **IV, "n_session": 8, "sessions_per_wk": 2}
+    with pytest.raises(ValidationError) as caught:
+        Regimen.from_record(record | {"site": "Leeds"})  # a site's own field is no problem
+    assert {p.column: p.message for p in caught.value.problems} == {
+        "n_session": "field 'n_session' is not in the data contract (did you mean "
+        "'n_sessions'?); rename it, or drop it to leave the value out",
+        "sessions_per_wk": "field 'sessions_per_wk' is not in the data contract (did you "
+        "mean 'sessions_per_week'?); rename it, or drop it to leave the value out",
+    }
+    # beside another fault, both are said
+    with pytest.raises(ValidationError) as caught:
+        Regimen.from_record(record | {"dose": -1})
+    assert {p.column for p in caught.value.problems} == {"n_session", "sessions_per_wk", "dose"}
+
+
 def test_readable_description():
     course = Regimen(
         drug="ketamine",

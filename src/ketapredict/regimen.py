@@ -33,6 +33,7 @@ from .schema import (
     _is_missing,
     _value_problem,
     column,
+    near_misses,
     record_items,
     record_model,
     validate_record,
@@ -201,16 +202,19 @@ class Regimen:
     def from_record(cls, record: Mapping[str, Any] | pd.Series) -> Regimen:
         """Build a regimen from a mapping or table row holding the regimen columns.
 
-        Other keys (baseline columns, outcomes) are ignored. A field the record leaves out
-        takes its default; a missing value (None, NaN, ``pd.NA``) does so only where the
-        contract allows one (``infusion_minutes``, ``new_oral_antidepressant``), as in a
-        table: a blank ``n_sessions`` is not one session.
+        Other keys (baseline columns, outcomes, a site's own fields) are ignored, but a key
+        that looks like a regimen or patient field the record lacks (``n_session``,
+        ``Infusion (min)``) is refused rather than read as a field left out. A field the
+        record leaves out takes its default; a missing value (None, NaN, ``pd.NA``) does so
+        only where the contract allows one (``infusion_minutes``,
+        ``new_oral_antidepressant``), as in a table: a blank ``n_sessions`` is not one
+        session.
 
         Raises
         ------
         ValidationError
-            For an impossible regimen, a record that is not a mapping or a Series, or a
-            field given twice (a Series with a repeated label).
+            For an impossible regimen, a record that is not a mapping or a Series, a
+            field given twice (a Series with a repeated label) or a misspelt field.
 
         Examples
         --------
@@ -218,12 +222,14 @@ class Regimen:
         ...                      "infusion_minutes": 40, "age": 50}).route
         'iv'
         """
-        fields, problems = recorded_fields(record_items(record, "regimen"))
+        items = record_items(record, "regimen")
+        fields, problems = recorded_fields(items)
         absent = [k for k in ("drug", "route", "dose") if k not in fields and k not in problems]
         problems.update(  # the fields without a default
             {k: f"{k} is missing; it is required ({column(k).allowed()})" for k in absent}
         )
-        found = [Problem(k, None, text) for k, text in problems.items()]
+        # a misspelt field ("n_session") would otherwise take its default, silently
+        found = [*near_misses(items, "field"), *(Problem(k, None, t) for k, t in problems.items())]
         if absent:
             raise ValidationError(found, "regimen")
         try:  # the other fields' faults too, beside a blank's

@@ -931,15 +931,35 @@ def contract_part(frame: pd.DataFrame, what: str) -> pd.DataFrame:
       column 'BMI' is not in the data contract (did you mean 'bmi'?); rename it, or ...
     """
     known = list(dict.fromkeys(c for c in frame.columns if _known(c)))  # a repeat: once
-    absent = [name for name in _BY_NAME if name not in set(known)]
+    problems = near_misses(frame.columns)
+    if problems:
+        raise ValidationError(problems, what)
+    return frame[known]
+
+
+def near_misses(names: Iterable[Any], noun: str = "column") -> list[Problem]:
+    """A problem for each of ``names`` that is not a contract column but looks like one the
+    names lack: a case or spelling slip (``BMI``, ``madrs_basline``, ``n_session``), a unit
+    in parentheses (``Weight (kg)``), or a name without its unit or visit (``weight`` for
+    ``weight_kg``). Other unknown names (a site's own column) are no problem.
+
+    Examples
+    --------
+    >>> from ketapredict.schema import near_misses
+    >>> [p.column for p in near_misses(["drug", "n_session", "site"])]
+    ['n_session']
+    """
+    names = list(names)
+    known = {c for c in names if _known(c)}
+    absent = [name for name in _BY_NAME if name not in known]
     lowered = {name.lower(): name for name in absent}
     inputs = [name for name in absent if _BY_NAME[name].role in ("baseline", "regimen")]
     problems = []
-    for name in frame.columns:
+    for name in names:
         if _known(name) or not isinstance(name, str) or len(name) > 100:
             continue
         spelled = name.strip().lower()
-        visit = spelled if _VISIT.match(spelled) and spelled not in set(known) else None
+        visit = spelled if _VISIT.match(spelled) and spelled not in known else None
         snake = "_".join(re.findall(r"[a-z0-9]+", spelled))  # "Body weight (kg)"
         bare = "_".join(re.findall(r"[a-z0-9]+", re.sub(r"\(.*?\)", " ", spelled)))
         near = (
@@ -963,13 +983,11 @@ def contract_part(frame: pd.DataFrame, what: str) -> pd.DataFrame:
                 Problem(
                     name,
                     None,
-                    f"column {short_repr(name)} is not in the data contract (did you mean "
+                    f"{noun} {short_repr(name)} is not in the data contract (did you mean "
                     f"{near!r}?); rename it, or drop it to leave the value out",
                 )
             )
-    if problems:
-        raise ValidationError(problems, what)
-    return frame[known]
+    return problems
 
 
 # --------------------------------------------------------------------------------------------
