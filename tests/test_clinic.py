@@ -748,6 +748,17 @@ def test_the_band_colour_says_whether_a_high_risk_is_good_or_bad():
     assert "high: favourable" in str(report)
     assert "high: unfavourable" in str(report)
     assert report.to_dict()["risks"]["cognitive_decline"]["reading"] == "unfavourable"
+    # where the bands fall is said for the report's own outcomes only
+    legend = " ".join(str(report).split())
+    assert (
+        "response low below 30%, high from 60%, a high chance favourable; cognitive "
+        "decline low below 5%, high from 20%, a high risk unfavourable." in legend
+    )
+    assert "remission" not in legend
+    assert "dissociation" not in legend
+    assert "cognitive decline low below 5%" in report._repr_html_()
+    with pytest.raises(KeyError, match="no outcome 'respons'; it has response, cognitive_dec"):
+        report["respons"]
     # a model of simulated data says it is not for clinical decisions even without notes
     assert "Not for clinical decisions" in report._repr_html_()
     assert "Not for clinical decisions" in str(report)

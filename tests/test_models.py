@@ -220,8 +220,14 @@ def test_bad_outcomes_are_refused(train, y, message):
 
 
 def test_outcome_is_taken_from_the_table_when_y_is_absent(train):
-    with pytest.raises(ValidationError, match=re.escape("X has no 'remision' column")):
+    with pytest.raises(ValidationError) as caught:
         OutcomeModel("remision").fit(train)
+    message = str(caught.value)
+    assert "X has no outcome column 'remision' (did you mean 'remission'?)" in message
+    assert "outcomes present: response, remission" in message
+    # an outcome of another length is said as such before its classes are counted
+    with pytest.raises(ValidationError, match="y has 10 values but X has"):
+        OutcomeModel().fit(train, np.ones(10))
 
 
 def test_describe_says_what_was_fitted_and_why(train):

@@ -316,6 +316,15 @@ def test_a_model_without_replicates_has_no_intervals(train):
             RiskModel.fit(train, "dissociation", replicates=replicates)
 
 
+def test_fit_refuses_arguments_it_would_ignore_or_trip_over(train):
+    from ketapredict import RiskModel, ValidationError
+
+    with pytest.raises(ValidationError, match="outcome_params names 'respons', which is not"):
+        RiskModel.fit(train, ["response"], outcome_params={"respons": {"max_depth": 3}})
+    with pytest.raises(ValidationError, match="data must be a DataFrame of patient courses"):
+        RiskModel.fit(train.to_dict("records"), ["response"])
+
+
 def test_loading_and_scoring_import_neither_xgboost_nor_sklearn(tmp_path, risk_model, train):
     saved = risk_model.save(tmp_path / "model")
     patient = train.iloc[0][["age", "sex", "diagnosis", "madrs_baseline"]].to_dict()

@@ -307,7 +307,12 @@ class RiskReport:
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def __getitem__(self, outcome: str) -> OutcomeRisk:
-        return self.risks[outcome]
+        try:
+            return self.risks[outcome]
+        except (KeyError, TypeError):  # a mapping's own error, with the outcomes it has
+            raise KeyError(
+                f"the report has no outcome {short_repr(outcome)}; it has {', '.join(self.risks)}"
+            ) from None
 
     @property
     def all_warnings(self) -> list[str]:

@@ -47,6 +47,7 @@ trees), and the whole model saves as JSON without pickle.
 
 from __future__ import annotations
 
+import difflib
 import warnings
 from numbers import Integral, Real
 from pathlib import Path
@@ -315,6 +316,31 @@ _SCORE_SCALE = 10.0
 # by cross-validated log-loss. Strong ones won at 1,000-10,000 courses of the virtual cohort
 # (C = 0.01 for cognitive decline, 0.01-0.03 for response): about 70 correlated features.
 _LINEAR_C = (0.003, 0.01, 0.03, 0.1, 0.3)
+
+
+def _no_outcome_column(outcome: str, X: Any) -> Problem:
+    """What to say when ``y`` is not given and ``X`` has no column ``outcome``."""
+    if not isinstance(X, pd.DataFrame):  # scikit-learn's words, which its checks expect
+        return Problem(
+            outcome,
+            None,
+            "OutcomeModel requires y to be passed, but the target y is None and X is no table "
+            f"with an {outcome!r} column",
+        )
+    present = [
+        c
+        for c in getattr(X, "columns", [])
+        if isinstance(c, str) and c in columns("outcome") and column(c).kind == "bool"
+    ]
+    near = difflib.get_close_matches(outcome, present, n=1, cutoff=0.8)
+    return Problem(
+        outcome,
+        None,
+        f"X has no outcome column {outcome!r}"
+        + (f" (did you mean {near[0]!r}?)" if near else "")
+        + (f"; outcomes present: {', '.join(present)}" if present else "")
+        + "; pass y, or an outcome X holds",
+    )
 
 
 def _check_outcome_role(outcome: str) -> None:
@@ -608,35 +634,24 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         Z = self._encode(self._fill(X, fit=True, seed=seed), fit=True)
         if y is None:
             if not isinstance(X, pd.DataFrame) or self.outcome not in X.columns:
-                raise ValidationError(
-                    [
-                        Problem(
-                            self.outcome,
-                            None,
-                            "OutcomeModel requires y to be passed, but the "
-                            f"target y is None and X has no {self.outcome!r} column",
-                        )
-                    ],
-                    "outcome",
-                )
+                raise ValidationError([_no_outcome_column(self.outcome, X)], "outcome")
             y = X[self.outcome]
         elif not isinstance(y, pd.Series):
             y = column_or_1d(y, warn=True)
-        target, self.classes_ = check_outcome(
-            y, self.outcome, min_per_class=MIN_EVENTS, return_classes=True
-        )
-        if len(Z) != len(target):
+        if len(Z) != len(y):  # before the classes: a short y is no "only one class"
             raise ValidationError(
                 [
                     Problem(
                         "y",
-                        f"{len(target)} values",
-                        f"y has {len(target)} values but X has {len(Z)} rows: give one "
-                        "outcome per row",
+                        f"{len(y)} values",
+                        f"y has {len(y)} values but X has {len(Z)} rows: give one outcome per row",
                     )
                 ],
                 "outcome",
             )
+        target, self.classes_ = check_outcome(
+            y, self.outcome, min_per_class=MIN_EVENTS, return_classes=True
+        )
         weight = _check_sample_weight(sample_weight, Z, dtype=np.float64, ensure_non_negative=True)
         weighted = [float(weight[target == k].sum()) for k in (1, 0)]
         if sample_weight is not None and min(weighted) <= 0:

@@ -502,8 +502,36 @@ class RiskModel:
             outcomes = [outcomes]
         outcomes = list(outcomes)
         problems = []
+        if not isinstance(data, pd.DataFrame):
+            problems.append(
+                Problem(
+                    "data",
+                    None,
+                    f"data must be a DataFrame of patient courses; got {type(data).__name__}",
+                )
+            )
         if not outcomes:
             problems.append(Problem("outcomes", [], "outcomes lists no outcome"))
+        if outcome_params is not None and not isinstance(outcome_params, Mapping):
+            problems.append(
+                Problem(
+                    "outcome_params",
+                    None,
+                    "outcome_params must map an outcome to its OutcomeModel parameters; got "
+                    f"{type(outcome_params).__name__}",
+                )
+            )
+        else:  # a misspelt outcome's parameters would go unused, silently
+            problems += [
+                Problem(
+                    "outcome_params",
+                    short_repr(name),
+                    f"outcome_params names {short_repr(name)}, which is not among the outcomes "
+                    f"fitted ({', '.join(map(str, outcomes))})",
+                )
+                for name in (outcome_params or {})
+                if name not in outcomes
+            ]
         if isinstance(replicates, bool) or not (
             isinstance(replicates, int | np.integer) and (replicates == 0 or replicates >= 2)
         ):

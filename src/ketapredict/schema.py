@@ -1901,7 +1901,13 @@ def check_outcome(
     events, non_events = int(codes.sum()), int(len(codes) - codes.sum())
     needed = max(min_per_class, 1)
     if min(events, non_events) < needed:
-        only = " (only one class)" if min(events, non_events) == 0 else " (class counts)"
+        only = (
+            " (no values)"
+            if not len(codes)
+            else " (only one class)"
+            if min(events, non_events) == 0
+            else " (class counts)"
+        )
         raise ValidationError(
             [
                 Problem(
