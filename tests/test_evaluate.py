@@ -395,6 +395,10 @@ def test_raw_peers_see_only_the_columns_the_feature_set_reads(cohort):
         (([0, 2], [0.1, 0.2]), "y must hold 0 or 1"),
         (([0, float("nan")], [0.1, 0.2]), "y must hold 0 or 1"),
         (([0, 1], [0.1, 1.2]), "predicted probabilities must lie in [0, 1]"),
+        (
+            ([0, 1, 1, 0, 1], [0.1, 1.2, -1, np.nan, 2]),
+            "4 do not: p[1]=1.2, p[2]=-1, p[3]=nan, ...",
+        ),
         (([0, 1], [[0.1, 0.2]]), "p must be a list of numbers"),
     ],
 )
@@ -405,6 +409,26 @@ def test_score_predictions_names_what_is_wrong_with_its_input(arguments, message
         score_predictions(*arguments, n_bootstraps=0)
     with pytest.raises(ValidationError, match="arm has 1 values for 2 rows"):
         score_predictions([0, 1], [0.2, 0.8], arm=["a"], n_bootstraps=0)
+    # the bootstrap's count and seed, before any work (numpy's own errors before)
+    with pytest.raises(ValidationError) as caught:
+        score_predictions([0, 1], [0.2, 0.8], n_bootstraps=-2, seed="x")
+    assert [p.message for p in caught.value.problems] == [
+        "n_bootstraps=-2 is not a whole number >= 0 (0: no confidence intervals)",
+        "seed='x' is not a whole number >= 0",
+    ]
+
+
+def test_cross_validate_refuses_arguments_of_the_wrong_kind_before_any_fit():
+    from ketapredict import OutcomeModel, ValidationError, cross_validate, simulate_cohort
+
+    cohort = simulate_cohort(n=300, seed=0)
+    for model, data, options, message in (
+        ("xgb", cohort, {}, "model must be an unfitted estimator such as OutcomeModel"),
+        (OutcomeModel(), cohort.to_dict("records"), {}, "data must be a DataFrame"),
+        (OutcomeModel(), cohort, {"n_bootstraps": -1}, "n_bootstraps=-1 is not a whole"),
+    ):
+        with pytest.raises(ValidationError, match=re.escape(message)):
+            cross_validate(model, data, **options)
 
 
 def test_a_field_one_training_fold_never_recorded_is_no_crash_and_no_warning():

@@ -566,3 +566,9 @@ def test_courses_without_an_arm_are_grouped_by_their_schedule():
     groups = groups[groups["outcome"] == "response"].set_index("group")["n"]
     assert groups["(no arm) ketamine 0.5 mg/kg IV over 40 min"] + groups["ketamine"] == 25
     assert "(no arm)" not in groups.index  # never one group of every schedule
+
+
+def test_evaluate_model_refuses_what_is_no_model():
+    study = read_study(example_study("bids") / "mapping.toml")
+    with pytest.raises(ValidationError, match=re.escape("model must be a RiskModel")):
+        evaluate_model("demo", study)

@@ -363,9 +363,16 @@ def _checked_scores(y: Any, p: Any, **groups: Any) -> tuple[np.ndarray, np.ndarr
             )  # fmt: skip
         if not np.isin(y, (0.0, 1.0)).all():
             problems.append(Problem("y", None, "y must hold 0 or 1 (event or not), none missing"))
-        if np.isnan(p).any() or (p < 0).any() or (p > 1).any():
+        bad = np.flatnonzero(np.isnan(p) | (p < 0) | (p > 1))
+        if len(bad):
+            shown = ", ".join(f"p[{i}]={p[i]:g}" for i in bad[:3])
             problems.append(
-                Problem("p", None, "predicted probabilities must lie in [0, 1], none missing")
+                Problem(
+                    "p",
+                    None,
+                    f"predicted probabilities must lie in [0, 1], none missing; {len(bad)} do "
+                    f"not: {shown}{', ...' if len(bad) > 3 else ''}",
+                )
             )
         for name, values in groups.items():
             if values is not None and np.size(values) != len(y):
@@ -381,6 +388,27 @@ def _checked_scores(y: Any, p: Any, **groups: Any) -> tuple[np.ndarray, np.ndarr
     if problems:
         raise ValidationError(problems, "scores")
     return arrays["y"], arrays["p"]
+
+
+def _resampling_problems(n_bootstraps: Any, seed: Any) -> list[Problem]:
+    """What is wrong with the bootstrap's count and seed, before any work."""
+    problems = []
+    if isinstance(n_bootstraps, bool) or not (
+        isinstance(n_bootstraps, Integral) and n_bootstraps >= 0
+    ):
+        problems.append(
+            Problem(
+                "n_bootstraps",
+                n_bootstraps,
+                f"n_bootstraps={short_repr(n_bootstraps)} is not a whole number >= 0 (0: no "
+                "confidence intervals)",
+            )
+        )
+    if isinstance(seed, bool) or not (isinstance(seed, Integral) and seed >= 0):
+        problems.append(
+            Problem("seed", seed, f"seed={short_repr(seed)} is not a whole number >= 0")
+        )
+    return problems
 
 
 def _flags(values: Any) -> bool:
@@ -466,6 +494,9 @@ def score_predictions(
     """
     from sklearn.metrics import average_precision_score, roc_auc_score
 
+    resampling = _resampling_problems(n_bootstraps, seed)
+    if resampling:
+        raise ValidationError(resampling, "arguments")
     y, p = _checked_scores(y, p, arm=arm, active=active, cluster=cluster)
     n = len(y)
     arms = _codes(arm, n)
@@ -1150,7 +1181,32 @@ def cross_validate(
     >>> bool(0.6 < result.metrics.loc["oracle", "within_arm_auc"] < 0.8)  # not arm membership
     True
     """
-    outcome = outcome or model.outcome
+    problems = _resampling_problems(n_bootstraps, seed)
+    if not (hasattr(model, "fit") and hasattr(model, "get_params")):
+        problems.append(
+            Problem(
+                "model",
+                None,
+                "model must be an unfitted estimator such as OutcomeModel('response'); got "
+                f"{type(model).__name__}",
+            )
+        )
+    if not isinstance(data, pd.DataFrame):
+        problems.append(
+            Problem(
+                "data",
+                None,
+                f"data must be a DataFrame of patient courses; got {type(data).__name__}",
+            )
+        )
+    if problems:
+        raise ValidationError(problems, "arguments")
+    outcome = outcome or getattr(model, "outcome", None)
+    if not isinstance(outcome, str):
+        raise ValidationError(
+            [Problem("outcome", outcome, "name the outcome: outcome='response', or a model's")],
+            "arguments",
+        )
     kept, y, dropped = check_design(data, outcome, scheme, n_splits)
     splitter = _splitter(scheme, n_splits, seed)
     grouped = scheme in ("grouped_kfold", "leave_one_trial_out")

@@ -283,6 +283,20 @@ def evaluate_model(
     response  (assessed at day 7 in ketamine, saline)
     ...
     """
+    from .risk import RiskModel
+
+    if not isinstance(model, RiskModel):
+        raise ValidationError(
+            [
+                Problem(
+                    "model",
+                    None,
+                    "model must be a RiskModel (ketapredict.load_model(...)); got "
+                    f"{type(model).__name__}",
+                )
+            ],
+            "arguments",
+        )
     table, wanted = model._observed(data, outcomes, "validation data")
     probabilities = model.predict_proba(table, validated=True)
     outside = model.outside_training(table, validated=True)
