@@ -241,9 +241,9 @@ def test_global_importance_and_top_drivers(by_predictor):
     assert drivers["contribution"].abs().iloc[0] == pytest.approx(
         np.abs(by_predictor.values[3]).max()
     )
-    with pytest.raises(ValueError, match=re.escape("one patient's explanation")):
+    with pytest.raises(ValidationError, match=re.escape("one patient's explanation")):
         top_drivers(by_predictor)
-    with pytest.raises(ValueError, match=re.escape("several patients")):
+    with pytest.raises(ValidationError, match=re.escape("several patients")):
         importance(by_predictor[0])
 
 
@@ -269,20 +269,20 @@ def test_risk_model_explains_its_outcome_with_its_recalibration(model, data):
     np.testing.assert_allclose(
         points.base_values + points.values.sum(axis=1), 100 * p, rtol=0, atol=1e-4
     )
-    with pytest.raises(KeyError, match="has no 'remission' outcome"):
+    with pytest.raises(ValidationError, match="has no outcome 'remission'; it has response"):
         explain(risk, patients, "remission")
 
 
 def test_explain_refuses_what_it_cannot_explain(model, data):
-    with pytest.raises(TypeError, match="needs an OutcomeModel or RiskModel"):
+    with pytest.raises(ValidationError, match="needs an OutcomeModel or RiskModel"):
         explain(object(), data)
-    with pytest.raises(ValueError, match=re.escape("Got level='group', but expected one of")):
+    with pytest.raises(ValidationError, match=re.escape("got level='group', but expected one of")):
         explain(model, data.head(3), level="group")
-    with pytest.raises(ValueError, match=re.escape("Got scale='points', but expected one of")):
+    with pytest.raises(ValidationError, match=re.escape("got scale='points', but expected")):
         explain(model, data.head(3), scale="points")
-    with pytest.raises(ValueError, match=re.escape("at least one row; got 0 rows")):
+    with pytest.raises(ValidationError, match=re.escape("at least one row; got 0 rows")):
         explain(model, data.head(0))
-    with pytest.raises(ValueError, match=re.escape("predicts 'response'; got outcome='dis")):
+    with pytest.raises(ValidationError, match=re.escape("predicts 'response'; got outcome='dis")):
         explain(model, data.head(3), "dissociation")
 
 

@@ -31,12 +31,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 import pandas as pd
 
-from .exceptions import Problem, ValidationError
+from .exceptions import Problem, ValidationError, short_repr
 
 if TYPE_CHECKING:  # imported lazily: shap and matplotlib take seconds to import
     import shap
@@ -123,21 +123,36 @@ def _parts(model: Any, X: pd.DataFrame, outcome: str | None) -> _Parts:
     if isinstance(model, RiskModel):
         outcome = outcome or model.outcomes[0]
         if outcome not in model.outcomes:
-            raise KeyError(f"The model has no {outcome!r} outcome; it has {model.outcomes}.")
+            _refuse(
+                "outcome",
+                outcome,
+                f"the model has no outcome {short_repr(outcome)}; it "
+                f"has {', '.join(model.outcomes)}",
+            )
         risk, model = model, model.models[outcome]
     if not isinstance(model, OutcomeModel):
-        raise TypeError(f"explain needs an OutcomeModel or RiskModel; got {type(model).__name__}.")
+        _refuse(
+            "model",
+            None,
+            f"explain needs an OutcomeModel or RiskModel; got {type(model).__name__}",
+        )
     if outcome is not None and risk is None and outcome != model.outcome:
-        raise ValueError(f"The model predicts {model.outcome!r}; got outcome={outcome!r}.")
+        _refuse(
+            "outcome",
+            outcome,
+            f"the model predicts {model.outcome!r}; got outcome={short_repr(outcome)}",
+        )
     check_is_fitted(model, "booster_")
     if model.encoder_ is None:
-        raise ValueError(
-            "explain needs a model with a feature set (features=None has no "
-            "clinical predictors to explain)."
+        _refuse(
+            "model",
+            None,
+            "explain needs a model with a feature set (features=None has "
+            "no clinical predictors to explain)",
         )
     if not isinstance(X, pd.DataFrame) or len(X) == 0:
         got = f"{len(X)} rows" if isinstance(X, pd.DataFrame) else type(X).__name__
-        raise ValueError(f"explain needs a patient table with at least one row; got {got}.")
+        _refuse("X", None, f"explain needs a patient table with at least one row; got {got}")
     X = model._checked(X)  # a bad cell: ValidationError
     names = list(model.feature_names_)
     encoded = model.encoder_.transform(X)[names]  # a missing column: ValidationError
@@ -305,10 +320,17 @@ def _explanation(parts: _Parts, X: pd.DataFrame, level: str, scale: str) -> shap
     )
 
 
+def _refuse(name: str, value: Any, message: str) -> NoReturn:
+    """Raise the one ValidationError of an argument ``explain`` and its helpers cannot use."""
+    raise ValidationError([Problem(name, value, message)], "arguments")
+
+
 def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ValueError(
-            f"Got {name}={value!r}, but expected one of {', '.join(map(repr, allowed))}."
+        _refuse(
+            name,
+            value,
+            f"got {name}={short_repr(value)}, but expected one of {', '.join(map(repr, allowed))}",
         )
 
 
@@ -355,13 +377,10 @@ def explain(
 
     Raises
     ------
-    TypeError
-        If ``model`` is neither an OutcomeModel nor a RiskModel.
-    KeyError
-        If a RiskModel has no such outcome.
-    ValueError
-        If ``level`` or ``scale`` is not one of the above, the model has no feature set,
-        or ``X`` has no rows.
+    ValidationError
+        If ``model`` is neither an OutcomeModel nor a RiskModel, has no such outcome or no
+        feature set; if ``level`` or ``scale`` is not one of the above; or if ``X`` has no
+        rows or a bad cell.
 
     See Also
     --------
@@ -430,9 +449,11 @@ def importance(explanation: shap.Explanation) -> pd.DataFrame:
     """
     values = np.asarray(explanation.values, dtype=float)
     if values.ndim != 2:
-        raise ValueError(
-            f"importance needs an explanation of several patients (2 dimensions); got "
-            f"shape {values.shape}."
+        _refuse(
+            "explanation",
+            None,
+            "importance needs an explanation of several patients (2 "
+            f"dimensions); got shape {values.shape}",
         )
     mean = np.abs(values).mean(axis=0)
     total = mean.sum()
@@ -477,9 +498,11 @@ def top_drivers(explanation: shap.Explanation, k: int = 5) -> pd.DataFrame:
     """
     values = np.asarray(explanation.values, dtype=float)
     if values.ndim != 1:
-        raise ValueError(
-            f"top_drivers needs one patient's explanation (1 dimension), e.g. "
-            f"explanation[0]; got shape {values.shape}."
+        _refuse(
+            "explanation",
+            None,
+            "top_drivers needs one patient's explanation (1 "
+            f"dimension), e.g. explanation[0]; got shape {values.shape}",
         )
     shown = explanation.display_data
     if shown is None:
