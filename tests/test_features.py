@@ -166,7 +166,7 @@ def test_encoder_is_a_scikit_learn_transformer(cohort):
     table = encoder.fit_transform(cohort)
     assert isinstance(table, pd.DataFrame)
     assert table.index.equals(cohort.index)
-    with pytest.raises(TypeError, match="needs a patient table"):
+    with pytest.raises(ValidationError, match="needs a patient table"):
         FeatureEncoder().fit(cohort.to_numpy())
 
 

@@ -276,7 +276,7 @@ def test_the_linear_component_keeps_no_patients_exact_extreme(train):
 
 
 def test_feature_set_model_needs_a_table(train):
-    with pytest.raises(TypeError, match="needs the patient table as a pandas DataFrame"):
+    with pytest.raises(ValidationError, match="needs the patient table as a pandas DataFrame"):
         OutcomeModel().fit(train.to_numpy(), train["response"])
 
 

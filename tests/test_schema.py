@@ -162,7 +162,7 @@ def test_columns_by_role():
     assert {"age", "madrs_baseline", "processing_speed_z"} <= set(baseline)
     assert not set(baseline) & set(columns("regimen"))
     assert "response" in columns("outcome")
-    with pytest.raises(ValueError, match=re.escape("Got role='features'")):
+    with pytest.raises(ValidationError, match=re.escape("got role='features'")):
         columns("features")
 
 

@@ -467,8 +467,14 @@ def test_bad_simulation_requests_are_refused(call, message):
 
 
 def test_simulate_arm_wants_a_regimen():
-    with pytest.raises(TypeError, match="regimen must be a Regimen"):
+    saline = Regimen(drug="saline", route="iv", dose=0, infusion_minutes=40)
+    with pytest.raises(ValidationError, match="regimen must be a Regimen"):
         simulate_arm(Population(), {"drug": "ketamine"}, n=10)
+    with pytest.raises(ValidationError, match="population must be a Population"):
+        simulate_arm({"diagnosis": "TRD"}, saline, n=10)
+    # the arm that is no Regimen is named, not the mapping called empty
+    with pytest.raises(ValidationError, match="arm 'b' is a str, not a Regimen"):
+        simulate_trial(Population(), {"a": saline, "b": "saline"}, n_per_arm=10)
 
 
 def test_import_stays_light():

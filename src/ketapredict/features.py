@@ -86,9 +86,16 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
         self
         """
         if not isinstance(X, pd.DataFrame):
-            raise TypeError(
-                f"FeatureEncoder needs a patient table (pandas DataFrame) with the "
-                f"contract's columns; got {type(X).__name__}."
+            raise ValidationError(
+                [
+                    Problem(
+                        "X",
+                        None,
+                        "FeatureEncoder needs a patient table (pandas DataFrame) with the "
+                        f"contract's columns; got {type(X).__name__}",
+                    )
+                ],
+                "arguments",
             )
         try:
             day = checked_assessed_day(self.assessed_day)
@@ -129,7 +136,10 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self, "feature_map_")
         if not isinstance(X, pd.DataFrame):
-            raise TypeError(f"FeatureEncoder needs a pandas DataFrame; got {type(X).__name__}.")
+            raise ValidationError(
+                [Problem("X", None, f"FeatureEncoder needs a DataFrame; got {type(X).__name__}")],
+                "arguments",
+            )
         self._check_columns(X, self.feature_names_in_)
         return pd.DataFrame(encode(self.spec_, X), index=X.index)
 

@@ -1221,10 +1221,17 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
                 )
             return pd.DataFrame(array, columns=self.feature_names_)
         if not isinstance(X, pd.DataFrame):
-            raise TypeError(
-                f"OutcomeModel(features={self.features!r}) needs the patient table "
-                f"as a pandas DataFrame; got {type(X).__name__}. Use "
-                "features=None for already-encoded numeric features."
+            raise ValidationError(
+                [
+                    Problem(
+                        "X",
+                        None,
+                        f"OutcomeModel(features={self.features!r}) needs the patient table "
+                        f"as a pandas DataFrame; got {type(X).__name__} (one patient: "
+                        "pd.DataFrame([record])); features=None takes already-encoded numbers",
+                    )
+                ],
+                "arguments",
             )
         if fit:
             # an outcome with a time of its own (dissociation, in the first session) is

@@ -860,7 +860,17 @@ def columns(role: str | None = None, frame: pd.DataFrame | None = None) -> list[
     'p_response_marginal'
     """
     if role is not None and role not in ROLES:
-        raise ValueError(f"Got role={role!r}, but expected one of {', '.join(map(repr, ROLES))}.")
+        raise ValidationError(
+            [
+                Problem(
+                    "role",
+                    role,
+                    f"got role={short_repr(role)}, but expected one of "
+                    f"{', '.join(map(repr, ROLES))}",
+                )
+            ],
+            "arguments",
+        )
     names = list(_BY_NAME) if frame is None else [c for c in frame.columns if _known(c)]
     return [n for n in names if role is None or column(n).role == role]
 
@@ -1531,7 +1541,17 @@ def validate(
     1    male       MDD    iv
     """
     if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"validate expects a pandas DataFrame; got {type(df).__name__}.")
+        raise ValidationError(
+            [
+                Problem(
+                    "df",
+                    None,
+                    f"validate expects a pandas DataFrame; got {type(df).__name__} (one "
+                    "record: pd.DataFrame([record]))",
+                )
+            ],
+            what,
+        )
     index = df.index  # the table comes back with its own labels
     df, what = rows_for_messages(df, what, row_labels)
     problems: list[Problem] = []

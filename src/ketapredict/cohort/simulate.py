@@ -236,7 +236,17 @@ def _check_seed(seed: Any, sequence: bool = True) -> Any:
 
 def _check_population(population: Any) -> None:
     if not isinstance(population, Population):
-        raise TypeError(f"population must be a Population; got {type(population).__name__}.")
+        raise ValidationError(
+            [
+                Problem(
+                    "population",
+                    None,
+                    f"population must be a Population (e.g. Population(diagnosis='TRD')); got "
+                    f"{type(population).__name__}",
+                )
+            ],
+            "simulation",
+        )
 
 
 def _arms(arms: Mapping[str, Regimen] | Sequence[Regimen]) -> tuple[list[str], list[Regimen]]:
@@ -245,8 +255,15 @@ def _arms(arms: Mapping[str, Regimen] | Sequence[Regimen]) -> tuple[list[str], l
     else:
         regimens = list(arms)
         labels = [str(r) for r in regimens]
-    if not regimens or not all(isinstance(r, Regimen) for r in regimens):
-        raise TypeError("arms must be a non-empty mapping or sequence of Regimen.")
+    if not regimens:
+        raise ValidationError([Problem("arms", None, "arms names no arm")], "simulation")
+    wrong = [
+        Problem(f"arms[{label!r}]", None, f"arm {label!r} is a {type(r).__name__}, not a Regimen")
+        for label, r in zip(labels, regimens, strict=True)
+        if not isinstance(r, Regimen)
+    ]
+    if wrong:
+        raise ValidationError(wrong, "simulation")
     if len(set(labels)) != len(labels):
         raise ValidationError(
             [Problem("arms", labels, f"arm labels must be distinct; got {labels!r}")], "simulation"
@@ -606,7 +623,10 @@ def simulate_arm(
     True
     """
     if not isinstance(regimen, Regimen):
-        raise TypeError(f"regimen must be a Regimen; got {type(regimen).__name__}.")
+        raise ValidationError(
+            [Problem("regimen", None, f"regimen must be a Regimen; got {type(regimen).__name__}")],
+            "simulation",
+        )
     return simulate_trial(
         population,
         {str(regimen): regimen},
