@@ -462,6 +462,19 @@ def _interval(point: float, low: float, high: float) -> str:
     return f"{point:.3f} [{low:.3f}, {high:.3f}]"
 
 
+def _active_counts(validation) -> str:
+    """The courses and events among active-drug patients, as the subgroup table shows them:
+    withheld with its rows when the comparators (all courses less these) are too few to
+    show (:func:`ketapredict.evaluate.withheld_subgroups`)."""
+    m = validation.metrics.iloc[0]
+    n, comparators = int(m["active_n"]), int(m["n"]) - int(m["active_n"])
+    table = validation.subgroups
+    shown = set(table.loc[table["variable"] == "active drug", "level"])
+    if "active drug" in shown and (comparators == 0 or "comparator" in shown):
+        return f"{n:,} courses, {int(m['active_events']):,} events"
+    return "courses and events withheld: the comparators are too few to show"
+
+
 def metrics_table(result) -> str:
     """The metrics of an experiment as text, one block per outcome.
 
@@ -471,19 +484,25 @@ def metrics_table(result) -> str:
     blocks = []
     for outcome, validation in result.results.items():
         m = validation.metrics
-        folds = validation.fold_metrics.groupby("model")["within_arm_auc"]
+        folds = validation.shown_folds.groupby("model")["within_arm_auc"]
         n_folds = validation.fold_metrics["fold"].nunique()
+        hidden = n_folds - validation.shown_folds["fold"].nunique()
         first = m.iloc[0]
         header = (
             f"{outcome}: {int(first['n']):,} courses, {int(first['events']):,} events; "
             f"{validation.scheme}, {n_folds} folds"
+            + (
+                f" ({hidden} withheld for privacy, and left out of the fold mean and SD)"
+                if hidden
+                else ""
+            )
             + (", a grid search nested in each" if "tuned_parameters" in validation.extras else "")
         )
         if validation.rows_left_out:
             header += f" ({validation.rows_left_out:,} courses without the outcome left out)"
         header += (
-            f"\n  among active-drug patients ({int(first['active_n']):,} courses, "
-            f"{int(first['active_events']):,} events): AUC within arm (n-weighted over "
+            f"\n  among active-drug patients ({_active_counts(validation)}): AUC within arm "
+            "(n-weighted over "
             f"{int(first['within_arm_arms'])} "
             + ("arm" if validation.ranked_within == "arm" else "arm-fold")
             + ("s" if int(first["within_arm_arms"]) != 1 else "")

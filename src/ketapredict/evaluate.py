@@ -183,7 +183,24 @@ def _quantile_bins(p: np.ndarray, n_bins: int) -> np.ndarray:
     return np.searchsorted(edges, p, side="left")
 
 
-def calibration_bins(y: Any, p: Any, n_bins: int = 10) -> pd.DataFrame:
+def _joined_small_bins(which: np.ndarray, n_bins: int, min_courses: int) -> np.ndarray:
+    """Bins of at least ``min_courses`` courses: the smallest non-empty bin under it joins
+    its smaller non-empty neighbour, until none is under it (or one bin is left)."""
+    which = which.copy()
+    while True:
+        n = np.bincount(which, minlength=n_bins)
+        used = np.flatnonzero(n)
+        small = [b for b in used if n[b] < min_courses]
+        if not small or len(used) < 2:
+            return which
+        b = min(small, key=lambda k: n[k])
+        at = int(np.flatnonzero(used == b)[0])
+        neighbours = [used[i] for i in (at - 1, at + 1) if 0 <= i < len(used)]
+        into = min(neighbours, key=lambda k: n[k])
+        which[which == b] = into
+
+
+def calibration_bins(y: Any, p: Any, n_bins: int = 10, *, min_courses: int = 1) -> pd.DataFrame:
     """The calibration table: predictions in bins of equal counts, each bin's mean
     prediction against its observed rate with a 95% Wilson interval.
 
@@ -199,6 +216,10 @@ def calibration_bins(y: Any, p: Any, n_bins: int = 10) -> pd.DataFrame:
         Predicted probabilities.
     n_bins : int, default=10
         Number of bins; fewer when ties leave some empty.
+    min_courses : int, default=1
+        A bin holds at least this many courses: one with fewer (tied predictions make bins
+        unequal) joins its smaller neighbour. Tables that leave the machine use
+        :data:`~ketapredict.schema.MIN_CELL`.
 
     Returns
     -------
@@ -216,7 +237,7 @@ def calibration_bins(y: Any, p: Any, n_bins: int = 10) -> pd.DataFrame:
     """
     y, p = _checked_scores(y, p)
     n_bins = _checked_bins(n_bins)
-    which = _quantile_bins(p, n_bins)
+    which = _joined_small_bins(_quantile_bins(p, n_bins), n_bins, min_courses)
     n = np.bincount(which, minlength=n_bins).astype(float)
     events = np.bincount(which, weights=y, minlength=n_bins)
     kept = n > 0
@@ -1110,6 +1131,17 @@ class ValidationResult:
     extras: dict[str, Any] = field(default_factory=dict)
     resampled: str = "trials, then patients"
     ranked_within: str = "arm"
+
+    @property
+    def shown_folds(self) -> pd.DataFrame:
+        """The fold metrics that may leave the machine: without the folds withheld for
+        privacy (``fold_metrics["withheld"]``). Every summary over folds (a mean, an SD) is
+        taken over these alone: with the number of folds, a mean and an SD over all of them
+        would give two withheld folds' values back."""
+        table = self.fold_metrics
+        if table is None or "withheld" not in table.columns:
+            return table
+        return table[~table["withheld"].astype(bool)].drop(columns="withheld")
 
 
 def cross_validate(

@@ -661,7 +661,7 @@ class ExperimentResult:
         frames = []
         for outcome, result in self.results.items():
             metrics = result.metrics.copy()
-            folds = result.fold_metrics.groupby("model")["within_arm_auc"]
+            folds = result.shown_folds.groupby("model")["within_arm_auc"]
             metrics["fold_within_arm_auc_mean"] = folds.mean()
             metrics["fold_within_arm_auc_sd"] = folds.std()
             metrics.insert(0, "outcome", outcome)

@@ -401,7 +401,9 @@ def plot_calibration(
     styles = _styles(models)
     k = calibration_bin_count(int(y.sum()), len(y)) if n_bins is None else int(n_bins)
     tables = {
-        name: calibration_bins(y, result.predictions[f"p_{name}"].to_numpy(dtype=float), k)
+        name: calibration_bins(
+            y, result.predictions[f"p_{name}"].to_numpy(dtype=float), k, min_courses=MIN_CELL
+        )
         for name in models
     }
     # the axes span OutcomeModel's and the oracle's bins: a peer's extreme top bin (a

@@ -830,7 +830,7 @@ def _dataset(data: pd.DataFrame, experiment) -> Any:
     from mlflow.data.code_dataset_source import CodeDatasetSource
     from mlflow.data.meta_dataset import MetaDataset
 
-    from .schema import columns, table_digest
+    from .schema import MIN_CELL, columns, table_digest
 
     kept = data.drop(columns=columns("identifier", frame=data))
     spec = experiment.spec.data
@@ -844,7 +844,13 @@ def _dataset(data: pd.DataFrame, experiment) -> Any:
         profile["arms"] = int(data.groupby(["trial_id", "arm"], observed=True).ngroups)
     for outcome in columns("outcome", frame=data):
         if data[outcome].dtype == "boolean":
-            profile[f"{outcome}_events"] = int(data[outcome].sum())
+            events = int(data[outcome].sum())
+            non_events = int((data[outcome] == False).sum())  # noqa: E712 (NA stays NA)
+            # 1 to 10 events (or non-events) are a small cell: their outcome is told
+            small = any(0 < n < MIN_CELL for n in (events, non_events))
+            profile[f"{outcome}_events"] = (
+                f"withheld (under {MIN_CELL} events or non-events)" if small else events
+            )
             profile[f"{outcome}_missing"] = int(data[outcome].isna().sum())
 
     class _Profiled(MetaDataset):  # MetaDataset logs no profile; the UI shows this one
@@ -972,8 +978,9 @@ def outcome_metrics(result, seconds: float | None = None) -> dict[str, float]:
     """Every metric of one outcome's validation under its MLflow key.
 
     The model's, each peer's and the oracle's (:data:`METRIC_KEYS`), the mean and SD over
-    folds of the model's within-arm AUC, AUC and Brier score (``response/folds/auc_mean``;
-    each fold is in the run's ``tables/folds.csv``), and the validation's wall time. A
+    folds shown of the model's within-arm AUC, AUC and Brier score
+    (``response/folds/auc_mean``; each fold is in the run's ``tables/folds.csv``; a fold
+    withheld for privacy counts in neither), and the validation's wall time. A
     metric that cannot be computed (an AUC with one class) is logged as NaN, so runs of
     different experiments carry the same keys.
     """
@@ -982,7 +989,8 @@ def outcome_metrics(result, seconds: float | None = None) -> dict[str, float]:
     for model in result.metrics.index:
         for metric in METRIC_KEYS:
             out[metric_key(outcome, metric, model)] = float(result.metrics.loc[model, metric])
-    ours = result.fold_metrics[result.fold_metrics["model"] == "OutcomeModel"]
+    shown = result.shown_folds
+    ours = shown[shown["model"] == "OutcomeModel"]
     for metric in _FOLD_METRICS:
         values = ours[metric].dropna()
         out[f"{outcome}/folds/{metric}_mean"] = float(values.mean()) if len(values) else np.nan
@@ -998,10 +1006,7 @@ def fold_table(result) -> pd.DataFrame:
     """One row per model and fold, naming the held-out trial (or fold) first; a fold of
     fewer than :data:`~ketapredict.schema.MIN_CELL` courses (a small trial), or one that
     would give such a group away, is left out (``fold_metrics["withheld"]``)."""
-    table = result.fold_metrics
-    if "withheld" in table.columns:
-        table = table[~table["withheld"].astype(bool)].drop(columns="withheld")
-    table = table.copy()
+    table = result.shown_folds.copy()
     table.insert(0, "outcome", result.outcome)
     if "trial" in table.columns:
         table = table.rename(columns={"trial": "held_out_trial"})
@@ -1266,6 +1271,7 @@ def _log_tables(validation) -> None:
 
     from .evaluate import calibration_bins
     from .plots import calibration_bin_count
+    from .schema import MIN_CELL
 
     mlflow.log_text(fold_table(validation).to_csv(index=False), "tables/folds.csv")
     mlflow.log_text(validation.subgroups.to_csv(index=False), "tables/subgroups.csv")
@@ -1273,7 +1279,7 @@ def _log_tables(validation) -> None:
     y = predictions[validation.outcome].to_numpy(dtype=float)
     k = calibration_bin_count(int(y.sum()), len(y))  # the plot's bins
     bins = [
-        calibration_bins(y, predictions[column].to_numpy(), k).assign(
+        calibration_bins(y, predictions[column].to_numpy(), k, min_courses=MIN_CELL).assign(
             model=column.removeprefix("p_")
         )
         for column in predictions.columns
