@@ -481,6 +481,70 @@ def test_contract_part_leaves_out_foreign_columns_and_refuses_near_misses():
     assert list(contract_part(pd.DataFrame({"bmi": [27.0], "BMI": [1]}), "t").columns) == ["bmi"]
 
 
+def _smallest_derivable(variables, withheld):
+    """The size of a group of 1 to 10 courses that some sum and difference of the rows
+    shown and the total makes (None if none), found otherwise than the code under test: a
+    0/1 choice of the groups of courses that share their shown rows lies in the rows' span
+    if the span's left null space annihilates it."""
+    from scipy.linalg import null_space
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    from ketapredict.schema import MIN_CELL
+
+    shown = [
+        np.asarray(values == level, bool)
+        for name, values in variables.items()
+        for level in values.dropna().unique()
+        if (name, level) not in withheld
+    ]
+    span = np.column_stack([*shown, np.ones(len(shown[0]), bool)])
+    atoms, which = np.unique(span, axis=0, return_inverse=True)
+    n = np.bincount(np.ravel(which)).astype(float)
+    null = null_space(atoms.T.astype(float)).T
+    constraints = [LinearConstraint(n[None, :], 1, MIN_CELL - 1)]
+    if len(null):
+        constraints.append(LinearConstraint(null, -1e-9, 1e-9))
+    found = milp(
+        c=n,
+        constraints=constraints,
+        integrality=np.ones(len(n)),
+        bounds=Bounds(0, (n < MIN_CELL).astype(float)),
+    )
+    if found.x is None:
+        return None
+    z = np.round(found.x)
+    c, *_ = np.linalg.lstsq(atoms.astype(float), z, rcond=None)
+    return int(n @ z) if np.abs(atoms @ c - z).max() < 1e-9 else None
+
+
+@pytest.mark.parametrize("seed", [2, 3, 4, 6, 13])
+def test_withheld_groups_leave_no_small_group_derivable_by_any_chain(seed):
+    """Small studies drawn from the virtual cohort (2 to 4 trials, arms of 3 to 29 courses)
+    whose subgroup table and folds, with one-step checks only, gave a group of 3 to 10
+    courses away by longer chains (seed 2: 8 courses; an attack found such chains in 140
+    of 300 such studies): a trial plus one drug less all active-drug courses, and so on."""
+    from ketapredict import simulate_cohort
+    from ketapredict.evaluate import subgroup_variables, withheld_subgroups
+
+    base = simulate_cohort(n=3000, seed=0)
+    rng = np.random.default_rng(seed)
+    trials = rng.choice(base["trial_id"].unique(), size=rng.integers(2, 5), replace=False)
+    study = pd.concat(
+        arm.sample(min(len(arm), int(rng.integers(3, 30))), random_state=seed)
+        for trial in trials
+        for _, arm in base[base["trial_id"] == trial].groupby("arm")
+    ).reset_index(drop=True)
+    variables = {
+        name: pd.Series(np.asarray(values, dtype=object))
+        for name, values in {
+            **subgroup_variables(study),
+            "fold": pd.factorize(study["trial_id"])[0],
+        }.items()
+    }
+    assert _smallest_derivable(variables, set()) is not None  # small arms, before any
+    assert _smallest_derivable(variables, withheld_subgroups(variables)) is None
+
+
 def test_withheld_groups_protect_a_small_group_from_subtraction():
     from ketapredict.schema import withheld_groups
 
