@@ -107,6 +107,11 @@ def _auc(y: np.ndarray, p: np.ndarray) -> float:
     return float((ranks[y == 1].sum() - events * (events + 1) / 2) / (events * non_events))
 
 
+def _outside_text(count: Any) -> str:
+    """The column 'outside' as printed: the count, or "withheld" (see ExternalValidation)."""
+    return "withheld" if pd.isna(count) else str(int(count))
+
+
 def _group_metrics(y: np.ndarray, p: np.ndarray, outside: np.ndarray) -> dict[str, Any]:
     n, events = len(y), int(y.sum())
     row: dict[str, Any] = {
@@ -160,8 +165,9 @@ class ExternalValidation:
         courses): ``n``, ``events``, ``observed`` rate, mean ``predicted`` risk, calibration
         ``intercept`` and ``slope`` with 95% intervals (``_low``, ``_high``), ``auc`` with its
         small-sample interval, ``brier`` and ``outside`` (patients outside the training
-        distribution). A figure a group is too small for is missing (NaN), and the warnings
-        say why.
+        distribution; missing where the count, or one worked out from it and the other
+        rows, would be 1 to 10). A figure a group is too small for is missing (NaN), and
+        the warnings say why.
     warnings : list of str
     model : str
         The model's name and what it was trained on.
@@ -218,7 +224,7 @@ class ExternalValidation:
                     f"{_ci(row.intercept, row.intercept_low, row.intercept_high, 2):<24}"
                     f"{_ci(row.slope, row.slope_low, row.slope_high, 2):<23}"
                     f"{_ci(row.auc, row.auc_low, row.auc_high, 2):<20}"
-                    f"{row.brier:>6.3f}{row.outside:>9}"
+                    f"{row.brier:>6.3f}{_outside_text(row.outside):>9}"
                 )
         lines += [
             "",
@@ -344,6 +350,19 @@ def evaluate_model(
                 f"{outcome}: {', '.join(small)} not shown (fewer than {MIN_CELL} courses: such "
                 "a row could tell a patient's outcome)"
             )
+        # the courses outside the training data are a group in each row too: their counts are
+        # judged alike (a count of none tells nobody's values), and one withheld says so
+        beyond = outside[has]
+        hidden = {
+            name
+            for _, name in withheld_groups(
+                {
+                    ("arm" if name not in _POOLED else name, name): inside & beyond
+                    for name, inside in groups
+                    if (inside & beyond).any()
+                }
+            )
+        }
         telling = [name for name, inside in groups if name in withheld and name not in small]
         if telling:
             warnings.append(
@@ -354,7 +373,9 @@ def evaluate_model(
         for name, inside in groups:
             if name in withheld:
                 continue
-            metrics = _group_metrics(y[inside], p[inside], outside[has][inside])
+            metrics = _group_metrics(y[inside], p[inside], beyond[inside])
+            if name in hidden:
+                metrics["outside"] = None
             rows.append({"outcome": outcome, "group": name, "horizon": "", **metrics})
             if name not in _POOLED:  # an outcome with a time of its own is assessed then
                 when = (
@@ -399,12 +420,15 @@ def evaluate_model(
             "external validation",
         )
     frame = pd.DataFrame(rows).reindex(columns=list(_COLUMNS))
+    frame["outside"] = frame["outside"].astype("Int64")  # a count, or missing if withheld
     frame = _merge_horizons(frame)
     if outside.any():
+        # no count here: with the rows' counts it could give a few courses away
         warnings.append(
-            f"{int(outside.sum())} of {len(table)} courses lie outside the training "
-            "distribution (a value beyond its 0.5-99.5% range, a category never seen, or an "
-            "unusual combination): their predictions are extrapolations"
+            "some courses lie outside the training distribution (a value beyond its 0.5-99.5% "
+            "range, a category never seen, or an unusual combination): their predictions are "
+            f"extrapolations; the column 'outside' counts them where a count of fewer than "
+            f"{MIN_CELL} could not be worked out"
         )
     if "patient_id" in table.columns and table["patient_id"].notna().any():
         # a patient is a trial's (the same identifier in two trials is two people)
