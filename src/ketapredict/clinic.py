@@ -1433,7 +1433,8 @@ def regimen_grid(
     sessions_per_week : iterable of float, default=(1, 2, 3)
         Frequencies (Singh 2016 compared two and three a week).
     weeks : float, default=4
-        Course length; sessions are ``sessions_per_week * weeks``.
+        Course length; sessions are ``sessions_per_week * weeks`` rounded to the nearest
+        whole number (half to even: 2.5 a week for 3 weeks is 8 sessions).
 
     Returns
     -------

@@ -67,7 +67,7 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
     'dose_schedule'
     """
 
-    def __init__(self, feature_set: str | Path = "core", assessed_day: float | None = None):
+    def __init__(self, feature_set: str | Path = "core", *, assessed_day: float | None = None):
         self.feature_set = feature_set
         self.assessed_day = assessed_day
 
@@ -114,7 +114,7 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
     @classmethod
     def from_spec(cls, spec: FeatureSet, columns_in: Sequence[str]) -> FeatureEncoder:
         """A fitted encoder rebuilt from a saved feature set (no file is read)."""
-        encoder = cls(spec.name, spec.assessed_day)
+        encoder = cls(spec.name, assessed_day=spec.assessed_day)
         encoder.spec_ = spec
         encoder.feature_names_in_ = np.array(list(columns_in), dtype=object)
         encoder.n_features_in_ = len(encoder.feature_names_in_)
@@ -192,7 +192,8 @@ def load_feature_set(name_or_path: str | Path = "core") -> FeatureEncoder:
     Returns
     -------
     FeatureEncoder
-        Unfitted; ``fit`` checks the data has the columns the set needs.
+        Unfitted; ``fit`` parses the set again and checks the data has the columns it
+        needs.
 
     Raises
     ------
@@ -202,11 +203,10 @@ def load_feature_set(name_or_path: str | Path = "core") -> FeatureEncoder:
 
     Examples
     --------
-    >>> from ketapredict import load_feature_set
-    >>> encoder = load_feature_set("core")
+    >>> from ketapredict import load_feature_set, simulate_cohort
+    >>> encoder = load_feature_set("core").fit(simulate_cohort(n=200, seed=0))
     >>> [group.name for group in encoder.spec_.groups]
     ['severity', 'cognition', 'diagnosis', 'dose_schedule', 'demographics']
     """
-    encoder = FeatureEncoder(name_or_path)
-    encoder.spec_ = _parse(name_or_path)  # fail now, not at fit
-    return encoder
+    _parse(name_or_path)  # fail now, not at fit; the result is fit's to keep (spec_)
+    return FeatureEncoder(name_or_path)

@@ -467,7 +467,8 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
     feature_names_ : ndarray of str
         Encoded feature names, in booster order.
     classes_ : ndarray
-        ``[0, 1]``.
+        The two labels of ``y``, the non-event first: ``[False, True]`` for the contract's
+        boolean outcomes, ``[0, 1]`` for 0/1 labels; :meth:`predict` returns them.
 
     Examples
     --------
@@ -538,8 +539,8 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
     def __init__(
         self,
         outcome: str = "response",
-        features: str | Path | None = "core",
         *,
+        features: str | Path | None = "core",
         n_estimators: int = 1000,
         learning_rate: float = 0.05,
         max_depth: int = 2,

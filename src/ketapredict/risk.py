@@ -555,7 +555,7 @@ class RiskModel:
                 )
             rows = data[data[outcome].notna()]
             own = {**params, **(outcome_params or {}).get(outcome, {})}
-            model = OutcomeModel(outcome, features, random_state=random_state, **own)
+            model = OutcomeModel(outcome, features=features, random_state=random_state, **own)
             models[outcome] = model.fit(rows)
             if replicates:
                 extra[outcome] = model.replicates(

@@ -914,6 +914,7 @@ def columns(role: str | None = None, frame: pd.DataFrame | None = None) -> list[
 
     Examples
     --------
+    >>> from ketapredict import columns
     >>> columns("truth")[:4]
     ['p_response', 'p_remission', 'p_cognitive_decline', 'p_dissociation']
     >>> columns("truth")[4]
@@ -1939,6 +1940,7 @@ def check_outcome(
 
     Examples
     --------
+    >>> from ketapredict.schema import check_outcome
     >>> check_outcome([True, False, True], "response")
     array([1, 0, 1])
     >>> check_outcome([0, 0, 1], "cognitive_decline", min_per_class=2)
