@@ -98,7 +98,7 @@ def load_model(source: str | Path | None = None, *, public_key: Any = None):
 
     Parameters
     ----------
-    source : str, path-like or None
+    source : str, path-like or None, default=None
         ``None``: the demo model shipped in the package, trained on the virtual cohort by
         ``scripts/build_demo_model.py`` (not for clinical decisions; its reports say so).
         A directory written by :meth:`RiskModel.save`. Or an MLflow model URI

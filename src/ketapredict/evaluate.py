@@ -1169,9 +1169,9 @@ def cross_validate(
     outcome : str, optional
         Defaults to ``model.outcome``.
     scheme : {"stratified_kfold", "grouped_kfold", "leave_one_trial_out"}
-        Leave-one-trial-out validates across trials, as Chekroud 2016 did for
-        antidepressants; grouped k-fold keeps each trial in one fold. Stratified k-fold
-        keeps a patient's rows (the periods of a crossover) in one fold.
+        Default ``"leave_one_trial_out"``. Leave-one-trial-out validates across trials, as
+        Chekroud 2016 did for antidepressants; grouped k-fold keeps each trial in one fold.
+        Stratified k-fold keeps a patient's rows (the periods of a crossover) in one fold.
     n_splits : int, default=5
         Folds for the k-fold schemes.
     tuning : mapping of parameter to values, optional

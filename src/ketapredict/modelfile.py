@@ -838,6 +838,11 @@ def generate_keys(directory: str | Path, name: str = "ketapredict") -> tuple[Pat
     (Path, Path)
         The private and the public key file.
 
+    Raises
+    ------
+    FileExistsError
+        If either file exists already.
+
     Examples
     --------
     >>> import tempfile

@@ -436,6 +436,14 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
     imputer_ : BaselineImputer or None
         The model of missing optional baseline fields given the recorded ones (None when
         ``features=None``: encoded features keep their NaN, which the trees route).
+    imputer_n_ : int
+        How many training courses ``imputer_`` was estimated from (0 without one; a
+        RiskModel shares the imputer of its outcome fitted on the most).
+    n_features_in_ : int
+        The number of input columns ``fit`` read.
+    feature_names_in_ : ndarray of str
+        Those columns' names (the contract columns the feature set reads; absent for
+        ``features=None`` on an array without names).
     encoder_ : FeatureEncoder or None
         The fitted feature encoder (None when ``features=None``).
     measurement_ : bool
@@ -1368,6 +1376,16 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         trees; :meth:`contributions` add up to it.
 
         For a patient with missing fields, the mean margin over the draws of those fields.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like
+            Patient courses with the columns the feature set reads (encoded numbers when
+            ``features=None``).
+
+        Returns
+        -------
+        ndarray of shape (n,)
         """
         Z, owner = self._expanded(X)
         margin = self._margin_of(self.booster_, Z.to_numpy(dtype=float), self.linear_)
@@ -1375,7 +1393,18 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Calibrated log-odds of the event, within +-9.2 (of the averaged probability for
-        a patient with missing fields)."""
+        a patient with missing fields).
+
+        Parameters
+        ----------
+        X : DataFrame or array-like
+            Patient courses with the columns the feature set reads (encoded numbers when
+            ``features=None``).
+
+        Returns
+        -------
+        ndarray of shape (n,)
+        """
         p = self.predict_proba(X)[:, 1]
         return logit(p)
 
@@ -1385,6 +1414,16 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         A patient with missing optional fields gets the mean probability over
         ``imputer_.n_draws`` draws of them given the recorded fields. Every probability lies
         between 1e-4 and 1 - 1e-4; none is NaN.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like
+            Patient courses with the columns the feature set reads (encoded numbers when
+            ``features=None``).
+
+        Returns
+        -------
+        ndarray of shape (n, 2)
         """
         Z, owner = self._expanded(X)
         log_odds = calibrated_log_odds(
@@ -1397,7 +1436,19 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         return np.column_stack([1 - p, p])
 
     def predict(self, X: Any) -> np.ndarray:
-        """The event label where its calibrated probability is at least 0.5."""
+        """The event label where its calibrated probability is at least 0.5.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like
+            Patient courses with the columns the feature set reads (encoded numbers when
+            ``features=None``).
+
+        Returns
+        -------
+        ndarray of shape (n,)
+            Labels from :attr:`classes_`.
+        """
         check_is_fitted(self, "booster_")
         return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
 
@@ -1406,7 +1457,18 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         base value: TreeSHAP of the trees (XGBoost's ``pred_contribs``) plus the linear
         component's terms (:func:`ketapredict.trees.linear_terms`). For a patient with
         missing fields, the mean over the draws of those fields; each row adds up to
-        :meth:`margin`."""
+        :meth:`margin`.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like
+            Patient courses with the columns the feature set reads (encoded numbers when
+            ``features=None``).
+
+        Returns
+        -------
+        ndarray of shape (n, n_features + 1)
+        """
         from xgboost import DMatrix
 
         draws, owner = self._expanded(X)
@@ -1425,7 +1487,19 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
 
     def importances(self, X: Any) -> pd.Series:
         """Each encoded feature's mean absolute SHAP value over ``X`` (log-odds), largest
-        first: the linear component and the trees together."""
+        first: the linear component and the trees together.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like
+            Patient courses with the columns the feature set reads (encoded numbers when
+            ``features=None``).
+
+        Returns
+        -------
+        Series
+            Indexed by encoded feature, named ``mean_abs_shap``.
+        """
         check_is_fitted(self, "booster_")
         phi = self.contributions(X)[:, :-1]
         return pd.Series(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -1388,8 +1389,26 @@ class RiskModel:
         Returns
         -------
         Path
+
+        Raises
+        ------
+        FileExistsError
+            If ``path`` is a directory that is not empty (a model is never written over
+            other files).
+        ValidationError
+            If ``path`` is no path.
         """
         from . import __version__
+
+        if not isinstance(path, str | os.PathLike):
+            raise ValidationError(
+                [
+                    Problem(
+                        "path", None, f"path must be a directory's path; got {type(path).__name__}"
+                    )
+                ],
+                "arguments",
+            )
 
         key = None if signing_key is None else _private_key(signing_key)  # before writing
         _check_provenance(self.provenance)  # loading would refuse the saved model
