@@ -166,14 +166,23 @@ class ExternalValidation:
         ``intercept`` and ``slope`` with 95% intervals (``_low``, ``_high``), ``auc`` with its
         small-sample interval, ``brier`` and ``outside`` (patients outside the training
         distribution; missing where the count, or one worked out from it and the other
-        rows, would be 1 to 10). A figure a group is too small for is missing (NaN), and
-        the warnings say why.
+        rows, would be 1 to 10), and ``horizon`` (when the group was assessed, e.g. "day 7
+        in ketamine"). A figure a group is too small for is missing (NaN), and the warnings
+        say why.
     warnings : list of str
+        What to read the table with: groups withheld and why, too few events, courses left
+        out, repeated patients, extrapolation, a model of simulated data.
     model : str
         The model's name and what it was trained on.
     data_digest : str
         The table's digest (no rows are kept).
     n_courses : int
+        Courses in the study (with or without each outcome).
+    source : str
+        What the study is called in the report (``evaluate_model(source=...)``).
+    metrics : dict of str to float
+        The table's figures under MLflow keys (``response/all/auc``), as
+        ``ketapredict evaluate`` logs them; a figure that does not exist is left out.
 
     Examples
     --------
