@@ -210,6 +210,15 @@ class Regimen:
         ``new_oral_antidepressant``), as in a table: a blank ``n_sessions`` is not one
         session.
 
+        Parameters
+        ----------
+        record : mapping or Series
+            A patient record or a table row with the regimen columns.
+
+        Returns
+        -------
+        Regimen
+
         Raises
         ------
         ValidationError
@@ -283,15 +292,40 @@ class Regimen:
         return {k: v[0] for k, v in table.items()}
 
     def racemic_iv_equivalent(self, weight_kg: float | None = None) -> float:
-        """Racemic-IV-equivalent dose per session, mg/kg."""
+        """Racemic-IV-equivalent dose per session, mg/kg.
+
+        Parameters
+        ----------
+        weight_kg : float, optional
+            Converts fixed mg doses; defaults to :data:`REFERENCE_WEIGHT_KG`.
+
+        Examples
+        --------
+        >>> from ketapredict import Regimen
+        >>> course = Regimen(drug="esketamine", route="intranasal", dose=56, dose_unit="mg")
+        >>> round(course.racemic_iv_equivalent(weight_kg=70), 3)  # bioavailability, potency
+        0.768
+        """
         return float(self.exposure(weight_kg)["racemic_iv_equivalent_mg_per_kg"])
 
     def peak_exposure(self, weight_kg: float | None = None) -> float:
-        """Peak-exposure proxy, racemic-IV-equivalent mg/kg per hour."""
+        """Peak-exposure proxy, racemic-IV-equivalent mg/kg per hour.
+
+        Parameters
+        ----------
+        weight_kg : float, optional
+            Converts fixed mg doses; defaults to :data:`REFERENCE_WEIGHT_KG`.
+        """
         return float(self.exposure(weight_kg)["peak_exposure_mg_per_kg_per_h"])
 
     def cumulative_exposure(self, weight_kg: float | None = None) -> float:
-        """Racemic-IV-equivalent mg/kg over the whole course."""
+        """Racemic-IV-equivalent mg/kg over the whole course.
+
+        Parameters
+        ----------
+        weight_kg : float, optional
+            Converts fixed mg doses; defaults to :data:`REFERENCE_WEIGHT_KG`.
+        """
         return float(self.exposure(weight_kg)["cumulative_exposure_mg_per_kg"])
 
     def __str__(self) -> str:
