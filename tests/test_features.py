@@ -290,3 +290,12 @@ def test_an_outcome_with_its_own_time_is_encoded_as_of_then(cohort):
     for bad in (0, -1, "1", float("nan"), True, 10_000):
         with pytest.raises(ValidationError, match="assessed_day"):
             FeatureEncoder("core", assessed_day=bad).fit(cohort)
+
+
+def test_predictor_of_an_unknown_feature_names_the_features():
+    from ketapredict import simulate_cohort
+
+    encoder = load_feature_set("core").fit(simulate_cohort(n=200, seed=0))
+    with pytest.raises(ValidationError, match="'madrs' is no encoded feature of this set"):
+        encoder.predictor_of("madrs")
+    assert encoder.predictor_of("madrs_baseline") == "madrs_baseline"

@@ -525,3 +525,12 @@ def test_simulation_arguments_are_read_as_written_or_refused():
     assert population == Population(madrs_mean=32, age_mean=40.0, diagnosis="TRD")
     with pytest.raises(ValidationError, match=re.escape("madrs_mean=np.True_ is not a number")):
         Population(madrs_mean=np.bool_(True))
+
+
+def test_cohort_helpers_name_a_bad_argument():
+    from ketapredict.cohort.simulate import TrialEffect
+
+    with pytest.raises(ValidationError, match="'bmi' has no population rate"):
+        Population().rate("bmi")
+    with pytest.raises(ValidationError, match="rng must be a numpy Generator"):
+        TrialEffect.draw(0)

@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from .encoding import FeatureSet, _parse, checked_assessed_day, encode, feature_map, sources
-from .exceptions import Problem, ValidationError
+from .exceptions import Problem, ValidationError, short_repr
 from .schema import column
 
 __all__ = ["FeatureEncoder", "FeatureSet", "load_feature_set"]
@@ -174,8 +174,30 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
         return self
 
     def predictor_of(self, feature: str) -> str:
-        """The clinical predictor an encoded column comes from."""
+        """The clinical predictor an encoded column comes from.
+
+        Parameters
+        ----------
+        feature : str
+            An encoded column, one of :meth:`get_feature_names_out`.
+
+        Returns
+        -------
+        str
+        """
         check_is_fitted(self, "feature_map_")
+        if feature not in self.feature_map_.index:
+            raise ValidationError(
+                [
+                    Problem(
+                        "feature",
+                        feature,
+                        f"{short_repr(feature)} is no encoded feature of this set; expected one "
+                        f"of {', '.join(map(str, self.feature_map_.index))}",
+                    )
+                ],
+                "arguments",
+            )
         return str(self.feature_map_.loc[feature, "predictor"])
 
 

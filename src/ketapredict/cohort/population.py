@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..exceptions import Problem, ValidationError
+from ..exceptions import Problem, ValidationError, short_repr
 from ..schema import column
 from .parameters import Parameters
 
@@ -226,12 +226,35 @@ class Population:
             raise ValidationError(problems, "population")
 
     def rate(self, field: str) -> float:
-        """The population rate of a binary baseline field."""
-        return {
+        """The population rate of a binary baseline field.
+
+        Parameters
+        ----------
+        field : {"family_history_aud", "prior_suicide_attempt", "anxious_distress"}
+            The binary baseline field.
+
+        Returns
+        -------
+        float
+        """
+        rates = {
             "family_history_aud": self.family_history_aud_rate,
             "prior_suicide_attempt": self.suicide_attempt_rate,
             "anxious_distress": self.anxious_distress_rate,
-        }[field]
+        }
+        if field not in rates:
+            raise ValidationError(
+                [
+                    Problem(
+                        "field",
+                        field,
+                        f"{short_repr(field)} has no population rate; expected one of "
+                        f"{', '.join(rates)}",
+                    )
+                ],
+                "arguments",
+            )
+        return rates[field]
 
     def log_bmi(self) -> tuple[float, float]:
         """Mean and SD of log BMI (log-normal with mean ``bmi_mean`` and SD ``bmi_sd``)."""

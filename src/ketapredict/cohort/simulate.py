@@ -112,7 +112,29 @@ class TrialEffect:
 
     @classmethod
     def draw(cls, rng: np.random.Generator) -> TrialEffect:
-        """A random trial's effects."""
+        """A random trial's effects.
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+            Draws the trial's two standard-normal effects.
+
+        Returns
+        -------
+        TrialEffect
+        """
+        if not isinstance(rng, np.random.Generator):
+            raise ValidationError(
+                [
+                    Problem(
+                        "rng",
+                        None,
+                        "rng must be a numpy Generator (np.random.default_rng(seed)); got "
+                        f"{type(rng).__name__}",
+                    )
+                ],
+                "simulation",
+            )
         nonspecific, drug = rng.standard_normal(2)
         return cls(float(nonspecific), float(drug))
 
