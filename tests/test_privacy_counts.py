@@ -1,19 +1,15 @@
 """What leaves the machine about small groups besides the subgroup table: the summaries
-over folds, the header's counts among active-drug patients, the dataset profile and the
-calibration bins (each found by an attack on the logged and printed output)."""
-
-import json
+over folds, the header's counts among active-drug patients and the calibration bins (each
+found by an attack on the logged and printed output)."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from ketapredict import simulate_cohort
 from ketapredict.cli import metrics_table
 from ketapredict.evaluate import ValidationResult, calibration_bins
-from ketapredict.experiment import load_experiment
 from ketapredict.schema import MIN_CELL
-from ketapredict.tracking import METRIC_KEYS, _dataset, outcome_metrics
+from ketapredict.tracking import METRIC_KEYS, outcome_metrics
 
 
 def _result(subgroup_levels=("active drug", "comparator")):
@@ -66,17 +62,17 @@ def test_the_active_drug_counts_go_with_their_subgroup_rows():
     assert "among active-drug patients (116 courses, 36 events)" in shown
     withheld = metrics_table(type("R", (), {"results": {"response": _result(())}})())
     assert "116 courses" not in withheld
-    assert "courses and events withheld: the comparators are too few to show" in withheld
+    assert "courses and events withheld with their subgroup rows" in withheld
 
 
-def test_the_dataset_profile_withholds_a_small_count_of_events():
-    cohort = simulate_cohort(n=300, seed=0)
-    events = int(cohort["cognitive_decline"].sum())
-    assert 0 < events < MIN_CELL  # the cohort this test needs
-    profile = _dataset(cohort, load_experiment("baseline")).profile
-    assert profile["cognitive_decline_events"] == "withheld (under 11 events or non-events)"
-    assert profile["response_events"] == int(cohort["response"].sum())
-    json.dumps(profile)  # as MLflow logs it
+def test_a_validation_whose_every_fold_is_withheld_prints_no_fold_summary():
+    """Two trials of 570 and 10 courses: both folds withheld (a KeyError before)."""
+    result = _result()
+    result.fold_metrics["withheld"] = True
+    text = metrics_table(type("R", (), {"results": {"response": result}})())
+    assert "3 folds (3 withheld for privacy" in text
+    assert "n/a (n/a)" in text
+    assert np.isnan(outcome_metrics(result)["response/folds/brier_mean"])
 
 
 def test_calibration_bins_that_leave_the_machine_hold_at_least_11_courses():

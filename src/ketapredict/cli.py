@@ -464,15 +464,15 @@ def _interval(point: float, low: float, high: float) -> str:
 
 def _active_counts(validation) -> str:
     """The courses and events among active-drug patients, as the subgroup table shows them:
-    withheld with its rows when the comparators (all courses less these) are too few to
-    show (:func:`ketapredict.evaluate.withheld_subgroups`)."""
+    withheld with its rows when they, or the comparators (all courses less these), are too
+    few to show or could be worked out (:func:`ketapredict.evaluate.withheld_subgroups`)."""
     m = validation.metrics.iloc[0]
     n, comparators = int(m["active_n"]), int(m["n"]) - int(m["active_n"])
     table = validation.subgroups
     shown = set(table.loc[table["variable"] == "active drug", "level"])
     if "active drug" in shown and (comparators == 0 or "comparator" in shown):
         return f"{n:,} courses, {int(m['active_events']):,} events"
-    return "courses and events withheld: the comparators are too few to show"
+    return "courses and events withheld with their subgroup rows"
 
 
 def metrics_table(result) -> str:
@@ -522,8 +522,12 @@ def metrics_table(result) -> str:
                 ),
                 "cal. slope": m["active_calibration_slope"].map(_number),
                 # no fold with an arm of 5 events and 5 non-events: n/a, not "nan (nan)"
+                # every fold withheld: no model has a fold to summarise (n/a)
                 "fold mean (sd)": [
-                    f"{_number(folds.mean()[k])} ({_number(folds.std()[k])})" for k in m.index
+                    f"{_number(mean)} ({_number(sd)})"
+                    for mean, sd in zip(
+                        folds.mean().reindex(m.index), folds.std().reindex(m.index), strict=True
+                    )
                 ],
             },
             index=m.index,
@@ -1306,8 +1310,8 @@ def _parser() -> argparse.ArgumentParser:
         help="validate a saved model on a study it never saw (external validation)",
         description="Score a study with a saved model and report, per outcome and arm, "
         "observed against predicted risk, calibration intercept and slope, AUC with "
-        "small-sample intervals, Brier score and patients outside the training data, with "
-        "small-sample warnings; log the evaluation to MLflow.",
+        "small-sample intervals and Brier score, with warnings (small samples, courses "
+        "outside the training data); log the evaluation to MLflow.",
     )
     _model_and_data(evaluate)
     evaluate.add_argument("--no-track", action="store_true", help="do not log to MLflow")

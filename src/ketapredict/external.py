@@ -4,7 +4,7 @@
 :class:`~ketapredict.RiskModel` and reports, per outcome and per arm, what a reader of an
 external validation study needs (TRIPOD+AI): observed against mean predicted risk
 (calibration in the large), the calibration intercept and slope, the AUC, the Brier score,
-and how many patients lay outside the training distribution, with intervals suited to small
+and whether patients lay outside the training distribution, with intervals suited to small
 samples and warnings where the sample is too small to say much. A study of 25 patients is
 normal in this field, so every figure comes with its uncertainty.
 
@@ -107,12 +107,18 @@ def _auc(y: np.ndarray, p: np.ndarray) -> float:
     return float((ranks[y == 1].sum() - events * (events + 1) / 2) / (events * non_events))
 
 
-def _outside_text(count: Any) -> str:
-    """The column 'outside' as printed: the count, or "withheld" (see ExternalValidation)."""
-    return "withheld" if pd.isna(count) else str(int(count))
+def _share_text(k: int, n: int) -> str:
+    """ "k of n", where neither k nor n - k is 1 to 10; otherwise a range, not the count.
+    No row says how many of its courses lie outside the training data: with the rows' sizes
+    (and across outcomes) such counts could give a few courses away."""
+    if 0 < k < MIN_CELL:
+        return f"fewer than {MIN_CELL} of {n:,}"
+    if 0 < n - k < MIN_CELL:
+        return f"all but fewer than {MIN_CELL} of {n:,}"
+    return f"{k:,} of {n:,}"
 
 
-def _group_metrics(y: np.ndarray, p: np.ndarray, outside: np.ndarray) -> dict[str, Any]:
+def _group_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
     n, events = len(y), int(y.sum())
     row: dict[str, Any] = {
         "n": n,
@@ -120,7 +126,6 @@ def _group_metrics(y: np.ndarray, p: np.ndarray, outside: np.ndarray) -> dict[st
         "observed": events / n,
         "predicted": float(p.mean()),
         "brier": float(np.mean((p - y) ** 2)),
-        "outside": int(outside.sum()),
     }
     log_odds = np.log(p) - np.log1p(-p)
     estimable = min(events, n - events) >= 1
@@ -150,7 +155,7 @@ def _group_metrics(y: np.ndarray, p: np.ndarray, outside: np.ndarray) -> dict[st
 _COLUMNS = (
     "outcome", "group", "horizon", "n", "events", "observed", "predicted", "intercept",
     "intercept_low", "intercept_high", "slope", "slope_low", "slope_high", "auc", "auc_low",
-    "auc_high", "brier", "outside",
+    "auc_high", "brier",
 )  # fmt: skip
 
 
@@ -164,9 +169,7 @@ class ExternalValidation:
         One row per outcome and group (each arm, then all active-drug courses, then all
         courses): ``n``, ``events``, ``observed`` rate, mean ``predicted`` risk, calibration
         ``intercept`` and ``slope`` with 95% intervals (``_low``, ``_high``), ``auc`` with its
-        small-sample interval, ``brier`` and ``outside`` (patients outside the training
-        distribution; missing where the count, or one worked out from it and the other
-        rows, would be 1 to 10), and ``horizon`` (when the group was assessed, e.g. "day 7
+        small-sample interval, ``brier``, and ``horizon`` (when the group was assessed, e.g. "day 7
         in ketamine"). A figure a group is too small for is missing (NaN), and the warnings
         say why.
     warnings : list of str
@@ -224,7 +227,7 @@ class ExternalValidation:
             lines.append(
                 f"  {'group':<{width}}{'n':>5}{'events':>8}{'observed':>10}{'predicted':>11}  "
                 f"{'intercept (95% CI)':<24}{'slope (95% CI)':<23}{'AUC (95% CI)':<20}"
-                f"{'Brier':>6}{'outside':>9}"
+                f"{'Brier':>6}"
             )
             for row in rows.itertuples(index=False):
                 lines.append(
@@ -233,14 +236,13 @@ class ExternalValidation:
                     f"{_ci(row.intercept, row.intercept_low, row.intercept_high, 2):<24}"
                     f"{_ci(row.slope, row.slope_low, row.slope_high, 2):<23}"
                     f"{_ci(row.auc, row.auc_low, row.auc_high, 2):<20}"
-                    f"{row.brier:>6.3f}{_outside_text(row.outside):>9}"
+                    f"{row.brier:>6.3f}"
                 )
         lines += [
             "",
             "intercept: calibration in the large (log-odds; 0 is ideal, above 0 the model "
             "under-predicts); slope: 1 is ideal, below 1 the predictions are too extreme; "
-            "AUC: ranking of patients within the group (0.5 is chance); outside: patients "
-            "beyond the training data's range.",
+            "AUC: ranking of patients within the group (0.5 is chance).",
         ]
         if self.warnings:
             lines += ["", "Warnings:"] + [f"  - {w}" for w in self.warnings]
@@ -359,19 +361,6 @@ def evaluate_model(
                 f"{outcome}: {', '.join(small)} not shown (fewer than {MIN_CELL} courses: such "
                 "a row could tell a patient's outcome)"
             )
-        # the courses outside the training data are a group in each row too: their counts are
-        # judged alike (a count of none tells nobody's values), and one withheld says so
-        beyond = outside[has]
-        hidden = {
-            name
-            for _, name in withheld_groups(
-                {
-                    ("arm" if name not in _POOLED else name, name): inside & beyond
-                    for name, inside in groups
-                    if (inside & beyond).any()
-                }
-            )
-        }
         telling = [name for name, inside in groups if name in withheld and name not in small]
         if telling:
             warnings.append(
@@ -382,9 +371,7 @@ def evaluate_model(
         for name, inside in groups:
             if name in withheld:
                 continue
-            metrics = _group_metrics(y[inside], p[inside], beyond[inside])
-            if name in hidden:
-                metrics["outside"] = None
+            metrics = _group_metrics(y[inside], p[inside])
             rows.append({"outcome": outcome, "group": name, "horizon": "", **metrics})
             if name not in _POOLED:  # an outcome with a time of its own is assessed then
                 when = (
@@ -429,15 +416,12 @@ def evaluate_model(
             "external validation",
         )
     frame = pd.DataFrame(rows).reindex(columns=list(_COLUMNS))
-    frame["outside"] = frame["outside"].astype("Int64")  # a count, or missing if withheld
     frame = _merge_horizons(frame)
     if outside.any():
-        # no count here: with the rows' counts it could give a few courses away
         warnings.append(
-            "some courses lie outside the training distribution (a value beyond its 0.5-99.5% "
-            "range, a category never seen, or an unusual combination): their predictions are "
-            f"extrapolations; the column 'outside' counts them where a count of fewer than "
-            f"{MIN_CELL} could not be worked out"
+            f"{_share_text(int(outside.sum()), len(table))} courses lie outside the training "
+            "distribution (a value beyond its 0.5-99.5% range, a category never seen, or an "
+            "unusual combination): their predictions are extrapolations"
         )
     if "patient_id" in table.columns and table["patient_id"].notna().any():
         # a patient is a trial's (the same identifier in two trials is two people)

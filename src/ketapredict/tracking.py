@@ -830,7 +830,7 @@ def _dataset(data: pd.DataFrame, experiment) -> Any:
     from mlflow.data.code_dataset_source import CodeDatasetSource
     from mlflow.data.meta_dataset import MetaDataset
 
-    from .schema import MIN_CELL, columns, table_digest
+    from .schema import columns, table_digest
 
     kept = data.drop(columns=columns("identifier", frame=data))
     spec = experiment.spec.data
@@ -844,13 +844,7 @@ def _dataset(data: pd.DataFrame, experiment) -> Any:
         profile["arms"] = int(data.groupby(["trial_id", "arm"], observed=True).ngroups)
     for outcome in columns("outcome", frame=data):
         if data[outcome].dtype == "boolean":
-            events = int(data[outcome].sum())
-            non_events = int((data[outcome] == False).sum())  # noqa: E712 (NA stays NA)
-            # 1 to 10 events (or non-events) are a small cell: their outcome is told
-            small = any(0 < n < MIN_CELL for n in (events, non_events))
-            profile[f"{outcome}_events"] = (
-                f"withheld (under {MIN_CELL} events or non-events)" if small else events
-            )
+            profile[f"{outcome}_events"] = int(data[outcome].sum())
             profile[f"{outcome}_missing"] = int(data[outcome].isna().sum())
 
     class _Profiled(MetaDataset):  # MetaDataset logs no profile; the UI shows this one
