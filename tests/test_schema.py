@@ -571,3 +571,16 @@ def test_withheld_groups_protect_a_small_group_from_subtraction():
     diagnosis = ["bipolar"] * 119 + ["MDD"] * 296
     withheld = withheld_groups(rows(trial=trial, diagnosis=diagnosis))
     assert withheld & {("trial", "T1"), ("diagnosis", "bipolar")}
+
+
+def test_an_exact_search_that_cannot_finish_withholds_every_row(monkeypatch, caplog):
+    """Out of time, nothing is proven: the table fails closed, and the log says why."""
+    from ketapredict import schema
+
+    rng = np.random.default_rng(1)
+    variables = {f"v{i}": rng.integers(0, 12, 400) for i in range(3)}
+    groups = {(k, level): v == level for k, v in variables.items() for level in np.unique(v)}
+    assert schema.withheld_groups(groups) == set()  # with its time, nothing to withhold
+    monkeypatch.setattr(schema, "_EXACT_SECONDS", 1e-4)
+    assert schema.withheld_groups(groups) == set(groups)
+    assert "every row is withheld" in caplog.text

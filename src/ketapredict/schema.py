@@ -119,8 +119,8 @@ def withheld_groups(groups: Mapping[tuple[str, Any], Any]) -> set[tuple[str, Any
     long, that leaves a group of 1 to ``MIN_CELL - 1`` courses is searched for exactly (a
     mixed-integer program; a trial plus one drug's courses less every active-drug course
     gave a trial's saline arm of 5 away), and the smallest row it uses is withheld, until
-    none is left. The search is given 20 s each time; one that runs out finds nothing
-    and says so in the log (a warning).
+    none is left. The search is given 20 s each time; if it runs out, or its answers are
+    not exact, every row is withheld and the log says why (a warning).
 
     Parameters
     ----------
@@ -161,16 +161,22 @@ def withheld_groups(groups: Mapping[tuple[str, Any], Any]) -> set[tuple[str, Any
             found = _derivable(cells, counts, shown)
         if found is None:
             return withheld
+        if found is _UNSETTLED:  # fail closed
+            return set(names)
         withheld.add(names[min(found, key=lambda j: (size[j], str(names[j])))])
 
 
 def _derivable(cells, counts, shown) -> set[int] | None:
     """The shown rows (by column) of some sum and difference of the rows shown and the total
     that leaves a group of 1 to ``MIN_CELL - 1`` courses, however long; None if there is
-    none. Solved exactly as a mixed-integer feasibility problem (HiGHS, through SciPy):
-    coefficients ``c`` for the rows and the total, and a 0/1 choice ``z`` of the groups of
-    courses that share their shown rows (only a group under ``MIN_CELL`` can be chosen),
-    with ``A c = z`` and ``1 <= courses(z) < MIN_CELL``."""
+    none; :data:`_UNSETTLED` if that cannot be settled (the search ran out of time, or the
+    solver's answers were not exact), and then every row is withheld.
+
+    Solved as a mixed-integer feasibility problem (HiGHS, through SciPy): coefficients
+    ``c`` for the rows and the total, and a 0/1 choice ``z`` of the groups of courses that
+    share their shown rows (only a group under ``MIN_CELL`` can be chosen), with ``A c = z``
+    and ``1 <= courses(z) < MIN_CELL``; a ``z`` found is checked by an exact least-squares
+    fit, since a solver's tolerance is no derivation."""
     from scipy.optimize import Bounds, LinearConstraint, milp
 
     span = np.column_stack([cells[:, shown], np.ones(len(cells), bool)])
@@ -182,38 +188,55 @@ def _derivable(cells, counts, shown) -> set[int] | None:
     k = atoms.shape[1]
     choose = np.zeros((len(atoms), len(small)))
     choose[small, np.arange(len(small))] = -1.0
-    equal = LinearConstraint(np.hstack([atoms.astype(float), choose]), 0.0, 0.0)
     total = np.r_[np.zeros(k), n[small]][None, :]
-    sized = LinearConstraint(total, 1.0, MIN_CELL - 1.0)
-    solved = milp(
-        c=total[0],
-        constraints=[equal, sized],
-        integrality=np.r_[np.zeros(k), np.ones(len(small))],
-        bounds=Bounds(
-            np.r_[np.full(k, -np.inf), np.zeros(len(small))],
-            np.r_[np.full(k, np.inf), np.ones(len(small))],
-        ),
-        options={"time_limit": 20.0},
+    constraints = [
+        LinearConstraint(np.hstack([atoms.astype(float), choose]), 0.0, 0.0),
+        LinearConstraint(total, 1.0, MIN_CELL - 1.0),
+    ]
+    bounds = Bounds(
+        np.r_[np.full(k, -np.inf), np.zeros(len(small))],
+        np.r_[np.full(k, np.inf), np.ones(len(small))],
     )
-    if solved.x is None:
-        if solved.status == 1:  # out of time, not proven
-            logging.getLogger(__name__).warning(
-                "The search for groups of fewer than %d courses that longer sums and "
-                "differences of the rows shown give away ran out of time (%d rows, %d groups "
-                "of courses); read the table before sharing it.",
-                MIN_CELL,
-                len(shown),
-                len(atoms),
-            )
-        return None
-    z = np.zeros(len(atoms))
-    z[small] = np.round(solved.x[k:])
-    # checked exactly as a least-squares fit: a solver's tolerance is no derivation
-    c, *_ = np.linalg.lstsq(atoms.astype(float), z, rcond=None)
-    if np.abs(atoms @ c - z).max() > 1e-9:
-        return None
-    used = {shown[j] for j in np.flatnonzero(np.abs(solved.x[: k - 1]) > 1e-9)}
-    return used or None
+    for _ in range(_EXACT_ATTEMPTS):
+        solved = milp(
+            c=total[0],
+            constraints=constraints,
+            integrality=np.r_[np.zeros(k), np.ones(len(small))],
+            bounds=bounds,
+            options={"time_limit": _EXACT_SECONDS},
+        )
+        if solved.x is None:
+            if solved.status != 1:  # proven: no such group
+                return None
+            break  # out of time: not settled
+        chosen = np.round(solved.x[k:])
+        z = np.zeros(len(atoms))
+        z[small] = chosen
+        c, *_ = np.linalg.lstsq(atoms.astype(float), z, rcond=None)
+        if np.abs(atoms @ c - z).max() < 1e-9:
+            # withholding a row the sum uses undoes it (with a solver's noise, one may be
+            # named that is not needed: more withheld, never less)
+            used = np.flatnonzero(np.abs(solved.x[: k - 1]) > 1e-6)
+            if not len(used):
+                used = np.flatnonzero(np.abs(c[: k - 1]) > 1e-6)
+            return {shown[j] for j in used} or set(shown[:1])
+        # not exact: rule this choice out and ask again
+        cut = np.r_[np.zeros(k), np.where(chosen > 0, 1.0, -1.0)][None, :]
+        constraints.append(LinearConstraint(cut, -np.inf, chosen.sum() - 1))
+    logging.getLogger(__name__).warning(
+        "Could not settle whether longer sums and differences of the %d rows shown give away "
+        "a group of fewer than %d courses (%d groups of courses); every row is withheld.",
+        len(shown),
+        MIN_CELL,
+        len(atoms),
+    )
+    return _UNSETTLED
+
+
+# The exact search's budget: seconds a solve, and solves when a solver's answer is not exact.
+_EXACT_SECONDS = 20.0
+_EXACT_ATTEMPTS = 3
+_UNSETTLED: set[int] = set()  # by identity: the search could not say
 
 
 def _giving_away(cells, counts, size, shown, variables) -> set[int] | None:
