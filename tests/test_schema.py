@@ -481,7 +481,7 @@ def test_contract_part_leaves_out_foreign_columns_and_refuses_near_misses():
     assert list(contract_part(pd.DataFrame({"bmi": [27.0], "BMI": [1]}), "t").columns) == ["bmi"]
 
 
-def _smallest_derivable(variables, withheld):
+def smallest_derivable(variables, withheld):
     """The size of a group of 1 to 10 courses that some sum and difference of the rows
     shown and the total makes (None if none), found otherwise than the code under test: a
     0/1 choice of the groups of courses that share their shown rows lies in the rows' span
@@ -541,8 +541,8 @@ def test_withheld_groups_leave_no_small_group_derivable_by_any_chain(seed):
             "fold": pd.factorize(study["trial_id"])[0],
         }.items()
     }
-    assert _smallest_derivable(variables, set()) is not None  # small arms, before any
-    assert _smallest_derivable(variables, withheld_subgroups(variables)) is None
+    assert smallest_derivable(variables, set()) is not None  # small arms, before any
+    assert smallest_derivable(variables, withheld_subgroups(variables)) is None
 
 
 def test_withheld_groups_protect_a_small_group_from_subtraction():
