@@ -38,6 +38,7 @@ from .schema import (
     check_outcome,
     column,
     columns,
+    courses_table_problems,
     crossover_patients,
     withheld_groups,
 )
@@ -1223,14 +1224,7 @@ def cross_validate(
                 f"{type(model).__name__}",
             )
         )
-    if not isinstance(data, pd.DataFrame):
-        problems.append(
-            Problem(
-                "data",
-                None,
-                f"data must be a DataFrame of patient courses; got {type(data).__name__}",
-            )
-        )
+    problems += courses_table_problems(data)
     if problems:
         raise ValidationError(problems, "arguments")
     outcome = outcome or getattr(model, "outcome", None)

@@ -497,20 +497,14 @@ class RiskModel:
         RiskModel
         """
         from .models import OutcomeModel
+        from .schema import courses_table_problems
 
         _check_provenance(dict(provenance or {}))  # before the work, not at save
         if isinstance(outcomes, str):  # one outcome, not its letters
             outcomes = [outcomes]
         outcomes = list(outcomes)
         problems = []
-        if not isinstance(data, pd.DataFrame):
-            problems.append(
-                Problem(
-                    "data",
-                    None,
-                    f"data must be a DataFrame of patient courses; got {type(data).__name__}",
-                )
-            )
+        problems += courses_table_problems(data)
         if not outcomes:
             problems.append(Problem("outcomes", [], "outcomes lists no outcome"))
         if outcome_params is not None and not isinstance(outcome_params, Mapping):

@@ -1793,6 +1793,24 @@ def validate_record(model: type[pydantic.BaseModel], record: Any, what: str) -> 
     return fields
 
 
+def courses_table_problems(data: Any, name: str = "data") -> list[Problem]:
+    """The problem of an argument that should be a table of patient courses and is not.
+
+    Examples
+    --------
+    >>> from ketapredict.schema import courses_table_problems
+    >>> courses_table_problems([{"age": 40}])[0].message
+    'data must be a DataFrame of patient courses; got list'
+    """
+    if isinstance(data, pd.DataFrame):
+        return []
+    return [
+        Problem(
+            name, None, f"{name} must be a DataFrame of patient courses; got {type(data).__name__}"
+        )
+    ]
+
+
 def record_items(
     record: Any, what: str, expected: str = "a mapping of field to value"
 ) -> dict[Any, Any]:
