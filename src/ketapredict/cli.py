@@ -1406,17 +1406,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     ui.add_argument("--port", type=_port, default=5000, help="port (default 5000)")
     ui.set_defaults(run=_ui)
-    for name in _MLFLOW_COMMANDS:
+    for name, command in commands.choices.items():
         # also after the command (`ketapredict train x --verbose`), without overriding the
-        # global flag when absent; the commands that never touch MLflow do not offer it
-        commands.choices[name].add_argument(
-            "--verbose", action="store_true", default=argparse.SUPPRESS, help=_VERBOSE
+        # global flag when absent; a command that never touches MLflow takes it too (scripts
+        # pass it to every command) and says it changes nothing there
+        command.add_argument(
+            "--verbose",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help=_VERBOSE
+            if name in _MLFLOW_COMMANDS
+            else "no effect: this command uses no MLflow",
         )
     return parser
 
 
 # the commands that may read or write an MLflow store (score and evaluate: models:/ URIs)
 _MLFLOW_COMMANDS = ("score", "evaluate", "recalibrate", "train", "quickstart", "ui")
+_NO_MLFLOW = "no effect: this command uses no MLflow"
 _VERBOSE = (
     "show MLflow's log lines (INFO), its download bars and the UI server's request log; "
     "by default only its warnings and errors"
