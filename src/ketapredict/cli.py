@@ -1425,7 +1425,7 @@ def _parser() -> argparse.ArgumentParser:
 _MLFLOW_COMMANDS = ("score", "evaluate", "recalibrate", "train", "quickstart", "ui")
 _NO_MLFLOW = "no effect: this command uses no MLflow"
 _VERBOSE = (
-    "show MLflow's log lines (INFO), its download bars and the UI server's request log; "
+    "show MLflow's log lines (INFO), its download bars and (ui) the server's request log; "
     "by default only its warnings and errors"
 )
 _QUIET_LOGGERS = ("mlflow", "alembic")
