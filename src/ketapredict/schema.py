@@ -113,8 +113,7 @@ def withheld_groups(groups: Mapping[tuple[str, Any], Any]) -> set[tuple[str, Any
     shown (the total less its rows shown), and the total. While one of these, less another
     inside it or less the rows of one variable inside it, leaves between 1 and
     ``MIN_CELL - 1`` courses (the total less every other arm; a diagnosis less the one
-    trial that holds all but 4 of it), or a group of courses that fall in the same shown
-    rows is a sum and difference of them, the smallest row whose withholding undoes that is
+    trial that holds all but 4 of it), the smallest row whose withholding undoes that is
     withheld too. Last, any sum and difference of the rows shown and the total, however
     long, that leaves a group of 1 to ``MIN_CELL - 1`` courses is searched for exactly (a
     mixed-integer program; a trial plus one drug's courses less every active-drug course
@@ -281,28 +280,7 @@ def _giving_away(cells, counts, size, shown, variables) -> set[int] | None:
     if hits:  # the row that most of them need, then the smallest
         need = Counter(j for hit in hits for j in hit)
         return {min(need, key=lambda j: (-need[j], size[j]))}
-    # a group of courses that share their shown rows, given away by a longer sum
-    signature = [frozenset(j for j in shown if row[j]) for row in cells]
-    groups: dict[frozenset, list[int]] = {}
-    for k, key in enumerate(signature):
-        groups.setdefault(key, []).append(k)
-    small = [key for key, members in groups.items() if counts[members].sum() < MIN_CELL]
-    if not small:
-        return None
-    span = np.column_stack([cells[:, shown], np.ones(len(cells))]).astype(float)
-    basis, singular, _ = np.linalg.svd(span, full_matrices=False)
-    basis = basis[:, singular > singular[0] * 1e-10]
-    indicator = np.zeros((len(cells), len(small)))
-    for j, key in enumerate(small):
-        indicator[groups[key], j] = 1.0
-    residual = np.abs(indicator - basis @ (basis.T @ indicator)).max(axis=0)
-    given = [key for key, r in zip(small, residual, strict=True) if r < 1e-8]
-    if not given:
-        return None
-    group = min(given, key=lambda key: (counts[groups[key]].sum(), sorted(key)))
-    apart = [group ^ other for other in groups if other != group]
-    fewest = min(map(len, apart))
-    return set().union(*(d for d in apart if len(d) == fewest))
+    return None  # longer sums: _derivable
 
 
 def assessment_day(outcome: str) -> float | None:
