@@ -244,6 +244,22 @@ HOSTILE_CASES: list[tuple[str, Callable, str]] = [
         _manifest(lambda m, o: {**m, "provenance": {**m["provenance"], "name": "x" * 10**6}}),
         "provenance name must be text of at most 200 characters",
     ),
+    # two faults: both are named, so the sender fixes them in one round
+    (
+        "manifest-two-faults",
+        _manifest(lambda m, o: {**m, "ketapredict_version": 5, "saved": "yesterday"}),
+        "manifest.json field 'ketapredict_version': Input should be a valid string; field 'saved'",
+    ),
+    (
+        "provenance-two-faults",
+        _manifest(
+            lambda m, o: {
+                **m,
+                "provenance": {**m["provenance"], "name": "x" * 10**6, "trained": 2026},
+            }
+        ),
+        "at most 200 characters; got 1,000,000 characters; provenance trained must be text",
+    ),
     ("empty-booster", _booster(lambda b: b""), "response.ubj: not a complete UBJSON document"),
     # typed constants take no bytes: k headers of 13 bytes could each claim the whole file
     (
@@ -322,12 +338,12 @@ HOSTILE_CASES: list[tuple[str, Callable, str]] = [
                 calibrator={"method": "isotonic", "margins": [0, 1], "probabilities": [0.1, 2.0]}
             )
         ),
-        "calibrator probabilities",
+        "calibrator field 'probabilities.1'",
     ),
     (
         "calibrator-string-number",
         _outcome(lambda r: r["calibrator"].update(a="0.9")),
-        "calibrator a",
+        "calibrator field 'a'",
     ),
     (
         "replicate-calibrators-short",

@@ -114,6 +114,18 @@ def _too_deep(value: Any, limit: int) -> bool:
     return False
 
 
+def _listed(error: PydanticError, shown: int = 3) -> str:
+    """A pydantic error's problems on one line: the first ``shown``, each with its field,
+    and how many more (every fault named at once, so a sender fixes them in one round)."""
+    problems = error.errors()
+    text = "; ".join(
+        f"field {'.'.join(map(str, problem['loc']))[:80]!r}: {problem['msg']}"
+        for problem in problems[:shown]
+    )
+    more = len(problems) - shown
+    return text + (f"; and {more} more problem{'s' if more > 1 else ''}" if more > 0 else "")
+
+
 def provenance_problems(provenance: Mapping[str, Any]) -> list[str]:
     """What is wrong with the provenance: a field every report prints (:data:`_SHOWN`) that
     is not readable text (reports print it on one line:
@@ -159,7 +171,7 @@ class _Manifest(BaseModel):
         1 MB name would be printed into each report)."""
         problems = provenance_problems(provenance)
         if problems:
-            raise ValueError(problems[0])
+            raise ValueError("; ".join(problems))
         return provenance
 
 
@@ -270,12 +282,7 @@ def read_model_files(
     try:
         _Manifest.model_validate(manifest)
     except PydanticError as error:
-        first = error.errors()[0]
-        field = ".".join(str(part) for part in first["loc"])
-        raise ModelFileError(
-            f"{where}: {MANIFEST} field {field[:80]!r}: {first['msg']} "
-            f"({error.error_count()} problem{'s' if error.error_count() > 1 else ''})"
-        ) from None
+        raise ModelFileError(f"{where}: {MANIFEST} {_listed(error)}") from None
     if public_key is not None:
         _verify(path, raw, public_key, where)
     if manifest["content_sha256"] != content_digest(manifest):
@@ -716,10 +723,7 @@ def check_calibrator(calibrator: Any) -> dict[str, Any]:
         # to numpy (a whole number of 10**20 would fail at scoring, not here)
         checked = _CALIBRATORS[method].model_validate(calibrator).model_dump()
     except PydanticError as error:
-        first = error.errors()[0]
-        raise ValueError(
-            f"calibrator {'.'.join(map(str, first['loc']))}: {first['msg']}"
-        ) from None
+        raise ValueError(f"calibrator {_listed(error)}") from None
     if method == "isotonic":
         margins = np.asarray(calibrator["margins"])
         if len(margins) != len(calibrator["probabilities"]) or (np.diff(margins) < 0).any():
