@@ -68,6 +68,7 @@ def test_train_command_prints_the_metrics_table(tmp_path, capfd, monkeypatch):
     assert "response: " in printed
     for column in ("within-arm AUC [95% CI]", "AUC [95% CI]", "PR AUC", "Brier", "ECE"):
         assert column in printed
+    assert "so the AUC within arm is n/a" not in printed  # arms with enough events
     for model in (
         "OutcomeModel",
         "logistic_regression",
@@ -76,6 +77,20 @@ def test_train_command_prints_the_metrics_table(tmp_path, capfd, monkeypatch):
         "oracle",
     ):
         assert model in printed
+
+
+def test_a_small_study_is_told_what_its_table_cannot_say(tmp_path):
+    """50 courses in 3 folds: no arm within a fold had 5 events and 5 non-events, and the
+    table printed n/a with no word of why or what to change."""
+    from ketapredict.cli import metrics_table
+
+    text = SMALL.replace("n = 1400", "n = 60").replace('"response", "dissociation"', '"response"')
+    result = run_experiment(load_experiment(write(tmp_path, text)))
+    events = int(result.results["response"].metrics.iloc[0]["events"])
+    table = metrics_table(result)
+    assert "so the AUC within arm is n/a; fewer, larger folds (a smaller n_splits" in table
+    assert f"note: {events} events and {60 - events} non-events: estimates" in table
+    assert "Collins 2016" in table
 
 
 def test_a_tuned_experiment_keeps_a_model_made_the_same_way(tmp_path):

@@ -263,6 +263,22 @@ def test_external_validation_reports_each_arm_with_small_sample_warnings():
     assert "sub-01" not in text
 
 
+def test_the_report_keeps_its_columns_apart_whatever_the_widths():
+    """A wide interval (a slope of -14.13 on 25 courses) ran into the next column."""
+    study = read_study(example_study("bids") / "mapping.toml")
+    result = evaluate_model(ketapredict.load_model(), study)
+    wide = {"slope": -14.13, "slope_low": -36.69, "slope_high": 8.43, "group": "g" * 80}
+    for column, value in wide.items():
+        result.table.loc[result.table.index[0], column] = value
+    lines = [line for line in str(result).splitlines() if line.startswith("  ")]
+    header = next(line for line in lines if line.lstrip().startswith("group"))
+    for line in lines[lines.index(header) : lines.index(header) + 4]:
+        cells = [cell for cell in line.strip().split("  ") if cell]
+        assert len(cells) == 9, line
+    assert "-14.13 (-36.69 to 8.43)  " in str(result)
+    assert "g" * 61 not in str(result)  # a group name is cut at 60 characters
+
+
 def test_external_validation_keeps_arms_of_different_trials_and_their_metric_keys_apart():
     """An arm is a trial's; arm names that are the pooled rows' names, or that make the same
     MLflow key, stay apart; a course without its assessment day is refused, not predicted

@@ -475,6 +475,36 @@ def _active_counts(validation) -> str:
     return "courses and events withheld with their subgroup rows"
 
 
+def _small_sample_notes(validation) -> list[str]:
+    """What a small study's table cannot say, and what to change: the within-arm AUC when no
+    arm has enough events, and the width of every estimate under 100 events or non-events."""
+    from .evaluate import MIN_CLASS_PER_ARM
+    from .external import MIN_EVENTS
+
+    first = validation.metrics.iloc[0]
+    n, events = int(first["n"]), int(first["events"])
+    notes = []
+    if int(first["within_arm_arms"]) == 0:
+        where = "arm" if validation.ranked_within == "arm" else "arm within a fold"
+        notes.append(
+            f"no {where} has {MIN_CLASS_PER_ARM} events and {MIN_CLASS_PER_ARM} non-events "
+            "among active-drug patients, so the AUC within arm is n/a"
+            + (
+                "; fewer, larger folds (a smaller n_splits in [validation]) or more courses "
+                "would give one"
+                if validation.ranked_within != "arm"
+                else ""
+            )
+        )
+    if min(events, n - events) < MIN_EVENTS:
+        notes.append(
+            f"{events:,} events and {n - events:,} non-events: estimates of performance precise "
+            f"enough to act on need at least {MIN_EVENTS} of each (Collins 2016, Stat Med "
+            "35:214); read the intervals, not the point estimates"
+        )
+    return notes
+
+
 def metrics_table(result) -> str:
     """The metrics of an experiment as text, one block per outcome.
 
@@ -499,7 +529,8 @@ def metrics_table(result) -> str:
             + (", a grid search nested in each" if "tuned_parameters" in validation.extras else "")
         )
         if validation.rows_left_out:
-            header += f" ({validation.rows_left_out:,} courses without the outcome left out)"
+            left = validation.rows_left_out
+            header += f" ({left:,} course{'s' if left > 1 else ''} without the outcome left out)"
         header += (
             f"\n  among active-drug patients ({_active_counts(validation)}): AUC within arm "
             "(n-weighted over "
@@ -549,6 +580,7 @@ def metrics_table(result) -> str:
             + active.to_string()
             + "\n  all courses, every arm (also rewards knowing the arm):\n"
             + pooled.to_string()
+            + "".join(f"\n  note: {note}" for note in _small_sample_notes(validation))
         )
     return "\n\n".join(blocks)
 
@@ -618,10 +650,22 @@ def _train_and_log(
     print(metrics_table(result))
     began = time.perf_counter()
     model = result.fit_model()
+    # each outcome on the courses that record it: the counts its header gave
+    counts = {o: int(v.metrics.iloc[0]["n"]) for o, v in result.results.items()}
+    if set(counts.values()) == {result.n_rows}:
+        courses = f"all {result.n_rows:,} courses"
+    elif len(counts) == 1:
+        courses = f"the {next(iter(counts.values())):,} courses that record it"
+    else:
+        courses = (
+            "the courses that record each ("
+            + ", ".join(f"{o} {n:,}" for o, n in counts.items())
+            + ")"
+        )
     print(
-        f"\nFitted the final model of {', '.join(model.outcomes)} on all "
-        f"{result.n_rows:,} courses, with {model.provenance.get('replicates', 0)} bootstrap "
-        f"replicates each for the intervals ({time.perf_counter() - began:.1f} s)."
+        f"\nFitted the final model of {', '.join(model.outcomes)} on {courses}, with "
+        f"{model.provenance.get('replicates', 0)} bootstrap replicates each for the "
+        f"intervals ({time.perf_counter() - began:.1f} s)."
     )
     for outcome, chosen in model.provenance.get("tuned_parameters", {}).items():
         settings = ", ".join(f"{k}={v}" for k, v in chosen.items())
