@@ -102,6 +102,31 @@ def _modify(record: dict, member: int | None = None, rows: list | None = None, *
         linear["coef_modifiers"] = rows if rows is not None else [[0.0] * n]
 
 
+def _draw_required(imputer: dict, name: str, listed: bool) -> None:
+    """Make a saved imputer draw the required field ``name`` first (a valid covariance)."""
+    k = len(imputer["spec"])
+    imputer["spec"].insert(0, [name, None])
+    imputer["fields_"].insert(0, name)
+    if listed:
+        imputer["fields"].insert(0, name)
+    imputer["mean"].insert(0, 0.5)
+    covariance = np.eye(k + 1)
+    covariance[1:, 1:] = imputer["covariance"]
+    imputer["covariance"] = covariance.tolist()
+
+
+def _step_columns(encoder: str, columns: list) -> Callable:
+    """An edit giving every step of ``encoder`` in a saved feature set these columns."""
+
+    def change(record: dict) -> None:
+        for group in record["feature_set"]["groups"]:
+            for step in group["steps"]:
+                if step["encoder"] == encoder:
+                    step["columns"] = columns
+
+    return change
+
+
 def _padded(sizes: dict[str, int]) -> Callable:
     """Files grown to ``sizes`` bytes with trailing white space (still valid JSON), resealed."""
 
@@ -360,6 +385,35 @@ HOSTILE_CASES: list[tuple[str, Callable, str]] = [
         )
         for label, day in (("negative", -1.0), ("text", "day 1"), ("huge", 1e9), ("true", True))
     ),
+    # a feature set is checked as its file would be: a step without columns loaded, then
+    # failed at scoring with an IndexError (or blamed the caller's complete Regimen)
+    *(
+        (f"feature-step-{encoder}-without-columns", _outcome(_step_columns(encoder, [])), said)
+        for encoder, said in (
+            ("severity_band", "lists no columns"),
+            ("dose_schedule", "dose_schedule reads every regimen field"),
+        )
+    ),
+    (
+        "feature-step-reads-age-as-madrs",
+        _outcome(_step_columns("severity_band", ["age", "madrs_baseline"])),
+        "severity_band reads ['madrs_baseline'] only",
+    ),
+    (
+        "feature-step-unknown-encoder",
+        _outcome(lambda r: r["feature_set"]["groups"][0]["steps"][0].update(encoder="exec")),
+        "encoder='exec' is not one of",
+    ),
+    (
+        "feature-group-name-not-text",
+        _outcome(lambda r: r["feature_set"]["groups"][0].update(name=["x"])),
+        "groups[0].name is not a new name",
+    ),
+    (
+        "feature-set-unknown-key",
+        _outcome(lambda r: r["feature_set"].update(run="x")),
+        "feature_set: missing [], unknown ['run']",
+    ),
     (
         "linear-nan",
         _outcome(lambda r: r["linear"][0].update(intercept=float("nan"))),
@@ -414,6 +468,22 @@ HOSTILE_CASES: list[tuple[str, Callable, str]] = [
             )
         ),
         "recalibration slope -1.4 is not above 0.001",
+    ),
+    # a required field among the drawn ones overwrote the diagnosis the clinician recorded
+    (
+        "imputer-draws-the-diagnosis",
+        _outcome(lambda r: _draw_required(r["imputer"], "diagnosis", listed=False)),
+        "fields_ some of them in order",
+    ),
+    (
+        "imputer-lists-the-diagnosis",
+        _outcome(lambda r: _draw_required(r["imputer"], "sex", listed=True)),
+        "imputer field 'sex' is not an optional numeric or yes/no baseline field",
+    ),
+    (
+        "imputer-conditions-on-a-drawn-field",
+        _outcome(lambda r: r["imputer"]["spec"].__setitem__(-1, ["bmi", None])),
+        "not the required baseline fields it conditions on",
     ),
     (
         "imputer-outside-contract",
@@ -997,3 +1067,12 @@ def test_a_manifest_too_large_to_load_is_refused_at_save_leaving_nothing(tmp_pat
     with pytest.raises(ValidationError, match="its manifest would hold"):
         model.save(tmp_path / "saved")
     assert not any((tmp_path / "saved").iterdir())
+
+
+@pytest.mark.parametrize("path", ["a" * 5000, "model\x00dir"])
+def test_a_path_the_system_refuses_is_no_model(path):
+    """A name too long for the file system raised a bare OSError from pathlib."""
+    from ketapredict import ModelFileError, load_model
+
+    with pytest.raises(ModelFileError, match="it is not a directory"):
+        load_model(path)

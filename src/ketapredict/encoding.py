@@ -421,6 +421,86 @@ def _toml_kind(value: Any) -> str:
     return kinds.get(type(value), f"a {type(value).__name__}")
 
 
+def _checked_groups(
+    declared: Mapping[str, Any], problem: Callable, typed: Callable, problems: list
+) -> dict[str, _Group]:
+    """The groups of a feature set (``{name: {label, steps}}``), each step checked as the
+    file format allows: a known encoder, contract columns that may be features, of the kinds
+    the encoder reads. Faults go to ``problem``, which appends to ``problems`` (once there is
+    one, a group left without steps is no news)."""
+    groups: dict[str, _Group] = {}
+    for name, body in declared.items():
+        if not typed(f"groups.{name}", body, dict, "a table with label and steps"):
+            continue
+        extra = set(body) - {"label", "steps"}
+        for key_ in sorted(extra):
+            problem(
+                f"groups.{name}.{key_}",
+                body[key_],
+                f"unknown key groups.{name}.{key_}; expected label and steps",
+            )
+        label = body.get("label", name)
+        typed(f"groups.{name}.label", label, str, "a string")
+        declared_steps = body.get("steps", [])
+        if not typed(f"groups.{name}.steps", declared_steps, list, "an array of steps"):
+            declared_steps = []
+        steps = []
+        for i, step in enumerate(declared_steps):
+            checked = _checked_step(step, f"groups.{name}.steps[{i}]", problem, typed)
+            if checked is not None:
+                steps.append(checked)
+        if not steps and not problems:
+            problem(f"groups.{name}.steps", [], f"group {name!r} has no steps")
+        groups[name] = _Group(name, str(label), tuple(steps))
+    return groups
+
+
+def _checked_step(step: Any, where: str, problem: Callable, typed: Callable) -> _Step | None:
+    """One ``{encoder, columns}`` step, checked (None if it cannot be read at all)."""
+    if not typed(where, step, dict, "a table { encoder = ..., columns = [...] }"):
+        return None
+    encoder = step.get("encoder")
+    if not isinstance(encoder, str) or encoder not in _ENCODERS:
+        shown = repr(encoder) if len(repr(encoder)) <= 60 else repr(encoder)[:57] + "..."
+        problem(
+            f"{where}.encoder",
+            encoder,
+            f"{where}.encoder={shown} is not one of {', '.join(map(repr, _ENCODERS))}",
+        )
+        return None
+    cols = step.get("columns", [])
+    if not typed(f"{where}.columns", cols, list, "an array of column names") or not all(
+        typed(f"{where}.columns", c, str, "an array of column names") for c in cols
+    ):
+        return None
+    cols = tuple(cols)
+    if not cols:
+        problem(f"{where}.columns", cols, f"{where} lists no columns")
+    for c in cols:
+        try:
+            role = column(c).role
+        except KeyError as error:
+            problem(f"{where}.columns", c, str(error.args[0]))
+            continue
+        if role not in _ALLOWED_ROLES:
+            problem(
+                f"{where}.columns",
+                c,
+                f"{c!r} is a {role} column and cannot be a feature (features come from "
+                f"{' and '.join(_ALLOWED_ROLES)} columns)",
+            )
+    for problem_ in _kind_problems(encoder, cols):
+        problem(f"{where}.columns", cols, f"{where}: {problem_}")
+    return _Step(encoder, cols)
+
+
+def _check_outputs(spec: FeatureSet, problem: Callable, problems: list) -> None:
+    """No output feature made twice (checked once every step could be read)."""
+    names = Counter(out.name for out, _ in spec.outputs()) if not problems else Counter()
+    for duplicate in sorted(n for n, count in names.items() if count > 1):
+        problem("groups", duplicate, f"feature {duplicate!r} is produced twice")
+
+
 def _parse(name_or_path: str | Path, seen: tuple[str, ...] = ()) -> FeatureSet:
     found, source, key = _locate(name_or_path)
     spec, _ = read_toml(found, source, "feature set", "features")
@@ -469,62 +549,7 @@ def _parse(name_or_path: str | Path, seen: tuple[str, ...] = ()) -> FeatureSet:
     declared = spec.get("groups", {})
     if not typed("groups", declared, dict, "a table of groups ([groups.<name>])"):
         declared = {}
-    for name, body in declared.items():
-        if not typed(f"groups.{name}", body, dict, "a table with label and steps"):
-            continue
-        extra = set(body) - {"label", "steps"}
-        for key_ in sorted(extra):
-            problem(
-                f"groups.{name}.{key_}",
-                body[key_],
-                f"unknown key groups.{name}.{key_}; expected label and steps",
-            )
-        label = body.get("label", name)
-        typed(f"groups.{name}.label", label, str, "a string")
-        declared_steps = body.get("steps", [])
-        if not typed(f"groups.{name}.steps", declared_steps, list, "an array of steps"):
-            declared_steps = []
-        steps = []
-        for i, step in enumerate(declared_steps):
-            where = f"groups.{name}.steps[{i}]"
-            if not typed(where, step, dict, "a table { encoder = ..., columns = [...] }"):
-                continue
-            encoder = step.get("encoder")
-            if not isinstance(encoder, str) or encoder not in _ENCODERS:
-                problem(
-                    f"{where}.encoder",
-                    encoder,
-                    f"{where}.encoder={encoder!r} is not one of {', '.join(map(repr, _ENCODERS))}",
-                )
-                continue
-            cols = step.get("columns", [])
-            if not typed(f"{where}.columns", cols, list, "an array of column names") or not all(
-                typed(f"{where}.columns", c, str, "an array of column names") for c in cols
-            ):
-                continue
-            cols = tuple(cols)
-            if not cols:
-                problem(f"{where}.columns", cols, f"{where} lists no columns")
-            for c in cols:
-                try:
-                    role = column(c).role
-                except KeyError as error:
-                    problem(f"{where}.columns", c, str(error.args[0]))
-                    continue
-                if role not in _ALLOWED_ROLES:
-                    problem(
-                        f"{where}.columns",
-                        c,
-                        f"{c!r} is a {role} column and cannot be a "
-                        f"feature (features come from {' and '.join(_ALLOWED_ROLES)} "
-                        "columns)",
-                    )
-            for problem_ in _kind_problems(encoder, cols):
-                problem(f"{where}.columns", cols, f"{where}: {problem_}")
-            steps.append(_Step(encoder, cols))
-        if not steps and not problems:
-            problem(f"groups.{name}.steps", [], f"group {name!r} has no steps")
-        groups[name] = _Group(name, str(label), tuple(steps))
+    groups |= _checked_groups(declared, problem, typed, problems)
     if not groups and not problems:
         problem("groups", {}, "the feature set has no groups")
     result = FeatureSet(
@@ -533,9 +558,7 @@ def _parse(name_or_path: str | Path, seen: tuple[str, ...] = ()) -> FeatureSet:
         groups=tuple(groups.values()),
         source=source,
     )
-    names = Counter(out.name for out, _ in result.outputs()) if not problems else Counter()
-    for duplicate in sorted(n for n, count in names.items() if count > 1):
-        problem("groups", duplicate, f"feature {duplicate!r} is produced twice")
+    _check_outputs(result, problem, problems)
     if problems:
         raise ValidationError(problems, "feature set")
     return result
@@ -728,19 +751,65 @@ def checked_assessed_day(day: Any) -> float | None:
 
 
 def spec_from_dict(state: Mapping[str, Any]) -> FeatureSet:
-    """The feature set written by :func:`spec_to_dict` (ValueError for an assessment day
-    that is not one)."""
-    return FeatureSet(
-        assessed_day=checked_assessed_day(state.get("assessed_day")),
-        name=state["name"],
-        description=state["description"],
-        source=state["source"],
-        groups=tuple(
-            _Group(
-                g["name"],
-                g["label"],
-                tuple(_Step(s["encoder"], tuple(s["columns"])) for s in g["steps"]),
-            )
-            for g in state["groups"]
-        ),
+    """The feature set written by :func:`spec_to_dict`, checked as a feature-set file is
+    (a model file is untrusted: a step with no columns loaded, then failed at scoring).
+
+    Raises
+    ------
+    ValueError
+        Naming every fault (up to three, then how many more): an unknown key, a text that is
+        not one, an assessment day that is not one, a group or step the file format refuses.
+    """
+    problems: list[Problem] = []
+
+    def problem(key: str, value: Any, message: str) -> None:
+        problems.append(Problem(key, value, message))
+
+    def typed(key: str, value: Any, kind: type, words: str) -> bool:
+        if isinstance(value, kind):
+            return True
+        problem(key, value, f"{key} must be {words}; got {type(value).__name__}")
+        return False
+
+    if not isinstance(state, Mapping):
+        raise ValueError(f"feature_set must be an object; got {type(state).__name__}")
+    fields = {"name", "description", "source", "groups"}
+    unknown = sorted(str(k)[:40] for k in set(state) - fields - {"assessed_day"})
+    lacking = sorted(fields - set(state))
+    if unknown or lacking:
+        raise ValueError(f"feature_set: missing {lacking}, unknown {unknown[:5]}")
+    for key, limit in (("name", 200), ("description", 2000), ("source", 1000)):
+        if typed(key, state[key], str, "text") and len(state[key]) > limit:
+            problem(key, None, f"{key} is over {limit:,} characters ({len(state[key]):,})")
+    declared: dict[str, Any] = {}
+    if typed("groups", state["groups"], list, "a list of groups"):
+        for i, group in enumerate(state["groups"]):
+            if not (isinstance(group, Mapping) and set(group) == {"name", "label", "steps"}):
+                problem(f"groups[{i}]", None, f"groups[{i}] is not {{name, label, steps}}")
+            elif not isinstance(group["name"], str) or group["name"] in declared:
+                problem(f"groups[{i}].name", None, f"groups[{i}].name is not a new name")
+            else:
+                declared[group["name"]] = {"label": group["label"], "steps": group["steps"]}
+    groups = _checked_groups(declared, problem, typed, problems)
+    if not groups and not problems:
+        problem("groups", [], "the feature set has no groups")
+    try:
+        day = checked_assessed_day(state.get("assessed_day"))
+    except ValueError as error:
+        problem("assessed_day", None, str(error))
+        day = None
+    spec = FeatureSet(
+        assessed_day=day,
+        name=str(state["name"]),
+        description=str(state["description"]),
+        source=str(state["source"]),
+        groups=tuple(groups.values()),
     )
+    _check_outputs(spec, problem, problems)
+    if problems:
+        shown = "; ".join(p.message[:200] for p in problems[:3])
+        more = len(problems) - 3
+        raise ValueError(
+            f"feature_set: {shown}" + (f"; and {more} more problems" if more > 0 else "")
+        )
+    return spec

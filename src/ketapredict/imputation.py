@@ -307,13 +307,31 @@ class BaselineImputer:
             raise ValueError(f"imputer n_draws {n_draws!r} is not an integer from 1 to 1,024")
         spec = [(n, c) for n, c in state["spec"]]
         fields = list(state["fields_"])
+        wanted = list(state["fields"])
         for name, category in spec:
             if name not in baseline or (
                 category is not None and category not in column(name).categories
             ):
                 raise ValueError(f"imputer variable {name!r}={category!r} is not in the contract")
+        # only optional, non-categorical fields are ever drawn: a required one (diagnosis,
+        # sex) in fields_ would overwrite what the clinician recorded with a draw
+        for name in wanted:
+            if name not in baseline or column(name).required or column(name).kind == "category":
+                raise ValueError(
+                    f"imputer field {str(name)[:40]!r} is not an optional numeric or yes/no "
+                    "baseline field of the contract (only those are drawn)"
+                )
+        if len(set(wanted)) != len(wanted) or not _in_order(fields, wanted):
+            raise ValueError("imputer fields must be distinct, and fields_ some of them in order")
         if [(f, None) for f in fields] != spec[: len(fields)]:
             raise ValueError("imputer fields_ do not lead its variables")
+        # after them, the conditioning variables fit makes, in its order (some may be left
+        # out: fewer than two recorded values)
+        if not _in_order(spec[len(fields) :], cls(wanted)._conditioners()):
+            raise ValueError(
+                "imputer variables after fields_ are not the required baseline fields it "
+                "conditions on, in order"
+            )
         mean = np.asarray(state["mean"], dtype=float)
         covariance = np.asarray(state["covariance"], dtype=float)
         k = len(spec)
@@ -324,7 +342,7 @@ class BaselineImputer:
         if not np.allclose(covariance, covariance.T):
             raise ValueError("imputer covariance is not symmetric")
         np.linalg.cholesky(covariance)  # LinAlgError (a ValueError) if not positive definite
-        imputer = cls(list(state["fields"]), n_draws)
+        imputer = cls(wanted, n_draws)
         imputer._spec = spec
         imputer.fields_ = fields
         imputer.variables_ = [n if c is None else f"{n}={c}" for n, c in spec]
@@ -332,6 +350,12 @@ class BaselineImputer:
         imputer.covariance_ = covariance
         imputer.kinds_ = [column(f).kind for f in fields]
         return imputer
+
+
+def _in_order(items: Sequence[Any], within: Sequence[Any]) -> bool:
+    """Whether ``items`` are distinct members of ``within``, in its order."""
+    rest = iter(within)
+    return all(any(item == other for other in rest) for item in items)
 
 
 _DRAWS: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}

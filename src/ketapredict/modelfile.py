@@ -254,7 +254,8 @@ def read_model_files(
     """
     path = Path(path)
     where = _where(path)
-    if not path.is_dir():
+    # os.path: False for a name the system refuses (too long, a NUL), where pathlib raises
+    if not os.path.isdir(path):
         raise ModelFileError(f"no {where}: it is not a directory")
     raw = _read(path, MANIFEST, MAX_MANIFEST_BYTES, where)
     if raw is None:
