@@ -1,3 +1,4 @@
+import itertools
 import json
 import math
 import re
@@ -350,6 +351,29 @@ def test_compare_regimens_takes_named_single_and_no_regimens(model):
     assert len(model.compare_regimens(PATIENT, COURSE.to_dict())) == 1
     with pytest.raises(ValidationError, match="at least one regimen"):
         model.compare_regimens(PATIENT, [])
+
+
+@pytest.mark.parametrize(
+    "regimens",
+    [
+        itertools.repeat(COURSE),  # without end: refused, not run forever
+        [COURSE] * 1_001,
+        pd.DataFrame([COURSE.to_dict()] * 1_001),
+        {f"s{i}": COURSE for i in range(1_001)},
+    ],
+    ids=["endless", "list", "table", "mapping"],
+)
+def test_a_comparison_of_more_than_a_thousand_schedules_is_refused(model, regimens):
+    """Each schedule takes about 10 ms and the dominance check compares every pair."""
+    with pytest.raises(ValidationError, match="at most 1,000 schedules"):
+        model.compare_regimens(PATIENT, regimens, horizon_day=28)
+
+
+@pytest.mark.parametrize("name", ["a\x1b[2J\nresponse 99%", "x\u2028y", "n" * 101, " "])
+def test_a_schedule_name_that_would_not_print_on_one_line_is_refused(model, name):
+    """A name with a terminal escape and a line break forged a line of the table."""
+    with pytest.raises(ValidationError, match="text on one line, not empty, of at most 100"):
+        model.compare_regimens(PATIENT, {name: COURSE}, horizon_day=28)
 
 
 @pytest.mark.parametrize("horizon_day", [None, 28])

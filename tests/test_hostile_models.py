@@ -265,9 +265,17 @@ HOSTILE_CASES: list[tuple[str, Callable, str]] = [
     # -- boosters: XGBoost's own reader crashed the interpreter on an empty or truncated file
     # -- what every report prints: a 1 MB name would be printed into each
     (
-        "provenance-huge-name",
-        _manifest(lambda m, o: {**m, "provenance": {**m["provenance"], "name": "x" * 10**6}}),
+        "provenance-long-name",
+        _manifest(lambda m, o: {**m, "provenance": {**m["provenance"], "name": "x" * 300}}),
         "provenance name must be text of at most 200 characters",
+    ),
+    # every report copies the provenance: 15 MB of it made each take a second
+    (
+        "provenance-too-large",
+        _manifest(
+            lambda m, o: {**m, "provenance": {**m["provenance"], "extra": [[0] * 1000] * 40}}
+        ),
+        "over the limit of 65,536 (every report carries a copy of it)",
     ),
     # two faults: both are named, so the sender fixes them in one round
     (
@@ -280,10 +288,10 @@ HOSTILE_CASES: list[tuple[str, Callable, str]] = [
         _manifest(
             lambda m, o: {
                 **m,
-                "provenance": {**m["provenance"], "name": "x" * 10**6, "trained": 2026},
+                "provenance": {**m["provenance"], "name": "x" * 300, "trained": 2026},
             }
         ),
-        "at most 200 characters; got 1,000,000 characters; provenance trained must be text",
+        "at most 200 characters; got 300 characters; provenance trained must be text",
     ),
     ("empty-booster", _booster(lambda b: b""), "response.ubj: not a complete UBJSON document"),
     # typed constants take no bytes: k headers of 13 bytes could each claim the whole file
@@ -1058,15 +1066,15 @@ def test_a_model_too_large_to_load_is_said_before_it_is_saved(tmp_path):
     assert "in all, over the limit of 134,217,728" in size_problem(tmp_path, names)
 
 
-def test_a_manifest_too_large_to_load_is_refused_at_save_leaving_nothing(tmp_path):
+def test_a_provenance_too_large_to_load_is_refused_at_save_leaving_nothing(tmp_path):
     from ketapredict import RiskModel, ValidationError
 
     demo_copy(tmp_path / "demo")
     model = RiskModel.load(tmp_path / "demo")
     model.provenance = {**model.provenance, "log": "x" * (17 * 2**20)}
-    with pytest.raises(ValidationError, match="its manifest would hold"):
+    with pytest.raises(ValidationError, match="over the limit of 65,536"):
         model.save(tmp_path / "saved")
-    assert not any((tmp_path / "saved").iterdir())
+    assert not (tmp_path / "saved").exists() or not any((tmp_path / "saved").iterdir())
 
 
 @pytest.mark.parametrize("path", ["a" * 5000, "model\x00dir"])
@@ -1076,3 +1084,65 @@ def test_a_path_the_system_refuses_is_no_model(path):
 
     with pytest.raises(ModelFileError, match="it is not a directory"):
         load_model(path)
+
+
+def _more_members(copies: int) -> Callable:
+    """An edit adding ``copies`` bootstrap members to the response (each a copy of member
+    1's trees, calibrator and linear component), drawn 1,024 times: within every size
+    limit, yet each patient's scoring would visit tens of millions of tree nodes."""
+
+    def edit(path: Path, outside: Path) -> None:
+        trees = json.loads((path / f"{OUTCOME}.trees.json").read_text())
+        member = trees["tree_member"]
+        ones = [i for i, m in enumerate(member) if m == 1]
+        start = trees["roots"][ones[0]]
+        end = trees["roots"][ones[-1] + 1] if ones[-1] + 1 < len(member) else len(trees["left"])
+        nodes = ("feature", "threshold", "left", "right", "default_left", "value", "cover")
+        block = {k: trees[k][start:end] for k in nodes}
+        for _ in range(copies):
+            offset = len(trees["left"]) - start
+            trees["roots"] += [trees["roots"][i] + offset for i in ones]
+            trees["tree_member"] += [len(trees["base_margins"])] * len(ones)
+            for k in nodes:
+                trees[k] += (
+                    [c + offset if c != -1 else -1 for c in block[k]]
+                    if k in ("left", "right")
+                    else block[k]
+                )
+            trees["base_margins"].append(trees["base_margins"][1])
+        (path / f"{OUTCOME}.trees.json").write_text(json.dumps(trees))
+        record = json.loads((path / f"{OUTCOME}.json").read_text())
+        record["replicate_calibrators"] += [record["replicate_calibrators"][0]] * copies
+        record["linear"] += [record["linear"][1]] * copies
+        record["imputer"]["n_draws"] = 1024
+        (path / f"{OUTCOME}.json").write_text(json.dumps(record))
+        reseal(path)
+
+    return edit
+
+
+def test_a_model_too_slow_to_score_is_refused_at_load(tmp_path):
+    """1,000 replicates and 1,024 draws in 83 MB: 5 s a report, 102 s a comparison."""
+    from ketapredict import ModelFileError, load_model
+
+    model = demo_copy(tmp_path / "model")
+    _more_members(0)(model, tmp_path)  # 1,024 draws alone: slower, still allowed
+    assert load_model(model).score(
+        {"age": 46, "sex": "female", "diagnosis": "TRD", "madrs_baseline": 34},
+        {"drug": "ketamine", "route": "iv", "dose": 0.5, "infusion_minutes": 40},
+        horizon_day=1,
+    )
+    _more_members(200)(model, tmp_path)
+    with pytest.raises(ModelFileError, match="over the limit of 25,000,000"):
+        load_model(model)
+
+
+def test_a_model_too_slow_to_load_is_refused_at_save_leaving_nothing(tmp_path):
+    from ketapredict import ValidationError, load_model
+
+    model = load_model()
+    for outcome in model._outcomes.values():
+        outcome.imputer.n_draws = 4096  # 35.6 million nodes a patient
+    with pytest.raises(ValidationError, match="scoring one patient would visit 35,610,624"):
+        model.save(tmp_path / "saved")
+    assert not (tmp_path / "saved").exists()

@@ -24,6 +24,7 @@ import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -1485,6 +1486,12 @@ def regimen_grid(
 
 # A valid schedule to check a patient with when every schedule given has problems.
 _PLACEHOLDER = Regimen(drug="saline", route="iv", dose=0.0, infusion_minutes=40)
+# At most this many schedules in one comparison: each is scored in about 10 ms, and the
+# dominance check compares every pair (10,000 schedules took 100 MB a matrix; the default
+# grid has 21). A longer list is a mistake or a search, which a loop over score() serves.
+MAX_REGIMENS = 1_000
+# A schedule's name is printed in the comparison's table: one line of readable length.
+_MAX_NAME = 100
 
 
 def compare_regimens(
@@ -1510,28 +1517,38 @@ def compare_regimens(
         regimens = regimen_grid()
     if isinstance(regimens, pd.DataFrame):  # one schedule a row
         _check_columns_once(regimens)
-        named = [(None, row) for _, row in regimens.iterrows()]
+        named = [(None, row) for _, row in regimens.head(MAX_REGIMENS + 1).iterrows()]
     elif isinstance(regimens, Regimen) or (
         isinstance(regimens, Mapping | pd.Series) and any(k in regimens for k in REGIMEN_FIELDS)
     ):
         named = [(None, regimens)]  # one regimen
     elif isinstance(regimens, Mapping):
-        named = list(regimens.items())
-        names = [name for name, _ in named if not isinstance(name, str) or not name.strip()]
+        named = list(islice(regimens.items(), MAX_REGIMENS + 1))
+        names = [
+            name
+            for name, _ in named
+            if not isinstance(name, str)
+            or not name.strip()
+            or len(name) > _MAX_NAME
+            or one_line(name) != name
+        ]
         if names:
             raise ValidationError(
                 [
                     Problem(
                         "regimens",
                         name,
-                        f"a regimen's name must be text, not empty; got {short_repr(name)}",
+                        f"a regimen's name must be text on one line, not empty, of at most "
+                        f"{_MAX_NAME} characters (it is printed in the table); got "
+                        f"{short_repr(name)}",
                     )
                     for name in names
                 ],
                 "regimens",
             )
     elif isinstance(regimens, Iterable) and not isinstance(regimens, str | bytes):
-        named = [(None, r) for r in regimens]
+        # at most one past the limit: a generator without end is refused, not run forever
+        named = [(None, r) for r in islice(regimens, MAX_REGIMENS + 1)]
     else:
         raise ValidationError(
             [
@@ -1547,6 +1564,19 @@ def compare_regimens(
     if not named:
         raise ValidationError(
             [Problem("regimens", regimens, "compare_regimens needs at least one regimen")],
+            "regimens",
+        )
+    if len(named) > MAX_REGIMENS:
+        raise ValidationError(
+            [
+                Problem(
+                    "regimens",
+                    None,
+                    f"compare_regimens compares at most {MAX_REGIMENS:,} schedules; got more. "
+                    "Score a longer list one schedule at a time with model.score(patient, "
+                    "regimen, horizon_day=...)",
+                )
+            ],
             "regimens",
         )
     # every schedule checked before any is scored, each problem naming its schedule (and

@@ -69,9 +69,11 @@ class _Short(reprlib.Repr):
 _SHORT = _Short()
 
 
-# Control characters (line breaks, carriage returns, terminal escapes): in text from
+# Control characters (line breaks, carriage returns, terminal escapes), Unicode's line and
+# paragraph separators (str.splitlines breaks at them) and its bidirectional overrides and
+# isolates (which reorder how the rest of a line reads: CVE-2021-42574): in text from
 # elsewhere printed into a report, they would let that text write lines of its own.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
 
 
 def one_line(text: Any) -> str:
@@ -82,6 +84,8 @@ def one_line(text: Any) -> str:
     --------
     >>> one_line("Trained on simulated patients.\nresponse  99%")
     'Trained on simulated patients. response  99%'
+    >>> one_line("name\u2028response  99%\u202e")
+    'name response  99% '
     """
     return _CONTROL.sub(" ", str(text))
 

@@ -76,6 +76,9 @@ _Text = Annotated[str, StringConstraints(max_length=200)]
 
 
 # Provenance fields printed in every report, and their longest allowed text.
+# The provenance as JSON, at most: every report copies it, so a 15 MB one made each report
+# take a second (the demo model's is 3 kB; a recalibration record adds about 1 kB).
+MAX_PROVENANCE_BYTES = 65_536
 _SHOWN = {"name": 200, "ketapredict_version": 200, "trained": 200, "data_kind": 200,
           "notes": 2000}  # fmt: skip
 
@@ -130,9 +133,16 @@ def provenance_problems(provenance: Mapping[str, Any]) -> list[str]:
     """What is wrong with the provenance: a field every report prints (:data:`_SHOWN`) that
     is not readable text (reports print it on one line:
     :func:`~ketapredict.exceptions.one_line`), a number that is not finite (JSON has no
-    NaN, and a report's ``to_dict()`` must stay JSON), or nesting deeper than 32 levels."""
+    NaN, and a report's ``to_dict()`` must stay JSON), nesting deeper than 32 levels, or
+    more than :data:`MAX_PROVENANCE_BYTES` of JSON."""
     if _too_deep(provenance, _PROVENANCE_DEPTH):
         return [f"provenance nests deeper than {_PROVENANCE_DEPTH} levels"]
+    size = len(json.dumps(provenance, default=str).encode())
+    if size > MAX_PROVENANCE_BYTES:
+        return [
+            f"provenance takes {size:,} bytes as JSON, over the limit of "
+            f"{MAX_PROVENANCE_BYTES:,} (every report carries a copy of it)"
+        ]
     return [
         f"provenance {key} is not a finite number (NaN or infinite); leave it out"
         for key in _non_finite(dict(provenance))

@@ -17,7 +17,7 @@ import itertools
 import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -107,6 +107,22 @@ def _t95(df: int) -> float:
     from scipy import stats
 
     return float(stats.t.ppf(0.95, df))
+
+
+# Tree nodes that scoring one patient may visit, at most: over every outcome, its trees (the
+# model's and its bootstrap replicates') times their depth times the draws that integrate
+# out missing fields. The demo model visits 139,104; 25 million take about 0.3 s on the
+# 2-core development machine. A model file within every size limit asked for 400 million
+# (1,000 replicates, 1,024 draws): 5 s a report, 102 s a comparison of 21 schedules.
+MAX_SCORING_NODES = 25_000_000
+
+
+def scoring_nodes(outcomes: Iterable[_Outcome]) -> int:
+    """The tree nodes scoring one patient visits at most (see :data:`MAX_SCORING_NODES`)."""
+    return sum(
+        len(o.trees.roots) * o.trees.max_depth * (o.imputer.n_draws if o.imputer else 1)
+        for o in outcomes
+    )
 
 
 @dataclass
@@ -1030,7 +1046,9 @@ class RiskModel:
         patient : dict, Series or one-row DataFrame
             Baseline fields, as for :meth:`score`.
         regimens : sequence of Regimen or dict, or mapping of name to them, optional
-            By default the standard grid of :func:`ketapredict.regimen_grid`.
+            By default the standard grid of :func:`ketapredict.regimen_grid`. At most
+            1,000 schedules (:data:`ketapredict.clinic.MAX_REGIMENS`); a name is text on
+            one line of at most 100 characters.
         horizon_day : float, optional
             The day after the first session every schedule is assessed at. Not given: the
             latest end point among the schedules (24 h after its last session), so that
@@ -1406,6 +1424,21 @@ class RiskModel:
 
         key = None if signing_key is None else _private_key(signing_key)  # before writing
         _check_provenance(self.provenance)  # loading would refuse the saved model
+        nodes = scoring_nodes(self._outcomes.values())
+        if nodes > MAX_SCORING_NODES:  # so would it
+            raise ValidationError(
+                [
+                    Problem(
+                        "model",
+                        None,
+                        f"the model is too slow to save: scoring one patient would visit "
+                        f"{nodes:,} tree nodes, over the limit of {MAX_SCORING_NODES:,}; "
+                        "fewer trees (n_estimators), shallower ones (max_depth) or fewer "
+                        "bootstrap replicates make it faster",
+                    )
+                ],
+                "model",
+            )
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         if any(path.iterdir()):
@@ -1552,6 +1585,13 @@ class RiskModel:
                     raise
                 message = str(error) if isinstance(error, ValueError) else repr(error)
                 raise ModelFileError(f"{where}: {message[:300]}") from None
+        nodes = scoring_nodes(risk._outcomes.values())
+        if nodes > MAX_SCORING_NODES:
+            raise ModelFileError(
+                f"ketapredict model at {str(read.path)[:200]!r}: scoring one patient would "
+                f"visit {nodes:,} tree nodes (trees times depth times imputation draws, over "
+                f"its outcomes), over the limit of {MAX_SCORING_NODES:,}"
+            )
         risk.provenance = manifest["provenance"]
         first = risk._referenced()
         try:
