@@ -127,6 +127,19 @@ def _step_columns(encoder: str, columns: list) -> Callable:
     return change
 
 
+def _key_twice(name: str, key: str) -> Callable:
+    """An edit giving ``key`` a second, earlier value in the file ``name`` (the manifest is
+    not resealed: its parsed content, last value winning, is unchanged)."""
+
+    def edit(path: Path, outside: Path) -> None:
+        text = (path / name).read_text()
+        (path / name).write_text("{" + json.dumps(key) + ": 0, " + text.lstrip()[1:])
+        if name != "manifest.json":
+            reseal(path)
+
+    return edit
+
+
 def _padded(sizes: dict[str, int]) -> Callable:
     """Files grown to ``sizes`` bytes with trailing white space (still valid JSON), resealed."""
 
@@ -276,6 +289,25 @@ HOSTILE_CASES: list[tuple[str, Callable, str]] = [
             lambda m, o: {**m, "provenance": {**m["provenance"], "extra": [[0] * 1000] * 40}}
         ),
         "over the limit of 65,536 (every report carries a copy of it)",
+    ),
+    # a key given twice: readers differ on which counts, so the file would read as one
+    # thing and load as another (a "saved" date put first needed no resealing)
+    ("manifest-key-twice", _key_twice("manifest.json", "saved"), "'saved' is given twice"),
+    ("outcome-key-twice", _key_twice(f"{OUTCOME}.json", "interval_z"), "'interval_z' is given"),
+    (
+        "interval-scale-true",
+        _outcome(lambda r: r.update(interval_scale={"active": True, "comparator": 1.0})),
+        "interval_scale active True is not a number",
+    ),
+    (
+        "linear-unknown-field",
+        _outcome(lambda r: r["linear"][0].update(nested=[[[0]]])),
+        "linear component: unknown fields ['nested']",
+    ),
+    (
+        "linear-penalty-text",
+        _outcome(lambda r: r["linear"][0].update(C="0.1")),
+        "linear C 0.1 is not a finite number",
     ),
     # two faults: both are named, so the sender fixes them in one round
     (
@@ -492,6 +524,16 @@ HOSTILE_CASES: list[tuple[str, Callable, str]] = [
         "imputer-conditions-on-a-drawn-field",
         _outcome(lambda r: r["imputer"]["spec"].__setitem__(-1, ["bmi", None])),
         "not the required baseline fields it conditions on",
+    ),
+    (
+        "imputer-without-mean",
+        _outcome(lambda r: r["imputer"].pop("mean")),
+        "imputer: expected an object of ['covariance', 'fields', 'fields_', 'mean'",
+    ),
+    (
+        "imputer-spec-not-pairs",
+        _outcome(lambda r: r["imputer"]["spec"].__setitem__(0, ["bmi"])),
+        "imputer spec: expected [name, category] pairs",
     ),
     (
         "imputer-outside-contract",

@@ -301,6 +301,29 @@ class BaselineImputer:
             a number is not finite, the covariance is not positive definite, or
             ``n_draws`` is not 1 to 1,024.
         """
+        keys = {"fields", "n_draws", "spec", "fields_", "mean", "covariance"}
+        if not isinstance(state, Mapping) or set(state) != keys:
+            found = sorted(str(k)[:40] for k in state) if isinstance(state, Mapping) else []
+            raise ValueError(
+                f"imputer: expected an object of {sorted(keys)}; got "
+                + (f"{found[:8]}" if isinstance(state, Mapping) else type(state).__name__)
+            )
+        lists = ("fields", "spec", "fields_", "mean", "covariance")
+        for key in lists:
+            if not isinstance(state[key], list):
+                raise ValueError(
+                    f"imputer {key}: expected a list; got {type(state[key]).__name__}"
+                )
+        if not all(
+            isinstance(item, list)
+            and len(item) == 2
+            and isinstance(item[0], str)
+            and isinstance(item[1], str | None)
+            for item in state["spec"]
+        ) or not all(isinstance(name, str) for name in (*state["fields"], *state["fields_"])):
+            raise ValueError(
+                "imputer spec: expected [name, category] pairs, and fields and fields_ as names"
+            )
         baseline = set(columns("baseline"))
         n_draws = state["n_draws"]
         if not isinstance(n_draws, int) or isinstance(n_draws, bool) or not 1 <= n_draws <= 1024:

@@ -1756,6 +1756,10 @@ def _outcome_from_file(outcome: str, state: Any, read: ModelFiles) -> _Outcome:
 
 
 _LINEAR_VECTORS = ("low", "high", "center", "scale", "coef", "coef_active")
+# What fitting chose (OutcomeModel._fit_linear): the penalties, and the measurement's slope
+_LINEAR_CHOSEN = {"C", "alpha", "slope"}
+_LINEAR_KEYS = {*_LINEAR_VECTORS, *_LINEAR_CHOSEN, "intercept", "active"}
+_LINEAR_KEYS |= {"modifiers", "coef_modifiers"}  # linear="dose_time"
 # The largest magnitude a saved linear component's numbers may have, and a standardised
 # feature's reach over its training range: far beyond any fitted model (the demo model's
 # largest coefficient is 1.2, its largest reach 14 SDs), and small enough that no sum of
@@ -1776,6 +1780,17 @@ def _checked_linear(linear: Any, n_members: int, n_features: int) -> list:
     for member in linear:
         if not isinstance(member, dict):
             raise ValueError("linear components: every member needs one")
+        unknown = sorted(str(key)[:40] for key in set(member) - _LINEAR_KEYS)
+        if unknown:
+            raise ValueError(f"linear component: unknown fields {unknown[:5]}")
+        for key in _LINEAR_CHOSEN & set(member):  # the penalty chosen: said, not used
+            value = member[key]
+            if (
+                not isinstance(value, int | float)
+                or isinstance(value, bool)
+                or not (abs(value) <= _LINEAR_LIMIT)
+            ):
+                raise ValueError(f"linear {key} {str(value)[:40]} is not a finite number")
         vectors = {}
         for key in _LINEAR_VECTORS:
             try:
@@ -1960,7 +1975,7 @@ def _checked_scale(scale: Any) -> dict[str, float] | None:
     if not isinstance(scale, dict) or set(scale) != {"active", "comparator"}:
         raise ValueError("interval_scale: expected 'active' and 'comparator'")
     for name, value in scale.items():
-        if not isinstance(value, int | float) or not 0 < value < 1e3:
+        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value < 1e3:
             raise ValueError(f"interval_scale {name} {value!r} is not a number in (0, 1000)")
     return {k: float(v) for k, v in scale.items()}
 
