@@ -402,6 +402,47 @@ def test_malformed_adam_lists_every_problem(tmp_path, study):
     assert table.attrs["ingest"]["ignored_records"] == {"ANL01FL not Y": 1}
 
 
+def test_a_slipped_parameter_code_is_named_and_another_parameter_is_counted(tmp_path):
+    """A MADRS record coded MADRSTO was left out without a word, taking a patient's
+    outcome away; records of parameters the mapping does not use are counted."""
+    import pyreadstat
+
+    from ketapredict import read_study
+
+    folder = tmp_path / "study"
+    shutil.copytree(example_study("adam"), folder)
+    adqs, _ = pyreadstat.read_xport(str(folder / "adqs.xpt"))
+    items = adqs[adqs["PARAMCD"] == "MADRSTOT"].assign(PARAMCD="MADRS01", AVAL=3.0)
+    adqs = pd.concat([adqs, items], ignore_index=True)  # beside the total: not a slip
+    pyreadstat.write_xport(adqs, str(folder / "adqs.xpt"), file_format_version=5)
+    table = read_study(folder / "mapping.toml")
+    assert table.attrs["ingest"]["ignored_records"] == {"PARAMCD not mapped: 'MADRS01'": 125}
+    slipped = adqs.index[adqs["PARAMCD"] == "MADRSTOT"][[5, 9]]
+    adqs.loc[slipped, "PARAMCD"] = "madrstot "
+    pyreadstat.write_xport(adqs, str(folder / "adqs.xpt"), file_format_version=5)
+    with pytest.raises(ValidationError) as error:
+        read_study(folder / "mapping.toml")
+    assert str(error.value.problems[0]) == (
+        f"adqs.xpt record {slipped[0] + 1} (and 1 more records): PARAMCD='madrstot' is not "
+        "mapped, and that visit has no 'MADRSTOT' record (did you mean 'MADRSTOT'?): correct "
+        "the code in adqs.xpt"
+    )
+
+
+def test_a_required_field_left_out_of_the_mapping_is_said_of_the_mapping(tmp_path):
+    """ "required column 'age' is missing" sent users to a participants.tsv that had it."""
+    folder = tmp_path / "study"
+    shutil.copytree(example_study("bids"), folder)
+    mapping = (folder / "mapping.toml").read_text()
+    (folder / "mapping.toml").write_text(mapping.replace('age = "age"\n', ""))
+    with pytest.raises(ValidationError) as error:
+        read_bids(None, folder / "mapping.toml")
+    assert [str(p) for p in error.value.problems] == [
+        "the mapping's [columns] has no entry for age (age at baseline), which is required; "
+        "participants.tsv has a column 'age': add age = 'age'"
+    ]
+
+
 def test_experiments_read_studies_through_a_mapping(tmp_path):
     from ketapredict.experiment import load_experiment
 

@@ -11,6 +11,7 @@ or CDISC Dataset-JSON (``.json``, versions 1.0 and 1.1).
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
 
@@ -236,8 +237,17 @@ def read_adam(
             ],
             what,
         )
-    records = records[parameter.isin(scale_of)]  # the mapped scales' records only
     ignored = {}
+    problems = _slipped_parameters(records, parameter, scale_of, mapping, paths["efficacy"].name)
+    if problems:
+        raise ValidationError(problems, what)
+    other = sorted(parameter[~parameter.isin(scale_of)].dropna().unique())
+    if other:  # another parameter's records (item scores, other scales): said, not silent
+        shown = ", ".join(map(repr, other[:5])) + (
+            f" and {len(other) - 5} more" if len(other) > 5 else ""
+        )
+        ignored[f"{names.parameter} not mapped: {shown}"] = int((~parameter.isin(scale_of)).sum())
+    records = records[parameter.isin(scale_of)]  # the mapped scales' records only
     for flag in names.flags:
         flagged = records[flag].map(_text) == "Y"
         if (~flagged).any():
@@ -268,6 +278,51 @@ def read_adam(
         record_files=paths["efficacy"].name,
         ignored=ignored,
     )
+
+
+def _slipped_parameters(
+    records: pd.DataFrame,
+    parameter: pd.Series,
+    scale_of: dict[str, str],
+    mapping: StudyMapping,
+    file: str,
+) -> list[Problem]:
+    """The records whose parameter code is a slip of a mapped one: a code not mapped, close
+    to a mapped code (``MADRSTO`` for ``MADRSTOT``), at a subject's visit where that mapped
+    code has no record. Left out, such a record silently took a patient's outcome away;
+    another parameter's records (item scores ``MADRS01``, a scale not used) sit beside the
+    mapped code's at the same visits, or are not close to any, and are only counted."""
+    names = mapping.adam
+    visit = records[mapping.visits.variable].map(_text)
+    subject = records[names.subject].map(_text)
+    period = (
+        records[names.period].map(_text)
+        if names.period is not None and names.period in records.columns
+        else pd.Series(None, index=records.index, dtype=object)
+    )
+    keys = pd.Series(list(zip(subject, visit, period, strict=True)), index=records.index)
+    problems = []
+    for code in sorted(parameter[~parameter.isin(scale_of)].dropna().unique()):
+        near = [
+            m for m in scale_of if m.casefold() == code.casefold()
+        ] or difflib.get_close_matches(code, list(scale_of), n=1, cutoff=0.8)
+        if not near:
+            continue
+        mapped = set(keys[parameter == near[0]])
+        slips = [i for i in records.index[parameter == code] if keys[i] not in mapped]
+        if slips:
+            first = records.loc[slips[0], WHERE]
+            more = f" (and {len(slips) - 1} more records)" if len(slips) > 1 else ""
+            problems.append(
+                Problem(
+                    names.parameter,
+                    code,
+                    f"{first}{more}: {names.parameter}={code!r} is not mapped, and that "
+                    f"visit has no {near[0]!r} record (did you mean {near[0]!r}?): correct "
+                    f"the code in {file}",
+                )
+            )
+    return problems
 
 
 def _variables(mapping: StudyMapping) -> list[str]:

@@ -207,6 +207,28 @@ def _missing_columns(
         else []
     )
     sources += [(f"keep.{c}", c) for c in mapping.keep]
+    # a required field the mapping does not give: said of the mapping, not of the file (which
+    # may well have the column: "required column 'age' is missing" sent users to the file)
+    given = {*mapping.columns, "diagnosis", "madrs_baseline"}  # the last two by their keys
+    offered = [c for c in subjects.columns if c not in (SUBJECT, WHERE)]
+    before = len(problems)
+    for name in columns("baseline"):
+        if column(name).required and name not in given:
+            near = [c for c in offered if c.casefold() == name.casefold()]
+            near = near or difflib.get_close_matches(name, offered, n=1)
+            add = (
+                f"{what} has a column {near[0]!r}: add {name} = {near[0]!r}"
+                if near
+                else f"add {name} = '<the column of {what} that holds it>'"
+            )
+            problems.append(
+                Problem(
+                    f"columns.{name}",
+                    None,
+                    f"the mapping's [columns] has no entry for {name} "
+                    f"({column(name).description}), which is required; {add}",
+                )
+            )
     absent = [(name, c) for name, c in sources if c not in subjects.columns]
     for name, c in absent:
         problems.append(
@@ -217,7 +239,7 @@ def _missing_columns(
                 + ", ".join(map(repr, subjects.columns.drop([SUBJECT, WHERE]))),
             )
         )
-    return bool(absent)
+    return bool(absent) or len(problems) > before
 
 
 def _course_key(
