@@ -413,9 +413,13 @@ def test_score_predictions_names_what_is_wrong_with_its_input(arguments, message
     with pytest.raises(ValidationError) as caught:
         score_predictions([0, 1], [0.2, 0.8], n_bootstraps=-2, seed="x")
     assert [p.message for p in caught.value.problems] == [
-        "n_bootstraps=-2 is not a whole number >= 0 (0: no confidence intervals)",
-        "seed='x' is not a whole number >= 0",
+        "n_bootstraps=-2 is not a whole number from 0 (no confidence intervals) to 100,000",
+        "seed='x' is not a whole number from 0 to 2**32 - 1",
     ]
+    # 10**12 resamples asked numpy for 7 TiB; a seed of 10**12 is beyond numpy's
+    with pytest.raises(ValidationError) as caught:
+        score_predictions([0, 1], [0.2, 0.8], n_bootstraps=10**12, seed=10**12)
+    assert len(caught.value.problems) == 2
 
 
 def test_cross_validate_refuses_arguments_of_the_wrong_kind_before_any_fit():

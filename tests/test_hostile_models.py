@@ -1007,6 +1007,31 @@ def test_bad_keys_are_model_file_errors(tmp_path, keys, signed):
         generate_keys(keys[0].parent)
 
 
+@pytest.mark.parametrize("name", ["../../escaped", "a/b", None, ".hidden", "x" * 101])
+def test_a_key_name_that_is_no_plain_stem_is_refused(tmp_path, name):
+    """ "../../escaped" wrote the private key outside the directory named."""
+    from ketapredict import ValidationError, generate_keys
+
+    with pytest.raises(ValidationError, match="name must be a file stem of letters"):
+        generate_keys(tmp_path / "keys", name=name)
+    assert not (tmp_path / "keys").exists()
+    assert list(tmp_path.rglob("*.key")) == []
+
+
+def test_an_empty_path_is_no_place_for_a_model_or_keys(tmp_path, monkeypatch):
+    """Path("") is the working directory: a model or keys landed there unasked."""
+    from ketapredict import ValidationError, generate_keys, load_model
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValidationError, match="the path for the model is empty"):
+        load_model().save("")
+    with pytest.raises(ValidationError, match="the path for the keys is empty"):
+        generate_keys("")
+    with pytest.raises(ValidationError, match="must be text or a path; got NoneType"):
+        generate_keys(None)
+    assert list(tmp_path.iterdir()) == []
+
+
 def _mutated_boosters(n: int, seed: int):
     """``n`` copies of the response booster, each cut short, with bytes changed, inserted or
     removed at random."""

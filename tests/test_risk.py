@@ -323,6 +323,54 @@ def test_fit_refuses_arguments_it_would_ignore_or_trip_over(train):
         RiskModel.fit(train, ["response"], outcome_params={"respons": {"max_depth": 3}})
     with pytest.raises(ValidationError, match="data must be a DataFrame of patient courses"):
         RiskModel.fit(train.to_dict("records"), ["response"])
+    # sizes and seeds numpy cannot take, before any fitting (10**12 asked for 7 TiB)
+    for argument, value, said in (
+        ("replicates", 10**12, "from 2 to 1,000"),
+        ("random_state", np.random.RandomState(0), "random_state=RandomState"),
+        ("random_state", 2**32, "is not a whole number from 0 to 2**32 - 1"),
+    ):
+        with pytest.raises(ValidationError, match=re.escape(said)):
+            RiskModel.fit(train, ["response"], **{argument: value})
+
+
+def test_the_constructor_refuses_a_model_under_another_outcomes_name(risk_model):
+    """{"respnse": model} labelled the response's risks "respnse"."""
+    from ketapredict import RiskModel, ValidationError
+
+    model = risk_model.models["response"]
+    for models, said in (
+        (
+            {"respnse": model},
+            "models['respnse'] must be an OutcomeModel of that outcome; got one of 'response'",
+        ),
+        ({"response": "x"}, "got str"),
+        ("response", "models must be a mapping (a dict); got str"),
+    ):
+        with pytest.raises(ValidationError, match=re.escape(said)):
+            RiskModel(models)
+    with pytest.raises(ValidationError, match="provenance must be a mapping"):
+        RiskModel({"response": model}, "my model")
+
+
+def test_replicates_refuse_counts_and_seeds_numpy_cannot_take(risk_model, train):
+    from ketapredict import ValidationError
+
+    model = risk_model.models["response"]
+    for arguments, said in (
+        ({"n_replicates": 10**12}, "n_replicates=1000000000000 is not a whole number from 1"),
+        ({"n_replicates": -1}, "n_replicates=-1"),
+        ({"random_state": -1}, "random_state=-1 is not a whole number from 0 to 2**32 - 1"),
+    ):
+        with pytest.raises(ValidationError, match=re.escape(said)):
+            model.replicates(train, **arguments)
+
+
+def test_validated_must_be_true_or_false(risk_model, train):
+    """ "no" is truthy: the checks were skipped, and pyarrow's error came out."""
+    from ketapredict import ValidationError
+
+    with pytest.raises(ValidationError, match="validated must be True or False; got 'no'"):
+        risk_model.predict_proba(train.head(3).assign(age="old"), validated="no")
 
 
 def test_loading_and_scoring_import_neither_xgboost_nor_sklearn(tmp_path, risk_model, train):

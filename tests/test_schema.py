@@ -584,3 +584,26 @@ def test_an_exact_search_that_cannot_finish_withholds_every_row(monkeypatch, cap
     monkeypatch.setattr(schema, "_EXACT_SECONDS", 1e-4)
     assert schema.withheld_groups(groups) == set(groups)
     assert "every row is withheld" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("required", "said"),
+    [
+        (
+            ["madrs_basline"],
+            "required names 'madrs_basline', which is not a column of the data "
+            "contract (did you mean 'madrs_baseline'?)",
+        ),
+        ("madrs_baseline", "required must be a list of column names"),
+        ([1], "required names 1, which is not a column"),
+    ],
+)
+def test_a_required_list_that_names_no_contract_column_is_refused(required, said):
+    """A misspelt or bare-text name turned the check of a missing column off silently."""
+    from ketapredict import ValidationError, simulate_cohort, validate
+
+    table = simulate_cohort(n=50, seed=0).drop(columns="madrs_baseline")
+    with pytest.raises(ValidationError, match=re.escape(said)):
+        validate(table, required=required)
+    with pytest.raises(ValidationError, match="required column 'madrs_baseline' is missing"):
+        validate(table, required=["madrs_baseline"])

@@ -418,8 +418,11 @@ def test_realistic_joint_distributions(cohort):
     ("arguments", "message"),
     [
         ({"diagnosis": "dysthymia"}, "diagnosis='dysthymia' is not one of"),
-        ({"madrs_mean": 75}, "madrs_mean=75 is not a number in 0-60"),
-        ({"female_fraction": 1.5}, "female_fraction=1.5 is not a number in 0-1"),
+        ({"madrs_mean": 75}, "madrs_mean=75 is not a number from 0 to 60"),
+        ({"female_fraction": 1.5}, "female_fraction=1.5 is not a number from 0 to 1"),
+        ({"ssi_mean": -30}, "ssi_mean=-30 is not a number from -20 to 38"),
+        # None is no number: it failed later, inside the simulation, with a TypeError
+        ({"age_mean": None}, "age_mean=None is not a number from 18 to 80"),
         (
             {"diagnosis": "TRD", "failed_treatments_mean": 1},
             "failed_treatments_mean must be at least 2 for TRD",
@@ -430,6 +433,8 @@ def test_realistic_joint_distributions(cohort):
 def test_impossible_populations_are_refused(arguments, message):
     with pytest.raises(ValidationError, match=re.escape(message)):
         Population(**arguments)
+    # None stays "the diagnosis's default" where there is one
+    assert Population(diagnosis="MDD", suicide_attempt_rate=None).suicide_attempt_rate == 0.2
 
 
 @pytest.mark.parametrize(
@@ -458,6 +463,18 @@ def test_impossible_populations_are_refused(arguments, message):
         (
             lambda: simulate_crossover(Population(), [KETAMINE, SALINE], n=10, washout_days=-1),
             "washout_days=-1 is not a number of days in 0-365",
+        ),
+        # None gave patient ids "None-000000" and a missing trial_id
+        *(
+            (
+                lambda trial_id=trial_id, simulate=simulate: simulate(trial_id),
+                f"trial_id must be text on one line of 1 to 100 characters; got {shown}",
+            )
+            for trial_id, shown in ((None, "None"), ("", "''"), ("a\nb", "'a\\nb'"))
+            for simulate in (
+                lambda t: simulate_trial(Population(), {"k": KETAMINE}, 10, trial_id=t),
+                lambda t: simulate_crossover(Population(), [KETAMINE, SALINE], 10, trial_id=t),
+            )
         ),
     ],
 )

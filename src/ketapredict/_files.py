@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["not_a_file"]
+__all__ = ["not_a_file", "not_a_path"]
 
 
 def not_a_file(path: str | Path, expected: str) -> str | None:
@@ -46,3 +46,22 @@ def not_a_file(path: str | Path, expected: str) -> str | None:
     if os.path.exists(path):
         return f"is not a regular file (a device or a pipe); expected {expected}"
     return "does not exist"
+
+
+def not_a_path(path: object, what: str) -> str | None:
+    """Why ``path`` names no place to write ``what``, or None: it is no path (text or a
+    path-like), or it is empty (``Path("")`` is the current directory, where a model or a
+    key would land among other files unasked).
+
+    Examples
+    --------
+    >>> not_a_path("", "the model")
+    'the path for the model is empty; name a directory'
+    >>> not_a_path(3, "the keys") is None
+    False
+    """
+    if not isinstance(path, str | os.PathLike):
+        return f"the path for {what} must be text or a path; got {type(path).__name__}"
+    if not os.fspath(path):
+        return f"the path for {what} is empty; name a directory"
+    return None

@@ -45,7 +45,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pydantic import ValidationError as PydanticError
 
-from .exceptions import ModelFileError
+from ._files import not_a_path
+from .exceptions import ModelFileError, Problem, ValidationError, short_repr
 
 __all__ = [
     "MANIFEST",
@@ -844,6 +845,10 @@ def _numbers(value: Any) -> np.ndarray:
 
 
 # -- signatures -------------------------------------------------------------------------------
+# A key file's stem: no separator, no leading dot ("..", a hidden file)
+_KEY_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
+
+
 def generate_keys(directory: str | Path, name: str = "ketapredict") -> tuple[Path, Path]:
     """Make an Ed25519 key pair for signing models: ``<name>.key`` and ``<name>.pub``.
 
@@ -869,6 +874,8 @@ def generate_keys(directory: str | Path, name: str = "ketapredict") -> tuple[Pat
     ------
     FileExistsError
         If either file exists already.
+    ValidationError
+        If ``directory`` is no path or empty, or ``name`` is no plain file stem.
 
     Examples
     --------
@@ -881,6 +888,22 @@ def generate_keys(directory: str | Path, name: str = "ketapredict") -> tuple[Pat
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    problems = []
+    fault = not_a_path(directory, "the keys")
+    if fault:
+        problems.append(Problem("directory", None, fault))
+    if not (isinstance(name, str) and _KEY_NAME.fullmatch(name)):
+        # a name with a separator or ".." would write the keys elsewhere
+        problems.append(
+            Problem(
+                "name",
+                None,
+                f"name must be a file stem of letters, digits, '-', '_' and '.' (not first), "
+                f"at most 100 characters; got {short_repr(name)}",
+            )
+        )
+    if problems:
+        raise ValidationError(problems, "arguments")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     private_file, public_file = directory / f"{name}.key", directory / f"{name}.pub"

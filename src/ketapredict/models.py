@@ -316,6 +316,9 @@ _SCORE_SCALE = 10.0
 # by cross-validated log-loss. Strong ones won at 1,000-10,000 courses of the virtual cohort
 # (C = 0.01 for cognitive decline, 0.01-0.03 for response): about 70 correlated features.
 _LINEAR_C = (0.003, 0.01, 0.03, 0.1, 0.3)
+# Bootstrap replicates of one model, at most: each is a whole model, fitted and kept (and
+# every prediction scores them all); 10**12 asked numpy for 7 TiB.
+MAX_REPLICATES = 1_000
 
 
 def _no_outcome_column(outcome: str, X: Any) -> Problem:
@@ -872,9 +875,9 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         y : array-like, optional
             Its outcome; by default ``X[outcome]``.
         n_replicates : int, default=20
-            Bootstrap replicates.
+            Bootstrap replicates, 1 to 1,000 (:data:`MAX_REPLICATES`).
         random_state : int, default=0
-            Seed of the resamples and the replicates' trees.
+            Seed of the resamples and the replicates' trees (0 to 2**32 - 1).
 
         Returns
         -------
@@ -883,6 +886,31 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         from joblib import Parallel, delayed
 
         check_is_fitted(self, "booster_")
+        problems = []
+        if isinstance(n_replicates, bool) or not (
+            isinstance(n_replicates, Integral) and 1 <= n_replicates <= MAX_REPLICATES
+        ):
+            problems.append(
+                Problem(
+                    "n_replicates",
+                    None,
+                    f"n_replicates={short_repr(n_replicates)} is not a whole number from 1 to "
+                    f"{MAX_REPLICATES:,}",
+                )
+            )
+        if isinstance(random_state, bool) or not (
+            isinstance(random_state, Integral) and 0 <= random_state < 2**32
+        ):
+            problems.append(
+                Problem(
+                    "random_state",
+                    None,
+                    f"random_state={short_repr(random_state)} is not a whole number from 0 to "
+                    "2**32 - 1",
+                )
+            )
+        if problems:
+            raise ValidationError(problems, "arguments")
         X = self._checked(X)
         # the same draws of the missing fields as the fitted model was trained on
         Z = self._encode(self._fill(X, fit=False, seed=getattr(self, "_seed", 0)))

@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._files import not_a_path
 from .encoding import (
     Columns,
     FeatureSet,
@@ -410,8 +410,39 @@ class RiskModel:
     ):
         from sklearn.utils.validation import check_is_fitted
 
+        from .models import OutcomeModel
+
         if not models:
             raise ValueError("A RiskModel needs at least one fitted OutcomeModel.")
+        problems = [
+            Problem(name, None, f"{name} must be a mapping (a dict); got {type(value).__name__}")
+            for name, value in (
+                ("models", models),
+                ("provenance", provenance),
+                ("replicates", replicates),
+                ("reference", reference),
+            )
+            if value is not None and not isinstance(value, Mapping)
+        ]
+        if not problems:
+            # a key is the outcome its model predicts: {"respnse": model} labelled response's
+            # risks "respnse"
+            problems = [
+                Problem(
+                    "models",
+                    None,
+                    f"models[{short_repr(key)}] must be an OutcomeModel of that outcome; got "
+                    + (
+                        f"one of {model.outcome!r}"
+                        if isinstance(model, OutcomeModel)
+                        else type(model).__name__
+                    ),
+                )
+                for key, model in models.items()
+                if not (isinstance(model, OutcomeModel) and model.outcome == key)
+            ]
+        if problems:
+            raise ValidationError(problems, "arguments")
         self._outcomes: dict[str, _Outcome] = {}
         for outcome, model in models.items():
             check_is_fitted(model, "booster_")
@@ -489,7 +520,8 @@ class RiskModel:
             Added to the model's provenance (``n_patients``, ``feature_set`` and
             ``intervals`` are set).
         replicates : int, default=20
-            Bootstrap replicates per outcome for the 90% intervals (0: no intervals).
+            Bootstrap replicates per outcome for the 90% intervals (0: no intervals; at
+            most 1,000).
         random_state : int, default=0
             Seed of the models and the bootstrap.
         interval_data : DataFrame, optional
@@ -512,7 +544,7 @@ class RiskModel:
         -------
         RiskModel
         """
-        from .models import OutcomeModel
+        from .models import MAX_REPLICATES, OutcomeModel
         from .schema import courses_table_problems
 
         _check_provenance(dict(provenance or {}))  # before the work, not at save
@@ -544,7 +576,8 @@ class RiskModel:
                 if name not in outcomes
             ]
         if isinstance(replicates, bool) or not (
-            isinstance(replicates, int | np.integer) and (replicates == 0 or replicates >= 2)
+            isinstance(replicates, int | np.integer)
+            and (replicates == 0 or 2 <= replicates <= MAX_REPLICATES)
         ):
             # one replicate has no spread: its interval would be the estimate itself
             problems.append(
@@ -552,7 +585,18 @@ class RiskModel:
                     "replicates",
                     replicates,
                     f"replicates={short_repr(replicates)} is not 0 (no intervals) or a whole "
-                    "number >= 2",
+                    f"number from 2 to {MAX_REPLICATES:,}",
+                )
+            )
+        if isinstance(random_state, bool) or not (
+            isinstance(random_state, int | np.integer) and 0 <= random_state < 2**32
+        ):  # before any fitting: the replicates' resamples need a seed numpy takes
+            problems.append(
+                Problem(
+                    "random_state",
+                    None,
+                    f"random_state={short_repr(random_state)} is not a whole number from 0 "
+                    "to 2**32 - 1",
                 )
             )
         if problems:
@@ -806,6 +850,17 @@ class RiskModel:
             return X
         if not isinstance(X, pd.DataFrame):  # validated or not: a record is no table
             raise _not_a_table(X)
+        if not isinstance(validated, bool | np.bool_):  # "no" is truthy: checks skipped
+            raise ValidationError(
+                [
+                    Problem(
+                        "validated",
+                        None,
+                        f"validated must be True or False; got {short_repr(validated)}",
+                    )
+                ],
+                "arguments",
+            )
         # spellings are normalised ("IV" -> "iv") and every bad cell is reported at once;
         # columns the contract does not know are no model's input and are left out
         from .regimen import undated_beyond_the_horizons
@@ -1408,19 +1463,13 @@ class RiskModel:
             If ``path`` is a directory that is not empty (a model is never written over
             other files).
         ValidationError
-            If ``path`` is no path.
+            If ``path`` is no path or empty.
         """
         from . import __version__
 
-        if not isinstance(path, str | os.PathLike):
-            raise ValidationError(
-                [
-                    Problem(
-                        "path", None, f"path must be a directory's path; got {type(path).__name__}"
-                    )
-                ],
-                "arguments",
-            )
+        fault = not_a_path(path, "the model")
+        if fault:
+            raise ValidationError([Problem("path", None, fault)], "arguments")
 
         key = None if signing_key is None else _private_key(signing_key)  # before writing
         _check_provenance(self.provenance)  # loading would refuse the saved model

@@ -1540,6 +1540,37 @@ def _row_numbers(index: pd.Index) -> bool:
     return len(index) == 0 or (index.min() >= 0 and index.max() < _MAX_ROW_NUMBER)
 
 
+def _required_names(required: Any, what: str) -> set[str]:
+    """``validate(required=...)`` checked: an iterable of contract column names (a name the
+    contract lacks would have turned the check of that column off without a word)."""
+    if isinstance(required, str | bytes) or not isinstance(required, Iterable):
+        raise ValidationError(
+            [
+                Problem(
+                    "required",
+                    None,
+                    "required must be a list of column names (or None for all the contract "
+                    f"requires); got {short_repr(required)}",
+                )
+            ],
+            what,
+        )
+    names = list(required)
+    unknown = [
+        Problem(
+            "required",
+            None,
+            f"required names {short_repr(name)}, which is not a column of the data contract"
+            + (_did_you_mean(name, _BY_NAME) if isinstance(name, str) else ""),
+        )
+        for name in names
+        if not (isinstance(name, str) and _known(name))
+    ]
+    if unknown:
+        raise ValidationError(unknown, what)
+    return set(names)
+
+
 def validate(
     df: pd.DataFrame,
     *,
@@ -1560,8 +1591,9 @@ def validate(
     what : str, default="patient table"
         How the table is named in error messages.
     required : iterable of str, optional
-        The required columns the table must have; by default every column the contract
-        requires (a model checks only those its feature set reads).
+        Which of the columns the contract requires the table must have; by default all of
+        them (a model checks only those its feature set reads). A name the contract does
+        not have is refused.
     row_labels : bool, optional
         Whether messages name a bad row by its index label (True) or by its position
         (False). By default, by label only when the index holds row numbers (whole numbers
@@ -1637,7 +1669,7 @@ def validate(
                     "data contract does not declare it",
                 )
             )
-    needed = None if required is None else set(required)
+    needed = None if required is None else _required_names(required, what)
     for name, col in _BY_NAME.items():
         if col.required and name not in df.columns and (needed is None or name in needed):
             problems.append(

@@ -178,15 +178,17 @@ class Population:
         }
         for name, (low, high) in limits.items():
             value = getattr(self, name)
-            if value is None:  # a by-diagnosis default the bad diagnosis left unset
-                continue
+            if value is None and name in _BY_DIAGNOSIS and normalised is None:
+                continue  # a by-diagnosis default the bad diagnosis left unset
             if (
                 not isinstance(value, Real)  # numpy's numbers too, as every other argument
                 or isinstance(value, bool | np.bool_)
                 or not (math.isfinite(value) and low <= value <= high)
             ):
                 problems.append(
-                    Problem(name, value, f"{name}={value!r} is not a number in {low:g}-{high:g}")
+                    Problem(
+                        name, value, f"{name}={value!r} is not a number from {low:g} to {high:g}"
+                    )
                 )
             elif isinstance(value, np.generic):  # kept as a Python number, as written
                 object.__setattr__(self, name, value.item())

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..exceptions import Problem, ValidationError, short_repr
+from ..exceptions import Problem, ValidationError, one_line, short_repr
 from ..regimen import REGIMEN_FIELDS, Regimen
 from ..schema import column, visit_days, visit_label
 from .model import (
@@ -254,6 +254,27 @@ def _check_seed(seed: Any, sequence: bool = True) -> Any:
             "simulation",
         )
     return int(seed)
+
+
+def _check_trial_id(trial_id: Any) -> str:
+    """A trial's name: text on one line, 1 to 100 characters (it prefixes every
+    ``patient_id``; None made ``None-000000`` and a missing ``trial_id``)."""
+    if (
+        not (isinstance(trial_id, str) and trial_id.strip() and len(trial_id) <= 100)
+        or one_line(trial_id) != trial_id
+    ):
+        raise ValidationError(
+            [
+                Problem(
+                    "trial_id",
+                    None,
+                    f"trial_id must be text on one line of 1 to 100 characters; got "
+                    f"{short_repr(trial_id)}",
+                )
+            ],
+            "simulation",
+        )
+    return trial_id
 
 
 def _check_population(population: Any) -> None:
@@ -593,7 +614,7 @@ def simulate_trial(
         [n_per_arm] * len(regimens),
         rng,
         visits,
-        str(trial_id),
+        _check_trial_id(trial_id),
         effect,
         load_parameters(),
     )
@@ -757,7 +778,7 @@ def simulate_crossover(
         rng,
         visits,
         float(washout_days),
-        str(trial_id),
+        _check_trial_id(trial_id),
         effect,
         load_parameters(),
     )
