@@ -828,16 +828,22 @@ def test_a_long_value_is_cut_in_the_message_and_kept_whole_on_the_error(model):
 
 def test_error_messages_are_capped_and_say_how_many_problems_are_not_shown(model):
     table = pd.DataFrame([{**PATIENT, **COURSE.to_dict()}] * 10_000, dtype=object)
-    table["sex"] = "s" * 5000
-    table["madrs_baseline"] = 10**400
+    table["sex"] = "s" * 5000  # one cause in every row: one line
+    table["madrs_baseline"] = range(100, 10_100)  # a value of its own in each row
     error = _refusal(validate, table)
     text = str(error)
     assert len(error.problems) == 20_000  # every problem, for programs
     assert len(text) <= MAX_MESSAGE_CHARS
-    shown = len(text.splitlines()) - 2  # the first line, and the count of the others
-    assert text.splitlines()[-1] == (
-        f"  ... and {20_000 - shown} more problems not shown (all are in the error's .problems)"
+    lines = text.splitlines()
+    assert "[and 9999 more like it: row 1, row 2, row 3, row 4, row 5, ...]" in lines[1]
+    left = int(
+        re.fullmatch(
+            r"  \.\.\. and (\d+) more problems not shown \(in Python: the "
+            r"error's \.problems\)",
+            lines[-1],
+        ).group(1)
     )
+    assert left == 20_000 - 10_000 - (len(lines) - 3)  # every problem counted once
     # many unknown fields, each naming every field it could have been
     many = {**PATIENT, **{f"field_{i}": i for i in range(200)}}
     text = str(_refusal(model.score, many, COURSE))
@@ -858,8 +864,9 @@ def test_a_validation_error_survives_pickling_with_its_problems():
         (5, "regimens must be a Regimen, a list of them, a mapping of names to them or a "
          "DataFrame of them, one a row; got int"),
         ("iv", "got str"),
-        ({1: COURSE}, "a regimen's name must be text, not empty; got 1"),
-        ({" ": COURSE}, "a regimen's name must be text, not empty; got ' '"),
+        ({1: COURSE}, "a regimen's name must be text on one line, not empty, of at most 100 "
+         "characters (it is printed in the table); got 1"),
+        ({" ": COURSE}, "got ' '"),
         ([{**COURSE.to_dict(), "dose": 10**400}], "dose=1000000000000"),
         (["iv"], "regimen must be a Regimen, a mapping of its fields or None; got str"),
     ],

@@ -180,6 +180,22 @@ def _row_label(row: Any) -> str:
     return text if text.isprintable() and len(text) <= MAX_VALUE_CHARS else short_repr(row)
 
 
+# Where a problem is, in its text: a file's line, a dataset's record, a table's row
+_PLACE = re.compile(r"\b(?:line|record|row) \d+\b")
+
+
+def _alike(problems: list[Problem]) -> list[list[Problem]]:
+    """The problems grouped by their text with its place taken out, in the order each
+    first came: one cause in 50 lines of a file is one line of the message, not 40 lines
+    that push every other cause out of it."""
+    groups: dict[str, list[Problem]] = {}
+    for problem in problems:
+        text = str(problem)
+        key = _PLACE.sub("#", text) if _PLACE.search(text) else f"{id(problem)}"
+        groups.setdefault(key, []).append(problem)
+    return list(groups.values())
+
+
 class ValidationError(ValueError):
     """Input that breaks the data contract, with every problem listed at once.
 
@@ -219,20 +235,28 @@ class ValidationError(ValueError):
     def _render(self) -> str:
         n = len(self.problems)
         head = f"{n} problem{'s' if n != 1 else ''} in the {_clip(str(self.what), 80)}:"
-        tail = f"  ... and {n} more problems not shown (all are in the error's .problems)"
+        tail = f"  ... and {n} more problems not shown (in Python: the error's .problems)"
         budget = MAX_MESSAGE_CHARS - len(head) - len(tail) - 2
         lines: list[str] = []
-        for problem in self.problems[:_MAX_LISTED]:
-            line = "  " + _clip(str(problem), _MAX_LINE_CHARS)
+        shown = 0
+        for group in _alike(self.problems)[:_MAX_LISTED]:
+            line = "  " + _clip(str(group[0]), _MAX_LINE_CHARS)
+            if len(group) > 1:
+                places = [_PLACE.search(str(p)) for p in group[1:]]
+                where = ", ".join(m.group(0) for m in places[:5] if m)
+                line += (
+                    f" [and {len(group) - 1} more like it: {where}{', ...' * (len(group) > 6)}]"
+                )
             budget -= len(line) + 1
             if budget < 0:
                 break
             lines.append(line)
-        left = n - len(lines)
+            shown += len(group)
+        left = n - shown
         if left:
             lines.append(
                 f"  ... and {left} more problem{'s' if left != 1 else ''} not shown "
-                "(all are in the error's .problems)"
+                "(in Python: the error's .problems)"
             )
         return "\n".join([head, *lines])
 
