@@ -144,8 +144,8 @@ def test_very_many_problems_are_all_kept_but_the_message_is_bounded():
     assert len(caught.value.problems) == 500
     # one cause in every row: one line, naming the first rows like it
     assert str(caught.value).splitlines()[1:] == [
-        "  row 0: madrs_baseline=99 is outside 0-60 (MADRS total score) [and 499 more like it: row 1, "
-        "row 2, row 3, row 4, row 5, ...]"
+        "  row 0: madrs_baseline=99 is outside 0-60 (MADRS total score) [and 499 more like "
+        "it: row 1, row 2, row 3, row 4, row 5, ...]"
     ]
     table["madrs_baseline"] = range(100, 600)  # a cause of its own in every row
     with pytest.raises(ValidationError) as caught:
