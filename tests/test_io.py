@@ -443,6 +443,20 @@ def test_a_required_field_left_out_of_the_mapping_is_said_of_the_mapping(tmp_pat
     ]
 
 
+def test_a_renamed_session_column_is_one_problem_with_its_fix(tmp_path):
+    """It also said "no phenotype file has a 'MADRS_Total' column", of a file that had it."""
+    folder = tmp_path / "study"
+    shutil.copytree(example_study("bids"), folder)
+    scores = folder / "dataset" / "phenotype" / "madrs.tsv"
+    scores.write_text(scores.read_text().replace("session_id", "session", 1))
+    with pytest.raises(ValidationError) as error:
+        read_bids(None, folder / "mapping.toml")
+    assert [str(p) for p in error.value.problems] == [
+        "phenotype/madrs.tsv holds scores but no 'session_id' column (the name BIDS gives it; "
+        "a mapping cannot rename it) (did you mean 'session'?)"
+    ]
+
+
 def test_experiments_read_studies_through_a_mapping(tmp_path):
     from ketapredict.experiment import load_experiment
 

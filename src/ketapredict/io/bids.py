@@ -233,13 +233,17 @@ def read_bids(path: str | Path | None, mapping: str | Path | StudyMapping) -> pd
         scales = {s: c for s, c in mapping.scores.items() if c in table.columns}
         if not scales:
             continue
+        found.update(scales)  # its scales' column is there, whatever else is wrong
         for c in ("participant_id", "session_id"):
             if c not in table.columns:
+                columns = [name for name in table.columns if name != WHERE]
                 problems.append(
                     Problem(
                         c,
                         None,
-                        f"{file.relative_to(root).as_posix()} holds scores but no {c!r} column",
+                        f"{file.relative_to(root).as_posix()} holds scores but no {c!r} column"
+                        " (the name BIDS gives it; a mapping cannot rename it)"
+                        + did_you_mean(c, columns),
                     )
                 )
         if "session_id" not in table.columns or "participant_id" not in table.columns:
