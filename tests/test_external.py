@@ -602,3 +602,5 @@ def test_courses_outside_the_training_data_are_never_counted_as_a_few():
         result = evaluate_model(model, changed)
         warning = next(w for w in result.warnings if "outside the training distribution" in w)
         assert warning.startswith(said), warning
+        # the reason is named when it holds for 11 or more courses, never with its count
+        assert ("chiefly age beyond its training range" in warning) is (aged >= 11), warning

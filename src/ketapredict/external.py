@@ -343,7 +343,8 @@ def evaluate_model(
         )
     table, wanted = model._observed(data, outcomes, "validation data")
     probabilities = model.predict_proba(table, validated=True)
-    outside = model.outside_training(table, validated=True)
+    reasons = model._outside_reasons(table)
+    outside = np.logical_or.reduce([np.zeros(len(table), dtype=bool), *reasons.values()])
     # a course without an arm is grouped by its dose schedule, as evaluate.arm_labels does:
     # never pooled with other schedules' courses
     schedule = schedules_in_words(table)
@@ -445,10 +446,22 @@ def evaluate_model(
     frame = pd.DataFrame(rows).reindex(columns=list(_COLUMNS))
     frame = _merge_horizons(frame)
     if outside.any():
+        # the reasons that hold for at least MIN_CELL courses, most common first, without
+        # their counts (a reason of a few courses is not named: it would point at them)
+        common = sorted(
+            (reason for reason, held in reasons.items() if held.sum() >= MIN_CELL),
+            key=lambda reason: -int(reasons[reason].sum()),
+        )
         warnings.append(
             f"{_share_text(int(outside.sum()), len(table))} courses lie outside the training "
             "distribution (a value beyond its 0.5-99.5% range, a category never seen, or an "
             "unusual combination): their predictions are extrapolations"
+            + (
+                f"; chiefly {'; '.join(common[:3])}"
+                + (" (and other reasons)" if len(common) > 3 else "")
+                if common
+                else ""
+            )
         )
     if "patient_id" in table.columns and table["patient_id"].notna().any():
         # a patient is a trial's (the same identifier in two trials is two people)

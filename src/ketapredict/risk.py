@@ -1351,27 +1351,41 @@ class RiskModel:
         -------
         ndarray of bool
         """
-        X = self._table(X, validated)
+        reasons = self._outside_reasons(self._table(X, validated))
+        return np.logical_or.reduce([np.zeros(len(X), dtype=bool), *reasons.values()])
+
+    def _outside_reasons(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Each reason a patient of the checked table ``X`` lies outside the training data,
+        in words, with the patients it holds for (only reasons that hold for someone)."""
         reference = self.reference
         if not reference:
-            return np.zeros(len(X), dtype=bool)
+            return {}
         first = self._referenced()
         matrix = self._matrix(first, X)
         where = {name: j for j, name in enumerate(first.feature_names)}
+        label = feature_map(first.spec)["label"]
         continuous = matrix[:, [where[name] for name in reference["continuous"]]]
         low, high = np.asarray(reference["low"]), np.asarray(reference["high"])
+        reasons: dict[str, np.ndarray] = {}
         with np.errstate(invalid="ignore"):
-            outside = ((continuous < low) | (continuous > high)).any(axis=1)
+            beyond = (continuous < low) | (continuous > high)
+        for k, name in enumerate(reference["continuous"]):
+            reasons[f"{label.get(name, name)} beyond its training range"] = beyond[:, k]
         seen = set(reference["seen_categories"])
-        unseen = [where[n] for n in reference["binary"] if n not in seen and n in where]
-        if unseen:
-            outside |= (matrix[:, unseen] == 1).any(axis=1)
+        for name in reference["binary"]:
+            if name not in seen and name in where:
+                reasons[f"{label.get(name, name)}, never seen in training"] = (
+                    matrix[:, where[name]] == 1
+                )
         if "drug_routes" in reference:  # a model saved before they were kept has none
             pairs = drug_routes(X)
-            outside |= (pairs != "") & ~np.isin(pairs, reference["drug_routes"])
+            reasons["a drug by a route never trained on"] = (pairs != "") & ~np.isin(
+                pairs, reference["drug_routes"]
+            )
         z = (continuous - np.asarray(reference["mean"])) / np.asarray(reference["sd"])
         distance = joint_distance(z, np.asarray(reference["covariance"]))
-        return outside | (distance > reference["joint_threshold"])
+        reasons["an unusual combination of values"] = distance > reference["joint_threshold"]
+        return {reason: held for reason, held in reasons.items() if held.any()}
 
     @property
     def has_intervals(self) -> bool:
