@@ -334,7 +334,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(result, flush=True)
     if args.no_track:
         return 0
-    from .tracking import TrackingError, log_evaluation, redacted, tracking_uri
+    from .tracking import TrackingError, log_evaluation, redacted, resolved_tracking_uri
 
     try:
         run_id = log_evaluation(result, model, "demo" if args.model == "demo" else args.model)
@@ -343,7 +343,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         return 1
     print(
         f"\nLogged MLflow run {run_id} (experiment external-validation) to "
-        f"{redacted(tracking_uri())}."
+        f"{redacted(resolved_tracking_uri())}."
     )
     return 0
 

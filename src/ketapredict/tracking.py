@@ -94,6 +94,21 @@ def redacted(text: str) -> str:
     return _CREDENTIALS.sub(hide, str(text))
 
 
+def resolved_tracking_uri() -> str:
+    """:func:`tracking_uri` with a local SQLite store's path made absolute: the store every
+    command logs to, named the same way by each (``sqlite:////home/me/mlruns/mlflow.db``).
+
+    Examples
+    --------
+    >>> resolved_tracking_uri().startswith(("sqlite:////", "http"))
+    True
+    """
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        return f"sqlite:///{_sqlite_path(uri)}"
+    return uri
+
+
 def tracking_uri() -> str:
     """The tracking URI in use: ``MLFLOW_TRACKING_URI`` or the local SQLite default.
 
@@ -339,10 +354,9 @@ def _store(*, create: bool = True) -> Iterator[str]:
     if uri.startswith("sqlite:///"):
         # resolve against the current directory now: MLflow caches stores by URI, so a
         # relative path would keep pointing at the directory of its first use
-        database = _sqlite_path(uri)
-        uri = f"sqlite:///{database}"
+        uri = resolved_tracking_uri()
         if create:
-            _create_sqlite_store(uri, database)
+            _create_sqlite_store(uri, _sqlite_path(uri))
     elif uri.startswith(("http://", "https://")):
         _check_server(uri)
         bounded = {k: v for k, v in _BOUNDED_HTTP.items() if k not in os.environ}
