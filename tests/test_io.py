@@ -12,6 +12,7 @@ import ketapredict
 from ketapredict import ValidationError
 from ketapredict.cli import main
 from ketapredict.io import example_study, load_mapping, read_adam, read_bids, read_dataset
+from ketapredict.io.courses import IngestSummary
 from ketapredict.io.examples import adam_datasets, crossover_study, write_adam, write_bids
 
 # The issue's example mapping, exactly as written.
@@ -457,6 +458,23 @@ def test_a_renamed_session_column_is_one_problem_with_its_fix(tmp_path):
     ]
 
 
+def test_a_column_the_mapping_does_not_read_is_named(tmp_path):
+    """A site's added columns (weight, handedness) were dropped without a word."""
+    folder = tmp_path / "study"
+    shutil.copytree(example_study("bids"), folder)
+    participants = folder / "dataset" / "participants.tsv"
+    lines = participants.read_text().splitlines()
+    participants.write_text(
+        "\n".join([lines[0] + "\tweight\thandedness"] + [r + "\t70\tR" for r in lines[1:]]) + "\n"
+    )
+    summary = read_bids(None, folder / "mapping.toml").attrs["ingest"]
+    assert summary["columns_not_read"] == ["weight", "handedness"]
+    assert (
+        "columns of participants.tsv not read (map them in [columns] or keep): weight, "
+        "handedness" in str(IngestSummary(**summary))
+    )
+
+
 def test_experiments_read_studies_through_a_mapping(tmp_path):
     from ketapredict.experiment import load_experiment
 
@@ -481,6 +499,7 @@ def test_ingest_writes_the_table_and_prints_what_it_kept(tmp_path, capsys):
     assert "27 participants in participants.tsv; 25 kept, with 50 courses" in printed
     assert "left out: 2 (group = HV, not mapped)" in printed
     assert "ketamine: 25 (response assessed at day 7)" in printed
+    assert "not read" not in printed  # the mapping reads every column of participants.tsv
     assert re.search(r"madrs_d7\s+50", printed)
     table = pd.read_parquet(out)
     assert len(table) == 50

@@ -1458,9 +1458,15 @@ def _parser() -> argparse.ArgumentParser:
             "--verbose",
             action="store_true",
             default=argparse.SUPPRESS,
-            help=_VERBOSE
-            if name in _MLFLOW_COMMANDS
-            else "no effect: this command uses no MLflow",
+            help=(
+                "show MLflow's log lines (INFO), its download bars and the server's request "
+                "log; by default only its warnings and errors"
+                if name == "ui"
+                else "show MLflow's log lines (INFO) and its download bars; by default only "
+                "its warnings and errors"
+                if name in _MLFLOW_COMMANDS
+                else _NO_MLFLOW
+            ),
         )
     return parser
 

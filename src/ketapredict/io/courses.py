@@ -80,6 +80,8 @@ class IngestSummary:
     ignored_records : dict of str to int
         Score records not used, by reason (a session the mapping skips, an analysis flag
         not set).
+    columns_not_read : list of str
+        The subject file's columns the mapping does not read.
     notes : list of str
         What the mapping holds that a reader should check, such as an arm's dose below any
         studied (a unit mixed up: 0.5 mg for 0.5 mg/kg).
@@ -95,6 +97,7 @@ class IngestSummary:
     endpoints: dict[str, float] = field(default_factory=dict)
     unassessed: dict[str, int] = field(default_factory=dict)
     ignored_records: dict[str, int] = field(default_factory=dict)
+    columns_not_read: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -124,6 +127,13 @@ class IngestSummary:
             lines.append(f"    {name:<{width}}  {n}")
         for reason, n in self.ignored_records.items():
             lines.append(f"  score records not used: {n} ({reason})")
+        if self.columns_not_read:
+            names = self.columns_not_read
+            lines.append(
+                f"  columns of {self.subject_file} not read (map them in [columns] or keep): "
+                + ", ".join(names[:12])
+                + (f" and {len(names) - 12} more" if len(names) > 12 else "")
+            )
         lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
 
@@ -195,9 +205,8 @@ def _mapped(
     return None
 
 
-def _missing_columns(
-    mapping: StudyMapping, subjects: pd.DataFrame, what: str, problems: list[Problem]
-) -> bool:
+def _subject_sources(mapping: StudyMapping) -> list[tuple[str, str]]:
+    """(mapping key, subject-file column) of every column the mapping reads per subject."""
     needed = [("diagnosis", mapping.diagnosis)] if not isinstance(mapping.diagnosis, str) else []
     needed += list(mapping.columns.items())
     sources = [(name, s if isinstance(s, str) else s.column) for name, s in needed]
@@ -206,7 +215,13 @@ def _missing_columns(
         if (mapping.periods)
         else []
     )
-    sources += [(f"keep.{c}", c) for c in mapping.keep]
+    return sources + [(f"keep.{c}", c) for c in mapping.keep]
+
+
+def _missing_columns(
+    mapping: StudyMapping, subjects: pd.DataFrame, what: str, problems: list[Problem]
+) -> bool:
+    sources = _subject_sources(mapping)
     # a required field the mapping does not give: said of the mapping, not of the file (which
     # may well have the column: "required column 'age' is missing" sent users to the file)
     given = {*mapping.columns, "diagnosis", "madrs_baseline"}  # the last two by their keys
@@ -445,6 +460,10 @@ def assemble(
     unused: Counter = Counter(ignored or {})
     if _missing_columns(mapping, subjects, subject_file, problems):
         raise ValidationError(problems, what)
+    # the subject file's columns the mapping does not read: named, so that one a site
+    # added (weight, handedness) is not dropped without a word
+    read = {c for _, c in _subject_sources(mapping)} | {SUBJECT, WHERE}
+    summary.columns_not_read = [str(c) for c in subjects.columns if c not in read]
 
     # -- participants -----------------------------------------------------------------------
     no_id = subjects[SUBJECT].map(_is_missing).to_numpy(dtype=bool)
