@@ -299,3 +299,14 @@ def test_predictor_of_an_unknown_feature_names_the_features():
     with pytest.raises(ValidationError, match="'madrs' is no encoded feature of this set"):
         encoder.predictor_of("madrs")
     assert encoder.predictor_of("madrs_baseline") == "madrs_baseline"
+
+
+@pytest.mark.parametrize(("name", "said"), [(None, "must be text or a path; got NoneType"),
+                                            ("", "the feature set is empty")])  # fmt: skip
+def test_a_feature_set_that_is_no_name_is_refused(name, said):
+    """None gave a bare TypeError; "" was the current directory, "a directory"."""
+    from ketapredict import ValidationError
+    from ketapredict.features import load_feature_set
+
+    with pytest.raises(ValidationError, match=re.escape(said)):
+        load_feature_set(name)

@@ -1144,6 +1144,13 @@ def test_a_provenance_too_large_to_load_is_refused_at_save_leaving_nothing(tmp_p
     assert not (tmp_path / "saved").exists() or not any((tmp_path / "saved").iterdir())
 
 
+def test_a_path_that_is_no_path_is_no_model():
+    from ketapredict import ModelFileError, RiskModel
+
+    with pytest.raises(ModelFileError, match="the path must be text or a path; got NoneType"):
+        RiskModel.load(None)
+
+
 @pytest.mark.parametrize("path", ["a" * 5000, "model\x00dir"])
 def test_a_path_the_system_refuses_is_no_model(path):
     """A name too long for the file system raised a bare OSError from pathlib."""

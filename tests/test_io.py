@@ -840,3 +840,21 @@ def test_an_arm_with_no_madrs_on_its_assessment_day_is_refused(tmp_path):
         "arms.ketamine: none of its 25 courses has a MADRS on its assessment day, day 14 "
         "(session 'ses-d14')" in str(caught.value)
     )
+
+
+@pytest.mark.parametrize(
+    ("call", "said"),
+    [
+        (lambda m: load_mapping(None), "the mapping must be a path to its .toml file or its"),
+        (lambda m: load_mapping(""), "mapping must be the path of a mapping file (.toml); got "
+         "an empty path"),
+        (lambda m: read_bids(0, m("bids")), "path must be the path of the BIDS dataset's "
+         "folder; got int"),
+        (lambda m: read_bids("", m("bids")), "got an empty path"),
+        (lambda m: read_adam(0, None, m("adam")), "adsl must be the path of the ADSL dataset"),
+    ],
+)  # fmt: skip
+def test_a_path_argument_that_is_no_path_is_named(call, said):
+    """None or 0 gave a bare TypeError; "" was the current directory, "a directory"."""
+    with pytest.raises(ValidationError, match=re.escape(said)):
+        call(lambda kind: example_study(kind) / "mapping.toml")

@@ -244,10 +244,20 @@ def test_an_outcome_of_another_length_is_refused(train):
 
 
 def test_bad_parameters_are_refused(train):
-    with pytest.raises(ValueError, match="max_depth"):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    # a ValidationError that scikit-learn's tools also take for their own
+    with pytest.raises(ValidationError, match="max_depth") as caught:
         OutcomeModel(max_depth=0).fit(train)
+    assert isinstance(caught.value, InvalidParameterError)
     with pytest.raises(ValueError, match="calibration"):
         OutcomeModel(calibration="platt").fit(train)
+    # True is 1 to scikit-learn's checks; XGBoost refused subsample=True with its own error
+    for name in ("subsample", "max_depth", "reg_lambda"):
+        with pytest.raises(ValidationError, match=f"{name}=True: expected a number, not true"):
+            OutcomeModel(**{name: True}).fit(train)
+    with pytest.raises(ValidationError, match="'n_jobs' parameter of OutcomeModel must be"):
+        OutcomeModel(n_jobs=10**12).fit(train)
     with pytest.raises(ValidationError, match="monotone names features the model does not read"):
         OutcomeModel(monotone={"shoe_size": 1}).fit(train)
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["not_a_file", "not_a_path"]
+from .exceptions import Problem, ValidationError
+
+__all__ = ["checked_path", "not_a_file", "not_a_path"]
 
 
 def not_a_file(path: str | Path, expected: str) -> str | None:
@@ -65,3 +67,16 @@ def not_a_path(path: object, what: str) -> str | None:
     if not os.fspath(path):
         return f"the path for {what} is empty; name a directory"
     return None
+
+
+def checked_path(value: object, argument: str, what: str) -> Path:
+    """``value`` as a Path to read, or a ValidationError naming ``argument``: it is no path
+    (None, a number), or it is empty (``Path("")`` is the current directory, which was then
+    "a directory" with no word of the argument)."""
+    if isinstance(value, str | os.PathLike) and os.fspath(value):
+        return Path(value)
+    said = "an empty path" if isinstance(value, str | os.PathLike) else type(value).__name__
+    raise ValidationError(
+        [Problem(argument, None, f"{argument} must be the path of {what}; got {said}")],
+        "arguments",
+    )

@@ -324,6 +324,23 @@ _MAX_EXTENDS = 8
 def _locate(name_or_path: str | Path) -> tuple[Any, str, str]:
     """Where a feature set is: (a readable path, the source to name in messages, a key that is
     the same for two spellings of one file)."""
+    if not isinstance(name_or_path, str | os.PathLike) or not os.fspath(name_or_path):
+        # Path("") is the current directory, which would be "a directory, not a .toml file"
+        said = (
+            "is empty"
+            if isinstance(name_or_path, str | os.PathLike)
+            else f"must be text or a path; got {type(name_or_path).__name__}"
+        )
+        raise ValidationError(
+            [
+                Problem(
+                    "features",
+                    None,
+                    f"the feature set {said}: name a shipped set (core, ...) or a .toml file",
+                )
+            ],
+            "feature set",
+        )
     path = Path(name_or_path)
     # os.path: False for a name too long or with a NUL, where pathlib raises
     if path.suffix == ".toml" or os.path.exists(path):

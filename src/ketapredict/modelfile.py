@@ -263,6 +263,10 @@ def read_model_files(
     ModelFileError
         Naming the file and the problem.
     """
+    if not isinstance(path, str | os.PathLike):
+        raise ModelFileError(
+            f"no ketapredict model: the path must be text or a path; got {type(path).__name__}"
+        )
     path = Path(path)
     where = _where(path)
     # os.path: False for a name the system refuses (too long, a NUL), where pathlib raises

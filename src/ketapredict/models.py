@@ -59,7 +59,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.isotonic import IsotonicRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
@@ -368,6 +368,11 @@ def _check_outcome_role(outcome: str) -> None:
         )
 
 
+class ParameterError(ValidationError, InvalidParameterError):
+    """A model parameter of the wrong type or range: a :class:`~ketapredict.ValidationError`
+    that scikit-learn's tools also recognise as its own ``InvalidParameterError``."""
+
+
 class OutcomeModel(ClassifierMixin, BaseEstimator):
     """A calibrated gradient-boosted model of one outcome.
 
@@ -513,17 +518,31 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         "monotone": ["boolean", dict],
         "random_state": ["random_state"],
         # joblib's convention: -1 all cores, -2 all but one...; 0 means nothing
+        # (at most 1,024 either way: XGBoost refuses 10**12 with its own error)
         "n_jobs": [
-            Interval(Integral, None, -1, closed="right"),
-            Interval(Integral, 1, None, closed="left"),
+            Interval(Integral, -1024, -1, closed="both"),
+            Interval(Integral, 1, 1024, closed="both"),
             None,
         ],
     }
 
     def _validate_params(self) -> None:
-        """scikit-learn's checks of the parameters' types and ranges, and each ``monotone``
-        direction being -1, 0 or +1 (XGBoost reads nothing else, and says so only at fit)."""
-        super()._validate_params()
+        """scikit-learn's checks of the parameters' types and ranges, no true or false for a
+        number (scikit-learn takes True as 1; XGBoost then refused ``subsample=True`` with its
+        own error), and each ``monotone`` direction being -1, 0 or +1 (XGBoost reads nothing
+        else, and says so only at fit). Faults raise :class:`ParameterError`."""
+        try:
+            super()._validate_params()
+        except InvalidParameterError as error:
+            raise ParameterError([Problem(None, None, str(error))], "model parameters") from None
+        flags = [
+            Problem(name, None, f"{name}={value!r}: expected a number, not true or false")
+            for name, constraints in self._parameter_constraints.items()
+            if isinstance(value := getattr(self, name), bool | np.bool_)
+            and "boolean" not in constraints
+        ]
+        if flags:
+            raise ParameterError(flags, "model parameters")
         if isinstance(self.monotone, dict):
             bad = {
                 k: v
@@ -534,7 +553,7 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
                 or v not in (-1, 0, 1)
             }
             if bad:
-                raise ValidationError(
+                raise ParameterError(
                     [
                         Problem(
                             "monotone",

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .._files import not_a_file
+from .._files import checked_path, not_a_file
 from ..exceptions import Problem, ValidationError, short_repr
 from .courses import SUBJECT, WHERE, _text, assemble, did_you_mean
 from .mapping import StudyMapping, load_mapping
@@ -178,7 +178,11 @@ def read_adam(
         )
     paths = {}
     for name, given in (("adsl", adsl), ("efficacy", efficacy)):
-        path = Path(given) if given is not None else mapping.resolve(getattr(mapping, name))
+        path = (
+            checked_path(given, name, f"the {name.upper()} dataset (.xpt or .json)")
+            if given is not None
+            else mapping.resolve(getattr(mapping, name))
+        )
         if path is None:
             raise ValidationError(
                 [Problem(name, None, f"no {name} dataset: pass it, or set {name} in the mapping")],

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .._files import checked_path
 from ..exceptions import Problem, ValidationError
 from .courses import SUBJECT, WHERE, assemble, did_you_mean
 from .mapping import StudyMapping, load_mapping
@@ -202,7 +203,11 @@ def read_bids(path: str | Path | None, mapping: str | Path | StudyMapping) -> pd
             [Problem("format", mapping.format, "read_bids needs a mapping with format = 'bids'")],
             "mapping file",
         )
-    root = Path(path) if path is not None else mapping.resolve(mapping.path or ".")
+    root = (
+        checked_path(path, "path", "the BIDS dataset's folder")
+        if path is not None
+        else mapping.resolve(mapping.path or ".")
+    )
     what = f"BIDS dataset at {str(root)!r}"
     participants_file = root / "participants.tsv"
     if not participants_file.exists():

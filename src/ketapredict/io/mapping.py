@@ -16,13 +16,14 @@ every key.
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import pydantic
 
-from .._files import not_a_file
+from .._files import checked_path, not_a_file
 from .._toml import allowed_keys, read_toml
 from ..exceptions import Problem, ValidationError
 from ..regimen import REGIMEN_FIELDS, Regimen
@@ -356,8 +357,8 @@ def load_mapping(source: str | Path | Mapping[str, Any]) -> StudyMapping:
     """
     origin = None
     where = "mapping file"
-    if isinstance(source, str | Path):
-        path = Path(source)
+    if isinstance(source, str | os.PathLike):
+        path = checked_path(source, "mapping", "a mapping file (.toml)")
         where = f"mapping file {str(path)!r}"
         fault = not_a_file(path, "a .toml file")
         if fault is not None:
@@ -367,7 +368,17 @@ def load_mapping(source: str | Path | Mapping[str, Any]) -> StudyMapping:
     elif isinstance(source, Mapping):
         data = dict(source)
     else:
-        raise TypeError(f"load_mapping expects a path or a mapping; got {type(source).__name__}")
+        raise ValidationError(
+            [
+                Problem(
+                    "mapping",
+                    None,
+                    "the mapping must be a path to its .toml file or its contents as a dict; "
+                    f"got {type(source).__name__}",
+                )
+            ],
+            "arguments",
+        )
     if "origin" in data:
         raise ValidationError([Problem("origin", data["origin"], "origin is not a key")], where)
     try:
