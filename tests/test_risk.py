@@ -515,3 +515,36 @@ def test_a_drug_by_a_route_never_trained_on_is_warned_and_outside_training(risk_
     table = train[train["drug"] == "ketamine"].head(20)
     assert not risk_model.outside_training(table).all()
     assert risk_model.outside_training(table.assign(drug="arketamine")).all()
+
+
+def test_arguments_of_the_wrong_kind_are_named_not_a_bare_error(risk_model, train):
+    """Each gave a TypeError, AttributeError, KeyError or a plain ValueError (a fuzz of the
+    public API)."""
+    from ketapredict import Population, Regimen, RiskModel, ValidationError, simulate_trial
+    from ketapredict.external import evaluate_model
+
+    course = Regimen(drug="ketamine", route="iv", dose=0.5, infusion_minutes=40)
+    patient = {"age": 46, "sex": "female", "diagnosis": "TRD", "madrs_baseline": 34}
+    for call, said in (
+        (lambda: RiskModel.fit(train, None), "outcomes must be an outcome's name or a list"),
+        (lambda: risk_model.recalibrate(train, outcomes=1), "got 1"),
+        (lambda: evaluate_model(risk_model, train, outcomes=1), "got 1"),
+        (lambda: RiskModel.fit(train, ["response"], provenance="my model"),
+         "provenance must be a mapping"),
+        (lambda: RiskModel.fit(train, ["response"], interval_data=[{}]),
+         "interval_data must be a DataFrame"),
+        (lambda: risk_model.recalibrate(train, method="intercpt"),
+         "method='intercpt' is not one of closed_test, intercept, intercept_slope (did you "
+         "mean 'intercept'?)"),
+        (lambda: risk_model.recalibrate(train, alpha=True), "alpha=True is not a level"),
+        (lambda: simulate_trial(Population(), None, 10), "arms must map a label to each"),
+        (lambda: risk_model.model_card(sample="x"), "sample must be a mapping"),
+        (lambda: risk_model.model_card(description=5), "description must be text; got int"),
+    ):  # fmt: skip
+        with pytest.raises(ValidationError, match=re.escape(said)):
+            call()
+    comparison = risk_model.compare_regimens(patient, [course], horizon_day=28)
+    with pytest.raises(KeyError, match="the comparison has no column 'respnse'; it has regimen"):
+        comparison["respnse"]
+    # any spelling of missing is the reference weight, as for a patient record
+    assert course.exposure(weight_kg="") == course.exposure() == course.exposure(weight_kg="NA")

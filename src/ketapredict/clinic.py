@@ -1848,7 +1848,13 @@ class RegimenComparison:
         return len(self.table)
 
     def __getitem__(self, key: Any) -> Any:
-        return self.table[key]
+        try:
+            return self.table[key]
+        except (KeyError, TypeError):  # pandas' own error, with the columns there are
+            raise KeyError(
+                f"the comparison has no column {short_repr(key)}; it has "
+                f"{', '.join(map(str, self.table.columns))}"
+            ) from None
 
     def __iter__(self):
         return iter(self.table)

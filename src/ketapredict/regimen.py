@@ -283,7 +283,9 @@ class Regimen:
         weight_kg : float, optional
             Converts fixed mg doses; defaults to :data:`REFERENCE_WEIGHT_KG`.
         """
-        if not _is_missing(weight_kg):  # missing: the reference weight, as documented
+        if _is_missing(weight_kg):  # any spelling of missing: the reference weight
+            weight_kg = None
+        else:
             value, message = _value_problem(column("weight_kg"), weight_kg)
             if message is not None:
                 raise ValidationError([Problem("weight_kg", weight_kg, message)], "weight")

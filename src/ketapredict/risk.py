@@ -346,6 +346,28 @@ def _not_a_table(X: Any) -> ValidationError:
     )
 
 
+def _outcome_names(outcomes: Any) -> list[str]:
+    """``outcomes`` as a list of names: one name, or an iterable of them (ValidationError
+    for anything else: None or a number gave a bare TypeError)."""
+    if isinstance(outcomes, str):  # one outcome, not its letters
+        return [outcomes]
+    if isinstance(outcomes, Iterable) and not isinstance(outcomes, bytes | Mapping):
+        names = list(outcomes)
+        if all(isinstance(name, str) for name in names):
+            return names
+    raise ValidationError(
+        [
+            Problem(
+                "outcomes",
+                None,
+                f"outcomes must be an outcome's name or a list of them (such as "
+                f"{list(OUTCOMES)}); got {short_repr(outcomes)}",
+            )
+        ],
+        "arguments",
+    )
+
+
 def _check_provenance(provenance: dict[str, Any]) -> dict[str, Any]:
     """``provenance``, if every field that reports print is readable text
     (:func:`~ketapredict.modelfile.provenance_problems`); a saved model with a longer one
@@ -547,11 +569,30 @@ class RiskModel:
         from .models import MAX_REPLICATES, OutcomeModel
         from .schema import courses_table_problems
 
+        if provenance is not None and not isinstance(provenance, Mapping):
+            raise ValidationError(
+                [
+                    Problem(
+                        "provenance",
+                        None,
+                        "provenance must be a mapping (a dict of what to record with the "
+                        f"model); got {type(provenance).__name__}",
+                    )
+                ],
+                "arguments",
+            )
         _check_provenance(dict(provenance or {}))  # before the work, not at save
-        if isinstance(outcomes, str):  # one outcome, not its letters
-            outcomes = [outcomes]
-        outcomes = list(outcomes)
+        outcomes = _outcome_names(outcomes)
         problems = []
+        if interval_data is not None and not isinstance(interval_data, pd.DataFrame):
+            problems.append(
+                Problem(
+                    "interval_data",
+                    None,
+                    "interval_data must be a DataFrame of simulated courses with their true "
+                    f"probabilities; got {type(interval_data).__name__}",
+                )
+            )
         problems += courses_table_problems(data)
         if not outcomes:
             problems.append(Problem("outcomes", [], "outcomes lists no outcome"))
@@ -1206,7 +1247,8 @@ class RiskModel:
             If ``data`` breaks the contract, records none of the outcomes, lacks the
             assessment day (``endpoint_day``) of a course with an outcome assessed at one (not
             dissociation, rated in the first session), or an outcome named
-            in ``outcomes`` (or every outcome recorded) has no event or no non-event.
+            in ``outcomes`` (or every outcome recorded) has no event or no non-event; or if
+            ``method`` or ``alpha`` is not one allowed.
 
         Examples
         --------
@@ -1226,13 +1268,25 @@ class RiskModel:
         >>> round(float(updated.predict_proba(local)["response"].mean()), 3)
         0.56
         """
-        from .schema import check_outcome, empty_outcomes, table_digest
+        from .schema import _did_you_mean, check_outcome, empty_outcomes, table_digest
         from .updating import METHODS, choose_update
 
-        if method not in METHODS:
-            raise ValueError(f"Got method={method!r}, but expected one of {', '.join(METHODS)}.")
-        if not (isinstance(alpha, float | int) and 0 < alpha < 1):
-            raise ValueError(f"Got alpha={alpha!r}, but expected a level between 0 and 1.")
+        problems = []
+        if not isinstance(method, str) or method not in METHODS:
+            problems.append(
+                Problem(
+                    "method",
+                    None,
+                    f"method={short_repr(method)} is not one of {', '.join(METHODS)}"
+                    + (_did_you_mean(method, METHODS) if isinstance(method, str) else ""),
+                )
+            )
+        if isinstance(alpha, bool) or not (isinstance(alpha, float | int) and 0 < alpha < 1):
+            problems.append(
+                Problem("alpha", None, f"alpha={short_repr(alpha)} is not a level between 0 and 1")
+            )
+        if problems:
+            raise ValidationError(problems, "arguments")
         table, wanted = self._observed(data, outcomes, "recalibration data")
         skipped = {}
         if outcomes is None:  # outcomes recorded with one class only are left as they are
@@ -1297,9 +1351,7 @@ class RiskModel:
             raise _not_a_table(data)
         table = self._table(contract_part(data, what), validated=False)
         recorded = [o for o in self.outcomes if o in table.columns and table[o].notna().any()]
-        if isinstance(outcomes, str):  # one outcome, not its letters
-            outcomes = [outcomes]
-        wanted = list(outcomes) if outcomes is not None else recorded
+        wanted = _outcome_names(outcomes) if outcomes is not None else recorded
         problems = [
             Problem(o, None, f"{o!r} is not an outcome of this model ({', '.join(self.outcomes)})")
             if o not in self._outcomes
@@ -1424,6 +1476,17 @@ class RiskModel:
         """
         from .card import RECALIBRATION_HEADING, model_card, recalibration_section
 
+        problems = [
+            Problem(name, None, f"{name} must be {kind}; got {type(value).__name__}")
+            for name, value, allowed, kind in (
+                ("sample", sample, Mapping, "a mapping of each outcome to its counts"),
+                ("subgroups", subgroups, Mapping, "a mapping of each outcome to its rows"),
+                ("description", description, str, "text"),
+            )
+            if value is not None and not isinstance(value, allowed)
+        ]
+        if problems:
+            raise ValidationError(problems, "arguments")
         card = self.card
         if card is None or sample or subgroups or description:
             predictors = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -292,14 +292,30 @@ def _check_population(population: Any) -> None:
         )
 
 
-def _arms(arms: Mapping[str, Regimen] | Sequence[Regimen]) -> tuple[list[str], list[Regimen]]:
+def _arms(
+    arms: Mapping[str, Regimen] | Sequence[Regimen], argument: str = "arms"
+) -> tuple[list[str], list[Regimen]]:
+    """The labels and regimens of ``arms`` (named ``argument`` in messages): a mapping of
+    label to Regimen, or a sequence of Regimens labelled by their schedules."""
     if isinstance(arms, Mapping):
         labels, regimens = [str(k) for k in arms], list(arms.values())
-    else:
+    elif isinstance(arms, Iterable) and not isinstance(arms, str | bytes | Regimen):
         regimens = list(arms)
         labels = [str(r) for r in regimens]
+    else:  # None, a number, or a text split into its letters as "arms"
+        raise ValidationError(
+            [
+                Problem(
+                    argument,
+                    None,
+                    f"{argument} must map a label to each Regimen or list the Regimens; got "
+                    f"{short_repr(arms)}",
+                )
+            ],
+            "simulation",
+        )
     if not regimens:
-        raise ValidationError([Problem("arms", None, "arms names no arm")], "simulation")
+        raise ValidationError([Problem(argument, None, f"{argument} names no arm")], "simulation")
     wrong = [
         Problem(f"arms[{label!r}]", None, f"arm {label!r} is a {type(r).__name__}, not a Regimen")
         for label, r in zip(labels, regimens, strict=True)
@@ -739,7 +755,7 @@ def simulate_crossover(
     True
     """
     _check_population(population)
-    labels, regimens_ = _arms(regimens)
+    labels, regimens_ = _arms(regimens, "regimens")
     if len(regimens_) != 2:
         raise ValidationError(
             [
