@@ -430,6 +430,18 @@ def test_cross_validate_refuses_arguments_of_the_wrong_kind_before_any_fit():
         ("xgb", cohort, {}, "model must be an unfitted estimator such as OutcomeModel"),
         (OutcomeModel(), cohort.to_dict("records"), {}, "data must be a DataFrame"),
         (OutcomeModel(), cohort, {"n_bootstraps": -1}, "n_bootstraps=-1 is not a whole"),
+        # each was a bare TypeError, AttributeError or joblib's error, some after fitting
+        (OutcomeModel(), cohort, {"n_jobs": 0}, "n_jobs=0 is not None or a whole number"),
+        (OutcomeModel(), cohort, {"tuning": "max_depth"}, "tuning must map a parameter"),
+        (OutcomeModel(), cohort, {"tuning": {"max_depth": 2}}, "must list the values to try"),
+        (OutcomeModel(), cohort, {"tuning": {"max_dept": [2]}}, "(did you mean 'max_depth'?)"),
+        (OutcomeModel(), cohort, {"peers": "yes"}, "peers must be True or False; got 'yes'"),
+        (
+            OutcomeModel(),
+            cohort,
+            {"outcome": 0},
+            "name the outcome: outcome='response', or a model's; got 0",
+        ),
     ):
         with pytest.raises(ValidationError, match=re.escape(message)):
             cross_validate(model, data, **options)

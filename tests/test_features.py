@@ -310,3 +310,16 @@ def test_a_feature_set_that_is_no_name_is_refused(name, said):
 
     with pytest.raises(ValidationError, match=re.escape(said)):
         load_feature_set(name)
+
+
+def test_a_column_given_twice_or_an_output_not_pandas_is_refused():
+    """A repeated column gave pandas' AttributeError ("no attribute 'dtype'")."""
+    from ketapredict import simulate_cohort
+
+    table = simulate_cohort(n=200, seed=0)
+    encoder = FeatureEncoder().fit(table)
+    twice = table.head(3).loc[:, [*table.columns, "age"]]
+    with pytest.raises(ValidationError, match="column 'age' appears more than once"):
+        encoder.transform(twice)
+    with pytest.raises(ValidationError, match="transform must be 'default' or 'pandas'"):
+        encoder.set_output(transform="polars")

@@ -243,6 +243,14 @@ def test_an_outcome_of_another_length_is_refused(train):
         OutcomeModel().fit(train.head(100), train["response"].to_numpy()[:95])
 
 
+def test_contributions_of_no_courses_are_empty_and_importances_need_one(train):
+    """No rows gave XGBoost's IndexError ("too many indices")."""
+    model = OutcomeModel("response", n_estimators=20).fit(train)
+    assert model.contributions(train.iloc[:0]).shape == (0, len(model.feature_names_) + 1)
+    with pytest.raises(ValidationError, match="importances need at least one course"):
+        model.importances(train.iloc[:0])
+
+
 def test_bad_parameters_are_refused(train):
     from sklearn.utils._param_validation import InvalidParameterError
 

@@ -34,6 +34,7 @@ from .exceptions import Problem, ValidationError, short_repr
 from .regimen import REGIMEN_FIELDS
 from .schema import (
     KETAMINES,
+    _did_you_mean,
     assessment_day,
     check_outcome,
     column,
@@ -1154,6 +1155,65 @@ class ValidationResult:
         return table[~table["withheld"].astype(bool)].drop(columns="withheld")
 
 
+def _option_problems(model: Any, tuning: Any, peers: Any, n_jobs: Any) -> list[Problem]:
+    """What is wrong with cross_validate's options, before any fit (each gave a bare
+    TypeError, AttributeError or joblib's ValueError, some after the folds were fitted)."""
+    problems = []
+    if tuning is not None:
+        known = set(model.get_params()) if hasattr(model, "get_params") else set()
+        if not isinstance(tuning, Mapping):
+            problems.append(
+                Problem(
+                    "tuning",
+                    None,
+                    "tuning must map a parameter to the values to try, such as "
+                    f"{{'max_depth': [1, 2, 3]}}; got {short_repr(tuning)}",
+                )
+            )
+        else:
+            for name, values in tuning.items():
+                if known and name not in known:
+                    problems.append(
+                        Problem(
+                            "tuning",
+                            None,
+                            f"tuning names {short_repr(name)}, which is no parameter of "
+                            f"{type(model).__name__}" + _did_you_mean(name, sorted(known)),
+                        )
+                    )
+                if (
+                    isinstance(values, str | bytes | Mapping)
+                    or not isinstance(values, Sequence | np.ndarray)
+                    or not len(values)
+                ):
+                    problems.append(
+                        Problem(
+                            "tuning",
+                            None,
+                            f"tuning[{short_repr(name)}] must list the values to try; got "
+                            f"{short_repr(values)}",
+                        )
+                    )
+    if not isinstance(peers, bool | np.bool_):
+        problems.append(
+            Problem("peers", None, f"peers must be True or False; got {short_repr(peers)}")
+        )
+    if n_jobs is not None and (
+        isinstance(n_jobs, bool)
+        or not isinstance(n_jobs, Integral)
+        or not (-1024 <= n_jobs <= 1024 and n_jobs != 0)
+    ):
+        problems.append(
+            Problem(
+                "n_jobs",
+                None,
+                f"n_jobs={short_repr(n_jobs)} is not None or a whole number from 1 to 1,024 "
+                "(or -1 for every core, -2 for all but one...)",
+            )
+        )
+    return problems
+
+
 def cross_validate(
     model: Any,
     data: pd.DataFrame,
@@ -1234,12 +1294,20 @@ def cross_validate(
             )
         )
     problems += courses_table_problems(data)
+    problems += _option_problems(model, tuning, peers, n_jobs)
     if problems:
         raise ValidationError(problems, "arguments")
-    outcome = outcome or getattr(model, "outcome", None)
-    if not isinstance(outcome, str):
+    outcome = outcome if outcome is not None else getattr(model, "outcome", None)
+    if not isinstance(outcome, str) or not outcome:
         raise ValidationError(
-            [Problem("outcome", outcome, "name the outcome: outcome='response', or a model's")],
+            [
+                Problem(
+                    "outcome",
+                    outcome,
+                    f"name the outcome: outcome='response', or a model's; got "
+                    f"{short_repr(outcome)}",
+                )
+            ],
             "arguments",
         )
     kept, y, dropped = check_design(data, outcome, scheme, n_splits)

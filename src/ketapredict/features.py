@@ -147,7 +147,9 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
         """Every required contract column the set reads is in ``X`` (optional ones may be
         absent: they become missing features)."""
         missing = [c for c in needed if column(c).required and c not in X.columns]
-        if missing:
+        # a column given twice is two columns under one name: which one to read?
+        twice = sorted({str(c) for c in X.columns[X.columns.duplicated()] if c in needed})
+        if missing or twice:
             raise ValidationError(
                 [
                     Problem(
@@ -156,6 +158,10 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
                         f"column {c!r} is missing; feature set {self.spec_.name!r} needs it",
                     )
                     for c in missing
+                ]
+                + [
+                    Problem(c, None, f"column {c!r} appears more than once; give it once")
+                    for c in twice
                 ],
                 "patient table",
             )
@@ -168,8 +174,16 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
     def set_output(self, *, transform: str | None = None) -> FeatureEncoder:
         """The encoder always returns pandas; ``transform="default"`` or ``"pandas"`` only."""
         if transform not in (None, "default", "pandas"):
-            raise ValueError(
-                f"FeatureEncoder returns pandas DataFrames; got transform={transform!r}."
+            raise ValidationError(
+                [
+                    Problem(
+                        "transform",
+                        None,
+                        "FeatureEncoder returns pandas DataFrames; transform must be "
+                        f"'default' or 'pandas'; got {short_repr(transform)}",
+                    )
+                ],
+                "arguments",
             )
         return self
 

@@ -1518,6 +1518,9 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         """
         from xgboost import DMatrix
 
+        if len(X) == 0:  # XGBoost's contributions of no rows are no 2-d array
+            check_is_fitted(self, "booster_")
+            return np.zeros((0, len(self.feature_names_) + 1))
         draws, owner = self._expanded(X)
         values = draws.to_numpy(dtype=float)
         offset = linear_margin(values, self.linear_) if self.linear_ is not None else None
@@ -1548,6 +1551,11 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
             Indexed by encoded feature, named ``mean_abs_shap``.
         """
         check_is_fitted(self, "booster_")
+        if len(X) == 0:
+            raise ValidationError(
+                [Problem(None, None, "importances need at least one course; the table is empty")],
+                "patient table",
+            )
         phi = self.contributions(X)[:, :-1]
         return pd.Series(
             np.abs(phi).mean(axis=0), index=list(self.feature_names_), name="mean_abs_shap"

@@ -357,7 +357,9 @@ class Column:
         elif self.kind == "string":
             text = "text"
         else:
-            text = f"{_fmt(self.low)}-{_fmt(self.high)}"
+            # "-6-6" reads as a subtraction: a range from a negative end says "to"
+            joint = " to " if self.low is not None and self.low < 0 else "-"
+            text = f"{_fmt(self.low)}{joint}{_fmt(self.high)}"
             if self.low_open:
                 text = f"above {_fmt(self.low)} and at most {_fmt(self.high)}"
             if self.kind == "int":
