@@ -615,3 +615,14 @@ def test_a_required_list_that_names_no_contract_column_is_refused(required, said
         validate(table, required=required)
     with pytest.raises(ValidationError, match="required column 'madrs_baseline' is missing"):
         validate(table, required=["madrs_baseline"])
+
+
+@pytest.mark.parametrize("y", [None, "x", {}, [[0, 1], [1, 0]]])
+def test_an_outcome_that_is_not_one_value_per_row_is_refused(y):
+    """A scalar was read as one row: "response is missing in 1 of 1 rows"."""
+    from ketapredict import ValidationError
+    from ketapredict.schema import check_outcome
+
+    with pytest.raises(ValidationError, match="response must be one value per row"):
+        check_outcome(y, "response")
+    assert check_outcome(np.array([[0], [1]]), "response").tolist() == [0, 1]  # a column

@@ -115,11 +115,16 @@ def short_repr(value: Any, limit: int = MAX_VALUE_CHARS) -> str:
     '1000000000000000000000000000000000000000...(401 digits)'
     >>> short_repr([[[1]], 2, 3, 4, 5, 6])
     '[[[...]], 2, 3, 4, ...]'
+    >>> import pandas as pd
+    >>> short_repr(pd.Series([1.0, 2.0]))
+    '0 1.0 1 2.0 dtype: float64'
     """
     try:
         text = _SHORT.repr(value)
     except Exception:  # any object's __repr__ may fail; the message must not
         text = f"<{type(value).__name__} object>"
+    # a pandas Series or an array prints on several lines: one problem is one line
+    text = one_line(re.sub(r"\s*\n\s*", " ", text))
     if len(text) > limit:
         text = text[: max(limit - 3, 0)] + "..."
     return text

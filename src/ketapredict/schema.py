@@ -2004,6 +2004,25 @@ def check_outcome(
     """
     from sklearn.utils.multiclass import type_of_target
 
+    try:
+        shape = np.shape(y)
+    except ValueError:  # rows of different lengths
+        shape = ()
+    if isinstance(y, str | bytes | Mapping) or not (
+        len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)  # a column: as scikit-learn
+    ):
+        # a scalar was read as one row ("response is missing in 1 of 1 rows")
+        raise ValidationError(
+            [
+                Problem(
+                    name,
+                    None,
+                    f"{name} must be one value per row (a list, array or Series); got "
+                    f"{short_repr(y)}",
+                )
+            ],
+            "outcome",
+        )
     values = pd.Series(np.asarray(y, dtype=object).ravel())
     missing = values.map(_is_missing).to_numpy(dtype=bool)
     if missing.any():
