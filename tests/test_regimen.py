@@ -306,6 +306,7 @@ def test_exposure_refuses_what_is_not_a_regimen_table(regimens, message):
         ({"doses": [1, 2]}, "doses must map routes to lists of doses"),
         ({"doses": {}}, "doses must map routes"),
         ({"doses": {"iv": []}}, "doses['iv'] must be a non-empty list of numbers"),
+        ({"doses": {"respnse": [1]}}, "doses names the route 'respnse', which is not one of"),
         ({"weeks": "four"}, "weeks must be a positive number"),
         ({"weeks": float("inf")}, "weeks must be a positive number"),
         ({"weeks": 0}, "weeks must be a positive number"),

@@ -1382,7 +1382,17 @@ def _checked_grid(
             else:
                 values = list(values)
             numbers = [_finite(v) for v in values or ()]
-            if not numbers or None in numbers:
+            routes = column("route").categories
+            if route not in routes:  # named as a key of doses, not as a regimen's route
+                problems.append(
+                    Problem(
+                        "doses",
+                        None,
+                        f"doses names the route {short_repr(route)}, which is not one of "
+                        + ", ".join(map(repr, routes)),
+                    )
+                )
+            elif not numbers or None in numbers:
                 problems.append(
                     Problem("doses", values, f"doses[{short_repr(route)}] must be a non-empty "
                             f"list of numbers; got {short_repr(doses[route])}")
