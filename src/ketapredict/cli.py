@@ -1288,10 +1288,10 @@ def _parser() -> argparse.ArgumentParser:
         "phenotype files, or ADaM ADSL and an efficacy dataset as .xpt or Dataset-JSON), "
         "check it against the data contract, write the patient-course table and print what "
         "was read, kept and left out. The mapping's keys are described in the README "
-        "(\"Your own trial data\") and in help(ketapredict.io.load_mapping); an example "
+        '("Your own trial data") and in help(ketapredict.io.load_mapping); an example '
         "study to copy, with its mapping.toml, is in the folder that "
         "python -c 'import ketapredict.io as i; print(i.example_study(\"bids\"))' prints "
-        "(or \"adam\").",
+        '(or "adam").',
     )
     ingest.add_argument("mapping", type=Path, help="mapping file (TOML)")
     ingest.add_argument(
@@ -1397,9 +1397,9 @@ def _parser() -> argparse.ArgumentParser:
         help="run an experiment file: train and validate its outcome models",
         description="Train and validate the outcome models an experiment file describes, "
         "against peer models and (on simulated data) the oracle; print the "
-        "metrics. The file's [data] names the virtual cohort (source = \"simulated\"), a "
-        "patient table, or a study read through a mapping (format = \"bids\" or "
-        "\"adam\", mapping = \"study/mapping.toml\"); every key is described in "
+        'metrics. The file\'s [data] names the virtual cohort (source = "simulated"), a '
+        'patient table, or a study read through a mapping (format = "bids" or '
+        '"adam", mapping = "study/mapping.toml"); every key is described in '
         "help(ketapredict.experiment) and in the shipped experiments/*.toml.",
     )
     train.add_argument(
