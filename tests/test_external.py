@@ -196,7 +196,7 @@ def test_recalibration_leaves_an_outcome_with_one_class_as_it_was(model):
     with pytest.raises(ValidationError, match="only one class"):
         two.recalibrate(patients, outcomes=["response", "dissociation"])
     for alpha in (float("nan"), 2, 0, "0.05"):
-        with pytest.raises(ValueError, match="expected a level between 0 and 1"):
+        with pytest.raises(ValueError, match="is not a level between 0 and 1"):
             model.recalibrate(patients, alpha=alpha)
 
 

@@ -418,6 +418,8 @@ def test_a_slipped_parameter_code_is_named_and_another_parameter_is_counted(tmp_
     pyreadstat.write_xport(adqs, str(folder / "adqs.xpt"), file_format_version=5)
     table = read_study(folder / "mapping.toml")
     assert table.attrs["ingest"]["ignored_records"] == {"PARAMCD not mapped: 'MADRS01'": 125}
+    # STUDYID is read, as the trial, when the mapping names none
+    assert table.attrs["ingest"]["columns_not_read"] == ["SUBJID"]
     slipped = adqs.index[adqs["PARAMCD"] == "MADRSTOT"][[5, 9]]
     adqs.loc[slipped, "PARAMCD"] = "madrstot "
     pyreadstat.write_xport(adqs, str(folder / "adqs.xpt"), file_format_version=5)
@@ -470,8 +472,9 @@ def test_a_column_the_mapping_does_not_read_is_named(tmp_path):
     summary = read_bids(None, folder / "mapping.toml").attrs["ingest"]
     assert summary["columns_not_read"] == ["weight", "handedness"]
     assert (
-        "columns of participants.tsv not read (map them in [columns] or keep): weight, "
-        "handedness" in str(IngestSummary(**summary))
+        "columns of participants.tsv the mapping does not read (a field of the data "
+        "contract among them is read once [columns] maps it): weight, handedness"
+        in str(IngestSummary(**summary))
     )
 
 

@@ -548,3 +548,15 @@ def test_arguments_of_the_wrong_kind_are_named_not_a_bare_error(risk_model, trai
         comparison["respnse"]
     # any spelling of missing is the reference weight, as for a patient record
     assert course.exposure(weight_kg="") == course.exposure() == course.exposure(weight_kg="NA")
+
+
+def test_a_model_a_save_would_refuse_is_refused_before_the_work(train):
+    """The scoring bound and the provenance limit were met at save, after every replicate
+    (1,000 of them) was fitted, or at the end of fit."""
+    from ketapredict import RiskModel, ValidationError
+
+    slow = {"n_estimators": 300, "max_depth": 12, "early_stopping_rounds": 300}
+    with pytest.raises(ValidationError, match="with 1000 replicates, scoring one patient"):
+        RiskModel.fit(train, "response", replicates=1000, learning_rate=0.005, **slow)
+    with pytest.raises(ValidationError, match="at most 49,152 may be the caller's"):
+        RiskModel.fit(train.head(0), "response", provenance={"notes_log": "x" * 60_000})

@@ -626,3 +626,23 @@ def test_an_outcome_that_is_not_one_value_per_row_is_refused(y):
     with pytest.raises(ValidationError, match="response must be one value per row"):
         check_outcome(y, "response")
     assert check_outcome(np.array([[0], [1]]), "response").tolist() == [0, 1]  # a column
+
+
+def test_problems_are_grouped_by_their_place_only_never_by_a_value():
+    """'row 5' inside a value is no place: the two values are two lines."""
+    from ketapredict.exceptions import Problem, ValidationError
+
+    error = ValidationError(
+        [
+            Problem("sex", "row 5", "sex='row 5' is not one of 'female', 'male'"),
+            Problem("sex", "row 7", "sex='row 7' is not one of 'female', 'male'"),
+            Problem("age", 200, "age=200 is outside 18-100", row=3),
+            Problem("age", 200, "age=200 is outside 18-100", row=4),
+        ],
+        "patient table",
+    )
+    assert str(error).splitlines()[1:] == [
+        "  sex='row 5' is not one of 'female', 'male'",
+        "  sex='row 7' is not one of 'female', 'male'",
+        "  row 3: age=200 is outside 18-100 [and 1 more like it: row 4]",
+    ]

@@ -1134,17 +1134,12 @@ def _signing_key(path: Path | None):
 
 
 def _keys(args: argparse.Namespace) -> int:
-    from .modelfile import fingerprint, generate_keys
+    from .modelfile import fingerprint, generate_keys, key_name_problem
 
     name = args.name
-    if not name or name.startswith(".") or name != os.path.basename(name) or "\\" in name:
-        # "../evil" wrote the keys outside the directory given; "" wrote hidden .key, .pub
-        _refuse(
-            "--name",
-            name,
-            f"--name {name[:80]!r}: expected a plain file name (no directory, not starting "
-            "with '.'); the keys go in DIRECTORY",
-        )
+    fault = key_name_problem(name)
+    if fault:
+        _refuse("--name", name, f"--{fault}")
     if os.path.lexists(args.directory) and not os.path.isdir(args.directory):
         _refuse(
             "directory",

@@ -357,6 +357,12 @@ def load_experiment(path: str | Path) -> Experiment:
         for params in candidates:
             try:
                 OutcomeModel(**params)._validate_params()
+            except ValidationError as error:  # each of its problems, under the file's name
+                problems += [
+                    Problem("model", params, f"{where}: model: {p.message}")
+                    for p in error.problems
+                ]
+                break
             except (ValueError, TypeError) as error:
                 problems.append(Problem("model", params, f"{where}: model: {error}"))
                 break

@@ -46,7 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from pydantic import ValidationError as PydanticError
 
 from ._files import not_a_path
-from .exceptions import ModelFileError, Problem, ValidationError, short_repr
+from .exceptions import ModelFileError, Problem, ValidationError, one_line, short_repr
 
 __all__ = [
     "MANIFEST",
@@ -849,8 +849,25 @@ def _numbers(value: Any) -> np.ndarray:
 
 
 # -- signatures -------------------------------------------------------------------------------
-# A key file's stem: no separator, no leading dot ("..", a hidden file)
-_KEY_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
+def key_name_problem(name: Any) -> str | None:
+    """Why ``name`` is no stem for key files, or None: it must be a plain file name (no
+    directory: "../evil" wrote the keys outside the directory given; not starting with "."
+    ("" wrote hidden .key and .pub files); on one line; at most 200 characters)."""
+    if (
+        not isinstance(name, str)
+        or not name
+        or name.startswith(".")
+        or name != os.path.basename(name)
+        or "\\" in name
+        or one_line(name) != name
+        or len(name) > 200
+    ):
+        return (
+            f"name {short_repr(name)}: expected a plain file name (no directory, not "
+            "starting with '.', on one line, at most 200 characters); the keys go in the "
+            "directory given"
+        )
+    return None
 
 
 def generate_keys(directory: str | Path, name: str = "ketapredict") -> tuple[Path, Path]:
@@ -896,16 +913,9 @@ def generate_keys(directory: str | Path, name: str = "ketapredict") -> tuple[Pat
     fault = not_a_path(directory, "the keys")
     if fault:
         problems.append(Problem("directory", None, fault))
-    if not (isinstance(name, str) and _KEY_NAME.fullmatch(name)):
-        # a name with a separator or ".." would write the keys elsewhere
-        problems.append(
-            Problem(
-                "name",
-                None,
-                f"name must be a file stem of letters, digits, '-', '_' and '.' (not first), "
-                f"at most 100 characters; got {short_repr(name)}",
-            )
-        )
+    fault = key_name_problem(name)
+    if fault:
+        problems.append(Problem("name", None, fault))
     if problems:
         raise ValidationError(problems, "arguments")
     directory = Path(directory)

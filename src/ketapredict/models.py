@@ -917,15 +917,16 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
                     f"{MAX_REPLICATES:,}",
                 )
             )
-        if isinstance(random_state, bool) or not (
-            isinstance(random_state, Integral) and 0 <= random_state < 2**32
+        if random_state is not None and (
+            isinstance(random_state, bool)
+            or not (isinstance(random_state, Integral) and 0 <= random_state < 2**32)
         ):
             problems.append(
                 Problem(
                     "random_state",
                     None,
                     f"random_state={short_repr(random_state)} is not a whole number from 0 to "
-                    "2**32 - 1",
+                    "2**32 - 1 (or None)",
                 )
             )
         if problems:

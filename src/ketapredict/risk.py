@@ -41,6 +41,7 @@ from .imputation import BaselineImputer
 from .modelfile import (
     MANIFEST,
     MAX_MANIFEST_BYTES,
+    MAX_PROVENANCE_BYTES,
     ModelFiles,
     _private_key,
     booster_json,
@@ -115,14 +116,19 @@ def _t95(df: int) -> float:
 # 2-core development machine. A model file within every size limit asked for 400 million
 # (1,000 replicates, 1,024 draws): 5 s a report, 102 s a comparison of 21 schedules.
 MAX_SCORING_NODES = 25_000_000
+# What RiskModel.fit adds to the caller's provenance, at most (the demo model's whole
+# provenance is 3 kB): the caller's may take the rest of the limit.
+_FIT_RECORD_BYTES = 16_384
 
 
 def scoring_nodes(outcomes: Iterable[_Outcome]) -> int:
-    """The tree nodes scoring one patient visits at most (see :data:`MAX_SCORING_NODES`)."""
-    return sum(
-        len(o.trees.roots) * o.trees.max_depth * (o.imputer.n_draws if o.imputer else 1)
-        for o in outcomes
-    )
+    """The tree nodes scoring one patient visits at most (see :data:`MAX_SCORING_NODES`):
+    every outcome's trees times their depth, times the most draws any outcome's imputer
+    makes (scoring draws with the first outcome's for all, so one outcome's small count
+    must not stand for another's)."""
+    outcomes = list(outcomes)
+    draws = max((o.imputer.n_draws for o in outcomes if o.imputer is not None), default=1)
+    return draws * sum(len(o.trees.roots) * o.trees.max_depth for o in outcomes)
 
 
 @dataclass
@@ -582,6 +588,23 @@ class RiskModel:
                 "arguments",
             )
         _check_provenance(dict(provenance or {}))  # before the work, not at save
+        # fit adds its own record (structure, intervals: a few kB) to the caller's, and the
+        # whole must stay within the limit: checked now, not after every model is fitted
+        size = len(json.dumps(dict(provenance or {}), default=str).encode())
+        if size > MAX_PROVENANCE_BYTES - _FIT_RECORD_BYTES:
+            raise ValidationError(
+                [
+                    Problem(
+                        "provenance",
+                        None,
+                        f"provenance takes {size:,} bytes as JSON; fit adds up to "
+                        f"{_FIT_RECORD_BYTES:,} of its own within the limit of "
+                        f"{MAX_PROVENANCE_BYTES:,}, so at most "
+                        f"{MAX_PROVENANCE_BYTES - _FIT_RECORD_BYTES:,} may be the caller's",
+                    )
+                ],
+                "arguments",
+            )
         outcomes = _outcome_names(outcomes)
         problems = []
         if interval_data is not None and not isinstance(interval_data, pd.DataFrame):
@@ -629,15 +652,16 @@ class RiskModel:
                     f"number from 2 to {MAX_REPLICATES:,}",
                 )
             )
-        if isinstance(random_state, bool) or not (
-            isinstance(random_state, int | np.integer) and 0 <= random_state < 2**32
+        if random_state is not None and (
+            isinstance(random_state, bool)
+            or not (isinstance(random_state, int | np.integer) and 0 <= random_state < 2**32)
         ):  # before any fitting: the replicates' resamples need a seed numpy takes
             problems.append(
                 Problem(
                     "random_state",
                     None,
                     f"random_state={short_repr(random_state)} is not a whole number from 0 "
-                    "to 2**32 - 1",
+                    "to 2**32 - 1 (or None)",
                 )
             )
         if problems:
@@ -653,6 +677,26 @@ class RiskModel:
             own = {**params, **(outcome_params or {}).get(outcome, {})}
             model = OutcomeModel(outcome, features=features, random_state=random_state, **own)
             models[outcome] = model.fit(rows)
+            # the model a save would refuse as too slow to score: said before the replicates,
+            # which take most of the time (each member as many trees as the model, or so)
+            nodes = sum(
+                m.n_rounds_ * m.max_depth * (replicates + 1) for m in models.values()
+            ) * max((m.imputer_.n_draws for m in models.values() if m.imputer_), default=1)
+            if nodes > MAX_SCORING_NODES:
+                raise ValidationError(
+                    [
+                        Problem(
+                            "replicates",
+                            replicates,
+                            f"with {replicates} replicates, scoring one patient would visit "
+                            f"about {nodes:,} tree nodes, over the limit of "
+                            f"{MAX_SCORING_NODES:,} a saved model may take; fewer trees "
+                            "(n_estimators), shallower ones (max_depth) or fewer replicates "
+                            "make it faster",
+                        )
+                    ],
+                    "arguments",
+                )
             if replicates:
                 extra[outcome] = model.replicates(
                     rows, n_replicates=replicates, random_state=random_state
@@ -1336,7 +1380,8 @@ class RiskModel:
                 *earlier.get("earlier", []),
                 {k: v for k, v in earlier.items() if k != "earlier"},
             ]
-        updated.provenance = {**self.provenance, "recalibration": entry}
+        # the record adds about 1 kB: a model near the limit would no longer save
+        updated.provenance = _check_provenance({**self.provenance, "recalibration": entry})
         return updated
 
     def _observed(

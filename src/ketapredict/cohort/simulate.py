@@ -258,7 +258,10 @@ def _check_seed(seed: Any, sequence: bool = True) -> Any:
 
 def _check_trial_id(trial_id: Any) -> str:
     """A trial's name: text on one line, 1 to 100 characters (it prefixes every
-    ``patient_id``; None made ``None-000000`` and a missing ``trial_id``)."""
+    ``patient_id``; None made ``None-000000`` and a missing ``trial_id``). A whole number
+    is taken as its digits, as before."""
+    if isinstance(trial_id, int | np.integer) and not isinstance(trial_id, bool):
+        trial_id = str(trial_id)
     if (
         not (isinstance(trial_id, str) and trial_id.strip() and len(trial_id) <= 100)
         or one_line(trial_id) != trial_id

@@ -281,6 +281,7 @@ def read_adam(
         subject_file=paths["adsl"].name,
         record_files=paths["efficacy"].name,
         ignored=ignored,
+        read_by_reader=["STUDYID"] if mapping.trial_id is None else [],
     )
 
 
@@ -292,10 +293,11 @@ def _slipped_parameters(
     file: str,
 ) -> list[Problem]:
     """The records whose parameter code is a slip of a mapped one: a code not mapped, close
-    to a mapped code (``MADRSTO`` for ``MADRSTOT``), at a subject's visit where that mapped
-    code has no record. Left out, such a record silently took a patient's outcome away;
-    another parameter's records (item scores ``MADRS01``, a scale not used) sit beside the
-    mapped code's at the same visits, or are not close to any, and are only counted."""
+    to a mapped code (``MADRSTO`` for ``MADRSTOT``), at a subject's visit that the mapping
+    reads and where that mapped code has no record. Left out, such a record silently took a
+    patient's outcome away; another parameter's records (item scores ``MADRS01``, a scale
+    not used) sit beside the mapped code's at the same visits, or at visits the mapping does
+    not read, or are not close to any code, and are only counted."""
     names = mapping.adam
     visit = records[mapping.visits.variable].map(_text)
     subject = records[names.subject].map(_text)
@@ -313,7 +315,12 @@ def _slipped_parameters(
         if not near:
             continue
         mapped = set(keys[parameter == near[0]])
-        slips = [i for i in records.index[parameter == code] if keys[i] not in mapped]
+        visits = set(mapping.visits.values)  # a visit the mapping reads; not screening
+        slips = [
+            i
+            for i in records.index[parameter == code]
+            if keys[i] not in mapped and visit[i] in visits
+        ]
         if slips:
             first = records.loc[slips[0], WHERE]
             more = f" (and {len(slips) - 1} more records)" if len(slips) > 1 else ""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,7 +131,8 @@ class IngestSummary:
         if self.columns_not_read:
             names = self.columns_not_read
             lines.append(
-                f"  columns of {self.subject_file} not read (map them in [columns] or keep): "
+                f"  columns of {self.subject_file} the mapping does not read (a field of the "
+                "data contract among them is read once [columns] maps it): "
                 + ", ".join(names[:12])
                 + (f" and {len(names) - 12} more" if len(names) > 12 else "")
             )
@@ -446,11 +448,14 @@ def assemble(
     subject_file: str,
     record_files: str,
     ignored: dict[str, int] | None = None,
+    read_by_reader: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Build and validate the patient-course table (see the module docstring).
 
     Returns the table with the :class:`IngestSummary` in ``table.attrs["ingest"]`` (as a
-    dict); ``ignored`` counts score records the reader left out, by reason. Raises one
+    dict); ``ignored`` counts score records the reader left out, by reason;
+    ``read_by_reader`` names subject columns the reader used itself (ADaM's STUDYID as the
+    trial). Raises one
     :class:`~ketapredict.ValidationError` listing every problem.
     """
     what = f"study at {source}"
@@ -462,7 +467,7 @@ def assemble(
         raise ValidationError(problems, what)
     # the subject file's columns the mapping does not read: named, so that one a site
     # added (weight, handedness) is not dropped without a word
-    read = {c for _, c in _subject_sources(mapping)} | {SUBJECT, WHERE}
+    read = {c for _, c in _subject_sources(mapping)} | {SUBJECT, WHERE, *read_by_reader}
     summary.columns_not_read = [str(c) for c in subjects.columns if c not in read]
 
     # -- participants -----------------------------------------------------------------------
