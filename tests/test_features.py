@@ -323,3 +323,15 @@ def test_a_column_given_twice_or_an_output_not_pandas_is_refused():
         encoder.transform(twice)
     with pytest.raises(ValidationError, match="transform must be 'default' or 'pandas'"):
         encoder.set_output(transform="polars")
+
+
+def test_a_feature_set_a_saved_model_could_not_carry_is_refused_when_read(tmp_path):
+    """A 2,500-character description trained and saved, then the model would not load."""
+    from ketapredict.encoding import parse_feature_set, spec_from_dict, spec_to_dict
+
+    (tmp_path / "long.toml").write_text(f'extends = "core"\ndescription = "{"x" * 2500}"\n')
+    with pytest.raises(ValidationError, match="description is over 2,000 characters"):
+        parse_feature_set(tmp_path / "long.toml")
+    (tmp_path / "fine.toml").write_text(f'extends = "core"\ndescription = "{"x" * 2000}"\n')
+    spec = parse_feature_set(tmp_path / "fine.toml")
+    assert spec_from_dict(spec_to_dict(spec)) == spec

@@ -541,7 +541,12 @@ def _parse(name_or_path: str | Path, seen: tuple[str, ...] = ()) -> FeatureSet:
             spec[name],
             f"unknown key {name!r}; expected description, groups, extends, drop_groups",
         )
-    typed("description", spec.get("description", ""), str, "a string")
+    description = spec.get("description", "")
+    if typed("description", description, str, "a string") and len(description) > 2000:
+        # as a saved model's is checked: a set that trains must give a model that loads
+        problem(
+            "description", None, f"description is over 2,000 characters ({len(description):,})"
+        )
     groups: dict[str, _Group] = {}
     parent = spec.get("extends")
     if parent is not None and typed("extends", parent, str, "a string (a set's name or path)"):
@@ -767,6 +772,11 @@ def checked_assessed_day(day: Any) -> float | None:
     return float(day)
 
 
+# A saved feature set's texts at most: a description as a set file allows (_parse), a name
+# (a file's stem) and a source (its path) as file systems do.
+_TEXT_LIMITS = {"name": 255, "description": 2000, "source": 4096}
+
+
 def spec_from_dict(state: Mapping[str, Any]) -> FeatureSet:
     """The feature set written by :func:`spec_to_dict`, checked as a feature-set file is
     (a model file is untrusted: a step with no columns loaded, then failed at scoring).
@@ -795,7 +805,7 @@ def spec_from_dict(state: Mapping[str, Any]) -> FeatureSet:
     lacking = sorted(fields - set(state))
     if unknown or lacking:
         raise ValueError(f"feature_set: missing {lacking}, unknown {unknown[:5]}")
-    for key, limit in (("name", 200), ("description", 2000), ("source", 1000)):
+    for key, limit in _TEXT_LIMITS.items():
         if typed(key, state[key], str, "text") and len(state[key]) > limit:
             problem(key, None, f"{key} is over {limit:,} characters ({len(state[key]):,})")
     declared: dict[str, Any] = {}
