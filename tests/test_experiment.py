@@ -278,3 +278,23 @@ def test_a_feature_set_file_is_found_next_to_the_experiment_as_its_data_are(tmp_
     monkeypatch.chdir(tmp_path)  # not the experiment's directory
     experiment = load_experiment("study/runs.toml")
     assert experiment.spec.features.set == str(Path("study") / "mine.toml")
+
+
+def test_a_peer_that_learnt_nothing_is_said_to_say_nothing(tmp_path):
+    """HistGradientBoosting on 25 courses a fold gave each course of a fold one probability:
+    "0.500 [0.500, 0.500]" looked certain."""
+    from ketapredict.cli import metrics_table
+    from ketapredict.io import example_study
+
+    (tmp_path / "study.toml").write_text(
+        f'[data]\nformat = "bids"\nmapping = "{example_study("bids") / "mapping.toml"}"\n'
+        '[outcomes]\nnames = ["response"]\n'
+        '[validation]\nscheme = "stratified_kfold"\nn_splits = 2\nbootstraps = 50\n'
+    )
+    table = metrics_table(run_experiment(load_experiment(tmp_path / "study.toml")))
+    assert (
+        "note: hist_gradient_boosting, hist_gradient_boosting_encoded gave every course of a "
+        "fold the same probability (nothing learnt from so few courses): their AUC within arm "
+        "of 0.500 with no spread says nothing" in table
+    )
+    assert "OutcomeModel gave every" not in table

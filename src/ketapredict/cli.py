@@ -496,6 +496,23 @@ def _small_sample_notes(validation) -> list[str]:
                 else ""
             )
         )
+    predictions = validation.predictions
+    if isinstance(predictions, pd.DataFrame):
+        by_fold = predictions.groupby("fold") if "fold" in predictions.columns else None
+        constant = [
+            model
+            for model in validation.metrics.index
+            if f"p_{model}" in predictions.columns
+            and by_fold is not None
+            and int(by_fold[f"p_{model}"].nunique().max()) == 1
+        ]
+        if constant:  # an AUC of 0.500 [0.500, 0.500] looks certain, and says nothing
+            notes.append(
+                f"{', '.join(constant)} gave every course of a fold the same probability "
+                "(nothing learnt from so few courses): "
+                + ("its" if len(constant) == 1 else "their")
+                + " AUC within arm of 0.500 with no spread says nothing"
+            )
     if min(events, n - events) < MIN_EVENTS:
         notes.append(
             f"{events:,} events and {n - events:,} non-events: estimates of performance precise "
