@@ -1301,7 +1301,7 @@ def _parser() -> argparse.ArgumentParser:
         "check it against the data contract, write the patient-course table and print what "
         "was read, kept and left out. The mapping's keys are described in the README "
         '("Your own trial data") and in help(ketapredict.io.load_mapping); an example '
-        "study to copy, with its mapping.toml, is in the folder that "
+        "study to copy, with its mapping file, is in the folder that "
         "python -c 'import ketapredict.io as i; print(i.example_study(\"bids\"))' prints "
         '(or "adam").',
     )
@@ -1411,7 +1411,7 @@ def _parser() -> argparse.ArgumentParser:
         "against peer models and (on simulated data) the oracle; print the "
         'metrics. The file\'s [data] names the virtual cohort (source = "simulated"), a '
         'patient table, or a study read through a mapping (format = "bids" or '
-        '"adam", mapping = "study/mapping.toml"); every key is described in '
+        '"adam", and mapping = the path of its mapping file); every key is described in '
         "help(ketapredict.experiment) and in the shipped experiments/*.toml.",
     )
     train.add_argument(
