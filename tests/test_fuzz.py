@@ -757,6 +757,10 @@ def test_a_table_with_a_repeated_column_is_refused_by_validate_and_score(model):
     table = pd.concat([table, table[["age"]].assign(age=80.0)], axis=1)
     assert "column 'age' appears 2 times" in str(_refusal(validate, table))
     assert "column 'age' appears 2 times" in str(_refusal(model.score, table))
+    # a table of schedules is named as such, not as the patient table
+    schedules = pd.DataFrame([COURSE.to_dict()] * 2).loc[:, [*COURSE.to_dict(), "dose"]]
+    error = _refusal(model.compare_regimens, PATIENT, schedules)
+    assert str(error).startswith("1 problem in the table of regimens:\n  column 'dose' appears")
 
 
 @pytest.mark.parametrize(

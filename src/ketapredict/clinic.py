@@ -1178,8 +1178,9 @@ def _unrecorded_range(model, state, draws: np.ndarray) -> tuple[float, float]:
     return float(p.min()), float(p.max())
 
 
-def _check_columns_once(table: pd.DataFrame) -> None:
-    """Refuse a table with a repeated column: each row would hold the field twice."""
+def _check_columns_once(table: pd.DataFrame, what: str = "patient table") -> None:
+    """Refuse a table (``what``) with a repeated column: each row would hold the field
+    twice."""
     repeated = table.columns[table.columns.duplicated()].unique()
     if len(repeated):
         raise ValidationError(
@@ -1193,7 +1194,7 @@ def _check_columns_once(table: pd.DataFrame) -> None:
                 )
                 for name in repeated
             ],
-            "patient table",
+            what,
         )
 
 
@@ -1526,7 +1527,7 @@ def compare_regimens(
     if regimens is None:
         regimens = regimen_grid()
     if isinstance(regimens, pd.DataFrame):  # one schedule a row
-        _check_columns_once(regimens)
+        _check_columns_once(regimens, "table of regimens")
         named = [(None, row) for _, row in regimens.head(MAX_REGIMENS + 1).iterrows()]
     elif isinstance(regimens, Regimen) or (
         isinstance(regimens, Mapping | pd.Series) and any(k in regimens for k in REGIMEN_FIELDS)
