@@ -413,8 +413,8 @@ def test_score_predictions_names_what_is_wrong_with_its_input(arguments, message
     with pytest.raises(ValidationError) as caught:
         score_predictions([0, 1], [0.2, 0.8], n_bootstraps=-2, seed="x")
     assert [p.message for p in caught.value.problems] == [
-        "n_bootstraps=-2 is not a whole number from 0 (no confidence intervals) to 100,000",
-        "seed='x' is not a whole number from 0 to 2**32 - 1",
+        "n_bootstraps=-2 is not a whole number from 0 to 100,000 (0: no confidence intervals)",
+        "seed='x' is not a whole number from 0 to 4,294,967,295",
     ]
     # 10**12 resamples asked numpy for 7 TiB; a seed of 10**12 is beyond numpy's
     with pytest.raises(ValidationError) as caught:

@@ -327,7 +327,7 @@ def test_fit_refuses_arguments_it_would_ignore_or_trip_over(train):
     for argument, value, said in (
         ("replicates", 10**12, "from 2 to 1,000"),
         ("random_state", np.random.RandomState(0), "random_state=RandomState"),
-        ("random_state", 2**32, "is not a whole number from 0 to 2**32 - 1"),
+        ("random_state", 2**32, "is not a whole number from 0 to 4,294,967,295"),
     ):
         with pytest.raises(ValidationError, match=re.escape(said)):
             RiskModel.fit(train, ["response"], **{argument: value})
@@ -359,7 +359,7 @@ def test_replicates_refuse_counts_and_seeds_numpy_cannot_take(risk_model, train)
     for arguments, said in (
         ({"n_replicates": 10**12}, "n_replicates=1000000000000 is not a whole number from 1"),
         ({"n_replicates": -1}, "n_replicates=-1"),
-        ({"random_state": -1}, "random_state=-1 is not a whole number from 0 to 2**32 - 1"),
+        ({"random_state": -1}, "random_state=-1 is not a whole number from 0 to 4,294,967,295"),
     ):
         with pytest.raises(ValidationError, match=re.escape(said)):
             model.replicates(train, **arguments)

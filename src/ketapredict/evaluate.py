@@ -41,6 +41,7 @@ from .schema import (
     columns,
     courses_table_problems,
     crossover_patients,
+    whole_number_problem,
     withheld_groups,
 )
 from .trees import logit
@@ -420,26 +421,13 @@ MAX_BOOTSTRAPS = 100_000
 
 def _resampling_problems(n_bootstraps: Any, seed: Any) -> list[Problem]:
     """What is wrong with the bootstrap's count and seed, before any work."""
-    problems = []
-    if isinstance(n_bootstraps, bool) or not (
-        isinstance(n_bootstraps, Integral) and 0 <= n_bootstraps <= MAX_BOOTSTRAPS
-    ):
-        problems.append(
-            Problem(
-                "n_bootstraps",
-                n_bootstraps,
-                f"n_bootstraps={short_repr(n_bootstraps)} is not a whole number from 0 (no "
-                f"confidence intervals) to {MAX_BOOTSTRAPS:,}",
-            )
-        )
-    if isinstance(seed, bool) or not (isinstance(seed, Integral) and 0 <= seed < 2**32):
-        problems.append(
-            Problem(
-                "seed",
-                seed,
-                f"seed={short_repr(seed)} is not a whole number from 0 to 2**32 - 1",
-            )
-        )
+    problems = [
+        whole_number_problem(
+            "n_bootstraps", n_bootstraps, 0, MAX_BOOTSTRAPS, meaning="0: no confidence intervals"
+        ),
+        whole_number_problem("seed", seed, 0, 2**32 - 1),
+    ]
+    problems = [problem for problem in problems if problem is not None]
     return problems
 
 

@@ -81,6 +81,7 @@ from .schema import (
     crossover_patients,
     outcome_measure,
     validate,
+    whole_number_problem,
 )
 from .trees import (
     calibrated_log_odds,
@@ -905,30 +906,14 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         from joblib import Parallel, delayed
 
         check_is_fitted(self, "booster_")
-        problems = []
-        if isinstance(n_replicates, bool) or not (
-            isinstance(n_replicates, Integral) and 1 <= n_replicates <= MAX_REPLICATES
-        ):
-            problems.append(
-                Problem(
-                    "n_replicates",
-                    None,
-                    f"n_replicates={short_repr(n_replicates)} is not a whole number from 1 to "
-                    f"{MAX_REPLICATES:,}",
-                )
+        problems = [
+            problem
+            for problem in (
+                whole_number_problem("n_replicates", n_replicates, 1, MAX_REPLICATES),
+                whole_number_problem("random_state", random_state, 0, 2**32 - 1, none=True),
             )
-        if random_state is not None and (
-            isinstance(random_state, bool)
-            or not (isinstance(random_state, Integral) and 0 <= random_state < 2**32)
-        ):
-            problems.append(
-                Problem(
-                    "random_state",
-                    None,
-                    f"random_state={short_repr(random_state)} is not a whole number from 0 to "
-                    "2**32 - 1 (or None)",
-                )
-            )
+            if problem is not None
+        ]
         if problems:
             raise ValidationError(problems, "arguments")
         X = self._checked(X)

@@ -573,7 +573,7 @@ class RiskModel:
         RiskModel
         """
         from .models import MAX_REPLICATES, OutcomeModel
-        from .schema import courses_table_problems
+        from .schema import courses_table_problems, whole_number_problem
 
         if provenance is not None and not isinstance(provenance, Mapping):
             raise ValidationError(
@@ -652,18 +652,9 @@ class RiskModel:
                     f"number from 2 to {MAX_REPLICATES:,}",
                 )
             )
-        if random_state is not None and (
-            isinstance(random_state, bool)
-            or not (isinstance(random_state, int | np.integer) and 0 <= random_state < 2**32)
-        ):  # before any fitting: the replicates' resamples need a seed numpy takes
-            problems.append(
-                Problem(
-                    "random_state",
-                    None,
-                    f"random_state={short_repr(random_state)} is not a whole number from 0 "
-                    "to 2**32 - 1 (or None)",
-                )
-            )
+        # before any fitting: the replicates' resamples need a seed numpy takes
+        seeded = whole_number_problem("random_state", random_state, 0, 2**32 - 1, none=True)
+        problems += [seeded] if seeded else []
         if problems:
             raise ValidationError(problems, "arguments")
         models, extra = {}, {}

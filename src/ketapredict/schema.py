@@ -1961,6 +1961,37 @@ def _problem(error: Mapping[str, Any], model: type[pydantic.BaseModel]) -> Probl
     return Problem(name, value, f"{name}={short_repr(value)}: {error['msg']}")
 
 
+def whole_number_problem(
+    name: str, value: Any, low: int, high: int, *, none: bool = False, meaning: str = ""
+) -> Problem | None:
+    """The problem with an argument that must be a whole number from ``low`` to ``high``
+    (None too, with ``none``), or None: the one wording of every count and seed an
+    argument takes (a boolean is no number; numpy's integers are).
+
+    Examples
+    --------
+    >>> print(whole_number_problem("seed", -1, 0, 2**32 - 1).message)
+    seed=-1 is not a whole number from 0 to 4,294,967,295
+    >>> whole_number_problem("seed", np.int64(3), 0, 10) is None
+    True
+    """
+    if none and value is None:
+        return None
+    if (
+        isinstance(value, bool | np.bool_)
+        or not isinstance(value, int | np.integer)
+        or not low <= value <= high
+    ):
+        return Problem(
+            name,
+            None,
+            f"{name}={short_repr(value)} is not a whole number from {low:,} to {high:,}"
+            + (" (or None)" if none else "")
+            + (f" ({meaning})" if meaning else ""),
+        )
+    return None
+
+
 def check_outcome(
     y: Any, name: str = "outcome", *, min_per_class: int = 1, return_classes: bool = False
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
