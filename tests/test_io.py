@@ -432,14 +432,19 @@ def test_a_slipped_parameter_code_is_named_and_another_parameter_is_counted(tmp_
     )
 
 
-def test_a_required_field_left_out_of_the_mapping_is_said_of_the_mapping(tmp_path):
-    """ "required column 'age' is missing" sent users to a participants.tsv that had it."""
+def _edited_example(tmp_path, file: str, old: str, new: str):
+    """A copy of the BIDS example with ``old`` replaced by ``new`` once in ``file``; the
+    copy's mapping file."""
     folder = tmp_path / "study"
     shutil.copytree(example_study("bids"), folder)
-    mapping = (folder / "mapping.toml").read_text()
-    (folder / "mapping.toml").write_text(mapping.replace('age = "age"\n', ""))
+    (folder / file).write_text((folder / file).read_text().replace(old, new, 1))
+    return folder / "mapping.toml"
+
+
+def test_a_required_field_left_out_of_the_mapping_is_said_of_the_mapping(tmp_path):
+    """ "required column 'age' is missing" sent users to a participants.tsv that had it."""
     with pytest.raises(ValidationError) as error:
-        read_bids(None, folder / "mapping.toml")
+        read_bids(None, _edited_example(tmp_path, "mapping.toml", 'age = "age"\n', ""))
     assert [str(p) for p in error.value.problems] == [
         "the mapping's [columns] has no entry for age (age at baseline), which is required; "
         "participants.tsv has a column 'age': add age = 'age'"
@@ -448,12 +453,9 @@ def test_a_required_field_left_out_of_the_mapping_is_said_of_the_mapping(tmp_pat
 
 def test_a_renamed_session_column_is_one_problem_with_its_fix(tmp_path):
     """It also said "no phenotype file has a 'MADRS_Total' column", of a file that had it."""
-    folder = tmp_path / "study"
-    shutil.copytree(example_study("bids"), folder)
-    scores = folder / "dataset" / "phenotype" / "madrs.tsv"
-    scores.write_text(scores.read_text().replace("session_id", "session", 1))
+    scores = "dataset/phenotype/madrs.tsv"
     with pytest.raises(ValidationError) as error:
-        read_bids(None, folder / "mapping.toml")
+        read_bids(None, _edited_example(tmp_path, scores, "session_id", "session"))
     assert [str(p) for p in error.value.problems] == [
         "phenotype/madrs.tsv holds scores but no 'session_id' column (the name BIDS gives it; "
         "a mapping cannot rename it) (did you mean 'session'?)"
