@@ -646,3 +646,17 @@ def test_problems_are_grouped_by_their_place_only_never_by_a_value():
         "  sex='row 7' is not one of 'female', 'male'",
         "  row 3: age=200 is outside 18-100 [and 1 more like it: row 4]",
     ]
+
+
+def test_columns_in_levels_are_one_problem_and_a_zero_is_not_minus_zero():
+    """A MultiIndex gave "required column ... is missing" for each field; -0.0 printed "-0"."""
+    from ketapredict import ValidationError, validate, validate_patient
+
+    table = good_table()
+    table.columns = pd.MultiIndex.from_product([["site"], table.columns])
+    with pytest.raises(ValidationError) as caught:
+        validate(table)
+    assert len(caught.value.problems) == 1
+    assert "the columns have 2 levels (a pandas MultiIndex" in str(caught.value)
+    record = {"age": 46, "sex": "female", "diagnosis": "TRD", "madrs_baseline": -0.0}
+    assert str(validate_patient(record)["madrs_baseline"]) == "0.0"

@@ -1004,11 +1004,30 @@ def contract_part(frame: pd.DataFrame, what: str) -> pd.DataFrame:
     ketapredict.exceptions.ValidationError: 1 problem in the patient table:
       column 'BMI' is not in the data contract (did you mean 'bmi'?); rename it, or ...
     """
+    _refuse_nested_columns(frame, what)
     known = list(dict.fromkeys(c for c in frame.columns if _known(c)))  # a repeat: once
     problems = near_misses(frame.columns)
     if problems:
         raise ValidationError(problems, what)
     return frame[known]
+
+
+def _refuse_nested_columns(frame: pd.DataFrame, what: str) -> None:
+    """One problem for columns in levels (a MultiIndex, as a pivot or a concat with keys
+    makes): no name is a contract column's, and each required field was said missing."""
+    if isinstance(frame.columns, pd.MultiIndex):
+        raise ValidationError(
+            [
+                Problem(
+                    None,
+                    None,
+                    f"the columns have {frame.columns.nlevels} levels (a pandas MultiIndex, "
+                    f"such as {short_repr(frame.columns[0])}); give each column one name, e.g. "
+                    "table.columns = table.columns.get_level_values(-1)",
+                )
+            ],
+            what,
+        )
 
 
 def near_misses(names: Iterable[Any], noun: str = "column") -> list[Problem]:
@@ -1356,7 +1375,8 @@ def _value_problem(col: Column, value: Any, name: str | None = None) -> tuple[An
         message = _number_problem(col, value, number, name)
         if message is not None:
             return None, message
-        return (round(number) if col.kind == "int" else number), None
+        # + 0.0: a zero is 0, not -0 (which prints as "-0" in a report)
+        return (round(number) if col.kind == "int" else number + 0.0), None
     if col.kind == "bool":
         answer = _to_bool(value)
         if answer is None:
@@ -1648,6 +1668,7 @@ def validate(
             ],
             what,
         )
+    _refuse_nested_columns(df, what)
     index = df.index  # the table comes back with its own labels
     df, what = rows_for_messages(df, what, row_labels)
     problems: list[Problem] = []
