@@ -257,11 +257,7 @@ def read_adam(
         if (~flagged).any():
             ignored[f"{flag} not Y"] = int((~flagged).sum())
         records = records[flagged]
-    period = (
-        records[names.period]
-        if names.period is not None and names.period in records.columns
-        else pd.Series(None, index=records.index, dtype=object)
-    )
+    period = _period_of(records, names.period)
     long = pd.DataFrame(
         {
             "subject": records[names.subject].map(_text),
@@ -285,6 +281,13 @@ def read_adam(
     )
 
 
+def _period_of(records: pd.DataFrame, variable: str | None) -> pd.Series:
+    """Each record's period variable (APERIOD), or None throughout where it has none."""
+    if variable is not None and variable in records.columns:
+        return records[variable]
+    return pd.Series(None, index=records.index, dtype=object)
+
+
 def _slipped_parameters(
     records: pd.DataFrame,
     parameter: pd.Series,
@@ -301,11 +304,7 @@ def _slipped_parameters(
     names = mapping.adam
     visit = records[mapping.visits.variable].map(_text)
     subject = records[names.subject].map(_text)
-    period = (
-        records[names.period].map(_text)
-        if names.period is not None and names.period in records.columns
-        else pd.Series(None, index=records.index, dtype=object)
-    )
+    period = _period_of(records, names.period).map(_text)
     keys = pd.Series(list(zip(subject, visit, period, strict=True)), index=records.index)
     problems = []
     for code in sorted(parameter[~parameter.isin(scale_of)].dropna().unique()):
