@@ -298,8 +298,24 @@ def test_a_broken_pipe_ends_quietly():
     )
     process.stdout.close()
     err = process.stderr.read()
-    assert process.wait(timeout=60) == 1
+    assert process.wait(timeout=60) == 0
     assert err == ""  # no traceback, no "Exception ignored ... BrokenPipeError"
+
+
+def test_a_reader_that_leaves_stops_the_printing_not_the_work(tmp_path):
+    """`ketapredict simulate | head -1`: the cohort still reaches its file, whole."""
+    out = tmp_path / "cohort.csv"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ketapredict.cli", "simulate", "--n", "300", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    process.stdout.close()
+    err = process.stderr.read()
+    assert process.wait(timeout=120) == 0
+    assert err == ""
+    assert len(pd.read_csv(out)) == 300
 
 
 def test_verbose_goes_before_or_after_the_command_and_leaves_no_trace(monkeypatch, capsys):

@@ -1539,20 +1539,50 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Bad input, arguments argparse refuses included, returns 2 after one line on stderr
     (``--help`` and ``--version`` still exit through SystemExit, as argparse does).
-    Output piped into a program that stops reading (``| head``) ends the command quietly
-    with exit code 1, as Python itself does on a broken pipe.
+    Output piped into a program that stops reading (``| head``) stops the printing, not
+    the work: a training still logs its run and saves its model, a cohort or table still
+    reaches its file, and the exit code is the work's.
     """
+    printout = _Printout(sys.stdout)
+    sys.stdout = printout
     try:
+        return _run(argv)
+    finally:
+        printout.flush()  # a reader that left shows here rather than at exit
+        sys.stdout = printout.stream
+
+
+class _Printout:
+    """Standard output that a reader may leave (``| head``): what is printed after it left
+    goes nowhere, and the command goes on. A command's product is its run, model or file as
+    much as its printout, and a training cut short by ``head`` would lose a run for lines
+    nobody reads."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
         try:
-            return _run(argv)
-        finally:
-            sys.stdout.flush()  # a broken pipe shows here rather than at exit
-    except BrokenPipeError:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            self._reader_left()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self._reader_left()
+
+    def _reader_left(self) -> None:
         # Python's documented recipe (library/signal, "Note on SIGPIPE"): point stdout at
-        # devnull, so that the flush at interpreter exit does not fail a second time
+        # devnull, so that what is still buffered, and the flush at exit, go nowhere quietly
         with suppress(OSError, ValueError, AttributeError):  # stdout is no file (tests)
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+            self.stream.flush()
+
+    def __getattr__(self, name: str):  # isatty, fileno, encoding, ...: the stream's own
+        return getattr(self.stream, name)
 
 
 def _one_line(error) -> str:
@@ -1602,8 +1632,6 @@ def _run(argv: Sequence[str] | None) -> int:
         ) as error:
             say(f"{error.strerror}: {short_repr(str(error.filename))}")
             return 2
-        except BrokenPipeError:  # the reader left (| head): handled by main, quietly
-            raise
         except OSError as error:  # the system refused a file (full disk, read-only, exists)
             said = error.strerror or str(error) or type(error).__name__
             say(f"{said}: {short_repr(str(error.filename))}" if error.filename else said)
