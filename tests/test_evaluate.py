@@ -435,7 +435,7 @@ def test_cross_validate_refuses_arguments_of_the_wrong_kind_before_any_fit():
         (OutcomeModel(), cohort, {"tuning": "max_depth"}, "tuning must map a parameter"),
         (OutcomeModel(), cohort, {"tuning": {"max_depth": 2}}, "must list the values to try"),
         (OutcomeModel(), cohort, {"tuning": {"max_dept": [2]}}, "(did you mean 'max_depth'?)"),
-        (OutcomeModel(), cohort, {"peers": "yes"}, "peers must be True or False; got 'yes'"),
+        (OutcomeModel(), cohort, {"peers": "yes"}, "peers='yes' is not True or False"),
         (
             OutcomeModel(),
             cohort,

@@ -369,7 +369,7 @@ def test_validated_must_be_true_or_false(risk_model, train):
     """ "no" is truthy: the checks were skipped, and pyarrow's error came out."""
     from ketapredict import ValidationError
 
-    with pytest.raises(ValidationError, match="validated must be True or False; got 'no'"):
+    with pytest.raises(ValidationError, match="validated='no' is not True or False"):
         risk_model.predict_proba(train.head(3).assign(age="old"), validated="no")
 
 

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ketapredict
-from ketapredict import ValidationError, columns, validate, validate_patient
+from ketapredict import ValidationError, check_outcome, columns, validate, validate_patient
 from ketapredict.schema import (
     STRICT_CUTOFFS,
     Patient,
@@ -660,3 +660,12 @@ def test_columns_in_levels_are_one_problem_and_a_zero_is_not_minus_zero():
     assert "the columns have 2 levels (a pandas MultiIndex" in str(caught.value)
     record = {"age": 46, "sex": "female", "diagnosis": "TRD", "madrs_baseline": -0.0}
     assert str(validate_patient(record)["madrs_baseline"]) == "0.0"
+
+
+@pytest.mark.parametrize("flag", [pd.Series([1, 0]), "yes", 2, np.array([True])])
+def test_a_flag_that_is_no_boolean_is_named_not_read_as_true(flag):
+    """A Series is 'ambiguous' to pandas and "no" is true to Python: both are refused."""
+    with pytest.raises(ValidationError, match=r"return_classes=.* is not True or False"):
+        check_outcome([0, 1], return_classes=flag)
+    with pytest.raises(ValidationError, match=r"row_labels=.* is not True, False or None"):
+        validate(pd.DataFrame({"age": [40]}), required=[], row_labels=flag)

@@ -50,6 +50,7 @@ from .schema import (
     column,
     columns,
     contract_part,
+    flag_problem,
     record_items,
     rows_for_messages,
     validate_patient,
@@ -1208,19 +1209,8 @@ def score(
 ):
     """Score one patient (dict or Series) or each row of a DataFrame; see
     :meth:`RiskModel.score`."""
-    if not (
-        isinstance(drivers, bool | np.bool_) or (isinstance(drivers, str) and drivers == "all")
-    ):
-        raise ValidationError(
-            [
-                Problem(
-                    "drivers",
-                    drivers,
-                    f"drivers={short_repr(drivers)} is not True, False or 'all'",
-                )
-            ],
-            "arguments",
-        )
+    if (problem := flag_problem("drivers", drivers, also=("all",))) is not None:
+        raise ValidationError([problem], "arguments")
     drivers = drivers if isinstance(drivers, str) else bool(drivers)
     if isinstance(patient, pd.DataFrame):
         _check_columns_once(patient)

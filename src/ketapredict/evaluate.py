@@ -41,6 +41,7 @@ from .schema import (
     columns,
     courses_table_problems,
     crossover_patients,
+    flag_problem,
     whole_number_problem,
     withheld_groups,
 )
@@ -1143,7 +1144,9 @@ class ValidationResult:
         return table[~table["withheld"].astype(bool)].drop(columns="withheld")
 
 
-def _option_problems(model: Any, tuning: Any, peers: Any, n_jobs: Any) -> list[Problem]:
+def _option_problems(
+    model: Any, tuning: Any, peers: Any, n_jobs: Any, progress: Any
+) -> list[Problem]:
     """What is wrong with cross_validate's options, before any fit (each gave a bare
     TypeError, AttributeError or joblib's ValueError, some after the folds were fitted)."""
     problems = []
@@ -1182,10 +1185,10 @@ def _option_problems(model: Any, tuning: Any, peers: Any, n_jobs: Any) -> list[P
                             f"{short_repr(values)}",
                         )
                     )
-    if not isinstance(peers, bool | np.bool_):
-        problems.append(
-            Problem("peers", None, f"peers must be True or False; got {short_repr(peers)}")
-        )
+    if (problem := flag_problem("peers", peers)) is not None:
+        problems.append(problem)
+    if not isinstance(progress, str) and (problem := flag_problem("progress", progress)):
+        problems.append(problem)
     if n_jobs is not None and (
         isinstance(n_jobs, bool)
         or not isinstance(n_jobs, Integral)
@@ -1282,7 +1285,7 @@ def cross_validate(
             )
         )
     problems += courses_table_problems(data)
-    problems += _option_problems(model, tuning, peers, n_jobs)
+    problems += _option_problems(model, tuning, peers, n_jobs, progress)
     if problems:
         raise ValidationError(problems, "arguments")
     outcome = outcome if outcome is not None else getattr(model, "outcome", None)

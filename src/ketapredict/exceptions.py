@@ -117,13 +117,22 @@ def short_repr(value: Any, limit: int = MAX_VALUE_CHARS) -> str:
     '[[[...]], 2, 3, 4, ...]'
     >>> import pandas as pd
     >>> short_repr(pd.Series([1.0, 2.0]))
-    '0 1.0 1 2.0 dtype: float64'
+    'a Series of 2 values'
     """
+    # A Series, table or array where one value belongs is described, not printed: its
+    # repr spans lines of index and values (a patient's, perhaps) and says less than its size
+    shape = getattr(value, "shape", None)
+    if isinstance(shape, tuple) and (len(shape) > 1 or sum(shape) > 1):
+        kind = {"ndarray": "numpy array"}.get(type(value).__name__, type(value).__name__)
+        kind = f"{'an' if kind[:1].lower() in 'aeiou' else 'a'} {kind}"
+        if len(shape) == 1:
+            return f"{kind} of {shape[0]:,} values"
+        return f"{kind} of shape {' x '.join(f'{n:,}' for n in shape)}"[:limit]
     try:
         text = _SHORT.repr(value)
     except Exception:  # any object's __repr__ may fail; the message must not
         text = f"<{type(value).__name__} object>"
-    # a pandas Series or an array prints on several lines: one problem is one line
+    # a value may still print on several lines: one problem is one line
     text = one_line(re.sub(r"\s*\n\s*", " ", text))
     if len(text) > limit:
         text = text[: max(limit - 3, 0)] + "..."

@@ -926,17 +926,10 @@ class RiskModel:
             return X
         if not isinstance(X, pd.DataFrame):  # validated or not: a record is no table
             raise _not_a_table(X)
-        if not isinstance(validated, bool | np.bool_):  # "no" is truthy: checks skipped
-            raise ValidationError(
-                [
-                    Problem(
-                        "validated",
-                        None,
-                        f"validated must be True or False; got {short_repr(validated)}",
-                    )
-                ],
-                "arguments",
-            )
+        from .schema import flag_problem
+
+        if (problem := flag_problem("validated", validated)) is not None:  # "no" is truthy
+            raise ValidationError([problem], "arguments")
         # spellings are normalised ("IV" -> "iv") and every bad cell is reported at once;
         # columns the contract does not know are no model's input and are left out
         from .regimen import undated_beyond_the_horizons

@@ -1669,6 +1669,8 @@ def validate(
             what,
         )
     _refuse_nested_columns(df, what)
+    if (problem := flag_problem("row_labels", row_labels, none=True)) is not None:
+        raise ValidationError([problem], "arguments")
     index = df.index  # the table comes back with its own labels
     df, what = rows_for_messages(df, what, row_labels)
     problems: list[Problem] = []
@@ -2013,6 +2015,35 @@ def whole_number_problem(
     return None
 
 
+def flag_problem(
+    name: str, value: Any, *, also: tuple[str, ...] = (), none: bool = False
+) -> Problem | None:
+    """The problem with an argument that must be True or False (or one of the words in
+    ``also``; None too, with ``none``), or None: the one wording of every flag an argument
+    takes. A text such as "no" is refused, not read as true, and numpy's booleans are
+    booleans.
+
+    Examples
+    --------
+    >>> print(flag_problem("validated", "no").message)
+    validated='no' is not True or False
+    >>> print(flag_problem("drivers", 1, also=("all",)).message)
+    drivers=1 is not True, False or 'all'
+    >>> flag_problem("peers", np.True_) is None
+    True
+    """
+    if (
+        isinstance(value, bool | np.bool_)
+        or (isinstance(value, str) and value in also)
+        or (none and value is None)
+    ):
+        return None
+    allowed = ["True", "False", *map(repr, also), *(["None"] if none else [])]
+    return Problem(
+        name, None, f"{name}={short_repr(value)} is not {', '.join(allowed[:-1])} or {allowed[-1]}"
+    )
+
+
 def check_outcome(
     y: Any, name: str = "outcome", *, min_per_class: int = 1, return_classes: bool = False
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
@@ -2056,6 +2087,8 @@ def check_outcome(
     """
     from sklearn.utils.multiclass import type_of_target
 
+    if (problem := flag_problem("return_classes", return_classes)) is not None:
+        raise ValidationError([problem], "arguments")
     try:
         shape = np.shape(y)
     except ValueError:  # rows of different lengths
