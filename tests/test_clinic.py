@@ -1,3 +1,4 @@
+import html
 import itertools
 import json
 import math
@@ -144,11 +145,11 @@ def test_a_horizon_that_replaces_the_records_own_day_says_so(model):
 def test_without_drivers_no_reference_risk_is_made_up(model):
     """It was the patient's own probability, under the name of the reference risk."""
     bare = model.score(PATIENT, COURSE, horizon_day=28, drivers=False)
-    assert all(r.average is None and r.drivers == () for r in bare.risks.values())
-    assert json.loads(json.dumps(bare.to_dict()))["risks"]["response"]["average"] is None
+    assert all(r.reference is None and r.drivers == () for r in bare.risks.values())
+    assert json.loads(json.dumps(bare.to_dict()))["risks"]["response"]["reference"] is None
     assert "reference risk" not in str(bare)
     full = model.score(PATIENT, COURSE, horizon_day=28)
-    assert full["response"].average != full["response"].probability
+    assert full["response"].reference != full["response"].probability
 
 
 def test_a_report_annotated_by_its_reader_leaves_the_model_as_it_was(model):
@@ -193,7 +194,7 @@ def test_drivers_add_up_to_the_distance_from_the_average_patient(model):
         assert sum(e.points for e in own) + schedule == pytest.approx(
             100 * (risk.probability - average), abs=0.05
         )
-        assert average == pytest.approx(risk.average)
+        assert average == pytest.approx(risk.reference)
         assert own[:5] == risk.drivers
         assert schedule == risk.schedule_points
 
@@ -697,7 +698,7 @@ def test_a_course_beyond_the_training_data_does_not_concern_the_first_sessions_d
     # what concerns every outcome is not prefixed: a fixed dose converted at a reference weight
     fixed = model.score(
         {**PATIENT, "weight_kg": None},
-        Regimen(drug="esketamine", route="intranasal", dose=56, dose_unit="mg"),
+        Regimen(drug="ketamine", route="im", dose=35, dose_unit="mg"),
         horizon_day=1,
     )
     assert any(w.startswith("the dose in mg was converted") for w in fixed.warnings)
@@ -711,7 +712,7 @@ def test_a_course_beyond_the_training_data_does_not_concern_the_first_sessions_d
 
 
 def test_fields_not_recorded_that_could_change_a_band_are_a_warning(model):
-    from ketapredict.clinic import MISSING_SPREAD, _band
+    from ketapredict.clinic import _UNRECORDED_RANGES, MISSING_SPREAD, _band
 
     sparse = model.score(README_PATIENT, COURSE, horizon_day=28)
     warned = [o for o, r in sparse.risks.items() if any("not recorded" in w for w in r.warnings)]
@@ -722,14 +723,14 @@ def test_fields_not_recorded_that_could_change_a_band_are_a_warning(model):
         crosses = _band(outcome, low) != _band(outcome, high) and high - low >= MISSING_SPREAD
         assert crosses == (outcome in warned), outcome
     # the ranges are in the report beside the fields not recorded
-    ranges = str(sparse).split("Over their plausible values: ")[1]
+    ranges = str(sparse).split(f"{_UNRECORDED_RANGES}: ")[1]
     response = sparse["response"].unrecorded
     assert f"response {response[0]:.0%} to {response[1]:.0%}" in ranges
     complete = model.score(PATIENT, COURSE, horizon_day=28)
     assert complete.missing == []
     assert all(r.unrecorded is None for r in complete.risks.values())
     assert not any("not recorded" in w for w in complete.all_warnings)
-    assert "Over their plausible values" not in str(complete)
+    assert _UNRECORDED_RANGES not in str(complete)
     assert not any("not recorded" in w for w in sparse.warnings)  # each outcome's own
 
 
@@ -902,7 +903,11 @@ def test_each_warning_of_a_comparison_can_be_read_once(model):
     # the odd patient's three-times-weekly courses exceed the weekly exposure seen in
     # training, each by its own amount: one footnote lists them
     assert any(
-        re.search(r"weekly exposure = [\d.]+(, [\d.]+)* or [\d.]+ mg/kg per week is outside", f)
+        re.search(
+            r"weekly exposure \(racemic IV equivalent\) = [\d.]+(, [\d.]+)* or [\d.]+ "
+            r"mg/kg per week is outside",
+            f,
+        )
         for f in footnotes
     )
     frame = comparison.to_frame()
@@ -996,10 +1001,10 @@ def test_the_comparison_plot_marks_the_front(model, tmp_path):
     np.testing.assert_allclose(lines["front"].get_ydata(), 100 * comparison["response"][front])
     assert len(lines["dominated"].get_xdata()) == (~front).sum()
     assert lines["front"].get_color() != lines["dominated"].get_color()
-    names = {t.get_gid(): t.get_text() for t in ax.texts if t.get_gid()}
+    # each name in full, a long one over lines of its own (the end tells schedules apart)
+    names = {t.get_gid(): " ".join(t.get_text().split()) for t in ax.texts if t.get_gid()}
     for k, name in enumerate(comparison["regimen"]):
-        listed = f"{k + 1:>2}  {name}"
-        assert listed in names["front names" if front[k] else "dominated names"]
+        assert f"{k + 1} {name}" in names["front names" if front[k] else "dominated names"]
     assert "front" in ax.get_legend().get_texts()[-1].get_text()
     assert "cognitive decline" in ax.get_xlabel()
     assert "response" in ax.get_ylabel()
@@ -1091,3 +1096,29 @@ def test_a_named_schedule_keeps_what_it_is(model):
     assert f"mine: {course}" in str(comparison)
     assert f"mine: {course}" in comparison._repr_html_()
     assert comparison.to_dict()["regimens"][0]["schedule"] == str(course)
+
+
+def test_an_antidepressant_started_with_the_course_leaves_the_first_session_alone(model):
+    """The trials start one only with esketamine, so the flag stood for the route and moved
+    first-session dissociation by 4 points (a clinician's review); the schedule it belongs
+    to is new to the model without it, and the report says so for the outcomes it concerns."""
+    single = Regimen(drug="ketamine", route="iv", dose=0.5, infusion_minutes=40)
+    started = Regimen(**{**single.to_dict(), "new_oral_antidepressant": True})
+    alone, with_one = (model.score(PATIENT, r, horizon_day=1) for r in (single, started))
+    assert alone["dissociation"].probability == with_one["dissociation"].probability
+    assert not any("never occurs" in w for w in alone.warnings)
+    assert [w for w in with_one.warnings if "never occurs" in w] == [
+        "response, remission, cognitive decline: the schedule ketamine iv, one session, with a "
+        "new oral antidepressant never occurs in the training data: the estimate is an "
+        "extrapolation"
+    ]
+
+
+def test_a_report_says_what_its_outcomes_and_intervals_are(model):
+    report = model.score(PATIENT, COURSE, horizon_day=28)
+    text = " ".join(str(report).split())
+    assert "dissociation: CADSS above 4 in the first session" in text
+    assert "90% interval: widened until it held the true probability" in text
+    assert html.escape(report.interval_meaning) in " ".join(report._repr_html_().split())
+    assert repr(report).startswith(f"<RiskReport: {report.regimen}, day 28: response=")
+    assert "\n" not in repr(report)

@@ -643,6 +643,18 @@ HOSTILE_CASES: list[tuple[str, Callable, str]] = [
         ),
         "reference drug_routes: expected at most 200 texts",
     ),
+    (
+        "reference-schedules-too-long",
+        _manifest(lambda m, o: {**m, "reference": {**m["reference"], "schedules": ["x" * 121]}}),
+        "reference schedules: expected at most 1000 texts",
+    ),
+    (
+        "reference-diagnosis-schedules-not-a-list",
+        _manifest(
+            lambda m, o: {**m, "reference": {**m["reference"], "diagnosis_schedules": "TRD"}}
+        ),
+        "reference diagnosis_schedules: expected at most 1000 texts",
+    ),
     # -- malformed manifests (no checksum can be right for these)
     ("manifest-empty-list", _raw_manifest("[]"), "holds a list"),
     ("manifest-null", _raw_manifest("null"), "holds a NoneType"),

@@ -517,6 +517,44 @@ def test_a_drug_by_a_route_never_trained_on_is_warned_and_outside_training(risk_
     assert risk_model.outside_training(table.assign(drug="arketamine")).all()
 
 
+def test_a_schedule_or_a_diagnosis_on_it_never_trained_on_is_warned(risk_model, train):
+    """The published trials give esketamine only with a new oral antidepressant and bipolar
+    depression only one infusion: every encoded feature of either otherwise looked familiar,
+    and the top schedule of a comparison was one the model had never seen (a clinician's
+    review)."""
+    from ketapredict import Regimen
+
+    patient = {"age": 46, "sex": "female", "diagnosis": "TRD", "madrs_baseline": 34}
+    spray = {"drug": "esketamine", "route": "intranasal", "dose": 56, "dose_unit": "mg"}
+    course = {**spray, "sessions_per_week": 2, "n_sessions": 8}
+    licensed = Regimen(**course, new_oral_antidepressant=True)
+    alone = Regimen(**course)
+    assert not any("never occurs" in w for w in risk_model.score(patient, licensed).warnings)
+    assert (
+        "the schedule esketamine intranasal, repeated sessions, without a new oral "
+        "antidepressant never occurs in the training data: the estimate is an extrapolation"
+    ) in risk_model.score(patient, alone).warnings
+    infusions = Regimen(
+        drug="ketamine",
+        route="iv",
+        dose=0.5,
+        infusion_minutes=40,
+        sessions_per_week=2,
+        n_sessions=8,
+    )
+    bipolar = {**patient, "diagnosis": "bipolar", "n_failed_treatments": 1}
+    assert any(
+        w.startswith("diagnosis bipolar with ketamine iv, repeated sessions never occurs")
+        for w in risk_model.score(bipolar, infusions).warnings
+    )
+    assert not any("never occurs" in w for w in risk_model.score(patient, infusions).warnings)
+    # the same reasons make a table's rows outside the training data
+    sprays = train[(train["drug"] == "esketamine") & (train["route"] == "intranasal")].head(5)
+    assert len(sprays)
+    assert not risk_model.outside_training(sprays).any()
+    assert risk_model.outside_training(sprays.assign(new_oral_antidepressant=False)).all()
+
+
 def test_arguments_of_the_wrong_kind_are_named_not_a_bare_error(risk_model, train):
     """Each gave a TypeError, AttributeError, KeyError or a plain ValueError (a fuzz of the
     public API)."""

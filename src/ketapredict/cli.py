@@ -1032,7 +1032,7 @@ def _patient_record(path: str) -> dict[str, Any]:
     or as a "regimen" object; identifiers dropped (never model inputs, never shown)."""
     from .exceptions import Problem, ValidationError, short_repr
     from .regimen import REGIMEN_FIELDS
-    from .schema import columns
+    from .schema import _did_you_mean, columns
 
     record = _read_json(path, "patient file")
     if not isinstance(record, dict):
@@ -1060,7 +1060,8 @@ def _patient_record(path: str) -> dict[str, Any]:
                 Problem(
                     key,
                     None,
-                    f"unknown regimen field {short_repr(key)} in 'regimen'; expected one of "
+                    f"unknown regimen field {short_repr(key)} in 'regimen'"
+                    f"{_did_you_mean(key, REGIMEN_FIELDS)}; expected one of "
                     f"{', '.join(REGIMEN_FIELDS)}",
                 )
                 for key in unknown

@@ -39,11 +39,14 @@ from .regimen import (
     Regimen,
     below_any_studied,
     beyond_the_horizons,
+    drug_routes,
     exposure,
     recorded_fields,
+    schedule_kinds,
 )
 from .risk import joint_distance
 from .schema import (
+    _did_you_mean,
     _is_missing,
     _known,
     _number,
@@ -86,6 +89,16 @@ OUTCOME_LABELS = {
     "remission": "remission (MADRS <= 10)",
     "cognitive_decline": "cognitive decline (>= 0.5 SD)",
     "dissociation": "dissociation (first session)",
+}
+# What each outcome is, in the words a report prints under its table (ketapredict.schema
+# defines them on the measurements: RESPONSE_FRACTION, REMISSION_AT, COGNITIVE_DECLINE_AT,
+# DISSOCIATION_AT).
+OUTCOME_DEFINITIONS = {
+    "response": "MADRS fell by at least 50% from baseline at the horizon",
+    "remission": "MADRS at most 10 at the horizon",
+    "cognitive_decline": "the mean of the processing speed, working memory and verbal memory "
+    "z-scores fell by 0.5 SD or more from baseline at the horizon",
+    "dissociation": "CADSS above 4 in the first session",
 }
 N_DRIVERS = 5
 _NOT_INPUTS = ("outcome", "truth", "group")
@@ -189,7 +202,7 @@ class OutcomeRisk:
     low: float | None
     high: float | None
     band: str
-    average: float | None
+    reference: float | None
     drivers: tuple[DriverEffect, ...] = ()
     schedule_points: float | None = None
     warnings: tuple[str, ...] = ()
@@ -228,11 +241,25 @@ class OutcomeRisk:
     @property
     def other_points(self) -> float:
         """Points of the predictors not listed, so that the lines add up to
-        ``probability - average``."""
-        if self.average is None:  # scored without drivers
+        ``probability - reference``."""
+        if self.reference is None:  # scored without drivers
             return 0.0
         listed = sum(d.points for d in self.drivers) + (self.schedule_points or 0.0)
-        return 100 * (self.probability - self.average) - listed
+        return 100 * (self.probability - self.reference) - listed
+
+
+def _from_reference(risk: OutcomeRisk) -> str:
+    """Where the drivers start and end, in words (what the reference risk is, the report
+    says once: :data:`_REFERENCE`)."""
+    return f"from the reference risk {risk.reference:.1%} to {risk.probability:.1%}"
+
+
+# what the drivers' points measure, said once under a report's table
+_REFERENCE = (
+    "Drivers: percentage points that move the probability from the model's reference risk "
+    "(its average over the training courses, taken on the log-odds scale) to the patient's; "
+    "they add up to the difference."
+)
 
 
 @dataclass(frozen=True)
@@ -257,12 +284,12 @@ class RiskReport:
         By outcome: ``probability`` (calibrated), ``low`` and ``high`` (90% interval from
         the bootstrap replicates; None if the model has none), ``band`` (low, moderate,
         high; see :data:`BANDS`) and its ``reading`` (favourable, intermediate,
-        unfavourable), ``average`` (the reference risk the drivers are measured from: the
+        unfavourable), ``reference`` (the reference risk the drivers are measured from: the
         probability at the model's mean log-odds over its training courses; for a rare,
         skewed outcome well below their mean risk, e.g. 0.3% for cognitive decline where
         1.5% of courses had it; None when scored with ``drivers=False``),
         ``drivers`` (the top 5 of the patient's predictors, signed percentage points that
-        add up, with the others, to ``probability - average``), ``schedule_points`` (the
+        add up, with the others, to ``probability - reference``), ``schedule_points`` (the
         regimen, i.e. drug, route, dose, schedule and a new oral antidepressant, and the
         horizon together: what the clinician chose, not a reason of the patient's; None
         when ``drivers="all"`` lists them), ``warnings`` (those of this outcome alone) and
@@ -280,6 +307,9 @@ class RiskReport:
         a missing field is never a driver; the estimate is less specific.
     provenance : dict
         The model's name, version, training data kind, date, validation metrics and notes.
+    interval_meaning : str or None
+        What the 90% intervals mean for this model (None: it has none): widened to hold
+        the true probabilities of new virtual patients, or the bootstrap's spread alone.
 
     Examples
     --------
@@ -307,6 +337,7 @@ class RiskReport:
     warnings: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
+    interval_meaning: str | None = None
 
     def __getitem__(self, outcome: str) -> OutcomeRisk:
         try:
@@ -349,6 +380,15 @@ class RiskReport:
         )
         return f"Warnings (every outcome{' unless named' if named else ''})"
 
+    def __repr__(self) -> str:
+        # one line a REPL can show (print() or the notebook gives the whole report)
+        risks = ", ".join(
+            f"{o}={_percent(r.probability)}"
+            + (f" [{r.interval_text}]" if r.low is not None else "")
+            for o, r in self.risks.items()
+        )
+        return f"<RiskReport: {self.regimen}, day {self.horizon_day:g}: {risks}>"
+
     def __str__(self) -> str:
         lines = [f"ketapredict risk report: {self.regimen}", f"Horizon: {self.horizon}"]
         lines.append(self._model_line())
@@ -367,11 +407,13 @@ class RiskReport:
                 f"{risk.interval_text:<15} {risk.band_text}{mark if risk.warnings else ''}"
             )
         lines.append(textwrap.fill(bands_legend(self.risks), width=92))
+        lines.append(textwrap.fill(outcomes_legend(self.risks, self.interval_meaning), 92))
+        if any(r.drivers for r in self.risks.values()):
+            lines.append(textwrap.fill(_REFERENCE, 92))
         for risk in self.risks.values():
             if risk.drivers:
                 lines.append(
-                    f"\nWhat moved {risk.outcome.replace('_', ' ')}: from the reference risk "
-                    f"{risk.average:.1%} (at the model's mean log-odds) to {risk.probability:.1%}"
+                    f"\nWhat moved {risk.outcome.replace('_', ' ')}: {_from_reference(risk)}"
                 )
                 lines += [f"  {driver}" for driver in risk.drivers]
                 if risk.schedule_points is not None:
@@ -389,7 +431,7 @@ class RiskReport:
                 "the record): " + ", ".join(self.missing)
             )
             if self._ranges():
-                lines.append("Over their plausible values: " + self._ranges())
+                lines.append(f"{_UNRECORDED_RANGES}: {self._ranges()}")
         return "\n".join(lines)
 
     def _ranges(self) -> str:
@@ -437,7 +479,10 @@ class RiskReport:
             f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
             f'<div style="font-size:.85em;margin:.2em 0 .6em">Band colours: green '
             f"favourable, amber intermediate, red unfavourable. "
-            f"{html.escape(bands_legend(self.risks))}</div>"
+            f"{html.escape(bands_legend(self.risks))}<br>"
+            f"{html.escape(outcomes_legend(self.risks, self.interval_meaning))}"
+            + f"<br>{e(_REFERENCE)}" * any(r.drivers for r in self.risks.values())
+            + "</div>"
         )
         cards = [_outcome_html(r) for r in self.risks.values() if r.drivers or r.warnings]
         if cards:
@@ -446,7 +491,7 @@ class RiskReport:
                 f'<div style="display:flex;flex-wrap:wrap;gap:.8em">{"".join(cards)}</div>'
             )
         if self.missing:
-            ranges = f"<br>Over their plausible values: {e(self._ranges())}" * bool(self._ranges())
+            ranges = f"<br>{_UNRECORDED_RANGES}: {e(self._ranges())}" * bool(self._ranges())
             parts.append(
                 '<p style="margin:.6em 0">Not recorded (integrated over their plausible '
                 f"values given the rest of the record): {e(', '.join(self.missing))}{ranges}</p>"
@@ -454,6 +499,11 @@ class RiskReport:
         parts.append(f'<div style="font-size:.8em;opacity:.8">{e(self._model_line())}</div>')
         parts.append("</div>")
         return "".join(parts)
+
+
+# what the ranges over the fields not recorded are: the lowest and highest probability over
+# the draws the estimate averages
+_UNRECORDED_RANGES = "Lowest and highest over the draws of the fields not recorded"
 
 
 # -- shared by the reports and the comparison of schedules -------------------------------------
@@ -481,6 +531,45 @@ def bands_legend(outcomes: Iterable[str]) -> str:
                 f"high from {high:.0%}, {reading}"
             )
     return "Bands (ketapredict's conventions, not clinical thresholds): " + "; ".join(parts) + "."
+
+
+def outcomes_legend(outcomes: Iterable[str], intervals: str | None = None) -> str:
+    """What ``outcomes`` are and, given ``intervals`` (what the model's 90% intervals mean:
+    :attr:`RiskReport.interval_meaning`), what an interval is, in one paragraph: a report
+    and a comparison print it under their tables.
+
+    Examples
+    --------
+    >>> from ketapredict.clinic import outcomes_legend
+    >>> outcomes_legend(["dissociation"])
+    'Outcomes: dissociation: CADSS above 4 in the first session.'
+    """
+    defined = [
+        f"{o.replace('_', ' ')}: {OUTCOME_DEFINITIONS[o]}"
+        for o in outcomes
+        if o in OUTCOME_DEFINITIONS
+    ]
+    text = f"Outcomes: {'; '.join(defined)}." if defined else ""
+    return f"{text} {intervals}".strip() if intervals else text
+
+
+def interval_meaning(model) -> str | None:
+    """What a 90% interval of ``model`` means, in words (None: it has none). Widened to
+    hold the true probabilities of new virtual patients (``RiskModel.fit(interval_data=
+    ...)``), it says so; from the bootstrap alone, it is how far another training sample
+    would move the estimate, and leaves out the model's bias."""
+    states = [s for s in model._outcomes.values() if s.z is not None]
+    if not states:
+        return None
+    if all(s.scale is not None for s in states):
+        return (
+            "90% interval: widened until it held the true probability of 9 in 10 new "
+            "virtual patients in trials the model never saw (the model's provenance says how)."
+        )
+    return (
+        "90% interval: how far the estimate would move with another training sample of this "
+        "size; it leaves out the model's own bias, so read it as the least uncertainty there is."
+    )
 
 
 def _rounded(p: float) -> float:
@@ -511,8 +600,8 @@ def _model_line(source: Mapping[str, Any]) -> str:
     )
 
 
-# The longest schedule name the comparison's figure lists in full (the standard grid's
-# longest is 46 characters).
+# The longest line of a schedule's name in the comparison's figure (the standard grid's
+# ketamine names fit on one, its esketamine names with their antidepressant take two).
 _NAME_CHARS = 48
 
 # Every interval a report or comparison gives is a 90% interval (ketapredict.risk).
@@ -620,11 +709,10 @@ def _outcome_html(risk: OutcomeRisk) -> str:
             f'<tr><td style="{italic}" colspan="2">{e(_OTHERS)}</td>'
             f'<td style="{_NUM}">{_points(risk.other_points)}</td></tr>'
         )
-        total = 100 * (risk.probability - risk.average)
+        total = 100 * (risk.probability - risk.reference)
         rows.append(
-            f'<tr style="border-top:1px solid #8888"><td style="{_CELL}" colspan="2">from '
-            f"the reference risk {risk.average:.1%} (at the model's mean log-odds) to "
-            f"{risk.probability:.1%}</td>"
+            f'<tr style="border-top:1px solid #8888"><td style="{_CELL}" colspan="2">'
+            f"{e(_from_reference(risk))}</td>"
             f'<td style="{_NUM};font-weight:600">{_points(total)}</td></tr>'
         )
         parts.append(
@@ -685,7 +773,8 @@ def _regimen_of(record: Mapping[str, Any], regimen: Any, problems: list[Problem]
             Problem(
                 name,
                 fields[name],
-                f"unknown regimen field {short_repr(name)}; expected one of "
+                f"unknown regimen field {short_repr(name)}"
+                f"{_did_you_mean(name, REGIMEN_FIELDS)}; expected one of "
                 f"{', '.join(REGIMEN_FIELDS)}",
             )
         )
@@ -1159,7 +1248,7 @@ _LEAST_POINTS = 0.005
 # does not count: ketapredict's convention.
 MISSING_SPREAD = 0.05
 _UNRECORDED = (
-    "the fields not recorded could move it into another band: recording them would settle it"
+    "the fields not recorded could move it into another band: recording them would narrow it"
 )
 
 
@@ -1266,7 +1355,7 @@ def score(
     for outcome, state in model._outcomes.items():
         x = own[outcome][0]
         p, low, high = (float(v[0]) for v in intervals[outcome])
-        effects, given, average = (
+        effects, given, reference = (
             _drivers(state, encoded[outcome], x, values, everything=drivers == "all")
             if drivers
             else ((), None, np.nan)
@@ -1299,7 +1388,7 @@ def score(
             low=low if state.z is not None else None,
             high=high if state.z is not None else None,
             band=_band(outcome, p),
-            average=float(average) if drivers else None,  # not computed: no drivers
+            reference=float(reference) if drivers else None,  # not computed: no drivers
             drivers=effects,
             schedule_points=given,
             warnings=tuple(own_warnings),
@@ -1320,14 +1409,14 @@ def score(
     )
     if before_the_end is not None:
         warnings.append(before_the_end)
-    trained_on = (model.reference or {}).get("drug_routes")
-    asked = f"{values.get('drug')} {values.get('route')}"
-    if trained_on and asked not in trained_on:
-        # every encoded feature can look familiar (arketamine as half a dose of ketamine)
-        warnings.append(
-            f"{values.get('drug')} by the {values.get('route')} route never occurs in the "
-            f"training data ({', '.join(trained_on)}): the estimate is an extrapolation"
-        )
+    new_kind = _never_trained_on(model.reference or {}, values)
+    if new_kind is not None:
+        text, horizon_only = new_kind
+        at_horizon = [o for o, s in model._outcomes.items() if s.spec.assessed_day is None]
+        if horizon_only and len(at_horizon) < len(model._outcomes):
+            text = f"{', '.join(o.replace('_', ' ') for o in at_horizon)}: {text}"
+        if not horizon_only or at_horizon:
+            warnings.append(text)
     if not any(s.z is not None for s in model._outcomes.values()):
         warnings.append("this model has no bootstrap replicates, so no intervals")
     from . import __version__
@@ -1342,7 +1431,43 @@ def score(
         warnings=warnings,
         missing=missing,
         provenance=provenance,
+        interval_meaning=interval_meaning(model),
     )
+
+
+def _never_trained_on(
+    reference: Mapping[str, Any], values: Mapping[str, Any]
+) -> tuple[str, bool] | None:
+    """The warning for a course whose kind the model never trained on, and whether only
+    the outcomes assessed at the horizon are concerned; or None. Said of its drug by its
+    route, else its schedule, else its diagnosis on that schedule (the first that is new
+    says it; those after it are new too). Every encoded feature can look familiar where the
+    kind is new (arketamine as half a dose of ketamine; esketamine without an oral
+    antidepressant as esketamine with one). An outcome of the first session (dissociation)
+    sees a first session, not the sessions to come nor an antidepressant yet to act: a new
+    schedule of a drug and route it trained on is no extrapolation for it, nor a diagnosis
+    it saw on that drug and route."""
+    course = pd.DataFrame([values])
+    said = " never occurs in the training data: the estimate is an extrapolation"
+    trained_on = reference.get("drug_routes")
+    if trained_on and drug_routes(course)[0] not in trained_on:
+        routes = ", ".join(trained_on)
+        return (
+            f"{values.get('drug')} by the {values.get('route')} route{said} (it has {routes})",
+            False,
+        )
+    kind = schedule_kinds(course)[0]
+    if reference.get("schedules") and kind and kind not in reference["schedules"]:
+        return f"the schedule {kind}{said}", True
+    kind = schedule_kinds(course, by_diagnosis=True)[0]
+    seen = reference.get("diagnosis_schedules")
+    if seen and kind not in ("", *seen):
+        diagnosis, schedule = kind.split(": ", 1)
+        first = f"{diagnosis}: {drug_routes(course)[0]},"
+        return f"diagnosis {diagnosis} with {schedule}{said}", any(
+            k.startswith(first) for k in seen
+        )
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -1431,7 +1556,8 @@ def regimen_grid(
     doses : mapping of route to doses, optional
         By default racemic ketamine IV over 40 minutes at 0.2, 0.5 and 1.0 mg/kg (the doses
         of Fava 2020), IM at 0.5 mg/kg (Loo 2016) and esketamine intranasal at 28, 56 and
-        84 mg (the licensed doses, Daly 2018; Popova 2019).
+        84 mg (the licensed doses, Daly 2018; Popova 2019), with a newly started oral
+        antidepressant, as it is licensed and was trialled (Popova 2019).
     sessions_per_week : iterable of float, default=(1, 2, 3)
         Frequencies (Singh 2016 compared two and three a week).
     weeks : float, default=4
@@ -1468,6 +1594,7 @@ def regimen_grid(
                             dose_unit="mg",
                             sessions_per_week=per_week,
                             n_sessions=n,
+                            new_oral_antidepressant=True,
                         )
                     )
                 else:
@@ -1958,6 +2085,7 @@ class RegimenComparison:
         lines += [
             "Percentages with 90% intervals [low-high]. " + self._sort_text(),
             self._rule_text(),
+            outcomes_legend(self.outcomes),
         ]
         return lines
 
@@ -2095,8 +2223,23 @@ class RegimenComparison:
         if xscale not in ("log", "linear"):
             raise ValueError(f"xscale must be 'log' or 'linear'; got {xscale!r}")
         table = self.table
+        # a long name goes on over lines of its own, so that the list never squeezes the
+        # axes nor loses what tells two schedules apart (its end)
+        listed = [
+            textwrap.fill(
+                _named(row),
+                _NAME_CHARS + 4,  # and the number before it
+                initial_indent=f"{i + 1:>2}  ",
+                subsequent_indent="    ",
+            )
+            for i, (_, row) in enumerate(table.iterrows())
+        ]
         if ax is None:
-            fig, ax = plt.subplots(figsize=(10, 5.6), layout="constrained")
+            # tall enough for the lists of names (8-point lines, about 0.155 inch each)
+            lines = sum(name.count("\n") + 1 for name in listed) + 3
+            fig, ax = plt.subplots(
+                figsize=(10, max(5.6, 1.2 + 0.155 * lines)), layout="constrained"
+            )
             plt.close(fig)  # returned, not shown twice by a notebook's pyplot
         fig = ax.figure
         x, y = 100 * table[self.harm].to_numpy(float), 100 * table[self.benefit].to_numpy(float)
@@ -2161,19 +2304,14 @@ class RegimenComparison:
             ("dominated names", ~front, "#6f6f6f", "Dominated:"),
         ):
             if mask.any():
-                # a long name is cut, so that the list never squeezes the axes
-                names = [
-                    f"{i + 1:>2}  {textwrap.shorten(_named(row), _NAME_CHARS, placeholder='...')}"
-                    for i, (_, row) in enumerate(table.iterrows())
-                    if mask[i]
-                ]
-                listed = ax.text(
+                names = [name for i, name in enumerate(listed) if mask[i]]
+                shown = ax.text(
                     1.02, top, "\n".join([title, *names]), transform=ax.transAxes,
                     va="top", ha="left", fontsize=8, family="monospace", color=colour, gid=gid,
                     parse_math=False,  # a name's "$5 plan" is text, not mathematics
                 )  # fmt: skip
                 # the next list starts a line below this one, as measured when drawn
-                box = listed.get_window_extent()
+                box = shown.get_window_extent()
                 top = ax.transAxes.inverted().transform((0, box.y0))[1] - 0.03
         if _notice(self.provenance):
             fig.supxlabel(_notice(self.provenance), fontsize=8, color="#8a2d00")

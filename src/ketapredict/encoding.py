@@ -195,12 +195,16 @@ def _cognition(frame, columns):
 
 _SCHEDULE = (
     ("racemic_iv_equivalent_mg_per_kg", "dose", "dose (racemic IV equivalent)"),
-    ("peak_exposure_mg_per_kg_per_h", "peak exposure", "peak exposure (dose over infusion time)"),
-    ("weekly_exposure_mg_per_kg", "weekly exposure", "weekly exposure"),
+    (
+        "peak_exposure_mg_per_kg_per_h",
+        "peak exposure",
+        "peak exposure (racemic IV equivalent per hour)",
+    ),
+    ("weekly_exposure_mg_per_kg", "weekly exposure", "weekly exposure (racemic IV equivalent)"),
     (
         "cumulative_exposure_mg_per_kg",
         "cumulative exposure",
-        "cumulative exposure by the assessment",
+        "cumulative exposure by the assessment (racemic IV equivalent)",
     ),
     ("course_weeks", "course length", "course length by the assessment"),
     ("sessions_by_endpoint", "sessions given", "sessions given by the assessment"),
@@ -630,12 +634,27 @@ def encode(
     return {name: encoded[name] for name in _output_names(spec)}
 
 
+# An oral antidepressant started with the course begins to act after 2-3 weeks (seed review
+# 002; the virtual cohort's own increment is half-way at day 21): before this day it is no
+# reason for an outcome assessed then.
+_ANTIDEPRESSANT_ACTS_FROM_DAY = 14.0
+
+
 def _assessed(frame: Any, day: float) -> Any:
-    """The table with every row assessed at ``day`` (the caller's table is not changed)."""
+    """The table with every row assessed at ``day`` (the caller's table is not changed).
+
+    Assessed before a newly started oral antidepressant can act (dissociation, in the first
+    session), no row has started one: else the flag, which the published trials give only
+    with esketamine, would stand for the route, and starting an antidepressant would change
+    the first session's dissociation.
+    """
     days = np.full(len(frame), day)
+    at_day = {"endpoint_day": days}
+    if day < _ANTIDEPRESSANT_ACTS_FROM_DAY:
+        at_day["new_oral_antidepressant"] = np.zeros(len(frame))
     if isinstance(frame, pd.DataFrame):
-        return frame.assign(endpoint_day=days)
-    return Columns({**frame, "endpoint_day": days})
+        return frame.assign(**at_day)
+    return Columns({**frame, **at_day})
 
 
 def outputs_reading(spec: FeatureSet, reading: Collection[str]) -> list[str]:

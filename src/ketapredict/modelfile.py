@@ -773,9 +773,15 @@ _REFERENCE_KEYS = {
 }
 
 
-# Drug and route pairs a model can have been trained on: the contract's drugs by its routes
-# are a few dozen; a file listing more was not written by ketapredict.
-_MAX_DRUG_ROUTES = 200
+# The kinds of course a model keeps as trained on (ketapredict.regimen.schedule_kinds): the
+# contract's drugs by its routes are a few dozen, by one session or repeated, with or without
+# a new antidepressant, and by three diagnoses; a file listing more was not written by
+# ketapredict, nor one whose texts are longer than the longest such text.
+_KINDS = {
+    "drug_routes": (200, 60, "'ketamine iv'"),
+    "schedules": (1000, 120, "'ketamine iv, one session, without a new oral antidepressant'"),
+    "diagnosis_schedules": (1000, 120, "'TRD: ketamine iv, one session'"),
+}
 
 
 def check_reference(reference: Any, feature_names: Sequence[str]) -> dict[str, Any]:
@@ -785,20 +791,19 @@ def check_reference(reference: Any, feature_names: Sequence[str]) -> dict[str, A
     ValueError if not; an empty summary (no warnings) is allowed."""
     if reference == {}:
         return reference
-    if not isinstance(reference, dict) or set(reference) - {"drug_routes"} != _REFERENCE_KEYS:
+    if not isinstance(reference, dict) or set(reference) - set(_KINDS) != _REFERENCE_KEYS:
         raise ValueError(
-            f"reference: expected the fields {sorted(_REFERENCE_KEYS)} (and drug_routes)"
+            f"reference: expected the fields {sorted(_REFERENCE_KEYS)} (and any of "
+            f"{', '.join(_KINDS)})"
         )
-    routes = reference.get("drug_routes", [])
-    if not (
-        isinstance(routes, list)
-        and len(routes) <= _MAX_DRUG_ROUTES
-        and all(isinstance(r, str) and 0 < len(r) <= 60 for r in routes)
-    ):
-        raise ValueError(
-            f"reference drug_routes: expected at most {_MAX_DRUG_ROUTES} texts such as "
-            "'ketamine iv'"
-        )
+    for key, (most, longest, example) in _KINDS.items():
+        kinds = reference.get(key, [])
+        if not (
+            isinstance(kinds, list)
+            and len(kinds) <= most
+            and all(isinstance(k, str) and 0 < len(k) <= longest for k in kinds)
+        ):
+            raise ValueError(f"reference {key}: expected at most {most} texts such as {example}")
     names = set(feature_names)
     for key in ("features", "continuous", "seen_categories", "binary"):
         value = reference[key]

@@ -47,6 +47,7 @@ __all__ = [
     "Regimen",
     "drug_routes",
     "exposure",
+    "schedule_kinds",
     "schedules_in_words",
 ]
 
@@ -387,6 +388,58 @@ def drug_routes(frame: Any) -> np.ndarray:
     route = pd.Series(frame["route"]).astype(object).to_numpy()
     return np.array(
         ["" if pd.isna(d) or pd.isna(r) else f"{d} {r}" for d, r in zip(drug, route, strict=True)],
+        dtype=object,
+    )
+
+
+def schedule_kinds(frame: Any, *, by_diagnosis: bool = False) -> np.ndarray:
+    """Each course's kind of schedule in words: the drug by its route, in one session or
+    repeated, with or without a new oral antidepressant (empty where the drug or route is
+    missing); with ``by_diagnosis``, the diagnosis and the drug by its route in one session or
+    repeated (empty where the diagnosis is missing too). A model keeps the kinds it was
+    trained on, to say when a schedule, or a diagnosis on it, is new to it: every encoded
+    feature of esketamine without an oral antidepressant, or of bipolar depression in
+    repeated sessions, can look familiar when the training data held neither.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> courses = pd.DataFrame({"drug": ["esketamine"], "route": ["intranasal"],
+    ...     "n_sessions": [8], "new_oral_antidepressant": [True], "diagnosis": ["TRD"]})
+    >>> schedule_kinds(courses).tolist()
+    ['esketamine intranasal, repeated sessions, with a new oral antidepressant']
+    >>> schedule_kinds(courses, by_diagnosis=True).tolist()
+    ['TRD: esketamine intranasal, repeated sessions']
+    """
+    pairs = drug_routes(frame)
+    columns = getattr(frame, "columns", ())
+
+    def values(name: str, default: Any) -> np.ndarray:
+        if name not in columns:
+            return np.full(len(pairs), default, dtype=object)
+        found = pd.Series(frame[name]).astype(object).to_numpy()
+        return np.array([default if pd.isna(v) else v for v in found], dtype=object)
+
+    # a field left out takes the Regimen's default: one session, no new antidepressant
+    sessions = np.where(
+        values("n_sessions", 1).astype(float) > 1, "repeated sessions", "one session"
+    )
+    kinds = [f"{pair}, {n}" if pair else "" for pair, n in zip(pairs, sessions, strict=True)]
+    if by_diagnosis:
+        diagnoses = values("diagnosis", None)
+        return np.array(
+            [
+                f"{d}: {kind}" if kind and d is not None else ""
+                for d, kind in zip(diagnoses, kinds, strict=True)
+            ],
+            dtype=object,
+        )
+    started = values("new_oral_antidepressant", False).astype(bool)
+    return np.array(
+        [
+            f"{kind}, {'with' if ad else 'without'} a new oral antidepressant" if kind else ""
+            for kind, ad in zip(kinds, started, strict=True)
+        ],
         dtype=object,
     )
 

@@ -54,7 +54,7 @@ from .modelfile import (
     sign,
     size_problem,
 )
-from .regimen import drug_routes
+from .regimen import drug_routes, schedule_kinds
 from .trees import (
     MAX_LOG_ODDS,
     TreeEnsemble,
@@ -830,6 +830,11 @@ class RiskModel:
             # multiple of racemic ketamine's, so a drug (or route) never seen looks familiar
             # to every encoded feature (arketamine as half a dose of ketamine)
             "drug_routes": sorted(set(drug_routes(data))),
+            # and the kinds of schedule, and of diagnosis by schedule: esketamine without a
+            # new oral antidepressant, or bipolar depression in repeated sessions, is as new
+            # to a model trained on neither
+            "schedules": sorted(set(schedule_kinds(data)) - {""}),
+            "diagnosis_schedules": sorted(set(schedule_kinds(data, by_diagnosis=True)) - {""}),
         }
 
     # -- scoring ----------------------------------------------------------------------------
@@ -1458,11 +1463,17 @@ class RiskModel:
                 reasons[f"{label.get(name, name)}, never seen in training"] = (
                     matrix[:, where[name]] == 1
                 )
-        if "drug_routes" in reference:  # a model saved before they were kept has none
-            pairs = drug_routes(X)
-            reasons["a drug by a route never trained on"] = (pairs != "") & ~np.isin(
-                pairs, reference["drug_routes"]
-            )
+        for reason, key, kinds in (
+            ("a drug by a route never trained on", "drug_routes", drug_routes(X)),
+            ("a schedule never trained on", "schedules", schedule_kinds(X)),
+            (
+                "a diagnosis on a schedule never trained on",
+                "diagnosis_schedules",
+                schedule_kinds(X, by_diagnosis=True),
+            ),
+        ):
+            if key in reference:  # a model saved before they were kept has none
+                reasons[reason] = (kinds != "") & ~np.isin(kinds, reference[key])
         z = (continuous - np.asarray(reference["mean"])) / np.asarray(reference["sd"])
         distance = joint_distance(z, np.asarray(reference["covariance"]))
         reasons["an unusual combination of values"] = distance > reference["joint_threshold"]

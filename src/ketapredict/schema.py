@@ -1894,6 +1894,11 @@ def record_items(
     )
 
 
+# every field a record can give: the contract's columns (a family's by its template, so a
+# visit's slip is not matched to a template)
+_FIELD_NAMES = tuple(c.name for c in _CONTRACT if "{" not in c.name)
+
+
 def _did_you_mean(name: Any, known: Iterable[str]) -> str:
     """`` (did you mean 'age'?)`` for a misspelt field name, or nothing."""
     if not isinstance(name, str) or len(name) > 100:  # no field name is that long
@@ -1976,7 +1981,8 @@ def _problem(error: Mapping[str, Any], model: type[pydantic.BaseModel]) -> Probl
         return Problem(
             name,
             value,
-            f"unknown field {short_repr(name)}{_did_you_mean(name, model.model_fields)}; "
+            # the other columns too: a record may give its schedule (``n_session``)
+            f"unknown field {short_repr(name)}{_did_you_mean(name, _FIELD_NAMES)}; "
             f"expected one of {', '.join(model.model_fields)}",
         )
     if name is None:
