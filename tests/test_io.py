@@ -343,6 +343,11 @@ def test_dataset_json_1_0_reads_like_1_1(tmp_path, study):
             '"rows": [[1], [2]]}',
             "it declares 3 records but holds 2; the file may have been cut short",
         ),
+        (  # 1.0 states the count in its item group (a review found it unchecked)
+            '{"datasetJSONVersion": "1.0.0", "clinicalData": {"itemGroupData": {"IG.ADSL": '
+            '{"records": 99, "items": [{"name": "A"}], "itemData": [[1], [2]]}}}}',
+            "it declares 99 records but holds 2; the file may have been cut short",
+        ),
     ],
 )
 def test_malformed_dataset_json_is_a_validation_error(tmp_path, content, message):

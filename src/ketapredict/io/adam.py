@@ -47,6 +47,7 @@ def _dataset_json(path: Path) -> pd.DataFrame:
     version = str(document.get("datasetJSONVersion", ""))
     if version.startswith("1.1"):
         columns, rows = document.get("columns"), document.get("rows")
+        declared = document.get("records")
         names_key = "name"
     elif version.startswith("1.0"):
         data = document.get("clinicalData") or document.get("referenceData")
@@ -57,6 +58,7 @@ def _dataset_json(path: Path) -> pd.DataFrame:
         if not isinstance(group, dict):
             raise _bad(path, "its itemGroupData entry is not an object")
         columns, rows = group.get("items"), group.get("itemData")
+        declared = group.get("records")  # 1.0 states the count in the item group
         names_key = "name"
     else:
         raise _bad(path, f"datasetJSONVersion {version!r} is not 1.0 or 1.1")
@@ -69,8 +71,8 @@ def _dataset_json(path: Path) -> pd.DataFrame:
     for number, row in enumerate(rows, start=1):
         if not (isinstance(row, list) and len(row) == len(columns)):
             raise _bad(path, f"record {number} is not a list of {len(columns)} values")
-    declared = document.get("records")  # 1.1 states its row count: a cut file loses rows
-    if version.startswith("1.1") and declared is not None and declared != len(rows):
+    # both versions state the row count: a file cut short (at a record's end) loses rows
+    if declared is not None and declared != len(rows):
         raise _bad(
             path,
             f"it declares {short_repr(declared)} records but holds {len(rows)}; the file may "
