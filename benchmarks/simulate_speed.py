@@ -1,7 +1,8 @@
 """How long the simulator takes for 100,000 patients.
 
 Run: ``python benchmarks/simulate_speed.py`` (target: under 5 s on 2 cores).
-Prints the best and median of several repeats for the pooled cohort and for one arm.
+Prints the best and median of several repeats for the pooled cohort and for one arm, and
+the memory 100,000 simulated courses hold.
 """
 
 import statistics
@@ -44,6 +45,12 @@ def main() -> None:
     for name, function in cases.items():
         best, median = timed(function)
         print(f"{name:48s} {best:8.2f} {median:9.2f}")
+    # memory: what a million courses (ketapredict.cohort.simulate.MAX_COURSES) would hold
+    size = simulate_cohort(n=100_000, seed=0).memory_usage(deep=True).sum()
+    print(
+        f"100,000 courses hold {size / 1e6:.0f} MB ({size / 100_000:.0f} bytes a course; "
+        f"a million: about {size * 10 / 1e9:.1f} GB)"
+    )
 
 
 if __name__ == "__main__":
