@@ -1122,3 +1122,13 @@ def test_a_report_says_what_its_outcomes_and_intervals_are(model):
     assert html.escape(report.interval_meaning) in " ".join(report._repr_html_().split())
     assert repr(report).startswith(f"<RiskReport: {report.regimen}, day 28: response=")
     assert "\n" not in repr(report)
+
+
+def test_a_report_saved_as_a_page_says_its_encoding(model):
+    """A file saved from _repr_html_ alone had none: a browser showed the minus signs of
+    the drivers as mojibake (a clinician's review)."""
+    for shown in (model.score(PATIENT, COURSE, horizon_day=28), model.compare_regimens(PATIENT)):
+        page = shown.to_html()
+        assert page.startswith('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">')
+        assert shown._repr_html_() in page
+        page.encode("utf-8")  # every character written as UTF-8 can be

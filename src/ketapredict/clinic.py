@@ -442,6 +442,20 @@ class RiskReport:
             if risk.unrecorded is not None
         )
 
+    def to_html(self) -> str:
+        """The HTML a notebook shows, as a whole page to save or send (UTF-8, titled).
+
+        Examples
+        --------
+        >>> from ketapredict import Regimen, load_model
+        >>> patient = {"age": 40, "sex": "male", "diagnosis": "MDD", "madrs_baseline": 30}
+        >>> single = Regimen(drug="ketamine", route="iv", dose=0.5, infusion_minutes=40)
+        >>> page = load_model().score(patient, single, horizon_day=1).to_html()
+        >>> page.startswith("<!DOCTYPE html>"), '<meta charset="utf-8">' in page
+        (True, True)
+        """
+        return _html_page(self._repr_html_(), f"ketapredict risk report: {self.regimen}")
+
     def _repr_html_(self) -> str:
         e = html.escape
         parts = [
@@ -504,6 +518,15 @@ class RiskReport:
 # what the ranges over the fields not recorded are: the lowest and highest probability over
 # the draws the estimate averages
 _UNRECORDED_RANGES = "Lowest and highest over the draws of the fields not recorded"
+
+
+def _html_page(body: str, title: str) -> str:
+    """A whole HTML page around a report's or comparison's HTML: a file saved from
+    ``_repr_html_`` alone had no encoding, and a browser showed a minus sign as mojibake."""
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title></head>\n<body>{body}</body></html>\n"
+    )
 
 
 # -- shared by the reports and the comparison of schedules -------------------------------------
@@ -2123,6 +2146,19 @@ class RegimenComparison:
 
     def __repr__(self) -> str:
         return str(self)
+
+    def to_html(self) -> str:
+        """The HTML a notebook shows, as a whole page to save or send (UTF-8, titled).
+
+        Examples
+        --------
+        >>> from ketapredict import load_model
+        >>> patient = {"age": 40, "sex": "male", "diagnosis": "MDD", "madrs_baseline": 30}
+        >>> page = load_model().compare_regimens(patient, horizon_day=28).to_html()
+        >>> page.startswith("<!DOCTYPE html>"), '<meta charset="utf-8">' in page
+        (True, True)
+        """
+        return _html_page(self._repr_html_(), "ketapredict: dose schedules compared")
 
     def _repr_html_(self) -> str:
         e = html.escape
