@@ -356,8 +356,17 @@ def test_malformed_dataset_json_is_a_validation_error(tmp_path, content, message
         read_dataset(tmp_path / "adsl.json")
 
 
+def test_a_transport_file_cut_short_is_refused_not_read_in_part(tmp_path):
+    """The reader kept the whole records of a cut file: the last participant lost visits
+    and a response, and ingest said nothing (a review of the command line)."""
+    whole = (example_study("adam") / "adqs.xpt").read_bytes()
+    (tmp_path / "adqs.xpt").write_bytes(whole[:-1037])
+    with pytest.raises(ValidationError, match="not whole 80-byte records of SAS transport"):
+        read_dataset(tmp_path / "adqs.xpt")
+
+
 def test_a_file_that_is_not_transport_is_a_validation_error(tmp_path):
-    (tmp_path / "adsl.xpt").write_text("not a SAS file")
+    (tmp_path / "adsl.xpt").write_text("not a SAS file".ljust(800))
     with pytest.raises(ValidationError, match="not a readable SAS transport file"):
         read_dataset(tmp_path / "adsl.xpt")
     (tmp_path / "adsl.csv").write_text("USUBJID\n01\n")

@@ -598,3 +598,16 @@ def test_a_model_a_save_would_refuse_is_refused_before_the_work(train):
         RiskModel.fit(train, "response", replicates=1000, learning_rate=0.005, **slow)
     with pytest.raises(ValidationError, match="at most 49,152 may be the caller's"):
         RiskModel.fit(train.head(0), "response", provenance={"notes_log": "x" * 60_000})
+
+
+def test_the_training_ranges_a_model_keeps_are_no_patients_exact_values(risk_model, train):
+    """With few patients the 0.5th and 99.5th percentiles are the youngest and oldest
+    patients' ages, and a report printed them (a privacy review): they are rounded outward
+    to two significant digits, as the linear part's range is."""
+    from ketapredict.trees import rounded_outward
+
+    low, high = (np.asarray(risk_model.reference[k]) for k in ("low", "high"))
+    np.testing.assert_array_equal(rounded_outward(low, np.floor), low)
+    np.testing.assert_array_equal(rounded_outward(high, np.ceil), high)
+    age = risk_model.reference["continuous"].index("age")
+    assert (low[age], high[age]) != (train["age"].quantile(0.005), train["age"].quantile(0.995))

@@ -62,6 +62,7 @@ from .trees import (
     linear_margins,
     linear_terms,
     logit,
+    rounded_outward,
     stack_linear,
 )
 from .updating import apply_update, update_variance
@@ -87,8 +88,8 @@ REPLICATES = 20
 # B - 1 degrees of freedom because B is small: t(0.95, 19) (tables of the t distribution).
 _T95 = {19: 1.729}
 # Training-distribution summaries: each continuous feature's 0.5-99.5% range (percentiles,
-# not extremes, so no single patient's value is stored) and the 99th percentile of the
-# training patients' Mahalanobis distance.
+# not extremes, and rounded outward to two significant digits, so no single patient's value
+# is stored) and the 99th percentile of the training patients' Mahalanobis distance.
 _RANGE = (0.5, 99.5)
 _JOINT_QUANTILE = 99.0
 # An interval's ends may reach far beyond the point estimate's clip (+-9.21, 1e-4): a true
@@ -807,6 +808,9 @@ class RiskModel:
             low, high = np.nanpercentile(X[:, continuous], _RANGE, axis=0)
             mean = np.nanmean(X[:, continuous], axis=0)
             sd = np.nanstd(X[:, continuous], axis=0)
+        # rounded outward, as the linear part's range is: with few patients a percentile
+        # is one patient's exact value (the oldest's age), which a report would print
+        low, high = rounded_outward(low, np.floor), rounded_outward(high, np.ceil)
         sd = np.where(sd > 0, sd, 1.0)
         z = (X[:, continuous] - mean) / sd
         # covariance with missing values at the mean (slightly shrunk where values are

@@ -87,6 +87,11 @@ def _dataset_json(path: Path) -> pd.DataFrame:
     return frame.drop(columns=["ITEMGROUPDATASEQ"], errors="ignore")  # 1.0's row counter
 
 
+# SAS transport (XPORT version 5) files are sequences of 80-byte records (SAS Technical
+# Support TS-140, "The record layout of a SAS transport file").
+_XPORT_RECORD = 80
+
+
 def read_dataset(path: str | Path) -> pd.DataFrame:
     """One ADaM dataset from SAS transport (``.xpt``) or Dataset-JSON (``.json``).
 
@@ -113,6 +118,16 @@ def read_dataset(path: str | Path) -> pd.DataFrame:
     if suffix == ".json":
         return _dataset_json(path)
     if suffix == ".xpt":
+        # SAS transport is written in 80-byte records, the last padded with blanks: a file
+        # of any other length was cut short, and the reader would keep its whole records
+        # and lose the rest without a word (a participant's last visits)
+        size = path.stat().st_size
+        if size % _XPORT_RECORD:
+            raise _bad(
+                path,
+                f"its {size:,} bytes are not whole {_XPORT_RECORD}-byte records of SAS "
+                "transport; the file may have been cut short",
+            )
         import pyreadstat
 
         try:
