@@ -572,3 +572,34 @@ def test_keys_sign_a_recalibrated_model_and_score_refuses_it_once_edited(tmp_pat
     assert main([*argv[:4], str(tmp_path / "other"), "--signing-key", str(public)]) == 2
     assert "is not an unencrypted Ed25519 private key" in capsys.readouterr().err
     assert not (tmp_path / "other").exists() or not any((tmp_path / "other").iterdir())
+
+
+def test_an_interrupted_write_leaves_the_file_that_was_there(tmp_path, monkeypatch):
+    """Ctrl-C while simulate wrote 300,000 rows left a cut table that pandas read without
+    complaint, and the file that was there was gone (a review of the command line)."""
+    from ketapredict.cli import _write
+
+    out = tmp_path / "cohort.csv"
+    out.write_text("the file that was there\n")
+
+    def interrupted(self, path, **kwargs):
+        Path(path).write_text("age\n4")  # part of a table, then the user's Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _write(pd.DataFrame({"age": [40, 50]}), out)
+    assert out.read_text() == "the file that was there\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["cohort.csv"]  # no part left behind
+    monkeypatch.undo()
+    assert _write(pd.DataFrame({"age": [40, 50]}), out).endswith(
+        "(replacing the file that was there)"
+    )
+    assert pd.read_csv(out)["age"].tolist() == [40, 50]
+    assert out.stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -119,13 +119,30 @@ def _print_cohort_summary(cohort: pd.DataFrame) -> None:
 
 def _write(frame: pd.DataFrame, path: Path) -> str:
     """Write a table to a path :func:`_check_output_file` accepted; returns how to say it
-    (a file that was there is replaced, as by any command's output, and said so)."""
+    (a file that was there is replaced, as by any command's output, and said so).
+
+    The table is written beside the path and renamed onto it once whole: an interrupted
+    write (Ctrl-C, a full disk) leaves the file that was there, not a cut table that reads
+    without complaint."""
+    import tempfile
+
     replaced = os.path.lexists(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".parquet":
-        frame.to_parquet(path, index=False)
-    else:
-        frame.to_csv(path, index=False)
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(handle)
+    umask = os.umask(0)  # the permissions a new file would have had, not mkstemp's 0600
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)
+    try:
+        if path.suffix.lower() == ".parquet":
+            frame.to_parquet(name, index=False)
+        else:
+            frame.to_csv(name, index=False)
+        os.replace(name, path)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(name)
+        raise
     return f"{path} (replacing the file that was there)" if replaced else str(path)
 
 
