@@ -603,3 +603,26 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["keys", ""], ["simulate", "--n", "10", "--out", ""], ["ingest", ""]],
+)
+def test_an_empty_path_is_refused_not_read_as_the_current_directory(
+    argv, tmp_path, capsys, monkeypatch
+):
+    """`ketapredict keys ""` wrote the key pair into the working directory, and `--out ""`
+    was reported as '.' (a review of the command line)."""
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert "expected a path; got an empty one" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_patient_file_with_a_byte_order_mark_is_read(tmp_path, capsys):
+    """Notepad saves UTF-8 with a BOM; Python's own hint to decode it was the answer."""
+    marked = tmp_path / "patient.json"
+    marked.write_bytes(b"\xef\xbb\xbf" + PATIENT.read_bytes())
+    assert main(["score", str(marked), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["risks"]

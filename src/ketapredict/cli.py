@@ -739,16 +739,19 @@ def _train_and_log(
     if tracked.registered:
         r = tracked.registered
         theirs = ""
-        if r["champion_within_arm_auc"] is not None:
+        if r["champion_within_arm_auc"] is not None and np.isfinite(r["champion_within_arm_auc"]):
             of = (
                 ""
                 if r["champion_primary_outcome"] == r["primary_outcome"]
                 else f" ({r['champion_primary_outcome']})"
             )
             theirs = f", the champion's{of} {r['champion_within_arm_auc']:.3f}"
+        auc = r["within_arm_auc"]
+        # no within-arm AUC (too few events in every arm) is said so, never "nan"
+        ours = f"{auc:.3f}" if auc is not None and np.isfinite(auc) else "not measured"
         print(
             f"Registered {r['name']} version {r['version']} as {r['alias']} ({r['reason']}; "
-            f"within-arm AUC of {r['primary_outcome']} {r['within_arm_auc']:.3f}{theirs})."
+            f"within-arm AUC of {r['primary_outcome']} {ours}{theirs})."
         )
     if hint:
         print("Compare runs in the MLflow UI: " + _ui_hint(ui_command()))
@@ -1028,7 +1031,8 @@ def _read_json(path: str, what: str) -> Any:
                          "record of fields")],
                 what,
             )  # fmt: skip
-        return _loads(data.decode("utf-8"))
+        # a byte-order mark is no data (Notepad writes one), as a BIDS file's is not
+        return _loads(data.decode("utf-8-sig"))
     except ValidationError:
         raise
     except FileNotFoundError:
@@ -1199,7 +1203,7 @@ def _keys(args: argparse.Namespace) -> int:
 def _public_key_option(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--public-key",
-        type=Path,
+        type=_path,
         metavar="FILE",
         help="refuse the model unless it is signed by this key's private key (the .pub file "
         "of `ketapredict keys`)",
@@ -1209,7 +1213,7 @@ def _public_key_option(command: argparse.ArgumentParser) -> None:
 def _signing_key_option(command: argparse.ArgumentParser, what: str) -> None:
     command.add_argument(
         "--signing-key",
-        type=Path,
+        type=_path,
         metavar="FILE",
         help=f"sign {what} with this Ed25519 private key (the .key file of `ketapredict keys`)",
     )
@@ -1222,7 +1226,7 @@ def _model_and_data(command: argparse.ArgumentParser) -> None:
     )
     command.add_argument(
         "data",
-        type=Path,
+        type=_path,
         help="mapping file (.toml) of a study, or a patient table (.csv, .parquet)",
     )
     _public_key_option(command)
@@ -1238,6 +1242,14 @@ class _ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         raise _UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+def _path(text: str) -> Path:
+    """A path as given: an empty one is refused (``Path("")`` is the current directory,
+    where keys were written among other files and an output name was reported as '.')."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a path; got an empty one")
+    return Path(text)
 
 
 def _seed(text: str) -> int:
@@ -1290,7 +1302,7 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     simulate.add_argument(
         "--out",
-        type=Path,
+        type=_path,
         default=Path("cohort.parquet"),
         help="output file, .parquet or .csv (default cohort.parquet)",
     )
@@ -1323,20 +1335,20 @@ def _parser() -> argparse.ArgumentParser:
         "python -c 'import ketapredict.io as i; print(i.example_study(\"bids\"))' prints "
         '(or "adam").',
     )
-    ingest.add_argument("mapping", type=Path, help="mapping file (TOML)")
+    ingest.add_argument("mapping", type=_path, help="mapping file (TOML)")
     ingest.add_argument(
         "--out",
-        type=Path,
+        type=_path,
         default=Path("courses.parquet"),
         help="output file, .parquet or .csv (default courses.parquet)",
     )
     ingest.add_argument(
-        "--data", type=Path, help="BIDS: the dataset root (default: the mapping's path)"
+        "--data", type=_path, help="BIDS: the dataset root (default: the mapping's path)"
     )
-    ingest.add_argument("--adsl", type=Path, help="ADaM: ADSL (default: the mapping's adsl)")
+    ingest.add_argument("--adsl", type=_path, help="ADaM: ADSL (default: the mapping's adsl)")
     ingest.add_argument(
         "--efficacy",
-        type=Path,
+        type=_path,
         help="ADaM: the efficacy dataset (default: the mapping's efficacy)",
     )
     ingest.set_defaults(run=_ingest)
@@ -1404,7 +1416,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _model_and_data(recalibrate)
     recalibrate.add_argument(
-        "--out", type=Path, required=True, help="new directory for the updated model"
+        "--out", type=_path, required=True, help="new directory for the updated model"
     )
     recalibrate.add_argument(
         "--method",
@@ -1438,7 +1450,7 @@ def _parser() -> argparse.ArgumentParser:
         "(baseline)",
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
-    train.add_argument("--save", type=Path, help="also save the fitted model to this directory")
+    train.add_argument("--save", type=_path, help="also save the fitted model to this directory")
     train.add_argument(
         "--register",
         metavar="NAME",
@@ -1460,7 +1472,7 @@ def _parser() -> argparse.ArgumentParser:
         "refuse a model that the matching private key did not sign or that changed since. "
         "Checksums alone catch accidents, not edits.",
     )
-    keys.add_argument("directory", type=Path, help="where to write the two files")
+    keys.add_argument("directory", type=_path, help="where to write the two files")
     keys.add_argument(
         "--name", default="ketapredict", help="the files' stem (default %(default)s)"
     )

@@ -221,7 +221,9 @@ class ExternalValidation:
         ]
         for outcome, rows in self.table.groupby("outcome", sort=False):
             horizons = sorted(set(rows["horizon"]) - {""})
-            lines += ["", f"{outcome}  (assessed at {'; '.join(horizons)})"]
+            # every row withheld (too few courses) leaves no horizon to say
+            at = f"  (assessed at {'; '.join(horizons)})" if horizons else ""
+            lines += ["", f"{outcome}{at}"]
             lines += _columns(
                 {
                     # a group name (trial / arm) shown up to 60 characters
