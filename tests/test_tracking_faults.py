@@ -404,6 +404,9 @@ def test_preflight_refuses_an_unreachable_server_at_once(monkeypatch):
         ("sqlite:///{tmp}/a-file/mlflow.db", r"a-file is not a directory"),
         ("sqlite:///{tmp}/a-file", r"a-file is not a readable SQLite database"),
         ("sqlite:////proc/ketapredict/mlflow.db", r"directory /proc is not writable"),
+        # MLflow said so only when logging, after the training (a review)
+        ("ftp://example.org/runs", r"MLflow has no tracking store for ftp://"),
+        ("s3://bucket/runs", r"MLflow has no tracking store for s3://"),
     ],
 )
 def test_preflight_refuses_a_store_it_cannot_write(tmp_path, monkeypatch, uri, message):

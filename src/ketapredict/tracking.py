@@ -138,8 +138,8 @@ def preflight(*, timeout: float = 10.0, experiment: str | None = None) -> str:
       after ``?`` or in memory (which would keep nothing) is refused.
     - MLflow's deprecated file store (``file:`` or a bare path) is refused.
     - Other databases (PostgreSQL, MySQL...): the URL must parse and its driver be
-      installed; nothing is connected to. Databricks and MLflow's plugin stores are left to
-      MLflow.
+      installed; nothing is connected to. Databricks is left to MLflow; any other scheme
+      must be one MLflow has a store for (an installed plugin's), or it is refused.
     - With ``experiment``, that experiment must not be deleted in a store that exists.
 
     Parameters
@@ -257,6 +257,18 @@ def _check_uri(uri: str) -> None:
             raise TrackingError(f"MLFLOW_TRACKING_URI={uri!r} {problem}; {use}.")
     elif scheme.split("+", 1)[0] in _DATABASES:
         _check_database_driver(uri)
+    elif scheme not in ("http", "https"):
+        # a plugin's scheme, or one MLflow has no store for (ftp://, s3://), which MLflow
+        # said only when logging, after the training: its client is made at once
+        from mlflow.tracking import MlflowClient
+
+        try:
+            MlflowClient(tracking_uri=uri)
+        except Exception:
+            raise TrackingError(
+                f"MLFLOW_TRACKING_URI={uri!r}: MLflow has no tracking store for {scheme}:// "
+                f"(nor a plugin installed for it); {use}."
+            ) from None
 
 
 def _check_database_driver(uri: str) -> None:
