@@ -351,7 +351,7 @@ def test_evaluate_command_prints_the_report_and_logs_a_linked_run(tmp_path, monk
 def test_first_session_dissociation_needs_no_assessment_day():
     """Dissociation is rated in the first session: courses that record only it are
     evaluated without an endpoint_day, and said to be assessed at the first session."""
-    courses = simulate_cohort(n=400, seed=5).drop(
+    courses = simulate_cohort(n=1500, seed=5).drop(
         columns=["response", "remission", "cognitive_decline", "endpoint_day"]
     )
     result = evaluate_model(ketapredict.load_model(), courses)
@@ -441,9 +441,13 @@ def test_rows_of_fewer_than_eleven_courses_are_withheld():
     study["arm"] = study["arm"].astype(object)
     study.loc[study.index[:10], "arm"] = None  # two groups of 5 courses without an arm
     result = evaluate_model(ketapredict.load_model(), study)
-    assert (result.table["n"] >= MIN_CELL).all()
+    # a crossover patient gives two courses: a row must hold 22 courses to hold 11 patients
+    assert (result.table["n"] >= 2 * MIN_CELL).all()
     assert not any(g.startswith("(no arm)") for g in result.table["group"])
-    assert any("not shown (fewer than 11 courses" in w for w in result.warnings)
+    assert any(
+        "not shown (fewer than 11 patients (22 courses, as a patient gives up to 2)" in w
+        for w in result.warnings
+    )
     assert not any("(no arm)" in key for key in result.metrics)
     with pytest.raises(ValidationError, match="needs at least 11 courses"):
         evaluate_model(ketapredict.load_model(), study.head(4))
@@ -472,7 +476,7 @@ def test_a_small_arm_is_not_given_away_by_the_rows_pooling_it():
     from ketapredict.evaluate import subgroup_metrics
     from ketapredict.schema import MIN_CELL
 
-    cohort = simulate_cohort(n=600, seed=3)
+    cohort = simulate_cohort(n=600, seed=3).drop(columns="patient_id")  # a course a patient
     arm = cohort["trial_id"].astype(str) + "/" + cohort["arm"].astype(str)
     small = arm.value_counts().index[-1]
     keep = arm != small
@@ -579,6 +583,7 @@ def test_courses_without_an_arm_are_grouped_by_their_schedule():
     from ketapredict.io import example_study
 
     study = ketapredict.read_study(example_study("bids") / "mapping.toml")
+    study = study.drop(columns="patient_id")  # a course a patient: rows of 11 are shown
     study["arm"] = study["arm"].astype(object)
     study.loc[study.index[:24], "arm"] = None
     groups = evaluate_model(ketapredict.load_model(), study).table

@@ -85,3 +85,25 @@ def test_calibration_bins_that_leave_the_machine_hold_at_least_11_courses():
     assert joined["events"].tolist() == [7]
     spread = calibration_bins([0, 1] * 30, np.linspace(0, 1, 60), 5, min_courses=MIN_CELL)
     assert spread["n"].tolist() == [12] * 5  # equal bins are left alone
+
+
+def test_a_group_of_crossover_courses_must_hold_eleven_patients_not_courses():
+    """Training on a crossover study showed 'bipolar, 12 courses': 6 patients (a review)."""
+    from ketapredict.evaluate import subgroup_metrics
+
+    patients = np.repeat([f"p{i}" for i in range(40)], 2)  # two periods each
+    diagnosis = np.where(np.arange(80) < 12, "bipolar", "MDD")  # 12 courses, 6 patients
+    table = pd.DataFrame(
+        {
+            "patient_id": patients,
+            "diagnosis": diagnosis,
+            "drug": np.tile(["ketamine", "saline"], 40),
+            "route": "iv",
+        }
+    )
+    y = np.tile([1.0, 0.0, 0.0, 1.0], 20)
+    rows = subgroup_metrics(table, y, {"oracle": np.full(80, 0.4)})
+    assert "bipolar" not in set(rows.loc[rows["variable"] == "diagnosis", "level"])
+    # without identifiers a course is a patient: 12 courses are shown
+    alone = subgroup_metrics(table.drop(columns="patient_id"), y, {"oracle": np.full(80, 0.4)})
+    assert "bipolar" in set(alone.loc[alone["variable"] == "diagnosis", "level"])

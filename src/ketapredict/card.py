@@ -254,9 +254,10 @@ def model_card(
             "",
             "Out-of-fold observed rate against mean predicted risk, and the within-arm AUC "
             "among active-drug patients where the subgroup has 5 events and 5 non-events in "
-            f"an arm. Subgroups of fewer than {MIN_CELL} courses are not shown, nor a "
-            "subgroup that with those shown and the total would give one away: such a row "
-            "could tell a patient's outcome.",
+            f"an arm. Subgroups of fewer than {MIN_CELL} patients are not shown (counted in "
+            f"courses: {MIN_CELL} times the most one patient gives, as a crossover patient "
+            "gives one a period), nor a subgroup that with those shown and the total would "
+            "give one away: such a row could tell a patient's outcome.",
             "",
         ]
         for outcome, rows in subgroups.items():

@@ -39,6 +39,7 @@ from .schema import (
     check_outcome,
     column,
     columns,
+    courses_per_patient,
     courses_table_problems,
     crossover_patients,
     flag_problem,
@@ -715,8 +716,9 @@ def subgroup_metrics(
         Predicted probabilities by model (e.g. ``{"OutcomeModel": p, "oracle": truth}``).
     min_events : int, default=5
         Subgroups with fewer events (or non-events) get no AUC.
-        Subgroups of fewer than :data:`~ketapredict.schema.MIN_CELL` (11) courses are left
-        out: their row could tell a patient's outcome.
+        Subgroups of fewer than :data:`~ketapredict.schema.MIN_CELL` (11) patients are left
+        out (in courses, 11 times the most one patient gives): their row could tell a
+        patient's outcome.
     ranked_within : array-like, optional
         The groups the within-arm AUC ranks rows in (default: their arms;
         :func:`cross_validate` gives arm and fold where its folds split arms).
@@ -738,7 +740,9 @@ def subgroup_metrics(
     strata = arm_labels(frame) if ranked_within is None else np.asarray(ranked_within, object)
     arms = _codes(strata, len(frame))
     active = active_drug(frame)
-    withheld = set(withheld_subgroups(variables) if withheld is None else withheld)
+    if withheld is None:
+        withheld = withheld_subgroups(variables, courses_per_patient=courses_per_patient(frame))
+    withheld = set(withheld)
     rows = []
     for name, p in predictions.items():
         p = np.asarray(p, dtype=float)
@@ -794,9 +798,11 @@ def subgroup_variables(frame: pd.DataFrame) -> dict[str, pd.Series]:
     return variables
 
 
-def withheld_subgroups(variables: Mapping[str, Any]) -> set[tuple[str, Any]]:
+def withheld_subgroups(
+    variables: Mapping[str, Any], *, courses_per_patient: int = 1
+) -> set[tuple[str, Any]]:
     """The (variable, level) rows of a subgroup table not to show: fewer than
-    :data:`~ketapredict.schema.MIN_CELL` courses, or giving such a group away by
+    :data:`~ketapredict.schema.MIN_CELL` patients, or giving such a group away by
     subtraction from the other rows and the total (:func:`~ketapredict.schema.
     withheld_groups`; a trial less the one diagnosis it holds but a few of).
 
@@ -805,13 +811,16 @@ def withheld_subgroups(variables: Mapping[str, Any]) -> set[tuple[str, Any]]:
     variables : mapping of name to Series or array
         Each variable's level per course (missing: none), as :func:`subgroup_variables`
         gives them; :func:`cross_validate` adds each course's fold.
+    courses_per_patient : int, default=1
+        The most courses one patient gives (:func:`~ketapredict.schema.
+        courses_per_patient`): a group must hold ``MIN_CELL`` patients, not courses.
     """
     groups = {}
     for name, values in variables.items():
         values = pd.Series(np.asarray(values, dtype=object))
         for level in values.dropna().unique():
             groups[(name, level)] = (values == level).to_numpy()
-    return withheld_groups(groups)
+    return withheld_groups(groups, courses_per_patient=courses_per_patient)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1100,7 +1109,7 @@ class ValidationResult:
         ``n``, ``events``, ``within_arm_auc``, ``active_ece``, ``auc``, ``pr_auc``,
         ``brier``, ``ece``; ``within_arm_auc`` is NaN in folds with no arm of 5 events and
         5 non-events, ``auc`` in folds with one class. ``withheld`` marks the folds not to
-        publish (a fold of fewer than 11 courses, or one that would give such a group
+        publish (a fold of fewer than 11 patients, or one that would give such a group
         away, judged with the subgroups: :func:`withheld_subgroups`).
     decision_curve : DataFrame
         Net benefit by threshold, a column per model plus treat-all and treat-none.
@@ -1434,7 +1443,7 @@ def cross_validate(
     # a fold's row is a group too (under leave-one-trial-out, a trial's): judged with the
     # subgroups, so that neither table gives away what the other withholds
     variables = {**subgroup_variables(kept), "fold": fold_of}
-    withheld = withheld_subgroups(variables)
+    withheld = withheld_subgroups(variables, courses_per_patient=courses_per_patient(kept))
     fold_metrics = pd.DataFrame(fold_rows)
     fold_metrics["withheld"] = [("fold", k) in withheld for k in fold_metrics["fold"]]
     return ValidationResult(

@@ -30,6 +30,7 @@ from .schema import (
     MIN_CELL,
     column,
     columns,
+    courses_per_patient,
     empty_outcomes,
     table_digest,
     validate,
@@ -379,24 +380,36 @@ def evaluate_model(
         own_time = model._assessed_day(outcome) is not None  # dissociation: first session
         # a row too small, or one that with the others shown would give a small group away
         # ("all" less "active drug": the comparator courses), is withheld
+        # a group must hold MIN_CELL patients: in courses, times a patient's most (a
+        # crossover's 12 courses may be 6 patients)
+        per_patient = courses_per_patient(table.loc[has])
         withheld = {
             name
             for _, name in withheld_groups(
-                {("arm" if name not in _POOLED else name, name): inside for name, inside in groups}
+                {
+                    ("arm" if name not in _POOLED else name, name): inside
+                    for name, inside in groups
+                },
+                courses_per_patient=per_patient,
             )
         }
-        small = [name for name, inside in groups if 0 < inside.sum() < MIN_CELL]
+        fewer = (
+            f"fewer than {MIN_CELL} courses"
+            if per_patient == 1
+            else f"fewer than {MIN_CELL} patients ({MIN_CELL * per_patient} courses, as a "
+            f"patient gives up to {per_patient})"
+        )
+        small = [name for name, inside in groups if 0 < inside.sum() < MIN_CELL * per_patient]
         if small:
             warnings.append(
-                f"{outcome}: {', '.join(small)} not shown (fewer than {MIN_CELL} courses: such "
-                "a row could tell a patient's outcome)"
+                f"{outcome}: {', '.join(small)} not shown ({fewer}: such a row could tell a "
+                "patient's outcome)"
             )
         telling = [name for name, inside in groups if name in withheld and name not in small]
         if telling:
             warnings.append(
                 f"{outcome}: {', '.join(telling)} not shown either (with the rows shown, "
-                f"{'it' if len(telling) == 1 else 'they'} would give away a group of fewer "
-                f"than {MIN_CELL} courses)"
+                f"{'it' if len(telling) == 1 else 'they'} would give away a group of {fewer})"
             )
         for name, inside in groups:
             if name in withheld:

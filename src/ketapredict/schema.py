@@ -103,7 +103,9 @@ def empty_outcomes(table: pd.DataFrame, outcomes: Sequence[str]) -> list[str]:
     return [o for o in outcomes if o in table.columns and table[o].isna().all()]
 
 
-def withheld_groups(groups: Mapping[tuple[str, Any], Any]) -> set[tuple[str, Any]]:
+def withheld_groups(
+    groups: Mapping[tuple[str, Any], Any], *, courses_per_patient: int = 1
+) -> set[tuple[str, Any]]:
     """The rows of a table of groups not to show, so that no group of fewer than
     :data:`MIN_CELL` courses can be read off it, nor worked out from the rows shown and the
     total by subtraction (complementary suppression).
@@ -126,6 +128,10 @@ def withheld_groups(groups: Mapping[tuple[str, Any], Any]) -> set[tuple[str, Any
     groups : mapping of (variable, level) to boolean array
         Each row the table would show: which courses it counts (all arrays of one length,
         the total's courses). The levels of one variable are disjoint.
+    courses_per_patient : int, default=1
+        The most courses one patient gives (2 in a two-period crossover). The smallest
+        group shown or derivable is then ``MIN_CELL`` times it in courses, so that it
+        holds at least ``MIN_CELL`` patients: 12 courses of a crossover may be 6 patients.
 
     Returns
     -------
@@ -143,21 +149,22 @@ def withheld_groups(groups: Mapping[tuple[str, Any], Any]) -> set[tuple[str, Any
     names = list(groups)
     if not names:
         return set()
+    least = MIN_CELL * max(int(courses_per_patient), 1)
     courses = np.column_stack([np.asarray(groups[g], dtype=bool) for g in names])
     # the courses that fall in the same rows are one cell: the sets below are sets of cells
     cells, counts = np.unique(courses, axis=0, return_counts=True)
     size = counts @ cells
-    if counts.sum() < MIN_CELL:
+    if counts.sum() < least:
         return set(names)
-    withheld = {g for g, n in zip(names, size, strict=True) if n < MIN_CELL}
+    withheld = {g for g, n in zip(names, size, strict=True) if n < least}
     variables: dict[str, list[int]] = {}
     for j, (variable, _) in enumerate(names):
         variables.setdefault(variable, []).append(j)
     while True:
         shown = [j for j, g in enumerate(names) if g not in withheld]
-        found = _giving_away(cells, counts, size, shown, variables)
+        found = _giving_away(cells, counts, size, shown, variables, least)
         if found is None:
-            found = _derivable(cells, counts, shown)
+            found = _derivable(cells, counts, shown, least)
         if found is None:
             return withheld
         if found is _UNSETTLED:  # fail closed
@@ -165,23 +172,24 @@ def withheld_groups(groups: Mapping[tuple[str, Any], Any]) -> set[tuple[str, Any
         withheld.add(names[min(found, key=lambda j: (size[j], str(names[j])))])
 
 
-def _derivable(cells, counts, shown) -> set[int] | None:
+def _derivable(cells, counts, shown, least: int = MIN_CELL) -> set[int] | None:
     """The shown rows (by column) of some sum and difference of the rows shown and the total
-    that leaves a group of 1 to ``MIN_CELL - 1`` courses, however long; None if there is
+    that leaves a group of 1 to ``least - 1`` courses (``MIN_CELL``, times the most
+    courses a patient gives), however long; None if there is
     none; :data:`_UNSETTLED` if that cannot be settled (the search ran out of time, or the
     solver's answers were not exact), and then every row is withheld.
 
     Solved as a mixed-integer feasibility problem (HiGHS, through SciPy): coefficients
     ``c`` for the rows and the total, and a 0/1 choice ``z`` of the groups of courses that
-    share their shown rows (only a group under ``MIN_CELL`` can be chosen), with ``A c = z``
-    and ``1 <= courses(z) < MIN_CELL``; a ``z`` found is checked by an exact least-squares
+    share their shown rows (only a group under ``least`` can be chosen), with ``A c = z``
+    and ``1 <= courses(z) < least``; a ``z`` found is checked by an exact least-squares
     fit, since a solver's tolerance is no derivation."""
     from scipy.optimize import Bounds, LinearConstraint, milp
 
     span = np.column_stack([cells[:, shown], np.ones(len(cells), bool)])
     atoms, which = np.unique(span, axis=0, return_inverse=True)
     n = np.bincount(np.ravel(which), weights=counts).astype(int)
-    small = np.flatnonzero(n < MIN_CELL)
+    small = np.flatnonzero(n < least)
     if not len(small):
         return None
     k = atoms.shape[1]
@@ -190,7 +198,7 @@ def _derivable(cells, counts, shown) -> set[int] | None:
     total = np.r_[np.zeros(k), n[small]][None, :]
     constraints = [
         LinearConstraint(np.hstack([atoms.astype(float), choose]), 0.0, 0.0),
-        LinearConstraint(total, 1.0, MIN_CELL - 1.0),
+        LinearConstraint(total, 1.0, least - 1.0),
     ]
     bounds = Bounds(
         np.r_[np.full(k, -np.inf), np.zeros(len(small))],
@@ -226,7 +234,7 @@ def _derivable(cells, counts, shown) -> set[int] | None:
         "Could not settle whether longer sums and differences of the %d rows shown give away "
         "a group of fewer than %d courses (%d groups of courses); every row is withheld.",
         len(shown),
-        MIN_CELL,
+        least,
         len(atoms),
     )
     return _UNSETTLED
@@ -238,7 +246,7 @@ _EXACT_ATTEMPTS = 3
 _UNSETTLED: set[int] = set()  # by identity: the search could not say
 
 
-def _giving_away(cells, counts, size, shown, variables) -> set[int] | None:
+def _giving_away(cells, counts, size, shown, variables, least: int = MIN_CELL) -> set[int] | None:
     """The shown rows (by column) one of which must be withheld so that the table gives a
     small group away one way fewer (see :func:`withheld_groups`); None if it gives none."""
     shown_set = set(shown)
@@ -261,7 +269,7 @@ def _giving_away(cells, counts, size, shown, variables) -> set[int] | None:
     inside = outside.T == 0
     left = n[:, None] - n[None, :]
     hits: list[set[int]] = [
-        told[a][1] | told[b][1] for a, b in np.argwhere(inside & (left > 0) & (left < MIN_CELL))
+        told[a][1] | told[b][1] for a, b in np.argwhere(inside & (left > 0) & (left < least))
     ]
     for whole, made in told:
         for parts in blocks.values():
@@ -272,10 +280,10 @@ def _giving_away(cells, counts, size, shown, variables) -> set[int] | None:
             ]
             if within:
                 rest = counts[whole & ~np.any([part for part, _ in within], axis=0)].sum()
-                if 0 < rest < MIN_CELL:
+                if 0 < rest < least:
                     hits.append(made | set().union(*(rows for _, rows in within)))
     # a set told outright (a variable's rows not shown)
-    hits += [made for (_, made), k in zip(told, n, strict=True) if 0 < k < MIN_CELL]
+    hits += [made for (_, made), k in zip(told, n, strict=True) if 0 < k < least]
     hits = [hit & shown_set for hit in hits if hit & shown_set]
     if hits:  # the row that most of them need, then the smallest
         need = Counter(j for hit in hits for j in hit)
@@ -770,6 +778,22 @@ def endpoint_scores(table: pd.DataFrame, scale: str = "madrs") -> np.ndarray:
             rows = days == day
             out[rows] = pd.to_numeric(table[name], errors="coerce").to_numpy(dtype=float)[rows]
     return out
+
+
+def courses_per_patient(table: Any) -> int:
+    """The most courses one patient gives in ``table`` (2 in a two-period crossover; 1
+    without patient identifiers): what a count of courses is divided by to count patients
+    at the least (:func:`withheld_groups`).
+
+    Examples
+    --------
+    >>> courses_per_patient(pd.DataFrame({"patient_id": ["a", "a", "b"]}))
+    2
+    >>> courses_per_patient(pd.DataFrame({"age": [40, 50]}))
+    1
+    """
+    patients = crossover_patients(table)
+    return 1 if patients is None else int(pd.Series(patients).value_counts().max())
 
 
 def crossover_patients(table: Any) -> np.ndarray | None:
