@@ -167,6 +167,14 @@ def test_experiment_from_a_csv_file(tmp_path, cohort):
             ("n_estimators = 80", "n_estimators = 80\n[tuning]\nmax_depth = []"),
             "tuning.max_depth is empty; give the values to try",
         ),
+        (  # a grid of hours, refused before it starts (a review ran one for 13 minutes)
+            (
+                "n_estimators = 80",
+                "n_estimators = 80\n[tuning]\nmax_depth = [1, 2, 3, 4, 5]\n"
+                "learning_rate = [0.01, 0.02, 0.05, 0.1, 0.2]\nsubsample = [0.6, 0.8, 1.0]",
+            ),
+            "the [tuning] grid has 75 combinations",
+        ),
         (
             ("n_estimators = 80", "n_estimators = 80\n[intervals]\nreplicates = 1"),
             "intervals.replicates=1: Input should be greater than or equal to 2",

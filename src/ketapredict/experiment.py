@@ -64,6 +64,11 @@ from .schema import column, columns
 
 __all__ = ["Experiment", "ExperimentResult", "load_experiment", "run_experiment"]
 
+# The most combinations a [tuning] grid may hold: nested cross-validation fits each in every
+# inner fold of every outer fold (64 combinations under 5 x 3 folds are 960 fits), so a grid
+# of 10 x 10 x 10 ran for hours; sizes are checked before a run starts.
+MAX_TUNING_CANDIDATES = 64
+
 # The cross-validated metrics a model file's provenance keeps: the clinician's question
 # first (see ketapredict.evaluate.score_predictions), then the pooled ones.
 _PROVENANCE_METRICS = [
@@ -338,6 +343,17 @@ def load_experiment(path: str | Path) -> Experiment:
                     f"{key} = [2, 3], or leave it out",
                 )
             )
+    grid = math.prod(len(values) for values in spec.tuning.values()) if spec.tuning else 0
+    if grid > MAX_TUNING_CANDIDATES:
+        problems.append(
+            Problem(
+                "tuning",
+                grid,
+                f"{where}: the [tuning] grid has {grid:,} combinations, each fitted in every "
+                f"inner fold of every outer fold; at most {MAX_TUNING_CANDIDATES} are tried "
+                "(a review ran 1,000 for 13 minutes before stopping it): try fewer values",
+            )
+        )
     for section, keys in (("model", spec.model), ("tuning", spec.tuning)):
         for key in keys:
             if key not in valid:
