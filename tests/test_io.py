@@ -195,6 +195,10 @@ def test_incomplete_courses_can_be_dropped_and_are_counted(tmp_path):
     [
         ({"format": "csv"}, "format='csv': Input should be 'bids' or 'adam'"),
         ({"columns": {"weight": "w"}}, "columns.weight='weight': not a baseline column"),
+        (  # every course's BMI was its age (a review)
+            {"columns": {"age": "age", "bmi": "age"}},
+            "columns.bmi='age': the source column is already read as age",
+        ),
         ({"scores": {"hamd17": "H"}}, "the MADRS is required (scores.madrs)"),
         ({"periods": None}, "the mapping has 2 arms, so it must say which arm each"),
         (

@@ -212,6 +212,20 @@ def _check(mapping: StudyMapping) -> list[Problem]:
                 f"not a baseline column the mapping can fill{hint}; expected one of "
                 + ", ".join(_SUBJECT_COLUMNS),
             )
+    # one source column read as two fields (bmi = "age") is a slip: every course's BMI
+    # would be its age
+    read_by: dict[str, list[str]] = {}
+    for name, source in mapping.columns.items():
+        column_ = source if isinstance(source, str) else source.column
+        read_by.setdefault(column_, []).append(name)
+    for column_, names in read_by.items():
+        if len(names) > 1:
+            add(
+                f"columns.{names[1]}",
+                column_,
+                f"the source column is already read as {names[0]}; each field reads a "
+                "column of its own",
+            )
     if "madrs" not in mapping.scores:
         add("scores", sorted(mapping.scores), "the MADRS is required (scores.madrs)")
     for scale in mapping.scores:
