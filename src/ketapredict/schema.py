@@ -1744,9 +1744,32 @@ def validate(
         if _known(name) and column(name).kind in ("float", "int", "category")
     }
     problems.extend(check_rules(arrays, rows=df.index))
+    problems.extend(_repeated_courses(pd.DataFrame(out), df.index))
     if problems:
         raise ValidationError(problems, what)
     return pd.DataFrame(out).set_axis(index, axis=0)
+
+
+def _repeated_courses(table: pd.DataFrame, rows: Sequence) -> list[Problem]:
+    """A problem for each row that repeats an earlier one exactly, its patient identified:
+    the same course given twice (a table pasted into itself) would count twice in training
+    and validation. Rows without a ``patient_id`` may be two patients alike."""
+    if "patient_id" not in table.columns:
+        return []
+    try:
+        again = table.duplicated(keep="first").to_numpy() & table["patient_id"].notna().to_numpy()
+    except TypeError:  # a cell that cannot be compared: its column's check says so
+        return []
+    return [
+        Problem(
+            None,
+            None,
+            "repeats an earlier row exactly (the same patient's course given twice); give "
+            "each course once",
+            rows[i],
+        )
+        for i in np.flatnonzero(again)
+    ]
 
 
 # --------------------------------------------------------------------------------------------
