@@ -39,10 +39,9 @@ from .regimen import (
     Regimen,
     below_any_studied,
     beyond_the_horizons,
-    drug_routes,
     exposure,
     recorded_fields,
-    schedule_kinds,
+    schedule_kind,
 )
 from .risk import joint_distance
 from .schema import (
@@ -1470,23 +1469,27 @@ def _never_trained_on(
     sees a first session, not the sessions to come nor an antidepressant yet to act: a new
     schedule of a drug and route it trained on is no extrapolation for it, nor a diagnosis
     it saw on that drug and route."""
-    course = pd.DataFrame([values])
     said = " never occurs in the training data: the estimate is an extrapolation"
+    fields = [
+        values.get(f)
+        for f in ("drug", "route", "n_sessions", "new_oral_antidepressant", "diagnosis")
+    ]
+    pair = "" if fields[0] is None or fields[1] is None else f"{fields[0]} {fields[1]}"
     trained_on = reference.get("drug_routes")
-    if trained_on and drug_routes(course)[0] not in trained_on:
+    if trained_on and pair and pair not in trained_on:
         routes = ", ".join(trained_on)
         return (
             f"{values.get('drug')} by the {values.get('route')} route{said} (it has {routes})",
             False,
         )
-    kind = schedule_kinds(course)[0]
+    kind = schedule_kind(*fields)
     if reference.get("schedules") and kind and kind not in reference["schedules"]:
         return f"the schedule {kind}{said}", True
-    kind = schedule_kinds(course, by_diagnosis=True)[0]
+    kind = schedule_kind(*fields, by_diagnosis=True)
     seen = reference.get("diagnosis_schedules")
     if seen and kind not in ("", *seen):
         diagnosis, schedule = kind.split(": ", 1)
-        first = f"{diagnosis}: {drug_routes(course)[0]},"
+        first = f"{diagnosis}: {pair},"
         return f"diagnosis {diagnosis} with {schedule}{said}", any(
             k.startswith(first) for k in seen
         )

@@ -47,6 +47,7 @@ __all__ = [
     "Regimen",
     "drug_routes",
     "exposure",
+    "schedule_kind",
     "schedule_kinds",
     "schedules_in_words",
 ]
@@ -393,13 +394,8 @@ def drug_routes(frame: Any) -> np.ndarray:
 
 
 def schedule_kinds(frame: Any, *, by_diagnosis: bool = False) -> np.ndarray:
-    """Each course's kind of schedule in words: the drug by its route, in one session or
-    repeated, with or without a new oral antidepressant (empty where the drug or route is
-    missing); with ``by_diagnosis``, the diagnosis and the drug by its route in one session or
-    repeated (empty where the diagnosis is missing too). A model keeps the kinds it was
-    trained on, to say when a schedule, or a diagnosis on it, is new to it: every encoded
-    feature of esketamine without an oral antidepressant, or of bipolar depression in
-    repeated sessions, can look familiar when the training data held neither.
+    """Each course's kind of schedule in words (:func:`schedule_kind`), to say whether a
+    model was trained on such a schedule.
 
     Examples
     --------
@@ -411,37 +407,58 @@ def schedule_kinds(frame: Any, *, by_diagnosis: bool = False) -> np.ndarray:
     >>> schedule_kinds(courses, by_diagnosis=True).tolist()
     ['TRD: esketamine intranasal, repeated sessions']
     """
-    pairs = drug_routes(frame)
     columns = getattr(frame, "columns", ())
+    n = len(frame)
 
-    def values(name: str, default: Any) -> np.ndarray:
+    def values(name: str) -> list[Any]:
         if name not in columns:
-            return np.full(len(pairs), default, dtype=object)
-        found = pd.Series(frame[name]).astype(object).to_numpy()
-        return np.array([default if pd.isna(v) else v for v in found], dtype=object)
+            return [None] * n
+        return [None if pd.isna(v) else v for v in pd.Series(frame[name]).astype(object)]
 
-    # a field left out takes the Regimen's default: one session, no new antidepressant
-    sessions = np.where(
-        values("n_sessions", 1).astype(float) > 1, "repeated sessions", "one session"
-    )
-    kinds = [f"{pair}, {n}" if pair else "" for pair, n in zip(pairs, sessions, strict=True)]
-    if by_diagnosis:
-        diagnoses = values("diagnosis", None)
-        return np.array(
-            [
-                f"{d}: {kind}" if kind and d is not None else ""
-                for d, kind in zip(diagnoses, kinds, strict=True)
-            ],
-            dtype=object,
-        )
-    started = values("new_oral_antidepressant", False).astype(bool)
+    fields = ("drug", "route", "n_sessions", "new_oral_antidepressant", "diagnosis")
     return np.array(
         [
-            f"{kind}, {'with' if ad else 'without'} a new oral antidepressant" if kind else ""
-            for kind, ad in zip(kinds, started, strict=True)
+            schedule_kind(*row, by_diagnosis=by_diagnosis)
+            for row in zip(*(values(f) for f in fields), strict=True)
         ],
         dtype=object,
     )
+
+
+def schedule_kind(
+    drug: Any,
+    route: Any,
+    n_sessions: Any = None,
+    new_oral_antidepressant: Any = None,
+    diagnosis: Any = None,
+    *,
+    by_diagnosis: bool = False,
+) -> str:
+    """One course's kind of schedule in words: the drug by its route, in one session or
+    repeated, with or without a new oral antidepressant (empty where the drug or route is
+    missing); with ``by_diagnosis``, the diagnosis and the drug by its route in one session or
+    repeated (empty where the diagnosis is missing too). A model keeps the kinds it was
+    trained on, to say when a schedule, or a diagnosis on it, is new to it: every encoded
+    feature of esketamine without an oral antidepressant, or of bipolar depression in
+    repeated sessions, can look familiar when the training data held neither. A field left
+    out (None) takes the Regimen's default: one session, no new antidepressant.
+
+    Examples
+    --------
+    >>> schedule_kind("ketamine", "iv", 1)
+    'ketamine iv, one session, without a new oral antidepressant'
+    >>> schedule_kind("ketamine", "iv", 8, diagnosis="bipolar", by_diagnosis=True)
+    'bipolar: ketamine iv, repeated sessions'
+    """
+    if drug is None or route is None or pd.isna(drug) or pd.isna(route):
+        return ""
+    repeated = n_sessions is not None and not pd.isna(n_sessions) and float(n_sessions) > 1
+    kind = f"{drug} {route}, {'repeated sessions' if repeated else 'one session'}"
+    if by_diagnosis:
+        known = diagnosis is not None and not pd.isna(diagnosis)
+        return f"{diagnosis}: {kind}" if known else ""
+    started = new_oral_antidepressant is not None and bool(new_oral_antidepressant)
+    return f"{kind}, {'with' if started else 'without'} a new oral antidepressant"
 
 
 def recorded_fields(items: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
