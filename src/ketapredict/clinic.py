@@ -45,6 +45,10 @@ from .regimen import (
 )
 from .risk import joint_distance
 from .schema import (
+    COGNITIVE_DECLINE_AT,
+    DISSOCIATION_ABOVE,
+    REMISSION_MAX,
+    RESPONSE_FRACTION,
     _did_you_mean,
     _is_missing,
     _known,
@@ -89,15 +93,14 @@ OUTCOME_LABELS = {
     "cognitive_decline": "cognitive decline (>= 0.5 SD)",
     "dissociation": "dissociation (first session)",
 }
-# What each outcome is, in the words a report prints under its table (ketapredict.schema
-# defines them on the measurements: RESPONSE_FRACTION, REMISSION_AT, COGNITIVE_DECLINE_AT,
-# DISSOCIATION_AT).
+# What each outcome is, in the words a report prints under its table, from the cut-offs
+# the contract defines it by (ketapredict.schema)
 OUTCOME_DEFINITIONS = {
-    "response": "MADRS fell by at least 50% from baseline at the horizon",
-    "remission": "MADRS at most 10 at the horizon",
+    "response": f"MADRS fell by at least {RESPONSE_FRACTION:.0%} from baseline at the horizon",
+    "remission": f"MADRS at most {REMISSION_MAX} at the horizon",
     "cognitive_decline": "the mean of the processing speed, working memory and verbal memory "
-    "z-scores fell by 0.5 SD or more from baseline at the horizon",
-    "dissociation": "CADSS above 4 in the first session",
+    f"z-scores fell by {-COGNITIVE_DECLINE_AT:g} SD or more from baseline at the horizon",
+    "dissociation": f"CADSS above {DISSOCIATION_ABOVE} in the first session",
 }
 N_DRIVERS = 5
 _NOT_INPUTS = ("outcome", "truth", "group")
