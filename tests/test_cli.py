@@ -623,3 +623,15 @@ def test_a_patient_file_with_a_byte_order_mark_is_read(tmp_path, capsys):
     marked.write_bytes(b"\xef\xbb\xbf" + PATIENT.read_bytes())
     assert main(["score", str(marked), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["risks"]
+
+
+def test_the_quickstart_checks_its_store_before_it_starts(monkeypatch, tmp_path, capsys):
+    """It simulated and printed the cohort first, then suggested `train --no-track`, an
+    option the quickstart does not have (a review)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "file:./mlruns")
+    assert main(["quickstart"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "the quickstart logs its run to MLflow (unset MLFLOW_TRACKING_URI" in err
+    assert "--no-track" not in err

@@ -770,13 +770,22 @@ def _quickstart(args: argparse.Namespace) -> int:
     from .experiment import load_experiment
     from .regimen import Regimen
     from .schema import columns, example_course
+    from .tracking import TrackingError, preflight
 
     began = time.perf_counter()
+    experiment = load_experiment("baseline")
+    try:  # the store is checked before anything is printed or simulated
+        preflight(experiment=experiment.name)
+    except TrackingError as error:
+        raise TrackingError(
+            f"{str(error).rstrip('.')}; the quickstart logs its run to MLflow (unset "
+            "MLFLOW_TRACKING_URI for the local store, mlruns/mlflow.db)"
+        ) from None
     print(
         "ketapredict quickstart: the virtual cohort, the baseline experiment, MLflow, and a "
         "risk report for one (invented) patient.\n"
     )
-    data = load_experiment("baseline").spec.data  # the cohort the experiment trains on
+    data = experiment.spec.data  # the cohort the experiment trains on
     print(f"1. The virtual cohort ({data.n:,} simulated courses, seed {data.seed}), by trial:\n")
     _print_cohort_summary(simulate_cohort(n=data.n, seed=data.seed))
     print("\n2. The baseline experiment: train, validate across trials, log to MLflow.\n")
