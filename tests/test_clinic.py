@@ -1132,3 +1132,15 @@ def test_a_report_saved_as_a_page_says_its_encoding(model):
         assert page.startswith('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">')
         assert shown._repr_html_() in page
         page.encode("utf-8")  # every character written as UTF-8 can be
+
+
+def test_a_bad_row_of_a_table_of_schedules_is_named_by_its_position(model):
+    """'schedule 2' was the table's row 1 (a clinician's review): both are said."""
+    table = pd.DataFrame(
+        [
+            {"drug": "ketamine", "route": "iv", "dose": 0.5, "infusion_minutes": 40},
+            {"drug": "ketamine", "route": "iv", "dose": 50, "infusion_minutes": 40},
+        ]
+    )
+    with pytest.raises(ValidationError, match=r"row 1 \(schedule 2\): dose=50 mg/kg"):
+        model.compare_regimens(PATIENT, table, horizon_day=7)

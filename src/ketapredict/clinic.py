@@ -1672,9 +1672,11 @@ def compare_regimens(
         patient = contract_part(patient, "patient").iloc[0]
     if regimens is None:
         regimens = regimen_grid()
+    table_rows = False
     if isinstance(regimens, pd.DataFrame):  # one schedule a row
         _check_columns_once(regimens, "table of regimens")
         named = [(None, row) for _, row in regimens.head(MAX_REGIMENS + 1).iterrows()]
+        table_rows = True  # its problems name the table's row by position, as validate does
     elif isinstance(regimens, Regimen) or (
         isinstance(regimens, Mapping | pd.Series) and any(k in regimens for k in REGIMEN_FIELDS)
     ):
@@ -1747,7 +1749,13 @@ def compare_regimens(
     for k, (name, regimen) in enumerate(named, start=1):
         found: list[Problem] = []
         courses.append(_regimen_of(own, regimen, found))
-        label = f"schedule {k}" if name is None else f"schedule {short_repr(name)}"
+        label = (
+            f"schedule {short_repr(name)}"
+            if name is not None
+            else f"row {k - 1} (schedule {k})"
+            if table_rows
+            else f"schedule {k}"
+        )
         problems += [Problem(p.column, p.value, f"{label}: {p.message}") for p in found]
     if problems:
         valid = [course for course in courses if course is not None]
