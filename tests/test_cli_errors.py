@@ -518,8 +518,8 @@ CLI_CASES: list[CliCase] = [
     CliCase("score-horizon-nan", _score(None, "--horizon-day", "nan"), "--horizon-day=nan"),
     CliCase(
         "score-horizon-not-a-number",
-        _score(None, "--horizon-day", "soon"),
-        "--horizon-day: invalid float value: 'soon'",
+        _score(None, "--horizon-day", "2026-01-05"),  # a date is no horizon
+        "--horizon-day: expected days after the first session, a number such as 28",
     ),
     CliCase(
         "score-model-not-a-model-directory",

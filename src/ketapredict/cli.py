@@ -1261,6 +1261,17 @@ def _path(text: str) -> Path:
     return Path(text)
 
 
+def _days_after_first(text: str) -> float:
+    """A horizon: days after the first session, as a number (a date is no horizon)."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected days after the first session, a number such as 28 (day 1 is 24 h "
+            f"later); got {text!r}"
+        ) from None
+
+
 def _seed(text: str) -> int:
     """A random seed: numpy takes whole numbers from 0."""
     try:
@@ -1393,7 +1404,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     score.add_argument(
         "--horizon-day",
-        type=float,
+        type=_days_after_first,
         metavar="DAY",
         help="day after the first session the probabilities are for (default: the record's "
         "endpoint_day if it gives its own regimen, else 24 h after the last session)",
