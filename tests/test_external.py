@@ -612,3 +612,17 @@ def test_courses_outside_the_training_data_are_never_counted_as_a_few():
         assert warning.startswith(said), warning
         # the reason is named when it holds for 11 or more courses, never with its count
         assert ("chiefly age beyond its training range" in warning) is (aged >= 11), warning
+
+
+def test_a_table_file_that_gives_a_course_twice_is_refused(tmp_path):
+    """A table pasted into itself trained on 313 courses without a word (a review); two
+    unidentified rows alike may be two patients, and are kept."""
+    from ketapredict.external import read_patient_table
+
+    courses = simulate_cohort(n=50, seed=0)
+    doubled = pd.concat([courses, courses.iloc[[3]]], ignore_index=True)
+    doubled.to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(ValidationError, match=r"row 51 \(line 52\): repeats an earlier row"):
+        read_patient_table(tmp_path / "t.csv")
+    doubled.assign(patient_id=None).to_csv(tmp_path / "u.csv", index=False)
+    assert len(read_patient_table(tmp_path / "u.csv")) == 51

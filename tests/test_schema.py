@@ -669,13 +669,3 @@ def test_a_flag_that_is_no_boolean_is_named_not_read_as_true(flag):
         check_outcome([0, 1], return_classes=flag)
     with pytest.raises(ValidationError, match=r"row_labels=.* is not True, False or None"):
         validate(pd.DataFrame({"age": [40]}), required=[], row_labels=flag)
-
-
-def test_a_course_given_twice_is_refused():
-    """A table pasted into itself trained on 313 courses without a word (a review); two
-    unidentified rows alike may be two patients, and are kept."""
-    courses = ketapredict.simulate_cohort(n=50, seed=0)
-    doubled = pd.concat([courses, courses.iloc[[3]]], ignore_index=True)
-    with pytest.raises(ValidationError, match=r"row 50: repeats an earlier row exactly"):
-        validate(doubled)
-    assert len(validate(doubled.assign(patient_id=None))) == 51

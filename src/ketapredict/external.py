@@ -32,6 +32,7 @@ from .schema import (
     columns,
     courses_per_patient,
     empty_outcomes,
+    repeated_courses,
     table_digest,
     validate,
     withheld_groups,
@@ -620,7 +621,12 @@ def read_patient_table(path: str | Path) -> pd.DataFrame:
     table.index = [
         f"{i + 1} (line {i + 2})" if kind == "CSV" else str(i + 1) for i in range(len(table))
     ]
-    return validate(table, what=f"patient table {name}", row_labels=True).reset_index(drop=True)
+    labels = table.index
+    table = validate(table, what=f"patient table {name}", row_labels=True)
+    repeated = repeated_courses(table, labels)
+    if repeated:
+        raise ValidationError(repeated, f"patient table {name}")
+    return table.reset_index(drop=True)
 
 
 def _not_a_table(table: pd.DataFrame, name: str) -> str | None:

@@ -1744,16 +1744,18 @@ def validate(
         if _known(name) and column(name).kind in ("float", "int", "category")
     }
     problems.extend(check_rules(arrays, rows=df.index))
-    problems.extend(_repeated_courses(pd.DataFrame(out), df.index))
     if problems:
         raise ValidationError(problems, what)
     return pd.DataFrame(out).set_axis(index, axis=0)
 
 
-def _repeated_courses(table: pd.DataFrame, rows: Sequence) -> list[Problem]:
+def repeated_courses(table: pd.DataFrame, rows: Sequence) -> list[Problem]:
     """A problem for each row that repeats an earlier one exactly, its patient identified:
-    the same course given twice (a table pasted into itself) would count twice in training
-    and validation. Rows without a ``patient_id`` may be two patients alike."""
+    the same course given twice (a table file pasted into itself) would count twice in
+    training and validation. Rows without a ``patient_id`` may be two patients alike. Asked
+    of a table file (:func:`ketapredict.external.read_patient_table`), not by
+    :func:`validate`, whose tables may repeat a course on purpose (a patient's draws of the
+    fields not recorded)."""
     if "patient_id" not in table.columns:
         return []
     try:
