@@ -669,3 +669,16 @@ def test_a_flag_that_is_no_boolean_is_named_not_read_as_true(flag):
         check_outcome([0, 1], return_classes=flag)
     with pytest.raises(ValidationError, match=r"row_labels=.* is not True, False or None"):
         validate(pd.DataFrame({"age": [40]}), required=[], row_labels=flag)
+
+
+def test_a_patient_identifier_shifted_into_another_column_is_not_shown():
+    """A row shifted by a cell printed 'PATIENT-SMITH-JOHN-1970-003' as an age (a privacy
+    review): the message names the identifier's column instead of the value."""
+    courses = ketapredict.simulate_cohort(n=20, seed=0)
+    courses["patient_id"] = [f"PATIENT-SMITH-JOHN-1970-{i:03d}" for i in range(20)]
+    courses = courses.astype({"age": object})
+    courses.loc[3, "age"] = "PATIENT-SMITH-JOHN-1970-003"
+    with pytest.raises(ValidationError) as caught:
+        validate(courses)
+    assert "SMITH" not in str(caught.value)
+    assert "row 3: age=<a patient_id of this table> is not a number" in str(caught.value)

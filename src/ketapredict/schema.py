@@ -1745,8 +1745,29 @@ def validate(
     }
     problems.extend(check_rules(arrays, rows=df.index))
     if problems:
+        if "patient_id" in df.columns:
+            problems = _identifiers_masked(problems, df["patient_id"])
         raise ValidationError(problems, what)
     return pd.DataFrame(out).set_axis(index, axis=0)
+
+
+def _identifiers_masked(problems: list[Problem], ids: pd.Series) -> list[Problem]:
+    """The problems, a value that is one of the table's own patient identifiers (a row
+    shifted by a cell put 'PATIENT-SMITH-JOHN-1970-003' in age) not shown: it names the
+    identifier's column instead. Identifiers that read as numbers are left, as a number in
+    a number field is the field's own value."""
+    known = {str(v).strip() for v in ids.dropna().astype(str)} - {""}
+    known = {v for v in known if _number(v) is None}
+    if not known:
+        return problems
+    masked = []
+    for problem in problems:
+        value = problem.value
+        if problem.column != "patient_id" and isinstance(value, str) and value.strip() in known:
+            message = problem.message.replace(short_repr(value), "<a patient_id of this table>")
+            problem = Problem(problem.column, None, message, problem.row)
+        masked.append(problem)
+    return masked
 
 
 def repeated_courses(table: pd.DataFrame, rows: Sequence) -> list[Problem]:
