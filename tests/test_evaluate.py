@@ -614,3 +614,16 @@ def test_one_trials_validation_resamples_patients_and_says_so(cohort):
                             n_bootstraps=20)  # fmt: skip
     assert result.resampled == "patients"
     assert np.isfinite(result.metrics.loc["OutcomeModel", "auc_low"])
+
+
+def test_a_crossover_patients_courses_count_once_in_what_is_published(cohort, loto):
+    """The cohort's crossover patients give two courses: every published group (subgroup,
+    fold; the calibration bins logged and drawn read the same count) must hold 11 patients,
+    so 22 courses (a privacy review)."""
+    from ketapredict.schema import MIN_CELL, courses_per_patient
+
+    assert courses_per_patient(cohort) == 2
+    assert loto.courses_per_patient == 2
+    assert (loto.subgroups["n"] >= 2 * MIN_CELL).all()
+    shown = loto.fold_metrics[~loto.fold_metrics["withheld"]]
+    assert (shown["n"] >= 2 * MIN_CELL).all()

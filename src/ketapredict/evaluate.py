@@ -1127,6 +1127,9 @@ class ValidationResult:
         The groups the within-arm AUC ranks patients in: ``"arm"``, or ``"arm and fold"``
         when the folds split arms (stratified k-fold), so that each group's patients were
         scored by one fold's model.
+    courses_per_patient : int
+        The most courses one patient gave (2 in a two-period crossover): a published group
+        (a subgroup, a fold, a calibration bin) holds ``MIN_CELL`` times as many courses.
     """
 
     outcome: str
@@ -1140,6 +1143,7 @@ class ValidationResult:
     extras: dict[str, Any] = field(default_factory=dict)
     resampled: str = "trials, then patients"
     ranked_within: str = "arm"
+    courses_per_patient: int = 1
 
     @property
     def shown_folds(self) -> pd.DataFrame:
@@ -1460,6 +1464,7 @@ def cross_validate(
         extras={"tuned_parameters": chosen} if tuning else {},
         resampled="patients" if design["cluster"] is None else "trials, then patients",
         ranked_within="arm and fold" if split else "arm",
+        courses_per_patient=courses_per_patient(kept),
     )
 
 

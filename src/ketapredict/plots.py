@@ -399,10 +399,19 @@ def plot_calibration(
     y = _observed(result)
     models = _models(result)
     styles = _styles(models)
-    k = calibration_bin_count(int(y.sum()), len(y)) if n_bins is None else int(n_bins)
+    # each bin of at least MIN_CELL patients (a crossover patient gives a course a period)
+    per_patient = result.courses_per_patient
+    k = (
+        calibration_bin_count(int(y.sum()), len(y) // per_patient)
+        if n_bins is None
+        else int(n_bins)
+    )
     tables = {
         name: calibration_bins(
-            y, result.predictions[f"p_{name}"].to_numpy(dtype=float), k, min_courses=MIN_CELL
+            y,
+            result.predictions[f"p_{name}"].to_numpy(dtype=float),
+            k,
+            min_courses=MIN_CELL * per_patient,
         )
         for name in models
     }

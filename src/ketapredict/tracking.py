@@ -1297,9 +1297,12 @@ def _log_tables(validation) -> None:
     mlflow.log_text(validation.subgroups.to_csv(index=False), "tables/subgroups.csv")
     predictions = validation.predictions
     y = predictions[validation.outcome].to_numpy(dtype=float)
-    k = calibration_bin_count(int(y.sum()), len(y))  # the plot's bins
+    # the plot's bins, each of at least MIN_CELL patients
+    per_patient = validation.courses_per_patient
+    k = calibration_bin_count(int(y.sum()), len(y) // per_patient)
+    least = MIN_CELL * per_patient
     bins = [
-        calibration_bins(y, predictions[column].to_numpy(), k, min_courses=MIN_CELL).assign(
+        calibration_bins(y, predictions[column].to_numpy(), k, min_courses=least).assign(
             model=column.removeprefix("p_")
         )
         for column in predictions.columns
