@@ -635,3 +635,12 @@ def test_the_quickstart_checks_its_store_before_it_starts(monkeypatch, tmp_path,
     assert out == ""
     assert "the quickstart logs its run to MLflow (unset MLFLOW_TRACKING_URI" in err
     assert "--no-track" not in err
+
+
+def test_a_signing_key_with_nothing_to_sign_is_refused(tmp_path, capsys):
+    """`train --no-track --signing-key K` without --save ignored the key (a review)."""
+    assert main(["keys", str(tmp_path)]) == 0
+    capsys.readouterr()
+    argv = ["train", "baseline", "--no-track", "--signing-key", str(tmp_path / "ketapredict.key")]
+    assert main(argv) == 2
+    assert "no model is saved to sign: add --save DIR" in capsys.readouterr().err

@@ -652,6 +652,13 @@ def _train_and_log(
     if save is not None:
         _check_new_directory(save, "--save")
     key = _signing_key(signing_key)
+    if key is not None and save is None and not track:
+        _refuse(
+            "--signing-key",
+            str(signing_key),
+            "--signing-key signs the model --save writes (or the copy saved when logging "
+            "fails); with --no-track and no --save no model is saved to sign: add --save DIR",
+        )
     if register is not None:
         if not track:
             _refuse(
