@@ -17,6 +17,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import sys
 import textwrap
 import tomllib
@@ -1208,8 +1209,11 @@ def _keys(args: argparse.Namespace) -> int:
     print(
         f"Wrote the Ed25519 key pair {private} (private: readable by you only) and {public} "
         f"(public, fingerprint {fingerprint(public)}).\n"
-        f"Sign a model:   ketapredict train EXPERIMENT --save DIR --signing-key {private}\n"
-        f"Verify it:      ketapredict score PATIENT.json --model DIR --public-key {public}\n"
+        # quoted as a shell needs them, so that the lines paste (a folder named "my keys")
+        f"Sign a model:   ketapredict train EXPERIMENT --save DIR --signing-key "
+        f"{shlex.quote(str(private))}\n"
+        f"Verify it:      ketapredict score PATIENT.json --model DIR --public-key "
+        f"{shlex.quote(str(public))}\n"
         "Keep the private key where only the people who release models can read it; give "
         "the public key to whoever loads them."
     )
