@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from ketapredict import Regimen, ValidationError, load_feature_set
+from ketapredict import Regimen, ValidationError, load_feature_set, simulate_cohort
 from ketapredict.features import FeatureEncoder
 
 
@@ -335,3 +335,21 @@ def test_a_feature_set_a_saved_model_could_not_carry_is_refused_when_read(tmp_pa
     (tmp_path / "fine.toml").write_text(f'extends = "core"\ndescription = "{"x" * 2000}"\n')
     spec = parse_feature_set(tmp_path / "fine.toml")
     assert spec_from_dict(spec_to_dict(spec)) == spec
+
+
+def test_a_model_saved_before_the_antidepressant_rule_is_scored_as_it_was_trained():
+    """The first session reads no new antidepressant since the rule was saved with the
+    feature set; a set saved without it (an older model file) keeps reading the flag, as
+    its trees were fitted on it (a diff review)."""
+    from ketapredict.encoding import encode, spec_from_dict, spec_to_dict
+    from ketapredict.features import FeatureEncoder
+
+    courses = simulate_cohort(n=200, seed=0).assign(new_oral_antidepressant=True)
+    fitted = FeatureEncoder("core", assessed_day=40 / 1440).fit(courses).spec_
+    saved = spec_to_dict(fitted)
+    assert saved["antidepressant_from_day"] == 14.0
+    now = encode(spec_from_dict(saved), courses)["new_oral_antidepressant"]
+    older = {k: v for k, v in saved.items() if k != "antidepressant_from_day"}
+    before = encode(spec_from_dict(older), courses)["new_oral_antidepressant"]
+    assert (now == 0).all()
+    assert (before == 1).all()

@@ -600,14 +600,21 @@ def test_a_model_a_save_would_refuse_is_refused_before_the_work(train):
         RiskModel.fit(train.head(0), "response", provenance={"notes_log": "x" * 60_000})
 
 
-def test_the_training_ranges_a_model_keeps_are_no_patients_exact_values(risk_model, train):
+def test_the_training_ranges_a_model_keeps_are_no_patients_exact_values(risk_model):
     """With few patients the 0.5th and 99.5th percentiles are the youngest and oldest
-    patients' ages, and a report printed them (a privacy review): they are rounded outward
-    to two significant digits, as the linear part's range is."""
+    patients' ages, whole numbers that rounding keeps, and a report printed them (privacy
+    reviews): each end leaves at least 11 patients beyond it, and is rounded outward."""
+    from ketapredict import RiskModel
     from ketapredict.trees import rounded_outward
 
     low, high = (np.asarray(risk_model.reference[k]) for k in ("low", "high"))
     np.testing.assert_array_equal(rounded_outward(low, np.floor), low)
     np.testing.assert_array_equal(rounded_outward(high, np.ceil), high)
-    age = risk_model.reference["continuous"].index("age")
-    assert (low[age], high[age]) != (train["age"].quantile(0.005), train["age"].quantile(0.995))
+    small = simulate_cohort(n=60, seed=3).drop(columns="patient_id")
+    small["age"] = np.r_[np.linspace(30, 59, 56), 19, 20, 82, 83]
+    model = RiskModel.fit(small, "response", replicates=2, n_estimators=20)
+    age = model.reference["continuous"].index("age")
+    youngest, oldest = model.reference["low"][age], model.reference["high"][age]
+    ages = np.sort(small["age"].to_numpy())
+    assert youngest > ages[9]  # not among the ten youngest, nor the ten oldest
+    assert oldest < ages[-10]

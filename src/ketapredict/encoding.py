@@ -292,6 +292,11 @@ class FeatureSet:
         ``endpoint_day``: an outcome with a time of its own
         (:func:`ketapredict.schema.assessment_day`: dissociation, in the first session).
         None (a file's set): each row's ``endpoint_day``.
+    antidepressant_from_day : float or None
+        With ``assessed_day`` before it, no row has started a new oral antidepressant (it
+        has not begun to act). Set by :class:`~ketapredict.FeatureEncoder` for a set with an
+        assessment day; None in a model saved before the rule, which is scored as it was
+        trained.
     """
 
     name: str
@@ -299,6 +304,7 @@ class FeatureSet:
     groups: tuple[_Group, ...]
     source: str
     assessed_day: float | None = None
+    antidepressant_from_day: float | None = None
 
     @property
     def columns(self) -> list[str]:
@@ -625,7 +631,7 @@ def encode(
     features that a change of those columns can change).
     """
     if spec.assessed_day is not None:  # also when re-encoding a draw of the weight
-        frame = _assessed(frame, spec.assessed_day)
+        frame = _assessed(frame, spec.assessed_day, spec.antidepressant_from_day)
     encoded: dict[str, np.ndarray] = {}
     for step in _steps(spec, reading):
         encoded.update(_ENCODERS[step.encoder][0](frame, step.columns))
@@ -637,10 +643,10 @@ def encode(
 # An oral antidepressant started with the course begins to act after 2-3 weeks (seed review
 # 002; the virtual cohort's own increment is half-way at day 21): before this day it is no
 # reason for an outcome assessed then.
-_ANTIDEPRESSANT_ACTS_FROM_DAY = 14.0
+ANTIDEPRESSANT_ACTS_FROM_DAY = 14.0
 
 
-def _assessed(frame: Any, day: float) -> Any:
+def _assessed(frame: Any, day: float, antidepressant_from: float | None = None) -> Any:
     """The table with every row assessed at ``day`` (the caller's table is not changed).
 
     Assessed before a newly started oral antidepressant can act (dissociation, in the first
@@ -650,7 +656,7 @@ def _assessed(frame: Any, day: float) -> Any:
     """
     days = np.full(len(frame), day)
     at_day = {"endpoint_day": days}
-    if day < _ANTIDEPRESSANT_ACTS_FROM_DAY:
+    if antidepressant_from is not None and day < antidepressant_from:
         at_day["new_oral_antidepressant"] = np.zeros(len(frame))
     if isinstance(frame, pd.DataFrame):
         return frame.assign(**at_day)
@@ -757,6 +763,8 @@ def feature_map(spec: FeatureSet) -> pd.DataFrame:
 def spec_to_dict(spec: FeatureSet) -> dict[str, Any]:
     """A feature set as plain data, saved with a model so that it needs no file."""
     day = {} if spec.assessed_day is None else {"assessed_day": spec.assessed_day}
+    if spec.antidepressant_from_day is not None:
+        day["antidepressant_from_day"] = spec.antidepressant_from_day
     return {
         **day,
         "name": spec.name,
@@ -820,7 +828,8 @@ def spec_from_dict(state: Mapping[str, Any]) -> FeatureSet:
     if not isinstance(state, Mapping):
         raise ValueError(f"feature_set must be an object; got {type(state).__name__}")
     fields = {"name", "description", "source", "groups"}
-    unknown = sorted(str(k)[:40] for k in set(state) - fields - {"assessed_day"})
+    optional = {"assessed_day", "antidepressant_from_day"}
+    unknown = sorted(str(k)[:40] for k in set(state) - fields - optional)
     lacking = sorted(fields - set(state))
     if unknown or lacking:
         raise ValueError(f"feature_set: missing {lacking}, unknown {unknown[:5]}")
@@ -844,8 +853,14 @@ def spec_from_dict(state: Mapping[str, Any]) -> FeatureSet:
     except ValueError as error:
         problem("assessed_day", None, str(error))
         day = None
+    try:
+        antidepressant = checked_assessed_day(state.get("antidepressant_from_day"))
+    except ValueError as error:
+        problem("antidepressant_from_day", None, str(error).replace("assessed_day", "day"))
+        antidepressant = None
     spec = FeatureSet(
         assessed_day=day,
+        antidepressant_from_day=antidepressant,
         name=str(state["name"]),
         description=str(state["description"]),
         source=str(state["source"]),

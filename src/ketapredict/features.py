@@ -19,7 +19,15 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .encoding import FeatureSet, _parse, checked_assessed_day, encode, feature_map, sources
+from .encoding import (
+    ANTIDEPRESSANT_ACTS_FROM_DAY,
+    FeatureSet,
+    _parse,
+    checked_assessed_day,
+    encode,
+    feature_map,
+    sources,
+)
 from .exceptions import Problem, ValidationError, short_repr
 from .schema import column
 
@@ -103,7 +111,11 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
             raise ValidationError(
                 [Problem("assessed_day", self.assessed_day, str(error))], "FeatureEncoder"
             ) from None
-        self.spec_ = replace(_parse(self.feature_set), assessed_day=day)
+        self.spec_ = replace(
+            _parse(self.feature_set),
+            assessed_day=day,
+            antidepressant_from_day=None if day is None else ANTIDEPRESSANT_ACTS_FROM_DAY,
+        )
         needed = sources(self.spec_)
         self._check_columns(X, needed)
         self.feature_names_in_ = np.array(needed, dtype=object)

@@ -808,9 +808,7 @@ class RiskModel:
             low, high = np.nanpercentile(X[:, continuous], _RANGE, axis=0)
             mean = np.nanmean(X[:, continuous], axis=0)
             sd = np.nanstd(X[:, continuous], axis=0)
-        # rounded outward, as the linear part's range is: with few patients a percentile
-        # is one patient's exact value (the oldest's age), which a report would print
-        low, high = rounded_outward(low, np.floor), rounded_outward(high, np.ceil)
+        low, high = _ends_of_many(X[:, continuous], low, high, data)
         sd = np.where(sd > 0, sd, 1.0)
         z = (X[:, continuous] - mean) / sd
         # covariance with missing values at the mean (slightly shrunk where values are
@@ -2149,6 +2147,27 @@ def _checked_scale(scale: Any) -> dict[str, float] | None:
             raise ValueError(f"interval_scale {name} {value!r} is not a number in (0, 1000)")
     return {k: float(v) for k, v in scale.items()}
 
+
+def _ends_of_many(values: np.ndarray, low: np.ndarray, high: np.ndarray, data: Any):
+    """Training ranges that are no patient's exact value: each end moved in until at least
+    ``MIN_CELL`` patients lie at or beyond it (in courses, times the most one patient
+    gives), then rounded outward, as the linear part's range is. With few patients the
+    0.5th and 99.5th percentiles are the youngest and oldest patients' ages, and whole
+    numbers round to themselves: a model saved them and its reports printed them (a
+    privacy review). A feature with too few values for both ends has its median as both."""
+    from .schema import MIN_CELL, courses_per_patient
+
+    least = MIN_CELL * courses_per_patient(data)
+    ordered = np.sort(values, axis=0)  # NaN last
+    counts = (~np.isnan(values)).sum(axis=0)
+    low, high = low.copy(), high.copy()
+    for j, n in enumerate(counts):
+        if n >= 2 * least:
+            low[j] = max(low[j], ordered[least - 1, j])
+            high[j] = min(high[j], ordered[n - least, j])
+        elif n:
+            low[j] = high[j] = np.median(ordered[:n, j])
+    return rounded_outward(low, np.floor), rounded_outward(high, np.ceil)
 
 def joint_distance(z: np.ndarray, covariance: np.ndarray) -> np.ndarray:
     """Mahalanobis distance of standardised rows over their observed features only.
