@@ -593,7 +593,15 @@ def test_an_interrupted_write_leaves_the_file_that_was_there(tmp_path, monkeypat
         "(replacing the file that was there)"
     )
     assert pd.read_csv(out)["age"].tolist() == [40, 50]
-    assert out.stat().st_mode & 0o777 == 0o666 & ~_umask()
+    assert out.stat().st_mode & 0o777 == 0o666 & ~_umask()  # a new file's
+    # a file kept private stays so, and a link is written through (a diff review)
+    out.chmod(0o600)
+    link = tmp_path / "link.csv"
+    link.symlink_to(out)
+    _write(pd.DataFrame({"age": [60]}), link)
+    assert link.is_symlink()
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert pd.read_csv(out)["age"].tolist() == [60]
 
 
 def _umask() -> int:

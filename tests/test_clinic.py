@@ -1144,3 +1144,13 @@ def test_a_bad_row_of_a_table_of_schedules_is_named_by_its_position(model):
     )
     with pytest.raises(ValidationError, match=r"row 1 \(schedule 2\): dose=50 mg/kg"):
         model.compare_regimens(PATIENT, table, horizon_day=7)
+
+
+def test_a_figure_of_many_schedules_lists_some_and_says_how_many_more(model):
+    """Wrapped names of 300 schedules made a figure 141 inches tall (a diff review)."""
+    doses = {"iv": list(np.round(np.linspace(0.1, 1.0, 40), 3))}
+    comparison = model.compare_regimens(PATIENT, regimen_grid(doses=doses), horizon_day=28)
+    figure = comparison.plot()
+    assert figure.get_size_inches()[1] < 13
+    listed = " ".join(t.get_text() for t in figure.axes[0].texts if "names" in str(t.get_gid()))
+    assert "more (comparison.table)" in listed

@@ -128,18 +128,26 @@ def _write(frame: pd.DataFrame, path: Path) -> str:
     import tempfile
 
     replaced = os.path.lexists(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    # a link is written through, onto the file it names, which keeps its permissions (a
+    # table the user kept to themselves stays so); a new file gets a new file's
+    target = Path(os.path.realpath(path))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # a short name beside it: the name checked before the work may be near the limit
+    handle, name = tempfile.mkstemp(dir=target.parent, prefix=".kp-", suffix=".part")
     os.close(handle)
-    umask = os.umask(0)  # the permissions a new file would have had, not mkstemp's 0600
-    os.umask(umask)
-    os.chmod(name, 0o666 & ~umask)
+    if target.exists():
+        mode = target.stat().st_mode & 0o7777
+    else:
+        umask = os.umask(0)  # the permissions a new file would have had, not mkstemp's 0600
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    os.chmod(name, mode)
     try:
         if path.suffix.lower() == ".parquet":
             frame.to_parquet(name, index=False)
         else:
             frame.to_csv(name, index=False)
-        os.replace(name, path)
+        os.replace(name, target)
     except BaseException:
         with suppress(OSError):
             os.unlink(name)
@@ -785,9 +793,13 @@ def _quickstart(args: argparse.Namespace) -> int:
     try:  # the store is checked before anything is printed or simulated
         preflight(experiment=experiment.name)
     except TrackingError as error:
+        unset = (
+            " (unset MLFLOW_TRACKING_URI for the local store, mlruns/mlflow.db)"
+            if os.environ.get("MLFLOW_TRACKING_URI")
+            else ""
+        )
         raise TrackingError(
-            f"{str(error).rstrip('.')}; the quickstart logs its run to MLflow (unset "
-            "MLFLOW_TRACKING_URI for the local store, mlruns/mlflow.db)"
+            f"{str(error).rstrip('.')}; the quickstart logs its run to MLflow{unset}"
         ) from None
     print(
         "ketapredict quickstart: the virtual cohort, the baseline experiment, MLflow, and a "
@@ -1604,6 +1616,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     the work: a training still logs its run and saves its model, a cohort or table still
     reaches its file, and the exit code is the work's.
     """
+    if sys.stdout is None:  # started with its output closed (>&-): print() writes nothing
+        return _run(argv)
     printout = _Printout(sys.stdout)
     sys.stdout = printout
     try:

@@ -389,7 +389,8 @@ class RiskReport:
             + (f" [{r.interval_text}]" if r.low is not None else "")
             for o, r in self.risks.items()
         )
-        return f"<RiskReport: {self.regimen}, day {self.horizon_day:g}: {risks}>"
+        day = "" if self.horizon_day is None else f", day {self.horizon_day:g}"
+        return f"<RiskReport: {self.regimen}{day}: {risks}>"
 
     def __str__(self) -> str:
         lines = [f"ketapredict risk report: {self.regimen}", f"Horizon: {self.horizon}"]
@@ -625,6 +626,8 @@ def _model_line(source: Mapping[str, Any]) -> str:
     )
 
 
+# The most lines of schedule names the comparison's figure lists (about 10 inches of them)
+_LISTED_LINES = 64
 # The longest line of a schedule's name in the comparison's figure (the standard grid's
 # ketamine names fit on one, its esketamine names with their antidepressant take two).
 _NAME_CHARS = 48
@@ -1434,10 +1437,8 @@ def score(
     )
     if before_the_end is not None:
         warnings.append(before_the_end)
-    new_kind = _never_trained_on(model.reference or {}, values)
-    if new_kind is not None:
-        text, horizon_only = new_kind
-        at_horizon = [o for o, s in model._outcomes.items() if s.spec.assessed_day is None]
+    at_horizon = [o for o, s in model._outcomes.items() if s.spec.assessed_day is None]
+    for text, horizon_only in _never_trained_on(model.reference or {}, values):
         if horizon_only and len(at_horizon) < len(model._outcomes):
             text = f"{', '.join(o.replace('_', ' ') for o in at_horizon)}: {text}"
         if not horizon_only or at_horizon:
@@ -1462,16 +1463,17 @@ def score(
 
 def _never_trained_on(
     reference: Mapping[str, Any], values: Mapping[str, Any]
-) -> tuple[str, bool] | None:
-    """The warning for a course whose kind the model never trained on, and whether only
-    the outcomes assessed at the horizon are concerned; or None. Said of its drug by its
-    route, else its schedule, else its diagnosis on that schedule (the first that is new
-    says it; those after it are new too). Every encoded feature can look familiar where the
-    kind is new (arketamine as half a dose of ketamine; esketamine without an oral
-    antidepressant as esketamine with one). An outcome of the first session (dissociation)
-    sees a first session, not the sessions to come nor an antidepressant yet to act: a new
-    schedule of a drug and route it trained on is no extrapolation for it, nor a diagnosis
-    it saw on that drug and route."""
+) -> list[tuple[str, bool]]:
+    """The warnings for a course whose kind the model never trained on, each with whether
+    only the outcomes assessed at the horizon are concerned. A new drug by its route says
+    so alone (everything after it is new too); else a new schedule, and a diagnosis new on
+    the drug and route, or new on the schedule when the schedule is not. Every encoded
+    feature can look familiar where the kind is new (arketamine as half a dose of ketamine;
+    esketamine without an oral antidepressant as esketamine with one). An outcome of the
+    first session (dissociation) sees a first session, not the sessions to come nor an
+    antidepressant yet to act: a new schedule of a drug and route it trained on is no
+    extrapolation for it, nor a diagnosis it saw on that drug and route, but a diagnosis
+    never seen on the drug and route is."""
     said = " never occurs in the training data: the estimate is an extrapolation"
     fields = [
         values.get(f)
@@ -1481,22 +1483,25 @@ def _never_trained_on(
     trained_on = reference.get("drug_routes")
     if trained_on and pair and pair not in trained_on:
         routes = ", ".join(trained_on)
-        return (
-            f"{values.get('drug')} by the {values.get('route')} route{said} (it has {routes})",
-            False,
-        )
+        drug, route = values.get("drug"), values.get("route")
+        return [(f"{drug} by the {route} route{said} (it has {routes})", False)]
+    found = []
     kind = schedule_kind(*fields)
-    if reference.get("schedules") and kind and kind not in reference["schedules"]:
-        return f"the schedule {kind}{said}", True
-    kind = schedule_kind(*fields, by_diagnosis=True)
+    new_schedule = (
+        bool(reference.get("schedules")) and kind != "" and (kind not in reference["schedules"])
+    )
+    if new_schedule:
+        found.append((f"the schedule {kind}{said}", True))
     seen = reference.get("diagnosis_schedules")
-    if seen and kind not in ("", *seen):
+    kind = schedule_kind(*fields, by_diagnosis=True)
+    if seen and kind:
         diagnosis, schedule = kind.split(": ", 1)
-        first = f"{diagnosis}: {pair},"
-        return f"diagnosis {diagnosis} with {schedule}{said}", any(
-            k.startswith(first) for k in seen
-        )
-    return None
+        on_pair = any(k.startswith(f"{diagnosis}: {pair},") for k in seen)
+        if not on_pair:  # the first session is new too
+            found.append((f"diagnosis {diagnosis} with {pair}{said}", False))
+        elif kind not in seen and not new_schedule:
+            found.append((f"diagnosis {diagnosis} with {schedule}{said}", True))
+    return found
 
 
 # --------------------------------------------------------------------------------------------
@@ -2284,9 +2289,13 @@ class RegimenComparison:
             )
             for i, (_, row) in enumerate(table.iterrows())
         ]
+        # at most _LISTED_LINES lines of names: a list of hundreds would make a figure
+        # yards tall (the table has them all)
+        used = np.cumsum([name.count("\n") + 1 for name in listed])
+        listed = [name if used[i] <= _LISTED_LINES else None for i, name in enumerate(listed)]
         if ax is None:
             # tall enough for the lists of names (8-point lines, about 0.155 inch each)
-            lines = sum(name.count("\n") + 1 for name in listed) + 3
+            lines = min(int(used[-1]), _LISTED_LINES + 2) + 3 if len(used) else 3
             fig, ax = plt.subplots(
                 figsize=(10, max(5.6, 1.2 + 0.155 * lines)), layout="constrained"
             )
@@ -2354,7 +2363,10 @@ class RegimenComparison:
             ("dominated names", ~front, "#6f6f6f", "Dominated:"),
         ):
             if mask.any():
-                names = [name for i, name in enumerate(listed) if mask[i]]
+                names = [name for i, name in enumerate(listed) if mask[i] and name]
+                left = sum(1 for i, name in enumerate(listed) if mask[i] and name is None)
+                if left:
+                    names.append(f"    ... and {left} more (comparison.table)")
                 shown = ax.text(
                     1.02, top, "\n".join([title, *names]), transform=ax.transAxes,
                     va="top", ha="left", fontsize=8, family="monospace", color=colour, gid=gid,

@@ -121,8 +121,13 @@ def short_repr(value: Any, limit: int = MAX_VALUE_CHARS) -> str:
     """
     # A Series, table or array where one value belongs is described, not printed: its
     # repr spans lines of index and values (a patient's, perhaps) and says less than its size
-    shape = getattr(value, "shape", None)
-    if isinstance(shape, tuple) and (len(shape) > 1 or sum(shape) > 1):
+    try:  # any object's shape may fail, or be no shape; the message must not
+        shape = getattr(value, "shape", None)
+    except Exception:
+        shape = None
+    if not (isinstance(shape, tuple) and all(isinstance(n, int) for n in shape)):
+        shape = None
+    if shape is not None and (len(shape) > 1 or sum(shape) > 1):
         kind = {"ndarray": "numpy array"}.get(type(value).__name__, type(value).__name__)
         kind = f"{'an' if kind[:1].lower() in 'aeiou' else 'a'} {kind}"
         if len(shape) == 1:

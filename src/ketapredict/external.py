@@ -109,14 +109,15 @@ def _auc(y: np.ndarray, p: np.ndarray) -> float:
     return float((ranks[y == 1].sum() - events * (events + 1) / 2) / (events * non_events))
 
 
-def _share_text(k: int, n: int) -> str:
-    """ "k of n", where neither k nor n - k is 1 to 10; otherwise a range, not the count.
-    No row says how many of its courses lie outside the training data: with the rows' sizes
-    (and across outcomes) such counts could give a few courses away."""
-    if 0 < k < MIN_CELL:
-        return f"fewer than {MIN_CELL} of {n:,}"
-    if 0 < n - k < MIN_CELL:
-        return f"all but fewer than {MIN_CELL} of {n:,}"
+def _share_text(k: int, n: int, least: int = MIN_CELL) -> str:
+    """ "k of n", where neither k nor n - k is under ``least`` (``MIN_CELL`` courses, times
+    the most one patient gives); otherwise a range, not the count. No row says how many of
+    its courses lie outside the training data: with the rows' sizes (and across outcomes)
+    such counts could give a few courses away."""
+    if 0 < k < least:
+        return f"fewer than {least} of {n:,}"
+    if 0 < n - k < least:
+        return f"all but fewer than {least} of {n:,}"
     return f"{k:,} of {n:,}"
 
 
@@ -464,12 +465,14 @@ def evaluate_model(
     if outside.any():
         # the reasons that hold for at least MIN_CELL courses, most common first, without
         # their counts (a reason of a few courses is not named: it would point at them)
+        least = MIN_CELL * courses_per_patient(table)  # patients, counted in courses
         common = sorted(
-            (reason for reason, held in reasons.items() if held.sum() >= MIN_CELL),
+            (reason for reason, held in reasons.items() if held.sum() >= least),
             key=lambda reason: -int(reasons[reason].sum()),
         )
+        share = _share_text(int(outside.sum()), len(table), least)
         warnings.append(
-            f"{_share_text(int(outside.sum()), len(table))} courses lie outside the training "
+            f"{share} courses lie outside the training "
             "distribution (a value beyond its 0.5-99.5% range, a category never seen, or an "
             "unusual combination): their predictions are extrapolations"
             + (

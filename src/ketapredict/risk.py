@@ -1424,9 +1424,12 @@ class RiskModel:
         """Whether each patient lies outside the training distribution.
 
         Outside means, as in the reports' warnings: a continuous feature beyond the
-        training data's 0.5-99.5% range, a category the training data never had, or a
-        combination of values more unusual (Mahalanobis distance over the recorded features)
-        than 99% of training patients. A missing value is never a reason.
+        training data's 0.5-99.5% range, a category the training data never had, a drug by a
+        route, a schedule or a diagnosis on a schedule the training data never had (for
+        every outcome: a report spares first-session dissociation a new schedule of a drug
+        and route it trained on), or a combination of values more unusual (Mahalanobis
+        distance over the recorded features) than 99% of training patients. A missing value
+        is never a reason.
 
         Parameters
         ----------
@@ -1474,7 +1477,7 @@ class RiskModel:
                 schedule_kinds(X, by_diagnosis=True),
             ),
         ):
-            if key in reference:  # a model saved before they were kept has none
+            if reference.get(key):  # a model saved before they were kept has none
                 reasons[reason] = (kinds != "") & ~np.isin(kinds, reference[key])
         z = (continuous - np.asarray(reference["mean"])) / np.asarray(reference["sd"])
         distance = joint_distance(z, np.asarray(reference["covariance"]))
@@ -2168,6 +2171,7 @@ def _ends_of_many(values: np.ndarray, low: np.ndarray, high: np.ndarray, data: A
         elif n:
             low[j] = high[j] = np.median(ordered[:n, j])
     return rounded_outward(low, np.floor), rounded_outward(high, np.ceil)
+
 
 def joint_distance(z: np.ndarray, covariance: np.ndarray) -> np.ndarray:
     """Mahalanobis distance of standardised rows over their observed features only.
