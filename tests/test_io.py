@@ -367,6 +367,11 @@ def test_a_transport_file_cut_short_is_refused_not_read_in_part(tmp_path):
     (tmp_path / "adqs.xpt").write_bytes(whole[:-1037])
     with pytest.raises(ValidationError, match="not whole 80-byte records of SAS transport"):
         read_dataset(tmp_path / "adqs.xpt")
+    # cut at a record's end, mid-observation: the partial observation tells (a diff review)
+    for cut in (80, 400, 18_160):
+        (tmp_path / "adqs.xpt").write_bytes(whole[:-cut])
+        with pytest.raises(ValidationError, match="its last observation is cut off"):
+            read_dataset(tmp_path / "adqs.xpt")
 
 
 def test_a_file_that_is_not_transport_is_a_validation_error(tmp_path):

@@ -92,6 +92,42 @@ def _dataset_json(path: Path) -> pd.DataFrame:
 _XPORT_RECORD = 80
 
 
+_MEMBER = b"HEADER RECORD*******MEMBER  HEADER RECORD!!!!!!!"
+_NAMESTR = b"HEADER RECORD*******NAMESTR HEADER RECORD!!!!!!!"
+_OBS = b"HEADER RECORD*******OBS     HEADER RECORD!!!!!!!"
+
+
+def _xport_ends_mid_record(path: Path, size: int) -> bool:
+    """Whether a one-member SAS transport (version 5) file ends inside an observation: its
+    data are whole observations (each the sum of its variables' lengths, from their
+    NAMESTR records) and blank padding to 80 bytes, so a file cut at an 80-byte boundary
+    mid-observation leaves a partial one (TS-140). A cut that falls between observations
+    cannot be told from a whole file; other layouts (version 8, several members) are not
+    judged."""
+    with open(path, "rb") as handle:
+        whole = handle.read()  # pyreadstat reads the whole file next in any case
+    if whole.count(_MEMBER) != 1 or whole.count(_NAMESTR) != 1 or whole.count(_OBS) != 1:
+        return False
+    member, names, obs = whole.find(_MEMBER), whole.find(_NAMESTR), whole.find(_OBS)
+    try:
+        length = int(whole[member + 74 : member + 78])  # a NAMESTR record's bytes: 140
+        count = int(whole[names + 54 : names + 58])  # the variables
+    except ValueError:
+        return False
+    start = names + _XPORT_RECORD
+    if length <= 0 or start + count * length > obs:
+        return False
+    observation = sum(
+        int.from_bytes(whole[start + i * length + 4 : start + i * length + 6], "big")
+        for i in range(count)
+    )
+    if observation <= 0:
+        return False
+    data = size - (obs + _XPORT_RECORD)
+    tail = whole[size - data % observation :] if data % observation else b""
+    return tail.strip(b" ") != b""
+
+
 def read_dataset(path: str | Path) -> pd.DataFrame:
     """One ADaM dataset from SAS transport (``.xpt``) or Dataset-JSON (``.json``).
 
@@ -127,6 +163,12 @@ def read_dataset(path: str | Path) -> pd.DataFrame:
                 path,
                 f"its {size:,} bytes are not whole {_XPORT_RECORD}-byte records of SAS "
                 "transport; the file may have been cut short",
+            )
+        if _xport_ends_mid_record(path, size):
+            raise _bad(
+                path,
+                "its last observation is cut off (the data do not end in whole observations "
+                "and blank padding); the file may have been cut short",
             )
         import pyreadstat
 
