@@ -39,6 +39,7 @@ from .regimen import (
     Regimen,
     below_any_studied,
     beyond_the_horizons,
+    drug_route,
     exposure,
     recorded_fields,
     schedule_kind,
@@ -1479,7 +1480,7 @@ def _never_trained_on(
         values.get(f)
         for f in ("drug", "route", "n_sessions", "new_oral_antidepressant", "diagnosis")
     ]
-    pair = "" if fields[0] is None or fields[1] is None else f"{fields[0]} {fields[1]}"
+    pair = drug_route(fields[0], fields[1])
     trained_on = reference.get("drug_routes")
     if trained_on and pair and pair not in trained_on:
         routes = ", ".join(trained_on)

@@ -45,6 +45,7 @@ __all__ = [
     "POTENCY",
     "REFERENCE_WEIGHT_KG",
     "Regimen",
+    "drug_route",
     "drug_routes",
     "exposure",
     "schedule_kind",
@@ -387,10 +388,21 @@ def drug_routes(frame: Any) -> np.ndarray:
         return np.full(n, "", dtype=object)
     drug = pd.Series(frame["drug"]).astype(object).to_numpy()
     route = pd.Series(frame["route"]).astype(object).to_numpy()
-    return np.array(
-        ["" if pd.isna(d) or pd.isna(r) else f"{d} {r}" for d, r in zip(drug, route, strict=True)],
-        dtype=object,
-    )
+    return np.array([drug_route(d, r) for d, r in zip(drug, route, strict=True)], dtype=object)
+
+
+def drug_route(drug: Any, route: Any) -> str:
+    """One course's drug and route as one text, empty where either is missing: the words
+    of :func:`drug_routes` and :func:`schedule_kind`.
+
+    Examples
+    --------
+    >>> drug_route("esketamine", "intranasal"), drug_route(None, "iv")
+    ('esketamine intranasal', '')
+    """
+    if drug is None or route is None or pd.isna(drug) or pd.isna(route):
+        return ""
+    return f"{drug} {route}"
 
 
 def schedule_kinds(frame: Any, *, by_diagnosis: bool = False) -> np.ndarray:
@@ -450,10 +462,11 @@ def schedule_kind(
     >>> schedule_kind("ketamine", "iv", 8, diagnosis="bipolar", by_diagnosis=True)
     'bipolar: ketamine iv, repeated sessions'
     """
-    if drug is None or route is None or pd.isna(drug) or pd.isna(route):
+    pair = drug_route(drug, route)
+    if not pair:
         return ""
     repeated = n_sessions is not None and not pd.isna(n_sessions) and float(n_sessions) > 1
-    kind = f"{drug} {route}, {'repeated sessions' if repeated else 'one session'}"
+    kind = f"{pair}, {'repeated sessions' if repeated else 'one session'}"
     if by_diagnosis:
         known = diagnosis is not None and not pd.isna(diagnosis)
         return f"{diagnosis}: {kind}" if known else ""
