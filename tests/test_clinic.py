@@ -1,3 +1,4 @@
+import copy
 import html
 import itertools
 import json
@@ -787,6 +788,14 @@ def test_the_band_colour_says_whether_a_high_risk_is_good_or_bad():
     # a model of simulated data says it is not for clinical decisions even without notes
     assert "Not for clinical decisions" in report._repr_html_()
     assert "Not for clinical decisions" in str(report)
+
+
+def test_a_model_of_simulated_data_keeps_its_notice_whatever_its_notes_say(model):
+    noted = copy.copy(model)
+    noted.provenance = {**model.provenance, "notes": "Retrained at site A."}
+    report = str(noted.score(PATIENT, COURSE, horizon_day=28))
+    assert "Not for clinical decisions. Retrained at site A." in report
+    assert str(model.score(PATIENT, COURSE, horizon_day=28)).count("Not for clinical") == 1
 
 
 def test_the_notice_of_the_demo_model_leads_every_output(model):

@@ -373,7 +373,7 @@ def test_registration_names_a_champion_and_a_challenger(two_runs):
     version = client.get_model_version_by_alias("ketapredict-small", "champion")
     assert str(version.version) == "1"
     # what the registry shows: a description and tags on the model and the version
-    assert "not for clinical decisions" in version.description
+    assert "Not for clinical decisions" in version.description
     assert version.tags["data_kind"] == "simulated"
     assert version.tags["feature_set"] == "no_cognition"
     assert version.tags["alias_reason"] == "champion: no champion yet"

@@ -20,9 +20,16 @@ from typing import Any
 from .exceptions import one_line
 from .schema import MIN_CELL, assessment_day, column
 
-__all__ = ["model_card", "recalibration_section"]
+__all__ = ["VIRTUAL_COHORT_NOTICE", "model_card", "recalibration_section"]
 
 RECALIBRATION_HEADING = "\n## Recalibration"
+
+# The one line every output of a model trained on the virtual cohort leads with: reports,
+# comparisons, the model's notes and its registered version (the card has its own banner).
+VIRTUAL_COHORT_NOTICE = (
+    "Trained on ketapredict's virtual cohort (simulated patients calibrated to published "
+    "trials), not on real patients. Not for clinical decisions."
+)
 
 SIMULATED_NOTICE = (
     "**Not for clinical decisions.** This model was trained on ketapredict's virtual cohort: "

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .card import VIRTUAL_COHORT_NOTICE
 from .encoding import Columns, feature_map, reads_planned_course, sources
 from .exceptions import ModelFileError, Problem, ValidationError, one_line, short_repr
 from .regimen import (
@@ -638,12 +639,15 @@ INTERVAL_LEVEL = 0.9
 
 
 def _notice(provenance: Mapping[str, Any]) -> str | None:
-    """The model's own notice; a model of simulated data says so even without one."""
-    if provenance.get("notes"):
-        return one_line(provenance["notes"])  # a model file's text: no lines of its own
-    if provenance.get("data_kind") == "simulated":
-        return "Trained on simulated patients, not on real ones. Not for clinical decisions."
-    return None
+    """The model's own notes, led by the virtual cohort's notice for a model of simulated
+    data, whatever its notes say (unless they say it already)."""
+    # a model file's text: no lines of its own
+    notes = one_line(provenance["notes"]) if provenance.get("notes") else None
+    if provenance.get("data_kind") != "simulated" or (
+        notes is not None and VIRTUAL_COHORT_NOTICE in notes
+    ):
+        return notes
+    return f"{VIRTUAL_COHORT_NOTICE} {notes}" if notes else VIRTUAL_COHORT_NOTICE
 
 
 # Inline styles, not a <style> block: notebook front ends and viewers that strip style

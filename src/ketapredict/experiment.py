@@ -55,6 +55,7 @@ import pydantic
 
 from ._files import not_a_file
 from ._toml import allowed_keys, read_toml
+from .card import VIRTUAL_COHORT_NOTICE
 from .cohort.simulate import MAX_COURSES
 from .evaluate import MAX_SPLITS, SCHEMES, ValidationResult, check_design, cross_validate
 from .exceptions import Problem, ValidationError
@@ -596,11 +597,7 @@ class ExperimentResult:
         if len(days):
             provenance["horizon_days"] = [float(days.min()), float(days.max())]
         if self.data_kind == "simulated":
-            provenance["notes"] = (
-                "Trained on ketapredict's virtual cohort (simulated "
-                "patients calibrated to published trials), not on real "
-                "patients. Not for clinical decisions."
-            )
+            provenance["notes"] = VIRTUAL_COHORT_NOTICE
         # nested cross-validation scored "tune, then fit": the model kept is made the same
         # way, tuned on all its data (ketapredict.evaluate.tune_parameters)
         tuned = {}

@@ -1769,7 +1769,9 @@ def _register(model_uri: str | None, name: str, risk_model=None) -> dict[str, An
         described["not_for_clinical_decisions"] = "trained on the virtual cohort"
     for tag, value in described.items():
         client.set_model_version_tag(name, version.version, tag, value)
-    notice = "Trained on the virtual cohort: not for clinical decisions. " if simulated else ""
+    from .card import VIRTUAL_COHORT_NOTICE
+
+    notice = f"{VIRTUAL_COHORT_NOTICE} " if simulated else ""
     client.update_model_version(
         name,
         version.version,
