@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from ..schema import KETAMINES, visit_label
+from ..schema import KETAMINES, REMISSION_MAX, RESPONSE_FRACTION, visit_label
 from .parameters import Parameters, load_parameters
 from .population import COGNITION
 from .simulate import (
@@ -101,7 +101,7 @@ def _change(arm, day):
 
 
 def _responding(arm, day):
-    return _madrs(arm, day) <= arm["madrs_baseline"] / 2
+    return _madrs(arm, day) <= arm["madrs_baseline"] * RESPONSE_FRACTION
 
 
 def _advantage(arm, control, day) -> float:
@@ -164,7 +164,7 @@ def _standard(lab: _Lab, target: Target) -> float:
     if statistic == "response":
         return float(_responding(arm, day).mean())
     if statistic == "remission":
-        return float((_madrs(arm, day) <= spec.get("at_most", 10)).mean())
+        return float((_madrs(arm, day) <= spec.get("at_most", REMISSION_MAX)).mean())
     if statistic == "change":
         return float(_change(arm, day).mean())
     if statistic == "change_sd":

@@ -27,16 +27,19 @@ import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 from scipy.special import ndtr
 
+from ..schema import REMISSION_MAX
 from .model import (
     NODES,
     SCALE_MAX,
     at_most,
+    cadss_mean,
     cognitive_harm,
     components,
     course,
     dissociation_exposure,
     predictors,
     profile,
+    response_at_most,
     scale_logit,
 )
 from .parameters import Parameters, load_parameters
@@ -183,13 +186,15 @@ def _exact(name: str):
 @_exact("response")
 def _(lab, target, p):
     arm = lab.arm(target, p)
-    return float(arm.at_most(target.spec["day"], p, np.floor(arm.madrs0 / 2)).mean())
+    return float(arm.at_most(target.spec["day"], p, response_at_most(arm.madrs0)).mean())
 
 
 @_exact("remission")
 def _(lab, target, p):
     arm = lab.arm(target, p)
-    return float(arm.at_most(target.spec["day"], p, target.spec.get("at_most", 10)).mean())
+    return float(
+        arm.at_most(target.spec["day"], p, target.spec.get("at_most", REMISSION_MAX)).mean()
+    )
 
 
 @_exact("change")
@@ -231,24 +236,20 @@ def _(lab, target, p):
     w, first, second, slope, extra = arm.node_moments(target.spec["day"], p)
     m0 = arm.madrs0
     family = np.asarray(arm.full["family_history_aud"], dtype=float)
-    cadss_mean, cadss_var, within = [], [], []
+    means, cadss_var, within = [], [], []
     for comp, c, _ in extra:
         h = dissociation_exposure(c, comp.factor, p)
-        cadss_mean.append(
-            p.cadss_baseline + p.cadss_max * (1 - p.cadss_family_history * family) * h
-        )
+        means.append(cadss_mean(p, family, h))
         cadss_var.append(p.cadss_noise**2 + (p.cadss_sd * h) ** 2)
         within.append(-p.cadss_sd * h * comp.unblinding)  # Cov(CADSS, delta)
-    cadss_mean, cadss_var, within = map(np.array, (cadss_mean, cadss_var, within))
+    means, cadss_var, within = map(np.array, (means, cadss_var, within))
     ratio_mean = first / m0
     ratio_var = (second - first**2) / m0**2
     weights = w[:, None] * np.full(first.shape, 1 / first.shape[1])
-    mean_c, mean_r = (weights * cadss_mean).sum(), (weights * ratio_mean).sum()
-    var_c = (weights * (cadss_var + (cadss_mean - mean_c) ** 2)).sum()
+    mean_c, mean_r = (weights * means).sum(), (weights * ratio_mean).sum()
+    var_c = (weights * (cadss_var + (means - mean_c) ** 2)).sum()
     var_r = (weights * (ratio_var + (ratio_mean - mean_r) ** 2)).sum()
-    covariance = (
-        weights * (within * slope / m0 + (cadss_mean - mean_c) * (ratio_mean - mean_r))
-    ).sum()
+    covariance = (weights * (within * slope / m0 + (means - mean_c) * (ratio_mean - mean_r))).sum()
     return float(covariance / math.sqrt(var_c * var_r))
 
 
@@ -299,7 +300,7 @@ def _(lab, target, p):
         for z2, w2 in zip(_GH_NODES, _GH_WEIGHTS, strict=True):
             trial = (z1, z2)
             if target.spec["of"] == "response":
-                value = arm.at_most(day, p, np.floor(arm.madrs0 / 2), trial).mean()
+                value = arm.at_most(day, p, response_at_most(arm.madrs0), trial).mean()
             else:
                 first, _ = arm.moments(day, p, trial)
                 value = (first - arm.madrs0).mean()

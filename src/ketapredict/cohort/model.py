@@ -63,6 +63,7 @@ __all__ = [
     "Course",
     "Profile",
     "at_most",
+    "cadss_mean",
     "cognitive_harm",
     "components",
     "course",
@@ -70,6 +71,7 @@ __all__ = [
     "latent_draws",
     "predictors",
     "profile",
+    "response_at_most",
     "scale_logit",
     "score",
     "simulate_visits",
@@ -484,6 +486,17 @@ def dissociation_exposure(c: Course, factor, p: Parameters) -> np.ndarray:
     return np.where(c.active, _hill(c.peak * factor, p.cadss_ed50, 2.0), 0.0)
 
 
+def cadss_mean(p: Parameters, family: np.ndarray | float, h: np.ndarray) -> np.ndarray:
+    """The mean first-session CADSS of a patient at dissociation exposure ``h`` (of
+    :func:`dissociation_exposure`), by family history of alcohol use disorder (0 or 1)."""
+    return p.cadss_baseline + p.cadss_max * (1 - p.cadss_family_history * family) * h
+
+
+def response_at_most(madrs0: np.ndarray) -> np.ndarray:
+    """The highest whole MADRS that is a response from baseline ``madrs0``."""
+    return np.floor(madrs0 * RESPONSE_FRACTION)
+
+
 def true_probabilities(
     c: Course,
     x: Mapping[str, np.ndarray],
@@ -549,7 +562,7 @@ def _take_priors(priors: Mapping, rows: np.ndarray) -> dict:
 
 def _probabilities(c, x, madrs0, prof, p, priors, trial, *, all_nodes: bool) -> dict:
     base = scale_logit(madrs0)
-    response_at = at_most(np.floor(madrs0 / 2)) - base
+    response_at = at_most(response_at_most(madrs0)) - base
     remission_at = at_most(REMISSION_MAX) - base
     composite = np.nan_to_num(x["cognition"])
     cognition_base = p.practice + p.regression * composite
@@ -587,7 +600,7 @@ def _probabilities(c, x, madrs0, prof, p, priors, trial, *, all_nodes: bool) -> 
         h = dissociation_exposure(c, c.factor(node), p)
         sd = np.sqrt(p.cadss_noise**2 + (p.cadss_sd * h) ** 2)
         for value, share in ((0.0, 1 - family), (1.0, family)):
-            mean = p.cadss_baseline + p.cadss_max * (1 - p.cadss_family_history * value) * h
+            mean = cadss_mean(p, value, h)
             dissociation += weight * share * ndtr((mean - (DISSOCIATION_ABOVE + 0.5)) / sd)
     out["p_dissociation"] = dissociation
     out["p_dissociation_marginal"] = dissociation
@@ -665,7 +678,7 @@ def simulate_visits(
 
     last = out[f"madrs_{visit_label(visits[-1])}"]
     madrs0 = full["madrs_baseline"]
-    out["response"] = last <= madrs0 * RESPONSE_FRACTION
+    out["response"] = last <= response_at_most(madrs0)
     out["remission"] = last <= REMISSION_MAX
 
     composite = x["cognition"]
