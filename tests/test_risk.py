@@ -517,6 +517,23 @@ def test_a_drug_by_a_route_never_trained_on_is_warned_and_outside_training(risk_
     assert risk_model.outside_training(table.assign(drug="arketamine")).all()
 
 
+def test_a_yes_the_training_data_never_had_is_outside_it_in_reports_and_counts(train):
+    """A yes/no field whose "yes" the training data never had was flagged by
+    outside_training but not by the report (a maintainer's review): one rule serves both."""
+    from ketapredict import RiskModel
+
+    never = train.assign(prior_suicide_attempt=train["prior_suicide_attempt"] * 0)
+    model = RiskModel.fit(never, ["response"], n_estimators=20, replicates=0)
+    patient = {"age": 46, "sex": "female", "diagnosis": "TRD", "madrs_baseline": 34}
+    course = {"drug": "ketamine", "route": "iv", "dose": 0.5, "infusion_minutes": 40}
+    warned = model.score({**patient, "prior_suicide_attempt": 1}, course, horizon_day=1)
+    assert any("past suicide attempt never occurs in the training" in w for w in warned.warnings)
+    plain = model.score({**patient, "prior_suicide_attempt": 0}, course, horizon_day=1)
+    assert not any("never occurs" in w for w in plain.warnings)
+    rows = train.head(40).assign(prior_suicide_attempt=1)
+    assert model.outside_training(rows).all()
+
+
 def test_a_schedule_or_a_diagnosis_on_it_never_trained_on_is_warned(risk_model, train):
     """The published trials give esketamine only with a new oral antidepressant and bipolar
     depression only one infusion: every encoded feature of either otherwise looked familiar,

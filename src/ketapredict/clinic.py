@@ -45,7 +45,7 @@ from .regimen import (
     recorded_fields,
     schedule_kind,
 )
-from .risk import joint_distance
+from .risk import INTERVAL_LEVEL, joint_distance, unseen_flags
 from .schema import (
     COGNITIVE_DECLINE_AT,
     DISSOCIATION_ABOVE,
@@ -634,9 +634,6 @@ _LISTED_LINES = 64
 # ketamine names fit on one, its esketamine names with their antidepressant take two).
 _NAME_CHARS = 48
 
-# Every interval a report or comparison gives is a 90% interval (ketapredict.risk).
-INTERVAL_LEVEL = 0.9
-
 
 def _notice(provenance: Mapping[str, Any]) -> str | None:
     """The model's own notes, led by the virtual cohort's notice for a model of simulated
@@ -1084,9 +1081,8 @@ def _ood_warnings(
                 )
             )
         z[k] = (value - reference["mean"][k]) / reference["sd"][k]
-    seen = set(reference["seen_categories"])
-    for name in reference["binary"]:
-        if x[where[name]] == 1 and name not in seen and words.predictor[name] != name:
+    for name in unseen_flags(reference):
+        if x[where[name]] == 1:
             warnings.append((name, f"{words.label[name]} never occurs in the training data"))
     covariance, precision = _inverse(reference)
     if np.isnan(z).any():

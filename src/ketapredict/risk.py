@@ -84,9 +84,14 @@ CARD_FILE = "model_card.md"
 # Bootstrap replicates per outcome: 20 estimate the spread of the log-odds to within about
 # 16% (relative standard error 1/sqrt(2(B-1))) at a cost of 20 tree sets per prediction.
 REPLICATES = 20
-# Two-sided 90% intervals from the replicates' standard deviation, with Student's t on
-# B - 1 degrees of freedom because B is small: t(0.95, 19) (tables of the t distribution).
+# Every interval a model gives is a two-sided 90% interval: a clinical convention for a
+# range a patient can weigh, and the level its coverage is measured at (benchmarks/coverage.py).
+INTERVAL_LEVEL = 0.9
+# Before widening, from the replicates' standard deviation with Student's t on B - 1 degrees
+# of freedom because B is small: t(0.95, 19) (tables of the t distribution); and a
+# recalibration's own error at the normal distribution's 95th percentile.
 _T95 = {19: 1.729}
+_Z95 = 1.645
 # Training-distribution summaries: each continuous feature's 0.5-99.5% range (percentiles,
 # not extremes, and rounded outward to two significant digits, so no single patient's value
 # is stored) and the 99th percentile of the training patients' Mahalanobis distance.
@@ -108,7 +113,7 @@ def _t95(df: int) -> float:
         return _T95[df]
     from scipy import stats
 
-    return float(stats.t.ppf(0.95, df))
+    return float(stats.t.ppf((1 + INTERVAL_LEVEL) / 2, df))
 
 
 # Tree nodes that scoring one patient may visit, at most: over every outcome, its trees (the
@@ -672,7 +677,9 @@ class RiskModel:
             # the model a save would refuse as too slow to score: said before the replicates,
             # which take most of the time (each member as many trees as the model, or so)
             nodes = sum(
-                m.n_rounds_ * m.max_depth * (replicates + 1) for m in models.values()
+                # a model of no rounds still holds one tree (XGBoost's base score)
+                max(m.n_rounds_, 1) * m.max_depth * (replicates + 1)
+                for m in models.values()
             ) * max((m.imputer_.n_draws for m in models.values() if m.imputer_), default=1)
             if nodes > MAX_SCORING_NODES:
                 raise ValidationError(
@@ -764,7 +771,7 @@ class RiskModel:
             if len(r) < 20:
                 scale[name] = state.z
                 continue
-            k = min(int(np.ceil(0.9 * (len(r) + 1))), len(r)) - 1
+            k = min(int(np.ceil(INTERVAL_LEVEL * (len(r) + 1))), len(r)) - 1
             scale[name] = float(max(r[k], state.z))
         state.scale = scale
         return scale
@@ -1098,7 +1105,7 @@ class RiskModel:
                     half = multiplier * np.maximum(sd, _MIN_SD)
                 if state.update is not None:
                     # the recalibration's own estimation error, at the normal 90% point
-                    half = np.sqrt(half**2 + 1.645**2 * update_variance(centre, state.update))
+                    half = np.sqrt(half**2 + _Z95**2 * update_variance(centre, state.update))
                 low = np.clip(centre - half, -_INTERVAL_LOG_ODDS, _INTERVAL_LOG_ODDS)
                 high = np.clip(centre + half, -_INTERVAL_LOG_ODDS, _INTERVAL_LOG_ODDS)
             out[outcome] = tuple(1.0 / (1.0 + np.exp(-v)) for v in (centre, low, high))
@@ -1462,9 +1469,8 @@ class RiskModel:
             beyond = (continuous < low) | (continuous > high)
         for k, name in enumerate(reference["continuous"]):
             reasons[f"{label.get(name, name)} beyond its training range"] = beyond[:, k]
-        seen = set(reference["seen_categories"])
-        for name in reference["binary"]:
-            if name not in seen and name in where:
+        for name in unseen_flags(reference):
+            if name in where:
                 reasons[f"{label.get(name, name)}, never seen in training"] = (
                     matrix[:, where[name]] == 1
                 )
@@ -2171,6 +2177,14 @@ def _ends_of_many(values: np.ndarray, low: np.ndarray, high: np.ndarray, data: A
         elif n:
             low[j] = high[j] = np.median(ordered[:n, j])
     return rounded_outward(low, np.floor), rounded_outward(high, np.ceil)
+
+
+def unseen_flags(reference: Mapping[str, Any]) -> list[str]:
+    """The 0/1 features (a category, a yes/no field) never 1 in the training data: a
+    patient with one is outside it, in reports and in :meth:`RiskModel.outside_training`
+    alike."""
+    seen = set(reference["seen_categories"])
+    return [name for name in reference["binary"] if name not in seen]
 
 
 def joint_distance(z: np.ndarray, covariance: np.ndarray) -> np.ndarray:
