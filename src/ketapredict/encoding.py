@@ -41,7 +41,7 @@ from ._files import not_a_file
 from ._toml import read_toml
 from .exceptions import Problem, ValidationError
 from .regimen import REGIMEN_FIELDS, exposure
-from .schema import column
+from .schema import COMPARATORS, column
 
 __all__ = [
     "Columns",
@@ -212,7 +212,7 @@ _SCHEDULE = (
     ("days_after_last_session", "assessment timing", "days from last session to assessment"),
     ("active_drug", "active drug", "active drug (not a comparator)"),
 )
-_COMPARATORS = ("saline", "midazolam", "placebo")
+_COMPARATORS = COMPARATORS
 _ROUTES = column("route").categories
 
 

@@ -190,9 +190,6 @@ class StudyMapping(_Strict):
         base = Path(self.origin).parent if self.origin else Path.cwd()
         return base / relative
 
-    def arm_regimens(self) -> dict[str, Regimen]:
-        return {name: arm.regimen() for name, arm in self.arms.items()}
-
 
 def _check(mapping: StudyMapping) -> list[Problem]:
     """Rules that span keys: known contract columns and scales, arms that exist, the
