@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .trees import MAX_LOG_ODDS
+
 __all__ = [
     "LogisticFit",
     "apply_update",
@@ -282,7 +284,9 @@ def _finite(x: float) -> float | None:
     return None if not math.isfinite(x) else float(x)
 
 
-def apply_update(log_odds: np.ndarray, update: dict | None, limit: float = 9.21) -> np.ndarray:
+def apply_update(
+    log_odds: np.ndarray, update: dict | None, limit: float = MAX_LOG_ODDS
+) -> np.ndarray:
     """``intercept + slope * log_odds``, within +-``limit`` (no update: unchanged)."""
     if update is None or update["method"] == "none":
         return log_odds
