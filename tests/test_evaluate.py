@@ -627,3 +627,19 @@ def test_a_crossover_patients_courses_count_once_in_what_is_published(cohort, lo
     assert (loto.subgroups["n"] >= 2 * MIN_CELL).all()
     shown = loto.fold_metrics[~loto.fold_metrics["withheld"]]
     assert (shown["n"] >= 2 * MIN_CELL).all()
+
+
+def test_a_learning_curve_holds_out_whole_crossover_patients(cohort):
+    """A crossover patient's two periods were split between the training and held-out
+    rows (a statistical review): one period's outcome tells the other's."""
+    from ketapredict.evaluate import _held_out
+    from ketapredict.schema import crossover_patients
+
+    patients = crossover_patients(cohort)
+    y = cohort["response"].to_numpy(dtype=int)
+    train, test = _held_out(cohort, y, 0.3, seed=0)
+    assert not set(patients[train]) & set(patients[test])
+    assert len(test) == pytest.approx(0.3 * len(cohort), rel=0.05)
+    alone = cohort.drop(columns="patient_id")  # no patient has two rows: stratified
+    train, test = _held_out(alone, y, 0.3, seed=0)
+    assert abs(y[train].mean() - y[test].mean()) < 0.005

@@ -1637,6 +1637,25 @@ def _grid_search(
     )
 
 
+def _held_out(
+    kept: pd.DataFrame, y: np.ndarray, test_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the training and held-out rows: stratified by outcome, or, when some
+    patient has several rows (crossover periods), by patient, every period on one side
+    (the other period would tell the held-out one's outcome)."""
+    from sklearn.model_selection import GroupShuffleSplit, train_test_split
+
+    patients = crossover_patients(kept)
+    if patients is None:
+        return tuple(
+            train_test_split(
+                np.arange(len(kept)), test_size=test_fraction, stratify=y, random_state=seed
+            )
+        )
+    splitter = GroupShuffleSplit(1, test_size=test_fraction, random_state=seed)
+    return next(splitter.split(kept, y, patients))
+
+
 def learning_curve(
     model: Any,
     data: pd.DataFrame,
@@ -1649,6 +1668,11 @@ def learning_curve(
     seed: int = 0,
 ) -> pd.DataFrame:
     """AUC, Brier score and ECE by training size, on one held-out part of ``data``.
+
+    The held-out rows are patients of the same trials as the training rows (a crossover
+    patient's periods stay on one side), so the curve measures learning within these
+    trials, not transport to a new one (for that, validate with
+    ``scheme="leave_one_trial_out"``).
 
     Parameters
     ----------
@@ -1677,14 +1701,10 @@ def learning_curve(
         patients, see :func:`score_predictions`), ``auc``, ``brier``, ``ece``; the oracle
         when the data has the true probabilities.
     """
-    from sklearn.model_selection import train_test_split
-
     outcome = outcome or model.outcome
     kept = data[data[outcome].notna()]
     y = check_outcome(kept[outcome], outcome, min_per_class=2)
-    train, test = train_test_split(
-        np.arange(len(kept)), test_size=test_fraction, stratify=y, random_state=seed
-    )
+    train, test = _held_out(kept, y, test_fraction, seed)
     too_big = [n for n in sizes if n > len(train)]
     if too_big:
         raise ValidationError(
