@@ -58,7 +58,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.isotonic import IsotonicRegression
 from sklearn.model_selection import StratifiedKFold
-from sklearn.utils import check_random_state
+from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import (
     _check_sample_weight,
@@ -629,7 +629,8 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         sample_weight : array-like of float, optional
             Non-negative weight of each row, for the trees, their early stopping and the
             calibrator (for example inverse sampling weights). ``"auto"`` leaf weights scale
-            with the mean weight, so a leaf still holds about 20 average patients.
+            with the mean weight, so a leaf still holds about 20 average patients. A row of
+            weight 0 is left out, as if it were not given.
 
         Returns
         -------
@@ -661,6 +662,16 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
                 "outcome",
             )
         X = self._checked(X, fit=True)
+        if sample_weight is not None:
+            given = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
+            if 0 < np.count_nonzero(given) < len(given):
+                # a row of weight 0 is a row not given (scikit-learn's convention): left out
+                # of the imputer, the encoder's ranges and the cross-fitting folds too
+                kept = np.flatnonzero(given)
+                y = None if y is None else _safe_indexing(y, kept)
+                return self.fit(_safe_indexing(X, kept), y, given[kept])
         # numpy integers and RandomState instances too (scikit-learn's convention)
         seed = int(check_random_state(self.random_state).randint(2**31 - 1))
         Z = self._encode(self._fill(X, fit=True, seed=seed), fit=True)
