@@ -51,9 +51,6 @@ def _print_table(frame: pd.DataFrame, **kwargs) -> None:
         print(frame.to_string(**kwargs))
 
 
-_RATES = ("response", "remission", "cognitive_decline", "dissociation")
-
-
 def cohort_summary(cohort: pd.DataFrame) -> pd.DataFrame:
     """One line per trial: courses (a crossover patient gives two), patients, arms, endpoint
     and outcome rates.
@@ -66,6 +63,8 @@ def cohort_summary(cohort: pd.DataFrame) -> pd.DataFrame:
     >>> list(summary.columns)[:4]
     ['courses', 'patients', 'arms', 'endpoint_day']
     """
+    from .schema import OUTCOMES
+
     grouped = cohort.groupby("trial_id", observed=True)
     summary = pd.DataFrame(
         {
@@ -73,7 +72,7 @@ def cohort_summary(cohort: pd.DataFrame) -> pd.DataFrame:
             "patients": grouped["patient_id"].nunique(),
             "arms": grouped["arm"].nunique(),
             "endpoint_day": grouped["endpoint_day"].first(),
-            **{rate: grouped[rate].mean() for rate in _RATES},
+            **{rate: grouped[rate].mean() for rate in OUTCOMES},
         }
     )
     total = pd.DataFrame(
@@ -82,7 +81,7 @@ def cohort_summary(cohort: pd.DataFrame) -> pd.DataFrame:
             "patients": [cohort["patient_id"].nunique()],
             "arms": [cohort.groupby(["trial_id", "arm"], observed=True).ngroups],
             "endpoint_day": [float("nan")],
-            **{rate: [cohort[rate].mean()] for rate in _RATES},
+            **{rate: [cohort[rate].mean()] for rate in OUTCOMES},
         },
         index=["all trials"],
     )
@@ -92,8 +91,10 @@ def cohort_summary(cohort: pd.DataFrame) -> pd.DataFrame:
 def _summary_text(summary: pd.DataFrame) -> pd.DataFrame:
     """:func:`cohort_summary` for reading: rates in percent, whole days, and "not measured"
     where a trial did not assess an outcome (rather than pandas' ``<NA>``)."""
+    from .schema import OUTCOMES
+
     shown = summary.copy()
-    for column in _RATES:
+    for column in OUTCOMES:
         shown[column] = [
             "not measured" if pd.isna(v) else f"{100 * v:.1f}%" for v in summary[column]
         ]

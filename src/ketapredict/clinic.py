@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .card import VIRTUAL_COHORT_NOTICE
-from .encoding import Columns, feature_map, reads_planned_course, sources
+from .encoding import DERIVED_UNITS, Columns, feature_map, reads_planned_course, sources
 from .exceptions import ModelFileError, Problem, ValidationError, one_line, short_repr
 from .regimen import (
     REFERENCE_WEIGHT_KG,
@@ -47,10 +47,8 @@ from .regimen import (
 )
 from .risk import INTERVAL_LEVEL, joint_distance, unseen_flags
 from .schema import (
-    COGNITIVE_DECLINE_AT,
-    DISSOCIATION_ABOVE,
-    REMISSION_MAX,
-    RESPONSE_FRACTION,
+    OUTCOME_DEFINITIONS,
+    OUTCOME_LABELS,
     _did_you_mean,
     _is_missing,
     _known,
@@ -89,21 +87,6 @@ BANDS: dict[str, tuple[float, float]] = {
 # The band's colour and words say so; dominance among schedules weighs the first of each.
 BENEFITS = ("response", "remission")
 HARMS = ("cognitive_decline", "dissociation")
-OUTCOME_LABELS = {
-    "response": "response (MADRS -50%)",
-    "remission": "remission (MADRS <= 10)",
-    "cognitive_decline": "cognitive decline (>= 0.5 SD)",
-    "dissociation": "dissociation (first session)",
-}
-# What each outcome is, in the words a report prints under its table, from the cut-offs
-# the contract defines it by (ketapredict.schema)
-OUTCOME_DEFINITIONS = {
-    "response": f"MADRS fell by at least {RESPONSE_FRACTION:.0%} from baseline at the horizon",
-    "remission": f"MADRS at most {REMISSION_MAX} at the horizon",
-    "cognitive_decline": "the mean of the processing speed, working memory and verbal memory "
-    f"z-scores fell by {-COGNITIVE_DECLINE_AT:g} SD or more from baseline at the horizon",
-    "dissociation": f"CADSS above {DISSOCIATION_ABOVE} in the first session",
-}
 N_DRIVERS = 5
 _NOT_INPUTS = ("outcome", "truth", "group")
 _DEMO = "demo_model"
@@ -1138,22 +1121,13 @@ def _value_text(predictor: str, values: Mapping[str, Any], x: np.ndarray, words)
         return "missing"
     if words.names[positions[0]] in _YES_NO:
         return "yes" if value == 1 else "no"
-    unit = _DERIVED_UNITS.get(words.names[positions[0]], "")
+    unit = DERIVED_UNITS.get(words.names[positions[0]], "")
     return f"{value:.3g} {unit}".strip()
 
 
 # Dose-schedule features that are yes or no.
 _YES_NO = frozenset({"active_drug"})
 # Units of the dose-schedule features (ketapredict.regimen.exposure).
-_DERIVED_UNITS = {
-    "racemic_iv_equivalent_mg_per_kg": "mg/kg (racemic IV equivalent)",
-    "peak_exposure_mg_per_kg_per_h": "mg/kg/h",
-    "weekly_exposure_mg_per_kg": "mg/kg per week",
-    "cumulative_exposure_mg_per_kg": "mg/kg",
-    "course_weeks": "weeks",
-    "endpoint_day": "days",
-    "days_after_last_session": "days",
-}
 
 
 _COLUMN_NAMES = frozenset(c for role in ("baseline", "regimen") for c in columns(role))
@@ -1162,7 +1136,7 @@ _COLUMN_NAMES = frozenset(c for role in ("baseline", "regimen") for c in columns
 def _unit_of(feature: str) -> str:
     """An encoded feature's unit after a space ("" for none), for a warning's numbers:
     "weeks", "years", "mg/kg per week" (a scale's name is not a unit to print)."""
-    unit = _DERIVED_UNITS.get(feature)
+    unit = DERIVED_UNITS.get(feature)
     if unit is None and feature in _COLUMN_NAMES and column(feature).kind == "float":
         unit = _printed_unit(column(feature).unit)
     return " " + unit.split(" (")[0] if unit else ""

@@ -213,6 +213,16 @@ _SCHEDULE = (
     ("active_drug", "active drug", "active drug (not a comparator)"),
 )
 _COMPARATORS = COMPARATORS
+# The units of the encoded schedule features, as reports and SHAP labels print them
+DERIVED_UNITS = {
+    "racemic_iv_equivalent_mg_per_kg": "mg/kg (racemic IV equivalent)",
+    "peak_exposure_mg_per_kg_per_h": "mg/kg/h",
+    "weekly_exposure_mg_per_kg": "mg/kg per week",
+    "cumulative_exposure_mg_per_kg": "mg/kg",
+    "course_weeks": "weeks",
+    "endpoint_day": "days",
+    "days_after_last_session": "days",
+}
 _ROUTES = column("route").categories
 
 

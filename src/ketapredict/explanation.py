@@ -249,7 +249,7 @@ def _by_predictor(
     equivalent in mg/kg). The text is the patient's raw value where the predictor is one
     contract column (``56 mg``, ``TRD``, ``yes``).
     """
-    from .clinic import _DERIVED_UNITS as units  # the units the clinician report shows
+    from .encoding import DERIVED_UNITS as units  # the units the clinician report shows
     from .schema import column, columns
 
     fmap = parts.feature_map

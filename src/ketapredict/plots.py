@@ -91,7 +91,7 @@ _OTHER_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7
 # --------------------------------------------------------------------------------------------
 def outcome_words(outcome: str) -> str:
     """The outcome in clinical words: ``cognitive decline (≥ 0.5 SD)``."""
-    from .clinic import OUTCOME_LABELS
+    from .schema import OUTCOME_LABELS
 
     if outcome in OUTCOME_LABELS:
         words = OUTCOME_LABELS[outcome]

@@ -55,6 +55,7 @@ from .modelfile import (
     size_problem,
 )
 from .regimen import drug_routes, schedule_kinds
+from .schema import OUTCOMES
 from .trees import (
     MAX_LOG_ODDS,
     TreeEnsemble,
@@ -69,7 +70,6 @@ from .updating import apply_update, update_variance
 
 __all__ = ["OUTCOMES", "RiskModel"]
 
-OUTCOMES = ("response", "remission", "cognitive_decline", "dissociation")
 FORMAT = "ketapredict-risk-model"
 # Bump on any change of the saved layout or of what it means; loading refuses versions
 # not in READABLE_VERSIONS. 6: an outcome's feature set may carry its own assessment day

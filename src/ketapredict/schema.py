@@ -71,6 +71,8 @@ KETAMINES = ("ketamine", "esketamine", "arketamine")
 COMPARATORS = ("saline", "midazolam", "placebo")
 INERT_COMPARATORS = ("saline", "placebo")
 INJECTED_ROUTES = ("iv", "im", "sc")
+# The outcomes every model, report and cohort speaks of, in the order they are shown.
+OUTCOMES = ("response", "remission", "cognitive_decline", "dissociation")
 # The mood outcomes, for the virtual cohort and for real trial data alike: response is a fall
 # of at least half of the baseline MADRS, remission a MADRS of at most 10 at the assessment
 # (the definitions of the pooled trials the cohort reproduces, CALIBRATION.md A1-A3).
@@ -88,6 +90,22 @@ COGNITIVE_DECLINE_AT = -0.5
 DISSOCIATION_ABOVE = 4
 # The outcomes whose event lies strictly beyond the cut-off (the others include it).
 STRICT_CUTOFFS = ("dissociation",)
+# Each outcome in a few words, with its cut-off (tables, figures, reports)
+OUTCOME_LABELS = {
+    "response": f"response (MADRS -{RESPONSE_FRACTION:.0%})",
+    "remission": f"remission (MADRS <= {REMISSION_MAX})",
+    "cognitive_decline": f"cognitive decline (>= {-COGNITIVE_DECLINE_AT:g} SD)",
+    "dissociation": "dissociation (first session)",
+}
+# What each outcome is, in the words a report prints under its table, from the cut-offs
+# the contract defines it by (ketapredict.schema)
+OUTCOME_DEFINITIONS = {
+    "response": f"MADRS fell by at least {RESPONSE_FRACTION:.0%} from baseline at the horizon",
+    "remission": f"MADRS at most {REMISSION_MAX} at the horizon",
+    "cognitive_decline": "the mean of the processing speed, working memory and verbal memory "
+    f"z-scores fell by {-COGNITIVE_DECLINE_AT:g} SD or more from baseline at the horizon",
+    "dissociation": f"CADSS above {DISSOCIATION_ABOVE} in the first session",
+}
 # When an outcome is assessed, in days after the first session, for the outcomes that have a
 # time of their own: dissociation is rated in the first session, at the end of its 40-minute
 # infusion, when the CADSS peaks (Luckenbaugh 2014, J Affect Disord 159:56). Its features
@@ -626,8 +644,13 @@ _CONTRACT: tuple[Column, ...] = (
     Column("hamd17_{visit}", "outcome", "float", "HAMD-17 at the visit", "HAMD-17 total", 0, 52),
     Column("ssi_{visit}", "outcome", "float", "SSI at the visit", "SSI total", 0, 38),
     # outcome: per course
-    Column("response", "outcome", "bool", "MADRS fell by at least 50% at the endpoint"),
-    Column("remission", "outcome", "bool", "MADRS at most 10 at the endpoint"),
+    Column(
+        "response",
+        "outcome",
+        "bool",
+        f"MADRS fell by at least {RESPONSE_FRACTION:.0%} at the endpoint",
+    ),
+    Column("remission", "outcome", "bool", f"MADRS at most {REMISSION_MAX} at the endpoint"),
     Column(
         "cognition_change",
         "outcome",
@@ -637,7 +660,12 @@ _CONTRACT: tuple[Column, ...] = (
         -10,
         10,
     ),
-    Column("cognitive_decline", "outcome", "bool", "cognition_change of -0.5 SD or worse"),
+    Column(
+        "cognitive_decline",
+        "outcome",
+        "bool",
+        f"cognition_change of {COGNITIVE_DECLINE_AT:g} SD or worse",
+    ),
     Column(
         "cadss_peak",
         "outcome",
@@ -660,7 +688,7 @@ _CONTRACT: tuple[Column, ...] = (
         "dissociation",
         "outcome",
         "bool",
-        "clinically relevant dissociation (CADSS > 4) in the first session",
+        f"clinically relevant dissociation (CADSS > {DISSOCIATION_ABOVE}) in the first session",
     ),
     # truth (simulated data only): given the trial's random effects, and for a new trial
     *(
@@ -674,7 +702,7 @@ _CONTRACT: tuple[Column, ...] = (
             1,
         )
         for suffix, words in (("", ""), ("_marginal", " in a new trial"))
-        for outcome in ("response", "remission", "cognitive_decline", "dissociation")
+        for outcome in OUTCOMES
     ),
 )
 

@@ -52,6 +52,7 @@ from ..schema import (
     COGNITIVE_DECLINE_AT,
     DISSOCIATION_ABOVE,
     KETAMINES,
+    OUTCOMES,
     REMISSION_MAX,
     RESPONSE_FRACTION,
 )
@@ -513,11 +514,7 @@ def true_probabilities(
     baseline battery (no cognitive outcome).
     """
     n = len(madrs0)
-    out = {
-        f"p_{name}{suffix}": np.zeros(n)
-        for name in ("response", "remission", "cognitive_decline", "dissociation")
-        for suffix in ("", "_marginal")
-    }
+    out = {f"p_{name}{suffix}": np.zeros(n) for name in OUTCOMES for suffix in ("", "_marginal")}
     # Rows that need fewer components are computed apart: comparators do not depend on the
     # exposure node, and only rows with a missing binary field sum over its values.
     hidden_binary = np.zeros(n, dtype=bool)

@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..exceptions import Problem, ValidationError, one_line, short_repr
 from ..regimen import REGIMEN_FIELDS, Regimen
-from ..schema import column, visit_days, visit_label
+from ..schema import OUTCOMES, column, visit_days, visit_label
 from .model import (
     course,
     latent_draws,
@@ -56,11 +56,7 @@ _OUTCOMES = (
     "cadss_last",
     "dissociation",
 )
-_TRUTH = tuple(
-    f"p_{name}{suffix}"
-    for suffix in ("", "_marginal")
-    for name in ("response", "remission", "cognitive_decline", "dissociation")
-)
+_TRUTH = tuple(f"p_{name}{suffix}" for suffix in ("", "_marginal") for name in OUTCOMES)
 
 
 @dataclass(frozen=True)
