@@ -126,6 +126,22 @@ REGIMEN_FIELDS = (
 _RegimenRecord = record_model("RegimenRecord", REGIMEN_FIELDS, "The fields of a Regimen.")
 
 
+# What a regimen field left out means: for a Regimen, a patient record's fields, a table's
+# columns and exposure() alike.
+REGIMEN_DEFAULTS = {
+    "dose_unit": "mg/kg",
+    "sessions_per_week": 1.0,
+    "n_sessions": 1,
+    "new_oral_antidepressant": False,
+}
+
+
+def default_endpoint_day(n_sessions: Any, sessions_per_week: Any) -> Any:
+    """The assessment day a schedule implies without one given: 24 h after its last
+    session (sessions on days 0, 7 / ``sessions_per_week``, ...); numbers or arrays."""
+    return (n_sessions - 1.0) * (7.0 / sessions_per_week) + 1.0
+
+
 @dataclass(frozen=True, kw_only=True)
 class Regimen:
     """A ketamine (or comparator) dose schedule.
@@ -180,11 +196,11 @@ class Regimen:
     drug: str = None  # type: ignore[assignment]
     route: str = None  # type: ignore[assignment]
     dose: float = None  # type: ignore[assignment]
-    dose_unit: str = "mg/kg"
+    dose_unit: str = REGIMEN_DEFAULTS["dose_unit"]
     infusion_minutes: float | None = None
-    sessions_per_week: float = 1.0
-    n_sessions: int = 1
-    new_oral_antidepressant: bool = False
+    sessions_per_week: float = REGIMEN_DEFAULTS["sessions_per_week"]
+    n_sessions: int = REGIMEN_DEFAULTS["n_sessions"]
+    new_oral_antidepressant: bool = REGIMEN_DEFAULTS["new_oral_antidepressant"]
 
     def __post_init__(self) -> None:
         # the fields as given, not dataclasses.asdict: that deep-copies each value, and a
@@ -193,11 +209,7 @@ class Regimen:
         clean = validate_record(_RegimenRecord, given, "regimen")
         for name in ("sessions_per_week", "n_sessions", "new_oral_antidepressant"):
             if clean[name] is None:
-                clean[name] = {
-                    "sessions_per_week": 1.0,
-                    "n_sessions": 1,
-                    "new_oral_antidepressant": False,
-                }[name]
+                clean[name] = REGIMEN_DEFAULTS[name]
         for name, value in clean.items():
             object.__setattr__(self, name, value)
 
@@ -275,7 +287,7 @@ class Regimen:
     @property
     def endpoint_day(self) -> float:
         """The default assessment day: 24 h after the last session (as :func:`exposure`)."""
-        return self.course_weeks * 7.0 + 1.0
+        return default_endpoint_day(self.n_sessions, self.sessions_per_week)
 
     # -- exposure ---------------------------------------------------------------------------
     def exposure(self, weight_kg: float | None = None) -> dict[str, Any]:
@@ -496,15 +508,12 @@ leave the field out for its default, 1'}
         if not _is_missing(items[k]):
             fields[k] = items[k]
         elif column(k).required:
-            default = _DEFAULTS.get(k)
+            default = REGIMEN_DEFAULTS.get(k)
+            text = f"{default:g}" if isinstance(default, float) else default
             problems[k] = f"{k} is missing; it is required ({column(k).allowed()})" + (
-                "" if default is None else f"; leave the field out for its default, {default}"
+                "" if default is None else f"; leave the field out for its default, {text}"
             )
     return fields, problems
-
-
-# What a Regimen field left out means.
-_DEFAULTS = {"dose_unit": "mg/kg", "sessions_per_week": 1, "n_sessions": 1}
 
 
 def below_any_studied(fields: Mapping[str, Any]) -> str | None:
@@ -650,15 +659,15 @@ def exposure(regimens: pd.DataFrame | Mapping[str, Any]) -> dict[str, np.ndarray
 
     drug = array("drug", None, object)
     route = array("route", None, object)
-    unit = array("dose_unit", "mg/kg", object)
+    unit = array("dose_unit", REGIMEN_DEFAULTS["dose_unit"], object)
     dose = array("dose", None)
     weight = array("weight_kg", REFERENCE_WEIGHT_KG)
-    per_week = array("sessions_per_week", 1.0)
-    sessions = array("n_sessions", 1.0)
+    per_week = array("sessions_per_week", REGIMEN_DEFAULTS["sessions_per_week"])
+    sessions = array("n_sessions", float(REGIMEN_DEFAULTS["n_sessions"]))
     minutes = array("infusion_minutes", np.nan)
     spacing = 7.0 / per_week
     endpoint = array("endpoint_day", np.nan)
-    endpoint = np.where(np.isnan(endpoint), (sessions - 1.0) * spacing + 1.0, endpoint)
+    endpoint = np.where(np.isnan(endpoint), default_endpoint_day(sessions, per_week), endpoint)
     # sessions on days 0, spacing, 2 spacing, ...; a visit sees those strictly before it
     given = np.clip(np.ceil(endpoint / spacing - 1e-9), 1.0, sessions)
 
