@@ -1100,17 +1100,7 @@ def _inverse(reference: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
 def _value_text(predictor: str, values: Mapping[str, Any], x: np.ndarray, words) -> str:
     name = predictor.replace(" ", "_")
     if name in _COLUMN_NAMES and name in values:
-        value = values[name]
-        spec = column(name)
-        if value is None:
-            return "missing"
-        if spec.kind == "bool":
-            return "yes" if value else "no"
-        if name == "dose":
-            return f"{value:g} {values.get('dose_unit', '')}".strip()
-        shown = f"{value:g}" if isinstance(value, float | int) else str(value)
-        unit = _printed_unit(spec.unit)
-        return f"{shown} {unit}" if unit and spec.kind == "float" else shown
+        return column(name).value_text(values[name], values.get("dose_unit"))
     positions = [j for j, code in enumerate(words.code) if words.predictors[code] == predictor]
     if len(positions) > 1 and all(x[j] in (0.0, 1.0) for j in positions):
         # one-hot columns (comparator, route): name the one that is set
@@ -1127,7 +1117,6 @@ def _value_text(predictor: str, values: Mapping[str, Any], x: np.ndarray, words)
 
 # Dose-schedule features that are yes or no.
 _YES_NO = frozenset({"active_drug"})
-# Units of the dose-schedule features (ketapredict.regimen.exposure).
 
 
 _COLUMN_NAMES = frozenset(c for role in ("baseline", "regimen") for c in columns(role))
@@ -1138,18 +1127,8 @@ def _unit_of(feature: str) -> str:
     "weeks", "years", "mg/kg per week" (a scale's name is not a unit to print)."""
     unit = DERIVED_UNITS.get(feature)
     if unit is None and feature in _COLUMN_NAMES and column(feature).kind == "float":
-        unit = _printed_unit(column(feature).unit)
+        unit = column(feature).printed_unit
     return " " + unit.split(" (")[0] if unit else ""
-
-
-def _printed_unit(unit: str | None) -> str | None:
-    """A contract unit as printed after a value: "SD" for a z-score; None for a scale's
-    name ("MADRS total score", "SSI total": the label already says it) or a count."""
-    if unit == "z-score":
-        return "SD"
-    if not unit or any(word in unit for word in ("score", "total", "count")):
-        return None
-    return unit
 
 
 # Encoders whose features describe what the clinician chose (the regimen: drug, route, dose,

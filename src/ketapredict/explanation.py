@@ -211,24 +211,19 @@ def _display(values: np.ndarray, unit: str = "") -> np.ndarray:
 
 
 def _column_text(X: pd.DataFrame, name: str) -> np.ndarray:
-    """A contract column's raw values as a clinician reads them."""
+    """A contract column's raw values as a clinician reads them (as reports print them)."""
     from .schema import column
 
     spec = column(name)
     values = X[name].astype(object).to_numpy()
     units = X["dose_unit"].astype(object).to_numpy() if "dose_unit" in X.columns else None
-    out = np.empty(len(values), dtype=object)
-    for i, value in enumerate(values):
-        if pd.isna(value):
-            out[i] = "missing"
-        elif spec.kind == "bool":
-            out[i] = "yes" if value else "no"
-        elif spec.kind in ("float", "int"):
-            unit = "" if units is None or name != "dose" or pd.isna(units[i]) else units[i]
-            out[i] = f"{_number(float(value))} {unit}".strip()
-        else:
-            out[i] = str(value)
-    return out
+    return np.array(
+        [
+            spec.value_text(value, None if units is None else units[i])
+            for i, value in enumerate(values)
+        ],
+        dtype=object,
+    )
 
 
 # Encoded yes/no features derived from several columns (the contract's own yes/no columns

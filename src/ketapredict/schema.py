@@ -370,6 +370,38 @@ class Column:
         return self.label or self.name.replace("_", " ")
 
     @property
+    def printed_unit(self) -> str | None:
+        """The unit printed after a value: "SD" for a z-score; None for a scale's name
+        ("MADRS total score": the label already says it), a count or no unit."""
+        if self.unit == "z-score":
+            return "SD"
+        if not self.unit or any(word in self.unit for word in ("score", "total", "count")):
+            return None
+        return self.unit
+
+    def value_text(self, value: Any, dose_unit: Any = None) -> str:
+        """A value of this column as a clinician reads it: ``46 years``, ``-0.9 SD``,
+        ``56 mg`` (a dose with its ``dose_unit``), ``yes``, ``TRD``; ``missing`` for none.
+
+        Examples
+        --------
+        >>> column("age").value_text(46), column("dose").value_text(56.0, "mg")
+        ('46 years', '56 mg')
+        """
+        if value is None or (not isinstance(value, str) and pd.isna(value)):
+            return "missing"
+        if self.kind == "bool":
+            return "yes" if value else "no"
+        if not isinstance(value, float | int | np.number):
+            return str(value)
+        shown = f"{value:g}"
+        if self.name == "dose":
+            unit = None if dose_unit is None or pd.isna(dose_unit) else str(dose_unit)
+        else:
+            unit = self.printed_unit if self.kind == "float" else None
+        return f"{shown} {unit}" if unit else shown
+
+    @property
     def is_family(self) -> bool:
         """Whether this declares a family of visit columns."""
         return "{visit}" in self.name
