@@ -886,3 +886,19 @@ def test_a_path_argument_that_is_no_path_is_named(call, said):
     """None or 0 gave a bare TypeError; "" was the current directory, "a directory"."""
     with pytest.raises(ValidationError, match=re.escape(said)):
         call(lambda kind: example_study(kind) / "mapping.toml")
+
+
+def test_the_documented_sub_modules_are_reachable_after_a_plain_import():
+    """The README writes ketapredict.io.example_study("bids") after `import ketapredict`:
+    it raised AttributeError until `import ketapredict.io` (a newcomer's review)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import ketapredict, sys\n"
+        "assert 'ketapredict.io' not in sys.modules\n"
+        "print(ketapredict.io.example_study.__name__, ketapredict.schema.MIN_CELL)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["example_study", "11"]

@@ -60,11 +60,25 @@ _PUBLIC = {
 __all__ = ["__version__", *_PUBLIC]
 
 
+# The sub-modules the documentation names (``ketapredict.io.example_study``,
+# ``ketapredict.schema.MIN_CELL``): reachable after a plain ``import ketapredict``, imported
+# when first used.
+_MODULES = frozenset(
+    {
+        "card", "cli", "clinic", "cohort", "encoding", "evaluate", "exceptions", "experiment",
+        "explanation", "external", "features", "imputation", "io", "modelfile", "models",
+        "plots", "regimen", "risk", "schema", "tracking", "trees", "updating",
+    }
+)  # fmt: skip
+
+
 def __getattr__(name: str):
     if name in _PUBLIC:
         value = getattr(import_module(f".{_PUBLIC[name]}", __name__), name)
         globals()[name] = value
         return value
+    if name in _MODULES:
+        return import_module(f".{name}", __name__)
     raise AttributeError(f"module 'ketapredict' has no attribute {name!r}")
 
 
