@@ -20,7 +20,7 @@ from ketapredict.cohort.targets import load_targets
 EXPRESSED = [t.id for t in load_targets() if t.expressed]
 
 # Fit targets the fitted cohort misses, each by 2.0-2.4 standard errors (issue 9 stays open on
-# them; see README, "How faithful is the virtual cohort?"). With 49 fit targets judged at two
+# them; see docs/virtual-cohort.md). With 49 fit targets judged at two
 # standard errors, a true model would miss about two or three by chance. Forcing them inside
 # (``fit_cohort.py --margin 2``) breaks two validation targets. Strict: a change that makes
 # them pass, or makes another target miss, fails these tests.

@@ -258,7 +258,7 @@ def test_missing_values_are_not_unusual_and_never_a_driver(model):
     assert "Not recorded (integrated over" in str(report)
 
 
-# The README's clinician example (README.md, "For clinicians").
+# The README's clinician example (README.md, "For clinicians: one call").
 README_PATIENT = {
     "age": 46,
     "sex": "female",

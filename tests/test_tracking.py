@@ -744,6 +744,8 @@ def test_a_logged_model_serves_from_a_fresh_environment(store, tmp_path_factory)
         with mlflow.start_run():
             uri = tracking._log_model(model)
         local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(store / "model")))
+    # the files land in the directory itself, as the README's `-r model/requirements.txt` says
+    assert (store / "model" / "requirements.txt").is_file()
     assert not (local / "code").exists()
     requirements = (local / "requirements.txt").read_text()
     assert f"ketapredict=={ketapredict.__version__}" in requirements.splitlines()

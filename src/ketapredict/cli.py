@@ -816,7 +816,7 @@ def _quickstart(args: argparse.Namespace) -> int:
     guide = (
         "Within-arm AUC ranks patients who got the same regimen (the clinician's question); "
         "ECE and the calibration slope say how far the probabilities are from the observed "
-        'rates. README.md, "Models and honest validation", explains every column.'
+        "rates. docs/validation.md explains every column."
     )
     print("\n" + textwrap.fill(guide, width=96))
     patient = {k: v for k, v in example_course().items() if k in columns("baseline")}
@@ -1373,8 +1373,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Read the study a mapping file describes (BIDS participants and "
         "phenotype files, or ADaM ADSL and an efficacy dataset as .xpt or Dataset-JSON), "
         "check it against the data contract, write the patient-course table and print what "
-        "was read, kept and left out. The mapping's keys are described in the README "
-        '("Your own trial data") and in help(ketapredict.io.load_mapping); an example '
+        "was read, kept and left out. The mapping's keys are described in docs/own-data.md "
+        "and in help(ketapredict.io.load_mapping); an example "
         "study to copy, with its mapping file, is in the folder that "
         "python -c 'import ketapredict.io as i; print(i.example_study(\"bids\"))' prints "
         '(or "adam").',

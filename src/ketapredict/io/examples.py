@@ -1,7 +1,7 @@
 """Example studies in BIDS and ADaM layouts, written from virtual patients.
 
 The package ships one small crossover study (a single ketamine or saline infusion in random
-order, as in the mapping example of the README) in both formats, so that every command of
+order, as in the mapping example of docs/own-data.md) in both formats, so that every command of
 "Your own trial data" runs out of the box; the tests write fresh ones, malformed variants
 included. Every value comes from :func:`ketapredict.simulate_crossover`: these are virtual
 patients, not a real trial.
