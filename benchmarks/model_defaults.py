@@ -11,7 +11,7 @@ k = 20). A fixed min_child_weight of 5 stops a rare outcome (3.5% cognitive decl
 splitting at all: 5 / (0.035 * 0.965) is about 150 patients per leaf.
 
 Run: ``python benchmarks/model_defaults.py`` (about 25 minutes on 2 cores). Measured
-results and the choice they led to are in README.md (Choosing the defaults).
+results and the choice they led to are in docs/validation.md (Choosing the defaults).
 """
 
 import itertools
