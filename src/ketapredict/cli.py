@@ -987,30 +987,20 @@ def _stop_group(server) -> None:
             time.sleep(0.1)
 
 
-class _DuplicateKey(ValueError):
-    """A JSON object that gives one key twice (``json`` would keep the last one silently)."""
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object as a dict, refusing a key given twice: two ages in one patient file
-    are a mistake to report, not a choice to make."""
-    record: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in record:
-            raise _DuplicateKey(key)
-        record[key] = value
-    return record
-
-
 def _loads(text: str) -> Any:
-    """JSON text as Python values, refusing duplicate keys."""
-    return json.loads(text, object_pairs_hook=_unique_keys)
+    """JSON text as Python values, refusing a key given twice: two ages in one patient file
+    are a mistake to report, not a choice to make."""
+    from ._json import unique_keys
+
+    return json.loads(text, object_pairs_hook=unique_keys)
 
 
 def _json_problem(error: ValueError | RecursionError, name: str) -> str:
     """What is wrong with JSON text :func:`_loads` refused (never its content)."""
-    if isinstance(error, _DuplicateKey):
-        key = str(error.args[0])
+    from ._json import DuplicateKeyError
+
+    if isinstance(error, DuplicateKeyError):
+        key = str(error.key)
         shown = repr(key) if len(key) <= 40 else repr(key[:37] + "...")
         return f"{name} gives the key {shown} twice; give each field once"
     if isinstance(error, json.JSONDecodeError):

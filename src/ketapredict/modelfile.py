@@ -46,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from pydantic import ValidationError as PydanticError
 
 from ._files import not_a_path
+from ._json import unique_keys
 from .exceptions import ModelFileError, Problem, ValidationError, one_line, short_repr
 
 __all__ = [
@@ -356,23 +357,12 @@ def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not a JSON number")
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """An object without a key given twice: JSON readers differ on which one counts (Python's
-    keeps the last), so what a person reads in the file could differ from what is loaded."""
-    found = dict(pairs)
-    if len(found) != len(pairs):
-        seen: set[str] = set()
-        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
-        raise ValueError(f"the key {twice[:40]!r} is given twice in one object")
-    return found
-
-
 def _parse_json(data: bytes, what: str) -> Any:
     """A model file's JSON: strict JSON, so without NaN or Infinity (Python writes them,
     JSON has none, and a report's ``to_dict()`` must stay valid JSON), and without a key
     given twice in one object."""
     try:
-        return json.loads(data, parse_constant=_not_json, object_pairs_hook=_unique_keys)
+        return json.loads(data, parse_constant=_not_json, object_pairs_hook=unique_keys)
     except (UnicodeDecodeError, ValueError) as error:  # JSONDecodeError is a ValueError
         raise ModelFileError(f"{what}: not valid JSON ({str(error)[:100]})") from None
     except RecursionError:
