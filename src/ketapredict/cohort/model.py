@@ -55,6 +55,7 @@ from ..schema import (
     OUTCOMES,
     REMISSION_MAX,
     RESPONSE_FRACTION,
+    column,
 )
 from .parameters import Parameters
 from .population import BINARY_FIELDS, COGNITION, logistic, severity
@@ -83,7 +84,8 @@ __all__ = [
 NODES, _W = hermegauss(7)
 NODE_WEIGHTS = _W / _W.sum()
 
-SCALE_MAX = {"madrs": 60, "hamd17": 52, "ssi": 38}
+# Each scale's highest score, as the contract declares it (MADRS 60, HAMD-17 52, SSI 38).
+SCALE_MAX = {scale: int(column(f"{scale}_baseline").high) for scale in ("madrs", "hamd17", "ssi")}
 
 _ROUTE_SD = {
     "iv": "exposure_sd_iv",
