@@ -260,6 +260,9 @@ def test_external_validation_reports_each_arm_with_small_sample_warnings():
     assert "not for clinical decisions" in text
     assert "response  (assessed at day 7 in ketamine, saline)" in text
     assert set(result.metrics) >= {"response/ketamine/auc", "response/all/brier"}
+    # named as the cross-validated metrics are (tracking.METRIC_KEYS)
+    assert "response/all/calibration_intercept" in result.metrics
+    assert not any(key.endswith("/intercept") for key in result.metrics)
     assert "sub-01" not in text
 
 

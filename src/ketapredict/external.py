@@ -500,8 +500,11 @@ def evaluate_model(
         )
     name = one_line(provenance.get("name", "the model"))  # a model file's text: one line
     keys = _keys(frame["group"])
+    # named as training's metrics are (ketapredict.tracking.METRIC_KEYS), so that the MLflow
+    # UI sets an external validation's calibration beside the cross-validated one
+    named = {"intercept": "calibration_intercept", "slope": "calibration_slope"}
     metrics = {
-        f"{r.outcome}/{keys[r.group]}/{m}": float(getattr(r, m))
+        f"{r.outcome}/{keys[r.group]}/{named.get(m, m)}": float(getattr(r, m))
         for r in frame.itertuples(index=False)
         for m in ("observed", "predicted", "intercept", "slope", "auc", "brier")
         if getattr(r, m) is not None and np.isfinite(getattr(r, m))
