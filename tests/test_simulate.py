@@ -551,3 +551,18 @@ def test_cohort_helpers_name_a_bad_argument():
         Population().rate("bmi")
     with pytest.raises(ValidationError, match="rng must be a numpy Generator"):
         TrialEffect.draw(0)
+
+
+def test_a_cohort_of_several_trials_a_design():
+    """Interval calibration needs many draws of a trial's effect, not 14."""
+    from ketapredict import ValidationError, simulate_cohort
+
+    cohort = simulate_cohort(n=700, seed=3, trials_per_design=3)
+    assert len(cohort) == 700
+    assert cohort["trial_id"].nunique() == 3 * simulate_cohort(n=700, seed=3)["trial_id"].nunique()
+    assert cohort["trial_id"].str.endswith((".1", ".2", ".3")).all()
+    # a patient belongs to one trial; a crossover patient's periods stay together
+    assert (cohort["patient_id"].str.rsplit("-", n=1).str[0] == cohort["trial_id"]).all()
+    assert cohort.equals(simulate_cohort(n=700, seed=3, trials_per_design=3))
+    with pytest.raises(ValidationError, match="trials_per_design=0 is not a positive whole"):
+        simulate_cohort(n=700, trials_per_design=0)

@@ -849,7 +849,7 @@ def published_trials() -> dict[str, TrialDesign]:
     return designs
 
 
-def simulate_cohort(n: int = 5000, seed: int = 0) -> pd.DataFrame:
+def simulate_cohort(n: int = 5000, seed: int = 0, *, trials_per_design: int = 1) -> pd.DataFrame:
     """A pooled virtual cohort of exactly ``n`` patient courses from every trial design.
 
     The designs are those of :func:`published_trials` (one, ``accelerated``, is hypothetical:
@@ -867,6 +867,11 @@ def simulate_cohort(n: int = 5000, seed: int = 0) -> pd.DataFrame:
         Total rows (patient courses).
     seed : int, default=0
         The same seed gives an identical frame.
+    trials_per_design : int, default=1
+        How many trials of each design, each with its own random effects (``trial_id``
+        ``zarate2006.2``...; the rows split evenly among them). Many trials estimate what
+        varies between trials, as a calibration of intervals against the true
+        probabilities must: 14 trials give 14 draws of a trial's effect.
 
     Returns
     -------
@@ -879,9 +884,34 @@ def simulate_cohort(n: int = 5000, seed: int = 0) -> pd.DataFrame:
     >>> cohort = simulate_cohort(n=3001, seed=0)
     >>> len(cohort), cohort["trial_id"].nunique()  # every design of the pooled cohort
     (3001, 14)
+    >>> simulate_cohort(n=3000, seed=0, trials_per_design=4)["trial_id"].nunique()
+    56
     """
     n = _check_count("n", n)
-    return _simulate_cohort(n, seed, load_parameters())
+    draws = _check_count(
+        "trials_per_design", trials_per_design, maximum=1000, limit="a thousand trials a design"
+    )
+    if draws == 1:
+        return _simulate_cohort(n, seed, load_parameters())
+    # each draw of the designs is a cohort of its own seed; every trial keeps its own name
+    seeds = np.random.SeedSequence([_check_seed(seed, sequence=False), draws]).generate_state(
+        draws
+    )
+    share, extra = divmod(n, draws)
+    frames = []
+    for k, seed_ in enumerate(seeds):
+        if share + (k < extra) == 0:
+            continue
+        part = _simulate_cohort(share + (k < extra), int(seed_), load_parameters())
+        trial = part["trial_id"] + f".{k + 1}"
+        # a patient is "<trial>-<number>": the number kept, the trial renamed
+        number = part["patient_id"].str.rsplit("-", n=1).str[1]
+        frames.append(part.assign(trial_id=trial, patient_id=trial + "-" + number))
+    cohort = pd.concat(frames, ignore_index=True)
+    visits = _visit_order(c for c in cohort.columns if _is_visit(c))
+    rest = [c for c in cohort.columns if not _is_visit(c)]
+    at = rest.index("endpoint_day") + 1
+    return cohort[rest[:at] + visits + rest[at:]]
 
 
 def _simulate_cohort(n: int, seed: int, params: Parameters) -> pd.DataFrame:
