@@ -3,7 +3,8 @@
     python scripts/make_example_studies.py
 
 Rewrites src/ketapredict/data/examples/{bids/dataset,adam/*.xpt,adam/*.json}; the mapping
-files beside them are written by hand and kept.
+files beside them (and bids/example_bids.toml, an experiment on the BIDS study) are written
+by hand and kept.
 """
 
 import shutil

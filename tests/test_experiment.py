@@ -306,3 +306,17 @@ def test_a_peer_that_learnt_nothing_is_said_to_say_nothing(tmp_path):
         "of 0.500 with no spread says nothing" in table
     )
     assert "OutcomeModel gave every" not in table
+
+
+def test_the_example_studys_experiment_runs_where_the_study_is_installed(tmp_path):
+    """The README's step 5 trains on the shipped example; its mapping path is relative to
+    the experiment file, so a copied folder (or an installed wheel) reads it too."""
+    import shutil
+
+    from ketapredict.io import example_study
+
+    folder = shutil.copytree(example_study("bids"), tmp_path / "my_study")
+    result = run_experiment(load_experiment(folder / "example_bids.toml"))
+    assert result.experiment.name == "example_bids"
+    assert list(result.results) == ["response"]
+    assert len(result.data) == 50

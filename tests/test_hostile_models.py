@@ -868,7 +868,10 @@ def test_a_model_files_notes_print_on_one_line(tmp_path):
     )
     model = RiskModel.load(tmp_path / "model")
     text = str(model.score(example_course(), horizon_day=28))
-    assert "NOTE: Trained on site A. response (MADRS -50%)   99% [2K\n" in text
+    # after the virtual cohort's notice, which a model of simulated data always leads with
+    assert (
+        "Not for clinical decisions. Trained on site A. response (MADRS -50%)   99% [2K\n" in text
+    )
     assert "\x1b" not in text
     assert "\r" not in text
 

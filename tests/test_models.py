@@ -249,6 +249,13 @@ def test_describe_says_what_was_fitted_and_why(train):
 def test_an_outcome_of_another_length_is_refused(train):
     with pytest.raises(ValidationError, match="y has 95 values but X has 100 rows"):
         OutcomeModel().fit(train.head(100), train["response"].to_numpy()[:95])
+    # also where rows of weight 0 are left out, which must not cut y to fit (a review)
+    weight = np.where(np.arange(100) % 4 == 0, 0.0, 1.0)
+    for n in (95, 110):
+        with pytest.raises(ValidationError, match=f"y has {n} values but X has 100 rows"):
+            OutcomeModel().fit(
+                train.head(100), np.resize(train["response"].to_numpy(), n), sample_weight=weight
+            )
 
 
 def test_contributions_of_no_courses_are_empty_and_importances_need_one(train):

@@ -58,10 +58,11 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.isotonic import IsotonicRegression
 from sklearn.model_selection import StratifiedKFold
-from sklearn.utils import _safe_indexing, check_random_state
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import (
     _check_sample_weight,
+    _num_samples,
     check_is_fitted,
     column_or_1d,
     validate_data,
@@ -101,8 +102,14 @@ def _log_losses(y: np.ndarray, margin: np.ndarray) -> np.ndarray:
     return -(y * np.log(p) + (1 - y) * np.log1p(-p))
 
 
-def _rows(values: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
-    return None if values is None else values[rows]
+def _rows(values: Any, rows: np.ndarray) -> Any:
+    """The rows at ``rows`` (positions) of a table, a Series (keeping its index) or an
+    array; None stays None."""
+    if values is None:
+        return None
+    if isinstance(values, pd.DataFrame | pd.Series):
+        return values.iloc[rows]
+    return np.asarray(values)[rows]
 
 
 def _bootstrap_counts(
@@ -372,6 +379,16 @@ def _check_outcome_role(outcome: str) -> None:
 class ParameterError(ValidationError, InvalidParameterError):
     """A model parameter of the wrong type or range: a :class:`~ketapredict.ValidationError`
     that scikit-learn's tools also recognise as its own ``InvalidParameterError``."""
+
+
+def _keeps_both(y: Any, X: Any, outcome: str, positions: np.ndarray) -> bool:
+    """Whether the outcome at ``positions`` (``y``, else ``X``'s outcome column) holds two
+    values."""
+    if y is None:
+        if not isinstance(X, pd.DataFrame) or outcome not in X.columns:
+            return False  # refused by fit, with the reason
+        y = X[outcome]
+    return len(pd.unique(np.asarray(_rows(y, positions)).ravel())) > 1
 
 
 class OutcomeModel(ClassifierMixin, BaseEstimator):
@@ -662,16 +679,31 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
                 "outcome",
             )
         X = self._checked(X, fit=True)
+        if y is not None and _num_samples(y) != _num_samples(X):
+            # before the classes (a short y is no "only one class") and before rows of
+            # weight 0 are left out (which would cut y to fit)
+            raise ValidationError(
+                [
+                    Problem(
+                        "y",
+                        f"{_num_samples(y)} values",
+                        f"y has {_num_samples(y)} values but X has {_num_samples(X)} rows: give "
+                        "one outcome per row",
+                    )
+                ],
+                "outcome",
+            )
         if sample_weight is not None:
             given = _check_sample_weight(
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True
             )
-            if 0 < np.count_nonzero(given) < len(given):
+            kept = np.flatnonzero(given)
+            if 0 < len(kept) < len(given) and _keeps_both(y, X, self.outcome, kept):
                 # a row of weight 0 is a row not given (scikit-learn's convention): left out
-                # of the imputer, the encoder's ranges and the cross-fitting folds too
-                kept = np.flatnonzero(given)
-                y = None if y is None else _safe_indexing(y, kept)
-                return self.fit(_safe_indexing(X, kept), y, given[kept])
+                # of the imputer, the encoder's ranges and the cross-fitting folds too (when
+                # a class keeps no weight, the check below says so)
+                y = None if y is None else _rows(y, kept)
+                return self.fit(_rows(X, kept), y, given[kept])
         # numpy integers and RandomState instances too (scikit-learn's convention)
         seed = int(check_random_state(self.random_state).randint(2**31 - 1))
         Z = self._encode(self._fill(X, fit=True, seed=seed), fit=True)
@@ -681,17 +713,6 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
             y = X[self.outcome]
         elif not isinstance(y, pd.Series):
             y = column_or_1d(y, warn=True)
-        if len(Z) != len(y):  # before the classes: a short y is no "only one class"
-            raise ValidationError(
-                [
-                    Problem(
-                        "y",
-                        f"{len(y)} values",
-                        f"y has {len(y)} values but X has {len(Z)} rows: give one outcome per row",
-                    )
-                ],
-                "outcome",
-            )
         target, self.classes_ = check_outcome(
             y, self.outcome, min_per_class=MIN_EVENTS, return_classes=True
         )
