@@ -391,3 +391,18 @@ def test_top_drivers_never_lists_a_missing_field():
         drivers = top_drivers(explained[i])
         assert len(drivers) == 5
         assert "missing" not in set(drivers["value"])
+
+
+def test_shap_labels_print_values_as_reports_do_rounded_for_a_figure():
+    """One text for a recorded value (schema.Column.value_text): units as the report prints
+    them, two decimals as a figure's label wants (a review found 33.6039 kg/m^2)."""
+    import pandas as pd
+
+    from ketapredict.explanation import _column_text
+
+    table = pd.DataFrame(
+        {"bmi": [33.6039, None], "age": [46.0, 80.0], "dose": [56.0, 0.5]}
+    ).assign(dose_unit=["mg", "mg/kg"])
+    assert _column_text(table, "bmi").tolist() == ["33.6 kg/m^2", "missing"]
+    assert _column_text(table, "age").tolist() == ["46 years", "80 years"]
+    assert _column_text(table, "dose").tolist() == ["56 mg", "0.5 mg/kg"]

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import Problem, ValidationError, short_repr
+from .schema import label_number
 
 if TYPE_CHECKING:  # imported lazily: shap and matplotlib take seconds to import
     import shap
@@ -197,16 +198,11 @@ def _on_scale(parts: _Parts, scale: str) -> tuple[np.ndarray, np.ndarray]:
     return 100 * factor[:, None] * points, np.full(len(points), 100 * parts.updated(base_risk)[0])
 
 
-def _number(value: float) -> str:
-    """A value as a label shows it: 88.35, 0.4, 1200, 0.035."""
-    return f"{round(value, 2):g}" if abs(value) >= 0.1 or value == 0 else f"{value:.2g}"
-
-
 def _display(values: np.ndarray, unit: str = "") -> np.ndarray:
     """Encoded values as text for shap's labels ("missing" rather than "nan")."""
     out = np.empty(values.shape, dtype=object)
     for index, value in np.ndenumerate(values):
-        out[index] = "missing" if np.isnan(value) else f"{_number(value)} {unit}".strip()
+        out[index] = "missing" if np.isnan(value) else f"{label_number(value)} {unit}".strip()
     return out
 
 
@@ -219,7 +215,7 @@ def _column_text(X: pd.DataFrame, name: str) -> np.ndarray:
     units = X["dose_unit"].astype(object).to_numpy() if "dose_unit" in X.columns else None
     return np.array(
         [
-            spec.value_text(value, None if units is None else units[i])
+            spec.value_text(value, None if units is None else units[i], rounded=True)
             for i, value in enumerate(values)
         ],
         dtype=object,

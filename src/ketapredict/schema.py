@@ -379,9 +379,11 @@ class Column:
             return None
         return self.unit
 
-    def value_text(self, value: Any, dose_unit: Any = None) -> str:
+    def value_text(self, value: Any, dose_unit: Any = None, *, rounded: bool = False) -> str:
         """A value of this column as a clinician reads it: ``46 years``, ``-0.9 SD``,
         ``56 mg`` (a dose with its ``dose_unit``), ``yes``, ``TRD``; ``missing`` for none.
+        As recorded, or ``rounded`` to two decimals (two significant digits below 0.1) for
+        a figure's labels.
 
         Examples
         --------
@@ -394,7 +396,7 @@ class Column:
             return "yes" if value else "no"
         if not isinstance(value, float | int | np.number):
             return str(value)
-        shown = f"{value:g}"
+        shown = label_number(value) if rounded else f"{value:g}"
         if self.name == "dose":
             unit = None if dose_unit is None or pd.isna(dose_unit) else str(dose_unit)
         else:
@@ -885,6 +887,13 @@ def crossover_patients(table: Any) -> np.ndarray | None:
     # each row without an identifier on its own (no identifier can contain a NUL)
     key[~known] = [f"\0{row}" for row in np.flatnonzero(~known)]
     return key.astype(str)
+
+
+def label_number(value: float) -> str:
+    """A number as a figure's label shows it: 88.35, 0.4, 1200, 0.035 (two decimals; two
+    significant digits below 0.1)."""
+    value = float(value)
+    return f"{round(value, 2):g}" if abs(value) >= 0.1 or value == 0 else f"{value:.2g}"
 
 
 def outcome_measure(table: pd.DataFrame, outcome: str) -> np.ndarray | None:
