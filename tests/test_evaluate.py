@@ -632,6 +632,7 @@ def test_a_crossover_patients_courses_count_once_in_what_is_published(cohort, lo
 def test_a_learning_curve_holds_out_whole_crossover_patients(cohort):
     """A crossover patient's two periods were split between the training and held-out
     rows (a statistical review): one period's outcome tells the other's."""
+    from ketapredict import simulate_cohort
     from ketapredict.evaluate import _held_out
     from ketapredict.schema import crossover_patients
 
@@ -639,7 +640,15 @@ def test_a_learning_curve_holds_out_whole_crossover_patients(cohort):
     y = cohort["response"].to_numpy(dtype=int)
     train, test = _held_out(cohort, y, 0.3, seed=0)
     assert not set(patients[train]) & set(patients[test])
-    assert len(test) == pytest.approx(0.3 * len(cohort), rel=0.05)
+    assert len(test) == pytest.approx(len(cohort) / 3, rel=0.05)  # one of 3 folds
+    assert abs(y[train].mean() - y[test].mean()) < 0.02  # stratified as patients allow
+    # a rare outcome keeps events on both sides (an unstratified split had held out none)
+    rare = simulate_cohort(n=400, seed=11)
+    rare = rare[rare["cognitive_decline"].notna()]
+    events = rare["cognitive_decline"].to_numpy(dtype=int)
+    train, test = _held_out(rare, events, 0.25, seed=0)
+    assert events[train].sum() > 0
+    assert events[test].sum() > 0
     alone = cohort.drop(columns="patient_id")  # no patient has two rows: stratified
     train, test = _held_out(alone, y, 0.3, seed=0)
     assert abs(y[train].mean() - y[test].mean()) < 0.005

@@ -1640,10 +1640,12 @@ def _grid_search(
 def _held_out(
     kept: pd.DataFrame, y: np.ndarray, test_fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of the training and held-out rows: stratified by outcome, or, when some
-    patient has several rows (crossover periods), by patient, every period on one side
-    (the other period would tell the held-out one's outcome)."""
-    from sklearn.model_selection import GroupShuffleSplit, train_test_split
+    """Positions of the training and held-out rows, stratified by outcome. When some
+    patient has several rows (crossover periods), every period stays on one side (the other
+    would tell the held-out one's outcome): the held-out rows are then one of
+    ``round(1 / test_fraction)`` folds of whole patients, stratified as well as whole
+    patients allow."""
+    from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
     patients = crossover_patients(kept)
     if patients is None:
@@ -1652,8 +1654,8 @@ def _held_out(
                 np.arange(len(kept)), test_size=test_fraction, stratify=y, random_state=seed
             )
         )
-    splitter = GroupShuffleSplit(1, test_size=test_fraction, random_state=seed)
-    return next(splitter.split(kept, y, patients))
+    folds = StratifiedGroupKFold(max(2, round(1 / test_fraction)), shuffle=True, random_state=seed)
+    return next(folds.split(kept, y, patients))
 
 
 def learning_curve(
@@ -1687,7 +1689,8 @@ def learning_curve(
     repeats : int, default=3
         Training samples drawn per size.
     test_fraction : float, default=0.3
-        Share of the rows held out to score every model.
+        Share of the rows held out to score every model (with crossover patients, one of
+        ``round(1 / test_fraction)`` folds of whole patients: a third for 0.3).
     peers : bool, default=True
         Also train the peers on each sample.
     seed : int, default=0
