@@ -563,6 +563,13 @@ def test_a_cohort_of_several_trials_a_design():
     assert cohort["trial_id"].str.endswith((".1", ".2", ".3")).all()
     # a patient belongs to one trial; a crossover patient's periods stay together
     assert (cohort["patient_id"].str.rsplit("-", n=1).str[0] == cohort["trial_id"]).all()
+    periods = cohort.groupby("patient_id")["trial_id"].agg(["size", "nunique"])
+    assert periods["size"].max() == 2
+    assert periods["nunique"].max() == 1
+    # rows are dealt to the arms in turn across the draws: a small cohort holds every design
+    designs = simulate_cohort(n=700, seed=3)["trial_id"].nunique()
+    small = simulate_cohort(n=100, seed=3, trials_per_design=8)
+    assert small["trial_id"].str.rsplit(".", n=1).str[0].nunique() == designs
     assert cohort.equals(simulate_cohort(n=700, seed=3, trials_per_design=3))
     with pytest.raises(ValidationError, match="trials_per_design=0 is not a positive whole"):
         simulate_cohort(n=700, trials_per_design=0)

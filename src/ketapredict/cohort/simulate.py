@@ -898,11 +898,15 @@ def simulate_cohort(n: int = 5000, seed: int = 0, *, trials_per_design: int = 1)
         draws
     )
     share, extra = divmod(n, draws)
-    frames = []
+    frames, dealt = [], 0
     for k, seed_ in enumerate(seeds):
-        if share + (k < extra) == 0:
+        size = share + (k < extra)
+        if size == 0:
             continue
-        part = _simulate_cohort(share + (k < extra), int(seed_), load_parameters())
+        # rows are dealt to the arms in turn, each draw going on where the last stopped, so
+        # that a small cohort still holds every design
+        part = _simulate_cohort(size, int(seed_), load_parameters(), first_slot=dealt)
+        dealt += size
         trial = part["trial_id"] + f".{k + 1}"
         # a patient is "<trial>-<number>": the number kept, the trial renamed
         number = part["patient_id"].str.rsplit("-", n=1).str[1]
@@ -914,11 +918,12 @@ def simulate_cohort(n: int = 5000, seed: int = 0, *, trials_per_design: int = 1)
     return cohort[rest[:at] + visits + rest[at:]]
 
 
-def _simulate_cohort(n: int, seed: int, params: Parameters) -> pd.DataFrame:
+def _simulate_cohort(n: int, seed: int, params: Parameters, first_slot: int = 0) -> pd.DataFrame:
+    """``n`` rows dealt to every arm of every design in turn, from arm ``first_slot`` on."""
     designs = [d for d in published_trials().values() if d.in_cohort]
     slots = [(d.name, label) for d in designs for label in d.arms]
     share, extra = divmod(n, len(slots))
-    rows = {slot: share + (k < extra) for k, slot in enumerate(slots)}
+    rows = {slot: share + ((k - first_slot) % len(slots) < extra) for k, slot in enumerate(slots)}
     seeds = np.random.SeedSequence(_check_seed(seed, sequence=False)).spawn(len(designs))
     frames = []
     for design, seed_ in zip(designs, seeds, strict=True):
