@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -88,10 +89,11 @@ REPLICATES = 20
 # range a patient can weigh, and the level its coverage is measured at (benchmarks/coverage.py).
 INTERVAL_LEVEL = 0.9
 # Before widening, from the replicates' standard deviation with Student's t on B - 1 degrees
-# of freedom because B is small: t(0.95, 19) (tables of the t distribution); and a
-# recalibration's own error at the normal distribution's 95th percentile.
-_T95 = {19: 1.729}
-_Z95 = 1.645
+# of freedom because B is small (t(0.95, 19) = 1.729 for the default 20 replicates, kept so
+# that scoring does not import scipy); and a recalibration's own error at the normal
+# distribution's quantile.
+_T_QUANTILES = {(0.95, 19): 1.729}
+_Z_INTERVAL = NormalDist().inv_cdf((1 + INTERVAL_LEVEL) / 2)
 # Training-distribution summaries: each continuous feature's 0.5-99.5% range (percentiles,
 # not extremes, and rounded outward to two significant digits, so no single patient's value
 # is stored) and the 99th percentile of the training patients' Mahalanobis distance.
@@ -109,11 +111,13 @@ _MIN_SD = 0.05
 
 
 def _t95(df: int) -> float:
-    if df in _T95:
-        return _T95[df]
+    """Student's t at the interval's upper quantile, on ``df`` degrees of freedom."""
+    quantile = (1 + INTERVAL_LEVEL) / 2
+    if (quantile, df) in _T_QUANTILES:
+        return _T_QUANTILES[(quantile, df)]
     from scipy import stats
 
-    return float(stats.t.ppf((1 + INTERVAL_LEVEL) / 2, df))
+    return float(stats.t.ppf(quantile, df))
 
 
 # Tree nodes that scoring one patient may visit, at most: over every outcome, its trees (the
@@ -1105,7 +1109,9 @@ class RiskModel:
                     half = multiplier * np.maximum(sd, _MIN_SD)
                 if state.update is not None:
                     # the recalibration's own estimation error, at the normal 90% point
-                    half = np.sqrt(half**2 + _Z95**2 * update_variance(centre, state.update))
+                    half = np.sqrt(
+                        half**2 + _Z_INTERVAL**2 * update_variance(centre, state.update)
+                    )
                 low = np.clip(centre - half, -_INTERVAL_LOG_ODDS, _INTERVAL_LOG_ODDS)
                 high = np.clip(centre + half, -_INTERVAL_LOG_ODDS, _INTERVAL_LOG_ODDS)
             out[outcome] = tuple(1.0 / (1.0 + np.exp(-v)) for v in (centre, low, high))
