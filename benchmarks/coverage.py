@@ -29,8 +29,8 @@ import pandas as pd
 from ketapredict import RiskModel, simulate_cohort
 from ketapredict.evaluate import active_drug
 from ketapredict.experiment import INTERVAL_TRIALS_PER_DESIGN
+from ketapredict.schema import OUTCOMES
 
-OUTCOMES = ("response", "remission", "cognitive_decline", "dissociation")
 RESULTS = Path(__file__).parent / "results"
 # Trials of each design in a test cohort (20,000 courses: about 140 courses a trial).
 TEST_TRIALS = 10

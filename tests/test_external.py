@@ -257,7 +257,7 @@ def test_external_validation_reports_each_arm_with_small_sample_warnings():
     assert (table["auc_low"].dropna() <= table["auc"].dropna()).all()
     text = str(result)
     assert "precise external validation needs at least 100 of each" in text
-    assert "not for clinical decisions" in text
+    assert "Not for clinical decisions" in text
     assert "response  (assessed at day 7 in ketamine, saline)" in text
     assert set(result.metrics) >= {"response/ketamine/auc", "response/all/brier"}
     # named as the cross-validated metrics are (tracking.METRIC_KEYS)

@@ -83,4 +83,4 @@ def __getattr__(name: str):
 
 
 def __dir__():
-    return sorted(__all__)
+    return sorted({*__all__, *_MODULES})

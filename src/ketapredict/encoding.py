@@ -212,7 +212,6 @@ _SCHEDULE = (
     ("days_after_last_session", "assessment timing", "days from last session to assessment"),
     ("active_drug", "active drug", "active drug (not a comparator)"),
 )
-_COMPARATORS = COMPARATORS
 # The units of the encoded schedule features, as reports and SHAP labels print them
 DERIVED_UNITS = {
     "racemic_iv_equivalent_mg_per_kg": "mg/kg (racemic IV equivalent)",
@@ -229,7 +228,7 @@ _ROUTES = column("route").categories
 def _schedule_outputs(columns):
     return [
         *[_Output(name, predictor, label) for name, predictor, label in _SCHEDULE],
-        *[_Output(f"comparator_{c}", "comparator", f"comparator: {c}") for c in _COMPARATORS],
+        *[_Output(f"comparator_{c}", "comparator", f"comparator: {c}") for c in COMPARATORS],
         *[_Output(f"route_{r}", "route", f"route: {r}") for r in _ROUTES],
         _Output(
             "new_oral_antidepressant",
@@ -251,7 +250,7 @@ def _dose_schedule(frame, columns):
         regimens["weight_kg"] = _floats(frame, "weight_kg")
     x = exposure(regimens)
     out = {name: np.asarray(x[name], dtype=float) for name, _, _ in _SCHEDULE}
-    for c in _COMPARATORS:
+    for c in COMPARATORS:
         out[f"comparator_{c}"] = (x["comparator"] == c) * 1.0
     route = _labels(frame, "route")
     for r in _ROUTES:

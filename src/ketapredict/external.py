@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ._files import not_a_file
+from .card import VIRTUAL_COHORT_NOTICE
 from .exceptions import Problem, ValidationError, one_line
 from .regimen import schedules_in_words
 from .schema import (
@@ -494,10 +495,7 @@ def evaluate_model(
             )
     provenance = getattr(model, "provenance", {})
     if provenance.get("data_kind") == "simulated":
-        warnings.append(
-            "the model was trained on the virtual cohort (simulated patients), not on real "
-            "patients: not for clinical decisions"
-        )
+        warnings.append(VIRTUAL_COHORT_NOTICE)
     name = one_line(provenance.get("name", "the model"))  # a model file's text: one line
     keys = _keys(frame["group"])
     # named as training's metrics are (ketapredict.tracking.METRIC_KEYS), so that the MLflow

@@ -76,6 +76,8 @@ OUTCOMES = ("response", "remission", "cognitive_decline", "dissociation")
 # The mood outcomes, for the virtual cohort and for real trial data alike: response is a fall
 # of at least half of the baseline MADRS, remission a MADRS of at most 10 at the assessment
 # (the definitions of the pooled trials the cohort reproduces, CALIBRATION.md A1-A3).
+# RESPONSE_FRACTION is the share of the baseline MADRS a response leaves at most (so the
+# fall is at least 1 - RESPONSE_FRACTION of it).
 RESPONSE_FRACTION = 0.5
 # Statistics of fewer courses than this are not published (subgroup tables, external
 # validation by arm): a row of one or two patients tells their outcomes. CMS's cell-size
@@ -92,7 +94,7 @@ DISSOCIATION_ABOVE = 4
 STRICT_CUTOFFS = ("dissociation",)
 # Each outcome in a few words, with its cut-off (tables, figures, reports)
 OUTCOME_LABELS = {
-    "response": f"response (MADRS -{RESPONSE_FRACTION:.0%})",
+    "response": f"response (MADRS -{1 - RESPONSE_FRACTION:.0%})",
     "remission": f"remission (MADRS <= {REMISSION_MAX})",
     "cognitive_decline": f"cognitive decline (>= {-COGNITIVE_DECLINE_AT:g} SD)",
     "dissociation": "dissociation (first session)",
@@ -100,7 +102,7 @@ OUTCOME_LABELS = {
 # What each outcome is, in the words a report prints under its table, from the cut-offs
 # the contract defines it by (ketapredict.schema)
 OUTCOME_DEFINITIONS = {
-    "response": f"MADRS fell by at least {RESPONSE_FRACTION:.0%} from baseline at the horizon",
+    "response": f"MADRS fell by at least {1 - RESPONSE_FRACTION:.0%} from baseline at the horizon",
     "remission": f"MADRS at most {REMISSION_MAX} at the horizon",
     "cognitive_decline": "the mean of the processing speed, working memory and verbal memory "
     f"z-scores fell by {-COGNITIVE_DECLINE_AT:g} SD or more from baseline at the horizon",
@@ -682,7 +684,7 @@ _CONTRACT: tuple[Column, ...] = (
         "response",
         "outcome",
         "bool",
-        f"MADRS fell by at least {RESPONSE_FRACTION:.0%} at the endpoint",
+        f"MADRS fell by at least {1 - RESPONSE_FRACTION:.0%} at the endpoint",
     ),
     Column("remission", "outcome", "bool", f"MADRS at most {REMISSION_MAX} at the endpoint"),
     Column(

@@ -366,7 +366,8 @@ def _six_vs_one(lab):
 @_custom("C5.repeated_more_remission")
 def _(lab):
     six, one = _six_vs_one(lab)
-    return float((_madrs(six, _AFTER_SIXTH + 1) <= 10).mean() - (_madrs(one, 1) <= 10).mean())
+    remitted = (_madrs(six, _AFTER_SIXTH + 1) <= REMISSION_MAX).mean()
+    return float(remitted - (_madrs(one, 1) <= REMISSION_MAX).mean())
 
 
 @_custom("C5.repeated_longer_response")
