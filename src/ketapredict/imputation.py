@@ -76,6 +76,8 @@ class BaselineImputer:
         The multivariate normal of ``variables_``.
     kinds_ : list of str
         ``"float"``, ``"int"`` or ``"bool"`` per imputed field.
+    spec_ : list of (str, str or None)
+        Each variable's column and, for a category's indicator, the category.
 
     Examples
     --------
@@ -124,9 +126,9 @@ class BaselineImputer:
         X = self._matrix(frame, spec)
         # a variable needs two recorded values to have a variance; fields first, in order
         keep = [j for j in range(X.shape[1]) if np.isfinite(X[:, j]).sum() >= 2]
-        self._spec = [spec[j] for j in keep]
+        self.spec_ = [spec[j] for j in keep]
         X = X[:, keep]
-        recorded = [n for n, _ in self._spec[: sum(j < len(self.fields) for j in keep)]]
+        recorded = [n for n, _ in self.spec_[: sum(j < len(self.fields) for j in keep)]]
         mean = np.nanmean(X, axis=0)
         covariance = pd.DataFrame(X).cov(min_periods=2).to_numpy()
         sd = np.sqrt(np.clip(np.diag(covariance), 1e-12, None))
@@ -137,7 +139,7 @@ class BaselineImputer:
         d = np.sqrt(np.diag(correlation))
         correlation = correlation / np.outer(d, d)
         self.fields_ = recorded
-        self.variables_ = [n if c is None else f"{n}={c}" for n, c in self._spec]
+        self.variables_ = [n if c is None else f"{n}={c}" for n, c in self.spec_]
         self.mean_ = mean
         self.covariance_ = correlation * np.outer(sd, sd)
         self.kinds_ = [column(f).kind for f in recorded]
@@ -212,7 +214,7 @@ class BaselineImputer:
             return frame
         rng = np.random.default_rng(random_state)
         shape = (len(frame), len(self.variables_))
-        X = self._matrix(frame, self._spec)
+        X = self._matrix(frame, self.spec_)
         values = self._fill(X, rng.standard_normal(shape), rng.random(shape))
         return self.write(frame, values)
 
@@ -244,7 +246,7 @@ class BaselineImputer:
         # depend on the batch it came in
         copy = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
         normals, uniforms = _standard_draws(self.n_draws, len(self.variables_))
-        X = self._matrix(frame, self._spec)[owner]
+        X = self._matrix(frame, self.spec_)[owner]
         return owner, self._fill(X, normals[copy], uniforms[copy]), missing
 
     def expand(self, frame: Any) -> tuple[Any, np.ndarray]:
@@ -284,7 +286,7 @@ class BaselineImputer:
         return {
             "fields": self.fields,
             "n_draws": self.n_draws,
-            "spec": [[n, c] for n, c in self._spec],
+            "spec": [[n, c] for n, c in self.spec_],
             "fields_": self.fields_,
             "mean": self.mean_.tolist(),
             "covariance": self.covariance_.tolist(),
@@ -366,7 +368,7 @@ class BaselineImputer:
             raise ValueError("imputer covariance is not symmetric")
         np.linalg.cholesky(covariance)  # LinAlgError (a ValueError) if not positive definite
         imputer = cls(wanted, n_draws)
-        imputer._spec = spec
+        imputer.spec_ = spec
         imputer.fields_ = fields
         imputer.variables_ = [n if c is None else f"{n}={c}" for n, c in spec]
         imputer.mean_ = mean

@@ -740,7 +740,6 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
             if self.min_child_weight == "auto"
             else float(self.min_child_weight)
         )
-        self._seed = seed
         measure = self._measure(X, target)
 
         groups = crossover_patients(X)
