@@ -367,7 +367,7 @@ def test_first_session_dissociation_needs_no_assessment_day():
 
 
 def test_a_bad_cell_of_a_table_file_is_named_by_its_row_and_line(tmp_path):
-    from ketapredict.external import read_patient_table
+    from ketapredict.io import read_patient_table
 
     table = simulate_cohort(n=12, seed=0).drop(columns="patient_id")
     table.loc[5, "age"] = 300
@@ -622,7 +622,7 @@ def test_courses_outside_the_training_data_are_never_counted_as_a_few():
 def test_a_table_file_that_gives_a_course_twice_is_refused(tmp_path):
     """A table pasted into itself trained on 313 courses without a word (a review); two
     unidentified rows alike may be two patients, and are kept."""
-    from ketapredict.external import read_patient_table
+    from ketapredict.io import read_patient_table
 
     courses = simulate_cohort(n=50, seed=0)
     doubled = pd.concat([courses, courses.iloc[[3]]], ignore_index=True)

@@ -183,7 +183,7 @@ def test_every_file_a_user_names_refuses_a_pipe_before_opening_it(tmp_path):
     import os
 
     from ketapredict.experiment import load_experiment
-    from ketapredict.external import read_patient_table
+    from ketapredict.io import read_patient_table
 
     for name in ("set.toml", "runs.toml", "table.csv"):
         os.mkfifo(tmp_path / name)

@@ -334,7 +334,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
 def _read_data(path: Path) -> tuple[pd.DataFrame, str]:
     """A study from a mapping file (.toml) or a patient table (.csv, .parquet)."""
-    from .external import read_patient_table
+    from .io import read_patient_table
 
     suffix = path.suffix.lower()  # real.CSV is a CSV file, as in experiment files
     if suffix == ".toml":

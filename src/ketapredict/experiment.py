@@ -247,7 +247,7 @@ class Experiment:
             from .cohort.simulate import simulate_cohort
 
             return simulate_cohort(n=data.n, seed=data.seed)
-        from .external import read_patient_table
+        from .io import read_patient_table
 
         _check_files(self.path, data)  # again: they may have gone since the file was loaded
         return read_patient_table(_source_path(self.path, data.source))

@@ -1845,7 +1845,7 @@ def repeated_courses(table: pd.DataFrame, rows: Sequence) -> list[Problem]:
     """A problem for each row that repeats an earlier one exactly, its patient identified:
     the same course given twice (a table file pasted into itself) would count twice in
     training and validation. Rows without a ``patient_id`` may be two patients alike. Asked
-    of a table file (:func:`ketapredict.external.read_patient_table`), not by
+    of a table file (:func:`ketapredict.io.read_patient_table`), not by
     :func:`validate`, whose tables may repeat a course on purpose (a patient's draws of the
     fields not recorded)."""
     if "patient_id" not in table.columns:

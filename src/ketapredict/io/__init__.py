@@ -15,6 +15,7 @@ from .bids import read_bids
 from .courses import IngestSummary
 from .examples import example_study
 from .mapping import StudyMapping, load_mapping
+from .tables import read_patient_table
 
 __all__ = [
     "IngestSummary",
@@ -24,6 +25,7 @@ __all__ = [
     "read_adam",
     "read_bids",
     "read_dataset",
+    "read_patient_table",
     "read_study",
 ]
 
