@@ -68,7 +68,7 @@ __all__ = ["Experiment", "ExperimentResult", "load_experiment", "run_experiment"
 # Trials of each design in the fresh cohort that calibrates a simulated experiment's
 # intervals: the multiplier is a quantile over trials as much as over patients, and one
 # trial a design (14 draws of a trial's effect) let it swing. For one model, over six
-# calibration cohorts, comparator coverage of response ranged 84-99% with one trial a design
+# calibration cohorts, comparator coverage of response ranged 85-99% with one trial a design
 # and 91-94% with 8 (python benchmarks/coverage.py --stability, 2026-12-07).
 INTERVAL_TRIALS_PER_DESIGN = 8
 
