@@ -489,6 +489,15 @@ def _interval(point: float, low: float, high: float) -> str:
     return f"{point:.3f} [{low:.3f}, {high:.3f}]"
 
 
+def _ranked_courses(metrics: pd.Series) -> str:
+    """ " (1,424 courses)": how many of the active-drug courses the within-arm AUC ranks (an
+    arm with fewer than 5 events or non-events is left out), "" when none or not known."""
+    n = metrics.get("within_arm_n")
+    if n is None or pd.isna(n) or int(n) == 0:
+        return ""
+    return f" ({int(n):,} course{'s' if int(n) != 1 else ''})"
+
+
 def _active_counts(validation) -> str:
     """The courses and events among active-drug patients, as the subgroup table shows them:
     withheld with its rows when they, or the comparators (all courses less these), are too
@@ -582,6 +591,7 @@ def metrics_table(result) -> str:
             + ("arm" if validation.ranked_within == "arm" else "arm-fold")
             + ("s" if int(first["within_arm_arms"]) != 1 else "")
             + ("" if validation.ranked_within == "arm" else " (one model each)")
+            + _ranked_courses(first)
             + " with at least 5 events and non-events), "
             f"calibration; 95% intervals resample {validation.resampled}"
         )
