@@ -320,3 +320,5 @@ def test_the_example_studys_experiment_runs_where_the_study_is_installed(tmp_pat
     assert result.experiment.name == "example_bids"
     assert list(result.results) == ["response"]
     assert len(result.data) == 50
+    # its patients are simulated, and its model says so (a newcomer's review: "real data")
+    assert result.data_kind == "simulated"

@@ -13,6 +13,7 @@ An experiment file (``experiments/<name>.toml``)::
     # path = "study"          # bids: the dataset root (default: the mapping's)
     # adsl = "adsl.xpt"       # adam: the datasets (default: the mapping's)
     # efficacy = "adeff.xpt"
+    # virtual = true          # the patients are simulated (the shipped example studies)
     [features]
     set = "core"              # a name in features/, or a .toml path (as data.source is found)
     [outcomes]
@@ -116,6 +117,9 @@ class _Data(_Strict):
     path: str | None = None  # bids: the dataset root (default: the mapping's path)
     adsl: str | None = None  # adam: the datasets (default: the mapping's adsl, efficacy)
     efficacy: str | None = None
+    # a study or table of simulated patients (the shipped example studies): its model says
+    # in every report that it was trained on simulated data, not for clinical decisions
+    virtual: bool = False
 
     @pydantic.model_validator(mode="after")
     def _study(self) -> _Data:
@@ -130,7 +134,7 @@ class _Data(_Strict):
         }.get(self.format) or (
             {"n", "seed", "path", "adsl", "efficacy"}
             if self.source != "simulated"
-            else {"path", "adsl", "efficacy"}
+            else {"path", "adsl", "efficacy", "virtual"}
         )
         ignored = sorted(self.model_fields_set & unused)
         if ignored:
@@ -758,7 +762,8 @@ def run_experiment(experiment: Experiment, *, progress: bool = False) -> Experim
     # a table holding the simulator's true probabilities was simulated, whoever saved it
     # (ketapredict simulate --out cohort.parquet): its model says so in every report
     truth = [c for c in columns("truth") if c in data.columns and data[c].notna().any()]
-    kind = "simulated" if experiment.spec.data.simulated or truth else "real"
+    source = experiment.spec.data
+    kind = "simulated" if source.simulated or source.virtual or truth else "real"
     return ExperimentResult(
         experiment,
         results,
