@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import Problem, ValidationError, short_repr
-from .schema import label_number
+from .schema import column, columns, label_number
 
 if TYPE_CHECKING:  # imported lazily: shap and matplotlib take seconds to import
     import shap
@@ -208,7 +208,6 @@ def _display(values: np.ndarray, unit: str = "") -> np.ndarray:
 
 def _column_text(X: pd.DataFrame, name: str) -> np.ndarray:
     """A contract column's raw values as a clinician reads them (as reports print them)."""
-    from .schema import column
 
     spec = column(name)
     values = X[name].astype(object).to_numpy()
@@ -241,7 +240,6 @@ def _by_predictor(
     contract column (``56 mg``, ``TRD``, ``yes``).
     """
     from .encoding import DERIVED_UNITS as units  # the units the clinician report shows
-    from .schema import column, columns
 
     fmap = parts.feature_map
     names = list(fmap.index)
@@ -550,7 +548,6 @@ def composite_patient(X: pd.DataFrame, row: int = 0) -> pd.DataFrame:
     >>> bool(typical["age"].item() == same["age"].median())
     True
     """
-    from .schema import column, columns
 
     # the schedule and the trial only: no identifier, outcome, visit, truth or site
     kept = [c for c in X.columns if c in set(columns("regimen")) | {"trial_id"}]
