@@ -5,17 +5,17 @@
     python benchmarks/coverage.py --stability  # how much the calibration cohort matters
 
 For each of 3 independently simulated training cohorts (seeds 0, 1, 2; 8,000 courses, as the
-demo model), ``RiskModel.fit`` fits every outcome with 20 bootstrap replicates and, as the
+demo model), ``fit_risk_model`` fits every outcome with 20 bootstrap replicates and, as the
 demo experiment does, calibrates the interval multiplier on a second fresh cohort of 8,000
 (seed 500 + cohort; new patients from new trials, 8 of each design:
 ``ketapredict.experiment.INTERVAL_TRIALS_PER_DESIGN``) against the simulator's true
-probabilities (see ``RiskModel.fit``). Each model is then judged on a third: 20,000 new
-courses from 10 new trials of each design (seed 1000 + cohort), so that a cohort's coverage
-is an average over 140 trials rather than the luck of 14: the share whose true probability
-``p_<outcome>`` (given their trial) lies inside the 90% interval, and the interval's mean
-width, by outcome and by active drug against comparator. The bootstrap-only interval
-(Student t on the replicates' SD) is shown beside it, and the share of true probabilities
-below the point estimate's floor of 1e-4 (which only an interval can reach).
+probabilities (see ``RiskModel.calibrate_intervals``). Each model is then judged on a
+third: 20,000 new courses from 10 new trials of each design (seed 1000 + cohort), so that a
+cohort's coverage is an average over 140 trials rather than the luck of 14: the share whose
+true probability ``p_<outcome>`` (given their trial) lies inside the 90% interval, and the
+interval's mean width, by outcome and by active drug against comparator. The bootstrap-only
+interval (Student t on the replicates' SD) is shown beside it, and the share of true
+probabilities below the point estimate's floor of 1e-4 (which only an interval can reach).
 
 Writes ``benchmarks/results/coverage.csv``.
 """
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ketapredict import RiskModel, simulate_cohort
+from ketapredict import RiskModel, fit_risk_model, simulate_cohort
 from ketapredict.evaluate import active_drug
 from ketapredict.experiment import INTERVAL_TRIALS_PER_DESIGN
 from ketapredict.schema import OUTCOMES
@@ -72,7 +72,7 @@ def main(quick: bool = False) -> None:
         fresh = simulate_cohort(
             n=n_train, seed=500 + cohort, trials_per_design=INTERVAL_TRIALS_PER_DESIGN
         )
-        calibrated = RiskModel.fit(data, OUTCOMES, interval_data=fresh, random_state=cohort)
+        calibrated = fit_risk_model(data, OUTCOMES, interval_data=fresh, random_state=cohort)
         test = simulate_cohort(n=20_000, seed=1000 + cohort, trials_per_design=TEST_TRIALS)
         rows += coverage(calibrated, test, cohort, "calibrated")
         # the same replicates without the calibrated multiplier: the bootstrap alone
@@ -108,14 +108,13 @@ def stability(draws: int = 6) -> None:
     of 8,000 with one trial of each design and with INTERVAL_TRIALS_PER_DESIGN: the range of
     coverage over the calibration cohorts, by outcome and arm (judged as in main)."""
     began = time.perf_counter()
-    model = RiskModel.fit(simulate_cohort(n=8000, seed=0), OUTCOMES, random_state=0)
+    model = fit_risk_model(simulate_cohort(n=8000, seed=0), OUTCOMES, random_state=0)
     test = simulate_cohort(n=20_000, seed=1000, trials_per_design=TEST_TRIALS)
     rows = []
     for trials in (1, INTERVAL_TRIALS_PER_DESIGN):
         for draw in range(draws):
             fresh = simulate_cohort(n=8000, seed=500 + draw, trials_per_design=trials)
-            for outcome in OUTCOMES:
-                model._calibrate_intervals(outcome, fresh, 0)
+            model.calibrate_intervals(fresh, random_state=0)
             rows += [
                 {**row, "trials_per_design": trials}
                 for row in coverage(model, test, draw, "calibrated")

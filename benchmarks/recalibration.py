@@ -18,8 +18,8 @@ import time
 from ketapredict import (
     Population,
     Regimen,
-    RiskModel,
     TrialEffect,
+    fit_risk_model,
     simulate_cohort,
     simulate_trial,
 )
@@ -46,7 +46,7 @@ SIZES = (50, 200, 1000, 5000)  # recalibration courses (half per arm)
 
 def main() -> None:
     began = time.perf_counter()
-    model = RiskModel.fit(simulate_cohort(n=3000, seed=0), outcomes=["response"], replicates=0)
+    model = fit_risk_model(simulate_cohort(n=3000, seed=0), outcomes=["response"], replicates=0)
     print(
         f"{'population':<30}{'n recal':>8}{'observed':>10}{'before':>8}{'after':>7}"
         f"  {'update':<16}pooled AUC"

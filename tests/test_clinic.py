@@ -14,7 +14,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ketapredict import Regimen, ValidationError, load_model, regimen_grid, simulate_cohort
+from ketapredict import (
+    Regimen,
+    ValidationError,
+    fit_risk_model,
+    load_model,
+    regimen_grid,
+    simulate_cohort,
+)
 from ketapredict.schema import column, columns, example_course
 
 COURSE = Regimen(
@@ -490,13 +497,11 @@ def test_the_regimen_is_told_apart_by_its_encoder_not_its_group_name(tmp_path):
     """A user's feature set may call the dose-schedule group anything."""
     from importlib import resources
 
-    from ketapredict.risk import RiskModel
-
     text = (resources.files("ketapredict.feature_sets") / "core.toml").read_text("utf-8")
     renamed = tmp_path / "renamed.toml"
     renamed.write_text(text.replace("[groups.dose_schedule]", "[groups.treatment]"))
     cohort = simulate_cohort(n=1500, seed=3)
-    model = RiskModel.fit(
+    model = fit_risk_model(
         cohort, ["response"], features=str(renamed), replicates=0, n_estimators=60
     )
     report = model.score(PATIENT, COURSE, horizon_day=28)
@@ -1058,14 +1063,14 @@ def test_a_horizon_before_the_last_session_reads_the_course_so_far(model):
 def test_a_feature_set_reading_the_planned_sessions_is_warned_mid_course(tmp_path):
     """A set that reads n_sessions as a number lets the sessions still to come move the
     estimate, so the report must not say they do not count."""
-    from ketapredict import RiskModel, simulate_cohort
+    from ketapredict import simulate_cohort
 
     (tmp_path / "planned.toml").write_text(
         'extends = "core"\n'
         '[groups.planned]\nsteps = [{ encoder = "numeric", columns = ["n_sessions"] }]\n'
     )
     data = simulate_cohort(n=1500, seed=5)
-    model = RiskModel.fit(
+    model = fit_risk_model(
         data, ["response"], features=tmp_path / "planned.toml", n_estimators=20, replicates=0
     )
     patient = {"age": 46, "sex": "female", "diagnosis": "TRD", "madrs_baseline": 34}

@@ -6,6 +6,7 @@ import pytest
 from ketapredict import ValidationError
 from ketapredict.cli import main
 from ketapredict.experiment import load_experiment, run_experiment
+from ketapredict.models import outcome_models
 
 SMALL = """
 description = "small"
@@ -104,7 +105,7 @@ def test_a_tuned_experiment_keeps_a_model_made_the_same_way(tmp_path):
     model = result.fit_model()
     chosen = model.provenance["tuned_parameters"]["response"]
     assert set(chosen) == {"max_depth"}
-    assert model.models["response"].max_depth == chosen["max_depth"] in (1, 3)
+    assert outcome_models(model)["response"].max_depth == chosen["max_depth"] in (1, 3)
     assert "tuning" in result.timings
 
 

@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 import shap
 
-from ketapredict import OutcomeModel, RiskModel, ValidationError, explain, simulate_cohort
+from ketapredict import OutcomeModel, ValidationError, explain, simulate_cohort
 from ketapredict.explanation import composite_patient, importance, shap_figures, top_drivers
 from ketapredict.trees import calibrated_log_odds, linear_terms
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+
+from ketapredict import build_risk_model
 
 # the pair of versions the TreeExplainer comparison ran with (named in its test id)
 VERSIONS = f"shap-{version('shap')}-xgboost-{version('xgboost')}"
@@ -178,7 +180,7 @@ def test_values_match_shap_tree_explainer(model, complete, versions):
     expected = float(np.ravel(own.expected_value)[0])
     np.testing.assert_allclose(expected - offset, trees_base, rtol=0, atol=1e-5)
     # the clinician path's numpy TreeSHAP (ketapredict.trees), from a RiskModel
-    state = RiskModel({"response": model})._outcomes["response"]
+    state = build_risk_model({"response": model})._outcomes["response"]
     values, base = state.contributions(Z)
     np.testing.assert_allclose(values, e.values, rtol=0, atol=1e-5)
     np.testing.assert_allclose(base, e.base_values, rtol=0, atol=1e-5)
@@ -255,7 +257,7 @@ def test_the_simulated_predictors_point_the_published_way(explanation):
 
 
 def test_risk_model_explains_its_outcome_with_its_recalibration(model, data):
-    risk = RiskModel({"response": model})
+    risk = build_risk_model({"response": model})
     patients = data.iloc[:50]
     np.testing.assert_allclose(explain(risk, patients).values, explain(model, patients).values)
     # a population where response is more common: the update moves the calibrated risk,

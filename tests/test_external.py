@@ -16,6 +16,7 @@ from ketapredict import (
     RiskModel,
     TrialEffect,
     ValidationError,
+    fit_risk_model,
     simulate_cohort,
     simulate_trial,
 )
@@ -37,7 +38,7 @@ LOCAL_TRIAL = TrialEffect(nonspecific=-1.5, drug=-1.0)
 
 @pytest.fixture(scope="module")
 def model():
-    return RiskModel.fit(simulate_cohort(n=3000, seed=0), outcomes=["response"], replicates=5)
+    return fit_risk_model(simulate_cohort(n=3000, seed=0), outcomes=["response"], replicates=5)
 
 
 def _local(n_per_arm, seed):
@@ -174,7 +175,7 @@ def test_the_recalibrate_command_updates_the_outcomes_named(tmp_path, capsys):
 
 
 def test_recalibration_leaves_an_outcome_with_one_class_as_it_was(model):
-    two = RiskModel.fit(
+    two = fit_risk_model(
         simulate_cohort(n=1500, seed=3), ["response", "dissociation"], replicates=0
     )
     patients = _local(30, seed=19).assign(dissociation=False)  # 2 arms: 60 courses

@@ -22,6 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ketapredict import fit_risk_model
+from ketapredict.models import outcome_models
+
 DEMO = "demo_model"
 OUTCOME = "response"
 
@@ -899,10 +902,10 @@ def test_a_loaded_model_reads_nothing_from_its_directory_afterwards(tmp_path):
     before = model.predict_proba(_patients())
     original = (model_dir / "response.ubj").read_bytes()
     shutil.copy(model_dir / "remission.ubj", model_dir / "response.ubj")
-    boosters = model.models  # restored from the bytes read at load
+    boosters = outcome_models(model)  # restored from the bytes read at load
     restored = boosters["response"].booster_.get_booster().save_raw("ubj")
     again = RiskModel.load(demo_copy(tmp_path / "fresh"))
-    assert restored == again.models["response"].booster_.get_booster().save_raw("ubj")
+    assert restored == outcome_models(again)["response"].booster_.get_booster().save_raw("ubj")
     shutil.rmtree(model_dir)
     np.testing.assert_array_equal(model.predict_proba(_patients()), before)
     saved = model.save(tmp_path / "resaved")
@@ -917,7 +920,7 @@ def test_a_model_file_naming_unknown_parameters_is_refused_when_restored(tmp_pat
     _outcome(lambda r: r["params"].update(params))(model_dir, tmp_path)
     model = RiskModel.load(model_dir)  # the clinician path never builds an OutcomeModel
     with pytest.raises(ModelFileError, match="params"):
-        model.models  # noqa: B018
+        outcome_models(model)
 
 
 @pytest.mark.parametrize("monotone", [["age"], {"no_such_feature": 1}, "yes"])
@@ -928,7 +931,7 @@ def test_a_model_file_with_a_bad_monotone_parameter_is_refused_when_restored(tmp
     _outcome(lambda r: r["params"].update(monotone=monotone))(model_dir, tmp_path)
     model = RiskModel.load(model_dir)
     with pytest.raises(ModelFileError, match="params"):
-        model.models  # noqa: B018
+        outcome_models(model)
 
 
 # -- signatures ------------------------------------------------------------------------------
@@ -1114,7 +1117,7 @@ def test_a_changed_base_score_is_refused_where_it_counts(tmp_path):
     changed and resealed is refused at load (with one, the linear margin replaces it)."""
     from ketapredict import ModelFileError, RiskModel, simulate_cohort
 
-    model = RiskModel.fit(
+    model = fit_risk_model(
         simulate_cohort(n=600, seed=2), ["response"], n_estimators=20, replicates=0, linear=False
     )
     path = model.save(tmp_path / "model")

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ketapredict import simulate_cohort
+from ketapredict import build_risk_model, fit_risk_model, simulate_cohort
+from ketapredict.models import outcome_models
 
 
 @pytest.fixture(scope="module")
@@ -17,9 +18,8 @@ def train():
 # -- RiskModel and its files -------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def risk_model(train):
-    from ketapredict import RiskModel
 
-    return RiskModel.fit(
+    return fit_risk_model(
         train,
         ["response", "cognitive_decline"],
         n_estimators=80,
@@ -33,19 +33,19 @@ def test_a_provenance_a_saved_model_could_not_carry_is_refused_before_any_work(
 ):
     """A name every report would print at a megabyte is refused when given (fit, the
     constructor) and at save when set afterwards, not only by load."""
-    from ketapredict import RiskModel, ValidationError
+    from ketapredict import ValidationError
 
     long = {"name": "x" * 10_000, "notes": 5}
     expected = r"provenance name must be text of at most 200 characters; got 10,000 char"
     with pytest.raises(ValidationError, match=expected) as caught:
-        RiskModel.fit(train.head(0), ["response"], provenance=long)  # no rows: not reached
+        fit_risk_model(train.head(0), ["response"], provenance=long)  # no rows: not reached
     assert (
         "provenance notes must be text of at most 2,000 characters; got a value of type int"
         in str(caught.value)
     )
     with pytest.raises(ValidationError, match=expected):
-        RiskModel(risk_model.models, long)
-    copy = RiskModel(risk_model.models, risk_model.provenance)
+        build_risk_model(outcome_models(risk_model), long)
+    copy = build_risk_model(outcome_models(risk_model), risk_model.provenance)
     copy.provenance["name"] = "x" * 10_000
     with pytest.raises(ValidationError, match=expected):
         copy.save(tmp_path / "model")
@@ -75,10 +75,16 @@ def test_risk_model_round_trips_through_its_files(tmp_path, risk_model, train):
     )
     assert loaded.provenance["name"] == "test"
     assert loaded.provenance["n_patients"] == len(train)
-    assert loaded.models["response"].get_params() == risk_model.models["response"].get_params()
+    assert (
+        outcome_models(loaded)["response"].get_params()
+        == outcome_models(risk_model)["response"].get_params()
+    )
     # cognitive decline learned from the change in cognition: a loaded model says so and
     # rebuilds its trees' constraints, so it can train replicates like the fitted one
-    fitted, restored = risk_model.models["cognitive_decline"], loaded.models["cognitive_decline"]
+    fitted, restored = (
+        outcome_models(risk_model)["cognitive_decline"],
+        outcome_models(loaded)["cognitive_decline"],
+    )
     assert restored.measurement_
     assert fitted.measurement_
     assert restored.monotone_ == fitted.monotone_
@@ -129,7 +135,7 @@ def test_the_model_card_is_checked_and_follows_recalibration(tmp_path, risk_mode
     assert "from a logistic regression of the outcome;" in said["response"]
     loaded = RiskModel.load(saved)
     for outcome, text in said.items():
-        assert loaded.models[outcome].describe() == text
+        assert outcome_models(loaded)[outcome].describe() == text
     updated = risk_model.recalibrate(train.head(400), "intercept", outcomes=["response"])
     assert "## Recalibration" in updated.model_card()
     assert updated.model_card().count("## Recalibration") == 1
@@ -196,7 +202,7 @@ def test_saving_refuses_to_mix_with_other_files(tmp_path, risk_model):
 def test_probabilities_are_the_outcome_models(risk_model, train):
     # the compiled trees score exactly as the OutcomeModels (XGBoost) do
     proba = risk_model.predict_proba(train)
-    for outcome, model in risk_model.models.items():
+    for outcome, model in outcome_models(risk_model).items():
         np.testing.assert_allclose(proba[outcome], model.predict_proba(train)[:, 1], atol=1e-6)
 
 
@@ -280,13 +286,13 @@ def test_replicates_are_calibrated_on_rows_they_did_not_train_on(train):
 
 
 def test_intervals_calibrated_against_the_truth(tmp_path, train):
-    from ketapredict import RiskModel, load_model
+    from ketapredict import load_model
 
     # new patients whose true probabilities are another patient's: the model's errors are
     # large, so the multiplier must grow well beyond Student's t, and the intervals with it
     fresh = simulate_cohort(n=1500, seed=99)
     fresh["p_response"] = fresh["p_response"].sample(frac=1.0, random_state=0).to_numpy()
-    model = RiskModel.fit(train, ["response"], n_estimators=40, replicates=4, interval_data=fresh)
+    model = fit_risk_model(train, ["response"], n_estimators=40, replicates=4, interval_data=fresh)
     state = model._outcomes["response"]
     assert set(state.scale) == {"active", "comparator"}
     assert min(state.scale.values()) > state.z
@@ -304,25 +310,25 @@ def test_intervals_calibrated_against_the_truth(tmp_path, train):
 
 
 def test_a_model_without_replicates_has_no_intervals(train):
-    from ketapredict import RiskModel, ValidationError
+    from ketapredict import ValidationError
 
-    model = RiskModel.fit(train, ["dissociation"], n_estimators=40, replicates=0)
+    model = fit_risk_model(train, ["dissociation"], n_estimators=40, replicates=0)
     assert not model.has_intervals
     # an interval that is the estimate itself would say nothing of its uncertainty
     with pytest.raises(ValidationError, match="no bootstrap replicates for dissociation"):
         model.predict_interval(train.head(5))
     for replicates, said in ((1, "replicates=1 is not 0"), (2.5, "replicates=2.5 is not 0")):
         with pytest.raises(ValidationError, match=re.escape(said)):
-            RiskModel.fit(train, "dissociation", replicates=replicates)
+            fit_risk_model(train, "dissociation", replicates=replicates)
 
 
 def test_fit_refuses_arguments_it_would_ignore_or_trip_over(train):
-    from ketapredict import RiskModel, ValidationError
+    from ketapredict import ValidationError
 
     with pytest.raises(ValidationError, match="outcome_params names 'respons', which is not"):
-        RiskModel.fit(train, ["response"], outcome_params={"respons": {"max_depth": 3}})
+        fit_risk_model(train, ["response"], outcome_params={"respons": {"max_depth": 3}})
     with pytest.raises(ValidationError, match="data must be a DataFrame of patient courses"):
-        RiskModel.fit(train.to_dict("records"), ["response"])
+        fit_risk_model(train.to_dict("records"), ["response"])
     # sizes and seeds numpy cannot take, before any fitting (10**12 asked for 7 TiB)
     for argument, value, said in (
         ("replicates", 10**12, "from 2 to 1,000"),
@@ -330,14 +336,14 @@ def test_fit_refuses_arguments_it_would_ignore_or_trip_over(train):
         ("random_state", 2**32, "is not a whole number from 0 to 4,294,967,295"),
     ):
         with pytest.raises(ValidationError, match=re.escape(said)):
-            RiskModel.fit(train, ["response"], **{argument: value})
+            fit_risk_model(train, ["response"], **{argument: value})
 
 
 def test_the_constructor_refuses_a_model_under_another_outcomes_name(risk_model):
     """{"respnse": model} labelled the response's risks "respnse"."""
-    from ketapredict import RiskModel, ValidationError
+    from ketapredict import ValidationError
 
-    model = risk_model.models["response"]
+    model = outcome_models(risk_model)["response"]
     for models, said in (
         (
             {"respnse": model},
@@ -347,15 +353,15 @@ def test_the_constructor_refuses_a_model_under_another_outcomes_name(risk_model)
         ("response", "models must be a mapping (a dict); got str"),
     ):
         with pytest.raises(ValidationError, match=re.escape(said)):
-            RiskModel(models)
+            build_risk_model(models)
     with pytest.raises(ValidationError, match="provenance must be a mapping"):
-        RiskModel({"response": model}, "my model")
+        build_risk_model({"response": model}, "my model")
 
 
 def test_replicates_refuse_counts_and_seeds_numpy_cannot_take(risk_model, train):
     from ketapredict import ValidationError
 
-    model = risk_model.models["response"]
+    model = outcome_models(risk_model)["response"]
     for arguments, said in (
         ({"n_replicates": 10**12}, "n_replicates=1000000000000 is not a whole number from 1"),
         ({"n_replicates": -1}, "n_replicates=-1"),
@@ -373,15 +379,26 @@ def test_validated_must_be_true_or_false(risk_model, train):
         risk_model.predict_proba(train.head(3).assign(age="old"), validated="no")
 
 
-def test_loading_and_scoring_import_neither_xgboost_nor_sklearn(tmp_path, risk_model, train):
+def test_loading_scoring_recalibrating_and_saving_import_neither_xgboost_nor_sklearn(
+    tmp_path, risk_model, train
+):
+    """The clinician path, a local update included: a saved model's booster files are
+    written as they were read, not re-encoded by XGBoost."""
+    from ketapredict import RiskModel
+
     saved = risk_model.save(tmp_path / "model")
+    local = tmp_path / "local.csv"
+    simulate_cohort(n=400, seed=5).to_csv(local, index=False)
     patient = train.iloc[0][["age", "sex", "diagnosis", "madrs_baseline"]].to_dict()
     code = (
         "import sys\n"
+        "import pandas as pd\n"
         "from ketapredict import RiskModel, Regimen\n"
         f"model = RiskModel.load({str(saved)!r})\n"
         "course = Regimen(drug='ketamine', route='iv', dose=0.5, infusion_minutes=40)\n"
         f"report = model.score({patient!r}, course)\n"
+        f"updated = model.recalibrate(pd.read_csv({str(local)!r}))\n"
+        f"updated.save({str(tmp_path / 'updated')!r})\n"
         "heavy = [m for m in ('xgboost', 'sklearn', 'mlflow', 'shap', 'scipy')\n"
         "         if m in sys.modules]\n"
         "print(heavy, report['response'].probability)\n"
@@ -390,6 +407,9 @@ def test_loading_and_scoring_import_neither_xgboost_nor_sklearn(tmp_path, risk_m
     heavy, probability = out.stdout.rsplit("]", 1)
     assert heavy == "["
     assert 0 < float(probability) < 1
+    booster = "response.ubj"
+    assert (tmp_path / "updated" / booster).read_bytes() == (saved / booster).read_bytes()
+    assert "recalibration" in RiskModel.load(tmp_path / "updated").provenance
 
 
 def test_tables_are_validated_before_scoring(risk_model, train):
@@ -463,12 +483,11 @@ def test_a_model_that_has_scored_saves_and_loads_cleanly(tmp_path, risk_model, t
 
 
 def test_replicates_of_a_rare_outcome_keep_a_linear_component(train):
-    from ketapredict import RiskModel
 
     rows = train.head(140).copy()
     rows["response"] = False
     rows.loc[rows.index[:2], "response"] = True  # two events: some resamples have none
-    model = RiskModel.fit(rows, ["response"], n_estimators=20, replicates=20)
+    model = fit_risk_model(rows, ["response"], n_estimators=20, replicates=20)
     assert all(linear is not None for linear in model._outcomes["response"].linear)
     found = model.predict_interval(rows.head(20))
     assert np.isfinite(found[["probability", "low", "high"]].to_numpy()).all()
@@ -520,10 +539,9 @@ def test_a_drug_by_a_route_never_trained_on_is_warned_and_outside_training(risk_
 def test_a_yes_the_training_data_never_had_is_outside_it_in_reports_and_counts(train):
     """A yes/no field whose "yes" the training data never had was flagged by
     outside_training but not by the report (a maintainer's review): one rule serves both."""
-    from ketapredict import RiskModel
 
     never = train.assign(prior_suicide_attempt=train["prior_suicide_attempt"] * 0)
-    model = RiskModel.fit(never, ["response"], n_estimators=20, replicates=0)
+    model = fit_risk_model(never, ["response"], n_estimators=20, replicates=0)
     patient = {"age": 46, "sex": "female", "diagnosis": "TRD", "madrs_baseline": 34}
     course = {"drug": "ketamine", "route": "iv", "dose": 0.5, "infusion_minutes": 40}
     warned = model.score({**patient, "prior_suicide_attempt": 1}, course, horizon_day=1)
@@ -575,18 +593,18 @@ def test_a_schedule_or_a_diagnosis_on_it_never_trained_on_is_warned(risk_model, 
 def test_arguments_of_the_wrong_kind_are_named_not_a_bare_error(risk_model, train):
     """Each gave a TypeError, AttributeError, KeyError or a plain ValueError (a fuzz of the
     public API)."""
-    from ketapredict import Population, Regimen, RiskModel, ValidationError, simulate_trial
+    from ketapredict import Population, Regimen, ValidationError, simulate_trial
     from ketapredict.external import evaluate_model
 
     course = Regimen(drug="ketamine", route="iv", dose=0.5, infusion_minutes=40)
     patient = {"age": 46, "sex": "female", "diagnosis": "TRD", "madrs_baseline": 34}
     for call, said in (
-        (lambda: RiskModel.fit(train, None), "outcomes must be an outcome's name or a list"),
+        (lambda: fit_risk_model(train, None), "outcomes must be an outcome's name or a list"),
         (lambda: risk_model.recalibrate(train, outcomes=1), "got 1"),
         (lambda: evaluate_model(risk_model, train, outcomes=1), "got 1"),
-        (lambda: RiskModel.fit(train, ["response"], provenance="my model"),
+        (lambda: fit_risk_model(train, ["response"], provenance="my model"),
          "provenance must be a mapping"),
-        (lambda: RiskModel.fit(train, ["response"], interval_data=[{}]),
+        (lambda: fit_risk_model(train, ["response"], interval_data=[{}]),
          "interval_data must be a DataFrame"),
         (lambda: risk_model.recalibrate(train, method="intercpt"),
          "method='intercpt' is not one of closed_test, intercept, intercept_slope (did you "
@@ -608,20 +626,19 @@ def test_arguments_of_the_wrong_kind_are_named_not_a_bare_error(risk_model, trai
 def test_a_model_a_save_would_refuse_is_refused_before_the_work(train):
     """The scoring bound and the provenance limit were met at save, after every replicate
     (1,000 of them) was fitted, or at the end of fit."""
-    from ketapredict import RiskModel, ValidationError
+    from ketapredict import ValidationError
 
     slow = {"n_estimators": 300, "max_depth": 12, "early_stopping_rounds": 300}
     with pytest.raises(ValidationError, match="with 1000 replicates, scoring one patient"):
-        RiskModel.fit(train, "response", replicates=1000, learning_rate=0.005, **slow)
+        fit_risk_model(train, "response", replicates=1000, learning_rate=0.005, **slow)
     with pytest.raises(ValidationError, match="at most 49,152 may be the caller's"):
-        RiskModel.fit(train.head(0), "response", provenance={"notes_log": "x" * 60_000})
+        fit_risk_model(train.head(0), "response", provenance={"notes_log": "x" * 60_000})
 
 
 def test_the_training_ranges_a_model_keeps_are_no_patients_exact_values(risk_model):
     """With few patients the 0.5th and 99.5th percentiles are the youngest and oldest
     patients' ages, whole numbers that rounding keeps, and a report printed them (privacy
     reviews): each end leaves at least 11 patients beyond it, and is rounded outward."""
-    from ketapredict import RiskModel
     from ketapredict.trees import rounded_outward
 
     low, high = (np.asarray(risk_model.reference[k]) for k in ("low", "high"))
@@ -629,7 +646,7 @@ def test_the_training_ranges_a_model_keeps_are_no_patients_exact_values(risk_mod
     np.testing.assert_array_equal(rounded_outward(high, np.ceil), high)
     small = simulate_cohort(n=60, seed=3).drop(columns="patient_id")
     small["age"] = np.r_[np.linspace(30, 59, 56), 19, 20, 82, 83]
-    model = RiskModel.fit(small, "response", replicates=2, n_estimators=20)
+    model = fit_risk_model(small, "response", replicates=2, n_estimators=20)
     age = model.reference["continuous"].index("age")
     youngest, oldest = model.reference["low"][age], model.reference["high"][age]
     ages = np.sort(small["age"].to_numpy())

@@ -682,3 +682,25 @@ def test_a_patient_identifier_shifted_into_another_column_is_not_shown():
         validate(courses)
     assert "SMITH" not in str(caught.value)
     assert "row 3: age=<a patient_id of this table> is not a number" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("y", "said"),
+    [
+        ([0, float("inf")], "response is infinite in 1 of 2 rows"),
+        ([0, 0.5, 1], "response must be binary, not continuous"),
+        ([0, 1, 2], "The type of response is multiclass: 3 classes"),
+        (["a", "b", "c"], "The type of response is multiclass: 3 classes"),
+    ],
+)
+def test_an_outcome_that_is_not_two_labels_is_refused_by_name(y, said):
+    """An infinite label gave scikit-learn's bare ValueError; the check no longer imports
+    scikit-learn, since recalibration on the clinician path checks outcomes too."""
+    from ketapredict import ValidationError
+    from ketapredict.schema import check_outcome
+
+    with pytest.raises(ValidationError, match=re.escape(said)):
+        check_outcome(y, "response")
+    codes, classes = check_outcome(["no", "yes", "no"], "response", return_classes=True)
+    assert codes.tolist() == [0, 1, 0]
+    assert classes.tolist() == ["no", "yes"]

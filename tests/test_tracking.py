@@ -16,6 +16,7 @@ from servers import free_port, post, wait_for
 
 from ketapredict import RiskModel, tracking
 from ketapredict.cli import main
+from ketapredict.models import outcome_models
 from ketapredict.tracking import TrackingError, input_example, log_experiment, tracking_uri
 from ketapredict.tracking import _store as tracking_store
 
@@ -511,11 +512,11 @@ def test_run_parameters_are_what_each_run_fitted(fitted):
     assert run_parameters(result, "dissociation")["validation.folds"] == 2
     assert run_parameters(result)["validation.folds"] == "3 response, 2 dissociation"
     model = copy.deepcopy(model)
-    model.models["response"].set_params(max_depth=3)  # as a grid search would have chosen
+    outcome_models(model)["response"].set_params(max_depth=3)  # as a grid search would have chosen
     parent = run_parameters(result, None, model)
     assert parent["model.max_depth"] == 3
     assert parent["dissociation.min_child_weight_fitted"] == round(
-        float(model.models["dissociation"].min_child_weight_), 4
+        float(outcome_models(model)["dissociation"].min_child_weight_), 4
     )
     assert "model.n_rounds_fitted" not in parent  # by outcome on the parent
 

@@ -45,6 +45,8 @@ _PUBLIC = {
     "load_feature_set": "features",
     "OutcomeModel": "models",
     "RiskModel": "risk",
+    "build_risk_model": "experiment",
+    "fit_risk_model": "experiment",
     "generate_keys": "modelfile",
     "RiskReport": "clinic",
     "RegimenComparison": "clinic",

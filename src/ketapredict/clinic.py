@@ -566,9 +566,10 @@ def outcomes_legend(outcomes: Iterable[str], intervals: str | None = None) -> st
 
 def interval_meaning(model) -> str | None:
     """What a 90% interval of ``model`` means, in words (None: it has none). Widened to
-    hold the true probabilities of new virtual patients (``RiskModel.fit(interval_data=
-    ...)``), it says so; from the bootstrap alone, it is how far another training sample
-    would move the estimate, and leaves out the model's bias."""
+    hold the true probabilities of new virtual patients
+    (:meth:`RiskModel.calibrate_intervals`), it says so; from the bootstrap alone, it is
+    how far another training sample would move the estimate, and leaves out the model's
+    bias."""
     states = [s for s in model._outcomes.values() if s.z is not None]
     if not states:
         return None

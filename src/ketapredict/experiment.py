@@ -42,11 +42,13 @@ starting with a dot.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -59,12 +61,20 @@ from ._toml import allowed_keys, read_toml
 from .card import VIRTUAL_COHORT_NOTICE
 from .cohort.simulate import MAX_COURSES
 from .evaluate import MAX_SPLITS, SCHEMES, ValidationResult, check_design, cross_validate
-from .exceptions import Problem, ValidationError
+from .exceptions import Problem, ValidationError, short_repr
 from .features import load_feature_set
 from .models import OutcomeModel
-from .schema import column, columns
+from .risk import MAX_SCORING_NODES, REPLICATES, RiskModel
+from .schema import OUTCOMES, column, columns, outcome_names
 
-__all__ = ["Experiment", "ExperimentResult", "load_experiment", "run_experiment"]
+__all__ = [
+    "Experiment",
+    "ExperimentResult",
+    "build_risk_model",
+    "fit_risk_model",
+    "load_experiment",
+    "run_experiment",
+]
 
 # Trials of each design in the fresh cohort that calibrates a simulated experiment's
 # intervals: the multiplier is a quantile over trials as much as over patients, and one
@@ -580,8 +590,6 @@ class ExperimentResult:
         name : str, optional
             The model's name in its provenance and model card (default: the experiment's).
         """
-        from .risk import RiskModel
-
         spec = self.experiment.spec
         metrics = {
             outcome: {
@@ -637,7 +645,7 @@ class ExperimentResult:
                 n=spec.data.n, seed=seed, trials_per_design=INTERVAL_TRIALS_PER_DESIGN
             )
         began = time.perf_counter()
-        model = RiskModel.fit(
+        model = fit_risk_model(
             self.data,
             list(self.results),
             features=spec.features.set,
@@ -801,3 +809,353 @@ def _learning_curve_problems(data: pd.DataFrame, outcome: str, sizes: list[int])
             f"courses of {outcome} ({1 - held_out:.0%} of the {n} with it)",
         )
     ]
+
+
+# -- the RiskModel: the learning side builds the clinician's artifact ------------------------
+
+# What fit_risk_model adds to the caller's provenance, at most (the demo model's whole
+# provenance is 3 kB): the caller's may take the rest of the limit.
+_FIT_RECORD_BYTES = 16_384
+
+
+def build_risk_model(
+    models: Mapping[str, OutcomeModel],
+    provenance: Mapping | None = None,
+    *,
+    replicates: Mapping[str, Sequence[tuple[Any, ...]]] | None = None,
+    reference: Mapping[str, Any] | None = None,
+) -> RiskModel:
+    """Bundle fitted OutcomeModels into a :class:`~ketapredict.RiskModel`.
+
+    Each model's trees are compiled for scoring with numpy, with its bootstrap replicates
+    (for intervals); the fitted models stay with the bundle for the learning side
+    (:func:`ketapredict.models.outcome_models`).
+
+    Parameters
+    ----------
+    models : mapping of str to OutcomeModel
+        Fitted models by outcome, each fitted with a feature set.
+    provenance : mapping, optional
+        Where the model comes from (see :class:`~ketapredict.RiskModel`).
+    replicates : mapping of str to list, optional
+        Per outcome, bootstrap replicates from :meth:`OutcomeModel.replicates`. Without
+        them the model gives no intervals.
+    reference : mapping, optional
+        The training-distribution summary (:meth:`RiskModel.training_summary`).
+
+    Returns
+    -------
+    RiskModel
+
+    Examples
+    --------
+    >>> from ketapredict import OutcomeModel, build_risk_model, simulate_cohort
+    >>> cohort = simulate_cohort(n=1000, seed=0)
+    >>> fitted = OutcomeModel("response").fit(cohort)
+    >>> build_risk_model({"response": fitted}).outcomes
+    ['response']
+    """
+    from sklearn.utils.validation import check_is_fitted
+
+    from .risk import OutcomeState, RiskModel, t_quantile
+    from .trees import TreeEnsemble
+
+    problems = [
+        Problem(name, None, f"{name} must be a mapping (a dict); got {type(value).__name__}")
+        for name, value in (("models", models), ("replicates", replicates))
+        if value is not None and not isinstance(value, Mapping)
+    ]
+    if not problems:
+        if not models:
+            problems.append(Problem("models", None, "a RiskModel needs a fitted OutcomeModel"))
+        # a key is the outcome its model predicts: {"respnse": model} labelled response's
+        # risks "respnse"
+        problems += [
+            Problem(
+                "models",
+                None,
+                f"models[{short_repr(key)}] must be an OutcomeModel of that outcome; got "
+                + (
+                    f"one of {model.outcome!r}"
+                    if isinstance(model, OutcomeModel)
+                    else type(model).__name__
+                ),
+            )
+            for key, model in models.items()
+            if not (isinstance(model, OutcomeModel) and model.outcome == key)
+        ]
+    if problems:
+        raise ValidationError(problems, "arguments")
+    states = {}
+    for outcome, model in models.items():
+        check_is_fitted(model, "booster_")
+        if model.features is None:
+            raise ValidationError(
+                [
+                    Problem(
+                        "models",
+                        None,
+                        f"the {outcome!r} model was fitted without a feature set; a "
+                        "RiskModel scores patient tables",
+                    )
+                ],
+                "arguments",
+            )
+        extra = list((replicates or {}).get(outcome, []))
+        linear = [
+            getattr(model, "linear_", None),
+            *(r[2] if len(r) > 2 else None for r in extra),
+        ]
+        trees = TreeEnsemble.from_xgboost([model.booster_, *(r[0] for r in extra)])
+        if linear[0] is not None:
+            # boosted from the linear margin: XGBoost ignores its base score then
+            trees = replace(trees, base_margins=np.zeros(trees.n_members))
+        record = {
+            "params": {
+                k: (str(v) if isinstance(v, Path) else v) for k, v in model.get_params().items()
+            },
+            "classes": [v.item() if hasattr(v, "item") else v for v in model.classes_],
+            "n_rounds": model.n_rounds_,
+            "min_child_weight": model.min_child_weight_,
+        }
+        if hasattr(model, "few_events_"):  # unknown for a model read from a version 5
+            record["few_events"] = bool(model.few_events_)
+        states[outcome] = OutcomeState(
+            outcome=outcome,
+            spec=model.encoder_.spec_,
+            feature_names=list(model.feature_names_),
+            feature_names_in=list(model.feature_names_in_),
+            trees=trees,
+            linear=linear,
+            calibrators=[model.calibrator_, *(r[1] for r in extra)],
+            z=t_quantile(len(extra) - 1) if len(extra) >= 2 else None,
+            imputer=getattr(model, "imputer_", None),
+            record=record,
+            booster_file=_booster_file(model.booster_),
+            model=model,
+        )
+    return RiskModel(states, provenance, reference=reference)
+
+
+def _booster_file(booster: Any) -> bytes:
+    """The booster as XGBoost saves it (UBJSON, with its scikit-learn fields)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "booster.ubj"
+        booster.save_model(path)
+        return path.read_bytes()
+
+
+def fit_risk_model(
+    data: pd.DataFrame,
+    outcomes: Sequence[str] = OUTCOMES,
+    *,
+    features: str | Path = "core",
+    provenance: Mapping | None = None,
+    replicates: int = REPLICATES,
+    random_state: int = 0,
+    interval_data: pd.DataFrame | None = None,
+    outcome_params: Mapping[str, Mapping[str, Any]] | None = None,
+    **params: Any,
+) -> RiskModel:
+    """A :class:`~ketapredict.RiskModel` of ``data``: one OutcomeModel per outcome,
+    with bootstrap replicates.
+
+    Rows without an outcome (e.g. untested cognition) are left out of that outcome's
+    model only.
+
+    Parameters
+    ----------
+    data : DataFrame
+        A validated patient table with the outcome columns.
+    outcomes : sequence of str
+        Outcome columns to model, by default the four of :data:`ketapredict.OUTCOMES`.
+    features : str or path-like, default="core"
+        Feature set shared by the models.
+    provenance : mapping, optional
+        Added to the model's provenance (``n_patients``, ``feature_set`` and
+        ``intervals`` are set).
+    replicates : int, default=20
+        Bootstrap replicates per outcome for the 90% intervals (0: no intervals; at
+        most 1,000).
+    random_state : int, default=0
+        Seed of the models and the bootstrap.
+    interval_data : DataFrame, optional
+        Patients the model never saw, with their true probabilities ``p_<outcome>``:
+        a fresh virtual cohort (new patients from new trials). They calibrate the
+        intervals: the multiplier of the bootstrap SD is the one that puts 90% of their
+        true probabilities inside (:meth:`RiskModel.calibrate_intervals`), for active-drug and
+        comparator patients apart, so the intervals cover the model's bias and an
+        unknown trial too. Without them the intervals are the bootstrap's alone:
+        sampling uncertainty, not the model's bias (the provenance says which). Real
+        data have no true probabilities, so only a model of the virtual cohort can be
+        calibrated so.
+    outcome_params : mapping of str to mapping, optional
+        OutcomeModel parameters of one outcome, over ``params`` (e.g. chosen for it by
+        :func:`ketapredict.evaluate.tune_parameters`).
+    **params
+        OutcomeModel parameters shared by all outcomes.
+
+    Returns
+    -------
+    RiskModel
+
+    Examples
+    --------
+    >>> from ketapredict import fit_risk_model, simulate_cohort
+    >>> model = fit_risk_model(simulate_cohort(n=2000, seed=0), ["response"], replicates=5)
+    >>> model.provenance["replicates"], model.has_intervals
+    (5, True)
+    """
+    from .modelfile import MAX_PROVENANCE_BYTES, provenance_problems
+    from .models import MAX_REPLICATES
+    from .schema import courses_table_problems, whole_number_problem
+
+    if provenance is not None and not isinstance(provenance, Mapping):
+        raise ValidationError(
+            [
+                Problem(
+                    "provenance",
+                    None,
+                    "provenance must be a mapping (a dict of what to record with the "
+                    f"model); got {type(provenance).__name__}",
+                )
+            ],
+            "arguments",
+        )
+    # before the work, not at save: a saved model with a longer one would be refused
+    long = provenance_problems(dict(provenance or {}))
+    if long:
+        raise ValidationError([Problem("provenance", None, text) for text in long], "model")
+    # fit adds its own record (structure, intervals: a few kB) to the caller's, and the
+    # whole must stay within the limit: checked now, not after every model is fitted
+    size = len(json.dumps(dict(provenance or {}), default=str).encode())
+    if size > MAX_PROVENANCE_BYTES - _FIT_RECORD_BYTES:
+        raise ValidationError(
+            [
+                Problem(
+                    "provenance",
+                    None,
+                    f"provenance takes {size:,} bytes as JSON; fit adds up to "
+                    f"{_FIT_RECORD_BYTES:,} of its own within the limit of "
+                    f"{MAX_PROVENANCE_BYTES:,}, so at most "
+                    f"{MAX_PROVENANCE_BYTES - _FIT_RECORD_BYTES:,} may be the caller's",
+                )
+            ],
+            "arguments",
+        )
+    outcomes = outcome_names(outcomes)
+    problems = []
+    if interval_data is not None and not isinstance(interval_data, pd.DataFrame):
+        problems.append(
+            Problem(
+                "interval_data",
+                None,
+                "interval_data must be a DataFrame of simulated courses with their true "
+                f"probabilities; got {type(interval_data).__name__}",
+            )
+        )
+    problems += courses_table_problems(data)
+    if not outcomes:
+        problems.append(Problem("outcomes", [], "outcomes lists no outcome"))
+    if outcome_params is not None and not isinstance(outcome_params, Mapping):
+        problems.append(
+            Problem(
+                "outcome_params",
+                None,
+                "outcome_params must map an outcome to its OutcomeModel parameters; got "
+                f"{type(outcome_params).__name__}",
+            )
+        )
+    else:  # a misspelt outcome's parameters would go unused, silently
+        problems += [
+            Problem(
+                "outcome_params",
+                short_repr(name),
+                f"outcome_params names {short_repr(name)}, which is not among the outcomes "
+                f"fitted ({', '.join(map(str, outcomes))})",
+            )
+            for name in (outcome_params or {})
+            if name not in outcomes
+        ]
+    if isinstance(replicates, bool) or not (
+        isinstance(replicates, int | np.integer)
+        and (replicates == 0 or 2 <= replicates <= MAX_REPLICATES)
+    ):
+        # one replicate has no spread: its interval would be the estimate itself
+        problems.append(
+            Problem(
+                "replicates",
+                replicates,
+                f"replicates={short_repr(replicates)} is not 0 (no intervals) or a whole "
+                f"number from 2 to {MAX_REPLICATES:,}",
+            )
+        )
+    # before any fitting: the replicates' resamples need a seed numpy takes
+    seeded = whole_number_problem("random_state", random_state, 0, 2**32 - 1, none=True)
+    problems += [seeded] if seeded else []
+    if problems:
+        raise ValidationError(problems, "arguments")
+    models, extra = {}, {}
+    for outcome in outcomes:
+        if outcome not in data.columns:
+            raise ValidationError(
+                [Problem(outcome, None, f"outcome column {outcome!r} is not in the data")],
+                "data",
+            )
+        rows = data[data[outcome].notna()]
+        own = {**params, **(outcome_params or {}).get(outcome, {})}
+        model = OutcomeModel(outcome, features=features, random_state=random_state, **own)
+        models[outcome] = model.fit(rows)
+        # the model a save would refuse as too slow to score: said before the replicates,
+        # which take most of the time (each member as many trees as the model, or so)
+        nodes = sum(
+            # a model of no rounds still holds one tree (XGBoost's base score)
+            max(m.n_rounds_, 1) * m.max_depth * (replicates + 1)
+            for m in models.values()
+        ) * max((m.imputer_.n_draws for m in models.values() if m.imputer_), default=1)
+        if nodes > MAX_SCORING_NODES:
+            raise ValidationError(
+                [
+                    Problem(
+                        "replicates",
+                        replicates,
+                        f"with {replicates} replicates, scoring one patient would visit "
+                        f"about {nodes:,} tree nodes, over the limit of "
+                        f"{MAX_SCORING_NODES:,} a saved model may take; fewer trees "
+                        "(n_estimators), shallower ones (max_depth) or fewer replicates "
+                        "make it faster",
+                    )
+                ],
+                "arguments",
+            )
+        if replicates:
+            extra[outcome] = model.replicates(
+                rows, n_replicates=replicates, random_state=random_state
+            )
+    # the outcomes share the imputer of the model fitted on the most patients, so a
+    # missing field is integrated over one distribution, by each model and by the
+    # clinician path (RiskModel._expand)
+    shared = max(models.values(), key=lambda m: m.imputer_n_).imputer_
+    for fitted in models.values():
+        fitted.imputer_ = shared
+    record = {
+        "n_patients": len(data),
+        "feature_set": str(features),
+        "structure": {outcome: model.describe() for outcome, model in models.items()},
+        "replicates": replicates,
+        "intervals": (
+            f"90% intervals from {replicates} bootstrap replicates per outcome (logit "
+            "scale, Student t): how much the estimate would move with another training "
+            "sample of this size; they leave out the model's own bias"
+            if replicates
+            else "none"
+        ),
+        **(provenance or {}),
+    }
+    risk = build_risk_model(models, record, replicates=extra)
+    risk.reference = risk.training_summary(data)
+    if interval_data is not None:
+        risk.calibrate_intervals(interval_data, random_state=random_state)
+    return risk

@@ -117,11 +117,12 @@ class _Parts:
 def _parts(model: Any, X: pd.DataFrame, outcome: str | None) -> _Parts:
     from sklearn.utils.validation import check_is_fitted
 
-    from .models import OutcomeModel
-    from .risk import RiskModel
+    from .models import OutcomeModel, outcome_models
 
     risk = None
-    if isinstance(model, RiskModel):
+    # a RiskModel, known by what it offers: it is built downstream of explanations
+    # (DESIGN.md), so this module does not import it
+    if not isinstance(model, OutcomeModel) and hasattr(model, "outcome_state"):
         outcome = outcome or model.outcomes[0]
         if outcome not in model.outcomes:
             _refuse(
@@ -130,7 +131,7 @@ def _parts(model: Any, X: pd.DataFrame, outcome: str | None) -> _Parts:
                 f"the model has no outcome {short_repr(outcome)}; it "
                 f"has {', '.join(model.outcomes)}",
             )
-        risk, model = model, model.models[outcome]
+        risk, model = model, outcome_models(model)[outcome]
     if not isinstance(model, OutcomeModel):
         _refuse(
             "model",
@@ -160,13 +161,16 @@ def _parts(model: Any, X: pd.DataFrame, outcome: str | None) -> _Parts:
     # the draws of missing fields the model scores (a RiskModel: its first outcome's, as
     # RiskModel.predict_proba draws them); each draw is complete, so its SHAP values are
     # exact for it
-    imputer = getattr(risk.models[risk.outcomes[0]] if risk else model, "imputer_", None)
+    if risk is None:
+        imputer = getattr(model, "imputer_", None)
+    else:
+        imputer = risk.outcome_state(risk.outcomes[0]).imputer
     filled, owner = (X, None) if imputer is None else imputer.expand(X)
     contributions = model.contributions(filled)
     if risk is None:
         calibrator, update = model.calibrator_, None
     else:  # the RiskModel's calibrator and its recalibration, as it scores
-        state = risk._outcomes[outcome]
+        state = risk.outcome_state(outcome)
         calibrator, update = state.calibrators[0], state.update
     return _Parts(
         outcome=outcome or model.outcome,
@@ -381,6 +385,7 @@ def explain(
     --------
     >>> import numpy as np, shap
     >>> from ketapredict import explain, load_model, simulate_cohort
+    >>> from ketapredict.models import outcome_models
     >>> model = load_model()  # the demo RiskModel
     >>> patients = simulate_cohort(n=50, seed=0)
     >>> e = explain(model, patients, "response")
@@ -389,7 +394,8 @@ def explain(
     >>> e.output_names
     'response: log-odds (margin before calibration)'
     >>> total = e.base_values + e.values.sum(axis=1)
-    >>> bool(np.allclose(total, model.models["response"].margin(patients), atol=1e-4))
+    >>> fitted = outcome_models(model)["response"]
+    >>> bool(np.allclose(total, fitted.margin(patients), atol=1e-4))
     True
     >>> ax = shap.plots.waterfall(e[0], show=False)
 

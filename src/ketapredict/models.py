@@ -93,7 +93,7 @@ from .trees import (
     rounded_outward,
 )
 
-__all__ = ["DOSE_TIME_MODIFIERS", "MONOTONE", "OutcomeModel"]
+__all__ = ["DOSE_TIME_MODIFIERS", "MONOTONE", "OutcomeModel", "outcome_models"]
 
 
 def _log_losses(y: np.ndarray, margin: np.ndarray) -> np.ndarray:
@@ -1577,3 +1577,85 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
         return pd.Series(
             np.abs(phi).mean(axis=0), index=list(self.feature_names_), name="mean_abs_shap"
         ).sort_values(ascending=False)
+
+
+def outcome_models(risk_model: Any) -> dict[str, OutcomeModel]:
+    """The fitted OutcomeModel of each outcome of a :class:`~ketapredict.RiskModel`.
+
+    For SHAP values and MLflow, which need the XGBoost model. A model the learning side
+    built keeps its OutcomeModels; a loaded one has them restored from its checked booster
+    files on first use (this imports XGBoost and scikit-learn; the loader checked that the
+    booster holds the scoring trees' first member, so that the learning side and the
+    clinician path are one model).
+
+    Parameters
+    ----------
+    risk_model : RiskModel
+        A model built by :func:`ketapredict.fit_risk_model` or loaded from its files.
+
+    Returns
+    -------
+    dict of str to OutcomeModel
+
+    Raises
+    ------
+    ModelFileError
+        If a loaded model's parameters or booster are not ones OutcomeModel can take.
+
+    Examples
+    --------
+    >>> from ketapredict import load_model
+    >>> from ketapredict.models import outcome_models
+    >>> fitted = outcome_models(load_model())
+    >>> fitted["response"].n_rounds_ > 0
+    True
+    """
+    states = {o: risk_model.outcome_state(o) for o in risk_model.outcomes}
+    for state in states.values():
+        if state.model is None:
+            state.model = _restored(state)
+    return {outcome: state.model for outcome, state in states.items()}
+
+
+def _restored(state: Any) -> OutcomeModel:
+    """The OutcomeModel of a loaded outcome (an ``OutcomeState``), from its booster as
+    checked JSON."""
+    from xgboost import XGBClassifier
+    from xgboost.core import XGBoostError
+
+    from .exceptions import ModelFileError
+
+    record, where = state.record, f"{state.outcome}.ubj"
+    try:
+        model = OutcomeModel(**record["params"])
+        model._validate_params()  # each value of the kind OutcomeModel accepts
+    except (TypeError, ValueError) as error:  # a parameter OutcomeModel does not have
+        raise ModelFileError(f"{state.outcome}.json: params: {str(error)[:300]}") from None
+    model.encoder_ = FeatureEncoder.from_spec(state.spec, state.feature_names_in)
+    # JSON re-encoded from the decoded and checked booster file (ketapredict.modelfile)
+    booster = XGBClassifier()
+    try:
+        booster.load_model(bytearray(state.booster))
+    except (XGBoostError, ValueError, KeyError, TypeError) as error:
+        raise ModelFileError(f"{where} is not a readable XGBoost model ({error!r:.200})") from None
+    model.booster_ = booster
+    model.feature_names_ = np.array(state.feature_names, dtype=object)
+    model.feature_names_in_ = np.array(state.feature_names_in, dtype=object)
+    model.n_features_in_ = len(state.feature_names_in)
+    model.classes_ = np.array(record["classes"])
+    model.n_rounds_ = record["n_rounds"]
+    if "few_events" in record:  # format 6; older files leave describe() to say what it can
+        model.few_events_ = record["few_events"]
+    model.min_child_weight_ = record["min_child_weight"]
+    model.calibrator_ = state.calibrators[0]
+    model.linear_ = (state.linear or [None])[0]
+    model.imputer_ = state.imputer
+    # a linear component learned from the measurement carries its ridge penalty
+    model.measurement_ = "alpha" in (model.linear_ or {})
+    try:  # from the params and the linear component, as at fitting
+        model.monotone_ = model._monotone()
+    except (ValidationError, AttributeError, TypeError, ValueError, KeyError) as error:
+        raise ModelFileError(
+            f"{state.outcome}.json: params monotone: {str(error)[:200]}"
+        ) from None
+    return model

@@ -1,10 +1,12 @@
 """RiskModel: every outcome's model for one patient and dose schedule, and its files.
 
-A :class:`RiskModel` bundles one fitted :class:`~ketapredict.OutcomeModel` per outcome with
-its bootstrap replicates (for intervals) and a summary of the training distribution (for
-out-of-distribution warnings). It scores with numpy alone: the trees are compiled into a
-:class:`~ketapredict.trees.TreeEnsemble`, so loading a saved model and scoring a patient
-imports neither XGBoost nor scikit-learn (the clinician path, :mod:`ketapredict.clinic`).
+A :class:`RiskModel` is the serving artifact: one fitted :class:`~ketapredict.OutcomeModel`
+per outcome, compiled, with its bootstrap replicates (for intervals) and a summary of the
+training distribution (for out-of-distribution warnings). The learning side builds it
+(:func:`ketapredict.fit_risk_model`); this module never imports that side. It scores with
+numpy alone: the trees are compiled into a :class:`~ketapredict.trees.TreeEnsemble`, so
+loading, recalibrating, saving a model and scoring a patient import neither XGBoost nor
+scikit-learn (the clinician path, :mod:`ketapredict.clinic`).
 
 Saved models are JSON and UBJSON files with a manifest of sha256 checksums; nothing is
 pickled, and loading refuses a changed or incompatible file.
@@ -42,7 +44,6 @@ from .imputation import BaselineImputer
 from .modelfile import (
     MANIFEST,
     MAX_MANIFEST_BYTES,
-    MAX_PROVENANCE_BYTES,
     ModelFiles,
     _private_key,
     booster_json,
@@ -56,7 +57,7 @@ from .modelfile import (
     size_problem,
 )
 from .regimen import drug_routes, schedule_kinds
-from .schema import OUTCOMES
+from .schema import OUTCOMES, outcome_names
 from .trees import (
     MAX_LOG_ODDS,
     TreeEnsemble,
@@ -69,7 +70,7 @@ from .trees import (
 )
 from .updating import apply_update, update_variance
 
-__all__ = ["OUTCOMES", "RiskModel"]
+__all__ = ["OUTCOMES", "OutcomeState", "RiskModel"]
 
 FORMAT = "ketapredict-risk-model"
 # Bump on any change of the saved layout or of what it means; loading refuses versions
@@ -110,7 +111,7 @@ _SCALE_ROWS = 3000
 _MIN_SD = 0.05
 
 
-def _t95(df: int) -> float:
+def t_quantile(df: int) -> float:
     """Student's t at the interval's upper quantile, on ``df`` degrees of freedom."""
     quantile = (1 + INTERVAL_LEVEL) / 2
     if (quantile, df) in _T_QUANTILES:
@@ -126,12 +127,9 @@ def _t95(df: int) -> float:
 # 2-core development machine. A model file within every size limit asked for 400 million
 # (1,000 replicates, 1,024 draws): 5 s a report, 102 s a comparison of 21 schedules.
 MAX_SCORING_NODES = 25_000_000
-# What RiskModel.fit adds to the caller's provenance, at most (the demo model's whole
-# provenance is 3 kB): the caller's may take the rest of the limit.
-_FIT_RECORD_BYTES = 16_384
 
 
-def scoring_nodes(outcomes: Iterable[_Outcome]) -> int:
+def scoring_nodes(outcomes: Iterable[OutcomeState]) -> int:
     """The tree nodes scoring one patient visits at most (see :data:`MAX_SCORING_NODES`):
     every outcome's trees times their depth, times the most draws any outcome's imputer
     makes (scoring draws with the first outcome's for all, so one outcome's small count
@@ -142,8 +140,13 @@ def scoring_nodes(outcomes: Iterable[_Outcome]) -> int:
 
 
 @dataclass
-class _Outcome:
-    """What scoring one outcome needs, without scikit-learn or XGBoost objects."""
+class OutcomeState:
+    """What scoring and saving one outcome need, without scikit-learn or XGBoost objects.
+
+    The learning side builds it from a fitted OutcomeModel and its bootstrap replicates
+    (:func:`ketapredict.experiment.build_risk_model`); :meth:`RiskModel.load` builds it
+    from the outcome's verified files.
+    """
 
     outcome: str
     spec: FeatureSet
@@ -159,10 +162,17 @@ class _Outcome:
     # an update to a new population (RiskModel.recalibrate): intercept and slope on the
     # calibrated log-odds, with their covariance; None: as trained
     update: dict[str, Any] | None = None
-    state: dict[str, Any] = field(default_factory=dict)  # saved OutcomeModel state
-    model: Any = None  # the OutcomeModel, restored on demand
-    # a loaded model's booster, decoded, checked and re-encoded as JSON (for ``model``)
+    # the fitted model's own fields of the outcome file (params, classes, n_rounds,
+    # min_child_weight, few_events), as saved
+    record: dict[str, Any] = field(default_factory=dict)
+    # the XGBoost booster file (UBJSON) as saved, so a loaded model saves without XGBoost
+    booster_file: bytes = b""
+    # a loaded model's booster, decoded, checked and re-encoded as JSON: what XGBoost
+    # reads when the learning side restores the OutcomeModel (models.outcome_models)
     booster: bytes | None = None
+    # the learning side's OutcomeModel, when it built this state or restored it; nothing
+    # here reads it
+    model: Any = None
 
     def linear_margins(self, X: np.ndarray, k: int, columns: Any = None) -> np.ndarray:
         """The first ``k`` members' linear margins, shape (n, k) (zeros without them);
@@ -186,7 +196,7 @@ class _Outcome:
         return phi + linear_terms(X, linear), base + linear["intercept"]
 
 
-def _encoding_key(state: _Outcome) -> str:
+def _encoding_key(state: OutcomeState) -> str:
     """Equal for outcomes whose features are encoded alike (computed once per outcome)."""
     key = state.__dict__.get("_key")
     if key is None:
@@ -256,7 +266,7 @@ class _Batch:
         self._redone: dict[str, list[int]] = {}  # columns a patient's draws change
         self._draw_table: Any = None
 
-    def matrix(self, state: _Outcome) -> np.ndarray:
+    def matrix(self, state: OutcomeState) -> np.ndarray:
         """Encoded features of every draw row (a complete patient's one row)."""
         key = _encoding_key(state)
         if key not in self._rows:
@@ -272,7 +282,7 @@ class _Batch:
                 self._rows[key], self._redone[key] = rows, columns
         return self._rows[key]
 
-    def margins(self, state: _Outcome, members: int | None) -> np.ndarray:
+    def margins(self, state: OutcomeState, members: int | None) -> np.ndarray:
         """Margins (trees and linear component) of every draw row, shape (rows, members)."""
         rows = self.matrix(state)
         trees = state.trees
@@ -281,7 +291,7 @@ class _Batch:
             return trees.margins(rows, members=k) + state.linear_margins(rows, k)
         return self._tree_margins(state, k) + self._linear_margins(state, k)
 
-    def _linear_margins(self, state: _Outcome, k: int) -> np.ndarray:
+    def _linear_margins(self, state: OutcomeState, k: int) -> np.ndarray:
         """The linear component's margins of every draw row: a patient's terms once, plus
         the terms of the columns the draws change (the terms add up, feature by feature)."""
         key = _encoding_key(state)
@@ -301,7 +311,7 @@ class _Batch:
             margins -= state.linear_margins(patients, k, columns)[self.owner]
         return margins
 
-    def _tree_margins(self, state: _Outcome, k: int) -> np.ndarray:
+    def _tree_margins(self, state: OutcomeState, k: int) -> np.ndarray:
         """Tree margins of every draw row, each tree walked once per patient unless the
         patient's draws change what it reads."""
         rows = self.matrix(state)
@@ -362,28 +372,6 @@ def _not_a_table(X: Any) -> ValidationError:
     )
 
 
-def _outcome_names(outcomes: Any) -> list[str]:
-    """``outcomes`` as a list of names: one name, or an iterable of them (ValidationError
-    for anything else: None or a number gave a bare TypeError)."""
-    if isinstance(outcomes, str):  # one outcome, not its letters
-        return [outcomes]
-    if isinstance(outcomes, Iterable) and not isinstance(outcomes, bytes | Mapping):
-        names = list(outcomes)
-        if all(isinstance(name, str) for name in names):
-            return names
-    raise ValidationError(
-        [
-            Problem(
-                "outcomes",
-                None,
-                f"outcomes must be an outcome's name or a list of them (such as "
-                f"{list(OUTCOMES)}); got {short_repr(outcomes)}",
-            )
-        ],
-        "arguments",
-    )
-
-
 def _check_provenance(provenance: dict[str, Any]) -> dict[str, Any]:
     """``provenance``, if every field that reports print is readable text
     (:func:`~ketapredict.modelfile.provenance_problems`); a saved model with a longer one
@@ -397,39 +385,37 @@ def _check_provenance(provenance: dict[str, Any]) -> dict[str, Any]:
 class RiskModel:
     """The risk of every outcome for a patient and a dose schedule.
 
-    One calibrated :class:`~ketapredict.OutcomeModel` per outcome, with bootstrap
+    One fitted model per outcome, compiled for scoring with numpy, with bootstrap
     replicates for 90% intervals and a summary of the training data for
-    out-of-distribution warnings. Build one with :meth:`fit`, save it with :meth:`save`,
-    read it with :meth:`load` or :func:`ketapredict.load_model`; score patients with
-    :meth:`predict_proba`, :meth:`predict_interval` or :meth:`score`.
+    out-of-distribution warnings. The learning side builds one
+    (:func:`ketapredict.fit_risk_model`, or :func:`ketapredict.build_risk_model` from
+    fitted OutcomeModels); save it with :meth:`save`, read it with :meth:`load` or
+    :func:`ketapredict.load_model`; score patients with :meth:`predict_proba`,
+    :meth:`predict_interval` or :meth:`score`. The fitted OutcomeModels themselves
+    (for SHAP and MLflow) are :func:`ketapredict.models.outcome_models`.
 
     Parameters
     ----------
-    models : mapping of str to OutcomeModel
-        Fitted models by outcome.
+    outcomes : mapping of str to OutcomeState
+        Each outcome's scoring state, by outcome.
     provenance : mapping, optional
         Where the model comes from: ``name``, ``data_kind`` ("simulated" or "real"),
         ``trained`` (date), ``n_patients``, ``metrics``, ``notes``... Saved with the model
         and shown in every report.
-    replicates : mapping of str to list, optional
-        Per outcome, bootstrap replicates from :meth:`OutcomeModel.replicates`. Without
-        them the model gives no intervals.
     reference : mapping, optional
-        The training-distribution summary (see :meth:`fit`).
+        The training-distribution summary (:meth:`training_summary`).
 
     Attributes
     ----------
     outcomes : list of str
-    models : dict of str to OutcomeModel
-        Restored from the files on first use (this imports XGBoost).
     provenance : dict
     reference : dict
 
     Examples
     --------
-    >>> from ketapredict import RiskModel, simulate_cohort
+    >>> from ketapredict import fit_risk_model, simulate_cohort
     >>> cohort = simulate_cohort(n=2000, seed=0)
-    >>> model = RiskModel.fit(cohort, outcomes=["response", "dissociation"], replicates=5)
+    >>> model = fit_risk_model(cohort, outcomes=["response", "dissociation"], replicates=5)
     >>> model.predict_proba(cohort.head(3)).columns.tolist()
     ['response', 'dissociation']
     >>> interval = model.predict_interval(cohort.head(3))
@@ -440,76 +426,42 @@ class RiskModel:
 
     def __init__(
         self,
-        models: Mapping[str, Any],
+        outcomes: Mapping[str, OutcomeState],
         provenance: Mapping | None = None,
         *,
-        replicates: Mapping[str, Sequence[tuple[Any, dict]]] | None = None,
         reference: Mapping[str, Any] | None = None,
     ):
-        from sklearn.utils.validation import check_is_fitted
-
-        from .models import OutcomeModel
-
-        if not models:
-            raise ValueError("A RiskModel needs at least one fitted OutcomeModel.")
         problems = [
             Problem(name, None, f"{name} must be a mapping (a dict); got {type(value).__name__}")
             for name, value in (
-                ("models", models),
+                ("outcomes", outcomes),
                 ("provenance", provenance),
-                ("replicates", replicates),
                 ("reference", reference),
             )
             if value is not None and not isinstance(value, Mapping)
         ]
         if not problems:
-            # a key is the outcome its model predicts: {"respnse": model} labelled response's
+            if not outcomes:
+                problems.append(Problem("outcomes", None, "a RiskModel needs an outcome"))
+            # a key is the outcome its state scores: {"respnse": state} labelled response's
             # risks "respnse"
-            problems = [
+            problems += [
                 Problem(
-                    "models",
+                    "outcomes",
                     None,
-                    f"models[{short_repr(key)}] must be an OutcomeModel of that outcome; got "
+                    f"outcomes[{short_repr(key)}] must be the OutcomeState of that outcome; got "
                     + (
-                        f"one of {model.outcome!r}"
-                        if isinstance(model, OutcomeModel)
-                        else type(model).__name__
+                        f"the one of {state.outcome!r}"
+                        if isinstance(state, OutcomeState)
+                        else type(state).__name__
                     ),
                 )
-                for key, model in models.items()
-                if not (isinstance(model, OutcomeModel) and model.outcome == key)
+                for key, state in outcomes.items()
+                if not (isinstance(state, OutcomeState) and state.outcome == key)
             ]
         if problems:
             raise ValidationError(problems, "arguments")
-        self._outcomes: dict[str, _Outcome] = {}
-        for outcome, model in models.items():
-            check_is_fitted(model, "booster_")
-            if model.features is None:
-                raise ValueError(
-                    f"The {outcome!r} model was fitted without a feature set; a "
-                    "RiskModel scores patient tables."
-                )
-            extra = list((replicates or {}).get(outcome, []))
-            linear = [
-                getattr(model, "linear_", None),
-                *(r[2] if len(r) > 2 else None for r in extra),
-            ]
-            trees = TreeEnsemble.from_xgboost([model.booster_, *(r[0] for r in extra)])
-            if linear[0] is not None:
-                # boosted from the linear margin: XGBoost ignores its base score then
-                trees = replace(trees, base_margins=np.zeros(trees.n_members))
-            self._outcomes[outcome] = _Outcome(
-                outcome=outcome,
-                spec=model.encoder_.spec_,
-                feature_names=list(model.feature_names_),
-                feature_names_in=list(model.feature_names_in_),
-                trees=trees,
-                linear=linear,
-                calibrators=[model.calibrator_, *(r[1] for r in extra)],
-                z=_t95(len(extra) - 1) if len(extra) >= 2 else None,
-                imputer=getattr(model, "imputer_", None),
-                model=model,
-            )
+        self._outcomes: dict[str, OutcomeState] = dict(outcomes)
         self.provenance = _check_provenance(dict(provenance or {}))
         self.reference = dict(reference or {})
         # the model card (Markdown); ExperimentResult.fit_model writes the full one
@@ -519,249 +471,68 @@ class RiskModel:
     def outcomes(self) -> list[str]:
         return list(self._outcomes)
 
-    @property
-    def models(self) -> dict[str, Any]:
-        for state in self._outcomes.values():
-            if state.model is None:
-                state.model = _restore(state.state, state.booster)
-        return {o: s.model for o, s in self._outcomes.items()}
+    def outcome_state(self, outcome: str) -> OutcomeState:
+        """What scoring ``outcome`` uses: its compiled trees, calibrators, imputer..."""
+        if outcome not in self._outcomes:
+            raise ValidationError(
+                [
+                    Problem(
+                        "outcome",
+                        outcome,
+                        f"the model has no {short_repr(outcome)} outcome; it has "
+                        f"{', '.join(self._outcomes)}",
+                    )
+                ],
+                "arguments",
+            )
+        return self._outcomes[outcome]
 
-    # -- fitting ----------------------------------------------------------------------------
-    @classmethod
-    def fit(
-        cls,
-        data: pd.DataFrame,
-        outcomes: Sequence[str] = OUTCOMES,
-        *,
-        features: str | Path = "core",
-        provenance: Mapping | None = None,
-        replicates: int = REPLICATES,
-        random_state: int = 0,
-        interval_data: pd.DataFrame | None = None,
-        outcome_params: Mapping[str, Mapping[str, Any]] | None = None,
-        **params: Any,
-    ) -> RiskModel:
-        """Fit one OutcomeModel per outcome on ``data``, with bootstrap replicates.
+    # -- what the learning side sets once, at building --------------------------------------
+    def calibrate_intervals(
+        self, data: pd.DataFrame, *, random_state: int = 0
+    ) -> dict[str, dict[str, float]]:
+        """Set each outcome's interval multipliers from errors against true probabilities.
 
-        Rows without an outcome (e.g. untested cognition) are left out of that outcome's
-        model only.
-
-        Parameters
-        ----------
-        data : DataFrame
-            A validated patient table with the outcome columns.
-        outcomes : sequence of str
-            Outcome columns to model, by default the four of :data:`OUTCOMES`.
-        features : str or path-like, default="core"
-            Feature set shared by the models.
-        provenance : mapping, optional
-            Added to the model's provenance (``n_patients``, ``feature_set`` and
-            ``intervals`` are set).
-        replicates : int, default=20
-            Bootstrap replicates per outcome for the 90% intervals (0: no intervals; at
-            most 1,000).
-        random_state : int, default=0
-            Seed of the models and the bootstrap.
-        interval_data : DataFrame, optional
-            Patients the model never saw, with their true probabilities ``p_<outcome>``:
-            a fresh virtual cohort (new patients from new trials). They calibrate the
-            intervals: the multiplier of the bootstrap SD is the one that puts 90% of their
-            true probabilities inside (:meth:`_calibrate_intervals`), for active-drug and
-            comparator patients apart, so the intervals cover the model's bias and an
-            unknown trial too. Without them the intervals are the bootstrap's alone:
-            sampling uncertainty, not the model's bias (the provenance says which). Real
-            data have no true probabilities, so only a model of the virtual cohort can be
-            calibrated so.
-        outcome_params : mapping of str to mapping, optional
-            OutcomeModel parameters of one outcome, over ``params`` (e.g. chosen for it by
-            :func:`ketapredict.evaluate.tune_parameters`).
-        **params
-            OutcomeModel parameters shared by all outcomes.
+        ``data`` are patients the model never saw, with their true probabilities
+        ``p_<outcome>``: a fresh virtual cohort (new patients from new trials). For up to
+        3,000 of them, the error of the model's log-odds against the true log-odds is
+        divided by the patient's bootstrap SD; the multiplier is the 90% quantile of that
+        ratio, rounded up as split-conformal quantiles are (Angelopoulos and Bates 2023,
+        Foundations and Trends in Machine Learning 16:494-591), among active-drug and among
+        comparator patients apart, and never below Student's t. The errors include the
+        model's bias and the new trials' unknown effects, which the bootstrap alone cannot
+        see. Real data have no true probabilities, so only a model of the virtual cohort
+        can be calibrated so. Outcomes without replicates or without a truth column are
+        left as they are; the provenance says what was done.
 
         Returns
         -------
-        RiskModel
+        dict
+            The multipliers set, by outcome: ``{"active": .., "comparator": ..}``.
         """
-        from .models import MAX_REPLICATES, OutcomeModel
-        from .schema import courses_table_problems, whole_number_problem
-
-        if provenance is not None and not isinstance(provenance, Mapping):
-            raise ValidationError(
-                [
-                    Problem(
-                        "provenance",
-                        None,
-                        "provenance must be a mapping (a dict of what to record with the "
-                        f"model); got {type(provenance).__name__}",
-                    )
-                ],
-                "arguments",
-            )
-        _check_provenance(dict(provenance or {}))  # before the work, not at save
-        # fit adds its own record (structure, intervals: a few kB) to the caller's, and the
-        # whole must stay within the limit: checked now, not after every model is fitted
-        size = len(json.dumps(dict(provenance or {}), default=str).encode())
-        if size > MAX_PROVENANCE_BYTES - _FIT_RECORD_BYTES:
-            raise ValidationError(
-                [
-                    Problem(
-                        "provenance",
-                        None,
-                        f"provenance takes {size:,} bytes as JSON; fit adds up to "
-                        f"{_FIT_RECORD_BYTES:,} of its own within the limit of "
-                        f"{MAX_PROVENANCE_BYTES:,}, so at most "
-                        f"{MAX_PROVENANCE_BYTES - _FIT_RECORD_BYTES:,} may be the caller's",
-                    )
-                ],
-                "arguments",
-            )
-        outcomes = _outcome_names(outcomes)
-        problems = []
-        if interval_data is not None and not isinstance(interval_data, pd.DataFrame):
-            problems.append(
-                Problem(
-                    "interval_data",
-                    None,
-                    "interval_data must be a DataFrame of simulated courses with their true "
-                    f"probabilities; got {type(interval_data).__name__}",
-                )
-            )
-        problems += courses_table_problems(data)
-        if not outcomes:
-            problems.append(Problem("outcomes", [], "outcomes lists no outcome"))
-        if outcome_params is not None and not isinstance(outcome_params, Mapping):
-            problems.append(
-                Problem(
-                    "outcome_params",
-                    None,
-                    "outcome_params must map an outcome to its OutcomeModel parameters; got "
-                    f"{type(outcome_params).__name__}",
-                )
-            )
-        else:  # a misspelt outcome's parameters would go unused, silently
-            problems += [
-                Problem(
-                    "outcome_params",
-                    short_repr(name),
-                    f"outcome_params names {short_repr(name)}, which is not among the outcomes "
-                    f"fitted ({', '.join(map(str, outcomes))})",
-                )
-                for name in (outcome_params or {})
-                if name not in outcomes
-            ]
-        if isinstance(replicates, bool) or not (
-            isinstance(replicates, int | np.integer)
-            and (replicates == 0 or 2 <= replicates <= MAX_REPLICATES)
-        ):
-            # one replicate has no spread: its interval would be the estimate itself
-            problems.append(
-                Problem(
-                    "replicates",
-                    replicates,
-                    f"replicates={short_repr(replicates)} is not 0 (no intervals) or a whole "
-                    f"number from 2 to {MAX_REPLICATES:,}",
-                )
-            )
-        # before any fitting: the replicates' resamples need a seed numpy takes
-        seeded = whole_number_problem("random_state", random_state, 0, 2**32 - 1, none=True)
-        problems += [seeded] if seeded else []
-        if problems:
-            raise ValidationError(problems, "arguments")
-        models, extra = {}, {}
-        for outcome in outcomes:
-            if outcome not in data.columns:
-                raise ValidationError(
-                    [Problem(outcome, None, f"outcome column {outcome!r} is not in the data")],
-                    "data",
-                )
-            rows = data[data[outcome].notna()]
-            own = {**params, **(outcome_params or {}).get(outcome, {})}
-            model = OutcomeModel(outcome, features=features, random_state=random_state, **own)
-            models[outcome] = model.fit(rows)
-            # the model a save would refuse as too slow to score: said before the replicates,
-            # which take most of the time (each member as many trees as the model, or so)
-            nodes = sum(
-                # a model of no rounds still holds one tree (XGBoost's base score)
-                max(m.n_rounds_, 1) * m.max_depth * (replicates + 1)
-                for m in models.values()
-            ) * max((m.imputer_.n_draws for m in models.values() if m.imputer_), default=1)
-            if nodes > MAX_SCORING_NODES:
-                raise ValidationError(
-                    [
-                        Problem(
-                            "replicates",
-                            replicates,
-                            f"with {replicates} replicates, scoring one patient would visit "
-                            f"about {nodes:,} tree nodes, over the limit of "
-                            f"{MAX_SCORING_NODES:,} a saved model may take; fewer trees "
-                            "(n_estimators), shallower ones (max_depth) or fewer replicates "
-                            "make it faster",
-                        )
-                    ],
-                    "arguments",
-                )
-            if replicates:
-                extra[outcome] = model.replicates(
-                    rows, n_replicates=replicates, random_state=random_state
-                )
-        # the outcomes share the imputer of the model fitted on the most patients, so a
-        # missing field is integrated over one distribution, by each model and by the
-        # clinician path (RiskModel._expand)
-        shared = max(models.values(), key=lambda m: m.imputer_n_).imputer_
-        for fitted in models.values():
-            fitted.imputer_ = shared
-        record = {
-            "n_patients": len(data),
-            "feature_set": str(features),
-            "structure": {outcome: model.describe() for outcome, model in models.items()},
-            "replicates": replicates,
-            "intervals": (
-                f"90% intervals from {replicates} bootstrap replicates per outcome (logit "
-                "scale, Student t): how much the estimate would move with another training "
-                "sample of this size; they leave out the model's own bias"
-                if replicates
-                else "none"
-            ),
-            **(provenance or {}),
-        }
-        risk = cls(models, record, replicates=extra)
-        risk.reference = risk._summarise(data)
         calibrated = {}
-        for outcome in outcomes:
-            truth = f"p_{outcome}"
-            if interval_data is None or truth not in interval_data.columns:
-                continue
-            if risk._outcomes[outcome].z is None:
-                continue
-            calibrated[outcome] = risk._calibrate_intervals(outcome, interval_data, random_state)
+        for outcome, state in self._outcomes.items():
+            if f"p_{outcome}" in data.columns and state.z is not None:
+                calibrated[outcome] = self._calibrate_outcome(state, data, random_state)
         if calibrated:
-            risk.provenance["intervals"] = (
+            replicates = next(iter(self._outcomes.values())).trees.n_members - 1
+            self.provenance["intervals"] = (
                 f"90% intervals: the SD of {replicates} bootstrap replicates' log-odds times "
                 "a multiplier chosen so that 90% of the true probabilities of "
-                f"{min(_SCALE_ROWS, len(interval_data)):,} of {len(interval_data):,} new "
+                f"{min(_SCALE_ROWS, len(data)):,} of {len(data):,} new "
                 "virtual courses (new trials, "
                 "never trained on) lie inside; multipliers (active drug / comparator): "
                 + "; ".join(
                     f"{o} {s['active']:.2f} / {s['comparator']:.2f}" for o, s in calibrated.items()
                 )
             )
-        return risk
+        return calibrated
 
-    def _calibrate_intervals(
-        self, outcome: str, data: pd.DataFrame, seed: int
+    def _calibrate_outcome(
+        self, state: OutcomeState, data: pd.DataFrame, seed: int
     ) -> dict[str, float]:
-        """Set an outcome's interval multipliers from errors against the true probabilities.
-
-        For up to 3,000 patients of ``data`` (never trained on), the error of the model's
-        log-odds against the true log-odds is divided by the patient's bootstrap SD; the
-        multiplier is the 90% quantile of that ratio, rounded up as split-conformal
-        quantiles are (Angelopoulos and Bates 2023, Foundations and Trends in Machine
-        Learning 16:494-591), among active-drug and among comparator patients apart, and
-        never below Student's t. The errors include the model's bias and the new trials'
-        unknown effects, which the bootstrap alone cannot see.
-        """
-        state = self._outcomes[outcome]
-        truth = pd.to_numeric(data[f"p_{outcome}"], errors="coerce").to_numpy(dtype=float)
+        """One outcome's multipliers (see :meth:`calibrate_intervals`)."""
+        truth = pd.to_numeric(data[f"p_{state.outcome}"], errors="coerce").to_numpy(dtype=float)
         usable = np.flatnonzero(np.isfinite(truth))
         rng = np.random.default_rng(seed)
         if len(usable) > _SCALE_ROWS:
@@ -780,7 +551,9 @@ class RiskModel:
         state.scale = scale
         return scale
 
-    def _spread(self, state: _Outcome, frame: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _spread(
+        self, state: OutcomeState, frame: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Centre and bootstrap SD of the calibrated log-odds, and the active-drug flag."""
         parts = []
         for block in _blocks(frame):
@@ -808,8 +581,10 @@ class RiskModel:
         sd = np.sqrt((spread**2).sum(axis=1) / (log_odds.shape[1] - 2))
         return log_odds[:, 0], sd, active
 
-    def _summarise(self, data: pd.DataFrame) -> dict[str, Any]:
-        """The training distribution of the encoded features, for OOD warnings."""
+    def training_summary(self, data: pd.DataFrame) -> dict[str, Any]:
+        """The training distribution of the encoded features (the model's ``reference``),
+        for out-of-distribution warnings: ranges, means, covariance, the categories,
+        drug and route pairs and kinds of schedule seen."""
         first = self._referenced()
         X = self._matrix(first, data)
         names = first.feature_names
@@ -858,7 +633,7 @@ class RiskModel:
         state = self._outcomes.get(outcome)
         return None if state is None else state.spec.assessed_day
 
-    def _referenced(self) -> _Outcome:
+    def _referenced(self) -> OutcomeState:
         """The outcome whose encoding the training summary (``reference``, for
         out-of-distribution warnings) describes: the first assessed at the horizon, since
         dissociation's first-session encoding cannot see a course beyond the training data;
@@ -866,7 +641,7 @@ class RiskModel:
         states = list(self._outcomes.values())
         return next((s for s in states if s.spec.assessed_day is None), states[0])
 
-    def _matrix(self, state: _Outcome, frame: Any) -> np.ndarray:
+    def _matrix(self, state: OutcomeState, frame: Any) -> np.ndarray:
         encoded = encode(state.spec, frame)
         return np.column_stack([encoded[name] for name in state.feature_names]).astype(float)
 
@@ -915,7 +690,7 @@ class RiskModel:
         return self._stack
 
     def _log_odds(
-        self, state: _Outcome, X: np.ndarray, members: bool, margins: np.ndarray | None = None
+        self, state: OutcomeState, X: np.ndarray, members: bool, margins: np.ndarray | None = None
     ) -> np.ndarray:
         """Calibrated log-odds, shape (n, 1) or (n, 1 + replicates); ``margins``, when
         given, are the trees' and the linear component's (:meth:`_Batch.margins`)."""
@@ -1176,6 +951,8 @@ class RiskModel:
         >>> "virtual cohort" in str(report)
         True
         """
+        # the one import of the clinician side: DESIGN.md asks for ``model.score(...)``,
+        # and the report is the clinic's (see :func:`ketapredict.clinic.score`)
         from .clinic import score
 
         return score(self, patient, regimen, horizon_day=horizon_day, drivers=drivers)
@@ -1239,6 +1016,8 @@ class RiskModel:
         >>> bool(comparison.table["dominated"].iloc[0])  # the front comes first
         False
         """
+        # the one import of the clinician side: DESIGN.md asks for ``model.compare_regimens(...)``,
+        # and the report is the clinic's (see :func:`ketapredict.clinic.compare_regimens`)
         from .clinic import compare_regimens
 
         return compare_regimens(self, patient, regimens, horizon_day=horizon_day)
@@ -1300,10 +1079,10 @@ class RiskModel:
 
         Examples
         --------
-        >>> from ketapredict import Population, Regimen, RiskModel, TrialEffect
+        >>> from ketapredict import Population, Regimen, TrialEffect, fit_risk_model
         >>> from ketapredict import simulate_cohort, simulate_trial
-        >>> model = RiskModel.fit(simulate_cohort(n=2000, seed=0), outcomes=["response"],
-        ...                       replicates=0)
+        >>> model = fit_risk_model(simulate_cohort(n=2000, seed=0), outcomes=["response"],
+        ...                        replicates=0)
         >>> arms = [Regimen(drug="ketamine", route="iv", dose=0.5, infusion_minutes=40)]
         >>> local = simulate_trial(Population(), arms, n_per_arm=400, seed=1, visit_days=[1],
         ...                        trial_effect=TrialEffect(nonspecific=1, drug=1))
@@ -1400,7 +1179,7 @@ class RiskModel:
             raise _not_a_table(data)
         table = self._table(contract_part(data, what), validated=False)
         recorded = [o for o in self.outcomes if o in table.columns and table[o].notna().any()]
-        wanted = _outcome_names(outcomes) if outcomes is not None else recorded
+        wanted = outcome_names(outcomes) if outcomes is not None else recorded
         problems = [
             Problem(o, None, f"{o!r} is not an outcome of this model ({', '.join(self.outcomes)})")
             if o not in self._outcomes
@@ -1569,7 +1348,7 @@ class RiskModel:
         """Write the model as JSON and UBJSON files plus ``manifest.json`` with checksums.
 
         Each outcome has ``<outcome>.json`` (parameters, feature set, calibrators),
-        ``<outcome>.ubj`` (XGBoost's own format, for :attr:`models`) and
+        ``<outcome>.ubj`` (XGBoost's own format, for :func:`ketapredict.models.outcome_models`) and
         ``<outcome>.trees.json`` (the compiled trees of the model and its replicates, for
         scoring without XGBoost), and ``model_card.md`` (:meth:`model_card`).
         ``manifest.json`` holds every file's sha256 and a checksum of its own fields.
@@ -1627,24 +1406,16 @@ class RiskModel:
         if any(path.iterdir()):
             raise FileExistsError(f"{str(path)!r} is not empty; save a model to a new directory.")
         files = []
-        models = self.models
         for outcome, state in self._outcomes.items():
-            model = models[outcome]
             booster = f"{outcome}.ubj"
-            model.booster_.save_model(path / booster)
+            (path / booster).write_bytes(state.booster_file)
             record = {
                 "outcome": outcome,
-                "params": {
-                    k: (str(v) if isinstance(v, Path) else v)
-                    for k, v in model.get_params().items()
-                },
+                **{key: state.record[key] for key in _MODEL_FIELDS if key in state.record},
                 "feature_set": spec_to_dict(state.spec),
                 "feature_names": state.feature_names,
                 "feature_names_in": state.feature_names_in,
-                "classes": [v.item() if hasattr(v, "item") else v for v in model.classes_],
-                "n_rounds": model.n_rounds_,
-                "min_child_weight": model.min_child_weight_,
-                "calibrator": model.calibrator_,
+                "calibrator": state.calibrators[0],
                 "replicate_calibrators": state.calibrators[1:],
                 "interval_z": state.z,
                 "interval_scale": state.scale,
@@ -1654,8 +1425,6 @@ class RiskModel:
                 "booster": booster,
                 "trees": f"{outcome}.trees.json",
             }
-            if hasattr(model, "few_events_"):  # unknown for a model read from a version 5
-                record["few_events"] = bool(model.few_events_)
             (path / f"{outcome}.json").write_text(json.dumps(record, indent=1))
             (path / f"{outcome}.trees.json").write_text(
                 json.dumps(state.trees.to_dict(), separators=(",", ":"))
@@ -1721,8 +1490,9 @@ class RiskModel:
         its checksum; the manifest and outcome files must have their exact shapes; the
         trees, calibrators and reference statistics are checked for structure, so that a
         loaded model cannot produce NaN, hang or index out of range. Nothing is read from
-        the directory afterwards. Neither XGBoost nor scikit-learn is imported until
-        :attr:`models` is used.
+        the directory afterwards. Neither XGBoost nor scikit-learn is imported, unless the
+        learning side restores the OutcomeModels
+        (:func:`ketapredict.models.outcome_models`).
 
         Parameters
         ----------
@@ -1789,6 +1559,16 @@ class RiskModel:
         return risk
 
 
+# The fields of an outcome's file that the fitted model gives (OutcomeState.record): its
+# parameters, labels, boosting rounds, leaf size and whether it had too few
+# events for trees (the last absent from a version-5 file).
+_MODEL_FIELDS = (
+    "params",
+    "classes",
+    "n_rounds",
+    "min_child_weight",
+    "few_events",
+)
 # The fields of an outcome's file (``RiskModel.save``), all required.
 # Fields of a newer version's outcome file that an older one lacks: few_events (format 6)
 _OPTIONAL_FIELDS = {"few_events"}
@@ -1813,7 +1593,7 @@ _OUTCOME_FIELDS = {
 }
 
 
-def _outcome_from_file(outcome: str, state: Any, read: ModelFiles) -> _Outcome:
+def _outcome_from_file(outcome: str, state: Any, read: ModelFiles) -> OutcomeState:
     """One outcome's scoring state from its verified files, every part checked (ValueError,
     KeyError or TypeError naming the part if not)."""
     if not isinstance(state, dict):
@@ -1921,7 +1701,7 @@ def _outcome_from_file(outcome: str, state: Any, read: ModelFiles) -> _Outcome:
             f"{state['outcome']}.json: n_rounds {state['n_rounds']} but {where} holds "
             f"{len(compiled.roots)} trees"
         )
-    return _Outcome(
+    return OutcomeState(
         outcome=outcome,
         spec=spec,
         feature_names=names,
@@ -1933,7 +1713,8 @@ def _outcome_from_file(outcome: str, state: Any, read: ModelFiles) -> _Outcome:
         linear=linear,
         imputer=None if imputer is None else BaselineImputer.from_dict(imputer),
         update=_checked_update(state["recalibration"]),
-        state=state,
+        record={key: state[key] for key in _MODEL_FIELDS if key in state},
+        booster_file=read.files[where],
         booster=booster,
     )
 
@@ -2228,55 +2009,3 @@ def _predictor_label(name: str) -> str:
         return column(name).clinical_label
     except KeyError:
         return name
-
-
-def _restore(state: Mapping[str, Any], booster_file: bytes | None) -> Any:
-    """The OutcomeModel of a loaded outcome, from its booster as checked JSON (imports
-    XGBoost and scikit-learn); the loader checked that its trees are the scoring trees'
-    first member, so that the learning side and the clinician path are one model."""
-    from xgboost import XGBClassifier
-
-    from .features import FeatureEncoder
-    from .models import OutcomeModel
-
-    try:
-        model = OutcomeModel(**state["params"])
-        model._validate_params()  # each value of the kind OutcomeModel accepts
-    except (TypeError, ValueError) as error:  # a parameter OutcomeModel does not have
-        raise ModelFileError(f"{state['outcome']}.json: params: {str(error)[:300]}") from None
-    model.encoder_ = FeatureEncoder.from_spec(
-        spec_from_dict(state["feature_set"]), state["feature_names_in"]
-    )
-    from xgboost.core import XGBoostError
-
-    # JSON re-encoded from the decoded and checked booster file (ketapredict.modelfile)
-    booster = XGBClassifier()
-    try:
-        booster.load_model(bytearray(booster_file))
-    except (XGBoostError, ValueError, KeyError, TypeError) as error:
-        raise ModelFileError(
-            f"{state['booster']} is not a readable XGBoost model ({error!r:.200})"
-        ) from None
-    model.booster_ = booster
-    model.feature_names_ = np.array(state["feature_names"], dtype=object)
-    model.feature_names_in_ = np.array(state["feature_names_in"], dtype=object)
-    model.n_features_in_ = len(state["feature_names_in"])
-    model.classes_ = np.array(state["classes"])
-    model.n_rounds_ = state["n_rounds"]
-    if "few_events" in state:  # format 6; older files leave describe() to say what it can
-        model.few_events_ = state["few_events"]
-    model.min_child_weight_ = state["min_child_weight"]
-    model.calibrator_ = state["calibrator"]
-    model.linear_ = (state.get("linear") or [None])[0]
-    model.imputer_ = (
-        None if state.get("imputer") is None else BaselineImputer.from_dict(state["imputer"])
-    )
-    # a linear component learned from the measurement carries its ridge penalty
-    model.measurement_ = "alpha" in (model.linear_ or {})
-    try:  # from the params and the linear component, as at fitting
-        model.monotone_ = model._monotone()
-    except (ValidationError, AttributeError, TypeError, ValueError, KeyError) as error:
-        raise ModelFileError(
-            f"{state['outcome']}.json: params monotone: {str(error)[:200]}"
-        ) from None
-    return model

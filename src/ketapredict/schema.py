@@ -2191,6 +2191,28 @@ def flag_problem(
     )
 
 
+def outcome_names(outcomes: Any) -> list[str]:
+    """``outcomes`` as a list of names: one name, or an iterable of them (ValidationError
+    for anything else: None or a number gave a bare TypeError)."""
+    if isinstance(outcomes, str):  # one outcome, not its letters
+        return [outcomes]
+    if isinstance(outcomes, Iterable) and not isinstance(outcomes, bytes | Mapping):
+        names = list(outcomes)
+        if all(isinstance(name, str) for name in names):
+            return names
+    raise ValidationError(
+        [
+            Problem(
+                "outcomes",
+                None,
+                f"outcomes must be an outcome's name or a list of them (such as "
+                f"{list(OUTCOMES)}); got {short_repr(outcomes)}",
+            )
+        ],
+        "arguments",
+    )
+
+
 def check_outcome(
     y: Any, name: str = "outcome", *, min_per_class: int = 1, return_classes: bool = False
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
@@ -2232,8 +2254,6 @@ def check_outcome(
     ketapredict.exceptions.ValidationError: 1 problem in the outcome:
       cognitive_decline has 1 event and 2 non-events (class counts); at least 2 of each are needed
     """
-    from sklearn.utils.multiclass import type_of_target
-
     if (problem := flag_problem("return_classes", return_classes)) is not None:
         raise ValidationError([problem], "arguments")
     try:
@@ -2270,8 +2290,15 @@ def check_outcome(
             "outcome",
         )
     labels = np.asarray(values.tolist())  # numpy infers bool, int, float or str
-    kind = type_of_target(labels)
-    if kind not in ("binary", "unknown") and labels.dtype != bool:
+    if labels.dtype.kind in "fc" and not np.isfinite(labels).all():
+        # an infinite label gave scikit-learn's bare ValueError
+        infinite = int((~np.isfinite(labels)).sum())
+        raise ValidationError(
+            [Problem(name, None, f"{name} is infinite in {infinite} of {len(labels)} rows")],
+            "outcome",
+        )
+    kind = _target_kind(labels)
+    if kind != "binary" and labels.dtype != bool:
         if kind.startswith("continuous"):
             message = f"Unknown label type: {kind}; {name} must be binary, not continuous"
         else:
@@ -2307,6 +2334,15 @@ def check_outcome(
             "outcome",
         )
     return (codes, classes) if return_classes else codes
+
+
+def _target_kind(labels: np.ndarray) -> str:
+    """ "binary", "multiclass" or "continuous", as scikit-learn's ``type_of_target`` names
+    a one-dimensional target of finite values, without importing scikit-learn (outcomes
+    are checked on the clinician path too: ``RiskModel.recalibrate``)."""
+    if labels.dtype.kind == "f" and (labels != np.floor(labels)).any():
+        return "continuous"
+    return "binary" if len(np.unique(labels)) <= 2 else "multiclass"
 
 
 def table_digest(frame: pd.DataFrame) -> str:

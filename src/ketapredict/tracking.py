@@ -927,7 +927,7 @@ def signature(model) -> Any:
 
     from .schema import columns
 
-    read = set().union(*(m.feature_names_in_ for m in model.models.values()))
+    read = set().union(*(model.outcome_state(o).feature_names_in for o in model.outcomes))
     names = [c for c in columns("baseline") + columns("regimen") if c in read]
     return ModelSignature(
         inputs=_schema(names, loose=True),
@@ -1075,7 +1075,9 @@ def run_parameters(result, outcome: str | None = None, risk_model=None) -> dict[
     }
     if spec.tuning:
         params["tuning.grid"] = json.dumps(spec.tuning)
-    models = risk_model.models if risk_model is not None else {}
+    from .models import outcome_models
+
+    models = outcome_models(risk_model) if risk_model is not None else {}
     if outcome is not None:
         validation = result.results[outcome]
         params.update(
@@ -1329,7 +1331,7 @@ def _outcome_figures(
         feature_set=feature_set,
         learning_curve=learning_curves.get(outcome),
     )
-    if risk_model is not None and outcome in risk_model.models:
+    if risk_model is not None and outcome in risk_model.outcomes:
         rows = data[data[outcome].notna()]
         sample = rows.sample(min(SHAP_SAMPLE, len(rows)), random_state=0)
         title = (
