@@ -1168,7 +1168,7 @@ def _drivers(
     included. SHAP values are averaged over the draws. A predictor the record lacks is never
     a reason: its points join "the other predictors together".
     """
-    from .trees import calibrated_log_odds
+    from .trees import calibrated_log_odds, expit
     from .updating import apply_update
 
     phi, base = state.contributions(draws, member=0)
@@ -1176,7 +1176,7 @@ def _drivers(
 
     def probability(margin: np.ndarray) -> np.ndarray:
         log_odds = apply_update(calibrated_log_odds(np.asarray(margin), calibrator), state.update)
-        return 1 / (1 + np.exp(-log_odds))
+        return expit(log_odds)
 
     p0 = float(probability(np.array([base]))[0])
     # each draw's SHAP values are scaled to points by that draw's own secant slope (of a
@@ -1241,13 +1241,13 @@ def _unrecorded_range(model, state, draws: np.ndarray) -> tuple[float, float]:
     ``draws`` are the patient's encoded rows, one per draw of the missing fields; each
     draw's probability (the fitted model's, before averaging) shows how far they reach.
     """
-    from .trees import MAX_LOG_ODDS
+    from .trees import MAX_LOG_ODDS, expit
     from .updating import apply_update
 
     log_odds = apply_update(
         model._log_odds(state, draws, members=False), state.update, MAX_LOG_ODDS
     )
-    p = 1.0 / (1.0 + np.exp(-log_odds[:, 0]))
+    p = expit(log_odds[:, 0])
     return float(p.min()), float(p.max())
 
 

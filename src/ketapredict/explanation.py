@@ -98,20 +98,20 @@ class _Parts:
 
     def calibrated(self, margin: np.ndarray) -> np.ndarray:
         """The calibrated risk (0-1) of margins, before any recalibration."""
-        from .trees import calibrated_log_odds
+        from .trees import calibrated_log_odds, expit
 
-        return 1.0 / (1.0 + np.exp(-calibrated_log_odds(margin, self.calibrator)))
+        return expit(calibrated_log_odds(margin, self.calibrator))
 
     def updated(self, risk: np.ndarray) -> np.ndarray:
         """A calibrated risk after the RiskModel's recalibration (unchanged without one),
         as ``RiskModel.predict_proba`` applies it: to the risk averaged over the draws."""
-        from .trees import MAX_LOG_ODDS, logit
+        from .trees import MAX_LOG_ODDS, expit, logit
         from .updating import apply_update
 
         if self.update is None:
             return np.asarray(risk, dtype=float)
         log_odds = apply_update(logit(risk, clip=1e-12), self.update, MAX_LOG_ODDS)
-        return 1.0 / (1.0 + np.exp(-log_odds))
+        return expit(log_odds)
 
 
 def _parts(model: Any, X: pd.DataFrame, outcome: str | None) -> _Parts:

@@ -86,6 +86,7 @@ from .schema import (
 )
 from .trees import (
     calibrated_log_odds,
+    expit,
     linear_margin,
     linear_terms,
     logit,
@@ -98,7 +99,7 @@ __all__ = ["DOSE_TIME_MODIFIERS", "MONOTONE", "OutcomeModel", "outcome_models"]
 
 def _log_losses(y: np.ndarray, margin: np.ndarray) -> np.ndarray:
     """Each row's log-loss of a margin (log-odds), clipped as XGBoost's ``logloss``."""
-    p = np.clip(1.0 / (1.0 + np.exp(-margin)), 1e-15, 1 - 1e-15)
+    p = np.clip(expit(margin), 1e-15, 1 - 1e-15)
     return -(y * np.log(p) + (1 - y) * np.log1p(-p))
 
 
@@ -1494,7 +1495,7 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
             self._margin_of(self.booster_, Z.to_numpy(dtype=float), self.linear_),
             self.calibrator_,
         )
-        p = 1.0 / (1.0 + np.exp(-log_odds))
+        p = expit(log_odds)
         if owner is not None:
             p = BaselineImputer.average(p, owner, len(X))
         return np.column_stack([1 - p, p])

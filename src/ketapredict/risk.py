@@ -62,6 +62,7 @@ from .trees import (
     MAX_LOG_ODDS,
     TreeEnsemble,
     calibrated_log_odds,
+    expit,
     linear_margins,
     linear_terms,
     logit,
@@ -566,7 +567,7 @@ class RiskModel:
     def _centre_sd(self, state, X, owner, n_rows, margins=None):
         log_odds = self._log_odds(state, X, members=state.z is not None, margins=margins)
         if owner is not None:
-            p = BaselineImputer.average(1.0 / (1.0 + np.exp(-log_odds)), owner, n_rows)
+            p = BaselineImputer.average(expit(log_odds), owner, n_rows)
             log_odds = logit(p)
         log_odds = apply_update(log_odds, state.update, MAX_LOG_ODDS)
         names = state.feature_names
@@ -771,10 +772,10 @@ class RiskModel:
             rows, margins = batch.matrix(state), batch.margins(state, members=1)
             log_odds = self._log_odds(state, rows, members=False, margins=margins)[:, 0]
             if batch.owner is not None:  # averaged over the draws of missing fields
-                p = BaselineImputer.average(1.0 / (1.0 + np.exp(-log_odds)), batch.owner, len(X))
+                p = BaselineImputer.average(expit(log_odds), batch.owner, len(X))
                 log_odds = logit(p)
             log_odds = apply_update(log_odds, state.update, MAX_LOG_ODDS)
-            probabilities[outcome] = 1.0 / (1.0 + np.exp(-log_odds))
+            probabilities[outcome] = expit(log_odds)
         return probabilities
 
     def predict_interval(self, X: pd.DataFrame, *, validated: bool = False) -> pd.DataFrame:
@@ -889,7 +890,7 @@ class RiskModel:
                     )
                 low = np.clip(centre - half, -_INTERVAL_LOG_ODDS, _INTERVAL_LOG_ODDS)
                 high = np.clip(centre + half, -_INTERVAL_LOG_ODDS, _INTERVAL_LOG_ODDS)
-            out[outcome] = tuple(1.0 / (1.0 + np.exp(-v)) for v in (centre, low, high))
+            out[outcome] = tuple(expit(v) for v in (centre, low, high))
         return out
 
     def score(

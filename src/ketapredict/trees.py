@@ -28,6 +28,7 @@ import numpy as np
 __all__ = [
     "TreeEnsemble",
     "calibrated_log_odds",
+    "expit",
     "linear_margin",
     "linear_margins",
     "linear_terms",
@@ -82,6 +83,11 @@ def logit(p: Any, clip: float = 0.0) -> np.ndarray:
     if clip:
         p = np.clip(p, clip, 1 - clip)
     return np.log(p) - np.log1p(-p)
+
+
+def expit(log_odds: Any) -> np.ndarray:
+    """Probabilities of log-odds (the logistic function, :func:`logit`'s inverse)."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(log_odds, dtype=float)))
 
 
 @dataclass(frozen=True)
