@@ -71,9 +71,9 @@ def test_recalibration_brings_a_new_population_into_calibration_in_the_large(mod
     assert loaded.provenance["recalibration"] == json.loads(json.dumps(record))
     # its external validation says which model it judges
     assert evaluate_model(loaded, held_out.head(300)).model.endswith(
-        f"(unknown training data, recalibrated {record['date']})"
+        f"(simulated training data, recalibrated {record['date']})"
     )
-    assert evaluate_model(model, held_out.head(300)).model.endswith("(unknown training data)")
+    assert evaluate_model(model, held_out.head(300)).model.endswith("(simulated training data)")
 
 
 def test_recalibrated_intervals_hold_the_estimate_and_widen_with_the_update_error(model):

@@ -1,6 +1,8 @@
 import re
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -351,11 +353,73 @@ def test_the_constructor_refuses_a_model_under_another_outcomes_name(risk_model)
         ),
         ({"response": "x"}, "got str"),
         ("response", "models must be a mapping (a dict); got str"),
+        (None, "models must be a mapping (a dict); got NoneType"),  # was an AttributeError
     ):
         with pytest.raises(ValidationError, match=re.escape(said)):
             build_risk_model(models)
     with pytest.raises(ValidationError, match="provenance must be a mapping"):
         build_risk_model({"response": model}, "my model")
+    # the serving artifact's own constructor takes scoring states, and checks them alike
+    from ketapredict import RiskModel
+
+    state = risk_model.outcome_state("response")
+    for outcomes, said in (
+        (None, "outcomes must be a mapping (a dict); got NoneType"),
+        ({}, "a RiskModel needs an outcome"),
+        ({"respnse": state}, "outcomes['respnse'] must be the OutcomeState of that outcome"),
+    ):
+        with pytest.raises(ValidationError, match=re.escape(said)):
+            RiskModel(outcomes)
+    with pytest.raises(ValidationError, match="the model has no 'remission' outcome"):
+        risk_model.outcome_state("remission")
+
+
+def test_a_loaded_model_saves_its_files_as_they_were_read(tmp_path):
+    """Saving no longer rebuilds the OutcomeModels: the demo model's files come back byte
+    for byte (the manifest too, but for the day it was saved)."""
+    import json
+
+    import ketapredict
+    from ketapredict import load_model
+
+    saved = load_model().save(tmp_path / "again")
+    for original in (Path(ketapredict.__file__).parent / "data" / "demo_model").iterdir():
+        again = saved / original.name
+        if original.name == "manifest.json":
+            first, second = json.loads(original.read_text()), json.loads(again.read_text())
+            for manifest in (first, second):
+                del manifest["saved"], manifest["content_sha256"]
+            assert first == second
+        else:
+            assert again.read_bytes() == original.read_bytes(), original.name
+
+
+def test_a_scoring_state_without_its_fitted_fields_is_refused_before_saving(tmp_path, risk_model):
+    """A public OutcomeState built by hand saved a model that loading then refused."""
+    from dataclasses import replace
+
+    from ketapredict import RiskModel, ValidationError
+
+    state = risk_model.outcome_state("response")
+    for broken in (replace(state, booster_file=b""), replace(state, record={})):
+        model = RiskModel({"response": broken})
+        with pytest.raises(ValidationError, match="build it from a fitted OutcomeModel"):
+            model.save(tmp_path / "model")
+        assert not (tmp_path / "model").exists()
+    with pytest.raises(ValidationError, match="data must be a DataFrame"):
+        risk_model.calibrate_intervals([{"p_response": 0.5}])
+
+
+def test_a_model_of_numeric_labels_loads_as_it_was_fitted(tmp_path, train):
+    """Labels 2.0 and 3.0 fitted and saved, and loading refused the file's classes."""
+    from ketapredict import OutcomeModel, RiskModel
+
+    rows = train.head(600)
+    labels = np.where(rows["response"].astype(bool), 3.0, 2.0)
+    fitted = OutcomeModel("response", n_estimators=20).fit(rows, labels)
+    saved = build_risk_model({"response": fitted}).save(tmp_path / "model")
+    restored = outcome_models(RiskModel.load(saved))["response"]
+    assert restored.classes_.tolist() == [2.0, 3.0]
 
 
 def test_replicates_refuse_counts_and_seeds_numpy_cannot_take(risk_model, train):
@@ -652,3 +716,27 @@ def test_the_training_ranges_a_model_keeps_are_no_patients_exact_values(risk_mod
     ages = np.sort(small["age"].to_numpy())
     assert youngest > ages[9]  # not among the ten youngest, nor the ten oldest
     assert oldest < ages[-10]
+
+
+def test_a_model_fitted_on_the_virtual_cohort_says_so_in_every_report(train):
+    """Fitted from Python without a provenance, a model of simulated courses read "trained ?
+    on unknown data" with no notice that it is not for clinical decisions."""
+    from ketapredict import Regimen
+    from ketapredict.card import VIRTUAL_COHORT_NOTICE
+    from ketapredict.schema import columns
+
+    course = Regimen(drug="ketamine", route="iv", dose=0.5, infusion_minutes=40)
+    patient = {"age": 46, "sex": "female", "diagnosis": "TRD", "madrs_baseline": 34}
+    simulated = fit_risk_model(train, ["response"], n_estimators=20, replicates=0)
+    text = str(simulated.score(patient, course, horizon_day=1))
+    assert VIRTUAL_COHORT_NOTICE in text
+    assert f"trained {time.strftime('%Y-%m-%d')} on simulated data" in text
+    # without true probabilities nothing says where the courses came from
+    bare = train.drop(columns=[c for c in columns("truth") if c in train.columns])
+    unknown = fit_risk_model(bare, ["response"], n_estimators=20, replicates=0)
+    assert "data_kind" not in unknown.provenance
+    assert VIRTUAL_COHORT_NOTICE not in str(unknown.score(patient, course, horizon_day=1))
+    told = fit_risk_model(
+        bare, ["response"], n_estimators=20, replicates=0, provenance={"data_kind": "simulated"}
+    )
+    assert VIRTUAL_COHORT_NOTICE in str(told.score(patient, course, horizon_day=1))

@@ -691,6 +691,8 @@ def test_a_patient_identifier_shifted_into_another_column_is_not_shown():
         ([0, 0.5, 1], "response must be binary, not continuous"),
         ([0, 1, 2], "The type of response is multiclass: 3 classes"),
         (["a", "b", "c"], "The type of response is multiclass: 3 classes"),
+        ([0.2 + 0j, 0.7 + 0j], "response must hold booleans, numbers or text; got values of"),
+        ([b"no", b"yes"], "response must hold booleans, numbers or text; got values of"),
     ],
 )
 def test_an_outcome_that_is_not_two_labels_is_refused_by_name(y, said):

@@ -579,6 +579,18 @@ class ExperimentResult:
     learning_curves: dict[str, pd.DataFrame] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
 
+    def __str__(self) -> str:
+        """The metrics of every outcome as ``ketapredict train`` prints them."""
+        return "\n\n".join(str(validation) for validation in self.results.values())
+
+    def __repr__(self) -> str:
+        # never the patient table's rows, which a dataclass's repr would show
+        return (
+            f"ExperimentResult({self.experiment.name!r}: {', '.join(self.results)}; "
+            f"{self.n_rows:,} {self.data_kind} courses, {self.seconds:.0f} s; print() it for "
+            "the metrics)"
+        )
+
     def fit_model(self, name: str | None = None):
         """The RiskModel of this experiment's outcomes, fitted on all its data.
 
@@ -863,7 +875,7 @@ def build_risk_model(
     problems = [
         Problem(name, None, f"{name} must be a mapping (a dict); got {type(value).__name__}")
         for name, value in (("models", models), ("replicates", replicates))
-        if value is not None and not isinstance(value, Mapping)
+        if (value is not None or name == "models") and not isinstance(value, Mapping)
     ]
     if not problems:
         if not models:
@@ -974,8 +986,11 @@ def fit_risk_model(
     features : str or path-like, default="core"
         Feature set shared by the models.
     provenance : mapping, optional
-        Added to the model's provenance (``n_patients``, ``feature_set`` and
-        ``intervals`` are set).
+        Added to the model's provenance, over what fitting sets: ``trained`` (today),
+        ``ketapredict_version``, ``n_patients``, ``feature_set``, ``structure``,
+        ``replicates``, ``intervals``, and ``data_kind="simulated"`` when ``data`` holds
+        true probabilities (``p_<outcome>``: only the virtual cohort has them), so that
+        every report of the model says it is not for clinical decisions.
     replicates : int, default=20
         Bootstrap replicates per outcome for the 90% intervals (0: no intervals; at
         most 1,000).
@@ -1007,6 +1022,8 @@ def fit_risk_model(
     >>> model = fit_risk_model(simulate_cohort(n=2000, seed=0), ["response"], replicates=5)
     >>> model.provenance["replicates"], model.has_intervals
     (5, True)
+    >>> model.provenance["data_kind"]  # the virtual cohort's true probabilities say so
+    'simulated'
     """
     from .modelfile import MAX_PROVENANCE_BYTES, provenance_problems
     from .models import MAX_REPLICATES
@@ -1140,7 +1157,18 @@ def fit_risk_model(
     shared = max(models.values(), key=lambda m: m.imputer_n_).imputer_
     for fitted in models.values():
         fitted.imputer_ = shared
+    from . import __version__
+
     record = {
+        "trained": time.strftime("%Y-%m-%d"),
+        "ketapredict_version": __version__,
+        # only simulated courses carry their true probabilities: a model of them says it
+        # was trained on a virtual cohort, and every report leads with the notice
+        **(
+            {"data_kind": "simulated"}
+            if any(name in data.columns for name in columns("truth"))
+            else {}
+        ),
         "n_patients": len(data),
         "feature_set": str(features),
         "structure": {outcome: model.describe() for outcome, model in models.items()},

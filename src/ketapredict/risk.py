@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -39,7 +40,7 @@ from .encoding import (
     spec_from_dict,
     spec_to_dict,
 )
-from .exceptions import ModelFileError, Problem, ValidationError, short_repr
+from .exceptions import ModelFileError, Problem, ValidationError, one_line, short_repr
 from .imputation import BaselineImputer
 from .modelfile import (
     MANIFEST,
@@ -439,7 +440,7 @@ class RiskModel:
                 ("provenance", provenance),
                 ("reference", reference),
             )
-            if value is not None and not isinstance(value, Mapping)
+            if (value is not None or name == "outcomes") and not isinstance(value, Mapping)
         ]
         if not problems:
             if not outcomes:
@@ -472,6 +473,22 @@ class RiskModel:
     def outcomes(self) -> list[str]:
         return list(self._outcomes)
 
+    def __repr__(self) -> str:
+        source = self.provenance
+        states = self._outcomes.values()
+        intervals = (
+            "no intervals"
+            if any(s.z is None for s in states)
+            else "90% intervals calibrated on new virtual trials"
+            if all(s.scale is not None for s in states)
+            else "90% intervals from the bootstrap alone"
+        )
+        return (
+            f"RiskModel({one_line(str(source.get('name', 'unnamed')))!r}: "
+            f"{', '.join(self.outcomes)}; trained {one_line(str(source.get('trained', '?')))} "
+            f"on {one_line(str(source.get('data_kind', 'unknown')))} data; {intervals})"
+        )
+
     def outcome_state(self, outcome: str) -> OutcomeState:
         """What scoring ``outcome`` uses: its compiled trees, calibrators, imputer..."""
         if outcome not in self._outcomes:
@@ -494,35 +511,54 @@ class RiskModel:
     ) -> dict[str, dict[str, float]]:
         """Set each outcome's interval multipliers from errors against true probabilities.
 
-        ``data`` are patients the model never saw, with their true probabilities
-        ``p_<outcome>``: a fresh virtual cohort (new patients from new trials). For up to
-        3,000 of them, the error of the model's log-odds against the true log-odds is
-        divided by the patient's bootstrap SD; the multiplier is the 90% quantile of that
-        ratio, rounded up as split-conformal quantiles are (Angelopoulos and Bates 2023,
-        Foundations and Trends in Machine Learning 16:494-591), among active-drug and among
-        comparator patients apart, and never below Student's t. The errors include the
-        model's bias and the new trials' unknown effects, which the bootstrap alone cannot
-        see. Real data have no true probabilities, so only a model of the virtual cohort
-        can be calibrated so. Outcomes without replicates or without a truth column are
-        left as they are; the provenance says what was done.
+        For up to 3,000 patients of ``data``, the error of the model's log-odds against the
+        true log-odds is divided by the patient's bootstrap SD; the multiplier is the 90%
+        quantile of that ratio, rounded up as split-conformal quantiles are (Angelopoulos
+        and Bates 2023, Foundations and Trends in Machine Learning 16:494-591), among
+        active-drug and among comparator patients apart, and never below Student's t. The
+        errors include the model's bias and the new trials' unknown effects, which the
+        bootstrap alone cannot see. Real data have no true probabilities, so only a model
+        of the virtual cohort can be calibrated so. Outcomes without replicates or without
+        a truth column are left as they are; the provenance's ``intervals`` says what was
+        done.
+
+        Parameters
+        ----------
+        data : DataFrame
+            Patients the model never saw, with their true probabilities ``p_<outcome>``:
+            a fresh virtual cohort (new patients from new trials).
+        random_state : int, default=0
+            Seed of the sample of 3,000 patients.
 
         Returns
         -------
         dict
             The multipliers set, by outcome: ``{"active": .., "comparator": ..}``.
         """
+        if not isinstance(data, pd.DataFrame):
+            raise ValidationError(
+                [
+                    Problem(
+                        "data",
+                        None,
+                        "data must be a DataFrame of simulated courses with their true "
+                        f"probabilities; got {type(data).__name__}",
+                    )
+                ],
+                "arguments",
+            )
         calibrated = {}
         for outcome, state in self._outcomes.items():
             if f"p_{outcome}" in data.columns and state.z is not None:
                 calibrated[outcome] = self._calibrate_outcome(state, data, random_state)
         if calibrated:
-            replicates = next(iter(self._outcomes.values())).trees.n_members - 1
+            replicates = {self._outcomes[o].trees.n_members - 1 for o in calibrated}
             self.provenance["intervals"] = (
-                f"90% intervals: the SD of {replicates} bootstrap replicates' log-odds times "
-                "a multiplier chosen so that 90% of the true probabilities of "
-                f"{min(_SCALE_ROWS, len(data)):,} of {len(data):,} new "
-                "virtual courses (new trials, "
-                "never trained on) lie inside; multipliers (active drug / comparator): "
+                f"90% intervals: the SD of {' or '.join(map(str, sorted(replicates)))} "
+                "bootstrap replicates' log-odds times a multiplier chosen so that 90% of the "
+                f"true probabilities of {min(_SCALE_ROWS, len(data)):,} of {len(data):,} new "
+                "virtual courses (new trials, never trained on) lie inside; multipliers "
+                "(active drug / comparator): "
                 + "; ".join(
                     f"{o} {s['active']:.2f} / {s['comparator']:.2f}" for o, s in calibrated.items()
                 )
@@ -651,7 +687,7 @@ class RiskModel:
         recorded ones (:class:`~ketapredict.imputation.BaselineImputer`), and each draw's
         patient; predictions are averaged over a patient's draws.
 
-        One imputer serves every outcome: the first outcome's. :meth:`fit` gives every
+        One imputer serves every outcome: the first outcome's. ``fit_risk_model`` gives every
         outcome the imputer of the model fitted on the most patients (with the default
         outcomes, every patient with a response; the cognitive-decline model saw only tested
         patients, but what is plausible for a field given the others is a fact about
@@ -783,9 +819,9 @@ class RiskModel:
 
         The interval is ``sigmoid(l +- m * s)``: ``l`` the model's calibrated log-odds,
         ``s`` the standard deviation of the bootstrap replicates' calibrated log-odds and
-        ``m`` a multiplier: calibrated against true probabilities when the model was fitted
-        with ``interval_data`` (a fresh virtual cohort; see :meth:`fit`: it then covers the
-        model's bias too, as measured there), else Student's 95th percentile on B - 1
+        ``m`` a multiplier: calibrated against true probabilities of a fresh virtual
+        cohort (:meth:`calibrate_intervals`; it then covers the model's bias too, as
+        measured there), else Student's 95th percentile on B - 1
         degrees of freedom (the estimate's sampling uncertainty only). The provenance's
         ``intervals`` says which. It lies in (0, 1), its ends within 1e-10 of 0 and 1 (a
         tiny true risk stays coverable), and always holds the estimate.
@@ -1402,6 +1438,19 @@ class RiskModel:
                 ],
                 "model",
             )
+        incomplete = [
+            Problem(
+                "model",
+                None,
+                f"the {outcome!r} outcome has no booster file or lacks its fitted fields "
+                f"({', '.join(_FITTED_FIELDS)}); build it from a fitted OutcomeModel "
+                "(ketapredict.build_risk_model)",
+            )
+            for outcome, state in self._outcomes.items()
+            if not state.booster_file or not set(_FITTED_FIELDS) <= set(state.record)
+        ]
+        if incomplete:  # loading would refuse the saved model
+            raise ValidationError(incomplete, "model")
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         if any(path.iterdir()):
@@ -1410,12 +1459,16 @@ class RiskModel:
         for outcome, state in self._outcomes.items():
             booster = f"{outcome}.ubj"
             (path / booster).write_bytes(state.booster_file)
-            record = {
+            fitted = state.record
+            record = {  # in the order the files have always had
                 "outcome": outcome,
-                **{key: state.record[key] for key in _MODEL_FIELDS if key in state.record},
+                "params": fitted["params"],
                 "feature_set": spec_to_dict(state.spec),
                 "feature_names": state.feature_names,
                 "feature_names_in": state.feature_names_in,
+                "classes": fitted["classes"],
+                "n_rounds": fitted["n_rounds"],
+                "min_child_weight": fitted["min_child_weight"],
                 "calibrator": state.calibrators[0],
                 "replicate_calibrators": state.calibrators[1:],
                 "interval_z": state.z,
@@ -1426,6 +1479,8 @@ class RiskModel:
                 "booster": booster,
                 "trees": f"{outcome}.trees.json",
             }
+            if "few_events" in fitted:  # unknown for a model read from a version 5
+                record["few_events"] = fitted["few_events"]
             (path / f"{outcome}.json").write_text(json.dumps(record, indent=1))
             (path / f"{outcome}.trees.json").write_text(
                 json.dumps(state.trees.to_dict(), separators=(",", ":"))
@@ -1561,15 +1616,10 @@ class RiskModel:
 
 
 # The fields of an outcome's file that the fitted model gives (OutcomeState.record): its
-# parameters, labels, boosting rounds, leaf size and whether it had too few
-# events for trees (the last absent from a version-5 file).
-_MODEL_FIELDS = (
-    "params",
-    "classes",
-    "n_rounds",
-    "min_child_weight",
-    "few_events",
-)
+# parameters, labels, boosting rounds and leaf size; and whether it had too few events for
+# trees, absent from a version-5 file.
+_FITTED_FIELDS = ("params", "classes", "n_rounds", "min_child_weight")
+_MODEL_FIELDS = (*_FITTED_FIELDS, "few_events")
 # The fields of an outcome's file (``RiskModel.save``), all required.
 # Fields of a newer version's outcome file that an older one lacks: few_events (format 6)
 _OPTIONAL_FIELDS = {"few_events"}
@@ -1651,7 +1701,10 @@ def _outcome_from_file(outcome: str, state: Any, read: ModelFiles) -> OutcomeSta
     if not (
         isinstance(classes, list)
         and len(classes) == 2
-        and all(isinstance(c, bool | int | str) for c in classes)
+        and all(
+            isinstance(c, bool | int | str) or (isinstance(c, float) and math.isfinite(c))
+            for c in classes
+        )
         and type(classes[0]) is type(classes[1])
         and classes[0] < classes[1]
     ):  # as scikit-learn sorts them: the second is the event

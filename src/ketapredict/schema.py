@@ -83,6 +83,10 @@ RESPONSE_FRACTION = 0.5
 # validation by arm): a row of one or two patients tells their outcomes. CMS's cell-size
 # suppression policy withholds counts of 1 to 10 (CMS 2020, "Cell Size Suppression Policy").
 MIN_CELL = 11
+# Validation needs at least 100 events and 100 non-events for calibration and
+# discrimination estimates precise enough to act on (Collins, Ogundimu and Altman 2016,
+# Statistics in Medicine 35:214-226); with fewer, reports say so.
+MIN_EVENTS = 100
 REMISSION_MAX = 10
 # The harms, as the virtual cohort defines them (no pooled definition exists): cognitive
 # decline is composite cognition half an SD or more below baseline, an SD-based cut-off for
@@ -2290,7 +2294,20 @@ def check_outcome(
             "outcome",
         )
     labels = np.asarray(values.tolist())  # numpy infers bool, int, float or str
-    if labels.dtype.kind in "fc" and not np.isfinite(labels).all():
+    if labels.dtype.kind not in "biufU":
+        # complex numbers, bytes, dates or other objects: no label a model file can hold
+        raise ValidationError(
+            [
+                Problem(
+                    name,
+                    None,
+                    f"{name} must hold booleans, numbers or text; got values of type "
+                    f"{type(labels.flat[0]).__name__ if labels.size else labels.dtype}",
+                )
+            ],
+            "outcome",
+        )
+    if labels.dtype.kind == "f" and not np.isfinite(labels).all():
         # an infinite label gave scikit-learn's bare ValueError
         infinite = int((~np.isfinite(labels)).sum())
         raise ValidationError(
@@ -2338,8 +2355,9 @@ def check_outcome(
 
 def _target_kind(labels: np.ndarray) -> str:
     """ "binary", "multiclass" or "continuous", as scikit-learn's ``type_of_target`` names
-    a one-dimensional target of finite values, without importing scikit-learn (outcomes
-    are checked on the clinician path too: ``RiskModel.recalibrate``)."""
+    a one-dimensional target of finite numbers or text, without importing scikit-learn
+    (outcomes are checked on the clinician path too: ``RiskModel.recalibrate``); two
+    labels are binary however large (``type_of_target`` called 1e20 continuous)."""
     if labels.dtype.kind == "f" and (labels != np.floor(labels)).any():
         return "continuous"
     return "binary" if len(np.unique(labels)) <= 2 else "multiclass"
