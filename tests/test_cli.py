@@ -659,7 +659,7 @@ def test_the_header_says_how_many_courses_the_within_arm_auc_ranks():
     with 5 events and 5 non-events): the header named the arms only (a statistical review)."""
     import pandas as pd
 
-    from ketapredict.cli import _ranked_courses
+    from ketapredict.evaluate import _ranked_courses
 
     assert _ranked_courses(pd.Series({"within_arm_n": 1424.0})) == " (1,424 courses)"
     assert _ranked_courses(pd.Series({"within_arm_n": 0})) == ""

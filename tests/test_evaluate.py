@@ -652,3 +652,30 @@ def test_a_learning_curve_holds_out_whole_crossover_patients(cohort):
     alone = cohort.drop(columns="patient_id")  # no patient has two rows: stratified
     train, test = _held_out(alone, y, 0.3, seed=0)
     assert abs(y[train].mean() - y[test].mean()) < 0.005
+
+
+def test_a_validation_prints_its_table_with_the_clinicians_question_first():
+    """print(result) dumped every frame's first rows; it is now the table `ketapredict
+    train` prints, in a notebook too."""
+    from ketapredict import OutcomeModel, cross_validate, simulate_cohort
+
+    cohort = simulate_cohort(n=1500, seed=3)
+    result = cross_validate(
+        OutcomeModel("response", n_estimators=20),
+        cohort,
+        scheme="leave_one_trial_out",
+        peers=False,
+    )
+    text = str(result)
+    assert text.startswith("response: 1,500 courses, ")
+    assert text.index("within-arm AUC [95% CI]") < text.index("all courses, every arm")
+    assert [
+        line.split()[0] for line in text.splitlines() if line.startswith(("Outc", "orac"))
+    ] == [
+        "OutcomeModel",
+        "oracle",
+        "OutcomeModel",
+        "oracle",
+    ]
+    assert repr(result) == text
+    assert "fold_metrics=" not in text

@@ -83,15 +83,18 @@ def test_train_command_prints_the_metrics_table(tmp_path, capfd, monkeypatch):
 def test_a_small_study_is_told_what_its_table_cannot_say(tmp_path):
     """50 courses in 3 folds: no arm within a fold had 5 events and 5 non-events, and the
     table printed n/a with no word of why or what to change."""
-    from ketapredict.cli import metrics_table
 
     text = SMALL.replace("n = 1400", "n = 60").replace('"response", "dissociation"', '"response"')
     result = run_experiment(load_experiment(write(tmp_path, text)))
     events = int(result.results["response"].metrics.iloc[0]["events"])
-    table = metrics_table(result)
+    table = str(result)
     assert "so the AUC within arm is n/a; fewer, larger folds (a smaller n_splits" in table
     assert f"note: {events} events and {60 - events} non-events: estimates" in table
     assert "Collins 2016" in table
+    # a notebook shows what it is, never the patient table a dataclass's repr would print
+    shown = repr(result)
+    assert shown.startswith("ExperimentResult('experiment': response; 60 simulated courses")
+    assert str(result.data["age"].iloc[0]) not in shown.replace("60 simulated", "")
 
 
 def test_a_tuned_experiment_keeps_a_model_made_the_same_way(tmp_path):
@@ -103,6 +106,8 @@ def test_a_tuned_experiment_keeps_a_model_made_the_same_way(tmp_path):
     )
     result = run_experiment(load_experiment(write(tmp_path, text)))
     model = result.fit_model()
+    assert repr(model).startswith("RiskModel('experiment': response; trained ")
+    assert repr(model).endswith("simulated data; 90% intervals calibrated on new virtual trials)")
     chosen = model.provenance["tuned_parameters"]["response"]
     assert set(chosen) == {"max_depth"}
     assert outcome_models(model)["response"].max_depth == chosen["max_depth"] in (1, 3)
@@ -292,7 +297,6 @@ def test_a_feature_set_file_is_found_next_to_the_experiment_as_its_data_are(tmp_
 def test_a_peer_that_learnt_nothing_is_said_to_say_nothing(tmp_path):
     """HistGradientBoosting on 25 courses a fold gave each course of a fold one probability:
     "0.500 [0.500, 0.500]" looked certain."""
-    from ketapredict.cli import metrics_table
     from ketapredict.io import example_study
 
     (tmp_path / "study.toml").write_text(
@@ -300,7 +304,7 @@ def test_a_peer_that_learnt_nothing_is_said_to_say_nothing(tmp_path):
         '[outcomes]\nnames = ["response"]\n'
         '[validation]\nscheme = "stratified_kfold"\nn_splits = 2\nbootstraps = 50\n'
     )
-    table = metrics_table(run_experiment(load_experiment(tmp_path / "study.toml")))
+    table = str(run_experiment(load_experiment(tmp_path / "study.toml")))
     assert (
         "note: hist_gradient_boosting, hist_gradient_boosting_encoded gave every course of a "
         "fold the same probability (nothing learnt from so few courses): their AUC within arm "

@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ketapredict.cli import metrics_table
 from ketapredict.evaluate import ValidationResult, calibration_bins
 from ketapredict.schema import MIN_CELL
 from ketapredict.tracking import METRIC_KEYS, outcome_metrics
@@ -50,7 +49,7 @@ def test_summaries_over_folds_leave_the_withheld_folds_out():
     assert logged["response/folds/brier_mean"] == pytest.approx(0.2)
     assert np.isnan(logged["response/folds/brier_sd"])  # one fold shown: no SD
     assert logged["response/folds/within_arm_auc_mean"] == pytest.approx(0.6)
-    text = metrics_table(type("R", (), {"results": {"response": _result()}})())
+    text = str(_result())
     assert "3 folds (2 withheld for privacy, and left out of the fold mean and SD)" in text
     assert "0.600 (n/a)" in text
 
@@ -58,9 +57,9 @@ def test_summaries_over_folds_leave_the_withheld_folds_out():
 def test_the_active_drug_counts_go_with_their_subgroup_rows():
     """123 courses with 37 events, 116 and 36 among active-drug patients: the 7 comparator
     courses and their 1 event by one subtraction, though their row was withheld."""
-    shown = metrics_table(type("R", (), {"results": {"response": _result()}})())
+    shown = str(_result())
     assert "among active-drug patients (116 courses, 36 events)" in shown
-    withheld = metrics_table(type("R", (), {"results": {"response": _result(())}})())
+    withheld = str(_result(()))
     assert "116 courses" not in withheld
     assert "courses and events withheld with their subgroup rows" in withheld
 
@@ -69,7 +68,7 @@ def test_a_validation_whose_every_fold_is_withheld_prints_no_fold_summary():
     """Two trials of 570 and 10 courses: both folds withheld (a KeyError before)."""
     result = _result()
     result.fold_metrics["withheld"] = True
-    text = metrics_table(type("R", (), {"results": {"response": result}})())
+    text = str(result)
     assert "3 folds (3 withheld for privacy" in text
     assert "n/a (n/a)" in text
     assert np.isnan(outcome_metrics(result)["response/folds/brier_mean"])

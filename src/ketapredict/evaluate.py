@@ -34,6 +34,7 @@ from .exceptions import Problem, ValidationError, short_repr
 from .regimen import REGIMEN_FIELDS
 from .schema import (
     KETAMINES,
+    MIN_EVENTS,
     _did_you_mean,
     assessment_day,
     check_outcome,
@@ -1145,6 +1146,16 @@ class ValidationResult:
     ranked_within: str = "arm"
     courses_per_patient: int = 1
 
+    def __str__(self) -> str:
+        """The metrics as ``ketapredict train`` prints them: the clinician's question
+        first (among active-drug patients: AUC within arm with its 95% interval,
+        calibration), then every course."""
+        return _metrics_text(self)
+
+    def __repr__(self) -> str:
+        # a notebook shows the table, not every frame's first rows
+        return str(self)
+
     @property
     def shown_folds(self) -> pd.DataFrame:
         """The fold metrics that may leave the machine: without the folds withheld for
@@ -1155,6 +1166,161 @@ class ValidationResult:
         if table is None or "withheld" not in table.columns:
             return table
         return table[~table["withheld"].astype(bool)].drop(columns="withheld")
+
+
+# -- a validation as text (what `ketapredict train` prints) ----------------------------
+def _number(value: float, spec: str = ".3f") -> str:
+    """A metric as ``spec`` formats it, or n/a where it does not exist (a calibration slope
+    when the outcome separates on the predictions)."""
+    return format(value, spec) if np.isfinite(value) else "n/a"
+
+
+def _interval(point: float, low: float, high: float) -> str:
+    if not np.isfinite(point):
+        return "n/a"
+    if not np.isfinite(low):
+        return f"{point:.3f}"
+    return f"{point:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def _ranked_courses(metrics: pd.Series) -> str:
+    """ " (1,424 courses)": how many of the active-drug courses the within-arm AUC ranks (an
+    arm with fewer than 5 events or non-events is left out), "" when none or not known."""
+    n = metrics.get("within_arm_n")
+    if n is None or pd.isna(n) or int(n) == 0:
+        return ""
+    return f" ({int(n):,} course{'s' if int(n) != 1 else ''})"
+
+
+def _active_counts(validation) -> str:
+    """The courses and events among active-drug patients, as the subgroup table shows them:
+    withheld with its rows when they, or the comparators (all courses less these), are too
+    few to show or could be worked out (:func:`ketapredict.evaluate.withheld_subgroups`)."""
+    m = validation.metrics.iloc[0]
+    n, comparators = int(m["active_n"]), int(m["n"]) - int(m["active_n"])
+    table = validation.subgroups
+    shown = set(table.loc[table["variable"] == "active drug", "level"])
+    if "active drug" in shown and (comparators == 0 or "comparator" in shown):
+        return f"{n:,} courses, {int(m['active_events']):,} events"
+    return "courses and events withheld with their subgroup rows"
+
+
+def _small_sample_notes(validation) -> list[str]:
+    """What a small study's table cannot say, and what to change: the within-arm AUC when no
+    arm has enough events, and the width of every estimate under 100 events or non-events."""
+    first = validation.metrics.iloc[0]
+    n, events = int(first["n"]), int(first["events"])
+    notes = []
+    if int(first["within_arm_arms"]) == 0:
+        where = "arm" if validation.ranked_within == "arm" else "arm within a fold"
+        notes.append(
+            f"no {where} has {MIN_CLASS_PER_ARM} events and {MIN_CLASS_PER_ARM} non-events "
+            "among active-drug patients, so the AUC within arm is n/a"
+            + (
+                "; fewer, larger folds (a smaller n_splits in [validation]) or more courses "
+                "would give one"
+                if validation.ranked_within != "arm"
+                else ""
+            )
+        )
+    predictions = validation.predictions
+    if isinstance(predictions, pd.DataFrame):
+        by_fold = predictions.groupby("fold") if "fold" in predictions.columns else None
+        constant = [
+            model
+            for model in validation.metrics.index
+            if f"p_{model}" in predictions.columns
+            and by_fold is not None
+            and int(by_fold[f"p_{model}"].nunique().max()) == 1
+        ]
+        if constant:  # an AUC of 0.500 [0.500, 0.500] looks certain, and says nothing
+            notes.append(
+                f"{', '.join(constant)} gave every course of a fold the same probability "
+                "(nothing learnt from so few courses): "
+                + ("its" if len(constant) == 1 else "their")
+                + " AUC within arm of 0.500 with no spread says nothing"
+            )
+    if min(events, n - events) < MIN_EVENTS:
+        notes.append(
+            f"{events:,} events and {n - events:,} non-events: estimates of performance precise "
+            f"enough to act on need at least {MIN_EVENTS} of each (Collins 2016, Stat Med "
+            "35:214); read the intervals, not the point estimates"
+        )
+    return notes
+
+
+def _metrics_text(validation: ValidationResult) -> str:
+    """A validation's metrics as text (:meth:`ValidationResult.__str__`): first the
+    clinician's question (among active-drug patients: AUC within arm, calibration), then
+    the same over all rows, and what a small sample cannot say."""
+    m = validation.metrics
+    folds = validation.shown_folds.groupby("model")["within_arm_auc"]
+    n_folds = validation.fold_metrics["fold"].nunique()
+    hidden = n_folds - validation.shown_folds["fold"].nunique()
+    first = m.iloc[0]
+    header = (
+        f"{validation.outcome}: {int(first['n']):,} courses, {int(first['events']):,} events; "
+        f"{validation.scheme}, {n_folds} folds"
+        + (
+            f" ({hidden} withheld for privacy, and left out of the fold mean and SD)"
+            if hidden
+            else ""
+        )
+        + (", a grid search nested in each" if "tuned_parameters" in validation.extras else "")
+    )
+    if validation.rows_left_out:
+        left = validation.rows_left_out
+        header += f" ({left:,} course{'s' if left > 1 else ''} without the outcome left out)"
+    header += (
+        f"\n  among active-drug patients ({_active_counts(validation)}): AUC within arm "
+        "(n-weighted over "
+        f"{int(first['within_arm_arms'])} "
+        + ("arm" if validation.ranked_within == "arm" else "arm-fold")
+        + ("s" if int(first["within_arm_arms"]) != 1 else "")
+        + ("" if validation.ranked_within == "arm" else " (one model each)")
+        + _ranked_courses(first)
+        + " with at least 5 events and non-events), "
+        f"calibration; 95% intervals resample {validation.resampled}"
+    )
+    active = pd.DataFrame(
+        {
+            "within-arm AUC [95% CI]": [
+                _interval(r.within_arm_auc, r.within_arm_auc_low, r.within_arm_auc_high)
+                for r in m.itertuples()
+            ],
+            "ECE": m["active_ece"].map("{:.4f}".format),
+            "cal. intercept": m["active_calibration_intercept"].map(lambda v: _number(v, "+.3f")),
+            "cal. slope": m["active_calibration_slope"].map(_number),
+            # no fold with an arm of 5 events and 5 non-events: n/a, not "nan (nan)"
+            # every fold withheld: no model has a fold to summarise (n/a)
+            "fold mean (sd)": [
+                f"{_number(mean)} ({_number(sd)})"
+                for mean, sd in zip(
+                    folds.mean().reindex(m.index), folds.std().reindex(m.index), strict=True
+                )
+            ],
+        },
+        index=m.index,
+    )
+    pooled = pd.DataFrame(
+        {
+            "AUC [95% CI]": [_interval(r.auc, r.auc_low, r.auc_high) for r in m.itertuples()],
+            "PR AUC": m["pr_auc"].map("{:.3f}".format),
+            "Brier": m["brier"].map("{:.4f}".format),
+            "ECE": m["ece"].map("{:.4f}".format),
+            "cal. intercept": m["calibration_intercept"].map(lambda v: _number(v, "+.3f")),
+            "cal. slope": m["calibration_slope"].map(_number),
+        },
+        index=m.index,
+    )
+    return (
+        header
+        + "\n"
+        + active.to_string()
+        + "\n  all courses, every arm (also rewards knowing the arm):\n"
+        + pooled.to_string()
+        + "".join(f"\n  note: {note}" for note in _small_sample_notes(validation))
+    )
 
 
 def _option_problems(

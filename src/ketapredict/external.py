@@ -27,6 +27,7 @@ from .regimen import schedules_in_words
 from .schema import (
     KETAMINES,
     MIN_CELL,
+    MIN_EVENTS,
     courses_per_patient,
     empty_outcomes,
     table_digest,
@@ -37,10 +38,6 @@ from .updating import fit_intercept, fit_line
 __all__ = ["ExternalValidation", "evaluate_model"]
 
 _Z95 = 1.959963984540054  # the normal 97.5th percentile
-# External validation needs at least 100 events and 100 non-events for calibration and
-# discrimination estimates precise enough to act on (Collins, Ogundimu and Altman 2016,
-# Statistics in Medicine 35:214-226); below that the report warns.
-MIN_EVENTS = 100
 # A group's slope and AUC are shown only with at least this many events and non-events: with
 # fewer, one patient moves the AUC by a tenth or more (as evaluate.MIN_CLASS_PER_ARM).
 MIN_CLASS = 5
