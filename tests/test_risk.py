@@ -365,8 +365,8 @@ def test_the_constructor_refuses_a_model_under_another_outcomes_name(risk_model)
     state = risk_model.outcome_state("response")
     for outcomes, said in (
         (None, "outcomes must be a mapping (a dict); got NoneType"),
-        ({}, "a RiskModel needs an outcome"),
-        ({"respnse": state}, "outcomes['respnse'] must be the OutcomeState of that outcome"),
+        ({}, "a RiskModel needs at least one OutcomeState; outcomes is empty"),
+        ({"respnse": state}, "outcomes['respnse'] must be an OutcomeState of that outcome"),
     ):
         with pytest.raises(ValidationError, match=re.escape(said)):
             RiskModel(outcomes)

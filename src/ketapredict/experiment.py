@@ -869,33 +869,18 @@ def build_risk_model(
     """
     from sklearn.utils.validation import check_is_fitted
 
-    from .risk import OutcomeState, RiskModel, t_quantile
+    from .risk import OutcomeState, RiskModel, outcome_mapping_problems, t_quantile
     from .trees import TreeEnsemble
 
-    problems = [
-        Problem(name, None, f"{name} must be a mapping (a dict); got {type(value).__name__}")
-        for name, value in (("models", models), ("replicates", replicates))
-        if (value is not None or name == "models") and not isinstance(value, Mapping)
-    ]
-    if not problems:
-        if not models:
-            problems.append(Problem("models", None, "a RiskModel needs a fitted OutcomeModel"))
-        # a key is the outcome its model predicts: {"respnse": model} labelled response's
-        # risks "respnse"
-        problems += [
+    problems = outcome_mapping_problems("models", models, OutcomeModel)
+    if replicates is not None and not isinstance(replicates, Mapping):
+        problems.append(
             Problem(
-                "models",
+                "replicates",
                 None,
-                f"models[{short_repr(key)}] must be an OutcomeModel of that outcome; got "
-                + (
-                    f"one of {model.outcome!r}"
-                    if isinstance(model, OutcomeModel)
-                    else type(model).__name__
-                ),
+                f"replicates must be a mapping (a dict); got {type(replicates).__name__}",
             )
-            for key, model in models.items()
-            if not (isinstance(model, OutcomeModel) and model.outcome == key)
-        ]
+        )
     if problems:
         raise ValidationError(problems, "arguments")
     states = {}

@@ -374,6 +374,30 @@ def _not_a_table(X: Any) -> ValidationError:
     )
 
 
+def outcome_mapping_problems(name: str, value: Any, kind: type) -> list[Problem]:
+    """What is wrong with ``value`` as a mapping of each outcome to its ``kind`` object
+    (whose ``outcome`` is the key): a RiskModel's scoring states, or the OutcomeModels the
+    learning side builds one from. A key is the outcome its object predicts:
+    ``{"respnse": model}`` labelled the response's risks "respnse"."""
+    what = kind.__name__
+    if not isinstance(value, Mapping):
+        return [
+            Problem(name, None, f"{name} must be a mapping (a dict); got {type(value).__name__}")
+        ]
+    if not value:
+        return [Problem(name, None, f"a RiskModel needs at least one {what}; {name} is empty")]
+    return [
+        Problem(
+            name,
+            None,
+            f"{name}[{short_repr(key)}] must be an {what} of that outcome; got "
+            + (f"one of {item.outcome!r}" if isinstance(item, kind) else type(item).__name__),
+        )
+        for key, item in value.items()
+        if not (isinstance(item, kind) and item.outcome == key)
+    ]
+
+
 def _check_provenance(provenance: dict[str, Any]) -> dict[str, Any]:
     """``provenance``, if every field that reports print is readable text
     (:func:`~ketapredict.modelfile.provenance_problems`); a saved model with a longer one
@@ -433,34 +457,12 @@ class RiskModel:
         *,
         reference: Mapping[str, Any] | None = None,
     ):
-        problems = [
+        problems = outcome_mapping_problems("outcomes", outcomes, OutcomeState)
+        problems += [
             Problem(name, None, f"{name} must be a mapping (a dict); got {type(value).__name__}")
-            for name, value in (
-                ("outcomes", outcomes),
-                ("provenance", provenance),
-                ("reference", reference),
-            )
-            if (value is not None or name == "outcomes") and not isinstance(value, Mapping)
+            for name, value in (("provenance", provenance), ("reference", reference))
+            if value is not None and not isinstance(value, Mapping)
         ]
-        if not problems:
-            if not outcomes:
-                problems.append(Problem("outcomes", None, "a RiskModel needs an outcome"))
-            # a key is the outcome its state scores: {"respnse": state} labelled response's
-            # risks "respnse"
-            problems += [
-                Problem(
-                    "outcomes",
-                    None,
-                    f"outcomes[{short_repr(key)}] must be the OutcomeState of that outcome; got "
-                    + (
-                        f"the one of {state.outcome!r}"
-                        if isinstance(state, OutcomeState)
-                        else type(state).__name__
-                    ),
-                )
-                for key, state in outcomes.items()
-                if not (isinstance(state, OutcomeState) and state.outcome == key)
-            ]
         if problems:
             raise ValidationError(problems, "arguments")
         self._outcomes: dict[str, OutcomeState] = dict(outcomes)
