@@ -372,6 +372,8 @@ def test_the_constructor_refuses_a_model_under_another_outcomes_name(risk_model)
             RiskModel(outcomes)
     with pytest.raises(ValidationError, match="the model has no 'remission' outcome"):
         risk_model.outcome_state("remission")
+    with pytest.raises(ValidationError, match="outcome_models needs a RiskModel; got dict"):
+        outcome_models({"response": model})
 
 
 def test_a_loaded_model_saves_its_files_as_they_were_read(tmp_path):

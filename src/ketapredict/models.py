@@ -1600,6 +1600,8 @@ def outcome_models(risk_model: Any) -> dict[str, OutcomeModel]:
 
     Raises
     ------
+    ValidationError
+        If ``risk_model`` is no RiskModel.
     ModelFileError
         If a loaded model's parameters or booster are not ones OutcomeModel can take.
 
@@ -1611,6 +1613,17 @@ def outcome_models(risk_model: Any) -> dict[str, OutcomeModel]:
     >>> fitted["response"].n_rounds_ > 0
     True
     """
+    if not hasattr(risk_model, "outcome_state"):  # models sits upstream of RiskModel
+        raise ValidationError(
+            [
+                Problem(
+                    "risk_model",
+                    None,
+                    f"outcome_models needs a RiskModel; got {type(risk_model).__name__}",
+                )
+            ],
+            "arguments",
+        )
     states = {o: risk_model.outcome_state(o) for o in risk_model.outcomes}
     for state in states.values():
         if state.model is None:
