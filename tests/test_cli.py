@@ -226,6 +226,7 @@ def _patient_with(**changes) -> str:
     ("content", "options", "message"),
     [
         ('{"age": 46,', [], "is not valid JSON: Expecting property name enclosed in double"),
+        ('{"sex": "fem', [], "Unterminated string starting at line 1, column 9"),  # "at at"
         ("[]", [], "expected one patient record, a JSON object of contract fields; got a list"),
         (_patient_with(madrs_baseline=75), [], "madrs_baseline=75 is outside 0-60"),
         (_patient_with(shoe_size=44), [], "shoe_size"),

@@ -307,8 +307,8 @@ def test_a_peer_that_learnt_nothing_is_said_to_say_nothing(tmp_path):
     table = str(run_experiment(load_experiment(tmp_path / "study.toml")))
     assert (
         "note: hist_gradient_boosting, hist_gradient_boosting_encoded gave every course of a "
-        "fold the same probability (nothing learnt from so few courses): their AUC within arm "
-        "of 0.500 with no spread says nothing" in table
+        "fold the same probability (nothing learnt from so few courses): their AUCs in such a "
+        "fold (0.500, with no spread) say nothing of how they rank" in table
     )
     assert "OutcomeModel gave every" not in table
 

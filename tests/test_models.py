@@ -646,3 +646,12 @@ def test_a_monotone_dict_applies_to_columns_of_ones_own():
     assert model.monotone_ == {"x0": 1}  # it was silently {}
     with pytest.raises(ValidationError, match=re.escape("does not read: ['foo']")):
         OutcomeModel(features=None, monotone={"foo": 1}, n_estimators=20).fit(X, y)
+
+
+def test_the_repr_says_what_the_model_predicts():
+    """scikit-learn leaves defaults out: the response model printed as "OutcomeModel()"."""
+    from ketapredict import OutcomeModel
+
+    assert repr(OutcomeModel()) == "OutcomeModel(outcome='response')"
+    assert repr(OutcomeModel(max_depth=3)) == "OutcomeModel(outcome='response', max_depth=3)"
+    assert repr(OutcomeModel("remission")) == "OutcomeModel(outcome='remission')"

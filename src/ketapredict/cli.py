@@ -403,8 +403,10 @@ def _recalibrate(args: argparse.Namespace) -> int:
             continue
         observed = data[outcome].dropna().astype(float).mean()
         has = data[outcome].notna()
+        # "original_vs_intercept_slope": the model as it was against intercept + slope
         tests = ", ".join(
-            f"{k.replace('_', ' ')} {_p_value(v)}"
+            f"{k.replace('_vs_', ' vs ').replace('intercept_slope', 'intercept + slope')} "
+            f"{_p_value(v)}"
             for k, v in update["p_values"].items()
             if v is not None
         )
@@ -556,11 +558,12 @@ def _train_and_log(
     else:
         courses = (
             "the courses that record each ("
-            + ", ".join(f"{o} {n:,}" for o, n in counts.items())
+            + ", ".join(f"{o.replace('_', ' ')} {n:,}" for o, n in counts.items())
             + ")"
         )
     print(
-        f"\nFitted the final model of {', '.join(model.outcomes)} on {courses}, with "
+        f"\nFitted the final model of {', '.join(o.replace('_', ' ') for o in model.outcomes)} "
+        f"on {courses}, with "
         f"{model.provenance.get('replicates', 0)} bootstrap replicates each for the "
         f"intervals ({time.perf_counter() - began:.1f} s)."
     )
@@ -851,7 +854,9 @@ def _json_problem(error: ValueError | RecursionError, name: str) -> str:
         return f"{name} gives the key {shown} twice; give each field once"
     if isinstance(error, json.JSONDecodeError):
         return (
-            f"{name} is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
+            # json's "Unterminated string starting at" takes the place that follows
+            f"{name} is not valid JSON: {error.msg.removesuffix(' at')} at line {error.lineno}, "
+            f"column {error.colno}"
         )
     if isinstance(error, RecursionError):
         return f"{name} nests JSON too deeply to read; expected one record of fields"

@@ -47,6 +47,7 @@ from .regimen import (
 )
 from .risk import INTERVAL_LEVEL, joint_distance, unseen_flags
 from .schema import (
+    MIN_CELL,
     OUTCOME_DEFINITIONS,
     OUTCOME_LABELS,
     _did_you_mean,
@@ -1061,7 +1062,8 @@ def _ood_warnings(
                 (
                     name,
                     f"{words.label[name]} = {value:.3g}{unit} is outside the training range "
-                    f"{low:.3g} to {high:.3g}{unit} (0.5th to 99.5th percentile)",
+                    f"{low:.3g} to {high:.3g}{unit} (0.5th to 99.5th percentile, each end "
+                    f"at least {MIN_CELL} patients in)",
                 )
             )
         z[k] = (value - reference["mean"][k]) / reference["sd"][k]

@@ -1238,7 +1238,8 @@ def _small_sample_notes(validation) -> list[str]:
                 f"{', '.join(constant)} gave every course of a fold the same probability "
                 "(nothing learnt from so few courses): "
                 + ("its" if len(constant) == 1 else "their")
-                + " AUC within arm of 0.500 with no spread says nothing"
+                + " AUCs in such a fold (0.500, with no spread) say nothing of how "
+                + ("it ranks" if len(constant) == 1 else "they rank")
             )
     if min(events, n - events) < MIN_EVENTS:
         notes.append(

@@ -585,6 +585,15 @@ class OutcomeModel(ClassifierMixin, BaseEstimator):
                     "model parameters",
                 )
 
+    def __repr__(self, N_CHAR_MAX: int = 700) -> str:
+        # scikit-learn leaves out parameters at their defaults, and the default outcome
+        # too: "OutcomeModel()" would not say what the model predicts
+        text = super().__repr__(N_CHAR_MAX)
+        if "outcome=" in text:
+            return text
+        head, rest = text.split("(", 1)
+        return f"{head}(outcome={self.outcome!r}" + ("" if rest == ")" else ", ") + rest
+
     def __init__(
         self,
         outcome: str = "response",
