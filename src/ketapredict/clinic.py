@@ -1061,7 +1061,10 @@ def _ood_warnings(
             warnings.append(
                 (
                     name,
-                    f"{words.label[name]} = {value:.3g}{unit} is outside the training range "
+                    # "1 days", "1 weeks": a plural unit after exactly one
+                    f"{words.label[name]} = {value:.3g}"
+                    f"{unit.removesuffix('s') if f'{value:.3g}' == '1' else unit} is outside "
+                    "the training range "
                     f"{low:.3g} to {high:.3g}{unit} (0.5th to 99.5th percentile, each end "
                     f"at least {MIN_CELL} patients in)",
                 )
