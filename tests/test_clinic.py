@@ -1122,7 +1122,7 @@ def test_an_antidepressant_started_with_the_course_leaves_the_first_session_alon
     assert alone["dissociation"].probability == with_one["dissociation"].probability
     assert not any("never occurs" in w for w in alone.warnings)
     assert [w for w in with_one.warnings if "never occurs" in w] == [
-        "response, remission, cognitive decline: the schedule ketamine iv, one session, with a "
+        "response, remission, cognitive decline: the schedule ketamine IV, one session, with a "
         "new oral antidepressant never occurs in the training data: the estimate is an "
         "extrapolation"
     ]

@@ -595,7 +595,7 @@ def test_a_drug_by_a_route_never_trained_on_is_warned_and_outside_training(risk_
     course = {"route": "iv", "dose": 0.5, "infusion_minutes": 40}
     new = risk_model.score(patient, Regimen(drug="arketamine", **course), horizon_day=1)
     known = risk_model.score(patient, Regimen(drug="ketamine", **course), horizon_day=1)
-    assert any(w.startswith("arketamine by the iv route never occurs") for w in new.warnings)
+    assert any(w.startswith("arketamine by the IV route never occurs") for w in new.warnings)
     assert not any("never occurs" in w for w in known.warnings)
     table = train[train["drug"] == "ketamine"].head(20)
     assert not risk_model.outside_training(table).all()
@@ -645,7 +645,7 @@ def test_a_schedule_or_a_diagnosis_on_it_never_trained_on_is_warned(risk_model, 
     )
     bipolar = {**patient, "diagnosis": "bipolar", "n_failed_treatments": 1}
     assert any(
-        w.startswith("diagnosis bipolar with ketamine iv, repeated sessions never occurs")
+        w.startswith("diagnosis bipolar with ketamine IV, repeated sessions never occurs")
         for w in risk_model.score(bipolar, infusions).warnings
     )
     assert not any("never occurs" in w for w in risk_model.score(patient, infusions).warnings)

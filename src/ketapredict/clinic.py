@@ -1444,7 +1444,7 @@ def _never_trained_on(
     if trained_on and pair and pair not in trained_on:
         routes = ", ".join(trained_on)
         drug, route = values.get("drug"), values.get("route")
-        return [(f"{drug} by the {route} route{said} (it has {routes})", False)]
+        return [(_routes_upper(f"{drug} by the {route} route{said} (it has {routes})"), False)]
     found = []
     kind = schedule_kind(*fields)
     new_schedule = (
@@ -1461,7 +1461,13 @@ def _never_trained_on(
             found.append((f"diagnosis {diagnosis} with {pair}{said}", False))
         elif kind not in seen and not new_schedule:
             found.append((f"diagnosis {diagnosis} with {schedule}{said}", True))
-    return found
+    return [(_routes_upper(text), first) for text, first in found]
+
+
+def _routes_upper(text: str) -> str:
+    """IV and IM as the reports write them elsewhere ("ketamine 0.5 mg/kg IV"); the
+    model's record of schedules keeps the contract's lower-case codes."""
+    return re.sub(r"\b(iv|im)\b", lambda m: m.group(1).upper(), text)
 
 
 # --------------------------------------------------------------------------------------------
