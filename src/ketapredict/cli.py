@@ -99,6 +99,8 @@ def _summary_text(summary: pd.DataFrame) -> pd.DataFrame:
             "not measured" if pd.isna(v) else f"{100 * v:.1f}%" for v in summary[column]
         ]
     shown["endpoint_day"] = ["" if pd.isna(v) else f"{v:g}" for v in summary["endpoint_day"]]
+    for column in ("courses", "patients"):  # 8,000, as the prose around the table writes it
+        shown[column] = [f"{int(v):,}" for v in summary[column]]
     shown.index = [f"{name} *" if name in _hypothetical() else name for name in shown.index]
     return shown.rename(columns=lambda c: c.replace("_", " "))
 
