@@ -571,10 +571,10 @@ def interval_meaning(model) -> str | None:
     (:meth:`RiskModel.calibrate_intervals`), it says so; from the bootstrap alone, it is
     how far another training sample would move the estimate, and leaves out the model's
     bias."""
-    states = [s for s in model._outcomes.values() if s.z is not None]
-    if not states:
+    kind = model.interval_kind
+    if kind is None:
         return None
-    if all(s.scale is not None for s in states):
+    if kind == "calibrated":
         return (
             "90% interval: widened until it held the true probability of 9 in 10 new "
             "virtual patients in trials the model never saw (the model's provenance says how)."

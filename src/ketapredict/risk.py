@@ -477,14 +477,11 @@ class RiskModel:
 
     def __repr__(self) -> str:
         source = self.provenance
-        states = self._outcomes.values()
-        intervals = (
-            "no intervals"
-            if any(s.z is None for s in states)
-            else "90% intervals calibrated on new virtual trials"
-            if all(s.scale is not None for s in states)
-            else "90% intervals from the bootstrap alone"
-        )
+        intervals = {
+            None: "no intervals",
+            "calibrated": "90% intervals calibrated on new virtual trials",
+            "bootstrap": "90% intervals from the bootstrap alone",
+        }[self.interval_kind]
         return (
             f"RiskModel({one_line(str(source.get('name', 'unnamed')))!r}: "
             f"{', '.join(self.outcomes)}; trained {one_line(str(source.get('trained', '?')))} "
@@ -990,8 +987,8 @@ class RiskModel:
         >>> "virtual cohort" in str(report)
         True
         """
-        # the one import of the clinician side: DESIGN.md asks for ``model.score(...)``,
-        # and the report is the clinic's (see :func:`ketapredict.clinic.score`)
+        # one of risk's two imports of the clinic (with compare_regimens): DESIGN.md asks
+        # for ``model.score(...)``, and the report is the clinic's
         from .clinic import score
 
         return score(self, patient, regimen, horizon_day=horizon_day, drivers=drivers)
@@ -1055,8 +1052,8 @@ class RiskModel:
         >>> bool(comparison.table["dominated"].iloc[0])  # the front comes first
         False
         """
-        # the one import of the clinician side: DESIGN.md asks for ``model.compare_regimens(...)``,
-        # and the report is the clinic's (see :func:`ketapredict.clinic.compare_regimens`)
+        # one of risk's two imports of the clinic (with score): DESIGN.md asks for
+        # ``model.compare_regimens(...)``, and the report is the clinic's
         from .clinic import compare_regimens
 
         return compare_regimens(self, patient, regimens, horizon_day=horizon_day)
@@ -1317,6 +1314,16 @@ class RiskModel:
     @property
     def has_intervals(self) -> bool:
         return all(s.z is not None for s in self._outcomes.values())
+
+    @property
+    def interval_kind(self) -> str | None:
+        """How the 90% intervals were made: "calibrated" (against the true probabilities
+        of new virtual trials, :meth:`calibrate_intervals`), "bootstrap" (the replicates'
+        spread alone) or None (no outcome has intervals)."""
+        states = [s for s in self._outcomes.values() if s.z is not None]
+        if not states:
+            return None
+        return "calibrated" if all(s.scale is not None for s in states) else "bootstrap"
 
     # -- files ------------------------------------------------------------------------------
     def model_card(
