@@ -80,6 +80,8 @@ def test_calibrate_prints_every_target_and_exits_by_the_result(capsys):
     assert "popova2019/esketamine_56mg" in printed
     assert "Not simulated:" in printed
     assert "A8.other_adverse_events" in printed
+    assert "NaN" not in printed  # a statement without a published figure shows a blank
+    assert max(len(line) for line in printed.splitlines()) <= 100
     assert code == (1 if "Missed:" in printed else 0)
 
 

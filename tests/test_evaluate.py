@@ -241,6 +241,11 @@ def test_grouped_kfold_keeps_trials_together(cohort):
     trials = cohort["trial_id"].to_numpy()[result.predictions["row"]]
     assert pd.Series(result.predictions["fold"].to_numpy()).groupby(trials).nunique().max() == 1
     assert list(result.metrics.index) == ["OutcomeModel", "oracle"]
+    # counts are whole numbers, the scores floats
+    counts = ["n", "events", "active_n", "active_events", "within_arm_n", "within_arm_arms"]
+    assert (result.metrics[counts].dtypes == "int64").all()
+    assert result.metrics.loc["OutcomeModel", "n"] == len(cohort)
+    assert result.metrics["auc"].dtype == "float64"
 
 
 def test_rows_without_the_outcome_are_left_out_and_counted(cohort):

@@ -22,6 +22,8 @@ def test_iv_ketamine_exposure():
     assert x["course_weeks"] == 3.5
     assert x["active_drug"]
     assert x["comparator"] == "none"
+    # plain Python values, as a user prints them (not np.float64(0.5), np.True_)
+    assert {type(v) for v in x.values()} == {float, bool, str}
     assert course.endpoint_day == 25.5
     np.testing.assert_allclose(course.session_days(), np.arange(8) * 3.5)
 

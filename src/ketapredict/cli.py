@@ -445,10 +445,14 @@ def _calibrate(args: argparse.Namespace) -> int:
         )
     report = calibration_report(seed=args.seed, n_per_arm=args.n_per_arm)
     print(
-        f"Virtual cohort against published evidence ({args.n_per_arm:,} patients per "
-        f"simulated arm, a typical trial, seed {args.seed}). Tolerances follow each "
-        "result's sample size and the spread between trials (the rules head "
-        "ketapredict/cohort/targets.toml).\n"
+        textwrap.fill(
+            f"Virtual cohort against published evidence ({args.n_per_arm:,} patients per "
+            f"simulated arm, a typical trial, seed {args.seed}). Tolerances follow each "
+            "result's sample size and the spread between trials (the rules head "
+            "ketapredict/cohort/targets.toml).",
+            width=96,
+        )
+        + "\n"
     )
     titles = {
         "fit": "Fit targets: scripts/fit_cohort.py fitted the parameters to these.",
@@ -458,9 +462,12 @@ def _calibrate(args: argparse.Namespace) -> int:
     for role, title in titles.items():
         rows = report[report["role"] == role]
         print(f"{title} {int(rows['passed'].sum())} of {len(rows)} reproduced.\n")
-        shown = rows[["id", "published", "simulated", "tolerance", "passed"]].copy()
-        shown["check"] = [f"{r.check.split(' (')[0]}" for r in rows.itertuples()]
-        _print_table(shown.round(3), index=False)
+        # the check carries the tolerance; a statement without a published figure shows
+        # a blank, not NaN
+        shown = rows[["id", "published", "simulated"]].round(3)
+        shown["check"] = [r.check.split(" (")[0] for r in rows.itertuples()]
+        shown["reproduced"] = rows["passed"].map({True: "yes", False: "NO"})
+        _print_table(shown, index=False, na_rep="")
         print()
     by_arm = report.attrs.get("oracle_auc_by_arm", {})
     if by_arm:
@@ -470,7 +477,8 @@ def _calibrate(args: argparse.Namespace) -> int:
         print()
     print("Not simulated:")
     for row in report.attrs["not_expressed"]:
-        print(f"  {row['id']} ({row['source']}): {row['statement']} -- {row['not_expressed']}")
+        line = f"{row['id']}, {row['source']}: {row['statement']} -- {row['not_expressed']}"
+        print(textwrap.fill(line, width=96, initial_indent="  ", subsequent_indent="    "))
     failed = report.loc[~report["passed"], "id"].tolist()
     print(
         f"\n{int(report['passed'].sum())} of {len(report)} targets reproduced."

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import sys
+import textwrap
 import warnings
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -1272,16 +1273,26 @@ def _metrics_text(validation: ValidationResult) -> str:
     if validation.rows_left_out:
         left = validation.rows_left_out
         header += f" ({left:,} course{'s' if left > 1 else ''} without the outcome left out)"
-    header += (
-        f"\n  among active-drug patients ({_active_counts(validation)}): AUC within arm "
-        "(n-weighted over "
-        f"{int(first['within_arm_arms'])} "
-        + ("arm" if validation.ranked_within == "arm" else "arm-fold")
-        + ("s" if int(first["within_arm_arms"]) != 1 else "")
-        + ("" if validation.ranked_within == "arm" else " (one model each)")
-        + _ranked_courses(first)
-        + " with at least 5 events and non-events), "
-        f"calibration; 95% intervals resample {validation.resampled}"
+    arms = int(first["within_arm_arms"])
+    unit = "arm" if validation.ranked_within == "arm" else "arm-fold"
+    if arms:
+        ranked = (
+            f"AUC within arm, n-weighted over the {arms} {unit}{'s' if arms != 1 else ''}"
+            + ("" if validation.ranked_within == "arm" else " (one model each)")
+            + _ranked_courses(first)
+            + f" with at least {MIN_CLASS_PER_ARM} events and {MIN_CLASS_PER_ARM} non-events"
+        )
+    else:  # the note below says why, and what would give one
+        ranked = "AUC within arm n/a"
+    header = (
+        _wrapped(header, indent="  ")
+        + "\n"
+        + _wrapped(
+            f"among active-drug patients ({_active_counts(validation)}): {ranked}; calibration; "
+            f"95% intervals resample {validation.resampled}",
+            indent="  ",
+            first_indent="  ",
+        )
     )
     active = pd.DataFrame(
         {
@@ -1320,7 +1331,21 @@ def _metrics_text(validation: ValidationResult) -> str:
         + active.to_string()
         + "\n  all courses, every arm (also rewards knowing the arm):\n"
         + pooled.to_string()
-        + "".join(f"\n  note: {note}" for note in _small_sample_notes(validation))
+        + "".join(
+            "\n" + _wrapped(f"note: {note}", indent="    ", first_indent="  ")
+            for note in _small_sample_notes(validation)
+        )
+    )
+
+
+def _wrapped(text: str, *, indent: str, first_indent: str = "") -> str:
+    """``text`` in lines of at most 96 characters, for a terminal of 100."""
+    return textwrap.fill(
+        text,
+        width=96,
+        initial_indent=first_indent,
+        subsequent_indent=indent,
+        break_on_hyphens=False,
     )
 
 
@@ -1578,7 +1603,7 @@ def cross_validate(
             name: score_predictions(y, p, **design, n_bootstraps=n_bootstraps, seed=seed)
             for name, p in oof.items()
         }
-    ).T
+    ).T.astype(dict.fromkeys(_COUNT_METRICS, "int64"))
     fold_rows = []
     for name, p in oof.items():
         for k in range(len(splits)):
@@ -1635,6 +1660,8 @@ def cross_validate(
     )
 
 
+# the metrics that count courses, arms or events: whole numbers in every table
+_COUNT_METRICS = ("within_arm_arms", "within_arm_n", "active_n", "active_events", "n", "events")
 _FOLD_METRICS = ("n", "events", "within_arm_auc", "active_ece", "auc", "pr_auc", "brier", "ece")
 
 

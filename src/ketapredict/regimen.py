@@ -297,6 +297,20 @@ class Regimen:
         ----------
         weight_kg : float, optional
             Converts fixed mg doses; defaults to :data:`REFERENCE_WEIGHT_KG`.
+
+        Returns
+        -------
+        dict
+            Each quantity as a plain Python value (float, bool or str).
+
+        Examples
+        --------
+        >>> from ketapredict import Regimen
+        >>> course = Regimen(drug="ketamine", route="iv", dose=0.5, infusion_minutes=40,
+        ...                  sessions_per_week=2, n_sessions=8)
+        >>> quantities = course.exposure()
+        >>> quantities["cumulative_exposure_mg_per_kg"], quantities["endpoint_day"]
+        (4.0, 25.5)
         """
         if _is_missing(weight_kg):  # any spelling of missing: the reference weight
             weight_kg = None
@@ -306,7 +320,7 @@ class Regimen:
                 raise ValidationError([Problem("weight_kg", weight_kg, message)], "weight")
             weight_kg = value
         table = exposure({**self.to_dict(), "weight_kg": weight_kg})
-        return {k: v[0] for k, v in table.items()}
+        return {k: v[:1].tolist()[0] for k, v in table.items()}  # numpy scalars to Python
 
     def racemic_iv_equivalent(self, weight_kg: float | None = None) -> float:
         """Racemic-IV-equivalent dose per session, mg/kg.
