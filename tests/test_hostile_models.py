@@ -634,7 +634,7 @@ HOSTILE_CASES: list[tuple[str, Callable, str]] = [
         _manifest(
             lambda m, o: {**m, "reference": {**m["reference"], "drug_routes": [1, {"a": 2}]}}
         ),
-        "reference drug_routes: expected at most 200 texts",
+        "reference drug_routes: expected at most 200 one-line texts",
     ),
     (
         "reference-drug-routes-huge",
@@ -644,19 +644,44 @@ HOSTILE_CASES: list[tuple[str, Callable, str]] = [
                 "reference": {**m["reference"], "drug_routes": ["ketamine iv"] * 10_000},
             }
         ),
-        "reference drug_routes: expected at most 200 texts",
+        "reference drug_routes: expected at most 200 one-line texts",
     ),
     (
         "reference-schedules-too-long",
         _manifest(lambda m, o: {**m, "reference": {**m["reference"], "schedules": ["x" * 121]}}),
-        "reference schedules: expected at most 1000 texts",
+        "reference schedules: expected at most 1000 one-line texts",
     ),
     (
         "reference-diagnosis-schedules-not-a-list",
         _manifest(
             lambda m, o: {**m, "reference": {**m["reference"], "diagnosis_schedules": "TRD"}}
         ),
-        "reference diagnosis_schedules: expected at most 1000 texts",
+        "reference diagnosis_schedules: expected at most 1000 one-line texts",
+    ),
+    # a warning quotes these texts: a line break or an escape sequence in one would let the
+    # file print a line of its own ("response  5%") into the report
+    (
+        "reference-drug-routes-write-a-line",
+        _manifest(
+            lambda m, o: {
+                **m,
+                "reference": {
+                    **m["reference"],
+                    "drug_routes": ["x\nresponse (MADRS -50%)  5%\x1b[31m"],
+                },
+            }
+        ),
+        "reference drug_routes: expected at most 200 one-line texts",
+    ),
+    (
+        "reference-feature-name-with-escape",
+        _manifest(
+            lambda m, o: {
+                **m,
+                "reference": {**m["reference"], "seen_categories": ["route_iv\x1b]0;x\x07"]},
+            }
+        ),
+        "reference seen_categories: expected a list of feature names",
     ),
     # -- malformed manifests (no checksum can be right for these)
     ("manifest-empty-list", _raw_manifest("[]"), "holds a list"),

@@ -367,6 +367,22 @@ class BaselineImputer:
         if not np.allclose(covariance, covariance.T):
             raise ValueError("imputer covariance is not symmetric")
         np.linalg.cholesky(covariance)  # LinAlgError (a ValueError) if not positive definite
+        # a mean is a mean of the contract's values, and a variance at most the square of
+        # their range (a bounded variable's is at most a quarter of it): a tampered 1e300
+        # would draw every missing value at the range's end
+        for i, (name, category) in enumerate(spec):
+            spec_i = column(name)
+            if category is not None or spec_i.kind == "bool":
+                low, high = 0.0, 1.0
+            else:
+                low = -np.inf if spec_i.low is None else float(spec_i.low)
+                high = np.inf if spec_i.high is None else float(spec_i.high)
+            if not low <= mean[i] <= high or covariance[i, i] > (high - low) ** 2:
+                variable = name if category is None else f"{name}={category}"
+                raise ValueError(
+                    f"imputer {variable}: mean {mean[i]:.3g} or variance "
+                    f"{covariance[i, i]:.3g} impossible for values in {low:g} to {high:g}"
+                )
         imputer = cls(wanted, n_draws)
         imputer.spec_ = spec
         imputer.fields_ = fields

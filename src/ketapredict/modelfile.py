@@ -791,13 +791,17 @@ def check_reference(reference: Any, feature_names: Sequence[str]) -> dict[str, A
         if not (
             isinstance(kinds, list)
             and len(kinds) <= most
-            and all(isinstance(k, str) and 0 < len(k) <= longest for k in kinds)
+            and all(isinstance(k, str) and 0 < len(k) <= longest and _printable(k) for k in kinds)
         ):
-            raise ValueError(f"reference {key}: expected at most {most} texts such as {example}")
+            raise ValueError(
+                f"reference {key}: expected at most {most} one-line texts such as {example}"
+            )
     names = set(feature_names)
     for key in ("features", "continuous", "seen_categories", "binary"):
         value = reference[key]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        if not isinstance(value, list) or not all(
+            isinstance(v, str) and _printable(v) for v in value
+        ):
             raise ValueError(f"reference {key}: expected a list of feature names")
     for key in ("continuous", "binary"):
         outside = sorted(set(reference[key]) - names)
@@ -832,6 +836,13 @@ def check_reference(reference: Any, feature_names: Sequence[str]) -> dict[str, A
         "covariance": covariance.tolist(),
         "joint_threshold": threshold,
     }
+
+
+def _printable(text: str) -> bool:
+    """Whether ``text`` prints as written: a warning quotes these texts, and a control
+    character in one (a line break, an escape sequence) would let a model file write lines
+    of its own into a report."""
+    return one_line(text) == text
 
 
 def _numbers(value: Any) -> np.ndarray:

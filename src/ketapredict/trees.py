@@ -309,8 +309,12 @@ class TreeEnsemble:
                 + ", ".join(f"{k} {len(v)}" for k, v in nodes.items())
             )
         n_members = len(base_margins)
-        if not 1 <= n_members <= _MAX_MEMBERS or not np.isfinite(base_margins).all():
-            raise ValueError(f"trees: expected 1 to {_MAX_MEMBERS} finite base_margins")
+        # a base margin is the logit of a base rate clipped at 1e-12 (at most 27.6 from 0):
+        # one of 1e308 set every patient's risk to >99% with no driver to say why
+        if not 1 <= n_members <= _MAX_MEMBERS or not (np.abs(base_margins) <= 100).all():
+            raise ValueError(
+                f"trees: expected 1 to {_MAX_MEMBERS} base_margins, each within +-100"
+            )
         if len(tree_member) != len(roots):
             raise ValueError("trees: roots and tree_member differ in length")
         if len(roots) and (roots[0] != 0 or (np.diff(roots) <= 0).any() or roots[-1] >= n_nodes):
