@@ -493,6 +493,18 @@ HOSTILE_CASES: list[tuple[str, Callable, str]] = [
     ("modifiers-differ", _outcome(lambda r: _modify(r, member=1, high=2.0)), "same for every"),
     ("modifier-rows-short", _outcome(lambda r: _modify(r, rows=[[0.0]])), "coef_modifiers"),
     ("imputer-huge-draws", _outcome(lambda r: r["imputer"].update(n_draws=10**9)), "n_draws"),
+    # loaded, these set every patient's risk to >99% (or drew every missing value at the
+    # end of its range) with no driver to say why
+    (
+        "trees-huge-base-margins",
+        _trees(lambda t: t.update(base_margins=[1e308] * len(t["base_margins"]))),
+        "each within +-100",
+    ),
+    (
+        "imputer-impossible-mean",
+        _outcome(lambda r: r["imputer"]["mean"].__setitem__(0, 1e300)),
+        "impossible for values in",
+    ),
     (
         "provenance-nan",
         _manifest(lambda m, o: {**m, "provenance": {**m["provenance"], "auc": float("nan")}}),
