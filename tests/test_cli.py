@@ -636,6 +636,21 @@ def test_a_patient_file_with_a_byte_order_mark_is_read(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["risks"]
 
 
+def test_a_patient_file_never_quotes_its_identifier(tmp_path, capsys):
+    """The identifier put in another field was quoted in the error ("sex='EXAMPLE-0001' is
+    not one of ..."); a report never shows it either."""
+    record = json.loads(PATIENT.read_text())
+    shifted = tmp_path / "shifted.json"
+    shifted.write_text(json.dumps({**record, "sex": record["patient_id"]}))
+    assert main(["score", str(shifted), "--horizon-day", "28"]) == 2
+    err = capsys.readouterr().err
+    assert record["patient_id"] not in err
+    assert "sex=<a patient_id of this record> is not one of" in err
+    for extra in ([], ["--json"]):
+        assert main(["score", str(PATIENT), "--horizon-day", "28", *extra]) == 0
+        assert record["patient_id"] not in capsys.readouterr().out
+
+
 def test_the_quickstart_checks_its_store_before_it_starts(monkeypatch, tmp_path, capsys):
     """It simulated and printed the cohort first, then suggested `train --no-track`, an
     option the quickstart does not have (a review)."""

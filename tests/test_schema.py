@@ -684,6 +684,24 @@ def test_a_patient_identifier_shifted_into_another_column_is_not_shown():
     assert "row 3: age=<a patient_id of this table> is not a number" in str(caught.value)
 
 
+def test_one_record_neither_quotes_nor_shows_its_identifier():
+    """One patient's record, scored from Python or from a patient file, quoted its
+    identifier put in another field ("age='MRN-77123' is not a number"), and a Patient's
+    repr showed it (a privacy review)."""
+    record = {"patient_id": "MRN-77123", "age": "MRN-77123", "sex": "female",
+              "diagnosis": "TRD", "madrs_baseline": 30}  # fmt: skip
+    for attempt in (lambda: validate_patient(record), lambda: Patient(**record)):
+        with pytest.raises(ValidationError) as caught:
+            attempt()
+        assert "MRN" not in str(caught.value)
+        assert "age=<a patient_id of this record> is not a number" in str(caught.value)
+    patient = Patient(**{**record, "age": 40})
+    assert patient.patient_id == "MRN-77123"
+    for shown in (repr(patient), str(patient), f"{patient}"):
+        assert "MRN" not in shown
+        assert "patient_id=<hidden>" in shown
+
+
 @pytest.mark.parametrize(
     ("y", "said"),
     [

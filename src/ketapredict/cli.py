@@ -931,10 +931,12 @@ def _read_json(path: str, what: str) -> Any:
 
 def _patient_record(path: str) -> dict[str, Any]:
     """One patient record from a JSON file: contract fields, the regimen's either among them
-    or as a "regimen" object; identifiers dropped (never model inputs, never shown)."""
+    or as a "regimen" object. The identifier stays in the record: never a model input nor
+    shown, it lets an error that quotes a field holding it name it instead
+    (:func:`ketapredict.schema.validate_record`)."""
     from .exceptions import Problem, ValidationError, short_repr
     from .regimen import REGIMEN_FIELDS
-    from .schema import _did_you_mean, columns
+    from .schema import _did_you_mean
 
     record = _read_json(path, "patient file")
     if not isinstance(record, dict):
@@ -950,7 +952,6 @@ def _patient_record(path: str) -> dict[str, Any]:
             ],
             "patient file",
         )
-    record = {k: v for k, v in record.items() if k not in columns("identifier")}
     nested = record.pop("regimen", None)
     if nested is None:
         return record

@@ -1826,11 +1826,13 @@ def validate(
     return pd.DataFrame(out).set_axis(index, axis=0)
 
 
-def _identifiers_masked(problems: list[Problem], ids: pd.Series) -> list[Problem]:
-    """The problems, a value that is one of the table's own patient identifiers (a row
-    shifted by a cell put 'PATIENT-SMITH-JOHN-1970-003' in age) not shown: it names the
-    identifier's column instead. Identifiers that read as numbers are left, as a number in
-    a number field is the field's own value."""
+def _identifiers_masked(
+    problems: list[Problem], ids: pd.Series, whose: str = "this table"
+) -> list[Problem]:
+    """The problems, a value that is one of the table's (or record's) own patient
+    identifiers (a row shifted by a cell put 'PATIENT-SMITH-JOHN-1970-003' in age) not
+    shown: it names the identifier's column instead. Identifiers that read as numbers are
+    left, as a number in a number field is the field's own value."""
     known = {str(v).strip() for v in ids.dropna().astype(str)} - {""}
     known = {v for v in known if _number(v) is None}
     if not known:
@@ -1839,7 +1841,7 @@ def _identifiers_masked(problems: list[Problem], ids: pd.Series) -> list[Problem
     for problem in problems:
         value = problem.value
         if problem.column != "patient_id" and isinstance(value, str) and value.strip() in known:
-            message = problem.message.replace(short_repr(value), "<a patient_id of this table>")
+            message = problem.message.replace(short_repr(value), f"<a patient_id of {whose}>")
             problem = Problem(problem.column, None, message, problem.row)
         masked.append(problem)
     return masked
@@ -1920,8 +1922,28 @@ class _Record(pydantic.BaseModel):
             super().__init__(**data)
         except pydantic.ValidationError as error:
             problems = [_problem(e, type(self)) for e in error.errors()]
+            if isinstance(data.get("patient_id"), str):
+                problems = _identifiers_masked(
+                    problems, pd.Series([data["patient_id"]]), "this record"
+                )
             raise ValidationError(problems, what) from None
         _check_rules_of(self.model_dump(), what)
+
+    def __repr_args__(self):
+        # an identifier is never printed: a notebook cell, a log line or an f-string showing
+        # the record would carry it off
+        for name, value in super().__repr_args__():
+            hidden = value is not None and name in _IDENTIFIERS
+            yield name, _HIDDEN if hidden else value
+
+
+class _Hidden:
+    def __repr__(self) -> str:
+        return "<hidden>"
+
+
+_HIDDEN = _Hidden()
+_IDENTIFIERS = frozenset(c.name for c in _CONTRACT if c.role == "identifier")
 
 
 def record_model(name: str, fields: Sequence[str], doc: str) -> type[pydantic.BaseModel]:
@@ -1968,7 +1990,8 @@ def validate_record(model: type[pydantic.BaseModel], record: Any, what: str) -> 
         fields = model(**{k: v for k, v in record.items() if isinstance(k, str)}).model_dump()
     except ValidationError as error:
         problems += error.problems
-    if problems:  # named after what was checked, not after the model
+    if problems:  # named after what was checked, not after the model (the record's own
+        # identifier already masked by its constructor)
         raise ValidationError(problems, what)
     return fields
 
