@@ -211,6 +211,20 @@ def test_recalibration_refuses_data_without_outcomes_or_with_one_class(model):
         model.recalibrate(patients, "platt")
 
 
+def test_a_table_pasted_into_itself_is_refused_by_recalibration_and_validation(model):
+    """Twenty copies of 40 courses counted as 800 (the closed test then chose an update
+    from p < 0.001 that the 40 could not show); the command line refused such a file, Python
+    did not (a review)."""
+    patients = _local(20, seed=18)
+    pasted = pd.concat([patients] * 20)
+    for attempt in (lambda: model.recalibrate(pasted), lambda: evaluate_model(model, pasted)):
+        with pytest.raises(ValidationError, match="repeats an earlier row exactly"):
+            attempt()
+    # two patients alike but not the same patient are two courses
+    twins = pd.concat([patients, patients.assign(patient_id=patients["patient_id"] + "-b")])
+    assert model.recalibrate(twins).outcomes == model.outcomes
+
+
 def test_a_tampered_recalibration_is_refused(model, tmp_path):
     updated = model.recalibrate(_local(500, seed=19), "intercept")
     updated.save(tmp_path / "m")

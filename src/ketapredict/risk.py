@@ -1209,11 +1209,17 @@ class RiskModel:
         """The validated table (contract columns only) and the model's outcomes it records
         (``outcomes``, checked, or all that have a value): for recalibration and external
         validation."""
-        from .schema import contract_part
+        from .schema import contract_part, repeated_courses
 
         if not isinstance(data, pd.DataFrame):
             raise _not_a_table(data)
-        table = self._table(contract_part(data, what), validated=False)
+        known = contract_part(data, what)
+        # a table pasted into itself would count each course again, and the closed test
+        # would find at 1,000 courses what 50 cannot show (as a table file is refused)
+        repeated = repeated_courses(known, known.index)
+        if repeated:
+            raise ValidationError(repeated, what)
+        table = self._table(known, validated=False)
         recorded = [o for o in self.outcomes if o in table.columns and table[o].notna().any()]
         wanted = outcome_names(outcomes) if outcomes is not None else recorded
         problems = [
