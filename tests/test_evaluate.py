@@ -8,6 +8,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from ketapredict import OutcomeModel, ValidationError, cross_validate
 from ketapredict.evaluate import (
     _grid_search,
+    _tied,
     _weighted_auc,
     active_drug,
     arm_labels,
@@ -246,6 +247,9 @@ def test_grouped_kfold_keeps_trials_together(cohort):
     assert (result.metrics[counts].dtypes == "int64").all()
     assert result.metrics.loc["OutcomeModel", "n"] == len(cohort)
     assert result.metrics["auc"].dtype == "float64"
+    # no bootstrap: no interval named in the table either
+    assert "95%" not in str(result)
+    assert "within-arm AUC" in str(result)
 
 
 def test_rows_without_the_outcome_are_left_out_and_counted(cohort):
@@ -305,6 +309,20 @@ def test_nested_cross_validation_reports_the_chosen_parameters(cohort):
     chosen = result.extras["tuned_parameters"]
     assert len(chosen) == 3
     assert all(c["max_depth"] in (2, 3) for c in chosen)
+
+
+def test_a_tuning_grid_that_changes_nothing_is_said_to(cohort):
+    """With too few events for trees, every depth scored the same, and the grid's first was
+    reported as "chosen" with no word of the tie (a review)."""
+    result = _nested(cohort.iloc[:900], "stratified_kfold", n_estimators=60)
+    assert result.extras["folds_tied"] == 3
+    assert "in 3 of 3 folds every candidate of the tuning grid scored the same" in " ".join(
+        str(result).split()
+    )
+    searched = _grid_search(OutcomeModel("response", n_estimators=60), {"max_depth": [2, 3]}, 0)
+    big = cohort.iloc[:3000]
+    searched.fit(big, big["response"].astype(int))
+    assert not _tied(searched)  # enough events: the trees differ, and so do the scores
 
 
 def test_nested_tuning_is_grouped_when_the_outer_folds_are(cohort):

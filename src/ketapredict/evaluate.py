@@ -1184,13 +1184,19 @@ def _interval(point: float, low: float, high: float) -> str:
     return f"{point:.3f} [{low:.3f}, {high:.3f}]"
 
 
-def _ranked_courses(metrics: pd.Series) -> str:
-    """ " (1,424 courses)": how many of the active-drug courses the within-arm AUC ranks (an
-    arm with fewer than 5 events or non-events is left out), "" when none or not known."""
+def _ranked_courses(metrics: pd.Series) -> str | None:
+    """ "1,424 courses": how many of the active-drug courses the within-arm AUC ranks (an
+    arm with fewer than 5 events or non-events is left out), None when none or not known."""
     n = metrics.get("within_arm_n")
     if n is None or pd.isna(n) or int(n) == 0:
-        return ""
-    return f" ({int(n):,} course{'s' if int(n) != 1 else ''})"
+        return None
+    return f"{int(n):,} course{'s' if int(n) != 1 else ''}"
+
+
+def _parenthesis(*parts: str | None) -> str:
+    """ " (a; b)" of the parts given, "" of none: one parenthesis, never two in a row."""
+    given = [part for part in parts if part]
+    return f" ({'; '.join(given)})" if given else ""
 
 
 def _active_counts(validation) -> str:
@@ -1242,6 +1248,15 @@ def _small_sample_notes(validation) -> list[str]:
                 + " AUCs in such a fold (0.500, with no spread) say nothing of how "
                 + ("it ranks" if len(constant) == 1 else "they rank")
             )
+    tied = validation.extras.get("folds_tied", 0)
+    if tied:
+        folds = len(validation.extras["tuned_parameters"])
+        notes.append(
+            f"in {tied} of {folds} folds every candidate of the tuning grid scored the same, so "
+            "the grid's first values were kept: its parameters change nothing there (with "
+            "fewer than 10 events per linear term OutcomeModel boosts no trees, and tree "
+            "parameters do nothing)"
+        )
     if min(events, n - events) < MIN_EVENTS:
         notes.append(
             f"{events:,} events and {n - events:,} non-events: estimates of performance precise "
@@ -1278,25 +1293,30 @@ def _metrics_text(validation: ValidationResult) -> str:
     if arms:
         ranked = (
             f"AUC within arm, n-weighted over the {arms} {unit}{'s' if arms != 1 else ''}"
-            + ("" if validation.ranked_within == "arm" else " (one model each)")
-            + _ranked_courses(first)
+            + _parenthesis(
+                None if validation.ranked_within == "arm" else "one model each",
+                _ranked_courses(first),
+            )
             + f" with at least {MIN_CLASS_PER_ARM} events and {MIN_CLASS_PER_ARM} non-events"
         )
     else:  # the note below says why, and what would give one
         ranked = "AUC within arm n/a"
+    # n_bootstraps=0: no interval to speak of, in the header or the columns' names
+    intervals = bool(m[["within_arm_auc_low", "auc_low"]].notna().to_numpy().any())
+    ci = " [95% CI]" if intervals else ""
     header = (
         _wrapped(header, indent="  ")
         + "\n"
         + _wrapped(
-            f"among active-drug patients ({_active_counts(validation)}): {ranked}; calibration; "
-            f"95% intervals resample {validation.resampled}",
+            f"among active-drug patients ({_active_counts(validation)}): {ranked}; calibration"
+            + (f"; 95% intervals resample {validation.resampled}" if intervals else ""),
             indent="  ",
             first_indent="  ",
         )
     )
     active = pd.DataFrame(
         {
-            "within-arm AUC [95% CI]": [
+            f"within-arm AUC{ci}": [
                 _interval(r.within_arm_auc, r.within_arm_auc_low, r.within_arm_auc_high)
                 for r in m.itertuples()
             ],
@@ -1316,7 +1336,7 @@ def _metrics_text(validation: ValidationResult) -> str:
     )
     pooled = pd.DataFrame(
         {
-            "AUC [95% CI]": [_interval(r.auc, r.auc_low, r.auc_high) for r in m.itertuples()],
+            f"AUC{ci}": [_interval(r.auc, r.auc_low, r.auc_high) for r in m.itertuples()],
             "PR AUC": m["pr_auc"].map("{:.3f}".format),
             "Brier": m["brier"].map("{:.4f}".format),
             "ECE": m["ece"].map("{:.4f}".format),
@@ -1548,7 +1568,11 @@ def cross_validate(
                 estimator.fit(kept.iloc[train], y[train], groups=inner_groups)
             else:
                 estimator.fit(kept.iloc[train], y[train])
-            chosen = estimator.best_params_ if name == "OutcomeModel" and tuning else None
+            chosen = (
+                (estimator.best_params_, _tied(estimator))
+                if name == "OutcomeModel" and tuning
+                else None
+            )
             found.append((name, estimator.predict_proba(kept.iloc[test])[:, 1], chosen))
         return found
 
@@ -1570,12 +1594,13 @@ def cross_validate(
         fitted = tqdm(
             fitted, total=len(splits), desc=label, unit="fold", leave=False, disable=not watched
         )
-    chosen = []
+    chosen, tied = [], 0
     for k, found in enumerate(fitted):
         for name, p, params in found:
             oof[name][splits[k][1]] = p
             if params is not None:
-                chosen.append(params)
+                chosen.append(params[0])
+                tied += params[1]
     truth = f"p_{outcome}"
     if truth in kept.columns and kept[truth].notna().all():
         oof["oracle"] = kept[truth].to_numpy(dtype=float)
@@ -1653,7 +1678,7 @@ def cross_validate(
         ),
         predictions=predictions,
         rows_left_out=dropped,
-        extras={"tuned_parameters": chosen} if tuning else {},
+        extras={"tuned_parameters": chosen, "folds_tied": tied} if tuning else {},
         resampled="patients" if design["cluster"] is None else "trials, then patients",
         ranked_within="arm and fold" if split else "arm",
         courses_per_patient=courses_per_patient(kept),
@@ -1800,6 +1825,13 @@ def tune_parameters(
     search = _grid_search(clone(model), grid, seed, groups, refit=False)
     search.fit(kept, y, groups=groups)
     return {k: _plain(v) for k, v in search.best_params_.items()}
+
+
+def _tied(search: Any) -> bool:
+    """Whether every candidate of a fitted grid search scored the same: its choice is then
+    the grid's first values, and the parameters changed nothing."""
+    scores = np.asarray(search.cv_results_["mean_test_score"], dtype=float)
+    return len(scores) > 1 and bool(np.ptp(scores) <= 1e-12 * max(1.0, np.abs(scores).max()))
 
 
 def _plain(value: Any) -> Any:
