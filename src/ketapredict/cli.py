@@ -29,12 +29,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._text import paragraph
+
 __all__ = ["main"]
 
 _VIRTUAL = (
     "Virtual cohort: simulated patients calibrated to published ketamine trials "
     "(`ketapredict calibrate`), not real patient data."
 )
+
+
+def _say(text: str) -> None:
+    """Print a paragraph in lines of at most 96 characters (a terminal of 100), each line
+    after the first indented; blank lines kept."""
+    print(
+        "\n".join(
+            paragraph(line, indent=line[: len(line) - len(line.lstrip())] + "  ")
+            for line in text.split("\n")
+        )
+    )
 
 
 def _print_table(frame: pd.DataFrame, **kwargs) -> None:
@@ -102,7 +115,8 @@ def _summary_text(summary: pd.DataFrame) -> pd.DataFrame:
     for column in ("courses", "patients"):  # 8,000, as the prose around the table writes it
         shown[column] = [f"{int(v):,}" for v in summary[column]]
     shown.index = [f"{name} *" if name in _hypothetical() else name for name in shown.index]
-    return shown.rename(columns=lambda c: c.replace("_", " "))
+    # "day" (explained under the table): a terminal of 100 holds the table
+    return shown.rename(columns=lambda c: "day" if c == "endpoint_day" else c.replace("_", " "))
 
 
 def _hypothetical() -> dict[str, str]:
@@ -116,6 +130,7 @@ def _print_cohort_summary(cohort: pd.DataFrame) -> None:
     """The table of :func:`cohort_summary`, with a footnote for each hypothetical design."""
     summary = cohort_summary(cohort)
     _print_table(_summary_text(summary))
+    print("day: the day the outcomes were assessed, counted from the first session.")
     for name, citation in _hypothetical().items():
         if name in summary.index:
             print(textwrap.fill(f"* {name}: {citation}", width=96, subsequent_indent="  "))
@@ -312,8 +327,8 @@ def _simulate(args: argparse.Namespace) -> int:
     _check_output_file(args.out)
     cohort = simulate_cohort(n=args.n, seed=args.seed)
     written = _write(cohort, args.out)
-    print(_VIRTUAL)
-    print(
+    _say(_VIRTUAL)
+    _say(
         f"Simulated {len(cohort):,} patient courses from "
         f"{cohort['trial_id'].nunique()} trial designs (seed {args.seed}); "
         f"wrote {written}.\n"
@@ -551,8 +566,8 @@ def _train_and_log(
             ) from None
     result = run_experiment(experiment, progress=not quiet)
     if result.data_kind == "simulated":
-        print(_VIRTUAL)
-    print(
+        _say(_VIRTUAL)
+    _say(
         f"Experiment {experiment.name!r} ({experiment.path}): {result.n_rows:,} courses, "
         f"validated in {result.seconds:.1f} s.\n"
     )
@@ -571,7 +586,7 @@ def _train_and_log(
             + ", ".join(f"{o.replace('_', ' ')} {n:,}" for o, n in counts.items())
             + ")"
         )
-    print(
+    _say(
         f"\nFitted the final model of {', '.join(o.replace('_', ' ') for o in model.outcomes)} "
         f"on {courses}, with "
         f"{model.provenance.get('replicates', 0)} bootstrap replicates each for the "
@@ -579,9 +594,7 @@ def _train_and_log(
     )
     for outcome, chosen in model.provenance.get("tuned_parameters", {}).items():
         settings = ", ".join(f"{k}={v}" for k, v in chosen.items())
-        print(
-            f"  {outcome}: tuned on all courses by the same grid search as each fold: {settings}"
-        )
+        _say(f"  {outcome}: tuned on all courses by the same grid search as each fold: {settings}")
     saved = None
     if save:
         saved = model.save(save, signing_key=key)
@@ -608,7 +621,7 @@ def _train_and_log(
             file=sys.stderr,
         )
         return 1, model
-    print(
+    _say(
         f"Logged to MLflow ({redacted(tracked.tracking_uri)}) in {tracked.seconds:.1f} s: "
         f"experiment {experiment.name!r}, run {tracked.parent_run_id}; model {tracked.model_uri}."
     )
@@ -625,7 +638,7 @@ def _train_and_log(
         auc = r["within_arm_auc"]
         # no within-arm AUC (too few events in every arm) is said so, never "nan"
         ours = f"{auc:.3f}" if auc is not None and np.isfinite(auc) else "not measured"
-        print(
+        _say(
             f"Registered {r['name']} version {r['version']} as {r['alias']} ({r['reason']}; "
             f"within-arm AUC of {r['primary_outcome']} {ours}{theirs})."
         )

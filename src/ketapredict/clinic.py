@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._text import paragraph
 from .card import VIRTUAL_COHORT_NOTICE
 from .encoding import DERIVED_UNITS, Columns, feature_map, reads_planned_course, sources
 from .exceptions import ModelFileError, Problem, ValidationError, one_line, short_repr
@@ -379,13 +380,18 @@ class RiskReport:
         return f"<RiskReport: {self.regimen}{day}: {risks}>"
 
     def __str__(self) -> str:
-        lines = [f"ketapredict risk report: {self.regimen}", f"Horizon: {self.horizon}"]
+        lines = [
+            f"ketapredict risk report: {self.regimen}",
+            paragraph(f"Horizon: {self.horizon}", width=92, indent="  "),
+        ]
         lines.append(self._model_line())
         if self._notice():
-            lines.append(f"NOTE: {self._notice()}")
+            lines.append(paragraph(f"NOTE: {self._notice()}", width=92, indent="  "))
         if self.warnings:
             lines.append(f"\n{self._warnings_title()}:")
-            lines += [f"  - {w}" for w in self.warnings]
+            lines += [
+                paragraph(w, width=92, indent="    ", first_indent="  - ") for w in self.warnings
+            ]
         width = max(len(r.label) for r in self.risks.values()) + 2
         lines.append("")
         lines.append(f"{'outcome':<{width}}{'probability':>11}  {'90% interval':<15} band")
@@ -413,14 +419,24 @@ class RiskReport:
                 lines.append(f"\n{risk.label}:")
             if risk.warnings:
                 lines.append(f"  Warnings for {risk.outcome.replace('_', ' ')}:")
-                lines += [f"    - {w}" for w in risk.warnings]
+                lines += [
+                    paragraph(w, width=92, indent="      ", first_indent="    - ")
+                    for w in risk.warnings
+                ]
         if self.missing:
             lines.append(
-                "\nNot recorded (integrated over their plausible values given the rest of "
-                "the record): " + ", ".join(self.missing)
+                "\n"
+                + paragraph(
+                    "Not recorded (integrated over their plausible values given the rest of "
+                    "the record): " + ", ".join(self.missing),
+                    width=92,
+                    indent="  ",
+                )
             )
             if self._ranges():
-                lines.append(f"{_UNRECORDED_RANGES}: {self._ranges()}")
+                lines.append(
+                    paragraph(f"{_UNRECORDED_RANGES}: {self._ranges()}", width=92, indent="  ")
+                )
         return "\n".join(lines)
 
     def _ranges(self) -> str:

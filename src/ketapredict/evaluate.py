@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import sys
-import textwrap
 import warnings
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 
+from ._text import paragraph
 from .encoding import parse_feature_set, sources
 from .exceptions import Problem, ValidationError, short_repr
 from .regimen import REGIMEN_FIELDS
@@ -1305,9 +1305,9 @@ def _metrics_text(validation: ValidationResult) -> str:
     intervals = bool(m[["within_arm_auc_low", "auc_low"]].notna().to_numpy().any())
     ci = " [95% CI]" if intervals else ""
     header = (
-        _wrapped(header, indent="  ")
+        paragraph(header, indent="  ")
         + "\n"
-        + _wrapped(
+        + paragraph(
             f"among active-drug patients ({_active_counts(validation)}): {ranked}; calibration"
             + (f"; 95% intervals resample {validation.resampled}" if intervals else ""),
             indent="  ",
@@ -1352,20 +1352,9 @@ def _metrics_text(validation: ValidationResult) -> str:
         + "\n  all courses, every arm (also rewards knowing the arm):\n"
         + pooled.to_string()
         + "".join(
-            "\n" + _wrapped(f"note: {note}", indent="    ", first_indent="  ")
+            "\n" + paragraph(f"note: {note}", indent="    ", first_indent="  ")
             for note in _small_sample_notes(validation)
         )
-    )
-
-
-def _wrapped(text: str, *, indent: str, first_indent: str = "") -> str:
-    """``text`` in lines of at most 96 characters, for a terminal of 100."""
-    return textwrap.fill(
-        text,
-        width=96,
-        initial_indent=first_indent,
-        subsequent_indent=indent,
-        break_on_hyphens=False,
     )
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._text import paragraph
 from .card import VIRTUAL_COHORT_NOTICE
 from .exceptions import Problem, ValidationError, one_line
 from .regimen import schedules_in_words
@@ -210,9 +211,11 @@ class ExternalValidation:
     def __str__(self) -> str:
         lines = [
             f"External validation of {self.model}",
-            f"on {self.n_courses:,} courses{f' ({self.source})' if self.source else ''}; "
-            f"data digest {self.data_digest}. Each course is predicted at its own assessment "
-            "day (endpoint_day); dissociation at the first session.",
+            paragraph(
+                f"on {self.n_courses:,} courses{f' ({self.source})' if self.source else ''}; "
+                f"data digest {self.data_digest}. Each course is predicted at its own "
+                "assessment day (endpoint_day); dissociation at the first session."
+            ),
         ]
         for outcome, rows in self.table.groupby("outcome", sort=False):
             horizons = sorted(set(rows["horizon"]) - {""})
@@ -227,28 +230,32 @@ class ExternalValidation:
                     "events": [f"{e}" for e in rows["events"]],
                     "observed": [f"{v:.1%}" for v in rows["observed"]],
                     "predicted": [f"{v:.1%}" for v in rows["predicted"]],
-                    "intercept (95% CI)": [
-                        _ci(r.intercept, r.intercept_low, r.intercept_high, 2)
+                    "intercept [95% CI]": [
+                        _ci(r.intercept, r.intercept_low, r.intercept_high, 2, sign=True)
                         for r in rows.itertuples()
                     ],
-                    "slope (95% CI)": [
+                    "slope [95% CI]": [
                         _ci(r.slope, r.slope_low, r.slope_high, 2) for r in rows.itertuples()
                     ],
-                    "AUC (95% CI)": [
+                    "AUC [95% CI]": [
                         _ci(r.auc, r.auc_low, r.auc_high, 2) for r in rows.itertuples()
                     ],
                     "Brier": [f"{v:.3f}" for v in rows["brier"]],
                 },
-                left=("group", "intercept (95% CI)", "slope (95% CI)", "AUC (95% CI)"),
+                left=("group", "intercept [95% CI]", "slope [95% CI]", "AUC [95% CI]"),
             )
         lines += [
             "",
-            "intercept: calibration in the large (log-odds; 0 is ideal, above 0 the model "
-            "under-predicts); slope: 1 is ideal, below 1 the predictions are too extreme; "
-            "AUC: ranking of patients within the group (0.5 is chance).",
+            paragraph(
+                "intercept: calibration in the large (log-odds; 0 is ideal, above 0 the model "
+                "under-predicts); slope: 1 is ideal, below 1 the predictions are too extreme; "
+                "AUC: ranking of patients within the group (0.5 is chance)."
+            ),
         ]
         if self.warnings:
-            lines += ["", "Warnings:"] + [f"  - {w}" for w in self.warnings]
+            lines += ["", "Warnings:"] + [
+                paragraph(w, first_indent="  - ", indent="    ") for w in self.warnings
+            ]
         return "\n".join(lines)
 
 
@@ -273,10 +280,12 @@ def _columns(cells: dict[str, list[str]], left: tuple[str, ...]) -> list[str]:
     ]
 
 
-def _ci(value: float, low: float, high: float, digits: int) -> str:
+def _ci(value: float, low: float, high: float, digits: int, sign: bool = False) -> str:
+    """ "+0.25 [-0.74, 1.24]", as ``ketapredict train`` writes an estimate and its interval
+    (signed: an intercept); "-" when there is none."""
     if value is None or not np.isfinite(value):
         return "-"
-    return f"{value:.{digits}f} ({low:.{digits}f} to {high:.{digits}f})"
+    return f"{value:{'+' if sign else ''}.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
 def evaluate_model(
