@@ -389,9 +389,7 @@ class RiskReport:
             lines.append(paragraph(f"NOTE: {self._notice()}", width=92, indent="  "))
         if self.warnings:
             lines.append(f"\n{self._warnings_title()}:")
-            lines += [
-                paragraph(w, width=92, indent="    ", first_indent="  - ") for w in self.warnings
-            ]
+            lines += [paragraph(w, indent="    ", first_indent="  - ") for w in self.warnings]
         width = max(len(r.label) for r in self.risks.values()) + 2
         lines.append("")
         lines.append(f"{'outcome':<{width}}{'probability':>11}  {'90% interval':<15} band")
@@ -420,8 +418,7 @@ class RiskReport:
             if risk.warnings:
                 lines.append(f"  Warnings for {risk.outcome.replace('_', ' ')}:")
                 lines += [
-                    paragraph(w, width=92, indent="      ", first_indent="    - ")
-                    for w in risk.warnings
+                    paragraph(w, indent="      ", first_indent="    - ") for w in risk.warnings
                 ]
         if self.missing:
             lines.append(
