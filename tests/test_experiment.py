@@ -165,6 +165,14 @@ def test_experiment_from_a_csv_file(tmp_path, cohort):
             ("n_estimators = 80", "n_estimators = 80\n[tuning]\ndepth = [2, 3]"),
             "unknown key tuning.depth",
         ),
+        (  # named where it was written: [model] was blamed (a review)
+            ("n_estimators = 80", "n_estimators = 80\n[tuning]\nmax_depth = [2, 0]"),
+            "tuning.max_depth=0: The 'max_depth' parameter",
+        ),
+        (  # the source is the mistake, not the n and seed a simulated cohort takes
+            ('source = "simulated"', 'source = "simulate"'),
+            "data.source='simulate': expected \"simulated\" or a patient table",
+        ),
         (
             ('"response", "dissociation"', '"response", "response"'),
             "outcomes.names lists response more than once",

@@ -137,6 +137,14 @@ class _Data(_Strict):
             raise ValueError(f"format = {self.format!r} needs mapping = <mapping file>")
         if self.format is None and self.mapping is not None:
             raise ValueError('a mapping file needs format = "bids" or "adam"')
+        if (
+            self.format is None
+            and self.source != "simulated"
+            and Path(self.source).suffix.lower() not in (".csv", ".parquet")
+        ):
+            # neither the virtual cohort nor a table ("simulate"): the source is the mistake,
+            # and the file's checks say so, not that n and seed would be ignored
+            return self
         # a key that would be ignored is refused: the file must say what was done
         unused = {
             "bids": {"source", "n", "seed", "adsl", "efficacy"},
@@ -389,20 +397,28 @@ def load_experiment(path: str | Path) -> Experiment:
                     )
                 )
     if not problems:
-        candidates = [spec.model] + [
-            {**spec.model, k: v} for k, values in spec.tuning.items() for v in values
+        # [model] as given, then each value of the grid in it: a bad value is named where
+        # it was written ("tuning.max_depth=0"), not blamed on [model]
+        candidates = [("model", None, spec.model)] + [
+            ("tuning", (k, v), {**spec.model, k: v})
+            for k, values in spec.tuning.items()
+            for v in values
         ]
-        for params in candidates:
+        for section, tried, params in candidates:
+            said = (
+                f"{where}: model:"
+                if tried is None
+                else f"{where}: tuning.{tried[0]}={tried[1]!r}:"
+            )
             try:
                 OutcomeModel(**params)._validate_params()
             except ValidationError as error:  # each of its problems, under the file's name
                 problems += [
-                    Problem("model", params, f"{where}: model: {p.message}")
-                    for p in error.problems
+                    Problem(section, params, f"{said} {p.message}") for p in error.problems
                 ]
                 break
             except (ValueError, TypeError) as error:
-                problems.append(Problem("model", params, f"{where}: model: {error}"))
+                problems.append(Problem(section, params, f"{said} {error}"))
                 break
     if problems:
         raise ValidationError(problems, "experiment")
