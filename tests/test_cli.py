@@ -238,7 +238,7 @@ def _patient_with(**changes) -> str:
         (
             None,
             ["--horizon-day", "400"],
-            "--horizon-day=400.0 is not a day after the first session",
+            "--horizon-day=400 is not a day after the first session",
         ),
         (None, ["--regimen", '{"drug": "ketamine"'], "--regimen is not valid JSON"),
         (None, ["--regimen", "ketamine 0.5 mg/kg"], "expected the regimen's fields as JSON"),

@@ -513,9 +513,22 @@ CLI_CASES: list[CliCase] = [
     CliCase(
         "score-horizon-out-of-range",
         _score(None, "--horizon-day", "400"),
-        "--horizon-day=400.0 is not a day after the first session",
+        "--horizon-day=400 is not a day after the first session",  # as typed, not 400.0
     ),
-    CliCase("score-horizon-nan", _score(None, "--horizon-day", "nan"), "--horizon-day=nan"),
+    CliCase(
+        "score-horizon-nan",
+        _score(None, "--horizon-day", "nan"),
+        "--horizon-day: expected days after the first session, a number such as 28",
+    ),
+    *(  # Python's float() reads these as 10 and 28; a command line does not guess
+        CliCase(
+            f"score-horizon-{label}",
+            _score(None, "--horizon-day", typed),
+            f"--horizon-day: expected days after the first session, a number such as 28 (day 1 "
+            f"is 24 h later); got {typed!r}",
+        )
+        for label, typed in (("digit-separator", "1_0"), ("arabic-digits", "\u0662\u0668"))
+    ),
     CliCase(
         "score-horizon-not-a-number",
         _score(None, "--horizon-day", "2026-01-05"),  # a date is no horizon

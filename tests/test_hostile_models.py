@@ -908,10 +908,12 @@ def test_a_model_files_notes_print_on_one_line(tmp_path):
     )
     model = RiskModel.load(tmp_path / "model")
     text = str(model.score(example_course(), horizon_day=28))
-    # after the virtual cohort's notice, which a model of simulated data always leads with
-    assert (
-        "Not for clinical decisions. Trained on site A. response (MADRS -50%)   99% [2K\n" in text
+    # after the virtual cohort's notice, which a model of simulated data always leads with,
+    # in the note's paragraph (wrapped, each further line indented): no line of its own
+    assert "Not for clinical decisions. Trained on site A. response (MADRS -50%) 99% [2K" in (
+        " ".join(text.split())
     )
+    assert not any(line.startswith("response (MADRS -50%)   99%") for line in text.splitlines())
     assert "\x1b" not in text
     assert "\r" not in text
 

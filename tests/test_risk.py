@@ -730,15 +730,19 @@ def test_a_model_fitted_on_the_virtual_cohort_says_so_in_every_report(train):
     course = Regimen(drug="ketamine", route="iv", dose=0.5, infusion_minutes=40)
     patient = {"age": 46, "sex": "female", "diagnosis": "TRD", "madrs_baseline": 34}
     simulated = fit_risk_model(train, ["response"], n_estimators=20, replicates=0)
-    text = str(simulated.score(patient, course, horizon_day=1))
+
+    def said(model):  # the report as read, whatever its line breaks
+        return " ".join(str(model.score(patient, course, horizon_day=1)).split())
+
+    text = said(simulated)
     assert VIRTUAL_COHORT_NOTICE in text
     assert f"trained {time.strftime('%Y-%m-%d')} on simulated data" in text
     # without true probabilities nothing says where the courses came from
     bare = train.drop(columns=[c for c in columns("truth") if c in train.columns])
     unknown = fit_risk_model(bare, ["response"], n_estimators=20, replicates=0)
     assert "data_kind" not in unknown.provenance
-    assert VIRTUAL_COHORT_NOTICE not in str(unknown.score(patient, course, horizon_day=1))
+    assert VIRTUAL_COHORT_NOTICE not in said(unknown)
     told = fit_risk_model(
         bare, ["response"], n_estimators=20, replicates=0, provenance={"data_kind": "simulated"}
     )
-    assert VIRTUAL_COHORT_NOTICE in str(told.score(patient, course, horizon_day=1))
+    assert VIRTUAL_COHORT_NOTICE in said(told)

@@ -439,6 +439,10 @@ def test_a_patient_object_scores_as_its_fields_and_digit_separators_are_not_numb
     assert as_object["response"].probability == as_dict["response"].probability
     with pytest.raises(ValidationError, match=re.escape("age='4_6' is not a number")):
         validate_patient({**fields, "age": "4_6"})
+    # nor other scripts' digits, which Python reads as numbers too (a review)
+    for pasted in ("\u0664\u0666", "\uff14\uff16"):
+        with pytest.raises(ValidationError, match="is not a number"):
+            validate_patient({**fields, "age": pasted})
 
 
 def test_a_number_column_of_text_alone_is_one_problem_that_echoes_none_of_it():

@@ -17,6 +17,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shlex
 import sys
 import textwrap
@@ -999,7 +1000,7 @@ def _regimen_argument(text: str) -> dict[str, Any]:
     """The --regimen value: JSON text of the regimen's fields, or a JSON file of them."""
     from .exceptions import Problem, ValidationError, short_repr
 
-    if text.lstrip().startswith("{"):
+    if text.lstrip().startswith(("{", "[")):  # JSON text, not a file name
         try:
             regimen = _loads(text)
         except (ValueError, RecursionError) as error:
@@ -1150,23 +1151,40 @@ def _path(text: str) -> Path:
     return Path(text)
 
 
+# A number as a person types one: ASCII digits, a sign, a point, an exponent. Python's own
+# int() and float() also read "1_0" as 10 and other scripts' digits ("٢٨" as 28), which a
+# command line should not guess at.
+_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+_WHOLE = re.compile(r"[+-]?\d+", re.ASCII)
+
+
 def _days_after_first(text: str) -> float:
-    """A horizon: days after the first session, as a number (a date is no horizon)."""
-    try:
-        return float(text)
-    except ValueError:
+    """A horizon: days after the first session, as a number (a date is no horizon); a whole
+    number stays one, so that a message shows it as typed (-3, not -3.0)."""
+    if not _DECIMAL.fullmatch(text.strip()):
         raise argparse.ArgumentTypeError(
             f"expected days after the first session, a number such as 28 (day 1 is 24 h "
             f"later); got {text!r}"
         ) from None
+    value = float(text)
+    return int(value) if value.is_integer() and abs(value) < 1e9 else value
+
+
+def _whole(text: str, fallback: int) -> int:
+    """``text`` as a whole number written with ASCII digits, else ``fallback``."""
+    return int(text) if _WHOLE.fullmatch(text.strip()) else fallback
+
+
+def _integer(text: str) -> int:
+    """A whole number (its range is checked where it is used)."""
+    if not _WHOLE.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError(f"expected a whole number such as 1000; got {text!r}")
+    return int(text)
 
 
 def _seed(text: str) -> int:
     """A random seed: numpy takes whole numbers from 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
+    value = _whole(text, -1)
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a whole number from 0; got {text!r}")
     return value
@@ -1174,10 +1192,7 @@ def _seed(text: str) -> int:
 
 def _port(text: str) -> int:
     """A TCP port to listen on."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
+    value = _whole(text, 0)
     if not 1 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535; got {text!r}")
     return value
@@ -1204,7 +1219,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument(
         "--n",
-        type=int,
+        type=_integer,
         default=5000,
         help="courses: rows (default 5000; a crossover patient has one a period)",
     )
@@ -1228,7 +1243,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     calibrate.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     calibrate.add_argument(
-        "--n-per-arm", type=int, default=20_000, help="patients per simulated arm (default 20000)"
+        "--n-per-arm",
+        type=_integer,
+        default=20_000,
+        help="patients per simulated arm (default 20000)",
     )
     calibrate.set_defaults(run=_calibrate)
 

@@ -1086,8 +1086,8 @@ def check_design(
     except ValidationError as error:
         detail = (
             f"{scheme} over {n_folds} folds needs {needed} ({EVENTS_PER_FOLD} per fold)"
-            f"; {len(kept)} rows have the outcome"
-            + (f" ({dropped} without it were left out)" if dropped else "")
+            f"; {len(kept):,} rows have the outcome"
+            + (f" ({dropped:,} without it were left out)" if dropped else "")
         )
         raise ValidationError(
             [Problem(p.column, p.value, f"{p.message}: {detail}") for p in error.problems], "data"
@@ -1930,7 +1930,7 @@ def learning_curve(
                 Problem(
                     "sizes",
                     too_big,
-                    f"training sizes {too_big} exceed the {len(train)} training rows",
+                    f"training sizes {too_big} exceed the {len(train):,} training rows",
                 )
             ],
             "learning curve",

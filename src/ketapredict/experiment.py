@@ -833,8 +833,8 @@ def _learning_curve_problems(data: pd.DataFrame, outcome: str, sizes: list[int])
         Problem(
             "validation.learning_curve",
             too_big,
-            f"validation.learning_curve sizes {too_big} exceed the {training} training "
-            f"courses of {outcome} ({1 - held_out:.0%} of the {n} with it)",
+            f"validation.learning_curve sizes {too_big} exceed the {training:,} training "
+            f"courses of {outcome} ({1 - held_out:.0%} of the {n:,} with it)",
         )
     ]
 

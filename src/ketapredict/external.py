@@ -428,12 +428,12 @@ def evaluate_model(
                 rows[-1]["horizon"] = f"{when} in {name}"
         if (~has).sum():
             warnings.append(
-                f"{outcome}: {(~has).sum()} courses without an observed value left out"
+                f"{outcome}: {int((~has).sum()):,} courses without an observed value left out"
             )
         events = int(y.sum())
         if len(y) >= MIN_CELL and min(events, len(y) - events) < MIN_EVENTS:
             warnings.append(
-                f"{outcome}: {events} events and {len(y) - events} non-events; precise "
+                f"{outcome}: {events:,} events and {len(y) - events:,} non-events; precise "
                 f"external validation needs at least {MIN_EVENTS} of each (Collins 2016): read "
                 "the intervals, not the point estimates"
             )
@@ -490,7 +490,7 @@ def evaluate_model(
         repeated = int((keys.value_counts() > 1).sum())
         if repeated:
             warnings.append(
-                f"{repeated} patients give more than one course (crossover periods): rows "
+                f"{repeated:,} patients give more than one course (crossover periods): rows "
                 "pooling arms count them as independent, so their intervals are too narrow"
             )
     provenance = getattr(model, "provenance", {})

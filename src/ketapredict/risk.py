@@ -1159,7 +1159,7 @@ class RiskModel:
                 y = table[outcome].dropna().astype(float)
                 if y.nunique() < 2:
                     skipped[outcome] = (
-                        f"kept as it was: {int(y.sum())} events in {len(y)} courses, no "
+                        f"kept as it was: {int(y.sum()):,} events in {len(y):,} courses, no "
                         "evidence for an update"
                     )
             wanted = [o for o in wanted if o not in skipped]
@@ -1246,7 +1246,7 @@ class RiskModel:
                     "endpoint_day",
                     None,
                     f"endpoint_day (the day each outcome was assessed, in days after the first "
-                    f"session) is missing for {undated} of {int(assessed.sum())} courses with "
+                    f"session) is missing for {undated:,} of {int(assessed.sum()):,} courses with "
                     "an outcome; a prediction is for a day, so the model needs it",
                 )
             )
@@ -1605,8 +1605,12 @@ class RiskModel:
             try:
                 risk._outcomes[outcome] = _outcome_from_file(outcome, state, read)
             except (KeyError, TypeError, ValueError, OverflowError, IndexError) as error:
-                if isinstance(error, ModelFileError):
-                    raise
+                if isinstance(error, ModelFileError):  # its file named: the model's too
+                    if str(read.path) in str(error):
+                        raise
+                    raise ModelFileError(
+                        f"ketapredict model at {str(read.path)!r}: {error}"
+                    ) from None
                 message = str(error) if isinstance(error, ValueError) else repr(error)
                 raise ModelFileError(f"{where}: {message[:300]}") from None
         nodes = scoring_nodes(risk._outcomes.values())

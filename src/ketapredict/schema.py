@@ -1370,7 +1370,8 @@ def _number(x: Any) -> float | None:
     """``x`` as a float, or None when it is not a real number.
 
     Accepted: Python and numpy integers and floats, ``Decimal``, ``Fraction`` and text that
-    reads as a number (without Python's digit separator: ``"4_6"`` is not 46); not booleans
+    reads as a number in ASCII digits (not ``"4_6"``, which Python reads as 46, nor other
+    scripts' digits); not booleans
     (True is not 1 year), complex numbers, bytes, dates or containers. An integer too large
     for a float becomes an infinity of its sign, which is outside every range; NaN (from
     ``"-nan"``, say) means missing.
@@ -1385,7 +1386,9 @@ def _number(x: Any) -> float | None:
         except ValueError:  # Decimal("sNaN")
             return math.nan
     if isinstance(x, str):
-        if "_" in x:  # Python reads "4_6" as 46: a typo, not a number
+        # Python reads "4_6" as 46, and other scripts' digits ("٤٦", "４６") as numbers:
+        # a typo or a pasted value, not a number a record means
+        if "_" in x or not x.isascii():
             return None
         try:
             return float(x)
@@ -2334,7 +2337,7 @@ def check_outcome(
         # an infinite label gave scikit-learn's bare ValueError
         infinite = int((~np.isfinite(labels)).sum())
         raise ValidationError(
-            [Problem(name, None, f"{name} is infinite in {infinite} of {len(labels)} rows")],
+            [Problem(name, None, f"{name} is infinite in {infinite:,} of {len(labels):,} rows")],
             "outcome",
         )
     kind = _target_kind(labels)
@@ -2366,9 +2369,9 @@ def check_outcome(
                 Problem(
                     name,
                     None,
-                    f"{name} has {events} event{'s' if events != 1 else ''} and {non_events} "
-                    f"non-event{'s' if non_events != 1 else ''}{only}; at least {needed} of each "
-                    "are needed",
+                    f"{name} has {events:,} event{'s' if events != 1 else ''} and "
+                    f"{non_events:,} non-event{'s' if non_events != 1 else ''}{only}; at least "
+                    f"{needed:,} of each are needed",
                 )
             ],
             "outcome",

@@ -1544,7 +1544,7 @@ def _log_evaluation(result, model, source: str, opened: list[str]) -> str:
                 "ketapredict.version": __version__,
                 **{f"ketapredict.git_{k}": v for k, v in git_commit().items()},
                 "mlflow.note.content": (
-                    f"External validation of {result.model} on {result.n_courses} courses."
+                    f"External validation of {result.model} on {result.n_courses:,} courses."
                 ),
             }
         )
