@@ -101,6 +101,12 @@ def test_an_error_is_headed_by_what_was_wrong(model):
         model.score(PATIENT, COURSE, horizon_day=-1)
     with pytest.raises(ValidationError, match=r"^2 problems in the patient and regimen:"):
         model.score({**PATIENT, "age": 300}, {**COURSE.to_dict(), "dosee": 1})
+    # a record that carries its own regimen: "the patient and patient's ..." read badly
+    own = {**PATIENT, **COURSE.to_dict(), "age": 300, "dose": -1}
+    with pytest.raises(ValidationError, match=r"^2 problems in the patient and its regimen "):
+        model.score(own, horizon_day=1)
+    with pytest.raises(ValidationError, match=r"^1 problem in the patient's regimen fields:"):
+        model.score({**own, "age": 40}, horizon_day=1)
 
 
 @pytest.mark.parametrize("source", ["", "  ", 123, b"demo"])

@@ -844,7 +844,7 @@ def test_a_value_map_to_no_contract_value_is_a_fault_of_the_mapping(tmp_path):
     with pytest.raises(ValidationError) as caught:
         ketapredict.read_study(mapping)
     assert [str(p.message) for p in caught.value.problems] == [
-        "columns.sex.values.F: sex='femal' is not one of 'female', 'male'"
+        "columns.sex.values.F: sex='femal' is not one of 'female', 'male' (did you mean 'female'?)"
     ]
     assert "mapping file" in str(caught.value)
 

@@ -728,3 +728,18 @@ def test_an_outcome_that_is_not_two_labels_is_refused_by_name(y, said):
     codes, classes = check_outcome(["no", "yes", "no"], "response", return_classes=True)
     assert codes.tolist() == [0, 1, 0]
     assert classes.tolist() == ["no", "yes"]
+
+
+def test_a_misspelt_category_is_answered_with_the_nearest_in_its_own_case():
+    """Column names had "did you mean"; a misspelt drug or diagnosis had not (a review)."""
+    with pytest.raises(ValidationError) as caught:
+        validate_patient({"age": 40, "sex": "femal", "diagnosis": "tdr", "madrs_baseline": 30})
+    assert "sex='femal' is not one of 'female', 'male' (did you mean 'female'?)" in str(
+        caught.value
+    )
+    assert "(did you mean 'TRD'?)" in str(caught.value)
+    with pytest.raises(ValidationError, match=r"\(did you mean 'ketamine'\?\)"):
+        ketapredict.Regimen(drug="ketamin", route="iv", dose=0.5, infusion_minutes=40)
+    with pytest.raises(ValidationError) as caught:
+        ketapredict.Regimen(drug="xyz", route="iv", dose=0.5, infusion_minutes=40)
+    assert "did you mean" not in str(caught.value)  # nothing near: no guess

@@ -899,7 +899,9 @@ def _prepare(
     before = len(problems)
     course = _regimen_of(patient, regimen, problems)
     if len(problems) > before:
-        at_fault.append("regimen" if regimen is not None else "patient's regimen fields")
+        # "the patient and its regimen fields", not "the patient and patient's ..."
+        whose = "its" if at_fault else "patient's"
+        at_fault.append("regimen" if regimen is not None else f"{whose} regimen fields")
     before = len(problems)
     if horizon_day is not None:  # asked for: NaN is a mistake, not "none"
         endpoint, source = _day(horizon_day, "horizon_day", problems), "as given"

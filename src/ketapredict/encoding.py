@@ -214,6 +214,8 @@ _SCHEDULE = (
 )
 # The units of the encoded schedule features, as reports and SHAP labels print them
 DERIVED_UNITS = {
+    # the mean of three z-scores (processing speed, working memory, verbal memory)
+    "cognition_composite": "SD",
     "racemic_iv_equivalent_mg_per_kg": "mg/kg (racemic IV equivalent)",
     "peak_exposure_mg_per_kg_per_h": "mg/kg/h",
     "weekly_exposure_mg_per_kg": "mg/kg per week",

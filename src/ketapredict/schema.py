@@ -1487,7 +1487,8 @@ def _value_problem(col: Column, value: Any, name: str | None = None) -> tuple[An
     if col.kind == "category":
         canonical = _to_category(col)(value)
         if canonical is None:
-            return None, f"{_shown(name, value)} is not {col.allowed()}"
+            near = _near_category(value, col.categories)
+            return None, f"{_shown(name, value)} is not {col.allowed()}{near}"
         return canonical, None
     text = _as_text(value)
     if text is None and col.role == "identifier":  # never echoed: it identifies a patient
@@ -2068,6 +2069,15 @@ def record_items(
 # every field a record can give: the contract's columns (a family's by its template, so a
 # visit's slip is not matched to a template)
 _FIELD_NAMES = tuple(c.name for c in _CONTRACT if "{" not in c.name)
+
+
+def _near_category(value: Any, categories: Sequence[str]) -> str:
+    """`` (did you mean 'ketamine'?)`` for a misspelt category, in any case, or nothing."""
+    if not isinstance(value, str):
+        return ""
+    by_case = {c.lower(): c for c in categories}
+    close = difflib.get_close_matches(value.strip().lower()[:100], list(by_case), n=1)
+    return f" (did you mean {by_case[close[0]]!r}?)" if close else ""
 
 
 def _did_you_mean(name: Any, known: Iterable[str]) -> str:
