@@ -1290,7 +1290,8 @@ def _parser() -> argparse.ArgumentParser:
         "schedule is either among them (drug, route, dose, dose_unit, infusion_minutes, "
         'sessions_per_week, n_sessions, new_oral_antidepressant) or a "regimen" object of '
         "those fields, or given with --regimen, which replaces the file's (the report says "
-        "so). An identifier (patient_id) is dropped and never shown. Exits 2 on bad input.",
+        "so). An identifier (patient_id) is never a model input and never shown. Exits 2 on "
+        "bad input.",
     )
     score.add_argument(
         "patient",
