@@ -1308,7 +1308,8 @@ def _metrics_text(validation: ValidationResult) -> str:
         paragraph(header, indent="  ")
         + "\n"
         + paragraph(
-            f"among active-drug patients ({_active_counts(validation)}): {ranked}; calibration"
+            f"among active-drug patients ({_active_counts(validation)}): {ranked}; calibration "
+            "(ECE, intercept and slope)"
             + (f"; 95% intervals resample {validation.resampled}" if intervals else ""),
             indent="  ",
             first_indent="  ",
@@ -1321,8 +1322,8 @@ def _metrics_text(validation: ValidationResult) -> str:
                 for r in m.itertuples()
             ],
             "ECE": m["active_ece"].map("{:.4f}".format),
-            "cal. intercept": m["active_calibration_intercept"].map(lambda v: _number(v, "+.3f")),
-            "cal. slope": m["active_calibration_slope"].map(_number),
+            "intercept": m["active_calibration_intercept"].map(lambda v: _number(v, "+.3f")),
+            "slope": m["active_calibration_slope"].map(_number),
             # no fold with an arm of 5 events and 5 non-events: n/a, not "nan (nan)"
             # every fold withheld: no model has a fold to summarise (n/a)
             "fold mean (sd)": [
@@ -1340,8 +1341,8 @@ def _metrics_text(validation: ValidationResult) -> str:
             "PR AUC": m["pr_auc"].map("{:.3f}".format),
             "Brier": m["brier"].map("{:.4f}".format),
             "ECE": m["ece"].map("{:.4f}".format),
-            "cal. intercept": m["calibration_intercept"].map(lambda v: _number(v, "+.3f")),
-            "cal. slope": m["calibration_slope"].map(_number),
+            "intercept": m["calibration_intercept"].map(lambda v: _number(v, "+.3f")),
+            "slope": m["calibration_slope"].map(_number),
         },
         index=m.index,
     )

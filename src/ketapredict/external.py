@@ -282,9 +282,9 @@ def _columns(cells: dict[str, list[str]], left: tuple[str, ...]) -> list[str]:
 
 def _ci(value: float, low: float, high: float, digits: int, sign: bool = False) -> str:
     """ "+0.25 [-0.74, 1.24]", as ``ketapredict train`` writes an estimate and its interval
-    (signed: an intercept); "-" when there is none."""
+    (signed: an intercept); "n/a" when there is none, as ``train`` writes it."""
     if value is None or not np.isfinite(value):
-        return "-"
+        return "n/a"
     return f"{value:{'+' if sign else ''}.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
