@@ -382,7 +382,7 @@ def test_design_problems_are_found_before_training(cohort):
     with pytest.raises(
         ValidationError,
         match=re.escape(
-            f"response has 20 events and {len(cohort) - 20} non-events (class counts); at "
+            f"response has 20 events and {len(cohort) - 20:,} non-events (class counts); at "
             f"least {5 * trials} of each are needed: leave_one_trial_out over {trials} folds"
         ),
     ):
