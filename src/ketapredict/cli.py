@@ -675,7 +675,7 @@ def _quickstart(args: argparse.Namespace) -> int:
         raise TrackingError(
             f"{str(error).rstrip('.')}; the quickstart logs its run to MLflow{unset}"
         ) from None
-    print(
+    _say(
         "ketapredict quickstart: the virtual cohort, the baseline experiment, MLflow, and a "
         "risk report for one (invented) patient.\n"
     )
