@@ -650,6 +650,22 @@ def test_a_patient_file_never_quotes_its_identifier(tmp_path, capsys):
     for extra in ([], ["--json"]):
         assert main(["score", str(PATIENT), "--horizon-day", "28", *extra]) == 0
         assert record["patient_id"] not in capsys.readouterr().out
+    # in the record's own regimen, or its assessment day (a review): named, not shown
+    flat = {k: v for k, v in record.items() if k != "regimen"} | record["regimen"]
+    for field in ("drug", "dose_unit", "endpoint_day"):
+        shifted.write_text(json.dumps({**flat, field: record["patient_id"]}))
+        assert main(["score", str(shifted)]) == 2
+        err = capsys.readouterr().err
+        assert record["patient_id"] not in err
+        assert f"{field}=<a patient_id of this record>" in err
+
+
+def test_a_number_too_long_to_read_is_refused_in_a_line(capsys):
+    """Python refuses to read more than 4,300 digits: its own message came through."""
+    assert main(["calibrate", "--seed", "9" * 5000]) == 2
+    err = capsys.readouterr().err
+    assert "--seed: expected a whole number from 0; got '999" in err
+    assert len(err) < 300
 
 
 def test_the_quickstart_checks_its_store_before_it_starts(monkeypatch, tmp_path, capsys):

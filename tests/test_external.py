@@ -356,7 +356,7 @@ def test_evaluate_command_prints_the_report_and_logs_a_linked_run(tmp_path, monk
     run_id = re.search(r"Logged MLflow run (\w+)", out).group(1)
     store = tmp_path.resolve() / "mlruns" / "mlflow.db"
     # the store named as train names it: its absolute path, not the relative default
-    assert f"(experiment external-validation) to sqlite:///{store}." in out
+    assert f"(experiment external-validation) to sqlite:///{store}." in " ".join(out.split())
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
     run = mlflow.get_run(run_id)
     model = ketapredict.load_model()

@@ -443,6 +443,9 @@ def test_a_patient_object_scores_as_its_fields_and_digit_separators_are_not_numb
     for pasted in ("\u0664\u0666", "\uff14\uff16"):
         with pytest.raises(ValidationError, match="is not a number"):
             validate_patient({**fields, "age": pasted})
+    # spaces around a number are no part of it, a no-break space included
+    for padded in ("46\xa0", "\u200946", " 46 "):
+        assert validate_patient({**fields, "age": padded})["age"] == 46
 
 
 def test_a_number_column_of_text_alone_is_one_problem_that_echoes_none_of_it():
@@ -699,6 +702,10 @@ def test_one_record_neither_quotes_nor_shows_its_identifier():
             attempt()
         assert "MRN" not in str(caught.value)
         assert "age=<a patient_id of this record> is not a number" in str(caught.value)
+    # pydantic's own error quoted the whole input (a review)
+    with pytest.raises(pydantic.ValidationError) as caught:
+        Patient.model_validate({**record, "age": 300})
+    assert "MRN" not in str(caught.value)
     patient = Patient(**{**record, "age": 40})
     assert patient.patient_id == "MRN-77123"
     for shown in (repr(patient), str(patient), f"{patient}"):
@@ -743,3 +750,9 @@ def test_a_misspelt_category_is_answered_with_the_nearest_in_its_own_case():
     with pytest.raises(ValidationError) as caught:
         ketapredict.Regimen(drug="xyz", route="iv", dose=0.5, infusion_minutes=40)
     assert "did you mean" not in str(caught.value)  # nothing near: no guess
+    # nor a guess at a unit: "mcg/kg" is a 1000-fold smaller dose, not a typo of "mg/kg"
+    with pytest.raises(ValidationError) as caught:
+        ketapredict.Regimen(
+            drug="ketamine", route="iv", dose=0.5, dose_unit="mcg/kg", infusion_minutes=40
+        )
+    assert "did you mean" not in str(caught.value)

@@ -1,5 +1,6 @@
-"""Printed paragraphs: every command and every printed table of ketapredict fits a terminal
-of 100 columns, its prose wrapped here."""
+"""Printed paragraphs: the prose of every command and printed report is wrapped here, to fit
+a terminal of 100 columns (a table is as wide as its columns: the comparison of schedules
+and the external validation's can be wider)."""
 
 from __future__ import annotations
 

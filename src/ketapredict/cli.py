@@ -20,7 +20,6 @@ import os
 import re
 import shlex
 import sys
-import textwrap
 import tomllib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -31,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ._text import paragraph
+from .exceptions import short_repr
 
 __all__ = ["main"]
 
@@ -134,7 +134,7 @@ def _print_cohort_summary(cohort: pd.DataFrame) -> None:
     print("day: the day the outcomes were assessed, counted from the first session.")
     for name, citation in _hypothetical().items():
         if name in summary.index:
-            print(textwrap.fill(f"* {name}: {citation}", width=96, subsequent_indent="  "))
+            print(paragraph(f"* {name}: {citation}", indent="  "))
 
 
 def _write(frame: pd.DataFrame, path: Path) -> str:
@@ -346,7 +346,7 @@ def _ingest(args: argparse.Namespace) -> int:
     summary = IngestSummary(**table.attrs["ingest"])
     written = _write(table, args.out)
     print(summary)
-    print(f"Wrote {len(table)} patient courses to {written}.")
+    _say(f"Wrote {len(table):,} patient courses to {written}.")
     return 0
 
 
@@ -386,7 +386,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     except TrackingError as error:
         print(f"ketapredict: not logged to MLflow: {error}", file=sys.stderr)
         return 1
-    print(
+    _say(
         f"\nLogged MLflow run {run_id} (experiment external-validation) to "
         f"{redacted(resolved_tracking_uri())}."
     )
@@ -409,9 +409,9 @@ def _recalibrate(args: argparse.Namespace) -> int:
     model = _load(args)
     updated = model.recalibrate(data, args.method, outcomes=args.outcomes)
     record = updated.provenance["recalibration"]
-    print(
+    _say(
         f"Recalibrated {one_line(model.provenance.get('name', 'the model'))} to {name} "
-        f"({record['n_patients']} courses, data digest {record['data_sha256']}), "
+        f"({record['n_patients']:,} courses, data digest {record['data_sha256']}), "
         f"method {args.method}:"
     )
     before = model.predict_proba(data)
@@ -428,17 +428,17 @@ def _recalibrate(args: argparse.Namespace) -> int:
             for k, v in update["p_values"].items()
             if v is not None
         )
-        print(
+        _say(
             f"  {outcome}: {_UPDATES[update['method']]} (intercept "
             f"{update['intercept']:+.2f}, slope "
-            f"{update['slope']:.2f}; {update['events']} events in {update['n']}; {tests})\n"
+            f"{update['slope']:.2f}; {update['events']:,} events in {update['n']:,}; {tests})\n"
             f"    observed {observed:.1%}; mean predicted {before.loc[has, outcome].mean():.1%} "
             f"before, {after.loc[has, outcome].mean():.1%} after (on the same courses: judge "
             "it on patients it was not fitted to)"
             + (f"\n    note: {update['note']}" if update.get("note") else "")
         )
     for outcome, reason in record.get("skipped", {}).items():
-        print(f"  {outcome}: {reason}")
+        _say(f"  {outcome}: {reason}")
     updated.save(args.out, signing_key=key)
     print(f"Saved the recalibrated model to {args.out}.")
     return 0
@@ -461,12 +461,11 @@ def _calibrate(args: argparse.Namespace) -> int:
         )
     report = calibration_report(seed=args.seed, n_per_arm=args.n_per_arm)
     print(
-        textwrap.fill(
+        paragraph(
             f"Virtual cohort against published evidence ({args.n_per_arm:,} patients per "
             f"simulated arm, a typical trial, seed {args.seed}). Tolerances follow each "
             "result's sample size and the spread between trials (the rules head "
-            "ketapredict/cohort/targets.toml).",
-            width=96,
+            "ketapredict/cohort/targets.toml)."
         )
         + "\n"
     )
@@ -494,7 +493,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     print("Not simulated:")
     for row in report.attrs["not_expressed"]:
         line = f"{row['id']}, {row['source']}: {row['statement']} -- {row['not_expressed']}"
-        print(textwrap.fill(line, width=96, initial_indent="  ", subsequent_indent="    "))
+        print(paragraph(line, first_indent="  ", indent="    "))
     failed = report.loc[~report["passed"], "id"].tolist()
     print(
         f"\n{int(report['passed'].sum())} of {len(report)} targets reproduced."
@@ -691,7 +690,7 @@ def _quickstart(args: argparse.Namespace) -> int:
         "ECE and the calibration slope say how far the probabilities are from the observed "
         "rates. docs/validation.md explains every column."
     )
-    print("\n" + textwrap.fill(guide, width=96))
+    print("\n" + paragraph(guide))
     patient = {k: v for k, v in example_course().items() if k in columns("baseline")}
     course = Regimen(
         drug="ketamine",
@@ -709,9 +708,7 @@ def _quickstart(args: argparse.Namespace) -> int:
     print(
         "\n3. A risk report from the model just trained, for an invented patient with a "
         "complete record\n(the README's `ketapredict score` example; its Python example "
-        "records fewer fields):\n"
-        + textwrap.fill(record, width=96, initial_indent="   ", subsequent_indent="   ")
-        + "\n"
+        "records fewer fields):\n" + paragraph(record, first_indent="   ", indent="   ") + "\n"
     )
     print(model.score(patient, course, horizon_day=HORIZON_DAY))
     comparison = model.compare_regimens(patient, horizon_day=HORIZON_DAY)
@@ -1034,7 +1031,7 @@ def _check_horizon(day: float | None) -> None:
     from .exceptions import ValidationError
 
     problems: list = []
-    if day is not None and _day(day, "--horizon-day", problems) is None:  # NaN fails too
+    if day is not None and _day(day, "--horizon-day", problems) is None:
         raise ValidationError(problems, "command line")
 
 
@@ -1164,29 +1161,38 @@ def _days_after_first(text: str) -> float:
     if not _DECIMAL.fullmatch(text.strip()):
         raise argparse.ArgumentTypeError(
             f"expected days after the first session, a number such as 28 (day 1 is 24 h "
-            f"later); got {text!r}"
+            f"later); got {short_repr(text)}"
         ) from None
     value = float(text)
     return int(value) if value.is_integer() and abs(value) < 1e9 else value
 
 
 def _whole(text: str, fallback: int) -> int:
-    """``text`` as a whole number written with ASCII digits, else ``fallback``."""
-    return int(text) if _WHOLE.fullmatch(text.strip()) else fallback
+    """``text`` as a whole number written with ASCII digits, else ``fallback`` (also for
+    one of more than 4,300 digits, which Python refuses to read)."""
+    if not _WHOLE.fullmatch(text.strip()):
+        return fallback
+    try:
+        return int(text)
+    except ValueError:
+        return fallback
 
 
 def _integer(text: str) -> int:
     """A whole number (its range is checked where it is used)."""
-    if not _WHOLE.fullmatch(text.strip()):
-        raise argparse.ArgumentTypeError(f"expected a whole number such as 1000; got {text!r}")
-    return int(text)
+    value = _whole(text, None)
+    if value is None:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number such as 1000; got {short_repr(text)}"
+        )
+    return value
 
 
 def _seed(text: str) -> int:
     """A random seed: numpy takes whole numbers from 0."""
     value = _whole(text, -1)
     if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number from 0; got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0; got {short_repr(text)}")
     return value
 
 
@@ -1194,7 +1200,9 @@ def _port(text: str) -> int:
     """A TCP port to listen on."""
     value = _whole(text, 0)
     if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535; got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected a port from 1 to 65535; got {short_repr(text)}"
+        )
     return value
 
 

@@ -59,6 +59,7 @@ from .schema import (
     columns,
     contract_part,
     flag_problem,
+    identifiers_masked,
     record_items,
     rows_for_messages,
     validate_patient,
@@ -399,10 +400,10 @@ class RiskReport:
                 f"{risk.label:<{width}}{_percent(risk.probability):>11}  "
                 f"{risk.interval_text:<15} {risk.band_text}{mark if risk.warnings else ''}"
             )
-        lines.append(textwrap.fill(bands_legend(self.risks), width=92))
-        lines.append(textwrap.fill(outcomes_legend(self.risks, self.interval_meaning), 92))
+        lines.append(paragraph(bands_legend(self.risks), width=92))
+        lines.append(paragraph(outcomes_legend(self.risks, self.interval_meaning), width=92))
         if any(r.drivers for r in self.risks.values()):
-            lines.append(textwrap.fill(_REFERENCE, 92))
+            lines.append(paragraph(_REFERENCE, width=92))
         for risk in self.risks.values():
             if risk.drivers:
                 lines.append(
@@ -914,6 +915,9 @@ def _prepare(
         at_fault += [] if whose in at_fault else [whose]
     if problems:
         *others, last = at_fault
+        identifier = patient.get("patient_id")
+        if isinstance(identifier, str):  # put in a regimen field or the day: named, not shown
+            problems = identifiers_masked(problems, pd.Series([identifier]), "this record")
         raise ValidationError(problems, f"{', '.join(others)} and {last}" if others else last)
     values = {**record, **course.to_dict()}
     if endpoint is None:
@@ -1842,7 +1846,7 @@ _WIDTH = 100
 
 def _item(mark: str, text: str) -> str:
     """A list item wrapped under its own first character."""
-    return textwrap.fill(text, _WIDTH, initial_indent=mark, subsequent_indent=" " * len(mark))
+    return paragraph(text, width=_WIDTH, first_indent=mark, indent=" " * len(mark))
 
 
 def _letters(k: int) -> str:
@@ -2124,7 +2128,7 @@ class RegimenComparison:
                 cells[k].ljust(widths[k]) if k in left else cells[k].rjust(widths[k]) for k in keys
             ).rstrip()
 
-        lines = [textwrap.fill(text, _WIDTH, subsequent_indent="  ") for text in self._header()]
+        lines = [paragraph(text, width=_WIDTH, indent="  ") for text in self._header()]
         lines += ["", line(titles), *(line(r) for r in rows)]
         if every:
             lines.append("\nWarnings for every schedule:")
@@ -2135,13 +2139,13 @@ class RegimenComparison:
         if self.missing:
             lines.append("")
             lines.append(
-                textwrap.fill(
+                paragraph(
                     "Not recorded (integrated over their plausible values given the rest of "
                     "the record): " + ", ".join(self.missing),
-                    _WIDTH,
+                    width=_WIDTH,
                 )
             )
-        lines += ["", textwrap.fill(_model_line(self.provenance), _WIDTH)]
+        lines += ["", paragraph(_model_line(self.provenance), width=_WIDTH)]
         return "\n".join(lines)
 
     def __repr__(self) -> str:

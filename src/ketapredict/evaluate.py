@@ -1250,12 +1250,14 @@ def _small_sample_notes(validation) -> list[str]:
             )
     tied = validation.extras.get("folds_tied", 0)
     if tied:
+        from .models import _EVENTS_PER_TERM
+
         folds = len(validation.extras["tuned_parameters"])
         notes.append(
             f"in {tied} of {folds} folds every candidate of the tuning grid scored the same, so "
             "the grid's first values were kept: its parameters change nothing there (with "
-            "fewer than 10 events per linear term OutcomeModel boosts no trees, and tree "
-            "parameters do nothing)"
+            f"fewer than {_EVENTS_PER_TERM} events, or non-events, per linear term OutcomeModel "
+            "boosts no trees, and tree parameters do nothing)"
         )
     if min(events, n - events) < MIN_EVENTS:
         notes.append(

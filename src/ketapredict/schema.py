@@ -1387,11 +1387,13 @@ def _number(x: Any) -> float | None:
             return math.nan
     if isinstance(x, str):
         # Python reads "4_6" as 46, and other scripts' digits ("٤٦", "４６") as numbers:
-        # a typo or a pasted value, not a number a record means
-        if "_" in x or not x.isascii():
+        # a typo or a pasted value, not a number a record means (spaces around are fine,
+        # a no-break space included)
+        text = x.strip()
+        if "_" in text or not text.isascii():
             return None
         try:
-            return float(x)
+            return float(text)
         except ValueError:
             return None
     return None
@@ -1487,7 +1489,8 @@ def _value_problem(col: Column, value: Any, name: str | None = None) -> tuple[An
     if col.kind == "category":
         canonical = _to_category(col)(value)
         if canonical is None:
-            near = _near_category(value, col.categories)
+            # no guess at a unit: "mcg/kg" is not a typo of "mg/kg" but a 1000-fold dose
+            near = "" if col.name == "dose_unit" else _near_category(value, col.categories)
             return None, f"{_shown(name, value)} is not {col.allowed()}{near}"
         return canonical, None
     text = _as_text(value)
@@ -1825,12 +1828,12 @@ def validate(
     problems.extend(check_rules(arrays, rows=df.index))
     if problems:
         if "patient_id" in df.columns:
-            problems = _identifiers_masked(problems, df["patient_id"])
+            problems = identifiers_masked(problems, df["patient_id"])
         raise ValidationError(problems, what)
     return pd.DataFrame(out).set_axis(index, axis=0)
 
 
-def _identifiers_masked(
+def identifiers_masked(
     problems: list[Problem], ids: pd.Series, whose: str = "this table"
 ) -> list[Problem]:
     """The problems, a value that is one of the table's (or record's) own patient
@@ -1918,7 +1921,8 @@ class _Record(pydantic.BaseModel):
     in pydantic's: use the constructor or :func:`validate_record`.)
     """
 
-    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+    # pydantic's own error quotes the whole input, identifier included (model_validate)
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     def __init__(self, /, **data: Any) -> None:
         what = type(self).__name__.removesuffix("Record").lower()
@@ -1927,7 +1931,7 @@ class _Record(pydantic.BaseModel):
         except pydantic.ValidationError as error:
             problems = [_problem(e, type(self)) for e in error.errors()]
             if isinstance(data.get("patient_id"), str):
-                problems = _identifiers_masked(
+                problems = identifiers_masked(
                     problems, pd.Series([data["patient_id"]]), "this record"
                 )
             raise ValidationError(problems, what) from None
