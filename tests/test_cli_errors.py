@@ -515,11 +515,7 @@ CLI_CASES: list[CliCase] = [
         _score(None, "--horizon-day", "400"),
         "--horizon-day=400 is not a day after the first session",  # as typed, not 400.0
     ),
-    CliCase(
-        "score-horizon-nan",
-        _score(None, "--horizon-day", "nan"),
-        "--horizon-day: expected days after the first session, a number such as 28",
-    ),
+    CliCase("score-horizon-nan", _score(None, "--horizon-day", "nan"), "--horizon-day=nan"),
     *(  # Python's float() reads these as 10 and 28; a command line does not guess
         CliCase(
             f"score-horizon-{label}",

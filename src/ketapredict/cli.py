@@ -1148,22 +1148,23 @@ def _path(text: str) -> Path:
     return Path(text)
 
 
-# A number as a person types one: ASCII digits, a sign, a point, an exponent. Python's own
-# int() and float() also read "1_0" as 10 and other scripts' digits ("٢٨" as 28), which a
-# command line should not guess at.
-_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+# A whole number as a person types one: ASCII digits and a sign. Python's own int() also
+# reads "1_0" as 10 and other scripts' digits ("٢٨" as 28), which a command line should not
+# guess at (a decimal is read as a record's numbers are: ketapredict.schema._number).
 _WHOLE = re.compile(r"[+-]?\d+", re.ASCII)
 
 
 def _days_after_first(text: str) -> float:
     """A horizon: days after the first session, as a number (a date is no horizon); a whole
     number stays one, so that a message shows it as typed (-3, not -3.0)."""
-    if not _DECIMAL.fullmatch(text.strip()):
+    from .schema import _number
+
+    value = _number(text)
+    if value is None:
         raise argparse.ArgumentTypeError(
             f"expected days after the first session, a number such as 28 (day 1 is 24 h "
             f"later); got {short_repr(text)}"
-        ) from None
-    value = float(text)
+        )
     return int(value) if value.is_integer() and abs(value) < 1e9 else value
 
 

@@ -104,6 +104,10 @@ _PROVENANCE_METRICS = [
 ]
 
 
+# The patient tables an experiment reads (ketapredict.io.read_patient_table)
+_TABLE_SUFFIXES = (".csv", ".parquet")
+
+
 class _Strict(pydantic.BaseModel):
     # strict: a value of another type is refused, not converted (n = true is not 1,
     # peers = "off" is not False); TOML has its own integers, floats and booleans
@@ -140,7 +144,7 @@ class _Data(_Strict):
         if (
             self.format is None
             and self.source != "simulated"
-            and Path(self.source).suffix.lower() not in (".csv", ".parquet")
+            and Path(self.source).suffix.lower() not in _TABLE_SUFFIXES
         ):
             # neither the virtual cohort nor a table ("simulate"): the source is the mistake,
             # and the file's checks say so, not that n and seed would be ignored
@@ -519,7 +523,7 @@ def _check_files(experiment: Path, data: _Data) -> None:
                 )
     elif not data.simulated:
         path = _source_path(experiment, data.source)
-        if path.suffix.lower() not in (".csv", ".parquet"):
+        if path.suffix.lower() not in _TABLE_SUFFIXES:
             message = (
                 f'{where}: data.source={data.source!r}: expected "simulated" or a patient '
                 "table (.csv or .parquet); for a BIDS or ADaM study give format and mapping"
