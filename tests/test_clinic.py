@@ -871,7 +871,45 @@ def test_without_intervals_dominance_needs_two_points():
 
 
 def _printed_rows(text):
-    return [line for line in text.splitlines() if re.match(r"^\s*\d+  \S", line)]
+    """Each printed row's first line, and its schedule as one text: a schedule that does
+    not fit continues on the next lines, in its own column."""
+    rows, start = [], None
+    for line in text.splitlines():
+        if re.match(r"^ *#  schedule ", line):
+            start = line.index("schedule")
+        elif start is None:
+            continue
+        elif re.match(r"^\s*\d+  \S", line):
+            rows.append([line, line[start:].split("  ")[0]])
+        elif not line.strip():  # the table ends
+            break
+        elif line[start] != " ":
+            rows[-1][1] += " " + line[start:].split("  ")[0]
+    return [tuple(row) for row in rows]
+
+
+def test_a_printed_comparison_of_two_outcomes_fits_100_columns(model):
+    """A schedule wraps in its cell, its drug above its sessions, rather than make a row
+    wider than a terminal of 100 columns; the warnings' marks wrap after it."""
+    from ketapredict import RiskModel
+
+    two = RiskModel(
+        {o: model._outcomes[o] for o in ("response", "cognitive_decline")},
+        model.provenance,
+        reference=model.reference,
+    )
+    comparison = two.compare_regimens(ODD, horizon_day=28)
+    text = str(comparison)
+    assert max(len(line) for line in text.splitlines()) <= 100
+    rows = _printed_rows(text)
+    assert [schedule for _, schedule in rows] == list(comparison["regimen"])
+    assert any(len(schedule) > 60 for _, schedule in rows)  # wrapped, not short
+    # the marks of every row, wrapped or not, each name a footnote, and every footnote is used
+    marks = re.findall(r"^ {2}([a-z]+)\. ", text, flags=re.M)
+    table = text[text.index("\n #  ") + 1 :].split("\n\n")[0].splitlines()
+    column = table[0].index("warnings")
+    shown = {m for line in table[1:] for m in re.findall(r"[a-z]+", line[column:])}
+    assert shown == set(marks)
 
 
 def test_a_printed_comparison_is_rounded_percent_in_the_stated_order(model):
@@ -886,8 +924,8 @@ def test_a_printed_comparison_is_rounded_percent_in_the_stated_order(model):
     assert len(rows) == len(comparison)
     percent = r"(<0\.1|\d\.\d|\d\d|>99)"
     cell = re.compile(rf"{percent}% \[{percent}-{percent}\]")
-    for k, (line, name) in enumerate(zip(rows, comparison["regimen"], strict=True)):
-        assert line.split("  ", 2)[1].strip() == name or name in line
+    for k, ((line, schedule), name) in enumerate(zip(rows, comparison["regimen"], strict=True)):
+        assert schedule == name
         assert int(line.split()[0]) == k + 1
         assert len(cell.findall(line)) == len(comparison.outcomes), line
         assert not re.search(r"\d\.\d\d", line), f"more than one decimal: {line}"
@@ -1114,7 +1152,7 @@ def test_a_named_schedule_keeps_what_it_is(model):
     course = Regimen(drug="ketamine", route="iv", dose=0.5, infusion_minutes=40)
     comparison = model.compare_regimens(patient, {"mine": course}, horizon_day=1)
     assert comparison.table.loc[0, ["regimen", "schedule"]].tolist() == ["mine", str(course)]
-    assert f"mine: {course}" in str(comparison)
+    assert _printed_rows(str(comparison))[0][1] == f"mine: {course}"
     assert f"mine: {course}" in comparison._repr_html_()
     assert comparison.to_dict()["regimens"][0]["schedule"] == str(course)
 

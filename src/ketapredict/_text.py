@@ -1,12 +1,13 @@
-"""Printed paragraphs: the prose of every command and printed report is wrapped here, to fit
-a terminal of 100 columns (a table is as wide as its columns: the comparison of schedules
-and the external validation's can be wider)."""
+"""Printed text: the prose of every command and printed report is wrapped here, to fit a
+terminal of 100 columns, and so are the cells of the comparison of schedules (a table is
+otherwise as wide as its columns: the external validation's can be wider)."""
 
 from __future__ import annotations
 
+import re
 import textwrap
 
-__all__ = ["paragraph"]
+__all__ = ["cell", "paragraph"]
 
 
 def paragraph(text: str, *, width: int = 96, indent: str = "", first_indent: str = "") -> str:
@@ -30,3 +31,38 @@ def paragraph(text: str, *, width: int = 96, indent: str = "", first_indent: str
         break_on_hyphens=False,
         break_long_words=False,
     )
+
+
+# A table cell breaks first after a comma or a colon and before a "+" (between a schedule's
+# drug, its sessions and its add-ons), then between words.
+_CELL_BREAKS = re.compile(r"(?<=[,:]) (?=\S)| (?=\+ )")
+
+
+def cell(text: str, width: int, *, head_apart: bool = False) -> list[str]:
+    """A table cell in lines of at most ``width`` characters (a longer word stays whole),
+    broken first between its phrases: after a comma or colon, before a "+". With
+    ``head_apart``, a text that needs more than one line has its first phrase on a line of
+    its own (a schedule's drug, dose and route above its sessions, row after row).
+
+    Examples
+    --------
+    >>> from ketapredict._text import cell
+    >>> text = "esketamine 84 mg intranasal, 1/week x 4 + new oral antidepressant"
+    >>> cell(text, 40)
+    ['esketamine 84 mg intranasal, 1/week x 4', '+ new oral antidepressant']
+    >>> cell(text, 40, head_apart=True)
+    ['esketamine 84 mg intranasal,', '1/week x 4 + new oral antidepressant']
+    >>> cell("a, b, c, d", 6)
+    ['a, b,', 'c, d']
+    """
+    phrases = _CELL_BREAKS.split(text)
+    lines: list[str] = []
+    for k, phrase in enumerate(phrases):
+        apart = head_apart and k == 1 and len(text) > width
+        if lines and not apart and len(lines[-1]) + 1 + len(phrase) <= width:
+            lines[-1] += " " + phrase
+        else:
+            lines += textwrap.wrap(
+                phrase, width, break_on_hyphens=False, break_long_words=False
+            ) or [""]
+    return lines or [""]

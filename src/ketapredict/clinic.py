@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._text import paragraph
+from ._text import cell, paragraph
 from .card import VIRTUAL_COHORT_NOTICE
 from .encoding import DERIVED_UNITS, Columns, feature_map, reads_planned_course, sources
 from .exceptions import ModelFileError, Problem, ValidationError, one_line, short_repr
@@ -1840,7 +1840,7 @@ def _dominance(table: pd.DataFrame, benefit: str | None, harm: str | None) -> li
     return [np.flatnonzero(dominates[:, j]).tolist() for j in range(n)]
 
 
-# Printed comparisons wrap their prose at this width (the table itself is as wide as needed).
+# Printed comparisons wrap their prose, and their table where it can, at this width.
 _WIDTH = 100
 
 
@@ -2118,18 +2118,8 @@ class RegimenComparison:
 
     def __str__(self) -> str:
         rows, every, notes = self._rows()
-        keys = list(rows[0])
-        titles = {k: OUTCOME_LABELS.get(k, k).split(" (")[0] for k in keys}
-        widths = {k: max(len(titles[k]), *(len(r[k]) for r in rows)) for k in keys}
-        left = ("schedule", "dominated by", "warnings")
-
-        def line(cells: Mapping[str, str]) -> str:
-            return "  ".join(
-                cells[k].ljust(widths[k]) if k in left else cells[k].rjust(widths[k]) for k in keys
-            ).rstrip()
-
         lines = [paragraph(text, width=_WIDTH, indent="  ") for text in self._header()]
-        lines += ["", line(titles), *(line(r) for r in rows)]
+        lines += ["", *self._table_lines(rows)]
         if every:
             lines.append("\nWarnings for every schedule:")
             lines += [_item("  - ", w) for w in every]
@@ -2147,6 +2137,57 @@ class RegimenComparison:
             )
         lines += ["", paragraph(_model_line(self.provenance), width=_WIDTH)]
         return "\n".join(lines)
+
+    def _table_lines(self, rows: list[dict[str, str]]) -> list[str]:
+        """The printed table, within :data:`_WIDTH` columns where it can be: a title wraps
+        over its column's values, the schedule wraps within its cell (down to two lines,
+        drug above sessions, or 44 characters), then the warnings' marks (down to 12, if the
+        table then fits), so that a row may take more than one line. Probabilities never
+        wrap: more than two outcomes make the table wider."""
+        keys = list(rows[0])
+        left = ("schedule", "dominated by", "warnings")
+        titles = {k: OUTCOME_LABELS.get(k, k).split(" (")[0] for k in keys}
+        natural = {
+            k: max(*(len(r[k]) for r in rows), *(len(word) for word in titles[k].split()))
+            for k in keys
+        }
+        widths = dict(natural)
+        cells = [{k: [row[k]] for k in keys} for row in rows]
+
+        def wrap(key: str, least: int, *, only_to_fit: bool = False) -> None:
+            """Wrap one column's cells in the room the others leave (at least ``least``);
+            ``only_to_fit``: not at all if the table cannot fit even so."""
+            room = _WIDTH - sum(w for k, w in widths.items() if k != key) - 2 * (len(keys) - 1)
+            width = min(natural[key], max(least, len(titles[key]), room))
+            if only_to_fit and room < width:
+                width = natural[key]
+            for row, shown in zip(rows, cells, strict=True):
+                shown[key] = cell(row[key], width, head_apart=key == "schedule")
+            widths[key] = max(len(titles[key]), *(len(line) for c in cells for line in c[key]))
+
+        # the schedule first, the warnings in the room it leaves: marks read as well on two lines
+        widths["warnings"] = min(natural["warnings"], max(12, len(titles["warnings"])))
+        # at least room for every schedule in two lines, its drug above its sessions
+        two_lines = (cell(r["schedule"], len(r["schedule"]) - 1, head_apart=True) for r in rows)
+        wrap("schedule", min(44, max(len(line) for lines in two_lines for line in lines)))
+        wrap("warnings", 12, only_to_fit=True)
+
+        def block(lines: Mapping[str, list[str]], top: bool) -> list[str]:
+            height = max(len(c) for c in lines.values())
+            padded = {
+                k: (c + [""] * (height - len(c))) if top else [""] * (height - len(c)) + c
+                for k, c in lines.items()
+            }
+            return [
+                "  ".join(
+                    padded[k][i].ljust(widths[k]) if k in left else padded[k][i].rjust(widths[k])
+                    for k in keys
+                ).rstrip()
+                for i in range(height)
+            ]
+
+        head = block({k: textwrap.wrap(titles[k], widths[k]) or [""] for k in keys}, top=False)
+        return head + [line for shown in cells for line in block(shown, top=True)]
 
     def __repr__(self) -> str:
         return str(self)
