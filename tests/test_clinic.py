@@ -198,13 +198,15 @@ def test_drivers_add_up_to_the_distance_from_the_average_patient(model):
         arrays, values, *_ = _prepare(model, PATIENT, COURSE)
         x = model._encoded(arrays)[outcome][0]
         state = model._outcomes[outcome]
-        every, none, average = _drivers(state, x[None, :], x, values, n=1000, everything=True)
+        every, none, average = _drivers(
+            model, state, x[None, :], x, values, n=1000, everything=True
+        )
         assert none is None
         assert sum(e.points for e in every) == pytest.approx(
             100 * (risk.probability - average), abs=0.05
         )
         # the patient's own, with the schedule and horizon in one figure: the same total
-        own, schedule, _ = _drivers(state, x[None, :], x, values, n=1000)
+        own, schedule, _ = _drivers(model, state, x[None, :], x, values, n=1000)
         assert sum(e.points for e in own) + schedule == pytest.approx(
             100 * (risk.probability - average), abs=0.05
         )

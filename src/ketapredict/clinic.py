@@ -1176,6 +1176,7 @@ _OTHERS = "the other predictors together"
 
 
 def _drivers(
+    model,
     state,
     draws: np.ndarray,
     x: np.ndarray,
@@ -1192,15 +1193,13 @@ def _drivers(
     included. SHAP values are averaged over the draws. A predictor the record lacks is never
     a reason: its points join "the other predictors together".
     """
-    from .trees import calibrated_log_odds, expit
-    from .updating import apply_update
+    from .trees import expit
 
     phi, base = state.contributions(draws, member=0)
-    calibrator = state.calibrators[0]
 
     def probability(margin: np.ndarray) -> np.ndarray:
-        log_odds = apply_update(calibrated_log_odds(np.asarray(margin), calibrator), state.update)
-        return expit(log_odds)
+        margins = np.asarray(margin, dtype=float)[:, None]
+        return expit(model._reported(state, model._log_odds(state, None, False, margins))[:, 0])
 
     p0 = float(probability(np.array([base]))[0])
     # each draw's SHAP values are scaled to points by that draw's own secant slope (of a
@@ -1265,13 +1264,9 @@ def _unrecorded_range(model, state, draws: np.ndarray) -> tuple[float, float]:
     ``draws`` are the patient's encoded rows, one per draw of the missing fields; each
     draw's probability (the fitted model's, before averaging) shows how far they reach.
     """
-    from .trees import MAX_LOG_ODDS, expit
-    from .updating import apply_update
+    from .trees import expit
 
-    log_odds = apply_update(
-        model._log_odds(state, draws, members=False), state.update, MAX_LOG_ODDS
-    )
-    p = expit(log_odds[:, 0])
+    p = expit(model._reported(state, model._log_odds(state, draws, members=False))[:, 0])
     return float(p.min()), float(p.max())
 
 
@@ -1363,7 +1358,7 @@ def score(
         x = own[outcome][0]
         p, low, high = (float(v[0]) for v in intervals[outcome])
         effects, given, reference = (
-            _drivers(state, encoded[outcome], x, values, everything=drivers == "all")
+            _drivers(model, state, encoded[outcome], x, values, everything=drivers == "all")
             if drivers
             else ((), None, np.nan)
         )

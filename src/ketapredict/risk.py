@@ -601,10 +601,7 @@ class RiskModel:
 
     def _centre_sd(self, state, X, owner, n_rows, margins=None):
         log_odds = self._log_odds(state, X, members=state.z is not None, margins=margins)
-        if owner is not None:
-            p = BaselineImputer.average(expit(log_odds), owner, n_rows)
-            log_odds = logit(p)
-        log_odds = apply_update(log_odds, state.update, MAX_LOG_ODDS)
+        log_odds = self._reported(state, log_odds, owner, n_rows)
         names = state.feature_names
         active = X[:, names.index("active_drug")] == 1 if "active_drug" in names else None
         if active is None:
@@ -750,6 +747,22 @@ class RiskModel:
             )
         return log_odds
 
+    @staticmethod
+    def _reported(
+        state: OutcomeState,
+        log_odds: np.ndarray,
+        owner: np.ndarray | None = None,
+        n_rows: int | None = None,
+    ) -> np.ndarray:
+        """The log-odds a prediction reports, from the calibrated ones of :meth:`_log_odds`:
+        averaged over the draws of missing fields (on the probability scale; ``owner``
+        gives each draw's row of ``n_rows``), then through the model's local update, if
+        any. Every probability ketapredict gives, and every driver's points, come this way.
+        """
+        if owner is not None:
+            log_odds = logit(BaselineImputer.average(expit(log_odds), owner, n_rows))
+        return apply_update(log_odds, state.update, MAX_LOG_ODDS)
+
     def _table(self, X: Any, validated: bool) -> Any:
         if isinstance(X, Columns):  # the clinician path's own, checked
             return X
@@ -806,11 +819,7 @@ class RiskModel:
         for outcome, state in self._outcomes.items():
             rows, margins = batch.matrix(state), batch.margins(state, members=1)
             log_odds = self._log_odds(state, rows, members=False, margins=margins)[:, 0]
-            if batch.owner is not None:  # averaged over the draws of missing fields
-                p = BaselineImputer.average(expit(log_odds), batch.owner, len(X))
-                log_odds = logit(p)
-            log_odds = apply_update(log_odds, state.update, MAX_LOG_ODDS)
-            probabilities[outcome] = expit(log_odds)
+            probabilities[outcome] = expit(self._reported(state, log_odds, batch.owner, len(X)))
         return probabilities
 
     def predict_interval(self, X: pd.DataFrame, *, validated: bool = False) -> pd.DataFrame:
