@@ -1,3 +1,4 @@
+import copy
 import dataclasses
 import re
 
@@ -221,6 +222,22 @@ def test_a_required_field_left_out_is_a_validation_error_naming_it():
     with pytest.raises(ValidationError) as caught:
         Regimen()
     assert [p.column for p in caught.value.problems] == ["drug", "route", "dose"]
+
+
+def test_a_field_regimen_lacks_or_one_by_position_is_a_validation_error_naming_it():
+    """Regimen(n_session=3) would be Python's TypeError, which lists no field there is."""
+    with pytest.raises(ValidationError) as caught:
+        Regimen(drug="ketamine", dose=0.5, n_session=3, **IV)
+    (problem,) = caught.value.problems
+    assert problem.column == "n_session"
+    assert "did you mean 'n_sessions'?" in problem.message
+    assert "the fields are drug, route, dose, dose_unit" in problem.message
+    with pytest.raises(ValidationError, match="takes its fields by name"):
+        Regimen("ketamine", route="iv", dose=0.5)
+    # copies and replacements still construct it by name
+    course = Regimen(drug="ketamine", dose=0.5, **IV)
+    assert copy.deepcopy(course) == course
+    assert dataclasses.replace(course, n_sessions=3).n_sessions == 3
 
 
 def test_from_record_ignores_other_columns_and_reads_blanks_as_a_table_does():

@@ -19,6 +19,7 @@ features does not read the simulator's own pharmacology (``cohort/model.py``).
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .exceptions import Problem, ValidationError
+from .exceptions import Problem, ValidationError, short_repr
 from .schema import (
     COMPARATORS,
     KETAMINES,
@@ -142,6 +143,11 @@ def default_endpoint_day(n_sessions: Any, sessions_per_week: Any) -> Any:
     return (n_sessions - 1.0) * (7.0 / sessions_per_week) + 1.0
 
 
+def _did_you_mean(name: str) -> str:
+    near = difflib.get_close_matches(str(name).lower(), REGIMEN_FIELDS, n=1, cutoff=0.8)
+    return f" (did you mean {near[0]!r}?)" if near else ""
+
+
 @dataclass(frozen=True, kw_only=True)
 class Regimen:
     """A ketamine (or comparator) dose schedule.
@@ -168,7 +174,8 @@ class Regimen:
     Raises
     ------
     ValidationError
-        For an impossible regimen, naming every field at fault.
+        For an impossible regimen, naming every field at fault, and for a field a regimen
+        lacks (``n_session=3``) or one given by position.
 
     See Also
     --------
@@ -201,6 +208,33 @@ class Regimen:
     sessions_per_week: float = REGIMEN_DEFAULTS["sessions_per_week"]
     n_sessions: int = REGIMEN_DEFAULTS["n_sessions"]
     new_oral_antidepressant: bool = REGIMEN_DEFAULTS["new_oral_antidepressant"]
+
+    def __new__(cls, *args: Any, **fields: Any) -> Regimen:
+        # a field given by position or under a name Regimen lacks is a user's slip: named
+        # with every field there is, as a ValidationError, not Python's TypeError
+        problems = [
+            Problem(
+                name,
+                None,
+                f"{short_repr(name)} is not a field of a regimen{_did_you_mean(name)}; the "
+                f"fields are {', '.join(REGIMEN_FIELDS)}",
+            )
+            for name in fields
+            if name not in REGIMEN_FIELDS
+        ]
+        if args:
+            problems.insert(
+                0,
+                Problem(
+                    None,
+                    None,
+                    f"a regimen takes its fields by name (drug=..., route=..., dose=...); got "
+                    f"{len(args)} by position",
+                ),
+            )
+        if problems:
+            raise ValidationError(problems, "regimen")
+        return super().__new__(cls)
 
     def __post_init__(self) -> None:
         # the fields as given, not dataclasses.asdict: that deep-copies each value, and a
