@@ -874,20 +874,40 @@ def test_without_intervals_dominance_needs_two_points():
 
 def _printed_rows(text):
     """Each printed row's first line, and its schedule as one text: a schedule that does
-    not fit continues on the next lines, in its own column."""
-    rows, start = [], None
+    not fit continues on the next lines, in its own column. A comparison too wide for one
+    table prints a second of the other outcomes: a row's first lines are joined."""
+    rows: dict[int, list[str]] = {}
+    start = None
     for line in text.splitlines():
         if re.match(r"^ *#  schedule ", line):
-            start = line.index("schedule")
-        elif start is None:
+            start, number = line.index("schedule"), None
+        elif start is None or line[start:] in ("The front:", "Dominated:"):
             continue
         elif re.match(r"^\s*\d+  \S", line):
-            rows.append([line, line[start:].split("  ")[0]])
-        elif not line.strip():  # the table ends
-            break
+            number = int(line.split()[0])
+            first = rows.get(number, [""])[0]
+            rows[number] = [first + line, line[start:].split("  ")[0]]
+        elif not line.strip():  # a table ends
+            start = None
         elif line[start] != " ":
-            rows[-1][1] += " " + line[start:].split("  ")[0]
-    return [tuple(row) for row in rows]
+            rows[number][1] += " " + line[start:].split("  ")[0]
+    return [tuple(rows[k]) for k in sorted(rows)]
+
+
+def test_a_printed_comparison_of_four_outcomes_fits_100_columns_in_two_tables(model):
+    """The outcomes dominance is judged on, with the verdicts; then the others; the front
+    and the dominated headed apart in both."""
+    comparison = model.compare_regimens(PATIENT, horizon_day=28)
+    text = str(comparison)
+    assert max(len(line) for line in text.splitlines()) <= 100
+    first, _, second = text.partition("The other outcomes of the same schedules:")
+    assert "remission" not in first.split("\n #  ")[1].splitlines()[0]
+    assert re.search(r"^ #  schedule +remission +dissociation$", second, flags=re.M)
+    assert first.count("The front:") == second.count("The front:") == 1
+    front = (~comparison.table["dominated"]).sum()
+    dominated_at = first.index("    Dominated:")
+    assert re.search(rf"^ ?{front + 1}  ", first[dominated_at:], flags=re.M)
+    assert not re.search(rf"^ ?{front + 1}  ", first[:dominated_at], flags=re.M)
 
 
 def test_a_printed_comparison_of_two_outcomes_fits_100_columns(model):

@@ -2114,7 +2114,17 @@ class RegimenComparison:
     def __str__(self) -> str:
         rows, every, notes = self._rows()
         lines = [paragraph(text, width=_WIDTH, indent="  ") for text in self._header()]
-        lines += ["", *self._table_lines(rows)]
+        keys = list(rows[0])
+        table = self._table_lines(rows, keys)
+        if max(map(len, table)) > _WIDTH and len(self.outcomes) > 2:
+            # too wide for a terminal: the outcomes dominance is judged on (or the first
+            # two) with the verdicts, then the others for the same schedules
+            judged = [o for o in (self.benefit, self.harm) if o] or self.outcomes[:2]
+            others = [o for o in self.outcomes if o not in judged]
+            table = self._table_lines(rows, [k for k in keys if k not in others])
+            table += ["", "The other outcomes of the same schedules:", ""]
+            table += self._table_lines(rows, ["#", "schedule", *others])
+        lines += ["", *table]
         if every:
             lines.append("\nWarnings for every schedule:")
             lines += [_item("  - ", w) for w in every]
@@ -2133,13 +2143,13 @@ class RegimenComparison:
         lines += ["", paragraph(_model_line(self.provenance), width=_WIDTH)]
         return "\n".join(lines)
 
-    def _table_lines(self, rows: list[dict[str, str]]) -> list[str]:
-        """The printed table, within :data:`_WIDTH` columns where it can be: a title wraps
-        over its column's values, the schedule wraps within its cell (down to two lines,
-        drug above sessions, or 44 characters), then the warnings' marks (down to 12, if the
-        table then fits), so that a row may take more than one line. Probabilities never
-        wrap: more than two outcomes make the table wider."""
-        keys = list(rows[0])
+    def _table_lines(self, rows: list[dict[str, str]], keys: list[str]) -> list[str]:
+        """The printed table of the columns ``keys``, within :data:`_WIDTH` columns where
+        it can be: a title wraps over its column's values, the schedule wraps within its
+        cell (down to two lines, drug above sessions, or 44 characters), then the
+        warnings' marks (down to 12, if the table then fits), so that a row may take more
+        than one line. Probabilities never wrap. The front and the dominated schedules are
+        headed apart."""
         left = ("schedule", "dominated by", "warnings")
         titles = {k: OUTCOME_LABELS.get(k, k).split(" (")[0] for k in keys}
         natural = {
@@ -2161,11 +2171,13 @@ class RegimenComparison:
             widths[key] = max(len(titles[key]), *(len(line) for c in cells for line in c[key]))
 
         # the schedule first, the warnings in the room it leaves: marks read as well on two lines
-        widths["warnings"] = min(natural["warnings"], max(12, len(titles["warnings"])))
+        if "warnings" in keys:
+            widths["warnings"] = min(natural["warnings"], max(12, len(titles["warnings"])))
         # at least room for every schedule in two lines, its drug above its sessions
         two_lines = (cell(r["schedule"], len(r["schedule"]) - 1, head_apart=True) for r in rows)
         wrap("schedule", min(44, max(len(line) for lines in two_lines for line in lines)))
-        wrap("warnings", 12, only_to_fit=True)
+        if "warnings" in keys:
+            wrap("warnings", 12, only_to_fit=True)
 
         def block(lines: Mapping[str, list[str]], top: bool) -> list[str]:
             height = max(len(c) for c in lines.values())
@@ -2181,8 +2193,14 @@ class RegimenComparison:
                 for i in range(height)
             ]
 
-        head = block({k: textwrap.wrap(titles[k], widths[k]) or [""] for k in keys}, top=False)
-        return head + [line for shown in cells for line in block(shown, top=True)]
+        lines = block({k: textwrap.wrap(titles[k], widths[k]) or [""] for k in keys}, top=False)
+        dominated = [bool(row["dominated by"]) for row in rows]
+        under = " " * (widths["#"] + 2)  # group headings start where the schedules do
+        for k, shown in enumerate(cells):
+            if any(dominated) and not all(dominated) and k in (0, dominated.index(True)):
+                lines.append(under + ("The front:" if k == 0 else "Dominated:"))
+            lines += block(shown, top=True)
+        return lines
 
     def __repr__(self) -> str:
         return str(self)
