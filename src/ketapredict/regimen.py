@@ -19,7 +19,6 @@ features does not read the simulator's own pharmacology (``cohort/model.py``).
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +30,7 @@ from .exceptions import Problem, ValidationError, short_repr
 from .schema import (
     COMPARATORS,
     KETAMINES,
+    _did_you_mean,
     _is_missing,
     _value_problem,
     column,
@@ -143,11 +143,6 @@ def default_endpoint_day(n_sessions: Any, sessions_per_week: Any) -> Any:
     return (n_sessions - 1.0) * (7.0 / sessions_per_week) + 1.0
 
 
-def _did_you_mean(name: str) -> str:
-    near = difflib.get_close_matches(str(name).lower(), REGIMEN_FIELDS, n=1, cutoff=0.8)
-    return f" (did you mean {near[0]!r}?)" if near else ""
-
-
 @dataclass(frozen=True, kw_only=True)
 class Regimen:
     """A ketamine (or comparator) dose schedule.
@@ -216,8 +211,9 @@ class Regimen:
             Problem(
                 name,
                 None,
-                f"{short_repr(name)} is not a field of a regimen{_did_you_mean(name)}; the "
-                f"fields are {', '.join(REGIMEN_FIELDS)}",
+                f"unknown regimen field {short_repr(name)}"
+                f"{_did_you_mean(name, REGIMEN_FIELDS)}; expected one of "
+                f"{', '.join(REGIMEN_FIELDS)}",
             )
             for name in fields
             if name not in REGIMEN_FIELDS
