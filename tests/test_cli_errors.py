@@ -520,15 +520,15 @@ CLI_CASES: list[CliCase] = [
         CliCase(
             f"score-horizon-{label}",
             _score(None, "--horizon-day", typed),
-            f"--horizon-day: expected days after the first session, a number such as 28 (day 1 "
-            f"is 24 h later); got {typed!r}",
+            f"--horizon-day={typed!r} is not a day after the first session: above 0 and at "
+            "most 365",
         )
         for label, typed in (("digit-separator", "1_0"), ("arabic-digits", "\u0662\u0668"))
     ),
     CliCase(
         "score-horizon-not-a-number",
         _score(None, "--horizon-day", "2026-01-05"),  # a date is no horizon
-        "--horizon-day: expected days after the first session, a number such as 28",
+        "--horizon-day='2026-01-05' is not a day after the first session: above 0 and at most",
     ),
     CliCase(
         "score-model-not-a-model-directory",
@@ -549,6 +549,15 @@ CLI_CASES: list[CliCase] = [
         "model.json",
     ),
     CliCase(
+        "score-patient-without-regimen",
+        _score(
+            json.dumps(
+                {k: v for k, v in json.loads(PATIENT.read_text()).items() if k != "regimen"}
+            )
+        ),
+        'give the schedule as a "regimen" object in the file, or with --regimen',
+    ),
+    CliCase(
         "score-patient-regimen-twice",
         _score(_patient(drug="ketamine")),
         "the record gives its regimen twice",
@@ -557,6 +566,12 @@ CLI_CASES: list[CliCase] = [
     CliCase("ui-port-out-of-range", _command("ui", "--port", "70000"), "port from 1 to 65535"),
     CliCase("no-command", _command(), "the following arguments are required: command"),
     CliCase("unknown-command", _command("trian", "x.toml"), "invalid choice: 'trian'"),
+    CliCase(
+        "misspelt-option",
+        _score(None, "--horizon-dya", "28"),
+        "ketapredict score: unrecognized arguments: '--horizon-dya' '28' (did you mean "
+        "'--horizon-day'?) (see 'ketapredict score --help')",
+    ),
 ]
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import textwrap
 
-__all__ = ["cell", "paragraph"]
+__all__ = ["cell", "listed", "paragraph"]
 
 
 def paragraph(text: str, *, width: int = 96, indent: str = "", first_indent: str = "") -> str:
@@ -66,3 +66,16 @@ def cell(text: str, width: int, *, head_apart: bool = False) -> list[str]:
                 phrase, width, break_on_hyphens=False, break_long_words=False
             ) or [""]
     return lines or [""]
+
+
+def listed(values: list[str], word: str = "and") -> str:
+    """Items in a sentence: ``"a"``, ``"a and b"``, ``"a, b and c"`` (``word``: "or").
+
+    Examples
+    --------
+    >>> from ketapredict._text import listed
+    >>> listed(["response", "cognitive decline"]), listed(["3", "3.12", "4"], "or")
+    ('response and cognitive decline', '3, 3.12 or 4')
+    """
+    values = list(values)
+    return values[0] if len(values) == 1 else f"{', '.join(values[:-1])} {word} {values[-1]}"

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._text import paragraph
+from ._text import listed, paragraph
 from .exceptions import short_repr
 
 __all__ = ["main"]
@@ -464,8 +464,8 @@ def _calibrate(args: argparse.Namespace) -> int:
         paragraph(
             f"Virtual cohort against published evidence ({args.n_per_arm:,} patients per "
             f"simulated arm, a typical trial, seed {args.seed}). Tolerances follow each "
-            "result's sample size and the spread between trials (the rules head "
-            "ketapredict/cohort/targets.toml)."
+            "result's sample size and the spread between trials (the rules are written at the "
+            "top of ketapredict/cohort/targets.toml)."
         )
         + "\n"
     )
@@ -483,6 +483,14 @@ def _calibrate(args: argparse.Namespace) -> int:
         shown["check"] = [r.check.split(" (")[0] for r in rows.itertuples()]
         shown["reproduced"] = rows["passed"].map({True: "yes", False: "NO"})
         _print_table(shown, index=False, na_rep="")
+        if shown["check"].str.startswith("d ").any():
+            print(
+                paragraph(
+                    "d: the simulated standardised difference between the arms compared "
+                    "(Cohen's d); a bound on it says what the trial's significant or "
+                    "non-significant result allows (one trial of its size is one draw)."
+                )
+            )
         print()
     by_arm = report.attrs.get("oracle_auc_by_arm", {})
     if by_arm:
@@ -587,7 +595,7 @@ def _train_and_log(
             + ")"
         )
     _say(
-        f"\nFitted the final model of {', '.join(o.replace('_', ' ') for o in model.outcomes)} "
+        f"\nFitted the final model of {listed([o.replace('_', ' ') for o in model.outcomes])} "
         f"on {courses}, with "
         f"{model.provenance.get('replicates', 0)} bootstrap replicates each for the "
         f"intervals ({time.perf_counter() - began:.1f} s)."
@@ -1040,6 +1048,21 @@ def _score(args: argparse.Namespace) -> int:
     regimen = None if args.regimen is None else _regimen_argument(args.regimen)
     _check_horizon(args.horizon_day)
     model = _load(args)
+    absent = [k for k in ("drug", "route", "dose") if k not in patient]
+    if regimen is None and absent:  # said as the command line gives a schedule
+        from .exceptions import Problem, ValidationError
+
+        raise ValidationError(
+            [
+                Problem(
+                    absent[0],
+                    None,
+                    f"no dose schedule: the patient file has no {', '.join(absent)}; give the "
+                    'schedule as a "regimen" object in the file, or with --regimen',
+                )
+            ],
+            "patient file",
+        )
     report = model.score(patient, regimen, horizon_day=args.horizon_day)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, allow_nan=False))
@@ -1140,6 +1163,20 @@ class _ArgumentParser(argparse.ArgumentParser):
         raise _UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
 
 
+def _unrecognized(parser: argparse.ArgumentParser, command: str, extra: list[str]):
+    """The usage error for arguments ``command`` does not take, named by the command, with
+    the nearest of its options to a misspelt one (``--horizon-dya``: ``--horizon-day``)."""
+    from .schema import _did_you_mean
+
+    (commands,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    options = [o for a in commands.choices[command]._actions for o in a.option_strings]
+    near = next((_did_you_mean(e.split("=")[0], options) for e in extra if e.startswith("--")), "")
+    return _UsageError(
+        f"ketapredict {command}: unrecognized arguments: {' '.join(map(short_repr, extra))}"
+        f"{near} (see 'ketapredict {command} --help')"
+    )
+
+
 def _path(text: str) -> Path:
     """A path as given: an empty one is refused (``Path("")`` is the current directory,
     where keys were written among other files and an output name was reported as '.')."""
@@ -1154,17 +1191,15 @@ def _path(text: str) -> Path:
 _WHOLE = re.compile(r"[+-]?\d+", re.ASCII)
 
 
-def _days_after_first(text: str) -> float:
-    """A horizon: days after the first session, as a number (a date is no horizon); a whole
-    number stays one, so that a message shows it as typed (-3, not -3.0)."""
+def _days_after_first(text: str) -> float | str:
+    """A horizon: days after the first session, as a number; a whole number stays one, so
+    that a message shows it as typed (-3, not -3.0). Text that is no number (a date, say)
+    stays text, for :func:`_check_horizon` to refuse with the range a number would get."""
     from .schema import _number
 
     value = _number(text)
     if value is None:
-        raise argparse.ArgumentTypeError(
-            f"expected days after the first session, a number such as 28 (day 1 is 24 h "
-            f"later); got {short_repr(text)}"
-        )
+        return text
     return int(value) if value.is_integer() and abs(value) < 1e9 else value
 
 
@@ -1295,7 +1330,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Score one patient with a saved model and print the risk report: for "
         "each outcome the probability, its 90% interval, a risk band and the predictors "
         "that moved it, with warnings and the fields not recorded. The patient file is a "
-        "JSON object of the data contract's baseline fields (ketapredict.Patient); the dose "
+        "JSON object of the data contract's baseline fields (ketapredict.Patient): age, "
+        "sex, diagnosis and madrs_baseline are required, any other may be left out (the "
+        "report integrates it over its plausible values and says so); the dose "
         "schedule is either among them (drug, route, dose, dose_unit, infusion_minutes, "
         'sessions_per_week, n_sessions, new_oral_antidepressant) or a "regimen" object of '
         "those fields, or given with --regimen, which replaces the file's (the report says "
@@ -1311,7 +1348,8 @@ def _parser() -> argparse.ArgumentParser:
         "--regimen",
         help='the dose schedule as JSON text (\'{"drug": "esketamine", "route": '
         '"intranasal", "dose": 56, "dose_unit": "mg", "sessions_per_week": 2, '
-        "\"n_sessions\": 8}') or a JSON file of it; replaces the patient file's",
+        '"n_sessions": 8, "new_oral_antidepressant": true}\') or a JSON file of it; replaces '
+        "the patient file's",
     )
     score.add_argument(
         "--model",
@@ -1568,7 +1606,10 @@ def _one_line(error) -> str:
 
 def _run(argv: Sequence[str] | None) -> int:
     try:
-        args = _parser().parse_args(argv)
+        parser = _parser()
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            raise _unrecognized(parser, args.command, extra)
     except _UsageError as error:
         print(error, file=sys.stderr)
         return 2
@@ -1576,7 +1617,13 @@ def _run(argv: Sequence[str] | None) -> int:
     from .tracking import TrackingError
 
     def say(message: str) -> None:
-        print(f"ketapredict: {message}", file=sys.stderr)
+        # one problem stays on one line (for scripts that read it); several are wrapped to
+        # a terminal's width, each problem under its own first word
+        headline, *problems = f"ketapredict: {message}".split("\n")
+        if problems:
+            headline = paragraph(headline, indent="  ")
+            problems = [paragraph(p.strip(), first_indent="  ", indent="    ") for p in problems]
+        print("\n".join([headline, *problems]), file=sys.stderr)
 
     with _mlflow_output(args.verbose):
         try:

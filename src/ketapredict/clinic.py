@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._text import cell, paragraph
+from ._text import cell, listed, paragraph
 from .card import VIRTUAL_COHORT_NOTICE
 from .encoding import DERIVED_UNITS, Columns, feature_map, reads_planned_course, sources
 from .exceptions import ModelFileError, Problem, ValidationError, one_line, short_repr
@@ -1860,11 +1860,6 @@ def _letters(k: int) -> str:
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e[+-]?\d+)?(?![\w.])")
 
 
-def _listed(values: Sequence[str]) -> str:
-    """``["3", "3.12"]`` -> ``"3 or 3.12"``; ``["1", "2", "3"]`` -> ``"1, 2 or 3"``."""
-    return values[0] if len(values) == 1 else f"{', '.join(values[:-1])} or {values[-1]}"
-
-
 def _footnotes(texts: Sequence[str]) -> list[list[str]]:
     """The warnings of a comparison grouped into footnotes: texts that differ in one number
     only (the same field outside its training range at two doses) share one; any other
@@ -1904,7 +1899,7 @@ def _merged(texts: Sequence[str]) -> str:
     out = words[0]
     for k, after in enumerate(words[1:]):
         values = {float(n[k]): n[k] for n in reversed(numbers)}  # one spelling per value
-        out += _listed([values[v] for v in sorted(values)]) + after
+        out += listed([values[v] for v in sorted(values)], "or") + after
     return out
 
 

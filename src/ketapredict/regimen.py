@@ -575,16 +575,20 @@ def below_any_studied(fields: Mapping[str, Any]) -> str | None:
     >>> iv = {"drug": "ketamine", "route": "iv", "infusion_minutes": 40}
     >>> below_any_studied({**iv, "dose": 0.5}) is None
     True
-    >>> below_any_studied({**iv, "dose": 0.5, "dose_unit": "mg"})[:50]
-    "a session's dose, 0.0065 mg/kg at 77.5 kg as racem"
+    >>> below_any_studied({**iv, "dose": 0.5, "dose_unit": "mg"})[:70]
+    "a session's dose, 0.0065 mg/kg at the reference weight of 77.5 kg, as "
     """
     found = exposure({k: np.array([fields.get(k)], dtype=object) for k in REGIMEN_FIELDS})
     equivalent = float(found["racemic_iv_equivalent_mg_per_kg"][0])
     if not found["active_drug"][0] or equivalent >= LOWEST_STUDIED_MG_PER_KG / 2:
         return None
-    at = "" if fields.get("dose_unit", "mg/kg") == "mg/kg" else f" at {REFERENCE_WEIGHT_KG:g} kg"
+    at = (
+        ""
+        if fields.get("dose_unit", "mg/kg") == "mg/kg"
+        else f" at the reference weight of {REFERENCE_WEIGHT_KG:g} kg"
+    )
     return (
-        f"a session's dose, {equivalent:.2g} mg/kg{at} as racemic ketamine IV, is below half the "
+        f"a session's dose, {equivalent:.2g} mg/kg{at}, as racemic ketamine IV, is below half the "
         "smallest in the trials the virtual cohort models (sublingual ketamine 10 mg, Lara "
         f"2013: about {LOWEST_STUDIED_MG_PER_KG:.2g} mg/kg): check the dose and its unit"
     )
