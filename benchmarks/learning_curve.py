@@ -28,7 +28,7 @@ it (about 5 minutes). ``--ceiling`` fits linear designs to the true log-odds of 
 allows (and gradient boosting's, for interactions of every order); then estimates the same
 designs from 3,000 and 30,000 courses, from the outcome and from its measurement, at the
 penalty that scores best with hindsight: how much of the gap at 3,000 courses is estimation
-(about 6 minutes).
+(6-10 minutes).
 """
 
 import time
