@@ -191,6 +191,26 @@ def test_regimen_option_replaces_the_files_regimen_and_says_so(tmp_path, capsys)
     assert json.loads(capsys.readouterr().out) == given_as_text
 
 
+def test_a_record_without_a_schedule_is_told_of_regimen_with_its_other_problems(tmp_path, capsys):
+    """Every problem at once, wrapped to 100 columns, and the command line's way to give a
+    schedule (not Python's regimen=Regimen(...))."""
+    record = json.loads(PATIENT.read_text())
+    del record["regimen"], record["age"]
+    record["madrs_baseline"] = 999
+    path = tmp_path / "patient.json"
+    path.write_text(json.dumps(record))
+    assert main(["score", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ketapredict: 3 problems in the patient and its regimen fields:")
+    assert "age is missing" in err
+    assert "madrs_baseline=999" in err
+    assert 'give the schedule as a "regimen" object in the file, or with --regimen' in " ".join(
+        err.split()
+    )
+    assert "Regimen(" not in err
+    assert max(len(line) for line in err.splitlines()) <= 100
+
+
 def test_score_reads_the_patient_from_standard_input(monkeypatch, capsys):
     monkeypatch.setattr("sys.stdin", io.StringIO(PATIENT.read_text()))
     assert main(["score", "-", "--json"]) == 0

@@ -910,6 +910,29 @@ def test_a_printed_comparison_of_four_outcomes_fits_100_columns_in_two_tables(mo
     assert not re.search(rf"^ ?{front + 1}  ", first[:dominated_at], flags=re.M)
 
 
+def test_a_printed_comparison_of_named_schedules_fits_and_keeps_each_name_whole(model):
+    """A caller's name ("arm 19: ...") stays with its drug, and the notes' columns are
+    printed only when some schedule has a note."""
+    from ketapredict import RiskModel
+    from ketapredict.clinic import regimen_grid
+
+    two = RiskModel(
+        {o: model._outcomes[o] for o in ("response", "cognitive_decline")},
+        model.provenance,
+        reference=model.reference,
+    )
+    named = {f"arm {i + 1}": r for i, r in enumerate(regimen_grid())}
+    text = str(two.compare_regimens(PATIENT, named, horizon_day=28))
+    assert max(len(line) for line in text.splitlines()) <= 100
+    assert re.search(r"^ ?\d+  arm \d+: (es)?ketamine ", text, flags=re.M)
+    single = Regimen(drug="ketamine", route="iv", dose=0.5, infusion_minutes=40)
+    one = model.compare_regimens(PATIENT, [single], horizon_day=28)
+    header = next(line for line in str(one).splitlines() if "#  schedule" in line)
+    assert "dominated" not in str(one).split("#  schedule")[0].splitlines()[-1]
+    assert "by" not in header.split()
+    assert "The other outcomes" not in str(one)
+
+
 def test_a_printed_comparison_of_two_outcomes_fits_100_columns(model):
     """A schedule wraps in its cell, its drug above its sessions, rather than make a row
     wider than a terminal of 100 columns; the warnings' marks wrap after it."""

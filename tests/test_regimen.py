@@ -1,5 +1,6 @@
 import copy
 import dataclasses
+import inspect
 import re
 
 import numpy as np
@@ -234,10 +235,22 @@ def test_a_field_regimen_lacks_or_one_by_position_is_a_validation_error_naming_i
     assert "expected one of drug, route, dose, dose_unit" in problem.message
     with pytest.raises(ValidationError, match="takes its fields by name"):
         Regimen("ketamine", route="iv", dose=0.5)
+    # with the known fields' own faults too, every one named at once
+    with pytest.raises(ValidationError) as caught:
+        Regimen(drug="ketamin", dose=0.5, n_session=3, **IV)
+    assert [p.column for p in caught.value.problems] == ["n_session", "drug"]
     # copies and replacements still construct it by name
     course = Regimen(drug="ketamine", dose=0.5, **IV)
     assert copy.deepcopy(course) == course
     assert dataclasses.replace(course, n_sessions=3).n_sessions == 3
+    # help() and editors show the fields, and a subclass may add its own
+    assert list(inspect.signature(Regimen).parameters)[:3] == ["drug", "route", "dose"]
+
+    @dataclasses.dataclass(frozen=True, kw_only=True)
+    class Labelled(Regimen):
+        label: str = ""
+
+    assert Labelled(drug="ketamine", dose=0.5, label="arm A", **IV).label == "arm A"
 
 
 def test_from_record_ignores_other_columns_and_reads_blanks_as_a_table_does():

@@ -33,14 +33,15 @@ def paragraph(text: str, *, width: int = 96, indent: str = "", first_indent: str
     )
 
 
-# A table cell breaks first after a comma or a colon and before a "+" (between a schedule's
-# drug, its sessions and its add-ons), then between words.
-_CELL_BREAKS = re.compile(r"(?<=[,:]) (?=\S)| (?=\+ )")
+# A table cell breaks first after a comma and before a "+" (between a schedule's drug, its
+# sessions and its add-ons), then between words; not after a colon, which ends the name a
+# caller gave a schedule ("mine: ketamine ..."): the name stays with its drug.
+_CELL_BREAKS = re.compile(r"(?<=,) (?=\S)| (?=\+ )")
 
 
 def cell(text: str, width: int, *, head_apart: bool = False) -> list[str]:
     """A table cell in lines of at most ``width`` characters (a longer word stays whole),
-    broken first between its phrases: after a comma or colon, before a "+". With
+    broken first between its phrases: after a comma, before a "+". With
     ``head_apart``, a text that needs more than one line has its first phrase on a line of
     its own (a schedule's drug, dose and route above its sessions, row after row).
 
@@ -78,4 +79,6 @@ def listed(values: list[str], word: str = "and") -> str:
     ('response and cognitive decline', '3, 3.12 or 4')
     """
     values = list(values)
-    return values[0] if len(values) == 1 else f"{', '.join(values[:-1])} {word} {values[-1]}"
+    if len(values) < 2:
+        return "".join(values)
+    return f"{', '.join(values[:-1])} {word} {values[-1]}"

@@ -953,9 +953,8 @@ def _patient_record(path: str) -> dict[str, Any]:
     or as a "regimen" object. The identifier stays in the record: never a model input nor
     shown, it lets an error that quotes a field holding it name it instead
     (:func:`ketapredict.schema.validate_record`)."""
-    from .exceptions import Problem, ValidationError, short_repr
-    from .regimen import REGIMEN_FIELDS
-    from .schema import _did_you_mean
+    from .exceptions import Problem, ValidationError
+    from .regimen import REGIMEN_FIELDS, unknown_fields
 
     record = _read_json(path, "patient file")
     if not isinstance(record, dict):
@@ -975,21 +974,9 @@ def _patient_record(path: str) -> dict[str, Any]:
     if nested is None:
         return record
     flat = [k for k in REGIMEN_FIELDS if k in record]
-    unknown = [k for k in nested if k not in REGIMEN_FIELDS] if isinstance(nested, dict) else []
+    unknown = unknown_fields(nested, where=" in 'regimen'") if isinstance(nested, dict) else []
     if unknown:
-        raise ValidationError(
-            [
-                Problem(
-                    key,
-                    None,
-                    f"unknown regimen field {short_repr(key)} in 'regimen'"
-                    f"{_did_you_mean(key, REGIMEN_FIELDS)}; expected one of "
-                    f"{', '.join(REGIMEN_FIELDS)}",
-                )
-                for key in unknown
-            ],
-            "patient file",
-        )
+        raise ValidationError(unknown, "patient file")
     if not isinstance(nested, dict) or flat:
         problem = (
             f"the record gives its regimen twice: as a 'regimen' object and as the fields "
@@ -1032,7 +1019,7 @@ def _regimen_argument(text: str) -> dict[str, Any]:
     return regimen
 
 
-def _check_horizon(day: float | None) -> None:
+def _check_horizon(day: float | str | None) -> None:
     """``--horizon-day`` a day the reports take (as ``horizon_day``), before the model is
     loaded."""
     from .clinic import _day
@@ -1043,27 +1030,28 @@ def _check_horizon(day: float | None) -> None:
         raise ValidationError(problems, "command line")
 
 
+_NO_SCHEDULE_HINT = 'give the schedule as a "regimen" object in the file, or with --regimen'
+
+
 def _score(args: argparse.Namespace) -> int:
+    from .exceptions import ValidationError
+
     patient = _patient_record(args.patient)
     regimen = None if args.regimen is None else _regimen_argument(args.regimen)
     _check_horizon(args.horizon_day)
     model = _load(args)
-    absent = [k for k in ("drug", "route", "dose") if k not in patient]
-    if regimen is None and absent:  # said as the command line gives a schedule
-        from .exceptions import Problem, ValidationError
+    try:
+        report = model.score(patient, regimen, horizon_day=args.horizon_day)
+    except ValidationError as error:  # a missing schedule is given as the command line gives it
+        from dataclasses import replace
 
-        raise ValidationError(
-            [
-                Problem(
-                    absent[0],
-                    None,
-                    f"no dose schedule: the patient file has no {', '.join(absent)}; give the "
-                    'schedule as a "regimen" object in the file, or with --regimen',
-                )
-            ],
-            "patient file",
-        )
-    report = model.score(patient, regimen, horizon_day=args.horizon_day)
+        from .clinic import NO_SCHEDULE_HINT
+
+        problems = [
+            replace(p, message=p.message.replace(NO_SCHEDULE_HINT, _NO_SCHEDULE_HINT))
+            for p in error.problems
+        ]
+        raise ValidationError(problems, error.what) from None
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, allow_nan=False))
     else:
@@ -1166,14 +1154,26 @@ class _ArgumentParser(argparse.ArgumentParser):
 def _unrecognized(parser: argparse.ArgumentParser, command: str, extra: list[str]):
     """The usage error for arguments ``command`` does not take, named by the command, with
     the nearest of its options to a misspelt one (``--horizon-dya``: ``--horizon-day``)."""
-    from .schema import _did_you_mean
+    import difflib
 
     (commands,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     options = [o for a in commands.choices[command]._actions for o in a.option_strings]
-    near = next((_did_you_mean(e.split("=")[0], options) for e in extra if e.startswith("--")), "")
+    near = [
+        (typed, found[0])
+        for typed in extra
+        if typed.startswith("--")
+        and (found := difflib.get_close_matches(typed.split("=")[0], options, n=1))
+    ]
+    meant = (
+        f" (did you mean {near[0][1]!r}?)"
+        if len(near) == 1
+        else f" (did you mean {listed([f'{o!r} for {short_repr(t)}' for t, o in near])}?)"
+        if near
+        else ""
+    )
     return _UsageError(
         f"ketapredict {command}: unrecognized arguments: {' '.join(map(short_repr, extra))}"
-        f"{near} (see 'ketapredict {command} --help')"
+        f"{meant} (see 'ketapredict {command} --help')"
     )
 
 

@@ -45,13 +45,13 @@ from .regimen import (
     exposure,
     recorded_fields,
     schedule_kind,
+    unknown_fields,
 )
 from .risk import INTERVAL_LEVEL, joint_distance, unseen_flags
 from .schema import (
     MIN_CELL,
     OUTCOME_DEFINITIONS,
     OUTCOME_LABELS,
-    _did_you_mean,
     _is_missing,
     _known,
     _number,
@@ -796,17 +796,8 @@ def _regimen_of(record: Mapping[str, Any], regimen: Any, problems: list[Problem]
         given = any(k in fields for k in ("drug", "route", "dose"))
         blank = {k: t for k, t in blank.items() if given and k not in ("drug", "route", "dose")}
         problems.extend(Problem(k, None, text) for k, text in blank.items())
-    unknown = [k for k in fields if k not in REGIMEN_FIELDS]
-    for name in unknown:
-        problems.append(
-            Problem(
-                name,
-                fields[name],
-                f"unknown regimen field {short_repr(name)}"
-                f"{_did_you_mean(name, REGIMEN_FIELDS)}; expected one of "
-                f"{', '.join(REGIMEN_FIELDS)}",
-            )
-        )
+    unknown = unknown_fields(fields)
+    problems.extend(unknown)
     absent = [k for k in ("drug", "route", "dose") if k not in fields]
     if absent:
         problems.append(
@@ -815,8 +806,8 @@ def _regimen_of(record: Mapping[str, Any], regimen: Any, problems: list[Problem]
                 None,
                 f"no dose schedule: the regimen given has no {', '.join(absent)}"
                 if regimen is not None
-                else f"no dose schedule: the patient record has no {', '.join(absent)}; pass "
-                "regimen=Regimen(...) or give the regimen fields",
+                else f"no dose schedule: the patient record has no {', '.join(absent)}; "
+                + NO_SCHEDULE_HINT,
             )
         )
     if unknown or absent:
@@ -1835,8 +1826,13 @@ def _dominance(table: pd.DataFrame, benefit: str | None, harm: str | None) -> li
     return [np.flatnonzero(dominates[:, j]).tolist() for j in range(n)]
 
 
+# How a caller gives a record its schedule (the command line says it its own way).
+NO_SCHEDULE_HINT = "pass regimen=Regimen(...) or give the regimen fields"
+
 # Printed comparisons wrap their prose, and their table where it can, at this width.
 _WIDTH = 100
+# A comparison's columns of notes, printed only when some schedule has one.
+_NOTES = ("dominated by", "warnings")
 
 
 def _item(mark: str, text: str) -> str:
@@ -2109,7 +2105,8 @@ class RegimenComparison:
     def __str__(self) -> str:
         rows, every, notes = self._rows()
         lines = [paragraph(text, width=_WIDTH, indent="  ") for text in self._header()]
-        keys = list(rows[0])
+        # "dominated by" and "warnings" only when some schedule has one
+        keys = [k for k in rows[0] if k not in _NOTES or any(row[k] for row in rows)]
         table = self._table_lines(rows, keys)
         if max(map(len, table)) > _WIDTH and len(self.outcomes) > 2:
             # too wide for a terminal: the outcomes dominance is judged on (or the first
@@ -2141,11 +2138,10 @@ class RegimenComparison:
     def _table_lines(self, rows: list[dict[str, str]], keys: list[str]) -> list[str]:
         """The printed table of the columns ``keys``, within :data:`_WIDTH` columns where
         it can be: a title wraps over its column's values, the schedule wraps within its
-        cell (down to two lines, drug above sessions, or 44 characters), then the
-        warnings' marks (down to 12, if the table then fits), so that a row may take more
-        than one line. Probabilities never wrap. The front and the dominated schedules are
-        headed apart."""
-        left = ("schedule", "dominated by", "warnings")
+        cell (drug, dose and route above the sessions; down to 28 characters), then the
+        warnings' marks (down to 12), so that a row may take more than one line.
+        Probabilities never wrap. The front and the dominated schedules are headed apart."""
+        left = ("schedule", *_NOTES)
         titles = {k: OUTCOME_LABELS.get(k, k).split(" (")[0] for k in keys}
         natural = {
             k: max(*(len(r[k]) for r in rows), *(len(word) for word in titles[k].split()))
@@ -2154,13 +2150,10 @@ class RegimenComparison:
         widths = dict(natural)
         cells = [{k: [row[k]] for k in keys} for row in rows]
 
-        def wrap(key: str, least: int, *, only_to_fit: bool = False) -> None:
-            """Wrap one column's cells in the room the others leave (at least ``least``);
-            ``only_to_fit``: not at all if the table cannot fit even so."""
+        def wrap(key: str, least: int) -> None:
+            """Wrap one column's cells in the room the others leave (at least ``least``)."""
             room = _WIDTH - sum(w for k, w in widths.items() if k != key) - 2 * (len(keys) - 1)
             width = min(natural[key], max(least, len(titles[key]), room))
-            if only_to_fit and room < width:
-                width = natural[key]
             for row, shown in zip(rows, cells, strict=True):
                 shown[key] = cell(row[key], width, head_apart=key == "schedule")
             widths[key] = max(len(titles[key]), *(len(line) for c in cells for line in c[key]))
@@ -2168,11 +2161,9 @@ class RegimenComparison:
         # the schedule first, the warnings in the room it leaves: marks read as well on two lines
         if "warnings" in keys:
             widths["warnings"] = min(natural["warnings"], max(12, len(titles["warnings"])))
-        # at least room for every schedule in two lines, its drug above its sessions
-        two_lines = (cell(r["schedule"], len(r["schedule"]) - 1, head_apart=True) for r in rows)
-        wrap("schedule", min(44, max(len(line) for lines in two_lines for line in lines)))
+        wrap("schedule", 28)
         if "warnings" in keys:
-            wrap("warnings", 12, only_to_fit=True)
+            wrap("warnings", 12)
 
         def block(lines: Mapping[str, list[str]], top: bool) -> list[str]:
             height = max(len(c) for c in lines.values())
@@ -2189,7 +2180,7 @@ class RegimenComparison:
             ]
 
         lines = block({k: textwrap.wrap(titles[k], widths[k]) or [""] for k in keys}, top=False)
-        dominated = [bool(row["dominated by"]) for row in rows]
+        dominated = [bool(row["dominated by"]) for row in rows]  # kept or not, rows have it
         under = " " * (widths["#"] + 2)  # group headings start where the schedules do
         for k, shown in enumerate(cells):
             if any(dominated) and not all(dominated) and k in (0, dominated.index(True)):

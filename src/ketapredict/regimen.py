@@ -19,7 +19,9 @@ features does not read the simulator's own pharmacology (``cohort/model.py``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+import inspect
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +54,7 @@ __all__ = [
     "schedule_kind",
     "schedule_kinds",
     "schedules_in_words",
+    "unknown_fields",
 ]
 
 # Fraction of a dose reaching the systemic circulation, by route.
@@ -143,6 +146,30 @@ def default_endpoint_day(n_sessions: Any, sessions_per_week: Any) -> Any:
     return (n_sessions - 1.0) * (7.0 / sessions_per_week) + 1.0
 
 
+def unknown_fields(
+    fields: Mapping[str, Any], known: Sequence[str] = REGIMEN_FIELDS, where: str = ""
+) -> list[Problem]:
+    """A problem for each of ``fields`` a regimen does not have (``where``: in which
+    object, for a message), naming the nearest field and every field there is.
+
+    Examples
+    --------
+    >>> from ketapredict.regimen import unknown_fields
+    >>> [p.message[:62] for p in unknown_fields({"drug": "ketamine", "n_session": 3})]
+    ["unknown regimen field 'n_session' (did you mean 'n_sessions'?)"]
+    """
+    return [
+        Problem(
+            name,
+            None,
+            f"unknown regimen field {short_repr(name)}{where}{_did_you_mean(name, known)}; "
+            f"expected one of {', '.join(known)}",
+        )
+        for name in fields
+        if name not in known
+    ]
+
+
 @dataclass(frozen=True, kw_only=True)
 class Regimen:
     """A ketamine (or comparator) dose schedule.
@@ -205,30 +232,26 @@ class Regimen:
     new_oral_antidepressant: bool = REGIMEN_DEFAULTS["new_oral_antidepressant"]
 
     def __new__(cls, *args: Any, **fields: Any) -> Regimen:
-        # a field given by position or under a name Regimen lacks is a user's slip: named
-        # with every field there is, as a ValidationError, not Python's TypeError
-        problems = [
-            Problem(
-                name,
-                None,
-                f"unknown regimen field {short_repr(name)}"
-                f"{_did_you_mean(name, REGIMEN_FIELDS)}; expected one of "
-                f"{', '.join(REGIMEN_FIELDS)}",
-            )
-            for name in fields
-            if name not in REGIMEN_FIELDS
-        ]
+        # a field given by position or under a name the regimen lacks is a user's slip: a
+        # ValidationError naming it and the fields there are, with the known fields' own
+        # faults, rather than Python's TypeError
+        known = [f.name for f in dataclasses.fields(cls)]  # a subclass's fields too
+        problems = unknown_fields(fields, known)
         if args:
             problems.insert(
                 0,
                 Problem(
                     None,
                     None,
-                    f"a regimen takes its fields by name (drug=..., route=..., dose=...); got "
-                    f"{len(args)} by position",
+                    "a regimen takes its fields by name (drug=..., route=..., dose=...); got "
+                    f"{len(args)} by position: {', '.join(map(short_repr, args))}",
                 ),
             )
         if problems:
+            try:
+                cls(**{k: v for k, v in fields.items() if k in known})
+            except ValidationError as error:
+                problems += error.problems
             raise ValidationError(problems, "regimen")
         return super().__new__(cls)
 
@@ -399,6 +422,12 @@ class Regimen:
         if self.new_oral_antidepressant:
             text += " + new oral antidepressant"
         return text
+
+
+# help(Regimen), editors and inspect show the fields, not __new__'s (*args, **fields)
+Regimen.__signature__ = inspect.signature(Regimen.__init__).replace(
+    parameters=list(inspect.signature(Regimen.__init__).parameters.values())[1:]
+)
 
 
 def schedules_in_words(table: pd.DataFrame) -> pd.Series:

@@ -757,7 +757,9 @@ class RiskModel:
         """The log-odds a prediction reports, from the calibrated ones of :meth:`_log_odds`:
         averaged over the draws of missing fields (on the probability scale; ``owner``
         gives each draw's row of ``n_rows``), then through the model's local update, if
-        any. Every probability ketapredict gives, and every driver's points, come this way.
+        any. Every probability a RiskModel reports (predictions, intervals, the report's
+        drivers and the range over the fields not recorded) comes this way;
+        :func:`ketapredict.explain`, upstream of the saved model, follows the same steps.
         """
         if owner is not None:
             log_odds = logit(BaselineImputer.average(expit(log_odds), owner, n_rows))
