@@ -702,3 +702,22 @@ def test_a_validation_prints_its_table_with_the_clinicians_question_first():
     ]
     assert repr(result) == text
     assert "fold_metrics=" not in text
+
+
+def test_an_extreme_calibration_intercept_is_explained_not_left_to_be_read():
+    """-15 is no offset to correct but probabilities at 0 and 1: the table says so, for the
+    models that have one, and for no other."""
+    from ketapredict.evaluate import _separation_notes
+
+    metrics = pd.DataFrame(
+        {
+            "active_calibration_intercept": [0.04, -15.03, 3.0],
+            "calibration_intercept": [-0.02, -14.92, 2.9],
+        },
+        index=["OutcomeModel", "logistic_regression", "hist_gradient_boosting"],
+    )
+    (note,) = _separation_notes(metrics)
+    assert note.startswith("logistic_regression: a calibration intercept of 5 or more")
+    assert "OutcomeModel" not in note
+    assert "hist_gradient_boosting" not in note
+    assert _separation_notes(metrics.drop("logistic_regression")) == []

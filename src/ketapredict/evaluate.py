@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 
-from ._text import paragraph
+from ._text import listed, paragraph
 from .encoding import parse_feature_set, sources
 from .exceptions import Problem, ValidationError, short_repr
 from .regimen import REGIMEN_FIELDS
@@ -1356,9 +1356,36 @@ def _metrics_text(validation: ValidationResult) -> str:
         + pooled.to_string()
         + "".join(
             "\n" + paragraph(f"note: {note}", indent="    ", first_indent="  ")
-            for note in _small_sample_notes(validation)
+            for note in _small_sample_notes(validation) + _separation_notes(m)
         )
     )
+
+
+# A calibration intercept this far from 0 (log-odds; an odds ratio of about 150) is no
+# miscalibration to correct: the model's probabilities sit at 0 or 1.
+_EXTREME_INTERCEPT = 5.0
+
+
+def _separation_notes(metrics: pd.DataFrame) -> list[str]:
+    """What an extreme calibration intercept means, for the models that have one: not a
+    number to read, but probabilities pushed to 0 and 1 (a learner near separation, as a
+    logistic regression of unscaled columns with few events)."""
+    extreme = [
+        name
+        for name, row in metrics.iterrows()
+        if any(
+            abs(row.get(column, np.nan)) >= _EXTREME_INTERCEPT
+            for column in ("active_calibration_intercept", "calibration_intercept")
+        )
+    ]
+    if not extreme:
+        return []
+    return [
+        f"{listed(extreme)}: a calibration intercept of {_EXTREME_INTERCEPT:g} or more either "
+        "way means probabilities pushed to 0 and 1 (near separation), not an offset to "
+        "correct: badly calibrated, and the exact value depends on where the probabilities "
+        "are clipped (docs/validation.md)"
+    ]
 
 
 def _option_problems(
